@@ -1,0 +1,66 @@
+"""Atomic file output: write to a temporary file beside the target, then rename.
+
+Every file the project writes (models, encoded outputs) goes through
+:func:`atomic_write`, so an interrupted or failing write leaves the previous
+file (or no file) in place, never a truncated one.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import IO, Iterator, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: PathLike, mode: str = "w", *, overwrite: bool = True, encoding: str | None = None
+) -> Iterator[IO]:
+    """Open a temporary file for writing; on success it replaces ``path``.
+
+    >>> with atomic_write("out.txt") as f:   # doctest: +SKIP
+    ...     f.write("all or nothing")
+
+    ``mode`` is ``"w"`` (text, UTF-8 unless ``encoding`` says otherwise) or
+    ``"wb"``. With ``overwrite=False`` an existing ``path`` raises
+    :class:`FileExistsError` before anything is written, and the final rename
+    refuses to clobber a file that appeared meanwhile.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', not {mode!r}")
+    path = os.fspath(path)
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path}: file exists (refusing to overwrite)")
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        if mode == "w":
+            handle = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline="")
+        else:
+            handle = os.fdopen(fd, "wb")
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        _set_default_permissions(tmp)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails with FileExistsError instead of clobbering
+            os.unlink(tmp)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+# Read once at import: os.umask can only be read by setting it, which races with other threads.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _set_default_permissions(path: str) -> None:
+    # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+    os.chmod(path, 0o666 & ~_UMASK)
