@@ -1,0 +1,868 @@
+# The segmentation lattice: a byte trie of the vocabulary and the algorithms
+# that run on it (Viterbi decoding, exact sampling, the legacy v1 sampler,
+# forward-backward).
+#
+# Why it is built this way:
+# - The trie holds the pieces *reversed*, as a double array (base/check). From
+#   an end position e we walk backwards through the text and meet, in one walk,
+#   every piece that ends at e (shortest first). So every algorithm is a "pull"
+#   pass: position e is finished as soon as its incoming edges are read, which
+#   is what exact sampling needs, and Viterbi gets BytePiece 0.6.3's tie rule
+#   (the longest piece wins) by replacing on >= in shortest-first order.
+# - Text is cut into chunks that end at runs of newlines (0.6.3's `.*\n+|.+`);
+#   no edge crosses a chunk start, and scores restart at 0 there so Viterbi
+#   adds up floating-point scores exactly as 0.6.3 does, ties included.
+# - Exact sampling is forward filtering, backward sampling. The forward sums are
+#   kept in linear space as mantissa * 2**exponent (no exp or log per edge, only
+#   a cached exp(alpha * logp) per piece); when alpha is so large that those
+#   weights could underflow, a log-space twin is used instead. Walking back from
+#   the end, each step re-reads the incoming edges of the current position and
+#   picks one with probability proportional to its forward weight.
+# - Random numbers come from _rng.pxd: a state derived per call from (seed word,
+#   key word) and kept on the stack. Nothing here is global or mutable after
+#   construction, so one Lattice serves any number of threads without locks.
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.long cimport PyLong_FromLong
+from cpython.ref cimport Py_INCREF
+from libc.math cimport INFINITY, exp, frexp, ldexp, log
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, memset
+
+from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_uniform
+
+import numpy as np
+
+# Samplers (the `sampler` argument).
+SAMPLER_EXACT = 0
+SAMPLER_LEGACY_V1 = 1
+SAMPLER_EXACT_LOGSPACE = 2   # the log-space twin, chosen automatically when needed
+RNG_KINDS = {"xoshiro256**": RNG_XOSHIRO, "coarse4": RNG_COARSE, "lcg31": RNG_LCG31}
+
+# Linear-space sampling keeps forward sums as mantissa * 2**exponent and renormalises a
+# mantissa only when it leaves [2**-100, 2**100]; a cached weight exp(alpha * logp) is at
+# least exp(-LINEAR_LIMIT) > 2**-866, so mantissa * weight never leaves the normal range.
+# Larger alpha * |logp| falls back to the log-space twin.
+cdef double LINEAR_LIMIT = 600.0
+cdef double RENORM_LOW = 7.888609052210118e-31     # 2**-100
+cdef double RENORM_HIGH = 1.2676506002282294e+30   # 2**100
+
+cdef enum:
+    MODE_VITERBI = 0
+    MODE_EXACT = 1
+    MODE_EXACT_LOG = 2
+    MODE_LEGACY_V1 = 3
+
+
+# ---------------------------------------------------------------------------
+# The reversed double-array trie
+
+cdef struct Trie:
+    int32_t* base
+    int32_t* check
+    int32_t* value      # piece index, or -1
+    int32_t size        # slots in use (arrays hold size + 256 so base + byte never overruns)
+    int32_t max_len     # longest piece, in bytes
+
+
+cdef inline int collect_edges(const Trie* trie, const uint8_t* x, Py_ssize_t e, Py_ssize_t lo,
+                              int32_t* starts, int32_t* values) noexcept nogil:
+    """Pieces x[s:e] with s >= lo, shortest first; returns how many."""
+    cdef int32_t node = 0, t
+    cdef Py_ssize_t i = e - 1
+    cdef int k = 0
+    while i >= lo:
+        t = trie.base[node] + x[i]
+        if trie.check[t] != node:
+            break
+        node = t
+        if trie.value[node] >= 0:
+            starts[k] = <int32_t>i
+            values[k] = trie.value[node]
+            k += 1
+        i -= 1
+    return k
+
+
+cdef inline bint is_chunk_start(const uint8_t* x, Py_ssize_t p) noexcept nogil:
+    """Position p > 0 starts a chunk: the previous chunk ended with its run of newlines."""
+    return x[p - 1] == 10 and x[p] != 10
+
+
+cdef class _FreeList:
+    """Free slots of the double array under construction, as a doubly linked list."""
+    cdef int32_t* nxt
+    cdef int32_t* prv
+    cdef int32_t cap
+    cdef int32_t head
+
+    def __dealloc__(self):
+        free(self.nxt)
+        free(self.prv)
+
+
+cdef int trie_grow(Trie* trie, _FreeList fl, int32_t new_cap) except -1:
+    """Grow every array to new_cap slots (+256 padding); new slots join the free list."""
+    cdef int32_t old = fl.cap, i
+    cdef size_t n = <size_t>(new_cap + 256)
+    cdef int32_t* p
+    p = <int32_t*>realloc(trie.base, n * sizeof(int32_t))
+    if p == NULL: raise MemoryError()
+    trie.base = p
+    p = <int32_t*>realloc(trie.check, n * sizeof(int32_t))
+    if p == NULL: raise MemoryError()
+    trie.check = p
+    p = <int32_t*>realloc(trie.value, n * sizeof(int32_t))
+    if p == NULL: raise MemoryError()
+    trie.value = p
+    p = <int32_t*>realloc(fl.nxt, n * sizeof(int32_t))
+    if p == NULL: raise MemoryError()
+    fl.nxt = p
+    p = <int32_t*>realloc(fl.prv, n * sizeof(int32_t))
+    if p == NULL: raise MemoryError()
+    fl.prv = p
+    for i in range(old, new_cap + 256):
+        trie.base[i] = 0
+        trie.check[i] = -1
+        trie.value[i] = -1
+    # Append the new slots [old, new_cap) to the free list (kept in increasing order).
+    cdef int32_t tail = -1
+    if fl.head >= 0:
+        tail = fl.prv[fl.head]          # the list is circular: head.prv is the tail
+    for i in range(old, new_cap):
+        fl.prv[i] = i - 1
+        fl.nxt[i] = i + 1
+    if fl.head < 0:
+        fl.head = old
+        fl.prv[old] = new_cap - 1
+    else:
+        fl.nxt[tail] = old
+        fl.prv[old] = tail
+        fl.prv[fl.head] = new_cap - 1
+    fl.nxt[new_cap - 1] = fl.head
+    fl.cap = new_cap
+    return 0
+
+
+cdef inline void freelist_take(_FreeList fl, int32_t slot) noexcept:
+    cdef int32_t a = fl.prv[slot], b = fl.nxt[slot]
+    if b == slot:                        # the last free slot
+        fl.head = -1
+        return
+    fl.nxt[a] = b
+    fl.prv[b] = a
+    if fl.head == slot:
+        fl.head = b
+
+
+cdef int32_t find_base(Trie* trie, _FreeList fl, const int32_t* labels, int nlabels) except -1:
+    """The smallest base >= 1 whose slots base + label are all free."""
+    cdef int32_t slot, b, j, start
+    while True:
+        if fl.head < 0:
+            trie_grow(trie, fl, fl.cap * 2)
+        slot = fl.head
+        start = slot
+        while True:
+            b = slot - labels[0]
+            if b >= 1:
+                for j in range(1, nlabels):
+                    if b + labels[j] >= fl.cap or trie.check[b + labels[j]] != -1:
+                        break
+                else:
+                    return b
+            slot = fl.nxt[slot]
+            if slot == start:
+                break                       # wrapped around: make room and retry
+        trie_grow(trie, fl, fl.cap * 2)
+
+
+cdef int build_trie(Trie* trie, list keys, list indices) except -1:
+    """Double-array trie of byte strings `keys` (sorted, unique) mapping to `indices`."""
+    cdef Py_ssize_t nkeys = len(keys)
+    cdef int32_t i, lo, hi, depth, node, b, g, nlabels
+    cdef int32_t labels[256]
+    cdef int32_t group_lo[257]
+    cdef bytes key
+    cdef const uint8_t** kp = <const uint8_t**>malloc(max(nkeys, 1) * sizeof(uint8_t*))
+    cdef int32_t* kl = <int32_t*>malloc(max(nkeys, 1) * sizeof(int32_t))
+    cdef int32_t* kv = <int32_t*>malloc(max(nkeys, 1) * sizeof(int32_t))
+    cdef _FreeList fl = _FreeList()
+    if kp == NULL or kl == NULL or kv == NULL:
+        free(kp); free(kl); free(kv)
+        raise MemoryError()
+    trie.base = trie.check = trie.value = NULL
+    fl.nxt = fl.prv = NULL
+    fl.cap = 0
+    fl.head = -1
+    trie.max_len = 0
+    total = 0
+    for i in range(nkeys):
+        key = keys[i]
+        kp[i] = <const uint8_t*>PyBytes_AS_STRING(key)
+        kl[i] = <int32_t>PyBytes_GET_SIZE(key)
+        kv[i] = <int32_t>indices[i]
+        total += kl[i]
+        if kl[i] > trie.max_len:
+            trie.max_len = kl[i]
+    try:
+        trie_grow(trie, fl, max(512, <int32_t>(total * 1.1) + 512))
+        freelist_take(fl, 0)                 # slot 0 is the root
+        trie.check[0] = -2
+        stack = [(0, 0, <int32_t>nkeys, 0)]
+        while stack:
+            node, lo, hi, depth = stack.pop()
+            if lo < hi and kl[lo] == depth:  # sorted: the key ending here comes first
+                trie.value[node] = kv[lo]
+                lo += 1
+            if lo >= hi:
+                trie.base[node] = 0
+                continue
+            nlabels = 0
+            for i in range(lo, hi):
+                if nlabels == 0 or kp[i][depth] != labels[nlabels - 1]:
+                    labels[nlabels] = kp[i][depth]
+                    group_lo[nlabels] = i
+                    nlabels += 1
+            group_lo[nlabels] = hi
+            b = find_base(trie, fl, labels, nlabels)
+            trie.base[node] = b
+            for g in range(nlabels):
+                freelist_take(fl, b + labels[g])
+                trie.check[b + labels[g]] = node
+            for g in range(nlabels):
+                stack.append((b + labels[g], group_lo[g], group_lo[g + 1], depth + 1))
+        trie.size = fl.cap
+    finally:
+        free(kp); free(kl); free(kv)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Per-call scratch space
+
+cdef struct Workspace:
+    double* score        # Viterbi best score / forward mantissa / forward log weight
+    int64_t* expo        # forward exponent (linear-space sampling)
+    int32_t* back        # back-pointer: start of the chosen last piece
+    int32_t* backv       # back-pointer: its piece index
+    int32_t* starts      # edges of one position (max_len of them at most)
+    int32_t* values
+    double* weights
+    Py_ssize_t cap
+
+
+cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil:
+    """Room for a text of n bytes; returns -1 when out of memory."""
+    cdef Py_ssize_t m = n + 1
+    if ws.starts == NULL:
+        ws.starts = <int32_t*>malloc((max_len + 1) * sizeof(int32_t))
+        ws.values = <int32_t*>malloc((max_len + 1) * sizeof(int32_t))
+        ws.weights = <double*>malloc((max_len + 1) * sizeof(double))
+        if ws.starts == NULL or ws.values == NULL or ws.weights == NULL:
+            return -1
+    if m <= ws.cap:
+        return 0
+    free(ws.score); free(ws.expo); free(ws.back); free(ws.backv)
+    ws.score = <double*>malloc(m * sizeof(double))
+    ws.expo = <int64_t*>malloc(m * sizeof(int64_t))
+    ws.back = <int32_t*>malloc(m * sizeof(int32_t))
+    ws.backv = <int32_t*>malloc(m * sizeof(int32_t))
+    if ws.score == NULL or ws.expo == NULL or ws.back == NULL or ws.backv == NULL:
+        ws.cap = 0
+        return -1
+    ws.cap = m
+    return 0
+
+
+cdef void ws_free(Workspace* ws) noexcept nogil:
+    free(ws.score); free(ws.expo); free(ws.back); free(ws.backv)
+    free(ws.starts); free(ws.values); free(ws.weights)
+    memset(ws, 0, sizeof(Workspace))
+
+
+# ---------------------------------------------------------------------------
+# Segmentation: every algorithm writes the chosen pieces (index and end
+# position) in text order and returns how many, or -1 when out of memory.
+
+cdef struct Model:
+    Trie trie
+    const double* logp   # per piece index
+    const double* q      # exp(alpha * logp) per piece index (sampling in linear space)
+    double alpha
+
+
+cdef Py_ssize_t backtrack(Workspace* ws, Py_ssize_t n, int32_t* out_val, int32_t* out_end) noexcept nogil:
+    cdef Py_ssize_t e = n, m = 0, i
+    cdef int32_t t
+    while e > 0:
+        out_val[m] = ws.backv[e]
+        out_end[m] = <int32_t>e
+        m += 1
+        e = ws.back[e]
+    for i in range(m // 2):
+        t = out_val[i]; out_val[i] = out_val[m - 1 - i]; out_val[m - 1 - i] = t
+        t = out_end[i]; out_end[i] = out_end[m - 1 - i]; out_end[m - 1 - i] = t
+    return m
+
+
+cdef Py_ssize_t seg_viterbi(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, bint forbid_whole,
+                            Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
+    cdef Py_ssize_t e, cs = 0
+    cdef int k, j
+    cdef int32_t s, bs = 0, bv = 0
+    cdef double c, best
+    if ws_reserve(ws, n, M.trie.max_len) < 0:
+        return -1
+    ws.score[0] = 0.0
+    for e in range(1, n + 1):
+        if chunked and e > 1 and is_chunk_start(x, e - 1):
+            cs = e - 1
+            ws.score[cs] = 0.0           # 0.6.3 scores each chunk from 0
+        k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+        best = -INFINITY
+        for j in range(k):
+            s = ws.starts[j]
+            if forbid_whole and e == n and s == 0 and n > 1:
+                continue
+            c = ws.score[s] + M.logp[ws.values[j]]
+            if c >= best:                # shortest first, so >= lets the longest win ties
+                best = c
+                bs = s
+                bv = ws.values[j]
+        ws.score[e] = best
+        ws.back[e] = bs
+        ws.backv[e] = bv
+    return backtrack(ws, n, out_val, out_end)
+
+
+cdef Py_ssize_t seg_legacy_v1(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Rng* rng,
+                              Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
+    """The first, flawed sampler: successive two-way choices by sigmoid(alpha * gain)."""
+    cdef Py_ssize_t e, cs = 0
+    cdef int k, j
+    cdef double c, cur
+    if ws_reserve(ws, n, M.trie.max_len) < 0:
+        return -1
+    ws.score[0] = 0.0
+    for e in range(1, n + 1):
+        if chunked and e > 1 and is_chunk_start(x, e - 1):
+            cs = e - 1
+            ws.score[cs] = 0.0
+        k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+        cur = -INFINITY
+        for j in range(k - 1, -1, -1):   # 0.6.3's order: longest first
+            c = ws.score[ws.starts[j]] + M.logp[ws.values[j]]
+            if j == k - 1 or rng_uniform(rng) * (1.0 + exp(-M.alpha * (c - cur))) < 1.0:
+                cur = c
+                ws.back[e] = ws.starts[j]
+                ws.backv[e] = ws.values[j]
+        ws.score[e] = cur
+    return backtrack(ws, n, out_val, out_end)
+
+
+cdef inline double pow2(int64_t d) noexcept nogil:
+    """2.0**d for d <= 0, built from its bits (0 below the normal range)."""
+    cdef uint64_t bits
+    cdef double out
+    if d < -1022:
+        return 0.0
+    bits = <uint64_t>(d + 1023) << 52
+    memcpy(&out, &bits, sizeof(double))
+    return out
+
+
+cdef inline double edge_weights_linear(const Model* M, Workspace* ws, int k) noexcept nogil:
+    """Forward weights of the k collected edges, scaled by 2**-ref where ref is the largest
+    exponent among their starts (so nothing overflows); ref goes to ws.weights[k]."""
+    cdef int j
+    cdef int64_t ref = ws.expo[ws.starts[0]], d
+    cdef double tot = 0.0, w
+    for j in range(1, k):
+        d = ws.expo[ws.starts[j]]
+        if d > ref:
+            ref = d
+    for j in range(k):
+        w = ws.score[ws.starts[j]] * M.q[ws.values[j]]
+        d = ws.expo[ws.starts[j]] - ref
+        if d != 0:                       # rare: exponents change only on renormalisation
+            w = w * pow2(d)
+        ws.weights[j] = w
+        tot += w
+    ws.weights[k] = <double>ref          # passed back to the caller beside the weights
+    return tot
+
+
+cdef inline double edge_weights_log(const Model* M, Workspace* ws, int k) noexcept nogil:
+    """Forward weights exp(F[s] + alpha*logp - max) of the k edges; returns their sum."""
+    cdef int j
+    cdef double top = -INFINITY, c, tot = 0.0
+    for j in range(k):
+        c = ws.score[ws.starts[j]] + M.alpha * M.logp[ws.values[j]]
+        ws.weights[j] = c
+        if c > top:
+            top = c
+    for j in range(k):
+        ws.weights[j] = exp(ws.weights[j] - top)
+        tot += ws.weights[j]
+    ws.weights[k] = top
+    return tot
+
+
+cdef inline int pick(const double* weights, int k, double tot, Rng* rng) noexcept nogil:
+    """Index j with probability weights[j] / tot."""
+    cdef double u = rng_uniform(rng) * tot, acc = 0.0
+    cdef int j = 0
+    while j < k - 1:
+        acc += weights[j]
+        if u < acc:
+            return j
+        j += 1
+    return k - 1
+
+
+cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, bint logspace,
+                          Rng* rng, Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
+    """One exact draw from P(path) = exp(alpha * score(path)) / Z, chunk by chunk.
+
+    Forward filtering with the backward choice made on the way: once position e's
+    forward sum is known, its back-pointer is drawn among its incoming edges with
+    probability proportional to their forward weights. That choice depends only on
+    the prefix, so following the back-pointers from the end is an exact backward
+    sample (forward-filtering backward-sampling), at one uniform per position.
+    """
+    cdef Py_ssize_t e, cs = 0
+    cdef int k, j, ex
+    cdef double tot
+    if ws_reserve(ws, n, M.trie.max_len) < 0:
+        return -1
+    if logspace:
+        ws.score[0] = 0.0
+    else:
+        ws.score[0] = 1.0
+        ws.expo[0] = 0
+    for e in range(1, n + 1):
+        if chunked and e > 1 and is_chunk_start(x, e - 1):
+            cs = e - 1
+            if logspace:
+                ws.score[cs] = 0.0
+            else:
+                ws.score[cs] = 1.0
+                ws.expo[cs] = 0
+        k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+        if logspace:
+            tot = edge_weights_log(M, ws, k)
+            ws.score[e] = ws.weights[k] + log(tot)
+        else:
+            tot = edge_weights_linear(M, ws, k)
+            if RENORM_LOW <= tot <= RENORM_HIGH:
+                ws.score[e] = tot
+                ws.expo[e] = <int64_t>ws.weights[k]
+            else:
+                ws.score[e] = frexp(tot, &ex)
+                ws.expo[e] = <int64_t>ws.weights[k] + ex
+        j = pick(ws.weights, k, tot, rng)
+        ws.back[e] = ws.starts[j]
+        ws.backv[e] = ws.values[j]
+    return backtrack(ws, n, out_val, out_end)
+
+
+cdef Py_ssize_t segment(const Model* M, int mode, const uint8_t* x, Py_ssize_t n, bint chunked,
+                        bint forbid_whole, Rng* rng, Workspace* ws,
+                        int32_t* out_val, int32_t* out_end) noexcept nogil:
+    if n == 0:
+        return 0
+    if mode == MODE_VITERBI:
+        return seg_viterbi(M, x, n, chunked, forbid_whole, ws, out_val, out_end)
+    if mode == MODE_LEGACY_V1:
+        return seg_legacy_v1(M, x, n, chunked, rng, ws, out_val, out_end)
+    return seg_exact(M, x, n, chunked, mode == MODE_EXACT_LOG, rng, ws, out_val, out_end)
+
+
+# ---------------------------------------------------------------------------
+# Forward-backward (log space): expected piece counts and log Z.
+
+cdef inline double logaddexp(double a, double b) noexcept nogil:
+    if a < b:
+        a, b = b, a
+    if b == -INFINITY:
+        return a
+    return a + log(1.0 + exp(b - a))
+
+
+cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                             Workspace* ws, double* bwd, double* counts, const int32_t* ids,
+                             double* marginals) noexcept nogil:
+    """Adds expected piece counts (by id) to counts, boundary probabilities to marginals
+    (either may be NULL); returns log Z (the sum over chunks). bwd holds n + 1 doubles."""
+    cdef Py_ssize_t e, cs, ce, i, lo
+    cdef int k, j
+    cdef double logz_total = 0.0, logz, c, acc
+    cdef double* fwd = ws.score
+    cs = 0
+    while cs < n:
+        ce = cs + 1
+        if chunked:
+            while ce < n and not is_chunk_start(x, ce):
+                ce += 1
+        else:
+            ce = n
+        fwd[cs] = 0.0
+        for e in range(cs + 1, ce + 1):
+            k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+            acc = -INFINITY
+            for j in range(k):
+                acc = logaddexp(acc, fwd[ws.starts[j]] + M.alpha * M.logp[ws.values[j]])
+            fwd[e] = acc
+        logz = fwd[ce]
+        for i in range(cs, ce):
+            bwd[i] = -INFINITY
+        bwd[ce] = 0.0
+        for e in range(ce, cs, -1):
+            k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+            for j in range(k):
+                c = M.alpha * M.logp[ws.values[j]] + bwd[e]
+                bwd[ws.starts[j]] = logaddexp(bwd[ws.starts[j]], c)
+                if counts != NULL:
+                    counts[ids[ws.values[j]]] += exp(fwd[ws.starts[j]] + c - logz)
+        if marginals != NULL:
+            for i in range(cs, ce):
+                marginals[i] = exp(fwd[i] + bwd[i] - logz)
+            marginals[ce] = 1.0
+        logz_total += logz
+        cs = ce
+    return logz_total
+
+
+# ---------------------------------------------------------------------------
+
+cdef list ids_to_list(const int32_t* vals, Py_ssize_t m, const int32_t* ids, int bos, int eos):
+    cdef Py_ssize_t extra = (bos >= 0) + (eos >= 0), i, o = 0
+    cdef list out = PyList_New(m + extra)
+    cdef object item
+    if bos >= 0:
+        item = PyLong_FromLong(bos); Py_INCREF(item); PyList_SET_ITEM(out, o, item); o += 1
+    for i in range(m):
+        item = PyLong_FromLong(ids[vals[i]]); Py_INCREF(item); PyList_SET_ITEM(out, o, item); o += 1
+    if eos >= 0:
+        item = PyLong_FromLong(eos); Py_INCREF(item); PyList_SET_ITEM(out, o, item)
+    return out
+
+
+cdef class Lattice:
+    """A vocabulary compiled for segmentation.
+
+    ``Lattice(pieces, logprobs, ids)``: piece ``pieces[i]`` (bytes) has
+    log-probability ``logprobs[i]`` and id ``ids[i]``. All 256 single bytes
+    must be pieces. Immutable after construction; safe to share across threads.
+    """
+    cdef Trie trie
+    cdef double[::1] logp
+    cdef int32_t[::1] ids
+    cdef readonly int num_pieces
+    cdef readonly int max_len
+    cdef readonly double min_logprob
+    cdef dict _weights        # alpha -> exp(alpha * logp), built on first use
+    cdef object __weakref__
+
+    def __cinit__(self):
+        memset(&self.trie, 0, sizeof(Trie))
+
+    def __init__(self, pieces, logprobs, ids):
+        pieces = [bytes(p) for p in pieces]
+        logp = np.ascontiguousarray(logprobs, dtype=np.float64)
+        id_arr = np.ascontiguousarray(ids, dtype=np.int32)
+        if not (len(pieces) == len(logp) == len(id_arr)):
+            raise ValueError("pieces, logprobs and ids must have the same length")
+        if not np.all(np.isfinite(logp)) or np.any(logp > 0):
+            raise ValueError("log-probabilities must be finite and <= 0")
+        if len(id_arr) and id_arr.min() < 0:
+            raise ValueError("ids must be >= 0")
+        if any(len(p) == 0 for p in pieces):
+            raise ValueError("pieces must not be empty")
+        singles = sum(1 for p in pieces if len(p) == 1)
+        if len(set(pieces)) != len(pieces):
+            raise ValueError("a piece appears twice")
+        if singles != 256:
+            raise ValueError(f"all 256 single bytes must be pieces ({256 - singles} missing)")
+        order = sorted(range(len(pieces)), key=lambda i: pieces[i][::-1])
+        build_trie(&self.trie, [pieces[i][::-1] for i in order], order)
+        self.logp = logp
+        self.ids = id_arr
+        self.num_pieces = len(pieces)
+        self.max_len = self.trie.max_len
+        self.min_logprob = float(logp.min())
+        self._weights = {}
+
+    def __dealloc__(self):
+        free(self.trie.base)
+        free(self.trie.check)
+        free(self.trie.value)
+
+    # -- helpers -----------------------------------------------------------
+    cdef int _mode(self, double alpha, int sampler) except -1:
+        if alpha < 0:
+            return MODE_VITERBI
+        if alpha != alpha or alpha == INFINITY:
+            raise ValueError(f"alpha must be a finite number, not {alpha}")
+        if sampler == SAMPLER_LEGACY_V1:
+            return MODE_LEGACY_V1
+        if sampler == SAMPLER_EXACT_LOGSPACE or alpha * self.min_logprob < -LINEAR_LIMIT:
+            return MODE_EXACT_LOG
+        if sampler != SAMPLER_EXACT:
+            raise ValueError(f"unknown sampler {sampler}")
+        return MODE_EXACT
+
+    cdef double[::1] _q(self, double alpha, int mode):
+        if mode != MODE_EXACT:
+            return self.logp          # unused by the other modes
+        q = self._weights.get(alpha)
+        if q is None:
+            q = np.exp(alpha * np.asarray(self.logp))
+            if len(self._weights) >= 16:
+                self._weights.clear()
+            self._weights[alpha] = q
+        return q
+
+    cdef void _model(self, Model* M, double alpha, double[::1] q):
+        M.trie = self.trie
+        M.logp = &self.logp[0]
+        M.q = &q[0]
+        M.alpha = alpha
+
+    # -- segmentation ------------------------------------------------------
+    def segment(self, const uint8_t[::1] data, double alpha=-1.0, uint64_t seed_word=0,
+                uint64_t key_word=0, bint chunked=True, int sampler=SAMPLER_EXACT,
+                int rng_kind=RNG_XOSHIRO, bint forbid_whole=False):
+        """(piece indices, end positions) as int32 numpy arrays."""
+        cdef int mode = self._mode(alpha, sampler)
+        cdef double[::1] q = self._q(alpha, mode)
+        cdef Model M
+        cdef Rng rng
+        cdef Workspace ws
+        cdef Py_ssize_t n = data.shape[0], m
+        vals = np.empty(n, dtype=np.int32)
+        ends = np.empty(n, dtype=np.int32)
+        cdef int32_t[::1] vv = vals, ee = ends
+        self._model(&M, alpha, q)
+        rng_init(&rng, seed_word, key_word, rng_kind)
+        memset(&ws, 0, sizeof(Workspace))
+        with nogil:
+            m = segment(&M, mode, &data[0] if n else NULL, n, chunked, forbid_whole, &rng, &ws,
+                        &vv[0] if n else NULL, &ee[0] if n else NULL)
+            ws_free(&ws)
+        if m < 0:
+            raise MemoryError()
+        return vals[:m], ends[:m]
+
+    def encode(self, bytes data, double alpha=-1.0, uint64_t seed_word=0, uint64_t key_word=0,
+               bint chunked=True, int sampler=SAMPLER_EXACT, int rng_kind=RNG_XOSHIRO,
+               int bos=-1, int eos=-1):
+        """Ids of one segmentation of `data` (Viterbi when alpha < 0)."""
+        cdef int mode = self._mode(alpha, sampler)
+        cdef double[::1] q = self._q(alpha, mode)
+        cdef Model M
+        cdef Rng rng
+        cdef Workspace ws
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), m
+        cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
+        cdef int32_t* buf = <int32_t*>malloc((2 * n + 1) * sizeof(int32_t))
+        if buf == NULL:
+            raise MemoryError()
+        self._model(&M, alpha, q)
+        rng_init(&rng, seed_word, key_word, rng_kind)
+        memset(&ws, 0, sizeof(Workspace))
+        try:
+            with nogil:
+                m = segment(&M, mode, x, n, chunked, False, &rng, &ws, buf, buf + n)
+                ws_free(&ws)
+            if m < 0:
+                raise MemoryError()
+            return ids_to_list(buf, m, &self.ids[0], bos, eos)
+        finally:
+            free(buf)
+
+    def tokenize(self, bytes data, double alpha=-1.0, uint64_t seed_word=0, uint64_t key_word=0,
+                 bint chunked=True, int sampler=SAMPLER_EXACT, int rng_kind=RNG_XOSHIRO):
+        """Pieces (bytes) of one segmentation of `data`."""
+        cdef int mode = self._mode(alpha, sampler)
+        cdef double[::1] q = self._q(alpha, mode)
+        cdef Model M
+        cdef Rng rng
+        cdef Workspace ws
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), m, i, start
+        cdef const char* x = PyBytes_AS_STRING(data)
+        cdef int32_t* buf = <int32_t*>malloc((2 * n + 1) * sizeof(int32_t))
+        cdef list out
+        cdef object item
+        if buf == NULL:
+            raise MemoryError()
+        self._model(&M, alpha, q)
+        rng_init(&rng, seed_word, key_word, rng_kind)
+        memset(&ws, 0, sizeof(Workspace))
+        try:
+            with nogil:
+                m = segment(&M, mode, <const uint8_t*>x, n, chunked, False, &rng, &ws, buf, buf + n)
+                ws_free(&ws)
+            if m < 0:
+                raise MemoryError()
+            out = PyList_New(m)
+            start = 0
+            for i in range(m):
+                item = PyBytes_FromStringAndSize(x + start, buf[n + i] - start)
+                Py_INCREF(item)
+                PyList_SET_ITEM(out, i, item)
+                start = buf[n + i]
+            return out
+        finally:
+            free(buf)
+
+    def encode_many(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
+                    const uint64_t[::1] key_words=None, bint chunked=True, int sampler=SAMPLER_EXACT,
+                    int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1):
+        """encode() for a list of bytes, with one (seed word, key word) per item, GIL released
+        for the whole block. Returns a list of id lists."""
+        cdef int mode = self._mode(alpha, sampler)
+        cdef double[::1] q = self._q(alpha, mode)
+        cdef Py_ssize_t count = len(datas), i, total = 0, m, off
+        cdef Model M
+        cdef Rng rng
+        cdef Workspace ws
+        cdef bint failed = False
+        if mode != MODE_VITERBI and (seed_words is None or key_words is None
+                                     or seed_words.shape[0] != count or key_words.shape[0] != count):
+            raise ValueError("sampling needs one seed word and one key word per text")
+        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
+        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t* nout = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef int32_t* buf = NULL
+        cdef bytes item
+        try:
+            if ptrs == NULL or lens == NULL or nout == NULL:
+                raise MemoryError()
+            for i in range(count):
+                item = datas[i]
+                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
+                lens[i] = PyBytes_GET_SIZE(item)
+                total += lens[i]
+            buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
+            if buf == NULL:
+                raise MemoryError()
+            self._model(&M, alpha, q)
+            memset(&ws, 0, sizeof(Workspace))
+            with nogil:
+                off = 0
+                for i in range(count):
+                    if mode != MODE_VITERBI:
+                        rng_init(&rng, seed_words[i], key_words[i], rng_kind)
+                    m = segment(&M, mode, ptrs[i], lens[i], chunked, False, &rng, &ws,
+                                buf + off, buf + total + off)
+                    if m < 0:
+                        failed = True
+                        break
+                    nout[i] = m
+                    off += m
+                ws_free(&ws)
+            if failed:
+                raise MemoryError()
+            out = PyList_New(count)
+            off = 0
+            for i in range(count):
+                lst = ids_to_list(buf + off, nout[i], &self.ids[0], bos, eos)
+                Py_INCREF(lst)
+                PyList_SET_ITEM(out, i, lst)
+                off += nout[i]
+            return out
+        finally:
+            free(ptrs); free(lens); free(nout); free(buf)
+
+    def viterbi_split(self, bytes data, bint forbid_whole=False):
+        """Ids of the Viterbi segmentation of `data` as one chunk. With forbid_whole the
+        piece covering all of `data` is not used (unless `data` is a single byte)."""
+        cdef Model M
+        cdef Workspace ws
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), m
+        cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
+        cdef int32_t* buf = <int32_t*>malloc((2 * n + 1) * sizeof(int32_t))
+        if buf == NULL:
+            raise MemoryError()
+        self._model(&M, -1.0, self.logp)
+        memset(&ws, 0, sizeof(Workspace))
+        try:
+            with nogil:
+                m = segment(&M, MODE_VITERBI, x, n, False, forbid_whole, NULL, &ws, buf, buf + n)
+                ws_free(&ws)
+            if m < 0:
+                raise MemoryError()
+            return ids_to_list(buf, m, &self.ids[0], -1, -1)
+        finally:
+            free(buf)
+
+    # -- forward-backward --------------------------------------------------
+    def expected_counts(self, list texts, double[::1] counts, double alpha=1.0, bint chunked=False):
+        """Adds each piece's expected count under exp(alpha*score)/Z into counts[id]
+        (forward-backward over each text); returns the sum of log Z over the texts."""
+        cdef Py_ssize_t count = len(texts), i, longest = 0
+        cdef int32_t max_id = int(np.asarray(self.ids).max())
+        if counts.shape[0] <= max_id:
+            raise ValueError(f"counts needs at least {max_id + 1} entries")
+        if not (alpha >= 0 and alpha < INFINITY):
+            raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
+        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
+        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef double* bwd = NULL
+        cdef double total = 0.0
+        cdef Model M
+        cdef Workspace ws
+        cdef bytes item
+        try:
+            if ptrs == NULL or lens == NULL:
+                raise MemoryError()
+            for i in range(count):
+                item = texts[i]
+                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
+                lens[i] = PyBytes_GET_SIZE(item)
+                if lens[i] > longest:
+                    longest = lens[i]
+            bwd = <double*>malloc((longest + 1) * sizeof(double))
+            memset(&ws, 0, sizeof(Workspace))
+            if bwd == NULL or ws_reserve(&ws, longest, self.trie.max_len) < 0:
+                ws_free(&ws)
+                raise MemoryError()
+            self._model(&M, alpha, self.logp)
+            with nogil:
+                for i in range(count):
+                    total += forward_backward(&M, ptrs[i], lens[i], chunked, &ws, bwd, &counts[0],
+                                              &self.ids[0], NULL)
+                ws_free(&ws)
+            return total
+        finally:
+            free(ptrs); free(lens); free(bwd)
+
+    def boundary_marginals(self, bytes data, double alpha=1.0, bint chunked=True):
+        """(log Z, p) where p[i] is the probability that a piece boundary falls at byte i
+        (i = 0 .. len(data)) under exp(alpha*score)/Z."""
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
+        cdef Model M
+        cdef Workspace ws
+        cdef double logz
+        if not (alpha >= 0 and alpha < INFINITY):
+            raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
+        marg = np.ones(n + 1, dtype=np.float64)
+        bwd = np.empty(n + 1, dtype=np.float64)
+        cdef double[::1] mv = marg, bv = bwd
+        memset(&ws, 0, sizeof(Workspace))
+        if ws_reserve(&ws, n, self.trie.max_len) < 0:
+            ws_free(&ws)
+            raise MemoryError()
+        self._model(&M, alpha, self.logp)
+        with nogil:
+            logz = forward_backward(&M, x, n, chunked, &ws, &bv[0], NULL, NULL, &mv[0])
+            ws_free(&ws)
+        return logz, marg
+
+    def __reduce__(self):
+        raise TypeError("Lattice does not pickle; pickle the Tokenizer that owns it")
