@@ -1,0 +1,78 @@
+"""Seeds and keys for stochastic segmentation, turned into the core's 64-bit words.
+
+A sample is a pure function of (tokenizer seed, key, text, alpha): the core
+derives its random state from two words, a *seed word* and a *key word*. This
+module makes those words, the same in every process (no use of Python's
+randomised ``hash``):
+
+- keyed calls: seed word from the tokenizer's seed, key word from the key;
+- unkeyed calls: a *stream word* (from the seed, renewed in forked children
+  and after unpickling) and a per-tokenizer call counter as the key word.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from typing import Tuple, Union
+
+MASK64 = (1 << 64) - 1
+Key = Union[int, str, bytes, Tuple["Key", ...]]
+
+# Domains keep the three uses of the seed apart.
+_INT_KEYS, _HASHED_KEYS, _STREAM = b"int-keys", b"hashed-keys", b"stream"
+
+
+def _digest(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def _encode(value: Key) -> bytes:
+    """An unambiguous byte encoding of a key (type-tagged, length-prefixed)."""
+    if isinstance(value, bool):
+        raise TypeError("a key must be an int, str, bytes or a tuple of those, not bool")
+    if isinstance(value, int):
+        body = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+        tag = b"i"
+    elif isinstance(value, str):
+        body, tag = value.encode("utf-8", "surrogatepass"), b"s"
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        body, tag = bytes(value), b"b"
+    elif isinstance(value, tuple):
+        body, tag = b"".join(_encode(v) for v in value), b"t"
+    else:
+        # numpy integers and the like
+        try:
+            return _encode(int(value.__index__()))
+        except AttributeError:
+            raise TypeError(
+                f"a key must be an int, str, bytes or a tuple of those, not {type(value).__name__}"
+            ) from None
+    return tag + struct.pack("<Q", len(body)) + body
+
+
+def random_seed() -> int:
+    """A fresh 64-bit seed from the operating system."""
+    return int.from_bytes(os.urandom(8), "little")
+
+
+def seed_words(seed: Key) -> tuple[int, int, int]:
+    """(int-key word, hashed-key word, stream word) for a tokenizer seed."""
+    base = _encode(seed)
+    return (
+        _digest(_INT_KEYS + base),
+        _digest(_HASHED_KEYS + base),
+        _digest(_STREAM + base),
+    )
+
+
+def key_words(key: Key, int_word: int, hashed_word: int) -> tuple[int, int]:
+    """(seed word, key word) for a keyed call."""
+    if type(key) is int and 0 <= key <= MASK64:
+        return int_word, key
+    return hashed_word, _digest(_encode(key))
+
+
+def renewed_stream(stream_word: int) -> int:
+    """A new stream word for a forked or unpickled copy: never shared with its origin."""
+    return _digest(_STREAM + struct.pack("<QQ", stream_word, os.getpid()) + os.urandom(16))
