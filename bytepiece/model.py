@@ -111,9 +111,11 @@ def _read_json(path: str) -> Any:
             raise
         raise ModelError(f"model {path!r}: cannot read the archive: {error}") from error
     try:
-        return json.loads(raw)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ModelError(f"model {path!r}: not UTF-8 text (byte {error.start})") from error
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise ModelError(
             f"model {path!r}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})"

@@ -1,0 +1,180 @@
+"""Model files: every accepted form loads, writes are byte-identical to 0.6.3, bad models fail at load."""
+from __future__ import annotations
+
+import base64
+import json
+import zipfile
+
+import pytest
+
+from bytepiece import ModelError, Tokenizer, load_model, save_model
+from bytepiece.model import vocabulary_from_counts
+
+from conftest import COMPAT_MODELS, VENDORED_MODEL
+
+
+def _raw_json(path) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        (name,) = archive.namelist()
+        return archive.read(name)
+
+
+def _tiny_model(**overrides) -> dict:
+    """A valid model: 256 single bytes plus a few longer pieces."""
+    pieces = {bytes([b]): 1 + b for b in range(256)}
+    pieces.update({b"ab": 50, b"abc": 70, "é".encode(): 9})
+    model = vocabulary_from_counts(pieces).to_dict()
+    model.update(overrides)
+    return model
+
+
+@pytest.mark.parametrize("path", [VENDORED_MODEL, *COMPAT_MODELS], ids=lambda p: p.name)
+def test_compat_models_load_from_zip_json_and_dict(path, tmp_path):
+    raw = _raw_json(path)
+    json_path = tmp_path / "model.json"
+    json_path.write_bytes(raw)
+    from_zip = load_model(path)
+    from_json = load_model(json_path)
+    from_dict = load_model(json.loads(raw))
+    assert from_zip == from_json == from_dict
+    assert all(len(bytes([b])) == 1 and bytes([b]) in set(from_zip.pieces) for b in range(256))
+    tok = Tokenizer(str(path))
+    assert tok.vocab_size == len(from_zip) + 3
+
+
+@pytest.mark.parametrize("path", [VENDORED_MODEL, *COMPAT_MODELS], ids=lambda p: p.name)
+def test_save_writes_exactly_what_bytepiece_0_6_3_writes(path, tmp_path):
+    # The author's published files were written by 0.6.3's Trainer.save.
+    out = tmp_path / "copy.model"
+    Tokenizer(path).save(out)
+    assert out.read_bytes() == _raw_json(path)
+
+
+def test_save_model_from_counts_orders_ids_by_length_then_bytes(tmp_path):
+    out = tmp_path / "m.json"
+    save_model(out, {**{bytes([b]): 1 for b in range(256)}, b"zz": 5, b"aaa": 3, b"ab": 2})
+    data = json.loads(out.read_text("utf-8"))
+    ids = {base64.b64decode(k): v[0] for k, v in data.items()}
+    assert ids[b"\x00"] == 3 and ids[b"\xff"] == 258
+    assert ids[b"ab"] == 259 and ids[b"zz"] == 260 and ids[b"aaa"] == 261
+
+
+def test_save_refuses_to_overwrite_when_asked(tmp_path):
+    out = tmp_path / "m.json"
+    out.write_text("keep me")
+    with pytest.raises(FileExistsError):
+        save_model(out, load_model(_tiny_model()), overwrite=False)
+    assert out.read_text() == "keep me"
+
+
+def test_failed_save_leaves_previous_file_intact(tmp_path, monkeypatch):
+    out = tmp_path / "m.json"
+    out.write_text("previous")
+    import bytepiece.model as model_module
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(model_module.json, "dump", explode)
+    with pytest.raises(RuntimeError):
+        save_model(out, load_model(_tiny_model()))
+    assert out.read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary left behind
+
+
+def _write(tmp_path, content, name="bad.model"):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return path
+
+
+def _b64(piece: bytes) -> str:
+    return base64.b64encode(piece).decode()
+
+
+BAD_MODELS = {
+    "not json": (b"{not json", "not JSON"),
+    "not utf-8": (b"\xff\xfe{}", "not UTF-8"),
+    "a list": (b"[1, 2, 3]", "expected a JSON object"),
+    "empty": (b"{}", "empty"),
+    "bad base64": (None, "not valid base64"),
+    "empty piece": (None, "empty piece"),
+    "value not a triple": (None, "must map to [id, text, count]"),
+    "id not int": (None, "not an integer"),
+    "duplicate id": (None, "used twice"),
+    "gap in ids": (None, "contiguous"),
+    "ids not from 3": (None, "contiguous"),
+    "zero count": (None, "counts must be finite and > 0"),
+    "negative count": (None, "counts must be finite and > 0"),
+    "string count": (None, "not a number"),
+    "missing byte": (None, "all 256 single bytes"),
+    "duplicate piece": (None, "same piece"),
+}
+
+
+def _bad_model_json(case: str) -> bytes:
+    content, _ = BAD_MODELS[case]
+    if content is not None:
+        return content
+    model = _tiny_model()
+    ab = _b64(b"ab")
+    if case == "bad base64":
+        model["%%%"] = [9999, "", 3]
+    elif case == "empty piece":
+        model[""] = [max(v[0] for v in model.values()) + 1, "", 3]
+    elif case == "value not a triple":
+        model[ab] = [model[ab][0], 5]
+    elif case == "id not int":
+        model[ab] = ["7", "ab", 5]
+    elif case == "duplicate id":
+        model[ab] = [3, "ab", 5]
+    elif case == "gap in ids":
+        model[ab] = [100000, "ab", 5]
+    elif case == "ids not from 3":
+        model = {k: [v[0] + 1, v[1], v[2]] for k, v in model.items()}
+    elif case == "zero count":
+        model[ab][2] = 0
+    elif case == "negative count":
+        model[ab][2] = -4
+    elif case == "string count":
+        model[ab][2] = "5"
+    elif case == "missing byte":
+        del model[_b64(b"\x00")]
+        model = {k: [i + 3, v[1], v[2]] for i, (k, v) in enumerate(sorted(model.items(), key=lambda kv: kv[1][0]))}
+    elif case == "duplicate piece":
+        # "YWJ=" differs from "YWI=" only in padding bits that decoding ignores: both are b"ab".
+        model["YWJ="] = [max(v[0] for v in model.values()) + 1, "ab", 3]
+    return json.dumps(model).encode()
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MODELS))
+def test_bad_model_fails_at_load_naming_file_and_problem(case, tmp_path):
+    path = _write(tmp_path, _bad_model_json(case))
+    expected = BAD_MODELS[case][1]
+    with pytest.raises(ModelError) as info:
+        Tokenizer(str(path))
+    message = str(info.value)
+    assert "bad.model" in message
+    assert expected in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_bad_dict_model_says_dict():
+    model = _tiny_model()
+    model[_b64(b"ab")][2] = 0
+    with pytest.raises(ModelError, match=r"<dict>.*counts must be"):
+        Tokenizer(model)
+
+
+def test_zip_with_two_members_is_rejected(tmp_path):
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.model", json.dumps(_tiny_model()))
+        archive.writestr("b.model", json.dumps(_tiny_model()))
+    with pytest.raises(ModelError, match="exactly one file"):
+        load_model(path)
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Tokenizer(str(tmp_path / "nope.model"))
