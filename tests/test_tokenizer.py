@@ -1,0 +1,242 @@
+"""The Tokenizer API: 0.6.3 compatibility, normalisation, round trips, keys, threads, processes."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+import re
+import subprocess
+import sys
+import threading
+import unicodedata
+
+import numpy as np
+import pytest
+
+from bytepiece import Tokenizer, UnknownIdError
+
+TEXT = "Hello world! Tokenizers split text.\n\n你好，世界。今天天气不错。\n\tdef f(x):\n        return x ** 2\n"
+
+
+def reference_viterbi(tok: Tokenizer, data: bytes) -> list[bytes]:
+    """BytePiece 0.6.3's algorithm, literally: chunks by regex, edges longest-first per end,
+    replace only on a strictly greater score."""
+    logp = {p: lp for p, lp in zip(tok.vocabulary.pieces, tok._logprobs)}
+    longest = max(map(len, logp))
+    out = []
+    for chunk in re.findall(rb".*\n+|.+", data):
+        n = len(chunk)
+        scores = [0.0] + [-np.inf] * n
+        routes = list(range(n + 1))
+        for e in range(1, n + 1):
+            for s in range(max(0, e - longest), e):
+                piece = chunk[s:e]
+                if piece in logp and scores[s] + logp[piece] > scores[e]:
+                    scores[e], routes[e] = scores[s] + logp[piece], s
+        pieces, e = [], n
+        while e > 0:
+            pieces.append(chunk[routes[e]:e])
+            e = routes[e]
+        out += pieces[::-1]
+    return out
+
+
+def test_viterbi_matches_the_0_6_3_algorithm(tok):
+    for text in [TEXT, "a" * 300, "的" * 200, "\n\n\nx\n", "", "\r\n\r\nab\r\n", "x" * 40 + "\n" * 5]:
+        data = unicodedata.normalize("NFC", text).encode()
+        assert tok.tokenize(text) == reference_viterbi(tok, data), text[:20]
+
+
+def test_tie_breaking_prefers_the_longest_piece():
+    # Every piece has the same count, so "ab"+"c" and "a"+"bc" tie exactly; 0.6.3 keeps
+    # the edge seen first at each end, i.e. the longest piece ending there ("bc").
+    pieces = {bytes([b]): 1 for b in range(256)}
+    pieces.update({b"ab": 1, b"bc": 1})
+    from bytepiece.model import vocabulary_from_counts
+
+    tok = Tokenizer(vocabulary_from_counts(pieces))
+    assert tok.tokenize("abc") == [b"a", b"bc"]
+    assert tok.tokenize("abc") == reference_viterbi(tok, b"abc")
+
+
+def test_0_6_3_api_surface(tok):
+    ids = tok.encode(TEXT)
+    pieces = tok.tokenize(TEXT)
+    assert tok.pieces_to_ids(pieces) == ids
+    assert tok.ids_to_pieces(ids) == pieces
+    assert [tok.piece_to_id(p) for p in pieces] == ids
+    assert tok.id_to_piece(0) == "<pad>" and tok.piece_to_id("<eos>") == 2
+    assert tok.encode(TEXT, add_bos=True, add_eos=True) == [1] + ids + [2]
+    assert list(tok.encode(TEXT, iter=True)) == ids
+    assert list(tok.tokenize(TEXT, iter=True)) == pieces
+    assert tok.decode([1] + ids + [2, 0]) == TEXT
+    assert tok.vocab_size == len(tok.vocabulary) + 3
+    with pytest.raises(KeyError):
+        tok.piece_to_id(b"this is surely not a piece")
+    with pytest.raises(KeyError):
+        tok.id_to_piece(tok.vocab_size)
+
+
+def test_nfc_normalisation_by_default_and_optional(model_path):
+    decomposed = "e\u0301te\u0301"
+    tok = Tokenizer(model_path)
+    assert tok.decode(tok.encode(decomposed)) == unicodedata.normalize("NFC", decomposed)
+    raw = Tokenizer(model_path, normalize=False)
+    assert raw.decode(raw.encode(decomposed)) == decomposed
+
+
+@pytest.mark.parametrize("text", ["", "\n", "a\r\nb", "\x00\x01 \U0001F600 \u200d", "ｶﾀｶﾅ", "e\u0301"])
+def test_round_trip_without_normalisation(model_path, text):
+    tok = Tokenizer(model_path, normalize=False)
+    assert tok.decode(tok.encode(text)) == text
+    assert tok.decode(tok.encode(text, alpha=0.5)) == text
+
+
+def test_bytes_round_trip_exactly(tok):
+    data = bytes(range(256)) + b"\xff\xfe\n\n\xe4\xb8" + "你好".encode()
+    assert b"".join(tok.tokenize(data)) == data
+    assert tok.decode_bytes(tok.encode(data)) == data
+    assert tok.decode_bytes(tok.encode(data, alpha=0.2, key=3)) == data
+
+
+def test_unknown_ids_are_reported(tok):
+    with pytest.raises(UnknownIdError, match=str(tok.vocab_size)):
+        tok.decode([5, tok.vocab_size])
+    with pytest.raises(KeyError):
+        tok.decode([-1])
+    with pytest.raises(ValueError):
+        tok.decode(["x"])
+    assert tok.decode(np.array(tok.encode("abc"))) == "abc"
+
+
+def test_bad_arguments(tok):
+    with pytest.raises(TypeError):
+        tok.encode(123)
+    with pytest.raises(ValueError, match="alpha"):
+        tok.encode("x", alpha=float("nan"))
+    with pytest.raises(ValueError, match="sampler"):
+        tok.encode("x", alpha=0.1, sampler="bogus")
+    with pytest.raises(UnicodeEncodeError):
+        tok.encode("lone \ud800 surrogate")
+    with pytest.raises(ValueError, match="keys has 1 entries for 2 texts"):
+        tok.encode_batch(["a", "b"], alpha=0.1, keys=[1])
+
+
+def test_keyed_samples_are_pure_functions(model_path):
+    a = Tokenizer(model_path, seed=7)
+    b = Tokenizer(model_path, seed=7)
+    b.encode(TEXT, alpha=0.1)  # advancing the unkeyed stream changes nothing for keyed calls
+    for key in [0, 1, 2**64 - 1, -5, "doc-17", b"k", (3, 41)]:
+        assert a.encode(TEXT, alpha=0.1, key=key) == b.encode(TEXT, alpha=0.1, key=key)
+    samples = {tuple(a.encode(TEXT, alpha=0.1, key=k)) for k in range(20)}
+    assert len(samples) > 10
+    c = Tokenizer(model_path, seed=8)
+    assert [c.encode(TEXT, alpha=0.1, key=k) for k in range(5)] != [a.encode(TEXT, alpha=0.1, key=k) for k in range(5)]
+
+
+def test_int_and_str_keys_do_not_collide(tok):
+    assert tok.encode(TEXT, alpha=0.1, key=5) != tok.encode(TEXT, alpha=0.1, key="5")
+
+
+def test_set_seed_reproduces_the_unkeyed_sequence(model_path):
+    tok = Tokenizer(model_path, seed=3)
+    first = [tok.encode(TEXT, alpha=0.1) for _ in range(5)]
+    assert len({tuple(x) for x in first}) > 1
+    tok.set_seed(3)
+    assert [tok.encode(TEXT, alpha=0.1) for _ in range(5)] == first
+
+
+def test_alpha_semantics(tok):
+    viterbi = tok.encode(TEXT)
+    assert tok.encode(TEXT, alpha=-0.5) == viterbi
+    assert tok.encode(TEXT, alpha=1e4, key=1) == viterbi  # alpha -> infinity approaches Viterbi
+    assert tok.encode(TEXT, alpha=0.0, key=1) != viterbi
+
+
+def test_large_single_chunk_samples_are_valid(tok):
+    data = ("lorem ipsum dolor sit amet " * 40000).encode()  # over 1 MB, one chunk
+    for alpha in (0.0, 0.1, 1.0, 50.0):
+        pieces = tok.tokenize(data, alpha=alpha, key=str(alpha))
+        assert b"".join(pieces) == data
+
+
+def test_encode_batch_equals_one_by_one(tok):
+    texts = [TEXT * (i % 4) + str(i) for i in range(300)]
+    assert tok.encode_batch(texts) == [tok.encode(t) for t in texts]
+    keys = list(range(300))
+    expected = [tok.encode(t, alpha=0.3, key=k, add_eos=True) for t, k in zip(texts, keys)]
+    for threads in (1, 2, 3):
+        assert tok.encode_batch(texts, alpha=0.3, keys=keys, num_threads=threads, add_eos=True) == expected
+
+
+def test_pickle_keeps_keyed_samples_and_renews_unkeyed_stream(tok):
+    copy = pickle.loads(pickle.dumps(tok))
+    assert copy.encode(TEXT) == tok.encode(TEXT)
+    assert copy.encode(TEXT, alpha=0.2, key=11) == tok.encode(TEXT, alpha=0.2, key=11)
+    assert copy._stream_word != tok._stream_word
+
+
+def _sample_in_child(args):
+    path, seed = args
+    tok = Tokenizer(path, seed=seed)
+    return [tok.encode(TEXT, alpha=0.1) for _ in range(3)], tok.encode(TEXT, alpha=0.1, key="k")
+
+
+def test_seeded_sequences_are_the_same_in_a_fresh_process(model_path):
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        child = pool.map(_sample_in_child, [(str(model_path), 99)])[0]
+    assert child == _sample_in_child((str(model_path), 99))
+
+
+def _draw_after_fork(tok, queue):
+    queue.put([tok.encode(TEXT, alpha=0.1) for _ in range(3)])
+
+
+def test_forked_children_draw_different_unkeyed_samples(model_path):
+    tok = Tokenizer(model_path, seed=5)
+    tok.encode(TEXT, alpha=0.1)  # the parent has sampled before forking
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    children = [ctx.Process(target=_draw_after_fork, args=(tok, queue)) for _ in range(2)]
+    for child in children:
+        child.start()
+    results = [queue.get(timeout=60) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+    parent = [tok.encode(TEXT, alpha=0.1) for _ in range(3)]
+    assert results[0] != results[1]
+    assert parent not in results
+
+
+def test_threads_share_a_tokenizer_safely(tok):
+    texts = [TEXT + str(i) for i in range(200)]
+    expected = [tok.encode(t, alpha=0.2, key=i) for i, t in enumerate(texts)]
+    viterbi = [tok.encode(t) for t in texts]
+    errors, unkeyed = [], []
+
+    def work(offset):
+        try:
+            for i in range(len(texts)):
+                j = (i + offset) % len(texts)
+                assert tok.encode(texts[j], alpha=0.2, key=j) == expected[j]
+                assert tok.encode(texts[j]) == viterbi[j]
+                unkeyed.append(tuple(tok.encode(texts[0], alpha=0.5)))
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(k * 25,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    # Unkeyed draws come from distinct calls of the stream: not one shared sample repeated.
+    assert len(set(unkeyed)) > len(unkeyed) // 4
+
+
+def test_import_is_side_effect_free():
+    code = "import bytepiece, sys; print('bytepiece.trainer' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(__file__)), check=True)
+    assert out.stdout.strip() == "False"
