@@ -1,0 +1,912 @@
+# The trainer's hot loops: byte n-gram counting, the n-gram tagging Viterbi and
+# piece counting (BytePiece's "new word discovery", DESIGN.md "Training").
+#
+# Why it is built this way:
+# - Everything is a map/merge over blocks of chunks: `count_ngrams_block`
+#   turns a list of chunks into an NgramTable, `count_pieces_block` turns a
+#   list of chunks into a PieceTable; tables merge associatively (`merge`) and
+#   serialise to bytes (`to_bytes` / `from_bytes`, also used by pickle), so any
+#   engine (multiprocessing here, a cluster later) can run the map and reduce.
+# - An n-gram of length L <= 8 fits in a uint64 (little-endian packed bytes),
+#   so each length has its own open-addressing table of (key, count) pairs: no
+#   Python objects, no key storage beyond 16 bytes a slot. Single bytes are a
+#   plain array of 256 counts.
+# - Pieces have any length, so the piece table hashes the bytes (64-bit) and
+#   keeps the bytes themselves in an arena; slots compare hash, length and
+#   bytes, so collisions cannot merge two pieces.
+# - A memory budget caps the n-gram tables: when the entries of lengths >= 2
+#   outgrow it, the rarest ones are dropped (the smallest count threshold that
+#   brings them under half the budget). Until that happens the counts are
+#   exact; `pruned_below` records the largest threshold ever used (0 = exact).
+# - The tagging Viterbi reproduces BytePiece 0.6.3's numpy version decision by
+#   decision: same scores (log c(k) - log c(k[:-1])), same additions, the first
+#   maximum wins, and the same behaviour when a whole column is -inf.
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.math cimport INFINITY, log
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcmp, memcpy, memset
+
+import struct
+
+MAX_ORDER = 8
+cdef enum:
+    C_MAX_ORDER = 8
+
+cdef uint64_t EMPTY_KEY = 0xFFFFFFFFFFFFFFFFULL
+
+
+cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline uint64_t hash_bytes(const uint8_t* p, Py_ssize_t n) noexcept nogil:
+    cdef uint64_t h = 0x9E3779B97F4A7C15ULL ^ (<uint64_t>n * 0xFF51AFD7ED558CCDULL)
+    cdef uint64_t w
+    cdef Py_ssize_t i = 0, t
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        h = mix64(h ^ w) + 0x632BE59BD9B4E019ULL
+        i += 8
+    if i < n:
+        w = 0
+        for t in range(n - i):
+            w |= (<uint64_t>p[i + t]) << (8 * t)
+        h = mix64(h ^ w ^ 0xA0761D6478BD642FULL)
+    return mix64(h)
+
+
+# ---------------------------------------------------------------------------
+# Counts keyed by uint64 (one table per n-gram length). count == 0 marks an
+# empty slot (stored counts are always >= 1).
+
+cdef struct CountTable:
+    uint64_t* keys
+    int64_t* counts
+    size_t cap        # a power of two, or 0
+    size_t size
+
+
+cdef int ct_init(CountTable* t, size_t cap) noexcept nogil:
+    cdef size_t c = 16
+    while c < cap:
+        c <<= 1
+    t.keys = <uint64_t*>malloc(c * sizeof(uint64_t))
+    t.counts = <int64_t*>calloc(c, sizeof(int64_t))
+    if t.keys == NULL or t.counts == NULL:
+        free(t.keys); free(t.counts)
+        t.keys = NULL; t.counts = NULL; t.cap = 0; t.size = 0
+        return -1
+    t.cap = c
+    t.size = 0
+    return 0
+
+
+cdef void ct_free(CountTable* t) noexcept nogil:
+    free(t.keys); free(t.counts)
+    t.keys = NULL; t.counts = NULL; t.cap = 0; t.size = 0
+
+
+cdef inline void ct_put_new(CountTable* t, uint64_t key, int64_t count) noexcept nogil:
+    # key known to be absent and room known to exist
+    cdef size_t mask = t.cap - 1
+    cdef size_t i = mix64(key) & mask
+    while t.counts[i] != 0:
+        i = (i + 1) & mask
+    t.keys[i] = key
+    t.counts[i] = count
+    t.size += 1
+
+
+cdef int ct_resize(CountTable* t, size_t cap) noexcept nogil:
+    cdef CountTable n
+    cdef size_t i
+    if ct_init(&n, cap) < 0:
+        return -1
+    for i in range(t.cap):
+        if t.counts[i] != 0:
+            ct_put_new(&n, t.keys[i], t.counts[i])
+    ct_free(t)
+    t[0] = n
+    return 0
+
+
+cdef inline int ct_add(CountTable* t, uint64_t key, int64_t count) noexcept nogil:
+    cdef size_t mask, i
+    if (t.size + 1) * 10 > t.cap * 7:
+        if ct_resize(t, t.cap * 2 if t.cap else 16) < 0:
+            return -1
+    mask = t.cap - 1
+    i = mix64(key) & mask
+    while t.counts[i] != 0:
+        if t.keys[i] == key:
+            t.counts[i] += count
+            return 0
+        i = (i + 1) & mask
+    t.keys[i] = key
+    t.counts[i] = count
+    t.size += 1
+    return 0
+
+
+cdef inline int64_t ct_get(const CountTable* t, uint64_t key) noexcept nogil:
+    cdef size_t mask, i
+    if t.cap == 0:
+        return 0
+    mask = t.cap - 1
+    i = mix64(key) & mask
+    while t.counts[i] != 0:
+        if t.keys[i] == key:
+            return t.counts[i]
+        i = (i + 1) & mask
+    return 0
+
+
+cdef int ct_drop_below(CountTable* t, int64_t threshold) noexcept nogil:
+    """Drops entries with count < threshold (rebuilding the table, shrunk to fit)."""
+    cdef CountTable n
+    cdef size_t i, keep = 0
+    for i in range(t.cap):
+        if t.counts[i] >= threshold:
+            keep += 1
+    if ct_init(&n, keep * 2 + 16) < 0:
+        return -1
+    for i in range(t.cap):
+        if t.counts[i] >= threshold:
+            ct_put_new(&n, t.keys[i], t.counts[i])
+    ct_free(t)
+    t[0] = n
+    return 0
+
+
+# ---------------------------------------------------------------------------
+
+cdef class NgramTable:
+    """Counts of every byte n-gram of length 0..order that lies inside a chunk.
+
+    >>> t = NgramTable(3); t.count([b"abab"]); t.get(b"ab")
+    2
+
+    ``budget`` (entries of length >= 2, 0 = unbounded) bounds the memory: see
+    the module comment. Tables with the same order and budget merge.
+    """
+    cdef readonly int order
+    cdef readonly int64_t total          # count of the empty n-gram = number of bytes
+    cdef readonly int64_t budget
+    cdef readonly int64_t pruned_below   # largest prune threshold used (0 = exact)
+    cdef int64_t uni[256]
+    cdef CountTable tabs[C_MAX_ORDER + 1]   # index = length (2..order used)
+
+    def __cinit__(self, int order, int64_t budget=0):
+        if order < 1 or order > C_MAX_ORDER:
+            raise ValueError(f"order must be between 1 and {C_MAX_ORDER}, not {order}")
+        self.order = order
+        self.budget = budget if budget > 0 else 0
+        self.total = 0
+        self.pruned_below = 0
+        memset(self.uni, 0, sizeof(self.uni))
+        memset(self.tabs, 0, sizeof(self.tabs))
+
+    def __dealloc__(self):
+        cdef int L
+        for L in range(C_MAX_ORDER + 1):
+            ct_free(&self.tabs[L])
+
+    cdef size_t _entries(self) noexcept nogil:
+        cdef size_t s = 0
+        cdef int L
+        for L in range(2, self.order + 1):
+            s += self.tabs[L].size
+        return s
+
+    def __len__(self):
+        """Distinct n-grams of lengths 1..order."""
+        return self._entries() + sum(1 for b in range(256) if self.uni[b])
+
+    @property
+    def nbytes(self):
+        """Memory held by the hash tables, in bytes."""
+        cdef size_t s = 0
+        cdef int L
+        for L in range(2, self.order + 1):
+            s += self.tabs[L].cap * 16
+        return s
+
+    cdef int _enforce_budget(self) noexcept nogil:
+        """If over budget, drop the rarest entries so that at most budget/2 remain."""
+        cdef size_t n = self._entries(), target, above
+        cdef int64_t* hist
+        cdef int64_t threshold, c
+        cdef int L
+        cdef size_t i
+        cdef int HMAX = 1 << 16
+        if self.budget == 0 or n <= <size_t>self.budget:
+            return 0
+        target = <size_t>(self.budget // 2)
+        hist = <int64_t*>calloc(HMAX + 1, sizeof(int64_t))
+        if hist == NULL:
+            return -1
+        for L in range(2, self.order + 1):
+            for i in range(self.tabs[L].cap):
+                c = self.tabs[L].counts[i]
+                if c:
+                    hist[c if c < HMAX else HMAX] += 1
+        # smallest threshold t such that entries with count >= t fit the target
+        above = n
+        threshold = 1
+        while threshold < HMAX and above > target:
+            above -= hist[threshold]
+            threshold += 1
+        free(hist)
+        for L in range(2, self.order + 1):
+            if ct_drop_below(&self.tabs[L], threshold) < 0:
+                return -1
+        if threshold > self.pruned_below:
+            self.pruned_below = threshold
+        return 0
+
+    cdef int _count_chunk(self, const uint8_t* x, Py_ssize_t n) noexcept nogil:
+        cdef Py_ssize_t i
+        cdef int L, top
+        cdef uint64_t key
+        self.total += n
+        for i in range(n):
+            self.uni[x[i]] += 1
+            key = x[i]
+            top = self.order if i + self.order <= n else <int>(n - i)
+            for L in range(2, top + 1):
+                key |= (<uint64_t>x[i + L - 1]) << (8 * (L - 1))
+                if ct_add(&self.tabs[L], key, 1) < 0:
+                    return -1
+        return 0
+
+    def count(self, list chunks):
+        """Adds the n-grams of each chunk (bytes); the GIL is released while counting."""
+        cdef Py_ssize_t m = len(chunks), i
+        cdef const uint8_t** ptrs = <const uint8_t**>malloc((m + 1) * sizeof(uint8_t*))
+        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((m + 1) * sizeof(Py_ssize_t))
+        cdef int rc = 0
+        cdef bytes item
+        try:
+            if ptrs == NULL or lens == NULL:
+                raise MemoryError()
+            for i in range(m):
+                item = chunks[i]
+                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
+                lens[i] = PyBytes_GET_SIZE(item)
+            with nogil:
+                for i in range(m):
+                    rc = self._count_chunk(ptrs[i], lens[i])
+                    if rc < 0:
+                        break
+                    if self.budget and (i & 63) == 63:
+                        rc = self._enforce_budget()
+                        if rc < 0:
+                            break
+                if rc == 0:
+                    rc = self._enforce_budget()
+            if rc < 0:
+                raise MemoryError()
+        finally:
+            free(ptrs); free(lens)
+
+    def merge(self, NgramTable other):
+        """Adds other's counts into this table (returns self)."""
+        cdef int L, rc = 0
+        cdef size_t i
+        cdef int b
+        if other.order != self.order:
+            raise ValueError(f"cannot merge n-gram tables of order {self.order} and {other.order}")
+        with nogil:
+            self.total += other.total
+            for b in range(256):
+                self.uni[b] += other.uni[b]
+            for L in range(2, self.order + 1):
+                if self.tabs[L].cap == 0 and other.tabs[L].cap:
+                    rc = ct_init(&self.tabs[L], other.tabs[L].size * 2)
+                    if rc < 0:
+                        break
+                for i in range(other.tabs[L].cap):
+                    if other.tabs[L].counts[i]:
+                        rc = ct_add(&self.tabs[L], other.tabs[L].keys[i], other.tabs[L].counts[i])
+                        if rc < 0:
+                            break
+                if rc < 0:
+                    break
+            if rc == 0:
+                rc = self._enforce_budget()
+        if rc < 0:
+            raise MemoryError()
+        if other.pruned_below > self.pruned_below:
+            self.pruned_below = other.pruned_below
+        return self
+
+    def get(self, bytes ngram):
+        """The count of one n-gram (b"" gives the number of bytes)."""
+        cdef Py_ssize_t n = len(ngram), t
+        cdef uint64_t key = 0
+        if n == 0:
+            return self.total
+        if n > self.order:
+            return 0
+        if n == 1:
+            return self.uni[ngram[0]]
+        for t in range(n):
+            key |= (<uint64_t>ngram[t]) << (8 * t)
+        return ct_get(&self.tabs[n], key)
+
+    def items(self, int length):
+        """(ngram bytes, count) pairs of one length, sorted by bytes (for tests and tools)."""
+        cdef list out = []
+        cdef size_t i
+        cdef int t
+        cdef uint64_t k
+        if length == 0:
+            return [(b"", self.total)]
+        if length == 1:
+            return [(bytes([b]), self.uni[b]) for b in range(256) if self.uni[b]]
+        if length < 0 or length > self.order:
+            return []
+        for i in range(self.tabs[length].cap):
+            if self.tabs[length].counts[i]:
+                k = self.tabs[length].keys[i]
+                out.append((bytes([(k >> (8 * t)) & 255 for t in range(length)]),
+                            self.tabs[length].counts[i]))
+        out.sort()
+        return out
+
+    # -- serialisation -------------------------------------------------------
+    def to_bytes(self):
+        """A self-contained byte string; NgramTable.from_bytes rebuilds the table."""
+        cdef list parts = [struct.pack("<8sqqqq", b"BPNGRAM1", self.order, self.total, self.budget,
+                                       self.pruned_below)]
+        cdef int L
+        cdef size_t i, j
+        cdef int64_t[::1] unis
+        import numpy as np
+        parts.append(np.asarray(<int64_t[:256]>self.uni).astype("<i8").tobytes())
+        for L in range(2, self.order + 1):
+            keys = np.empty(self.tabs[L].size, dtype=np.uint64)
+            counts = np.empty(self.tabs[L].size, dtype=np.int64)
+            j = 0
+            kv = keys
+            cv = counts
+            self._dump(L, kv, cv)
+            parts.append(struct.pack("<q", self.tabs[L].size))
+            parts.append(keys.astype("<u8").tobytes())
+            parts.append(counts.astype("<i8").tobytes())
+        return b"".join(parts)
+
+    cdef void _dump(self, int L, uint64_t[::1] keys, int64_t[::1] counts):
+        cdef size_t i, j = 0
+        for i in range(self.tabs[L].cap):
+            if self.tabs[L].counts[i]:
+                keys[j] = self.tabs[L].keys[i]
+                counts[j] = self.tabs[L].counts[i]
+                j += 1
+
+    @staticmethod
+    def from_bytes(data):
+        import numpy as np
+        data = bytes(data)
+        magic, order, total, budget, pruned = struct.unpack_from("<8sqqqq", data, 0)
+        if magic != b"BPNGRAM1":
+            raise ValueError("not a serialised NgramTable")
+        cdef NgramTable t = NgramTable(order, budget)
+        cdef Py_ssize_t off = 40, n, i
+        cdef int L
+        t.total = total
+        t.pruned_below = pruned
+        uni = np.frombuffer(data, dtype="<i8", count=256, offset=off)
+        off += 256 * 8
+        for i in range(256):
+            t.uni[i] = uni[i]
+        cdef uint64_t[::1] kv
+        cdef int64_t[::1] cv
+        for L in range(2, order + 1):
+            n = struct.unpack_from("<q", data, off)[0]
+            off += 8
+            kv = np.frombuffer(data, dtype="<u8", count=n, offset=off).astype(np.uint64)
+            off += 8 * n
+            cv = np.frombuffer(data, dtype="<i8", count=n, offset=off).astype(np.int64)
+            off += 8 * n
+            if ct_init(&t.tabs[L], <size_t>(n * 2)) < 0:
+                raise MemoryError()
+            for i in range(n):
+                ct_put_new(&t.tabs[L], kv[i], cv[i])
+        return t
+
+    def __reduce__(self):
+        return (NgramTable.from_bytes, (self.to_bytes(),))
+
+
+def count_ngrams_block(list chunks, int order, int64_t budget=0):
+    """Map step: the NgramTable of a block of chunks (list of bytes)."""
+    cdef NgramTable t = NgramTable(order, budget)
+    t.count(chunks)
+    return t
+
+
+# ---------------------------------------------------------------------------
+# Conditional log-probabilities log P(last byte | previous bytes), as 0.6.3's
+# prune_ngrams computes them.
+
+cdef struct ProbTable:
+    uint64_t* keys
+    double* vals
+    uint8_t* used
+    size_t cap
+
+
+cdef inline double pt_get(const ProbTable* t, uint64_t key) noexcept nogil:
+    cdef size_t mask = t.cap - 1
+    cdef size_t i = mix64(key) & mask
+    while t.used[i]:
+        if t.keys[i] == key:
+            return t.vals[i]
+        i = (i + 1) & mask
+    return -INFINITY
+
+
+cdef class NgramModel:
+    """The n-gram log-probabilities used by the tagging Viterbi.
+
+    Built from a (merged) NgramTable: missing single bytes get count 1, n-grams
+    of length >= 2 rarer than min_count are dropped, and an n-gram k scores
+    log c(k) - log c(k[:-1]).
+    """
+    cdef readonly int order
+    cdef double uni[256]
+    cdef ProbTable tabs[C_MAX_ORDER + 1]
+    cdef readonly Py_ssize_t size
+
+    def __cinit__(self):
+        memset(self.tabs, 0, sizeof(self.tabs))
+
+    def __dealloc__(self):
+        cdef int L
+        for L in range(C_MAX_ORDER + 1):
+            free(self.tabs[L].keys); free(self.tabs[L].vals); free(self.tabs[L].used)
+
+    cdef int _alloc(self, int L, size_t n) except -1:
+        cdef size_t c = 16
+        while c < n * 2:
+            c <<= 1
+        self.tabs[L].keys = <uint64_t*>malloc(c * sizeof(uint64_t))
+        self.tabs[L].vals = <double*>malloc(c * sizeof(double))
+        self.tabs[L].used = <uint8_t*>calloc(c, 1)
+        if self.tabs[L].keys == NULL or self.tabs[L].vals == NULL or self.tabs[L].used == NULL:
+            raise MemoryError()
+        self.tabs[L].cap = c
+        return 0
+
+    cdef void _put(self, int L, uint64_t key, double v) noexcept nogil:
+        cdef size_t mask = self.tabs[L].cap - 1
+        cdef size_t i = mix64(key) & mask
+        while self.tabs[L].used[i]:
+            i = (i + 1) & mask
+        self.tabs[L].used[i] = 1
+        self.tabs[L].keys[i] = key
+        self.tabs[L].vals[i] = v
+
+    @staticmethod
+    def from_table(NgramTable table, int64_t min_count):
+        cdef NgramModel m = NgramModel()
+        cdef int64_t uni[256]
+        cdef int64_t total = table.total, c, cp
+        cdef int b, L
+        cdef size_t i, n
+        cdef uint64_t key, mask
+        cdef const CountTable* ct
+        cdef const CountTable* prev
+        m.order = table.order
+        m.size = 256
+        for b in range(256):
+            uni[b] = table.uni[b]
+            if uni[b] == 0:
+                uni[b] = 1
+                total += 1
+        for b in range(256):
+            m.uni[b] = log(<double>uni[b]) - log(<double>total)
+        for L in range(2, table.order + 1):
+            ct = &table.tabs[L]
+            n = 0
+            for i in range(ct.cap):
+                if ct.counts[i] >= min_count and ct.counts[i] > 0:
+                    n += 1
+            m._alloc(L, n)
+            mask = (1ULL << (8 * (L - 1))) - 1
+            for i in range(ct.cap):
+                c = ct.counts[i]
+                if c >= min_count and c > 0:
+                    key = ct.keys[i]
+                    if L == 2:
+                        cp = uni[key & 255]
+                    else:
+                        cp = ct_get(&table.tabs[L - 1], key & mask)
+                    if cp <= 0:
+                        continue     # prefix lost to the memory budget
+                    m._put(L, key, log(<double>c) - log(<double>cp))
+                    m.size += 1
+        return m
+
+    def logprob(self, bytes ngram):
+        """log P(last byte | the others), -inf when the n-gram was dropped."""
+        cdef Py_ssize_t n = len(ngram), t
+        cdef uint64_t key = 0
+        if n == 1:
+            return self.uni[ngram[0]]
+        if n < 1 or n > self.order:
+            return -INFINITY
+        for t in range(n):
+            key |= (<uint64_t>ngram[t]) << (8 * t)
+        return pt_get(&self.tabs[n], key)
+
+    def to_bytes(self):
+        import numpy as np
+        cdef list parts = [struct.pack("<8sq", b"BPNGMOD1", self.order),
+                           np.asarray(<double[:256]>self.uni).astype("<f8").tobytes()]
+        cdef int L
+        cdef size_t i
+        for L in range(2, self.order + 1):
+            used = np.asarray(<uint8_t[:self.tabs[L].cap]>self.tabs[L].used).astype(bool)
+            keys = np.asarray(<uint64_t[:self.tabs[L].cap]>self.tabs[L].keys)[used]
+            vals = np.asarray(<double[:self.tabs[L].cap]>self.tabs[L].vals)[used]
+            parts.append(struct.pack("<q", len(keys)))
+            parts.append(keys.astype("<u8").tobytes())
+            parts.append(vals.astype("<f8").tobytes())
+        return b"".join(parts)
+
+    @staticmethod
+    def from_bytes(data):
+        import numpy as np
+        data = bytes(data)
+        magic, order = struct.unpack_from("<8sq", data, 0)
+        if magic != b"BPNGMOD1":
+            raise ValueError("not a serialised NgramModel")
+        cdef NgramModel m = NgramModel()
+        cdef Py_ssize_t off = 16, n, i
+        cdef int L
+        cdef uint64_t[::1] kv
+        cdef double[::1] vv
+        m.order = order
+        uni = np.frombuffer(data, dtype="<f8", count=256, offset=off)
+        off += 256 * 8
+        for i in range(256):
+            m.uni[i] = uni[i]
+        m.size = 256
+        for L in range(2, order + 1):
+            n = struct.unpack_from("<q", data, off)[0]
+            off += 8
+            kv = np.frombuffer(data, dtype="<u8", count=n, offset=off).astype(np.uint64)
+            off += 8 * n
+            vv = np.frombuffer(data, dtype="<f8", count=n, offset=off).astype(np.float64)
+            off += 8 * n
+            m._alloc(L, n)
+            for i in range(n):
+                m._put(L, kv[i], vv[i])
+            m.size += n
+        return m
+
+    def __reduce__(self):
+        return (NgramModel.from_bytes, (self.to_bytes(),))
+
+    # -- the tagging Viterbi ---------------------------------------------------
+    cdef Py_ssize_t _tag(self, const uint8_t* x, Py_ssize_t n, bint ensure_unicode,
+                         double* prev, double* cur, double* node, uint8_t* routes,
+                         int32_t* starts) noexcept nogil:
+        """Piece start positions of one chunk into starts (followed by n); returns how many
+        pieces. routes holds n * order bytes."""
+        cdef int order = self.order, a, b, best_a, st
+        cdef Py_ssize_t i, m
+        cdef uint64_t key
+        cdef double s, best
+        cdef double* tmp
+        if n == 0:
+            return 0
+        for i in range(n):
+            # node scores of byte i in each state
+            node[0] = self.uni[x[i]]
+            key = x[i]
+            for b in range(1, order):
+                if b > i:
+                    node[b] = -INFINITY
+                    continue
+                key = (key << 8) | x[i - b]
+                node[b] = pt_get(&self.tabs[b + 1], key)
+            if ensure_unicode and x[i] >= 128 and x[i] < 192:
+                node[0] = -INFINITY
+            if i == 0:
+                for b in range(order):
+                    cur[b] = node[b]
+                continue
+            tmp = prev; prev = cur; cur = tmp
+            # state 0: from any state
+            best = -INFINITY; best_a = 0
+            for a in range(order):
+                s = prev[a] + node[0]
+                if s > best:
+                    best = s; best_a = a
+            cur[0] = best
+            routes[(i - 1) * order] = <uint8_t>best_a
+            for b in range(1, order):
+                best = -INFINITY; best_a = 0
+                s = prev[b - 1] + node[b]
+                if s > best:
+                    best = s; best_a = b - 1
+                if b == order - 1:
+                    s = prev[b] + node[b]
+                    if s > best:
+                        best = s; best_a = b
+                cur[b] = best
+                routes[(i - 1) * order + b] = <uint8_t>best_a
+        # final state: first maximum
+        best = cur[0]; st = 0
+        for b in range(1, order):
+            if cur[b] > best:
+                best = cur[b]; st = b
+        # backtrack; record starts (state 0) from the end
+        m = 0
+        i = n - 1
+        while True:
+            if st == 0:
+                starts[m] = <int32_t>i
+                m += 1
+            if i == 0:
+                break
+            st = routes[(i - 1) * order + st]
+            i -= 1
+        # reverse in place
+        for a in range(m // 2):
+            b = starts[a]; starts[a] = starts[m - 1 - a]; starts[m - 1 - a] = b
+        starts[m] = <int32_t>n
+        return m
+
+    def tokenize(self, bytes chunk, bint ensure_unicode=True):
+        """The pieces of one chunk by the tagging Viterbi (0.6.3's Trainer._tokenize)."""
+        cdef Py_ssize_t n = len(chunk), m, i
+        cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(chunk)
+        cdef double* buf = <double*>malloc((3 * self.order + 1) * sizeof(double))
+        cdef uint8_t* routes = <uint8_t*>malloc(n * self.order + 1)
+        cdef int32_t* starts = <int32_t*>malloc((n + 2) * sizeof(int32_t))
+        try:
+            if buf == NULL or routes == NULL or starts == NULL:
+                raise MemoryError()
+            with nogil:
+                m = self._tag(x, n, ensure_unicode, buf, buf + self.order, buf + 2 * self.order,
+                              routes, starts)
+            return [chunk[starts[i]:starts[i + 1]] for i in range(m)]
+        finally:
+            free(buf); free(routes); free(starts)
+
+
+# ---------------------------------------------------------------------------
+# Counts keyed by arbitrary bytes.
+
+cdef struct PSlot:
+    uint64_t hash
+    int64_t count      # 0 = empty
+    int64_t offset     # into the arena
+    int64_t length
+
+
+cdef class PieceTable:
+    """Counts of byte strings (pieces). Merges associatively; pickles via to_bytes."""
+    cdef PSlot* slots
+    cdef size_t cap
+    cdef readonly size_t size
+    cdef uint8_t* arena
+    cdef size_t arena_len
+    cdef size_t arena_cap
+
+    def __cinit__(self):
+        self.slots = NULL
+        self.cap = 0
+        self.size = 0
+        self.arena = NULL
+        self.arena_len = 0
+        self.arena_cap = 0
+
+    def __dealloc__(self):
+        free(self.slots)
+        free(self.arena)
+
+    def __len__(self):
+        return self.size
+
+    cdef int _grow(self) noexcept nogil:
+        cdef size_t ncap = self.cap * 2 if self.cap else 1024
+        cdef PSlot* ns = <PSlot*>calloc(ncap, sizeof(PSlot))
+        cdef size_t i, j, mask = ncap - 1
+        if ns == NULL:
+            return -1
+        for i in range(self.cap):
+            if self.slots[i].count:
+                j = self.slots[i].hash & mask
+                while ns[j].count:
+                    j = (j + 1) & mask
+                ns[j] = self.slots[i]
+        free(self.slots)
+        self.slots = ns
+        self.cap = ncap
+        return 0
+
+    cdef int add_raw(self, const uint8_t* p, Py_ssize_t n, int64_t count, uint64_t h) noexcept nogil:
+        cdef size_t mask, i, need
+        cdef uint8_t* na
+        if (self.size + 1) * 10 > self.cap * 7:
+            if self._grow() < 0:
+                return -1
+        mask = self.cap - 1
+        i = h & mask
+        while self.slots[i].count:
+            if (self.slots[i].hash == h and self.slots[i].length == n
+                    and memcmp(self.arena + self.slots[i].offset, p, n) == 0):
+                self.slots[i].count += count
+                return 0
+            i = (i + 1) & mask
+        need = self.arena_len + <size_t>n
+        if need > self.arena_cap:
+            need = need * 2 if need > 4096 else 8192
+            na = <uint8_t*>realloc(self.arena, need)
+            if na == NULL:
+                return -1
+            self.arena = na
+            self.arena_cap = need
+        if n:
+            memcpy(self.arena + self.arena_len, p, n)
+        self.slots[i].hash = h
+        self.slots[i].count = count
+        self.slots[i].offset = <int64_t>self.arena_len
+        self.slots[i].length = n
+        self.arena_len += n
+        self.size += 1
+        return 0
+
+    def add(self, bytes piece, int64_t count=1):
+        cdef Py_ssize_t n = len(piece)
+        cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(piece)
+        if count <= 0:
+            raise ValueError("counts must be positive")
+        if self.add_raw(p, n, count, hash_bytes(p, n)) < 0:
+            raise MemoryError()
+
+    def get(self, bytes piece):
+        cdef Py_ssize_t n = len(piece)
+        cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(piece)
+        cdef uint64_t h = hash_bytes(p, n)
+        cdef size_t i
+        if self.cap == 0:
+            return 0
+        i = h & (self.cap - 1)
+        while self.slots[i].count:
+            if (self.slots[i].hash == h and self.slots[i].length == n
+                    and memcmp(self.arena + self.slots[i].offset, p, n) == 0):
+                return self.slots[i].count
+            i = (i + 1) & (self.cap - 1)
+        return 0
+
+    def merge(self, PieceTable other):
+        """Adds other's counts into this table (returns self)."""
+        cdef size_t i
+        cdef int rc = 0
+        with nogil:
+            for i in range(other.cap):
+                if other.slots[i].count:
+                    rc = self.add_raw(other.arena + other.slots[i].offset, other.slots[i].length,
+                                      other.slots[i].count, other.slots[i].hash)
+                    if rc < 0:
+                        break
+        if rc < 0:
+            raise MemoryError()
+        return self
+
+    def items(self):
+        """(piece, count) pairs sorted by piece bytes."""
+        cdef list out = []
+        cdef size_t i
+        for i in range(self.cap):
+            if self.slots[i].count:
+                out.append((PyBytes_FromStringAndSize(<char*>self.arena + self.slots[i].offset,
+                                                      self.slots[i].length),
+                            self.slots[i].count))
+        out.sort()
+        return out
+
+    def to_dict(self):
+        return dict(self.items())
+
+    def to_bytes(self):
+        cdef list parts = [struct.pack("<8sq", b"BPPIECE1", self.size)]
+        cdef size_t i
+        for i in range(self.cap):
+            if self.slots[i].count:
+                parts.append(struct.pack("<qq", self.slots[i].count, self.slots[i].length))
+                parts.append(PyBytes_FromStringAndSize(<char*>self.arena + self.slots[i].offset,
+                                                       self.slots[i].length))
+        return b"".join(parts)
+
+    @staticmethod
+    def from_bytes(data):
+        data = bytes(data)
+        magic, n = struct.unpack_from("<8sq", data, 0)
+        if magic != b"BPPIECE1":
+            raise ValueError("not a serialised PieceTable")
+        cdef PieceTable t = PieceTable()
+        cdef Py_ssize_t off = 16, i, length
+        cdef int64_t count
+        cdef const uint8_t* base = <const uint8_t*>PyBytes_AS_STRING(data)
+        for i in range(n):
+            count, length = struct.unpack_from("<qq", data, off)
+            off += 16
+            if t.add_raw(base + off, length, count, hash_bytes(base + off, length)) < 0:
+                raise MemoryError()
+            off += length
+        return t
+
+    def __reduce__(self):
+        return (PieceTable.from_bytes, (self.to_bytes(),))
+
+
+def count_pieces_block(list chunks, NgramModel model, bint ensure_unicode=True,
+                       int max_pair_length=0):
+    """Map step: segment each chunk with the tagging Viterbi and count the pieces.
+
+    Returns a PieceTable. With max_pair_length > 0, also returns a second
+    PieceTable counting the concatenations of adjacent pieces no longer than
+    that (candidate longer pieces for the EM stage).
+    """
+    cdef Py_ssize_t m = len(chunks), i, longest = 0, k, np_, s, e, e2
+    cdef const uint8_t** ptrs = <const uint8_t**>malloc((m + 1) * sizeof(uint8_t*))
+    cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((m + 1) * sizeof(Py_ssize_t))
+    cdef double* buf = NULL
+    cdef uint8_t* routes = NULL
+    cdef int32_t* starts = NULL
+    cdef int order = model.order, rc = 0
+    cdef bytes item
+    cdef PieceTable table = PieceTable()
+    cdef PieceTable pairs = PieceTable()
+    cdef const uint8_t* x
+    try:
+        if ptrs == NULL or lens == NULL:
+            raise MemoryError()
+        for i in range(m):
+            item = chunks[i]
+            ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
+            lens[i] = PyBytes_GET_SIZE(item)
+            if lens[i] > longest:
+                longest = lens[i]
+        buf = <double*>malloc((3 * order + 1) * sizeof(double))
+        routes = <uint8_t*>malloc(longest * order + 1)
+        starts = <int32_t*>malloc((longest + 2) * sizeof(int32_t))
+        if buf == NULL or routes == NULL or starts == NULL:
+            raise MemoryError()
+        with nogil:
+            for i in range(m):
+                x = ptrs[i]
+                np_ = model._tag(x, lens[i], ensure_unicode, buf, buf + order, buf + 2 * order,
+                                 routes, starts)
+                for k in range(np_):
+                    s = starts[k]
+                    e = starts[k + 1]
+                    rc = table.add_raw(x + s, e - s, 1, hash_bytes(x + s, e - s))
+                    if rc < 0:
+                        break
+                    if max_pair_length > 0 and k + 1 < np_:
+                        e2 = starts[k + 2]
+                        if e2 - s <= max_pair_length:
+                            rc = pairs.add_raw(x + s, e2 - s, 1, hash_bytes(x + s, e2 - s))
+                            if rc < 0:
+                                break
+                if rc < 0:
+                    break
+        if rc < 0:
+            raise MemoryError()
+    finally:
+        free(ptrs); free(lens); free(buf); free(routes); free(starts)
+    if max_pair_length > 0:
+        return table, pairs
+    return table
