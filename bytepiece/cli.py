@@ -1,0 +1,843 @@
+"""The ``bytepiece`` command line: train, encode, decode, sample, info.
+
+Why it is built this way:
+
+- stdout carries only data (ids, pieces, samples, reports); progress goes to
+  stderr, and only when stderr is a terminal or ``--progress`` asks for it.
+- Text is read as bytes, one line at a time, in batches of lines, so memory
+  stays flat on files of any size. A line keeps its line ending (``\\n`` or
+  ``\\r\\n``, or nothing on a last line without one): its ids include those
+  bytes, and ``decode`` writes the bytes of each id line back to back, so
+  ``encode | decode`` reproduces the input byte for byte (NFC text, or any
+  bytes with ``--no-normalize``).
+- Each line is keyed by its line number (1-based, counted across all inputs),
+  so samples with ``--alpha`` and ``--seed`` do not depend on ``--threads``
+  or on how lines fall into batches.
+- Every file written goes through :func:`bytepiece.atomic.atomic_write`: an
+  interrupted run leaves the old file or none, never half of one.
+- Runtime errors become one ``Error: ...`` line and exit status 1 (2 stays
+  click's usage errors); ``bytepiece --debug ...`` shows the traceback. A
+  reader that closes the pipe early (``| head``) ends the run quietly, with
+  status 0.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import os
+import sys
+import time
+import unicodedata
+from pathlib import Path
+from typing import IO, Iterator, List, Optional, Sequence, Tuple
+
+import click
+
+from ._version import __version__
+
+BATCH_LINES = 1000
+BATCH_BYTES = 1 << 22
+SPECIAL_NAMES = ("<pad>", "<bos>", "<eos>")
+FIRST_PIECE_ID = len(SPECIAL_NAMES)
+ENUMERATION_LIMIT = 100_000
+
+
+# ---------------------------------------------------------------------------
+# Errors
+
+
+class CliError(click.ClickException):
+    """A runtime error: printed as one ``Error: ...`` line, exit status 1."""
+
+
+class Interrupted(click.ClickException):
+    exit_code = 130
+
+    def __init__(self) -> None:
+        super().__init__("interrupted")
+
+
+def _describe(error: BaseException) -> str:
+    """One line naming what went wrong and, when known, the file."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    if isinstance(error, MemoryError):
+        return "out of memory"
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    from .model import ModelError
+
+    if isinstance(error, (ModelError, ValueError, KeyError, OSError)) and text:
+        return text
+    return f"{type(error).__name__}: {text} (run `bytepiece --debug ...` for a traceback)"
+
+
+def _quiet_broken_pipe() -> None:
+    # Point stdout at /dev/null so that the interpreter's final flush does not fail again.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+class _Group(click.Group):
+    """Turns exceptions from any command into one-line errors (or tracebacks with --debug)."""
+
+    def invoke(self, ctx: click.Context):
+        debug = bool(ctx.params.get("debug"))
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            raise Interrupted() from None
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+            ctx.exit(0)
+        except OSError as error:
+            if error.errno == errno.EPIPE:
+                _quiet_broken_pipe()
+                ctx.exit(0)
+            if debug:
+                raise
+            raise CliError(_describe(error)) from None
+        except Exception as error:
+            if debug:
+                raise
+            raise CliError(_describe(error)) from None
+
+
+# ---------------------------------------------------------------------------
+# Options shared by several commands
+
+
+def _check_alpha(ctx, param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number, not {value}")
+    return value
+
+
+def _model_option(f):
+    return click.option(
+        "-m", "--model", "model_path", required=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="Model file: BytePiece JSON, or a zip holding one.",
+    )(f)
+
+
+def _output_option(f):
+    f = click.option("--force", is_flag=True, help="Overwrite the -o file if it exists.")(f)
+    return click.option(
+        "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+        help="Write here (atomically) instead of stdout.",
+    )(f)
+
+
+def _progress_option(f):
+    return click.option(
+        "--progress/--no-progress", default=None,
+        help="Show progress on stderr (default: only when stderr is a terminal).",
+    )(f)
+
+
+def _inputs_argument(f):
+    return click.argument(
+        "inputs", nargs=-1, type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    )(f)
+
+
+def _load_tokenizer(path: str, seed=None, normalize: bool = True):
+    from .tokenizer import Tokenizer
+
+    return Tokenizer(path, seed=seed, normalize=normalize)
+
+
+# ---------------------------------------------------------------------------
+# Progress on stderr
+
+
+class _Progress:
+    """A one-line progress report on stderr, redrawn at most a few times a second."""
+
+    def __init__(self, enabled: Optional[bool], label: str, total: Optional[int] = None, unit: str = "MB"):
+        stderr = sys.stderr
+        self.tty = bool(getattr(stderr, "isatty", lambda: False)())
+        self.enabled = self.tty if enabled is None else enabled
+        self.label, self.total, self.unit = label, total, unit
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def _scaled(self, n: float) -> str:
+        return f"{n / 1e6:.1f}" if self.unit == "MB" else f"{int(n)}"
+
+    def update(self, amount: int) -> None:
+        self.done += amount
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.tty else 2.0):
+            return
+        self.last = now
+        self._draw(now)
+
+    def _draw(self, now: float, final: bool = False) -> None:
+        elapsed = max(now - self.start, 1e-9)
+        shown = f"{self._scaled(self.done)}"
+        if self.total:
+            shown += f"/{self._scaled(self.total)} {self.unit} ({100 * self.done / self.total:.0f}%)"
+        else:
+            shown += f" {self.unit}"
+        rate = f"{self._scaled(self.done / elapsed)} {self.unit}/s"
+        line = f"{self.label}: {shown}, {rate}, {elapsed:.1f} s"
+        if self.tty:
+            click.echo("\r\x1b[K" + line, nl=final, err=True)
+        else:
+            click.echo(line, err=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw(time.monotonic(), final=True)
+
+
+# ---------------------------------------------------------------------------
+# Reading lines and writing outputs
+
+
+def _input_size(paths: Sequence[str]) -> Optional[int]:
+    total = 0
+    for path in paths:
+        if path == "-":
+            return None
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            return None
+    return total
+
+
+@contextlib.contextmanager
+def _open_input(path: str) -> Iterator[IO[bytes]]:
+    if path == "-":
+        yield click.get_binary_stream("stdin")
+    else:
+        with open(path, "rb") as handle:
+            yield handle
+
+
+def _line_batches(paths: Sequence[str]) -> Iterator[Tuple[str, int, List[bytes]]]:
+    """(input name, number of its first line, lines) in batches; lines keep their endings."""
+    for path in paths or ("-",):
+        name = "<stdin>" if path == "-" else path
+        with _open_input(path) as handle:
+            batch: List[bytes] = []
+            size = 0
+            first = 1
+            for line in handle:
+                batch.append(line)
+                size += len(line)
+                if len(batch) >= BATCH_LINES or size >= BATCH_BYTES:
+                    yield name, first, batch
+                    first += len(batch)
+                    batch, size = [], 0
+            if batch:
+                yield name, first, batch
+
+
+def _refuse_existing(path: str, force: bool) -> None:
+    if not force and os.path.lexists(path):
+        raise CliError(f"{path}: already exists; use --force to overwrite it")
+
+
+@contextlib.contextmanager
+def _output(path: Optional[str], force: bool) -> Iterator[IO[bytes]]:
+    """Binary stdout, or an atomic file that appears only if the command succeeds."""
+    if path is None or path == "-":
+        stream = click.get_binary_stream("stdout")
+        yield stream
+        stream.flush()
+        return
+    from .atomic import atomic_write
+
+    _refuse_existing(path, force)
+    try:
+        with atomic_write(path, "wb", overwrite=force) as handle:
+            yield handle
+    except FileExistsError:
+        raise CliError(f"{path}: already exists; use --force to overwrite it") from None
+
+
+def _nfc(line: bytes) -> bytes:
+    """NFC of a line's text; bytes that are not UTF-8 pass through untouched."""
+    if line.isascii():
+        return line
+    text = line.decode("utf-8", "surrogateescape")
+    if unicodedata.is_normalized("NFC", text):
+        return line
+    return unicodedata.normalize("NFC", text).encode("utf-8", "surrogateescape")
+
+
+# ---------------------------------------------------------------------------
+# Readable pieces
+#
+# A piece is shown as its UTF-8 text with these escapes, so that it can be read
+# back exactly: backslash is `\\`; a byte that is not part of valid UTF-8 is
+# `\xNN`; newline, carriage return and tab are `\n`, `\r`, `\t`; other control
+# characters are `\xNN` (or `\uNNNN` past ASCII). In the space-separated
+# `pieces` format a space inside a piece is shown as `▁` (U+2581), and a real
+# U+2581 as `\u2581`. A piece that would read like a special id is escaped too.
+
+_SPACE_MARK = "\u2581"
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def readable_piece(piece: bytes, spaces: bool = True) -> str:
+    """The escaped text of a piece (``spaces=True``: the form used between separators)."""
+    text = piece.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+    out = []
+    for ch in text:
+        if ch in _NAMED:
+            out.append(_NAMED[ch])
+        elif ch == " " and spaces:
+            out.append(_SPACE_MARK)
+        elif ch == _SPACE_MARK and spaces:
+            out.append("\\u2581")
+        elif unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x80 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    shown = "".join(out)
+    if shown in SPECIAL_NAMES:
+        shown = "\\x3c" + shown[1:]
+    return shown
+
+
+def parse_piece(shown: str, spaces: bool = True) -> bytes:
+    """Inverse of :func:`readable_piece`."""
+    out = bytearray()
+    i, n = 0, len(shown)
+    while i < n:
+        ch = shown[i]
+        if ch == "\\":
+            kind = shown[i + 1:i + 2]
+            if kind == "\\":
+                out += b"\\"
+                i += 2
+            elif kind in ("n", "r", "t"):
+                out += {"n": b"\n", "r": b"\r", "t": b"\t"}[kind]
+                i += 2
+            elif kind == "x" and _is_hex(shown[i + 2:i + 4], 2):
+                out.append(int(shown[i + 2:i + 4], 16))
+                i += 4
+            elif kind == "u" and _is_hex(shown[i + 2:i + 6], 4):
+                out += chr(int(shown[i + 2:i + 6], 16)).encode("utf-8", "surrogatepass")
+                i += 6
+            else:
+                raise ValueError(f"bad escape {shown[i:i + 4]!r} in piece {shown!r}")
+        elif ch == _SPACE_MARK and spaces:
+            out += b" "
+            i += 1
+        else:
+            out += ch.encode("utf-8")
+            i += 1
+    return bytes(out)
+
+
+def _is_hex(s: str, width: int) -> bool:
+    return len(s) == width and all(c in "0123456789abcdefABCDEF" for c in s)
+
+
+class _PieceTable:
+    """Readable forms of ids, computed once per id on first use."""
+
+    def __init__(self, tok, spaces: bool):
+        self.tok, self.spaces = tok, spaces
+        self.cache: dict = {}
+
+    def __getitem__(self, i: int) -> str:
+        try:
+            return self.cache[i]
+        except KeyError:
+            shown = SPECIAL_NAMES[i] if i < FIRST_PIECE_ID else readable_piece(self.tok._id_bytes[i], self.spaces)
+            self.cache[i] = shown
+            return shown
+
+
+# ---------------------------------------------------------------------------
+# The group
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="bytepiece")
+@click.option("--debug", is_flag=True, envvar="BYTEPIECE_DEBUG",
+              help="Show the full traceback on errors (or set BYTEPIECE_DEBUG=1).")
+def main(debug: bool) -> None:
+    """BytePiece: a byte-level Unigram tokenizer.
+
+    \b
+    Examples:
+      bytepiece train -o my.model --vocab-size 8000 data/
+      bytepiece encode -m my.model text.txt > text.ids
+      bytepiece decode -m my.model text.ids > text.txt
+      bytepiece sample -m my.model "Hello world" --alpha 0.1 -n 5
+      bytepiece info -m my.model --text text.txt
+
+    Run `bytepiece COMMAND --help` for each command's options.
+    """
+
+
+# ---------------------------------------------------------------------------
+# encode
+
+
+@main.command()
+@_model_option
+@_inputs_argument
+@click.option("-f", "--format", "fmt", type=click.Choice(["ids", "pieces", "jsonl"]), default="ids",
+              show_default=True,
+              help="ids: space-separated ids; pieces: readable pieces (see below); "
+                   "jsonl: one JSON object per line with ids, pieces and byte offsets.")
+@click.option("--alpha", type=float, default=None, callback=_check_alpha,
+              help="Sample segmentations with probability proportional to exp(alpha * score) "
+                   "instead of the single best one (e.g. --alpha 0.1). Negative means best.")
+@click.option("--seed", type=int, default=None,
+              help="Seed for --alpha: the same seed gives the same samples (each line is keyed "
+                   "by its line number). Without it the samples are random.")
+@click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
+@click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads for encoding (default: as many as useful). Never changes the output.")
+@click.option("--no-normalize", is_flag=True,
+              help="Encode the bytes as they are; by default text is NFC-normalised first.")
+@_output_option
+@_progress_option
+def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize, output, force, progress):
+    """Encode text files (or stdin) to ids, one output line per input line.
+
+    Each input line is encoded with its line ending, so the ids of a file
+    decode back to exactly that file (`bytepiece decode`). Files are read in
+    batches of lines: memory stays small on inputs of any size.
+
+    \b
+    pieces format: pieces separated by spaces, shown as text with escapes:
+      a space inside a piece is ▁, a newline \\n (also \\r, \\t),
+      a backslash \\\\, a byte that is not valid UTF-8 \\xNN.
+
+    \b
+    Examples:
+      bytepiece encode -m my.model corpus.txt > corpus.ids
+      cat corpus.txt | bytepiece encode -m my.model --format pieces | head
+      bytepiece encode -m my.model --alpha 0.1 --seed 7 --eos -o train.ids corpus.txt
+    """
+    if output not in (None, "-"):
+        _refuse_existing(output, force)
+    tok = _load_tokenizer(model_path, seed=seed, normalize=not no_normalize)
+    sampling = alpha is not None and alpha >= 0
+    pieces = _PieceTable(tok, spaces=(fmt == "pieces")) if fmt != "ids" else None
+    id_bytes = tok._id_bytes
+    meter = _Progress(progress, "encode", _input_size(inputs))
+    with _output(output, force) as out:
+        line_number = 0
+        for _name, _first, batch in _line_batches(inputs):
+            meter.update(sum(len(line) for line in batch))
+            datas = batch if no_normalize else [_nfc(line) for line in batch]
+            keys = range(line_number + 1, line_number + 1 + len(datas)) if sampling else None
+            results = tok.encode_batch(datas, add_bos=bos, add_eos=eos, alpha=alpha if sampling else -1,
+                                       keys=keys, num_threads=threads)
+            if fmt == "ids":
+                text = "".join(" ".join(map(str, ids)) + "\n" for ids in results)
+            elif fmt == "pieces":
+                text = "".join(" ".join([pieces[i] for i in ids]) + "\n" for ids in results)
+            else:
+                lines = []
+                for k, ids in enumerate(results, line_number + 1):
+                    offsets, at = [], 0
+                    for i in ids:
+                        end = at + len(id_bytes[i])
+                        offsets.append([at, end])
+                        at = end
+                    lines.append(json.dumps({"line": k, "ids": ids, "pieces": [pieces[i] for i in ids],
+                                             "offsets": offsets}, ensure_ascii=False) + "\n")
+                text = "".join(lines)
+            out.write(text.encode("utf-8"))
+            line_number += len(datas)
+    meter.close()
+
+
+# ---------------------------------------------------------------------------
+# decode
+
+
+@main.command()
+@_model_option
+@_inputs_argument
+@click.option("-f", "--format", "fmt", type=click.Choice(["ids", "pieces", "jsonl"]), default="ids",
+              show_default=True, help="What the input lines hold (as written by `bytepiece encode`).")
+@_output_option
+@_progress_option
+def decode(model_path, inputs, fmt, output, force, progress):
+    """Decode id lines (or stdin) back to text.
+
+    The bytes of each line's ids are written back to back, with nothing added:
+    line endings come from the ids themselves, so `encode | decode` gives back
+    the input byte for byte. Special ids (<pad>, <bos>, <eos>) decode to nothing.
+
+    \b
+    Examples:
+      bytepiece decode -m my.model corpus.ids > corpus.txt
+      bytepiece encode -m my.model a.txt | bytepiece decode -m my.model | cmp - a.txt
+    """
+    if output not in (None, "-"):
+        _refuse_existing(output, force)
+    tok = _load_tokenizer(model_path)
+    table = tok._id_bytes
+    size = len(table)
+    by_piece = None
+    meter = _Progress(progress, "decode", _input_size(inputs))
+    with _output(output, force) as out:
+        for name, first, batch in _line_batches(inputs):
+            meter.update(sum(len(line) for line in batch))
+            chunks = []
+            for number, line in enumerate(batch, first):
+                try:
+                    if fmt == "ids":
+                        ids = [int(word) for word in line.split()]
+                    elif fmt == "jsonl":
+                        if not line.strip():
+                            continue
+                        record = json.loads(line)
+                        ids = record["ids"] if isinstance(record, dict) else None
+                        if not isinstance(ids, list) or not all(type(i) is int for i in ids):
+                            raise ValueError("no list of integer ids under \"ids\"")
+                    else:
+                        if by_piece is None:
+                            by_piece = {p: i for i, p in enumerate(table) if i >= FIRST_PIECE_ID}
+                            by_piece.update({s.encode(): i for i, s in enumerate(SPECIAL_NAMES)})
+                        ids = []
+                        for word in line.decode("utf-8").split(" "):
+                            word = word.rstrip("\r\n")
+                            if not word:
+                                continue
+                            raw = word.encode() if word in SPECIAL_NAMES else parse_piece(word)
+                            if raw not in by_piece:
+                                raise ValueError(f"{word!r} is not a piece of this model")
+                            ids.append(by_piece[raw])
+                except (ValueError, KeyError, UnicodeDecodeError) as error:
+                    detail = str(error) if fmt != "ids" else f"{_first_bad_word(line)!r} is not an id"
+                    raise CliError(f"{name} line {number}: {detail}") from None
+                for i in ids:
+                    if not 0 <= i < size:
+                        raise CliError(f"{name} line {number}: id {i} is not in the vocabulary (0 .. {size - 1})")
+                chunks.append(b"".join([table[i] for i in ids]))
+            out.write(b"".join(chunks))
+    meter.close()
+
+
+def _first_bad_word(line: bytes) -> str:
+    for word in line.split():
+        try:
+            int(word)
+        except ValueError:
+            return word.decode("utf-8", "replace")
+    return line.decode("utf-8", "replace").strip()
+
+
+# ---------------------------------------------------------------------------
+# sample
+
+
+@main.command()
+@_model_option
+@click.argument("text")
+@click.option("-n", "--samples", "count", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many segmentations to draw.")
+@click.option("--alpha", type=float, default=0.1, show_default=True, callback=_check_alpha,
+              help="Sharpness: segmentations are drawn with probability proportional to "
+                   "exp(alpha * score); 0 is uniform, larger is closer to the best one.")
+@click.option("--seed", type=int, default=None, help="Seed; the same seed shows the same samples.")
+@click.option("--check", "check", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Draw N samples and compare their frequencies with the exact probabilities "
+                   "of every segmentation (chi-square test). TEXT must be short enough to enumerate.")
+@click.option("--no-normalize", is_flag=True, help="Do not NFC-normalise TEXT.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for --check.")
+def sample(model_path, text, count, alpha, seed, check, no_normalize, threads):
+    """Show sampled segmentations of TEXT with their exact probabilities.
+
+    Each line is: probability, `*` when it is the best (Viterbi) segmentation,
+    then the pieces (written as in `encode --format pieces`). Probabilities are
+    exact: exp(alpha * score) over the sum of that over every segmentation,
+    computed on the lattice.
+
+    \b
+    Examples:
+      bytepiece sample -m my.model "unbelievable" --alpha 0.1 -n 5 --seed 1
+      bytepiece sample -m my.model "tokenizer" --check 100000
+    """
+    if alpha < 0:
+        raise click.BadParameter("must be >= 0 to sample", param_hint="'--alpha'")
+    tok = _load_tokenizer(model_path, seed=seed, normalize=not no_normalize)
+    data = text.encode("utf-8", "surrogateescape")
+    if not no_normalize:
+        data = _nfc(data)
+    if not data:
+        raise CliError("TEXT is empty: nothing to segment")
+    shown = _PieceTable(tok, spaces=True)
+    logz = _log_partition(tok, data, alpha)
+    best = tok.encode(data)
+    out = click.get_text_stream("stdout")
+    draws = tok.encode_batch([data] * count, alpha=alpha, keys=list(range(count)), num_threads=threads)
+    out.write(f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): p={_prob(tok, best, alpha, logz):.6g}\n")
+    for ids in draws:
+        mark = "*" if ids == best else " "
+        out.write(f"{_prob(tok, ids, alpha, logz):.6g}\t{mark}\t{' '.join(shown[i] for i in ids)}\n")
+    if check is not None:
+        _check_sampler(tok, data, alpha, logz, check, threads, shown, out)
+    out.flush()
+
+
+def _score(tok, ids: Sequence[int]) -> float:
+    logprobs = tok._logprobs
+    return math.fsum(float(logprobs[i - FIRST_PIECE_ID]) for i in ids)
+
+
+def _prob(tok, ids: Sequence[int], alpha: float, logz: float) -> float:
+    return math.exp(alpha * _score(tok, ids) - logz)
+
+
+def _log_partition(tok, data: bytes, alpha: float) -> float:
+    if hasattr(tok, "log_partition"):
+        with contextlib.suppress(TypeError):
+            return float(tok.log_partition(data, alpha))
+    return float(tok._lattice.boundary_marginals(data, alpha)[0])
+
+
+def _chunk_starts(data: bytes) -> List[int]:
+    """Positions where the lattice starts a new chunk (after a run of newlines)."""
+    return [p for p in range(1, len(data)) if data[p - 1] == 10 and data[p] != 10]
+
+
+def enumerate_segmentations(data: bytes, pieces: dict, max_len: int, limit: int = ENUMERATION_LIMIT):
+    """Every segmentation of ``data`` into pieces (as id tuples), in the lattice's chunks.
+
+    ``pieces`` maps piece bytes to ids. Raises ValueError when there are more than ``limit``.
+    """
+    n = len(data)
+    starts = set(_chunk_starts(data))
+    # ends[s]: ids and ends of the pieces that start at s and do not cross a chunk start
+    ends: List[List[Tuple[int, int]]] = []
+    for s in range(n):
+        here = []
+        for e in range(s + 1, min(n, s + max_len) + 1):
+            if e - 1 in starts and e - 1 > s:
+                break
+            i = pieces.get(data[s:e])
+            if i is not None:
+                here.append((i, e))
+        ends.append(here)
+    counts = [0] * (n + 1)
+    counts[n] = 1
+    for s in range(n - 1, -1, -1):
+        counts[s] = sum(counts[e] for _, e in ends[s])
+    if counts[0] > limit:
+        raise ValueError(f"the text has {counts[0]} segmentations; at most {limit} can be enumerated")
+    found: List[Tuple[int, ...]] = []
+
+    def walk(s: int, prefix: Tuple[int, ...]) -> None:
+        if s == n:
+            found.append(prefix)
+            return
+        for i, e in ends[s]:
+            walk(e, prefix + (i,))
+
+    sys_limit = sys.getrecursionlimit()
+    if n + 100 > sys_limit:
+        sys.setrecursionlimit(n + 100)
+    try:
+        walk(0, ())
+    finally:
+        sys.setrecursionlimit(sys_limit)
+    return found
+
+
+def _check_sampler(tok, data, alpha, logz, draws, threads, shown, out) -> None:
+    pieces = {p: i for i, p in enumerate(tok._id_bytes) if i >= FIRST_PIECE_ID}
+    max_len = max(len(p) for p in tok._id_bytes)
+    try:
+        segmentations = enumerate_segmentations(data, pieces, max_len)
+    except ValueError as error:
+        raise CliError(f"--check: {error}; try a shorter TEXT") from None
+    log_weights = [alpha * _score(tok, seg) for seg in segmentations]
+    top = max(log_weights)
+    logz_enum = top + math.log(math.fsum(math.exp(w - top) for w in log_weights))
+    exact = {seg: math.exp(w - logz_enum) for seg, w in zip(segmentations, log_weights)}
+    observed: dict = {}
+    done = 0
+    while done < draws:
+        step = min(100_000, draws - done)
+        for ids in tok.encode_batch([data] * step, alpha=alpha, keys=range(done, done + step),
+                                    num_threads=threads):
+            key = tuple(ids)
+            observed[key] = observed.get(key, 0) + 1
+        done += step
+    unknown = [seg for seg in observed if seg not in exact]
+    if unknown:
+        raise CliError(f"--check: the sampler produced a segmentation that enumeration did not find: "
+                       f"{' '.join(shown[i] for i in unknown[0])}")
+    statistic, dof, pooled = chi_square(
+        [(exact[seg] * draws, observed.get(seg, 0)) for seg in segmentations])
+    p_value = chi_square_sf(statistic, dof) if dof > 0 else 1.0
+    out.write(f"# check: {draws} draws, {len(segmentations)} segmentations, "
+              f"log Z by enumeration={logz_enum:.6f} (lattice {logz:.6f})\n")
+    out.write("# exact\tempirical\tcount\tpieces\n")
+    ranked = sorted(segmentations, key=lambda seg: -exact[seg])
+    for seg in ranked[:20]:
+        c = observed.get(seg, 0)
+        out.write(f"{exact[seg]:.6g}\t{c / draws:.6g}\t{c}\t{' '.join(shown[i] for i in seg)}\n")
+    if len(ranked) > 20:
+        rest = ranked[20:]
+        c = sum(observed.get(seg, 0) for seg in rest)
+        out.write(f"{math.fsum(exact[s] for s in rest):.6g}\t{c / draws:.6g}\t{c}\t"
+                  f"({len(rest)} more segmentations)\n")
+    note = f", {pooled} rare ones pooled" if pooled else ""
+    out.write(f"# chi-square={statistic:.4f} df={dof} p-value={p_value:.4g}{note}\n")
+
+
+def chi_square(cells: Sequence[Tuple[float, int]], min_expected: float = 5.0) -> Tuple[float, int, int]:
+    """Pearson's statistic over (expected, observed) cells; cells expecting fewer than
+    ``min_expected`` are pooled into one. Returns (statistic, degrees of freedom, pooled)."""
+    kept = [(e, o) for e, o in cells if e >= min_expected]
+    rare = [(e, o) for e, o in cells if e < min_expected]
+    if rare:
+        kept.append((math.fsum(e for e, _ in rare), sum(o for _, o in rare)))
+    statistic = math.fsum((o - e) ** 2 / e for e, o in kept if e > 0)
+    return statistic, max(len(kept) - 1, 0), len(rare)
+
+
+def chi_square_sf(x: float, dof: int) -> float:
+    """P(X >= x) for a chi-square variable with ``dof`` degrees of freedom (no scipy)."""
+    if x <= 0:
+        return 1.0
+    return _upper_gamma_regularized(dof / 2.0, x / 2.0)
+
+
+def _upper_gamma_regularized(a: float, x: float) -> float:
+    """Q(a, x) = Gamma(a, x) / Gamma(a): a power series below a + 1, a continued fraction above."""
+    log_front = a * math.log(x) - x - math.lgamma(a)
+    if x < a + 1.0:
+        term = total = 1.0 / a
+        k = a
+        for _ in range(10_000):
+            k += 1.0
+            term *= x / k
+            total += term
+            if abs(term) < abs(total) * 1e-16:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_front))
+    # Lentz's method for the continued fraction of Gamma(a, x).
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c = 1.0 / tiny
+    d = 1.0 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-16:
+            break
+    return min(1.0, math.exp(log_front) * h)
+
+
+# ---------------------------------------------------------------------------
+# info
+
+
+@main.command()
+@_model_option
+@click.option("--text", "text_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="Also measure bytes per token (best segmentation) on this text file; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a report.")
+@click.option("--no-normalize", is_flag=True, help="Do not NFC-normalise the --text files.")
+def info(model_path, text_paths, as_json, no_normalize):
+    """Describe a model: sizes, special ids, piece lengths, compression on a text.
+
+    \b
+    Examples:
+      bytepiece info -m my.model
+      bytepiece info -m my.model --text corpora/en.heldout.txt
+    """
+    import zipfile
+
+    tok = _load_tokenizer(model_path, normalize=not no_normalize)
+    vocab = tok.vocabulary
+    lengths: dict = {}
+    for piece in vocab.pieces:
+        lengths[len(piece)] = lengths.get(len(piece), 0) + 1
+    not_utf8 = 0
+    multi_digit = 0
+    for piece in vocab.pieces:
+        try:
+            piece.decode("utf-8")
+        except UnicodeDecodeError:
+            not_utf8 += 1
+        if len(piece) > 1 and sum(48 <= b <= 57 for b in piece) > 1:
+            multi_digit += 1
+    report: dict = {
+        "model": model_path,
+        "file format": "zip" if zipfile.is_zipfile(model_path) else "json",
+        "file bytes": os.path.getsize(model_path),
+        "vocabulary size": tok.vocab_size,
+        "pieces": len(vocab),
+        "special ids": {name: i for i, name in enumerate(SPECIAL_NAMES)},
+        "longest piece (bytes)": max(lengths),
+        "piece lengths (bytes: pieces)": dict(sorted(lengths.items())),
+        "pieces that are not valid UTF-8": not_utf8,
+        "pieces with two or more digits": multi_digit,
+        "total count": sum(vocab.counts),
+        "options recorded": "none (the BytePiece model format stores only pieces and counts)",
+    }
+    measured = []
+    for path in text_paths:
+        total_bytes = tokens = chars = 0
+        for _name, _first, batch in _line_batches([path]):
+            datas = batch if no_normalize else [_nfc(line) for line in batch]
+            for ids in tok.encode_batch(datas):
+                tokens += len(ids)
+            total_bytes += sum(len(d) for d in datas)
+            chars += sum(len(d.decode("utf-8", "replace")) for d in datas)
+        measured.append({
+            "text": "<stdin>" if path == "-" else path,
+            "bytes": total_bytes, "characters": chars, "tokens": tokens,
+            "bytes per token": round(total_bytes / tokens, 4) if tokens else None,
+            "characters per token": round(chars / tokens, 4) if tokens else None,
+        })
+    if measured:
+        report["texts"] = measured
+    out = click.get_text_stream("stdout")
+    if as_json:
+        out.write(json.dumps(report, ensure_ascii=False) + "\n")
+        return
+    out.write(f"model:               {model_path} ({report['file format']}, {report['file bytes']} bytes)\n")
+    out.write(f"vocabulary size:     {tok.vocab_size} ({len(vocab)} pieces + {FIRST_PIECE_ID} special ids)\n")
+    out.write("special ids:         " + ", ".join(f"{n}={i}" for i, n in enumerate(SPECIAL_NAMES)) + "\n")
+    out.write(f"longest piece:       {max(lengths)} bytes\n")
+    out.write(f"not valid UTF-8:     {not_utf8} pieces (single bytes and partial characters)\n")
+    out.write(f"with 2+ digits:      {multi_digit} pieces\n")
+    out.write(f"options recorded:    {report['options recorded']}\n")
+    out.write("piece lengths (bytes, pieces):\n")
+    widest = max(lengths.values())
+    for length, n in sorted(lengths.items()):
+        bar = "#" * max(1, round(40 * n / widest))
+        out.write(f"  {length:>3} {n:>7}  {bar}\n")
+    for m in measured:
+        out.write(f"text {m['text']}: {m['bytes']} bytes, {m['tokens']} tokens, "
+                  f"{m['bytes per token']} bytes/token, {m['characters per token']} characters/token\n")
+    out.flush()
