@@ -1,0 +1,253 @@
+"""A small, readable pure-Python segmentation lattice: the oracle for the compiled core.
+
+Nothing here is fast; everything here is meant to be obviously right, for short
+inputs. The compiled lattice (``bytepiece._lattice``) answers the same
+questions in one pass over the text; the tests compare the two.
+
+The model is a vocabulary ``{piece bytes: log-probability}``. A segmentation of
+``data`` is a sequence of pieces whose concatenation is ``data``; its *score*
+is the sum of its pieces' log-probabilities. Under ``alpha >= 0`` a
+segmentation has probability ``exp(alpha * score) / Z``.
+
+As in BytePiece 0.6.3, text is cut into chunks that each end at a run of
+newlines (the regex ``.*\\n+|.+``); no piece crosses a chunk start, and each
+chunk's score is summed from 0 (so floating-point sums, and with them Viterbi
+ties, come out exactly as 0.6.3's). A text's score is the sum of its chunks'
+scores, added left to right.
+
+>>> vocab = {bytes([b]): -4.0 for b in range(256)}
+>>> vocab.update({b"ab": -3.0, b"abc": -5.0})
+>>> lat = ReferenceLattice(vocab)
+>>> sorted(lat.segmentations(b"abc"), key=lambda item: -item[1])
+[((b'abc',), -5.0), ((b'ab', b'c'), -7.0), ((b'a', b'b', b'c'), -12.0)]
+>>> round(lat.log_partition(b"abc", alpha=1.0), 4)
+-4.8723
+>>> lat.viterbi(b"abc")
+[b'abc']
+>>> lat.nbest(b"abc", 2)
+[([b'abc'], -5.0), ([b'ab', b'c'], -7.0)]
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Dict, Iterator, List, Mapping, Sequence, Tuple
+
+Path = Tuple[bytes, ...]
+
+_CHUNK = re.compile(rb".*\n+|.+")  # '.' does not match b'\n'
+
+
+def split_chunks(data: bytes, chunked: bool = True) -> List[bytes]:
+    """The chunks of ``data``: each ends at a run of newlines (0.6.3's ``.*\\n+|.+``).
+
+    >>> split_chunks(b"ab\\n\\ncd\\ne")
+    [b'ab\\n\\n', b'cd\\n', b'e']
+    """
+    if not data:
+        return []
+    if not chunked:
+        return [data]
+    return _CHUNK.findall(data)
+
+
+def logsumexp(values: Sequence[float]) -> float:
+    """log(sum(exp(v))) without overflow; -inf for no values."""
+    values = list(values)
+    if not values:
+        return -math.inf
+    top = max(values)
+    if top == -math.inf:
+        return top
+    return top + math.log(math.fsum(math.exp(v - top) for v in values))
+
+
+class ReferenceLattice:
+    """Brute-force answers about the segmentations of short byte strings.
+
+    ``vocab`` maps piece bytes to log-probabilities. For the answers to cover
+    every input, include all 256 single bytes (as real models do).
+    """
+
+    def __init__(self, vocab: Mapping[bytes, float], chunked: bool = True):
+        self.vocab: Dict[bytes, float] = {bytes(p): float(lp) for p, lp in vocab.items()}
+        if any(len(p) == 0 for p in self.vocab):
+            raise ValueError("pieces must not be empty")
+        self.chunked = chunked
+        self.max_len = max((len(p) for p in self.vocab), default=0)
+
+    # -- the lattice -------------------------------------------------------
+    def edges_ending_at(self, chunk: bytes, e: int) -> List[int]:
+        """Start positions s (shortest piece first) such that chunk[s:e] is a piece."""
+        return [s for s in range(e - 1, max(e - self.max_len, 0) - 1, -1) if chunk[s:e] in self.vocab]
+
+    def chunk_score(self, pieces: Sequence[bytes]) -> float:
+        """The score of one chunk's pieces, summed left to right from 0."""
+        score = 0.0
+        for piece in pieces:
+            score = score + self.vocab[piece]
+        return score
+
+    def score(self, data: bytes, pieces: Sequence[bytes]) -> float:
+        """The score of a segmentation of ``data``: chunk scores added left to right.
+
+        Raises ValueError unless ``pieces`` is a segmentation of ``data``.
+        """
+        total = 0.0
+        for chunk_pieces in self._split_path(data, pieces):
+            total = total + self.chunk_score(chunk_pieces)
+        return total
+
+    def _split_path(self, data: bytes, pieces: Sequence[bytes]) -> List[List[bytes]]:
+        """``pieces`` cut at the chunk boundaries of ``data``; checks it is a segmentation."""
+        if b"".join(pieces) != data:
+            raise ValueError("the pieces do not concatenate to the text")
+        out: List[List[bytes]] = []
+        it = iter(pieces)
+        for chunk in split_chunks(data, self.chunked):
+            got: List[bytes] = []
+            length = 0
+            while length < len(chunk):
+                piece = next(it)
+                if piece not in self.vocab:
+                    raise ValueError(f"{piece!r} is not a piece")
+                got.append(piece)
+                length += len(piece)
+            if length != len(chunk):
+                raise ValueError("a piece crosses a chunk boundary")
+            out.append(got)
+        return out
+
+    # -- enumeration -------------------------------------------------------
+    def chunk_segmentations(self, chunk: bytes) -> List[Path]:
+        """Every segmentation of one chunk (no order promised)."""
+        paths: List[List[Path]] = [[] for _ in range(len(chunk) + 1)]
+        paths[0] = [()]
+        for e in range(1, len(chunk) + 1):
+            for s in self.edges_ending_at(chunk, e):
+                paths[e].extend(p + (chunk[s:e],) for p in paths[s])
+        return paths[len(chunk)]
+
+    def segmentations(self, data: bytes) -> Iterator[Tuple[Path, float]]:
+        """Every segmentation of ``data`` with its score."""
+        chunks = split_chunks(data, self.chunked)
+        combos: List[Tuple[Path, float]] = [((), 0.0)]
+        for chunk in chunks:
+            options = [(p, self.chunk_score(p)) for p in self.chunk_segmentations(chunk)]
+            combos = [(a + b, sa + sb) for a, sa in combos for b, sb in options]
+        return iter(combos)
+
+    def distribution(self, data: bytes, alpha: float) -> Dict[Path, float]:
+        """Every segmentation with its exact probability exp(alpha * score) / Z."""
+        items = list(self.segmentations(data))
+        logz = logsumexp([alpha * s for _, s in items])
+        return {p: math.exp(alpha * s - logz) for p, s in items}
+
+    # -- exact quantities --------------------------------------------------
+    def log_partition(self, data: bytes, alpha: float) -> float:
+        """log Z by the forward algorithm (a sum over chunks)."""
+        total = 0.0
+        for chunk in split_chunks(data, self.chunked):
+            forward = [0.0] + [-math.inf] * len(chunk)
+            for e in range(1, len(chunk) + 1):
+                forward[e] = logsumexp(
+                    [forward[s] + alpha * self.vocab[chunk[s:e]] for s in self.edges_ending_at(chunk, e)]
+                )
+            total += forward[len(chunk)]
+        return total
+
+    def log_partition_enumerated(self, data: bytes, alpha: float) -> float:
+        """log Z as a sum over the enumerated segmentations."""
+        return logsumexp([alpha * s for _, s in self.segmentations(data)])
+
+    def log_prob(self, data: bytes, pieces: Sequence[bytes], alpha: float) -> float:
+        """log P(pieces) = alpha * score - log Z."""
+        return alpha * self.score(data, pieces) - self.log_partition(data, alpha)
+
+    def entropy(self, data: bytes, alpha: float) -> float:
+        """Entropy (nats) of the segmentation distribution, from the enumeration."""
+        return -math.fsum(p * math.log(p) for p in self.distribution(data, alpha).values() if p > 0)
+
+    def boundary_marginals(self, data: bytes, alpha: float) -> List[float]:
+        """For i = 0 .. len(data): the probability that a piece boundary falls at byte i."""
+        out = [0.0] * (len(data) + 1)
+        for path, p in self.distribution(data, alpha).items():
+            i = 0
+            out[0] += p
+            for piece in path:
+                i += len(piece)
+                out[i] += p
+        return out
+
+    # -- Viterbi and n-best ------------------------------------------------
+    def viterbi(self, data: bytes) -> List[bytes]:
+        """The best segmentation with 0.6.3's tie rule: at every position, among the
+        edges that reach the best score, the longest piece wins."""
+        out: List[bytes] = []
+        for chunk in split_chunks(data, self.chunked):
+            best = [0.0] + [-math.inf] * len(chunk)
+            back = [0] * (len(chunk) + 1)
+            for e in range(1, len(chunk) + 1):
+                for s in self.edges_ending_at(chunk, e):   # shortest first
+                    c = best[s] + self.vocab[chunk[s:e]]
+                    if c >= best[e]:                     # so the longest wins a tie
+                        best[e], back[e] = c, s
+            pieces: List[bytes] = []
+            e = len(chunk)
+            while e > 0:
+                pieces.append(chunk[back[e]:e])
+                e = back[e]
+            out.extend(reversed(pieces))
+        return out
+
+    def argmax_enumerated(self, data: bytes) -> List[bytes]:
+        """The best segmentation found by enumeration: per chunk, the highest score;
+        ties go to the path whose last piece is longest, then the one before it, and so on
+        (the order the Viterbi tie rule produces)."""
+        out: List[bytes] = []
+        for chunk in split_chunks(data, self.chunked):
+            paths = self.chunk_segmentations(chunk)
+            best = max(paths, key=lambda p: (self.chunk_score(p), [len(x) for x in reversed(p)]))
+            out.extend(best)
+        return out
+
+    def ranked(self, data: bytes) -> List[Tuple[List[bytes], float]]:
+        """Every segmentation with its score, in n-best order (best first).
+
+        The order: higher score first. Within a chunk, ties are ordered as Viterbi
+        orders them, recursively: the longer last piece first, then the order of the
+        prefixes before it. Across chunks: the text's score (chunk scores added left to
+        right), then the order within the last chunk, then the order of the chunks
+        before it. Under exact arithmetic the within-chunk rule is simply "the longer
+        last piece, then the longer piece before it, ...".
+        """
+        combos: List[Tuple[Path, float]] = [((), 0.0)]
+        for chunk in split_chunks(data, self.chunked):
+            options = self._ranked_chunk(chunk)
+            keyed = [
+                ((-(sa + sb), rb, ra), (a + b, sa + sb))
+                for ra, (a, sa) in enumerate(combos)
+                for rb, (b, sb) in enumerate(options)
+            ]
+            keyed.sort(key=lambda item: item[0])
+            combos = [value for _, value in keyed]
+        return [(list(p), s) for p, s in combos]
+
+    def _ranked_chunk(self, chunk: bytes) -> List[Tuple[Path, float]]:
+        """All segmentations of a chunk in order, by the recursive rule, without pruning."""
+        ranked: List[List[Tuple[Path, float]]] = [[] for _ in range(len(chunk) + 1)]
+        ranked[0] = [((), 0.0)]
+        for e in range(1, len(chunk) + 1):
+            keyed = []
+            for s in self.edges_ending_at(chunk, e):
+                lp = self.vocab[chunk[s:e]]
+                for rank, (p, sc) in enumerate(ranked[s]):
+                    c = sc + lp
+                    keyed.append(((-c, -(e - s), rank), (p + (chunk[s:e],), c)))
+            keyed.sort(key=lambda item: item[0])
+            ranked[e] = [value for _, value in keyed]
+        return ranked[len(chunk)]
+
+    def nbest(self, data: bytes, n: int) -> List[Tuple[List[bytes], float]]:
+        """The n best segmentations with their scores (see :meth:`ranked` for ties)."""
+        return self.ranked(data)[:n]
