@@ -1,0 +1,567 @@
+"""Subword regularisation in data loaders: reproducible, fork-safe and fast.
+
+Why it is built this way
+------------------------
+A stochastic segmentation is only useful if each epoch sees a fresh sample of
+every document, and only trustworthy if that sample does not depend on how the
+work was split up. So every sample here is *keyed*: document ``index`` in epoch
+``epoch`` is encoded with ``key=(epoch, index)`` by a tokenizer seeded with the
+base seed, and the result is a pure function of (seed, epoch, index, text,
+alpha). Nothing depends on a generator's position, so the number of DataLoader
+workers, the start method (fork, spawn, forkserver), ``num_proc``, the shard
+order, a restart or a cache cannot change what a document becomes.
+
+Everything is picklable (spawned workers and ``datasets`` processes receive a
+copy that gives the same samples). torch and datasets are imported only inside
+the functions and classes that need them; ``TokenizedDataset``, ``TextStream``
+and ``EpochSampler`` are built on first access.
+
+>>> from bytepiece.data import EncodeTransform
+>>> transform = EncodeTransform("model.zip", alpha=0.1, seed=0, add_eos=True)  # doctest: +SKIP
+>>> transform("Hello world", index=7, epoch=3)                                  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .model import EOS_ID, PAD_ID, ModelSource
+from .tokenizer import Text, Tokenizer
+
+__all__ = [
+    "EncodeTransform",
+    "encode_flat",
+    "flatten",
+    "pad",
+    "TokenizedDataset",
+    "TextStream",
+    "EpochSampler",
+    "datasets_map",
+    "datasets_transform",
+]
+
+OUTPUTS = ("list", "numpy", "torch")
+# Documents encoded per call of the core when a stream or a dataset batches internally.
+_STREAM_BATCH = 256
+
+
+def _check_output(output: str) -> str:
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, not {output!r}")
+    return output
+
+
+def _convert(ids, output: str):
+    """ids (list or int32 array) -> the requested output type."""
+    if output == "list":
+        return ids if isinstance(ids, list) else ids.tolist()
+    arr = np.asarray(ids, dtype=np.int32)
+    if output == "numpy":
+        return arr
+    import torch
+
+    return torch.from_numpy(arr.astype(np.int64))
+
+
+def flatten(id_lists: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
+    """(ids, offsets): the lists concatenated as int32, and int64 offsets of length n + 1,
+    so that list ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
+
+    >>> flatten([[5, 6], [], [7]])
+    (array([5, 6, 7], dtype=int32), array([0, 2, 2, 3]))
+    """
+    lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+    offsets = np.zeros(len(id_lists) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32, count=int(offsets[-1]))
+    return ids, offsets
+
+
+def pad(samples: Sequence, pad_id: int = PAD_ID, output: str = "torch"):
+    """Right-pad variable-length samples into a (batch, longest) array; returns
+    ``{"input_ids": ..., "lengths": ...}``. Use it as (part of) a collate function.
+
+    >>> pad([[5, 6], [7]], output="numpy")["input_ids"]
+    array([[5, 6],
+           [7, 0]], dtype=int32)
+    """
+    _check_output(output)
+    lengths = np.fromiter(map(len, samples), dtype=np.int64, count=len(samples))
+    out = np.full((len(samples), int(lengths.max(initial=0))), pad_id, dtype=np.int32)
+    for row, sample in zip(out, samples):
+        row[:len(sample)] = sample
+    if output == "torch":
+        import torch
+
+        return {"input_ids": torch.from_numpy(out.astype(np.int64)), "lengths": torch.from_numpy(lengths)}
+    if output == "list":
+        return {"input_ids": [list(s) for s in samples], "lengths": lengths.tolist()}
+    return {"input_ids": out, "lengths": lengths}
+
+
+def encode_flat(tokenizer: Tokenizer, texts: Sequence[Text], *, alpha: float = -1, keys: Optional[Sequence] = None,
+                add_bos: bool = False, add_eos: bool = False, num_threads: Optional[int] = None
+                ) -> Tuple[np.ndarray, np.ndarray]:
+    """Encode ``texts`` on several threads (GIL released in the core) and return
+    (ids, offsets) as numpy: text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
+
+    >>> ids, offsets = encode_flat(tok, ["a text", "another"], alpha=0.1, keys=[0, 1])  # doctest: +SKIP
+
+    With ``keys`` each text's sample depends only on (seed, key, text, alpha), not
+    on ``num_threads`` nor on its place in the batch.
+    """
+    return flatten(tokenizer.encode_batch(texts, add_bos, add_eos, alpha, keys=keys, num_threads=num_threads))
+
+
+def _in_worker() -> bool:
+    """True inside a torch DataLoader worker (where the workers already use the cores)."""
+    import sys
+
+    if "torch" not in sys.modules:
+        return False
+    from torch.utils.data import get_worker_info
+
+    return get_worker_info() is not None
+
+
+class EncodeTransform:
+    """(text, index, epoch) -> ids, keyed so that the result depends only on
+    (seed, epoch, index, text) — for the given model and ``alpha``.
+
+    >>> transform = EncodeTransform("model.zip", alpha=0.1, seed=0, add_eos=True)  # doctest: +SKIP
+    >>> transform("Hello world", 7, epoch=3)                                        # doctest: +SKIP
+    [12, 9, 301, 2]
+
+    ``tokenizer`` is a :class:`~bytepiece.Tokenizer` or anything ``Tokenizer``
+    loads (a model path, a dict); its own seed is ignored: samples come from the
+    base ``seed``. The sample equals
+    ``Tokenizer(model, seed=seed).encode(text, alpha=alpha, key=(epoch, index))``.
+    ``index`` is any key (an int row number, a document id string, a tuple).
+    ``alpha < 0`` gives the deterministic Viterbi segmentation.
+
+    ``max_length`` truncates (keeping ``<bos>``/``<eos>`` when they are asked for);
+    ``output`` is ``"list"``, ``"numpy"`` (int32) or ``"torch"`` (int64).
+    ``epoch`` is the default epoch for calls that give none; :meth:`set_epoch`
+    changes it. The transform pickles (for spawned workers and ``datasets``
+    processes); the copy gives identical samples.
+    """
+
+    def __init__(self, tokenizer: Union[Tokenizer, ModelSource], alpha: float = 0.1, seed: Any = 0, *,
+                 add_bos: bool = False, add_eos: bool = False, max_length: Optional[int] = None,
+                 output: str = "list", epoch: int = 0, normalize: Optional[bool] = None):
+        if seed is None:
+            raise ValueError("EncodeTransform needs a fixed base seed (an int, str, bytes or tuple)")
+        if isinstance(tokenizer, Tokenizer):
+            vocab = tokenizer.vocabulary
+            normalize = tokenizer.normalize if normalize is None else normalize
+        else:
+            vocab = tokenizer
+            normalize = True if normalize is None else normalize
+        # A tokenizer of our own, seeded with the base seed, shares nothing with the caller's.
+        self.tokenizer = Tokenizer(vocab, seed=seed, normalize=normalize)
+        self.alpha = Tokenizer._check_alpha(alpha)
+        self.seed = seed
+        self.add_bos = bool(add_bos)
+        self.add_eos = bool(add_eos)
+        specials = self.add_bos + self.add_eos
+        if max_length is not None and (int(max_length) != max_length or max_length <= specials):
+            raise ValueError(f"max_length must be an int > {specials} (the special ids), not {max_length!r}")
+        self.max_length = None if max_length is None else int(max_length)
+        self.output = _check_output(output)
+        self.epoch = int(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch used by calls that do not pass one."""
+        self.epoch = int(epoch)
+
+    def key(self, index, epoch: Optional[int] = None) -> tuple:
+        """The tokenizer key of a document: ``(epoch, index)``."""
+        return (self.epoch if epoch is None else int(epoch), index)
+
+    def _truncate(self, ids: List[int]) -> List[int]:
+        limit = self.max_length
+        if limit is None or len(ids) <= limit:
+            return ids
+        if self.add_eos:
+            return ids[:limit - 1] + [EOS_ID]
+        return ids[:limit]
+
+    def encode_list(self, text: Text, index, epoch: Optional[int] = None) -> List[int]:
+        """The ids of one document as a list (whatever ``output`` says)."""
+        ids = self.tokenizer.encode(text, self.add_bos, self.add_eos, self.alpha, key=self.key(index, epoch))
+        return self._truncate(ids)
+
+    def __call__(self, text: Text, index, epoch: Optional[int] = None):
+        return _convert(self.encode_list(text, index, epoch), self.output)
+
+    def encode_lists(self, texts: Sequence[Text], indices: Iterable, epoch: Optional[int] = None,
+                     num_threads: Optional[int] = None) -> List[List[int]]:
+        """``[encode_list(t, i, epoch) for t, i in zip(texts, indices)]`` on several threads."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        keys = [(epoch, i) for i in indices]
+        lists = self.tokenizer.encode_batch(texts, self.add_bos, self.add_eos, self.alpha, keys=keys,
+                                            num_threads=num_threads)
+        if self.max_length is not None:
+            lists = [self._truncate(ids) for ids in lists]
+        return lists
+
+    def encode_flat(self, texts: Sequence[Text], indices: Iterable, epoch: Optional[int] = None,
+                    num_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """The documents' ids as (ids, offsets) numpy arrays (see :func:`flatten`),
+        encoded on several threads; identical to calling the transform one by one."""
+        return flatten(self.encode_lists(texts, indices, epoch, num_threads))
+
+    def __repr__(self) -> str:
+        return (f"EncodeTransform(vocab_size={self.tokenizer.vocab_size}, alpha={self.alpha}, seed={self.seed!r}, "
+                f"epoch={self.epoch}, output={self.output!r})")
+
+
+# ---------------------------------------------------------------------------
+# Hugging Face datasets
+
+
+class _DatasetsMapFunction:
+    """The function ``datasets_map`` hands to ``Dataset.map``. A class (not a closure)
+    so that its fingerprint — which ``datasets`` computes by pickling it — holds the
+    model, the seed, alpha and the epoch: another epoch is another cache entry."""
+
+    def __init__(self, transform: EncodeTransform, epoch: int, text_column: str, index_column: Optional[str],
+                 output_column: str):
+        self.transform = transform
+        self.epoch = epoch
+        self.text_column = text_column
+        self.index_column = index_column
+        self.output_column = output_column
+
+    def __call__(self, batch, indices=None):
+        keys = batch[self.index_column] if self.index_column is not None else indices
+        lists = self.transform.encode_lists(batch[self.text_column], keys, self.epoch, num_threads=1)
+        return {self.output_column: lists}
+
+
+def datasets_map(dataset, transform: EncodeTransform, *, epoch: Optional[int] = None, text_column: str = "text",
+                 index_column: Optional[str] = None, output_column: str = "input_ids",
+                 num_proc: Optional[int] = None, batch_size: int = 1000, **map_kwargs):
+    """Tokenize a Hugging Face ``datasets.Dataset`` for one epoch with ``Dataset.map``.
+
+    >>> train = datasets_map(ds, transform, epoch=3, num_proc=4)             # doctest: +SKIP
+
+    Each row is keyed by (epoch, its row index) — or by the value in
+    ``index_column`` (a stable document id, which survives shuffle, select and
+    filter) — so the result is the same for any ``num_proc`` and batch size.
+    ``datasets`` caches ``map`` results under a fingerprint of the function; here
+    the fingerprint includes the model, seed, alpha and epoch, so a cached result
+    is reused only for the very same epoch (it is then exactly right, the samples
+    being pure functions) and every new epoch is sampled afresh. Extra keyword
+    arguments go to ``Dataset.map``.
+    """
+    epoch = transform.epoch if epoch is None else int(epoch)
+    function = _DatasetsMapFunction(transform, epoch, text_column, index_column, output_column)
+    return dataset.map(function, batched=True, batch_size=batch_size, with_indices=index_column is None,
+                       num_proc=num_proc, **map_kwargs)
+
+
+class _DatasetsTransform:
+    def __init__(self, transform: EncodeTransform, text_column: str, index_column: str, output_column: str,
+                 keep_columns: bool):
+        self.transform = transform
+        self.text_column = text_column
+        self.index_column = index_column
+        self.output_column = output_column
+        self.keep_columns = keep_columns
+
+    def __call__(self, batch):
+        if self.index_column not in batch:
+            raise KeyError(
+                f"the dataset has no {self.index_column!r} column: add one before set_transform, "
+                f"e.g. ds = ds.add_column({self.index_column!r}, range(len(ds)))"
+            )
+        lists = self.transform.encode_lists(batch[self.text_column], batch[self.index_column],
+                                            num_threads=1 if _in_worker() else None)
+        out = dict(batch) if self.keep_columns else {self.index_column: batch[self.index_column]}
+        out[self.output_column] = [_convert(ids, self.transform.output) for ids in lists]
+        return out
+
+
+def datasets_transform(transform: EncodeTransform, *, text_column: str = "text", index_column: str = "index",
+                       output_column: str = "input_ids", keep_columns: bool = False) -> Callable:
+    """A function for ``Dataset.set_transform`` that samples on the fly, nothing cached.
+
+    >>> ds = ds.add_column("index", range(len(ds)))                          # doctest: +SKIP
+    >>> ds.set_transform(datasets_transform(transform))                      # doctest: +SKIP
+    >>> transform.set_epoch(1)   # before each epoch's DataLoader iteration  # doctest: +SKIP
+
+    ``set_transform`` passes rows without their indices, so the dataset needs a
+    column of stable document ids (``index_column``). The epoch is read from
+    ``transform.epoch`` when a row is fetched: call ``transform.set_epoch`` in the
+    main process before iterating (DataLoader workers receive a fresh copy each
+    epoch unless ``persistent_workers=True`` — see docs/data-loaders.md).
+    """
+    return _DatasetsTransform(transform, text_column, index_column, output_column, keep_columns)
+
+
+# ---------------------------------------------------------------------------
+# PyTorch (classes built on first access, so that torch is imported only then)
+
+
+def _dist_rank_world(rank: Optional[int], world_size: Optional[int]) -> Tuple[int, int]:
+    if rank is None or world_size is None:
+        r, w = 0, 1
+        try:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                r, w = dist.get_rank(), dist.get_world_size()
+        except ImportError:
+            pass
+        rank = r if rank is None else rank
+        world_size = w if world_size is None else world_size
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in 0 .. world_size - 1, not {rank} of {world_size}")
+    return int(rank), int(world_size)
+
+
+def _is_path(source) -> bool:
+    return isinstance(source, (str, os.PathLike))
+
+
+def _split_key(key, default_epoch: int):
+    """A map-style index is an int or an (epoch, index) pair from EpochSampler."""
+    if isinstance(key, tuple):
+        epoch, index = key
+        return int(epoch), index
+    return default_epoch, key
+
+
+def _build_torch_classes() -> None:
+    from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
+
+    class TokenizedDataset(Dataset):
+        """Map-style: ``dataset[i]`` is document ``texts[i]`` sampled for the current epoch.
+
+        >>> ds = TokenizedDataset(texts, EncodeTransform(model, alpha=0.1, seed=0))  # doctest: +SKIP
+        >>> loader = DataLoader(ds, batch_size=32, num_workers=2, collate_fn=pad)    # doctest: +SKIP
+        >>> for epoch in range(3):                                                   # doctest: +SKIP
+        ...     ds.set_epoch(epoch)
+        ...     for batch in loader: ...
+
+        ``texts`` is any sequence of str or bytes. An index may also be an
+        ``(epoch, i)`` pair, as :class:`EpochSampler` yields, which carries the
+        epoch to persistent workers. With ``return_index`` an item is
+        ``(i, ids)``. Batches are encoded together on the core's fast path
+        (``__getitems__``), each item exactly as if fetched alone.
+        """
+
+        def __init__(self, texts: Sequence[Text], transform: EncodeTransform, *, return_index: bool = False,
+                     output: str = "numpy"):
+            self.texts = texts
+            self.transform = transform
+            self.return_index = return_index
+            self.output = _check_output(output)
+
+        @property
+        def epoch(self) -> int:
+            return self.transform.epoch
+
+        def set_epoch(self, epoch: int) -> None:
+            self.transform.set_epoch(epoch)
+
+        def __len__(self) -> int:
+            return len(self.texts)
+
+        def _item(self, index, ids):
+            ids = _convert(ids, self.output)
+            return (index, ids) if self.return_index else ids
+
+        def __getitem__(self, key):
+            epoch, index = _split_key(key, self.transform.epoch)
+            return self._item(index, self.transform.encode_list(self.texts[index], index, epoch))
+
+        def __getitems__(self, keys: Sequence) -> list:
+            pairs = [_split_key(k, self.transform.epoch) for k in keys]
+            texts = [self.texts[i] for _, i in pairs]
+            tok = self.transform
+            threads = 1 if _in_worker() else None
+            if len({e for e, _ in pairs}) == 1:
+                lists = tok.encode_lists(texts, [i for _, i in pairs], pairs[0][0] if pairs else None, threads)
+            else:
+                lists = [tok.encode_list(t, i, e) for t, (e, i) in zip(texts, pairs)]
+            return [self._item(i, ids) for (_, i), ids in zip(pairs, lists)]
+
+    class EpochSampler(Sampler):
+        """Wraps a sampler (or a length) and yields ``(epoch, index)`` pairs, so the
+        epoch travels with each index — correct even with ``persistent_workers=True``,
+        where a ``set_epoch`` on the dataset would never reach the workers.
+
+        >>> sampler = EpochSampler(RandomSampler(ds))                # doctest: +SKIP
+        >>> loader = DataLoader(ds, sampler=sampler, num_workers=2, persistent_workers=True)  # doctest: +SKIP
+        >>> sampler.set_epoch(epoch)                                  # doctest: +SKIP
+
+        ``set_epoch`` is passed on to the wrapped sampler when it has one
+        (``DistributedSampler``).
+        """
+
+        def __init__(self, sampler, epoch: int = 0):
+            self.sampler = range(sampler) if isinstance(sampler, int) else sampler
+            self.epoch = int(epoch)
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = int(epoch)
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(epoch)
+
+        def __len__(self) -> int:
+            return len(self.sampler)
+
+        def __iter__(self):
+            epoch = self.epoch
+            return ((epoch, i) for i in self.sampler)
+
+    class TextStream(IterableDataset):
+        """Streams documents from text files (or an iterable of texts), sampled for
+        the current epoch, sharded across DataLoader workers and distributed ranks.
+
+        >>> stream = TextStream(["a.txt", "b.txt"], EncodeTransform(model, alpha=0.1, seed=0))  # doctest: +SKIP
+        >>> loader = DataLoader(stream, batch_size=None, num_workers=2)                   # doctest: +SKIP
+        >>> stream.set_epoch(1)                                                           # doctest: +SKIP
+
+        ``source`` is a path, a list of paths, a list of texts, or a callable
+        returning a fresh iterable of texts (for sources that can only be read
+        once per pass). A one-shot iterator (``sys.stdin``) works without workers.
+        With ``document="line"`` each line of the files is a document (line
+        endings removed, empty lines skipped); with ``"file"`` each file is one.
+        Documents are numbered in reading order — that number is the key index —
+        and document ``g`` goes to shard ``g % num_shards``; shard ``s`` belongs
+        to rank ``s % world_size`` and, within the rank, to worker
+        ``(s // world_size) % num_workers``. ``rank``/``world_size`` default to
+        ``torch.distributed``'s when it is initialised (create the stream after
+        ``init_process_group``), else 0 and 1.
+
+        Each yielded item is one document's ids — or ``(index, ids)`` with
+        ``return_index`` — or, with ``block_size``, a block of exactly that many
+        ids packed from consecutive documents of one shard with ``<eos>`` after
+        each document (the last partial block of each shard is dropped unless
+        ``drop_last=False``). Samples never depend on the number of workers; with
+        packing, which documents share a block depends on ``num_shards``
+        (default ``world_size * num_workers``), so fix it to make blocks
+        independent of the worker count too.
+        """
+
+        def __init__(self, source, transform: EncodeTransform, *, document: str = "line",
+                     block_size: Optional[int] = None, drop_last: bool = True, num_shards: Optional[int] = None,
+                     rank: Optional[int] = None, world_size: Optional[int] = None, return_index: bool = False,
+                     output: str = "numpy", encoding: str = "utf-8"):
+            if document not in ("line", "file"):
+                raise ValueError(f"document must be 'line' or 'file', not {document!r}")
+            if _is_path(source):
+                source = [source]
+            self.source = source
+            self.transform = transform
+            self.document = document
+            if block_size is not None and (int(block_size) != block_size or block_size < 1):
+                raise ValueError(f"block_size must be a positive int, not {block_size!r}")
+            if block_size is not None and return_index:
+                raise ValueError("return_index has no meaning for packed blocks")
+            self.block_size = None if block_size is None else int(block_size)
+            self.drop_last = drop_last
+            if num_shards is not None and num_shards < 1:
+                raise ValueError(f"num_shards must be >= 1, not {num_shards}")
+            self.num_shards = num_shards
+            self.rank, self.world_size = _dist_rank_world(rank, world_size)
+            self.return_index = return_index
+            self.output = _check_output(output)
+            self.encoding = encoding
+
+        @property
+        def epoch(self) -> int:
+            return self.transform.epoch
+
+        def set_epoch(self, epoch: int) -> None:
+            self.transform.set_epoch(epoch)
+
+        # -- reading ---------------------------------------------------------
+        def _texts(self, one_shot_ok: bool) -> Iterator[Text]:
+            source = self.source
+            if callable(source):
+                source = source()
+            is_paths = isinstance(source, (list, tuple)) and all(_is_path(s) for s in source) and source
+            if not is_paths:
+                if iter(source) is source and not one_shot_ok:
+                    raise ValueError("a one-shot iterator cannot be shared by DataLoader workers; pass a "
+                                     "list, file paths, or a callable returning a fresh iterable")
+                yield from source
+                return
+            for path in source:
+                if self.document == "file":
+                    with open(path, encoding=self.encoding) as f:
+                        yield f.read()
+                    continue
+                with open(path, encoding=self.encoding, newline="") as f:
+                    for line in f:
+                        yield line.rstrip("\r\n")
+
+        def _my_documents(self) -> Iterator[Tuple[int, int, Text]]:
+            """(shard, index, text) of the documents of this rank and worker."""
+            info = get_worker_info()
+            worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+            rank, world = self.rank, self.world_size
+            shards = self.num_shards or world * workers
+            for index, text in enumerate(self._texts(one_shot_ok=workers == 1)):
+                shard = index % shards
+                if shard % world == rank and (shard // world) % workers == worker and text:
+                    yield shard, index, text
+
+        def _batches(self) -> Iterator[Tuple[List[int], List[int], List[List[int]]]]:
+            """(shards, indices, id lists) of this worker's documents, a core batch at a time."""
+            transform = self.transform
+            docs = self._my_documents()
+            while True:
+                chunk = list(itertools.islice(docs, _STREAM_BATCH))
+                if not chunk:
+                    return
+                lists = transform.encode_lists([t for _, _, t in chunk], [i for _, i, _ in chunk], num_threads=1)
+                yield [s for s, _, _ in chunk], [i for _, i, _ in chunk], lists
+
+        def __iter__(self):
+            if self.block_size is None:
+                for _, indices, lists in self._batches():
+                    for index, ids in zip(indices, lists):
+                        ids = _convert(ids, self.output)
+                        yield (index, ids) if self.return_index else ids
+                return
+            yield from self._packed()
+
+        def _packed(self):
+            size = self.block_size
+            eos = [] if self.transform.add_eos else [EOS_ID]
+            buffers: dict = {}
+            for shards, _, lists in self._batches():
+                for shard, ids in zip(shards, lists):
+                    buf = buffers.setdefault(shard, [])
+                    buf += ids
+                    buf += eos
+                    while len(buf) >= size:
+                        yield _convert(buf[:size], self.output)
+                        del buf[:size]
+            if not self.drop_last:
+                for shard in sorted(buffers):
+                    if buffers[shard]:
+                        yield _convert(buffers[shard], self.output)
+
+    for cls in (TokenizedDataset, EpochSampler, TextStream):
+        cls.__module__ = __name__
+        cls.__qualname__ = cls.__name__
+        globals()[cls.__name__] = cls
+
+
+_TORCH_NAMES = ("TokenizedDataset", "TextStream", "EpochSampler")
+
+
+def __getattr__(name):
+    if name in _TORCH_NAMES:
+        _build_torch_classes()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
