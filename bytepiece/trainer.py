@@ -1,0 +1,558 @@
+"""Training a vocabulary: BytePiece 0.6.3's n-gram algorithm, then Unigram EM.
+
+>>> trainer = Trainer(order=6, max_vocab_size=8000)          # doctest: +SKIP
+>>> trainer.train(texts, workers=2)                          # doctest: +SKIP
+>>> trainer.save("my.model")                                 # doctest: +SKIP
+
+Stages (DESIGN.md, "Training"):
+
+1. count byte n-grams (map: a block of documents -> NgramTable; reduce: merge);
+2. tag every chunk with the n-gram Viterbi and count the pieces (map: block ->
+   PieceTable; reduce: merge); a hash-chosen sample of chunks is kept for EM;
+3. prune as 0.6.3 does (re-segmenting dropped pieces, dropping wasted ones,
+   cutting to size) -- with ``em=False`` that is the result, 0.6.3's algorithm;
+4. with EM (the default), the vocabulary of stage 3 is cut only to a seed
+   size (``em_seed_factor`` x the target), longer candidates (adjacent piece
+   pairs of the tagging) are added, and Unigram EM over the byte lattice
+   re-estimates and prunes it down to the target size.
+
+The map steps run over ``workers`` processes; all reductions are sums of
+integers, or sums of floats in a fixed block order, so the model file is the
+same whatever ``workers`` is.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import math
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _training
+from ._lattice import Lattice
+from .corpus import (
+    CorpusError,
+    EmptyCorpusError,
+    FileSource,
+    TextSource,
+    chunk_block,
+    iter_blocks,
+)
+from .model import save_model
+
+__all__ = ["Trainer", "TrainerError", "EmptyCorpusError"]
+
+NUM_SPECIAL = 3
+MIN_VOCAB_SIZE = 256 + NUM_SPECIAL
+#: EM sums expected counts over this many fixed groups of the sample (a fixed
+#: summation order, whatever the number of threads).
+EM_GROUPS = 16
+
+
+class TrainerError(ValueError):
+    """Bad trainer options."""
+
+
+# ---------------------------------------------------------------------------
+# Progress on stderr
+
+class _Progress:
+    def __init__(self, verbose: bool, stage: str, total: Optional[int] = None, every: float = 2.0):
+        self.verbose = verbose
+        self.stage = stage
+        self.total = total
+        self.every = every
+        self.start = time.perf_counter()
+        self.last = self.start
+        self.done_bytes = 0
+
+    def log(self, message: str) -> None:
+        if self.verbose:
+            print(f"[bytepiece] {self.stage}: {message}", file=sys.stderr, flush=True)
+
+    def advance(self, nbytes: int, extra: Callable[[], str] = lambda: "") -> None:
+        self.done_bytes += nbytes
+        now = time.perf_counter()
+        if not self.verbose or now - self.last < self.every:
+            return
+        self.last = now
+        self.log(self._status(now) + extra())
+
+    def _status(self, now: float) -> str:
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.done_bytes / elapsed
+        text = f"{self.done_bytes / 1e6:.1f} MB, {rate / 1e6:.1f} MB/s"
+        if self.total:
+            left = max(self.total - self.done_bytes, 0)
+            text += f", {100 * min(self.done_bytes / self.total, 1):.0f}%, ETA {left / max(rate, 1):.0f}s"
+        return text
+
+    def finish(self, extra: str = "") -> None:
+        now = time.perf_counter()
+        self.log(f"done in {now - self.start:.1f}s ({self._status(now)}){extra}")
+
+
+# ---------------------------------------------------------------------------
+# Map functions (module level: they run in worker processes). The per-run
+# settings reach them through _STATE, set before the pool forks.
+
+_STATE: dict = {}
+
+
+def _map_count_ngrams(block):
+    chunks = chunk_block(block, _STATE["isolate_digits"])
+    table = _training.count_ngrams_block(chunks, _STATE["order"], _STATE["budget"])
+    return table, sum(map(len, chunks))
+
+
+def _map_count_pieces(block):
+    chunks = chunk_block(block, _STATE["isolate_digits"])
+    pieces, pairs = _training.count_pieces_block(
+        chunks, _STATE["model"], _STATE["ensure_unicode"], _STATE["pair_length"] or 1
+    )
+    sample = _bottom_sample(chunks, _STATE["sample_bytes"]) if _STATE["sample_bytes"] else []
+    return pieces, (pairs if _STATE["pair_length"] else None), sample, sum(map(len, chunks))
+
+
+def _chunk_key(chunk: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(chunk, digest_size=8).digest(), "little")
+
+
+def _bottom_sample(chunks: List[bytes], budget: int) -> List[tuple]:
+    """The chunks with the smallest hashes, up to budget bytes: a uniform sample that
+    does not depend on how the corpus was cut into blocks."""
+    keyed = sorted((_chunk_key(c), c) for c in chunks)
+    return _trim_sample(keyed, budget)
+
+
+def _trim_sample(keyed: List[tuple], budget: int) -> List[tuple]:
+    size = 0
+    for i, (_, c) in enumerate(keyed):
+        size += len(c)
+        if size > budget:
+            return keyed[:i]
+    return keyed
+
+
+def _map_blocks(func, blocks: Iterable, workers: int) -> Iterator:
+    """func over blocks, results in block order; at most 2 * workers blocks in flight."""
+    if workers <= 1:
+        for block in blocks:
+            yield func(block)
+        return
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        pending: collections.deque = collections.deque()
+        for block in blocks:
+            pending.append(pool.apply_async(func, (block,)))
+            while len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+# ---------------------------------------------------------------------------
+
+class Trainer:
+    """BytePiece's unsupervised Unigram trainer, with a Unigram EM refinement.
+
+    The first six arguments are BytePiece 0.6.3's. ``em=False`` reproduces
+    0.6.3's algorithm; the other ``em_*`` options tune the EM stage:
+
+    - ``em_seed_factor``: the 0.6.3 stage keeps this many times the target size;
+    - ``em_pairs``: also propose concatenations of adjacent tagged pieces
+      (at most this many times the seed size; 0 turns it off);
+    - ``em_shrink``: each pruning round keeps this fraction of the pieces;
+    - ``em_iterations`` / ``em_final_iterations``: EM iterations per round / at the end;
+    - ``em_sample_bytes``: EM runs on a sample of the corpus this big (chunks
+      chosen by a hash of their bytes, so the sample is uniform and deterministic).
+
+    ``ngram_memory`` caps the n-gram table (bytes; 0 = no cap); rare n-grams are
+    dropped when it is hit, and a message says so. ``block_chars`` sizes the
+    blocks the work is split into. ``verbose=False`` silences progress.
+
+    >>> t = Trainer(max_vocab_size=300, min_count=1, verbose=False)
+    >>> t.train(["hello world\\n"] * 20)
+    >>> len(t.pieces[0]) <= 297
+    True
+    """
+
+    def __init__(
+        self,
+        order: int = 6,
+        max_vocab_size: Union[int, Sequence[int]] = 10000,
+        max_piece_length: int = 36,
+        min_count: int = 2,
+        isolate_digits: bool = False,
+        ensure_unicode: bool = True,
+        *,
+        em: bool = True,
+        em_seed_factor: float = 4.0,
+        em_pairs: float = 1.0,
+        em_shrink: float = 0.75,
+        em_iterations: int = 1,
+        em_final_iterations: int = 2,
+        em_sample_bytes: int = 64_000_000,
+        ngram_memory: int = 4_000_000_000,
+        block_chars: int = 2_000_000,
+        verbose: bool = True,
+    ):
+        if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+            raise TrainerError(f"order must be an integer >= 1, not {order!r}")
+        if order > _training.MAX_ORDER:
+            raise TrainerError(f"order must be at most {_training.MAX_ORDER} (n-grams are packed in 64 bits), not {order}")
+        sizes = list(max_vocab_size) if isinstance(max_vocab_size, (list, tuple)) else [max_vocab_size]
+        if not sizes:
+            raise TrainerError("max_vocab_size is an empty list")
+        for size in sizes:
+            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < MIN_VOCAB_SIZE:
+                raise TrainerError(
+                    f"max_vocab_size must be an integer >= {MIN_VOCAB_SIZE} (256 bytes + 3 special ids), not {size!r}"
+                )
+        if not (isinstance(min_count, (int, np.integer)) and min_count >= 1):
+            raise TrainerError(f"min_count must be an integer >= 1, not {min_count!r}")
+        if not (max_piece_length >= 1):
+            raise TrainerError(f"max_piece_length must be >= 1, not {max_piece_length!r}")
+        if not 0 < em_shrink < 1:
+            raise TrainerError(f"em_shrink must be in (0, 1), not {em_shrink!r}")
+        if em_seed_factor < 1:
+            raise TrainerError(f"em_seed_factor must be >= 1, not {em_seed_factor!r}")
+        if em_pairs < 0:
+            raise TrainerError(f"em_pairs must be >= 0, not {em_pairs!r}")
+        if em_iterations < 1 or em_final_iterations < 0:
+            raise TrainerError("em_iterations must be >= 1 and em_final_iterations >= 0")
+        if em_sample_bytes < 1:
+            raise TrainerError(f"em_sample_bytes must be positive, not {em_sample_bytes!r}")
+        if ngram_memory < 0:
+            raise TrainerError(f"ngram_memory must be >= 0 (0 = unbounded), not {ngram_memory!r}")
+        self.order = order
+        self.max_piece_length = max_piece_length
+        self.min_count = int(min_count)
+        self.isolate_digits = isolate_digits
+        self.ensure_unicode = ensure_unicode
+        self.max_vocab_size = sorted((int(s) for s in sizes), reverse=True)
+        self._single_size = not isinstance(max_vocab_size, (list, tuple))
+        self.em = em
+        self.em_seed_factor = em_seed_factor
+        self.em_pairs = em_pairs
+        self.em_shrink = em_shrink
+        self.em_iterations = em_iterations
+        self.em_final_iterations = em_final_iterations
+        self.em_sample_bytes = int(em_sample_bytes)
+        self.ngram_memory = int(ngram_memory)
+        self.block_chars = int(block_chars)
+        self.verbose = verbose
+        self.pieces: List[Dict[bytes, int]] = []
+        self.stats: dict = {}
+
+    # -- public API ------------------------------------------------------------
+    def train(self, texts: Iterable[str], workers: int = 1, batch_size: int = 1000) -> None:
+        """Train on documents: any re-iterable of str (read twice, never held in memory).
+
+        ``batch_size`` is accepted for 0.6.3 compatibility; work is cut into
+        blocks of ``block_chars`` characters instead.
+        """
+        source = TextSource(texts)
+        if iter(texts) is texts:
+            raise TypeError("texts must be re-iterable (a list, or an object whose __iter__ "
+                            "starts over): it is read twice; a generator can be read only once")
+        self._train(source, workers)
+
+    def train_files(self, paths, workers: int = 1, errors: str = "strict") -> None:
+        """Train on files and folders (every file under a folder), streaming.
+
+        ``errors``: "strict" (invalid UTF-8 raises an error naming the file and
+        byte offset), "replace" (U+FFFD), or "bytes" (train on the raw bytes).
+        """
+        self._train(FileSource(paths, errors), workers)
+
+    def save(self, path) -> None:
+        """Write the model(s) in BytePiece 0.6.3's JSON format, atomically. With
+        several sizes, one file per size: ``path.SIZE``."""
+        if not self.pieces:
+            raise TrainerError("nothing to save: train first")
+        path = os.fspath(path)
+        if len(self.pieces) == 1:
+            paths = [path]
+        else:
+            paths = ["%s.%s" % (path, size) for size in self.max_vocab_size]
+        for pieces, p in zip(self.pieces, paths):
+            save_model(p, pieces)
+
+    # -- the pipeline ------------------------------------------------------------
+    def _train(self, source, workers: int) -> None:
+        if not isinstance(workers, int) or workers < 1:
+            raise TrainerError(f"workers must be an integer >= 1, not {workers!r}")
+        t0 = time.perf_counter()
+        self.stats = {"workers": workers}
+        model = self._count_ngrams(source, workers)
+        pieces, pairs, sample = self._count_pieces(source, model, workers)
+        del model
+        if not self.em:
+            self.pieces = self._prune_pieces(pieces, self.max_vocab_size, workers)
+        else:
+            seed_size = int(self.em_seed_factor * self.max_vocab_size[0])
+            seed = self._prune_pieces(pieces, [seed_size], workers)[0]
+            del pieces
+            self.pieces = self._em(seed, pairs, sample, workers)
+        self.stats["seconds"] = time.perf_counter() - t0
+        _Progress(self.verbose, "train").log(
+            "finished in %.1fs: %s" % (self.stats["seconds"],
+                                       ", ".join(f"{len(p) + NUM_SPECIAL} pieces" for p in self.pieces))
+        )
+
+    def _set_state(self, **extra) -> None:
+        _STATE.clear()
+        _STATE.update(
+            order=self.order,
+            isolate_digits=self.isolate_digits,
+            ensure_unicode=self.ensure_unicode,
+            budget=self._budget_entries(),
+            **extra,
+        )
+
+    def _budget_entries(self) -> int:
+        # A slot is 16 bytes and tables stay at most 70% full after doubling, so
+        # a table of n entries takes up to about 16 * n / 0.35 bytes.
+        return int(self.ngram_memory * 0.35 / 16) if self.ngram_memory else 0
+
+    def _count_ngrams(self, source, workers: int):
+        progress = _Progress(self.verbose, "count n-grams", source.total_bytes)
+        progress.log(f"order {self.order}, {workers} worker(s), {source.describe()}")
+        self._set_state()
+        table = None
+        blocks = iter_blocks(source, self.block_chars)
+        for block_table, nbytes in _map_blocks(_map_count_ngrams, blocks, workers):
+            if table is None:
+                table = block_table
+            else:
+                table.merge(block_table)
+            del block_table
+            progress.advance(nbytes, lambda: f", {len(table) / 1e6:.2f}M n-grams, {table.nbytes / 1e6:.0f} MB table")
+        if table is None or table.total == 0:
+            raise EmptyCorpusError("the corpus is empty: no text to train on")
+        self.stats["corpus_bytes"] = table.total
+        self.stats["ngrams"] = len(table)
+        self.stats["ngram_budget_hit"] = table.pruned_below > 0
+        progress.finish(f"; {len(table)} distinct n-grams")
+        if table.pruned_below:
+            progress.log(
+                f"memory budget hit (ngram_memory={self.ngram_memory} bytes): n-grams seen fewer than "
+                f"{table.pruned_below} times in a block were dropped, so counts are approximate"
+            )
+        model = _training.NgramModel.from_table(table, self.min_count)
+        return model
+
+    def _count_pieces(self, source, model, workers: int):
+        progress = _Progress(self.verbose, "count pieces", self.stats["corpus_bytes"])
+        pair_length = min(int(self.max_piece_length), 255) if (self.em and self.em_pairs > 0) else 0
+        sample_bytes = self.em_sample_bytes if self.em else 0
+        self._set_state(model=model, pair_length=pair_length, sample_bytes=sample_bytes)
+        pieces = pairs = None
+        sample: List[tuple] = []
+        sample_size = 0
+        blocks = iter_blocks(source, self.block_chars)
+        for block_pieces, block_pairs, block_sample, nbytes in _map_blocks(_map_count_pieces, blocks, workers):
+            pieces = block_pieces if pieces is None else pieces.merge(block_pieces)
+            if block_pairs is not None:
+                pairs = block_pairs if pairs is None else pairs.merge(block_pairs)
+            if block_sample:
+                sample.extend(block_sample)
+                sample_size += sum(len(c) for _, c in block_sample)
+                if sample_size > 2 * sample_bytes:
+                    sample.sort()
+                    sample = _trim_sample(sample, sample_bytes)
+                    sample_size = sum(len(c) for _, c in sample)
+            del block_pieces, block_pairs, block_sample
+            progress.advance(nbytes, lambda: f", {len(pieces)} distinct pieces")
+        _STATE.clear()
+        if pieces is None:
+            raise EmptyCorpusError("the corpus is empty: no text to train on")
+        sample.sort()
+        sample = [c for _, c in _trim_sample(sample, sample_bytes)]
+        progress.finish(f"; {len(pieces)} distinct pieces")
+        piece_counts = pieces.to_dict()
+        pair_counts = pairs.to_dict() if pairs is not None else {}
+        return piece_counts, pair_counts, sample
+
+    # -- 0.6.3's pruning -----------------------------------------------------------
+    def _split(self, keep: Dict[bytes, int], drop: Sequence[tuple], workers: int) -> Dict[bytes, int]:
+        """0.6.3's split_pieces: re-segment each dropped (piece, count) with the unigram
+        model of `keep`; returns {piece: count received}."""
+        keys = list(keep)
+        counts = np.fromiter(keep.values(), dtype=np.float64, count=len(keys))
+        log_total = np.log(sum(keep.values()))
+        lattice = Lattice(keys, np.log(counts) - log_total, np.arange(len(keys)))
+        received = _segment_counts(lattice, [p for p, _ in drop], [c for _, c in drop], len(keys), workers)
+        return {keys[i]: int(received[i]) for i in np.flatnonzero(received)}
+
+    def _drop_wasted(self, keep: Dict[bytes, int], workers: int, progress: _Progress) -> Dict[bytes, int]:
+        while True:
+            n = len(keep)
+            keep = self._split(keep, list(keep.items()), workers)
+            if len(keep) == n:
+                return keep
+
+    def _prune_pieces(self, pieces: Dict[bytes, int], sizes: Sequence[int], workers: int
+                      ) -> List[Dict[bytes, int]]:
+        progress = _Progress(self.verbose, "prune pieces")
+        for i in range(256):
+            pieces.setdefault(bytes([i]), 1)
+        keep, drop = {}, []
+        for k, v in pieces.items():
+            if len(k) == 1 or (len(k) <= self.max_piece_length and v >= self.min_count):
+                keep[k] = v
+            else:
+                drop.append((k, v))
+        progress.log(f"{len(pieces)} pieces: keep {len(keep)}, re-segment {len(drop)}")
+        for k, v in self._split(keep, drop, workers).items():
+            keep[k] += v
+        del drop
+        keep = self._drop_wasted(keep, workers, progress)
+        progress.log(f"{len(keep)} pieces after dropping wasted ones")
+        final = []
+        for size in sizes:
+            if len(keep) <= size - NUM_SPECIAL:
+                final.append(keep)
+                continue
+            ordered = sorted(keep.items(), key=lambda t: (len(t[0]) > 1, -t[1], -len(t[0]), t[0]))
+            keep = dict(ordered[: size - NUM_SPECIAL])
+            for k, v in self._split(keep, ordered[size - NUM_SPECIAL:], workers).items():
+                keep[k] += v
+            keep = self._drop_wasted(keep, workers, progress)
+            progress.log(f"size {size}: {len(keep)} pieces")
+            final.append(keep)
+        progress.finish()
+        return final
+
+    # -- EM ------------------------------------------------------------------------
+    def _em(self, seed: Dict[bytes, int], pairs: Dict[bytes, int], sample: List[bytes],
+            workers: int) -> List[Dict[bytes, int]]:
+        progress = _Progress(self.verbose, "EM")
+        sample_bytes = sum(map(len, sample))
+        corpus_bytes = self.stats["corpus_bytes"]
+        progress.log(f"sample of {sample_bytes / 1e6:.1f} MB ({100 * sample_bytes / max(corpus_bytes, 1):.0f}% "
+                     f"of the corpus), seed of {len(seed)} pieces")
+        self.stats["em_sample_bytes"] = sample_bytes
+        vocab = dict(seed)
+        if pairs and self.em_pairs > 0:
+            limit = int(self.em_pairs * len(seed))
+            cands = [(c, p) for p, c in pairs.items()
+                     if c >= self.min_count and p not in vocab and len(p) <= self.max_piece_length]
+            cands.sort(key=lambda t: (-t[0], t[1]))
+            for c, p in cands[:limit]:
+                vocab[p] = c
+            progress.log(f"+ {min(limit, len(cands))} candidate pairs of adjacent pieces")
+        pieces = sorted(vocab, key=lambda p: (len(p), p))
+        counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
+        groups = _make_groups(sample, EM_GROUPS)
+        results = []
+        it = 0
+        for size in self.max_vocab_size:
+            target = size - NUM_SPECIAL
+            while True:
+                for _ in range(self.em_iterations):
+                    it += 1
+                    counts, ll = self._em_step(pieces, counts, groups, workers)
+                    progress.log(f"iteration {it}: {len(pieces)} pieces, log-likelihood {ll:.6g} "
+                                 f"({-ll / max(sample_bytes, 1) / math.log(2):.4f} bits/byte)")
+                if len(pieces) <= target:
+                    break
+                pieces, counts = self._em_prune(pieces, counts, max(target, int(len(pieces) * self.em_shrink)))
+            for _ in range(self.em_final_iterations):
+                it += 1
+                counts, ll = self._em_step(pieces, counts, groups, workers)
+                progress.log(f"iteration {it} (final): {len(pieces)} pieces, log-likelihood {ll:.6g}")
+            final = np.maximum(np.rint(counts), 1).astype(np.int64)
+            results.append({p: int(c) for p, c in zip(pieces, final)})
+        progress.finish()
+        return results
+
+    def _em_step(self, pieces: List[bytes], counts: np.ndarray, groups: List[List[bytes]], workers: int):
+        logp = _logprobs(pieces, counts)
+        lattice = Lattice(pieces, logp, np.arange(len(pieces)))
+        n = len(pieces)
+
+        def run(group):
+            acc = np.zeros(n, dtype=np.float64)
+            ll = lattice.expected_counts(group, acc, 1.0)
+            return acc, ll
+
+        if workers > 1 and len(groups) > 1:
+            with ThreadPoolExecutor(workers) as ex:
+                parts = list(ex.map(run, groups))
+        else:
+            parts = [run(g) for g in groups]
+        expected = np.zeros(n, dtype=np.float64)
+        ll = 0.0
+        for acc, l in parts:        # fixed order: the same sums whatever `workers` is
+            expected += acc
+            ll += l
+        return expected, ll
+
+    def _em_prune(self, pieces: List[bytes], counts: np.ndarray, keep_n: int):
+        """Keep the single bytes and the keep_n - 256 multi-byte pieces whose removal
+        would cost the most likelihood."""
+        logp = _logprobs(pieces, counts)
+        lattice = Lattice(pieces, logp, np.arange(len(pieces)))
+        loss = np.full(len(pieces), np.inf)
+        for i, p in enumerate(pieces):
+            if len(p) > 1:
+                alt = lattice.viterbi_split(p, True)
+                loss[i] = counts[i] * (logp[i] - float(logp[alt].sum()))
+        order = sorted(range(len(pieces)), key=lambda i: (-loss[i], -counts[i], pieces[i]))
+        kept = sorted(order[:keep_n], key=lambda i: (len(pieces[i]), pieces[i]))
+        return [pieces[i] for i in kept], counts[kept]
+
+
+def _logprobs(pieces: List[bytes], counts: np.ndarray) -> np.ndarray:
+    c = counts.copy()
+    single = np.fromiter((len(p) == 1 for p in pieces), dtype=bool, count=len(pieces))
+    c[single] = np.maximum(c[single], 1.0)
+    c[~single] = np.maximum(c[~single], 1e-6)
+    return np.log(c) - np.log(c.sum())
+
+
+def _make_groups(sample: List[bytes], k: int) -> List[List[bytes]]:
+    """Cut the sample into k contiguous groups of about equal bytes."""
+    total = sum(map(len, sample))
+    groups: List[List[bytes]] = [[] for _ in range(k)]
+    acc = 0
+    for c in sample:
+        g = min(k - 1, acc * k // max(total, 1))
+        groups[g].append(c)
+        acc += len(c)
+    return [g for g in groups if g]
+
+
+def _segment_counts(lattice: Lattice, texts: List[bytes], weights: List[int], n: int, workers: int) -> np.ndarray:
+    """sum over texts of weight x (number of times each piece is in its Viterbi split)."""
+    if not texts:
+        return np.zeros(n, dtype=np.int64)
+    step = 20000
+
+    def run(lo):
+        part = texts[lo:lo + step]
+        ids = lattice.encode_many(part, chunked=False)
+        lens = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lens.sum()))
+        w = np.repeat(np.asarray(weights[lo:lo + step], dtype=np.int64), lens)
+        return np.bincount(flat, weights=w, minlength=n)
+
+    starts = range(0, len(texts), step)
+    if workers > 1 and len(texts) > step:
+        with ThreadPoolExecutor(workers) as ex:
+            parts = list(ex.map(run, starts))
+    else:
+        parts = [run(s) for s in starts]
+    total = np.zeros(n, dtype=np.float64)
+    for p in parts:
+        total += p
+    return np.rint(total).astype(np.int64)
