@@ -389,6 +389,165 @@ def main(debug: bool) -> None:
 
 
 # ---------------------------------------------------------------------------
+# train
+
+BUNDLED_CORPORA = "corpora"
+DEFAULT_MODEL = "bytepiece.model"
+
+
+def _bundled_corpus() -> List[str]:
+    """The bundled ``corpora/*.train.txt``, found from the current directory (a checkout)."""
+    files = sorted(str(p) for p in Path(BUNDLED_CORPORA).glob("*.train.txt"))
+    if not files:
+        raise CliError(
+            f"no PATH given and no bundled corpus in {os.path.abspath(BUNDLED_CORPORA)}/*.train.txt; "
+            "run from a bytepiece checkout or name the files to train on"
+        )
+    return files
+
+
+def _model_paths(output: str, sizes: Sequence[int]) -> List[str]:
+    """Where the models go: OUTPUT for one size, OUTPUT.SIZE for each of several (largest first)."""
+    if len(sizes) <= 1:
+        return [output]
+    return [f"{output}.{size}" for size in sorted(sizes, reverse=True)]
+
+
+def _spool_stdin(directory: Optional[str]) -> str:
+    """Copy stdin to a temporary file: training reads its corpus twice."""
+    import shutil
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="bytepiece-stdin-", suffix=".txt", dir=directory)
+    with os.fdopen(fd, "wb") as handle:
+        shutil.copyfileobj(click.get_binary_stream("stdin"), handle, 1 << 20)
+    return path
+
+
+def _peak_memory_mb() -> Optional[float]:
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return None
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return max(own, children) * scale / 1e6
+
+
+def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
+    total_bytes = tokens = 0
+    for _name, _first, batch in _line_batches(paths):
+        datas = [_nfc(line) for line in batch]
+        tokens += sum(len(ids) for ids in tok.encode_batch(datas))
+        total_bytes += sum(len(d) for d in datas)
+    return total_bytes, tokens
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, allow_dash=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=DEFAULT_MODEL, show_default=True,
+              help="Model file to write (atomically). With several --vocab-size values: OUTPUT.SIZE each.")
+@click.option("--force", is_flag=True, help="Overwrite existing model files.")
+@click.option("--vocab-size", "vocab_sizes", type=click.IntRange(min=259), multiple=True,
+              help="Vocabulary size, counting the 256 single bytes and the 3 special ids "
+                   "(default: the Trainer's, 10000). Repeat for several models in one run, "
+                   "e.g. --vocab-size 8000 --vocab-size 32000.")
+@click.option("--order", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Longest byte n-gram counted in the first stage.")
+@click.option("--min-count", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Drop pieces seen fewer times than this.")
+@click.option("--max-piece-length", type=click.IntRange(min=1), default=36, show_default=True,
+              help="Longest piece, in bytes.")
+@click.option("--isolate-digits", is_flag=True, help="Keep every digit a piece of its own.")
+@click.option("--no-ensure-unicode", is_flag=True,
+              help="Allow multi-byte pieces that are not whole UTF-8 characters.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes for counting; the model is the same for any number.")
+@click.option("--errors", "encoding_errors", type=click.Choice(["strict", "replace", "bytes"]), default="strict",
+              show_default=True,
+              help="Invalid UTF-8 in the corpus: stop with an error, replace it (U+FFFD), "
+                   "or train on raw bytes.")
+@click.option("--eval", "eval_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Held-out text: report bytes per token on it for each model. Repeatable.")
+@_progress_option
+def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length, isolate_digits,
+          no_ensure_unicode, workers, encoding_errors, eval_paths, progress):
+    """Train a vocabulary on text files, folders (every file in them) or stdin (-).
+
+    With no PATH, trains on the bundled corpora/*.train.txt of a bytepiece
+    checkout (run from its top folder) and writes bytepiece.model. Prints a
+    summary when done; progress goes to stderr. Ctrl-C leaves no model file.
+
+    \b
+    Examples:
+      bytepiece train
+      bytepiece train -o my.model --vocab-size 16000 data/ extra.txt
+      bytepiece train -o my.model --vocab-size 8000 --vocab-size 32000 \\
+          --eval corpora/en.heldout.txt corpora/en.train.txt
+      cat *.txt | bytepiece train -o my.model --vocab-size 4000 -
+    """
+    from . import trainer as trainer_module
+
+    sizes = sorted(set(vocab_sizes), reverse=True)
+    targets = _model_paths(output, sizes)
+    for target in targets:
+        _refuse_existing(target, force)
+    if not paths:
+        paths = _bundled_corpus()
+    verbose = _Progress(progress, "train").enabled
+    options = dict(order=order, max_piece_length=max_piece_length, min_count=min_count,
+                   isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, verbose=verbose)
+    if sizes:
+        options["max_vocab_size"] = sizes if len(sizes) > 1 else sizes[0]
+    trainer = trainer_module.Trainer(**options)
+    start = time.monotonic()
+    spooled = None
+    try:
+        if "-" in paths:
+            spooled = _spool_stdin(None)
+            paths = [spooled if p == "-" else p for p in paths]
+        trainer.train_files(list(paths), workers=workers, errors=encoding_errors)
+    except trainer_module.CorpusError as error:
+        path = getattr(error, "path", None)
+        if path is not None:  # invalid UTF-8: say it in the command line's terms
+            shown = "<stdin>" if path == spooled else path
+            raise CliError(f"{shown}: not valid UTF-8 at byte offset {error.offset}; "
+                           "use --errors replace (or --errors bytes) to train anyway") from None
+        raise
+    finally:
+        if spooled is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(spooled)
+    seconds = time.monotonic() - start
+    from .model import load_model, save_model
+
+    if len(targets) != len(trainer.pieces):  # one size left to the trainer's default
+        targets = _model_paths(output, [0] * len(trainer.pieces))
+    for pieces, target in zip(trainer.pieces, targets):
+        try:
+            save_model(target, pieces, overwrite=force)
+        except FileExistsError:
+            raise CliError(f"{target}: already exists; use --force to overwrite it") from None
+    out = click.get_text_stream("stdout")
+    peak = _peak_memory_mb()
+    corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")
+    out.write(f"trained on {len(paths)} path(s)"
+              + (f", {corpus_bytes / 1e6:.1f} MB" if corpus_bytes else "")
+              + f" in {seconds:.1f} s" + (f", peak memory {peak:.0f} MB" if peak else "") + "\n")
+    for pieces, target in zip(trainer.pieces, targets):
+        line = f"{target}: vocabulary size {len(pieces) + FIRST_PIECE_ID}"
+        if eval_paths:
+            from .tokenizer import Tokenizer
+
+            tok = Tokenizer(load_model(target))
+            nbytes, tokens = _bytes_per_token(tok, eval_paths)
+            line += f", {nbytes / max(tokens, 1):.3f} bytes/token on {', '.join(eval_paths)}"
+        out.write(line + "\n")
+    out.flush()
+
+
+# ---------------------------------------------------------------------------
 # encode
 
 
