@@ -17,6 +17,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Union
 import numpy as np
 
 from . import keys as _keys
+from .analysis import LatticeQueries
 from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice
 from .model import (
     BOS_ID,
@@ -45,7 +46,7 @@ class UnknownIdError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-class Tokenizer:
+class Tokenizer(LatticeQueries):
     """A byte-level Unigram tokenizer; a drop-in replacement for BytePiece 0.6.3's.
 
     >>> tok = Tokenizer("bytepiece.model", seed=42)          # doctest: +SKIP
