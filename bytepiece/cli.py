@@ -218,10 +218,28 @@ def _input_size(paths: Sequence[str]) -> Optional[int]:
     return total
 
 
+def _binary(stream) -> IO[bytes]:
+    """The byte stream under sys.stdin / sys.stdout (as replaced by tests, too)."""
+    return getattr(stream, "buffer", stream)
+
+
+class _TextOut:
+    """UTF-8 text to binary stdout, whatever the locale."""
+
+    def __init__(self) -> None:
+        self.stream = _binary(sys.stdout)
+
+    def write(self, text: str) -> None:
+        self.stream.write(text.encode("utf-8", "surrogateescape"))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 @contextlib.contextmanager
 def _open_input(path: str) -> Iterator[IO[bytes]]:
     if path == "-":
-        yield click.get_binary_stream("stdin")
+        yield _binary(sys.stdin)
     else:
         with open(path, "rb") as handle:
             yield handle
@@ -255,7 +273,7 @@ def _refuse_existing(path: str, force: bool) -> None:
 def _output(path: Optional[str], force: bool) -> Iterator[IO[bytes]]:
     """Binary stdout, or an atomic file that appears only if the command succeeds."""
     if path is None or path == "-":
-        stream = click.get_binary_stream("stdout")
+        stream = _binary(sys.stdout)
         yield stream
         stream.flush()
         return
@@ -420,7 +438,7 @@ def _spool_stdin(directory: Optional[str]) -> str:
 
     fd, path = tempfile.mkstemp(prefix="bytepiece-stdin-", suffix=".txt", dir=directory)
     with os.fdopen(fd, "wb") as handle:
-        shutil.copyfileobj(click.get_binary_stream("stdin"), handle, 1 << 20)
+        shutil.copyfileobj(_binary(sys.stdin), handle, 1 << 20)
     return path
 
 
@@ -529,7 +547,7 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
             save_model(target, pieces, overwrite=force)
         except FileExistsError:
             raise CliError(f"{target}: already exists; use --force to overwrite it") from None
-    out = click.get_text_stream("stdout")
+    out = _TextOut()
     peak = _peak_memory_mb()
     corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")
     out.write(f"trained on {len(paths)} path(s)"
@@ -743,16 +761,17 @@ def sample(model_path, text, count, alpha, seed, check, no_normalize, threads):
     if not data:
         raise CliError("TEXT is empty: nothing to segment")
     shown = _PieceTable(tok, spaces=True)
+    segmentations = _enumerate_for_check(tok, data) if check is not None else None
     logz = _log_partition(tok, data, alpha)
     best = tok.encode(data)
-    out = click.get_text_stream("stdout")
+    out = _TextOut()
     draws = tok.encode_batch([data] * count, alpha=alpha, keys=list(range(count)), num_threads=threads)
     out.write(f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): p={_prob(tok, best, alpha, logz):.6g}\n")
     for ids in draws:
         mark = "*" if ids == best else " "
         out.write(f"{_prob(tok, ids, alpha, logz):.6g}\t{mark}\t{' '.join(shown[i] for i in ids)}\n")
     if check is not None:
-        _check_sampler(tok, data, alpha, logz, check, threads, shown, out)
+        _check_sampler(tok, data, alpha, logz, segmentations, check, threads, shown, out)
     out.flush()
 
 
@@ -820,13 +839,16 @@ def enumerate_segmentations(data: bytes, pieces: dict, max_len: int, limit: int 
     return found
 
 
-def _check_sampler(tok, data, alpha, logz, draws, threads, shown, out) -> None:
+def _enumerate_for_check(tok, data: bytes) -> List[Tuple[int, ...]]:
     pieces = {p: i for i, p in enumerate(tok._id_bytes) if i >= FIRST_PIECE_ID}
     max_len = max(len(p) for p in tok._id_bytes)
     try:
-        segmentations = enumerate_segmentations(data, pieces, max_len)
+        return enumerate_segmentations(data, pieces, max_len)
     except ValueError as error:
         raise CliError(f"--check: {error}; try a shorter TEXT") from None
+
+
+def _check_sampler(tok, data, alpha, logz, segmentations, draws, threads, shown, out) -> None:
     log_weights = [alpha * _score(tok, seg) for seg in segmentations]
     top = max(log_weights)
     logz_enum = top + math.log(math.fsum(math.exp(w - top) for w in log_weights))
@@ -980,7 +1002,7 @@ def info(model_path, text_paths, as_json, no_normalize):
         })
     if measured:
         report["texts"] = measured
-    out = click.get_text_stream("stdout")
+    out = _TextOut()
     if as_json:
         out.write(json.dumps(report, ensure_ascii=False) + "\n")
         return

@@ -1,0 +1,537 @@
+"""The command line, in process (click's CliRunner): every command and its error paths.
+
+The real console script, pipes and signals are in test_cli_process.py.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import unicodedata
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bytepiece import Tokenizer, __version__
+from bytepiece import cli
+from bytepiece.cli import (
+    chi_square,
+    chi_square_sf,
+    enumerate_segmentations,
+    main,
+    parse_piece,
+    readable_piece,
+)
+
+TEXT = (
+    "Hello world, this is a test.\r\n"
+    "Second line: café, naïve, 東京, emoji 🙂 and tabs\tinside\n"
+    "\n"
+    "\n"
+    "back\\slash and ▁ the marker itself\n"
+    "last line without a newline"
+).encode("utf-8")
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    return str(model_path)
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "input.txt"
+    path.write_bytes(TEXT)
+    return str(path)
+
+
+def run(runner, *args, input=None):
+    return runner.invoke(main, [str(a) for a in args], input=input, catch_exceptions=True)
+
+
+def ok(result):
+    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
+    return result
+
+
+def fails(result, code=1, *needles):
+    assert result.exit_code == code, (result.exit_code, result.output)
+    if code == 1:
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+        assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in result.stderr, (needle, result.stderr)
+    assert result.stdout == ""
+    return result
+
+
+def lines_of(data: bytes):
+    return data.splitlines(keepends=True)
+
+
+# ---------------------------------------------------------------------------
+# help and version
+
+
+@pytest.mark.parametrize("command", ["train", "encode", "decode", "sample", "info"])
+def test_every_command_has_help_with_an_example(runner, command):
+    result = ok(run(runner, command, "--help"))
+    assert "Example" in result.output
+    assert f"bytepiece {command}" in result.output
+    assert "-h, --help" in result.output
+
+
+def test_group_help_lists_commands_and_version(runner):
+    result = ok(run(runner, "--help"))
+    for command in ("train", "encode", "decode", "sample", "info"):
+        assert command in result.output
+    assert __version__ in ok(run(runner, "--version")).output
+
+
+def test_unknown_command_and_option_are_usage_errors(runner, model):
+    assert run(runner, "frobnicate").exit_code == 2
+    assert run(runner, "encode", "-m", model, "--no-such-option").exit_code == 2
+    assert run(runner, "encode").exit_code == 2          # -m is required
+
+
+# ---------------------------------------------------------------------------
+# encode / decode
+
+
+def test_encode_ids_are_the_tokenizers_line_by_line(runner, model, text_file, tok):
+    out = ok(run(runner, "encode", "-m", model, text_file)).stdout_bytes
+    got = [list(map(int, line.split())) for line in out.decode().splitlines()]
+    assert got == [tok.encode(line.decode("utf-8")) for line in lines_of(TEXT)]
+
+
+def test_encode_decode_round_trip_byte_for_byte(runner, model, text_file):
+    ids = ok(run(runner, "encode", "-m", model, text_file)).stdout_bytes
+    assert ids.count(b"\n") == len(lines_of(TEXT))       # one output line per input line
+    back = ok(run(runner, "decode", "-m", model, input=ids)).stdout_bytes
+    assert back == TEXT                                  # CRLF, blank lines, no final newline
+
+
+@pytest.mark.parametrize("fmt", ["pieces", "jsonl"])
+def test_other_formats_decode_back_too(runner, model, text_file, fmt):
+    out = ok(run(runner, "encode", "-m", model, "--format", fmt, text_file)).stdout_bytes
+    back = ok(run(runner, "decode", "-m", model, "--format", fmt, input=out)).stdout_bytes
+    assert back == TEXT
+
+
+def test_stdin_and_dash_read_the_same(runner, model, text_file):
+    from_file = ok(run(runner, "encode", "-m", model, text_file)).stdout_bytes
+    assert ok(run(runner, "encode", "-m", model, input=TEXT)).stdout_bytes == from_file
+    assert ok(run(runner, "encode", "-m", model, "-", input=TEXT)).stdout_bytes == from_file
+
+
+def test_several_inputs_are_read_in_order_with_running_line_numbers(runner, model, tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_bytes(b"one\ntwo")           # no final newline: still a line of its own
+    b.write_bytes(b"three\n")
+    out = ok(run(runner, "encode", "-m", model, "-f", "jsonl", a, b)).stdout_bytes
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3]
+    ids = ok(run(runner, "encode", "-m", model, a, b)).stdout_bytes
+    assert ok(run(runner, "decode", "-m", model, input=ids)).stdout_bytes == b"one\ntwothree\n"
+
+
+def test_nfc_by_default_and_exact_bytes_with_no_normalize(runner, model):
+    nfd = unicodedata.normalize("NFD", "café\nnaïve\n").encode()
+    nfc = unicodedata.normalize("NFC", "café\nnaïve\n").encode()
+    assert nfd != nfc
+    ids = ok(run(runner, "encode", "-m", model, input=nfd)).stdout_bytes
+    assert ok(run(runner, "decode", "-m", model, input=ids)).stdout_bytes == nfc
+    raw = ok(run(runner, "encode", "-m", model, "--no-normalize", input=nfd)).stdout_bytes
+    assert ok(run(runner, "decode", "-m", model, input=raw)).stdout_bytes == nfd
+
+
+def test_bytes_that_are_not_utf8_round_trip(runner, model):
+    data = b"ok \xff\xfe bad \xe6\x9d line\n\xc3\n"
+    for flags in ([], ["--no-normalize"]):
+        ids = ok(run(runner, "encode", "-m", model, *flags, input=data)).stdout_bytes
+        assert ok(run(runner, "decode", "-m", model, input=ids)).stdout_bytes == data
+        pieces = ok(run(runner, "encode", "-m", model, "-f", "pieces", *flags, input=data)).stdout
+        assert "\\xff" in pieces
+        assert ok(run(runner, "decode", "-m", model, "-f", "pieces", input=pieces)).stdout_bytes == data
+
+
+def test_pieces_format_is_readable(runner, model, tok):
+    out = ok(run(runner, "encode", "-m", model, "-f", "pieces", input="Hello world\r\n")).stdout
+    assert out == "Hello ▁world \\r\\n\n"
+    out = ok(run(runner, "encode", "-m", model, "-f", "pieces", "--bos", "--eos", input="a\\b\tc")).stdout
+    assert out.split(" ")[0] == "<bos>" and out.rstrip("\n").split(" ")[-1] == "<eos>"
+    assert "\\\\" in out and "\\t" in out
+
+
+def test_jsonl_has_ids_pieces_and_byte_offsets(runner, model, text_file, tok):
+    out = ok(run(runner, "encode", "-m", model, "-f", "jsonl", "--eos", text_file)).stdout_bytes
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == len(lines_of(TEXT))
+    for record, line in zip(records, lines_of(TEXT)):
+        assert set(record) == {"line", "ids", "pieces", "offsets"}
+        assert record["ids"][-1] == 2 and record["pieces"][-1] == "<eos>"
+        assert len(record["ids"]) == len(record["pieces"]) == len(record["offsets"])
+        for i, (start, end) in zip(record["ids"], record["offsets"]):
+            assert line[start:end] == tok.decode_bytes([i])
+        assert record["offsets"][-1] == [len(line), len(line)]   # <eos> has no bytes
+
+
+def test_bos_eos(runner, model, tok):
+    out = ok(run(runner, "encode", "-m", model, "--bos", "--eos", input="hi\nthere")).stdout
+    rows = [list(map(int, line.split())) for line in out.splitlines()]
+    assert rows == [[1] + tok.encode("hi\n") + [2], [1] + tok.encode("there") + [2]]
+    assert ok(run(runner, "decode", "-m", model, input=out)).stdout == "hi\nthere"
+
+
+def test_sampling_is_keyed_by_line_number(runner, model, text_file, model_path):
+    args = ("encode", "-m", model, "--alpha", "0.1", "--seed", "7", text_file)
+    first = ok(run(runner, *args)).stdout
+    assert ok(run(runner, *args)).stdout == first                      # reproducible
+    assert ok(run(runner, *args, "--threads", "2")).stdout == first    # thread-independent
+    tok = Tokenizer(model_path, seed=7)
+    expected = [tok.encode(line.decode(), alpha=0.1, key=k) for k, line in enumerate(lines_of(TEXT), 1)]
+    assert [list(map(int, line.split())) for line in first.splitlines()] == expected
+    other = ok(run(runner, "encode", "-m", model, "--alpha", "0.1", "--seed", "8", text_file)).stdout
+    assert other != first
+    back = ok(run(runner, "decode", "-m", model, input=first)).stdout_bytes
+    assert back == TEXT
+
+
+def test_output_does_not_depend_on_batch_size(runner, model, monkeypatch):
+    data = "".join(f"line {i}: some words to split, number {i * 37}\n" for i in range(50)).encode()
+    args = ("encode", "-m", model, "--alpha", "0.2", "--seed", "3", "-f", "jsonl")
+    whole = ok(run(runner, *args, input=data)).stdout
+    monkeypatch.setattr(cli, "BATCH_LINES", 7)
+    assert ok(run(runner, *args, input=data)).stdout == whole
+
+
+def test_output_file_is_written_and_never_clobbered(runner, model, text_file, tmp_path):
+    target = tmp_path / "out.ids"
+    result = ok(run(runner, "encode", "-m", model, "-o", target, text_file))
+    assert result.stdout == ""
+    written = target.read_bytes()
+    assert written.count(b"\n") == len(lines_of(TEXT))
+    target.write_bytes(b"keep me")
+    fails(run(runner, "encode", "-m", model, "-o", target, text_file), 1, str(target), "--force")
+    assert target.read_bytes() == b"keep me"
+    ok(run(runner, "encode", "-m", model, "-o", target, "--force", text_file))
+    assert target.read_bytes() == written
+    decoded = tmp_path / "out.txt"
+    ok(run(runner, "decode", "-m", model, "-o", decoded, target))
+    assert decoded.read_bytes() == TEXT
+    fails(run(runner, "decode", "-m", model, "-o", decoded, target), 1, str(decoded))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.txt", "out.ids", "out.txt"]
+
+
+def test_failed_encode_leaves_no_output_file(runner, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    target = tmp_path / "out.ids"
+    fails(run(runner, "encode", "-m", bad, "-o", target, input="x"), 1, str(bad))
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.json"]
+
+
+def test_progress_goes_to_stderr_only_when_asked(runner, model, text_file):
+    plain = ok(run(runner, "encode", "-m", model, text_file))
+    assert plain.stderr == ""                    # CliRunner's stderr is not a terminal
+    shown = ok(run(runner, "encode", "-m", model, "--progress", text_file))
+    assert shown.stdout == plain.stdout
+    assert "encode" in shown.stderr and "MB" in shown.stderr
+
+
+# ---------------------------------------------------------------------------
+# errors
+
+
+def test_missing_model_or_input_is_a_usage_error(runner, model, tmp_path):
+    result = run(runner, "encode", "-m", tmp_path / "nope.model")
+    assert result.exit_code == 2 and "nope.model" in result.stderr
+    result = run(runner, "encode", "-m", model, tmp_path / "nope.txt")
+    assert result.exit_code == 2 and "nope.txt" in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[]", b'{"AA==": [3, "", 1]}', b"\xff\xfe"])
+def test_bad_model_is_one_line_naming_the_file(runner, tmp_path, content):
+    bad = tmp_path / "broken.model"
+    bad.write_bytes(content)
+    for command in (["encode"], ["decode"], ["info"], ["sample", "x"]):
+        fails(run(runner, *command, "-m", bad, input=""), 1, "broken.model")
+
+
+def test_debug_shows_the_traceback(runner, tmp_path):
+    bad = tmp_path / "broken.model"
+    bad.write_bytes(b"{not json")
+    result = run(runner, "--debug", "info", "-m", bad)
+    assert result.exit_code == 1
+    from bytepiece import ModelError
+
+    assert isinstance(result.exception, ModelError)   # not turned into a one-line error
+
+
+def test_decode_errors_name_the_file_and_line(runner, model, tmp_path):
+    ids = tmp_path / "x.ids"
+    ids.write_text("11962 15659\n12 abc 13\n")
+    fails(run(runner, "decode", "-m", model, ids), 1, "x.ids line 2", "'abc'")
+    ids.write_text("11962\n\n99999999\n")
+    fails(run(runner, "decode", "-m", model, ids), 1, "x.ids line 3", "99999999")
+    fails(run(runner, "decode", "-m", model, input="-1\n"), 1, "<stdin> line 1", "-1")
+    fails(run(runner, "decode", "-m", model, "-f", "jsonl", input='{"ids": [1]}\n{"ids": "x"}\n'),
+          1, "<stdin> line 2")
+    fails(run(runner, "decode", "-m", model, "-f", "jsonl", input="[1, 2\n"), 1, "<stdin> line 1")
+    fails(run(runner, "decode", "-m", model, "-f", "pieces", input="Hello \\q\n"), 1, "<stdin> line 1", "\\q")
+
+
+def test_bad_alpha_and_threads_are_usage_errors(runner, model):
+    for args in (["--alpha", "nan"], ["--alpha", "inf"], ["--alpha", "x"], ["--threads", "0"]):
+        assert run(runner, "encode", "-m", model, *args, input="x").exit_code == 2
+    assert run(runner, "sample", "-m", model, "x", "--alpha", "-1").exit_code == 2
+    assert run(runner, "sample", "-m", model, "x", "-n", "0").exit_code == 2
+
+
+def test_unreadable_input_is_a_runtime_error(runner, model, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    path = tmp_path / "secret.txt"
+    path.write_text("x")
+    path.chmod(0)
+    fails(run(runner, "encode", "-m", model, path), 1, "secret.txt")
+
+
+# ---------------------------------------------------------------------------
+# readable pieces
+
+
+@given(st.binary(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_readable_pieces_parse_back_exactly(piece):
+    shown = readable_piece(piece)
+    assert parse_piece(shown) == piece
+    assert " " not in shown and "\n" not in shown and "\r" not in shown
+    assert parse_piece(readable_piece(piece, spaces=False), spaces=False) == piece
+
+
+def test_readable_piece_escapes():
+    assert readable_piece(b" the") == "\u2581the"
+    assert readable_piece("\u2581".encode()) == "\\u2581"
+    assert readable_piece(b"a\\b") == "a\\\\b"
+    assert readable_piece(b"\xe6\x9d") == "\\xe6\\x9d"            # half a character
+    assert readable_piece("東".encode()) == "東"
+    assert readable_piece(b"\n\n") == "\\n\\n"
+    assert readable_piece(b"\x00\x7f") == "\\x00\\x7f"
+    assert readable_piece(b"<bos>") == "\\x3cbos>"               # never looks like a special id
+    assert readable_piece(b" x", spaces=False) == " x"
+
+
+# ---------------------------------------------------------------------------
+# sample
+
+
+def parse_samples(stdout):
+    rows = [line.split("\t") for line in stdout.splitlines() if not line.startswith("#")]
+    return [(float(p), mark, pieces) for p, mark, pieces in rows]
+
+
+def test_sample_shows_exact_probabilities_and_marks_the_best(runner, model, tok):
+    text = "Hello world"
+    result = ok(run(runner, "sample", "-m", model, text, "-n", "30", "--alpha", "0.1", "--seed", "1"))
+    rows = parse_samples(result.stdout)
+    assert len(rows) == 30
+    logz = tok._lattice.boundary_marginals(text.encode(), 0.1)[0]
+    best = tok.encode(text)
+    by_pieces = {}
+    for p, mark, pieces in rows:
+        ids = [tok.piece_to_id(parse_piece(s)) for s in pieces.split(" ")]
+        assert tok.decode(ids) == text
+        score = sum(tok._logprobs[i - 3] for i in ids)
+        assert math.isclose(p, math.exp(0.1 * score - logz), rel_tol=1e-5)
+        assert (mark == "*") == (ids == best)
+        by_pieces[pieces] = p
+    assert any(mark == "*" for _, mark, _ in rows)
+    assert ok(run(runner, "sample", "-m", model, text, "-n", "30", "--seed", "1")).stdout == result.stdout
+
+
+def test_sample_check_compares_with_exact_frequencies(runner, model):
+    result = ok(run(runner, "sample", "-m", model, "tokenizer", "-n", "2", "--seed", "5", "--check", "20000"))
+    out = result.stdout
+    assert "# check: 20000 draws" in out
+    summary = [line for line in out.splitlines() if line.startswith("# chi-square=")]
+    assert len(summary) == 1
+    p_value = float(summary[0].split("p-value=")[1].split(",")[0])
+    assert p_value > 1e-4
+    header = next(line for line in out.splitlines() if line.startswith("# check:"))
+    enum_z = float(header.split("log Z by enumeration=")[1].split(" ")[0])
+    lattice_z = float(header.split("(lattice ")[1].rstrip(")"))
+    assert math.isclose(enum_z, lattice_z, rel_tol=1e-6)
+
+
+def test_sample_check_refuses_texts_too_long_to_enumerate(runner, model):
+    text = "a rather long sentence that has far too many segmentations to list"
+    fails(run(runner, "sample", "-m", model, text, "--check", "10"), 1, "--check", "segmentations")
+
+
+def test_sample_empty_text_is_an_error(runner, model):
+    fails(run(runner, "sample", "-m", model, ""), 1, "empty")
+
+
+def test_enumeration_matches_the_lattice(tok):
+    pieces = {p: i for i, p in enumerate(tok._id_bytes) if i >= 3}
+    for text, alpha in [(b"tokenizer", 0.1), (b"ab\ncd", 0.5), (b"a\n\nb c", 0.0)]:
+        segs = enumerate_segmentations(text, pieces, 36)
+        assert len(set(segs)) == len(segs)
+        for seg in segs:
+            assert tok.decode_bytes(seg) == text
+        weights = [math.exp(alpha * sum(tok._logprobs[i - 3] for i in seg)) for seg in segs]
+        logz = tok._lattice.boundary_marginals(text, alpha)[0]
+        assert math.isclose(math.log(math.fsum(weights)), logz, rel_tol=1e-9, abs_tol=1e-9)
+    # no piece crosses the start of a chunk (the end of a run of newlines)
+    assert b"\nb" in pieces or b"\nb" not in pieces
+    for seg in enumerate_segmentations(b"a\nb", pieces, 36):
+        assert all(b"\nb" not in tok.decode_bytes([i]) for i in seg)
+    with pytest.raises(ValueError, match="segmentations"):
+        enumerate_segmentations(b"x" * 60, pieces, 36, limit=1000)
+
+
+def test_chi_square_p_values():
+    for x in (0.1, 1.0, 3.0, 10.0, 50.0):      # two degrees of freedom: exp(-x/2)
+        assert math.isclose(chi_square_sf(x, 2), math.exp(-x / 2), rel_tol=1e-12)
+    assert math.isclose(chi_square_sf(3.841458820694124, 1), 0.05, rel_tol=1e-9)
+    assert chi_square_sf(0.0, 5) == 1.0
+    statistic, dof, pooled = chi_square([(50.0, 55), (30.0, 25), (2.0, 3), (1.0, 0)])
+    assert dof == 2 and pooled == 2
+    assert math.isclose(statistic, 25 / 50 + 25 / 30 + 0 / 3)
+
+
+def test_chi_square_p_values_agree_with_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for dof in (1, 2, 3, 7, 30, 95, 400):
+        for x in (0.01, 0.5, 2.0, 9.0, 40.0, 100.0, 500.0):
+            expected = stats.chi2.sf(x, dof)
+            if expected > 1e-250:
+                assert math.isclose(chi_square_sf(x, dof), expected, rel_tol=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# info
+
+
+def test_info_report(runner, model, tok):
+    out = ok(run(runner, "info", "-m", model)).stdout
+    assert f"vocabulary size:     {tok.vocab_size}" in out
+    assert "<pad>=0, <bos>=1, <eos>=2" in out
+    assert "piece lengths" in out and "longest piece:       36 bytes" in out
+
+
+def test_info_json_and_bytes_per_token(runner, model, text_file, tok):
+    report = json.loads(ok(run(runner, "info", "-m", model, "--json", "--text", text_file)).stdout)
+    assert report["vocabulary size"] == tok.vocab_size
+    assert report["special ids"] == {"<pad>": 0, "<bos>": 1, "<eos>": 2}
+    assert sum(report["piece lengths (bytes: pieces)"].values()) == tok.vocab_size - 3
+    assert report["piece lengths (bytes: pieces)"]["1"] == 256
+    (measured,) = report["texts"]
+    tokens = sum(len(tok.encode(line.decode())) for line in lines_of(TEXT))
+    assert measured["tokens"] == tokens and measured["bytes"] == len(TEXT)
+    assert math.isclose(measured["bytes per token"], len(TEXT) / tokens, rel_tol=1e-3)
+    text = ok(run(runner, "info", "-m", model, "--text", text_file)).stdout
+    assert "bytes/token" in text
+
+
+# ---------------------------------------------------------------------------
+# train (needs bytepiece.trainer)
+
+CORPUS = "".join(
+    f"The quick brown fox {i} jumps over the lazy dog. Pack my box with five dozen liquor jugs.\n"
+    f"东京 and 北京 are cities number {i % 7}; café society meets at {i % 13} o'clock.\n"
+    for i in range(300)
+)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(CORPUS, encoding="utf-8")
+    return path
+
+
+def test_train_writes_a_model_and_a_summary(runner, corpus, tmp_path):
+    target = tmp_path / "small.model"
+    result = ok(run(runner, "train", "-o", target, "--vocab-size", "400", "--eval", corpus, corpus))
+    assert target.exists()
+    assert "vocabulary size 400" in result.stdout and "bytes/token" in result.stdout
+    assert "peak memory" in result.stdout
+    tok = Tokenizer(target)
+    assert tok.vocab_size == 400
+    assert tok.decode(tok.encode(CORPUS)) == CORPUS
+    info = json.loads(ok(run(runner, "info", "-m", target, "--json")).stdout)
+    assert info["vocabulary size"] == 400
+
+
+def test_train_several_sizes_in_one_run(runner, corpus, tmp_path):
+    target = tmp_path / "m"
+    result = ok(run(runner, "train", "-o", target, "--vocab-size", "300", "--vocab-size", "450", corpus))
+    assert Tokenizer(f"{target}.450").vocab_size == 450
+    assert Tokenizer(f"{target}.300").vocab_size == 300
+    assert not target.exists()
+    assert "m.450: vocabulary size 450" in result.stdout
+
+
+def test_train_refuses_to_overwrite_before_training(runner, corpus, tmp_path):
+    target = tmp_path / "m"
+    (tmp_path / "m.300").write_text("old")
+    fails(run(runner, "train", "-o", target, "--vocab-size", "300", "--vocab-size", "450", corpus),
+          1, "m.300", "--force")
+    assert (tmp_path / "m.300").read_text() == "old" and not (tmp_path / "m.450").exists()
+    ok(run(runner, "train", "-o", target, "--vocab-size", "300", "--vocab-size", "450", "--force", corpus))
+    assert Tokenizer(tmp_path / "m.300").vocab_size == 300
+
+
+def test_train_options_reach_the_trainer(runner, corpus, tmp_path):
+    target = tmp_path / "digits.model"
+    ok(run(runner, "train", "-o", target, "--vocab-size", "350", "--isolate-digits", "--order", "4",
+           "--max-piece-length", "8", "--min-count", "3", "--workers", "2", corpus))
+    pieces = Tokenizer(target).vocabulary.pieces
+    assert max(map(len, pieces)) <= 8
+    assert not any(len(p) > 1 and any(48 <= b <= 57 for b in p) for p in pieces)
+
+
+def test_train_from_stdin_and_folders(runner, corpus, tmp_path):
+    a = ok(run(runner, "train", "-o", tmp_path / "a.model", "--vocab-size", "300", "-", input=CORPUS))
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "part.txt").write_text(CORPUS, encoding="utf-8")
+    ok(run(runner, "train", "-o", tmp_path / "b.model", "--vocab-size", "300", folder))
+    assert (tmp_path / "a.model").read_bytes() == (tmp_path / "b.model").read_bytes()
+    assert "a.model" in a.stdout
+
+
+def test_train_without_paths_uses_the_bundled_corpus(runner, corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fails(run(runner, "train", "--vocab-size", "300"), 1, "corpora", "*.train.txt")
+    (tmp_path / "corpora").mkdir()
+    (tmp_path / "corpora" / "xx.train.txt").write_text(CORPUS, encoding="utf-8")
+    (tmp_path / "corpora" / "xx.heldout.txt").write_text("not used", encoding="utf-8")
+    result = ok(run(runner, "train", "--vocab-size", "300"))
+    assert Tokenizer(tmp_path / "bytepiece.model").vocab_size == 300
+    assert "bytepiece.model" in result.stdout
+    fails(run(runner, "train", "--vocab-size", "300"), 1, "bytepiece.model", "--force")
+
+
+def test_train_errors(runner, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\n\xff\xfe broken\n")
+    fails(run(runner, "train", "-o", tmp_path / "x", "--vocab-size", "300", bad), 1, "bad.txt", "--errors")
+    assert not (tmp_path / "x").exists()
+    ok(run(runner, "train", "-o", tmp_path / "x", "--vocab-size", "300", "--errors", "replace", bad))
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    fails(run(runner, "train", "-o", tmp_path / "y", "--vocab-size", "300", empty), 1, "empty")
+    assert run(runner, "train", "-o", tmp_path / "y", "--vocab-size", "100", empty).exit_code == 2
+    assert run(runner, "train", "-o", tmp_path / "y", tmp_path / "missing.txt").exit_code == 2
