@@ -32,6 +32,8 @@ from .model import (
 
 Text = Union[str, bytes, bytearray, memoryview]
 
+_nfc = unicodedata.normalize
+
 SAMPLERS = {"exact": SAMPLER_EXACT, "legacy-v1": SAMPLER_LEGACY_V1}
 
 # Batches smaller than this many bytes per thread are not worth a thread.
@@ -78,7 +80,6 @@ class Tokenizer(LatticeQueries):
         self.vocab_size = n + FIRST_PIECE_ID
         # id -> bytes, with the special ids decoding to nothing (0.6.3 drops them).
         self._id_bytes: List[bytes] = [b""] * FIRST_PIECE_ID + list(vocab.pieces)
-        self._counter_lock = threading.Lock()
         self.set_seed(seed)
         _LIVE_TOKENIZERS.add(self)
 
@@ -90,31 +91,23 @@ class Tokenizer(LatticeQueries):
             seed = _keys.random_seed()
         self._seed = seed
         self._int_word, self._hashed_word, self._stream_word = _keys.seed_words(seed)
-        with self._counter_lock:
-            self._next_call = 0
-
-    def _take_calls(self, count: int) -> int:
-        with self._counter_lock:
-            first = self._next_call
-            self._next_call = first + count
-        return first
+        # Unkeyed calls are numbered; next() on a count is atomic under the GIL, so
+        # threads sharing this tokenizer never draw the same call number.
+        self._calls = itertools.count()
 
     def _words(self, key) -> tuple[int, int]:
         if key is None:
-            return self._stream_word, self._take_calls(1)
+            return self._stream_word, next(self._calls)
         return _keys.key_words(key, self._int_word, self._hashed_word)
 
     def _reseed_stream(self) -> None:
         """Give this copy (forked child, unpickled copy) an unkeyed stream of its own."""
-        self._counter_lock = threading.Lock()
         self._stream_word = _keys.renewed_stream(self._stream_word)
 
     # -- text -> bytes ------------------------------------------------------
     def _to_bytes(self, text: Text) -> bytes:
         if isinstance(text, str):
-            if self._normalize:
-                text = unicodedata.normalize("NFC", text)
-            return text.encode("utf-8")
+            return (_nfc("NFC", text) if self._normalize else text).encode("utf-8")
         if isinstance(text, bytes):
             return text
         if isinstance(text, (bytearray, memoryview)):
@@ -146,9 +139,8 @@ class Tokenizer(LatticeQueries):
         ``key`` (int, str, bytes or a tuple of those) makes the draw a pure function of
         (seed, key, text, alpha). ``sampler="legacy-v1"`` is the first, inexact variant.
         """
-        alpha = self._check_alpha(alpha)
         data = self._to_bytes(text)
-        if alpha < 0:
+        if alpha < 0:  # NaN is not < 0: the core rejects it below
             pieces = self._lattice.tokenize(data)
         else:
             seed_word, key_word = self._words(key)
@@ -162,11 +154,14 @@ class Tokenizer(LatticeQueries):
         >>> tok.encode("tokenizer", add_eos=True)           # doctest: +SKIP
         [20577, 16386, 2]
         """
-        alpha = self._check_alpha(alpha)
-        data = self._to_bytes(text)
+        # The hot path of per-line encoding: kept free of helper calls for str input.
+        if type(text) is str:
+            data = (_nfc("NFC", text) if self._normalize else text).encode("utf-8")
+        else:
+            data = self._to_bytes(text)
         bos = BOS_ID if add_bos else -1
         eos = EOS_ID if add_eos else -1
-        if alpha < 0:
+        if alpha < 0:  # NaN is not < 0: the core rejects it below
             ids = self._lattice.encode(data, -1.0, 0, 0, True, 0, 0, bos, eos)
         else:
             seed_word, key_word = self._words(key)
@@ -261,9 +256,9 @@ class Tokenizer(LatticeQueries):
             seed_arr = np.empty(n, dtype=np.uint64)
             key_arr = np.empty(n, dtype=np.uint64)
             if keys is None:
-                first = self._take_calls(n)
+                calls = self._calls
                 seed_arr.fill(self._stream_word)
-                key_arr[:] = np.arange(first, first + n, dtype=np.uint64)
+                key_arr[:] = [next(calls) for _ in range(n)]
             else:
                 for i, key in enumerate(keys):
                     seed_arr[i], key_arr[i] = _keys.key_words(key, self._int_word, self._hashed_word)

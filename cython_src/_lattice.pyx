@@ -251,35 +251,62 @@ cdef struct Workspace:
     int32_t* starts      # edges of one position (max_len of them at most)
     int32_t* values
     double* weights
-    Py_ssize_t cap
+    int32_t* out_val     # room for the result: piece indices and end positions
+    int32_t* out_end
+    Py_ssize_t cap       # texts up to cap - 1 bytes fit
+    void* block          # the malloc'd block behind the arrays (NULL: caller's buffer)
+    void* stack          # a caller's buffer for small texts, and its size
+    size_t stack_size
+
+
+cdef enum:
+    STACK_WORKSPACE = 32768   # bytes of stack the per-call methods lend for short texts
+
+
+cdef inline void ws_init(Workspace* ws, void* stack, size_t stack_size) noexcept nogil:
+    memset(ws, 0, sizeof(Workspace))
+    ws.stack = stack
+    ws.stack_size = stack_size
 
 
 cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil:
-    """Room for a text of n bytes; returns -1 when out of memory."""
-    cdef Py_ssize_t m = n + 1
-    if ws.starts == NULL:
-        ws.starts = <int32_t*>malloc((max_len + 1) * sizeof(int32_t))
-        ws.values = <int32_t*>malloc((max_len + 1) * sizeof(int32_t))
-        ws.weights = <double*>malloc((max_len + 1) * sizeof(double))
-        if ws.starts == NULL or ws.values == NULL or ws.weights == NULL:
-            return -1
+    """Room for a text of n bytes, in one block (the caller's stack buffer when it fits);
+    returns -1 when out of memory."""
+    cdef Py_ssize_t m = n + 1, L = max_len + 1
+    cdef size_t size
+    cdef char* p
     if m <= ws.cap:
         return 0
-    free(ws.score); free(ws.expo); free(ws.back); free(ws.backv)
-    ws.score = <double*>malloc(m * sizeof(double))
-    ws.expo = <int64_t*>malloc(m * sizeof(int64_t))
-    ws.back = <int32_t*>malloc(m * sizeof(int32_t))
-    ws.backv = <int32_t*>malloc(m * sizeof(int32_t))
-    if ws.score == NULL or ws.expo == NULL or ws.back == NULL or ws.backv == NULL:
-        ws.cap = 0
-        return -1
+    m = m if m > 2 * ws.cap else 2 * ws.cap     # grow geometrically across texts
+    size = <size_t>m * (sizeof(double) + sizeof(int64_t) + 4 * sizeof(int32_t)) \
+        + <size_t>L * (sizeof(double) + 2 * sizeof(int32_t)) + 64
+    free(ws.block)
+    ws.block = NULL
+    if ws.stack != NULL and size <= ws.stack_size:
+        p = <char*>ws.stack
+        ws.stack = NULL                          # lend it once; growth goes to the heap
+    else:
+        ws.block = malloc(size)
+        if ws.block == NULL:
+            ws.cap = 0
+            return -1
+        p = <char*>ws.block
+    # 8-byte arrays first, then 4-byte ones: every array stays aligned.
+    ws.score = <double*>p;       p += m * sizeof(double)
+    ws.expo = <int64_t*>p;       p += m * sizeof(int64_t)
+    ws.weights = <double*>p;     p += L * sizeof(double)
+    ws.back = <int32_t*>p;       p += m * sizeof(int32_t)
+    ws.backv = <int32_t*>p;      p += m * sizeof(int32_t)
+    ws.out_val = <int32_t*>p;    p += m * sizeof(int32_t)
+    ws.out_end = <int32_t*>p;    p += m * sizeof(int32_t)
+    ws.starts = <int32_t*>p;     p += L * sizeof(int32_t)
+    ws.values = <int32_t*>p
     ws.cap = m
     return 0
 
 
 cdef void ws_free(Workspace* ws) noexcept nogil:
-    free(ws.score); free(ws.expo); free(ws.back); free(ws.backv)
-    free(ws.starts); free(ws.values); free(ws.weights)
+    free(ws.block)
     memset(ws, 0, sizeof(Workspace))
 
 
@@ -572,11 +599,13 @@ cdef class Lattice:
     """
     cdef Trie trie
     cdef double[::1] logp
+    cdef const double* logp_ptr
     cdef int32_t[::1] ids
     cdef readonly int num_pieces
     cdef readonly int max_len
     cdef readonly double min_logprob
-    cdef dict _weights        # alpha -> exp(alpha * logp), built on first use
+    cdef dict _weights        # alpha -> address of exp(alpha * logp), built on first use
+    cdef list _weight_arrays  # the arrays behind those addresses
     cdef object __weakref__
 
     def __cinit__(self):
@@ -602,11 +631,13 @@ cdef class Lattice:
         order = sorted(range(len(pieces)), key=lambda i: pieces[i][::-1])
         build_trie(&self.trie, [pieces[i][::-1] for i in order], order)
         self.logp = logp
+        self.logp_ptr = &self.logp[0]
         self.ids = id_arr
         self.num_pieces = len(pieces)
         self.max_len = self.trie.max_len
         self.min_logprob = float(logp.min())
         self._weights = {}
+        self._weight_arrays = []
 
     def __dealloc__(self):
         free(self.trie.base)
@@ -627,22 +658,37 @@ cdef class Lattice:
             raise ValueError(f"unknown sampler {sampler}")
         return MODE_EXACT
 
-    cdef double[::1] _q(self, double alpha, int mode):
+    cdef object _q_array(self, double alpha, int mode):
+        """exp(alpha * logp) for linear-space sampling, else None. The first 16 alphas are
+        cached for the object's lifetime and returned as their address (an int); later ones
+        are computed per call and returned as an array the caller holds while it works."""
+        cdef double[::1] view
         if mode != MODE_EXACT:
-            return self.logp          # unused by the other modes
-        q = self._weights.get(alpha)
-        if q is None:
-            q = np.exp(alpha * np.asarray(self.logp))
-            if len(self._weights) >= 16:
-                self._weights.clear()
-            self._weights[alpha] = q
-        return q
+            return None
+        address = self._weights.get(alpha)
+        if address is not None:
+            return address
+        q = np.exp(alpha * np.asarray(self.logp))
+        if len(self._weights) >= 16:
+            return q
+        view = q
+        self._weight_arrays.append(q)        # never removed: cached addresses stay valid
+        address = <size_t>&view[0]
+        self._weights[alpha] = address
+        return address
 
-    cdef void _model(self, Model* M, double alpha, double[::1] q):
+    cdef void _model(self, Model* M, double alpha, object q):
+        cdef double[::1] view
         M.trie = self.trie
-        M.logp = &self.logp[0]
-        M.q = &q[0]
+        M.logp = self.logp_ptr
         M.alpha = alpha
+        if q is None:
+            M.q = self.logp_ptr
+        elif type(q) is int:
+            M.q = <const double*><size_t>q
+        else:
+            view = q
+            M.q = &view[0]
 
     # -- segmentation ------------------------------------------------------
     def segment(self, const uint8_t[::1] data, double alpha=-1.0, uint64_t seed_word=0,
@@ -650,7 +696,7 @@ cdef class Lattice:
                 int rng_kind=RNG_XOSHIRO, bint forbid_whole=False):
         """(piece indices, end positions) as int32 numpy arrays."""
         cdef int mode = self._mode(alpha, sampler)
-        cdef double[::1] q = self._q(alpha, mode)
+        cdef object keep = self._q_array(alpha, mode)
         cdef Model M
         cdef Rng rng
         cdef Workspace ws
@@ -658,7 +704,7 @@ cdef class Lattice:
         vals = np.empty(n, dtype=np.int32)
         ends = np.empty(n, dtype=np.int32)
         cdef int32_t[::1] vv = vals, ee = ends
-        self._model(&M, alpha, q)
+        self._model(&M, alpha, keep)
         rng_init(&rng, seed_word, key_word, rng_kind)
         memset(&ws, 0, sizeof(Workspace))
         with nogil:
@@ -674,62 +720,62 @@ cdef class Lattice:
                int bos=-1, int eos=-1):
         """Ids of one segmentation of `data` (Viterbi when alpha < 0)."""
         cdef int mode = self._mode(alpha, sampler)
-        cdef double[::1] q = self._q(alpha, mode)
+        cdef object keep = self._q_array(alpha, mode)
         cdef Model M
         cdef Rng rng
         cdef Workspace ws
+        cdef char stack[STACK_WORKSPACE]
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data), m
         cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
-        cdef int32_t* buf = <int32_t*>malloc((2 * n + 1) * sizeof(int32_t))
-        if buf == NULL:
-            raise MemoryError()
-        self._model(&M, alpha, q)
-        rng_init(&rng, seed_word, key_word, rng_kind)
-        memset(&ws, 0, sizeof(Workspace))
+        self._model(&M, alpha, keep)
+        if mode != MODE_VITERBI:
+            rng_init(&rng, seed_word, key_word, rng_kind)
+        ws_init(&ws, stack, sizeof(stack))
+        with nogil:
+            m = -1
+            if ws_reserve(&ws, n, M.trie.max_len) == 0:
+                m = segment(&M, mode, x, n, chunked, False, &rng, &ws, ws.out_val, ws.out_end)
         try:
-            with nogil:
-                m = segment(&M, mode, x, n, chunked, False, &rng, &ws, buf, buf + n)
-                ws_free(&ws)
             if m < 0:
                 raise MemoryError()
-            return ids_to_list(buf, m, &self.ids[0], bos, eos)
+            return ids_to_list(ws.out_val, m, &self.ids[0], bos, eos)
         finally:
-            free(buf)
+            ws_free(&ws)
 
     def tokenize(self, bytes data, double alpha=-1.0, uint64_t seed_word=0, uint64_t key_word=0,
                  bint chunked=True, int sampler=SAMPLER_EXACT, int rng_kind=RNG_XOSHIRO):
         """Pieces (bytes) of one segmentation of `data`."""
         cdef int mode = self._mode(alpha, sampler)
-        cdef double[::1] q = self._q(alpha, mode)
+        cdef object keep = self._q_array(alpha, mode)
         cdef Model M
         cdef Rng rng
         cdef Workspace ws
+        cdef char stack[STACK_WORKSPACE]
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data), m, i, start
         cdef const char* x = PyBytes_AS_STRING(data)
-        cdef int32_t* buf = <int32_t*>malloc((2 * n + 1) * sizeof(int32_t))
         cdef list out
         cdef object item
-        if buf == NULL:
-            raise MemoryError()
-        self._model(&M, alpha, q)
-        rng_init(&rng, seed_word, key_word, rng_kind)
-        memset(&ws, 0, sizeof(Workspace))
+        self._model(&M, alpha, keep)
+        if mode != MODE_VITERBI:
+            rng_init(&rng, seed_word, key_word, rng_kind)
+        ws_init(&ws, stack, sizeof(stack))
+        with nogil:
+            m = -1
+            if ws_reserve(&ws, n, M.trie.max_len) == 0:
+                m = segment(&M, mode, <const uint8_t*>x, n, chunked, False, &rng, &ws, ws.out_val, ws.out_end)
         try:
-            with nogil:
-                m = segment(&M, mode, <const uint8_t*>x, n, chunked, False, &rng, &ws, buf, buf + n)
-                ws_free(&ws)
             if m < 0:
                 raise MemoryError()
             out = PyList_New(m)
             start = 0
             for i in range(m):
-                item = PyBytes_FromStringAndSize(x + start, buf[n + i] - start)
+                item = PyBytes_FromStringAndSize(x + start, ws.out_end[i] - start)
                 Py_INCREF(item)
                 PyList_SET_ITEM(out, i, item)
-                start = buf[n + i]
+                start = ws.out_end[i]
             return out
         finally:
-            free(buf)
+            ws_free(&ws)
 
     def encode_many(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
                     const uint64_t[::1] key_words=None, bint chunked=True, int sampler=SAMPLER_EXACT,
@@ -737,7 +783,7 @@ cdef class Lattice:
         """encode() for a list of bytes, with one (seed word, key word) per item, GIL released
         for the whole block. Returns a list of id lists."""
         cdef int mode = self._mode(alpha, sampler)
-        cdef double[::1] q = self._q(alpha, mode)
+        cdef object keep = self._q_array(alpha, mode)
         cdef Py_ssize_t count = len(datas), i, total = 0, m, off
         cdef Model M
         cdef Rng rng
@@ -762,7 +808,7 @@ cdef class Lattice:
             buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
             if buf == NULL:
                 raise MemoryError()
-            self._model(&M, alpha, q)
+            self._model(&M, alpha, keep)
             memset(&ws, 0, sizeof(Workspace))
             with nogil:
                 off = 0
@@ -800,7 +846,7 @@ cdef class Lattice:
         cdef int32_t* buf = <int32_t*>malloc((2 * n + 1) * sizeof(int32_t))
         if buf == NULL:
             raise MemoryError()
-        self._model(&M, -1.0, self.logp)
+        self._model(&M, -1.0, None)
         memset(&ws, 0, sizeof(Workspace))
         try:
             with nogil:
@@ -843,7 +889,7 @@ cdef class Lattice:
             if bwd == NULL or ws_reserve(&ws, longest, self.trie.max_len) < 0:
                 ws_free(&ws)
                 raise MemoryError()
-            self._model(&M, alpha, self.logp)
+            self._model(&M, alpha, None)
             with nogil:
                 for i in range(count):
                     total += forward_backward(&M, ptrs[i], lens[i], chunked, &ws, bwd, &counts[0],
@@ -870,7 +916,7 @@ cdef class Lattice:
         if ws_reserve(&ws, n, self.trie.max_len) < 0:
             ws_free(&ws)
             raise MemoryError()
-        self._model(&M, alpha, self.logp)
+        self._model(&M, alpha, None)
         with nogil:
             logz = forward_backward(&M, x, n, chunked, &ws, &bv[0], NULL, NULL, &mv[0])
             ws_free(&ws)
@@ -911,7 +957,7 @@ cdef class Lattice:
         vals = np.empty(length, dtype=np.int32)
         ends = np.empty(length, dtype=np.int32)
         cdef int32_t[::1] vv = vals, ee = ends
-        self._model(&M, -1.0, self.logp)
+        self._model(&M, -1.0, None)
         # Per chunk: its ranked paths as (score, first piece, number of pieces) in vals/ends.
         levels = []
         try:
@@ -1004,7 +1050,7 @@ cdef class Lattice:
         if ws_reserve(&ws, length, self.trie.max_len) < 0:
             ws_free(&ws)
             raise MemoryError()
-        self._model(&M, alpha, self.logp)
+        self._model(&M, alpha, None)
         with nogil:
             logz = forward_entropy(&M, x, length, chunked, &ws, &hv[0], &gv[0], &ent, &escore)
             ws_free(&ws)
