@@ -425,16 +425,17 @@ def _build_torch_classes() -> None:
         the current epoch, sharded across DataLoader workers and distributed ranks.
 
         >>> stream = TextStream(["a.txt", "b.txt"], EncodeTransform(model, alpha=0.1, seed=0))  # doctest: +SKIP
+        >>> stream = TextStream(None, transform, texts=list_of_texts)                      # doctest: +SKIP
         >>> loader = DataLoader(stream, batch_size=None, num_workers=2)                   # doctest: +SKIP
         >>> stream.set_epoch(1)                                                           # doctest: +SKIP
 
-        ``source`` is a path, a list of paths, a list of texts, or a callable
-        returning a fresh iterable of texts (for sources that can only be read
-        once per pass). A one-shot iterator (``sys.stdin``) works without workers.
-        With ``document="line"`` each line of the files is a document (line
-        endings removed, empty lines skipped); with ``"file"`` each file is one.
-        Documents are numbered in reading order — that number is the key index —
-        and document ``g`` goes to shard ``g % num_shards``; shard ``s`` belongs
+        ``files`` is a path or a list of paths; or else ``texts=`` is a sequence
+        of texts, or a callable returning a fresh iterable of them (for sources
+        read once per pass). A one-shot iterator (``sys.stdin``) works without
+        workers. With ``document="line"`` each line of the files is a document (line
+        endings removed); with ``"file"`` each file is one. Empty documents are
+        skipped; the others are numbered in reading order — that number is the
+        key index — and document ``g`` goes to shard ``g % num_shards``; shard ``s`` belongs
         to rank ``s % world_size`` and, within the rank, to worker
         ``(s // world_size) % num_workers``. ``rank``/``world_size`` default to
         ``torch.distributed``'s when it is initialised (create the stream after
@@ -444,21 +445,32 @@ def _build_torch_classes() -> None:
         ``return_index`` — or, with ``block_size``, a block of exactly that many
         ids packed from consecutive documents of one shard with ``<eos>`` after
         each document (the last partial block of each shard is dropped unless
-        ``drop_last=False``). Samples never depend on the number of workers; with
+        ``drop_last=False``). With ``batch_size=None`` a DataLoader's workers
+        hand out documents in exactly the serial order (it takes one item from
+        each worker in turn). Samples never depend on the number of workers; with
         packing, which documents share a block depends on ``num_shards``
         (default ``world_size * num_workers``), so fix it to make blocks
         independent of the worker count too.
         """
 
-        def __init__(self, source, transform: EncodeTransform, *, document: str = "line",
+        def __init__(self, files, transform: EncodeTransform, *, texts=None, document: str = "line",
                      block_size: Optional[int] = None, drop_last: bool = True, num_shards: Optional[int] = None,
                      rank: Optional[int] = None, world_size: Optional[int] = None, return_index: bool = False,
                      output: str = "numpy", encoding: str = "utf-8"):
             if document not in ("line", "file"):
                 raise ValueError(f"document must be 'line' or 'file', not {document!r}")
-            if _is_path(source):
-                source = [source]
-            self.source = source
+            if (files is None) == (texts is None):
+                raise ValueError("give either files (a path or a list of paths) or texts=, not both")
+            if files is not None:
+                files = [files] if _is_path(files) else list(files)
+                if not all(_is_path(f) for f in files):
+                    raise TypeError("files must be paths; pass an iterable of texts as texts=")
+                missing = [f for f in files if not os.path.isfile(f)]
+                if missing:
+                    raise FileNotFoundError(f"no such file: {str(missing[0])[:80]!r} "
+                                            f"(to stream texts rather than files, pass texts=)")
+            self.files = files
+            self.texts = texts
             self.transform = transform
             self.document = document
             if block_size is not None and (int(block_size) != block_size or block_size < 1):
@@ -484,17 +496,14 @@ def _build_torch_classes() -> None:
 
         # -- reading ---------------------------------------------------------
         def _texts(self, one_shot_ok: bool) -> Iterator[Text]:
-            source = self.source
-            if callable(source):
-                source = source()
-            is_paths = isinstance(source, (list, tuple)) and all(_is_path(s) for s in source) and source
-            if not is_paths:
+            if self.files is None:
+                source = self.texts() if callable(self.texts) else self.texts
                 if iter(source) is source and not one_shot_ok:
                     raise ValueError("a one-shot iterator cannot be shared by DataLoader workers; pass a "
                                      "list, file paths, or a callable returning a fresh iterable")
                 yield from source
                 return
-            for path in source:
+            for path in self.files:
                 if self.document == "file":
                     with open(path, encoding=self.encoding) as f:
                         yield f.read()
@@ -509,9 +518,10 @@ def _build_torch_classes() -> None:
             worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
             rank, world = self.rank, self.world_size
             shards = self.num_shards or world * workers
-            for index, text in enumerate(self._texts(one_shot_ok=workers == 1)):
+            texts = (t for t in self._texts(one_shot_ok=workers == 1) if t)
+            for index, text in enumerate(texts):
                 shard = index % shards
-                if shard % world == rank and (shard // world) % workers == worker and text:
+                if shard % world == rank and (shard // world) % workers == worker:
                     yield shard, index, text
 
         def _batches(self) -> Iterator[Tuple[List[int], List[int], List[List[int]]]]:

@@ -1,0 +1,316 @@
+"""bytepiece.data through the real libraries: torch DataLoader workers (fork and spawn),
+distributed shards, packing, Hugging Face datasets (map with num_proc, its cache,
+set_transform), and the exact sampling distribution seen through the data path."""
+from __future__ import annotations
+
+import math
+import pickle
+from collections import Counter
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the data-loader tests need torch (the 'test' extra)")
+datasets = pytest.importorskip("datasets", reason="the data-loader tests need datasets (the 'test' extra)")
+
+from torch.utils.data import DataLoader, RandomSampler  # noqa: E402
+
+from bytepiece import Tokenizer  # noqa: E402
+from bytepiece.data import (  # noqa: E402
+    EncodeTransform,
+    EpochSampler,
+    TextStream,
+    TokenizedDataset,
+    datasets_map,
+    datasets_transform,
+    encode_flat,
+    flatten,
+    pad,
+)
+from bytepiece.model import EOS_ID, vocabulary_from_counts  # noqa: E402
+from bytepiece.reference import ReferenceLattice  # noqa: E402
+
+SENTENCES = [
+    "Stochastic segmentation exists to be used while a model trains.",
+    "Every epoch sees each document segmented afresh.",
+    "你好，世界。今天天气不错，我们去公园散步吧。",
+    "def tokenize(text):\n    return [piece for piece in split(text)]",
+    "Subword regularisation makes models robust to segmentation noise.",
+    "Les données d'entraînement sont découpées différemment à chaque époque.",
+]
+# Small on purpose: spawned workers start slowly, the corpus should not add to that.
+TEXTS = [f"{SENTENCES[i % len(SENTENCES)]} #{i}" for i in range(40)]
+# The same documents one per line (no newlines inside), with an empty line (skipped, not
+# numbered) after the twentieth.
+FILE_LINES = [t.replace("\n", " ") for t in TEXTS[:20]] + [""] + [t.replace("\n", " ") for t in TEXTS[20:]]
+ALPHA = 0.1
+
+
+@pytest.fixture(scope="module")
+def model(tok):
+    """The vendored model, loaded once (transforms re-seed their own copy of it)."""
+    return tok
+
+
+@pytest.fixture(scope="module")
+def transform(model):
+    return EncodeTransform(model, alpha=ALPHA, seed=7, add_eos=True)
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stream") / "docs.txt"
+    # An empty line and a CRLF line ending.
+    lines = FILE_LINES
+    path.write_bytes(("\n".join(lines[:-1]) + "\r\n" + lines[-1] + "\n").encode())
+    return path
+
+
+def serial(transform, epoch, texts=TEXTS):
+    return [transform.encode_list(t, i, epoch) for i, t in enumerate(texts)]
+
+
+def as_lists(items):
+    return [[int(x) for x in ids] for ids in items]
+
+
+# -- the transform --------------------------------------------------------------
+
+
+def test_transform_is_a_pure_function_of_seed_epoch_index_text(model_path, transform):
+    tok = Tokenizer(model_path, seed=7)
+    for i, text in enumerate(TEXTS[:6]):
+        assert transform(text, i, epoch=3) == tok.encode(text, add_eos=True, alpha=ALPHA, key=(3, i))
+    # The caller's tokenizer seed does not matter, only the base seed.
+    other = EncodeTransform(Tokenizer(model_path, seed=999), alpha=ALPHA, seed=7, add_eos=True)
+    assert serial(other, 2) == serial(transform, 2)
+    copy = pickle.loads(pickle.dumps(transform))
+    assert serial(copy, 5) == serial(transform, 5)
+    # set_epoch is the default epoch.
+    copy.set_epoch(5)
+    assert [copy(t, i) for i, t in enumerate(TEXTS)] == serial(transform, 5)
+
+
+def test_epochs_seeds_and_indices_give_different_samples(model, transform):
+    base = serial(transform, 0)
+    assert serial(transform, 1) != base
+    reseeded = EncodeTransform(model, alpha=ALPHA, seed=8, add_eos=True)
+    assert serial(reseeded, 0) != base
+    # The same text at two indices is sampled independently.
+    same = [transform.encode_list(TEXTS[0], i, 0) for i in range(20)]
+    assert len({tuple(s) for s in same}) > 1
+    # Every sample decodes back to its text.
+    assert all(transform.tokenizer.decode(ids) == t for ids, t in zip(base, TEXTS))
+
+
+def test_viterbi_transform_ignores_keys(model):
+    viterbi = EncodeTransform(model, alpha=-1, seed=0)
+    assert serial(viterbi, 0) == serial(viterbi, 9) == [model.encode(t) for t in TEXTS]
+
+
+def test_truncation_and_output_types(model):
+    long_text = " ".join(TEXTS)
+    both = EncodeTransform(model, alpha=ALPHA, seed=1, add_bos=True, add_eos=True, max_length=10)
+    ids = both(long_text, 0)
+    assert len(ids) == 10 and ids[0] == 1 and ids[-1] == EOS_ID
+    full = EncodeTransform(model, alpha=ALPHA, seed=1, add_bos=True, add_eos=True)(long_text, 0)
+    assert ids[:-1] == full[:9]
+    plain = EncodeTransform(model, alpha=ALPHA, seed=1, max_length=10, output="numpy")(long_text, 0)
+    assert plain.dtype == np.int32 and plain.tolist() == full[1:11]
+    tensor = EncodeTransform(model, alpha=ALPHA, seed=1, output="torch")("short", 0)
+    assert tensor.dtype == torch.int64
+    with pytest.raises(ValueError):
+        EncodeTransform(model, max_length=2, add_bos=True, add_eos=True)
+    with pytest.raises(ValueError):
+        EncodeTransform(model, seed=None)
+    with pytest.raises(ValueError):
+        EncodeTransform(model, output="tensor")
+
+
+def test_flat_batches_equal_one_by_one(transform):
+    expected = serial(transform, 4)
+    for threads in (1, 2):
+        ids, offsets = transform.encode_flat(TEXTS, range(len(TEXTS)), epoch=4, num_threads=threads)
+        assert ids.dtype == np.int32 and offsets.dtype == np.int64 and len(offsets) == len(TEXTS) + 1
+        assert [ids[offsets[i]:offsets[i + 1]].tolist() for i in range(len(TEXTS))] == expected
+    tok = transform.tokenizer
+    keys = [(4, i) for i in range(len(TEXTS))]
+    ids, offsets = encode_flat(tok, TEXTS, alpha=ALPHA, keys=keys, add_eos=True, num_threads=2)
+    assert np.array_equal(ids, flatten(expected)[0]) and np.array_equal(offsets, flatten(expected)[1])
+    padded = pad(expected[:3], output="numpy")
+    assert padded["input_ids"].shape == (3, max(map(len, expected[:3])))
+    assert padded["input_ids"][0, :len(expected[0])].tolist() == expected[0]
+
+
+# -- torch ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_dataloader_workers_equal_a_serial_loop(transform, corpus_file, start_method):
+    # Map-style, shuffled, persistent workers: EpochSampler carries the epoch to them.
+    ds = TokenizedDataset(TEXTS, transform, return_index=True, output="list")
+    sampler = EpochSampler(RandomSampler(ds, generator=torch.Generator().manual_seed(0)))
+    loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=2, collate_fn=list,
+                        multiprocessing_context=start_method, persistent_workers=True)
+    seen = {}
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        got = [item for batch in loader for item in batch]
+        indices = [i for i, _ in got]
+        assert sorted(indices) == list(range(len(TEXTS)))    # no duplicates, nothing missing
+        seen[epoch] = dict(got)
+        assert [seen[epoch][i] for i in range(len(TEXTS))] == serial(transform, epoch)
+    assert seen[0] != seen[1]
+
+    # Streaming from a file: two workers yield exactly the serial stream, in order.
+    stream = TextStream(corpus_file, private_copy(transform), return_index=True)
+    stream.set_epoch(3)
+    expected = list(stream)                      # num_workers=0: this process, one shard
+    assert [i for i, _ in expected] == list(range(len(TEXTS)))
+    loader = DataLoader(stream, batch_size=None, num_workers=2, multiprocessing_context=start_method)
+    got = list(loader)
+    assert [i for i, _ in got] == [i for i, _ in expected]
+    assert as_lists(ids for _, ids in got) == as_lists(ids for _, ids in expected)
+    documents = [t for t in FILE_LINES if t]
+    assert as_lists(ids for _, ids in got) == [transform.encode_list(documents[i], i, 3) for i, _ in got]
+
+
+def test_set_epoch_reaches_fresh_workers(transform):
+    ds = TokenizedDataset(TEXTS, private_copy(transform), return_index=True, output="list")
+    loader = DataLoader(ds, batch_size=8, num_workers=2, collate_fn=list, multiprocessing_context="fork")
+    for epoch in (0, 2):
+        ds.set_epoch(epoch)
+        got = dict(item for batch in loader for item in batch)
+        assert [got[i] for i in range(len(TEXTS))] == serial(transform, epoch)
+
+
+def private_copy(transform):
+    """A private copy, so set_epoch here does not leak into the shared fixture."""
+    return pickle.loads(pickle.dumps(transform))
+
+
+def test_distributed_ranks_partition_the_stream(transform, corpus_file):
+    whole = dict(TextStream(corpus_file, transform, return_index=True))
+    parts = [dict(TextStream(corpus_file, transform, return_index=True, rank=r, world_size=3)) for r in range(3)]
+    assert sum(len(p) for p in parts) == len(whole)
+    merged = {}
+    for part in parts:
+        assert not merged.keys() & part.keys()
+        merged.update(part)
+    assert {i: v.tolist() for i, v in merged.items()} == {i: v.tolist() for i, v in whole.items()}
+    # Rank 1 of 3 with 2 workers: its workers split its shard between them.
+    stream = TextStream(corpus_file, transform, return_index=True, rank=1, world_size=3)
+    got = list(DataLoader(stream, batch_size=None, num_workers=2, multiprocessing_context="fork"))
+    assert sorted(i for i, _ in got) == sorted(parts[1])
+    with pytest.raises(ValueError):
+        TextStream(corpus_file, transform, rank=3, world_size=3)
+
+
+def test_packing_into_fixed_blocks(model, corpus_file):
+    plain = EncodeTransform(model, alpha=ALPHA, seed=7)            # the stream adds <eos>
+    stream = TextStream(corpus_file, plain, block_size=16, drop_last=False)
+    blocks = [b.tolist() for b in stream]
+    documents = [t for t in FILE_LINES if t]
+    expected = [tok for i, t in enumerate(documents) for tok in plain.encode_list(t, i, 0) + [EOS_ID]]
+    assert all(len(b) == 16 for b in blocks[:-1]) and 0 < len(blocks[-1]) <= 16
+    assert sum(blocks, []) == expected
+    assert all(len(b) == 16 for b in TextStream(corpus_file, plain, block_size=16))
+    # With num_shards fixed, the blocks do not depend on the number of workers.
+    fixed = TextStream(corpus_file, plain, block_size=16, num_shards=4, output="torch")
+    alone = sorted(b.tolist() for b in fixed)
+    workers = DataLoader(fixed, batch_size=None, num_workers=2, multiprocessing_context="fork")
+    assert sorted(b.tolist() for b in workers) == alone
+    assert all(b.dtype == torch.int64 for b in fixed)
+
+
+def test_stream_from_iterables(transform):
+    assert as_lists(TextStream(None, transform, texts=TEXTS)) == serial(transform, 0)
+    assert as_lists(TextStream(None, transform, texts=lambda: iter(TEXTS))) == serial(transform, 0)
+    one_shot = TextStream(None, transform, texts=iter(TEXTS))
+    assert as_lists(one_shot) == serial(transform, 0)
+    shared = DataLoader(TextStream(None, transform, texts=iter(TEXTS)), batch_size=None, num_workers=2,
+                        multiprocessing_context="fork")
+    with pytest.raises(ValueError, match="one-shot"):
+        list(shared)
+    with pytest.raises(FileNotFoundError, match="texts="):
+        TextStream(TEXTS, transform)
+    with pytest.raises(ValueError):
+        TextStream(None, transform)
+
+
+# -- Hugging Face datasets --------------------------------------------------------
+
+
+def test_datasets_map_is_independent_of_num_proc_and_caches_per_epoch(transform, tmp_path):
+    datasets.Dataset.from_dict({"text": TEXTS}).save_to_disk(str(tmp_path / "ds"))
+    ds = datasets.load_from_disk(str(tmp_path / "ds"))        # on disk, so map() caches
+    one = datasets_map(ds, transform, epoch=0, num_proc=1, batch_size=7)
+    two = datasets_map(ds, transform, epoch=0, num_proc=2, batch_size=7)
+    assert one["input_ids"] == two["input_ids"] == serial(transform, 0)
+    # The cache: the same epoch is replayed from the cache file (and that is right, the
+    # samples being pure functions); a new epoch is not, it is sampled afresh.
+    again = datasets_map(ds, transform, epoch=0, num_proc=1, batch_size=7)
+    assert again._fingerprint == one._fingerprint and again.cache_files == one.cache_files
+    assert again["input_ids"] == serial(transform, 0)
+    next_epoch = datasets_map(ds, transform, epoch=1, num_proc=1, batch_size=7)
+    assert next_epoch._fingerprint != one._fingerprint
+    assert next_epoch["input_ids"] == serial(transform, 1)
+    # A stable id column keys rows across shuffles.
+    keyed = ds.add_column("doc", list(range(len(TEXTS)))).shuffle(seed=0)
+    shuffled = datasets_map(keyed, transform, epoch=0, index_column="doc", num_proc=2)
+    assert {d: ids for d, ids in zip(shuffled["doc"], shuffled["input_ids"])} == dict(enumerate(serial(transform, 0)))
+
+
+def test_datasets_set_transform_samples_on_the_fly(transform):
+    private = private_copy(transform)
+    ds = datasets.Dataset.from_dict({"text": TEXTS})
+    ds = ds.add_column("index", list(range(len(ds))))
+    ds.set_transform(datasets_transform(private))
+    assert ds[:5]["input_ids"] == serial(transform, 0)[:5]
+    private.set_epoch(1)
+    assert ds[:5]["input_ids"] == serial(transform, 1)[:5]
+    ds.reset_format()
+    ds = ds.remove_columns("index")
+    ds.set_transform(datasets_transform(private))
+    with pytest.raises(KeyError, match="add_column"):
+        ds[0]
+
+
+# -- the sampled distribution stays exact ----------------------------------------
+
+
+def test_data_path_samples_follow_the_exact_distribution():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    counts = {bytes([b]): 5 for b in range(256)}
+    counts.update({b"ab": 40, b"bc": 25, b"abc": 12, b"ca": 30, b"cab": 8, b"abca": 3})
+    vocab = vocabulary_from_counts(counts)
+    logp = np.log(np.asarray(vocab.counts, dtype=np.float64)) - np.log(sum(vocab.counts))
+    alpha, text = 0.7, "abcab"
+    exact = ReferenceLattice(dict(zip(vocab.pieces, logp))).distribution(text.encode(), alpha)
+    paths = sorted(exact)
+    n = 40_000
+
+    transform = EncodeTransform(vocab, alpha=alpha, seed=2024)
+    tok = transform.tokenizer
+    # Many documents with the same text (one draw each, through the batched path)
+    # and one document over many epochs (through the dataset, one epoch per draw).
+    ids, offsets = transform.encode_flat([text] * n, range(n), epoch=0)
+    by_index = Counter(tuple(tok.ids_to_pieces(ids[offsets[i]:offsets[i + 1]].tolist())) for i in range(n))
+    ds = TokenizedDataset([text], transform, output="list")
+    by_epoch = Counter(tuple(tok.ids_to_pieces(ds[(e, 0)])) for e in range(n // 4))
+
+    for counter in (by_index, by_epoch):
+        total = sum(counter.values())
+        assert set(counter) <= set(paths)
+        observed = np.array([counter[p] for p in paths], dtype=float)
+        expected = np.array([exact[p] * total for p in paths])
+        keep = expected >= 5                     # chi-square needs non-tiny cells; pool the rest
+        observed = np.append(observed[keep], observed[~keep].sum())
+        expected = np.append(expected[keep], expected[~keep].sum())
+        if expected[-1] == 0:
+            observed, expected = observed[:-1], expected[:-1]
+        p_value = scipy_stats.chisquare(observed, expected).pvalue
+        assert p_value > 1e-4, (p_value, observed, expected)
+        # And the most likely segmentation is drawn about as often as it should be.
+        top = max(paths, key=exact.get)
+        assert math.isclose(counter[top] / total, exact[top], abs_tol=4 * math.sqrt(exact[top] / total))
