@@ -149,10 +149,23 @@ def _inputs_argument(f):
     )(f)
 
 
+_LOADED: dict = {}
+
+
 def _load_tokenizer(path: str, seed=None, normalize: bool = True):
+    """A Tokenizer for a model file; the parsed vocabulary of the last file loaded is
+    kept (keyed by path, size and mtime), so commands run in one process load it once."""
+    from .model import load_model
     from .tokenizer import Tokenizer
 
-    return Tokenizer(path, seed=seed, normalize=normalize)
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    vocab = _LOADED.get(key)
+    if vocab is None:
+        vocab = load_model(path)
+        _LOADED.clear()
+        _LOADED[key] = vocab
+    return Tokenizer(vocab, seed=seed, normalize=normalize)
 
 
 # ---------------------------------------------------------------------------
@@ -766,22 +779,24 @@ def sample(model_path, text, count, alpha, seed, check, no_normalize, threads):
     best = tok.encode(data)
     out = _TextOut()
     draws = tok.encode_batch([data] * count, alpha=alpha, keys=list(range(count)), num_threads=threads)
-    out.write(f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): p={_prob(tok, best, alpha, logz):.6g}\n")
+    out.write(f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): p={_prob(tok, best, alpha, logz, data):.6g}\n")
     for ids in draws:
         mark = "*" if ids == best else " "
-        out.write(f"{_prob(tok, ids, alpha, logz):.6g}\t{mark}\t{' '.join(shown[i] for i in ids)}\n")
+        out.write(f"{_prob(tok, ids, alpha, logz, data):.6g}\t{mark}\t{' '.join(shown[i] for i in ids)}\n")
     if check is not None:
         _check_sampler(tok, data, alpha, logz, segmentations, check, threads, shown, out)
     out.flush()
 
 
-def _score(tok, ids: Sequence[int]) -> float:
+def _score(tok, ids: Sequence[int], data: Optional[bytes] = None) -> float:
+    if data is not None and hasattr(tok, "score"):  # the lattice's own sum, when available
+        return float(tok.score(data, list(ids)))
     logprobs = tok._logprobs
     return math.fsum(float(logprobs[i - FIRST_PIECE_ID]) for i in ids)
 
 
-def _prob(tok, ids: Sequence[int], alpha: float, logz: float) -> float:
-    return math.exp(alpha * _score(tok, ids) - logz)
+def _prob(tok, ids: Sequence[int], alpha: float, logz: float, data: bytes) -> float:
+    return math.exp(alpha * _score(tok, ids, data) - logz)
 
 
 def _log_partition(tok, data: bytes, alpha: float) -> float:

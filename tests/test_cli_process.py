@@ -1,0 +1,136 @@
+"""The command line as a real process (`python -m bytepiece`): pipes, exit codes, signals."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import REPO
+
+CORPORA = REPO / "corpora"
+
+
+def command(*args):
+    return [sys.executable, "-m", "bytepiece", *map(str, args)]
+
+
+@pytest.fixture(scope="module")
+def env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.pop("BYTEPIECE_DEBUG", None)
+    return env
+
+
+def run(env, *args, input=None, cwd=None):
+    return subprocess.run(command(*args), input=input, capture_output=True, env=env, cwd=cwd, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def big_text(tmp_path_factory):
+    """About 1 MB of real text with CRLF lines, blank lines and no final newline."""
+    base = (CORPORA / "en.heldout.txt").read_bytes() + (CORPORA / "zh.heldout.txt").read_bytes()
+    lines = base.splitlines(keepends=True)
+    mixed = b"".join(line.replace(b"\n", b"\r\n") if i % 5 == 0 else line for i, line in enumerate(lines))
+    data = (mixed * 4).rstrip(b"\n") + b" the end"
+    path = tmp_path_factory.mktemp("big") / "big.txt"
+    path.write_bytes(data)
+    return path
+
+
+def test_version_and_help(env):
+    result = run(env, "--version")
+    assert result.returncode == 0 and b"bytepiece" in result.stdout
+    result = run(env, "encode", "--help")
+    assert result.returncode == 0 and b"Example" in result.stdout
+
+
+def test_exit_codes_and_one_line_errors(env, model_path, tmp_path):
+    usage = run(env, "encode", "--no-such-option")
+    assert usage.returncode == 2 and usage.stdout == b""
+    bad = tmp_path / "bad.model"
+    bad.write_text("{]")
+    failed = run(env, "encode", "-m", bad, input=b"x")
+    assert failed.returncode == 1 and failed.stdout == b""
+    assert failed.stderr.decode().count("\n") == 1
+    assert failed.stderr.startswith(b"Error: ") and b"bad.model" in failed.stderr
+    debug = run(env, "--debug", "encode", "-m", bad, input=b"x")
+    assert debug.returncode == 1 and b"Traceback" in debug.stderr
+
+
+def test_encode_decode_pipe_round_trips(env, model_path, big_text):
+    encoder = subprocess.Popen(command("encode", "-m", model_path, "--threads", "2"), stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    decoder = subprocess.Popen(command("decode", "-m", model_path), stdin=encoder.stdout,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    encoder.stdout.close()
+    data = big_text.read_bytes()
+
+    def feed():
+        encoder.stdin.write(data)
+        encoder.stdin.close()
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    out, err = decoder.communicate(timeout=120)
+    writer.join()
+    assert encoder.wait(timeout=60) == 0, encoder.stderr.read()
+    encoder.stderr.close()
+    assert decoder.returncode == 0 and err == b""
+    assert out == data
+
+
+def test_closing_the_pipe_early_is_quiet(env, model_path, big_text):
+    process = subprocess.Popen(command("encode", "-m", model_path, "--format", "pieces", big_text),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = process.stdout.readline()
+    assert first.endswith(b"\n")
+    process.stdout.close()                       # what `| head -n 1` does
+    err = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 0
+    assert err == b""
+
+
+def test_head_in_a_shell_pipeline(env, model_path, big_text):
+    script = f'"{sys.executable}" -m bytepiece encode -m "{model_path}" "{big_text}" | head -n 3'
+    result = subprocess.run(["sh", "-c", script], capture_output=True, env=env, timeout=120)
+    assert result.returncode == 0
+    assert result.stdout.count(b"\n") == 3
+    assert result.stderr == b""
+
+
+def test_output_file_is_atomic_and_not_clobbered(env, model_path, big_text, tmp_path):
+    target = tmp_path / "out.ids"
+    assert run(env, "encode", "-m", model_path, "-o", target, big_text).returncode == 0
+    refused = run(env, "encode", "-m", model_path, "-o", target, big_text)
+    assert refused.returncode == 1 and b"--force" in refused.stderr
+    decoded = run(env, "decode", "-m", model_path, target)
+    assert decoded.returncode == 0 and decoded.stdout == big_text.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ids"]
+
+
+def test_interrupted_train_leaves_no_model(env, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(b"".join(p.read_bytes() for p in sorted(CORPORA.glob("*.train.txt"))))
+    target = tmp_path / "out.model"
+    process = subprocess.Popen(
+        command("train", "-o", target, "--vocab-size", "8000", "--progress", corpus),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        # a shell may start background jobs with SIGINT ignored; give the child the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    # wait until training has really started (its first progress line), then interrupt
+    first = process.stderr.readline()
+    assert first, "train printed nothing"
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, (out, first + err)
+    assert b"Error: interrupted" in err and b"Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]   # no model, no temp file
