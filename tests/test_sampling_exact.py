@@ -1,0 +1,410 @@
+"""The exact sampler draws each segmentation with probability exp(alpha * score) / Z.
+
+Goodness-of-fit of the compiled sampler against the brute-force oracle
+(bytepiece.reference), on short strings whose segmentations can all be listed.
+
+Design, stated once:
+
+- Draws. Each (case, alpha) draws N_DRAWS = 20,000 segmentations with
+  ``Lattice.encode_many``: the same text N times, one seed word, key words
+  0 .. N-1. Every draw has its own random state, derived from (seed, key), so
+  draws are independent and the whole module is reproducible bit for bit.
+- Two statistics per (case, alpha), on the same cells:
+  * Pearson's chi-square. Cells whose expected count is below 5 are pooled
+    (smallest first; a pool still below 5 joins the smallest other cell); the
+    p-value is the chi-square tail with (cells - 1) degrees of freedom.
+  * Total variation distance TV = 1/2 sum |observed/N - p|. Its null quantile
+    comes from a bound, not a simulation: TV is a function of N independent
+    draws that moves by at most 1/N when one draw changes, so McDiarmid gives
+    P(TV >= E[TV] + t) <= exp(-2 N t^2), and E[TV] <= 1/2 sum sqrt(p(1-p)/N).
+    The reported p-value exp(-2 N (TV - that bound)^2) is conservative (valid
+    for every N and every distribution, no asymptotics, no simulation noise).
+  Any draw outside the oracle's support (not a segmentation, a piece across a
+  chunk boundary) fails at once.
+- Family-wise level: FAMILY_ALPHA = 0.01 over every (sampler, case, alpha,
+  statistic) test of the exact sampler in this module, with the Bonferroni
+  correction: each test rejects when p < FAMILY_ALPHA / FAMILY_SIZE. (The
+  forced log-space twin is tested as a second exact sampler in the same family.)
+- Alphas: 0, 0.1, 0.5, 1, 5. Cases: three equally likely pieces ending at every
+  position; every segmentation with the same score; real snippets (English,
+  Chinese, code) with vocabularies cut from real models, keeping their
+  log-probabilities (the pieces occurring inside the snippet plus all 256
+  bytes); strings whose segmentations split UTF-8 characters; two chunks.
+- Power. The very same function, cases, draw counts and threshold must reject
+  (a) the legacy v1 sampler and (b) the exact sampler driven by the weak
+  "coarse4" generator (uniforms with 4 bits). Each family is rejected when its
+  smallest p-value is below FAMILY_ALPHA / FAMILY_SIZE; the tests also say
+  which cases must be rejected. With N_DRAWS = 20,000 per (case, alpha) both are
+  rejected with p-values far below 1e-100 (see docs/exact-sampling.md for the
+  table). The "lcg31" generator (a 31-bit LCG like old libc rand()) is *not*
+  rejected, and we do not claim it would be: its consecutive outputs are
+  well spread in two dimensions (spectral-test distance about 42,000 on 2**31),
+  far beyond what 20,000 draws can resolve (benchmarks/sampling_table.py
+  --power prints its p-values beside the others).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import pathlib
+import zlib
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bytepiece._lattice import SAMPLER_EXACT, SAMPLER_EXACT_LOGSPACE, SAMPLER_LEGACY_V1, Lattice
+from bytepiece.reference import ReferenceLattice, split_chunks
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TESTS = pathlib.Path(__file__).resolve().parent
+VENDORED_MODEL = TESTS / "data" / "bytepiece.plus.40k.zip"
+SHARED_COMPAT = TESTS.parent.parent / "shared" / "compat"
+
+FAMILY_ALPHA = 0.01
+N_DRAWS = 20_000
+MIN_EXPECTED = 5.0
+ALPHAS = (0.0, 0.1, 0.5, 1.0, 5.0)
+SEED_WORD = 0x5EED_0005
+RNG_XOSHIRO, RNG_COARSE4, RNG_LCG31 = 0, 1, 2
+EXACT_SAMPLERS = (("exact", SAMPLER_EXACT), ("exact-logspace", SAMPLER_EXACT_LOGSPACE))
+
+
+# ---------------------------------------------------------------------------
+# Cases: (vocabulary {bytes: logp}, text)
+
+def _bytes_vocab(logp: float = -6.0) -> dict:
+    return {bytes([b]): logp for b in range(256)}
+
+
+def case_three_equal():
+    """Pieces a, aa, aaa, aaaa with the same log-probability: from position 4 on, four
+    equally likely pieces end at every position (three at position 3)."""
+    vocab = _bytes_vocab(-3.0)
+    vocab.update({b"aa": -3.0, b"aaa": -3.0, b"aaaa": -3.0})
+    return vocab, b"aaaaaaa"
+
+
+def case_equal_score():
+    """log p = -len(piece): every segmentation scores -len(text), so all are equally
+    likely at every alpha."""
+    vocab = _bytes_vocab(-1.0)
+    for piece in (b"ab", b"ba", b"aba", b"bab", b"abab", b"bb"):
+        vocab[piece] = -float(len(piece))
+    return vocab, b"ababbab"
+
+
+def case_utf8_split():
+    """Two-byte characters (é = c3 a9, à = c3 a0) with pieces across character
+    boundaries, so most segmentations split a character."""
+    vocab = _bytes_vocab(-7.0)
+    vocab.update({b"\xc3\xa9": -4.0, b"\xc3\xa0": -4.5, b"\xa9\xc3": -5.0, b"\xa0\xc3": -5.5,
+                  b"\xa9\xc3\xa0": -6.0, b"\xc3\xa9\xc3": -8.0})
+    return vocab, "éàé".encode()
+
+
+def case_two_chunks():
+    """A newline run cuts the text into two chunks; pieces that would cross the cut exist
+    in the vocabulary and must never be drawn."""
+    vocab = _bytes_vocab(-4.0)
+    vocab.update({b"ab": -3.0, b"b\n": -3.5, b"\n\n": -2.0, b"\nb": -1.0, b"\n\nb": -1.0, b"ba": -3.0})
+    return vocab, b"ab\n\nba"
+
+
+@functools.lru_cache(maxsize=None)
+def _model_logprobs(path: str) -> dict:
+    from bytepiece import Tokenizer
+
+    tok = Tokenizer(path)
+    return dict(zip(tok.vocabulary.pieces, tok._logprobs.tolist()))
+
+
+def cut_vocab(path, text: bytes) -> dict:
+    """The model's pieces that occur inside `text`, plus all 256 bytes, log-probs kept."""
+    logp = _model_logprobs(str(path))
+    return {p: lp for p, lp in logp.items() if len(p) == 1 or p in text}
+
+
+def _real(path, text: str):
+    return lambda: (cut_vocab(path, text.encode()), text.encode())
+
+
+CASES = {
+    "three-equal": case_three_equal,
+    "equal-score": case_equal_score,
+    "utf8-split": case_utf8_split,
+    "two-chunks": case_two_chunks,
+    "real-en": _real(VENDORED_MODEL, "hello world"),
+    "real-zh": _real(VENDORED_MODEL, "自然语言"),
+    "real-code": _real(VENDORED_MODEL, "for (i = 0;"),
+}
+# More real vocabularies when the shared compat models are present (else those cases skip).
+if SHARED_COMPAT.is_dir():
+    if (SHARED_COMPAT / "bytepiece.zh.id.eu.40k.zip").exists():
+        CASES["compat-zh-eu"] = _real(SHARED_COMPAT / "bytepiece.zh.id.eu.40k.zip", "中文分词")
+    if (SHARED_COMPAT / "bytepiece_80k.zip").exists():
+        CASES["compat-en-80k"] = _real(SHARED_COMPAT / "bytepiece_80k.zip", "tokenizer")
+
+FAMILY_SIZE = len(EXACT_SAMPLERS) * len(CASES) * len(ALPHAS) * 2
+THRESHOLD = FAMILY_ALPHA / FAMILY_SIZE
+
+
+# ---------------------------------------------------------------------------
+# Machinery
+
+class Setup:
+    """A case compiled twice: the core's Lattice and the oracle's exact distribution."""
+
+    def __init__(self, vocab: dict, text: bytes):
+        self.text = text
+        self.pieces = list(vocab)
+        self.lattice = Lattice(self.pieces, [vocab[p] for p in self.pieces], np.arange(len(self.pieces)))
+        self.oracle = ReferenceLattice(vocab)
+        index = {p: i for i, p in enumerate(self.pieces)}
+        self.paths = []
+        self.scores = []
+        for path, score in self.oracle.segmentations(text):
+            self.paths.append(tuple(index[p] for p in path))
+            self.scores.append(score)
+        self.cell = {path: i for i, path in enumerate(self.paths)}
+        self.scores = np.array(self.scores)
+
+    def probabilities(self, alpha: float) -> np.ndarray:
+        w = alpha * self.scores
+        w = np.exp(w - w.max())
+        return w / w.sum()
+
+    def counts(self, alpha: float, sampler: int, rng_kind: int, seed_word: int, n: int = N_DRAWS) -> np.ndarray:
+        draws = self.lattice.encode_many(
+            [self.text] * n, alpha,
+            np.full(n, seed_word, dtype=np.uint64), np.arange(n, dtype=np.uint64),
+            True, sampler, rng_kind,
+        )
+        counts = np.zeros(len(self.paths), dtype=np.int64)
+        cell = self.cell
+        for ids in draws:
+            i = cell.get(tuple(ids))
+            if i is None:
+                pieces = [self.pieces[j] for j in ids]
+                pytest.fail(f"drew {pieces!r}, which is not a segmentation of {self.text!r} "
+                            f"under the model (alpha={alpha}, sampler={sampler}, rng={rng_kind})")
+            counts[i] += 1
+        return counts
+
+
+@functools.lru_cache(maxsize=None)
+def setup_for(case: str) -> Setup:
+    return Setup(*CASES[case]())
+
+
+def pool_cells(expected: np.ndarray, observed: np.ndarray, minimum: float = MIN_EXPECTED):
+    """Pool cells with expected count < minimum: smallest first into one pool; if the pool
+    is still below minimum, it absorbs the smallest remaining cell."""
+    order = np.argsort(expected, kind="stable")
+    small = [i for i in order if expected[i] < minimum]
+    big = [i for i in order if expected[i] >= minimum]
+    exp_cells = [expected[i] for i in big]
+    obs_cells = [observed[i] for i in big]
+    if small:
+        pool_e = float(sum(expected[i] for i in small))
+        pool_o = int(sum(observed[i] for i in small))
+        if pool_e < minimum and exp_cells:
+            pool_e += exp_cells.pop(0)   # the smallest of the big cells (sorted ascending)
+            pool_o += obs_cells.pop(0)
+        exp_cells.append(pool_e)
+        obs_cells.append(pool_o)
+    return np.array(exp_cells, dtype=float), np.array(obs_cells, dtype=float)
+
+
+def goodness_of_fit(p: np.ndarray, counts: np.ndarray):
+    """(chi-square p-value, TV p-value bound, TV, cells) of observed counts against p."""
+    n = int(counts.sum())
+    expected, observed = pool_cells(n * p, counts)
+    cells = len(expected)
+    if cells < 2:
+        return 1.0, 1.0, 0.0, cells       # everything in one cell: nothing to test
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    p_chi2 = float(stats.chi2.sf(chi2, cells - 1))
+    q = expected / n
+    tv = 0.5 * float(np.abs(observed / n - q).sum())
+    mean_bound = 0.5 * float(np.sqrt(q * (1 - q) / n).sum())
+    excess = max(tv - mean_bound, 0.0)
+    p_tv = math.exp(-2.0 * n * excess * excess)
+    return p_chi2, p_tv, tv, cells
+
+
+def seed_word(case: str, alpha: float, sampler: int) -> int:
+    """A fixed seed word per (case, alpha, sampler), so that no two tests share draws."""
+    return (SEED_WORD << 32) | zlib.crc32(f"{case}/{alpha}/{sampler}".encode())
+
+
+@functools.lru_cache(maxsize=None)
+def run(case: str, alpha: float, sampler: int, rng_kind: int, n: int = N_DRAWS):
+    s = setup_for(case)
+    counts = s.counts(alpha, sampler, rng_kind, seed_word(case, alpha, sampler), n)
+    return goodness_of_fit(s.probabilities(alpha), counts)
+
+
+# ---------------------------------------------------------------------------
+# The exact sampler (and its log-space twin) passes
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("name,sampler", EXACT_SAMPLERS)
+def test_exact_sampler_fits(name, sampler, case, alpha):
+    p_chi2, p_tv, tv, cells = run(case, alpha, sampler, RNG_XOSHIRO)
+    assert p_chi2 >= THRESHOLD, f"chi-square rejects {name} on {case} at alpha={alpha}: p={p_chi2:.3g}"
+    assert p_tv >= THRESHOLD, f"TV rejects {name} on {case} at alpha={alpha}: TV={tv:.4f}, p<={p_tv:.3g}"
+
+
+def test_the_family_is_as_stated():
+    assert FAMILY_SIZE >= 2 * 7 * 5 * 2
+    assert THRESHOLD == FAMILY_ALPHA / FAMILY_SIZE
+    # The cases are what the module says they are.
+    vocab, text = case_three_equal()
+    oracle = ReferenceLattice(vocab)
+    assert all(len(oracle.edges_ending_at(text, e)) >= 3 for e in range(3, len(text) + 1))
+    assert len({lp for p, lp in vocab.items() if text.find(p) >= 0}) == 1
+    vocab, text = case_equal_score()
+    assert len({s for _, s in ReferenceLattice(vocab).segmentations(text)}) == 1
+    vocab, text = case_utf8_split()
+    splits = 0
+    for path, _ in ReferenceLattice(vocab).segmentations(text):
+        try:
+            [piece.decode("utf-8") for piece in path]
+        except UnicodeDecodeError:
+            splits += 1
+    assert splits > 0
+    assert len(split_chunks(case_two_chunks()[1])) == 2
+    for case in ("real-en", "real-zh", "real-code"):
+        s = setup_for(case)
+        assert len(s.paths) >= 40 and len(s.pieces) > 256 + 5
+
+
+# ---------------------------------------------------------------------------
+# Power: the same tests reject the known ways of being wrong
+
+def family_pvalues(sampler: int, rng_kind: int) -> dict:
+    return {(case, alpha): run(case, alpha, sampler, rng_kind)[:2] for case in CASES for alpha in ALPHAS}
+
+
+def rejected(pvalues: dict) -> set:
+    return {key for key, (p_chi2, p_tv) in pvalues.items() if min(p_chi2, p_tv) < THRESHOLD}
+
+
+def test_power_legacy_v1_is_rejected():
+    """v1 keeps one running score per position and replaces it with probability
+    sigmoid(alpha * gain): with equal scores that is 1/2 per challenger, so three
+    equal candidates come out 1/4, 1/4, 1/2."""
+    bad = rejected(family_pvalues(SAMPLER_LEGACY_V1, RNG_XOSHIRO))
+    assert bad, "the family does not reject the legacy v1 sampler"
+    # Where every segmentation is equally likely, v1 is wrong at every alpha.
+    for alpha in ALPHAS:
+        assert ("equal-score", alpha) in bad
+    for alpha in (0.0, 0.1, 0.5, 1.0):
+        assert ("three-equal", alpha) in bad
+    # At small alpha v1 is wrong everywhere (at alpha = 5 most real cases are nearly
+    # deterministic, and then v1 is nearly right too).
+    for case in CASES:
+        assert (case, 0.0) in bad and (case, 0.1) in bad
+
+
+def test_power_weak_generator_is_rejected():
+    """The exact algorithm fed 4-bit uniforms: a three-way equal choice comes out
+    6/16, 5/16, 5/16 instead of 1/3 each."""
+    bad = rejected(family_pvalues(SAMPLER_EXACT, RNG_COARSE4))
+    assert bad, "the family does not reject the sampler driven by the coarse generator"
+    for alpha in ALPHAS:
+        assert ("equal-score", alpha) in bad
+    for case in CASES:
+        assert (case, 0.0) in bad and (case, 0.1) in bad and (case, 0.5) in bad
+
+
+# ---------------------------------------------------------------------------
+# Invariants on random vocabularies and texts (hypothesis)
+
+ALPHABET = b"ab\n\xc3\xa9"
+
+
+@st.composite
+def vocab_and_text(draw, dyadic: bool = True):
+    """All 256 bytes plus a few multi-byte pieces over a small alphabet. Dyadic
+    log-probabilities (multiples of 1/4) make every sum exact, so ties are real ties."""
+    def logp():
+        if dyadic:
+            return -draw(st.integers(1, 24)) / 4.0
+        return -draw(st.floats(0.01, 12.0, allow_nan=False))
+
+    vocab = {bytes([b]): -6.0 for b in range(256)}
+    for b in ALPHABET:
+        vocab[bytes([b])] = logp()
+    for piece in draw(st.lists(st.binary(min_size=2, max_size=4).map(
+            lambda raw: bytes(ALPHABET[x % len(ALPHABET)] for x in raw)), max_size=10)):
+        vocab[piece] = logp()
+    text = bytes(ALPHABET[x % len(ALPHABET)] for x in draw(st.binary(max_size=9)))
+    return vocab, text
+
+
+def _lattice(vocab):
+    pieces = list(vocab)
+    return pieces, Lattice(pieces, [vocab[p] for p in pieces], np.arange(len(pieces)))
+
+
+HYP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@HYP
+@given(vocab_and_text(), st.sampled_from(ALPHAS + (0.03, 2.0, 40.0)), st.integers(0, 2**32))
+def test_every_sample_is_a_segmentation_of_the_model(vt, alpha, key):
+    vocab, text = vt
+    pieces, lattice = _lattice(vocab)
+    support = {tuple(p) for p, _ in ReferenceLattice(vocab).segmentations(text)}
+    for sampler in (SAMPLER_EXACT, SAMPLER_EXACT_LOGSPACE, SAMPLER_LEGACY_V1):
+        for k in range(key, key + 5):
+            drawn = tuple(lattice.tokenize(text, alpha, SEED_WORD, k, True, sampler))
+            assert b"".join(drawn) == text
+            assert drawn in support, (drawn, sampler)
+
+
+@HYP
+@given(vocab_and_text(dyadic=True))
+def test_viterbi_is_the_enumerated_argmax_with_longest_piece_ties(vt):
+    vocab, text = vt
+    _, lattice = _lattice(vocab)
+    oracle = ReferenceLattice(vocab)
+    got = lattice.tokenize(text)
+    assert got == oracle.argmax_enumerated(text)
+    assert got == oracle.viterbi(text)
+
+
+@HYP
+@given(vocab_and_text(dyadic=False))
+def test_viterbi_matches_the_oracle_bit_for_bit(vt):
+    vocab, text = vt
+    _, lattice = _lattice(vocab)
+    assert lattice.tokenize(text) == ReferenceLattice(vocab).viterbi(text)
+
+
+@HYP
+@given(vocab_and_text(dyadic=False), st.sampled_from(ALPHAS + (0.03, 40.0)))
+def test_log_partition_matches_the_oracle(vt, alpha):
+    vocab, text = vt
+    _, lattice = _lattice(vocab)
+    oracle = ReferenceLattice(vocab)
+    expected = oracle.log_partition_enumerated(text, alpha)
+    assert math.isclose(oracle.log_partition(text, alpha), expected, rel_tol=1e-12, abs_tol=1e-12)
+    logz, _ = lattice.boundary_marginals(text, alpha)
+    assert math.isclose(logz, expected, rel_tol=1e-12, abs_tol=1e-12)
+    logz2, _, _ = lattice.entropy(text, alpha)
+    assert math.isclose(logz2, expected, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def test_keyed_draws_are_reproducible_and_distinct():
+    s = setup_for("three-equal")
+    a = s.lattice.encode_many([s.text] * 50, 0.5, np.full(50, 7, dtype=np.uint64), np.arange(50, dtype=np.uint64))
+    b = [s.lattice.encode(s.text, 0.5, 7, k) for k in range(50)]
+    assert a == b
+    assert len({tuple(x) for x in a}) > 10
