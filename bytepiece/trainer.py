@@ -47,7 +47,7 @@ from .corpus import (
 )
 from .model import save_model
 
-__all__ = ["Trainer", "TrainerError", "EmptyCorpusError"]
+__all__ = ["Trainer", "TrainerError", "EmptyCorpusError", "convert_to_bytepiece"]
 
 NUM_SPECIAL = 3
 MIN_VOCAB_SIZE = 256 + NUM_SPECIAL
@@ -169,6 +169,8 @@ class Trainer:
     - ``em_seed_factor``: the 0.6.3 stage keeps this many times the target size;
     - ``em_pairs``: also propose concatenations of adjacent tagged pieces
       (at most this many times the seed size; 0 turns it off);
+    - ``em_ngrams``: also propose the most frequent byte n-grams (whole UTF-8
+      characters, ranked by count x length; at most this many times the target size);
     - ``em_shrink``: each pruning round keeps this fraction of the pieces;
     - ``em_iterations`` / ``em_final_iterations``: EM iterations per round / at the end;
     - ``em_sample_bytes``: EM runs on a sample of the corpus this big (chunks
@@ -196,6 +198,7 @@ class Trainer:
         em: bool = True,
         em_seed_factor: float = 4.0,
         em_pairs: float = 1.0,
+        em_ngrams: float = 2.0,
         em_shrink: float = 0.75,
         em_iterations: int = 1,
         em_final_iterations: int = 2,
@@ -224,8 +227,8 @@ class Trainer:
             raise TrainerError(f"em_shrink must be in (0, 1), not {em_shrink!r}")
         if em_seed_factor < 1:
             raise TrainerError(f"em_seed_factor must be >= 1, not {em_seed_factor!r}")
-        if em_pairs < 0:
-            raise TrainerError(f"em_pairs must be >= 0, not {em_pairs!r}")
+        if em_pairs < 0 or em_ngrams < 0:
+            raise TrainerError(f"em_pairs and em_ngrams must be >= 0, not {em_pairs!r}, {em_ngrams!r}")
         if em_iterations < 1 or em_final_iterations < 0:
             raise TrainerError("em_iterations must be >= 1 and em_final_iterations >= 0")
         if em_sample_bytes < 1:
@@ -242,6 +245,7 @@ class Trainer:
         self.em = em
         self.em_seed_factor = em_seed_factor
         self.em_pairs = em_pairs
+        self.em_ngrams = em_ngrams
         self.em_shrink = em_shrink
         self.em_iterations = em_iterations
         self.em_final_iterations = em_final_iterations
@@ -347,6 +351,17 @@ class Trainer:
                 f"memory budget hit (ngram_memory={self.ngram_memory} bytes): n-grams seen fewer than "
                 f"{table.pruned_below} times in a block were dropped, so counts are approximate"
             )
+        self._ngram_candidates = {}
+        if self.em and self.em_ngrams > 0:
+            keys, counts = table.candidates(self.min_count)
+            limit = int(self.em_ngrams * self.max_vocab_size[0])
+            if len(keys) > limit:
+                score = counts * np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+                # highest score first, ties by bytes (keys are sorted): a stable sort
+                top = np.argsort(-score, kind="stable")[:limit]
+                keys = [keys[i] for i in top]
+                counts = counts[top]
+            self._ngram_candidates = dict(zip(keys, counts.tolist()))
         model = _training.NgramModel.from_table(table, self.min_count)
         return model
 
@@ -450,6 +465,15 @@ class Trainer:
             for c, p in cands[:limit]:
                 vocab[p] = c
             progress.log(f"+ {min(limit, len(cands))} candidate pairs of adjacent pieces")
+        ngrams = getattr(self, "_ngram_candidates", {})
+        added = 0
+        for p, c in ngrams.items():
+            if p not in vocab:
+                vocab[p] = c
+                added += 1
+        if ngrams:
+            progress.log(f"+ {added} candidate frequent n-grams")
+        self._ngram_candidates = {}
         pieces = sorted(vocab, key=lambda p: (len(p), p))
         counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
         groups = _make_groups(sample, EM_GROUPS)
@@ -502,12 +526,14 @@ class Trainer:
         would cost the most likelihood."""
         logp = _logprobs(pieces, counts)
         lattice = Lattice(pieces, logp, np.arange(len(pieces)))
-        loss = np.full(len(pieces), np.inf)
+        lp = logp.tolist()
+        cs = counts.tolist()
+        loss = [math.inf] * len(pieces)
+        split = lattice.viterbi_split
         for i, p in enumerate(pieces):
             if len(p) > 1:
-                alt = lattice.viterbi_split(p, True)
-                loss[i] = counts[i] * (logp[i] - float(logp[alt].sum()))
-        order = sorted(range(len(pieces)), key=lambda i: (-loss[i], -counts[i], pieces[i]))
+                loss[i] = cs[i] * (lp[i] - math.fsum([lp[j] for j in split(p, True)]))
+        order = sorted(range(len(pieces)), key=lambda i: (-loss[i], -cs[i], pieces[i]))
         kept = sorted(order[:keep_n], key=lambda i: (len(pieces[i]), pieces[i]))
         return [pieces[i] for i in kept], counts[kept]
 
@@ -556,3 +582,14 @@ def _segment_counts(lattice: Lattice, texts: List[bytes], weights: List[int], n:
     for p in parts:
         total += p
     return np.rint(total).astype(np.int64)
+
+
+def convert_to_bytepiece(pieces, path) -> None:
+    """Turn {piece (str or bytes): count} from any tokenizer into a BytePiece model
+    at ``path``, as 0.6.3's function of the same name: all 256 bytes are added, and
+    pieces whose best segmentation is not themselves give their counts to their parts."""
+    pieces = {k if isinstance(k, bytes) else k.encode("utf-8"): v for k, v in pieces.items()}
+    trainer = Trainer(max_vocab_size=len(pieces) + MIN_VOCAB_SIZE, min_count=1, em=False, verbose=False)
+    trainer.max_piece_length = math.inf
+    trainer.pieces = trainer._prune_pieces(pieces, trainer.max_vocab_size, 1)
+    trainer.save(path)

@@ -358,6 +358,51 @@ cdef class NgramTable:
         out.sort()
         return out
 
+    def candidates(self, int64_t min_count, int min_length=2):
+        """Candidate pieces for EM: the n-grams of length >= min_length seen at least
+        min_count times that are whole UTF-8 characters. Returns (list of bytes, int64
+        numpy array of counts), sorted by bytes."""
+        import numpy as np
+        cdef int L, t, need
+        cdef size_t i, n = 0
+        cdef uint64_t k
+        cdef uint8_t b
+        cdef bint ok
+        cdef list keys = []
+        cdef list counts = []
+        cdef uint8_t buf[8]
+        for L in range(max(min_length, 2), self.order + 1):
+            for i in range(self.tabs[L].cap):
+                if self.tabs[L].counts[i] < min_count or self.tabs[L].counts[i] == 0:
+                    continue
+                k = self.tabs[L].keys[i]
+                ok = True
+                need = 0
+                for t in range(L):
+                    b = (k >> (8 * t)) & 255
+                    buf[t] = b
+                    if need:
+                        if b < 0x80 or b >= 0xC0:
+                            ok = False
+                            break
+                        need -= 1
+                    elif b < 0x80:
+                        pass
+                    elif b >= 0xC2 and b < 0xE0:
+                        need = 1
+                    elif b >= 0xE0 and b < 0xF0:
+                        need = 2
+                    elif b >= 0xF0 and b < 0xF5:
+                        need = 3
+                    else:
+                        ok = False
+                        break
+                if ok and need == 0:
+                    keys.append(PyBytes_FromStringAndSize(<char*>buf, L))
+                    counts.append(self.tabs[L].counts[i])
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        return [keys[j] for j in order], np.array([counts[j] for j in order], dtype=np.int64)
+
     # -- serialisation -------------------------------------------------------
     def to_bytes(self):
         """A self-contained byte string; NgramTable.from_bytes rebuilds the table."""

@@ -1,0 +1,260 @@
+"""Training side by side: bytepiece (EM and 0.6.3 mode), BytePiece 0.6.3, SentencePiece
+Unigram and BPE, HF tokenizers Unigram (no pre-tokenisation).
+
+    python benchmarks/bench_train.py                       # bundled corpora, 16k pieces
+    python benchmarks/bench_train.py --vocab-size 8000 --peers bytepiece,spm-unigram
+    python benchmarks/bench_train.py --train a.txt b.txt --heldout en=x.txt zh=y.txt
+
+Every trainer runs in its own subprocess; the parent samples the resident
+memory of that whole process tree (workers included) every 20 ms, so "peak
+RSS" is the peak of the sum. Compression is UTF-8 bytes of held-out text per
+token (higher is better): BytePiece models are measured with our Tokenizer
+(0.6.3-compatible), SentencePiece and HF with their own encoders, one line at
+a time (so newlines cost them nothing -- a small advantage to them).
+
+Peers: `pip install sentencepiece tokenizers`; BytePiece 0.6.3 from the venv
+given by --bp063-python (default /tmp/bp063/bin/python). A peer that is not
+installed is skipped with a note.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEERS = ["bytepiece", "bytepiece-063mode", "bytepiece-0.6.3", "spm-unigram", "spm-bpe", "hf-unigram"]
+
+
+# ---------------------------------------------------------------------------
+# Memory of a process tree, from /proc
+
+def _tree_rss(root: int) -> int:
+    children: dict = {}
+    rss: dict = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ppid = int(fields[1])
+            with open(f"/proc/{name}/statm") as f:
+                pages = int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        pid = int(name)
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = pages * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def run_measured(cmd, env=None, cwd=None):
+    """(wall seconds, peak tree RSS bytes, stdout) of a subprocess."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, text=True)
+    peak = 0
+    out: dict = {}
+
+    def reader():
+        out["stdout"], out["stderr"] = proc.communicate()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    while t.is_alive():
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.02)
+    t.join()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} failed:\n{out['stderr'][-3000:]}")
+    return wall, peak, out["stdout"]
+
+
+# ---------------------------------------------------------------------------
+# The trainers, as scripts run in a subprocess
+
+BYTEPIECE = """
+import sys
+from bytepiece.trainer import Trainer
+out, size, workers, em = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+files = sys.argv[5:]
+t = Trainer(max_vocab_size=size, em=em, verbose=False)
+t.train_files(files, workers=workers)
+t.save(out)
+"""
+
+BP063 = """
+import sys
+from bytepiece.bytepiece import Trainer
+
+class Docs:
+    # each file in pieces of about 1 MB cut where a run of newlines ends: the same chunks as the whole file
+    def __init__(self, files):
+        self.files = files
+    def __iter__(self):
+        for f in self.files:
+            text = open(f, encoding="utf-8", newline="").read()
+            start = 0
+            while start < len(text):
+                end = min(len(text), start + 1000000)
+                while end < len(text) and not (text[end - 1] == "\\n" and text[end] != "\\n"):
+                    end += 1
+                yield text[start:end]
+                start = end
+
+out, size, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+t = Trainer(max_vocab_size=size)
+t.train(Docs(sys.argv[4:]), workers=workers)
+t.save(out)
+"""
+
+SPM = """
+import sys, sentencepiece as spm
+out, size, workers, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+spm.SentencePieceTrainer.train(
+    input=",".join(sys.argv[5:]), model_prefix=out, vocab_size=size, model_type=kind,
+    num_threads=workers, byte_fallback=True, character_coverage=0.9995,
+    input_sentence_size=0, max_sentence_length=1 << 16, minloglevel=2)
+"""
+
+HF = """
+import sys
+from tokenizers import Tokenizer, models, trainers
+out, size = sys.argv[1], int(sys.argv[2])
+tok = Tokenizer(models.Unigram())
+trainer = trainers.UnigramTrainer(vocab_size=size, special_tokens=["<unk>"], unk_token="<unk>",
+                                  max_piece_length=16, show_progress=False)
+def lines():
+    for f in sys.argv[3:]:
+        with open(f, encoding="utf-8") as h:
+            for line in h:
+                line = line.rstrip("\\n")
+                if line:
+                    yield line
+tok.train_from_iterator(lines(), trainer=trainer)
+tok.save(out)
+"""
+
+
+def train_peer(peer, files, size, workers, workdir, bp063_python):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    if peer in ("bytepiece", "bytepiece-063mode"):
+        out = os.path.join(workdir, peer + ".model")
+        cmd = [sys.executable, "-c", BYTEPIECE, out, str(size), str(workers), "1" if peer == "bytepiece" else "0", *files]
+        wall, peak, _ = run_measured(cmd, env=env)
+        return wall, peak, ("bytepiece", out)
+    if peer == "bytepiece-0.6.3":
+        if not os.path.exists(bp063_python):
+            raise FileNotFoundError(f"{bp063_python} not found")
+        out = os.path.join(workdir, "bp063.model")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        cmd = [bp063_python, "-c", BP063, out, str(size), str(workers), *files]
+        wall, peak, _ = run_measured(cmd, env=env, cwd=workdir)
+        return wall, peak, ("bytepiece", out)
+    if peer.startswith("spm-"):
+        import sentencepiece  # noqa: F401  (skip early when missing)
+        prefix = os.path.join(workdir, peer)
+        cmd = [sys.executable, "-c", SPM, prefix, str(size), str(workers), peer[4:], *files]
+        wall, peak, _ = run_measured(cmd)
+        return wall, peak, ("spm", prefix + ".model")
+    if peer == "hf-unigram":
+        import tokenizers  # noqa: F401
+        out = os.path.join(workdir, "hf.json")
+        cmd = [sys.executable, "-c", HF, out, str(size), *files]
+        wall, peak, _ = run_measured(cmd)
+        return wall, peak, ("hf", out)
+    raise ValueError(peer)
+
+
+def bytes_per_token(kind, path, text):
+    nbytes = len(text.encode("utf-8"))
+    if kind == "bytepiece":
+        sys.path.insert(0, REPO)
+        from bytepiece import Tokenizer
+
+        return nbytes / max(len(Tokenizer(path).encode(text)), 1)
+    lines = [l for l in text.split("\n") if l]
+    if kind == "spm":
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor(model_file=path)
+        return nbytes / max(sum(len(x) for x in sp.encode(lines)), 1)
+    if kind == "hf":
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(path)
+        return nbytes / max(sum(len(e.ids) for e in tok.encode_batch(lines)), 1)
+    raise ValueError(kind)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", nargs="+", default=None, help="training files (default: corpora/*.train.txt)")
+    ap.add_argument("--heldout", nargs="+", default=None, help="LANG=FILE pairs (default: corpora/*.heldout.txt)")
+    ap.add_argument("--vocab-size", type=int, default=16000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of " + ",".join(PEERS))
+    ap.add_argument("--bp063-python", default="/tmp/bp063/bin/python")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args(argv)
+    corpora = os.path.join(REPO, "corpora")
+    langs = sorted(f.split(".")[0] for f in os.listdir(corpora) if f.endswith(".train.txt"))
+    train = args.train or [os.path.join(corpora, f"{l}.train.txt") for l in langs]
+    if args.heldout:
+        heldout = dict(h.split("=", 1) for h in args.heldout)
+    else:
+        heldout = {l: os.path.join(corpora, f"{l}.heldout.txt") for l in langs}
+    texts = {l: open(p, encoding="utf-8", newline="").read() for l, p in heldout.items()}
+    size_mb = sum(os.path.getsize(f) for f in train) / 1e6
+    print(f"train: {len(train)} files, {size_mb:.1f} MB; vocab size {args.vocab_size}; {args.workers} workers/threads",
+          file=sys.stderr)
+    results = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for peer in args.peers.split(","):
+            try:
+                wall, peak, (kind, path) = train_peer(peer, train, args.vocab_size, args.workers, workdir,
+                                                      args.bp063_python)
+            except (ImportError, FileNotFoundError, RuntimeError) as error:
+                print(f"{peer}: skipped ({str(error).strip()[:300]})", file=sys.stderr)
+                continue
+            bpt = {l: bytes_per_token(kind, path, t) for l, t in texts.items()}
+            results.append(dict(peer=peer, seconds=wall, peak_rss_mb=peak / 1e6, bytes_per_token=bpt))
+            print(f"{peer}: {wall:.1f}s, {peak / 1e6:.0f} MB, " + ", ".join(f"{l} {v:.3f}" for l, v in bpt.items()),
+                  file=sys.stderr)
+    # table
+    head = ["trainer", "wall s", "peak MB"] + [f"{l} B/tok" for l in texts]
+    rows = [[r["peer"], f"{r['seconds']:.1f}", f"{r['peak_rss_mb']:.0f}"]
+            + [f"{r['bytes_per_token'][l]:.3f}" for l in texts] for r in results]
+    ours = next((r for r in results if r["peer"] == "bytepiece"), None)
+    if ours:
+        rows.append(["ratios (bytepiece / peer)", "", ""] + [""] * len(texts))
+        for r in results:
+            if r is ours:
+                continue
+            rows.append([f"  vs {r['peer']}", f"{ours['seconds'] / r['seconds']:.2f}",
+                         f"{ours['peak_rss_mb'] / r['peak_rss_mb']:.2f}"]
+                        + [f"{ours['bytes_per_token'][l] / r['bytes_per_token'][l]:.3f}" for l in texts])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

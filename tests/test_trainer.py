@@ -1,0 +1,325 @@
+"""The trainer: agreement with BytePiece 0.6.3, determinism, streaming input, EM, bad input."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+from bytepiece.corpus import CorpusEncodingError, CorpusError, EmptyCorpusError, normalize
+from bytepiece.trainer import Trainer, TrainerError, convert_to_bytepiece
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+GOLDEN = REPO / "tests" / "golden"
+CORPORA = REPO / "corpora"
+sys.path.insert(0, str(GOLDEN))
+from train_reference_063 import CASES, read_lines  # noqa: E402
+
+needs_corpora = pytest.mark.skipif(not (CORPORA / "en.train.txt").exists(), reason="corpora/ not built")
+
+
+def small_corpus():
+    """About 120 KB of mixed English, Chinese and code (first lines of each bundled corpus)."""
+    docs = []
+    for lang in ("en", "zh", "code"):
+        docs.extend(read_lines(f"corpora/{lang}.train.txt", 40_000))
+    return docs
+
+
+def model_bytes(trainer, tmp_path, name="m.model"):
+    path = tmp_path / name
+    trainer.save(path)
+    return path.read_bytes()
+
+
+# ---------------------------------------------------------------------------
+# 0.6.3 agreement (em=False)
+
+@needs_corpora
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_em_off_agrees_with_063(name):
+    ref = json.loads((GOLDEN / f"trained_063_{name}.json").read_text(encoding="utf-8"))
+    lines = read_lines(ref["corpus"], CASES[name]["max_bytes"])
+    assert len(lines) == ref["lines"]
+    trainer = Trainer(max_vocab_size=list(ref["sizes"]), em=False, verbose=False, **ref["options"])
+    trainer.train(lines)
+    assert len(trainer.pieces) == len(ref["sizes"])
+    for size, ours in zip(sorted(ref["sizes"], reverse=True), trainer.pieces):
+        theirs = {base64.b64decode(k): v[2] for k, v in ref["models"][str(size)].items()}
+        common = set(ours) & set(theirs)
+        assert len(common) >= 0.99 * max(len(ours), len(theirs)), (name, size)
+        # on these slices the vocabularies and counts are in fact identical
+        assert ours == theirs, (name, size, sorted(set(ours) ^ set(theirs))[:10])
+
+
+@needs_corpora
+def test_em_off_model_file_is_063_format(tmp_path):
+    ref = json.loads((GOLDEN / "trained_063_code.json").read_text(encoding="utf-8"))
+    lines = read_lines(ref["corpus"], CASES["code"]["max_bytes"])
+    trainer = Trainer(max_vocab_size=ref["sizes"][0], em=False, verbose=False)
+    trainer.train(lines)
+    path = tmp_path / "code.model"
+    trainer.save(path)
+    expected = json.dumps(ref["models"][str(ref["sizes"][0])], indent=4, ensure_ascii=False)
+    # 0.6.3's save writes dump() with indent=4; key order = id order in both
+    assert json.loads(path.read_text(encoding="utf-8")) == json.loads(expected)
+    assert path.read_text(encoding="utf-8") == json.dumps(
+        json.loads(path.read_text(encoding="utf-8")), indent=4, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------
+# Determinism and streaming
+
+@needs_corpora
+@pytest.mark.parametrize("em", [False, True])
+def test_same_model_whatever_workers(tmp_path, em):
+    docs = small_corpus()
+    outs = []
+    for workers in (1, 2):
+        trainer = Trainer(max_vocab_size=600, em=em, verbose=False, block_chars=20_000)
+        trainer.train(docs, workers=workers)
+        outs.append(model_bytes(trainer, tmp_path, f"w{workers}.model"))
+    assert outs[0] == outs[1]
+    # and a different block size gives the same model too (integer merges, fixed EM groups)
+    trainer = Trainer(max_vocab_size=600, em=em, verbose=False, block_chars=7_000)
+    trainer.train(docs, workers=2)
+    assert model_bytes(trainer, tmp_path, "b.model") == outs[0]
+
+
+@needs_corpora
+def test_train_files_and_folders_equal_train_texts(tmp_path):
+    folder = tmp_path / "corpus"
+    (folder / "sub").mkdir(parents=True)
+    contents = {}
+    for lang, rel in (("en", "a.txt"), ("zh", "sub/b.txt")):
+        text = "".join(read_lines(f"corpora/{lang}.train.txt", 30_000))
+        (folder / rel).write_text(text, encoding="utf-8", newline="")
+        contents[rel] = text
+    (folder / ".hidden").write_text("ignored ignored ignored\n" * 50, encoding="utf-8")
+    from_texts = Trainer(max_vocab_size=500, em=False, verbose=False)
+    from_texts.train([contents["a.txt"], contents["sub/b.txt"]])
+    from_folder = Trainer(max_vocab_size=500, em=False, verbose=False)
+    from_folder.train_files([folder])
+    assert from_folder.pieces == from_texts.pieces
+    # a file read in small pieces (cut where newline runs end) gives the same chunks
+    from bytepiece import corpus
+    docs = list(corpus.iter_file_documents(str(folder / "a.txt"), read_size=1000))
+    assert len(docs) > 10 and "".join(docs) == contents["a.txt"]
+    assert sum((normalize(d, 10000) for d in docs), []) == normalize(contents["a.txt"], 10000)
+
+
+def test_texts_are_read_twice_not_stored():
+    class Docs:
+        passes = 0
+
+        def __iter__(self):
+            Docs.passes += 1
+            for i in range(200):
+                yield f"line {i % 7} of the corpus, again and again\n"
+
+    trainer = Trainer(max_vocab_size=300, verbose=False)
+    trainer.train(Docs())
+    assert Docs.passes == 2
+    assert len(trainer.pieces) == 1 and len(trainer.pieces[0]) <= 297
+
+
+def test_generator_is_rejected():
+    with pytest.raises(TypeError, match="re-iterable"):
+        Trainer(verbose=False).train(t for t in ["a\n", "b\n"])
+    with pytest.raises(TypeError, match="not a single str"):
+        Trainer(verbose=False).train("just one string")
+
+
+# ---------------------------------------------------------------------------
+# Sizes and saving
+
+def test_several_sizes_give_one_model_each(tmp_path):
+    docs = [f"word{i % 50} other{i % 13} thing{i % 31}\n" for i in range(3000)]
+    trainer = Trainer(max_vocab_size=[300, 400, 350], min_count=2, verbose=False)
+    trainer.train(docs)
+    assert trainer.max_vocab_size == [400, 350, 300]
+    trainer.save(tmp_path / "m")
+    for size, pieces in zip([400, 350, 300], trainer.pieces):
+        data = json.loads((tmp_path / f"m.{size}").read_text(encoding="utf-8"))
+        assert len(data) == len(pieces) <= size - 3
+        assert sorted(v[0] for v in data.values()) == list(range(3, 3 + len(data)))
+        assert all(isinstance(v[2], int) and v[2] >= 1 for v in data.values())
+        assert {base64.b64decode(k) for k in data} >= {bytes([b]) for b in range(256)}
+    assert not (tmp_path / "m").exists()
+    one = Trainer(max_vocab_size=[300], verbose=False)
+    one.train(docs)
+    one.save(tmp_path / "single")
+    assert (tmp_path / "single").exists()
+
+
+def test_trained_model_loads_in_tokenizer(tmp_path):
+    from bytepiece import Tokenizer
+
+    docs = ["the quick brown fox jumps over the lazy dog\n"] * 50 + ["狐狸跳过了懒狗\n"] * 50
+    trainer = Trainer(max_vocab_size=300, verbose=False)
+    trainer.train(docs)
+    trainer.save(tmp_path / "m.model")
+    tok = Tokenizer(str(tmp_path / "m.model"))
+    text = "the lazy fox 跳过了\n"
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    trainer = Trainer(max_vocab_size=300, verbose=False)
+    trainer.train(["some text to train on\n"] * 30)
+    path = tmp_path / "m.model"
+    path.write_text("previous model", encoding="utf-8")
+    import bytepiece.model as model
+
+    def broken_dump(obj, handle, **kw):
+        handle.write('{"partial": ')
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model.json, "dump", broken_dump)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save(path)
+    assert path.read_text(encoding="utf-8") == "previous model"
+    assert sorted(os.listdir(tmp_path)) == ["m.model"]
+
+
+def test_convert_to_bytepiece(tmp_path):
+    convert_to_bytepiece({"hello": 10, b"wor": 5, "ld": 3}, tmp_path / "c.model")
+    data = json.loads((tmp_path / "c.model").read_text(encoding="utf-8"))
+    pieces = {base64.b64decode(k): v[2] for k, v in data.items()}
+    assert len(pieces) == 259 and pieces[b"hello"] == 10 and pieces[b"ld"] == 3
+
+
+# ---------------------------------------------------------------------------
+# EM
+
+@needs_corpora
+def test_em_compresses_held_out_text_better():
+    from bytepiece import Tokenizer
+
+    docs = small_corpus()
+    held = "".join(read_lines("corpora/en.heldout.txt", 30_000))
+    scores = {}
+    for em in (False, True):
+        trainer = Trainer(max_vocab_size=1500, em=em, verbose=False)
+        trainer.train(docs)
+        vocab = {base64.b64encode(p).decode(): [i + 3, "", c] for i, (p, c) in
+                 enumerate(sorted(trainer.pieces[0].items(), key=lambda t: (len(t[0]), t[0])))}
+        scores[em] = len(held.encode()) / len(Tokenizer(vocab).encode(held))
+        assert len(trainer.pieces[0]) <= 1497
+    assert scores[True] > 1.05 * scores[False], scores
+
+
+def test_em_logs_likelihood_per_iteration(capsys):
+    trainer = Trainer(max_vocab_size=300, verbose=True)
+    trainer.train([f"alpha beta gamma {i % 9} delta\n" for i in range(300)])
+    err = capsys.readouterr().err
+    for stage in ("count n-grams", "count pieces", "prune pieces", "EM: iteration 1", "log-likelihood"):
+        assert stage in err
+    assert "sample of" in err
+
+
+def test_verbose_false_is_silent(capsys):
+    trainer = Trainer(max_vocab_size=300, verbose=False)
+    trainer.train(["quiet please\n"] * 20)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_em_sample_is_bounded_and_stated(capsys):
+    docs = [f"document number {i} with some words {i * 7 % 101}\n" for i in range(2000)]
+    trainer = Trainer(max_vocab_size=300, em_sample_bytes=10_000, verbose=True)
+    trainer.train(docs)
+    assert 9_000 <= trainer.stats["em_sample_bytes"] <= 10_000
+    assert "% of the corpus" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# Memory budget
+
+@needs_corpora
+def test_ngram_budget_equal_when_not_hit_and_reported_when_hit(capsys):
+    docs = small_corpus()
+    exact = Trainer(max_vocab_size=500, em=False, verbose=False, ngram_memory=0)
+    exact.train(docs)
+    roomy = Trainer(max_vocab_size=500, em=False, verbose=False, ngram_memory=500_000_000)
+    roomy.train(docs)
+    assert not roomy.stats["ngram_budget_hit"]
+    assert roomy.pieces == exact.pieces
+    tight = Trainer(max_vocab_size=500, em=False, verbose=True, ngram_memory=2_000_000, block_chars=20_000)
+    tight.train(docs)
+    assert tight.stats["ngram_budget_hit"]
+    assert "memory budget hit" in capsys.readouterr().err
+    assert len(tight.pieces[0]) <= 497
+
+
+# ---------------------------------------------------------------------------
+# Bad input
+
+@pytest.mark.parametrize("texts", [[], [""], ["", ""]])
+def test_empty_corpus(texts):
+    with pytest.raises(EmptyCorpusError, match="empty"):
+        Trainer(verbose=False).train(texts)
+    assert issubclass(EmptyCorpusError, ValueError)
+
+
+def test_empty_files(tmp_path):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    with pytest.raises(EmptyCorpusError):
+        Trainer(verbose=False).train_files([tmp_path / "empty.txt"])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(max_vocab_size=258), "max_vocab_size"),
+    (dict(max_vocab_size=[1000, 100]), "max_vocab_size"),
+    (dict(max_vocab_size=[]), "max_vocab_size"),
+    (dict(order=0), "order"),
+    (dict(order=-3), "order"),
+    (dict(order=9), "order"),
+    (dict(min_count=0), "min_count"),
+    (dict(em_shrink=1.5), "em_shrink"),
+])
+def test_bad_options(kwargs, match):
+    with pytest.raises(TrainerError, match=match):
+        Trainer(**kwargs)
+    assert issubclass(TrainerError, ValueError)
+
+
+def test_bad_workers():
+    with pytest.raises(ValueError, match="workers"):
+        Trainer(verbose=False).train(["abc\n"], workers=0)
+
+
+def test_non_utf8_file_names_file_and_offset(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"hello world\n" * 10 + b"caf\xe9\n")
+    with pytest.raises(CorpusEncodingError) as info:
+        Trainer(verbose=False).train_files([bad])
+    assert str(bad) in str(info.value) and "byte offset 123" in str(info.value)
+    assert info.value.offset == 123
+    assert isinstance(info.value, ValueError)
+    # opting in: replacement characters, or raw bytes
+    for errors in ("replace", "bytes"):
+        trainer = Trainer(max_vocab_size=300, verbose=False)
+        trainer.train_files([bad], errors=errors)
+        assert len(trainer.pieces[0]) >= 256
+    raw = Trainer(max_vocab_size=300, verbose=False, em=False, min_count=1)
+    raw.train_files([bad], errors="bytes")
+    assert b"\xe9" in raw.pieces[0] and raw.pieces[0][b"\xe9"] >= 1
+
+
+def test_bad_paths(tmp_path):
+    with pytest.raises(CorpusError, match="no such file"):
+        Trainer(verbose=False).train_files([tmp_path / "missing.txt"])
+    if os.geteuid() != 0:  # root reads anything
+        locked = tmp_path / "locked.txt"
+        locked.write_text("x\n")
+        locked.chmod(0)
+        with pytest.raises(CorpusError, match="not readable"):
+            Trainer(verbose=False).train_files([locked])
+    with pytest.raises(ValueError, match="errors"):
+        Trainer(verbose=False).train_files([tmp_path], errors="ignore")
