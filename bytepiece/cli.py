@@ -68,7 +68,7 @@ def _describe(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     from .model import ModelError
 
-    if isinstance(error, (ModelError, ValueError, KeyError, OSError)) and text:
+    if isinstance(error, (ModelError, ValueError, OSError)) and text:
         return text
     return f"{type(error).__name__}: {text} (run `bytepiece --debug ...` for a traceback)"
 
@@ -258,8 +258,9 @@ def _open_input(path: str) -> Iterator[IO[bytes]]:
             yield handle
 
 
-def _line_batches(paths: Sequence[str]) -> Iterator[Tuple[str, int, List[bytes]]]:
+def _line_batches(paths: Sequence[str], max_lines: int = 0) -> Iterator[Tuple[str, int, List[bytes]]]:
     """(input name, number of its first line, lines) in batches; lines keep their endings."""
+    max_lines = max_lines or BATCH_LINES
     for path in paths or ("-",):
         name = "<stdin>" if path == "-" else path
         with _open_input(path) as handle:
@@ -269,7 +270,7 @@ def _line_batches(paths: Sequence[str]) -> Iterator[Tuple[str, int, List[bytes]]
             for line in handle:
                 batch.append(line)
                 size += len(line)
-                if len(batch) >= BATCH_LINES or size >= BATCH_BYTES:
+                if len(batch) >= max_lines or size >= BATCH_BYTES:
                     yield name, first, batch
                     first += len(batch)
                     batch, size = [], 0
@@ -627,17 +628,20 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
     sampling = alpha is not None and alpha >= 0
     pieces = _PieceTable(tok, spaces=(fmt == "pieces")) if fmt != "ids" else None
     id_bytes = tok._id_bytes
+    id_text = [str(i) for i in range(tok.vocab_size)]
     meter = _Progress(progress, "encode", _input_size(inputs))
     with _output(output, force) as out:
         line_number = 0
-        for _name, _first, batch in _line_batches(inputs):
+        # a batch per thread, so that threads have work; keys make batching invisible
+        cores = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        for _name, _first, batch in _line_batches(inputs, BATCH_LINES * max(1, cores)):
             meter.update(sum(len(line) for line in batch))
             datas = batch if no_normalize else [_nfc(line) for line in batch]
             keys = range(line_number + 1, line_number + 1 + len(datas)) if sampling else None
             results = tok.encode_batch(datas, add_bos=bos, add_eos=eos, alpha=alpha if sampling else -1,
                                        keys=keys, num_threads=threads)
             if fmt == "ids":
-                text = "".join(" ".join(map(str, ids)) + "\n" for ids in results)
+                text = "\n".join([" ".join([id_text[i] for i in ids]) for ids in results]) + "\n"
             elif fmt == "pieces":
                 text = "".join(" ".join([pieces[i] for i in ids]) + "\n" for ids in results)
             else:

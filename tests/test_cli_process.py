@@ -134,3 +134,24 @@ def test_interrupted_train_leaves_no_model(env, tmp_path):
     assert process.returncode == 130, (out, first + err)
     assert b"Error: interrupted" in err and b"Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]   # no model, no temp file
+
+
+def _peak_rss_kib(env, args, data: bytes) -> int:
+    """Peak resident memory of one run fed ``data`` on stdin (output discarded)."""
+    process = subprocess.Popen(command(*args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env)
+    writer = threading.Thread(target=lambda: (process.stdin.write(data), process.stdin.close()))
+    writer.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    writer.join()
+    assert process.returncode == 0
+    return usage.ru_maxrss
+
+
+def test_encode_streams_in_constant_memory(env, model_path):
+    line = b"A line of plain text, repeated many times so that the input is large 0123456789.\n"
+    args = ("encode", "-m", model_path, "--threads", "1")
+    small = _peak_rss_kib(env, args, line * 10_000)          # 0.8 MB
+    large = _peak_rss_kib(env, args, line * 200_000)         # 16 MB in, ~20 MB of ids out
+    assert large - small < 12_000, (small, large)             # KiB: nothing grows with the input
