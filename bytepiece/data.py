@@ -5,8 +5,8 @@ Why it is built this way
 A stochastic segmentation is only useful if each epoch sees a fresh sample of
 every document, and only trustworthy if that sample does not depend on how the
 work was split up. So every sample here is *keyed*: document ``index`` in epoch
-``epoch`` is encoded with ``key=(epoch, index)`` by a tokenizer seeded with the
-base seed, and the result is a pure function of (seed, epoch, index, text,
+``epoch`` is encoded with a key made of (epoch, index) by a tokenizer seeded with
+the base seed, and the result is a pure function of (seed, epoch, index, text,
 alpha). Nothing depends on a generator's position, so the number of DataLoader
 workers, the start method (fork, spawn, forkserver), ``num_proc``, the shard
 order, a restart or a cache cannot change what a document becomes.
@@ -46,6 +46,10 @@ __all__ = [
 OUTPUTS = ("list", "numpy", "torch")
 # Documents encoded per call of the core when a stream or a dataset batches internally.
 _STREAM_BATCH = 256
+# (epoch, index) packs into one int key when both fit: index below 2**40, epoch below 2**24.
+_INDEX_BITS = 40
+_INDEX_LIMIT = 1 << _INDEX_BITS
+_EPOCH_LIMIT = 1 << (64 - _INDEX_BITS)
 
 
 def _check_output(output: str) -> str:
@@ -138,8 +142,8 @@ class EncodeTransform:
     ``tokenizer`` is a :class:`~bytepiece.Tokenizer` or anything ``Tokenizer``
     loads (a model path, a dict); its own seed is ignored: samples come from the
     base ``seed``. The sample equals
-    ``Tokenizer(model, seed=seed).encode(text, alpha=alpha, key=(epoch, index))``.
-    ``index`` is any key (an int row number, a document id string, a tuple).
+    ``Tokenizer(model, seed=seed).encode(text, alpha=alpha, key=transform.key(index, epoch))``.
+    ``index`` is an int row number or any other key (a document id string, a tuple).
     ``alpha < 0`` gives the deterministic Viterbi segmentation.
 
     ``max_length`` truncates (keeping ``<bos>``/``<eos>`` when they are asked for);
@@ -177,9 +181,21 @@ class EncodeTransform:
         """The epoch used by calls that do not pass one."""
         self.epoch = int(epoch)
 
-    def key(self, index, epoch: Optional[int] = None) -> tuple:
-        """The tokenizer key of a document: ``(epoch, index)``."""
-        return (self.epoch if epoch is None else int(epoch), index)
+    def key(self, index, epoch: Optional[int] = None):
+        """The tokenizer key of document ``index`` in ``epoch``.
+
+        An int index below 2**40 in an epoch below 2**24 — every realistic case —
+        packs into the int key ``epoch * 2**40 + index``, which the core takes as it
+        is (no hashing: the key costs nothing next to the sampling). Anything else
+        (a document id string, a huge index) is the hashed tuple key ``(epoch, index)``.
+        Either way distinct (epoch, index) pairs get distinct keys.
+        """
+        epoch = self.epoch if epoch is None else int(epoch)
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            index = int(index)
+            if 0 <= index < _INDEX_LIMIT and 0 <= epoch < _EPOCH_LIMIT:
+                return (epoch << _INDEX_BITS) | index
+        return (epoch, index)
 
     def _truncate(self, ids: List[int]) -> List[int]:
         limit = self.max_length
@@ -201,7 +217,7 @@ class EncodeTransform:
                      num_threads: Optional[int] = None) -> List[List[int]]:
         """``[encode_list(t, i, epoch) for t, i in zip(texts, indices)]`` on several threads."""
         epoch = self.epoch if epoch is None else int(epoch)
-        keys = [(epoch, i) for i in indices]
+        keys = [self.key(i, epoch) for i in indices]
         lists = self.tokenizer.encode_batch(texts, self.add_bos, self.add_eos, self.alpha, keys=keys,
                                             num_threads=num_threads)
         if self.max_length is not None:

@@ -80,12 +80,17 @@ def as_lists(items):
 def test_transform_is_a_pure_function_of_seed_epoch_index_text(model_path, transform):
     tok = Tokenizer(model_path, seed=7)
     for i, text in enumerate(TEXTS[:6]):
-        assert transform(text, i, epoch=3) == tok.encode(text, add_eos=True, alpha=ALPHA, key=(3, i))
+        assert transform(text, i, epoch=3) == tok.encode(text, add_eos=True, alpha=ALPHA, key=transform.key(i, 3))
     # The caller's tokenizer seed does not matter, only the base seed.
     other = EncodeTransform(Tokenizer(model_path, seed=999), alpha=ALPHA, seed=7, add_eos=True)
     assert serial(other, 2) == serial(transform, 2)
     copy = pickle.loads(pickle.dumps(transform))
     assert serial(copy, 5) == serial(transform, 5)
+    # Other kinds of index: numpy ints are ints; strings and huge ints are hashed tuple keys.
+    assert transform(TEXTS[0], np.int64(5), 1) == transform(TEXTS[0], 5, 1)
+    assert transform.key("doc-5", 1) == (1, "doc-5") and transform.key(1 << 40, 0) == (0, 1 << 40)
+    assert transform(TEXTS[0], "doc-5", 1) == tok.encode(TEXTS[0], add_eos=True, alpha=ALPHA, key=(1, "doc-5"))
+    assert len({transform.key(i, e) for i in (0, 1, (1 << 40) - 1, 1 << 40) for e in (0, 1, 2)}) == 12
     # set_epoch is the default epoch.
     copy.set_epoch(5)
     assert [copy(t, i) for i, t in enumerate(TEXTS)] == serial(transform, 5)
@@ -134,7 +139,7 @@ def test_flat_batches_equal_one_by_one(transform):
         assert ids.dtype == np.int32 and offsets.dtype == np.int64 and len(offsets) == len(TEXTS) + 1
         assert [ids[offsets[i]:offsets[i + 1]].tolist() for i in range(len(TEXTS))] == expected
     tok = transform.tokenizer
-    keys = [(4, i) for i in range(len(TEXTS))]
+    keys = [transform.key(i, 4) for i in range(len(TEXTS))]
     ids, offsets = encode_flat(tok, TEXTS, alpha=ALPHA, keys=keys, add_eos=True, num_threads=2)
     assert np.array_equal(ids, flatten(expected)[0]) and np.array_equal(offsets, flatten(expected)[1])
     padded = pad(expected[:3], output="numpy")
