@@ -1,0 +1,191 @@
+"""The Cython training primitives against small pure-Python oracles."""
+from __future__ import annotations
+
+import math
+import pickle
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bytepiece._training import (
+    NgramModel,
+    NgramTable,
+    PieceTable,
+    count_ngrams_block,
+    count_pieces_block,
+)
+
+# Small alphabets make repeated n-grams (and ties) likely.
+ALPHABET = st.sampled_from([b"a", b"b", b"\n", b" ", "中".encode(), "é".encode(), b"\xff"])
+CHUNK = st.lists(ALPHABET, min_size=1, max_size=40).map(b"".join)
+CHUNKS = st.lists(CHUNK, min_size=1, max_size=8)
+
+
+def brute_ngrams(chunks, order):
+    counts = [Counter() for _ in range(order + 1)]
+    for c in chunks:
+        for i in range(len(c)):
+            for L in range(order + 1):
+                if i + L <= len(c):
+                    counts[L][c[i:i + L]] += 1
+    return counts
+
+
+def reference_logprobs(chunks, order, min_count):
+    """log c(k) - log c(k[:-1]) as BytePiece 0.6.3's prune_ngrams computes it."""
+    counts = brute_ngrams(chunks, order)
+    for b in range(256):
+        if counts[1][bytes([b])] == 0:
+            counts[1][bytes([b])] = 1
+            counts[0][b""] += 1
+    logp = {}
+    for L in range(1, order + 1):
+        for k, v in counts[L].items():
+            if L == 1 or v >= min_count:
+                logp[k] = math.log(v) - math.log(counts[L - 1][k[:-1]])
+    return logp
+
+
+def reference_tag(chunk, logp, order, ensure_unicode):
+    """The tagging Viterbi of 0.6.3 (numpy, first maximum wins), written from DESIGN.md."""
+    n = len(chunk)
+    nodes = np.full((n, order), -np.inf)
+    for j in range(order):
+        for i in range(j, n):
+            nodes[i, j] = logp.get(chunk[i - j:i + 1], -np.inf)
+    if ensure_unicode:
+        arr = np.frombuffer(chunk, dtype=np.uint8)
+        nodes[(arr >= 128) & (arr < 192), 0] = -np.inf
+    trans = np.full((order, order), -np.inf)
+    for i in range(order):
+        trans[i, 0] = 0
+        trans[i, min(i + 1, order - 1)] = 0
+    routes = np.zeros((max(n - 1, 0), order), dtype=int)
+    for i in range(1, n):
+        scores = nodes[i - 1][:, None] + trans + nodes[i]
+        routes[i - 1] = scores.argmax(0)
+        nodes[i] = scores.max(0)
+    path = [int(nodes[-1].argmax())]
+    for i in range(1, n):
+        path.append(int(routes[-i][path[-1]]))
+    path = np.array(path[::-1])
+    cuts = list(np.where(path == 0)[0]) + [n]
+    return [chunk[s:e] for s, e in zip(cuts, cuts[1:])]
+
+
+@settings(max_examples=60, deadline=None)
+@given(CHUNKS, st.integers(1, 8))
+def test_ngram_counts_match_brute_force(chunks, order):
+    table = count_ngrams_block(chunks, order)
+    ref = brute_ngrams(chunks, order)
+    assert table.total == ref[0][b""]
+    for L in range(1, order + 1):
+        assert table.items(L) == sorted(ref[L].items())
+
+
+@settings(max_examples=40, deadline=None)
+@given(CHUNKS, CHUNKS, CHUNKS)
+def test_ngram_merge_is_associative_and_pickles(a, b, c):
+    def t(x):
+        return count_ngrams_block(x, 4)
+
+    left = t(a).merge(t(b)).merge(t(c))
+    right = t(a).merge(t(b).merge(t(c)))
+    whole = t(a + b + c)
+    for L in range(5):
+        assert left.items(L) == right.items(L) == whole.items(L)
+    again = pickle.loads(pickle.dumps(whole))
+    assert all(again.items(L) == whole.items(L) for L in range(5))
+    assert NgramTable.from_bytes(whole.to_bytes()).items(3) == whole.items(3)
+
+
+def test_ngram_budget_drops_rarest_and_records_it():
+    chunks = [bytes([i % 251, (i * 7) % 253, (i * 13) % 255]) * 3 for i in range(400)] + [b"abcabc" * 50]
+    exact = count_ngrams_block(chunks, 3)
+    capped = count_ngrams_block(chunks, 3, budget=200)
+    assert exact.pruned_below == 0 and capped.pruned_below >= 2
+    assert len(capped) < len(exact)
+    # counts never exceed the exact ones (a dropped n-gram may come back with a
+    # partial count); the frequent n-grams survive with exact counts
+    for L in (2, 3):
+        full = dict(exact.items(L))
+        for k, v in capped.items(L):
+            assert 1 <= v <= full[k]
+    assert capped.get(b"abc") == exact.get(b"abc")
+    roomy = count_ngrams_block(chunks, 3, budget=10 ** 6)
+    assert roomy.pruned_below == 0 and roomy.items(3) == exact.items(3)
+
+
+@settings(max_examples=80, deadline=None)
+@given(CHUNKS, st.integers(1, 6), st.integers(1, 3), st.booleans())
+def test_tagging_viterbi_matches_reference(chunks, order, min_count, ensure_unicode):
+    model = NgramModel.from_table(count_ngrams_block(chunks, order), min_count)
+    logp = reference_logprobs(chunks, order, min_count)
+    for k, v in logp.items():
+        assert model.logprob(k) == v
+    for c in chunks:
+        assert model.tokenize(c, ensure_unicode) == reference_tag(c, logp, order, ensure_unicode)
+    table = count_pieces_block(chunks, model, ensure_unicode)
+    expected = Counter(p for c in chunks for p in reference_tag(c, logp, order, ensure_unicode))
+    assert table.items() == sorted(expected.items())
+    again = pickle.loads(pickle.dumps(model))
+    assert all(again.tokenize(c, ensure_unicode) == model.tokenize(c, ensure_unicode) for c in chunks)
+
+
+def test_tagging_rare_character_quirk():
+    # A rare multi-byte character has no 2-gram: every state of its continuation
+    # byte is -inf, and 0.6.3 then cuts the rest of the chunk into single bytes.
+    chunks = ["天地天地天地".encode()] * 3 + ["天地龘天地".encode()]
+    model = NgramModel.from_table(count_ngrams_block(chunks, 6), 2)
+    logp = reference_logprobs(chunks, 6, 2)
+    pieces = model.tokenize(chunks[-1])
+    assert pieces == reference_tag(chunks[-1], logp, 6, True)
+    assert b"".join(pieces) == chunks[-1]
+
+
+def test_pair_counts():
+    chunks = [b"ab ab ab ab\n"] * 4
+    model = NgramModel.from_table(count_ngrams_block(chunks, 2), 2)
+    pieces, pairs = count_pieces_block(chunks, model, True, 36)
+    seg = model.tokenize(chunks[0])
+    expected = Counter(seg[i] + seg[i + 1] for i in range(len(seg) - 1))
+    assert pairs.items() == sorted((k, 4 * v) for k, v in expected.items())
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.binary(max_size=20), st.integers(1, 5))), st.lists(st.binary(max_size=5)))
+def test_piece_table_is_a_counter(adds, more):
+    table, ref = PieceTable(), Counter()
+    for p, c in adds:
+        table.add(p, c)
+        ref[p] += c
+    other = PieceTable()
+    for p in more:
+        other.add(p)
+        ref[p] += 1
+    table.merge(other)
+    assert table.items() == sorted(ref.items()) and len(table) == len(ref)
+    assert all(table.get(p) == c for p, c in ref.items())
+    assert pickle.loads(pickle.dumps(table)).items() == table.items()
+
+
+def test_order_limits():
+    with pytest.raises(ValueError, match="order"):
+        NgramTable(9)
+    with pytest.raises(ValueError, match="order"):
+        NgramTable(0)
+    with pytest.raises(ValueError, match="merge"):
+        NgramTable(3).merge(NgramTable(4))
+
+
+def test_candidates_are_whole_characters():
+    chunks = ["中文 ab 中文 ab\n".encode()] * 3
+    keys, counts = count_ngrams_block(chunks, 6).candidates(2)
+    assert keys == sorted(keys) and len(keys) == len(counts)
+    for k in keys:
+        k.decode("utf-8")  # whole characters only
+        assert 2 <= len(k) <= 6
+    assert "中文".encode() in keys and b" ab " in keys
