@@ -145,5 +145,13 @@ class LatticeQueries:
         last entries are always 1, and so is every chunk boundary.
         """
         alpha = self._check_query_alpha(alpha)
-        _, marg = self._lattice.boundary_marginals(self._to_bytes(text), alpha)
+        data = self._to_bytes(text)
+        _, marg = self._lattice.boundary_marginals(data, alpha)
+        # Rounding can leave a probability a few ulps outside [0, 1]; boundaries that are
+        # certain (the ends, every chunk start) are exactly 1.
+        np.clip(marg, 0.0, 1.0, out=marg)
+        raw = np.frombuffer(data, dtype=np.uint8)
+        starts = np.flatnonzero((raw[:-1] == 10) & (raw[1:] != 10)) + 1
+        marg[starts] = 1.0
+        marg[0] = marg[-1] = 1.0
         return marg

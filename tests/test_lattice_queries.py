@@ -1,0 +1,237 @@
+"""The lattice's exact answers (nbest, score, log_prob, log_partition, entropy,
+boundary_marginals) against the brute-force oracle in bytepiece.reference."""
+from __future__ import annotations
+
+import math
+import pathlib
+
+import numpy as np
+import pytest
+
+from bytepiece import Tokenizer
+from bytepiece._lattice import Lattice
+from bytepiece.model import vocabulary_from_counts
+from bytepiece.reference import ReferenceLattice, split_chunks
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TESTS = pathlib.Path(__file__).resolve().parent
+CORPORA = TESTS.parent / "corpora"
+ALPHABET = b"ab\n\xc3\xa9"
+ALPHAS = (0.0, 0.1, 0.5, 1.0, 5.0)
+HYP = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def vocab_and_text(draw, dyadic: bool):
+    def logp():
+        if dyadic:
+            return -draw(st.integers(1, 24)) / 4.0
+        return -draw(st.floats(0.01, 12.0, allow_nan=False))
+
+    vocab = {bytes([b]): -6.0 for b in range(256)}
+    for b in ALPHABET:
+        vocab[bytes([b])] = logp()
+    for piece in draw(st.lists(st.binary(min_size=2, max_size=4).map(
+            lambda raw: bytes(ALPHABET[x % len(ALPHABET)] for x in raw)), max_size=10)):
+        vocab[piece] = logp()
+    text = bytes(ALPHABET[x % len(ALPHABET)] for x in draw(st.binary(max_size=9)))
+    return vocab, text
+
+
+@st.composite
+def tokenizer_and_text(draw):
+    """A real Tokenizer over a small random vocabulary of integer counts."""
+    counts = {bytes([b]): draw(st.integers(1, 5)) for b in range(256)}
+    for b in ALPHABET:
+        counts[bytes([b])] = draw(st.integers(1, 400))
+    for piece in draw(st.lists(st.binary(min_size=2, max_size=4).map(
+            lambda raw: bytes(ALPHABET[x % len(ALPHABET)] for x in raw)), max_size=10)):
+        counts[piece] = draw(st.integers(1, 400))
+    tok = Tokenizer(vocabulary_from_counts(counts), seed=5)
+    oracle = ReferenceLattice(dict(zip(tok.vocabulary.pieces, tok._logprobs.tolist())))
+    text = bytes(ALPHABET[x % len(ALPHABET)] for x in draw(st.binary(max_size=9)))
+    return tok, oracle, text
+
+
+def _lattice(vocab):
+    pieces = list(vocab)
+    return pieces, Lattice(pieces, [vocab[p] for p in pieces], np.arange(len(pieces)))
+
+
+def _nbest_pieces(lattice, pieces, text, n):
+    return [([pieces[v] for v in vals], score) for vals, _, score in lattice.nbest(text, n)]
+
+
+# ---------------------------------------------------------------------------
+# The core against the oracle, on random vocabularies
+
+@HYP
+@given(vocab_and_text(dyadic=True), st.integers(1, 60))
+def test_nbest_is_the_sorted_enumeration_exact_ties(vt, n):
+    vocab, text = vt
+    pieces, lattice = _lattice(vocab)
+    oracle = ReferenceLattice(vocab)
+    got = _nbest_pieces(lattice, pieces, text, n)
+    assert got == oracle.nbest(text, n)
+    # With exact arithmetic the order is simply: score, then the longer last piece,
+    # then the longer piece before it, ... (within a chunk).
+    if len(split_chunks(text)) <= 1:
+        keys = [(-s, [-len(p) for p in reversed(path)]) for path, s in got]
+        assert keys == sorted(keys)
+    assert len(got) == min(n, len(list(oracle.segmentations(text))))
+    assert len({tuple(p) for p, _ in got}) == len(got)
+    if got:
+        assert got[0][0] == lattice.tokenize(text)
+
+
+@HYP
+@given(vocab_and_text(dyadic=False), st.integers(1, 60))
+def test_nbest_matches_the_oracle_bit_for_bit(vt, n):
+    vocab, text = vt
+    pieces, lattice = _lattice(vocab)
+    got = _nbest_pieces(lattice, pieces, text, n)
+    assert got == ReferenceLattice(vocab).nbest(text, n)
+    if got:
+        assert got[0][0] == lattice.tokenize(text)
+
+
+@HYP
+@given(vocab_and_text(dyadic=False), st.sampled_from(ALPHAS))
+def test_entropy_log_prob_and_marginals_match_the_enumeration(vt, alpha):
+    vocab, text = vt
+    pieces, lattice = _lattice(vocab)
+    oracle = ReferenceLattice(vocab)
+    dist = oracle.distribution(text, alpha)
+    logz, ent, escore = lattice.entropy(text, alpha)
+    assert math.isclose(logz, oracle.log_partition_enumerated(text, alpha), rel_tol=1e-12, abs_tol=1e-12)
+    assert math.isclose(ent, oracle.entropy(text, alpha), rel_tol=1e-9, abs_tol=1e-9)
+    expected_score = math.fsum(p * s for (path, s) in oracle.segmentations(text) for p in [dist[path]])
+    assert math.isclose(escore, expected_score, rel_tol=1e-9, abs_tol=1e-9)
+    if alpha > 0:   # H = log Z - alpha * E[score]
+        assert math.isclose(ent, logz - alpha * escore, rel_tol=1e-7, abs_tol=1e-7)
+    _, marg = lattice.boundary_marginals(text, alpha)
+    np.testing.assert_allclose(marg, oracle.boundary_marginals(text, alpha), rtol=1e-9, atol=1e-12)
+    for path, score in oracle.segmentations(text):
+        ends = np.cumsum([len(p) for p in path], dtype=np.int64).astype(np.int32)
+        got_score, vals = lattice.path_score(text, ends)
+        assert got_score == score
+        assert [pieces[v] for v in vals] == list(path)
+        assert math.isclose(alpha * got_score - logz, math.log(dist[path]), rel_tol=1e-9, abs_tol=1e-9)
+
+
+@HYP
+@given(tokenizer_and_text(), st.sampled_from(ALPHAS), st.integers(1, 30))
+def test_tokenizer_methods_match_the_oracle(tto, alpha, n):
+    tok, oracle, text = tto
+    assert tok.nbest(text, n) == oracle.nbest(text, n)
+    assert math.isclose(tok.log_partition(text, alpha), oracle.log_partition_enumerated(text, alpha),
+                        rel_tol=1e-12, abs_tol=1e-12)
+    assert math.isclose(tok.entropy(text, alpha), oracle.entropy(text, alpha), rel_tol=1e-9, abs_tol=1e-9)
+    np.testing.assert_allclose(tok.boundary_marginals(text, alpha), oracle.boundary_marginals(text, alpha),
+                               rtol=1e-9, atol=1e-12)
+    dist = oracle.distribution(text, alpha)
+    total = []
+    for path, score in oracle.segmentations(text):
+        assert tok.score(text, path) == score
+        lp = tok.log_prob(text, path, alpha)
+        assert math.isclose(lp, math.log(dist[path]), rel_tol=1e-9, abs_tol=1e-9)
+        total.append(lp)
+    assert math.isclose(math.fsum(math.exp(v) for v in total), 1.0, rel_tol=1e-9)
+    drawn = tok.tokenize(text, alpha=alpha, key=n)
+    assert tuple(drawn) in dist
+
+
+# ---------------------------------------------------------------------------
+# Edge cases and the façade
+
+def test_chunk_crossing_and_unknown_pieces():
+    vocab = {bytes([b]): -3.0 for b in range(256)}
+    vocab.update({b"a\nb": -1.0, b"ab": -1.0})
+    pieces, lattice = _lattice(vocab)
+    score, _ = lattice.path_score(b"a\nb", np.array([3], dtype=np.int32))
+    assert score == -math.inf                    # "a\nb" crosses the chunk start at 2
+    assert lattice.path_score(b"a\nb", np.array([3], dtype=np.int32), chunked=False)[0] == -1.0
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        lattice.path_score(b"abc", np.array([3], dtype=np.int32))
+    with pytest.raises(ValueError, match="cover"):
+        lattice.path_score(b"abc", np.array([2], dtype=np.int32))
+    # nbest never uses the crossing piece.
+    assert _nbest_pieces(lattice, pieces, b"a\nb", 10) == [([b"a", b"\n", b"b"], -9.0)]
+
+
+def test_empty_text(tok):
+    assert tok.nbest("", 3) == [([], 0.0)]
+    assert tok.log_partition("") == 0.0
+    assert tok.entropy("") == 0.0
+    assert tok.log_prob("", []) == 0.0
+    assert tok.boundary_marginals("").tolist() == [1.0]
+
+
+def test_argument_errors(tok):
+    with pytest.raises(ValueError):
+        tok.nbest("abc", 0)
+    for method in (tok.log_partition, tok.entropy, tok.boundary_marginals):
+        with pytest.raises(ValueError):
+            method("abc", alpha=-1)
+        with pytest.raises(ValueError):
+            method("abc", alpha=float("nan"))
+    with pytest.raises(ValueError, match="concatenate"):
+        tok.log_prob("abc", [b"ab"])
+    with pytest.raises(TypeError):
+        tok.log_prob("abc", [1.5])
+
+
+def _heldout_lines(name, count):
+    text = (CORPORA / name).read_text(encoding="utf-8")
+    return [line for line in text.splitlines(keepends=True) if line.strip()][:count]
+
+
+@pytest.mark.parametrize("corpus", ["en.heldout.txt", "zh.heldout.txt", "code.heldout.txt"])
+def test_real_model_nbest_and_scores(tok, corpus):
+    lines = _heldout_lines(corpus, 40)
+    for line in lines[:20]:
+        best = tok.nbest(line, 8)
+        assert best[0][0] == tok.tokenize(line)
+        scores = [s for _, s in best]
+        assert scores == sorted(scores, reverse=True)
+        assert len({tuple(p) for p, _ in best}) == len(best)
+        for pieces, score in best:
+            assert b"".join(pieces) == line.encode()
+            assert tok.score(line, pieces) == score
+    # A multi-chunk text: the best path is still Viterbi's, piece for piece.
+    block = "".join(lines)
+    assert tok.nbest(block, 3)[0][0] == tok.tokenize(block)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1, 1.0])
+def test_real_model_quantities_agree(tok, alpha):
+    text = "Exact sampling: 自然语言处理 and x += 1;\n\nsecond chunk"
+    logz = tok.log_partition(text, alpha)
+    ent = tok.entropy(text, alpha)
+    marg = tok.boundary_marginals(text, alpha)
+    assert math.isclose(logz, tok._lattice.boundary_marginals(tok._to_bytes(text), alpha)[0], rel_tol=1e-12)
+    assert ent >= 0
+    assert marg[0] == 1.0 and marg[-1] == 1.0 and len(marg) == len(text.encode()) + 1
+    assert np.all((marg >= -1e-12) & (marg <= 1 + 1e-12))
+    assert marg[text.encode().index(b"\n\n") + 2] == pytest.approx(1.0)   # a chunk boundary
+    # log_prob of drawn samples: their empirical mean estimates -H (law of large numbers).
+    draws = [tok.tokenize(text, alpha=alpha, key=k) for k in range(400)]
+    lps = np.array([tok.log_prob(text, d, alpha) for d in draws])
+    assert np.all(lps <= 1e-12)
+    assert abs(-lps.mean() - ent) < 6 * lps.std() / math.sqrt(len(lps)) + 1e-9
+    # Pieces as ids and as bytes give the same answer.
+    ids = tok.encode(text, alpha=alpha, key=1)
+    assert tok.log_prob(text, ids, alpha) == tok.log_prob(text, tok.ids_to_pieces(ids), alpha)
+
+
+def test_alpha_zero_counts_segmentations(tok):
+    text = "tokenizer"
+    cut = {p: lp for p, lp in zip(tok.vocabulary.pieces, tok._logprobs.tolist())
+           if len(p) == 1 or p in text.encode()}
+    count = len(list(ReferenceLattice(cut).segmentations(text.encode())))
+    assert math.isclose(tok.log_partition(text, 0.0), math.log(count), rel_tol=1e-12)
+    assert math.isclose(tok.entropy(text, 0.0), math.log(count), rel_tol=1e-12)
+    assert len(tok.nbest(text, 10_000)) == count
