@@ -35,8 +35,11 @@ Design, stated once:
   "coarse4" generator (uniforms with 4 bits). Each family is rejected when its
   smallest p-value is below FAMILY_ALPHA / FAMILY_SIZE; the tests also say
   which cases must be rejected. With N_DRAWS = 20,000 per (case, alpha) both are
-  rejected with p-values far below 1e-100 (see docs/exact-sampling.md for the
-  table). The "lcg31" generator (a 31-bit LCG like old libc rand()) is *not*
+  rejected with smallest p-values that underflow to 0 (below 1e-300); the family
+  already rejects both with 100 draws per (case, alpha). The exact sampler's
+  smallest p-value over the family is about 0.003, against a threshold of
+  5.6e-5. (`python benchmarks/sampling_table.py --power` prints every p-value;
+  docs/exact-sampling.md has the table.) The "lcg31" generator (a 31-bit LCG like old libc rand()) is *not*
   rejected, and we do not claim it would be: its consecutive outputs are
   well spread in two dimensions (spectral-test distance about 42,000 on 2**31),
   far beyond what 20,000 draws can resolve (benchmarks/sampling_table.py

@@ -1,0 +1,145 @@
+"""Empirical against exact segmentation frequencies, as a markdown table.
+
+    python benchmarks/sampling_table.py                 # one example (docs/exact-sampling.md)
+    python benchmarks/sampling_table.py --power         # the statistical suite's p-values per sampler
+
+The example: a short text under a vocabulary cut from the vendored real model
+(the pieces that occur inside the text, plus all 256 bytes, with the model's
+log-probabilities). Every segmentation is listed by the pure-Python oracle
+with its exact probability exp(alpha * score) / Z; the exact sampler and the
+legacy v1 sampler each draw --draws keyed samples (keys 0 .. N-1), and the
+table shows how often each segmentation came out.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import pathlib
+import sys
+import time
+
+import numpy as np
+from scipy import stats
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bytepiece import Tokenizer  # noqa: E402
+from bytepiece._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice  # noqa: E402
+from bytepiece.reference import ReferenceLattice  # noqa: E402
+
+MODEL = REPO / "tests" / "data" / "bytepiece.plus.40k.zip"
+
+
+def frequencies(lattice, text, alpha, sampler, draws, index, seed_word=2024):
+    out = lattice.encode_many([text] * draws, alpha, np.full(draws, seed_word, dtype=np.uint64),
+                              np.arange(draws, dtype=np.uint64), True, sampler, 0)
+    counts = np.zeros(len(index), dtype=np.int64)
+    for ids in out:
+        counts[index[tuple(ids)]] += 1
+    return counts
+
+
+def chi_square(p, counts):
+    """Pearson's chi-square p-value, cells with expected count < 5 pooled."""
+    n = counts.sum()
+    expected = n * p
+    small = expected < 5
+    e = list(expected[~small])
+    o = list(counts[~small])
+    if small.any():
+        e.append(expected[small].sum())
+        o.append(counts[small].sum())
+    e, o = np.array(e), np.array(o)
+    return float(stats.chi2.sf(((o - e) ** 2 / e).sum(), len(e) - 1))
+
+
+def show(pieces):
+    return " · ".join(p.decode("utf-8", "backslashreplace") for p in pieces).replace("|", "\\|")
+
+
+def example(text: str, alpha: float, draws: int, rows: int) -> None:
+    tok = Tokenizer(MODEL)
+    data = text.encode()
+    logp = dict(zip(tok.vocabulary.pieces, tok._logprobs.tolist()))
+    vocab = {p: lp for p, lp in logp.items() if len(p) == 1 or p in data}
+    pieces = list(vocab)
+    lattice = Lattice(pieces, [vocab[p] for p in pieces], np.arange(len(pieces)))
+    ids = {p: i for i, p in enumerate(pieces)}
+    dist = ReferenceLattice(vocab).distribution(data, alpha)
+    paths = sorted(dist, key=lambda path: -dist[path])
+    index = {tuple(ids[p] for p in path): i for i, path in enumerate(paths)}
+    p = np.array([dist[path] for path in paths])
+    start = time.perf_counter()
+    exact = frequencies(lattice, data, alpha, SAMPLER_EXACT, draws, index)
+    legacy = frequencies(lattice, data, alpha, SAMPLER_LEGACY_V1, draws, index)
+    seconds = time.perf_counter() - start
+
+    print(f"Text {text!r}, alpha = {alpha}, {len(paths)} segmentations, {draws:,} draws per sampler "
+          f"(vocabulary: the {len(vocab) - 256} pieces of bytepiece.plus.40k inside the text + 256 bytes).\n")
+    print("| segmentation | exact P | exact sampler | legacy v1 |")
+    print("| --- | ---: | ---: | ---: |")
+    for i, path in enumerate(paths[:rows]):
+        print(f"| {show(path)} | {p[i]:.4f} | {exact[i] / draws:.4f} | {legacy[i] / draws:.4f} |")
+    if len(paths) > rows:
+        rest = slice(rows, None)
+        print(f"| *the other {len(paths) - rows}* | {p[rest].sum():.4f} | {exact[rest].sum() / draws:.4f} "
+              f"| {legacy[rest].sum() / draws:.4f} |")
+    tv_exact = 0.5 * np.abs(exact / draws - p).sum()
+    tv_legacy = 0.5 * np.abs(legacy / draws - p).sum()
+    print(f"| **total variation distance** | 0 | {tv_exact:.4f} | {tv_legacy:.4f} |")
+    print(f"| **chi-square p-value** | | {chi_square(p, exact):.3g} | {chi_square(p, legacy):.3g} |")
+    print(f"\n({2 * draws:,} draws in {seconds:.2f} s.)")
+
+
+def power(draw_counts) -> None:
+    """The suite's own cases and statistics, for each sampler."""
+    spec = importlib.util.spec_from_file_location("suite", REPO / "tests" / "test_sampling_exact.py")
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    samplers = [("exact", suite.SAMPLER_EXACT, suite.RNG_XOSHIRO),
+                ("legacy v1", suite.SAMPLER_LEGACY_V1, suite.RNG_XOSHIRO),
+                ("exact + coarse4 RNG", suite.SAMPLER_EXACT, suite.RNG_COARSE4),
+                ("exact + lcg31 RNG", suite.SAMPLER_EXACT, suite.RNG_LCG31)]
+    print(f"Family-wise level {suite.FAMILY_ALPHA}, Bonferroni over {suite.FAMILY_SIZE} tests: "
+          f"reject when p < {suite.THRESHOLD:.3g}. {suite.N_DRAWS:,} draws per (case, alpha). "
+          "Each cell: min(chi-square p, TV p-bound).\n")
+    alphas = suite.ALPHAS
+    for name, sampler, rng in samplers:
+        print(f"**{name}**\n")
+        print("| case | " + " | ".join(f"alpha={a:g}" for a in alphas) + " |")
+        print("| --- |" + " ---: |" * len(alphas))
+        for case in suite.CASES:
+            cells = []
+            for a in alphas:
+                pc, pt, _, _ = suite.run(case, a, sampler, rng)
+                cells.append(f"{min(pc, pt):.2g}")
+            print(f"| {case} | " + " | ".join(cells) + " |")
+        print()
+    print("Smallest number of draws per (case, alpha) at which the whole family rejects:\n")
+    print("| sampler | " + " | ".join(f"{n:,}" for n in draw_counts) + " |")
+    print("| --- |" + " :---: |" * len(draw_counts))
+    for name, sampler, rng in samplers:
+        marks = []
+        for n in draw_counts:
+            pvals = [min(suite.run(case, a, sampler, rng, n)[:2]) for case in suite.CASES for a in alphas]
+            marks.append(f"reject ({min(pvals):.1g})" if min(pvals) < suite.THRESHOLD else f"pass ({min(pvals):.2g})")
+        print(f"| {name} | " + " | ".join(marks) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--text", default="hello world")
+    parser.add_argument("--alpha", type=float, default=0.1)
+    parser.add_argument("--draws", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, default=10)
+    parser.add_argument("--power", action="store_true", help="print the statistical suite's power table")
+    args = parser.parse_args()
+    if args.power:
+        power([50, 100, 200, 500, 1000, 2000, 5000, 20000])
+    else:
+        example(args.text, args.alpha, args.draws, args.rows)
+
+
+if __name__ == "__main__":
+    main()
