@@ -136,17 +136,24 @@ def test_interrupted_train_leaves_no_model(env, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]   # no model, no temp file
 
 
+# Runs a command with its output discarded and prints its peak RSS (KiB). The probe is a
+# small process of its own because a child's ru_maxrss starts from its parent's peak.
+RSS_PROBE = (
+    "import os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def _peak_rss_kib(env, args, data: bytes) -> int:
-    """Peak resident memory of one run fed ``data`` on stdin (output discarded)."""
-    process = subprocess.Popen(command(*args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env=env)
-    writer = threading.Thread(target=lambda: (process.stdin.write(data), process.stdin.close()))
-    writer.start()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    writer.join()
-    assert process.returncode == 0
-    return usage.ru_maxrss
+    """Peak resident memory of one run fed ``data`` on stdin."""
+    probe = subprocess.Popen([sys.executable, "-c", RSS_PROBE, *command(*args)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out, err = probe.communicate(data, timeout=120)
+    rss, status = map(int, out.split())
+    assert status == 0 and probe.returncode == 0, err
+    return rss
 
 
 def test_encode_streams_in_constant_memory(env, model_path):
