@@ -261,6 +261,8 @@ def _open_input(path: str) -> Iterator[IO[bytes]]:
 def _line_batches(paths: Sequence[str], max_lines: int = 0) -> Iterator[Tuple[str, int, List[bytes]]]:
     """(input name, number of its first line, lines) in batches; lines keep their endings."""
     max_lines = max_lines or BATCH_LINES
+    if not paths and getattr(sys.stdin, "isatty", lambda: False)():
+        click.echo("bytepiece: reading from the terminal; end with Ctrl-D", err=True)
     for path in paths or ("-",):
         name = "<stdin>" if path == "-" else path
         with _open_input(path) as handle:
@@ -279,8 +281,27 @@ def _line_batches(paths: Sequence[str], max_lines: int = 0) -> Iterator[Tuple[st
 
 
 def _refuse_existing(path: str, force: bool) -> None:
+    """Check an output path before any work: not there (unless --force), in a writable folder."""
     if not force and os.path.lexists(path):
         raise CliError(f"{path}: already exists; use --force to overwrite it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"{path}: the folder {folder} is not writable")
+
+
+@contextlib.contextmanager
+def _writing(path: str) -> Iterator[None]:
+    """Name the output file (not atomic_write's temporary file) in write errors."""
+    try:
+        yield
+    except FileExistsError:
+        raise CliError(f"{path}: already exists; use --force to overwrite it") from None
+    except OSError as error:
+        if error.filename is None or error.filename == path or error.errno == errno.EPIPE:
+            raise
+        raise CliError(f"{path}: cannot write it ({error.strerror})") from None
 
 
 @contextlib.contextmanager
@@ -294,11 +315,8 @@ def _output(path: Optional[str], force: bool) -> Iterator[IO[bytes]]:
     from .atomic import atomic_write
 
     _refuse_existing(path, force)
-    try:
-        with atomic_write(path, "wb", overwrite=force) as handle:
-            yield handle
-    except FileExistsError:
-        raise CliError(f"{path}: already exists; use --force to overwrite it") from None
+    with _writing(path), atomic_write(path, "wb", overwrite=force) as handle:
+        yield handle
 
 
 def _nfc(line: bytes) -> bytes:
@@ -500,11 +518,14 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
               show_default=True,
               help="Invalid UTF-8 in the corpus: stop with an error, replace it (U+FFFD), "
                    "or train on raw bytes.")
+@click.option("--no-em", is_flag=True,
+              help="Stop after BytePiece 0.6.3's algorithm, without the Unigram EM refinement "
+                   "(the vocabulary 0.6.3 itself would train).")
 @click.option("--eval", "eval_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Held-out text: report bytes per token on it for each model. Repeatable.")
 @_progress_option
 def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length, isolate_digits,
-          no_ensure_unicode, workers, encoding_errors, eval_paths, progress):
+          no_ensure_unicode, workers, encoding_errors, no_em, eval_paths, progress):
     """Train a vocabulary on text files, folders (every file in them) or stdin (-).
 
     With no PATH, trains on the bundled corpora/*.train.txt of a bytepiece
@@ -530,6 +551,8 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
     verbose = _Progress(progress, "train").enabled
     options = dict(order=order, max_piece_length=max_piece_length, min_count=min_count,
                    isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, verbose=verbose)
+    if no_em:
+        options["em"] = False
     if sizes:
         options["max_vocab_size"] = sizes if len(sizes) > 1 else sizes[0]
     trainer = trainer_module.Trainer(**options)
@@ -557,10 +580,8 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
     if len(targets) != len(trainer.pieces):  # one size left to the trainer's default
         targets = _model_paths(output, [0] * len(trainer.pieces))
     for pieces, target in zip(trainer.pieces, targets):
-        try:
+        with _writing(target):
             save_model(target, pieces, overwrite=force)
-        except FileExistsError:
-            raise CliError(f"{target}: already exists; use --force to overwrite it") from None
     out = _TextOut()
     peak = _peak_memory_mb()
     corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")

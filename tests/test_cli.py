@@ -535,3 +535,17 @@ def test_train_errors(runner, tmp_path):
     fails(run(runner, "train", "-o", tmp_path / "y", "--vocab-size", "300", empty), 1, "empty")
     assert run(runner, "train", "-o", tmp_path / "y", "--vocab-size", "100", empty).exit_code == 2
     assert run(runner, "train", "-o", tmp_path / "y", tmp_path / "missing.txt").exit_code == 2
+
+
+def test_train_no_em_and_bad_output_folder(runner, corpus, tmp_path):
+    target = tmp_path / "legacy.model"
+    ok(run(runner, "train", "-o", target, "--vocab-size", "300", "--no-em", corpus))
+    assert Tokenizer(target).vocab_size <= 300
+    missing = tmp_path / "no" / "such" / "m.model"
+    fails(run(runner, "train", "-o", missing, "--vocab-size", "300", corpus), 1, str(missing), "does not exist")
+
+
+def test_output_folder_must_exist(runner, model, tmp_path):
+    missing = tmp_path / "nowhere" / "out.ids"
+    fails(run(runner, "encode", "-m", model, "-o", missing, input="x"), 1, str(missing), "does not exist")
+    fails(run(runner, "decode", "-m", model, "-o", missing, input="3"), 1, str(missing))
