@@ -634,8 +634,9 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
 
     \b
     pieces format: pieces separated by spaces, shown as text with escapes:
-      a space inside a piece is ▁, a newline \\n (also \\r, \\t),
-      a backslash \\\\, a byte that is not valid UTF-8 \\xNN.
+      a space inside a piece is ▁ (and a real ▁ is \\u2581),
+      a newline \\n (also \\r, \\t), a backslash \\\\,
+      a byte that is not valid UTF-8 \\xNN.
 
     \b
     Examples:
@@ -1008,7 +1009,7 @@ def info(model_path, text_paths, as_json, no_normalize):
         try:
             piece.decode("utf-8")
         except UnicodeDecodeError:
-            not_utf8 += 1
+            not_utf8 += len(piece) > 1
         if len(piece) > 1 and sum(48 <= b <= 57 for b in piece) > 1:
             multi_digit += 1
     report: dict = {
@@ -1020,7 +1021,7 @@ def info(model_path, text_paths, as_json, no_normalize):
         "special ids": {name: i for i, name in enumerate(SPECIAL_NAMES)},
         "longest piece (bytes)": max(lengths),
         "piece lengths (bytes: pieces)": dict(sorted(lengths.items())),
-        "pieces that are not valid UTF-8": not_utf8,
+        "multi-byte pieces that are not valid UTF-8": not_utf8,
         "pieces with two or more digits": multi_digit,
         "total count": sum(vocab.counts),
         "options recorded": "none (the BytePiece model format stores only pieces and counts)",
@@ -1050,7 +1051,7 @@ def info(model_path, text_paths, as_json, no_normalize):
     out.write(f"vocabulary size:     {tok.vocab_size} ({len(vocab)} pieces + {FIRST_PIECE_ID} special ids)\n")
     out.write("special ids:         " + ", ".join(f"{n}={i}" for i, n in enumerate(SPECIAL_NAMES)) + "\n")
     out.write(f"longest piece:       {max(lengths)} bytes\n")
-    out.write(f"not valid UTF-8:     {not_utf8} pieces (single bytes and partial characters)\n")
+    out.write(f"not valid UTF-8:     {not_utf8} multi-byte pieces\n")
     out.write(f"with 2+ digits:      {multi_digit} pieces\n")
     out.write(f"options recorded:    {report['options recorded']}\n")
     out.write("piece lengths (bytes, pieces):\n")
