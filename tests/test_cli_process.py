@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +163,20 @@ def test_encode_streams_in_constant_memory(env, model_path):
     small = _peak_rss_kib(env, args, line * 10_000)          # 0.8 MB
     large = _peak_rss_kib(env, args, line * 200_000)         # 16 MB in, ~20 MB of ids out
     assert large - small < 12_000, (small, large)             # KiB: nothing grows with the input
+
+
+def test_installed_console_script(env, model_path, tmp_path):
+    """The `bytepiece` script that `pip install` puts next to the interpreter."""
+    script = Path(sys.executable).with_name("bytepiece")
+    if not script.exists():
+        pytest.skip("the console script is not installed here (pip install -e . installs it)")
+    text = "installed script: café\r\nno final newline".encode()
+    version = subprocess.run([script, "--version"], capture_output=True, env=env, timeout=60)
+    assert version.returncode == 0 and b"bytepiece" in version.stdout
+    ids = subprocess.run([script, "encode", "-m", model_path], input=text, capture_output=True, env=env, timeout=60)
+    assert ids.returncode == 0 and ids.stderr == b""
+    back = subprocess.run([script, "decode", "-m", model_path], input=ids.stdout, capture_output=True,
+                          env=env, timeout=60)
+    assert back.returncode == 0 and back.stdout == text
+    usage = subprocess.run([script, "encode"], capture_output=True, env=env, timeout=60)
+    assert usage.returncode == 2
