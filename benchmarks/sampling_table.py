@@ -55,7 +55,9 @@ def chi_square(p, counts):
 
 
 def show(pieces):
-    return " · ".join(p.decode("utf-8", "backslashreplace") for p in pieces).replace("|", "\\|")
+    """Pieces joined by a middle dot, spaces shown as ␣, bytes that are not UTF-8 escaped."""
+    text = " · ".join(p.decode("utf-8", "backslashreplace").replace(" ", "␣") for p in pieces)
+    return text.replace("|", "\\|")
 
 
 def example(text: str, alpha: float, draws: int, rows: int) -> None:
@@ -88,7 +90,9 @@ def example(text: str, alpha: float, draws: int, rows: int) -> None:
     tv_exact = 0.5 * np.abs(exact / draws - p).sum()
     tv_legacy = 0.5 * np.abs(legacy / draws - p).sum()
     print(f"| **total variation distance** | 0 | {tv_exact:.4f} | {tv_legacy:.4f} |")
-    print(f"| **chi-square p-value** | | {chi_square(p, exact):.3g} | {chi_square(p, legacy):.3g} |")
+    pe, pl = chi_square(p, exact), chi_square(p, legacy)
+    fmt = lambda v: f"{v:.3g}" if v > 0 else "< 1e-300"   # noqa: E731
+    print(f"| **chi-square p-value** | | {fmt(pe)} | {fmt(pl)} |")
     print(f"\n({2 * draws:,} draws in {seconds:.2f} s.)")
 
 
