@@ -5,6 +5,16 @@ Ids 0, 1, 2 are ``<pad>``, ``<bos>``, ``<eos>`` and are not stored; the pieces
 take the ids 3 .. N+2. The text is a lossy rendering (``errors='ignore'``) kept
 only for people reading the file; the bytes and the count are what matter.
 
+A model may carry one more top-level entry, under the key ``"__bytepiece__"``
+(not valid base64, so it can never be mistaken for a piece): an object with
+the model's special tokens (``"special_tokens"``: strings, given the ids after
+the pieces, in order), its text normalisation (``"normalization"``: ``"NFC"``,
+``"NFKC"``, ``"NFD"``, ``"NFKD"`` or ``"none"``) and its default sampling
+``"alpha"`` (negative: Viterbi). The entry is written only when one of these
+differs from 0.6.3's behaviour (no special tokens, NFC, Viterbi), so a plain
+model is written byte for byte as 0.6.3 writes it, and a file without the
+entry means exactly that behaviour.
+
 Everything is validated here, at load time, so that a bad file fails with a
 :class:`ModelError` naming the file and the problem instead of crashing or
 giving wrong output later. Models load from a JSON file, from a zip archive
@@ -27,6 +37,12 @@ SPECIAL_PIECES = ("<pad>", "<bos>", "<eos>")
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 FIRST_PIECE_ID = len(SPECIAL_PIECES)
 
+METADATA_KEY = "__bytepiece__"
+METADATA_FORMAT = 1
+NORMALIZATIONS = ("NFC", "NFKC", "NFD", "NFKD", "none")
+DEFAULT_NORMALIZATION = "NFC"
+DEFAULT_ALPHA = -1.0
+
 ModelSource = Union[str, "os.PathLike[str]", Mapping[str, Any], "Vocabulary"]
 
 
@@ -36,17 +52,50 @@ class ModelError(ValueError):
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """The pieces of a model in id order (``pieces[i]`` has id ``i + 3``) and their counts."""
+    """The pieces of a model in id order (``pieces[i]`` has id ``i + 3``) and their counts,
+    plus what the optional metadata entry records: special tokens (ids
+    ``len(pieces) + 3 + j``), the text normalisation and the default alpha."""
 
     pieces: tuple[bytes, ...]
     counts: tuple[int | float, ...]
+    special_tokens: tuple[str, ...] = ()
+    normalization: str = DEFAULT_NORMALIZATION
+    alpha: float = DEFAULT_ALPHA
+
+    def __post_init__(self) -> None:
+        _check_metadata(self.special_tokens, self.normalization, self.alpha, "<vocabulary>")
 
     def __len__(self) -> int:
         return len(self.pieces)
 
-    def to_dict(self) -> dict[str, list]:
-        """The model as BytePiece 0.6.3's JSON object."""
+    @property
+    def is_plain(self) -> bool:
+        """True when the model needs no metadata entry (0.6.3's behaviour exactly)."""
+        return (not self.special_tokens and self.normalization == DEFAULT_NORMALIZATION
+                and self.alpha < 0)
+
+    def metadata(self) -> dict[str, Any]:
+        """The metadata entry's value (written only when the model is not plain)."""
+        alpha = self.alpha if self.alpha >= 0 else DEFAULT_ALPHA
         return {
+            "format": METADATA_FORMAT,
+            "normalization": self.normalization,
+            "alpha": int(alpha) if float(alpha).is_integer() else alpha,
+            "special_tokens": list(self.special_tokens),
+        }
+
+    def replace(self, **changes) -> "Vocabulary":
+        """A copy with some fields changed (validated)."""
+        fields = {"pieces": self.pieces, "counts": self.counts, "special_tokens": self.special_tokens,
+                  "normalization": self.normalization, "alpha": self.alpha}
+        fields.update(changes)
+        fields["special_tokens"] = tuple(fields["special_tokens"])
+        return Vocabulary(**fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model as BytePiece 0.6.3's JSON object (plus the metadata entry, last,
+        when the model is not plain)."""
+        out: dict[str, Any] = {
             base64.b64encode(piece).decode("ascii"): [
                 index + FIRST_PIECE_ID,
                 piece.decode("utf-8", errors="ignore"),
@@ -54,6 +103,9 @@ class Vocabulary:
             ]
             for index, (piece, count) in enumerate(zip(self.pieces, self.counts))
         }
+        if not self.is_plain:
+            out[METADATA_KEY] = self.metadata()
+        return out
 
 
 def vocabulary_from_counts(pieces: Mapping[bytes, int | float]) -> Vocabulary:
@@ -82,8 +134,10 @@ def save_model(path: str | os.PathLike, pieces: Mapping[bytes, int | float] | Vo
     """Write a model in BytePiece 0.6.3's JSON format, atomically.
 
     ``pieces`` maps piece bytes to counts (ids are assigned by (length, bytes),
-    as 0.6.3 does) or is a :class:`Vocabulary` whose ids are kept. The output
-    is byte-for-byte what 0.6.3's ``Trainer.save`` writes.
+    as 0.6.3 does) or is a :class:`Vocabulary` whose ids are kept. For a plain
+    model the output is byte-for-byte what 0.6.3's ``Trainer.save`` writes; a
+    model with special tokens, another normalisation or a default alpha gets
+    the metadata entry as its last key.
     """
     vocab = pieces if isinstance(pieces, Vocabulary) else vocabulary_from_counts(pieces)
     with atomic_write(path, "w", overwrite=overwrite) as handle:
@@ -133,7 +187,16 @@ def _parse(data: Any, where: str) -> Vocabulary:
         raise ModelError(f"model {where}: the vocabulary is empty")
     by_id: dict[int, tuple[bytes, int | float]] = {}
     seen: dict[bytes, str] = {}
+    meta = data.get(METADATA_KEY)
+    if METADATA_KEY in data:
+        special, normalization, alpha = _parse_metadata(meta, where)
+        if len(data) == 1:
+            raise ModelError(f"model {where}: the vocabulary is empty")
+    else:
+        special, normalization, alpha = (), DEFAULT_NORMALIZATION, DEFAULT_ALPHA
     for key, value in data.items():
+        if key == METADATA_KEY:
+            continue
         if not isinstance(key, str):
             raise ModelError(f"model {where}: piece key {key!r} is not a base64 string")
         try:
@@ -171,7 +234,39 @@ def _parse(data: Any, where: str) -> Vocabulary:
     pieces = tuple(by_id[i][0] for i in expected)
     counts = tuple(by_id[i][1] for i in expected)
     _validate_pieces(pieces, counts, where)
-    return Vocabulary(pieces, counts)
+    return Vocabulary(pieces, counts, special, normalization, alpha)
+
+
+def _parse_metadata(meta: Any, where: str) -> tuple[tuple[str, ...], str, float]:
+    if not isinstance(meta, Mapping):
+        raise ModelError(f"model {where}: the {METADATA_KEY!r} entry must be an object, got {type(meta).__name__}")
+    fmt = meta.get("format", METADATA_FORMAT)
+    if fmt != METADATA_FORMAT:
+        raise ModelError(f"model {where}: metadata format {fmt!r} is not supported (this version reads {METADATA_FORMAT})")
+    special = meta.get("special_tokens", [])
+    normalization = meta.get("normalization", DEFAULT_NORMALIZATION)
+    alpha = meta.get("alpha", DEFAULT_ALPHA)
+    if not isinstance(special, list):
+        raise ModelError(f"model {where}: special_tokens must be a list of strings, got {special!r}")
+    special = tuple(special)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise ModelError(f"model {where}: alpha {alpha!r} is not a number")
+    _check_metadata(special, normalization, float(alpha), where)
+    return special, normalization, float(alpha) if alpha >= 0 else DEFAULT_ALPHA
+
+
+def _check_metadata(special: Sequence[Any], normalization: Any, alpha: Any, where: str) -> None:
+    if normalization not in NORMALIZATIONS:
+        raise ModelError(f"model {where}: normalization {normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
+        raise ModelError(f"model {where}: alpha {alpha!r} must be a finite number (negative for Viterbi)")
+    seen = set(SPECIAL_PIECES)
+    for token in special:
+        if not isinstance(token, str) or not token:
+            raise ModelError(f"model {where}: special token {token!r} is not a non-empty string")
+        if token in seen:
+            raise ModelError(f"model {where}: special token {token!r} is defined twice or is one of {', '.join(SPECIAL_PIECES)}")
+        seen.add(token)
 
 
 def _validate_pieces(pieces: Sequence[bytes], counts: Sequence[int | float], where: str) -> None:

@@ -27,7 +27,7 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_FromLong
 from cpython.ref cimport Py_INCREF
 from libc.math cimport INFINITY, exp, frexp, ldexp, log
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
@@ -1055,6 +1055,94 @@ cdef class Lattice:
             logz = forward_entropy(&M, x, length, chunked, &ws, &hv[0], &gv[0], &ent, &escore)
             ws_free(&ws)
         return logz, ent, escore
+
+    # -- flat batches (issue 8) ------------------------------------------------
+    def encode_many_flat(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
+                         const uint64_t[::1] key_words=None, bint chunked=True, int sampler=SAMPLER_EXACT,
+                         int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1, bint small=False,
+                         bint with_ends=False):
+        """encode_many() without Python lists: (ids, row offsets, ends).
+
+        ids is one flat numpy array (uint16 when `small`, else int32), row offsets an int64
+        array of len(datas) + 1 (text i is ids[offsets[i]:offsets[i + 1]]), and ends, when
+        `with_ends`, the int32 end byte position of every token within its text (0 for bos,
+        the text's length for eos), else None. The loop runs with the GIL released."""
+        cdef int mode = self._mode(alpha, sampler)
+        cdef object keep = self._q_array(alpha, mode)
+        cdef Py_ssize_t count = len(datas), i, total = 0, m, off = 0, j
+        cdef Model M
+        cdef Rng rng
+        cdef Workspace ws
+        cdef bint failed = False
+        cdef const int32_t* idp = &self.ids[0]
+        if mode != MODE_VITERBI and (seed_words is None or key_words is None
+                                     or seed_words.shape[0] != count or key_words.shape[0] != count):
+            raise ValueError("sampling needs one seed word and one key word per text")
+        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
+        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef bytes item
+        cdef uint16_t* out16 = NULL
+        cdef int32_t* out32 = NULL
+        cdef int32_t* outend = NULL
+        cdef int64_t* rows
+        try:
+            if ptrs == NULL or lens == NULL:
+                raise MemoryError()
+            for i in range(count):
+                item = datas[i]
+                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
+                lens[i] = PyBytes_GET_SIZE(item)
+                total += lens[i]
+            cap = total + 2 * count + 1
+            ids = np.empty(cap, dtype=np.uint16 if small else np.int32)
+            offsets = np.empty(count + 1, dtype=np.int64)
+            ends = np.empty(cap if with_ends else 1, dtype=np.int32)
+            if small:
+                out16 = <uint16_t*><size_t>ids.ctypes.data
+            else:
+                out32 = <int32_t*><size_t>ids.ctypes.data
+            outend = <int32_t*><size_t>ends.ctypes.data
+            rows = <int64_t*><size_t>offsets.ctypes.data
+            self._model(&M, alpha, keep)
+            memset(&ws, 0, sizeof(Workspace))
+            with nogil:
+                rows[0] = 0
+                for i in range(count):
+                    if mode != MODE_VITERBI:
+                        rng_init(&rng, seed_words[i], key_words[i], rng_kind)
+                    if ws_reserve(&ws, lens[i], M.trie.max_len) < 0:
+                        failed = True
+                        break
+                    m = segment(&M, mode, ptrs[i], lens[i], chunked, False, &rng, &ws, ws.out_val, ws.out_end)
+                    if m < 0:
+                        failed = True
+                        break
+                    if bos >= 0:
+                        if small: out16[off] = <uint16_t>bos
+                        else: out32[off] = bos
+                        if with_ends: outend[off] = 0
+                        off += 1
+                    if small:
+                        for j in range(m):
+                            out16[off + j] = <uint16_t>idp[ws.out_val[j]]
+                    else:
+                        for j in range(m):
+                            out32[off + j] = idp[ws.out_val[j]]
+                    if with_ends:
+                        memcpy(outend + off, ws.out_end, m * sizeof(int32_t))
+                    off += m
+                    if eos >= 0:
+                        if small: out16[off] = <uint16_t>eos
+                        else: out32[off] = eos
+                        if with_ends: outend[off] = <int32_t>lens[i]
+                        off += 1
+                    rows[i + 1] = off
+                ws_free(&ws)
+            if failed:
+                raise MemoryError()
+            return ids[:off], offsets, (ends[:off] if with_ends else None)
+        finally:
+            free(ptrs); free(lens)
 
 
 # ---------------------------------------------------------------------------
