@@ -217,7 +217,13 @@ class EncodeTransform:
                      num_threads: Optional[int] = None) -> List[List[int]]:
         """``[encode_list(t, i, epoch) for t, i in zip(texts, indices)]`` on several threads."""
         epoch = self.epoch if epoch is None else int(epoch)
-        keys = [self.key(i, epoch) for i in indices]
+        indices = indices if isinstance(indices, list) else list(indices)
+        if (0 <= epoch < _EPOCH_LIMIT and all(type(i) is int for i in indices)
+                and (not indices or (min(indices) >= 0 and max(indices) < _INDEX_LIMIT))):
+            base = epoch << _INDEX_BITS           # the packed keys of key(), without a call each
+            keys = [base | i for i in indices]
+        else:
+            keys = [self.key(i, epoch) for i in indices]
         lists = self.tokenizer.encode_batch(texts, self.add_bos, self.add_eos, self.alpha, keys=keys,
                                             num_threads=num_threads)
         if self.max_length is not None:
@@ -397,10 +403,17 @@ def _build_torch_classes() -> None:
             return self._item(index, self.transform.encode_list(self.texts[index], index, epoch))
 
         def __getitems__(self, keys: Sequence) -> list:
+            threads = 1 if _in_worker() else None
+            keys = keys if isinstance(keys, list) else list(keys)
+            if all(type(k) is int for k in keys):      # plain indices: the common, fast case
+                texts = self.texts
+                lists = self.transform.encode_lists([texts[k] for k in keys], keys, num_threads=threads)
+                if self.output == "list" and not self.return_index:
+                    return lists
+                return [self._item(i, ids) for i, ids in zip(keys, lists)]
             pairs = [_split_key(k, self.transform.epoch) for k in keys]
             texts = [self.texts[i] for _, i in pairs]
             tok = self.transform
-            threads = 1 if _in_worker() else None
             if len({e for e, _ in pairs}) == 1:
                 lists = tok.encode_lists(texts, [i for _, i in pairs], pairs[0][0] if pairs else None, threads)
             else:
