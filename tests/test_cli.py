@@ -74,7 +74,9 @@ def fails(result, code=1, *needles):
 
 
 def lines_of(data: bytes):
-    return data.splitlines(keepends=True)
+    """Lines as the CLI reads them: each ends at a newline (a lone CR does not end one)."""
+    parts = data.split(b"\n")
+    return [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 # ---------------------------------------------------------------------------
@@ -549,3 +551,40 @@ def test_output_folder_must_exist(runner, model, tmp_path):
     missing = tmp_path / "nowhere" / "out.ids"
     fails(run(runner, "encode", "-m", model, "-o", missing, input="x"), 1, str(missing), "does not exist")
     fails(run(runner, "decode", "-m", model, "-o", missing, input="3"), 1, str(missing))
+
+
+LINE_TEXT = st.lists(
+    st.tuples(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30),
+              st.sampled_from(["\n", "\r\n", "\n\n", ""])),
+    max_size=6,
+).map(lambda parts: "".join(a + b for a, b in parts))
+
+
+@given(LINE_TEXT)
+@settings(max_examples=25, deadline=None)
+def test_round_trip_of_any_text(text):
+    model_arg = str(pytest.importorskip("conftest").VENDORED_MODEL)
+    runner = CliRunner()
+    for flags, expected in (([], unicodedata.normalize("NFC", text)), (["--no-normalize"], text)):
+        ids = ok(run(runner, "encode", "-m", model_arg, *flags, input=text.encode())).stdout_bytes
+        lines = text.count("\n") + (not text.endswith("\n") and text != "")
+        assert ids.count(b"\n") == lines
+        assert ok(run(runner, "decode", "-m", model_arg, input=ids)).stdout_bytes == expected.encode()
+
+
+def test_interrupted_encode_leaves_no_output(runner, model, text_file, tmp_path, monkeypatch):
+    calls = []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    real = Tokenizer.encode_batch
+    monkeypatch.setattr(Tokenizer, "encode_batch", interrupted)
+    monkeypatch.setattr(cli, "BATCH_LINES", 1)
+    target = tmp_path / "out.ids"
+    result = run(runner, "encode", "-m", model, "-o", target, "--threads", "1", text_file)
+    assert result.exit_code == 130 and "Error: interrupted" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.txt"]
