@@ -1144,6 +1144,28 @@ cdef class Lattice:
         finally:
             free(ptrs); free(lens)
 
+    def forward_log(self, bytes data, double alpha=1.0, bint chunked=True):
+        """F[e] = log of the sum of exp(alpha * score) over the segmentations of data[:e]
+        (pieces stay inside chunks; F is not reset at chunk starts, so F[len] = log Z).
+        Float64 numpy array of len(data) + 1 entries. (Added for issue 5.)"""
+        cdef Py_ssize_t length = PyBytes_GET_SIZE(data)
+        cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
+        cdef Model M
+        cdef Workspace ws
+        if not (alpha >= 0 and alpha < INFINITY):
+            raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
+        out = np.empty(length + 1, dtype=np.float64)
+        cdef double[::1] fv = out
+        memset(&ws, 0, sizeof(Workspace))
+        if ws_reserve(&ws, length, self.trie.max_len) < 0:
+            ws_free(&ws)
+            raise MemoryError()
+        self._model(&M, alpha, self.logp)
+        with nogil:
+            forward_global(&M, x, length, chunked, &ws, &fv[0])
+            ws_free(&ws)
+        return out
+
 
 # ---------------------------------------------------------------------------
 # Exact lattice answers (issue 5): k-best Viterbi, piece lookup, forward entropy.
@@ -1342,3 +1364,26 @@ cdef double forward_entropy(const Model* M, const uint8_t* x, Py_ssize_t n, bint
         ent_total[0] += ent[n]
         esc_total[0] += esc[n]
     return logz_total
+
+
+cdef void forward_global(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                         Workspace* ws, double* fwd) noexcept nogil:
+    """The forward log-sums into fwd[0 .. n], edges kept inside chunks, never reset."""
+    cdef Py_ssize_t e, cs = 0
+    cdef int k, j
+    cdef double top, tot, c
+    fwd[0] = 0.0
+    for e in range(1, n + 1):
+        if chunked and e > 1 and is_chunk_start(x, e - 1):
+            cs = e - 1
+        k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+        top = -INFINITY
+        for j in range(k):
+            c = fwd[ws.starts[j]] + M.alpha * M.logp[ws.values[j]]
+            ws.weights[j] = c
+            if c > top:
+                top = c
+        tot = 0.0
+        for j in range(k):
+            tot += exp(ws.weights[j] - top)
+        fwd[e] = top + log(tot)
