@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
+import struct
 import threading
 import unicodedata
 import weakref
 from functools import cached_property
-from typing import Iterable, Iterator, List, Optional, Sequence, Union
+from typing import AbstractSet, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from .model import (
     BOS_ID,
     EOS_ID,
     FIRST_PIECE_ID,
+    NORMALIZATIONS,
     SPECIAL_PIECES,
     ModelSource,
     Vocabulary,
@@ -39,6 +42,28 @@ SAMPLERS = {"exact": SAMPLER_EXACT, "legacy-v1": SAMPLER_LEGACY_V1}
 # Batches smaller than this many bytes per thread are not worth a thread.
 _MIN_BYTES_PER_THREAD = 1 << 16
 _BLOCK_TEXTS = 64
+
+SpecialSet = Union[str, AbstractSet[str], Sequence[str]]
+
+
+class Encoding(NamedTuple):
+    """Ids of a text with the span of every token.
+
+    ``offsets[k] == (start, end)``: token ``k`` covers ``data[start:end]`` of the text's
+    UTF-8 bytes (after normalisation). ``char_offsets[k]``: the characters it touches,
+    ``text[start:end]`` of the normalised text; a token holding only part of a
+    character's bytes still touches that whole character, so two tokens that split a
+    character both include it. ``<bos>`` is ``(0, 0)``, ``<eos>`` is ``(n, n)``.
+    """
+
+    ids: List[int]
+    offsets: List[Tuple[int, int]]
+    char_offsets: List[Tuple[int, int]]
+
+
+def id_dtype(vocab_size: int):
+    """The smallest numpy integer type that holds every id: uint16 up to 65536 ids, else int32."""
+    return np.uint16 if vocab_size <= 1 << 16 else np.int32
 
 
 class UnknownIdError(KeyError, ValueError):
@@ -63,13 +88,32 @@ class Tokenizer(LatticeQueries):
     ``decode(encode(x)) == x`` for every str.
     """
 
-    def __init__(self, pieces_or_path: ModelSource, seed: Optional[_keys.Key] = None, *, normalize: bool = True):
+    def __init__(self, pieces_or_path: ModelSource, seed: Optional[_keys.Key] = None, *,
+                 normalize: Union[bool, str, None] = None, alpha: Optional[float] = None,
+                 special_tokens: Optional[Sequence[str]] = None):
         vocab = load_model(pieces_or_path)
-        self._init(vocab, seed, normalize)
+        changes: dict = {}
+        if normalize is not None:
+            changes["normalization"] = _normalization(normalize, vocab.normalization)
+        if alpha is not None:
+            alpha = self._check_alpha(alpha)
+            changes["alpha"] = alpha if alpha >= 0 else -1.0
+        if special_tokens is not None:
+            if isinstance(special_tokens, str):
+                raise TypeError("special_tokens is a list of strings, not one string")
+            extra = [t for t in special_tokens if t not in vocab.special_tokens]
+            changes["special_tokens"] = vocab.special_tokens + tuple(dict.fromkeys(extra))
+        if changes:
+            vocab = vocab.replace(**changes)
+        self._init(vocab, seed)
 
-    def _init(self, vocab: Vocabulary, seed, normalize: bool) -> None:
+    def _init(self, vocab: Vocabulary, seed, normalize: Optional[bool] = None) -> None:
+        if normalize is not None:
+            vocab = vocab.replace(normalization=_normalization(normalize, vocab.normalization))
         self._vocab = vocab
-        self._normalize = bool(normalize)
+        self._form = vocab.normalization
+        self._normalize = self._form != "none"
+        self._alpha = float(vocab.alpha)
         counts = np.asarray(vocab.counts, dtype=np.float64)
         # Same arithmetic as 0.6.3 (np.log of each count minus np.log of the integer
         # total), so that Viterbi ties are decided on identical floating-point scores.
@@ -77,9 +121,16 @@ class Tokenizer(LatticeQueries):
         self._logprobs = logprobs
         n = len(vocab.pieces)
         self._lattice = Lattice(list(vocab.pieces), logprobs, np.arange(FIRST_PIECE_ID, FIRST_PIECE_ID + n))
-        self.vocab_size = n + FIRST_PIECE_ID
-        # id -> bytes, with the special ids decoding to nothing (0.6.3 drops them).
-        self._id_bytes: List[bytes] = [b""] * FIRST_PIECE_ID + list(vocab.pieces)
+        # User special tokens take the ids after the pieces.
+        first_special = n + FIRST_PIECE_ID
+        self._special_ids = {t: first_special + j for j, t in enumerate(vocab.special_tokens)}
+        self.vocab_size = first_special + len(vocab.special_tokens)
+        self.id_dtype = id_dtype(self.vocab_size)
+        # id -> bytes: <pad>, <bos>, <eos> decode to nothing (0.6.3 drops them); a user
+        # special token decodes to its text.
+        self._id_bytes: List[bytes] = ([b""] * FIRST_PIECE_ID + list(vocab.pieces)
+                                       + [t.encode("utf-8") for t in vocab.special_tokens])
+        self._special_patterns: dict = {}
         self.set_seed(seed)
         _LIVE_TOKENIZERS.add(self)
 
@@ -107,7 +158,7 @@ class Tokenizer(LatticeQueries):
     # -- text -> bytes ------------------------------------------------------
     def _to_bytes(self, text: Text) -> bytes:
         if isinstance(text, str):
-            return (_nfc("NFC", text) if self._normalize else text).encode("utf-8")
+            return (_nfc(self._form, text) if self._normalize else text).encode("utf-8")
         if isinstance(text, bytes):
             return text
         if isinstance(text, (bytearray, memoryview)):
@@ -129,9 +180,10 @@ class Tokenizer(LatticeQueries):
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, not {sampler!r}") from None
 
     # -- the 0.6.3 API ------------------------------------------------------
-    def tokenize(self, text: Text, alpha: float = -1, iter: bool = False, *, key=None, sampler: str = "exact"):
+    def tokenize(self, text: Text, alpha: Optional[float] = None, iter: bool = False, *, key=None, sampler: str = "exact"):
         """Pieces (bytes) of ``text``: the Viterbi segmentation when ``alpha < 0``, else one
-        exact draw with probability proportional to exp(alpha * score).
+        exact draw with probability proportional to exp(alpha * score). ``alpha=None``
+        is the model's default (-1, Viterbi, unless the model file records another).
 
         >>> tok.tokenize("tokenizer")                       # doctest: +SKIP
         [b'token', b'izer']
@@ -140,6 +192,8 @@ class Tokenizer(LatticeQueries):
         (seed, key, text, alpha). ``sampler="legacy-v1"`` is the first, inexact variant.
         """
         data = self._to_bytes(text)
+        if alpha is None:
+            alpha = self._alpha
         if alpha < 0:  # NaN is not < 0: the core rejects it below
             pieces = self._lattice.tokenize(data)
         else:
@@ -147,16 +201,31 @@ class Tokenizer(LatticeQueries):
             pieces = self._lattice.tokenize(data, alpha, seed_word, key_word, True, self._sampler(sampler))
         return pieces.__iter__() if iter else pieces
 
-    def encode(self, text: Text, add_bos: bool = False, add_eos: bool = False, alpha: float = -1,
-               iter: bool = False, *, key=None, sampler: str = "exact"):
+    def encode(self, text: Text, add_bos: bool = False, add_eos: bool = False, alpha: Optional[float] = None,
+               iter: bool = False, *, key=None, sampler: str = "exact", allowed_special: SpecialSet = (),
+               disallowed_special: SpecialSet = (), as_numpy: bool = False):
         """Ids of ``text`` (see :meth:`tokenize` for ``alpha``, ``key`` and ``sampler``).
 
         >>> tok.encode("tokenizer", add_eos=True)           # doctest: +SKIP
         [20577, 16386, 2]
+
+        Special tokens (``special_tokens`` of the model) found in ``text`` are encoded as
+        ordinary text unless listed in ``allowed_special`` (a set of them, or ``"all"``);
+        those found in ``disallowed_special`` (a set or ``"all"``: every special token not
+        allowed) raise ValueError. ``as_numpy=True`` returns a numpy array of
+        :attr:`id_dtype` (uint16 when the vocabulary has at most 65536 ids).
         """
+        if alpha is None:
+            alpha = self._alpha
+        if allowed_special or disallowed_special or as_numpy:
+            ids = self._encode_spans(text, add_bos, add_eos, alpha, key, sampler, allowed_special,
+                                     disallowed_special, False)[0]
+            if as_numpy:
+                return np.asarray(ids, dtype=self.id_dtype)
+            return ids.__iter__() if iter else ids
         # The hot path of per-line encoding: kept free of helper calls for str input.
         if type(text) is str:
-            data = (_nfc("NFC", text) if self._normalize else text).encode("utf-8")
+            data = (_nfc(self._form, text) if self._normalize else text).encode("utf-8")
         else:
             data = self._to_bytes(text)
         bos = BOS_ID if add_bos else -1
@@ -168,8 +237,141 @@ class Tokenizer(LatticeQueries):
             ids = self._lattice.encode(data, alpha, seed_word, key_word, True, self._sampler(sampler), 0, bos, eos)
         return ids.__iter__() if iter else ids
 
+    def encode_with_offsets(self, text: Text, add_bos: bool = False, add_eos: bool = False,
+                            alpha: Optional[float] = None, *, key=None, sampler: str = "exact",
+                            allowed_special: SpecialSet = (), disallowed_special: SpecialSet = ()) -> Encoding:
+        """:meth:`encode` with the byte and character span of every token.
+
+        >>> enc = tok.encode_with_offsets("héllo")             # doctest: +SKIP
+        >>> enc.ids, enc.offsets, enc.char_offsets             # doctest: +SKIP
+        ([...], [(0, 3), (3, 6)], [(0, 2), (2, 5)])
+
+        Offsets refer to the normalised text (``tok.normalize_text(text)``, which is
+        ``text`` itself when it is already NFC or normalisation is off): byte offsets
+        into its UTF-8 encoding, character offsets into the str. When a token holds
+        only some bytes of a character, its character span still includes that whole
+        character (``text[a:b]`` is the shortest substring containing the token's
+        bytes), so neighbouring tokens that split a character overlap on it. For bytes
+        input, characters are counted as UTF-8 lead bytes (exact for valid UTF-8).
+        The ids equal ``encode``'s for the same arguments (and key).
+        """
+        if alpha is None:
+            alpha = self._alpha
+        ids, starts, ends, data = self._encode_spans(text, add_bos, add_eos, alpha, key, sampler,
+                                                     allowed_special, disallowed_special, True)
+        return Encoding(ids, list(zip(starts, ends)), _char_spans(data, starts, ends))
+
+    def normalize_text(self, text: str) -> str:
+        """``text`` as the tokenizer sees it (the model's normalisation applied)."""
+        return _nfc(self._form, text) if self._normalize else text
+
+    # -- special tokens ---------------------------------------------------------
+    @property
+    def special_tokens(self) -> dict:
+        """The model's special tokens and their ids (after the pieces)."""
+        return dict(self._special_ids)
+
+    def _resolve_special(self, allowed: SpecialSet, disallowed: SpecialSet) -> Tuple[frozenset, frozenset]:
+        names = self._special_ids
+        if allowed == "all":
+            allowed_set = frozenset(names)
+        else:
+            if isinstance(allowed, str):
+                raise TypeError('allowed_special is a set of special tokens or "all"')
+            allowed_set = frozenset(allowed)
+        if disallowed == "all":
+            disallowed_set = frozenset(names) - allowed_set
+        else:
+            if isinstance(disallowed, str):
+                raise TypeError('disallowed_special is a set of special tokens or "all"')
+            disallowed_set = frozenset(disallowed)
+        unknown = (allowed_set | disallowed_set) - set(names)
+        if unknown:
+            raise ValueError(f"not special tokens of this model: {sorted(unknown)!r}")
+        return allowed_set, disallowed_set
+
+    def _special_pattern(self, tokens: frozenset):
+        pattern = self._special_patterns.get(tokens)
+        if pattern is None:
+            forms = sorted(((self.normalize_text(t).encode("utf-8"), t) for t in tokens),
+                           key=lambda f: (-len(f[0]), f[0]))
+            pattern = (re.compile(b"|".join(re.escape(f) for f, _ in forms)),
+                       {f: self._special_ids[t] for f, t in forms})
+            if len(self._special_patterns) < 64:
+                self._special_patterns[tokens] = pattern
+        return pattern
+
+    def _split_special(self, data: bytes, allowed: SpecialSet, disallowed: SpecialSet):
+        """[(start, end, special id or -1)] covering data: the allowed special tokens
+        found in it (leftmost, longest first) and the ordinary text between them."""
+        allowed_set, disallowed_set = self._resolve_special(allowed, disallowed)
+        if disallowed_set:
+            regex, _ = self._special_pattern(disallowed_set)
+            found = regex.search(data)
+            if found:
+                raise ValueError(
+                    f"the text holds the special token {found.group().decode('utf-8', 'replace')!r} at byte "
+                    f"{found.start()}; pass it in allowed_special to encode it as a special token, or "
+                    f"leave disallowed_special empty to encode it as ordinary text")
+        if not allowed_set:
+            return [(0, len(data), -1)] if data else []
+        regex, ids = self._special_pattern(allowed_set)
+        parts, at = [], 0
+        for match in regex.finditer(data):
+            if match.start() > at:
+                parts.append((at, match.start(), -1))
+            parts.append((match.start(), match.end(), ids[match.group()]))
+            at = match.end()
+        if at < len(data):
+            parts.append((at, len(data), -1))
+        return parts
+
+    def _encode_spans(self, text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed, spans: bool):
+        """(ids, token starts, token ends, data); starts/ends only when `spans`."""
+        data = self._to_bytes(text)
+        parts = self._split_special(data, allowed, disallowed) if (allowed or disallowed) else (
+            [(0, len(data), -1)] if data else [])
+        if alpha < 0:
+            seed_word = key_word = 0
+            sampler_code = 0
+            alpha = -1.0
+        else:
+            alpha = self._check_alpha(alpha)
+            seed_word, key_word = self._words(key)
+            sampler_code = self._sampler(sampler)
+        ids: List[int] = [BOS_ID] if add_bos else []
+        starts: List[int] = [0] if add_bos else []
+        ends: List[int] = [0] if add_bos else []
+        ordinary = 0
+        for lo, hi, special in parts:
+            if special >= 0:
+                ids.append(special)
+                if spans:
+                    starts.append(lo)
+                    ends.append(hi)
+                continue
+            # Each run of ordinary text is segmented on its own; the first run draws with
+            # the call's own key word (so text without special tokens samples as encode
+            # does), later runs with key words derived from it.
+            word = key_word if ordinary == 0 else _segment_word(key_word, ordinary)
+            ordinary += 1
+            vals, cut = self._lattice.segment(data[lo:hi] if (lo or hi != len(data)) else data,
+                                              alpha, seed_word, word, True, sampler_code)
+            ids.extend((vals + FIRST_PIECE_ID).tolist())
+            if spans:
+                e = (cut + lo).tolist()
+                starts.append(lo)
+                starts.extend(e[:-1])
+                ends.extend(e)
+        if add_eos:
+            ids.append(EOS_ID)
+            starts.append(len(data))
+            ends.append(len(data))
+        return ids, starts, ends, data
+
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of ``ids``; special ids are dropped and invalid UTF-8 is skipped, as in 0.6.3.
+        """Text of ``ids``; ids 0-2 are dropped and invalid UTF-8 is skipped, as in 0.6.3
+        (special tokens of the model decode to their text).
 
         >>> tok.decode(tok.encode("tokenizer"))             # doctest: +SKIP
         'tokenizer'
@@ -197,11 +399,11 @@ class Tokenizer(LatticeQueries):
             raise UnknownIdError(f"id {bad!r} is not in the vocabulary (0 .. {len(table) - 1})") from None
 
     def piece_to_id(self, piece):
-        """Id of a piece (bytes) or of '<pad>', '<bos>', '<eos>'."""
+        """Id of a piece (bytes), of '<pad>', '<bos>', '<eos>' or of a special token (str)."""
         return self._piece2id[piece]
 
     def id_to_piece(self, i):
-        """Piece (bytes) of an id; '<pad>', '<bos>', '<eos>' for 0, 1, 2."""
+        """Piece (bytes) of an id; '<pad>', '<bos>', '<eos>' for 0, 1, 2; a special token's str."""
         return self._id2piece[i]
 
     def pieces_to_ids(self, pieces):
@@ -216,12 +418,14 @@ class Tokenizer(LatticeQueries):
     def _piece2id(self) -> dict:
         mapping = {p: i for i, p in enumerate(self._vocab.pieces, FIRST_PIECE_ID)}
         mapping.update({name: i for i, name in enumerate(SPECIAL_PIECES)})
+        mapping.update(self._special_ids)
         return mapping
 
     @cached_property
     def _id2piece(self) -> dict:
         mapping = {i: name for i, name in enumerate(SPECIAL_PIECES)}
         mapping.update(enumerate(self._vocab.pieces, FIRST_PIECE_ID))
+        mapping.update({i: name for name, i in self._special_ids.items()})
         return mapping
 
     @cached_property
@@ -231,17 +435,27 @@ class Tokenizer(LatticeQueries):
 
     # -- batches ------------------------------------------------------------
     def encode_batch(self, texts: Sequence[Text], add_bos: bool = False, add_eos: bool = False,
-                     alpha: float = -1, keys: Optional[Sequence] = None, num_threads: Optional[int] = None,
-                     *, sampler: str = "exact") -> List[List[int]]:
+                     alpha: Optional[float] = None, keys: Optional[Sequence] = None,
+                     num_threads: Optional[int] = None, *, sampler: str = "exact",
+                     allowed_special: SpecialSet = (), disallowed_special: SpecialSet = (),
+                     as_numpy: bool = False, return_offsets: bool = False):
         """``[encode(t) for t in texts]`` on several threads, the GIL released in the core.
 
         >>> tok.encode_batch(["a text", "another"], alpha=0.1, keys=[0, 1])   # doctest: +SKIP
+        >>> ids, rows = tok.encode_batch(["a text", "another"], as_numpy=True)  # doctest: +SKIP
 
         With ``keys`` (one per text) each result depends only on (seed, key, text, alpha),
         never on ``num_threads`` or the position in the batch. Without keys the texts
         draw consecutive calls of this tokenizer's unkeyed stream.
+
+        ``as_numpy=True`` returns ``(ids, rows)``: all ids in one array of
+        :attr:`id_dtype` and int64 row offsets (text ``i`` is ``ids[rows[i]:rows[i + 1]]``),
+        built without Python lists. With ``return_offsets`` as well, a third int32 array
+        of shape (number of ids, 2) holds every token's byte span within its text.
+        ``return_offsets`` alone gives one :class:`Encoding` per text. For the special
+        token arguments see :meth:`encode`.
         """
-        alpha = self._check_alpha(alpha)
+        alpha = self._check_alpha(self._alpha if alpha is None else alpha)
         if isinstance(texts, (str, bytes)):
             raise TypeError("encode_batch takes a sequence of texts; use encode for one text")
         texts = list(texts)
@@ -251,6 +465,9 @@ class Tokenizer(LatticeQueries):
             if len(keys) != n:
                 raise ValueError(f"keys has {len(keys)} entries for {n} texts")
         sampler_code = self._sampler(sampler)
+        if allowed_special or disallowed_special or (return_offsets and not as_numpy):
+            return self._encode_batch_slow(texts, add_bos, add_eos, alpha, keys, sampler, allowed_special,
+                                           disallowed_special, as_numpy, return_offsets)
         seed_arr = key_arr = None
         if alpha >= 0:
             seed_arr = np.empty(n, dtype=np.uint64)
@@ -264,25 +481,61 @@ class Tokenizer(LatticeQueries):
                     seed_arr[i], key_arr[i] = _keys.key_words(key, self._int_word, self._hashed_word)
         bos = BOS_ID if add_bos else -1
         eos = EOS_ID if add_eos else -1
-        results: List[Optional[List[int]]] = [None] * n
+        blocks = [(lo, min(lo + _BLOCK_TEXTS, n)) for lo in range(0, n, _BLOCK_TEXTS)]
+        small = self.id_dtype == np.uint16
 
-        def run_block(lo: int, hi: int) -> None:
-            datas = [self._to_bytes(t) for t in texts[lo:hi]]
-            results[lo:hi] = self._lattice.encode_many(
-                datas, alpha,
-                None if seed_arr is None else seed_arr[lo:hi],
-                None if key_arr is None else key_arr[lo:hi],
-                True, sampler_code, 0, bos, eos,
-            )
+        if as_numpy:
+            parts: list = [None] * len(blocks)
+
+            def run_block(lo: int, hi: int) -> None:
+                datas = [self._to_bytes(t) for t in texts[lo:hi]]
+                parts[lo // _BLOCK_TEXTS] = self._lattice.encode_many_flat(
+                    datas, alpha,
+                    None if seed_arr is None else seed_arr[lo:hi],
+                    None if key_arr is None else key_arr[lo:hi],
+                    True, sampler_code, 0, bos, eos, small, return_offsets,
+                )
+        else:
+            results: List[Optional[List[int]]] = [None] * n
+
+            def run_block(lo: int, hi: int) -> None:
+                datas = [self._to_bytes(t) for t in texts[lo:hi]]
+                results[lo:hi] = self._lattice.encode_many(
+                    datas, alpha,
+                    None if seed_arr is None else seed_arr[lo:hi],
+                    None if key_arr is None else key_arr[lo:hi],
+                    True, sampler_code, 0, bos, eos,
+                )
 
         threads = self._thread_count(num_threads, texts)
-        blocks = [(lo, min(lo + _BLOCK_TEXTS, n)) for lo in range(0, n, _BLOCK_TEXTS)]
         if threads <= 1:
             for lo, hi in blocks:
                 run_block(lo, hi)
         else:
             _run_parallel(run_block, blocks, threads)
-        return results  # type: ignore[return-value]
+        if not as_numpy:
+            return results  # type: ignore[return-value]
+        return _join_flat(parts, self.id_dtype, return_offsets)
+
+    def _encode_batch_slow(self, texts, add_bos, add_eos, alpha, keys, sampler, allowed, disallowed,
+                           as_numpy, return_offsets):
+        """One text at a time (special tokens honoured or checked, or per-text Encodings)."""
+        encodings = [
+            self.encode_with_offsets(t, add_bos, add_eos, alpha, key=None if keys is None else keys[i],
+                                     sampler=sampler, allowed_special=allowed, disallowed_special=disallowed)
+            for i, t in enumerate(texts)
+        ]
+        if not as_numpy:
+            return encodings if return_offsets else [e.ids for e in encodings]
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        rows = np.zeros(len(encodings) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=rows[1:])
+        ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=self.id_dtype,
+                          count=int(rows[-1]))
+        if not return_offsets:
+            return ids, rows
+        spans = np.array([span for e in encodings for span in e.offsets], dtype=np.int32).reshape(-1, 2)
+        return ids, rows, spans
 
     @staticmethod
     def _thread_count(num_threads: Optional[int], texts: Sequence[Text]) -> int:
@@ -296,7 +549,9 @@ class Tokenizer(LatticeQueries):
 
     # -- files and pickling ---------------------------------------------------
     def save(self, path, *, overwrite: bool = True) -> None:
-        """Write the model in BytePiece 0.6.3's JSON format (atomically)."""
+        """Write the model (atomically): BytePiece 0.6.3's JSON format, byte for byte, when the
+        tokenizer is plain (NFC, Viterbi by default, no special tokens); otherwise the same
+        plus a metadata entry recording the special tokens, normalisation and default alpha."""
         save_model(path, self._vocab, overwrite=overwrite)
 
     @property
@@ -307,20 +562,118 @@ class Tokenizer(LatticeQueries):
     def normalize(self) -> bool:
         return self._normalize
 
+    @property
+    def normalization(self) -> str:
+        """The Unicode normalisation applied to str input: "NFC" (0.6.3's), "NFKC", "NFD", "NFKD" or "none"."""
+        return self._form
+
+    @property
+    def alpha(self) -> float:
+        """The default alpha of encode/tokenize (negative: Viterbi)."""
+        return self._alpha
+
+    # -- interoperability (bytepiece.convert) ------------------------------------
+    def convert_to_sentencepiece(self, path) -> None:
+        """Write the model as a SentencePiece Unigram model file (as BytePiece 0.6.3 does;
+        see docs/interop.md for what SentencePiece cannot represent)."""
+        from .convert import to_sentencepiece
+
+        to_sentencepiece(self, path)
+
+    def export_huggingface(self, path) -> str:
+        """Write a Hugging Face ``tokenizer.json`` (``path`` is the file, or a folder to hold
+        it) that segments exactly as this tokenizer; returns the file's path."""
+        from .convert import to_huggingface
+
+        return to_huggingface(self, path)
+
+    @classmethod
+    def from_sentencepiece(cls, path, seed: Optional[_keys.Key] = None, **options) -> "Tokenizer":
+        """A Tokenizer from a SentencePiece Unigram model file (see docs/interop.md)."""
+        from .convert import from_sentencepiece
+
+        return cls(from_sentencepiece(path), seed, **options)
+
     def __reduce__(self):
-        return (_restore, (self._vocab, self._seed, self._normalize))
+        return (_restore, (self._vocab, self._seed))
 
     def __repr__(self) -> str:
-        return f"Tokenizer(vocab_size={self.vocab_size}, normalize={self._normalize})"
+        extra = f", special_tokens={len(self._special_ids)}" if self._special_ids else ""
+        return f"Tokenizer(vocab_size={self.vocab_size}, normalization={self._form!r}{extra})"
 
 
-def _restore(vocab: Vocabulary, seed, normalize: bool) -> Tokenizer:
+def _restore(vocab: Vocabulary, seed, normalize: Optional[bool] = None) -> Tokenizer:
     tok = Tokenizer.__new__(Tokenizer)
     tok._init(vocab, seed, normalize)
     # Keyed samples are as in the original; the unkeyed stream is this copy's own,
     # so data-loader workers that unpickle one tokenizer never draw the same samples.
     tok._reseed_stream()
     return tok
+
+
+def _normalization(normalize: Union[bool, str], model_form: str) -> str:
+    """The normalisation a ``normalize`` argument asks for: True keeps the model's (NFC
+    when the model has none), False turns it off, a str names the form."""
+    if normalize is True:
+        return model_form if model_form != "none" else "NFC"
+    if normalize is False:
+        return "none"
+    if normalize in NORMALIZATIONS:
+        return normalize
+    raise ValueError(f"normalize must be True, False or one of {', '.join(NORMALIZATIONS)}, not {normalize!r}")
+
+
+def _segment_word(key_word: int, index: int) -> int:
+    """The key word of the index-th run of ordinary text between special tokens."""
+    return int.from_bytes(__import__("hashlib").blake2b(
+        b"special-split" + struct.pack("<QQ", key_word & 0xFFFFFFFFFFFFFFFF, index), digest_size=8).digest(), "little")
+
+
+def _char_spans(data: bytes, starts: Sequence[int], ends: Sequence[int]) -> List[Tuple[int, int]]:
+    """Character spans of byte spans: [index of the character holding the first byte,
+    1 + index of the character holding the last byte); empty spans map to the
+    character boundary at or after them."""
+    if not starts:
+        return []
+    arr = np.frombuffer(data, dtype=np.uint8)
+    lead = (arr & 0xC0) != 0x80
+    if len(arr):
+        lead[0] = True
+    # before[b] = number of characters starting before byte b (b = 0 .. n)
+    before = np.zeros(len(arr) + 1, dtype=np.int64)
+    np.cumsum(lead, out=before[1:])
+    s = np.asarray(starts, dtype=np.int64)
+    e = np.asarray(ends, dtype=np.int64)
+    nonempty = e > s
+    # The character holding byte s is number before[s + 1] - 1; the one holding byte
+    # e - 1 is before[e] - 1. An empty span (<bos>, <eos>) at b maps to before[b].
+    n = len(arr)
+    cs = np.where(nonempty, before[np.minimum(s + 1, n)] - 1, before[np.minimum(s, n)])
+    ce = np.where(nonempty, before[np.minimum(e, n)], cs)
+    return list(zip(cs.tolist(), ce.tolist()))
+
+
+def _join_flat(parts: list, dtype, with_offsets: bool):
+    """Concatenate per-block (ids, rows, ends) into one (ids, rows[, spans])."""
+    if not parts:
+        empty = (np.empty(0, dtype=dtype), np.zeros(1, dtype=np.int64))
+        return empty + ((np.empty((0, 2), dtype=np.int32),) if with_offsets else ())
+    ids = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+    rows_list, base = [np.zeros(1, dtype=np.int64)], 0
+    for p in parts:
+        rows_list.append(p[1][1:] + base)
+        base += int(p[1][-1])
+    rows = np.concatenate(rows_list)
+    if not with_offsets:
+        return ids, rows
+    ends = np.concatenate([p[2] for p in parts]) if len(parts) > 1 else parts[0][2]
+    spans = np.empty((len(ends), 2), dtype=np.int32)
+    spans[:, 1] = ends
+    if len(ends):
+        spans[1:, 0] = ends[:-1]
+        first = rows[:-1][rows[:-1] < rows[1:]]   # first token of every non-empty text
+        spans[first, 0] = 0
+    return ids, rows, spans
 
 
 def _run_parallel(run_block, blocks, threads: int) -> None:
