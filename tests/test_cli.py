@@ -14,8 +14,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bytepiece import Tokenizer, __version__
-from bytepiece import cli
+from bytepiece import Tokenizer, __version__, cli
 from bytepiece.cli import (
     chi_square,
     chi_square_sf,
@@ -24,6 +23,7 @@ from bytepiece.cli import (
     parse_piece,
     readable_piece,
 )
+from conftest import VENDORED_MODEL
 
 TEXT = (
     "Hello world, this is a test.\r\n"
@@ -349,14 +349,12 @@ def test_sample_shows_exact_probabilities_and_marks_the_best(runner, model, tok)
     assert len(rows) == 30
     logz = tok._lattice.boundary_marginals(text.encode(), 0.1)[0]
     best = tok.encode(text)
-    by_pieces = {}
     for p, mark, pieces in rows:
         ids = [tok.piece_to_id(parse_piece(s)) for s in pieces.split(" ")]
         assert tok.decode(ids) == text
         score = sum(tok._logprobs[i - 3] for i in ids)
         assert math.isclose(p, math.exp(0.1 * score - logz), rel_tol=1e-5)
         assert (mark == "*") == (ids == best)
-        by_pieces[pieces] = p
     assert any(mark == "*" for _, mark, _ in rows)
     assert ok(run(runner, "sample", "-m", model, text, "-n", "30", "--seed", "1")).stdout == result.stdout
 
@@ -395,7 +393,6 @@ def test_enumeration_matches_the_lattice(tok):
         logz = tok._lattice.boundary_marginals(text, alpha)[0]
         assert math.isclose(math.log(math.fsum(weights)), logz, rel_tol=1e-9, abs_tol=1e-9)
     # no piece crosses the start of a chunk (the end of a run of newlines)
-    assert b"\nb" in pieces or b"\nb" not in pieces
     for seg in enumerate_segmentations(b"a\nb", pieces, 36):
         assert all(b"\nb" not in tok.decode_bytes([i]) for i in seg)
     with pytest.raises(ValueError, match="segmentations"):
@@ -563,7 +560,7 @@ LINE_TEXT = st.lists(
 @given(LINE_TEXT)
 @settings(max_examples=25, deadline=None)
 def test_round_trip_of_any_text(text):
-    model_arg = str(pytest.importorskip("conftest").VENDORED_MODEL)
+    model_arg = str(VENDORED_MODEL)
     runner = CliRunner()
     for flags, expected in (([], unicodedata.normalize("NFC", text)), (["--no-normalize"], text)):
         ids = ok(run(runner, "encode", "-m", model_arg, *flags, input=text.encode())).stdout_bytes
