@@ -805,7 +805,8 @@ def sample(model_path, text, count, alpha, seed, check, no_normalize, threads):
     best = tok.encode(data)
     out = _TextOut()
     draws = tok.encode_batch([data] * count, alpha=alpha, keys=list(range(count)), num_threads=threads)
-    out.write(f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): p={_prob(tok, best, alpha, logz, data):.6g}\n")
+    out.write(f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): "
+              f"p={_prob(tok, best, alpha, logz, data):.6g}, {' '.join(shown[i] for i in best)}\n")
     for ids in draws:
         mark = "*" if ids == best else " "
         out.write(f"{_prob(tok, ids, alpha, logz, data):.6g}\t{mark}\t{' '.join(shown[i] for i in ids)}\n")
