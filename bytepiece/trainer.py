@@ -141,21 +141,37 @@ def _trim_sample(keyed: List[tuple], budget: int) -> List[tuple]:
     return keyed
 
 
-def _map_blocks(func, blocks: Iterable, workers: int) -> Iterator:
-    """func over blocks, results in block order; at most 2 * workers blocks in flight."""
+def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -> Iterator:
+    """func over blocks, results in block order; at most 2 * workers blocks in flight.
+
+    engine "process": a fork pool (the map functions and their tables pickle);
+    engine "thread": threads of this process (the Cython loops release the GIL)."""
     if workers <= 1:
         for block in blocks:
             yield func(block)
         return
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers) as pool:
+    if engine == "thread":
+        executor = ThreadPoolExecutor(workers)
+        submit = lambda block: executor.submit(func, block)  # noqa: E731
+        result = lambda fut: fut.result()  # noqa: E731
+    else:
+        executor = multiprocessing.get_context("fork").Pool(workers)
+        submit = lambda block: executor.apply_async(func, (block,))  # noqa: E731
+        result = lambda fut: fut.get()  # noqa: E731
+    try:
         pending: collections.deque = collections.deque()
         for block in blocks:
-            pending.append(pool.apply_async(func, (block,)))
+            pending.append(submit(block))
             while len(pending) >= 2 * workers:
-                yield pending.popleft().get()
+                yield result(pending.popleft())
         while pending:
-            yield pending.popleft().get()
+            yield result(pending.popleft())
+    finally:
+        if engine == "thread":
+            executor.shutdown(wait=True, cancel_futures=True)
+        else:
+            executor.terminate()
+            executor.join()
 
 
 # ---------------------------------------------------------------------------
@@ -172,13 +188,22 @@ class Trainer:
     - ``em_ngrams``: also propose the most frequent byte n-grams (whole UTF-8
       characters, ranked by count x length; at most this many times the target size);
     - ``em_shrink``: each pruning round keeps this fraction of the pieces;
+    - ``em_grow`` / ``em_grow_rounds``: in each of the first rounds, add this
+      fraction of the target size as new candidates: the most frequent
+      concatenations of adjacent pieces in the current Viterbi segmentation
+      (this is how pieces longer than the n-gram order appear);
+    - ``em_keep_chars``: when > 0, every whole character (up to 4 bytes) with an
+      expected count at least this is never pruned (helps languages with large
+      alphabets that are a minority of a mixed corpus; 0 = off);
     - ``em_iterations`` / ``em_final_iterations``: EM iterations per round / at the end;
     - ``em_sample_bytes``: EM runs on a sample of the corpus this big (chunks
       chosen by a hash of their bytes, so the sample is uniform and deterministic).
 
     ``ngram_memory`` caps the n-gram table (bytes; 0 = no cap); rare n-grams are
     dropped when it is hit, and a message says so. ``block_chars`` sizes the
-    blocks the work is split into. ``verbose=False`` silences progress.
+    blocks the work is split into. ``engine`` runs the map steps on
+    ``workers`` processes ("process", the default) or threads ("thread": one
+    process, less memory; the counting loops run without the GIL). ``verbose=False`` silences progress.
 
     >>> t = Trainer(max_vocab_size=300, min_count=1, verbose=False)
     >>> t.train(["hello world\\n"] * 20)
@@ -200,11 +225,15 @@ class Trainer:
         em_pairs: float = 1.0,
         em_ngrams: float = 2.0,
         em_shrink: float = 0.75,
+        em_grow: float = 0.25,
+        em_grow_rounds: int = 4,
+        em_keep_chars: float = 0,
         em_iterations: int = 1,
         em_final_iterations: int = 2,
         em_sample_bytes: int = 64_000_000,
         ngram_memory: int = 4_000_000_000,
         block_chars: int = 2_000_000,
+        engine: str = "process",
         verbose: bool = True,
     ):
         if isinstance(order, bool) or not isinstance(order, int) or order < 1:
@@ -233,6 +262,8 @@ class Trainer:
             raise TrainerError("em_iterations must be >= 1 and em_final_iterations >= 0")
         if em_sample_bytes < 1:
             raise TrainerError(f"em_sample_bytes must be positive, not {em_sample_bytes!r}")
+        if engine not in ("process", "thread"):
+            raise TrainerError(f"engine must be 'process' or 'thread', not {engine!r}")
         if ngram_memory < 0:
             raise TrainerError(f"ngram_memory must be >= 0 (0 = unbounded), not {ngram_memory!r}")
         self.order = order
@@ -247,11 +278,15 @@ class Trainer:
         self.em_pairs = em_pairs
         self.em_ngrams = em_ngrams
         self.em_shrink = em_shrink
+        self.em_grow = em_grow
+        self.em_keep_chars = em_keep_chars
+        self.em_grow_rounds = int(em_grow_rounds)
         self.em_iterations = em_iterations
         self.em_final_iterations = em_final_iterations
         self.em_sample_bytes = int(em_sample_bytes)
         self.ngram_memory = int(ngram_memory)
         self.block_chars = int(block_chars)
+        self.engine = engine
         self.verbose = verbose
         self.pieces: List[Dict[bytes, int]] = []
         self.stats: dict = {}
@@ -333,7 +368,7 @@ class Trainer:
         self._set_state()
         table = None
         blocks = iter_blocks(source, self.block_chars)
-        for block_table, nbytes in _map_blocks(_map_count_ngrams, blocks, workers):
+        for block_table, nbytes in _map_blocks(_map_count_ngrams, blocks, workers, self.engine):
             if table is None:
                 table = block_table
             else:
@@ -374,7 +409,7 @@ class Trainer:
         sample: List[tuple] = []
         sample_size = 0
         blocks = iter_blocks(source, self.block_chars)
-        for block_pieces, block_pairs, block_sample, nbytes in _map_blocks(_map_count_pieces, blocks, workers):
+        for block_pieces, block_pairs, block_sample, nbytes in _map_blocks(_map_count_pieces, blocks, workers, self.engine):
             pieces = block_pieces if pieces is None else pieces.merge(block_pieces)
             if block_pairs is not None:
                 pairs = block_pairs if pairs is None else pairs.merge(block_pairs)
@@ -478,7 +513,7 @@ class Trainer:
         counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
         groups = _make_groups(sample, EM_GROUPS)
         results = []
-        it = 0
+        it = grown = 0
         for size in self.max_vocab_size:
             target = size - NUM_SPECIAL
             while True:
@@ -487,9 +522,15 @@ class Trainer:
                     counts, ll = self._em_step(pieces, counts, groups, workers)
                     progress.log(f"iteration {it}: {len(pieces)} pieces, log-likelihood {ll:.6g} "
                                  f"({-ll / max(sample_bytes, 1) / math.log(2):.4f} bits/byte)")
-                if len(pieces) <= target:
+                if len(pieces) <= target and grown >= self.em_grow_rounds:
                     break
-                pieces, counts = self._em_prune(pieces, counts, max(target, int(len(pieces) * self.em_shrink)))
+                if len(pieces) > target:
+                    pieces, counts = self._em_prune(pieces, counts, max(target, int(len(pieces) * self.em_shrink)))
+                if grown < self.em_grow_rounds:
+                    grown += 1
+                    before = len(pieces)
+                    pieces, counts = self._em_grow(pieces, counts, groups, int(self.em_grow * target), workers)
+                    progress.log(f"grow round {grown}: + {len(pieces) - before} concatenations of adjacent pieces")
             for _ in range(self.em_final_iterations):
                 it += 1
                 counts, ll = self._em_step(pieces, counts, groups, workers)
@@ -521,6 +562,49 @@ class Trainer:
             ll += l
         return expected, ll
 
+    def _em_grow(self, pieces: List[bytes], counts: np.ndarray, groups: List[List[bytes]], k: int,
+                 workers: int):
+        """Add the k most frequent concatenations of two adjacent pieces in the Viterbi
+        segmentation of the sample (longer candidates; EM then keeps the useful ones)."""
+        n = len(pieces)
+        lattice = Lattice(pieces, _logprobs(pieces, counts), np.arange(n))
+
+        def run(group):
+            ids = lattice.encode_many(group, chunked=False)
+            lens = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lens.sum()))
+            last = np.cumsum(lens) - 1            # the last piece of each chunk has no right neighbour
+            ok = np.ones(len(flat), dtype=bool)
+            ok[last[lens > 0]] = False
+            ok = ok[:-1]
+            return flat[:-1][ok] * n + flat[1:][ok]
+
+        if workers > 1 and len(groups) > 1:
+            with ThreadPoolExecutor(workers) as ex:
+                keys = list(ex.map(run, groups))
+        else:
+            keys = [run(g) for g in groups]
+        keys, freq = np.unique(np.concatenate(keys), return_counts=True)
+        order = np.lexsort((keys, -freq))     # most frequent first, ties by key
+        known = set(pieces)
+        new: Dict[bytes, int] = {}
+        lengths = [len(p) for p in pieces]
+        for j in order:
+            if len(new) >= k or freq[j] < max(self.min_count, 2):
+                break
+            a, b = divmod(int(keys[j]), n)
+            if lengths[a] + lengths[b] > self.max_piece_length:
+                continue
+            piece = pieces[a] + pieces[b]
+            if piece not in known and piece not in new:
+                new[piece] = int(freq[j])
+        if not new:
+            return pieces, counts
+        merged = dict(zip(pieces, counts.tolist()))
+        merged.update(new)
+        out = sorted(merged, key=lambda p: (len(p), p))
+        return out, np.array([merged[p] for p in out], dtype=np.float64)
+
     def _em_prune(self, pieces: List[bytes], counts: np.ndarray, keep_n: int):
         """Keep the single bytes and the keep_n - 256 multi-byte pieces whose removal
         would cost the most likelihood."""
@@ -530,12 +614,22 @@ class Trainer:
         cs = counts.tolist()
         loss = [math.inf] * len(pieces)
         split = lattice.viterbi_split
+        keep_chars = self.em_keep_chars
         for i, p in enumerate(pieces):
             if len(p) > 1:
+                if keep_chars and len(p) <= 4 and cs[i] >= keep_chars and _is_one_char(p):
+                    continue    # whole characters stay, like SentencePiece's required characters
                 loss[i] = cs[i] * (lp[i] - math.fsum([lp[j] for j in split(p, True)]))
         order = sorted(range(len(pieces)), key=lambda i: (-loss[i], -cs[i], pieces[i]))
         kept = sorted(order[:keep_n], key=lambda i: (len(pieces[i]), pieces[i]))
         return [pieces[i] for i in kept], counts[kept]
+
+
+def _is_one_char(p: bytes) -> bool:
+    try:
+        return len(p.decode("utf-8")) == 1
+    except UnicodeDecodeError:
+        return False
 
 
 def _logprobs(pieces: List[bytes], counts: np.ndarray) -> np.ndarray:
