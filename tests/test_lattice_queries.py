@@ -235,3 +235,76 @@ def test_alpha_zero_counts_segmentations(tok):
     assert math.isclose(tok.log_partition(text, 0.0), math.log(count), rel_tol=1e-12)
     assert math.isclose(tok.entropy(text, 0.0), math.log(count), rel_tol=1e-12)
     assert len(tok.nbest(text, 10_000)) == count
+
+
+# ---------------------------------------------------------------------------
+# k distinct samples without replacement
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tokenizer_and_text(), st.sampled_from(ALPHAS), st.integers(1, 12), st.integers(0, 1000))
+def test_sample_distinct_returns_distinct_valid_segmentations(tto, alpha, k, key):
+    tok, oracle, text = tto
+    dist = oracle.distribution(text, alpha)
+    got = tok.sample_distinct(text, k, alpha, key=key)
+    paths = [tuple(p) for p, _, _ in got]
+    assert len(set(paths)) == len(paths) == min(k, len(dist))
+    for path, log_p, inclusion in got:
+        assert tuple(path) in dist
+        assert math.isclose(log_p, math.log(dist[tuple(path)]), rel_tol=1e-9, abs_tol=1e-9)
+        assert 0.0 < inclusion <= 1.0 or dist[tuple(path)] < 1e-300
+    if k >= len(dist):
+        assert all(inclusion == 1.0 for _, _, inclusion in got)
+    assert tok.sample_distinct(text, k, alpha, key=key) == got
+
+
+def _small_tokenizer():
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts.update({b"a": 40, b"b": 30, b"ab": 25, b"ba": 12, b"aba": 9, b"bab": 3, b"\xc3": 5, b"\xa9": 5,
+                   b"\xc3\xa9": 20, b"b\xc3": 2})
+    tok = Tokenizer(vocabulary_from_counts(counts), seed=11)
+    oracle = ReferenceLattice(dict(zip(tok.vocabulary.pieces, tok._logprobs.tolist())))
+    return tok, oracle, "abaé".encode()
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_sample_distinct_is_successive_sampling(alpha):
+    """The ordered pair (first, second) has probability p(a) * p(b) / (1 - p(a)).
+    Chi-square with pooling (expected < 5), 4,000 draws, fixed keys; level 1e-4 per test."""
+    tok, oracle, text = _small_tokenizer()
+    dist = oracle.distribution(text, alpha)
+    paths = sorted(dist, key=lambda path: -dist[path])
+    pairs = [(a, b) for a in paths for b in paths if a != b]
+    index = {pair: i for i, pair in enumerate(pairs)}
+    p = np.array([dist[a] * dist[b] / (1.0 - dist[a]) for a, b in pairs])
+    assert math.isclose(p.sum(), 1.0, rel_tol=1e-12)
+    draws = 4000
+    counts = np.zeros(len(pairs))
+    for key in range(draws):
+        (a, _, _), (b, _, _) = tok.sample_distinct(text, 2, alpha, key=key)
+        counts[index[(tuple(a), tuple(b))]] += 1
+    expected = draws * p
+    small = expected < 5
+    e, o = expected[~small], counts[~small]
+    if small.any():
+        e = np.append(e, expected[small].sum())
+        o = np.append(o, counts[small].sum())
+    from scipy import stats
+
+    pvalue = stats.chi2.sf(((o - e) ** 2 / e).sum(), len(e) - 1)
+    assert len(e) >= 10 and pvalue > 1e-4, (len(e), pvalue)
+
+
+def test_sample_distinct_inclusion_weights_are_unbiased():
+    """sum over the k drawn of p / q * f estimates E_p[f] without bias (f = number of
+    pieces); 3,000 fixed-key draws, |z| < 4.5 (about 1e-5 two-sided)."""
+    tok, oracle, text = _small_tokenizer()
+    alpha = 0.5
+    dist = oracle.distribution(text, alpha)
+    truth = sum(p * len(path) for path, p in dist.items())
+    estimates = []
+    for key in range(3000):
+        got = tok.sample_distinct(text, 3, alpha, key=key)
+        estimates.append(sum(math.exp(lp) / q * len(path) for path, lp, q in got))
+    estimates = np.array(estimates)
+    z = (estimates.mean() - truth) / (estimates.std(ddof=1) / math.sqrt(len(estimates)))
+    assert abs(z) < 4.5, (estimates.mean(), truth)
