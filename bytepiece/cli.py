@@ -1047,6 +1047,7 @@ def info(model_path, text_paths, as_json, no_normalize):
     out = _TextOut()
     if as_json:
         out.write(json.dumps(report, ensure_ascii=False) + "\n")
+        out.flush()
         return
     out.write(f"model:               {model_path} ({report['file format']}, {report['file bytes']} bytes)\n")
     out.write(f"vocabulary size:     {tok.vocab_size} ({len(vocab)} pieces + {FIRST_PIECE_ID} special ids)\n")
@@ -1061,6 +1062,9 @@ def info(model_path, text_paths, as_json, no_normalize):
         bar = "#" * max(1, round(40 * n / widest))
         out.write(f"  {length:>3} {n:>7}  {bar}\n")
     for m in measured:
+        if not m["tokens"]:
+            out.write(f"text {m['text']}: empty\n")
+            continue
         out.write(f"text {m['text']}: {m['bytes']} bytes, {m['tokens']} tokens, "
                   f"{m['bytes per token']} bytes/token, {m['characters per token']} characters/token\n")
     out.flush()

@@ -585,3 +585,11 @@ def test_interrupted_encode_leaves_no_output(runner, model, text_file, tmp_path,
     result = run(runner, "encode", "-m", model, "-o", target, "--threads", "1", text_file)
     assert result.exit_code == 130 and "Error: interrupted" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.txt"]
+
+
+def test_empty_inputs(runner, model, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    assert ok(run(runner, "encode", "-m", model, empty)).stdout_bytes == b""
+    assert ok(run(runner, "decode", "-m", model, input=b"")).stdout_bytes == b""
+    assert "empty" in ok(run(runner, "info", "-m", model, "--text", empty)).stdout
