@@ -23,6 +23,7 @@ and ``EpochSampler`` are built on first access.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -80,6 +81,10 @@ def flatten(id_lists: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
     lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
     offsets = np.zeros(len(id_lists) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
+    if id_lists and all(isinstance(ids, np.ndarray) for ids in id_lists):
+        return np.concatenate(id_lists).astype(np.int32, copy=False), offsets
+    if id_lists and hasattr(id_lists[0], "numpy"):          # torch tensors
+        return np.concatenate([ids.numpy() for ids in id_lists]).astype(np.int32, copy=False), offsets
     ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32, count=int(offsets[-1]))
     return ids, offsets
 
@@ -117,7 +122,26 @@ def encode_flat(tokenizer: Tokenizer, texts: Sequence[Text], *, alpha: float = -
     With ``keys`` each text's sample depends only on (seed, key, text, alpha), not
     on ``num_threads`` nor on its place in the batch.
     """
-    return flatten(tokenizer.encode_batch(texts, add_bos, add_eos, alpha, keys=keys, num_threads=num_threads))
+    ids, offsets = tokenizer.encode_batch(texts, add_bos=add_bos, add_eos=add_eos, alpha=alpha, keys=keys,
+                                          num_threads=num_threads, as_numpy=True)
+    return ids.astype(np.int32, copy=False), offsets
+
+
+def _truncate_flat(ids: np.ndarray, offsets: np.ndarray, limit: int, eos: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """Each row of (ids, offsets) cut to ``limit`` ids, the last one <eos> again when ``eos``."""
+    lengths = np.diff(offsets)
+    long = lengths > limit
+    if not long.any():
+        return ids, offsets
+    kept = np.minimum(lengths, limit)
+    new_offsets = np.zeros_like(offsets)
+    np.cumsum(kept, out=new_offsets[1:])
+    # Position j of new row i comes from offsets[i] + j.
+    take = np.repeat(offsets[:-1] - new_offsets[:-1], kept) + np.arange(new_offsets[-1])
+    out = ids[take]
+    if eos:
+        out[new_offsets[1:][long] - 1] = EOS_ID
+    return out, new_offsets
 
 
 def _in_worker() -> bool:
@@ -163,10 +187,13 @@ class EncodeTransform:
             normalize = tokenizer.normalize if normalize is None else normalize
         else:
             vocab = tokenizer
-            normalize = True if normalize is None else normalize
         # A tokenizer of our own, seeded with the base seed, shares nothing with the caller's.
-        self.tokenizer = Tokenizer(vocab, seed=seed, normalize=normalize)
-        self.alpha = Tokenizer._check_alpha(alpha)
+        options = {} if normalize is None else {"normalize": normalize}
+        self.tokenizer = Tokenizer(vocab, seed=seed, **options)
+        alpha = float(alpha)
+        if not math.isfinite(alpha):
+            raise ValueError(f"alpha must be a finite number (negative for Viterbi), not {alpha}")
+        self.alpha = alpha
         self.seed = seed
         self.add_bos = bool(add_bos)
         self.add_eos = bool(add_eos)
@@ -207,25 +234,29 @@ class EncodeTransform:
 
     def encode_list(self, text: Text, index, epoch: Optional[int] = None) -> List[int]:
         """The ids of one document as a list (whatever ``output`` says)."""
-        ids = self.tokenizer.encode(text, self.add_bos, self.add_eos, self.alpha, key=self.key(index, epoch))
+        ids = self.tokenizer.encode(text, add_bos=self.add_bos, add_eos=self.add_eos, alpha=self.alpha,
+                                    key=self.key(index, epoch))
         return self._truncate(ids)
 
     def __call__(self, text: Text, index, epoch: Optional[int] = None):
         return _convert(self.encode_list(text, index, epoch), self.output)
 
-    def encode_lists(self, texts: Sequence[Text], indices: Iterable, epoch: Optional[int] = None,
-                     num_threads: Optional[int] = None) -> List[List[int]]:
-        """``[encode_list(t, i, epoch) for t, i in zip(texts, indices)]`` on several threads."""
+    def keys(self, indices: Iterable, epoch: Optional[int] = None) -> list:
+        """``[key(i, epoch) for i in indices]``, quickly for plain int indices."""
         epoch = self.epoch if epoch is None else int(epoch)
         indices = indices if isinstance(indices, list) else list(indices)
         if (0 <= epoch < _EPOCH_LIMIT and all(type(i) is int for i in indices)
                 and (not indices or (min(indices) >= 0 and max(indices) < _INDEX_LIMIT))):
             base = epoch << _INDEX_BITS           # the packed keys of key(), without a call each
-            keys = [base | i for i in indices]
-        else:
-            keys = [self.key(i, epoch) for i in indices]
-        lists = self.tokenizer.encode_batch(texts, self.add_bos, self.add_eos, self.alpha, keys=keys,
-                                            num_threads=num_threads)
+            return [base | i for i in indices]
+        return [self.key(i, epoch) for i in indices]
+
+    def encode_lists(self, texts: Sequence[Text], indices: Iterable, epoch: Optional[int] = None,
+                     num_threads: Optional[int] = None) -> List[List[int]]:
+        """``[encode_list(t, i, epoch) for t, i in zip(texts, indices)]`` on several threads."""
+        keys = self.keys(indices, epoch)
+        lists = self.tokenizer.encode_batch(texts, add_bos=self.add_bos, add_eos=self.add_eos, alpha=self.alpha,
+                                            keys=keys, num_threads=num_threads)
         if self.max_length is not None:
             lists = [self._truncate(ids) for ids in lists]
         return lists
@@ -233,8 +264,16 @@ class EncodeTransform:
     def encode_flat(self, texts: Sequence[Text], indices: Iterable, epoch: Optional[int] = None,
                     num_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
         """The documents' ids as (ids, offsets) numpy arrays (see :func:`flatten`),
-        encoded on several threads; identical to calling the transform one by one."""
-        return flatten(self.encode_lists(texts, indices, epoch, num_threads))
+        encoded on several threads without Python lists; identical to calling the
+        transform one by one.
+
+        >>> ids, offsets = transform.encode_flat(texts, range(len(texts)), epoch=2)  # doctest: +SKIP
+        """
+        ids, offsets = encode_flat(self.tokenizer, texts, alpha=self.alpha, keys=self.keys(indices, epoch),
+                                   add_bos=self.add_bos, add_eos=self.add_eos, num_threads=num_threads)
+        if self.max_length is not None:
+            ids, offsets = _truncate_flat(ids, offsets, self.max_length, self.add_eos)
+        return ids, offsets
 
     def __repr__(self) -> str:
         return (f"EncodeTransform(vocab_size={self.tokenizer.vocab_size}, alpha={self.alpha}, seed={self.seed!r}, "
@@ -406,11 +445,13 @@ def _build_torch_classes() -> None:
             threads = 1 if _in_worker() else None
             keys = keys if isinstance(keys, list) else list(keys)
             if all(type(k) is int for k in keys):      # plain indices: the common, fast case
-                texts = self.texts
-                lists = self.transform.encode_lists([texts[k] for k in keys], keys, num_threads=threads)
-                if self.output == "list" and not self.return_index:
-                    return lists
-                return [self._item(i, ids) for i, ids in zip(keys, lists)]
+                texts = [self.texts[k] for k in keys]
+                if self.output == "list":
+                    lists = self.transform.encode_lists(texts, keys, num_threads=threads)
+                    return [(i, ids) for i, ids in zip(keys, lists)] if self.return_index else lists
+                ids, offsets = self.transform.encode_flat(texts, keys, num_threads=threads)
+                rows = np.split(ids, offsets[1:-1]) if len(keys) else []
+                return [self._item(i, row) for i, row in zip(keys, rows)]
             pairs = [_split_key(k, self.transform.epoch) for k in keys]
             texts = [self.texts[i] for _, i in pairs]
             tok = self.transform

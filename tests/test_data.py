@@ -142,6 +142,17 @@ def test_flat_batches_equal_one_by_one(transform):
     keys = [transform.key(i, 4) for i in range(len(TEXTS))]
     ids, offsets = encode_flat(tok, TEXTS, alpha=ALPHA, keys=keys, add_eos=True, num_threads=2)
     assert np.array_equal(ids, flatten(expected)[0]) and np.array_equal(offsets, flatten(expected)[1])
+    # Truncation on the flat path cuts each row as encode_list does (keeping <bos>, <eos>).
+    short = EncodeTransform(transform.tokenizer, alpha=ALPHA, seed=7, add_bos=True, add_eos=True, max_length=9)
+    ids, offsets = short.encode_flat(TEXTS, range(len(TEXTS)), epoch=4)
+    assert [ids[offsets[i]:offsets[i + 1]].tolist() for i in range(len(TEXTS))] == serial(short, 4)
+    assert all(len(ids) <= 9 for ids in serial(short, 4))
+    # Items fetched as a batch equal items fetched alone, for every output type.
+    for output in ("list", "numpy", "torch"):
+        ds = TokenizedDataset(TEXTS, short, output=output)
+        assert as_lists(ds.__getitems__(list(range(10)))) == as_lists(ds[i] for i in range(10))
+    assert np.array_equal(flatten(TokenizedDataset(TEXTS, short).__getitems__([0, 1]))[0],
+                          flatten(serial(short, 0)[:2])[0])
     padded = pad(expected[:3], output="numpy")
     assert padded["input_ids"].shape == (3, max(map(len, expected[:3])))
     assert padded["input_ids"][0, :len(expected[0])].tolist() == expected[0]
