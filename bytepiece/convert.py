@@ -134,11 +134,60 @@ def to_huggingface(tok: "Tokenizer", path: Union[str, os.PathLike]) -> str:
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, "tokenizer.json")
-    document = hf_tokenizer_json(tok)
+    text = hf_tokenizer_text(tok)
     with atomic_write(path, "w") as handle:
-        json.dump(document, handle, ensure_ascii=False, indent=2)
-        handle.write("\n")
+        handle.write(text)
     return path
+
+
+def hf_tokenizer_text(tok: "Tokenizer") -> str:
+    """The text of the ``tokenizer.json``, with every score spelt so that the ``tokenizers``
+    library reads back exactly our float64 (when it is installed to check)."""
+    document = hf_tokenizer_json(tok)
+    entries = document["model"]["vocab"]
+    scores = [s for _, s in entries]
+    spellings = [[repr(s)] for s in scores]
+    chosen = [0] * len(scores)
+    text = _render(document, [c[0] for c in spellings])
+    try:
+        from tokenizers import Tokenizer as HFTokenizer
+    except ImportError:
+        return text
+    # serde_json's default float parser may miss by one ulp; exact ties between
+    # segmentations then break differently. Spell the missed ones with more digits
+    # until they read back exactly (a few rounds at most).
+    for _ in range(8):
+        read = [s for _, s in json.loads(HFTokenizer.from_str(text).to_str())["model"]["vocab"]]
+        missed = [i for i, (a, b) in enumerate(zip(read, scores)) if a != b]
+        if not missed:
+            return text
+        for i in missed:
+            options = spellings[i]
+            if len(options) == 1:
+                options.extend(_alternative_spellings(scores[i]))
+            chosen[i] = min(chosen[i] + 1, len(options) - 1)
+        text = _render(document, [c[k] for c, k in zip(spellings, chosen)])
+    return text
+
+
+def _alternative_spellings(x: float) -> List[str]:
+    """Decimal spellings of x with more digits, then of points inside x's rounding interval."""
+    from decimal import Decimal
+
+    out = ["%.*e" % (digits - 1, x) for digits in (18, 19, 20, 21, 23, 25)]
+    ulp = Decimal(math.ulp(x))
+    out += [format(Decimal(x) + ulp * k / 8, ".25e") for k in (1, -1, 2, -2, 3, -3)]
+    return out
+
+
+def _render(document: Dict[str, Any], score_text: List[str]) -> str:
+    """JSON text of the document, its vocabulary scores written as given."""
+    model = dict(document["model"])
+    vocab = model["vocab"]
+    model["vocab"] = "\x00vocab"
+    shell = json.dumps({**document, "model": model}, ensure_ascii=False, indent=2)
+    rows = ",\n".join(f"      [{json.dumps(t, ensure_ascii=False)}, {s}]" for (t, _), s in zip(vocab, score_text))
+    return shell.replace('"\\u0000vocab"', "[\n" + rows + "\n    ]") + "\n"
 
 
 # ---------------------------------------------------------------------------
