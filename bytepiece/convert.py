@@ -215,8 +215,9 @@ def sentencepiece_pieces(tok: "Tokenizer") -> List[Tuple[str, float, int]]:
         return (f"<bytepiece:{i}>", 0.0, SP_UNUSED)
 
     for i, (piece, logp) in enumerate(zip(tok.vocabulary.pieces, tok._logprobs.tolist()), FIRST_PIECE_ID):
-        if len(piece) == 1 and not (0x20 <= piece[0] < 0x7F):
-            # Control characters and bytes >= 0x80: byte pieces, reached by byte fallback.
+        if len(piece) == 1 and (piece[0] >= 0x80 or piece[0] == 0):
+            # Bytes >= 0x80 (and NUL, which SentencePiece does not match): byte pieces,
+            # reached by byte fallback.
             entry = ("<0x%02X>" % piece[0], logp, SP_BYTE)
             has_byte.add(piece[0])
         else:
@@ -230,8 +231,10 @@ def sentencepiece_pieces(tok: "Tokenizer") -> List[Tuple[str, float, int]]:
                 text = text.replace(" ", SP_SPACE)
                 entry = (text, logp, SP_NORMAL) if text not in seen else placeholder(i)
             if len(piece) == 1:
-                # As in 0.6.3: a printable ASCII byte is a normal piece, and also gets
-                # its byte piece (after the vocabulary) for byte fallback.
+                # As in 0.6.3 an ASCII byte is a normal piece and also gets its byte
+                # piece (after the vocabulary) for byte fallback; unlike 0.6.3, control
+                # characters (tab, newline...) are normal pieces too, so that they score
+                # as in bytepiece instead of as unknown characters.
                 extra.append(("<0x%02X>" % piece[0], -100.0, SP_BYTE))
                 has_byte.add(piece[0])
         seen.add(entry[0])
@@ -323,6 +326,7 @@ def from_sentencepiece(path: Union[str, os.PathLike, bytes]) -> Vocabulary:
     normal_scores = [p.score for p in model.pieces if p.type in (SP_NORMAL, SP_USER_DEFINED)]
     floor = (min(normal_scores) if normal_scores else 0.0) - SP_UNK_PENALTY
     scores: Dict[bytes, float] = {}
+    normal: Dict[bytes, bool] = {}
     order: List[bytes] = []
     special: List[str] = []
     for p in model.pieces:
@@ -336,9 +340,16 @@ def from_sentencepiece(path: Union[str, os.PathLike, bytes]) -> Vocabulary:
             piece, score = bytes([int(p.piece[3:5], 16)]), floor
         else:
             continue
-        if not piece or piece in scores:
-            continue  # a byte piece that a normal piece already spells
+        if not piece:
+            continue
+        if piece in scores:
+            # A byte piece and a normal piece spell the same byte: the normal one's score wins.
+            if p.type == SP_NORMAL and not normal.get(piece, False):
+                scores[piece] = score
+                normal[piece] = True
+            continue
         scores[piece] = score
+        normal[piece] = p.type == SP_NORMAL
         order.append(piece)
     for b in range(256):
         if bytes([b]) not in scores:
