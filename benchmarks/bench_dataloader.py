@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """DataLoader throughput with subword regularisation: bytepiece against SentencePiece.
 
-Both contenders run in the *same* loader: a map-style dataset over the same lines,
+Both contenders run in the *same* loader: a map-style dataset over the same documents
+(consecutive lines of the corpora joined into documents of ``--doc-bytes`` bytes, 2 KB by
+default; ``--doc-bytes 0`` makes every line a document, where per-item loader overhead,
+the same for both, dominates),
 ``DataLoader(batch_size=--batch-size, num_workers=--workers, persistent_workers=True)``
 with a seeded random sampler, whose batches are encoded in the worker
 (``__getitems__``) and collated into flat (ids, offsets) arrays by the same function.
@@ -87,19 +90,28 @@ class SentencePieceDataset:
                                         num_threads=1)
 
 
-def load_lines(paths, limit_bytes):
-    lines = []
-    total = 0
+def load_documents(paths, limit_bytes, doc_bytes):
+    """Documents of at least ``doc_bytes`` bytes of UTF-8, made of consecutive non-empty
+    lines joined by newlines (one line each when ``doc_bytes`` is 0), NFC-normalised."""
+    docs, current, size, total = [], [], 0, 0
     for path in paths:
         with open(path, encoding="utf-8") as f:
             for line in f:
                 line = unicodedata.normalize("NFC", line.rstrip("\n"))
-                if line:
-                    lines.append(line)
-                    total += len(line.encode())
+                if not line:
+                    continue
+                current.append(line)
+                size += len(line.encode()) + 1
+                if size >= doc_bytes:
+                    docs.append("\n".join(current))
+                    total += size
+                    current, size = [], 0
                     if limit_bytes and total >= limit_bytes:
-                        return lines
-    return lines
+                        return docs
+        if current:                          # documents do not span files
+            docs.append("\n".join(current))
+            current, size = [], 0
+    return docs
 
 
 def _worker_cpu(loader) -> float:
@@ -131,6 +143,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="a BytePiece model (default: the vendored 40k model)")
     parser.add_argument("--text", action="append", help="text file(s), one document per line")
     parser.add_argument("--limit-mb", type=float, default=4.0, help="use at most this many MB of text")
+    parser.add_argument("--doc-bytes", type=int, default=2000,
+                        help="join consecutive lines into documents of at least this many bytes "
+                             "(0: every line is a document)")
     parser.add_argument("--alpha", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -152,14 +167,14 @@ def main(argv=None) -> int:
     paths = args.text or sorted(glob.glob(str(ROOT / "corpora" / "*.train.txt")))
     if not paths:
         sys.exit("no text found: pass --text PATH")
-    lines = load_lines(paths, int(args.limit_mb * 1e6))
+    lines = load_documents(paths, int(args.limit_mb * 1e6), args.doc_bytes)
     size = sum(len(line.encode()) for line in lines)
 
     tok = Tokenizer(model)
     peer = PeerVocab(tok.vocabulary.pieces, tok.vocabulary.counts)
     proto = peer.sentencepiece_model()
     contenders = {
-        "ours": TokenizedDataset(lines, EncodeTransform(tok, alpha=args.alpha, seed=0), output="list"),
+        "ours": TokenizedDataset(lines, EncodeTransform(tok, alpha=args.alpha, seed=0), output="numpy"),
         "sp": SentencePieceDataset(lines, proto, args.alpha),
     }
 
@@ -177,7 +192,8 @@ def main(argv=None) -> int:
           f"torch {torch.__version__}, sentencepiece {spm.__version__}")
     print(f"model: {model.name} ({tok.vocab_size} ids; SentencePiece copy: {len(peer.text)} pieces, "
           f"{peer.dropped} non-UTF-8 pieces left to byte fallback)")
-    print(f"text: {len(lines)} lines, {size / 1e6:.2f} MB from {', '.join(Path(p).name for p in paths)}")
+    print(f"text: {len(lines)} documents (lines joined up to >= {args.doc_bytes} bytes), {size / 1e6:.2f} MB "
+          f"from {', '.join(Path(p).name for p in paths)}")
     print(f"loader: batch_size={args.batch_size}, num_workers={args.workers} (persistent), start method "
           f"{args.start_method}, alpha={args.alpha}, {args.repeats} epochs each after a warm-up\n")
 

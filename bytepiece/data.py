@@ -442,24 +442,25 @@ def _build_torch_classes() -> None:
             return self._item(index, self.transform.encode_list(self.texts[index], index, epoch))
 
         def __getitems__(self, keys: Sequence) -> list:
-            threads = 1 if _in_worker() else None
             keys = keys if isinstance(keys, list) else list(keys)
-            if all(type(k) is int for k in keys):      # plain indices: the common, fast case
-                texts = [self.texts[k] for k in keys]
-                if self.output == "list":
-                    lists = self.transform.encode_lists(texts, keys, num_threads=threads)
-                    return [(i, ids) for i, ids in zip(keys, lists)] if self.return_index else lists
-                ids, offsets = self.transform.encode_flat(texts, keys, num_threads=threads)
-                rows = np.split(ids, offsets[1:-1]) if len(keys) else []
-                return [self._item(i, row) for i, row in zip(keys, rows)]
-            pairs = [_split_key(k, self.transform.epoch) for k in keys]
-            texts = [self.texts[i] for _, i in pairs]
-            tok = self.transform
-            if len({e for e, _ in pairs}) == 1:
-                lists = tok.encode_lists(texts, [i for _, i in pairs], pairs[0][0] if pairs else None, threads)
+            epoch = None
+            if all(type(k) is int for k in keys):      # plain indices: the common case
+                indices = keys
             else:
-                lists = [tok.encode_list(t, i, e) for t, (e, i) in zip(texts, pairs)]
-            return [self._item(i, ids) for (_, i), ids in zip(pairs, lists)]
+                pairs = [_split_key(k, self.transform.epoch) for k in keys]
+                epochs = {e for e, _ in pairs}
+                if len(epochs) > 1:
+                    return [self[k] for k in keys]
+                epoch = epochs.pop() if epochs else None
+                indices = [i for _, i in pairs]
+            texts = [self.texts[i] for i in indices]
+            threads = 1 if _in_worker() else None
+            if self.output == "list":
+                lists = self.transform.encode_lists(texts, indices, epoch, num_threads=threads)
+                return list(zip(indices, lists)) if self.return_index else lists
+            ids, offsets = self.transform.encode_flat(texts, indices, epoch, num_threads=threads)
+            rows = np.split(ids, offsets[1:-1]) if indices else []
+            return [self._item(i, row) for i, row in zip(indices, rows)]
 
     class EpochSampler(Sampler):
         """Wraps a sampler (or a length) and yields ``(epoch, index)`` pairs, so the
