@@ -370,19 +370,9 @@ def prune_wasted(pieces: Mapping[bytes, Union[int, float]]) -> Dict[bytes, Union
     """0.6.3's "drop wasted pieces" to a fixed point: every piece hands its count to the
     pieces of its own Viterbi segmentation (whole piece, no chunking) under the current
     counts; pieces that receive nothing go; repeat until the size stops changing."""
-    from ._lattice import Lattice
-
     keep = dict(pieces)
     while True:
-        keys = list(keep)
-        counts = list(keep.values())
-        logp = np.log(np.asarray(counts, dtype=np.float64)) - np.log(sum(counts))
-        lattice = Lattice(keys, logp, np.arange(len(keys)))
-        received: Dict[bytes, Union[int, float]] = {}
-        for (piece, count), ids in zip(keep.items(), lattice.encode_many(keys, -1.0, None, None, False)):
-            for i in ids:
-                part = keys[i]
-                received[part] = received.get(part, 0) + count
+        received = _split_counts(keep, list(keep.items()))
         changed = len(received) != len(keep)
         keep = received
         if not changed:
@@ -408,4 +398,27 @@ def convert_to_bytepiece(pieces: Mapping[Union[str, bytes], Union[int, float]], 
         table[piece] = table.get(piece, 0) + (int(count) if isinstance(count, (int, np.integer)) else float(count))
     for b in range(256):
         table.setdefault(bytes([b]), 1)
-    save_model(path, vocabulary_from_counts(prune_wasted(table)))
+    # 0.6.3 runs its trainer's pruning with min_count 1: a longer piece counted below 1
+    # is split into the others first.
+    keep = {k: v for k, v in table.items() if len(k) == 1 or v >= 1}
+    drop = [(k, v) for k, v in table.items() if not (len(k) == 1 or v >= 1)]
+    if drop:
+        for piece, count in _split_counts(keep, drop).items():
+            keep[piece] += count
+    save_model(path, vocabulary_from_counts(prune_wasted(keep)))
+
+
+def _split_counts(keep: Mapping[bytes, Union[int, float]], drop) -> Dict[bytes, Union[int, float]]:
+    """{piece of keep: count received} when every (piece, count) of drop is segmented
+    (Viterbi, whole piece) with the unigram model of keep."""
+    from ._lattice import Lattice
+
+    keys = list(keep)
+    counts = list(keep.values())
+    logp = np.log(np.asarray(counts, dtype=np.float64)) - np.log(sum(counts))
+    lattice = Lattice(keys, logp, np.arange(len(keys)))
+    received: Dict[bytes, Union[int, float]] = {}
+    for (_, count), ids in zip(drop, lattice.encode_many([k for k, _ in drop], -1.0, None, None, False)):
+        for i in ids:
+            received[keys[i]] = received.get(keys[i], 0) + count
+    return received
