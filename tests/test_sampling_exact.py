@@ -21,10 +21,23 @@ Design, stated once:
     for every N and every distribution, no asymptotics, no simulation noise).
   Any draw outside the oracle's support (not a segmentation, a piece across a
   chunk boundary) fails at once.
+- Long texts. Whole paragraphs (English, Chinese, code; several chunks) under
+  the full vendored model have too many segmentations to list, so there the
+  test is on the boundary marginals: for every byte position, the number of
+  draws with a piece boundary there is Binomial(N_LONG, m) with m from
+  forward-backward (which the oracle checks on short texts); the test's p-value
+  is the smallest two-sided binomial p-value (twice the smaller tail) times the
+  number of positions (Bonferroni inside the test). N_LONG = 4,000 draws of
+  about 320 bytes per (case, alpha). These draws run through the linear-space
+  sampler's renormalisation many times per text, as do those of the
+  "equal-score-deep" case (log p = -25 per byte, so forward sums leave
+  [2**-100, 2**100] within a few bytes while every segmentation stays equally
+  likely).
 - Family-wise level: FAMILY_ALPHA = 0.01 over every (sampler, case, alpha,
-  statistic) test of the exact sampler in this module, with the Bonferroni
-  correction: each test rejects when p < FAMILY_ALPHA / FAMILY_SIZE. (The
-  forced log-space twin is tested as a second exact sampler in the same family.)
+  statistic) test of the exact sampler in this module (the long-text tests
+  count once each), with the Bonferroni correction: each test rejects when
+  p < FAMILY_ALPHA / FAMILY_SIZE. (The forced log-space twin is tested as a
+  second exact sampler in the same family.)
 - Alphas: 0, 0.1, 0.5, 1, 5. Cases: three equally likely pieces ending at every
   position; every segmentation with the same score; real snippets (English,
   Chinese, code) with vocabularies cut from real models, keeping their
@@ -38,7 +51,7 @@ Design, stated once:
   rejected with smallest p-values that underflow to 0 (below 1e-300); the family
   already rejects both with 100 draws per (case, alpha). The exact sampler's
   smallest p-value over the family is about 0.003, against a threshold of
-  5.6e-5. (`python benchmarks/sampling_table.py --power` prints every p-value;
+  4.3e-5. (`python benchmarks/sampling_table.py --power` prints every p-value;
   docs/exact-sampling.md has the table.) The "lcg31" generator (a 31-bit LCG like old libc rand()) is *not*
   rejected, and we do not claim it would be: its consecutive outputs are
   well spread in two dimensions (spectral-test distance about 42,000 on 2**31),
@@ -100,6 +113,16 @@ def case_equal_score():
     return vocab, b"ababbab"
 
 
+def case_equal_score_deep():
+    """log p = -25 * len(piece): still one score for every segmentation, but the
+    linear-space forward sums underflow 2**-100 within a few bytes, so the sampler
+    renormalises at many positions, with starts of different exponents."""
+    vocab = _bytes_vocab(-25.0)
+    for piece in (b"ab", b"ba", b"aba", b"bab", b"abab", b"bb"):
+        vocab[piece] = -25.0 * len(piece)
+    return vocab, b"ababbab"
+
+
 def case_utf8_split():
     """Two-byte characters (é = c3 a9, à = c3 a0) with pieces across character
     boundaries, so most segmentations split a character."""
@@ -138,6 +161,7 @@ def _real(path, text: str):
 CASES = {
     "three-equal": case_three_equal,
     "equal-score": case_equal_score,
+    "equal-score-deep": case_equal_score_deep,
     "utf8-split": case_utf8_split,
     "two-chunks": case_two_chunks,
     "real-en": _real(VENDORED_MODEL, "hello world"),
@@ -151,7 +175,13 @@ if SHARED_COMPAT.is_dir():
     if (SHARED_COMPAT / "bytepiece_80k.zip").exists():
         CASES["compat-en-80k"] = _real(SHARED_COMPAT / "bytepiece_80k.zip", "tokenizer")
 
-FAMILY_SIZE = len(EXACT_SAMPLERS) * len(CASES) * len(ALPHAS) * 2
+CORPORA = TESTS.parent / "corpora"
+LONG_CASES = {"long-en": ("en.heldout.txt", 0), "long-zh": ("zh.heldout.txt", 0),
+              "long-code": ("code.heldout.txt", 0)}
+LONG_BYTES = 320
+N_LONG = 4_000
+
+FAMILY_SIZE = len(EXACT_SAMPLERS) * len(ALPHAS) * (len(CASES) * 2 + len(LONG_CASES))
 THRESHOLD = FAMILY_ALPHA / FAMILY_SIZE
 
 
@@ -264,7 +294,7 @@ def test_exact_sampler_fits(name, sampler, case, alpha):
 
 
 def test_the_family_is_as_stated():
-    assert FAMILY_SIZE >= 2 * 7 * 5 * 2
+    assert FAMILY_SIZE >= 2 * 5 * (8 * 2 + 3)
     assert THRESHOLD == FAMILY_ALPHA / FAMILY_SIZE
     # The cases are what the module says they are.
     vocab, text = case_three_equal()
@@ -285,6 +315,59 @@ def test_the_family_is_as_stated():
     for case in ("real-en", "real-zh", "real-code"):
         s = setup_for(case)
         assert len(s.paths) >= 40 and len(s.pieces) > 256 + 5
+
+
+# ---------------------------------------------------------------------------
+# Long texts: boundary marginals
+
+@functools.lru_cache(maxsize=None)
+def _vendored():
+    from bytepiece import Tokenizer
+
+    return Tokenizer(VENDORED_MODEL)
+
+
+def long_text(case: str) -> bytes:
+    name, offset = LONG_CASES[case]
+    data = (CORPORA / name).read_bytes()[offset:offset + LONG_BYTES]
+    return data.decode("utf-8", "ignore").encode()   # whole characters only
+
+
+@functools.lru_cache(maxsize=None)
+def run_long(case: str, alpha: float, sampler: int, rng_kind: int, n: int = N_LONG):
+    """(p-value, position of the worst deviation): boundary frequencies against the
+    forward-backward marginals, two-sided binomial per position, Bonferroni inside."""
+    tok = _vendored()
+    lattice = tok._lattice
+    text = long_text(case)
+    lengths = np.array([len(p) for p in tok._id_bytes], dtype=np.int64)
+    draws = lattice.encode_many([text] * n, alpha, np.full(n, seed_word(case, alpha, sampler), dtype=np.uint64),
+                                np.arange(n, dtype=np.uint64), True, sampler, rng_kind)
+    ends = np.concatenate([np.cumsum(lengths[np.asarray(ids)]) for ids in draws])
+    hits = np.bincount(ends, minlength=len(text) + 1)
+    _, marg = lattice.boundary_marginals(text, alpha)
+    m = np.clip(marg[1:-1], 0.0, 1.0)
+    k = hits[1:-1]
+    # Two-sided binomial p-value by doubling the smaller tail (a valid, slightly
+    # conservative test); a boundary of probability 0 or 1 must be hit never or always.
+    pv = np.minimum(1.0, 2.0 * np.minimum(stats.binom.cdf(k, n, m), stats.binom.sf(k - 1, n, m)))
+    certain = (m == 0.0) | (m == 1.0)
+    pv[certain] = np.where(k[certain] == np.round(m[certain] * n), 1.0, 0.0)
+    where = int(np.argmin(pv))
+    return min(1.0, float(pv[where]) * len(m)), where + 1
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+@pytest.mark.parametrize("case", sorted(LONG_CASES))
+@pytest.mark.parametrize("name,sampler", EXACT_SAMPLERS)
+def test_exact_sampler_boundary_marginals_on_long_texts(name, sampler, case, alpha):
+    assert len(split_chunks(long_text(case))) >= 2 or case == "long-en"
+    pvalue, where = run_long(case, alpha, sampler, RNG_XOSHIRO)
+    assert pvalue >= THRESHOLD, f"{name} on {case} at alpha={alpha}: boundary at byte {where}, p={pvalue:.3g}"
+
+
+def test_long_marginals_reject_legacy_v1():
+    assert any(run_long(case, 0.1, SAMPLER_LEGACY_V1, RNG_XOSHIRO)[0] < THRESHOLD for case in LONG_CASES)
 
 
 # ---------------------------------------------------------------------------
