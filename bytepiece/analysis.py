@@ -4,9 +4,11 @@ The sampler draws a segmentation with probability ``exp(alpha * score) / Z``.
 The same lattice gives, exactly and in one or two passes over the text, the
 quantities around that distribution: the n best segmentations, the
 log-probability of a given segmentation, log Z, the entropy, and the
-probability that a piece boundary falls at each byte. ``LatticeQueries`` is a
-mixin: :class:`~bytepiece.Tokenizer` inherits these methods, which use only its
-``_lattice`` and ``_to_bytes``.
+probability that a piece boundary falls at each byte; and k distinct samples
+drawn without replacement. ``LatticeQueries`` is a mixin:
+:class:`~bytepiece.Tokenizer` inherits these methods, which use its
+``_lattice``, ``_to_bytes``, ``_words`` (keys), ``_id_bytes``, ``vocabulary``
+and ``_logprobs``.
 
 All answers are per the model's chunking (text is cut after each run of
 newlines, and no piece crosses a cut), exactly as ``tokenize`` segments.
@@ -25,7 +27,8 @@ Piece = Union[bytes, bytearray, str, int]
 
 
 class LatticeQueries:
-    """Exact lattice queries: n-best, log-probabilities, log Z, entropy, boundary marginals."""
+    """Exact lattice queries: n-best, scores and log-probabilities, log Z, entropy,
+    boundary marginals, distinct samples."""
 
     # -- helpers -------------------------------------------------------------
     @staticmethod
