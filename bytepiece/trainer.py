@@ -224,12 +224,14 @@ class Trainer:
         em_seed_factor: float = 4.0,
         em_pairs: float = 1.0,
         em_ngrams: float = 2.0,
-        em_shrink: float = 0.75,
+        em_shrink: float = 0.5,
         em_grow: float = 0.25,
         em_grow_rounds: int = 4,
         em_keep_chars: float = 0,
+        em_hard: bool = False,
+        em_round_fraction: float = 1.0,
         em_iterations: int = 1,
-        em_final_iterations: int = 2,
+        em_final_iterations: int = 1,
         em_sample_bytes: int = 64_000_000,
         ngram_memory: int = 4_000_000_000,
         block_chars: int = 2_000_000,
@@ -280,6 +282,8 @@ class Trainer:
         self.em_shrink = em_shrink
         self.em_grow = em_grow
         self.em_keep_chars = em_keep_chars
+        self.em_hard = em_hard
+        self.em_round_fraction = em_round_fraction
         self.em_grow_rounds = int(em_grow_rounds)
         self.em_iterations = em_iterations
         self.em_final_iterations = em_final_iterations
@@ -512,6 +516,10 @@ class Trainer:
         pieces = sorted(vocab, key=lambda p: (len(p), p))
         counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
         groups = _make_groups(sample, EM_GROUPS)
+        # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
+        nround = max(1, int(round(len(groups) * self.em_round_fraction)))
+        round_groups = groups[:nround]
+        scale = sum(map(len, chain.from_iterable(groups))) / max(sum(map(len, chain.from_iterable(round_groups))), 1)
         results = []
         it = grown = 0
         for size in self.max_vocab_size:
@@ -519,7 +527,8 @@ class Trainer:
             while True:
                 for _ in range(self.em_iterations):
                     it += 1
-                    counts, ll = self._em_step(pieces, counts, groups, workers)
+                    counts, ll = self._em_step(pieces, counts, round_groups, workers, self.em_hard)
+                    counts *= scale
                     progress.log(f"iteration {it}: {len(pieces)} pieces, log-likelihood {ll:.6g} "
                                  f"({-ll / max(sample_bytes, 1) / math.log(2):.4f} bits/byte)")
                 if len(pieces) <= target and grown >= self.em_grow_rounds:
@@ -529,7 +538,7 @@ class Trainer:
                 if grown < self.em_grow_rounds:
                     grown += 1
                     before = len(pieces)
-                    pieces, counts = self._em_grow(pieces, counts, groups, int(self.em_grow * target), workers)
+                    pieces, counts = self._em_grow(pieces, counts, round_groups, int(self.em_grow * target), workers)
                     progress.log(f"grow round {grown}: + {len(pieces) - before} concatenations of adjacent pieces")
             for _ in range(self.em_final_iterations):
                 it += 1
@@ -540,12 +549,20 @@ class Trainer:
         progress.finish()
         return results
 
-    def _em_step(self, pieces: List[bytes], counts: np.ndarray, groups: List[List[bytes]], workers: int):
+    def _em_step(self, pieces: List[bytes], counts: np.ndarray, groups: List[List[bytes]], workers: int,
+                 hard: bool = False):
+        """One EM iteration: expected counts (forward-backward; or, with hard=True, the
+        counts of the Viterbi segmentation) and the log-likelihood (or Viterbi score)."""
         logp = _logprobs(pieces, counts)
         lattice = Lattice(pieces, logp, np.arange(len(pieces)))
         n = len(pieces)
 
         def run(group):
+            if hard:
+                ids = lattice.encode_many(group, chunked=False)
+                flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64)
+                acc = np.bincount(flat, minlength=n).astype(np.float64)
+                return acc, float(acc @ logp)
             acc = np.zeros(n, dtype=np.float64)
             ll = lattice.expected_counts(group, acc, 1.0)
             return acc, ll
