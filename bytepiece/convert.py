@@ -311,7 +311,11 @@ def from_sentencepiece(path: Union[str, os.PathLike, bytes]) -> Vocabulary:
     pb = _sp_pb()
     model = pb.ModelProto()
     where = "<bytes>" if isinstance(path, bytes) else repr(os.fspath(path))
-    raw = path if isinstance(path, bytes) else open(path, "rb").read()
+    if isinstance(path, bytes):
+        raw = path
+    else:
+        with open(path, "rb") as handle:
+            raw = handle.read()
     try:
         model.ParseFromString(raw)
     except Exception as error:  # protobuf's DecodeError
