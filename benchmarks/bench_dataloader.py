@@ -173,6 +173,7 @@ def main(argv=None) -> int:
     tok = Tokenizer(model)
     peer = PeerVocab(tok.vocabulary.pieces, tok.vocabulary.counts)
     proto = peer.sentencepiece_model()
+    sp_pieces = spm.SentencePieceProcessor(model_proto=proto).get_piece_size()
     contenders = {
         "ours": TokenizedDataset(lines, EncodeTransform(tok, alpha=args.alpha, seed=0), output="numpy"),
         "sp": SentencePieceDataset(lines, proto, args.alpha),
@@ -190,7 +191,7 @@ def main(argv=None) -> int:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
           f"torch {torch.__version__}, sentencepiece {spm.__version__}")
-    print(f"model: {model.name} ({tok.vocab_size} ids; SentencePiece copy: {len(peer.text)} pieces, "
+    print(f"model: {model.name} ({tok.vocab_size} ids; SentencePiece copy: {sp_pieces} pieces, "
           f"{peer.dropped} non-UTF-8 pieces left to byte fallback)")
     print(f"text: {len(lines)} documents (lines joined up to >= {args.doc_bytes} bytes), {size / 1e6:.2f} MB "
           f"from {', '.join(Path(p).name for p in paths)}")

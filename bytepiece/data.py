@@ -168,7 +168,8 @@ class EncodeTransform:
     base ``seed``. The sample equals
     ``Tokenizer(model, seed=seed).encode(text, alpha=alpha, key=transform.key(index, epoch))``.
     ``index`` is an int row number or any other key (a document id string, a tuple).
-    ``alpha < 0`` gives the deterministic Viterbi segmentation.
+    ``alpha < 0`` gives the deterministic Viterbi segmentation; ``alpha=None`` the
+    model's default alpha.
 
     ``max_length`` truncates (keeping ``<bos>``/``<eos>`` when they are asked for);
     ``output`` is ``"list"``, ``"numpy"`` (int32) or ``"torch"`` (int64).
@@ -177,7 +178,7 @@ class EncodeTransform:
     processes); the copy gives identical samples.
     """
 
-    def __init__(self, tokenizer: Union[Tokenizer, ModelSource], alpha: float = 0.1, seed: Any = 0, *,
+    def __init__(self, tokenizer: Union[Tokenizer, ModelSource], alpha: Optional[float] = 0.1, seed: Any = 0, *,
                  add_bos: bool = False, add_eos: bool = False, max_length: Optional[int] = None,
                  output: str = "list", epoch: int = 0, normalize: Optional[bool] = None):
         if seed is None:
@@ -190,7 +191,7 @@ class EncodeTransform:
         # A tokenizer of our own, seeded with the base seed, shares nothing with the caller's.
         options = {} if normalize is None else {"normalize": normalize}
         self.tokenizer = Tokenizer(vocab, seed=seed, **options)
-        alpha = float(alpha)
+        alpha = float(self.tokenizer.alpha if alpha is None else alpha)
         if not math.isfinite(alpha):
             raise ValueError(f"alpha must be a finite number (negative for Viterbi), not {alpha}")
         self.alpha = alpha
