@@ -334,3 +334,32 @@ def test_data_path_samples_follow_the_exact_distribution():
         # And the most likely segmentation is drawn about as often as it should be.
         top = max(paths, key=exact.get)
         assert math.isclose(counter[top] / total, exact[top], abs_tol=4 * math.sqrt(exact[top] / total))
+
+
+def _rank_main(rank, init_file, path, transform, results):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        stream = TextStream(path, transform, return_index=True)      # rank and world size from dist
+        results.put((rank, stream.rank, stream.world_size, [(i, ids.tolist()) for i, ids in stream]))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_are_read_from_torch_distributed(transform, corpus_file, tmp_path):
+    ctx = torch.multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_rank_main, args=(r, tmp_path / "init", corpus_file, transform, results))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    got = sorted(results.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert [(rank, r, w) for rank, r, w, _ in got] == [(0, 0, 2), (1, 1, 2)]
+    merged = dict(got[0][3] + got[1][3])
+    assert len(merged) == len(got[0][3]) + len(got[1][3]) == len(TEXTS)
+    whole = dict(TextStream(corpus_file, transform, return_index=True))
+    assert merged == {i: ids.tolist() for i, ids in whole.items()}
