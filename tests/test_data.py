@@ -182,7 +182,12 @@ def test_dataloader_workers_equal_a_serial_loop(transform, corpus_file, start_me
         assert [seen[epoch][i] for i in range(len(TEXTS))] == serial(transform, epoch)
     assert seen[0] != seen[1]
 
-    # Streaming from a file: two workers yield exactly the serial stream, in order.
+
+def test_stream_workers_equal_a_serial_loop(transform, corpus_file):
+    # Two workers yield exactly the serial stream, in order. (Under fork only: spawned
+    # workers are slow to start, and the map-style test above already covers spawn,
+    # including unpickling the lazily built torch classes.)
+    start_method = "fork"
     stream = TextStream(corpus_file, private_copy(transform), return_index=True)
     stream.set_epoch(3)
     expected = list(stream)                      # num_workers=0: this process, one shard
