@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from collections.abc import Sequence as SequenceABC
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -34,6 +35,7 @@ from .tokenizer import Text, Tokenizer
 
 __all__ = [
     "EncodeTransform",
+    "FlatBatch",
     "encode_flat",
     "flatten",
     "pad",
@@ -71,6 +73,43 @@ def _convert(ids, output: str):
     return torch.from_numpy(arr.astype(np.int64))
 
 
+class FlatBatch(SequenceABC):
+    """A batch of documents' ids held as one flat array: what a dataset's batched fetch
+    returns. It is a sequence of per-document items (built on access), and
+    :func:`flatten` and :func:`pad` read its arrays directly, so a collate function
+    never pulls it apart only to join it again.
+
+    ``ids`` (int32) and ``offsets`` (int64, length n + 1): document ``i`` is
+    ``ids[offsets[i]:offsets[i + 1]]``; ``indices`` are the documents' indices.
+    """
+
+    __slots__ = ("ids", "offsets", "indices", "output", "return_index")
+
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray, indices: Sequence, output: str = "numpy",
+                 return_index: bool = False):
+        self.ids = ids
+        self.offsets = offsets
+        self.indices = indices
+        self.output = output
+        self.return_index = return_index
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("FlatBatch index out of range")
+        ids = _convert(self.ids[self.offsets[i]:self.offsets[i + 1]], self.output)
+        return (self.indices[i], ids) if self.return_index else ids
+
+    def __repr__(self) -> str:
+        return f"FlatBatch({len(self)} documents, {len(self.ids)} ids)"
+
+
 def flatten(id_lists: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
     """(ids, offsets): the lists concatenated as int32, and int64 offsets of length n + 1,
     so that list ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
@@ -78,6 +117,8 @@ def flatten(id_lists: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
     >>> flatten([[5, 6], [], [7]])
     (array([5, 6, 7], dtype=int32), array([0, 2, 2, 3]))
     """
+    if isinstance(id_lists, FlatBatch) and not id_lists.return_index:
+        return id_lists.ids, id_lists.offsets
     lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
     offsets = np.zeros(len(id_lists) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -98,16 +139,17 @@ def pad(samples: Sequence, pad_id: int = PAD_ID, output: str = "torch"):
            [7, 0]], dtype=int32)
     """
     _check_output(output)
-    lengths = np.fromiter(map(len, samples), dtype=np.int64, count=len(samples))
-    out = np.full((len(samples), int(lengths.max(initial=0))), pad_id, dtype=np.int32)
-    for row, sample in zip(out, samples):
-        row[:len(sample)] = sample
+    ids, offsets = flatten(samples)
+    lengths = np.diff(offsets)
+    width = int(lengths.max(initial=0))
+    out = np.full((len(lengths), width), pad_id, dtype=np.int32)
+    out[np.arange(width) < lengths[:, None]] = ids           # row-major: each row's ids in order
     if output == "torch":
         import torch
 
         return {"input_ids": torch.from_numpy(out.astype(np.int64)), "lengths": torch.from_numpy(lengths)}
     if output == "list":
-        return {"input_ids": [list(s) for s in samples], "lengths": lengths.tolist()}
+        return {"input_ids": out.tolist(), "lengths": lengths.tolist()}
     return {"input_ids": out, "lengths": lengths}
 
 
@@ -414,7 +456,9 @@ def _build_torch_classes() -> None:
         ``(epoch, i)`` pair, as :class:`EpochSampler` yields, which carries the
         epoch to persistent workers. With ``return_index`` an item is
         ``(i, ids)``. Batches are encoded together on the core's fast path
-        (``__getitems__``), each item exactly as if fetched alone.
+        (``__getitems__``), each item exactly as if fetched alone; for numpy and
+        torch output the batch is a :class:`FlatBatch`, which :func:`flatten` and
+        :func:`pad` read as it is.
         """
 
         def __init__(self, texts: Sequence[Text], transform: EncodeTransform, *, return_index: bool = False,
@@ -460,8 +504,7 @@ def _build_torch_classes() -> None:
                 lists = self.transform.encode_lists(texts, indices, epoch, num_threads=threads)
                 return list(zip(indices, lists)) if self.return_index else lists
             ids, offsets = self.transform.encode_flat(texts, indices, epoch, num_threads=threads)
-            rows = np.split(ids, offsets[1:-1]) if indices else []
-            return [self._item(i, row) for i, row in zip(indices, rows)]
+            return FlatBatch(ids, offsets, indices, self.output, self.return_index)
 
     class EpochSampler(Sampler):
         """Wraps a sampler (or a length) and yields ``(epoch, index)`` pairs, so the

@@ -19,6 +19,7 @@ from bytepiece import Tokenizer  # noqa: E402
 from bytepiece.data import (  # noqa: E402
     EncodeTransform,
     EpochSampler,
+    FlatBatch,
     TextStream,
     TokenizedDataset,
     datasets_map,
@@ -155,8 +156,15 @@ def test_flat_batches_equal_one_by_one(transform):
     for output in ("list", "numpy", "torch"):
         ds = TokenizedDataset(TEXTS, short, output=output)
         assert as_lists(ds.__getitems__(list(range(10)))) == as_lists(ds[i] for i in range(10))
-    assert np.array_equal(flatten(TokenizedDataset(TEXTS, short).__getitems__([0, 1]))[0],
-                          flatten(serial(short, 0)[:2])[0])
+    batch = TokenizedDataset(TEXTS, short).__getitems__([3, 1, 2])
+    assert isinstance(batch, FlatBatch) and len(batch) == 3 and batch.indices == [3, 1, 2]
+    assert [b.tolist() for b in batch] == [serial(short, 0)[i] for i in (3, 1, 2)]
+    assert batch[-1].tolist() == batch[2].tolist() and [b.tolist() for b in batch[1:]] == serial(short, 0)[1:3]
+    for a, b in zip(flatten(batch), flatten([serial(short, 0)[i] for i in (3, 1, 2)])):
+        assert np.array_equal(a, b)
+    assert np.array_equal(pad(batch, output="numpy")["input_ids"],
+                          pad([serial(short, 0)[i] for i in (3, 1, 2)], output="numpy")["input_ids"])
+    assert pad([[5, 6], [7]], output="list")["input_ids"] == [[5, 6], [7, 0]]
     padded = pad(expected[:3], output="numpy")
     assert padded["input_ids"].shape == (3, max(map(len, expected[:3])))
     assert padded["input_ids"][0, :len(expected[0])].tolist() == expected[0]
