@@ -5,9 +5,12 @@ Unigram and BPE, HF tokenizers Unigram (no pre-tokenisation).
     python benchmarks/bench_train.py --vocab-size 8000 --peers bytepiece,spm-unigram
     python benchmarks/bench_train.py --train a.txt b.txt --heldout en=x.txt zh=y.txt
 
-Every trainer runs in its own subprocess; the parent samples the resident
-memory of that whole process tree (workers included) every 20 ms, so "peak
-RSS" is the peak of the sum. Compression is UTF-8 bytes of held-out text per
+Every trainer runs in its own subprocess; the parent samples the memory of
+that whole process tree (workers included) every 20 ms: "peak MB" is the peak
+of the summed PSS (proportional set size, so pages that forked workers share
+with their parent count once; RSS where PSS is unavailable). Wall time and
+the CPU time of the tree (user + sys) are both reported: on a busy machine
+the CPU time is the steadier number. Compression is UTF-8 bytes of held-out text per
 token (higher is better): BytePiece models are measured with our Tokenizer
 (0.6.3-compatible), SentencePiece and HF with their own encoders, one line at
 a time (so newlines cost them nothing -- a small advantage to them).
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -29,7 +33,7 @@ import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = ["bytepiece", "bytepiece-063mode", "bytepiece-0.6.3", "spm-unigram", "spm-bpe", "hf-unigram"]
+PEERS = ["bytepiece", "bytepiece-thread", "bytepiece-063mode", "bytepiece-0.6.3", "spm-unigram", "spm-bpe", "hf-unigram"]
 
 
 # ---------------------------------------------------------------------------
@@ -45,23 +49,40 @@ def _tree_rss(root: int) -> int:
             with open(f"/proc/{name}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             ppid = int(fields[1])
-            with open(f"/proc/{name}/statm") as f:
-                pages = int(f.read().split()[1])
         except (OSError, IndexError, ValueError):
             continue
         pid = int(name)
         children.setdefault(ppid, []).append(pid)
-        rss[pid] = pages * os.sysconf("SC_PAGE_SIZE")
+        rss[pid] = name
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        if pid in rss:
+            total += _pss(rss[pid])
         todo.extend(children.get(pid, []))
     return total
 
 
+def _pss(pid: str) -> int:
+    """Proportional set size: pages shared between forked workers count once in all."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
 def run_measured(cmd, env=None, cwd=None):
     """(wall seconds, peak tree RSS bytes, stdout) of a subprocess."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = before.ru_utime + before.ru_stime
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, text=True)
     peak = 0
@@ -77,9 +98,11 @@ def run_measured(cmd, env=None, cwd=None):
         time.sleep(0.02)
     t.join()
     wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out["cpu"] = usage.ru_utime + usage.ru_stime - cpu_before
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:3]} failed:\n{out['stderr'][-3000:]}")
-    return wall, peak, out["stdout"]
+    return (wall, out["cpu"]), peak, out["stdout"]
 
 
 # ---------------------------------------------------------------------------
@@ -88,9 +111,9 @@ def run_measured(cmd, env=None, cwd=None):
 BYTEPIECE = """
 import sys
 from bytepiece.trainer import Trainer
-out, size, workers, em = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
-files = sys.argv[5:]
-t = Trainer(max_vocab_size=size, em=em, verbose=False)
+out, size, workers, em, engine = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
+files = sys.argv[6:]
+t = Trainer(max_vocab_size=size, em=em, engine=engine, verbose=False)
 t.train_files(files, workers=workers)
 t.save(out)
 """
@@ -150,9 +173,10 @@ tok.save(out)
 
 def train_peer(peer, files, size, workers, workdir, bp063_python):
     env = dict(os.environ, PYTHONPATH=REPO)
-    if peer in ("bytepiece", "bytepiece-063mode"):
+    if peer in ("bytepiece", "bytepiece-thread", "bytepiece-063mode"):
         out = os.path.join(workdir, peer + ".model")
-        cmd = [sys.executable, "-c", BYTEPIECE, out, str(size), str(workers), "1" if peer == "bytepiece" else "0", *files]
+        cmd = [sys.executable, "-c", BYTEPIECE, out, str(size), str(workers), "0" if peer.endswith("063mode") else "1",
+               "thread" if peer.endswith("thread") else "process", *files]
         wall, peak, _ = run_measured(cmd, env=env)
         return wall, peak, ("bytepiece", out)
     if peer == "bytepiece-0.6.3":
@@ -224,27 +248,28 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         for peer in args.peers.split(","):
             try:
-                wall, peak, (kind, path) = train_peer(peer, train, args.vocab_size, args.workers, workdir,
+                (wall, cpu), peak, (kind, path) = train_peer(peer, train, args.vocab_size, args.workers, workdir,
                                                       args.bp063_python)
             except (ImportError, FileNotFoundError, RuntimeError) as error:
                 print(f"{peer}: skipped ({str(error).strip()[:300]})", file=sys.stderr)
                 continue
             bpt = {l: bytes_per_token(kind, path, t) for l, t in texts.items()}
-            results.append(dict(peer=peer, seconds=wall, peak_rss_mb=peak / 1e6, bytes_per_token=bpt))
-            print(f"{peer}: {wall:.1f}s, {peak / 1e6:.0f} MB, " + ", ".join(f"{l} {v:.3f}" for l, v in bpt.items()),
+            results.append(dict(peer=peer, seconds=wall, cpu_seconds=cpu, peak_mb=peak / 1e6, bytes_per_token=bpt))
+            print(f"{peer}: {wall:.1f}s ({cpu:.1f}s CPU), {peak / 1e6:.0f} MB, " + ", ".join(f"{l} {v:.3f}" for l, v in bpt.items()),
                   file=sys.stderr)
     # table
-    head = ["trainer", "wall s", "peak MB"] + [f"{l} B/tok" for l in texts]
-    rows = [[r["peer"], f"{r['seconds']:.1f}", f"{r['peak_rss_mb']:.0f}"]
+    head = ["trainer", "wall s", "CPU s", "peak MB"] + [f"{l} B/tok" for l in texts]
+    rows = [[r["peer"], f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['peak_mb']:.0f}"]
             + [f"{r['bytes_per_token'][l]:.3f}" for l in texts] for r in results]
     ours = next((r for r in results if r["peer"] == "bytepiece"), None)
     if ours:
-        rows.append(["ratios (bytepiece / peer)", "", ""] + [""] * len(texts))
+        rows.append(["ratios (bytepiece / peer)", "", "", ""] + [""] * len(texts))
         for r in results:
             if r is ours:
                 continue
             rows.append([f"  vs {r['peer']}", f"{ours['seconds'] / r['seconds']:.2f}",
-                         f"{ours['peak_rss_mb'] / r['peak_rss_mb']:.2f}"]
+                         f"{ours['cpu_seconds'] / max(r['cpu_seconds'], 1e-9):.2f}",
+                         f"{ours['peak_mb'] / r['peak_mb']:.2f}"]
                         + [f"{ours['bytes_per_token'][l] / r['bytes_per_token'][l]:.3f}" for l in texts])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")

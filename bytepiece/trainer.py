@@ -142,7 +142,7 @@ def _trim_sample(keyed: List[tuple], budget: int) -> List[tuple]:
 
 
 def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -> Iterator:
-    """func over blocks, results in block order; at most 2 * workers blocks in flight.
+    """func over blocks, results in block order; at most workers + 1 blocks in flight.
 
     engine "process": a fork pool (the map functions and their tables pickle);
     engine "thread": threads of this process (the Cython loops release the GIL)."""
@@ -162,7 +162,7 @@ def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -
         pending: collections.deque = collections.deque()
         for block in blocks:
             pending.append(submit(block))
-            while len(pending) >= 2 * workers:
+            while len(pending) > workers:
                 yield result(pending.popleft())
         while pending:
             yield result(pending.popleft())
@@ -222,7 +222,7 @@ class Trainer:
         *,
         em: bool = True,
         em_seed_factor: float = 4.0,
-        em_pairs: float = 1.0,
+        em_pairs: float = 0.0,
         em_ngrams: float = 2.0,
         em_shrink: float = 0.5,
         em_grow: float = 0.25,
@@ -234,7 +234,7 @@ class Trainer:
         em_final_iterations: int = 1,
         em_sample_bytes: int = 64_000_000,
         ngram_memory: int = 4_000_000_000,
-        block_chars: int = 2_000_000,
+        block_chars: int = 1_000_000,
         engine: str = "process",
         verbose: bool = True,
     ):
@@ -433,7 +433,8 @@ class Trainer:
         sample = [c for _, c in _trim_sample(sample, sample_bytes)]
         progress.finish(f"; {len(pieces)} distinct pieces")
         piece_counts = pieces.to_dict()
-        pair_counts = pairs.to_dict() if pairs is not None else {}
+        pair_counts = pairs.to_dict(self.min_count) if pairs is not None else {}
+        del pairs
         return piece_counts, pair_counts, sample
 
     # -- 0.6.3's pruning -----------------------------------------------------------

@@ -849,20 +849,22 @@ cdef class PieceTable:
             raise MemoryError()
         return self
 
-    def items(self):
-        """(piece, count) pairs sorted by piece bytes."""
+    def items(self, int64_t min_count=1):
+        """(piece, count) pairs with count >= min_count, sorted by piece bytes."""
         cdef list out = []
         cdef size_t i
+        if min_count < 1:
+            min_count = 1
         for i in range(self.cap):
-            if self.slots[i].count:
+            if self.slots[i].count >= min_count:
                 out.append((PyBytes_FromStringAndSize(<char*>self.arena + self.slots[i].offset,
                                                       self.slots[i].length),
                             self.slots[i].count))
         out.sort()
         return out
 
-    def to_dict(self):
-        return dict(self.items())
+    def to_dict(self, int64_t min_count=1):
+        return dict(self.items(min_count))
 
     def to_bytes(self):
         cdef list parts = [struct.pack("<8sq", b"BPPIECE1", self.size)]
