@@ -1,0 +1,924 @@
+"""Training and encoding on a Dask cluster, and count files that merge later.
+
+Nothing here imports Dask until a cluster is asked for: ``pip install
+bytepiece[dask]`` adds it. See docs/distributed.md for how to run it on
+several machines.
+
+>>> from bytepiece.distributed import DaskTrainer            # doctest: +SKIP
+>>> t = DaskTrainer(max_vocab_size=8000, address="tcp://10.0.0.1:8786")
+>>> t.train_files(["s3://bucket/corpus/"])                    # doctest: +SKIP
+>>> t.save("my.model")                                        # doctest: +SKIP
+
+Why it is built this way:
+
+- The workers read the input themselves. The driver only lists the files and
+  their sizes and cuts them into byte ranges of ``blocksize``; a task moves
+  its range's two ends forward to the next *end of a run of newlines* (a
+  position after a ``\\n`` and before a byte that is not one) and reads what
+  lies between. Those are the places where the local trainer's reader may
+  cut a file and where the chunking regex cuts anyway, so every chunk, and
+  so every count, is the same as in a local run. (A plain newline delimiter,
+  as ``dask.bytes.read_bytes`` uses, could cut a run of blank lines in two
+  and change a chunk.) Files are opened with fsspec, so paths may be local
+  (on a filesystem every machine mounts) or URLs of an object store.
+- Each block goes through the trainer's own Cython map kernels
+  (``count_ngrams_block``, ``count_pieces_block``) and the tables are summed
+  in a tree of merge tasks (``split_every`` tables per task) on the workers;
+  only the final table travels to the driver. Merging is integer addition,
+  so the order of the tree does not matter: the model is byte-identical to
+  ``Trainer.train_files`` on one machine (unless the ``ngram_memory`` budget
+  is hit, which makes counts approximate in any engine).
+- The pruned n-gram model is scattered to every worker once, and the piece
+  counting tasks refer to it.
+- The EM sample is the chunks with the smallest hashes; each block keeps its
+  own bottom sample and each merge keeps the bottom of the union, which
+  equals the bottom sample of the whole corpus.
+- Pruning and EM run on the driver, exactly as in the local trainer.
+- :class:`Counts` holds one stage's merged tables; it saves to a file and
+  merges with others, so a corpus can be counted in shards on different days
+  or machines and finished later.
+- :func:`encode_files` writes token shards on the workers. Lines are keyed by
+  their global line number (1-based, across all inputs, as ``bytepiece
+  encode`` keys them), found by a cheap line-counting pass first, so samples
+  do not depend on how the corpus was cut into blocks.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import struct
+import time
+import unicodedata
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _training
+from .atomic import atomic_write
+from .corpus import ERROR_MODES, CorpusError, EmptyCorpusError, _decode, chunk_block, expand_paths
+from .trainer import Trainer, TrainerError, _bottom_sample, _Progress, _trim_sample
+
+__all__ = [
+    "DaskTrainer",
+    "Counts",
+    "count_ngrams",
+    "count_pieces",
+    "merge_counts",
+    "load_counts",
+    "train_from_counts",
+    "train_files_on_dask",
+    "list_blocks",
+    "read_block",
+    "encode_files",
+    "load_encoded",
+    "iter_encoded",
+    "connect",
+]
+
+#: Bytes per block read by one task (before alignment to a run of newlines).
+DEFAULT_BLOCKSIZE = 32 << 20
+#: Tables merged by one reduce task.
+DEFAULT_SPLIT_EVERY = 8
+_SCAN = 1 << 16
+_COUNTS_MAGIC = b"BPCOUNT1"
+_SHARDS_FORMAT = "bytepiece-shards/1"
+
+
+# ---------------------------------------------------------------------------
+# Connecting
+
+def _import_distributed():
+    try:
+        import distributed  # noqa: F401
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("Dask is not installed: pip install 'bytepiece[dask]'") from error
+    return distributed
+
+
+def connect(client=None, address: Optional[str] = None, scheduler_file: Optional[str] = None,
+            local_workers: Optional[int] = None):
+    """(client, close) for one of: an existing ``client``, a scheduler ``address``
+    (``tcp://host:8786``), a ``scheduler_file`` written by ``dask scheduler
+    --scheduler-file``, or ``local_workers`` processes on this machine. ``close()``
+    shuts down only what this call opened."""
+    given = [x is not None for x in (client, address, scheduler_file, local_workers)]
+    if sum(given) > 1:
+        raise ValueError("give one of client, address, scheduler_file, local_workers")
+    if client is not None:
+        return client, lambda: None
+    distributed = _import_distributed()
+    if address is not None:
+        c = distributed.Client(address)
+        return c, c.close
+    if scheduler_file is not None:
+        c = distributed.Client(scheduler_file=os.fspath(scheduler_file))
+        return c, c.close
+    if local_workers is not None:
+        cluster = distributed.LocalCluster(n_workers=int(local_workers), threads_per_worker=1,
+                                           processes=True, dashboard_address=None)
+        c = distributed.Client(cluster)
+
+        def close():
+            c.close()
+            cluster.close()
+        return c, close
+    raise ValueError("no cluster: pass client=, address=, scheduler_file= or local_workers=")
+
+
+# ---------------------------------------------------------------------------
+# Files and blocks
+
+def _fs_and_path(path: str, storage_options: Optional[dict] = None):
+    import fsspec.core
+
+    return fsspec.core.url_to_fs(path, **(storage_options or {}))
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path or "::" in path
+
+
+def list_files(paths, storage_options: Optional[dict] = None) -> List[Tuple[str, int]]:
+    """(path, size) of every input file. Local paths are expanded exactly as the
+    local trainer does (folders recursively, sorted, hidden entries skipped) and
+    made absolute; URLs are listed with fsspec the same way."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    out: List[Tuple[str, int]] = []
+    for p in paths:
+        p = os.fsdecode(os.fspath(p))
+        if not _is_url(p):
+            out.extend((os.path.abspath(f), os.path.getsize(f)) for f in expand_paths([p]))
+            continue
+        fs, root = _fs_and_path(p, storage_options)
+        protocol = p.split("://", 1)[0] + "://" if "://" in p else ""
+        if fs.isdir(root):
+            found = []
+            for f in fs.find(root):
+                rel = f[len(root.rstrip("/")) + 1:] if f.startswith(root.rstrip("/") + "/") else f
+                if any(part.startswith(".") for part in rel.split("/")):
+                    continue
+                found.append(f)
+            for f in sorted(found):
+                out.append((protocol + f if protocol and "://" not in f else f, fs.size(f)))
+        elif fs.exists(root):
+            out.append((p, fs.size(root)))
+        else:
+            raise CorpusError(f"{p}: no such file or folder")
+    return out
+
+
+def list_blocks(paths, blocksize: int = DEFAULT_BLOCKSIZE, storage_options: Optional[dict] = None
+                ) -> List[Tuple[str, int, int]]:
+    """(path, offset, length) byte ranges covering every input file; a task reading one
+    moves both ends to the next end of a run of newlines (see :func:`read_block`)."""
+    if blocksize < 1:
+        raise ValueError(f"blocksize must be positive, not {blocksize!r}")
+    blocks = []
+    for path, size in list_files(paths, storage_options):
+        for offset in range(0, size, blocksize):
+            blocks.append((path, offset, min(blocksize, size - offset)))
+    return blocks
+
+
+_RUN_END = re.compile(rb"\n[^\n]")
+
+
+def _aligned(handle, pos: int, size: int) -> int:
+    """The first position p >= pos that is 0, the end of the file, or right after a
+    newline and before a byte that is not a newline."""
+    if pos <= 0:
+        return 0
+    if pos >= size:
+        return size
+    handle.seek(pos - 1)
+    start = pos - 1                 # file offset of buf[0]
+    buf = handle.read(_SCAN)
+    while True:
+        m = _RUN_END.search(buf)
+        if m:
+            return start + m.start() + 1
+        more = handle.read(_SCAN)
+        if not more:
+            return size
+        keep = buf[-1:]             # a run may continue across the read
+        start += len(buf) - 1
+        buf = keep + more
+
+
+def read_block(path: str, offset: int, length: int, storage_options: Optional[dict] = None
+               ) -> Tuple[int, bytes]:
+    """(start, bytes) of the block owning byte range [offset, offset + length) of a file:
+    from the first end of a run of newlines at or after offset to the first one at or
+    after offset + length. Consecutive ranges give consecutive blocks that tile the file."""
+    if _is_url(path):
+        fs, p = _fs_and_path(path, storage_options)
+        size = fs.size(p)
+        opener = lambda: fs.open(p, "rb")  # noqa: E731
+    else:
+        size = os.path.getsize(path)
+        opener = lambda: open(path, "rb")  # noqa: E731
+    with opener() as handle:
+        start = _aligned(handle, offset, size)
+        end = _aligned(handle, offset + length, size)
+        if end <= start:
+            return start, b""
+        handle.seek(start)
+        return start, handle.read(end - start)
+
+
+def _block_docs(block, errors: str, storage_options) -> Tuple[list, int, int]:
+    path, offset, length = block
+    start, data = read_block(path, offset, length, storage_options)
+    if not data:
+        return [], start, 0
+    return [_decode(data, path, start, errors)], start, len(data)
+
+
+# ---------------------------------------------------------------------------
+# Map and merge tasks (module level, so they pickle by reference)
+
+def _ngrams_task(block, s):
+    docs, _, _ = _block_docs(block, s["errors"], s["storage_options"])
+    chunks = chunk_block(docs, s["isolate_digits"])
+    return _training.count_ngrams_block(chunks, s["order"], s["budget"])
+
+
+def _merge_ngrams_task(parts, s):
+    table = _training.NgramTable(s["order"], s["budget"])
+    for part in parts:
+        table.merge(part)
+    return table
+
+
+def _pieces_task(block, s, model):
+    docs, _, _ = _block_docs(block, s["errors"], s["storage_options"])
+    chunks = chunk_block(docs, s["isolate_digits"])
+    pieces, pairs = _training.count_pieces_block(chunks, model, s["ensure_unicode"], s["pair_length"] or 1)
+    sample = _bottom_sample(chunks, s["sample_bytes"]) if s["sample_bytes"] else []
+    return pieces, (pairs if s["pair_length"] else None), sample, sum(map(len, chunks))
+
+
+def _merge_pieces_task(parts, s):
+    pieces = _training.PieceTable()
+    pairs = _training.PieceTable() if s["pair_length"] else None
+    sample: list = []
+    nbytes = 0
+    for p, q, smp, n in parts:
+        pieces.merge(p)
+        if pairs is not None and q is not None:
+            pairs.merge(q)
+        sample.extend(smp)
+        nbytes += n
+    if sample:
+        sample.sort()
+        sample = _trim_sample(sample, s["sample_bytes"])
+    return pieces, pairs, sample, nbytes
+
+
+def _map_reduce(client, blocks, map_func, merge_func, settings, extra=(), split_every=DEFAULT_SPLIT_EVERY):
+    """merge_func over map_func of every block: on the cluster as a tree of tasks, or
+    here, one block at a time, when client is None."""
+    if client is None:
+        acc = None
+        for block in blocks:
+            part = map_func(block, settings, *extra)
+            acc = merge_func([part] if acc is None else [acc, part], settings)
+        return acc
+    from dask import delayed
+
+    level = [delayed(map_func, pure=False)(block, settings, *extra) for block in blocks]
+    k = max(2, int(split_every))
+    while len(level) > 1:
+        level = [delayed(merge_func, pure=False)(level[i:i + k], settings) for i in range(0, len(level), k)]
+    future = client.compute(level[0])
+    try:
+        return future.result()
+    finally:
+        future.release()
+
+
+# ---------------------------------------------------------------------------
+# Counts: one stage's merged tables, saved and merged
+
+def _canonical_digest(data: bytes, header: int, unit: str) -> str:
+    """A digest of a serialised NgramTable / NgramModel that ignores hash-table layout
+    (entries sorted by key), so equal tables give equal digests."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(data[:header + 256 * 8])
+    off = header + 256 * 8
+    while off < len(data):
+        (n,) = struct.unpack_from("<q", data, off)
+        off += 8
+        keys = np.frombuffer(data, dtype="<u8", count=n, offset=off)
+        vals = np.frombuffer(data, dtype=unit, count=n, offset=off + 8 * n)
+        off += 16 * n
+        order = np.argsort(keys, kind="stable")
+        h.update(struct.pack("<q", n))
+        h.update(keys[order].tobytes())
+        h.update(vals[order].tobytes())
+    return h.hexdigest()
+
+
+def model_digest(model) -> str:
+    """Digest of an NgramModel's content."""
+    return _canonical_digest(model.to_bytes(), 16, "<f8")
+
+
+def _pack_sample(sample: List[tuple]) -> bytes:
+    parts = [struct.pack("<q", len(sample))]
+    for key, chunk in sample:
+        parts.append(struct.pack("<Qq", key, len(chunk)))
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _unpack_sample(data: bytes) -> List[tuple]:
+    (n,) = struct.unpack_from("<q", data, 0)
+    off = 8
+    out = []
+    for _ in range(n):
+        key, length = struct.unpack_from("<Qq", data, off)
+        off += 16
+        out.append((key, data[off:off + length]))
+        off += length
+    return out
+
+
+class Counts:
+    """The merged tables of one counting stage over some files.
+
+    ``stage`` is ``"ngrams"`` (``table``: an NgramTable) or ``"pieces"``
+    (``table``: a PieceTable of pieces, ``pairs``: adjacent-pair counts for EM
+    or None, ``sample``: the EM sample as (hash, chunk) pairs). ``settings``
+    are the trainer options the counts depend on (merging checks they agree);
+    ``sources`` names the files counted. Save with :meth:`save`, read back with
+    :func:`load_counts`, combine with :func:`merge_counts`.
+    """
+
+    def __init__(self, stage: str, settings: dict, table, pairs=None, sample=None,
+                 sources: Sequence[str] = (), nbytes: int = 0):
+        if stage not in ("ngrams", "pieces"):
+            raise ValueError(f"stage must be 'ngrams' or 'pieces', not {stage!r}")
+        self.stage = stage
+        self.settings = dict(settings)
+        self.table = table
+        self.pairs = pairs
+        self.sample = list(sample or [])
+        self.sources = list(sources)
+        self.nbytes = int(nbytes)
+
+    def __repr__(self) -> str:
+        return (f"Counts({self.stage!r}, {len(self.table)} entries, {self.nbytes} bytes, "
+                f"{len(self.sources)} source(s))")
+
+    def digest(self) -> str:
+        """A digest of the n-gram counts (ngrams stage only); equal counts, equal digest."""
+        if self.stage != "ngrams":
+            raise ValueError("digest() is for n-gram counts")
+        return _canonical_digest(self.table.to_bytes(), 40, "<i8")
+
+    def save(self, path) -> None:
+        """Write to ``path`` (atomically for a local path; a URL goes through fsspec)."""
+        sections = [self.table.to_bytes()]
+        if self.stage == "pieces":
+            sections.append(self.pairs.to_bytes() if self.pairs is not None else b"")
+            sections.append(_pack_sample(self.sample))
+        header = json.dumps({"stage": self.stage, "settings": self.settings, "sources": self.sources,
+                             "nbytes": self.nbytes, "sections": len(sections)}, sort_keys=True).encode()
+        parts = [_COUNTS_MAGIC, struct.pack("<q", len(header)), header]
+        for s in sections:
+            parts += [struct.pack("<q", len(s)), s]
+        data = b"".join(parts)
+        path = os.fspath(path)
+        if _is_url(path):
+            fs, p = _fs_and_path(path)
+            with fs.open(p, "wb") as f:
+                f.write(data)
+        else:
+            with atomic_write(path, "wb") as f:
+                f.write(data)
+
+
+def load_counts(path, storage_options: Optional[dict] = None) -> Counts:
+    """Read a file written by :meth:`Counts.save`."""
+    path = os.fspath(path)
+    if _is_url(path):
+        fs, p = _fs_and_path(path, storage_options)
+        with fs.open(p, "rb") as f:
+            data = f.read()
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    if data[:8] != _COUNTS_MAGIC:
+        raise ValueError(f"{path}: not a bytepiece counts file")
+    (hlen,) = struct.unpack_from("<q", data, 8)
+    header = json.loads(data[16:16 + hlen])
+    off = 16 + hlen
+    sections = []
+    for _ in range(header["sections"]):
+        (n,) = struct.unpack_from("<q", data, off)
+        sections.append(data[off + 8:off + 8 + n])
+        off += 8 + n
+    if header["stage"] == "ngrams":
+        return Counts("ngrams", header["settings"], _training.NgramTable.from_bytes(sections[0]),
+                      sources=header["sources"], nbytes=header["nbytes"])
+    pairs = _training.PieceTable.from_bytes(sections[1]) if sections[1] else None
+    return Counts("pieces", header["settings"], _training.PieceTable.from_bytes(sections[0]), pairs,
+                  _unpack_sample(sections[2]), header["sources"], header["nbytes"])
+
+
+def merge_counts(items: Iterable[Union[Counts, str, "os.PathLike[str]"]], allow_overlap: bool = False
+                 ) -> Counts:
+    """Sum counts of the same stage and settings (Counts objects or file paths). The
+    result equals counting all their sources in one run. A source named twice raises
+    ValueError (it would be counted twice) unless ``allow_overlap``."""
+    items = [c if isinstance(c, Counts) else load_counts(c) for c in items]
+    if not items:
+        raise ValueError("nothing to merge")
+    first = items[0]
+    for c in items[1:]:
+        if c.stage != first.stage:
+            raise ValueError(f"cannot merge {first.stage} counts with {c.stage} counts")
+        if c.settings != first.settings:
+            diff = {k: (first.settings.get(k), c.settings.get(k))
+                    for k in set(first.settings) | set(c.settings) if first.settings.get(k) != c.settings.get(k)}
+            raise ValueError(f"counts made with different settings: {diff}")
+    sources = [s for c in items for s in c.sources]
+    if not allow_overlap and len(set(sources)) != len(sources):
+        dup = sorted({s for s in sources if sources.count(s) > 1})
+        raise ValueError(f"these sources are in more than one of the counts: {dup}")
+    s = first.settings
+    if first.stage == "ngrams":
+        table = _merge_ngrams_task([c.table for c in items], s)
+        return Counts("ngrams", s, table, sources=sources, nbytes=sum(c.nbytes for c in items))
+    pieces, pairs, sample, nbytes = _merge_pieces_task(
+        [(c.table, c.pairs, c.sample, c.nbytes) for c in items], s)
+    return Counts("pieces", s, pieces, pairs, sample, sources, nbytes)
+
+
+# ---------------------------------------------------------------------------
+# The trainer
+
+def _ngram_settings(trainer: Trainer, errors: str, storage_options) -> dict:
+    return {"order": trainer.order, "isolate_digits": bool(trainer.isolate_digits),
+            "budget": trainer._budget_entries(), "errors": errors,
+            "storage_options": storage_options or {}}
+
+
+def _piece_settings(trainer: Trainer, errors: str, storage_options, digest: str) -> dict:
+    s = _ngram_settings(trainer, errors, storage_options)
+    s.update(ensure_unicode=bool(trainer.ensure_unicode),
+             pair_length=min(int(trainer.max_piece_length), 255) if (trainer.em and trainer.em_pairs > 0) else 0,
+             sample_bytes=trainer.em_sample_bytes if trainer.em else 0,
+             min_count=trainer.min_count, model=digest)
+    return s
+
+
+def _sources(blocks) -> List[str]:
+    return list(dict.fromkeys(b[0] for b in blocks))
+
+
+class _Source:
+    """What Trainer._train hands to the stages: files to count, or counts already made."""
+
+    def __init__(self, blocks=None, errors="strict", ngram_counts=None, piece_counts=None):
+        self.blocks = blocks
+        self.errors = errors
+        self.ngram_counts = ngram_counts
+        self.piece_counts = piece_counts
+        self.total_bytes = sum(b[2] for b in blocks) if blocks else None
+
+    def describe(self) -> str:
+        if self.blocks is None:
+            return "saved counts"
+        return f"{len(_sources(self.blocks))} file(s), {len(self.blocks)} block(s), {self.total_bytes / 1e6:.1f} MB"
+
+
+class DaskTrainer(Trainer):
+    """:class:`~bytepiece.trainer.Trainer` whose counting stages run on a Dask cluster.
+
+    Takes every Trainer option, plus where to run (one of ``client``,
+    ``address``, ``scheduler_file``, ``local_workers``; with none, the stages
+    run in this process, block by block, which is what the count files need on
+    a machine without a cluster), ``blocksize`` (bytes a task reads),
+    ``split_every`` (tables per merge task) and ``storage_options`` (fsspec
+    options for URLs). The model is byte-identical to ``Trainer.train_files``.
+    ``stats["stage_seconds"]`` times each stage.
+    """
+
+    def __init__(self, *args, client=None, address: Optional[str] = None, scheduler_file=None,
+                 local_workers: Optional[int] = None, blocksize: int = DEFAULT_BLOCKSIZE,
+                 split_every: int = DEFAULT_SPLIT_EVERY, storage_options: Optional[dict] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if blocksize < 1:
+            raise TrainerError(f"blocksize must be positive, not {blocksize!r}")
+        self._where = dict(client=client, address=address, scheduler_file=scheduler_file,
+                           local_workers=local_workers)
+        self.blocksize = int(blocksize)
+        self.split_every = int(split_every)
+        self.storage_options = dict(storage_options or {})
+        self._client = None
+
+    # -- public API ------------------------------------------------------------
+    def train(self, texts, workers: int = 1, batch_size: int = 1000) -> None:
+        raise TypeError("DaskTrainer reads files on the workers: use train_files(paths); "
+                        "Trainer.train(texts) trains on documents in this process")
+
+    def train_files(self, paths, workers: int = 1, errors: str = "strict") -> None:
+        """Train on files, folders or URLs; ``workers`` threads run pruning and EM here."""
+        if errors not in ERROR_MODES:
+            raise ValueError(f"errors must be one of {ERROR_MODES}, not {errors!r}")
+        blocks = list_blocks(paths, self.blocksize, self.storage_options)
+        with self._connected():
+            self._train(_Source(blocks, errors), workers)
+
+    def count_ngrams(self, paths, errors: str = "strict") -> Counts:
+        """Stage 1 over some files: the n-gram counts (save them, merge them later)."""
+        blocks = list_blocks(paths, self.blocksize, self.storage_options)
+        with self._connected():
+            return self._ngram_counts(blocks, errors)
+
+    def count_pieces(self, paths, ngrams: Counts, errors: str = "strict") -> Counts:
+        """Stage 2 over some files, tagging with the model of the merged n-gram counts of
+        the *whole* corpus (``ngrams``): the piece counts."""
+        blocks = list_blocks(paths, self.blocksize, self.storage_options)
+        model = self._model_of(ngrams)
+        with self._connected():
+            return self._piece_counts(blocks, errors, model)
+
+    def train_from_counts(self, ngrams: Counts, pieces: Counts, workers: int = 1) -> None:
+        """Finish training (pruning and EM, here) from merged counts of both stages."""
+        self._check_ngrams(ngrams)
+        if pieces.stage != "pieces":
+            raise ValueError("pieces must be piece counts")
+        self._train(_Source(ngram_counts=ngrams, piece_counts=pieces), workers)
+
+    # -- cluster ---------------------------------------------------------------
+    class _Connection:
+        def __init__(self, trainer):
+            self.trainer = trainer
+
+        def __enter__(self):
+            t = self.trainer
+            if any(v is not None for v in t._where.values()):
+                t._client, self.close = connect(**t._where)
+            else:
+                t._client, self.close = None, lambda: None
+            return t._client
+
+        def __exit__(self, *exc):
+            self.trainer._client = None
+            self.close()
+
+    def _connected(self):
+        return DaskTrainer._Connection(self)
+
+    def _timed(self, stage: str, t0: float) -> None:
+        self.stats.setdefault("stage_seconds", {})[stage] = time.perf_counter() - t0
+
+    # -- stages ----------------------------------------------------------------
+    def _ngram_counts(self, blocks, errors) -> Counts:
+        s = _ngram_settings(self, errors, self.storage_options)
+        if not blocks:
+            table = _training.NgramTable(s["order"], s["budget"])
+        else:
+            table = _map_reduce(self._client, blocks, _ngrams_task, _merge_ngrams_task, s,
+                                split_every=self.split_every)
+        return Counts("ngrams", s, table, sources=_sources(blocks), nbytes=table.total)
+
+    def _piece_counts(self, blocks, errors, model) -> Counts:
+        s = _piece_settings(self, errors, self.storage_options, model_digest(model))
+        if not blocks:
+            return Counts("pieces", s, _training.PieceTable(),
+                          _training.PieceTable() if s["pair_length"] else None, [], [], 0)
+        if self._client is not None:
+            model_ref = self._client.scatter(model, broadcast=True, hash=False)
+        else:
+            model_ref = model
+        try:
+            pieces, pairs, sample, nbytes = _map_reduce(self._client, blocks, _pieces_task, _merge_pieces_task,
+                                                        s, (model_ref,), self.split_every)
+        finally:
+            if self._client is not None:
+                model_ref.release()
+        return Counts("pieces", s, pieces, pairs, sample, _sources(blocks), nbytes)
+
+    def _check_ngrams(self, ngrams: Counts) -> None:
+        if ngrams.stage != "ngrams":
+            raise ValueError("expected n-gram counts")
+        mine = _ngram_settings(self, ngrams.settings.get("errors", "strict"), ngrams.settings.get("storage_options"))
+        if ngrams.settings != mine:
+            raise ValueError(f"the n-gram counts were made with other settings: {ngrams.settings} != {mine}")
+
+    def _model_of(self, ngrams: Counts):
+        self._check_ngrams(ngrams)
+        return _training.NgramModel.from_table(ngrams.table, self.min_count)
+
+    # -- the two stages of Trainer._train, overridden ---------------------------
+    def _count_ngrams(self, source, workers: int):
+        progress = _Progress(self.verbose, "count n-grams", source.total_bytes)
+        t0 = time.perf_counter()
+        if source.ngram_counts is not None:
+            counts = source.ngram_counts
+            self._check_ngrams(counts)
+        else:
+            where = "this process" if self._client is None else f"{len(self._client.scheduler_info()['workers'])} Dask worker(s)"
+            progress.log(f"order {self.order}, {where}, {source.describe()}")
+            counts = self._ngram_counts(source.blocks, source.errors)
+        self._ngram_source = counts
+        table = counts.table
+        # from here on, as Trainer._count_ngrams finishes the stage
+        if table.total == 0:
+            raise EmptyCorpusError("the corpus is empty: no text to train on")
+        self.stats["corpus_bytes"] = table.total
+        self.stats["ngrams"] = len(table)
+        self.stats["ngram_budget_hit"] = table.pruned_below > 0
+        progress.finish(f"; {len(table)} distinct n-grams")
+        if table.pruned_below:
+            progress.log(
+                f"memory budget hit (ngram_memory={self.ngram_memory} bytes): n-grams seen fewer than "
+                f"{table.pruned_below} times in a block were dropped, so counts are approximate"
+            )
+        self._ngram_candidates = {}
+        if self.em and self.em_ngrams > 0:
+            keys, cnts = table.candidates(self.min_count)
+            limit = int(self.em_ngrams * self.max_vocab_size[0])
+            if len(keys) > limit:
+                score = cnts * np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+                top = np.argsort(-score, kind="stable")[:limit]
+                keys = [keys[i] for i in top]
+                cnts = cnts[top]
+            self._ngram_candidates = dict(zip(keys, cnts.tolist()))
+        model = _training.NgramModel.from_table(table, self.min_count)
+        self._timed("count_ngrams", t0)
+        return model
+
+    def _count_pieces(self, source, model, workers: int):
+        progress = _Progress(self.verbose, "count pieces", self.stats["corpus_bytes"])
+        t0 = time.perf_counter()
+        if source.piece_counts is not None:
+            counts = source.piece_counts
+            digest = model_digest(model)
+            if counts.settings.get("model") != digest:
+                raise ValueError("the piece counts were made with another n-gram model than the one of "
+                                 "these n-gram counts (count pieces with the merged n-gram counts of the whole corpus)")
+            expected = _piece_settings(self, counts.settings.get("errors"), counts.settings.get("storage_options"),
+                                       digest)
+            if counts.settings != expected:
+                raise ValueError(f"the piece counts were made with other settings: {counts.settings} != {expected}")
+        else:
+            counts = self._piece_counts(source.blocks, source.errors, model)
+        if len(counts.table) == 0:
+            raise EmptyCorpusError("the corpus is empty: no text to train on")
+        sample_bytes = counts.settings["sample_bytes"]
+        sample = sorted(counts.sample)
+        sample = [c for _, c in _trim_sample(sample, sample_bytes)] if sample_bytes else []
+        progress.finish(f"; {len(counts.table)} distinct pieces")
+        piece_counts = counts.table.to_dict()
+        pair_counts = counts.pairs.to_dict(self.min_count) if counts.pairs is not None else {}
+        self._timed("count_pieces", t0)
+        self._finish_t0 = time.perf_counter()
+        return piece_counts, pair_counts, sample
+
+    def _train(self, source, workers: int) -> None:
+        super()._train(source, workers)
+        stages = self.stats.get("stage_seconds", {})
+        self.stats["stage_seconds"] = stages
+        if hasattr(self, "_finish_t0"):
+            stages["prune_em"] = time.perf_counter() - self._finish_t0
+            del self._finish_t0
+
+
+def count_ngrams(paths, trainer: Optional[Trainer] = None, errors: str = "strict", **where) -> Counts:
+    """Stage 1 (n-gram counts) over some files with ``trainer``'s options (a default
+    Trainer if None); ``where``: client=, address=, ... as :class:`DaskTrainer`, or
+    nothing to count in this process."""
+    return _as_dask(trainer, where).count_ngrams(paths, errors)
+
+
+def count_pieces(paths, ngrams: Counts, trainer: Optional[Trainer] = None, errors: str = "strict",
+                 **where) -> Counts:
+    """Stage 2 (piece counts) over some files, with the merged n-gram counts of the whole corpus."""
+    return _as_dask(trainer, where).count_pieces(paths, ngrams, errors)
+
+
+def train_from_counts(trainer: Trainer, ngrams, pieces, workers: int = 1) -> Trainer:
+    """Finish ``trainer`` (pruning and EM) from merged counts (Counts or file paths);
+    afterwards ``trainer.pieces`` is set and ``trainer.save`` works."""
+    ngrams = ngrams if isinstance(ngrams, Counts) else load_counts(ngrams)
+    pieces = pieces if isinstance(pieces, Counts) else load_counts(pieces)
+    dt = _as_dask(trainer, {})
+    dt.train_from_counts(ngrams, pieces, workers)
+    _copy_back(dt, trainer)
+    return trainer
+
+
+def train_files_on_dask(trainer: Trainer, paths, workers: int = 1, errors: str = "strict", **where) -> Trainer:
+    """``trainer.train_files(paths)`` with the counting on a Dask cluster (``where``:
+    client=, address=, scheduler_file=, local_workers=, blocksize=, split_every=,
+    storage_options=); the target of ``Trainer.train_files(..., engine="dask")``."""
+    dt = _as_dask(trainer, where)
+    dt.train_files(paths, workers, errors)
+    _copy_back(dt, trainer)
+    return trainer
+
+
+_DASK_OPTIONS = ("client", "address", "scheduler_file", "local_workers", "blocksize", "split_every",
+                 "storage_options")
+
+
+def _as_dask(trainer: Optional[Trainer], where: dict) -> DaskTrainer:
+    unknown = set(where) - set(_DASK_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown options: {sorted(unknown)}")
+    if isinstance(trainer, DaskTrainer) and not where:
+        return trainer
+    if trainer is None:
+        trainer = Trainer(verbose=False)
+    dt = DaskTrainer.__new__(DaskTrainer)
+    dt.__dict__.update(trainer.__dict__)
+    places = ("client", "address", "scheduler_file", "local_workers")
+    given = {k: where.get(k) for k in places}
+    if all(v is None for v in given.values()) and isinstance(trainer, DaskTrainer):
+        given = dict(trainer._where)
+    dt._where = given
+    dt.blocksize = int(where.get("blocksize") or getattr(trainer, "blocksize", DEFAULT_BLOCKSIZE))
+    dt.split_every = int(where.get("split_every") or getattr(trainer, "split_every", DEFAULT_SPLIT_EVERY))
+    dt.storage_options = dict(where.get("storage_options") or getattr(trainer, "storage_options", {}) or {})
+    dt._client = None
+    return dt
+
+
+def _copy_back(dt: DaskTrainer, trainer: Trainer) -> None:
+    if dt is trainer:
+        return
+    trainer.pieces = dt.pieces
+    trainer.stats = dt.stats
+
+
+# ---------------------------------------------------------------------------
+# Encoding
+
+_LINE = re.compile(rb"[^\n]*\n|[^\n]+")
+
+
+def _normalize_line(tok, line: bytes) -> bytes:
+    if line.isascii():
+        return line
+    text = line.decode("utf-8", "surrogateescape")
+    return tok.normalize_text(text).encode("utf-8", "surrogateescape")
+
+
+def _count_lines_task(block, storage_options) -> int:
+    _, data = read_block(*block, storage_options)
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def _encode_task(block, index: int, first_line: int, tok, opts):
+    path, offset, length = block
+    start, data = read_block(path, offset, length, opts["storage_options"])
+    lines = _LINE.findall(data)
+    if not lines:
+        return None
+    datas = [_normalize_line(tok, x) for x in lines] if opts["normalize"] else lines
+    sampling = opts["alpha"] is not None and opts["alpha"] >= 0
+    keys = range(first_line, first_line + len(datas)) if sampling else None
+    ids, rows = tok.encode_batch(datas, add_bos=opts["add_bos"], add_eos=opts["add_eos"],
+                                 alpha=opts["alpha"] if sampling else -1, keys=keys,
+                                 num_threads=opts["threads"], as_numpy=True)
+    name = f"part-{index:05d}"
+    out = opts["out"]
+    _write_npy(out, name + ".ids.npy", ids, opts["storage_options"])
+    _write_npy(out, name + ".rows.npy", np.asarray(rows, dtype=np.int64), opts["storage_options"])
+    return {"name": name, "first_line": first_line, "lines": len(datas), "tokens": int(len(ids)),
+            "source": path, "start": start, "end": start + len(data)}
+
+
+def _join(folder: str, name: str) -> str:
+    return folder.rstrip("/") + "/" + name if _is_url(folder) else os.path.join(folder, name)
+
+
+def _write_bytes(folder: str, name: str, data: bytes, storage_options) -> None:
+    path = _join(folder, name)
+    if _is_url(path):
+        fs, p = _fs_and_path(path, storage_options)
+        with fs.open(p, "wb") as f:
+            f.write(data)
+    else:
+        with atomic_write(path, "wb") as f:
+            f.write(data)
+
+
+def _write_npy(folder: str, name: str, array: np.ndarray, storage_options) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    _write_bytes(folder, name, buf.getvalue(), storage_options)
+
+
+def _read_bytes(folder: str, name: str, storage_options=None) -> bytes:
+    path = _join(folder, name)
+    if _is_url(path):
+        fs, p = _fs_and_path(path, storage_options)
+        with fs.open(p, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def encode_files(paths, model, out: str, *, client=None, address: Optional[str] = None, scheduler_file=None,
+                 local_workers: Optional[int] = None, blocksize: int = DEFAULT_BLOCKSIZE,
+                 alpha: Optional[float] = None, seed=None, add_bos: bool = False, add_eos: bool = False,
+                 normalize: bool = True, threads: int = 1, storage_options: Optional[dict] = None) -> dict:
+    """Encode text files into token shards in the folder ``out``, on the workers.
+
+    Each line (with its line ending) is encoded on its own, as ``bytepiece
+    encode`` does. For each block that holds text, ``part-NNNNN.ids.npy`` (all
+    ids of its lines, in the tokenizer's ``id_dtype``) and
+    ``part-NNNNN.rows.npy`` (int64 offsets: line ``i`` of the part is
+    ``ids[rows[i]:rows[i + 1]]``) are written, and ``index.json`` lists the
+    parts in order with their first global line number. ``model`` is a model
+    path or a :class:`~bytepiece.tokenizer.Tokenizer`. With ``alpha >= 0``,
+    line ``k`` (1-based, across all inputs) is sampled with key ``k`` and
+    ``seed`` (or the tokenizer's seed), so the shards hold the same ids
+    whatever ``blocksize`` and the number of workers. ``out`` may be a URL;
+    the workers must be able to write there. Without a cluster argument, the
+    blocks are encoded in this process. Returns the index.
+    """
+    from .tokenizer import Tokenizer
+
+    if isinstance(model, Tokenizer):
+        tok = model
+        if seed is not None:
+            tok = Tokenizer(model._vocab, seed)
+    else:
+        tok = Tokenizer(model, seed if seed is not None else 0)
+    out = os.fspath(out)
+    storage_options = dict(storage_options or {})
+    if _is_url(out):
+        fs, p = _fs_and_path(out, storage_options)
+        fs.makedirs(p, exist_ok=True)
+    else:
+        os.makedirs(out, exist_ok=True)
+    blocks = list_blocks(paths, blocksize, storage_options)
+    opts = {"alpha": alpha, "add_bos": add_bos, "add_eos": add_eos, "normalize": normalize,
+            "threads": threads, "out": out, "storage_options": storage_options}
+    where = dict(client=client, address=address, scheduler_file=scheduler_file, local_workers=local_workers)
+    if all(v is None for v in where.values()):
+        c, close = None, lambda: None
+    else:
+        c, close = connect(**where)
+    try:
+        if c is None:
+            counts = [_count_lines_task(b, storage_options) for b in blocks]
+        else:
+            counts = c.gather(c.map(_count_lines_task, blocks, storage_options=storage_options, pure=False))
+        firsts = np.concatenate([[1], 1 + np.cumsum(counts, dtype=np.int64)])[:-1].tolist() if blocks else []
+        if c is None:
+            parts = [_encode_task(b, i, f, tok, opts) for i, (b, f) in enumerate(zip(blocks, firsts))]
+        else:
+            tok_ref = c.scatter(tok, broadcast=True, hash=False)
+            try:
+                futures = [c.submit(_encode_task, b, i, f, tok_ref, opts, pure=False)
+                           for i, (b, f) in enumerate(zip(blocks, firsts))]
+                parts = c.gather(futures)
+            finally:
+                tok_ref.release()
+    finally:
+        close()
+    parts = [p for p in parts if p is not None]
+    index = {"format": _SHARDS_FORMAT, "vocab_size": tok.vocab_size, "dtype": np.dtype(tok.id_dtype).name,
+             "alpha": alpha, "add_bos": add_bos, "add_eos": add_eos, "normalize": normalize,
+             "lines": int(sum(counts)) if blocks else 0, "tokens": sum(p["tokens"] for p in parts),
+             "files": _sources(blocks), "parts": parts}
+    _write_bytes(out, "index.json", json.dumps(index, indent=1).encode(), storage_options)
+    return index
+
+
+def iter_encoded(out: str, storage_options: Optional[dict] = None):
+    """(part entry of the index, ids, rows) for each part of a folder written by
+    :func:`encode_files`, in order."""
+    index = json.loads(_read_bytes(out, "index.json", storage_options))
+    if index.get("format") != _SHARDS_FORMAT:
+        raise ValueError(f"{out}: not a bytepiece shard folder")
+    for part in index["parts"]:
+        ids = np.load(io.BytesIO(_read_bytes(out, part["name"] + ".ids.npy", storage_options)))
+        rows = np.load(io.BytesIO(_read_bytes(out, part["name"] + ".rows.npy", storage_options)))
+        yield part, ids, rows
+
+
+def load_encoded(out: str, storage_options: Optional[dict] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """All shards of a folder as one (ids, rows) pair: line ``k`` (1-based) is
+    ``ids[rows[k - 1]:rows[k]]``."""
+    all_ids, all_rows, base = [], [np.zeros(1, dtype=np.int64)], 0
+    dtype = None
+    for _, ids, rows in iter_encoded(out, storage_options):
+        dtype = ids.dtype
+        all_ids.append(ids)
+        all_rows.append(rows[1:] + base)
+        base += int(rows[-1])
+    ids = np.concatenate(all_ids) if all_ids else np.zeros(0, dtype=dtype or np.int32)
+    return ids, np.concatenate(all_rows)
