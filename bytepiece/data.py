@@ -22,6 +22,7 @@ and ``EpochSampler`` are built on first access.
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import os
@@ -334,7 +335,10 @@ class _DatasetsMapFunction:
 
     def __init__(self, transform: EncodeTransform, epoch: int, text_column: str, index_column: Optional[str],
                  output_column: str):
-        self.transform = transform
+        # A shallow copy whose default epoch is this one: the fingerprint must not change
+        # with the caller's transform.epoch, only with what decides the samples.
+        self.transform = copy.copy(transform)
+        self.transform.epoch = epoch
         self.epoch = epoch
         self.text_column = text_column
         self.index_column = index_column

@@ -282,7 +282,9 @@ def test_datasets_map_is_independent_of_num_proc_and_caches_per_epoch(transform,
     assert one["input_ids"] == two["input_ids"] == serial(transform, 0)
     # The cache: the same epoch is replayed from the cache file (and that is right, the
     # samples being pure functions); a new epoch is not, it is sampled afresh.
-    again = datasets_map(ds, transform, epoch=0, num_proc=1, batch_size=7)
+    unpickled = private_copy(transform)
+    unpickled.set_epoch(5)                       # only the explicit epoch counts
+    again = datasets_map(ds, unpickled, epoch=0, num_proc=1, batch_size=7)
     assert again._fingerprint == one._fingerprint and again.cache_files == one.cache_files
     assert again["input_ids"] == serial(transform, 0)
     next_epoch = datasets_map(ds, transform, epoch=1, num_proc=1, batch_size=7)
