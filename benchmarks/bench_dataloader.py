@@ -41,7 +41,6 @@ import time
 import unicodedata
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]   # this checkout, bench_encode
