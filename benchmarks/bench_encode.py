@@ -332,6 +332,20 @@ def build_contenders(tok, sp, hf, bp, lines, threads: int, alpha: float) -> list
                   loop(lambda: tok.encode_batch(lines, num_threads=1))),
         Contender("ours_batch_n", f"ours: encode_batch(lines, num_threads={threads})",
                   loop(lambda: tok.encode_batch(lines, num_threads=threads))),
+    ]
+    try:
+        import inspect
+        has_numpy = "as_numpy" in inspect.signature(tok.encode_batch).parameters
+    except (TypeError, ValueError):
+        has_numpy = False
+    if has_numpy:   # flat ids without Python lists: little work left under the GIL
+        out += [
+            Contender("ours_batch_1_np", "ours: encode_batch(lines, num_threads=1, as_numpy=True)",
+                      loop(lambda: tok.encode_batch(lines, num_threads=1, as_numpy=True))),
+            Contender("ours_batch_n_np", f"ours: encode_batch(lines, num_threads={threads}, as_numpy=True)",
+                      loop(lambda: tok.encode_batch(lines, num_threads=threads, as_numpy=True))),
+        ]
+    out += [
         Contender("sp_batch_n", f"SentencePiece: sp.encode(lines, num_threads={threads})",
                   loop(lambda: sp_enc(lines, num_threads=threads))),
         Contender("hf_batch_n", f"HF tokenizers: encode_batch(lines) (RAYON_NUM_THREADS="
@@ -518,6 +532,9 @@ def main(argv=None) -> int:
     target(f"batch, {n} threads: ours / SentencePiece {n} threads", "ours_batch_n", "sp_batch_n", 2, False)
     target(f"batch, {n} threads: ours / ours 1 thread", "ours_batch_n", "ours_batch_1", 1.8, False)
     target(f"batch, {n} threads: ours / HF encode_batch (info)", "ours_batch_n", "hf_batch_n", 1, False)
+    if "ours_batch_n_np" in speed:
+        target(f"batch as_numpy, {n} threads: ours / ours 1 thread (info)", "ours_batch_n_np",
+               "ours_batch_1_np", 1.8, False)
     target(f"sampling alpha={args.alpha}: ours / our Viterbi", "ours_sample", "ours_viterbi", 0.8)
     target(f"sampling alpha={args.alpha}: ours / SentencePiece sampling", "ours_sample", "sp_sample", 10)
 
