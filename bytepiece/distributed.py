@@ -901,6 +901,7 @@ def encode_files(paths, model, out: str, *, client=None, address: Optional[str] 
 def iter_encoded(out: str, storage_options: Optional[dict] = None):
     """(part entry of the index, ids, rows) for each part of a folder written by
     :func:`encode_files`, in order."""
+    out = os.fspath(out)
     index = json.loads(_read_bytes(out, "index.json", storage_options))
     if index.get("format") != _SHARDS_FORMAT:
         raise ValueError(f"{out}: not a bytepiece shard folder")

@@ -1,0 +1,354 @@
+"""bytepiece.distributed: Dask training and encoding equal the local results.
+
+Clusters used here: a LocalCluster of two worker processes, and a real
+cluster started by the test itself (``dask scheduler`` and two ``dask
+worker`` processes on 127.0.0.1, stopped by pid). Corpora are small slices of
+the bundled ones plus a file of awkward newlines, cut into many small blocks
+so that block edges land everywhere.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+
+from bytepiece import Tokenizer  # noqa: E402
+from bytepiece.distributed import (  # noqa: E402
+    Counts,
+    DaskTrainer,
+    count_ngrams,
+    count_pieces,
+    encode_files,
+    list_blocks,
+    load_counts,
+    load_encoded,
+    merge_counts,
+    read_block,
+    train_files_on_dask,
+    train_from_counts,
+)
+from bytepiece.trainer import Trainer  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+CORPORA = REPO / "corpora"
+TIMEOUT = 60
+
+# Options kept small so that the local reference trains in a few seconds.
+EM = dict(max_vocab_size=600, em_grow_rounds=2, em_pairs=1.0, verbose=False)
+NO_EM = dict(max_vocab_size=[700, 400], em=False, isolate_digits=True, verbose=False)
+
+
+def _slice(src: pathlib.Path, dst: pathlib.Path, nbytes: int) -> pathlib.Path:
+    data = src.read_bytes()
+    cut = data.rfind(b"\n", 0, nbytes) + 1
+    dst.write_bytes(data[:cut])
+    return dst
+
+
+def _awkward() -> bytes:
+    """Runs of blank lines longer than the chunker's 100, CRLF, a long line, no final newline."""
+    parts = [b"first line\n", b"\n" * 250, b"after a long run\r\n\r\n", "caf\u00e9 cafe\u0301\n".encode(),
+             b"x" * 30000 + b"\n\n", b"digits 12345 67890\n" * 40, b"\n" * 3, b"tail without newline"]
+    return b"".join(parts)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    files = [
+        _slice(CORPORA / "en.train.txt", d / "en.txt", 120_000),
+        _slice(CORPORA / "zh.train.txt", d / "zh.txt", 90_000),
+        _slice(CORPORA / "code.train.txt", d / "code.txt", 90_000),
+    ]
+    awkward = d / "awkward.txt"
+    awkward.write_bytes(_awkward())
+    files.append(awkward)
+    return [str(f) for f in files]
+
+
+def _model_bytes(trainer: Trainer, path: pathlib.Path) -> list:
+    trainer.save(path)
+    if len(trainer.pieces) == 1:
+        return [path.read_bytes()]
+    return [pathlib.Path(f"{path}.{s}").read_bytes() for s in trainer.max_vocab_size]
+
+
+@pytest.fixture(scope="module")
+def reference(corpus, tmp_path_factory):
+    """Models of the local trainer, the thing every engine must reproduce byte for byte."""
+    d = tmp_path_factory.mktemp("reference")
+    out = {}
+    for name, options in (("em", EM), ("no_em", NO_EM)):
+        t = Trainer(**options)
+        t.train_files(corpus)
+        out[name] = _model_bytes(t, d / name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            client.wait_for_workers(2, timeout=TIMEOUT)
+            yield client
+
+
+# ---------------------------------------------------------------------------
+# Blocks
+
+
+@pytest.mark.parametrize("blocksize", [7, 100, 4096, 1 << 20])
+def test_blocks_tile_the_file_at_ends_of_newline_runs(tmp_path, blocksize):
+    path = tmp_path / "a.txt"
+    data = _awkward()
+    path.write_bytes(data)
+    pieces, ends = [], []
+    for p, offset, length in list_blocks([str(path)], blocksize):
+        start, block = read_block(p, offset, length)
+        assert start == sum(map(len, pieces))
+        pieces.append(block)
+        if block:
+            end = start + len(block)
+            ends.append(end)
+            # a block ends after a newline that is not followed by another (or at the end)
+            assert end == len(data) or (data[end - 1] == 10 and data[end] != 10)
+    assert b"".join(pieces) == data
+    assert ends[-1] == len(data)
+
+
+def test_blocks_of_folders_and_empty_files(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_bytes(b"b\n")
+    (tmp_path / "a.txt").write_bytes(b"a\n")
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / ".hidden").write_bytes(b"h\n")
+    blocks = list_blocks([str(tmp_path)], 1 << 20)
+    assert [os.path.relpath(b[0], tmp_path) for b in blocks] == ["a.txt", os.path.join("sub", "b.txt")]
+
+
+# ---------------------------------------------------------------------------
+# Training without a cluster, and count files
+
+
+@pytest.mark.parametrize("name,options", [("em", EM), ("no_em", NO_EM)])
+def test_in_process_blocks_equal_local_trainer(corpus, reference, tmp_path, name, options):
+    t = DaskTrainer(**options, blocksize=20_000)
+    t.train_files(corpus)
+    assert _model_bytes(t, tmp_path / "m") == reference[name]
+    assert set(t.stats["stage_seconds"]) == {"count_ngrams", "count_pieces", "prune_em"}
+
+
+def test_saved_and_merged_counts_equal_one_shot(corpus, reference, tmp_path):
+    trainer = Trainer(**EM)
+    shards = [corpus[:2], corpus[2:]]
+    one_ngrams = count_ngrams(corpus, trainer, blocksize=50_000)
+    # stage 1 per shard, saved, loaded, merged
+    for i, shard in enumerate(shards):
+        count_ngrams(shard, trainer, blocksize=30_000).save(tmp_path / f"ngrams-{i}.bpc")
+    ngrams = merge_counts([tmp_path / f"ngrams-{i}.bpc" for i in range(len(shards))])
+    assert ngrams.digest() == one_ngrams.digest()
+    assert ngrams.nbytes == one_ngrams.nbytes > 0
+    ngrams.save(tmp_path / "ngrams.bpc")
+    ngrams = load_counts(tmp_path / "ngrams.bpc")
+    assert ngrams.digest() == one_ngrams.digest()
+    # stage 2 per shard with the merged n-gram counts
+    one_pieces = count_pieces(corpus, one_ngrams, trainer)
+    for i, shard in enumerate(shards):
+        count_pieces(shard, ngrams, trainer, blocksize=25_000).save(tmp_path / f"pieces-{i}.bpc")
+    pieces = merge_counts([load_counts(tmp_path / f"pieces-{i}.bpc") for i in range(len(shards))])
+    assert pieces.table.to_dict() == one_pieces.table.to_dict()
+    assert pieces.pairs.to_dict() == one_pieces.pairs.to_dict()
+    assert pieces.sample == one_pieces.sample
+    pieces.save(tmp_path / "pieces.bpc")
+    # finishing from the files gives the local model
+    fresh = Trainer(**EM)
+    train_from_counts(fresh, tmp_path / "ngrams.bpc", tmp_path / "pieces.bpc")
+    assert _model_bytes(fresh, tmp_path / "m") == reference["em"]
+
+
+def test_merge_refuses_mismatched_counts(corpus, tmp_path):
+    a = count_ngrams(corpus[:1], Trainer(order=6, verbose=False))
+    b = count_ngrams(corpus[1:2], Trainer(order=5, verbose=False))
+    with pytest.raises(ValueError, match="different settings"):
+        merge_counts([a, b])
+    with pytest.raises(ValueError, match="more than one"):
+        merge_counts([a, a])
+    assert isinstance(merge_counts([a, a], allow_overlap=True), Counts)
+    # piece counts made with another n-gram model cannot finish this one
+    t = Trainer(**EM)
+    whole = count_ngrams(corpus, t)
+    part_pieces = count_pieces(corpus, count_ngrams(corpus[:1], t), t)
+    with pytest.raises(ValueError, match="another n-gram model"):
+        train_from_counts(Trainer(**EM), whole, part_pieces)
+
+
+# ---------------------------------------------------------------------------
+# Encoding
+
+
+def _lines(paths) -> list:
+    out = []
+    for p in paths:
+        out.extend(re.findall(rb"[^\n]*\n|[^\n]+", pathlib.Path(p).read_bytes()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tokenizer(model_path):
+    return Tokenizer(model_path, seed=99)
+
+
+def _expected(tok, paths, alpha):
+    texts = [x.decode("utf-8") for x in _lines(paths)]
+    keys = list(range(1, len(texts) + 1))
+    return tok.encode_batch(texts, alpha=alpha, keys=keys, add_eos=True)
+
+
+def _check_shards(folder, expected):
+    ids, rows = load_encoded(folder)
+    assert len(rows) == len(expected) + 1
+    got = [ids[rows[i]:rows[i + 1]].tolist() for i in range(len(expected))]
+    assert got == expected
+
+
+def test_encode_in_process_equals_encode_batch(corpus, tokenizer, tmp_path):
+    expected = _expected(tokenizer, corpus, 0.1)
+    for blocksize in (9_000, 1 << 20):
+        index = encode_files(corpus, tokenizer, str(tmp_path / str(blocksize)), blocksize=blocksize,
+                             alpha=0.1, add_eos=True)
+        assert index["lines"] == len(expected)
+        _check_shards(tmp_path / str(blocksize), expected)
+
+
+# ---------------------------------------------------------------------------
+# A LocalCluster of two worker processes
+
+
+@pytest.mark.parametrize("name,options", [("em", EM), ("no_em", NO_EM)])
+def test_local_cluster_training_equals_local(local_cluster, corpus, reference, tmp_path, name, options):
+    t = DaskTrainer(**options, client=local_cluster, blocksize=15_000, split_every=3)
+    t.train_files(corpus)
+    assert _model_bytes(t, tmp_path / "m") == reference[name]
+
+
+def test_trainer_hook_function(local_cluster, corpus, reference, tmp_path):
+    """train_files_on_dask is what Trainer.train_files(..., engine="dask") calls."""
+    t = Trainer(**EM)
+    train_files_on_dask(t, corpus, client=local_cluster, blocksize=40_000)
+    assert _model_bytes(t, tmp_path / "m") == reference["em"]
+
+
+def test_local_cluster_counts_equal_in_process(local_cluster, corpus):
+    t = Trainer(**EM)
+    here = count_ngrams(corpus, t, blocksize=1 << 20)
+    there = count_ngrams(corpus, t, client=local_cluster, blocksize=11_000)
+    assert there.digest() == here.digest()
+    assert count_pieces(corpus, there, t, client=local_cluster, blocksize=13_000).table.to_dict() == \
+        count_pieces(corpus, here, t).table.to_dict()
+
+
+def test_local_cluster_encode_equals_encode_batch(local_cluster, corpus, tokenizer, tmp_path):
+    expected = _expected(tokenizer, corpus, 0.1)
+    for blocksize in (8_000, 50_000):
+        folder = tmp_path / str(blocksize)
+        encode_files(corpus, tokenizer, str(folder), client=local_cluster, blocksize=blocksize,
+                     alpha=0.1, add_eos=True)
+        _check_shards(folder, expected)
+    viterbi = encode_files(corpus, tokenizer, str(tmp_path / "viterbi"), client=local_cluster,
+                           blocksize=30_000, add_eos=True)
+    assert viterbi["tokens"] == sum(map(len, _expected(tokenizer, corpus, -1)))
+    _check_shards(tmp_path / "viterbi", _expected(tokenizer, corpus, -1))
+
+
+# ---------------------------------------------------------------------------
+# A real cluster: `dask scheduler` and two `dask worker` processes
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(procs) -> None:
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in reversed(procs):
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def real_cluster(tmp_path_factory):
+    from distributed import Client
+
+    d = tmp_path_factory.mktemp("cluster")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    procs = []
+    logs = []
+    for attempt in range(3):        # a chosen port may be taken between choosing and binding
+        port = _free_port()
+        address = f"tcp://127.0.0.1:{port}"
+        log = open(d / f"scheduler-{attempt}.log", "wb")
+        logs.append(log)
+        sched = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"],
+                                 cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT)
+        procs.append(sched)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and sched.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        if sched.poll() is None:
+            break
+    else:
+        _stop(procs)
+        pytest.fail("the dask scheduler did not start: " + (d / "scheduler-2.log").read_text())
+    try:
+        for i in range(2):
+            log = open(d / f"worker-{i}.log", "wb")
+            logs.append(log)
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1", "--no-nanny",
+                 "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}",
+                 "--local-directory", str(d / f"w{i}")],
+                cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT))
+        with Client(address, timeout=TIMEOUT) as client:
+            client.wait_for_workers(2, timeout=TIMEOUT)
+            yield address
+    finally:
+        _stop(procs)
+        for log in logs:
+            log.close()
+
+
+def test_real_cluster_training_equals_local(real_cluster, corpus, reference, tmp_path):
+    t = DaskTrainer(**EM, address=real_cluster, blocksize=25_000)
+    t.train_files(corpus)
+    assert _model_bytes(t, tmp_path / "m") == reference["em"]
+
+
+def test_real_cluster_encode_equals_encode_batch(real_cluster, corpus, tokenizer, tmp_path):
+    expected = _expected(tokenizer, corpus, 0.1)
+    encode_files(corpus, tokenizer, str(tmp_path / "out"), address=real_cluster, blocksize=12_000,
+                 alpha=0.1, add_eos=True)
+    _check_shards(tmp_path / "out", expected)
