@@ -27,6 +27,7 @@ import binascii
 import json
 import math
 import os
+import stat
 import zipfile
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Union
@@ -144,26 +145,46 @@ def save_model(path: str | os.PathLike, pieces: Mapping[bytes, int | float] | Vo
         json.dump(vocab.to_dict(), handle, indent=4, ensure_ascii=False)
 
 
+# The largest model file (or zip member, uncompressed) that is read: far above any real
+# vocabulary (a million pieces take about 80 MB), and a bound on the memory a hostile
+# file (a zip bomb, /dev/zero) can make the loader allocate.
+MAX_MODEL_BYTES = 1 << 30
+
+
 def _read_json(path: str) -> Any:
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                members = [m for m in archive.infolist() if not m.is_dir()]
-                if len(members) != 1:
-                    raise ModelError(
-                        f"model {path!r}: a zipped model must hold exactly one file, found {len(members)}"
-                    )
-                raw = archive.read(members[0])
-        else:
-            with open(path, "rb") as handle:
-                raw = handle.read()
-    except ModelError:
-        raise
-    except (OSError, zipfile.BadZipFile, RuntimeError) as error:
-        # OSError subclasses keep their type (FileNotFoundError etc.) for callers that test it.
-        if isinstance(error, OSError):
+    limit = MAX_MODEL_BYTES
+    too_large = f"model {path!r}: larger than {limit} bytes, too large for a model"
+    # Errors opening the path keep their type (FileNotFoundError, IsADirectoryError,
+    # PermissionError) for callers that test it; everything after that is the file's fault.
+    with open(path, "rb") as handle:
+        try:
+            info = os.fstat(handle.fileno())
+            regular = stat.S_ISREG(info.st_mode)
+            # Only a regular file can be a zip (is_zipfile reads a device or pipe to its end).
+            is_zip = regular and zipfile.is_zipfile(handle)
+            if regular and not is_zip and info.st_size > limit:
+                raise ModelError(too_large)
+            if is_zip:
+                handle.seek(0)
+                with zipfile.ZipFile(handle) as archive:
+                    members = [m for m in archive.infolist() if not m.is_dir()]
+                    if len(members) != 1:
+                        raise ModelError(
+                            f"model {path!r}: a zipped model must hold exactly one file, found {len(members)}"
+                        )
+                    if members[0].file_size > limit:
+                        raise ModelError(too_large)
+                    with archive.open(members[0]) as member:
+                        raw = member.read(limit + 1)
+            else:
+                handle.seek(0)
+                raw = handle.read(limit + 1)
+        except (ModelError, MemoryError):
             raise
-        raise ModelError(f"model {path!r}: cannot read the archive: {error}") from error
+        except Exception as error:  # zipfile, zlib, lzma, bz2, struct, OSError, UnicodeDecodeError ...
+            raise ModelError(f"model {path!r}: cannot read the archive: {type(error).__name__}: {error}") from error
+    if len(raw) > limit:
+        raise ModelError(too_large)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -176,6 +197,8 @@ def _read_json(path: str) -> Any:
         ) from error
     except RecursionError as error:
         raise ModelError(f"model {path!r}: JSON nested too deeply") from error
+    except ValueError as error:  # e.g. an integer with more digits than int() accepts
+        raise ModelError(f"model {path!r}: not JSON ({error})") from error
 
 
 def _parse(data: Any, where: str) -> Vocabulary:
@@ -215,7 +238,7 @@ def _parse(data: Any, where: str) -> Vocabulary:
             raise ModelError(f"model {where}: piece {key!r} has id {piece_id!r}, not an integer")
         if isinstance(count, bool) or not isinstance(count, (int, float)):
             raise ModelError(f"model {where}: piece {key!r} has count {count!r}, not a number")
-        if not (count > 0 and math.isfinite(count)):
+        if not (count > 0 and _finite(count)):
             raise ModelError(f"model {where}: piece {key!r} has count {count!r}; counts must be finite and > 0")
         if piece_id in by_id:
             raise ModelError(
@@ -237,6 +260,14 @@ def _parse(data: Any, where: str) -> Vocabulary:
     return Vocabulary(pieces, counts, special, normalization, alpha)
 
 
+def _finite(number: int | float) -> bool:
+    """True when the number is finite as a double (a huge int is not: it has no float value)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
 def _parse_metadata(meta: Any, where: str) -> tuple[tuple[str, ...], str, float]:
     if not isinstance(meta, Mapping):
         raise ModelError(f"model {where}: the {METADATA_KEY!r} entry must be an object, got {type(meta).__name__}")
@@ -249,8 +280,8 @@ def _parse_metadata(meta: Any, where: str) -> tuple[tuple[str, ...], str, float]
     if not isinstance(special, list):
         raise ModelError(f"model {where}: special_tokens must be a list of strings, got {special!r}")
     special = tuple(special)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise ModelError(f"model {where}: alpha {alpha!r} is not a number")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not _finite(alpha):
+        raise ModelError(f"model {where}: alpha {alpha!r} is not a finite number")
     _check_metadata(special, normalization, float(alpha), where)
     return special, normalization, float(alpha) if alpha >= 0 else DEFAULT_ALPHA
 
@@ -281,6 +312,9 @@ def _validate_pieces(pieces: Sequence[bytes], counts: Sequence[int | float], whe
         )
     if len(set(pieces)) != len(pieces):
         raise ModelError(f"model {where}: a piece appears twice")
-    total = math.fsum(counts)
+    try:
+        total = math.fsum(counts)
+    except OverflowError:  # fsum raises instead of returning inf when a partial sum overflows
+        total = math.inf
     if not math.isfinite(total):
         raise ModelError(f"model {where}: the counts add up to {total}")

@@ -117,7 +117,9 @@ class Tokenizer(LatticeQueries):
         counts = np.asarray(vocab.counts, dtype=np.float64)
         # Same arithmetic as 0.6.3 (np.log of each count minus np.log of the integer
         # total), so that Viterbi ties are decided on identical floating-point scores.
-        logprobs = np.log(counts) - np.log(sum(vocab.counts))
+        # float() rounds the exact total as numpy's int64 cast does, and also takes
+        # totals beyond 64 bits (on which np.log of a Python int raises TypeError).
+        logprobs = np.log(counts) - np.log(float(sum(vocab.counts)))
         self._logprobs = logprobs
         n = len(vocab.pieces)
         self._lattice = Lattice(list(vocab.pieces), logprobs, np.arange(FIRST_PIECE_ID, FIRST_PIECE_ID + n))
