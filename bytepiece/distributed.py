@@ -58,7 +58,7 @@ import numpy as np
 
 from . import _training
 from .atomic import atomic_write
-from .corpus import ERROR_MODES, CorpusError, EmptyCorpusError, _decode, chunk_block, expand_paths
+from .corpus import ERROR_MODES, CorpusEncodingError, CorpusError, EmptyCorpusError, chunk_block, expand_paths
 from .trainer import Trainer, TrainerError, _bottom_sample, _Progress, _trim_sample
 
 __all__ = [
@@ -230,12 +230,29 @@ def read_block(path: str, offset: int, length: int, storage_options: Optional[di
         return start, handle.read(end - start)
 
 
+class BlockEncodingError(CorpusEncodingError):
+    """A CorpusEncodingError that survives pickling (a worker's error reaches the driver)."""
+
+    def __init__(self, path: str, offset: int, reason: str):
+        super().__init__(path, offset, reason)
+        self.reason = reason
+
+    def __reduce__(self):
+        return (BlockEncodingError, (self.path, self.offset, self.reason))
+
+
 def _block_docs(block, errors: str, storage_options) -> Tuple[list, int, int]:
     path, offset, length = block
     start, data = read_block(path, offset, length, storage_options)
     if not data:
         return [], start, 0
-    return [_decode(data, path, start, errors)], start, len(data)
+    if errors == "bytes":
+        return [data], start, len(data)
+    try:
+        text = data.decode("utf-8", "strict" if errors == "strict" else "replace")
+    except UnicodeDecodeError as error:
+        raise BlockEncodingError(path, start + error.start, error.reason) from None
+    return [text], start, len(data)
 
 
 # ---------------------------------------------------------------------------

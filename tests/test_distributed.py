@@ -37,6 +37,7 @@ from bytepiece.distributed import (  # noqa: E402
     train_files_on_dask,
     train_from_counts,
 )
+from bytepiece.corpus import CorpusEncodingError  # noqa: E402
 from bytepiece.trainer import Trainer  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -241,6 +242,20 @@ def test_local_cluster_training_equals_local(local_cluster, corpus, reference, t
     t = DaskTrainer(**options, client=local_cluster, blocksize=15_000, split_every=3)
     t.train_files(corpus)
     assert _model_bytes(t, tmp_path / "m") == reference[name]
+
+
+def test_invalid_utf8_reaches_the_driver_with_file_and_offset(local_cluster, corpus, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"good line\n" * 500 + b"bad \xff byte\n" + b"more\n" * 10)
+    t = DaskTrainer(**NO_EM, client=local_cluster, blocksize=1000)
+    with pytest.raises(CorpusEncodingError, match=r"bad\.txt: not valid UTF-8 at byte offset 5004"):
+        t.train_files([corpus[0], str(bad)])
+    # errors="replace" and errors="bytes" train as locally
+    for errors in ("replace", "bytes"):
+        local = Trainer(**NO_EM)
+        local.train_files([corpus[1], str(bad)], errors=errors)
+        t.train_files([corpus[1], str(bad)], errors=errors)
+        assert t.pieces == local.pieces
 
 
 def test_trainer_hook_function(local_cluster, corpus, reference, tmp_path):
