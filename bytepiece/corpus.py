@@ -210,11 +210,7 @@ class TextSource:
         self.total_bytes = None
 
     def __iter__(self) -> Iterator[str]:
-        it = iter(self.texts)
-        if it is self.texts:
-            # A one-shot iterator: a second pass would silently see nothing.
-            self._one_shot = True
-        for i, text in enumerate(it):
+        for i, text in enumerate(self.texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts must be str; item {i} is {type(text).__name__}")
             yield text

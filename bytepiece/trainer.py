@@ -12,9 +12,13 @@ Stages (DESIGN.md, "Training"):
 3. prune as 0.6.3 does (re-segmenting dropped pieces, dropping wasted ones,
    cutting to size) -- with ``em=False`` that is the result, 0.6.3's algorithm;
 4. with EM (the default), the vocabulary of stage 3 is cut only to a seed
-   size (``em_seed_factor`` x the target), longer candidates (adjacent piece
-   pairs of the tagging) are added, and Unigram EM over the byte lattice
-   re-estimates and prunes it down to the target size.
+   size (``em_seed_factor`` x the target) and the most frequent byte n-grams
+   are added as candidates; then Unigram EM over the byte lattice of a sample
+   of the corpus alternates E-steps (expected piece counts by
+   forward-backward), pruning (drop the pieces whose removal costs the least
+   likelihood) and, in the first rounds, growing (add frequent concatenations
+   of adjacent pieces of the current Viterbi segmentation, which is how pieces
+   longer than the n-gram order appear), down to the target size.
 
 The map steps run over ``workers`` processes; all reductions are sums of
 integers, or sums of floats in a fixed block order, so the model file is the
@@ -96,7 +100,8 @@ class _Progress:
 
     def finish(self, extra: str = "") -> None:
         now = time.perf_counter()
-        self.log(f"done in {now - self.start:.1f}s ({self._status(now)}){extra}")
+        status = f" ({self._status(now)})" if self.done_bytes else ""
+        self.log(f"done in {now - self.start:.1f}s{status}{extra}")
 
 
 # ---------------------------------------------------------------------------

@@ -957,3 +957,4 @@ def count_pieces_block(list chunks, NgramModel model, bint ensure_unicode=True,
     if max_pair_length > 0:
         return table, pairs
     return table
+

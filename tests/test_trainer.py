@@ -80,11 +80,11 @@ def test_em_off_model_file_is_063_format(tmp_path):
 def test_same_model_whatever_workers(tmp_path, em):
     docs = small_corpus()
     outs = []
-    for workers in (1, 2):
-        trainer = Trainer(max_vocab_size=600, em=em, verbose=False, block_chars=20_000)
+    for workers, engine in ((1, "process"), (2, "process"), (2, "thread")):
+        trainer = Trainer(max_vocab_size=600, em=em, verbose=False, block_chars=20_000, engine=engine)
         trainer.train(docs, workers=workers)
-        outs.append(model_bytes(trainer, tmp_path, f"w{workers}.model"))
-    assert outs[0] == outs[1]
+        outs.append(model_bytes(trainer, tmp_path, f"w{workers}{engine}.model"))
+    assert outs[0] == outs[1] == outs[2]
     # and a different block size gives the same model too (integer merges, fixed EM groups)
     trainer = Trainer(max_vocab_size=600, em=em, verbose=False, block_chars=7_000)
     trainer.train(docs, workers=2)
