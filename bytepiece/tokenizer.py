@@ -42,6 +42,7 @@ SAMPLERS = {"exact": SAMPLER_EXACT, "legacy-v1": SAMPLER_LEGACY_V1}
 # Batches smaller than this many bytes per thread are not worth a thread.
 _MIN_BYTES_PER_THREAD = 1 << 16
 _BLOCK_TEXTS = 64
+_INF = float("inf")
 
 SpecialSet = Union[str, AbstractSet[str], Sequence[str]]
 
@@ -170,7 +171,7 @@ class Tokenizer(LatticeQueries):
     @staticmethod
     def _check_alpha(alpha) -> float:
         alpha = float(alpha)
-        if alpha != alpha or alpha == float("inf"):
+        if alpha != alpha or alpha == _INF:
             raise ValueError(f"alpha must be a finite number (negative for Viterbi), not {alpha}")
         return alpha
 
@@ -225,9 +226,14 @@ class Tokenizer(LatticeQueries):
             if as_numpy:
                 return np.asarray(ids, dtype=self.id_dtype)
             return ids.__iter__() if iter else ids
-        # The hot path of per-line encoding: kept free of helper calls for str input.
+        # The hot path of per-line encoding: kept free of helper calls for str input. An
+        # ASCII str is left as it is (no normal form changes ASCII) and the lattice reads
+        # its buffer in place.
         if type(text) is str:
-            data = (_nfc(self._form, text) if self._normalize else text).encode("utf-8")
+            if not text.isascii():
+                data = (_nfc(self._form, text) if self._normalize else text).encode("utf-8")
+            else:
+                data = text
         else:
             data = self._to_bytes(text)
         bos = BOS_ID if add_bos else -1
@@ -235,8 +241,12 @@ class Tokenizer(LatticeQueries):
         if alpha < 0:  # NaN is not < 0: the core rejects it below
             ids = self._lattice.encode(data, -1.0, 0, 0, True, 0, 0, bos, eos)
         else:
-            seed_word, key_word = self._words(key)
-            ids = self._lattice.encode(data, alpha, seed_word, key_word, True, self._sampler(sampler), 0, bos, eos)
+            if key is None:
+                seed_word, key_word = self._stream_word, next(self._calls)
+            else:
+                seed_word, key_word = _keys.key_words(key, self._int_word, self._hashed_word)
+            code = SAMPLER_EXACT if sampler == "exact" else self._sampler(sampler)
+            ids = self._lattice.encode(data, alpha, seed_word, key_word, True, code, 0, bos, eos)
         return ids.__iter__() if iter else ids
 
     def encode_with_offsets(self, text: Text, add_bos: bool = False, add_eos: bool = False,
@@ -485,12 +495,13 @@ class Tokenizer(LatticeQueries):
         eos = EOS_ID if add_eos else -1
         blocks = [(lo, min(lo + _BLOCK_TEXTS, n)) for lo in range(0, n, _BLOCK_TEXTS)]
         small = self.id_dtype == np.uint16
+        to_bytes = self._to_bytes
 
         if as_numpy:
             parts: list = [None] * len(blocks)
 
             def run_block(lo: int, hi: int) -> None:
-                datas = [self._to_bytes(t) for t in texts[lo:hi]]
+                datas = [t if type(t) is str and t.isascii() else to_bytes(t) for t in texts[lo:hi]]
                 parts[lo // _BLOCK_TEXTS] = self._lattice.encode_many_flat(
                     datas, alpha,
                     None if seed_arr is None else seed_arr[lo:hi],
@@ -501,7 +512,7 @@ class Tokenizer(LatticeQueries):
             results: List[Optional[List[int]]] = [None] * n
 
             def run_block(lo: int, hi: int) -> None:
-                datas = [self._to_bytes(t) for t in texts[lo:hi]]
+                datas = [t if type(t) is str and t.isascii() else to_bytes(t) for t in texts[lo:hi]]
                 results[lo:hi] = self._lattice.encode_many(
                     datas, alpha,
                     None if seed_arr is None else seed_arr[lo:hi],

@@ -25,7 +25,8 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_FromLong
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, PyObject
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport INFINITY, exp, frexp, ldexp, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -338,27 +339,40 @@ cdef Py_ssize_t backtrack(Workspace* ws, Py_ssize_t n, int32_t* out_val, int32_t
 cdef Py_ssize_t seg_viterbi(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, bint forbid_whole,
                             Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
     cdef Py_ssize_t e, cs = 0
-    cdef int k, j
-    cdef int32_t s, bs = 0, bv = 0
+    cdef int32_t s, bs = 0, bv = 0, node, t, v
     cdef double c, best
+    cdef const int32_t* base = M.trie.base
+    cdef const int32_t* check = M.trie.check
+    cdef const int32_t* value = M.trie.value
+    cdef const double* logp = M.logp
+    cdef double* score
     if ws_reserve(ws, n, M.trie.max_len) < 0:
         return -1
+    score = ws.score
     ws.score[0] = 0.0
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
             cs = e - 1
             ws.score[cs] = 0.0           # 0.6.3 scores each chunk from 0
-        k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+        # Walk the reversed trie back from e and relax each piece x[s:e] as it is met,
+        # shortest first, so >= lets the longest win ties (as in 0.6.3). Fusing the walk
+        # with the relaxation saves storing and re-reading the edges.
         best = -INFINITY
-        for j in range(k):
-            s = ws.starts[j]
-            if forbid_whole and e == n and s == 0 and n > 1:
-                continue
-            c = ws.score[s] + M.logp[ws.values[j]]
-            if c >= best:                # shortest first, so >= lets the longest win ties
-                best = c
-                bs = s
-                bv = ws.values[j]
+        node = 0
+        s = <int32_t>(e - 1)
+        while s >= cs:
+            t = base[node] + x[s]
+            if check[t] != node:
+                break
+            node = t
+            v = value[node]
+            if v >= 0 and not (forbid_whole and e == n and s == 0 and n > 1):
+                c = score[s] + logp[v]
+                if c >= best:
+                    best = c
+                    bs = s
+                    bv = v
+            s -= 1
         ws.score[e] = best
         ws.back[e] = bs
         ws.backv[e] = bv
@@ -451,13 +465,13 @@ cdef inline double edge_weights_log(const Model* M, Workspace* ws, int k) noexce
 cdef inline int pick(const double* weights, int k, double tot, Rng* rng) noexcept nogil:
     """Index j with probability weights[j] / tot."""
     cdef double u = rng_uniform(rng) * tot, acc = 0.0
-    cdef int j = 0
-    while j < k - 1:
-        acc += weights[j]
-        if u < acc:
-            return j
-        j += 1
-    return k - 1
+    cdef int i, j = 0
+    # Branch-free: acc only grows, so the first j with u < acc_j is the number of
+    # acc_j <= u. The outcome is random; a branch on it mispredicts about half the time.
+    for i in range(k - 1):
+        acc += weights[i]
+        j += acc <= u
+    return j
 
 
 cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, bint logspace,
@@ -577,6 +591,41 @@ cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bin
 
 # ---------------------------------------------------------------------------
 
+cdef extern from "Python.h":
+    void incref_raw "Py_INCREF"(PyObject* o)
+    void list_set_raw "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject* o)
+
+
+cdef list ids_to_objs(const int32_t* vals, Py_ssize_t m, PyObject** objs, int bos, int eos):
+    """Like ids_to_list, from a prebuilt int object per piece index: one INCREF per token
+    instead of allocating (and later freeing) an int object."""
+    cdef Py_ssize_t extra = (bos >= 0) + (eos >= 0), i, o = 0
+    cdef list out = PyList_New(m + extra)
+    cdef object item
+    cdef PyObject* p
+    if bos >= 0:
+        item = PyLong_FromLong(bos); Py_INCREF(item); PyList_SET_ITEM(out, o, item); o += 1
+    for i in range(m):
+        p = objs[vals[i]]
+        incref_raw(p)
+        list_set_raw(out, o, p)
+        o += 1
+    if eos >= 0:
+        item = PyLong_FromLong(eos); Py_INCREF(item); PyList_SET_ITEM(out, o, item)
+    return out
+
+
+cdef inline const uint8_t* text_bytes(object data, Py_ssize_t* n) except NULL:
+    """The bytes of a bytes object, or the UTF-8 of a str (read in place, no copy, when
+    the str is ASCII)."""
+    if type(data) is str:
+        return <const uint8_t*>PyUnicode_AsUTF8AndSize(data, n)
+    if type(data) is not bytes:
+        raise TypeError(f"expected str or bytes, not {type(data).__name__}")
+    n[0] = PyBytes_GET_SIZE(data)
+    return <const uint8_t*>PyBytes_AS_STRING(data)
+
+
 cdef list ids_to_list(const int32_t* vals, Py_ssize_t m, const int32_t* ids, int bos, int eos):
     cdef Py_ssize_t extra = (bos >= 0) + (eos >= 0), i, o = 0
     cdef list out = PyList_New(m + extra)
@@ -606,6 +655,8 @@ cdef class Lattice:
     cdef readonly double min_logprob
     cdef dict _weights        # alpha -> address of exp(alpha * logp), built on first use
     cdef list _weight_arrays  # the arrays behind those addresses
+    cdef tuple _id_objs       # the id of each piece index as a Python int ...
+    cdef PyObject** _id_ptrs  # ... and as pointers (borrowed from _id_objs), for ids_to_objs
     cdef object __weakref__
 
     def __cinit__(self):
@@ -638,11 +689,18 @@ cdef class Lattice:
         self.min_logprob = float(logp.min())
         self._weights = {}
         self._weight_arrays = []
+        self._id_objs = tuple([int(i) for i in id_arr])
+        self._id_ptrs = <PyObject**>malloc(max(1, len(pieces)) * sizeof(PyObject*))
+        if self._id_ptrs == NULL:
+            raise MemoryError()
+        for i, obj in enumerate(self._id_objs):
+            self._id_ptrs[i] = <PyObject*>obj
 
     def __dealloc__(self):
         free(self.trie.base)
         free(self.trie.check)
         free(self.trie.value)
+        free(self._id_ptrs)
 
     # -- helpers -----------------------------------------------------------
     cdef int _mode(self, double alpha, int sampler) except -1:
@@ -715,18 +773,19 @@ cdef class Lattice:
             raise MemoryError()
         return vals[:m], ends[:m]
 
-    def encode(self, bytes data, double alpha=-1.0, uint64_t seed_word=0, uint64_t key_word=0,
+    def encode(self, object data, double alpha=-1.0, uint64_t seed_word=0, uint64_t key_word=0,
                bint chunked=True, int sampler=SAMPLER_EXACT, int rng_kind=RNG_XOSHIRO,
                int bos=-1, int eos=-1):
-        """Ids of one segmentation of `data` (Viterbi when alpha < 0)."""
+        """Ids of one segmentation of `data`, bytes or a str read as UTF-8 (Viterbi when
+        alpha < 0)."""
         cdef int mode = self._mode(alpha, sampler)
         cdef object keep = self._q_array(alpha, mode)
         cdef Model M
         cdef Rng rng
         cdef Workspace ws
         cdef char stack[STACK_WORKSPACE]
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), m
-        cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n, m
+        cdef const uint8_t* x = text_bytes(data, &n)
         self._model(&M, alpha, keep)
         if mode != MODE_VITERBI:
             rng_init(&rng, seed_word, key_word, rng_kind)
@@ -738,7 +797,7 @@ cdef class Lattice:
         try:
             if m < 0:
                 raise MemoryError()
-            return ids_to_list(ws.out_val, m, &self.ids[0], bos, eos)
+            return ids_to_objs(ws.out_val, m, self._id_ptrs, bos, eos)
         finally:
             ws_free(&ws)
 
@@ -796,14 +855,11 @@ cdef class Lattice:
         cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
         cdef Py_ssize_t* nout = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
         cdef int32_t* buf = NULL
-        cdef bytes item
         try:
             if ptrs == NULL or lens == NULL or nout == NULL:
                 raise MemoryError()
             for i in range(count):
-                item = datas[i]
-                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
-                lens[i] = PyBytes_GET_SIZE(item)
+                ptrs[i] = text_bytes(datas[i], &lens[i])
                 total += lens[i]
             buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
             if buf == NULL:
@@ -828,7 +884,7 @@ cdef class Lattice:
             out = PyList_New(count)
             off = 0
             for i in range(count):
-                lst = ids_to_list(buf + off, nout[i], &self.ids[0], bos, eos)
+                lst = ids_to_objs(buf + off, nout[i], self._id_ptrs, bos, eos)
                 Py_INCREF(lst)
                 PyList_SET_ITEM(out, i, lst)
                 off += nout[i]
@@ -1080,7 +1136,6 @@ cdef class Lattice:
             raise ValueError("sampling needs one seed word and one key word per text")
         cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
         cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
-        cdef bytes item
         cdef uint16_t* out16 = NULL
         cdef int32_t* out32 = NULL
         cdef int32_t* outend = NULL
@@ -1089,9 +1144,7 @@ cdef class Lattice:
             if ptrs == NULL or lens == NULL:
                 raise MemoryError()
             for i in range(count):
-                item = datas[i]
-                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
-                lens[i] = PyBytes_GET_SIZE(item)
+                ptrs[i] = text_bytes(datas[i], &lens[i])
                 total += lens[i]
             cap = total + 2 * count + 1
             ids = np.empty(cap, dtype=np.uint16 if small else np.int32)
