@@ -737,7 +737,16 @@ def train_from_counts(trainer: Trainer, ngrams, pieces, workers: int = 1) -> Tra
 def train_files_on_dask(trainer: Trainer, paths, workers: int = 1, errors: str = "strict", **where) -> Trainer:
     """``trainer.train_files(paths)`` with the counting on a Dask cluster (``where``:
     client=, address=, scheduler_file=, local_workers=, blocksize=, split_every=,
-    storage_options=); the target of ``Trainer.train_files(..., engine="dask")``."""
+    storage_options=); the target of ``Trainer.train_files`` with ``engine="dask"``.
+    Without a place to run, the default Client of this session (the last one
+    created) is used; there must be one."""
+    if all(where.get(k) is None for k in ("client", "address", "scheduler_file", "local_workers")):
+        distributed = _import_distributed()
+        try:
+            where = dict(where, client=distributed.default_client())
+        except ValueError:
+            raise ValueError("engine='dask' needs a cluster: pass client=, address=, scheduler_file= or "
+                             "local_workers=, or create a distributed.Client first") from None
     dt = _as_dask(trainer, where)
     dt.train_files(paths, workers, errors)
     _copy_back(dt, trainer)
@@ -860,8 +869,9 @@ def encode_files(paths, model, out: str, *, client=None, address: Optional[str] 
     parts in order with their first global line number. ``model`` is a model
     path or a :class:`~bytepiece.tokenizer.Tokenizer`. With ``alpha >= 0``,
     line ``k`` (1-based, across all inputs) is sampled with key ``k`` and
-    ``seed`` (or the tokenizer's seed), so the shards hold the same ids
-    whatever ``blocksize`` and the number of workers. ``out`` may be a URL;
+    ``seed`` (or the tokenizer's seed; with neither, a random seed, recorded in
+    the index), so the shards hold the same ids whatever ``blocksize`` and the
+    number of workers. ``out`` may be a URL;
     the workers must be able to write there. Without a cluster argument, the
     blocks are encoded in this process. Returns the index.
     """
@@ -872,7 +882,7 @@ def encode_files(paths, model, out: str, *, client=None, address: Optional[str] 
         if seed is not None:
             tok = Tokenizer(model._vocab, seed)
     else:
-        tok = Tokenizer(model, seed if seed is not None else 0)
+        tok = Tokenizer(model, seed)       # seed None: a random seed, the same on every worker
     out = os.fspath(out)
     storage_options = dict(storage_options or {})
     if _is_url(out):
@@ -908,7 +918,8 @@ def encode_files(paths, model, out: str, *, client=None, address: Optional[str] 
         close()
     parts = [p for p in parts if p is not None]
     index = {"format": _SHARDS_FORMAT, "vocab_size": tok.vocab_size, "dtype": np.dtype(tok.id_dtype).name,
-             "alpha": alpha, "add_bos": add_bos, "add_eos": add_eos, "normalize": normalize,
+             "alpha": alpha, "seed": tok._seed if isinstance(tok._seed, (int, str)) else None,
+             "add_bos": add_bos, "add_eos": add_eos, "normalize": normalize,
              "lines": int(sum(counts)) if blocks else 0, "tokens": sum(p["tokens"] for p in parts),
              "files": _sources(blocks), "parts": parts}
     _write_bytes(out, "index.json", json.dumps(index, indent=1).encode(), storage_options)

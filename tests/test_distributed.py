@@ -265,6 +265,19 @@ def test_trainer_hook_function(local_cluster, corpus, reference, tmp_path):
     assert _model_bytes(t, tmp_path / "m") == reference["em"]
 
 
+def test_hook_uses_the_default_client(local_cluster, corpus, reference, tmp_path):
+    t = Trainer(**NO_EM)
+    train_files_on_dask(t, corpus, blocksize=30_000)     # local_cluster is the session's client
+    assert _model_bytes(t, tmp_path / "m") == reference["no_em"]
+
+
+def test_dask_is_not_imported_unless_used():
+    code = ("import sys, bytepiece, bytepiece.trainer, bytepiece.distributed; "
+            "bad = [m for m in ('dask', 'distributed', 'fsspec') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=TIMEOUT)
+
+
 def test_local_cluster_counts_equal_in_process(local_cluster, corpus):
     t = Trainer(**EM)
     here = count_ngrams(corpus, t, blocksize=1 << 20)
