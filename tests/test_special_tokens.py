@@ -210,3 +210,37 @@ def test_bad_metadata_fails_at_load(meta, message, tmp_path):
 def test_metadata_alone_is_an_empty_vocabulary():
     with pytest.raises(ModelError, match="empty"):
         load_model({METADATA_KEY: {"format": 1}})
+
+
+# -- property: special tokens among random text --------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FRAGMENTS = st.lists(st.one_of(st.sampled_from([EOT, START, END, "<|im", "end|>", "\n\n", "é"]),
+                                st.text(max_size=8)), max_size=8)
+_CHAT: list = []
+
+
+@settings(max_examples=150, deadline=None)
+@given(_FRAGMENTS)
+def test_special_tokens_property(fragments):
+    if not _CHAT:
+        _CHAT.append(Tokenizer(VENDORED_MODEL, special_tokens=[EOT, START, END]))
+    tok = _CHAT[0]
+    text = "".join(fragments)
+    enc = tok.encode_with_offsets(text, allowed_special="all")
+    data = tok._to_bytes(text)
+    at = 0
+    names = {i: t for t, i in tok.special_tokens.items()}
+    for i, (a, b) in zip(enc.ids, enc.offsets):
+        assert a == at and b > a
+        assert data[a:b] == (names[i].encode() if i in names else tok._id_bytes[i])
+        at = b
+    assert at == len(data)
+    assert tok.decode(enc.ids) == tok.normalize_text(text)
+    # Honoured exactly where the text holds them (never inside ordinary runs).
+    plain = [i for i in enc.ids if i not in names]
+    assert not any(tok._id_bytes[i] in (EOT.encode(), START.encode(), END.encode()) for i in plain)
+    assert sum(i in names for i in enc.ids) == sum(tok.normalize_text(text).count(t) for t in (EOT, START, END))
+    assert tok.encode(text) == tok.encode_with_offsets(text).ids
