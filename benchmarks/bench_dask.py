@@ -18,7 +18,9 @@ be byte-identical to it (checked; a mismatch is printed as FAIL).
 Wall times are the median of ``--repeats``. The CPU of the whole machine is
 also sampled (busy fraction from /proc/stat) so that a run on a shared
 machine can be judged: on 2 cores, 2 workers cannot scale if other
-programs already use one of them.
+programs already use one of them. For the same reason the CPU seconds each
+worker process used are reported: the busiest worker's CPU time is what the
+wall time of the worker stages would be with a free core per worker.
 """
 from __future__ import annotations
 
@@ -89,6 +91,19 @@ def machine() -> dict:
     }
 
 
+def _process_cpu() -> float:
+    return time.process_time()
+
+
+def worker_cpu(client) -> dict:
+    """CPU seconds each worker process has used so far (all its threads)."""
+    return client.run(_process_cpu)
+
+
+def cpu_delta(before: dict, after: dict) -> list:
+    return [after[w] - before.get(w, 0.0) for w in after]
+
+
 def model_bytes(trainer, folder, name):
     path = os.path.join(folder, name)
     trainer.save(path)
@@ -143,14 +158,18 @@ def main(argv=None) -> int:
             client.wait_for_workers(n, timeout=120)
             startup = time.perf_counter() - t0
             stages = {"count_ngrams": [], "count_pieces": [], "prune_em": [], "train": [], "encode": []}
+            work = {"train": [], "encode": []}        # CPU seconds of each worker process
             busy = []
             same = True
             for r in range(args.repeats):
                 with CpuMeter() as cpu:
                     d = DaskTrainer(**options, client=client, blocksize=args.blocksize)
+                    c0 = worker_cpu(client)
                     t1 = time.perf_counter()
                     d.train_files(args.train, workers=args.driver_threads)
                     stages["train"].append(time.perf_counter() - t1)
+                    c1 = worker_cpu(client)
+                    work["train"].append(cpu_delta(c0, c1))
                     for k, v in d.stats["stage_seconds"].items():
                         stages[k].append(v)
                     same &= model_bytes(d, tmp, f"dask{n}.model") == reference
@@ -158,8 +177,9 @@ def main(argv=None) -> int:
                     encode_files(args.train, tok, os.path.join(tmp, f"shards-{n}-{r}"), client=client,
                                  blocksize=args.blocksize)
                     stages["encode"].append(time.perf_counter() - t1)
+                    work["encode"].append(cpu_delta(c1, worker_cpu(client)))
                 busy.append(cpu.busy)
-        row = {"workers": n, "startup": startup, "identical": same, "cpu_busy": busy,
+        row = {"workers": n, "startup": startup, "identical": same, "cpu_busy": busy, "worker_cpu": work,
                **{k: statistics.median(v) for k, v in stages.items()}, "all": stages}
         rows.append(row)
         results["runs"].append(row)
@@ -171,6 +191,15 @@ def main(argv=None) -> int:
               f"{row['prune_em']:>8.2f}s {row['train']:>6.2f}s {row['encode']:>6.2f}s {row['startup']:>7.2f}s "
               f"{100 * statistics.median(row['cpu_busy']):>8.0f}%  "
               f"{'identical to local' if row['identical'] else 'FAIL: differs from local'}")
+    print("\nCPU seconds used by the workers (all workers / the busiest one); the busiest one is the"
+          "\nwall time the work needs when every worker has a core of its own:")
+    for row in rows:
+        w = row["worker_cpu"]
+        text = []
+        for k, label in (("train", "counting (train)"), ("encode", "encode")):
+            per = w[k][len(w[k]) // 2]
+            text.append(f"{label} {sum(per):.2f} / {max(per):.2f} s")
+        print(f"{row['workers']:>7} workers: " + ", ".join(text))
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         print(f"\nspeed-up {a['workers']} -> {b['workers']} workers: "
