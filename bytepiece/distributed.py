@@ -607,8 +607,9 @@ class DaskTrainer(Trainer):
                                 split_every=self.split_every)
         return Counts("ngrams", s, table, sources=_sources(blocks), nbytes=table.total)
 
-    def _piece_counts(self, blocks, errors, model) -> Counts:
-        s = _piece_settings(self, errors, self.storage_options, model_digest(model))
+    def _piece_counts(self, blocks, errors, model, digest: Optional[str] = None) -> Counts:
+        """Piece counts; ``digest`` names the model in the settings (computed when None)."""
+        s = _piece_settings(self, errors, self.storage_options, model_digest(model) if digest is None else digest)
         if not blocks:
             return Counts("pieces", s, _training.PieceTable(),
                           _training.PieceTable() if s["pair_length"] else None, [], [], 0)
@@ -688,7 +689,7 @@ class DaskTrainer(Trainer):
             if counts.settings != expected:
                 raise ValueError(f"the piece counts were made with other settings: {counts.settings} != {expected}")
         else:
-            counts = self._piece_counts(source.blocks, source.errors, model)
+            counts = self._piece_counts(source.blocks, source.errors, model, digest="")   # never saved
         if len(counts.table) == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
         sample_bytes = counts.settings["sample_bytes"]
