@@ -1,0 +1,181 @@
+"""Huge inputs: time against size (is it linear?) and peak memory (is it bounded?).
+
+Cases, each size in a fresh process so that its peak RSS is its own:
+
+- ``line``: one line of N MB (English, Chinese and code text with the newlines
+  replaced by spaces, so the whole line is a single chunk of the lattice)
+  through ``Tokenizer.encode``;
+- ``stream``: an N MB file read in batches of lines through
+  ``Tokenizer.encode_batch`` (what a data pipeline does), results dropped;
+- ``cli``: ``bytepiece encode -m MODEL FILE > /dev/null`` on the same file.
+
+For each case the script prints MB, seconds, MB/s, peak RSS and peak RSS minus
+the process's RSS after loading the model, then a linearity verdict (the
+largest size's MB/s within 35% of the smallest's) and a memory verdict.
+Files go to a temporary directory (``--tmp``, default /tmp) and are deleted.
+
+    python benchmarks/bench_huge.py                      # line to 100 MB, stream and cli to 1 GB
+    python benchmarks/bench_huge.py --quick              # line to 25 MB, stream and cli to 128 MB
+    python benchmarks/bench_huge.py --cases line --line-sizes 10,20
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+MODEL = REPO / "tests" / "data" / "bytepiece.plus.40k.zip"
+MB = 1 << 20
+
+CHILD = r"""
+import json, os, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+from bytepiece import Tokenizer
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+case, path, model, batch = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+tok = Tokenizer(model)
+tok.encode("warm up")
+base = rss_mb()
+tokens = 0
+start = time.perf_counter()
+if case == "line":
+    with open(path, "rb") as f:
+        data = f.read()
+    start = time.perf_counter()
+    tokens = len(tok.encode(data))
+    del data
+else:
+    with open(path, "rb") as f:
+        lines = []
+        for line in f:
+            lines.append(line)
+            if len(lines) == batch:
+                tokens += sum(map(len, tok.encode_batch(lines)))
+                lines = []
+        if lines:
+            tokens += sum(map(len, tok.encode_batch(lines)))
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "peak_mb": peak, "base_mb": base, "tokens": tokens}))
+"""
+
+
+def _text_block() -> bytes:
+    parts = [(REPO / "corpora" / name).read_bytes() for name in ("en.train.txt", "zh.train.txt", "code.train.txt")]
+    return b"".join(parts)
+
+
+def _write_file(path: pathlib.Path, size: int, one_line: bool) -> None:
+    block = _text_block()
+    if one_line:
+        block = block.replace(b"\n", b" ")
+    with open(path, "wb") as f:
+        written = 0
+        while written < size:
+            piece = block[: size - written]
+            f.write(piece)
+            written += len(piece)
+        if not one_line:
+            f.write(b"\n")
+
+
+def _run_child(case: str, path: pathlib.Path, batch: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(REPO), case, str(path), str(MODEL), str(batch)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def _run_cli(path: pathlib.Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    base = subprocess.run([sys.executable, "-c", "import resource; from bytepiece import Tokenizer; "
+                           f"Tokenizer({str(MODEL)!r}).encode('x'); "
+                           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+                          capture_output=True, text=True, env=env, check=True)
+    start = time.perf_counter()
+    with open(os.devnull, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "bytepiece", "encode", "-m", str(MODEL), str(path)],
+                                stdout=sink, stderr=subprocess.PIPE, env=env, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"bytepiece encode failed: {proc.stderr.read()[-2000:]!r}")
+    proc.stderr.close()
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "base_mb": int(base.stdout) / 1024, "tokens": None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default="line,stream,cli")
+    parser.add_argument("--line-sizes", default="12.5,25,50,100", help="MB, comma-separated")
+    parser.add_argument("--file-sizes", default="128,256,512,1024", help="MB, comma-separated")
+    parser.add_argument("--batch", type=int, default=10000, help="lines per encode_batch call (stream)")
+    parser.add_argument("--tmp", default=tempfile.gettempdir())
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    if args.quick:
+        args.line_sizes, args.file_sizes = "6.25,12.5,25", "32,64,128"
+    cases = args.cases.split(",")
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="bench_huge.", dir=args.tmp))
+    results = []
+    try:
+        print(f"{'case':8} {'MB':>7} {'seconds':>8} {'MB/s':>7} {'peak RSS MB':>12} {'- model MB':>11}")
+        plans = []
+        if "line" in cases:
+            plans += [("line", float(s)) for s in args.line_sizes.split(",")]
+        for case in ("stream", "cli"):
+            if case in cases:
+                plans += [(case, float(s)) for s in args.file_sizes.split(",")]
+        files = {}
+        for case, size in plans:
+            one_line = case == "line"
+            key = (one_line, size)
+            if key not in files:
+                for old in list(files.values()):
+                    old.unlink()
+                files.clear()
+                path = workdir / f"{'line' if one_line else 'file'}-{size:g}MB.txt"
+                _write_file(path, int(size * MB), one_line)
+                files[key] = path
+            path = files[key]
+            r = _run_cli(path) if case == "cli" else _run_child(case, path, args.batch)
+            r.update(case=case, mb=size, mb_per_s=size / r["seconds"], extra_mb=r["peak_mb"] - r["base_mb"])
+            results.append(r)
+            print(f"{case:8} {size:7g} {r['seconds']:8.2f} {r['mb_per_s']:7.2f} {r['peak_mb']:12.0f} {r['extra_mb']:11.0f}",
+                  flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    for case in cases:
+        rows = [r for r in results if r["case"] == case]
+        if len(rows) < 2:
+            continue
+        first, last = rows[0], rows[-1]
+        ratio = last["mb_per_s"] / first["mb_per_s"]
+        linear = "linear" if ratio > 0.65 else "NOT linear"
+        per_mb = last["extra_mb"] / last["mb"]
+        growth = (last["extra_mb"] - first["extra_mb"]) / (last["mb"] - first["mb"])
+        print(f"{case}: throughput {first['mb_per_s']:.1f} -> {last['mb_per_s']:.1f} MB/s over "
+              f"{first['mb']:g}..{last['mb']:g} MB ({linear}); extra memory {first['extra_mb']:.0f} -> "
+              f"{last['extra_mb']:.0f} MB ({per_mb:.1f} MB per input MB at the largest; "
+              f"{growth:.2f} MB per added input MB)")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
