@@ -398,7 +398,7 @@ class Counts:
             raise ValueError("digest() is for n-gram counts")
         return _canonical_digest(self.table.to_bytes(), 40, "<i8")
 
-    def save(self, path) -> None:
+    def save(self, path, storage_options: Optional[dict] = None) -> None:
         """Write to ``path`` (atomically for a local path; a URL goes through fsspec)."""
         sections = [self.table.to_bytes()]
         if self.stage == "pieces":
@@ -412,7 +412,7 @@ class Counts:
         data = b"".join(parts)
         path = os.fspath(path)
         if _is_url(path):
-            fs, p = _fs_and_path(path)
+            fs, p = _fs_and_path(path, storage_options)
             with fs.open(p, "wb") as f:
                 f.write(data)
         else:
@@ -480,14 +480,14 @@ def merge_counts(items: Iterable[Union[Counts, str, "os.PathLike[str]"]], allow_
 # ---------------------------------------------------------------------------
 # The trainer
 
-def _ngram_settings(trainer: Trainer, errors: str, storage_options) -> dict:
+def _ngram_settings(trainer: Trainer, errors: str) -> dict:
+    """The options n-gram counts depend on (saved with them; never credentials)."""
     return {"order": trainer.order, "isolate_digits": bool(trainer.isolate_digits),
-            "budget": trainer._budget_entries(), "errors": errors,
-            "storage_options": storage_options or {}}
+            "budget": trainer._budget_entries(), "errors": errors}
 
 
-def _piece_settings(trainer: Trainer, errors: str, storage_options, digest: str) -> dict:
-    s = _ngram_settings(trainer, errors, storage_options)
+def _piece_settings(trainer: Trainer, errors: str, digest: str) -> dict:
+    s = _ngram_settings(trainer, errors)
     s.update(ensure_unicode=bool(trainer.ensure_unicode),
              pair_length=min(int(trainer.max_piece_length), 255) if (trainer.em and trainer.em_pairs > 0) else 0,
              sample_bytes=trainer.em_sample_bytes if trainer.em else 0,
@@ -599,17 +599,17 @@ class DaskTrainer(Trainer):
 
     # -- stages ----------------------------------------------------------------
     def _ngram_counts(self, blocks, errors) -> Counts:
-        s = _ngram_settings(self, errors, self.storage_options)
+        s = _ngram_settings(self, errors)
         if not blocks:
             table = _training.NgramTable(s["order"], s["budget"])
         else:
-            table = _map_reduce(self._client, blocks, _ngrams_task, _merge_ngrams_task, s,
-                                split_every=self.split_every)
+            table = _map_reduce(self._client, blocks, _ngrams_task, _merge_ngrams_task,
+                                dict(s, storage_options=self.storage_options), split_every=self.split_every)
         return Counts("ngrams", s, table, sources=_sources(blocks), nbytes=table.total)
 
     def _piece_counts(self, blocks, errors, model, digest: Optional[str] = None) -> Counts:
         """Piece counts; ``digest`` names the model in the settings (computed when None)."""
-        s = _piece_settings(self, errors, self.storage_options, model_digest(model) if digest is None else digest)
+        s = _piece_settings(self, errors, model_digest(model) if digest is None else digest)
         if not blocks:
             return Counts("pieces", s, _training.PieceTable(),
                           _training.PieceTable() if s["pair_length"] else None, [], [], 0)
@@ -619,7 +619,8 @@ class DaskTrainer(Trainer):
             model_ref = model
         try:
             pieces, pairs, sample, nbytes = _map_reduce(self._client, blocks, _pieces_task, _merge_pieces_task,
-                                                        s, (model_ref,), self.split_every)
+                                                        dict(s, storage_options=self.storage_options),
+                                                        (model_ref,), self.split_every)
         finally:
             if self._client is not None:
                 model_ref.release()
@@ -628,7 +629,7 @@ class DaskTrainer(Trainer):
     def _check_ngrams(self, ngrams: Counts) -> None:
         if ngrams.stage != "ngrams":
             raise ValueError("expected n-gram counts")
-        mine = _ngram_settings(self, ngrams.settings.get("errors", "strict"), ngrams.settings.get("storage_options"))
+        mine = _ngram_settings(self, ngrams.settings.get("errors", "strict"))
         if ngrams.settings != mine:
             raise ValueError(f"the n-gram counts were made with other settings: {ngrams.settings} != {mine}")
 
@@ -684,8 +685,7 @@ class DaskTrainer(Trainer):
             if counts.settings.get("model") != digest:
                 raise ValueError("the piece counts were made with another n-gram model than the one of "
                                  "these n-gram counts (count pieces with the merged n-gram counts of the whole corpus)")
-            expected = _piece_settings(self, counts.settings.get("errors"), counts.settings.get("storage_options"),
-                                       digest)
+            expected = _piece_settings(self, counts.settings.get("errors"), digest)
             if counts.settings != expected:
                 raise ValueError(f"the piece counts were made with other settings: {counts.settings} != {expected}")
         else:

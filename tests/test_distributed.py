@@ -258,6 +258,20 @@ def test_invalid_utf8_reaches_the_driver_with_file_and_offset(local_cluster, cor
         assert t.pieces == local.pieces
 
 
+def test_urls_through_fsspec(local_cluster, corpus, reference, tmp_path):
+    """file:// URLs take the fsspec path (as s3:// or gs:// would) on the workers."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, f in enumerate(corpus):           # a folder URL lists its files sorted: keep the order
+        (folder / f"{i}-{os.path.basename(f)}").write_bytes(pathlib.Path(f).read_bytes())
+    t = DaskTrainer(**NO_EM, client=local_cluster, blocksize=40_000)
+    t.train_files([folder.as_uri()])
+    assert _model_bytes(t, tmp_path / "m") == reference["no_em"]
+    counts = count_ngrams([folder.as_uri()], Trainer(**NO_EM), client=local_cluster)
+    counts.save((tmp_path / "c.bpc").as_uri())
+    assert load_counts((tmp_path / "c.bpc").as_uri()).digest() == counts.digest()
+
+
 def test_trainer_hook_function(local_cluster, corpus, reference, tmp_path):
     """train_files_on_dask is what Trainer.train_files(..., engine="dask") calls."""
     t = Trainer(**EM)
@@ -294,10 +308,10 @@ def test_local_cluster_encode_equals_encode_batch(local_cluster, corpus, tokeniz
         encode_files(corpus, tokenizer, str(folder), client=local_cluster, blocksize=blocksize,
                      alpha=0.1, add_eos=True)
         _check_shards(folder, expected)
-    viterbi = encode_files(corpus, tokenizer, str(tmp_path / "viterbi"), client=local_cluster,
-                           blocksize=30_000, add_eos=True)
+    url = (tmp_path / "viterbi").as_uri()      # output through fsspec, as to an object store
+    viterbi = encode_files(corpus, tokenizer, url, client=local_cluster, blocksize=30_000, add_eos=True)
     assert viterbi["tokens"] == sum(map(len, _expected(tokenizer, corpus, -1)))
-    _check_shards(tmp_path / "viterbi", _expected(tokenizer, corpus, -1))
+    _check_shards(url, _expected(tokenizer, corpus, -1))
 
 
 # ---------------------------------------------------------------------------
