@@ -486,9 +486,16 @@ cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint c
     """
     cdef Py_ssize_t e, cs = 0, renormed = 0
     cdef int k, j, ex
-    cdef double tot
+    cdef double tot, w
+    cdef int32_t s, node, t, v
+    cdef const int32_t* base = M.trie.base
+    cdef const int32_t* check = M.trie.check
+    cdef const int32_t* value = M.trie.value
+    cdef const double* q = M.q
+    cdef double* score
     if ws_reserve(ws, n, M.trie.max_len) < 0:
         return -1
+    score = ws.score
     if logspace:
         ws.score[0] = 0.0
     else:
@@ -502,12 +509,36 @@ cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint c
             else:
                 ws.score[cs] = 1.0
                 ws.expo[cs] = 0
-        k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
         if logspace:
+            k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
             tot = edge_weights_log(M, ws, k)
             ws.score[e] = ws.weights[k] + log(tot)
         else:
-            tot = edge_weights_linear(M, ws, k, renormed)
+            # Walk and weigh in one loop, assuming every start shares one exponent (true
+            # unless a start precedes the last renormalisation); otherwise weigh again
+            # with the scaling.
+            k = 0
+            tot = 0.0
+            node = 0
+            s = <int32_t>(e - 1)
+            while s >= cs:
+                t = base[node] + x[s]
+                if check[t] != node:
+                    break
+                node = t
+                v = value[node]
+                if v >= 0:
+                    w = score[s] * q[v]
+                    ws.starts[k] = s
+                    ws.values[k] = v
+                    ws.weights[k] = w
+                    tot += w
+                    k += 1
+                s -= 1
+            if k > 0 and ws.starts[k - 1] >= renormed:
+                ws.weights[k] = <double>ws.expo[ws.starts[0]]
+            else:
+                tot = edge_weights_linear(M, ws, k, renormed)
             ws.expo[e] = <int64_t>ws.weights[k]
             if RENORM_LOW <= tot <= RENORM_HIGH:
                 ws.score[e] = tot
@@ -516,7 +547,7 @@ cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint c
                 ws.expo[e] += ex
             if ws.expo[e] != ws.expo[e - 1]:
                 renormed = e
-        j = pick(ws.weights, k, tot, rng)
+        j = pick(ws.weights, k, tot, rng) if k > 1 else 0   # one edge: no choice to draw
         ws.back[e] = ws.starts[j]
         ws.backv[e] = ws.values[j]
     return backtrack(ws, n, out_val, out_end)
