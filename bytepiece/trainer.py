@@ -619,6 +619,8 @@ class Trainer:
             if lengths[a] + lengths[b] > self.max_piece_length:
                 continue
             piece = pieces[a] + pieces[b]
+            if self.ensure_unicode and 0x80 <= piece[0] < 0xC0:
+                continue    # as 0.6.3's ensure_unicode: no multi-byte piece starts inside a character
             if piece not in known and piece not in new:
                 new[piece] = int(freq[j])
         if not new:
