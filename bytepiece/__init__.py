@@ -5,10 +5,11 @@ segmentations, and samples drawn exactly in proportion to exp(alpha * score).
 """
 from ._version import __version__
 from .model import ModelError, Vocabulary, load_model, save_model
-from .tokenizer import Tokenizer, UnknownIdError
+from .tokenizer import Encoding, Tokenizer, UnknownIdError
 
 __all__ = [
     "Tokenizer",
+    "Encoding",
     "Trainer",
     "ModelError",
     "UnknownIdError",
@@ -24,7 +25,7 @@ __all__ = [
 _LAZY = {
     "Trainer": ("trainer", "Trainer"),
     "normalize": ("corpus", "normalize"),
-    "convert_to_bytepiece": ("trainer", "convert_to_bytepiece"),
+    "convert_to_bytepiece": ("convert", "convert_to_bytepiece"),
 }
 
 

@@ -152,7 +152,7 @@ def _inputs_argument(f):
 _LOADED: dict = {}
 
 
-def _load_tokenizer(path: str, seed=None, normalize: bool = True):
+def _load_tokenizer(path: str, seed=None, normalize: Optional[bool] = None):
     """A Tokenizer for a model file; the parsed vocabulary of the last file loaded is
     kept (keyed by path, size and mtime), so commands run in one process load it once."""
     from .model import load_model
@@ -319,14 +319,22 @@ def _output(path: Optional[str], force: bool) -> Iterator[IO[bytes]]:
         yield handle
 
 
-def _nfc(line: bytes) -> bytes:
-    """NFC of a line's text; bytes that are not UTF-8 pass through untouched."""
-    if line.isascii():
-        return line
-    text = line.decode("utf-8", "surrogateescape")
-    if unicodedata.is_normalized("NFC", text):
-        return line
-    return unicodedata.normalize("NFC", text).encode("utf-8", "surrogateescape")
+def _normalizer(tok):
+    """The tokenizer's normalisation for a line of bytes (None when it has none); bytes that
+    are not UTF-8 pass through untouched, so they still round-trip."""
+    form = tok.normalization
+    if form == "none":
+        return None
+
+    def normalize(line: bytes) -> bytes:
+        if line.isascii():
+            return line
+        text = line.decode("utf-8", "surrogateescape")
+        if unicodedata.is_normalized(form, text):
+            return line
+        return unicodedata.normalize(form, text).encode("utf-8", "surrogateescape")
+
+    return normalize
 
 
 # ---------------------------------------------------------------------------
@@ -487,8 +495,9 @@ def _peak_memory_mb() -> Optional[float]:
 
 def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
     total_bytes = tokens = 0
+    normalize = _normalizer(tok)
     for _name, _first, batch in _line_batches(paths):
-        datas = [_nfc(line) for line in batch]
+        datas = batch if normalize is None else [normalize(line) for line in batch]
         tokens += sum(len(ids) for ids in tok.encode_batch(datas))
         total_bytes += sum(len(d) for d in datas)
     return total_bytes, tokens
@@ -646,8 +655,11 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
     """
     if output not in (None, "-"):
         _refuse_existing(output, force)
-    tok = _load_tokenizer(model_path, seed=seed, normalize=not no_normalize)
-    sampling = alpha is not None and alpha >= 0
+    tok = _load_tokenizer(model_path, seed=seed, normalize=False if no_normalize else None)
+    if alpha is None:
+        alpha = tok.alpha  # the model's own default (-1: Viterbi)
+    sampling = alpha >= 0
+    normalize = _normalizer(tok)
     pieces = _PieceTable(tok, spaces=(fmt == "pieces")) if fmt != "ids" else None
     id_bytes = tok._id_bytes
     id_text = [str(i) for i in range(tok.vocab_size)]
@@ -658,7 +670,7 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
         cores = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         for _name, _first, batch in _line_batches(inputs, BATCH_LINES * max(1, cores)):
             meter.update(sum(len(line) for line in batch))
-            datas = batch if no_normalize else [_nfc(line) for line in batch]
+            datas = batch if normalize is None else [normalize(line) for line in batch]
             keys = range(line_number + 1, line_number + 1 + len(datas)) if sampling else None
             results = tok.encode_batch(datas, add_bos=bos, add_eos=eos, alpha=alpha if sampling else -1,
                                        keys=keys, num_threads=threads)
@@ -667,15 +679,20 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
             elif fmt == "pieces":
                 text = "".join(" ".join([pieces[i] for i in ids]) + "\n" for ids in results)
             else:
+                from .tokenizer import _char_spans  # the spans encode_with_offsets reports
+
                 lines = []
-                for k, ids in enumerate(results, line_number + 1):
-                    offsets, at = [], 0
+                for k, (data, ids) in enumerate(zip(datas, results), line_number + 1):
+                    starts, ends, at = [], [], 0
                     for i in ids:
-                        end = at + len(id_bytes[i])
-                        offsets.append([at, end])
-                        at = end
-                    lines.append(json.dumps({"line": k, "ids": ids, "pieces": [pieces[i] for i in ids],
-                                             "offsets": offsets}, ensure_ascii=False) + "\n")
+                        starts.append(at)
+                        at += len(id_bytes[i])
+                        ends.append(at)
+                    lines.append(json.dumps({
+                        "line": k, "ids": ids, "pieces": [pieces[i] for i in ids],
+                        "offsets": [list(span) for span in zip(starts, ends)],
+                        "char_offsets": [list(span) for span in _char_spans(data, starts, ends)],
+                    }, ensure_ascii=False) + "\n")
                 text = "".join(lines)
             out.write(text.encode("utf-8"))
             line_number += len(datas)
@@ -793,10 +810,11 @@ def sample(model_path, text, count, alpha, seed, check, no_normalize, threads):
     """
     if alpha < 0:
         raise click.BadParameter("must be >= 0 to sample", param_hint="'--alpha'")
-    tok = _load_tokenizer(model_path, seed=seed, normalize=not no_normalize)
+    tok = _load_tokenizer(model_path, seed=seed, normalize=False if no_normalize else None)
     data = text.encode("utf-8", "surrogateescape")
-    if not no_normalize:
-        data = _nfc(data)
+    normalize = _normalizer(tok)
+    if normalize is not None:
+        data = normalize(data)
     if not data:
         raise CliError("TEXT is empty: nothing to segment")
     shown = _PieceTable(tok, spaces=True)
@@ -999,7 +1017,8 @@ def info(model_path, text_paths, as_json, no_normalize):
     """
     import zipfile
 
-    tok = _load_tokenizer(model_path, normalize=not no_normalize)
+    tok = _load_tokenizer(model_path, normalize=False if no_normalize else None)
+    normalize = _normalizer(tok)
     vocab = tok.vocabulary
     lengths: dict = {}
     for piece in vocab.pieces:
@@ -1025,13 +1044,15 @@ def info(model_path, text_paths, as_json, no_normalize):
         "multi-byte pieces that are not valid UTF-8": not_utf8,
         "pieces with two or more digits": multi_digit,
         "total count": sum(vocab.counts),
-        "options recorded": "none (the BytePiece model format stores only pieces and counts)",
+        "normalization": tok.normalization,
+        "default alpha": tok.alpha,
+        "special tokens": tok.special_tokens,
     }
     measured = []
     for path in text_paths:
         total_bytes = tokens = chars = 0
         for _name, _first, batch in _line_batches([path]):
-            datas = batch if no_normalize else [_nfc(line) for line in batch]
+            datas = batch if normalize is None else [normalize(line) for line in batch]
             for ids in tok.encode_batch(datas):
                 tokens += len(ids)
             total_bytes += sum(len(d) for d in datas)
@@ -1055,7 +1076,11 @@ def info(model_path, text_paths, as_json, no_normalize):
     out.write(f"longest piece:       {max(lengths)} bytes\n")
     out.write(f"not valid UTF-8:     {not_utf8} multi-byte pieces\n")
     out.write(f"with 2+ digits:      {multi_digit} pieces\n")
-    out.write(f"options recorded:    {report['options recorded']}\n")
+    out.write(f"normalization:       {report['normalization']}\n")
+    alpha = report["default alpha"]
+    out.write(f"default alpha:       {alpha:g}" + (" (Viterbi)" if alpha < 0 else "") + "\n")
+    specials = report["special tokens"]
+    out.write("special tokens:      " + (", ".join(f"{t}={i}" for t, i in specials.items()) or "none") + "\n")
     out.write("piece lengths (bytes, pieces):\n")
     widest = max(lengths.values())
     for length, n in sorted(lengths.items()):

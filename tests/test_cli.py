@@ -178,7 +178,11 @@ def test_jsonl_has_ids_pieces_and_byte_offsets(runner, model, text_file, tok):
     records = [json.loads(line) for line in out.splitlines()]
     assert len(records) == len(lines_of(TEXT))
     for record, line in zip(records, lines_of(TEXT)):
-        assert set(record) == {"line", "ids", "pieces", "offsets"}
+        assert set(record) == {"line", "ids", "pieces", "offsets", "char_offsets"}
+        text = line.decode("utf-8")
+        expected = tok.encode_with_offsets(text, add_eos=True)
+        assert record["ids"] == expected.ids
+        assert [tuple(span) for span in record["char_offsets"]] == list(expected.char_offsets)
         assert record["ids"][-1] == 2 and record["pieces"][-1] == "<eos>"
         assert len(record["ids"]) == len(record["pieces"]) == len(record["offsets"])
         for i, (start, end) in zip(record["ids"], record["offsets"]):
@@ -427,6 +431,7 @@ def test_info_report(runner, model, tok):
     assert f"vocabulary size:     {tok.vocab_size}" in out
     assert "<pad>=0, <bos>=1, <eos>=2" in out
     assert "piece lengths" in out and "longest piece:       36 bytes" in out
+    assert "normalization:       NFC" in out and "default alpha:       -1 (Viterbi)" in out
 
 
 def test_info_json_and_bytes_per_token(runner, model, text_file, tok):
@@ -593,3 +598,23 @@ def test_empty_inputs(runner, model, tmp_path):
     assert ok(run(runner, "encode", "-m", model, empty)).stdout_bytes == b""
     assert ok(run(runner, "decode", "-m", model, input=b"")).stdout_bytes == b""
     assert "empty" in ok(run(runner, "info", "-m", model, "--text", empty)).stdout
+
+
+def test_encode_follows_the_models_normalization_and_default_alpha(runner, model_path, tmp_path):
+    nfd = "cafe\u0301 re\u0301sume\u0301\n".encode()
+    raw_model = tmp_path / "raw.json"
+    Tokenizer(model_path, normalize=False).save(raw_model)
+    ids = ok(run(runner, "encode", "-m", raw_model, input=nfd)).stdout_bytes
+    assert ok(run(runner, "decode", "-m", raw_model, input=ids)).stdout_bytes == nfd
+    nfc_ids = ok(run(runner, "encode", "-m", model_path, input=nfd)).stdout_bytes
+    assert ok(run(runner, "decode", "-m", model_path, input=nfc_ids)).stdout_bytes == unicodedata.normalize(
+        "NFC", nfd.decode()).encode()
+
+    sampling_model = tmp_path / "sampling.json"
+    Tokenizer(model_path, alpha=0.3).save(sampling_model)
+    text = ("the quick brown fox jumps over the lazy dog\n" * 20).encode()
+    viterbi = ok(run(runner, "encode", "-m", model_path, input=text)).stdout_bytes
+    first = ok(run(runner, "encode", "-m", sampling_model, "--seed", "4", input=text)).stdout_bytes
+    again = ok(run(runner, "encode", "-m", sampling_model, "--seed", "4", input=text)).stdout_bytes
+    assert first == again != viterbi
+    assert ok(run(runner, "encode", "-m", sampling_model, "--alpha", "-1", input=text)).stdout_bytes == viterbi
