@@ -59,7 +59,7 @@ import numpy as np
 from . import _training
 from .atomic import atomic_write
 from .corpus import ERROR_MODES, CorpusEncodingError, CorpusError, EmptyCorpusError, chunk_block, expand_paths
-from .trainer import Trainer, TrainerError, _bottom_sample, _Progress, _trim_sample
+from .trainer import Trainer, TrainerError, _chunk_key, _Progress
 
 __all__ = [
     "DaskTrainer",
@@ -257,6 +257,22 @@ def _block_docs(block, errors: str, storage_options) -> Tuple[list, int, int]:
 
 # ---------------------------------------------------------------------------
 # Map and merge tasks (module level, so they pickle by reference)
+
+def _bottom_sample(chunks: List[bytes], budget: int) -> List[tuple]:
+    """(hash, chunk) of the chunks with the smallest hashes (the trainer's chunk hash), up
+    to budget bytes: the trainer's EM sample, whatever the blocks."""
+    return _trim_sample(sorted((_chunk_key(c), c) for c in chunks), budget)
+
+
+def _trim_sample(keyed: List[tuple], budget: int) -> List[tuple]:
+    """The prefix of sorted (hash, chunk) pairs that fits in budget bytes."""
+    size = 0
+    for i, (_, c) in enumerate(keyed):
+        size += len(c)
+        if size > budget:
+            return keyed[:i]
+    return keyed
+
 
 def _ngrams_task(block, s):
     docs, _, _ = _block_docs(block, s["errors"], s["storage_options"])
@@ -507,7 +523,7 @@ class _Source:
         self.errors = errors
         self.ngram_counts = ngram_counts
         self.piece_counts = piece_counts
-        self.total_bytes = sum(b[2] for b in blocks) if blocks else None
+        self.total_bytes = sum(b[2] for b in blocks) if blocks is not None else None
 
     def describe(self) -> str:
         if self.blocks is None:

@@ -151,6 +151,17 @@ def test_in_process_blocks_equal_local_trainer(corpus, reference, tmp_path, name
     assert set(t.stats["stage_seconds"]) == {"count_ngrams", "count_pieces", "prune_em"}
 
 
+def test_empty_corpus_and_texts(tmp_path):
+    from bytepiece.corpus import EmptyCorpusError
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(EmptyCorpusError):
+        DaskTrainer(**NO_EM).train_files([str(empty)])
+    with pytest.raises(TypeError, match="train_files"):
+        DaskTrainer(**NO_EM).train(["some text"])
+
+
 def test_saved_and_merged_counts_equal_one_shot(corpus, reference, tmp_path):
     trainer = Trainer(**EM)
     shards = [corpus[:2], corpus[2:]]
