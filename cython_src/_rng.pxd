@@ -8,8 +8,10 @@
 # Everything here is inline and nogil; this .pxd has no .pyx and no runtime module.
 #
 # `kind` selects the generator: 0 is xoshiro256** (the only one users get);
-# 1 and 2 are deliberately weak generators kept for the statistical tests, which
-# must be able to reject a sampler driven by them.
+# 1 and 2 are deliberately weak generators kept for the statistical tests: the
+# suite must reject a sampler driven by 1 (4-bit uniforms), while 2 (an old-libc
+# style LCG) documents a weakness such tests cannot see, since the sampler reads
+# only the high bits of each draw (docs/exact-sampling.md).
 
 from libc.stdint cimport uint64_t
 
@@ -75,6 +77,7 @@ cdef inline double rng_uniform(Rng* rng) noexcept nogil:
         return <double>(rng_next(rng) >> 11) * (1.0 / 9007199254740992.0)
     if rng.kind == RNG_COARSE:
         return <double>(rng_next(rng) >> 60) * (1.0 / 16.0)
-    # RNG_LCG31: the state lives in s0; successive outputs are strongly correlated.
+    # RNG_LCG31: the state lives in s0; its defects are in the low bits and in the
+    # lattice structure of successive outputs.
     rng.s0 = (rng.s0 * 1103515245ULL + 12345ULL) & 0x7FFFFFFFULL
     return <double>rng.s0 * (1.0 / 2147483648.0)
