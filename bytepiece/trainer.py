@@ -122,7 +122,7 @@ def _map_count_pieces(block):
     pieces, pairs = _training.count_pieces_block(
         chunks, _STATE["model"], _STATE["ensure_unicode"], _STATE["pair_length"] or 1
     )
-    sample = _bottom_sample(chunks, _STATE["sample_bytes"]) if _STATE["sample_bytes"] else []
+    sample = _bottom_sample(chunks, _STATE["sample_bytes"]) if _STATE["sample_bytes"] else None
     return pieces, (pairs if _STATE["pair_length"] else None), sample, sum(map(len, chunks))
 
 
@@ -130,20 +130,20 @@ def _chunk_key(chunk: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(chunk, digest_size=8).digest(), "little")
 
 
-def _bottom_sample(chunks: List[bytes], budget: int) -> List[tuple]:
+def _bottom_sample(chunks: List[bytes], budget: int):
     """The chunks with the smallest hashes, up to budget bytes: a uniform sample that
-    does not depend on how the corpus was cut into blocks."""
-    keyed = sorted((_chunk_key(c), c) for c in chunks)
-    return _trim_sample(keyed, budget)
+    does not depend on how the corpus was cut into blocks. Returns (hashes, chunks)."""
+    keys = np.fromiter((_chunk_key(c) for c in chunks), dtype=np.uint64, count=len(chunks))
+    return _trim_sample(keys, chunks, budget)
 
 
-def _trim_sample(keyed: List[tuple], budget: int) -> List[tuple]:
-    size = 0
-    for i, (_, c) in enumerate(keyed):
-        size += len(c)
-        if size > budget:
-            return keyed[:i]
-    return keyed
+def _trim_sample(keys: np.ndarray, chunks: List[bytes], budget: int):
+    """Sort by hash (stable) and keep the prefix that fits in budget bytes."""
+    order = np.argsort(keys, kind="stable")
+    lengths = np.fromiter((len(chunks[i]) for i in order), dtype=np.int64, count=len(order))
+    keep = int(np.searchsorted(np.cumsum(lengths), budget, side="right"))
+    order = order[:keep]
+    return keys[order], [chunks[i] for i in order]
 
 
 def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -> Iterator:
@@ -397,14 +397,7 @@ class Trainer:
             )
         self._ngram_candidates = {}
         if self.em and self.em_ngrams > 0:
-            keys, counts = table.candidates(self.min_count)
-            limit = int(self.em_ngrams * self.max_vocab_size[0])
-            if len(keys) > limit:
-                score = counts * np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
-                # highest score first, ties by bytes (keys are sorted): a stable sort
-                top = np.argsort(-score, kind="stable")[:limit]
-                keys = [keys[i] for i in top]
-                counts = counts[top]
+            keys, counts = table.candidates(self.min_count, int(self.em_ngrams * self.max_vocab_size[0]))
             self._ngram_candidates = dict(zip(keys, counts.tolist()))
         model = _training.NgramModel.from_table(table, self.min_count)
         return model
@@ -415,7 +408,8 @@ class Trainer:
         sample_bytes = self.em_sample_bytes if self.em else 0
         self._set_state(model=model, pair_length=pair_length, sample_bytes=sample_bytes)
         pieces = pairs = None
-        sample: List[tuple] = []
+        sample_keys = [np.zeros(0, dtype=np.uint64)]
+        sample: List[bytes] = []
         sample_size = 0
         blocks = iter_blocks(source, self.block_chars)
         for block_pieces, block_pairs, block_sample, nbytes in _map_blocks(_map_count_pieces, blocks, workers, self.engine):
@@ -423,19 +417,20 @@ class Trainer:
             if block_pairs is not None:
                 pairs = block_pairs if pairs is None else pairs.merge(block_pairs)
             if block_sample:
-                sample.extend(block_sample)
-                sample_size += sum(len(c) for _, c in block_sample)
+                sample_keys.append(block_sample[0])
+                sample.extend(block_sample[1])
+                sample_size += sum(map(len, block_sample[1]))
                 if sample_size > 2 * sample_bytes:
-                    sample.sort()
-                    sample = _trim_sample(sample, sample_bytes)
-                    sample_size = sum(len(c) for _, c in sample)
+                    keys, sample = _trim_sample(np.concatenate(sample_keys), sample, sample_bytes)
+                    sample_keys = [keys]
+                    sample_size = sum(map(len, sample))
             del block_pieces, block_pairs, block_sample
             progress.advance(nbytes, lambda: f", {len(pieces)} distinct pieces")
         _STATE.clear()
         if pieces is None:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
-        sample.sort()
-        sample = [c for _, c in _trim_sample(sample, sample_bytes)]
+        sample = _trim_sample(np.concatenate(sample_keys), sample, sample_bytes)[1] if sample else []
+        del sample_keys
         progress.finish(f"; {len(pieces)} distinct pieces")
         piece_counts = pieces.to_dict()
         pair_counts = pairs.to_dict(self.min_count) if pairs is not None else {}

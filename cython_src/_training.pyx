@@ -358,20 +358,31 @@ cdef class NgramTable:
         out.sort()
         return out
 
-    def candidates(self, int64_t min_count, int min_length=2):
-        """Candidate pieces for EM: the n-grams of length >= min_length seen at least
-        min_count times that are whole UTF-8 characters. Returns (list of bytes, int64
-        numpy array of counts), sorted by bytes."""
+    def candidates(self, int64_t min_count, Py_ssize_t limit):
+        """Candidate pieces for EM: among the n-grams of length >= 2 seen at least
+        min_count times that are whole UTF-8 characters, the `limit` ones with the
+        highest count x length (ties: shorter, then smaller bytes... by packed key).
+        Returns (list of bytes, int64 numpy array of counts)."""
         import numpy as np
         cdef int L, t, need
         cdef size_t i, n = 0
         cdef uint64_t k
         cdef uint8_t b
         cdef bint ok
-        cdef list keys = []
-        cdef list counts = []
         cdef uint8_t buf[8]
-        for L in range(max(min_length, 2), self.order + 1):
+        # first pass: how many
+        for L in range(2, self.order + 1):
+            for i in range(self.tabs[L].cap):
+                if self.tabs[L].counts[i] >= min_count and self.tabs[L].counts[i] > 0:
+                    n += 1
+        keys_a = np.empty(n, dtype=np.uint64)
+        lens_a = np.empty(n, dtype=np.int64)
+        counts_a = np.empty(n, dtype=np.int64)
+        cdef uint64_t[::1] kv = keys_a
+        cdef int64_t[::1] lv = lens_a
+        cdef int64_t[::1] cv = counts_a
+        n = 0
+        for L in range(2, self.order + 1):
             for i in range(self.tabs[L].cap):
                 if self.tabs[L].counts[i] < min_count or self.tabs[L].counts[i] == 0:
                     continue
@@ -380,7 +391,6 @@ cdef class NgramTable:
                 need = 0
                 for t in range(L):
                     b = (k >> (8 * t)) & 255
-                    buf[t] = b
                     if need:
                         if b < 0x80 or b >= 0xC0:
                             ok = False
@@ -398,10 +408,21 @@ cdef class NgramTable:
                         ok = False
                         break
                 if ok and need == 0:
-                    keys.append(PyBytes_FromStringAndSize(<char*>buf, L))
-                    counts.append(self.tabs[L].counts[i])
-        order = sorted(range(len(keys)), key=keys.__getitem__)
-        return [keys[j] for j in order], np.array([counts[j] for j in order], dtype=np.int64)
+                    kv[n] = k
+                    lv[n] = L
+                    cv[n] = self.tabs[L].counts[i]
+                    n += 1
+        keys_a, lens_a, counts_a = keys_a[:n], lens_a[:n], counts_a[:n]
+        # best first: score desc, then length, then packed key (a total order)
+        order = np.lexsort((keys_a, lens_a, -(counts_a * lens_a)))[:max(limit, 0)]
+        out = []
+        for j in order:
+            k = keys_a[j]
+            L = lens_a[j]
+            for t in range(L):
+                buf[t] = (k >> (8 * t)) & 255
+            out.append(PyBytes_FromStringAndSize(<char*>buf, L))
+        return out, counts_a[order]
 
     # -- serialisation -------------------------------------------------------
     def to_bytes(self):
@@ -518,7 +539,7 @@ cdef class NgramModel:
 
     cdef int _alloc(self, int L, size_t n) except -1:
         cdef size_t c = 16
-        while c < n * 2:
+        while c * 2 < n * 3:      # load factor at most 2/3
             c <<= 1
         self.tabs[L].keys = <uint64_t*>malloc(c * sizeof(uint64_t))
         self.tabs[L].vals = <double*>malloc(c * sizeof(double))

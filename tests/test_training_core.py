@@ -183,8 +183,14 @@ def test_order_limits():
 
 def test_candidates_are_whole_characters():
     chunks = ["中文 ab 中文 ab\n".encode()] * 3
-    keys, counts = count_ngrams_block(chunks, 6).candidates(2)
-    assert keys == sorted(keys) and len(keys) == len(counts)
+    table = count_ngrams_block(chunks, 6)
+    keys, counts = table.candidates(2, 1000)
+    assert len(keys) == len(counts) and len(set(keys)) == len(keys)
+    scores = [c * len(k) for k, c in zip(keys, counts)]
+    assert scores == sorted(scores, reverse=True)
+    assert all(table.get(k) == c for k, c in zip(keys, counts))
+    top, _ = table.candidates(2, 3)
+    assert top == keys[:3]
     for k in keys:
         k.decode("utf-8")  # whole characters only
         assert 2 <= len(k) <= 6
