@@ -666,9 +666,18 @@ class DaskTrainer(Trainer):
             counts = self._ngram_counts(source.blocks, source.errors)
         self._ngram_source = counts
         table = counts.table
-        # from here on, as Trainer._count_ngrams finishes the stage
         if table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
+        finish = getattr(Trainer, "_finish_ngrams", None)
+        if finish is not None:          # the trainer's own end of the stage (when it has one)
+            model = finish(self, table, progress)
+        else:
+            model = self._finish_ngrams_here(table, progress)
+        self._timed("count_ngrams", t0)
+        return model
+
+    def _finish_ngrams_here(self, table, progress):
+        """What Trainer._count_ngrams does with the merged table (kept in step with it)."""
         self.stats["corpus_bytes"] = table.total
         self.stats["ngrams"] = len(table)
         self.stats["ngram_budget_hit"] = table.pruned_below > 0
@@ -680,17 +689,9 @@ class DaskTrainer(Trainer):
             )
         self._ngram_candidates = {}
         if self.em and self.em_ngrams > 0:
-            keys, cnts = table.candidates(self.min_count)
-            limit = int(self.em_ngrams * self.max_vocab_size[0])
-            if len(keys) > limit:
-                score = cnts * np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
-                top = np.argsort(-score, kind="stable")[:limit]
-                keys = [keys[i] for i in top]
-                cnts = cnts[top]
+            keys, cnts = table.candidates(self.min_count, int(self.em_ngrams * self.max_vocab_size[0]))
             self._ngram_candidates = dict(zip(keys, cnts.tolist()))
-        model = _training.NgramModel.from_table(table, self.min_count)
-        self._timed("count_ngrams", t0)
-        return model
+        return _training.NgramModel.from_table(table, self.min_count)
 
     def _count_pieces(self, source, model, workers: int):
         progress = _Progress(self.verbose, "count pieces", self.stats["corpus_bytes"])
@@ -711,9 +712,13 @@ class DaskTrainer(Trainer):
         sample_bytes = counts.settings["sample_bytes"]
         sample = sorted(counts.sample)
         sample = [c for _, c in _trim_sample(sample, sample_bytes)] if sample_bytes else []
-        progress.finish(f"; {len(counts.table)} distinct pieces")
-        piece_counts = counts.table.to_dict()
-        pair_counts = counts.pairs.to_dict(self.min_count) if counts.pairs is not None else {}
+        finish = getattr(Trainer, "_finish_pieces", None)
+        if finish is not None:          # the trainer's own end of the stage (when it has one)
+            piece_counts, pair_counts, sample = finish(self, counts.table, counts.pairs, sample, progress)
+        else:                           # what Trainer._count_pieces does (kept in step with it)
+            progress.finish(f"; {len(counts.table)} distinct pieces")
+            piece_counts = counts.table.to_dict()
+            pair_counts = counts.pairs.to_dict(self.min_count) if counts.pairs is not None else {}
         self._timed("count_pieces", t0)
         self._finish_t0 = time.perf_counter()
         return piece_counts, pair_counts, sample
