@@ -149,6 +149,30 @@ def _inputs_argument(f):
     )(f)
 
 
+def _dask_options(f):
+    f = click.option("--dask-blocksize", type=click.IntRange(min=1), default=None, metavar="BYTES",
+                     help="Bytes of input per Dask task (default 32 MiB).")(f)
+    f = click.option("--dask-local", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="Run on a Dask cluster of N worker processes on this machine.")(f)
+    f = click.option("--dask-scheduler-file", type=click.Path(dir_okay=False), default=None,
+                     help="Run on the Dask cluster whose scheduler wrote this file (--scheduler-file).")(f)
+    return click.option("--dask-scheduler", default=None, metavar="ADDRESS",
+                        help="Run on the Dask cluster of this scheduler (tcp://host:8786); the workers "
+                             "read the inputs, so paths must be visible to them. Needs bytepiece[dask].")(f)
+
+
+def _dask_where(address, scheduler_file, local, blocksize) -> dict:
+    where = {k: v for k, v in (("address", address), ("scheduler_file", scheduler_file),
+                               ("local_workers", local)) if v is not None}
+    if len(where) > 1:
+        raise CliError("give only one of --dask-scheduler, --dask-scheduler-file, --dask-local")
+    if blocksize is not None:
+        if not where:
+            raise CliError("--dask-blocksize needs --dask-scheduler, --dask-scheduler-file or --dask-local")
+        where["blocksize"] = blocksize
+    return where
+
+
 _LOADED: dict = {}
 
 
@@ -532,9 +556,11 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
                    "(the vocabulary 0.6.3 itself would train).")
 @click.option("--eval", "eval_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Held-out text: report bytes per token on it for each model. Repeatable.")
+@_dask_options
 @_progress_option
 def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length, isolate_digits,
-          no_ensure_unicode, workers, encoding_errors, no_em, eval_paths, progress):
+          no_ensure_unicode, workers, encoding_errors, no_em, eval_paths, dask_scheduler,
+          dask_scheduler_file, dask_local, dask_blocksize, progress):
     """Train a vocabulary on text files, folders (every file in them) or stdin (-).
 
     With no PATH, trains on the bundled corpora/*.train.txt of a bytepiece
@@ -551,6 +577,9 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
     """
     from . import trainer as trainer_module
 
+    dask = _dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
+    if dask and "-" in paths and "local_workers" not in dask:
+        raise CliError("stdin (-) cannot be read by the workers of a remote Dask cluster; give files")
     sizes = sorted(set(vocab_sizes), reverse=True)
     targets = _model_paths(output, sizes)
     for target in targets:
@@ -571,7 +600,12 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
         if "-" in paths:
             spooled = _spool_stdin(None)
             paths = [spooled if p == "-" else p for p in paths]
-        trainer.train_files(list(paths), workers=workers, errors=encoding_errors)
+        if dask:  # counting on the cluster; --workers threads prune and run EM here
+            from .distributed import train_files_on_dask
+
+            train_files_on_dask(trainer, list(paths), workers=workers, errors=encoding_errors, **dask)
+        else:
+            trainer.train_files(list(paths), workers=workers, errors=encoding_errors)
     except trainer_module.CorpusError as error:
         path = getattr(error, "path", None)
         if path is not None:  # invalid UTF-8: say it in the command line's terms
@@ -697,6 +731,44 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
             out.write(text.encode("utf-8"))
             line_number += len(datas)
     meter.close()
+
+
+# ---------------------------------------------------------------------------
+# encode-shards
+
+
+@main.command("encode-shards")
+@_model_option
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True,
+              help="Folder for the shards (created; may be a URL the workers can write to).")
+@click.option("--alpha", type=float, default=None, callback=_check_alpha,
+              help="Sample segmentations (e.g. --alpha 0.1); each line is keyed by its line number.")
+@click.option("--seed", type=int, default=None, help="Seed for --alpha (default: random, kept in index.json).")
+@click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
+@click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
+@click.option("--no-normalize", is_flag=True, help="Encode the bytes as they are (no NFC).")
+@_dask_options
+def encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, dask_scheduler,
+                  dask_scheduler_file, dask_local, dask_blocksize):
+    """Encode files, folders or URLs into numpy token shards, on a Dask cluster.
+
+    Writes OUTPUT/part-NNNNN.ids.npy and .rows.npy per block and OUTPUT/index.json
+    (see docs/distributed.md). Lines are encoded as `bytepiece encode` encodes them,
+    with the same keys, so the ids do not depend on the cluster or the block size.
+    Without a --dask option the blocks are encoded in this process.
+
+    \b
+    Examples:
+      bytepiece encode-shards -m my.model -o tokens/ --dask-local 4 corpus/
+      bytepiece encode-shards -m my.model -o s3://bucket/tokens/ --dask-scheduler tcp://10.0.0.1:8786 s3://bucket/corpus/
+    """
+    from .distributed import encode_files
+
+    where = _dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
+    index = encode_files(list(inputs), model_path, output, alpha=alpha, seed=seed, add_bos=bos, add_eos=eos,
+                         normalize=not no_normalize, **where)
+    click.echo(f"{index['lines']} lines, {index['tokens']} tokens in {len(index['parts'])} shard(s) in {output}")
 
 
 # ---------------------------------------------------------------------------

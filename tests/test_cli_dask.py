@@ -1,0 +1,53 @@
+"""The CLI's Dask options: the same model and the same ids as the local commands."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("distributed")
+
+from bytepiece import cli  # noqa: E402
+from bytepiece.distributed import load_encoded  # noqa: E402
+
+CORPUS = "".join(
+    f"Line {i}: the quick brown fox jumps over the lazy dog; 北京 {i % 7}, café {i % 11}.\n" for i in range(400)
+)
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli.main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_train_on_a_local_dask_cluster_writes_the_same_model(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    invoke("train", corpus, "-o", tmp_path / "local.model", "--vocab-size", 320)
+    invoke("train", corpus, "-o", tmp_path / "dask.model", "--vocab-size", 320,
+           "--dask-local", 2, "--dask-blocksize", 4096)
+    assert (tmp_path / "dask.model").read_bytes() == (tmp_path / "local.model").read_bytes()
+
+
+def test_encode_shards_equal_bytepiece_encode(tmp_path, model_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    ids_text = invoke("encode", "-m", model_path, "--alpha", 0.2, "--seed", 3, corpus).stdout
+    expected = [[int(i) for i in line.split()] for line in ids_text.splitlines()]
+    invoke("encode-shards", "-m", model_path, "-o", tmp_path / "shards", "--alpha", 0.2, "--seed", 3,
+           "--dask-local", 2, "--dask-blocksize", 2048, corpus)
+    ids, rows = load_encoded(str(tmp_path / "shards"))
+    got = [ids[rows[k]:rows[k + 1]].tolist() for k in range(len(rows) - 1)]
+    assert got == expected
+
+
+def test_dask_options_are_checked(tmp_path):
+    result = CliRunner().invoke(cli.main, ["train", "-", "-o", str(tmp_path / "m"), "--vocab-size", "300",
+                                           "--dask-scheduler", "tcp://127.0.0.1:1"], input="text\n")
+    assert result.exit_code == 1 and "stdin" in result.output
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    result = CliRunner().invoke(cli.main, ["train", str(corpus), "-o", str(tmp_path / "m"), "--dask-local", "2",
+                                           "--dask-scheduler", "tcp://127.0.0.1:1"])
+    assert result.exit_code == 1 and "only one of" in result.output
+    assert not (tmp_path / "m").exists()
