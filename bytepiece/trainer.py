@@ -386,6 +386,11 @@ class Trainer:
             progress.advance(nbytes, lambda: f", {len(table) / 1e6:.2f}M n-grams, {table.nbytes / 1e6:.0f} MB table")
         if table is None or table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
+        return self._finish_ngrams(table, progress)
+
+    def _finish_ngrams(self, table, progress: _Progress):
+        """The end of the n-gram stage, given the merged table (whatever engine made it):
+        statistics, EM candidates, and the n-gram model."""
         self.stats["corpus_bytes"] = table.total
         self.stats["ngrams"] = len(table)
         self.stats["ngram_budget_hit"] = table.pruned_below > 0
@@ -431,6 +436,11 @@ class Trainer:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
         sample = _trim_sample(np.concatenate(sample_keys), sample, sample_bytes)[1] if sample else []
         del sample_keys
+        return self._finish_pieces(pieces, pairs, sample, progress)
+
+    def _finish_pieces(self, pieces, pairs, sample: List[bytes], progress: _Progress):
+        """The end of the piece stage, given the merged tables (whatever engine made them)
+        and the final EM sample: {piece: count}, {pair: count}, sample."""
         progress.finish(f"; {len(pieces)} distinct pieces")
         piece_counts = pieces.to_dict()
         pair_counts = pairs.to_dict(self.min_count) if pairs is not None else {}
