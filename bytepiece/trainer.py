@@ -197,9 +197,10 @@ class Trainer:
       fraction of the target size as new candidates: the most frequent
       concatenations of adjacent pieces in the current Viterbi segmentation
       (this is how pieces longer than the n-gram order appear);
-    - ``em_keep_chars``: when > 0, every whole character (up to 4 bytes) with an
-      expected count at least this is never pruned (helps languages with large
-      alphabets that are a minority of a mixed corpus; 0 = off);
+    - ``em_keep_chars``: a whole multi-byte character (up to 4 bytes) whose
+      expected count is at least this is never pruned, like SentencePiece's
+      required characters (large alphabets that are a minority of a mixed
+      corpus keep their characters; 0 = off);
     - ``em_iterations`` / ``em_final_iterations``: EM iterations per round / at the end;
     - ``em_sample_bytes``: EM runs on a sample of the corpus this big (chunks
       chosen by a hash of their bytes, so the sample is uniform and deterministic).
@@ -232,7 +233,7 @@ class Trainer:
         em_shrink: float = 0.5,
         em_grow: float = 0.25,
         em_grow_rounds: int = 4,
-        em_keep_chars: float = 0,
+        em_keep_chars: float = 2,
         em_hard: bool = False,
         em_round_fraction: float = 1.0,
         em_iterations: int = 1,
