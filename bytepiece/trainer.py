@@ -651,7 +651,7 @@ class Trainer:
                 if keep_chars and len(p) <= 4 and cs[i] >= keep_chars and _is_one_char(p):
                     continue    # whole characters stay, like SentencePiece's required characters
                 loss[i] = cs[i] * (lp[i] - math.fsum([lp[j] for j in split(p, True)]))
-        order = sorted(range(len(pieces)), key=lambda i: (-loss[i], -cs[i], pieces[i]))
+        order = sorted(range(len(pieces)), key=lambda i: (len(pieces[i]) > 1, -loss[i], -cs[i], pieces[i]))
         kept = sorted(order[:keep_n], key=lambda i: (len(pieces[i]), pieces[i]))
         return [pieces[i] for i in kept], counts[kept]
 
