@@ -323,3 +323,13 @@ def test_bad_paths(tmp_path):
             Trainer(verbose=False).train_files([locked])
     with pytest.raises(ValueError, match="errors"):
         Trainer(verbose=False).train_files([tmp_path], errors="ignore")
+
+
+def test_kept_characters_never_crowd_out_single_bytes():
+    # 400 distinct CJK characters, each frequent enough to be "kept", and room for only 41
+    text = "".join(chr(0x4E00 + i) * 3 + "\n" for i in range(400))
+    trainer = Trainer(max_vocab_size=300, verbose=False, em_keep_chars=2)
+    trainer.train([text] * 2)
+    pieces = trainer.pieces[0]
+    assert len(pieces) == 297
+    assert all(bytes([b]) in pieces for b in range(256))
