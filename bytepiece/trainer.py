@@ -202,6 +202,11 @@ class Trainer:
       required characters (large alphabets that are a minority of a mixed
       corpus keep their characters; 0 = off);
     - ``em_iterations`` / ``em_final_iterations``: EM iterations per round / at the end;
+    - ``em_hard``: Viterbi (hard) counts instead of expected counts during the
+      pruning rounds (faster, slightly different vocabulary; the final
+      iterations are always soft);
+    - ``em_round_fraction``: the pruning rounds look at this fixed fraction of
+      the sample only (faster; the final iterations see all of it);
     - ``em_sample_bytes``: EM runs on a sample of the corpus this big (chunks
       chosen by a hash of their bytes, so the sample is uniform and deterministic).
 
