@@ -41,7 +41,7 @@ SAMPLERS = {"exact": SAMPLER_EXACT, "legacy-v1": SAMPLER_LEGACY_V1}
 
 # Batches smaller than this many bytes per thread are not worth a thread.
 _MIN_BYTES_PER_THREAD = 1 << 16
-_BLOCK_TEXTS = 64
+_BLOCK_TEXTS = 64    # the smallest block of texts handed to one thread
 _INF = float("inf")
 
 SpecialSet = Union[str, AbstractSet[str], Sequence[str]]
@@ -167,6 +167,19 @@ class Tokenizer(LatticeQueries):
         if isinstance(text, (bytearray, memoryview)):
             return bytes(text)
         raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
+
+    def _batch_preparer(self):
+        """A function turning a list of texts into what the core reads: ASCII str as it is
+        (no normal form changes ASCII, and the core reads its buffer in place), other str
+        normalised and encoded, bytes as they are. Inlined, as this runs with the GIL held."""
+        to_bytes = self._to_bytes
+        form = self._form
+        if not self._normalize:
+            return lambda texts: [t if type(t) is str and t.isascii() else to_bytes(t) for t in texts]
+        return lambda texts: [
+            (t if t.isascii() else _nfc(form, t).encode("utf-8")) if type(t) is str else to_bytes(t)
+            for t in texts
+        ]
 
     @staticmethod
     def _check_alpha(alpha) -> float:
@@ -493,16 +506,20 @@ class Tokenizer(LatticeQueries):
                     seed_arr[i], key_arr[i] = _keys.key_words(key, self._int_word, self._hashed_word)
         bos = BOS_ID if add_bos else -1
         eos = EOS_ID if add_eos else -1
-        blocks = [(lo, min(lo + _BLOCK_TEXTS, n)) for lo in range(0, n, _BLOCK_TEXTS)]
+        threads = self._thread_count(num_threads, texts)
+        # Few, large blocks: every block costs a hand-over of the GIL between threads.
+        # Four per thread keep the threads evenly loaded.
+        per_block = max(_BLOCK_TEXTS, -(-n // (4 * threads)))
+        blocks = [(i, lo, min(lo + per_block, n)) for i, lo in enumerate(range(0, n, per_block))]
         small = self.id_dtype == np.uint16
-        to_bytes = self._to_bytes
+        prepare = self._batch_preparer()
 
         if as_numpy:
             parts: list = [None] * len(blocks)
 
-            def run_block(lo: int, hi: int) -> None:
-                datas = [t if type(t) is str and t.isascii() else to_bytes(t) for t in texts[lo:hi]]
-                parts[lo // _BLOCK_TEXTS] = self._lattice.encode_many_flat(
+            def run_block(index: int, lo: int, hi: int) -> None:
+                datas = prepare(texts[lo:hi])
+                parts[index] = self._lattice.encode_many_flat(
                     datas, alpha,
                     None if seed_arr is None else seed_arr[lo:hi],
                     None if key_arr is None else key_arr[lo:hi],
@@ -511,8 +528,8 @@ class Tokenizer(LatticeQueries):
         else:
             results: List[Optional[List[int]]] = [None] * n
 
-            def run_block(lo: int, hi: int) -> None:
-                datas = [t if type(t) is str and t.isascii() else to_bytes(t) for t in texts[lo:hi]]
+            def run_block(index: int, lo: int, hi: int) -> None:
+                datas = prepare(texts[lo:hi])
                 results[lo:hi] = self._lattice.encode_many(
                     datas, alpha,
                     None if seed_arr is None else seed_arr[lo:hi],
@@ -520,10 +537,9 @@ class Tokenizer(LatticeQueries):
                     True, sampler_code, 0, bos, eos,
                 )
 
-        threads = self._thread_count(num_threads, texts)
         if threads <= 1:
-            for lo, hi in blocks:
-                run_block(lo, hi)
+            for block in blocks:
+                run_block(*block)
         else:
             _run_parallel(run_block, blocks, threads)
         if not as_numpy:
