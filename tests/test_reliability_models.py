@@ -229,7 +229,9 @@ def test_default_size_limit_bounds_memory_of_a_zip_bomb(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "ModelError" in out.stdout and "too large" in out.stdout
     rss_mb = int(out.stdout.split("rss_kb")[1]) / 1024
-    assert rss_mb < 300, rss_mb
+    # Under AddressSanitizer (scripts/asan_check.sh) shadow memory and quarantine inflate RSS.
+    limit = 2000 if "asan" in os.environ.get("LD_PRELOAD", "") else 300
+    assert rss_mb < limit, rss_mb
 
 
 def test_special_paths(tmp_path):
