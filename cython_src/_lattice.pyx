@@ -279,6 +279,8 @@ cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil
     if m <= ws.cap:
         return 0
     m = m if m > 2 * ws.cap else 2 * ws.cap     # grow geometrically across texts
+    if L > m:     # at most m - 1 edges end at a position of a text that fits (plus weights[k])
+        L = m
     size = <size_t>m * (sizeof(double) + sizeof(int64_t) + 4 * sizeof(int32_t)) \
         + <size_t>L * (sizeof(double) + 2 * sizeof(int32_t)) + 64
     free(ws.block)
