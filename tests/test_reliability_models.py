@@ -305,7 +305,7 @@ def test_huge_integer_counts_give_the_same_segmentation_as_their_float_values():
     big = _with({b"ab": 3 * 10**30, b"abc": 10**30})
     for key in list(big)[:256]:
         big[key][2] = 10**28
-    small = json.loads(json.dumps(big).replace("0" * 28, "0" * 28 + ".0"))
+    small = {key: [i, text, float(count)] for key, (i, text, count) in big.items()}
     a, b = Tokenizer(big), Tokenizer(small)
     text = b"abcabxab"
     assert a.encode(text) == b.encode(text)
