@@ -668,30 +668,9 @@ class DaskTrainer(Trainer):
         table = counts.table
         if table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
-        finish = getattr(Trainer, "_finish_ngrams", None)
-        if finish is not None:          # the trainer's own end of the stage (when it has one)
-            model = finish(self, table, progress)
-        else:
-            model = self._finish_ngrams_here(table, progress)
+        model = self._finish_ngrams(table, progress)   # the trainer's own end of the stage
         self._timed("count_ngrams", t0)
         return model
-
-    def _finish_ngrams_here(self, table, progress):
-        """What Trainer._count_ngrams does with the merged table (kept in step with it)."""
-        self.stats["corpus_bytes"] = table.total
-        self.stats["ngrams"] = len(table)
-        self.stats["ngram_budget_hit"] = table.pruned_below > 0
-        progress.finish(f"; {len(table)} distinct n-grams")
-        if table.pruned_below:
-            progress.log(
-                f"memory budget hit (ngram_memory={self.ngram_memory} bytes): n-grams seen fewer than "
-                f"{table.pruned_below} times in a block were dropped, so counts are approximate"
-            )
-        self._ngram_candidates = {}
-        if self.em and self.em_ngrams > 0:
-            keys, cnts = table.candidates(self.min_count, int(self.em_ngrams * self.max_vocab_size[0]))
-            self._ngram_candidates = dict(zip(keys, cnts.tolist()))
-        return _training.NgramModel.from_table(table, self.min_count)
 
     def _count_pieces(self, source, model, workers: int):
         progress = _Progress(self.verbose, "count pieces", self.stats["corpus_bytes"])
@@ -712,13 +691,7 @@ class DaskTrainer(Trainer):
         sample_bytes = counts.settings["sample_bytes"]
         sample = sorted(counts.sample)
         sample = [c for _, c in _trim_sample(sample, sample_bytes)] if sample_bytes else []
-        finish = getattr(Trainer, "_finish_pieces", None)
-        if finish is not None:          # the trainer's own end of the stage (when it has one)
-            piece_counts, pair_counts, sample = finish(self, counts.table, counts.pairs, sample, progress)
-        else:                           # what Trainer._count_pieces does (kept in step with it)
-            progress.finish(f"; {len(counts.table)} distinct pieces")
-            piece_counts = counts.table.to_dict()
-            pair_counts = counts.pairs.to_dict(self.min_count) if counts.pairs is not None else {}
+        piece_counts, pair_counts, sample = self._finish_pieces(counts.table, counts.pairs, sample, progress)
         self._timed("count_pieces", t0)
         self._finish_t0 = time.perf_counter()
         return piece_counts, pair_counts, sample
