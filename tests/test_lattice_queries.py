@@ -16,29 +16,12 @@ from bytepiece.reference import ReferenceLattice, split_chunks
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from strategies import ALPHABET, vocab_and_text  # noqa: E402
 
 TESTS = pathlib.Path(__file__).resolve().parent
 CORPORA = TESTS.parent / "corpora"
-ALPHABET = b"ab\n\xc3\xa9"
 ALPHAS = (0.0, 0.1, 0.5, 1.0, 5.0)
 HYP = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@st.composite
-def vocab_and_text(draw, dyadic: bool):
-    def logp():
-        if dyadic:
-            return -draw(st.integers(1, 24)) / 4.0
-        return -draw(st.floats(0.01, 12.0, allow_nan=False))
-
-    vocab = {bytes([b]): -6.0 for b in range(256)}
-    for b in ALPHABET:
-        vocab[bytes([b])] = logp()
-    for piece in draw(st.lists(st.binary(min_size=2, max_size=4).map(
-            lambda raw: bytes(ALPHABET[x % len(ALPHABET)] for x in raw)), max_size=10)):
-        vocab[piece] = logp()
-    text = bytes(ALPHABET[x % len(ALPHABET)] for x in draw(st.binary(max_size=9)))
-    return vocab, text
 
 
 @st.composite
