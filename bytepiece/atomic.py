@@ -2,7 +2,8 @@
 
 Every file the project writes (models, encoded outputs) goes through
 :func:`atomic_write`, so an interrupted or failing write leaves the previous
-file (or no file) in place, never a truncated one.
+file (or no file) in place, never a truncated one. A writer killed outright
+cannot remove its temporary file; the next write to the same target does.
 """
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def atomic_write(
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path}: file exists (refusing to overwrite)")
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    base = os.path.basename(path)
+    _sweep_dead_writers(directory, base)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
         if mode == "w":
             handle = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline="")
@@ -54,6 +57,28 @@ def atomic_write(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _sweep_dead_writers(directory: str, base: str) -> None:
+    """Remove temporaries left beside ``base`` by writers that were killed outright
+    (SIGKILL, power loss): their names carry the writer's pid, and a pid that no
+    longer runs cannot be writing. A live pid (even a reused one) is left alone."""
+    prefix = f".{base}."
+    try:
+        entries = [e.name for e in os.scandir(directory) if e.name.startswith(prefix) and e.name.endswith(".tmp")]
+    except OSError:
+        return
+    for name in entries:
+        pid_text = name[len(prefix):].split(".", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+        except (PermissionError, OverflowError, ValueError):
+            pass  # alive under another user, or not a pid: leave it
 
 
 # Read once at import: os.umask can only be read by setting it, which races with other threads.
