@@ -275,8 +275,8 @@ class Trainer:
             raise TrainerError("em_iterations must be >= 1 and em_final_iterations >= 0")
         if em_sample_bytes < 1:
             raise TrainerError(f"em_sample_bytes must be positive, not {em_sample_bytes!r}")
-        if engine not in ("process", "thread"):
-            raise TrainerError(f"engine must be 'process' or 'thread', not {engine!r}")
+        if engine not in ("process", "thread", "dask"):
+            raise TrainerError(f"engine must be 'process', 'thread' or 'dask', not {engine!r}")
         if ngram_memory < 0:
             raise TrainerError(f"ngram_memory must be >= 0 (0 = unbounded), not {ngram_memory!r}")
         self.order = order
@@ -313,18 +313,30 @@ class Trainer:
         ``batch_size`` is accepted for 0.6.3 compatibility; work is cut into
         blocks of ``block_chars`` characters instead.
         """
+        if self.engine == "dask":
+            raise TrainerError("engine='dask' trains on files the Dask workers read: use "
+                               "train_files(paths, client=... or address=... or local_workers=N)")
         source = TextSource(texts)
         if iter(texts) is texts:
             raise TypeError("texts must be re-iterable (a list, or an object whose __iter__ "
                             "starts over): it is read twice; a generator can be read only once")
         self._train(source, workers)
 
-    def train_files(self, paths, workers: int = 1, errors: str = "strict") -> None:
+    def train_files(self, paths, workers: int = 1, errors: str = "strict", **dask) -> None:
         """Train on files and folders (every file under a folder), streaming.
 
         ``errors``: "strict" (invalid UTF-8 raises an error naming the file and
         byte offset), "replace" (U+FFFD), or "bytes" (train on the raw bytes).
+        With ``engine="dask"`` or any Dask option (``client``, ``address``,
+        ``scheduler_file``, ``local_workers``, ``blocksize``, ``split_every``,
+        ``storage_options``) the counting runs on a Dask cluster whose workers
+        read the files (:mod:`bytepiece.distributed`); the model is the same.
         """
+        if dask or self.engine == "dask":
+            from .distributed import train_files_on_dask
+
+            train_files_on_dask(self, paths, workers, errors, **dask)
+            return
         self._train(FileSource(paths, errors), workers)
 
     def save(self, path) -> None:
