@@ -308,6 +308,15 @@ cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil
     return 0
 
 
+cdef int ws_start(Workspace* ws, Py_ssize_t n, int32_t max_len) except -1:
+    """An empty workspace with room for a text of n bytes (MemoryError if there is none)."""
+    memset(ws, 0, sizeof(Workspace))
+    if ws_reserve(ws, n, max_len) < 0:
+        ws_free(ws)
+        raise MemoryError()
+    return 0
+
+
 cdef void ws_free(Workspace* ws) noexcept nogil:
     free(ws.block)
     memset(ws, 0, sizeof(Workspace))
@@ -1001,10 +1010,7 @@ cdef class Lattice:
         marg = np.ones(n + 1, dtype=np.float64)
         bwd = np.empty(n + 1, dtype=np.float64)
         cdef double[::1] mv = marg, bv = bwd
-        memset(&ws, 0, sizeof(Workspace))
-        if ws_reserve(&ws, n, self.trie.max_len) < 0:
-            ws_free(&ws)
-            raise MemoryError()
+        ws_start(&ws, n, self.trie.max_len)
         self._model(&M, alpha, None)
         with nogil:
             logz = forward_backward(&M, x, n, chunked, &ws, &bv[0], NULL, NULL, &mv[0])
@@ -1088,10 +1094,7 @@ cdef class Lattice:
             raise ValueError("the pieces do not cover the text")
         vals = np.empty(m, dtype=np.int32)
         cdef int32_t[::1] vv = vals
-        memset(&ws, 0, sizeof(Workspace))
-        if ws_reserve(&ws, length, self.trie.max_len) < 0:
-            ws_free(&ws)
-            raise MemoryError()
+        ws_start(&ws, length, self.trie.max_len)
         try:
             for i in range(m):
                 e = ends[i]
@@ -1135,10 +1138,7 @@ cdef class Lattice:
         h = np.empty(length + 1, dtype=np.float64)
         g = np.empty(length + 1, dtype=np.float64)
         cdef double[::1] hv = h, gv = g
-        memset(&ws, 0, sizeof(Workspace))
-        if ws_reserve(&ws, length, self.trie.max_len) < 0:
-            ws_free(&ws)
-            raise MemoryError()
+        ws_start(&ws, length, self.trie.max_len)
         self._model(&M, alpha, None)
         with nogil:
             logz = forward_entropy(&M, x, length, chunked, &ws, &hv[0], &gv[0], &ent, &escore)
@@ -1242,11 +1242,8 @@ cdef class Lattice:
             raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
         out = np.empty(length + 1, dtype=np.float64)
         cdef double[::1] fv = out
-        memset(&ws, 0, sizeof(Workspace))
-        if ws_reserve(&ws, length, self.trie.max_len) < 0:
-            ws_free(&ws)
-            raise MemoryError()
-        self._model(&M, alpha, self.logp)
+        ws_start(&ws, length, self.trie.max_len)
+        self._model(&M, alpha, None)
         with nogil:
             forward_global(&M, x, length, chunked, &ws, &fv[0])
             ws_free(&ws)
