@@ -104,26 +104,24 @@ cdef class _FreeList:
         free(self.prv)
 
 
+cdef int grow_int32(int32_t** array, size_t n) except -1:
+    """Resize an int32 array to n entries (MemoryError, array untouched, if impossible)."""
+    cdef int32_t* p = <int32_t*>realloc(array[0], n * sizeof(int32_t))
+    if p == NULL:
+        raise MemoryError()
+    array[0] = p
+    return 0
+
+
 cdef int trie_grow(Trie* trie, _FreeList fl, int32_t new_cap) except -1:
     """Grow every array to new_cap slots (+256 padding); new slots join the free list."""
     cdef int32_t old = fl.cap, i
     cdef size_t n = <size_t>(new_cap + 256)
-    cdef int32_t* p
-    p = <int32_t*>realloc(trie.base, n * sizeof(int32_t))
-    if p == NULL: raise MemoryError()
-    trie.base = p
-    p = <int32_t*>realloc(trie.check, n * sizeof(int32_t))
-    if p == NULL: raise MemoryError()
-    trie.check = p
-    p = <int32_t*>realloc(trie.value, n * sizeof(int32_t))
-    if p == NULL: raise MemoryError()
-    trie.value = p
-    p = <int32_t*>realloc(fl.nxt, n * sizeof(int32_t))
-    if p == NULL: raise MemoryError()
-    fl.nxt = p
-    p = <int32_t*>realloc(fl.prv, n * sizeof(int32_t))
-    if p == NULL: raise MemoryError()
-    fl.prv = p
+    grow_int32(&trie.base, n)
+    grow_int32(&trie.check, n)
+    grow_int32(&trie.value, n)
+    grow_int32(&fl.nxt, n)
+    grow_int32(&fl.prv, n)
     for i in range(old, new_cap + 256):
         trie.base[i] = 0
         trie.check[i] = -1
