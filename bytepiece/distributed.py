@@ -425,15 +425,7 @@ class Counts:
         parts = [_COUNTS_MAGIC, struct.pack("<q", len(header)), header]
         for s in sections:
             parts += [struct.pack("<q", len(s)), s]
-        data = b"".join(parts)
-        path = os.fspath(path)
-        if _is_url(path):
-            fs, p = _fs_and_path(path, storage_options)
-            with fs.open(p, "wb") as f:
-                f.write(data)
-        else:
-            with atomic_write(path, "wb") as f:
-                f.write(data)
+        _write_path(os.fspath(path), b"".join(parts), storage_options)
 
 
 def load_counts(path, storage_options: Optional[dict] = None) -> Counts:
@@ -824,7 +816,11 @@ def _join(folder: str, name: str) -> str:
 
 
 def _write_bytes(folder: str, name: str, data: bytes, storage_options) -> None:
-    path = _join(folder, name)
+    _write_path(_join(folder, name), data, storage_options)
+
+
+def _write_path(path: str, data: bytes, storage_options) -> None:
+    """Write data to a local path (atomically) or to a URL the workers can reach."""
     if _is_url(path):
         fs, p = _fs_and_path(path, storage_options)
         with fs.open(p, "wb") as f:
