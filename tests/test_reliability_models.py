@@ -306,7 +306,7 @@ def test_huge_integer_counts_give_the_same_segmentation_as_their_float_values():
     for key in list(big)[:256]:
         big[key][2] = 10**28
     small = {key: [i, text, float(count)] for key, (i, text, count) in big.items()}
-    a, b = Tokenizer(big), Tokenizer(small)
+    a, b = Tokenizer(big, seed=7), Tokenizer(small, seed=7)   # same seed: same draws
     text = b"abcabxab"
     assert a.encode(text) == b.encode(text)
     assert a.encode(text, alpha=0.5, key=3) == b.encode(text, alpha=0.5, key=3)
