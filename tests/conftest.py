@@ -1,6 +1,8 @@
 """Shared fixtures: the vendored model and, when ../shared is present, the other compat models."""
 from __future__ import annotations
 
+import hashlib
+import itertools
 import pathlib
 
 import pytest
@@ -22,3 +24,16 @@ def tok(model_path):
     from bytepiece import Tokenizer
 
     return Tokenizer(model_path, seed=1234)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_unseeded_tokenizers(request, monkeypatch):
+    """Tokenizers made without a seed draw one from the OS. Inside the test process they
+    draw from a counter keyed by the test's name instead, so every run of a test sees the
+    same samples (distinct tokenizers still get distinct seeds). Child processes the
+    tests start use the real source."""
+    from bytepiece import keys
+
+    base = int.from_bytes(hashlib.sha256(request.node.nodeid.encode()).digest()[:8], "little")
+    counter = itertools.count(1)
+    monkeypatch.setattr(keys, "random_seed", lambda: (base + next(counter)) % (1 << 64))
