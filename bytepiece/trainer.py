@@ -588,8 +588,7 @@ class Trainer:
 
         def run(group):
             if hard:
-                ids = lattice.encode_many(group, chunked=False)
-                flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64)
+                flat = lattice.encode_many_flat(group, chunked=False)[0]
                 acc = np.bincount(flat, minlength=n).astype(np.float64)
                 return acc, float(acc @ logp)
             acc = np.zeros(n, dtype=np.float64)
@@ -616,13 +615,11 @@ class Trainer:
         lattice = Lattice(pieces, _logprobs(pieces, counts), np.arange(n))
 
         def run(group):
-            ids = lattice.encode_many(group, chunked=False)
-            lens = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-            flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lens.sum()))
-            last = np.cumsum(lens) - 1            # the last piece of each chunk has no right neighbour
-            ok = np.ones(len(flat), dtype=bool)
-            ok[last[lens > 0]] = False
-            ok = ok[:-1]
+            flat, rows, _ = lattice.encode_many_flat(group, chunked=False)
+            flat = flat.astype(np.int64)
+            ok = np.ones(max(len(flat) - 1, 0), dtype=bool)
+            cross = rows[1:-1]                    # a pair (i - 1, i) with i starting a chunk crosses chunks
+            ok[cross[(cross > 0) & (cross < len(flat))] - 1] = False
             return flat[:-1][ok] * n + flat[1:][ok]
 
         if workers > 1 and len(groups) > 1:
@@ -658,16 +655,14 @@ class Trainer:
         would cost the most likelihood."""
         logp = _logprobs(pieces, counts)
         lattice = Lattice(pieces, logp, np.arange(len(pieces)))
-        lp = logp.tolist()
         cs = counts.tolist()
-        loss = [math.inf] * len(pieces)
-        split = lattice.viterbi_split
+        loss = (counts * (logp - lattice.split_scores(pieces))).tolist()
         keep_chars = self.em_keep_chars
         for i, p in enumerate(pieces):
-            if len(p) > 1:
-                if keep_chars and len(p) <= 4 and cs[i] >= keep_chars and _is_one_char(p):
-                    continue    # whole characters stay, like SentencePiece's required characters
-                loss[i] = cs[i] * (lp[i] - math.fsum([lp[j] for j in split(p, True)]))
+            if len(p) == 1:
+                loss[i] = math.inf
+            elif keep_chars and len(p) <= 4 and cs[i] >= keep_chars and _is_one_char(p):
+                loss[i] = math.inf    # whole characters stay, like SentencePiece's required characters
         order = sorted(range(len(pieces)), key=lambda i: (len(pieces[i]) > 1, -loss[i], -cs[i], pieces[i]))
         kept = sorted(order[:keep_n], key=lambda i: (len(pieces[i]), pieces[i]))
         return [pieces[i] for i in kept], counts[kept]

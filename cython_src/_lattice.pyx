@@ -585,11 +585,11 @@ cdef inline double logaddexp(double a, double b) noexcept nogil:
     return a + log(1.0 + exp(b - a))
 
 
-cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
-                             Workspace* ws, double* bwd, double* counts, const int32_t* ids,
-                             double* marginals) noexcept nogil:
-    """Adds expected piece counts (by id) to counts, boundary probabilities to marginals
-    (either may be NULL); returns log Z (the sum over chunks). bwd holds n + 1 doubles."""
+cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                                 Workspace* ws, double* bwd, double* counts, const int32_t* ids,
+                                 double* marginals) noexcept nogil:
+    """forward_backward in log space (logaddexp per edge): for alpha * |logp| beyond
+    LINEAR_LIMIT, where the linear-space version's weights could leave the normal range."""
     cdef Py_ssize_t e, cs, ce, i, lo
     cdef int k, j
     cdef double logz_total = 0.0, logz, c, acc
@@ -627,6 +627,87 @@ cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bin
         logz_total += logz
         cs = ce
     return logz_total
+
+
+cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                                    Workspace* ws, double* beta, double* counts, const int32_t* ids,
+                                    double* marginals) noexcept nogil:
+    """forward_backward in linear space: no exp or log per edge.
+
+    Forward sums are mantissa f[i] (in [2**-100, 2**100]) times 2**fx[i], as in the
+    sampler. The backward pass keeps beta[i] = B[i] * 2**fx[i] / Z, where B[i] is the
+    backward sum; then an edge s -> e (weight w) has posterior f[s] * w * beta[e] *
+    2**(fx[s] - fx[e]) and contributes w * beta[e] * 2**(fx[s] - fx[e]) to beta[s].
+    f[s] * beta[s] is the boundary marginal at s, at most 1, so beta stays below 2**100;
+    a posterior above 2**-50 is computed without leaving the normal range (its w * beta[e]
+    is at least 2**-866 * 2**-150), and smaller ones only lose relative precision."""
+    cdef Py_ssize_t e, cs, ce, i, renormed
+    cdef int k, j, ex
+    cdef int64_t d
+    cdef double logz_total = 0.0, tot, t, be
+    cdef double* f = ws.score
+    cdef int64_t* fx = ws.expo
+    cdef const double* q = M.q
+    cdef int32_t s, v
+    cs = 0
+    while cs < n:
+        ce = cs + 1
+        if chunked:
+            while ce < n and not is_chunk_start(x, ce):
+                ce += 1
+        else:
+            ce = n
+        f[cs] = 1.0
+        fx[cs] = 0
+        renormed = cs
+        for e in range(cs + 1, ce + 1):
+            k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+            tot = edge_weights_linear(M, ws, k, renormed)
+            fx[e] = <int64_t>ws.weights[k]
+            if RENORM_LOW <= tot <= RENORM_HIGH:
+                f[e] = tot
+            else:
+                f[e] = frexp(tot, &ex)
+                fx[e] += ex
+            if fx[e] != fx[e - 1]:
+                renormed = e
+        logz_total += log(f[ce]) + <double>fx[ce] * 0.6931471805599453
+        for i in range(cs, ce):
+            beta[i] = 0.0
+        beta[ce] = 1.0 / f[ce]
+        for e in range(ce, cs, -1):
+            be = beta[e]
+            k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+            for j in range(k):
+                s = ws.starts[j]
+                v = ws.values[j]
+                d = fx[s] - fx[e]
+                if d == 0:
+                    t = q[v] * be
+                elif d > 0:
+                    t = ldexp(be, <int>d) * q[v]
+                else:
+                    t = ldexp(q[v] * be, <int>(d if d > -2000 else -2000))
+                beta[s] += t
+                if counts != NULL:
+                    counts[ids[v]] += f[s] * t
+        if marginals != NULL:
+            for i in range(cs, ce):
+                marginals[i] = f[i] * beta[i]
+            marginals[ce] = 1.0
+        cs = ce
+    return logz_total
+
+
+cdef inline double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                                    bint logspace, Workspace* ws, double* bwd, double* counts,
+                                    const int32_t* ids, double* marginals) noexcept nogil:
+    """Adds expected piece counts (by id) to counts, boundary probabilities to marginals
+    (either may be NULL); returns log Z (the sum over chunks). bwd holds n + 1 doubles.
+    Linear space (M.q holds exp(alpha * logp)) unless logspace."""
+    if logspace:
+        return forward_backward_log(M, x, n, chunked, ws, bwd, counts, ids, marginals)
+    return forward_backward_linear(M, x, n, chunked, ws, bwd, counts, ids, marginals)
 
 
 # ---------------------------------------------------------------------------
@@ -954,10 +1035,56 @@ cdef class Lattice:
         finally:
             free(buf)
 
+    def split_scores(self, list datas):
+        """For each bytes in `datas`, the Viterbi score of its best segmentation as one
+        chunk without the piece covering all of it (as viterbi_split(d, True)): a float64
+        array. What a piece would cost if it were removed from the vocabulary."""
+        cdef Py_ssize_t count = len(datas), i, longest = 0, m = 0
+        cdef Model M
+        cdef Workspace ws
+        cdef bytes item
+        out = np.empty(count, dtype=np.float64)
+        cdef double[::1] ov = out
+        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
+        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef int32_t* buf = NULL
+        try:
+            if ptrs == NULL or lens == NULL:
+                raise MemoryError()
+            for i in range(count):
+                item = datas[i]
+                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
+                lens[i] = PyBytes_GET_SIZE(item)
+                if lens[i] > longest:
+                    longest = lens[i]
+            buf = <int32_t*>malloc((2 * longest + 2) * sizeof(int32_t))
+            if buf == NULL:
+                raise MemoryError()
+            self._model(&M, -1.0, None)
+            memset(&ws, 0, sizeof(Workspace))
+            with nogil:
+                for i in range(count):
+                    if lens[i] == 0:
+                        ov[i] = 0.0
+                        continue
+                    m = segment(&M, MODE_VITERBI, ptrs[i], lens[i], False, True, NULL, &ws,
+                                buf, buf + longest + 1)
+                    if m < 0:
+                        break
+                    ov[i] = ws.score[lens[i]]
+                ws_free(&ws)
+            if m < 0:
+                raise MemoryError()
+            return out
+        finally:
+            free(ptrs); free(lens); free(buf)
+
     # -- forward-backward --------------------------------------------------
-    def expected_counts(self, list texts, double[::1] counts, double alpha=1.0, bint chunked=False):
+    def expected_counts(self, list texts, double[::1] counts, double alpha=1.0, bint chunked=False,
+                        bint logspace=False):
         """Adds each piece's expected count under exp(alpha*score)/Z into counts[id]
-        (forward-backward over each text); returns the sum of log Z over the texts."""
+        (forward-backward over each text); returns the sum of log Z over the texts.
+        Runs in linear space unless ``logspace`` or alpha * |logp| is too large for it."""
         cdef Py_ssize_t count = len(texts), i, longest = 0
         cdef int32_t max_id = int(np.asarray(self.ids).max())
         if counts.shape[0] <= max_id:
@@ -968,6 +1095,8 @@ cdef class Lattice:
         cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
         cdef double* bwd = NULL
         cdef double total = 0.0
+        cdef bint linear = not logspace and alpha * self.min_logprob >= -LINEAR_LIMIT
+        cdef object keep
         cdef Model M
         cdef Workspace ws
         cdef bytes item
@@ -985,19 +1114,20 @@ cdef class Lattice:
             if bwd == NULL or ws_reserve(&ws, longest, self.trie.max_len) < 0:
                 ws_free(&ws)
                 raise MemoryError()
-            self._model(&M, alpha, None)
+            keep = self._q_array(alpha, MODE_EXACT if linear else MODE_EXACT_LOG)
+            self._model(&M, alpha, keep)
             with nogil:
                 for i in range(count):
-                    total += forward_backward(&M, ptrs[i], lens[i], chunked, &ws, bwd, &counts[0],
-                                              &self.ids[0], NULL)
+                    total += forward_backward(&M, ptrs[i], lens[i], chunked, not linear, &ws, bwd,
+                                              &counts[0], &self.ids[0], NULL)
                 ws_free(&ws)
             return total
         finally:
             free(ptrs); free(lens); free(bwd)
 
-    def boundary_marginals(self, bytes data, double alpha=1.0, bint chunked=True):
+    def boundary_marginals(self, bytes data, double alpha=1.0, bint chunked=True, bint logspace=False):
         """(log Z, p) where p[i] is the probability that a piece boundary falls at byte i
-        (i = 0 .. len(data)) under exp(alpha*score)/Z."""
+        (i = 0 .. len(data)) under exp(alpha*score)/Z (log space: see expected_counts)."""
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
         cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
         cdef Model M
@@ -1008,10 +1138,12 @@ cdef class Lattice:
         marg = np.ones(n + 1, dtype=np.float64)
         bwd = np.empty(n + 1, dtype=np.float64)
         cdef double[::1] mv = marg, bv = bwd
+        cdef bint linear = not logspace and alpha * self.min_logprob >= -LINEAR_LIMIT
+        keep = self._q_array(alpha, MODE_EXACT if linear else MODE_EXACT_LOG)
         ws_start(&ws, n, self.trie.max_len)
-        self._model(&M, alpha, None)
+        self._model(&M, alpha, keep)
         with nogil:
-            logz = forward_backward(&M, x, n, chunked, &ws, &bv[0], NULL, NULL, &mv[0])
+            logz = forward_backward(&M, x, n, chunked, not linear, &ws, &bv[0], NULL, NULL, &mv[0])
             ws_free(&ws)
         return logz, marg
 

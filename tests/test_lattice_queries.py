@@ -10,7 +10,7 @@ import pytest
 
 from bytepiece import Tokenizer
 from bytepiece._lattice import Lattice
-from bytepiece.model import vocabulary_from_counts
+from bytepiece.model import FIRST_PIECE_ID, vocabulary_from_counts
 from bytepiece.reference import ReferenceLattice, split_chunks
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -210,6 +210,50 @@ def test_real_model_quantities_agree(tok, alpha):
     assert tok.log_prob(text, ids, alpha) == tok.log_prob(text, tok.ids_to_pieces(ids), alpha)
 
 
+@HYP
+@given(vocab_and_text(dyadic=False), st.sampled_from(ALPHAS))
+def test_expected_counts_match_the_enumeration(vt, alpha):
+    """E-step counts (forward-backward, linear and log space) = sum over segmentations
+    of P(path) x occurrences of each piece."""
+    vocab, text = vt
+    pieces, lattice = _lattice(vocab)
+    oracle = ReferenceLattice(vocab, chunked=False)
+    want = np.zeros(len(pieces))
+    index = {p: i for i, p in enumerate(pieces)}
+    for path, prob in oracle.distribution(text, alpha).items():
+        for piece in path:
+            want[index[piece]] += prob
+    for logspace in (False, True):
+        got = np.zeros(len(pieces))
+        logz = lattice.expected_counts([text], got, alpha, False, logspace)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+        assert math.isclose(logz, oracle.log_partition_enumerated(text, alpha), rel_tol=1e-12, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 1.0, 5.0, "edge"])
+def test_linear_and_log_forward_backward_agree_on_long_texts(tok, alpha):
+    """Linear space renormalises mantissas by powers of two (many times over a long text
+    at large alpha, with edges spanning renormalisations); it must agree with the
+    log-space computation. "edge": the largest alpha linear space accepts."""
+    lattice = tok._lattice
+    if alpha == "edge":
+        alpha = 599.0 / -lattice.min_logprob
+    text = "".join(_heldout_lines("en.heldout.txt", 60) + _heldout_lines("zh.heldout.txt", 30)
+                   + _heldout_lines("code.heldout.txt", 60)).encode()
+    n = tok.vocab_size
+    for chunked in (False, True):
+        lin, log = np.zeros(n), np.zeros(n)
+        z_lin = lattice.expected_counts([text, text[:1000]], lin, alpha, chunked, False)
+        z_log = lattice.expected_counts([text, text[:1000]], log, alpha, chunked, True)
+        assert math.isclose(z_lin, z_log, rel_tol=1e-12)
+        np.testing.assert_allclose(lin, log, rtol=1e-8, atol=1e-10)
+        assert lin.sum() > len(text) / 10      # the counts are not all lost to underflow
+        m_lin = lattice.boundary_marginals(text, alpha, chunked, False)
+        m_log = lattice.boundary_marginals(text, alpha, chunked, True)
+        assert math.isclose(m_lin[0], m_log[0], rel_tol=1e-12)
+        np.testing.assert_allclose(m_lin[1], m_log[1], rtol=1e-8, atol=1e-10)
+
+
 def test_alpha_zero_counts_segmentations(tok):
     text = "tokenizer"
     cut = {p: lp for p, lp in zip(tok.vocabulary.pieces, tok._logprobs.tolist())
@@ -291,3 +335,24 @@ def test_sample_distinct_inclusion_weights_are_unbiased():
     estimates = np.array(estimates)
     z = (estimates.mean() - truth) / (estimates.std(ddof=1) / math.sqrt(len(estimates)))
     assert abs(z) < 4.5, (estimates.mean(), truth)
+
+
+def test_split_scores_are_the_best_split_without_the_whole_piece(tok):
+    """What the EM pruning charges for removing a piece: the score of its best split into
+    other pieces, one float per piece, equal to the Viterbi split's summed log-probs."""
+    lattice = tok._lattice
+    pieces = list(tok.vocabulary.pieces)
+    logp = tok._logprobs
+    sample = pieces[::97] + [b"", b"x", "自然语言".encode(), b"tokenization"]
+    scores = lattice.split_scores(sample)
+    first = FIRST_PIECE_ID
+    for data, score in zip(sample, scores):
+        if not data:
+            assert score == 0.0
+            continue
+        ids = lattice.viterbi_split(data, True)
+        parts = [pieces[i - first] for i in ids]
+        assert b"".join(parts) == data
+        if len(data) > 1:
+            assert parts != [data]
+        assert math.isclose(score, math.fsum(logp[i - first] for i in ids), rel_tol=1e-12, abs_tol=1e-12)
