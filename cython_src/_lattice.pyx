@@ -27,7 +27,7 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_FromLong
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.math cimport INFINITY, exp, frexp, ldexp, log
+from libc.math cimport INFINITY, NAN, exp, frexp, ldexp, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
@@ -629,10 +629,47 @@ cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n,
     return logz_total
 
 
+cdef struct EdgeStore:
+    int32_t* start      # the edges of one chunk, grouped by end position
+    int32_t* value
+    int64_t* first      # first[e]: index of the first edge ending at e (first[e + 1]: past the last)
+    size_t cap          # room for this many edges
+    size_t npos         # and positions
+
+
+cdef int es_reserve(EdgeStore* es, size_t edges, size_t positions) noexcept nogil:
+    """Room for `edges` edges and `positions` positions; -1 when out of memory."""
+    cdef void* p
+    if edges > es.cap:
+        edges = edges if edges > 2 * es.cap else 2 * es.cap
+        p = realloc(es.start, edges * sizeof(int32_t))
+        if p == NULL:
+            return -1
+        es.start = <int32_t*>p
+        p = realloc(es.value, edges * sizeof(int32_t))
+        if p == NULL:
+            return -1
+        es.value = <int32_t*>p
+        es.cap = edges
+    if positions > es.npos:
+        p = realloc(es.first, positions * sizeof(int64_t))
+        if p == NULL:
+            return -1
+        es.first = <int64_t*>p
+        es.npos = positions
+    return 0
+
+
+cdef void es_free(EdgeStore* es) noexcept nogil:
+    free(es.start); free(es.value); free(es.first)
+    memset(es, 0, sizeof(EdgeStore))
+
+
 cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
-                                    Workspace* ws, double* beta, double* counts, const int32_t* ids,
-                                    double* marginals) noexcept nogil:
-    """forward_backward in linear space: no exp or log per edge.
+                                    Workspace* ws, EdgeStore* es, double* beta, double* counts,
+                                    const int32_t* ids, double* marginals) noexcept nogil:
+    """forward_backward in linear space: no exp or log per edge, one trie walk per position
+    (the forward pass stores the edges it finds, the backward pass reads them back).
 
     Forward sums are mantissa f[i] (in [2**-100, 2**100]) times 2**fx[i], as in the
     sampler. The backward pass keeps beta[i] = B[i] * 2**fx[i] / Z, where B[i] is the
@@ -640,15 +677,24 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
     2**(fx[s] - fx[e]) and contributes w * beta[e] * 2**(fx[s] - fx[e]) to beta[s].
     f[s] * beta[s] is the boundary marginal at s, at most 1, so beta stays below 2**100;
     a posterior above 2**-50 is computed without leaving the normal range (its w * beta[e]
-    is at least 2**-866 * 2**-150), and smaller ones only lose relative precision."""
+    is at least 2**-866 * 2**-150), and smaller ones only lose relative precision.
+    Returns NaN when out of memory."""
     cdef Py_ssize_t e, cs, ce, i, renormed
-    cdef int k, j, ex
-    cdef int64_t d
-    cdef double logz_total = 0.0, tot, t, be
+    cdef int ex
+    cdef int64_t d, ref, j, used, lo, hi
+    cdef double logz_total = 0.0, tot, t, be, w
     cdef double* f = ws.score
     cdef int64_t* fx = ws.expo
     cdef const double* q = M.q
-    cdef int32_t s, v
+    cdef const int32_t* base = M.trie.base
+    cdef const int32_t* check = M.trie.check
+    cdef const int32_t* value = M.trie.value
+    cdef size_t room = <size_t>M.trie.max_len + 1
+    cdef int32_t s, v, node, tn
+    cdef int32_t* st
+    cdef int32_t* va
+    if es_reserve(es, 64 * room, <size_t>n + 2) < 0:
+        return NAN
     cs = 0
     while cs < n:
         ce = cs + 1
@@ -660,10 +706,44 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
         f[cs] = 1.0
         fx[cs] = 0
         renormed = cs
+        used = 0
         for e in range(cs + 1, ce + 1):
-            k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
-            tot = edge_weights_linear(M, ws, k, renormed)
-            fx[e] = <int64_t>ws.weights[k]
+            if es.cap - <size_t>used < room and es_reserve(es, <size_t>used + room, 0) < 0:
+                return NAN
+            st = es.start
+            va = es.value
+            es.first[e] = used
+            lo = used
+            node = 0
+            s = <int32_t>(e - 1)
+            while s >= cs:
+                tn = base[node] + x[s]
+                if check[tn] != node:
+                    break
+                node = tn
+                v = value[node]
+                if v >= 0:
+                    st[used] = s
+                    va[used] = v
+                    used += 1
+                s -= 1
+            tot = 0.0
+            if st[used - 1] >= renormed:      # the smallest start: all starts share one exponent
+                for j in range(lo, used):
+                    tot += f[st[j]] * q[va[j]]
+                ref = fx[e - 1]
+            else:
+                ref = fx[st[lo]]
+                for j in range(lo + 1, used):
+                    if fx[st[j]] > ref:
+                        ref = fx[st[j]]
+                for j in range(lo, used):
+                    w = f[st[j]] * q[va[j]]
+                    d = fx[st[j]] - ref
+                    if d != 0:
+                        w = w * pow2(d)
+                    tot += w
+            fx[e] = ref
             if RENORM_LOW <= tot <= RENORM_HIGH:
                 f[e] = tot
             else:
@@ -671,16 +751,19 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
                 fx[e] += ex
             if fx[e] != fx[e - 1]:
                 renormed = e
+        es.first[ce + 1] = used
         logz_total += log(f[ce]) + <double>fx[ce] * 0.6931471805599453
         for i in range(cs, ce):
             beta[i] = 0.0
         beta[ce] = 1.0 / f[ce]
+        st = es.start
+        va = es.value
         for e in range(ce, cs, -1):
             be = beta[e]
-            k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
-            for j in range(k):
-                s = ws.starts[j]
-                v = ws.values[j]
+            hi = es.first[e + 1]
+            for j in range(es.first[e], hi):
+                s = st[j]
+                v = va[j]
                 d = fx[s] - fx[e]
                 if d == 0:
                     t = q[v] * be
@@ -700,14 +783,14 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
 
 
 cdef inline double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
-                                    bint logspace, Workspace* ws, double* bwd, double* counts,
+                                    bint logspace, Workspace* ws, EdgeStore* es, double* bwd, double* counts,
                                     const int32_t* ids, double* marginals) noexcept nogil:
     """Adds expected piece counts (by id) to counts, boundary probabilities to marginals
     (either may be NULL); returns log Z (the sum over chunks). bwd holds n + 1 doubles.
     Linear space (M.q holds exp(alpha * logp)) unless logspace."""
     if logspace:
         return forward_backward_log(M, x, n, chunked, ws, bwd, counts, ids, marginals)
-    return forward_backward_linear(M, x, n, chunked, ws, bwd, counts, ids, marginals)
+    return forward_backward_linear(M, x, n, chunked, ws, es, bwd, counts, ids, marginals)
 
 
 # ---------------------------------------------------------------------------
@@ -1094,7 +1177,8 @@ cdef class Lattice:
         cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
         cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
         cdef double* bwd = NULL
-        cdef double total = 0.0
+        cdef double total = 0.0, logz = 0.0
+        cdef EdgeStore es
         cdef bint linear = not logspace and alpha * self.min_logprob >= -LINEAR_LIMIT
         cdef object keep
         cdef Model M
@@ -1116,11 +1200,18 @@ cdef class Lattice:
                 raise MemoryError()
             keep = self._q_array(alpha, MODE_EXACT if linear else MODE_EXACT_LOG)
             self._model(&M, alpha, keep)
+            memset(&es, 0, sizeof(EdgeStore))
             with nogil:
                 for i in range(count):
-                    total += forward_backward(&M, ptrs[i], lens[i], chunked, not linear, &ws, bwd,
-                                              &counts[0], &self.ids[0], NULL)
+                    logz = forward_backward(&M, ptrs[i], lens[i], chunked, not linear, &ws, &es, bwd,
+                                            &counts[0], &self.ids[0], NULL)
+                    if logz != logz:
+                        break
+                    total += logz
                 ws_free(&ws)
+                es_free(&es)
+            if logz != logz:
+                raise MemoryError()
             return total
         finally:
             free(ptrs); free(lens); free(bwd)
@@ -1139,12 +1230,17 @@ cdef class Lattice:
         bwd = np.empty(n + 1, dtype=np.float64)
         cdef double[::1] mv = marg, bv = bwd
         cdef bint linear = not logspace and alpha * self.min_logprob >= -LINEAR_LIMIT
+        cdef EdgeStore es
         keep = self._q_array(alpha, MODE_EXACT if linear else MODE_EXACT_LOG)
         ws_start(&ws, n, self.trie.max_len)
         self._model(&M, alpha, keep)
+        memset(&es, 0, sizeof(EdgeStore))
         with nogil:
-            logz = forward_backward(&M, x, n, chunked, not linear, &ws, &bv[0], NULL, NULL, &mv[0])
+            logz = forward_backward(&M, x, n, chunked, not linear, &ws, &es, &bv[0], NULL, NULL, &mv[0])
             ws_free(&ws)
+            es_free(&es)
+        if logz != logz:
+            raise MemoryError()
         return logz, marg
 
     def __reduce__(self):
