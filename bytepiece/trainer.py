@@ -35,7 +35,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -201,6 +201,13 @@ class Trainer:
       expected count is at least this is never pruned, like SentencePiece's
       required characters (large alphabets that are a minority of a mixed
       corpus keep their characters; 0 = off);
+    - ``em_balance``: script-balanced EM for mixed corpora. Each chunk of the sample
+      belongs to the script most of its characters are in (ASCII, Han and kana,
+      Hangul, Cyrillic, Arabic, ...); a script with share p of the sample's bytes
+      weighs as p**em_balance (renormalised), as multilingual models sample their
+      languages (XLM-R, mT5), so a minority script gets pieces in proportion to more
+      than its byte share. 1 = the plain corpus likelihood; a corpus in one script
+      is unaffected;
     - ``em_iterations`` / ``em_final_iterations``: EM iterations per round / at the end;
     - ``em_hard``: Viterbi (hard) counts instead of expected counts during the
       pruning rounds (faster, slightly different vocabulary; the final
@@ -239,10 +246,11 @@ class Trainer:
         em_grow: float = 0.25,
         em_grow_rounds: int = 4,
         em_keep_chars: float = 2,
+        em_balance: float = 0.5,
         em_hard: bool = False,
         em_round_fraction: float = 1.0,
         em_iterations: int = 1,
-        em_final_iterations: int = 1,
+        em_final_iterations: int = 0,
         em_sample_bytes: int = 64_000_000,
         ngram_memory: int = 4_000_000_000,
         block_chars: int = 1_000_000,
@@ -273,6 +281,8 @@ class Trainer:
             raise TrainerError(f"em_pairs and em_ngrams must be >= 0, not {em_pairs!r}, {em_ngrams!r}")
         if em_iterations < 1 or em_final_iterations < 0:
             raise TrainerError("em_iterations must be >= 1 and em_final_iterations >= 0")
+        if not 0 < em_balance <= 1:
+            raise TrainerError(f"em_balance must be in (0, 1], not {em_balance!r}")
         if em_sample_bytes < 1:
             raise TrainerError(f"em_sample_bytes must be positive, not {em_sample_bytes!r}")
         if engine not in ("process", "thread", "dask"):
@@ -293,6 +303,7 @@ class Trainer:
         self.em_shrink = em_shrink
         self.em_grow = em_grow
         self.em_keep_chars = em_keep_chars
+        self.em_balance = em_balance
         self.em_hard = em_hard
         self.em_round_fraction = em_round_fraction
         self.em_grow_rounds = int(em_grow_rounds)
@@ -544,11 +555,13 @@ class Trainer:
         self._ngram_candidates = {}
         pieces = sorted(vocab)      # the EM keeps its pieces in bytes order throughout
         counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
-        groups = _make_groups(sample, EM_GROUPS)
+        weights = _script_weights(sample, self.em_balance)
+        parts = _make_parts(sample, weights, EM_GROUPS)
         # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
-        nround = max(1, int(round(len(groups) * self.em_round_fraction)))
-        round_groups = groups[:nround]
-        scale = sum(map(len, chain.from_iterable(groups))) / max(sum(map(len, chain.from_iterable(round_groups))), 1)
+        nround = max(1, int(round(len(parts) * self.em_round_fraction)))
+        groups = list(chain.from_iterable(parts))
+        round_groups = list(chain.from_iterable(parts[:nround]))
+        scale = _group_bytes(groups) / max(_group_bytes(round_groups), 1)
         results = []
         it = grown = 0
         for size in self.max_vocab_size:
@@ -578,21 +591,27 @@ class Trainer:
         progress.finish()
         return results
 
-    def _em_step(self, pieces: List[bytes], counts: np.ndarray, groups: List[List[bytes]], workers: int,
+    def _em_step(self, pieces: List[bytes], counts: np.ndarray, groups: List[Group], workers: int,
                  hard: bool = False):
         """One EM iteration: expected counts (forward-backward; or, with hard=True, the
-        counts of the Viterbi segmentation) and the log-likelihood (or Viterbi score)."""
+        counts of the Viterbi segmentation) and the log-likelihood (or Viterbi score),
+        each group's weighted by its weight."""
         logp = _logprobs(pieces, counts)
         lattice = Lattice(pieces, logp, np.arange(len(pieces)))
         n = len(pieces)
 
         def run(group):
+            texts, weight = group
             if hard:
-                flat = lattice.encode_many_flat(group, chunked=False)[0]
+                flat = lattice.encode_many_flat(texts, chunked=False)[0]
                 acc = np.bincount(flat, minlength=n).astype(np.float64)
-                return acc, float(acc @ logp)
-            acc = np.zeros(n, dtype=np.float64)
-            ll = lattice.expected_counts(group, acc, 1.0)
+                ll = float(acc @ logp)
+            else:
+                acc = np.zeros(n, dtype=np.float64)
+                ll = lattice.expected_counts(texts, acc, 1.0)
+            if weight != 1.0:
+                acc *= weight
+                ll *= weight
             return acc, ll
 
         if workers > 1 and len(groups) > 1:
@@ -607,15 +626,15 @@ class Trainer:
             ll += l
         return expected, ll
 
-    def _em_grow(self, pieces: List[bytes], counts: np.ndarray, groups: List[List[bytes]], k: int,
+    def _em_grow(self, pieces: List[bytes], counts: np.ndarray, groups: List[Group], k: int,
                  workers: int):
-        """Add the k most frequent concatenations of two adjacent pieces in the Viterbi
-        segmentation of the sample (longer candidates; EM then keeps the useful ones)."""
+        """Add the k most frequent (by group weight) concatenations of two adjacent pieces in
+        the Viterbi segmentation of the sample (longer candidates; EM keeps the useful ones)."""
         n = len(pieces)
         lattice = Lattice(pieces, _logprobs(pieces, counts), np.arange(n))
 
         def run(group):
-            flat, rows, _ = lattice.encode_many_flat(group, chunked=False)
+            flat, rows, _ = lattice.encode_many_flat(group[0], chunked=False)
             flat = flat.astype(np.int64)
             ok = np.ones(max(len(flat) - 1, 0), dtype=bool)
             cross = rows[1:-1]                    # a pair (i - 1, i) with i starting a chunk crosses chunks
@@ -627,7 +646,9 @@ class Trainer:
                 keys = list(ex.map(run, groups))
         else:
             keys = [run(g) for g in groups]
-        keys, freq = np.unique(np.concatenate(keys), return_counts=True)
+        weight = np.concatenate([np.full(len(kk), g[1]) for kk, g in zip(keys, groups)])
+        keys, where = np.unique(np.concatenate(keys), return_inverse=True)
+        freq = np.bincount(where.ravel(), weights=weight, minlength=len(keys))
         # Most frequent first; ties by the (length, bytes) rank of the left piece, then of the
         # right one (shorter parts first: measurably better than bytes order on code).
         rank = np.empty(n, dtype=np.int64)
@@ -646,7 +667,7 @@ class Trainer:
             if self.ensure_unicode and 0x80 <= piece[0] < 0xC0:
                 continue    # as 0.6.3's ensure_unicode: no multi-byte piece starts inside a character
             if piece not in known and piece not in new:
-                new[piece] = int(freq[j])
+                new[piece] = float(freq[j])
         if not new:
             return pieces, counts
         merged = dict(zip(pieces, counts.tolist()))
@@ -689,16 +710,85 @@ def _logprobs(pieces: List[bytes], counts: np.ndarray) -> np.ndarray:
     return np.log(c) - np.log(c.sum())
 
 
-def _make_groups(sample: List[bytes], k: int) -> List[List[bytes]]:
-    """Cut the sample into k contiguous groups of about equal bytes."""
+#: (chunks, weight): a part of the EM sample whose counts all weigh the same.
+Group = Tuple[List[bytes], float]
+
+# Script of a character from its UTF-8 lead byte (continuation bytes: _NO_VOTE): 0 ASCII,
+# 1 Latin-1 / Latin extended / IPA / Greek, 2 Cyrillic, 3 Armenian and Hebrew, 4 Arabic,
+# Syriac, Thaana, NKo, 5 U+0800-0FFF (Indic, Thai, Lao, Tibetan), 6 U+1000-1FFF (Myanmar,
+# Georgian, Ethiopic, ...), 7 symbols, punctuation, private use, 4-byte characters (emoji),
+# 8 CJK (kana, CJK symbols, Han), 9 Yi and Hangul.
+_NO_VOTE = 10
+_SCRIPT_OF_LEAD = np.full(256, 7, dtype=np.int64)
+_SCRIPT_OF_LEAD[0x00:0x80] = 0
+_SCRIPT_OF_LEAD[0x80:0xC0] = _NO_VOTE
+_SCRIPT_OF_LEAD[0xC0:0xD0] = 1
+_SCRIPT_OF_LEAD[0xD0:0xD5] = 2
+_SCRIPT_OF_LEAD[0xD5:0xD8] = 3
+_SCRIPT_OF_LEAD[0xD8:0xE0] = 4
+_SCRIPT_OF_LEAD[0xE0] = 5
+_SCRIPT_OF_LEAD[0xE1] = 6
+_SCRIPT_OF_LEAD[0xE3:0xEA] = 8
+_SCRIPT_OF_LEAD[0xEA:0xEE] = 9
+
+
+def _scripts(sample: List[bytes], batch_bytes: int = 1 << 22) -> np.ndarray:
+    """The script (see _SCRIPT_OF_LEAD) most characters of each chunk are in; ties go to
+    the lower number."""
+    out = np.zeros(len(sample), dtype=np.int64)
+    lo = 0
+    while lo < len(sample):
+        hi, size = lo, 0
+        while hi < len(sample) and (size == 0 or size + len(sample[hi]) <= batch_bytes):
+            size += len(sample[hi])
+            hi += 1
+        data = np.frombuffer(b"".join(sample[lo:hi]), dtype=np.uint8)
+        lengths = np.fromiter(map(len, sample[lo:hi]), dtype=np.int64, count=hi - lo)
+        chunk = np.repeat(np.arange(hi - lo), lengths)
+        votes = np.bincount(chunk * (_NO_VOTE + 1) + _SCRIPT_OF_LEAD[data],
+                            minlength=(hi - lo) * (_NO_VOTE + 1)).reshape(hi - lo, _NO_VOTE + 1)
+        out[lo:hi] = votes[:, :_NO_VOTE].argmax(axis=1)
+        lo = hi
+    return out
+
+
+def _script_weights(sample: List[bytes], balance: float) -> np.ndarray:
+    """Per chunk: the weight that makes each script's share p of the sample bytes count as
+    p**balance / sum(p**balance) (1.0 everywhere when balance is 1 or there is one script)."""
+    weights = np.ones(len(sample), dtype=np.float64)
+    if balance == 1.0 or not sample:
+        return weights
+    script = _scripts(sample)
+    lengths = np.fromiter(map(len, sample), dtype=np.float64, count=len(sample))
+    share = np.bincount(script, weights=lengths, minlength=_NO_VOTE)
+    share /= max(share.sum(), 1.0)
+    present = share > 0
+    if present.sum() <= 1:
+        return weights
+    target = np.zeros_like(share)
+    target[present] = share[present] ** balance
+    target /= target.sum()
+    per_script = np.ones_like(share)
+    per_script[present] = target[present] / share[present]
+    return per_script[script]
+
+
+def _make_parts(sample: List[bytes], weights: np.ndarray, k: int) -> List[List[Group]]:
+    """Cut the sample into k contiguous parts of about equal bytes, each a list of groups
+    of chunks that weigh the same (in a fixed order: summing the groups' counts in list
+    order gives the same floats whatever the number of threads)."""
     total = sum(map(len, sample))
-    groups: List[List[bytes]] = [[] for _ in range(k)]
+    parts: List[Dict[float, List[bytes]]] = [{} for _ in range(k)]
     acc = 0
-    for c in sample:
+    for c, w in zip(sample, weights.tolist()):
         g = min(k - 1, acc * k // max(total, 1))
-        groups[g].append(c)
+        parts[g].setdefault(w, []).append(c)
         acc += len(c)
-    return [g for g in groups if g]
+    return [[(texts, w) for w, texts in sorted(part.items())] for part in parts if part]
+
+
+def _group_bytes(groups: List[Group]) -> int:
+    return sum(len(c) for texts, _ in groups for c in texts)
 
 
 def _segment_counts(lattice: Lattice, texts: List[bytes], weights: List[int], n: int, workers: int) -> np.ndarray:

@@ -205,7 +205,8 @@ def test_em_compresses_held_out_text_better():
     held = "".join(read_lines("corpora/en.heldout.txt", 30_000))
     scores = {}
     for em in (False, True):
-        trainer = Trainer(max_vocab_size=1500, em=em, verbose=False)
+        # em_balance=1: the plain likelihood, so English (measured here) is not traded for Chinese
+        trainer = Trainer(max_vocab_size=1500, em=em, em_balance=1.0, verbose=False)
         trainer.train(docs)
         vocab = {base64.b64encode(p).decode(): [i + 3, "", c] for i, (p, c) in
                  enumerate(sorted(trainer.pieces[0].items(), key=lambda t: (len(t[0]), t[0])))}
@@ -282,6 +283,8 @@ def test_empty_files(tmp_path):
     (dict(order=9), "order"),
     (dict(min_count=0), "min_count"),
     (dict(em_shrink=1.5), "em_shrink"),
+    (dict(em_balance=0), "em_balance"),
+    (dict(em_balance=1.5), "em_balance"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(TrainerError, match=match):
@@ -333,3 +336,59 @@ def test_kept_characters_never_crowd_out_single_bytes():
     pieces = trainer.pieces[0]
     assert len(pieces) == 297
     assert all(bytes([b]) in pieces for b in range(256))
+
+
+# ---------------------------------------------------------------------------
+# Script-balanced EM
+
+def test_scripts_of_chunks():
+    from bytepiece.trainer import _scripts
+
+    chunks = [s.encode() for s in (
+        "plain ASCII text\n", "自然语言处理是人工智能的一个分支。\n", "Привет, как дела?\n",
+        "ひらがなとカタカナ\n", "한국어 문장입니다\n", "مرحبا بالعالم\n", "x = 1  # 注释\n",
+        "Ünïcödé façade\n", "",
+    )]
+    # ASCII, Han, Cyrillic, kana (CJK), Hangul, Arabic, mostly-ASCII code, mostly-ASCII Latin, empty
+    assert _scripts(chunks).tolist() == [0, 8, 2, 8, 9, 4, 0, 0, 0]
+    # batches (of 40 bytes here) give the same answer as one pass
+    assert _scripts(chunks, batch_bytes=40).tolist() == _scripts(chunks).tolist()
+
+
+def test_script_weights_follow_the_tempered_shares():
+    from bytepiece.trainer import _script_weights
+
+    en, zh = b"english words here\n", "中文的句子\n".encode()
+    sample = [en] * 60 + [zh] * 10 + [en] * 26
+    w = _script_weights(sample, 0.5)
+    lengths = np.array([len(c) for c in sample], dtype=float)
+    is_zh = np.array([c == zh for c in sample])
+    share = np.array([lengths[~is_zh].sum(), lengths[is_zh].sum()]) / lengths.sum()
+    want = share ** 0.5 / (share ** 0.5).sum()
+    got = np.array([(w * lengths)[~is_zh].sum(), (w * lengths)[is_zh].sum()]) / lengths.sum()
+    np.testing.assert_allclose(got, want, rtol=1e-12)           # each script weighs p**0.5, renormalised
+    assert (w[is_zh] > 1).all() and (w[~is_zh] < 1).all()       # the minority gains
+    assert np.isclose((w * lengths).sum(), lengths.sum())       # total mass unchanged
+    assert (_script_weights(sample, 1.0) == 1).all()            # off
+    assert (_script_weights([en] * 5, 0.3) == 1).all()          # one script: nothing to balance
+
+
+@needs_corpora
+def test_balanced_em_gives_a_minority_script_more_compression():
+    """English and code outnumber Chinese 10 to 1 here; balancing spends more of the
+    vocabulary on Chinese, at a small cost to the majority."""
+    from bytepiece import Tokenizer
+
+    docs = (read_lines("corpora/en.train.txt", 150_000) + read_lines("corpora/code.train.txt", 150_000)
+            + read_lines("corpora/zh.train.txt", 30_000))
+    held = {lang: "".join(read_lines(f"corpora/{lang}.heldout.txt", 20_000)) for lang in ("en", "zh")}
+    ratio = {}
+    for balance in (1.0, 0.5):
+        trainer = Trainer(max_vocab_size=2000, em_balance=balance, verbose=False)
+        trainer.train(docs)
+        vocab = {base64.b64encode(p).decode(): [i + 3, "", c] for i, (p, c) in
+                 enumerate(sorted(trainer.pieces[0].items(), key=lambda t: (len(t[0]), t[0])))}
+        tok = Tokenizer(vocab)
+        ratio[balance] = {lang: len(t.encode()) / len(tok.encode(t)) for lang, t in held.items()}
+    assert ratio[0.5]["zh"] > 1.03 * ratio[1.0]["zh"], ratio
+    assert ratio[0.5]["en"] > 0.95 * ratio[1.0]["en"], ratio
