@@ -588,8 +588,19 @@ class Trainer:
                 progress.log(f"iteration {it} (final): {len(pieces)} pieces, log-likelihood {ll:.6g}")
             final = np.maximum(np.rint(counts), 1).astype(np.int64)
             results.append({p: int(c) for p, c in zip(pieces, final)})
+        self._em_cache = None
         progress.finish()
         return results
+
+    def _em_lattice(self, pieces: List[bytes], logp: np.ndarray) -> Lattice:
+        """A lattice of pieces with log-probabilities logp; the trie is built once per list
+        of pieces (the E-step and the pruning after it share one)."""
+        cached = getattr(self, "_em_cache", None)
+        if cached is not None and cached[0] is pieces:
+            return cached[1].with_logprobs(logp)
+        lattice = Lattice(pieces, logp, np.arange(len(pieces)))
+        self._em_cache = (pieces, lattice)
+        return lattice
 
     def _em_step(self, pieces: List[bytes], counts: np.ndarray, groups: List[Group], workers: int,
                  hard: bool = False):
@@ -597,7 +608,7 @@ class Trainer:
         counts of the Viterbi segmentation) and the log-likelihood (or Viterbi score),
         each group's weighted by its weight."""
         logp = _logprobs(pieces, counts)
-        lattice = Lattice(pieces, logp, np.arange(len(pieces)))
+        lattice = self._em_lattice(pieces, logp)
         n = len(pieces)
 
         def run(group):
@@ -631,7 +642,7 @@ class Trainer:
         """Add the k most frequent (by group weight) concatenations of two adjacent pieces in
         the Viterbi segmentation of the sample (longer candidates; EM keeps the useful ones)."""
         n = len(pieces)
-        lattice = Lattice(pieces, _logprobs(pieces, counts), np.arange(n))
+        lattice = self._em_lattice(pieces, _logprobs(pieces, counts))
 
         def run(group):
             flat, rows, _ = lattice.encode_many_flat(group[0], chunked=False)
@@ -679,7 +690,7 @@ class Trainer:
         """Keep the single bytes and the keep_n - 256 multi-byte pieces whose removal
         would cost the most likelihood."""
         logp = _logprobs(pieces, counts)
-        lattice = Lattice(pieces, logp, np.arange(len(pieces)))
+        lattice = self._em_lattice(pieces, logp)
         loss = counts * (logp - lattice.split_scores(pieces))
         lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
         loss[lengths == 1] = math.inf

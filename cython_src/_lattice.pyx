@@ -861,6 +861,7 @@ cdef class Lattice:
     cdef list _weight_arrays  # the arrays behind those addresses
     cdef tuple _id_objs       # the id of each piece index as a Python int ...
     cdef PyObject** _id_ptrs  # ... and as pointers (borrowed from _id_objs), for ids_to_objs
+    cdef Lattice _trie_owner  # a lattice made by with_logprobs borrows its trie from this one
     cdef object __weakref__
 
     def __cinit__(self):
@@ -901,10 +902,39 @@ cdef class Lattice:
             self._id_ptrs[i] = <PyObject*>obj
 
     def __dealloc__(self):
-        free(self.trie.base)
-        free(self.trie.check)
-        free(self.trie.value)
+        if self._trie_owner is None:
+            free(self.trie.base)
+            free(self.trie.check)
+            free(self.trie.value)
         free(self._id_ptrs)
+
+    def with_logprobs(self, logprobs):
+        """The same pieces and ids with other log-probabilities, without building the trie
+        again (the new lattice shares this one's)."""
+        logp = np.ascontiguousarray(logprobs, dtype=np.float64)
+        if logp.shape != (self.num_pieces,):
+            raise ValueError(f"need {self.num_pieces} log-probabilities, not {logp.shape}")
+        if not np.all(np.isfinite(logp)) or np.any(logp > 0):
+            raise ValueError("log-probabilities must be finite and <= 0")
+        cdef Lattice out = Lattice.__new__(Lattice)
+        cdef Py_ssize_t i
+        out.trie = self.trie
+        out._trie_owner = self if self._trie_owner is None else self._trie_owner
+        out.logp = logp
+        out.logp_ptr = &out.logp[0] if self.num_pieces else NULL
+        out.ids = self.ids
+        out.num_pieces = self.num_pieces
+        out.max_len = self.max_len
+        out.min_logprob = float(logp.min()) if self.num_pieces else 0.0
+        out._weights = {}
+        out._weight_arrays = []
+        out._id_objs = self._id_objs
+        out._id_ptrs = <PyObject**>malloc(max(1, self.num_pieces) * sizeof(PyObject*))
+        if out._id_ptrs == NULL:
+            raise MemoryError()
+        for i in range(self.num_pieces):
+            out._id_ptrs[i] = self._id_ptrs[i]
+        return out
 
     # -- helpers -----------------------------------------------------------
     cdef int _mode(self, double alpha, int sampler) except -1:

@@ -356,3 +356,28 @@ def test_split_scores_are_the_best_split_without_the_whole_piece(tok):
         if len(data) > 1:
             assert parts != [data]
         assert math.isclose(score, math.fsum(logp[i - first] for i in ids), rel_tol=1e-12, abs_tol=1e-12)
+
+
+def test_with_logprobs_equals_a_new_lattice_and_outlives_its_source(tok):
+    import gc
+
+    pieces = list(tok.vocabulary.pieces)
+    ids = np.arange(len(pieces))
+    source = Lattice(pieces, tok._logprobs, ids)
+    other = np.log(np.linspace(1, 2, len(pieces)))
+    other -= np.log(np.exp(other).sum())
+    shared = source.with_logprobs(other).with_logprobs(other)   # a copy of a copy
+    del source
+    gc.collect()
+    fresh = Lattice(pieces, other, ids)
+    texts = [line.encode() for line in _heldout_lines("en.heldout.txt", 20) + _heldout_lines("zh.heldout.txt", 5)]
+    assert shared.encode_many(texts, chunked=False) == fresh.encode_many(texts, chunked=False)
+    assert shared.encode_many(texts, chunked=False) != Lattice(pieces, tok._logprobs, ids).encode_many(texts, chunked=False)
+    a, b = np.zeros(len(pieces)), np.zeros(len(pieces))
+    assert shared.expected_counts(texts, a) == fresh.expected_counts(texts, b)
+    assert (a == b).all()
+    assert shared.min_logprob == fresh.min_logprob
+    with pytest.raises(ValueError, match="log-probabilities"):
+        shared.with_logprobs(np.zeros(3))
+    with pytest.raises(ValueError, match="finite"):
+        shared.with_logprobs(np.full(len(pieces), np.nan))
