@@ -666,19 +666,22 @@ class Trainer:
         rank[sorted(range(n), key=lambda i: (len(pieces[i]), pieces[i]))] = np.arange(n)
         order = np.lexsort((rank[keys % n], rank[keys // n], -freq))
         known = set(pieces)
-        new: Dict[bytes, int] = {}
+        new: Dict[bytes, float] = {}
         lengths = [len(p) for p in pieces]
-        for j in order:
-            if len(new) >= k or freq[j] < max(self.min_count, 2):
+        floor = max(self.min_count, 2)
+        above = int(np.count_nonzero(freq >= floor))     # candidates are cut at the floor anyway
+        order = order[:above]
+        for key, f in zip(keys[order].tolist(), freq[order].tolist()):
+            if len(new) >= k:
                 break
-            a, b = divmod(int(keys[j]), n)
+            a, b = divmod(key, n)
             if lengths[a] + lengths[b] > self.max_piece_length:
                 continue
             piece = pieces[a] + pieces[b]
             if self.ensure_unicode and 0x80 <= piece[0] < 0xC0:
                 continue    # as 0.6.3's ensure_unicode: no multi-byte piece starts inside a character
             if piece not in known and piece not in new:
-                new[piece] = float(freq[j])
+                new[piece] = f
         if not new:
             return pieces, counts
         merged = dict(zip(pieces, counts.tolist()))
