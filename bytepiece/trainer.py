@@ -657,9 +657,20 @@ class Trainer:
                 keys = list(ex.map(run, groups))
         else:
             keys = [run(g) for g in groups]
-        weight = np.concatenate([np.full(len(kk), g[1]) for kk, g in zip(keys, groups)])
-        keys, where = np.unique(np.concatenate(keys), return_inverse=True)
-        freq = np.bincount(where.ravel(), weights=weight, minlength=len(keys))
+        # Count the pairs of each weight apart (a sort, no argsort), then add up the weights.
+        by_weight: Dict[float, List[np.ndarray]] = {}
+        for kk, (_, w) in zip(keys, groups):
+            by_weight.setdefault(w, []).append(kk)
+        uniq, weighted = [], []
+        for w in sorted(by_weight):
+            u, c = np.unique(np.concatenate(by_weight[w]), return_counts=True)
+            uniq.append(u)
+            weighted.append(c * w)
+        if len(uniq) == 1:
+            keys, freq = uniq[0], weighted[0].astype(np.float64)
+        else:
+            keys, where = np.unique(np.concatenate(uniq), return_inverse=True)
+            freq = np.bincount(where.ravel(), weights=np.concatenate(weighted), minlength=len(keys))
         # Most frequent first; ties by the (length, bytes) rank of the left piece, then of the
         # right one (shorter parts first: measurably better than bytes order on code).
         rank = np.empty(n, dtype=np.int64)
