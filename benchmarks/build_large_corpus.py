@@ -220,12 +220,15 @@ def mostly_symbols(line):
     return good * 2 < len(chars)
 
 
+_BOX = re.compile('[\u2500-\u259f\u23a0-\u23bf]')
+
+
 def prose_lines(lines, cjk):
     out = []
     for line in lines:
         line = clean_line(line)
-        if not line or mostly_symbols(line):
-            continue
+        if not line or mostly_symbols(line) or _BOX.search(line):
+            continue            # a rule, table art, a table row
         if cjk:
             if not any(is_cjk(c) for c in line):
                 continue
@@ -274,6 +277,33 @@ class Groff:
         return lines[nonblank[0] + 1:nonblank[-1]]
 
 
+# No-fill blocks hold code examples, synopses, tables, pictures and equations:
+# not running text, so they are removed from the troff source before
+# rendering. (start request, end request); an unclosed block ends the page.
+NOFILL = [(re.compile(r'^[.\']\s*(nf|EX)\b'), re.compile(r'^[.\']\s*(fi|EE)\b')),
+          (re.compile(r'^[.\']\s*TS\b'), re.compile(r'^[.\']\s*TE\b')),
+          (re.compile(r'^[.\']\s*PS\b'), re.compile(r'^[.\']\s*PE\b')),
+          (re.compile(r'^[.\']\s*EQ\b'), re.compile(r'^[.\']\s*EN\b')),
+          (re.compile(r'^[.\']\s*Bd\s+-(literal|unfilled)'),
+           re.compile(r'^[.\']\s*Ed\b'))]
+
+
+def strip_nofill(src):
+    out, end = [], None
+    for line in src.split('\n'):
+        if end is not None:
+            if end.match(line):
+                end = None
+            continue
+        for start, stop in NOFILL:
+            if start.match(line):
+                end = stop
+                break
+        else:
+            out.append(line)
+    return '\n'.join(out)
+
+
 def read_man(path):
     with open(path, 'rb') as f:
         raw = f.read()
@@ -287,7 +317,7 @@ def read_man(path):
             if l.strip() and not l.startswith(('.\\"', "'\\\"", '\\"'))]
     if len(body) <= 2 and any(l.startswith('.so ') for l in body):
         return None             # a redirect to another page
-    return src
+    return strip_nofill(src)
 
 
 def man_docs(fetcher, groff, pkg, mandir, cjk, sections=None):
@@ -497,7 +527,7 @@ def sources_en(f, groff):
             f, 'python3.11-doc', 'usr/share/doc/python3.11/html',
             r'^(library|tutorial|howto|reference|faq|using|extending|'
             r'c-api|whatsnew)/[^/]+\.html$', False, root=('div', 'body')),
-         5.0 * MB),
+         3.6 * MB),
     ]
 
 
@@ -519,8 +549,10 @@ def sources_zh(f, groff):
 
 def sources_ja(f, groff):
     return [
-        ('manpages-ja', lambda: man_docs(f, groff, 'manpages-ja', 'usr/share/man/ja', True), None),
-        ('manpages-ja-dev', lambda: man_docs(f, groff, 'manpages-ja-dev', 'usr/share/man/ja', True), None),
+        ('manpages-ja', lambda: man_docs(f, groff, 'manpages-ja', 'usr/share/man/ja', True),
+         2.5 * MB),
+        ('manpages-ja-dev', lambda: man_docs(f, groff, 'manpages-ja-dev', 'usr/share/man/ja', True),
+         1.0 * MB),
         ('debian-reference-ja', lambda: html_docs(
             f, 'debian-reference-ja', DREF, r'\.ja\.html$', True), None),
         ('debian-handbook', lambda: html_docs(
@@ -551,20 +583,20 @@ def sources_code(f, groff):
     return [
         ('libpython3.11-stdlib', lambda: code_tree(
             f, 'libpython3.11-stdlib', 'usr/lib/python3.11', ('.py',), '#',
-            'Lib/', exclude=PY_EXCLUDE), 3.0 * MB),
+            'Lib/', exclude=PY_EXCLUDE), 2.4 * MB),
         ('libpython3.11-minimal', lambda: code_tree(
             f, 'libpython3.11-minimal', 'usr/lib/python3.11', ('.py',), '#',
-            'Lib/', exclude=PY_EXCLUDE), 1.5 * MB),
+            'Lib/', exclude=PY_EXCLUDE), 1.0 * MB),
         ('libpython3.11-dev', lambda: code_tree(
             f, 'libpython3.11-dev', 'usr/include/python3.11', ('.h',), '//',
             'Include/'), None),
         ('linux-libc-dev', lambda: code_tree(
             f, 'linux-libc-dev', 'usr/include', ('.h',), '//', 'linux-uapi/'),
-         1.2 * MB),
+         1.0 * MB),
         ('libsqlite3-dev', lambda: code_tree(
             f, 'libsqlite3-dev', 'usr/include', ('.h',), '//', 'sqlite/',
             max_bytes=1000000, max_line=1000), None),
-        ('librust-tokio-dev', rust(f, 'librust-tokio-dev', 'tokio-1.24.2'), 1.0 * MB),
+        ('librust-tokio-dev', rust(f, 'librust-tokio-dev', 'tokio-1.24.2'), 0.8 * MB),
         ('librust-syn-dev', rust(f, 'librust-syn-dev', 'syn-1.0.107'), 0.6 * MB),
         ('librust-regex-dev', rust(f, 'librust-regex-dev', 'regex-1.7.1'), None),
         ('librust-serde-dev', rust(f, 'librust-serde-dev', 'serde-1.0.152'), None),
@@ -645,6 +677,25 @@ def write_docs(path, docs):
         f.write(data)
 
 
+def copyright_file(fetcher, pkg):
+    """usr/share/doc/PKG/copyright; some packages make usr/share/doc/PKG a
+    symlink to the doc folder of the package they depend on (same source),
+    which is then read from that (pinned) package."""
+    seen = set()
+    while pkg not in seen:
+        seen.add(pkg)
+        docdir = os.path.join(fetcher.root(pkg), 'usr/share/doc', pkg)
+        if os.path.islink(docdir):
+            target = os.path.basename(os.readlink(docdir))
+            if target in PACKAGES:
+                pkg = target
+                continue
+        if os.path.isfile(os.path.join(docdir, 'copyright')):
+            return os.path.join(docdir, 'copyright')
+        break
+    sys.exit('no copyright file for %s' % pkg)
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -684,11 +735,8 @@ def main():
         shutil.rmtree(licdir)
     os.makedirs(licdir)
     for pkg in sorted(fetcher.used):
-        src = os.path.join(fetcher.root(pkg), 'usr/share/doc', pkg, 'copyright')
-        if os.path.isfile(src):
-            shutil.copyfile(src, os.path.join(licdir, pkg + '.copyright'))
-        else:
-            print('warning: no copyright file in %s' % pkg, file=sys.stderr)
+        shutil.copyfile(copyright_file(fetcher, pkg),
+                        os.path.join(licdir, pkg + '.copyright'))
 
     print()
     print('%-18s %8s %6s  %s' % ('file', 'MB', 'docs', 'sources'))

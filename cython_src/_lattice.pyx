@@ -632,6 +632,7 @@ cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n,
 cdef struct EdgeStore:
     int32_t* start      # the edges of one chunk, grouped by end position
     int32_t* value
+    double* weight      # exp(alpha * logp) of the piece, read back in order by the backward pass
     int64_t* first      # first[e]: index of the first edge ending at e (first[e + 1]: past the last)
     size_t cap          # room for this many edges
     size_t npos         # and positions
@@ -650,6 +651,10 @@ cdef int es_reserve(EdgeStore* es, size_t edges, size_t positions) noexcept nogi
         if p == NULL:
             return -1
         es.value = <int32_t*>p
+        p = realloc(es.weight, edges * sizeof(double))
+        if p == NULL:
+            return -1
+        es.weight = <double*>p
         es.cap = edges
     if positions > es.npos:
         p = realloc(es.first, positions * sizeof(int64_t))
@@ -661,7 +666,7 @@ cdef int es_reserve(EdgeStore* es, size_t edges, size_t positions) noexcept nogi
 
 
 cdef void es_free(EdgeStore* es) noexcept nogil:
-    free(es.start); free(es.value); free(es.first)
+    free(es.start); free(es.value); free(es.weight); free(es.first)
     memset(es, 0, sizeof(EdgeStore))
 
 
@@ -678,7 +683,7 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
     f[s] * beta[s] is the boundary marginal at s, at most 1, so beta stays below 2**100;
     a posterior above 2**-50 is computed without leaving the normal range (its w * beta[e]
     is at least 2**-866 * 2**-150), and smaller ones only lose relative precision.
-    Returns NaN when out of memory."""
+    `ids` NULL: piece index i counts at counts[i]. Returns NaN when out of memory."""
     cdef Py_ssize_t e, cs, ce, i, renormed
     cdef int ex
     cdef int64_t d, ref, j, used, lo, hi
@@ -693,6 +698,7 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
     cdef int32_t s, v, node, tn
     cdef int32_t* st
     cdef int32_t* va
+    cdef double* wt
     if es_reserve(es, 64 * room, <size_t>n + 2) < 0:
         return NAN
     cs = 0
@@ -712,6 +718,7 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
                 return NAN
             st = es.start
             va = es.value
+            wt = es.weight
             es.first[e] = used
             lo = used
             node = 0
@@ -725,12 +732,13 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
                 if v >= 0:
                     st[used] = s
                     va[used] = v
+                    wt[used] = q[v]
                     used += 1
                 s -= 1
             tot = 0.0
             if st[used - 1] >= renormed:      # the smallest start: all starts share one exponent
                 for j in range(lo, used):
-                    tot += f[st[j]] * q[va[j]]
+                    tot += f[st[j]] * wt[j]
                 ref = fx[e - 1]
             else:
                 ref = fx[st[lo]]
@@ -738,7 +746,7 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
                     if fx[st[j]] > ref:
                         ref = fx[st[j]]
                 for j in range(lo, used):
-                    w = f[st[j]] * q[va[j]]
+                    w = f[st[j]] * wt[j]
                     d = fx[st[j]] - ref
                     if d != 0:
                         w = w * pow2(d)
@@ -758,22 +766,23 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
         beta[ce] = 1.0 / f[ce]
         st = es.start
         va = es.value
+        wt = es.weight
         for e in range(ce, cs, -1):
             be = beta[e]
             hi = es.first[e + 1]
             for j in range(es.first[e], hi):
                 s = st[j]
-                v = va[j]
                 d = fx[s] - fx[e]
                 if d == 0:
-                    t = q[v] * be
+                    t = wt[j] * be
                 elif d > 0:
-                    t = ldexp(be, <int>d) * q[v]
+                    t = ldexp(be, <int>d) * wt[j]
                 else:
-                    t = ldexp(q[v] * be, <int>(d if d > -2000 else -2000))
+                    t = ldexp(wt[j] * be, <int>(d if d > -2000 else -2000))
                 beta[s] += t
                 if counts != NULL:
-                    counts[ids[v]] += f[s] * t
+                    v = va[j]
+                    counts[v if ids == NULL else ids[v]] += f[s] * t
         if marginals != NULL:
             for i in range(cs, ce):
                 marginals[i] = f[i] * beta[i]
@@ -862,6 +871,7 @@ cdef class Lattice:
     cdef tuple _id_objs       # the id of each piece index as a Python int ...
     cdef PyObject** _id_ptrs  # ... and as pointers (borrowed from _id_objs), for ids_to_objs
     cdef Lattice _trie_owner  # a lattice made by with_logprobs borrows its trie from this one
+    cdef int32_t _id_shift    # ids[i] == i + _id_shift for every i, or -1
     cdef object __weakref__
 
     def __cinit__(self):
@@ -895,6 +905,9 @@ cdef class Lattice:
         self._weights = {}
         self._weight_arrays = []
         self._id_objs = tuple([int(i) for i in id_arr])
+        self._id_shift = -1
+        if len(id_arr) and np.array_equal(id_arr, np.arange(len(id_arr), dtype=np.int64) + int(id_arr[0])):
+            self._id_shift = int(id_arr[0])
         self._id_ptrs = <PyObject**>malloc(max(1, len(pieces)) * sizeof(PyObject*))
         if self._id_ptrs == NULL:
             raise MemoryError()
@@ -929,6 +942,7 @@ cdef class Lattice:
         out._weights = {}
         out._weight_arrays = []
         out._id_objs = self._id_objs
+        out._id_shift = self._id_shift
         out._id_ptrs = <PyObject**>malloc(max(1, self.num_pieces) * sizeof(PyObject*))
         if out._id_ptrs == NULL:
             raise MemoryError()
@@ -1208,6 +1222,8 @@ cdef class Lattice:
         cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
         cdef double* bwd = NULL
         cdef double total = 0.0, logz = 0.0
+        cdef double* cnt
+        cdef const int32_t* idp
         cdef EdgeStore es
         cdef bint linear = not logspace and alpha * self.min_logprob >= -LINEAR_LIMIT
         cdef object keep
@@ -1230,11 +1246,17 @@ cdef class Lattice:
                 raise MemoryError()
             keep = self._q_array(alpha, MODE_EXACT if linear else MODE_EXACT_LOG)
             self._model(&M, alpha, keep)
+            if self._id_shift >= 0 and linear:
+                cnt = &counts[self._id_shift]     # ids are consecutive: index the counts directly
+                idp = NULL
+            else:
+                cnt = &counts[0]
+                idp = &self.ids[0]
             memset(&es, 0, sizeof(EdgeStore))
             with nogil:
                 for i in range(count):
                     logz = forward_backward(&M, ptrs[i], lens[i], chunked, not linear, &ws, &es, bwd,
-                                            &counts[0], &self.ids[0], NULL)
+                                            cnt, idp, NULL)
                     if logz != logz:
                         break
                     total += logz
