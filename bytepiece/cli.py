@@ -554,12 +554,17 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
 @click.option("--no-em", is_flag=True,
               help="Stop after BytePiece 0.6.3's algorithm, without the Unigram EM refinement "
                    "(the vocabulary 0.6.3 itself would train).")
+@click.option("--balance", type=click.FloatRange(min=0, min_open=True, max=1), default=None,
+              help="Script balance of the EM stage for mixed corpora: a script with share p of "
+                   "the text weighs as p**BALANCE (default: the Trainer's, 0.5); 1 = plain "
+                   "likelihood. Lower gives minority scripts (e.g. Chinese among English) more "
+                   "pieces. Example: --balance 0.3")
 @click.option("--eval", "eval_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Held-out text: report bytes per token on it for each model. Repeatable.")
 @_dask_options
 @_progress_option
 def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length, isolate_digits,
-          no_ensure_unicode, workers, encoding_errors, no_em, eval_paths, dask_scheduler,
+          no_ensure_unicode, workers, encoding_errors, no_em, balance, eval_paths, dask_scheduler,
           dask_scheduler_file, dask_local, dask_blocksize, progress):
     """Train a vocabulary on text files, folders (every file in them) or stdin (-).
 
@@ -591,6 +596,8 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
                    isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, verbose=verbose)
     if no_em:
         options["em"] = False
+    if balance is not None:
+        options["em_balance"] = balance
     if sizes:
         options["max_vocab_size"] = sizes if len(sizes) > 1 else sizes[0]
     trainer = trainer_module.Trainer(**options)

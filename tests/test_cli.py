@@ -541,6 +541,27 @@ def test_train_errors(runner, tmp_path):
     assert run(runner, "train", "-o", tmp_path / "y", tmp_path / "missing.txt").exit_code == 2
 
 
+def test_train_balance_reaches_the_trainer(runner, tmp_path):
+    from bytepiece import Trainer
+
+    text = "".join(f"The quick brown fox {i} jumps over the lazy dog.\n" for i in range(200))
+    text += "".join(f"东京和北京是两座城市，第{'一二三四五六七八九'[i % 9]}天我们见面。\n" for i in range(40))
+    corpus = tmp_path / "mixed.txt"
+    corpus.write_text(text, encoding="utf-8")
+    files = {}
+    for balance in ("1", "0.3"):
+        target = tmp_path / f"b{balance}.model"
+        ok(run(runner, "train", "-o", target, "--vocab-size", "400", "--balance", balance, corpus))
+        direct = Trainer(max_vocab_size=400, em_balance=float(balance), verbose=False)
+        direct.train_files([corpus])
+        direct.save(tmp_path / "direct.model")
+        assert target.read_bytes() == (tmp_path / "direct.model").read_bytes()
+        files[balance] = target.read_bytes()
+    assert files["1"] != files["0.3"]
+    for bad in ("0", "1.5", "x"):
+        assert run(runner, "train", "-o", tmp_path / "z", "--balance", bad, corpus).exit_code == 2
+
+
 def test_train_no_em_and_bad_output_folder(runner, corpus, tmp_path):
     target = tmp_path / "legacy.model"
     ok(run(runner, "train", "-o", target, "--vocab-size", "300", "--no-em", corpus))
