@@ -28,6 +28,10 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
 
+
+cdef extern from *:
+    void __builtin_prefetch(const void* addr) noexcept nogil
+
 import struct
 
 MAX_ORDER = 8
@@ -35,6 +39,10 @@ cdef enum:
     C_MAX_ORDER = 8
 
 cdef uint64_t EMPTY_KEY = 0xFFFFFFFFFFFFFFFFULL
+cdef enum:
+    PF_AHEAD = 12      # the tagging Viterbi prefetches the n-grams of the byte this far ahead
+    PF_RING = 16       # a power of two > PF_AHEAD
+    PF_MASK = PF_RING - 1
 
 
 cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
@@ -500,21 +508,39 @@ def count_ngrams_block(list chunks, int order, int64_t budget=0):
 # Conditional log-probabilities log P(last byte | previous bytes), as 0.6.3's
 # prune_ngrams computes them.
 
+cdef struct PSlotD:
+    uint64_t key      # EMPTY_KEY = free slot
+    double val
+
+
 cdef struct ProbTable:
-    uint64_t* keys
-    double* vals
-    uint8_t* used
+    # key and value side by side: one cache line per probe. A packed n-gram of
+    # length < 8 never equals EMPTY_KEY; the one 8-gram that does (eight 0xFF
+    # bytes) is kept aside in ones_val.
+    PSlotD* slots
     size_t cap
+    double ones_val   # -inf when absent
+
+
+cdef inline size_t pt_slot(const ProbTable* t, uint64_t key) noexcept nogil:
+    return mix64(key) & (t.cap - 1)
+
+
+cdef inline double pt_get_at(const ProbTable* t, uint64_t key, size_t i) noexcept nogil:
+    cdef size_t mask = t.cap - 1
+    if key == EMPTY_KEY:
+        return t.ones_val
+    while t.slots[i].key != EMPTY_KEY:
+        if t.slots[i].key == key:
+            return t.slots[i].val
+        i = (i + 1) & mask
+    return -INFINITY
 
 
 cdef inline double pt_get(const ProbTable* t, uint64_t key) noexcept nogil:
-    cdef size_t mask = t.cap - 1
-    cdef size_t i = mix64(key) & mask
-    while t.used[i]:
-        if t.keys[i] == key:
-            return t.vals[i]
-        i = (i + 1) & mask
-    return -INFINITY
+    if t.cap == 0:
+        return -INFINITY
+    return pt_get_at(t, key, pt_slot(t, key))
 
 
 cdef class NgramModel:
@@ -528,35 +554,60 @@ cdef class NgramModel:
     cdef double uni[256]
     cdef ProbTable tabs[C_MAX_ORDER + 1]
     cdef readonly Py_ssize_t size
+    # True when the suffix of every n-gram present is present too (always so for a
+    # model made of counts: a suffix is counted at least as often, and the budget
+    # drops by a count threshold); the tagging Viterbi then stops looking up
+    # longer n-grams ending at a byte after the first miss.
+    cdef readonly bint suffix_closed
 
     def __cinit__(self):
         memset(self.tabs, 0, sizeof(self.tabs))
+        self.suffix_closed = False
+
+    cdef void _check_closed(self) noexcept nogil:
+        cdef int L
+        cdef size_t i
+        cdef const ProbTable* t
+        for L in range(3, self.order + 1):
+            t = &self.tabs[L]
+            for i in range(t.cap):
+                if t.slots[i].key != EMPTY_KEY and pt_get(&self.tabs[L - 1], t.slots[i].key >> 8) == -INFINITY:
+                    self.suffix_closed = False
+                    return
+            if t.ones_val != -INFINITY and pt_get(&self.tabs[L - 1], EMPTY_KEY >> 8) == -INFINITY:
+                self.suffix_closed = False
+                return
+        self.suffix_closed = True
 
     def __dealloc__(self):
         cdef int L
         for L in range(C_MAX_ORDER + 1):
-            free(self.tabs[L].keys); free(self.tabs[L].vals); free(self.tabs[L].used)
+            free(self.tabs[L].slots)
 
     cdef int _alloc(self, int L, size_t n) except -1:
         cdef size_t c = 16
         while c * 2 < n * 3:      # load factor at most 2/3
             c <<= 1
-        self.tabs[L].keys = <uint64_t*>malloc(c * sizeof(uint64_t))
-        self.tabs[L].vals = <double*>malloc(c * sizeof(double))
-        self.tabs[L].used = <uint8_t*>calloc(c, 1)
-        if self.tabs[L].keys == NULL or self.tabs[L].vals == NULL or self.tabs[L].used == NULL:
+        cdef size_t i
+        self.tabs[L].slots = <PSlotD*>malloc(c * sizeof(PSlotD))
+        if self.tabs[L].slots == NULL:
             raise MemoryError()
+        for i in range(c):
+            self.tabs[L].slots[i].key = EMPTY_KEY
         self.tabs[L].cap = c
+        self.tabs[L].ones_val = -INFINITY
         return 0
 
     cdef void _put(self, int L, uint64_t key, double v) noexcept nogil:
         cdef size_t mask = self.tabs[L].cap - 1
         cdef size_t i = mix64(key) & mask
-        while self.tabs[L].used[i]:
+        if key == EMPTY_KEY:
+            self.tabs[L].ones_val = v
+            return
+        while self.tabs[L].slots[i].key != EMPTY_KEY:
             i = (i + 1) & mask
-        self.tabs[L].used[i] = 1
-        self.tabs[L].keys[i] = key
-        self.tabs[L].vals[i] = v
+        self.tabs[L].slots[i].key = key
+        self.tabs[L].slots[i].val = v
 
     @staticmethod
     def from_table(NgramTable table, int64_t min_count):
@@ -597,6 +648,7 @@ cdef class NgramModel:
                         continue     # prefix lost to the memory budget
                     m._put(L, key, log(<double>c) - log(<double>cp))
                     m.size += 1
+        m._check_closed()
         return m
 
     def logprob(self, bytes ngram):
@@ -618,13 +670,36 @@ cdef class NgramModel:
         cdef int L
         cdef size_t i
         for L in range(2, self.order + 1):
-            used = np.asarray(<uint8_t[:self.tabs[L].cap]>self.tabs[L].used).astype(bool)
-            keys = np.asarray(<uint64_t[:self.tabs[L].cap]>self.tabs[L].keys)[used]
-            vals = np.asarray(<double[:self.tabs[L].cap]>self.tabs[L].vals)[used]
+            keys, vals = self._dump(L)
             parts.append(struct.pack("<q", len(keys)))
             parts.append(keys.astype("<u8").tobytes())
             parts.append(vals.astype("<f8").tobytes())
         return b"".join(parts)
+
+    def _dump(self, int L):
+        """(keys, values) of the n-grams of length L, in slot order (numpy arrays)."""
+        import numpy as np
+        cdef const ProbTable* t = &self.tabs[L]
+        cdef size_t i, n = 0
+        for i in range(t.cap):
+            if t.slots[i].key != EMPTY_KEY:
+                n += 1
+        if t.ones_val != -INFINITY:
+            n += 1
+        keys = np.empty(n, dtype=np.uint64)
+        vals = np.empty(n, dtype=np.float64)
+        cdef uint64_t[::1] kv = keys
+        cdef double[::1] vv = vals
+        n = 0
+        for i in range(t.cap):
+            if t.slots[i].key != EMPTY_KEY:
+                kv[n] = t.slots[i].key
+                vv[n] = t.slots[i].val
+                n += 1
+        if t.ones_val != -INFINITY:
+            kv[n] = EMPTY_KEY
+            vv[n] = t.ones_val
+        return keys, vals
 
     @staticmethod
     def from_bytes(data):
@@ -655,34 +730,71 @@ cdef class NgramModel:
             for i in range(n):
                 m._put(L, kv[i], vv[i])
             m.size += n
+        m._check_closed()
         return m
 
     def __reduce__(self):
         return (NgramModel.from_bytes, (self.to_bytes(),))
 
     # -- the tagging Viterbi ---------------------------------------------------
+    cdef inline void _start_probes(self, const uint8_t* x, Py_ssize_t j, uint64_t* keys,
+                                   size_t* slot) noexcept nogil:
+        """Keys and home slots of the n-grams of lengths 2..order ending at byte j, and
+        a prefetch of each slot."""
+        cdef int b, top = self.order - 1 if j >= self.order - 1 else <int>j
+        cdef uint64_t key = x[j]
+        for b in range(1, top + 1):
+            key = (key << 8) | x[j - b]
+            keys[b] = key
+            slot[b] = pt_slot(&self.tabs[b + 1], key)
+            __builtin_prefetch(&self.tabs[b + 1].slots[slot[b]])
+
     cdef Py_ssize_t _tag(self, const uint8_t* x, Py_ssize_t n, bint ensure_unicode,
                          double* prev, double* cur, double* node, uint8_t* routes,
                          int32_t* starts) noexcept nogil:
         """Piece start positions of one chunk into starts (followed by n); returns how many
         pieces. routes holds n * order bytes."""
-        cdef int order = self.order, a, b, best_a, st
+        cdef int order = self.order, a, b, best_a, st, top
         cdef Py_ssize_t i, m
         cdef uint64_t key
+        cdef uint64_t keys[PF_RING][C_MAX_ORDER]
+        cdef size_t slot[PF_RING][C_MAX_ORDER]
+        cdef bint closed = self.suffix_closed
         cdef double s, best
         cdef double* tmp
         if n == 0:
             return 0
+        if closed:
+            for i in range(min(n, PF_AHEAD)):
+                self._start_probes(x, i, keys[i & PF_MASK], slot[i & PF_MASK])
         for i in range(n):
-            # node scores of byte i in each state
+            # node scores of byte i in each state: log P(x[i] | the b bytes before it)
             node[0] = self.uni[x[i]]
+            top = order - 1 if i >= order - 1 else <int>i
             key = x[i]
-            for b in range(1, order):
-                if b > i:
+            if closed:
+                # the n-grams ending at i, shortest first; none is present after
+                # the first that is missing, so stop there. The probes of byte
+                # i + PF_AHEAD were started (prefetched) PF_AHEAD bytes ago.
+                if i + PF_AHEAD < n:
+                    self._start_probes(x, i + PF_AHEAD, keys[(i + PF_AHEAD) & PF_MASK],
+                                       slot[(i + PF_AHEAD) & PF_MASK])
+                b = 1
+                while b <= top:
+                    node[b] = pt_get_at(&self.tabs[b + 1], keys[i & PF_MASK][b], slot[i & PF_MASK][b])
+                    if node[b] == -INFINITY:
+                        break
+                    b += 1
+                while b < order:
                     node[b] = -INFINITY
-                    continue
-                key = (key << 8) | x[i - b]
-                node[b] = pt_get(&self.tabs[b + 1], key)
+                    b += 1
+            else:
+                for b in range(1, order):
+                    if b > top:
+                        node[b] = -INFINITY
+                        continue
+                    key = (key << 8) | x[i - b]
+                    node[b] = pt_get(&self.tabs[b + 1], key)
             if ensure_unicode and x[i] >= 128 and x[i] < 192:
                 node[0] = -INFINITY
             if i == 0:

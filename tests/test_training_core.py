@@ -195,3 +195,51 @@ def test_candidates_are_whole_characters():
         k.decode("utf-8")  # whole characters only
         assert 2 <= len(k) <= 6
     assert "中文".encode() in keys and b" ab " in keys
+
+
+def _model_bytes(order, uni, tables):
+    """A serialised NgramModel (the to_bytes layout) from {length: {ngram: logp}}."""
+    import struct
+    parts = [struct.pack("<8sq", b"BPNGMOD1", order), np.asarray(uni, dtype="<f8").tobytes()]
+    for L in range(2, order + 1):
+        items = sorted(tables.get(L, {}).items())
+        keys = [int.from_bytes(k, "little") for k, _ in items]
+        parts += [struct.pack("<q", len(items)), np.asarray(keys, dtype="<u8").tobytes(),
+                  np.asarray([v for _, v in items], dtype="<f8").tobytes()]
+    return b"".join(parts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(CHUNKS, st.integers(2, 8), st.booleans(), st.data())
+def test_tagging_with_a_model_that_is_not_suffix_closed(chunks, order, ensure_unicode, data):
+    """Models made of counts are suffix-closed and the tagger stops at the first missing
+    n-gram; a model read from bytes that is not must be tagged the long way, same result."""
+    logp = reference_logprobs(chunks, order, 1)
+    long_ones = sorted(k for k in logp if len(k) >= 3)
+    if long_ones:   # drop some shorter n-grams, keeping the longer ones that contain them
+        for k in data.draw(st.lists(st.sampled_from(long_ones), max_size=3)):
+            logp.pop(k[1:], None)
+    uni = [logp[bytes([b])] for b in range(256)]
+    tables = {}
+    for k, v in logp.items():
+        if len(k) >= 2:
+            tables.setdefault(len(k), {})[k] = v
+    model = NgramModel.from_bytes(_model_bytes(order, uni, tables))
+    for c in chunks:
+        assert model.tokenize(c, ensure_unicode) == reference_tag(c, logp, order, ensure_unicode)
+
+
+def test_models_of_counts_are_suffix_closed_even_with_eight_0xff():
+    chunks = [b"\xff" * 20, b"ab\xff" * 9 + b"\xff" * 9]
+    for budget in (0, 40):
+        model = NgramModel.from_table(count_ngrams_block(chunks, 8, budget), 1)
+        assert model.suffix_closed
+        assert model.logprob(b"\xff" * 8) > -math.inf
+    logp = reference_logprobs(chunks, 8, 1)
+    model = NgramModel.from_table(count_ngrams_block(chunks, 8), 1)
+    for k, v in logp.items():
+        assert model.logprob(k) == v
+    for c in chunks:
+        assert model.tokenize(c) == reference_tag(c, logp, 8, True)
+    again = pickle.loads(pickle.dumps(model))
+    assert again.suffix_closed and again.logprob(b"\xff" * 8) == model.logprob(b"\xff" * 8)
