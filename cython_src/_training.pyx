@@ -22,10 +22,12 @@
 #   decision: same scores (log c(k) - log c(k[:-1])), same additions, the first
 #   maximum wins, and the same behaviour when a whole column is -inf.
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.math cimport INFINITY, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, qsort, realloc
+from cpython.dict cimport PyDict_SetItem
 from libc.string cimport memcmp, memcpy, memset
 
 
@@ -871,6 +873,33 @@ cdef struct PSlot:
     int64_t length
 
 
+cdef struct PieceRef:
+    uint64_t head     # the first 8 bytes, big-endian, zero-padded: most comparisons end here
+    const uint8_t* p
+    int64_t length
+    int64_t count
+
+
+cdef inline uint64_t head_of(const uint8_t* p, int64_t n) noexcept nogil:
+    cdef uint64_t h = 0
+    cdef int t
+    for t in range(8):
+        h = (h << 8) | (p[t] if t < n else 0)
+    return h
+
+
+cdef int cmp_piece_ref(const void* a, const void* b) noexcept nogil:
+    cdef const PieceRef* x = <const PieceRef*>a
+    cdef const PieceRef* y = <const PieceRef*>b
+    if x.head != y.head:
+        return -1 if x.head < y.head else 1
+    cdef int64_t n = x.length if x.length < y.length else y.length
+    cdef int c = memcmp(x.p, y.p, n) if n > 0 else 0
+    if c != 0:
+        return c
+    return (x.length > y.length) - (x.length < y.length)
+
+
 cdef class PieceTable:
     """Counts of byte strings (pieces). Merges associatively; pickles via to_bytes."""
     cdef PSlot* slots
@@ -982,22 +1011,102 @@ cdef class PieceTable:
             raise MemoryError()
         return self
 
+    cdef size_t _sorted(self, int64_t min_count, PieceRef** out) noexcept nogil:
+        """The entries with count >= min_count, sorted by bytes (as Python sorts bytes),
+        into a new array (*out, to free; NULL if out of memory)."""
+        cdef size_t i, n = 0
+        cdef PieceRef* refs = <PieceRef*>malloc((self.size + 1) * sizeof(PieceRef))
+        out[0] = refs
+        if refs == NULL:
+            return 0
+        for i in range(self.cap):
+            if self.slots[i].count >= min_count and self.slots[i].count > 0:
+                refs[n].p = self.arena + self.slots[i].offset
+                refs[n].length = self.slots[i].length
+                refs[n].head = head_of(refs[n].p, refs[n].length)
+                refs[n].count = self.slots[i].count
+                n += 1
+        qsort(refs, n, sizeof(PieceRef), cmp_piece_ref)
+        return n
+
     def items(self, int64_t min_count=1):
         """(piece, count) pairs with count >= min_count, sorted by piece bytes."""
-        cdef list out = []
-        cdef size_t i
-        if min_count < 1:
-            min_count = 1
-        for i in range(self.cap):
-            if self.slots[i].count >= min_count:
-                out.append((PyBytes_FromStringAndSize(<char*>self.arena + self.slots[i].offset,
-                                                      self.slots[i].length),
-                            self.slots[i].count))
-        out.sort()
-        return out
+        cdef PieceRef* refs
+        cdef size_t i, n
+        with nogil:
+            n = self._sorted(min_count, &refs)
+        if refs == NULL:
+            raise MemoryError()
+        try:
+            return [(PyBytes_FromStringAndSize(<char*>refs[i].p, refs[i].length), refs[i].count)
+                    for i in range(n)]
+        finally:
+            free(refs)
 
     def to_dict(self, int64_t min_count=1):
-        return dict(self.items(min_count))
+        """{piece: count} for count >= min_count, in order of piece bytes."""
+        cdef PieceRef* refs
+        cdef size_t i, n
+        cdef dict out = {}
+        with nogil:
+            n = self._sorted(min_count, &refs)
+        if refs == NULL:
+            raise MemoryError()
+        try:
+            for i in range(n):
+                PyDict_SetItem(out, PyBytes_FromStringAndSize(<char*>refs[i].p, refs[i].length),
+                               refs[i].count)
+        finally:
+            free(refs)
+        return out
+
+    def pieces_and_counts(self):
+        """(list of pieces, int64 numpy array of their counts), in no particular order."""
+        import numpy as np
+        cdef list pieces = []
+        counts = np.empty(self.size, dtype=np.int64)
+        cdef int64_t[::1] cv = counts
+        cdef size_t i, k = 0
+        for i in range(self.cap):
+            if self.slots[i].count:
+                pieces.append(PyBytes_FromStringAndSize(<char*>self.arena + self.slots[i].offset,
+                                                        self.slots[i].length))
+                cv[k] = self.slots[i].count
+                k += 1
+        return pieces, counts
+
+    def partition(self, int64_t min_count, int64_t max_length):
+        """0.6.3's first pruning cut: (keep, drop). keep is {piece: count} of the pieces
+        seen at least min_count times and no longer than max_length, and of every
+        single byte, in order of bytes, then the single bytes never seen (count 1);
+        drop is a PieceTable of the other pieces."""
+        cdef PieceRef* refs
+        cdef size_t i, n
+        cdef dict keep = {}
+        cdef PieceTable drop = PieceTable()
+        cdef bint seen[256]
+        cdef int rc = 0
+        memset(seen, 0, sizeof(seen))
+        with nogil:
+            n = self._sorted(1, &refs)
+        if refs == NULL:
+            raise MemoryError()
+        try:
+            for i in range(n):
+                if refs[i].length == 1 or (refs[i].length <= max_length and refs[i].count >= min_count):
+                    PyDict_SetItem(keep, PyBytes_FromStringAndSize(<char*>refs[i].p, refs[i].length),
+                                   refs[i].count)
+                    if refs[i].length == 1:
+                        seen[refs[i].p[0]] = True
+                elif drop.add_raw(refs[i].p, refs[i].length, refs[i].count,
+                                  hash_bytes(refs[i].p, refs[i].length)) < 0:
+                    raise MemoryError()
+        finally:
+            free(refs)
+        for i in range(256):
+            if not seen[i]:
+                keep[bytes([i])] = 1
+        return keep, drop
 
     def to_bytes(self):
         cdef list parts = [struct.pack("<8sq", b"BPPIECE1", self.size)]
@@ -1091,3 +1200,262 @@ def count_pieces_block(list chunks, NgramModel model, bint ensure_unicode=True,
         return table, pairs
     return table
 
+
+
+# ---------------------------------------------------------------------------
+# Re-segmenting pieces with a unigram vocabulary (0.6.3's pruning stage): the
+# Viterbi split of each text, weighted piece counts summed in C, no Python
+# object per text. Same decisions as _lattice's Viterbi: for each end e, the
+# pieces x[s:e] are relaxed shortest first and `>=` lets the longest win ties.
+
+cdef inline size_t trie_home(uint64_t key) noexcept nogil:
+    # (node << 8 | byte): a cheap multiplicative hash of the node plus the byte, so
+    # the children of a node sit side by side (few cache lines per walk step).
+    return <size_t>((((key >> 8) * 0x9E3779B97F4A7C15ULL) >> 24) + (key & 255))
+
+
+@cython.final
+cdef class PieceSplitter:
+    """Viterbi splits over a vocabulary of pieces with log-probabilities.
+
+    ``counts(texts, weights)`` (or ``count_table(table)``, the pieces of a
+    PieceTable weighted by their counts) returns, for each vocabulary piece
+    (by index), the sum of weight x (times it appears in a text's best split),
+    as int64. The vocabulary must hold all 256 single bytes, as a Lattice.
+    """
+    # The trie of reversed pieces. Nodes 1..256 are the single bytes (node 1 + b),
+    # their children are found in the dense array `second` (256 x 256), deeper
+    # nodes through the hash table `deep`: a slot packs node (28 bits), byte and
+    # child (28 bits) in 8 bytes, 0 = free, at most half full. Node 0 is the root.
+    cdef int32_t* second
+    cdef uint64_t* deep
+    cdef size_t deep_cap, deep_size
+    cdef int32_t* value       # node -> piece index, or -1
+    cdef int32_t nodes
+    cdef double* logp
+    cdef readonly Py_ssize_t num_pieces
+    cdef object _logp_ref
+
+    def __cinit__(self):
+        self.second = NULL
+        self.deep = NULL
+        self.deep_cap = self.deep_size = 0
+        self.value = NULL
+        self.logp = NULL
+
+    def __dealloc__(self):
+        free(self.second)
+        free(self.deep)
+        free(self.value)
+
+    cdef inline int32_t _child(self, int32_t node, uint8_t b) noexcept nogil:
+        cdef uint64_t key
+        cdef size_t i, mask
+        if node == 0:
+            return 1 + b
+        if node <= 256:
+            return self.second[(node - 1) * 256 + b]
+        key = (<uint64_t>node << 8) | b
+        mask = self.deep_cap - 1
+        i = trie_home(key) & mask
+        while self.deep[i]:
+            if (self.deep[i] >> 28) == key:
+                return <int32_t>(self.deep[i] & 0xFFFFFFF)
+            i = (i + 1) & mask
+        return 0
+
+    cdef int _add_child(self, int32_t node, uint8_t b, int32_t child) noexcept nogil:
+        cdef uint64_t key
+        cdef size_t i, mask
+        if node <= 256:
+            self.second[(node - 1) * 256 + b] = child
+            return 0
+        cdef uint64_t* old
+        cdef size_t j, old_cap
+        if (self.deep_size + 1) * 2 > self.deep_cap:
+            old = self.deep
+            old_cap = self.deep_cap
+            self.deep = <uint64_t*>calloc(old_cap * 2, sizeof(uint64_t))
+            if self.deep == NULL:
+                self.deep = old
+                return -1
+            self.deep_cap = old_cap * 2
+            mask = self.deep_cap - 1
+            for j in range(old_cap):
+                if old[j]:
+                    i = trie_home(old[j] >> 28) & mask
+                    while self.deep[i]:
+                        i = (i + 1) & mask
+                    self.deep[i] = old[j]
+            free(old)
+        key = (<uint64_t>node << 8) | b
+        mask = self.deep_cap - 1
+        i = trie_home(key) & mask
+        while self.deep[i]:
+            i = (i + 1) & mask
+        self.deep[i] = (key << 28) | <uint64_t>child
+        self.deep_size += 1
+        return 0
+
+    def __init__(self, list pieces, logprobs):
+        import numpy as np
+        cdef Py_ssize_t n = len(pieces), i, j, L, total = 0
+        cdef bytes p
+        cdef const uint8_t* x
+        cdef int32_t node, cap
+        cdef uint64_t key
+        cdef int32_t child
+        cdef int singles = 0
+        lp = np.ascontiguousarray(logprobs, dtype=np.float64)
+        if lp.shape[0] != n:
+            raise ValueError("pieces and logprobs must have the same length")
+        if n and (not np.all(np.isfinite(lp)) or np.any(lp > 0)):
+            raise ValueError("log-probabilities must be finite and <= 0")
+        for i in range(n):
+            total += len(<bytes>pieces[i])
+        if total + 257 >= (1 << 28):
+            raise ValueError("pieces too long in all (at most 2**28 bytes)")
+        cap = <int32_t>(total + 257)
+        self.value = <int32_t*>malloc(cap * sizeof(int32_t))
+        self.second = <int32_t*>calloc(256 * 256, sizeof(int32_t))
+        self.deep_cap = 1024
+        self.deep = <uint64_t*>calloc(self.deep_cap, sizeof(uint64_t))
+        if self.value == NULL or self.second == NULL or self.deep == NULL:
+            raise MemoryError()
+        for j in range(257):
+            self.value[j] = -1
+        self.nodes = 257
+        for i in range(n):
+            p = pieces[i]
+            L = len(p)
+            if L == 0:
+                raise ValueError("pieces must not be empty")
+            x = <const uint8_t*>PyBytes_AS_STRING(p)
+            node = 0
+            for j in range(L - 1, -1, -1):        # the trie of reversed pieces
+                child = self._child(node, x[j])
+                if child == 0:
+                    child = self.nodes
+                    self.value[child] = -1
+                    self.nodes += 1
+                    if self._add_child(node, x[j], child) < 0:
+                        raise MemoryError()
+                node = child
+            if self.value[node] >= 0:
+                raise ValueError("a piece appears twice")
+            self.value[node] = <int32_t>i
+            singles += L == 1
+        if singles != 256:
+            raise ValueError(f"all 256 single bytes must be pieces ({256 - singles} missing)")
+        self._logp_ref = lp
+        cdef double[::1] lv = lp
+        self.logp = &lv[0] if n else NULL
+        self.num_pieces = n
+
+    cdef int _split(self, const uint8_t* x, Py_ssize_t n, int64_t weight, int64_t* out,
+                    double* score, int32_t* back, int32_t* backv) noexcept nogil:
+        cdef Py_ssize_t e, s
+        cdef int32_t bs = 0, bv = 0, node, v, child
+        cdef double c, best
+        score[0] = 0.0
+        for e in range(1, n + 1):
+            best = -INFINITY
+            node = 0
+            s = e - 1
+            while s >= 0:
+                child = self._child(node, x[s])
+                if child == 0:
+                    break
+                node = child
+                v = self.value[node]
+                if v >= 0:
+                    c = score[s] + self.logp[v]
+                    if c >= best:
+                        best = c
+                        bs = <int32_t>s
+                        bv = v
+                s -= 1
+            score[e] = best
+            back[e] = bs
+            backv[e] = bv
+        e = n
+        while e > 0:
+            out[backv[e]] += weight
+            e = back[e]
+        return 0
+
+    cdef int _run(self, const uint8_t** ptrs, const int64_t* lens, const int64_t* weights,
+                  Py_ssize_t m, int64_t* out) noexcept nogil:
+        cdef Py_ssize_t i, longest = 0
+        cdef double* score
+        cdef int32_t* back
+        for i in range(m):
+            if lens[i] > longest:
+                longest = lens[i]
+        score = <double*>malloc((longest + 1) * sizeof(double))
+        back = <int32_t*>malloc(2 * (longest + 1) * sizeof(int32_t))
+        if score == NULL or back == NULL:
+            free(score); free(back)
+            return -1
+        for i in range(m):
+            self._split(ptrs[i], lens[i], weights[i], out, score, back, back + longest + 1)
+        free(score); free(back)
+        return 0
+
+    def counts(self, list texts, weights):
+        """sum over texts of weight x (count of each piece in the text's Viterbi split)."""
+        import numpy as np
+        cdef Py_ssize_t m = len(texts), i
+        cdef int64_t[::1] w = np.ascontiguousarray(weights, dtype=np.int64)
+        out = np.zeros(self.num_pieces, dtype=np.int64)
+        cdef int64_t[::1] ov = out
+        cdef const uint8_t** ptrs = <const uint8_t**>malloc((m + 1) * sizeof(uint8_t*))
+        cdef int64_t* lens = <int64_t*>malloc((m + 1) * sizeof(int64_t))
+        cdef bytes item
+        cdef int rc = 0
+        if w.shape[0] != m:
+            free(ptrs); free(lens)
+            raise ValueError("texts and weights must have the same length")
+        try:
+            if ptrs == NULL or lens == NULL:
+                raise MemoryError()
+            for i in range(m):
+                item = texts[i]
+                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
+                lens[i] = PyBytes_GET_SIZE(item)
+            if m and self.num_pieces:
+                with nogil:
+                    rc = self._run(ptrs, lens, &w[0], m, &ov[0])
+            if rc < 0:
+                raise MemoryError()
+        finally:
+            free(ptrs); free(lens)
+        return out
+
+    def count_table(self, PieceTable table):
+        """counts() of the pieces of a PieceTable, each weighted by its count."""
+        import numpy as np
+        out = np.zeros(self.num_pieces, dtype=np.int64)
+        cdef int64_t[::1] ov = out
+        cdef size_t m = table.size, i, k = 0
+        cdef const uint8_t** ptrs = <const uint8_t**>malloc((m + 1) * sizeof(uint8_t*))
+        cdef int64_t* lens = <int64_t*>malloc((m + 1) * sizeof(int64_t))
+        cdef int64_t* ws = <int64_t*>malloc((m + 1) * sizeof(int64_t))
+        cdef int rc = 0
+        try:
+            if ptrs == NULL or lens == NULL or ws == NULL:
+                raise MemoryError()
+            for i in range(table.cap):
+                if table.slots[i].count:
+                    ptrs[k] = table.arena + table.slots[i].offset
+                    lens[k] = table.slots[i].length
+                    ws[k] = table.slots[i].count
+                    k += 1
+            if k and self.num_pieces:
+                with nogil:
+                    rc = self._run(ptrs, lens, ws, <Py_ssize_t>k, &ov[0])
+            if rc < 0:
+                raise MemoryError()
+        finally:
+            free(ptrs); free(lens); free(ws)
+        return out

@@ -243,3 +243,74 @@ def test_models_of_counts_are_suffix_closed_even_with_eight_0xff():
         assert model.tokenize(c) == reference_tag(c, logp, 8, True)
     again = pickle.loads(pickle.dumps(model))
     assert again.suffix_closed and again.logprob(b"\xff" * 8) == model.logprob(b"\xff" * 8)
+
+
+PIECE = st.lists(ALPHABET, min_size=1, max_size=6).map(b"".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(PIECE, st.integers(1, 50), max_size=30), st.lists(CHUNK, max_size=10),
+       st.lists(st.integers(-3, 9), min_size=10, max_size=10))
+def test_piece_splitter_matches_the_lattice_viterbi(extra, texts, weights):
+    from bytepiece._lattice import Lattice
+
+    vocab = {bytes([b]): 1 + b % 7 for b in range(256)}
+    vocab.update(extra)
+    pieces = list(vocab)
+    counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
+    logp = np.log(counts) - np.log(counts.sum())
+    weights = weights[:len(texts)]
+    lattice = Lattice(pieces, logp, np.arange(len(pieces)))
+    expected = np.zeros(len(pieces), dtype=np.int64)
+    for text, w in zip(texts, weights):
+        for i in lattice.encode(text, chunked=False):
+            expected[i] += w
+    from bytepiece._training import PieceSplitter
+
+    splitter = PieceSplitter(pieces, logp)
+    assert splitter.counts(texts, weights).tolist() == expected.tolist()
+    table = PieceTable()
+    for text, w in zip(texts, weights):
+        if w > 0:
+            table.add(text, w)
+    expected = np.zeros(len(pieces), dtype=np.int64)
+    for text, w in table.items():
+        for i in lattice.encode(text, chunked=False):
+            expected[i] += w
+    assert splitter.count_table(table).tolist() == expected.tolist()
+
+
+def test_piece_splitter_checks_its_vocabulary():
+    from bytepiece._training import PieceSplitter
+
+    singles = [bytes([b]) for b in range(256)]
+    logp = np.full(258, -7.0)
+    with pytest.raises(ValueError):
+        PieceSplitter(singles[:-1] + [b"ab", b"ab", b"c"], logp)   # twice; one byte missing
+    with pytest.raises(ValueError):
+        PieceSplitter(singles + [b"", b"x"], logp)
+    with pytest.raises(ValueError):
+        PieceSplitter(singles + [b"ab", b"cd"], np.r_[logp[:-1], np.inf])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.binary(max_size=12), st.integers(1, 5), max_size=40), st.integers(1, 4),
+       st.integers(1, 10))
+def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length):
+    table = PieceTable()
+    for k, v in counts.items():
+        table.add(k, v)
+    ordered = sorted(counts.items())
+    assert table.items() == ordered
+    assert list(table.to_dict(min_count).items()) == [(k, v) for k, v in ordered if v >= min_count]
+    pieces, weights = table.pieces_and_counts()
+    assert sorted(zip(pieces, weights.tolist())) == ordered
+    # partition == the Python loop of Trainer._prune_pieces over a dict
+    ref = dict(ordered)
+    for b in range(256):
+        ref.setdefault(bytes([b]), 1)
+    keep_ref = {k: v for k, v in ref.items() if len(k) == 1 or (len(k) <= max_length and v >= min_count)}
+    drop_ref = sorted((k, v) for k, v in ref.items() if k not in keep_ref)
+    keep, drop = table.partition(min_count, max_length)
+    assert list(keep.items()) == list(keep_ref.items())
+    assert drop.items() == drop_ref
