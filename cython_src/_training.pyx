@@ -73,9 +73,13 @@ cdef inline uint64_t hash_bytes(const uint8_t* p, Py_ssize_t n) noexcept nogil:
 # Counts keyed by uint64 (one table per n-gram length). count == 0 marks an
 # empty slot (stored counts are always >= 1).
 
+cdef struct CSlot:
+    uint64_t key
+    int64_t count
+
+
 cdef struct CountTable:
-    uint64_t* keys
-    int64_t* counts
+    CSlot* slots      # key and count side by side: one cache line per probe
     size_t cap        # a power of two, or 0
     size_t size
 
@@ -84,11 +88,9 @@ cdef int ct_init(CountTable* t, size_t cap) noexcept nogil:
     cdef size_t c = 16
     while c < cap:
         c <<= 1
-    t.keys = <uint64_t*>malloc(c * sizeof(uint64_t))
-    t.counts = <int64_t*>calloc(c, sizeof(int64_t))
-    if t.keys == NULL or t.counts == NULL:
-        free(t.keys); free(t.counts)
-        t.keys = NULL; t.counts = NULL; t.cap = 0; t.size = 0
+    t.slots = <CSlot*>calloc(c, sizeof(CSlot))
+    if t.slots == NULL:
+        t.cap = 0; t.size = 0
         return -1
     t.cap = c
     t.size = 0
@@ -96,18 +98,18 @@ cdef int ct_init(CountTable* t, size_t cap) noexcept nogil:
 
 
 cdef void ct_free(CountTable* t) noexcept nogil:
-    free(t.keys); free(t.counts)
-    t.keys = NULL; t.counts = NULL; t.cap = 0; t.size = 0
+    free(t.slots)
+    t.slots = NULL; t.cap = 0; t.size = 0
 
 
 cdef inline void ct_put_new(CountTable* t, uint64_t key, int64_t count) noexcept nogil:
     # key known to be absent and room known to exist
     cdef size_t mask = t.cap - 1
     cdef size_t i = mix64(key) & mask
-    while t.counts[i] != 0:
+    while t.slots[i].count != 0:
         i = (i + 1) & mask
-    t.keys[i] = key
-    t.counts[i] = count
+    t.slots[i].key = key
+    t.slots[i].count = count
     t.size += 1
 
 
@@ -117,8 +119,8 @@ cdef int ct_resize(CountTable* t, size_t cap) noexcept nogil:
     if ct_init(&n, cap) < 0:
         return -1
     for i in range(t.cap):
-        if t.counts[i] != 0:
-            ct_put_new(&n, t.keys[i], t.counts[i])
+        if t.slots[i].count != 0:
+            ct_put_new(&n, t.slots[i].key, t.slots[i].count)
     ct_free(t)
     t[0] = n
     return 0
@@ -131,13 +133,13 @@ cdef inline int ct_add(CountTable* t, uint64_t key, int64_t count) noexcept nogi
             return -1
     mask = t.cap - 1
     i = mix64(key) & mask
-    while t.counts[i] != 0:
-        if t.keys[i] == key:
-            t.counts[i] += count
+    while t.slots[i].count != 0:
+        if t.slots[i].key == key:
+            t.slots[i].count += count
             return 0
         i = (i + 1) & mask
-    t.keys[i] = key
-    t.counts[i] = count
+    t.slots[i].key = key
+    t.slots[i].count = count
     t.size += 1
     return 0
 
@@ -148,9 +150,9 @@ cdef inline int64_t ct_get(const CountTable* t, uint64_t key) noexcept nogil:
         return 0
     mask = t.cap - 1
     i = mix64(key) & mask
-    while t.counts[i] != 0:
-        if t.keys[i] == key:
-            return t.counts[i]
+    while t.slots[i].count != 0:
+        if t.slots[i].key == key:
+            return t.slots[i].count
         i = (i + 1) & mask
     return 0
 
@@ -160,13 +162,13 @@ cdef int ct_drop_below(CountTable* t, int64_t threshold) noexcept nogil:
     cdef CountTable n
     cdef size_t i, keep = 0
     for i in range(t.cap):
-        if t.counts[i] >= threshold:
+        if t.slots[i].count >= threshold:
             keep += 1
     if ct_init(&n, keep * 2 + 16) < 0:
         return -1
     for i in range(t.cap):
-        if t.counts[i] >= threshold:
-            ct_put_new(&n, t.keys[i], t.counts[i])
+        if t.slots[i].count >= threshold:
+            ct_put_new(&n, t.slots[i].key, t.slots[i].count)
     ct_free(t)
     t[0] = n
     return 0
@@ -241,7 +243,7 @@ cdef class NgramTable:
             return -1
         for L in range(2, self.order + 1):
             for i in range(self.tabs[L].cap):
-                c = self.tabs[L].counts[i]
+                c = self.tabs[L].slots[i].count
                 if c:
                     hist[c if c < HMAX else HMAX] += 1
         # smallest threshold t such that entries with count >= t fit the target
@@ -259,11 +261,21 @@ cdef class NgramTable:
         return 0
 
     cdef int _count_chunk(self, const uint8_t* x, Py_ssize_t n) noexcept nogil:
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, j
         cdef int L, top
         cdef uint64_t key
         self.total += n
         for i in range(n):
+            # prefetch the slots of the n-grams starting PF_AHEAD bytes ahead (a hint:
+            # a table that grows meanwhile only makes it useless)
+            j = i + PF_AHEAD
+            if j < n:
+                key = x[j]
+                top = self.order if j + self.order <= n else <int>(n - j)
+                for L in range(2, top + 1):
+                    key |= (<uint64_t>x[j + L - 1]) << (8 * (L - 1))
+                    if self.tabs[L].cap:
+                        __builtin_prefetch(&self.tabs[L].slots[mix64(key) & (self.tabs[L].cap - 1)])
             self.uni[x[i]] += 1
             key = x[i]
             top = self.order if i + self.order <= n else <int>(n - i)
@@ -320,8 +332,8 @@ cdef class NgramTable:
                     if rc < 0:
                         break
                 for i in range(other.tabs[L].cap):
-                    if other.tabs[L].counts[i]:
-                        rc = ct_add(&self.tabs[L], other.tabs[L].keys[i], other.tabs[L].counts[i])
+                    if other.tabs[L].slots[i].count:
+                        rc = ct_add(&self.tabs[L], other.tabs[L].slots[i].key, other.tabs[L].slots[i].count)
                         if rc < 0:
                             break
                 if rc < 0:
@@ -361,10 +373,10 @@ cdef class NgramTable:
         if length < 0 or length > self.order:
             return []
         for i in range(self.tabs[length].cap):
-            if self.tabs[length].counts[i]:
-                k = self.tabs[length].keys[i]
+            if self.tabs[length].slots[i].count:
+                k = self.tabs[length].slots[i].key
                 out.append((bytes([(k >> (8 * t)) & 255 for t in range(length)]),
-                            self.tabs[length].counts[i]))
+                            self.tabs[length].slots[i].count))
         out.sort()
         return out
 
@@ -383,7 +395,7 @@ cdef class NgramTable:
         # first pass: how many
         for L in range(2, self.order + 1):
             for i in range(self.tabs[L].cap):
-                if self.tabs[L].counts[i] >= min_count and self.tabs[L].counts[i] > 0:
+                if self.tabs[L].slots[i].count >= min_count and self.tabs[L].slots[i].count > 0:
                     n += 1
         keys_a = np.empty(n, dtype=np.uint64)
         lens_a = np.empty(n, dtype=np.int64)
@@ -394,9 +406,9 @@ cdef class NgramTable:
         n = 0
         for L in range(2, self.order + 1):
             for i in range(self.tabs[L].cap):
-                if self.tabs[L].counts[i] < min_count or self.tabs[L].counts[i] == 0:
+                if self.tabs[L].slots[i].count < min_count or self.tabs[L].slots[i].count == 0:
                     continue
-                k = self.tabs[L].keys[i]
+                k = self.tabs[L].slots[i].key
                 ok = True
                 need = 0
                 for t in range(L):
@@ -420,7 +432,7 @@ cdef class NgramTable:
                 if ok and need == 0:
                     kv[n] = k
                     lv[n] = L
-                    cv[n] = self.tabs[L].counts[i]
+                    cv[n] = self.tabs[L].slots[i].count
                     n += 1
         keys_a, lens_a, counts_a = keys_a[:n], lens_a[:n], counts_a[:n]
         # best first: score desc, then length, then packed key (a total order)
@@ -459,9 +471,9 @@ cdef class NgramTable:
     cdef void _dump(self, int L, uint64_t[::1] keys, int64_t[::1] counts):
         cdef size_t i, j = 0
         for i in range(self.tabs[L].cap):
-            if self.tabs[L].counts[i]:
-                keys[j] = self.tabs[L].keys[i]
-                counts[j] = self.tabs[L].counts[i]
+            if self.tabs[L].slots[i].count:
+                keys[j] = self.tabs[L].slots[i].key
+                counts[j] = self.tabs[L].slots[i].count
                 j += 1
 
     @staticmethod
@@ -634,14 +646,14 @@ cdef class NgramModel:
             ct = &table.tabs[L]
             n = 0
             for i in range(ct.cap):
-                if ct.counts[i] >= min_count and ct.counts[i] > 0:
+                if ct.slots[i].count >= min_count and ct.slots[i].count > 0:
                     n += 1
             m._alloc(L, n)
             mask = (1ULL << (8 * (L - 1))) - 1
             for i in range(ct.cap):
-                c = ct.counts[i]
+                c = ct.slots[i].count
                 if c >= min_count and c > 0:
-                    key = ct.keys[i]
+                    key = ct.slots[i].key
                     if L == 2:
                         cp = uni[key & 255]
                     else:
