@@ -401,7 +401,8 @@ class Trainer:
             else:
                 table.merge(block_table)
             del block_table
-            progress.advance(nbytes, lambda: f", {len(table) / 1e6:.2f}M n-grams, {table.nbytes / 1e6:.0f} MB table")
+            # (not len(table): that would expand a compact table mid-stream)
+            progress.advance(nbytes, lambda: f", {table.nbytes / 1e6:.0f} MB table")
         if table is None or table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
         return self._finish_ngrams(table, progress)

@@ -35,6 +35,9 @@ cdef extern from *:
     void __builtin_prefetch(const void* addr) noexcept nogil
 
 import struct
+import sys
+
+cdef bint LITTLE_ENDIAN = sys.byteorder == "little"
 
 MAX_ORDER = 8
 cdef enum:
@@ -184,6 +187,18 @@ cdef class NgramTable:
 
     ``budget`` (entries of length >= 2, 0 = unbounded) bounds the memory: see
     the module comment. Tables with the same order and budget merge.
+
+    While counting, a table is *compact* (unless made with compact=False): at
+    each position only the longest n-gram is counted -- the order-gram, or the
+    tail of the chunk when fewer bytes are left -- one hash update per byte
+    instead of order - 1. Every shorter n-gram occurrence is the prefix of
+    exactly one of those, so the full counts follow by adding each table into
+    the next shorter one, longest first (`_expand`, done once, when counts are
+    read, serialised with to_bytes, or merged with a full table). Compact tables
+    merge by plain addition. The memory budget keeps its meaning: while
+    (order - 1) x compact entries fits the budget the full table fits too and
+    nothing would be dropped; past that the table is expanded and counts on
+    the full way, so results never depend on the representation.
     """
     cdef readonly int order
     cdef readonly int64_t total          # count of the empty n-gram = number of bytes
@@ -191,16 +206,42 @@ cdef class NgramTable:
     cdef readonly int64_t pruned_below   # largest prune threshold used (0 = exact)
     cdef int64_t uni[256]
     cdef CountTable tabs[C_MAX_ORDER + 1]   # index = length (2..order used)
+    cdef readonly bint compact
 
-    def __cinit__(self, int order, int64_t budget=0):
+    def __cinit__(self, int order, int64_t budget=0, bint compact=True):
         if order < 1 or order > C_MAX_ORDER:
             raise ValueError(f"order must be between 1 and {C_MAX_ORDER}, not {order}")
         self.order = order
         self.budget = budget if budget > 0 else 0
         self.total = 0
         self.pruned_below = 0
+        self.compact = compact and order > 2
         memset(self.uni, 0, sizeof(self.uni))
         memset(self.tabs, 0, sizeof(self.tabs))
+
+    cdef int _expand(self) noexcept nogil:
+        """Compact -> full counts: add each length's counts into the prefixes one byte
+        shorter, longest first."""
+        cdef int L
+        cdef size_t i
+        cdef uint64_t mask
+        cdef CountTable* t
+        if not self.compact:
+            return 0
+        for L in range(self.order, 2, -1):
+            t = &self.tabs[L]
+            mask = (1ULL << (8 * (L - 1))) - 1
+            for i in range(t.cap):
+                if t.slots[i].count:
+                    if ct_add(&self.tabs[L - 1], t.slots[i].key & mask, t.slots[i].count) < 0:
+                        return -1
+        self.compact = False
+        return 0
+
+    cdef int expand(self) except -1:
+        if self._expand() < 0:
+            raise MemoryError()
+        return 0
 
     def __dealloc__(self):
         cdef int L
@@ -216,6 +257,7 @@ cdef class NgramTable:
 
     def __len__(self):
         """Distinct n-grams of lengths 1..order."""
+        self.expand()
         return self._entries() + sum(1 for b in range(256) if self.uni[b])
 
     @property
@@ -235,7 +277,15 @@ cdef class NgramTable:
         cdef int L
         cdef size_t i
         cdef int HMAX = 1 << 16
-        if self.budget == 0 or n <= <size_t>self.budget:
+        if self.budget == 0:
+            return 0
+        if self.compact:
+            if <size_t>(self.order - 1) * n <= <size_t>self.budget:
+                return 0        # the full table has at most (order - 1) x n entries
+            if self._expand() < 0:
+                return -1
+            n = self._entries()
+        if n <= <size_t>self.budget:
             return 0
         target = <size_t>(self.budget // 2)
         hist = <int64_t*>calloc(HMAX + 1, sizeof(int64_t))
@@ -264,6 +314,8 @@ cdef class NgramTable:
         cdef Py_ssize_t i, j
         cdef int L, top
         cdef uint64_t key
+        if self.compact:
+            return self._count_chunk_compact(x, n)
         self.total += n
         for i in range(n):
             # prefetch the slots of the n-grams starting PF_AHEAD bytes ahead (a hint:
@@ -283,6 +335,40 @@ cdef class NgramTable:
                 key |= (<uint64_t>x[i + L - 1]) << (8 * (L - 1))
                 if ct_add(&self.tabs[L], key, 1) < 0:
                     return -1
+        return 0
+
+    cdef int _count_chunk_compact(self, const uint8_t* x, Py_ssize_t n) noexcept nogil:
+        """The longest n-gram at each position (see the class comment)."""
+        cdef Py_ssize_t i, j
+        cdef int L, t, order = self.order
+        cdef uint64_t key
+        cdef uint64_t mask = 0xFFFFFFFFFFFFFFFFULL if order == 8 else (1ULL << (8 * order)) - 1
+        cdef CountTable* full = &self.tabs[order]
+        self.total += n
+        for i in range(n):
+            self.uni[x[i]] += 1
+        for i in range(n - order + 1 if n >= order else 0):
+            j = i + PF_AHEAD
+            if LITTLE_ENDIAN and j + 8 <= n and full.cap:
+                memcpy(&key, x + j, 8)
+                __builtin_prefetch(&full.slots[mix64(key & mask) & (full.cap - 1)])
+            if LITTLE_ENDIAN and i + 8 <= n:
+                memcpy(&key, x + i, 8)      # the packing used everywhere here
+                key &= mask
+            else:
+                key = 0
+                for t in range(order):
+                    key |= (<uint64_t>x[i + t]) << (8 * t)
+            if ct_add(full, key, 1) < 0:
+                return -1
+        # the tails: fewer than order bytes left
+        for i in range(n - order + 1 if n >= order else 0, n - 1):
+            L = <int>(n - i)
+            key = 0
+            for t in range(L):
+                key |= (<uint64_t>x[i + t]) << (8 * t)
+            if ct_add(&self.tabs[L], key, 1) < 0:
+                return -1
         return 0
 
     def count(self, list chunks):
@@ -322,6 +408,9 @@ cdef class NgramTable:
         cdef int b
         if other.order != self.order:
             raise ValueError(f"cannot merge n-gram tables of order {self.order} and {other.order}")
+        if self.compact != other.compact:     # compact tables add up; otherwise both full
+            self.expand()
+            other.expand()
         with nogil:
             self.total += other.total
             for b in range(256):
@@ -356,6 +445,7 @@ cdef class NgramTable:
             return 0
         if n == 1:
             return self.uni[ngram[0]]
+        self.expand()
         for t in range(n):
             key |= (<uint64_t>ngram[t]) << (8 * t)
         return ct_get(&self.tabs[n], key)
@@ -372,6 +462,7 @@ cdef class NgramTable:
             return [(bytes([b]), self.uni[b]) for b in range(256) if self.uni[b]]
         if length < 0 or length > self.order:
             return []
+        self.expand()
         for i in range(self.tabs[length].cap):
             if self.tabs[length].slots[i].count:
                 k = self.tabs[length].slots[i].key
@@ -392,6 +483,7 @@ cdef class NgramTable:
         cdef uint8_t b
         cdef bint ok
         cdef uint8_t buf[8]
+        self.expand()
         # first pass: how many
         for L in range(2, self.order + 1):
             for i in range(self.tabs[L].cap):
@@ -448,8 +540,17 @@ cdef class NgramTable:
 
     # -- serialisation -------------------------------------------------------
     def to_bytes(self):
-        """A self-contained byte string; NgramTable.from_bytes rebuilds the table."""
-        cdef list parts = [struct.pack("<8sqqqq", b"BPNGRAM1", self.order, self.total, self.budget,
+        """A self-contained byte string of the full counts; NgramTable.from_bytes rebuilds
+        the table."""
+        self.expand()
+        return self._serialise(b"BPNGRAM1")
+
+    def __reduce__(self):
+        # pickling (between processes) keeps a compact table compact: half the bytes
+        return (NgramTable.from_bytes, (self._serialise(b"BPNGRAMC" if self.compact else b"BPNGRAM1"),))
+
+    def _serialise(self, bytes magic):
+        cdef list parts = [struct.pack("<8sqqqq", magic, self.order, self.total, self.budget,
                                        self.pruned_below)]
         cdef int L
         cdef size_t i, j
@@ -481,9 +582,9 @@ cdef class NgramTable:
         import numpy as np
         data = bytes(data)
         magic, order, total, budget, pruned = struct.unpack_from("<8sqqqq", data, 0)
-        if magic != b"BPNGRAM1":
+        if magic != b"BPNGRAM1" and magic != b"BPNGRAMC":
             raise ValueError("not a serialised NgramTable")
-        cdef NgramTable t = NgramTable(order, budget)
+        cdef NgramTable t = NgramTable(order, budget, magic == b"BPNGRAMC")
         cdef Py_ssize_t off = 40, n, i
         cdef int L
         t.total = total
@@ -507,13 +608,10 @@ cdef class NgramTable:
                 ct_put_new(&t.tabs[L], kv[i], cv[i])
         return t
 
-    def __reduce__(self):
-        return (NgramTable.from_bytes, (self.to_bytes(),))
 
-
-def count_ngrams_block(list chunks, int order, int64_t budget=0):
+def count_ngrams_block(list chunks, int order, int64_t budget=0, bint compact=True):
     """Map step: the NgramTable of a block of chunks (list of bytes)."""
-    cdef NgramTable t = NgramTable(order, budget)
+    cdef NgramTable t = NgramTable(order, budget, compact)
     t.count(chunks)
     return t
 
@@ -633,6 +731,7 @@ cdef class NgramModel:
         cdef uint64_t key, mask
         cdef const CountTable* ct
         cdef const CountTable* prev
+        table.expand()
         m.order = table.order
         m.size = 256
         for b in range(256):

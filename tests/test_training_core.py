@@ -314,3 +314,53 @@ def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length)
     keep, drop = table.partition(min_count, max_length)
     assert list(keep.items()) == list(keep_ref.items())
     assert drop.items() == drop_ref
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(CHUNKS, min_size=1, max_size=4), st.integers(1, 8), st.sampled_from([0, 5, 20, 60, 400]))
+def test_compact_counting_equals_full_counting(blocks, order, budget):
+    """Compact tables (the longest n-gram per position) give the very counts, budget
+    drops and pruned_below of full counting, through merges and pickling."""
+    def run(compact):
+        acc = None
+        for chunks in blocks:
+            t = count_ngrams_block(chunks, order, budget, compact)
+            t = pickle.loads(pickle.dumps(t))
+            acc = t if acc is None else acc.merge(t)
+        return acc
+
+    full, compact = run(False), run(True)
+    assert not full.compact
+    assert compact.pruned_below == full.pruned_below
+    assert NgramTable.from_bytes(compact.to_bytes()).items(order) == full.items(order)
+    for L in range(order + 1):
+        assert compact.items(L) == full.items(L)
+    assert len(compact) == len(full) and not compact.compact
+    if budget == 0:
+        ref = brute_ngrams([c for chunks in blocks for c in chunks], order)
+        assert all(full.items(L) == sorted(ref[L].items()) for L in range(1, order + 1))
+
+
+def test_compact_and_full_tables_merge_either_way():
+    a = count_ngrams_block([b"abcabcabd", b"xy"], 4)
+    b = count_ngrams_block([b"cabcab"], 4, compact=False)
+    assert a.compact and not b.compact
+    whole = count_ngrams_block([b"abcabcabd", b"xy", b"cabcab"], 4, compact=False)
+    c = count_ngrams_block([b"cabcab"], 4)
+    assert c.merge(count_ngrams_block([b"abcabcabd", b"xy"], 4, compact=False)).items(2) == whole.items(2)
+    merged = a.merge(b)
+    assert all(merged.items(L) == whole.items(L) for L in range(5))
+    again = pickle.loads(pickle.dumps(count_ngrams_block([b"abcabcabd"], 4)))
+    assert again.compact and again.get(b"ab") == 3 and not again.compact
+
+
+def test_compact_counting_switches_to_full_mid_block_like_full_counting():
+    import random
+
+    rng = random.Random(5)
+    chunks = [bytes(rng.choice(b"abcde\n\xe4\xb8\xad") for _ in range(rng.randint(1, 30))) for _ in range(700)]
+    for budget in (100, 400, 1500, 5000):
+        full = count_ngrams_block(chunks, 6, budget, compact=False)
+        compact = count_ngrams_block(chunks, 6, budget)
+        assert compact.pruned_below == full.pruned_below
+        assert all(compact.items(L) == full.items(L) for L in range(7))
