@@ -984,6 +984,21 @@ cdef struct PSlot:
     int64_t length
 
 
+cdef inline void put_le64(uint8_t* q, int64_t v) noexcept nogil:
+    cdef int t
+    cdef uint64_t u = <uint64_t>v
+    for t in range(8):
+        q[t] = (u >> (8 * t)) & 255
+
+
+cdef inline int64_t get_le64(const uint8_t* p) noexcept nogil:
+    cdef int t
+    cdef uint64_t u = 0
+    for t in range(8):
+        u |= (<uint64_t>p[t]) << (8 * t)
+    return <int64_t>u
+
+
 cdef struct PieceRef:
     uint64_t head     # the first 8 bytes, big-endian, zero-padded: most comparisons end here
     const uint8_t* p
@@ -1220,28 +1235,49 @@ cdef class PieceTable:
         return keep, drop
 
     def to_bytes(self):
-        cdef list parts = [struct.pack("<8sq", b"BPPIECE1", self.size)]
-        cdef size_t i
+        """BPPIECE1: magic, number of entries, then per entry (count, length) as
+        little-endian int64 and the bytes. Written in C (it also carries tables
+        between processes)."""
+        cdef size_t i, total = 16
+        cdef char* out
+        cdef uint8_t* q
         for i in range(self.cap):
             if self.slots[i].count:
-                parts.append(struct.pack("<qq", self.slots[i].count, self.slots[i].length))
-                parts.append(PyBytes_FromStringAndSize(<char*>self.arena + self.slots[i].offset,
-                                                       self.slots[i].length))
-        return b"".join(parts)
+                total += 16 + <size_t>self.slots[i].length
+        result = PyBytes_FromStringAndSize(NULL, total)
+        out = PyBytes_AS_STRING(result)
+        memcpy(out, b"BPPIECE1", 8)
+        q = <uint8_t*>out + 8
+        put_le64(q, <int64_t>self.size)
+        q += 8
+        for i in range(self.cap):
+            if self.slots[i].count:
+                put_le64(q, self.slots[i].count)
+                put_le64(q + 8, self.slots[i].length)
+                q += 16
+                if self.slots[i].length:
+                    memcpy(q, self.arena + self.slots[i].offset, self.slots[i].length)
+                q += self.slots[i].length
+        return result
 
     @staticmethod
     def from_bytes(data):
         data = bytes(data)
-        magic, n = struct.unpack_from("<8sq", data, 0)
-        if magic != b"BPPIECE1":
-            raise ValueError("not a serialised PieceTable")
-        cdef PieceTable t = PieceTable()
-        cdef Py_ssize_t off = 16, i, length
-        cdef int64_t count
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data), off = 16, i, n
         cdef const uint8_t* base = <const uint8_t*>PyBytes_AS_STRING(data)
+        cdef int64_t count, length
+        if size < 16 or memcmp(base, b"BPPIECE1", 8) != 0:
+            raise ValueError("not a serialised PieceTable")
+        n = get_le64(base + 8)
+        cdef PieceTable t = PieceTable()
         for i in range(n):
-            count, length = struct.unpack_from("<qq", data, off)
+            if off + 16 > size:
+                raise ValueError("truncated PieceTable")
+            count = get_le64(base + off)
+            length = get_le64(base + off + 8)
             off += 16
+            if length < 0 or off + length > size:
+                raise ValueError("truncated PieceTable")
             if t.add_raw(base + off, length, count, hash_bytes(base + off, length)) < 0:
                 raise MemoryError()
             off += length

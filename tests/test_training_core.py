@@ -364,3 +364,26 @@ def test_compact_counting_switches_to_full_mid_block_like_full_counting():
         compact = count_ngrams_block(chunks, 6, budget)
         assert compact.pruned_below == full.pruned_below
         assert all(compact.items(L) == full.items(L) for L in range(7))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.binary(max_size=20), st.integers(1, 2 ** 40), max_size=50))
+def test_piece_table_bytes_layout_round_trips(counts):
+    """to_bytes writes the BPPIECE1 layout of count files (read here with struct)."""
+    import struct
+
+    table = PieceTable()
+    for k, v in counts.items():
+        table.add(k, v)
+    data = table.to_bytes()
+    magic, n = struct.unpack_from("<8sq", data, 0)
+    off, items = 16, []
+    for _ in range(n):
+        c, length = struct.unpack_from("<qq", data, off)
+        items.append((data[off + 16:off + 16 + length], c))
+        off += 16 + length
+    assert magic == b"BPPIECE1" and off == len(data) and sorted(items) == sorted(counts.items())
+    assert PieceTable.from_bytes(data).items() == table.items() == pickle.loads(pickle.dumps(table)).items()
+    if counts:
+        with pytest.raises(ValueError):
+            PieceTable.from_bytes(data[:-1] if len(data) > 16 + 16 else data[:20])
