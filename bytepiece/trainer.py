@@ -726,9 +726,13 @@ def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts) -> np.ndarray:
         if not texts:
             return np.zeros(len(pieces), dtype=np.int64)
         lattice = Lattice(pieces, logp, np.arange(len(pieces)))
-        ids, offsets, _ = lattice.encode_many_flat(texts, chunked=False)
-        w = np.repeat(weights.astype(np.float64), np.diff(offsets))
-        return np.rint(np.bincount(ids, weights=w, minlength=len(pieces))).astype(np.int64)
+        total = np.zeros(len(pieces), dtype=np.float64)
+        step = 20000        # slices: the token arrays of all dropped pieces at once are big
+        for lo in range(0, len(texts), step):
+            ids, offsets, _ = lattice.encode_many_flat(texts[lo:lo + step], chunked=False)
+            w = np.repeat(weights[lo:lo + step].astype(np.float64), np.diff(offsets))
+            total += np.bincount(ids, weights=w, minlength=len(pieces))
+        return np.rint(total).astype(np.int64)
     texts, weights = texts
     return _training.PieceSplitter(pieces, logp).counts(texts, np.asarray(weights, dtype=np.int64))
 
