@@ -412,7 +412,8 @@ class Trainer:
             else:
                 table.merge(block_table)
             del block_table
-            progress.advance(nbytes, lambda: f", {len(table) / 1e6:.2f}M n-grams, {table.nbytes / 1e6:.0f} MB table")
+            # (not len(table): that would expand a compact table mid-stream)
+            progress.advance(nbytes, lambda: f", {table.nbytes / 1e6:.0f} MB table")
         if table is None or table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
         return self._finish_ngrams(table, progress)
@@ -469,43 +470,54 @@ class Trainer:
 
     def _finish_pieces(self, pieces, pairs, sample: List[bytes], progress: _Progress):
         """The end of the piece stage, given the merged tables (whatever engine made them)
-        and the final EM sample: {piece: count}, {pair: count}, sample."""
+        and the final EM sample: the PieceTable of pieces, {pair: count}, sample."""
         progress.finish(f"; {len(pieces)} distinct pieces")
-        piece_counts = pieces.to_dict()
         pair_counts = pairs.to_dict(self.min_count) if pairs is not None else {}
         del pairs
-        return piece_counts, pair_counts, sample
+        return pieces, pair_counts, sample
 
     # -- 0.6.3's pruning -----------------------------------------------------------
-    def _split(self, keep: Dict[bytes, int], drop: Sequence[tuple], workers: int) -> Dict[bytes, int]:
-        """0.6.3's split_pieces: re-segment each dropped (piece, count) with the unigram
-        model of `keep`; returns {piece: count received}."""
+    def _split(self, keep: Dict[bytes, int], drop, workers: int = 1) -> Dict[bytes, int]:
+        """0.6.3's split_pieces: re-segment each dropped piece with the unigram model of
+        `keep` and give it the piece's count; returns {piece: count received}. drop is
+        a PieceTable, or (pieces, counts)."""
         keys = list(keep)
         counts = np.fromiter(keep.values(), dtype=np.float64, count=len(keys))
         log_total = np.log(sum(keep.values()))
-        lattice = Lattice(keys, np.log(counts) - log_total, np.arange(len(keys)))
-        received = _segment_counts(lattice, [p for p, _ in drop], [c for _, c in drop], len(keys), workers)
+        received = _segment_counts(keys, np.log(counts) - log_total, drop)
         return {keys[i]: int(received[i]) for i in np.flatnonzero(received)}
 
     def _drop_wasted(self, keep: Dict[bytes, int], workers: int, progress: _Progress) -> Dict[bytes, int]:
         while True:
             n = len(keep)
-            keep = self._split(keep, list(keep.items()), workers)
+            keep = self._split(keep, (list(keep), list(keep.values())), workers)
             if len(keep) == n:
                 return keep
 
-    def _prune_pieces(self, pieces: Dict[bytes, int], sizes: Sequence[int], workers: int
-                      ) -> List[Dict[bytes, int]]:
+    def _prune_pieces(self, pieces, sizes: Sequence[int], workers: int) -> List[Dict[bytes, int]]:
+        """pieces: the PieceTable of the piece stage, or {piece: count}."""
         progress = _Progress(self.verbose, "prune pieces")
-        for i in range(256):
-            pieces.setdefault(bytes([i]), 1)
-        keep, drop = {}, []
-        for k, v in pieces.items():
-            if len(k) == 1 or (len(k) <= self.max_piece_length and v >= self.min_count):
-                keep[k] = v
-            else:
-                drop.append((k, v))
-        progress.log(f"{len(pieces)} pieces: keep {len(keep)}, re-segment {len(drop)}")
+        if isinstance(pieces, _training.PieceTable):
+            max_length = self.max_piece_length
+            max_length = int(max_length) if max_length < 2 ** 62 else 2 ** 62
+            keep, drop = pieces.partition(self.min_count, max_length)
+            total = len(keep) + len(drop)
+            for i in range(256):
+                if pieces.get(bytes([i])) == 0:
+                    total += 1
+        else:
+            for i in range(256):
+                pieces.setdefault(bytes([i]), 1)
+            keep, dropped = {}, []
+            for k, v in pieces.items():
+                if len(k) == 1 or (len(k) <= self.max_piece_length and v >= self.min_count):
+                    keep[k] = v
+                else:
+                    dropped.append((k, v))
+            drop = ([k for k, _ in dropped], [v for _, v in dropped])
+            total = len(pieces)
+            del dropped
+        progress.log(f"{total} pieces: keep {len(keep)}, re-segment {len(drop[0]) if isinstance(drop, tuple) else len(drop)}")
         for k, v in self._split(keep, drop, workers).items():
             keep[k] += v
         del drop
@@ -518,7 +530,8 @@ class Trainer:
                 continue
             ordered = sorted(keep.items(), key=lambda t: (len(t[0]) > 1, -t[1], -len(t[0]), t[0]))
             keep = dict(ordered[: size - NUM_SPECIAL])
-            for k, v in self._split(keep, ordered[size - NUM_SPECIAL:], workers).items():
+            rest = ordered[size - NUM_SPECIAL:]
+            for k, v in self._split(keep, ([k for k, _ in rest], [v for _, v in rest]), workers).items():
                 keep[k] += v
             keep = self._drop_wasted(keep, workers, progress)
             progress.log(f"size {size}: {len(keep)} pieces")
@@ -816,30 +829,28 @@ def _group_bytes(groups: List[Group]) -> int:
     return sum(len(c) for texts, _ in groups for c in texts)
 
 
-def _segment_counts(lattice: Lattice, texts: List[bytes], weights: List[int], n: int, workers: int) -> np.ndarray:
-    """sum over texts of weight x (number of times each piece is in its Viterbi split)."""
-    if not texts:
-        return np.zeros(n, dtype=np.int64)
-    step = 20000
+def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts) -> np.ndarray:
+    """sum over texts of weight x (number of times each piece is in its Viterbi split
+    with the unigram model pieces/logp), as int64 by piece index. texts is a PieceTable
+    (weights: its counts) or (list of bytes, weights).
 
-    def run(lo):
-        part = texts[lo:lo + step]
-        ids = lattice.encode_many(part, chunked=False)
-        lens = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lens.sum()))
-        w = np.repeat(np.asarray(weights[lo:lo + step], dtype=np.int64), lens)
-        return np.bincount(flat, weights=w, minlength=n)
-
-    starts = range(0, len(texts), step)
-    if workers > 1 and len(texts) > step:
-        with ThreadPoolExecutor(workers) as ex:
-            parts = list(ex.map(run, starts))
-    else:
-        parts = [run(s) for s in starts]
-    total = np.zeros(n, dtype=np.float64)
-    for p in parts:
-        total += p
-    return np.rint(total).astype(np.int64)
+    Two engines, same splits: the Lattice (slower to build, faster per byte) for a
+    PieceTable -- the pieces dropped by the first cut, several MB of long rare ones --
+    and a PieceSplitter for the re-segmentation of a vocabulary by itself."""
+    if isinstance(texts, _training.PieceTable):
+        texts, weights = texts.pieces_and_counts()
+        if not texts:
+            return np.zeros(len(pieces), dtype=np.int64)
+        lattice = Lattice(pieces, logp, np.arange(len(pieces)))
+        total = np.zeros(len(pieces), dtype=np.float64)
+        step = 20000        # slices: the token arrays of all dropped pieces at once are big
+        for lo in range(0, len(texts), step):
+            ids, offsets, _ = lattice.encode_many_flat(texts[lo:lo + step], chunked=False)
+            w = np.repeat(weights[lo:lo + step].astype(np.float64), np.diff(offsets))
+            total += np.bincount(ids, weights=w, minlength=len(pieces))
+        return np.rint(total).astype(np.int64)
+    texts, weights = texts
+    return _training.PieceSplitter(pieces, logp).counts(texts, np.asarray(weights, dtype=np.int64))
 
 
 def convert_to_bytepiece(pieces, path) -> None:

@@ -22,19 +22,32 @@
 #   decision: same scores (log c(k) - log c(k[:-1])), same additions, the first
 #   maximum wins, and the same behaviour when a whole column is -inf.
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.math cimport INFINITY, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, qsort, realloc
+from cpython.dict cimport PyDict_SetItem
 from libc.string cimport memcmp, memcpy, memset
 
+
+cdef extern from *:
+    void __builtin_prefetch(const void* addr) noexcept nogil
+
 import struct
+import sys
+
+cdef bint LITTLE_ENDIAN = sys.byteorder == "little"
 
 MAX_ORDER = 8
 cdef enum:
     C_MAX_ORDER = 8
 
 cdef uint64_t EMPTY_KEY = 0xFFFFFFFFFFFFFFFFULL
+cdef enum:
+    PF_AHEAD = 12      # the tagging Viterbi prefetches the n-grams of the byte this far ahead
+    PF_RING = 16       # a power of two > PF_AHEAD
+    PF_MASK = PF_RING - 1
 
 
 cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
@@ -63,9 +76,13 @@ cdef inline uint64_t hash_bytes(const uint8_t* p, Py_ssize_t n) noexcept nogil:
 # Counts keyed by uint64 (one table per n-gram length). count == 0 marks an
 # empty slot (stored counts are always >= 1).
 
+cdef struct CSlot:
+    uint64_t key
+    int64_t count
+
+
 cdef struct CountTable:
-    uint64_t* keys
-    int64_t* counts
+    CSlot* slots      # key and count side by side: one cache line per probe
     size_t cap        # a power of two, or 0
     size_t size
 
@@ -74,11 +91,9 @@ cdef int ct_init(CountTable* t, size_t cap) noexcept nogil:
     cdef size_t c = 16
     while c < cap:
         c <<= 1
-    t.keys = <uint64_t*>malloc(c * sizeof(uint64_t))
-    t.counts = <int64_t*>calloc(c, sizeof(int64_t))
-    if t.keys == NULL or t.counts == NULL:
-        free(t.keys); free(t.counts)
-        t.keys = NULL; t.counts = NULL; t.cap = 0; t.size = 0
+    t.slots = <CSlot*>calloc(c, sizeof(CSlot))
+    if t.slots == NULL:
+        t.cap = 0; t.size = 0
         return -1
     t.cap = c
     t.size = 0
@@ -86,18 +101,18 @@ cdef int ct_init(CountTable* t, size_t cap) noexcept nogil:
 
 
 cdef void ct_free(CountTable* t) noexcept nogil:
-    free(t.keys); free(t.counts)
-    t.keys = NULL; t.counts = NULL; t.cap = 0; t.size = 0
+    free(t.slots)
+    t.slots = NULL; t.cap = 0; t.size = 0
 
 
 cdef inline void ct_put_new(CountTable* t, uint64_t key, int64_t count) noexcept nogil:
     # key known to be absent and room known to exist
     cdef size_t mask = t.cap - 1
     cdef size_t i = mix64(key) & mask
-    while t.counts[i] != 0:
+    while t.slots[i].count != 0:
         i = (i + 1) & mask
-    t.keys[i] = key
-    t.counts[i] = count
+    t.slots[i].key = key
+    t.slots[i].count = count
     t.size += 1
 
 
@@ -107,8 +122,8 @@ cdef int ct_resize(CountTable* t, size_t cap) noexcept nogil:
     if ct_init(&n, cap) < 0:
         return -1
     for i in range(t.cap):
-        if t.counts[i] != 0:
-            ct_put_new(&n, t.keys[i], t.counts[i])
+        if t.slots[i].count != 0:
+            ct_put_new(&n, t.slots[i].key, t.slots[i].count)
     ct_free(t)
     t[0] = n
     return 0
@@ -121,13 +136,13 @@ cdef inline int ct_add(CountTable* t, uint64_t key, int64_t count) noexcept nogi
             return -1
     mask = t.cap - 1
     i = mix64(key) & mask
-    while t.counts[i] != 0:
-        if t.keys[i] == key:
-            t.counts[i] += count
+    while t.slots[i].count != 0:
+        if t.slots[i].key == key:
+            t.slots[i].count += count
             return 0
         i = (i + 1) & mask
-    t.keys[i] = key
-    t.counts[i] = count
+    t.slots[i].key = key
+    t.slots[i].count = count
     t.size += 1
     return 0
 
@@ -138,9 +153,9 @@ cdef inline int64_t ct_get(const CountTable* t, uint64_t key) noexcept nogil:
         return 0
     mask = t.cap - 1
     i = mix64(key) & mask
-    while t.counts[i] != 0:
-        if t.keys[i] == key:
-            return t.counts[i]
+    while t.slots[i].count != 0:
+        if t.slots[i].key == key:
+            return t.slots[i].count
         i = (i + 1) & mask
     return 0
 
@@ -150,13 +165,13 @@ cdef int ct_drop_below(CountTable* t, int64_t threshold) noexcept nogil:
     cdef CountTable n
     cdef size_t i, keep = 0
     for i in range(t.cap):
-        if t.counts[i] >= threshold:
+        if t.slots[i].count >= threshold:
             keep += 1
     if ct_init(&n, keep * 2 + 16) < 0:
         return -1
     for i in range(t.cap):
-        if t.counts[i] >= threshold:
-            ct_put_new(&n, t.keys[i], t.counts[i])
+        if t.slots[i].count >= threshold:
+            ct_put_new(&n, t.slots[i].key, t.slots[i].count)
     ct_free(t)
     t[0] = n
     return 0
@@ -172,6 +187,18 @@ cdef class NgramTable:
 
     ``budget`` (entries of length >= 2, 0 = unbounded) bounds the memory: see
     the module comment. Tables with the same order and budget merge.
+
+    While counting, a table is *compact* (unless made with compact=False): at
+    each position only the longest n-gram is counted -- the order-gram, or the
+    tail of the chunk when fewer bytes are left -- one hash update per byte
+    instead of order - 1. Every shorter n-gram occurrence is the prefix of
+    exactly one of those, so the full counts follow by adding each table into
+    the next shorter one, longest first (`_expand`, done once, when counts are
+    read, serialised with to_bytes, or merged with a full table). Compact tables
+    merge by plain addition. The memory budget keeps its meaning: while
+    (order - 1) x compact entries fits the budget the full table fits too and
+    nothing would be dropped; past that the table is expanded and counts on
+    the full way, so results never depend on the representation.
     """
     cdef readonly int order
     cdef readonly int64_t total          # count of the empty n-gram = number of bytes
@@ -179,16 +206,42 @@ cdef class NgramTable:
     cdef readonly int64_t pruned_below   # largest prune threshold used (0 = exact)
     cdef int64_t uni[256]
     cdef CountTable tabs[C_MAX_ORDER + 1]   # index = length (2..order used)
+    cdef readonly bint compact
 
-    def __cinit__(self, int order, int64_t budget=0):
+    def __cinit__(self, int order, int64_t budget=0, bint compact=True):
         if order < 1 or order > C_MAX_ORDER:
             raise ValueError(f"order must be between 1 and {C_MAX_ORDER}, not {order}")
         self.order = order
         self.budget = budget if budget > 0 else 0
         self.total = 0
         self.pruned_below = 0
+        self.compact = compact and order > 2
         memset(self.uni, 0, sizeof(self.uni))
         memset(self.tabs, 0, sizeof(self.tabs))
+
+    cdef int _expand(self) noexcept nogil:
+        """Compact -> full counts: add each length's counts into the prefixes one byte
+        shorter, longest first."""
+        cdef int L
+        cdef size_t i
+        cdef uint64_t mask
+        cdef CountTable* t
+        if not self.compact:
+            return 0
+        for L in range(self.order, 2, -1):
+            t = &self.tabs[L]
+            mask = (1ULL << (8 * (L - 1))) - 1
+            for i in range(t.cap):
+                if t.slots[i].count:
+                    if ct_add(&self.tabs[L - 1], t.slots[i].key & mask, t.slots[i].count) < 0:
+                        return -1
+        self.compact = False
+        return 0
+
+    cdef int expand(self) except -1:
+        if self._expand() < 0:
+            raise MemoryError()
+        return 0
 
     def __dealloc__(self):
         cdef int L
@@ -204,6 +257,7 @@ cdef class NgramTable:
 
     def __len__(self):
         """Distinct n-grams of lengths 1..order."""
+        self.expand()
         return self._entries() + sum(1 for b in range(256) if self.uni[b])
 
     @property
@@ -223,7 +277,15 @@ cdef class NgramTable:
         cdef int L
         cdef size_t i
         cdef int HMAX = 1 << 16
-        if self.budget == 0 or n <= <size_t>self.budget:
+        if self.budget == 0:
+            return 0
+        if self.compact:
+            if <size_t>(self.order - 1) * n <= <size_t>self.budget:
+                return 0        # the full table has at most (order - 1) x n entries
+            if self._expand() < 0:
+                return -1
+            n = self._entries()
+        if n <= <size_t>self.budget:
             return 0
         target = <size_t>(self.budget // 2)
         hist = <int64_t*>calloc(HMAX + 1, sizeof(int64_t))
@@ -231,7 +293,7 @@ cdef class NgramTable:
             return -1
         for L in range(2, self.order + 1):
             for i in range(self.tabs[L].cap):
-                c = self.tabs[L].counts[i]
+                c = self.tabs[L].slots[i].count
                 if c:
                     hist[c if c < HMAX else HMAX] += 1
         # smallest threshold t such that entries with count >= t fit the target
@@ -249,11 +311,23 @@ cdef class NgramTable:
         return 0
 
     cdef int _count_chunk(self, const uint8_t* x, Py_ssize_t n) noexcept nogil:
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, j
         cdef int L, top
         cdef uint64_t key
+        if self.compact:
+            return self._count_chunk_compact(x, n)
         self.total += n
         for i in range(n):
+            # prefetch the slots of the n-grams starting PF_AHEAD bytes ahead (a hint:
+            # a table that grows meanwhile only makes it useless)
+            j = i + PF_AHEAD
+            if j < n:
+                key = x[j]
+                top = self.order if j + self.order <= n else <int>(n - j)
+                for L in range(2, top + 1):
+                    key |= (<uint64_t>x[j + L - 1]) << (8 * (L - 1))
+                    if self.tabs[L].cap:
+                        __builtin_prefetch(&self.tabs[L].slots[mix64(key) & (self.tabs[L].cap - 1)])
             self.uni[x[i]] += 1
             key = x[i]
             top = self.order if i + self.order <= n else <int>(n - i)
@@ -261,6 +335,40 @@ cdef class NgramTable:
                 key |= (<uint64_t>x[i + L - 1]) << (8 * (L - 1))
                 if ct_add(&self.tabs[L], key, 1) < 0:
                     return -1
+        return 0
+
+    cdef int _count_chunk_compact(self, const uint8_t* x, Py_ssize_t n) noexcept nogil:
+        """The longest n-gram at each position (see the class comment)."""
+        cdef Py_ssize_t i, j
+        cdef int L, t, order = self.order
+        cdef uint64_t key
+        cdef uint64_t mask = 0xFFFFFFFFFFFFFFFFULL if order == 8 else (1ULL << (8 * order)) - 1
+        cdef CountTable* full = &self.tabs[order]
+        self.total += n
+        for i in range(n):
+            self.uni[x[i]] += 1
+        for i in range(n - order + 1 if n >= order else 0):
+            j = i + PF_AHEAD
+            if LITTLE_ENDIAN and j + 8 <= n and full.cap:
+                memcpy(&key, x + j, 8)
+                __builtin_prefetch(&full.slots[mix64(key & mask) & (full.cap - 1)])
+            if LITTLE_ENDIAN and i + 8 <= n:
+                memcpy(&key, x + i, 8)      # the packing used everywhere here
+                key &= mask
+            else:
+                key = 0
+                for t in range(order):
+                    key |= (<uint64_t>x[i + t]) << (8 * t)
+            if ct_add(full, key, 1) < 0:
+                return -1
+        # the tails: fewer than order bytes left
+        for i in range(n - order + 1 if n >= order else 0, n - 1):
+            L = <int>(n - i)
+            key = 0
+            for t in range(L):
+                key |= (<uint64_t>x[i + t]) << (8 * t)
+            if ct_add(&self.tabs[L], key, 1) < 0:
+                return -1
         return 0
 
     def count(self, list chunks):
@@ -300,6 +408,9 @@ cdef class NgramTable:
         cdef int b
         if other.order != self.order:
             raise ValueError(f"cannot merge n-gram tables of order {self.order} and {other.order}")
+        if self.compact != other.compact:     # compact tables add up; otherwise both full
+            self.expand()
+            other.expand()
         with nogil:
             self.total += other.total
             for b in range(256):
@@ -310,8 +421,8 @@ cdef class NgramTable:
                     if rc < 0:
                         break
                 for i in range(other.tabs[L].cap):
-                    if other.tabs[L].counts[i]:
-                        rc = ct_add(&self.tabs[L], other.tabs[L].keys[i], other.tabs[L].counts[i])
+                    if other.tabs[L].slots[i].count:
+                        rc = ct_add(&self.tabs[L], other.tabs[L].slots[i].key, other.tabs[L].slots[i].count)
                         if rc < 0:
                             break
                 if rc < 0:
@@ -334,6 +445,7 @@ cdef class NgramTable:
             return 0
         if n == 1:
             return self.uni[ngram[0]]
+        self.expand()
         for t in range(n):
             key |= (<uint64_t>ngram[t]) << (8 * t)
         return ct_get(&self.tabs[n], key)
@@ -350,11 +462,12 @@ cdef class NgramTable:
             return [(bytes([b]), self.uni[b]) for b in range(256) if self.uni[b]]
         if length < 0 or length > self.order:
             return []
+        self.expand()
         for i in range(self.tabs[length].cap):
-            if self.tabs[length].counts[i]:
-                k = self.tabs[length].keys[i]
+            if self.tabs[length].slots[i].count:
+                k = self.tabs[length].slots[i].key
                 out.append((bytes([(k >> (8 * t)) & 255 for t in range(length)]),
-                            self.tabs[length].counts[i]))
+                            self.tabs[length].slots[i].count))
         out.sort()
         return out
 
@@ -370,10 +483,11 @@ cdef class NgramTable:
         cdef uint8_t b
         cdef bint ok
         cdef uint8_t buf[8]
+        self.expand()
         # first pass: how many
         for L in range(2, self.order + 1):
             for i in range(self.tabs[L].cap):
-                if self.tabs[L].counts[i] >= min_count and self.tabs[L].counts[i] > 0:
+                if self.tabs[L].slots[i].count >= min_count and self.tabs[L].slots[i].count > 0:
                     n += 1
         keys_a = np.empty(n, dtype=np.uint64)
         lens_a = np.empty(n, dtype=np.int64)
@@ -384,9 +498,9 @@ cdef class NgramTable:
         n = 0
         for L in range(2, self.order + 1):
             for i in range(self.tabs[L].cap):
-                if self.tabs[L].counts[i] < min_count or self.tabs[L].counts[i] == 0:
+                if self.tabs[L].slots[i].count < min_count or self.tabs[L].slots[i].count == 0:
                     continue
-                k = self.tabs[L].keys[i]
+                k = self.tabs[L].slots[i].key
                 ok = True
                 need = 0
                 for t in range(L):
@@ -410,7 +524,7 @@ cdef class NgramTable:
                 if ok and need == 0:
                     kv[n] = k
                     lv[n] = L
-                    cv[n] = self.tabs[L].counts[i]
+                    cv[n] = self.tabs[L].slots[i].count
                     n += 1
         keys_a, lens_a, counts_a = keys_a[:n], lens_a[:n], counts_a[:n]
         # best first: score desc, then length, then packed key (a total order)
@@ -426,8 +540,17 @@ cdef class NgramTable:
 
     # -- serialisation -------------------------------------------------------
     def to_bytes(self):
-        """A self-contained byte string; NgramTable.from_bytes rebuilds the table."""
-        cdef list parts = [struct.pack("<8sqqqq", b"BPNGRAM1", self.order, self.total, self.budget,
+        """A self-contained byte string of the full counts; NgramTable.from_bytes rebuilds
+        the table."""
+        self.expand()
+        return self._serialise(b"BPNGRAM1")
+
+    def __reduce__(self):
+        # pickling (between processes) keeps a compact table compact: half the bytes
+        return (NgramTable.from_bytes, (self._serialise(b"BPNGRAMC" if self.compact else b"BPNGRAM1"),))
+
+    def _serialise(self, bytes magic):
+        cdef list parts = [struct.pack("<8sqqqq", magic, self.order, self.total, self.budget,
                                        self.pruned_below)]
         cdef int L
         cdef size_t i, j
@@ -449,9 +572,9 @@ cdef class NgramTable:
     cdef void _dump(self, int L, uint64_t[::1] keys, int64_t[::1] counts):
         cdef size_t i, j = 0
         for i in range(self.tabs[L].cap):
-            if self.tabs[L].counts[i]:
-                keys[j] = self.tabs[L].keys[i]
-                counts[j] = self.tabs[L].counts[i]
+            if self.tabs[L].slots[i].count:
+                keys[j] = self.tabs[L].slots[i].key
+                counts[j] = self.tabs[L].slots[i].count
                 j += 1
 
     @staticmethod
@@ -459,9 +582,9 @@ cdef class NgramTable:
         import numpy as np
         data = bytes(data)
         magic, order, total, budget, pruned = struct.unpack_from("<8sqqqq", data, 0)
-        if magic != b"BPNGRAM1":
+        if magic != b"BPNGRAM1" and magic != b"BPNGRAMC":
             raise ValueError("not a serialised NgramTable")
-        cdef NgramTable t = NgramTable(order, budget)
+        cdef NgramTable t = NgramTable(order, budget, magic == b"BPNGRAMC")
         cdef Py_ssize_t off = 40, n, i
         cdef int L
         t.total = total
@@ -485,13 +608,10 @@ cdef class NgramTable:
                 ct_put_new(&t.tabs[L], kv[i], cv[i])
         return t
 
-    def __reduce__(self):
-        return (NgramTable.from_bytes, (self.to_bytes(),))
 
-
-def count_ngrams_block(list chunks, int order, int64_t budget=0):
+def count_ngrams_block(list chunks, int order, int64_t budget=0, bint compact=True):
     """Map step: the NgramTable of a block of chunks (list of bytes)."""
-    cdef NgramTable t = NgramTable(order, budget)
+    cdef NgramTable t = NgramTable(order, budget, compact)
     t.count(chunks)
     return t
 
@@ -500,21 +620,39 @@ def count_ngrams_block(list chunks, int order, int64_t budget=0):
 # Conditional log-probabilities log P(last byte | previous bytes), as 0.6.3's
 # prune_ngrams computes them.
 
+cdef struct PSlotD:
+    uint64_t key      # EMPTY_KEY = free slot
+    double val
+
+
 cdef struct ProbTable:
-    uint64_t* keys
-    double* vals
-    uint8_t* used
+    # key and value side by side: one cache line per probe. A packed n-gram of
+    # length < 8 never equals EMPTY_KEY; the one 8-gram that does (eight 0xFF
+    # bytes) is kept aside in ones_val.
+    PSlotD* slots
     size_t cap
+    double ones_val   # -inf when absent
+
+
+cdef inline size_t pt_slot(const ProbTable* t, uint64_t key) noexcept nogil:
+    return mix64(key) & (t.cap - 1)
+
+
+cdef inline double pt_get_at(const ProbTable* t, uint64_t key, size_t i) noexcept nogil:
+    cdef size_t mask = t.cap - 1
+    if key == EMPTY_KEY:
+        return t.ones_val
+    while t.slots[i].key != EMPTY_KEY:
+        if t.slots[i].key == key:
+            return t.slots[i].val
+        i = (i + 1) & mask
+    return -INFINITY
 
 
 cdef inline double pt_get(const ProbTable* t, uint64_t key) noexcept nogil:
-    cdef size_t mask = t.cap - 1
-    cdef size_t i = mix64(key) & mask
-    while t.used[i]:
-        if t.keys[i] == key:
-            return t.vals[i]
-        i = (i + 1) & mask
-    return -INFINITY
+    if t.cap == 0:
+        return -INFINITY
+    return pt_get_at(t, key, pt_slot(t, key))
 
 
 cdef class NgramModel:
@@ -528,35 +666,60 @@ cdef class NgramModel:
     cdef double uni[256]
     cdef ProbTable tabs[C_MAX_ORDER + 1]
     cdef readonly Py_ssize_t size
+    # True when the suffix of every n-gram present is present too (always so for a
+    # model made of counts: a suffix is counted at least as often, and the budget
+    # drops by a count threshold); the tagging Viterbi then stops looking up
+    # longer n-grams ending at a byte after the first miss.
+    cdef readonly bint suffix_closed
 
     def __cinit__(self):
         memset(self.tabs, 0, sizeof(self.tabs))
+        self.suffix_closed = False
+
+    cdef void _check_closed(self) noexcept nogil:
+        cdef int L
+        cdef size_t i
+        cdef const ProbTable* t
+        for L in range(3, self.order + 1):
+            t = &self.tabs[L]
+            for i in range(t.cap):
+                if t.slots[i].key != EMPTY_KEY and pt_get(&self.tabs[L - 1], t.slots[i].key >> 8) == -INFINITY:
+                    self.suffix_closed = False
+                    return
+            if t.ones_val != -INFINITY and pt_get(&self.tabs[L - 1], EMPTY_KEY >> 8) == -INFINITY:
+                self.suffix_closed = False
+                return
+        self.suffix_closed = True
 
     def __dealloc__(self):
         cdef int L
         for L in range(C_MAX_ORDER + 1):
-            free(self.tabs[L].keys); free(self.tabs[L].vals); free(self.tabs[L].used)
+            free(self.tabs[L].slots)
 
     cdef int _alloc(self, int L, size_t n) except -1:
         cdef size_t c = 16
         while c * 2 < n * 3:      # load factor at most 2/3
             c <<= 1
-        self.tabs[L].keys = <uint64_t*>malloc(c * sizeof(uint64_t))
-        self.tabs[L].vals = <double*>malloc(c * sizeof(double))
-        self.tabs[L].used = <uint8_t*>calloc(c, 1)
-        if self.tabs[L].keys == NULL or self.tabs[L].vals == NULL or self.tabs[L].used == NULL:
+        cdef size_t i
+        self.tabs[L].slots = <PSlotD*>malloc(c * sizeof(PSlotD))
+        if self.tabs[L].slots == NULL:
             raise MemoryError()
+        for i in range(c):
+            self.tabs[L].slots[i].key = EMPTY_KEY
         self.tabs[L].cap = c
+        self.tabs[L].ones_val = -INFINITY
         return 0
 
     cdef void _put(self, int L, uint64_t key, double v) noexcept nogil:
         cdef size_t mask = self.tabs[L].cap - 1
         cdef size_t i = mix64(key) & mask
-        while self.tabs[L].used[i]:
+        if key == EMPTY_KEY:
+            self.tabs[L].ones_val = v
+            return
+        while self.tabs[L].slots[i].key != EMPTY_KEY:
             i = (i + 1) & mask
-        self.tabs[L].used[i] = 1
-        self.tabs[L].keys[i] = key
-        self.tabs[L].vals[i] = v
+        self.tabs[L].slots[i].key = key
+        self.tabs[L].slots[i].val = v
 
     @staticmethod
     def from_table(NgramTable table, int64_t min_count):
@@ -568,6 +731,7 @@ cdef class NgramModel:
         cdef uint64_t key, mask
         cdef const CountTable* ct
         cdef const CountTable* prev
+        table.expand()
         m.order = table.order
         m.size = 256
         for b in range(256):
@@ -581,14 +745,14 @@ cdef class NgramModel:
             ct = &table.tabs[L]
             n = 0
             for i in range(ct.cap):
-                if ct.counts[i] >= min_count and ct.counts[i] > 0:
+                if ct.slots[i].count >= min_count and ct.slots[i].count > 0:
                     n += 1
             m._alloc(L, n)
             mask = (1ULL << (8 * (L - 1))) - 1
             for i in range(ct.cap):
-                c = ct.counts[i]
+                c = ct.slots[i].count
                 if c >= min_count and c > 0:
-                    key = ct.keys[i]
+                    key = ct.slots[i].key
                     if L == 2:
                         cp = uni[key & 255]
                     else:
@@ -597,6 +761,7 @@ cdef class NgramModel:
                         continue     # prefix lost to the memory budget
                     m._put(L, key, log(<double>c) - log(<double>cp))
                     m.size += 1
+        m._check_closed()
         return m
 
     def logprob(self, bytes ngram):
@@ -618,13 +783,36 @@ cdef class NgramModel:
         cdef int L
         cdef size_t i
         for L in range(2, self.order + 1):
-            used = np.asarray(<uint8_t[:self.tabs[L].cap]>self.tabs[L].used).astype(bool)
-            keys = np.asarray(<uint64_t[:self.tabs[L].cap]>self.tabs[L].keys)[used]
-            vals = np.asarray(<double[:self.tabs[L].cap]>self.tabs[L].vals)[used]
+            keys, vals = self._dump(L)
             parts.append(struct.pack("<q", len(keys)))
             parts.append(keys.astype("<u8").tobytes())
             parts.append(vals.astype("<f8").tobytes())
         return b"".join(parts)
+
+    def _dump(self, int L):
+        """(keys, values) of the n-grams of length L, in slot order (numpy arrays)."""
+        import numpy as np
+        cdef const ProbTable* t = &self.tabs[L]
+        cdef size_t i, n = 0
+        for i in range(t.cap):
+            if t.slots[i].key != EMPTY_KEY:
+                n += 1
+        if t.ones_val != -INFINITY:
+            n += 1
+        keys = np.empty(n, dtype=np.uint64)
+        vals = np.empty(n, dtype=np.float64)
+        cdef uint64_t[::1] kv = keys
+        cdef double[::1] vv = vals
+        n = 0
+        for i in range(t.cap):
+            if t.slots[i].key != EMPTY_KEY:
+                kv[n] = t.slots[i].key
+                vv[n] = t.slots[i].val
+                n += 1
+        if t.ones_val != -INFINITY:
+            kv[n] = EMPTY_KEY
+            vv[n] = t.ones_val
+        return keys, vals
 
     @staticmethod
     def from_bytes(data):
@@ -655,34 +843,71 @@ cdef class NgramModel:
             for i in range(n):
                 m._put(L, kv[i], vv[i])
             m.size += n
+        m._check_closed()
         return m
 
     def __reduce__(self):
         return (NgramModel.from_bytes, (self.to_bytes(),))
 
     # -- the tagging Viterbi ---------------------------------------------------
+    cdef inline void _start_probes(self, const uint8_t* x, Py_ssize_t j, uint64_t* keys,
+                                   size_t* slot) noexcept nogil:
+        """Keys and home slots of the n-grams of lengths 2..order ending at byte j, and
+        a prefetch of each slot."""
+        cdef int b, top = self.order - 1 if j >= self.order - 1 else <int>j
+        cdef uint64_t key = x[j]
+        for b in range(1, top + 1):
+            key = (key << 8) | x[j - b]
+            keys[b] = key
+            slot[b] = pt_slot(&self.tabs[b + 1], key)
+            __builtin_prefetch(&self.tabs[b + 1].slots[slot[b]])
+
     cdef Py_ssize_t _tag(self, const uint8_t* x, Py_ssize_t n, bint ensure_unicode,
                          double* prev, double* cur, double* node, uint8_t* routes,
                          int32_t* starts) noexcept nogil:
         """Piece start positions of one chunk into starts (followed by n); returns how many
         pieces. routes holds n * order bytes."""
-        cdef int order = self.order, a, b, best_a, st
+        cdef int order = self.order, a, b, best_a, st, top
         cdef Py_ssize_t i, m
         cdef uint64_t key
+        cdef uint64_t keys[PF_RING][C_MAX_ORDER]
+        cdef size_t slot[PF_RING][C_MAX_ORDER]
+        cdef bint closed = self.suffix_closed
         cdef double s, best
         cdef double* tmp
         if n == 0:
             return 0
+        if closed:
+            for i in range(min(n, PF_AHEAD)):
+                self._start_probes(x, i, keys[i & PF_MASK], slot[i & PF_MASK])
         for i in range(n):
-            # node scores of byte i in each state
+            # node scores of byte i in each state: log P(x[i] | the b bytes before it)
             node[0] = self.uni[x[i]]
+            top = order - 1 if i >= order - 1 else <int>i
             key = x[i]
-            for b in range(1, order):
-                if b > i:
+            if closed:
+                # the n-grams ending at i, shortest first; none is present after
+                # the first that is missing, so stop there. The probes of byte
+                # i + PF_AHEAD were started (prefetched) PF_AHEAD bytes ago.
+                if i + PF_AHEAD < n:
+                    self._start_probes(x, i + PF_AHEAD, keys[(i + PF_AHEAD) & PF_MASK],
+                                       slot[(i + PF_AHEAD) & PF_MASK])
+                b = 1
+                while b <= top:
+                    node[b] = pt_get_at(&self.tabs[b + 1], keys[i & PF_MASK][b], slot[i & PF_MASK][b])
+                    if node[b] == -INFINITY:
+                        break
+                    b += 1
+                while b < order:
                     node[b] = -INFINITY
-                    continue
-                key = (key << 8) | x[i - b]
-                node[b] = pt_get(&self.tabs[b + 1], key)
+                    b += 1
+            else:
+                for b in range(1, order):
+                    if b > top:
+                        node[b] = -INFINITY
+                        continue
+                    key = (key << 8) | x[i - b]
+                    node[b] = pt_get(&self.tabs[b + 1], key)
             if ensure_unicode and x[i] >= 128 and x[i] < 192:
                 node[0] = -INFINITY
             if i == 0:
@@ -757,6 +982,48 @@ cdef struct PSlot:
     int64_t count      # 0 = empty
     int64_t offset     # into the arena
     int64_t length
+
+
+cdef inline void put_le64(uint8_t* q, int64_t v) noexcept nogil:
+    cdef int t
+    cdef uint64_t u = <uint64_t>v
+    for t in range(8):
+        q[t] = (u >> (8 * t)) & 255
+
+
+cdef inline int64_t get_le64(const uint8_t* p) noexcept nogil:
+    cdef int t
+    cdef uint64_t u = 0
+    for t in range(8):
+        u |= (<uint64_t>p[t]) << (8 * t)
+    return <int64_t>u
+
+
+cdef struct PieceRef:
+    uint64_t head     # the first 8 bytes, big-endian, zero-padded: most comparisons end here
+    const uint8_t* p
+    int64_t length
+    int64_t count
+
+
+cdef inline uint64_t head_of(const uint8_t* p, int64_t n) noexcept nogil:
+    cdef uint64_t h = 0
+    cdef int t
+    for t in range(8):
+        h = (h << 8) | (p[t] if t < n else 0)
+    return h
+
+
+cdef int cmp_piece_ref(const void* a, const void* b) noexcept nogil:
+    cdef const PieceRef* x = <const PieceRef*>a
+    cdef const PieceRef* y = <const PieceRef*>b
+    if x.head != y.head:
+        return -1 if x.head < y.head else 1
+    cdef int64_t n = x.length if x.length < y.length else y.length
+    cdef int c = memcmp(x.p, y.p, n) if n > 0 else 0
+    if c != 0:
+        return c
+    return (x.length > y.length) - (x.length < y.length)
 
 
 cdef class PieceTable:
@@ -870,46 +1137,147 @@ cdef class PieceTable:
             raise MemoryError()
         return self
 
+    cdef size_t _sorted(self, int64_t min_count, PieceRef** out) noexcept nogil:
+        """The entries with count >= min_count, sorted by bytes (as Python sorts bytes),
+        into a new array (*out, to free; NULL if out of memory)."""
+        cdef size_t i, n = 0
+        cdef PieceRef* refs = <PieceRef*>malloc((self.size + 1) * sizeof(PieceRef))
+        out[0] = refs
+        if refs == NULL:
+            return 0
+        for i in range(self.cap):
+            if self.slots[i].count >= min_count and self.slots[i].count > 0:
+                refs[n].p = self.arena + self.slots[i].offset
+                refs[n].length = self.slots[i].length
+                refs[n].head = head_of(refs[n].p, refs[n].length)
+                refs[n].count = self.slots[i].count
+                n += 1
+        qsort(refs, n, sizeof(PieceRef), cmp_piece_ref)
+        return n
+
     def items(self, int64_t min_count=1):
         """(piece, count) pairs with count >= min_count, sorted by piece bytes."""
-        cdef list out = []
-        cdef size_t i
-        if min_count < 1:
-            min_count = 1
-        for i in range(self.cap):
-            if self.slots[i].count >= min_count:
-                out.append((PyBytes_FromStringAndSize(<char*>self.arena + self.slots[i].offset,
-                                                      self.slots[i].length),
-                            self.slots[i].count))
-        out.sort()
-        return out
+        cdef PieceRef* refs
+        cdef size_t i, n
+        with nogil:
+            n = self._sorted(min_count, &refs)
+        if refs == NULL:
+            raise MemoryError()
+        try:
+            return [(PyBytes_FromStringAndSize(<char*>refs[i].p, refs[i].length), refs[i].count)
+                    for i in range(n)]
+        finally:
+            free(refs)
 
     def to_dict(self, int64_t min_count=1):
-        return dict(self.items(min_count))
+        """{piece: count} for count >= min_count, in order of piece bytes."""
+        cdef PieceRef* refs
+        cdef size_t i, n
+        cdef dict out = {}
+        with nogil:
+            n = self._sorted(min_count, &refs)
+        if refs == NULL:
+            raise MemoryError()
+        try:
+            for i in range(n):
+                PyDict_SetItem(out, PyBytes_FromStringAndSize(<char*>refs[i].p, refs[i].length),
+                               refs[i].count)
+        finally:
+            free(refs)
+        return out
 
-    def to_bytes(self):
-        cdef list parts = [struct.pack("<8sq", b"BPPIECE1", self.size)]
-        cdef size_t i
+    def pieces_and_counts(self):
+        """(list of pieces, int64 numpy array of their counts), in no particular order."""
+        import numpy as np
+        cdef list pieces = []
+        counts = np.empty(self.size, dtype=np.int64)
+        cdef int64_t[::1] cv = counts
+        cdef size_t i, k = 0
         for i in range(self.cap):
             if self.slots[i].count:
-                parts.append(struct.pack("<qq", self.slots[i].count, self.slots[i].length))
-                parts.append(PyBytes_FromStringAndSize(<char*>self.arena + self.slots[i].offset,
-                                                       self.slots[i].length))
-        return b"".join(parts)
+                pieces.append(PyBytes_FromStringAndSize(<char*>self.arena + self.slots[i].offset,
+                                                        self.slots[i].length))
+                cv[k] = self.slots[i].count
+                k += 1
+        return pieces, counts
+
+    def partition(self, int64_t min_count, int64_t max_length):
+        """0.6.3's first pruning cut: (keep, drop). keep is {piece: count} of the pieces
+        seen at least min_count times and no longer than max_length, and of every
+        single byte, in order of bytes, then the single bytes never seen (count 1);
+        drop is a PieceTable of the other pieces."""
+        cdef PieceRef* refs
+        cdef size_t i, n
+        cdef dict keep = {}
+        cdef PieceTable drop = PieceTable()
+        cdef bint seen[256]
+        cdef int rc = 0
+        memset(seen, 0, sizeof(seen))
+        with nogil:
+            n = self._sorted(1, &refs)
+        if refs == NULL:
+            raise MemoryError()
+        try:
+            for i in range(n):
+                if refs[i].length == 1 or (refs[i].length <= max_length and refs[i].count >= min_count):
+                    PyDict_SetItem(keep, PyBytes_FromStringAndSize(<char*>refs[i].p, refs[i].length),
+                                   refs[i].count)
+                    if refs[i].length == 1:
+                        seen[refs[i].p[0]] = True
+                elif drop.add_raw(refs[i].p, refs[i].length, refs[i].count,
+                                  hash_bytes(refs[i].p, refs[i].length)) < 0:
+                    raise MemoryError()
+        finally:
+            free(refs)
+        for i in range(256):
+            if not seen[i]:
+                keep[bytes([i])] = 1
+        return keep, drop
+
+    def to_bytes(self):
+        """BPPIECE1: magic, number of entries, then per entry (count, length) as
+        little-endian int64 and the bytes. Written in C (it also carries tables
+        between processes)."""
+        cdef size_t i, total = 16
+        cdef char* out
+        cdef uint8_t* q
+        for i in range(self.cap):
+            if self.slots[i].count:
+                total += 16 + <size_t>self.slots[i].length
+        result = PyBytes_FromStringAndSize(NULL, total)
+        out = PyBytes_AS_STRING(result)
+        memcpy(out, b"BPPIECE1", 8)
+        q = <uint8_t*>out + 8
+        put_le64(q, <int64_t>self.size)
+        q += 8
+        for i in range(self.cap):
+            if self.slots[i].count:
+                put_le64(q, self.slots[i].count)
+                put_le64(q + 8, self.slots[i].length)
+                q += 16
+                if self.slots[i].length:
+                    memcpy(q, self.arena + self.slots[i].offset, self.slots[i].length)
+                q += self.slots[i].length
+        return result
 
     @staticmethod
     def from_bytes(data):
         data = bytes(data)
-        magic, n = struct.unpack_from("<8sq", data, 0)
-        if magic != b"BPPIECE1":
-            raise ValueError("not a serialised PieceTable")
-        cdef PieceTable t = PieceTable()
-        cdef Py_ssize_t off = 16, i, length
-        cdef int64_t count
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data), off = 16, i, n
         cdef const uint8_t* base = <const uint8_t*>PyBytes_AS_STRING(data)
+        cdef int64_t count, length
+        if size < 16 or memcmp(base, b"BPPIECE1", 8) != 0:
+            raise ValueError("not a serialised PieceTable")
+        n = get_le64(base + 8)
+        cdef PieceTable t = PieceTable()
         for i in range(n):
-            count, length = struct.unpack_from("<qq", data, off)
+            if off + 16 > size:
+                raise ValueError("truncated PieceTable")
+            count = get_le64(base + off)
+            length = get_le64(base + off + 8)
             off += 16
+            if length < 0 or off + length > size:
+                raise ValueError("truncated PieceTable")
             if t.add_raw(base + off, length, count, hash_bytes(base + off, length)) < 0:
                 raise MemoryError()
             off += length
@@ -979,3 +1347,262 @@ def count_pieces_block(list chunks, NgramModel model, bint ensure_unicode=True,
         return table, pairs
     return table
 
+
+
+# ---------------------------------------------------------------------------
+# Re-segmenting pieces with a unigram vocabulary (0.6.3's pruning stage): the
+# Viterbi split of each text, weighted piece counts summed in C, no Python
+# object per text. Same decisions as _lattice's Viterbi: for each end e, the
+# pieces x[s:e] are relaxed shortest first and `>=` lets the longest win ties.
+
+cdef inline size_t trie_home(uint64_t key) noexcept nogil:
+    # (node << 8 | byte): a cheap multiplicative hash of the node plus the byte, so
+    # the children of a node sit side by side (few cache lines per walk step).
+    return <size_t>((((key >> 8) * 0x9E3779B97F4A7C15ULL) >> 24) + (key & 255))
+
+
+@cython.final
+cdef class PieceSplitter:
+    """Viterbi splits over a vocabulary of pieces with log-probabilities.
+
+    ``counts(texts, weights)`` (or ``count_table(table)``, the pieces of a
+    PieceTable weighted by their counts) returns, for each vocabulary piece
+    (by index), the sum of weight x (times it appears in a text's best split),
+    as int64. The vocabulary must hold all 256 single bytes, as a Lattice.
+    """
+    # The trie of reversed pieces. Nodes 1..256 are the single bytes (node 1 + b),
+    # their children are found in the dense array `second` (256 x 256), deeper
+    # nodes through the hash table `deep`: a slot packs node (28 bits), byte and
+    # child (28 bits) in 8 bytes, 0 = free, at most half full. Node 0 is the root.
+    cdef int32_t* second
+    cdef uint64_t* deep
+    cdef size_t deep_cap, deep_size
+    cdef int32_t* value       # node -> piece index, or -1
+    cdef int32_t nodes
+    cdef double* logp
+    cdef readonly Py_ssize_t num_pieces
+    cdef object _logp_ref
+
+    def __cinit__(self):
+        self.second = NULL
+        self.deep = NULL
+        self.deep_cap = self.deep_size = 0
+        self.value = NULL
+        self.logp = NULL
+
+    def __dealloc__(self):
+        free(self.second)
+        free(self.deep)
+        free(self.value)
+
+    cdef inline int32_t _child(self, int32_t node, uint8_t b) noexcept nogil:
+        cdef uint64_t key
+        cdef size_t i, mask
+        if node == 0:
+            return 1 + b
+        if node <= 256:
+            return self.second[(node - 1) * 256 + b]
+        key = (<uint64_t>node << 8) | b
+        mask = self.deep_cap - 1
+        i = trie_home(key) & mask
+        while self.deep[i]:
+            if (self.deep[i] >> 28) == key:
+                return <int32_t>(self.deep[i] & 0xFFFFFFF)
+            i = (i + 1) & mask
+        return 0
+
+    cdef int _add_child(self, int32_t node, uint8_t b, int32_t child) noexcept nogil:
+        cdef uint64_t key
+        cdef size_t i, mask
+        if node <= 256:
+            self.second[(node - 1) * 256 + b] = child
+            return 0
+        cdef uint64_t* old
+        cdef size_t j, old_cap
+        if (self.deep_size + 1) * 2 > self.deep_cap:
+            old = self.deep
+            old_cap = self.deep_cap
+            self.deep = <uint64_t*>calloc(old_cap * 2, sizeof(uint64_t))
+            if self.deep == NULL:
+                self.deep = old
+                return -1
+            self.deep_cap = old_cap * 2
+            mask = self.deep_cap - 1
+            for j in range(old_cap):
+                if old[j]:
+                    i = trie_home(old[j] >> 28) & mask
+                    while self.deep[i]:
+                        i = (i + 1) & mask
+                    self.deep[i] = old[j]
+            free(old)
+        key = (<uint64_t>node << 8) | b
+        mask = self.deep_cap - 1
+        i = trie_home(key) & mask
+        while self.deep[i]:
+            i = (i + 1) & mask
+        self.deep[i] = (key << 28) | <uint64_t>child
+        self.deep_size += 1
+        return 0
+
+    def __init__(self, list pieces, logprobs):
+        import numpy as np
+        cdef Py_ssize_t n = len(pieces), i, j, L, total = 0
+        cdef bytes p
+        cdef const uint8_t* x
+        cdef int32_t node, cap
+        cdef uint64_t key
+        cdef int32_t child
+        cdef int singles = 0
+        lp = np.ascontiguousarray(logprobs, dtype=np.float64)
+        if lp.shape[0] != n:
+            raise ValueError("pieces and logprobs must have the same length")
+        if n and (not np.all(np.isfinite(lp)) or np.any(lp > 0)):
+            raise ValueError("log-probabilities must be finite and <= 0")
+        for i in range(n):
+            total += len(<bytes>pieces[i])
+        if total + 257 >= (1 << 28):
+            raise ValueError("pieces too long in all (at most 2**28 bytes)")
+        cap = <int32_t>(total + 257)
+        self.value = <int32_t*>malloc(cap * sizeof(int32_t))
+        self.second = <int32_t*>calloc(256 * 256, sizeof(int32_t))
+        self.deep_cap = 1024
+        self.deep = <uint64_t*>calloc(self.deep_cap, sizeof(uint64_t))
+        if self.value == NULL or self.second == NULL or self.deep == NULL:
+            raise MemoryError()
+        for j in range(257):
+            self.value[j] = -1
+        self.nodes = 257
+        for i in range(n):
+            p = pieces[i]
+            L = len(p)
+            if L == 0:
+                raise ValueError("pieces must not be empty")
+            x = <const uint8_t*>PyBytes_AS_STRING(p)
+            node = 0
+            for j in range(L - 1, -1, -1):        # the trie of reversed pieces
+                child = self._child(node, x[j])
+                if child == 0:
+                    child = self.nodes
+                    self.value[child] = -1
+                    self.nodes += 1
+                    if self._add_child(node, x[j], child) < 0:
+                        raise MemoryError()
+                node = child
+            if self.value[node] >= 0:
+                raise ValueError("a piece appears twice")
+            self.value[node] = <int32_t>i
+            singles += L == 1
+        if singles != 256:
+            raise ValueError(f"all 256 single bytes must be pieces ({256 - singles} missing)")
+        self._logp_ref = lp
+        cdef double[::1] lv = lp
+        self.logp = &lv[0] if n else NULL
+        self.num_pieces = n
+
+    cdef int _split(self, const uint8_t* x, Py_ssize_t n, int64_t weight, int64_t* out,
+                    double* score, int32_t* back, int32_t* backv) noexcept nogil:
+        cdef Py_ssize_t e, s
+        cdef int32_t bs = 0, bv = 0, node, v, child
+        cdef double c, best
+        score[0] = 0.0
+        for e in range(1, n + 1):
+            best = -INFINITY
+            node = 0
+            s = e - 1
+            while s >= 0:
+                child = self._child(node, x[s])
+                if child == 0:
+                    break
+                node = child
+                v = self.value[node]
+                if v >= 0:
+                    c = score[s] + self.logp[v]
+                    if c >= best:
+                        best = c
+                        bs = <int32_t>s
+                        bv = v
+                s -= 1
+            score[e] = best
+            back[e] = bs
+            backv[e] = bv
+        e = n
+        while e > 0:
+            out[backv[e]] += weight
+            e = back[e]
+        return 0
+
+    cdef int _run(self, const uint8_t** ptrs, const int64_t* lens, const int64_t* weights,
+                  Py_ssize_t m, int64_t* out) noexcept nogil:
+        cdef Py_ssize_t i, longest = 0
+        cdef double* score
+        cdef int32_t* back
+        for i in range(m):
+            if lens[i] > longest:
+                longest = lens[i]
+        score = <double*>malloc((longest + 1) * sizeof(double))
+        back = <int32_t*>malloc(2 * (longest + 1) * sizeof(int32_t))
+        if score == NULL or back == NULL:
+            free(score); free(back)
+            return -1
+        for i in range(m):
+            self._split(ptrs[i], lens[i], weights[i], out, score, back, back + longest + 1)
+        free(score); free(back)
+        return 0
+
+    def counts(self, list texts, weights):
+        """sum over texts of weight x (count of each piece in the text's Viterbi split)."""
+        import numpy as np
+        cdef Py_ssize_t m = len(texts), i
+        cdef int64_t[::1] w = np.ascontiguousarray(weights, dtype=np.int64)
+        out = np.zeros(self.num_pieces, dtype=np.int64)
+        cdef int64_t[::1] ov = out
+        cdef const uint8_t** ptrs = <const uint8_t**>malloc((m + 1) * sizeof(uint8_t*))
+        cdef int64_t* lens = <int64_t*>malloc((m + 1) * sizeof(int64_t))
+        cdef bytes item
+        cdef int rc = 0
+        if w.shape[0] != m:
+            free(ptrs); free(lens)
+            raise ValueError("texts and weights must have the same length")
+        try:
+            if ptrs == NULL or lens == NULL:
+                raise MemoryError()
+            for i in range(m):
+                item = texts[i]
+                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
+                lens[i] = PyBytes_GET_SIZE(item)
+            if m and self.num_pieces:
+                with nogil:
+                    rc = self._run(ptrs, lens, &w[0], m, &ov[0])
+            if rc < 0:
+                raise MemoryError()
+        finally:
+            free(ptrs); free(lens)
+        return out
+
+    def count_table(self, PieceTable table):
+        """counts() of the pieces of a PieceTable, each weighted by its count."""
+        import numpy as np
+        out = np.zeros(self.num_pieces, dtype=np.int64)
+        cdef int64_t[::1] ov = out
+        cdef size_t m = table.size, i, k = 0
+        cdef const uint8_t** ptrs = <const uint8_t**>malloc((m + 1) * sizeof(uint8_t*))
+        cdef int64_t* lens = <int64_t*>malloc((m + 1) * sizeof(int64_t))
+        cdef int64_t* ws = <int64_t*>malloc((m + 1) * sizeof(int64_t))
+        cdef int rc = 0
+        try:
+            if ptrs == NULL or lens == NULL or ws == NULL:
+                raise MemoryError()
+            for i in range(table.cap):
+                if table.slots[i].count:
+                    ptrs[k] = table.arena + table.slots[i].offset
+                    lens[k] = table.slots[i].length
+                    ws[k] = table.slots[i].count
+                    k += 1
+            if k and self.num_pieces:
+                with nogil:
+                    rc = self._run(ptrs, lens, ws, <Py_ssize_t>k, &ov[0])
+            if rc < 0:
+                raise MemoryError()
+        finally:
+            free(ptrs); free(lens); free(ws)
+        return out

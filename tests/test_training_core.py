@@ -195,3 +195,195 @@ def test_candidates_are_whole_characters():
         k.decode("utf-8")  # whole characters only
         assert 2 <= len(k) <= 6
     assert "中文".encode() in keys and b" ab " in keys
+
+
+def _model_bytes(order, uni, tables):
+    """A serialised NgramModel (the to_bytes layout) from {length: {ngram: logp}}."""
+    import struct
+    parts = [struct.pack("<8sq", b"BPNGMOD1", order), np.asarray(uni, dtype="<f8").tobytes()]
+    for L in range(2, order + 1):
+        items = sorted(tables.get(L, {}).items())
+        keys = [int.from_bytes(k, "little") for k, _ in items]
+        parts += [struct.pack("<q", len(items)), np.asarray(keys, dtype="<u8").tobytes(),
+                  np.asarray([v for _, v in items], dtype="<f8").tobytes()]
+    return b"".join(parts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(CHUNKS, st.integers(2, 8), st.booleans(), st.data())
+def test_tagging_with_a_model_that_is_not_suffix_closed(chunks, order, ensure_unicode, data):
+    """Models made of counts are suffix-closed and the tagger stops at the first missing
+    n-gram; a model read from bytes that is not must be tagged the long way, same result."""
+    logp = reference_logprobs(chunks, order, 1)
+    long_ones = sorted(k for k in logp if len(k) >= 3)
+    if long_ones:   # drop some shorter n-grams, keeping the longer ones that contain them
+        for k in data.draw(st.lists(st.sampled_from(long_ones), max_size=3)):
+            logp.pop(k[1:], None)
+    uni = [logp[bytes([b])] for b in range(256)]
+    tables = {}
+    for k, v in logp.items():
+        if len(k) >= 2:
+            tables.setdefault(len(k), {})[k] = v
+    model = NgramModel.from_bytes(_model_bytes(order, uni, tables))
+    for c in chunks:
+        assert model.tokenize(c, ensure_unicode) == reference_tag(c, logp, order, ensure_unicode)
+
+
+def test_models_of_counts_are_suffix_closed_even_with_eight_0xff():
+    chunks = [b"\xff" * 20, b"ab\xff" * 9 + b"\xff" * 9]
+    for budget in (0, 40):
+        model = NgramModel.from_table(count_ngrams_block(chunks, 8, budget), 1)
+        assert model.suffix_closed
+        assert model.logprob(b"\xff" * 8) > -math.inf
+    logp = reference_logprobs(chunks, 8, 1)
+    model = NgramModel.from_table(count_ngrams_block(chunks, 8), 1)
+    for k, v in logp.items():
+        assert model.logprob(k) == v
+    for c in chunks:
+        assert model.tokenize(c) == reference_tag(c, logp, 8, True)
+    again = pickle.loads(pickle.dumps(model))
+    assert again.suffix_closed and again.logprob(b"\xff" * 8) == model.logprob(b"\xff" * 8)
+
+
+PIECE = st.lists(ALPHABET, min_size=1, max_size=6).map(b"".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(PIECE, st.integers(1, 50), max_size=30), st.lists(CHUNK, max_size=10),
+       st.lists(st.integers(-3, 9), min_size=10, max_size=10))
+def test_piece_splitter_matches_the_lattice_viterbi(extra, texts, weights):
+    from bytepiece._lattice import Lattice
+
+    vocab = {bytes([b]): 1 + b % 7 for b in range(256)}
+    vocab.update(extra)
+    pieces = list(vocab)
+    counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
+    logp = np.log(counts) - np.log(counts.sum())
+    weights = weights[:len(texts)]
+    lattice = Lattice(pieces, logp, np.arange(len(pieces)))
+    expected = np.zeros(len(pieces), dtype=np.int64)
+    for text, w in zip(texts, weights):
+        for i in lattice.encode(text, chunked=False):
+            expected[i] += w
+    from bytepiece._training import PieceSplitter
+
+    splitter = PieceSplitter(pieces, logp)
+    assert splitter.counts(texts, weights).tolist() == expected.tolist()
+    table = PieceTable()
+    for text, w in zip(texts, weights):
+        if w > 0:
+            table.add(text, w)
+    expected = np.zeros(len(pieces), dtype=np.int64)
+    for text, w in table.items():
+        for i in lattice.encode(text, chunked=False):
+            expected[i] += w
+    assert splitter.count_table(table).tolist() == expected.tolist()
+
+
+def test_piece_splitter_checks_its_vocabulary():
+    from bytepiece._training import PieceSplitter
+
+    singles = [bytes([b]) for b in range(256)]
+    logp = np.full(258, -7.0)
+    with pytest.raises(ValueError):
+        PieceSplitter(singles[:-1] + [b"ab", b"ab", b"c"], logp)   # twice; one byte missing
+    with pytest.raises(ValueError):
+        PieceSplitter(singles + [b"", b"x"], logp)
+    with pytest.raises(ValueError):
+        PieceSplitter(singles + [b"ab", b"cd"], np.r_[logp[:-1], np.inf])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.binary(max_size=12), st.integers(1, 5), max_size=40), st.integers(1, 4),
+       st.integers(1, 10))
+def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length):
+    table = PieceTable()
+    for k, v in counts.items():
+        table.add(k, v)
+    ordered = sorted(counts.items())
+    assert table.items() == ordered
+    assert list(table.to_dict(min_count).items()) == [(k, v) for k, v in ordered if v >= min_count]
+    pieces, weights = table.pieces_and_counts()
+    assert sorted(zip(pieces, weights.tolist())) == ordered
+    # partition == the Python loop of Trainer._prune_pieces over a dict
+    ref = dict(ordered)
+    for b in range(256):
+        ref.setdefault(bytes([b]), 1)
+    keep_ref = {k: v for k, v in ref.items() if len(k) == 1 or (len(k) <= max_length and v >= min_count)}
+    drop_ref = sorted((k, v) for k, v in ref.items() if k not in keep_ref)
+    keep, drop = table.partition(min_count, max_length)
+    assert list(keep.items()) == list(keep_ref.items())
+    assert drop.items() == drop_ref
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(CHUNKS, min_size=1, max_size=4), st.integers(1, 8), st.sampled_from([0, 5, 20, 60, 400]))
+def test_compact_counting_equals_full_counting(blocks, order, budget):
+    """Compact tables (the longest n-gram per position) give the very counts, budget
+    drops and pruned_below of full counting, through merges and pickling."""
+    def run(compact):
+        acc = None
+        for chunks in blocks:
+            t = count_ngrams_block(chunks, order, budget, compact)
+            t = pickle.loads(pickle.dumps(t))
+            acc = t if acc is None else acc.merge(t)
+        return acc
+
+    full, compact = run(False), run(True)
+    assert not full.compact
+    assert compact.pruned_below == full.pruned_below
+    assert NgramTable.from_bytes(compact.to_bytes()).items(order) == full.items(order)
+    for L in range(order + 1):
+        assert compact.items(L) == full.items(L)
+    assert len(compact) == len(full) and not compact.compact
+    if budget == 0:
+        ref = brute_ngrams([c for chunks in blocks for c in chunks], order)
+        assert all(full.items(L) == sorted(ref[L].items()) for L in range(1, order + 1))
+
+
+def test_compact_and_full_tables_merge_either_way():
+    a = count_ngrams_block([b"abcabcabd", b"xy"], 4)
+    b = count_ngrams_block([b"cabcab"], 4, compact=False)
+    assert a.compact and not b.compact
+    whole = count_ngrams_block([b"abcabcabd", b"xy", b"cabcab"], 4, compact=False)
+    c = count_ngrams_block([b"cabcab"], 4)
+    assert c.merge(count_ngrams_block([b"abcabcabd", b"xy"], 4, compact=False)).items(2) == whole.items(2)
+    merged = a.merge(b)
+    assert all(merged.items(L) == whole.items(L) for L in range(5))
+    again = pickle.loads(pickle.dumps(count_ngrams_block([b"abcabcabd"], 4)))
+    assert again.compact and again.get(b"ab") == 3 and not again.compact
+
+
+def test_compact_counting_switches_to_full_mid_block_like_full_counting():
+    import random
+
+    rng = random.Random(5)
+    chunks = [bytes(rng.choice(b"abcde\n\xe4\xb8\xad") for _ in range(rng.randint(1, 30))) for _ in range(700)]
+    for budget in (100, 400, 1500, 5000):
+        full = count_ngrams_block(chunks, 6, budget, compact=False)
+        compact = count_ngrams_block(chunks, 6, budget)
+        assert compact.pruned_below == full.pruned_below
+        assert all(compact.items(L) == full.items(L) for L in range(7))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.binary(max_size=20), st.integers(1, 2 ** 40), max_size=50))
+def test_piece_table_bytes_layout_round_trips(counts):
+    """to_bytes writes the BPPIECE1 layout of count files (read here with struct)."""
+    import struct
+
+    table = PieceTable()
+    for k, v in counts.items():
+        table.add(k, v)
+    data = table.to_bytes()
+    magic, n = struct.unpack_from("<8sq", data, 0)
+    off, items = 16, []
+    for _ in range(n):
+        c, length = struct.unpack_from("<qq", data, off)
+        items.append((data[off + 16:off + 16 + length], c))
+        off += 16 + length
+    assert magic == b"BPPIECE1" and off == len(data) and sorted(items) == sorted(counts.items())
+    assert PieceTable.from_bytes(data).items() == table.items() == pickle.loads(pickle.dumps(table)).items()
+    if counts:
+        with pytest.raises(ValueError):
+            PieceTable.from_bytes(data[:-1] if len(data) > 16 + 16 else data[:20])
