@@ -105,6 +105,30 @@ class _Progress:
 
 
 # ---------------------------------------------------------------------------
+# Memory
+
+def _load_malloc_trim() -> Optional[Callable[[int], int]]:
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):    # not glibc: nothing to do
+        return None
+
+
+_MALLOC_TRIM = _load_malloc_trim() if sys.platform.startswith("linux") else None
+
+
+def _return_free_memory() -> None:
+    """Hand memory freed by a stage back to the operating system. glibc keeps freed
+    blocks of its heaps (one per thread) for reuse, and after freeing big tables it
+    raises its threshold for giving them their own mapping, so without this the peak of
+    one stage stays resident through the next."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+# ---------------------------------------------------------------------------
 # Map functions (module level: they run in worker processes). The per-run
 # settings reach them through _STATE, set before the pool forks.
 
@@ -370,14 +394,17 @@ class Trainer:
         t0 = time.perf_counter()
         self.stats = {"workers": workers}
         model = self._count_ngrams(source, workers)
+        _return_free_memory()
         pieces, pairs, sample = self._count_pieces(source, model, workers)
         del model
+        _return_free_memory()
         if not self.em:
             self.pieces = self._prune_pieces(pieces, self.max_vocab_size, workers)
         else:
             seed_size = int(self.em_seed_factor * self.max_vocab_size[0])
             seed = self._prune_pieces(pieces, [seed_size], workers)[0]
             del pieces
+            _return_free_memory()
             self.pieces = self._em(seed, pairs, sample, workers)
         self.stats["seconds"] = time.perf_counter() - t0
         _Progress(self.verbose, "train").log(
@@ -643,6 +670,7 @@ class Trainer:
                 parts = list(ex.map(run, groups))
         else:
             parts = [run(g) for g in groups]
+        _return_free_memory()
         expected = np.zeros(n, dtype=np.float64)
         ll = 0.0
         for acc, l in parts:        # fixed order: the same sums whatever `workers` is
@@ -658,32 +686,29 @@ class Trainer:
         lattice = self._em_lattice(pieces, _logprobs(pieces, counts))
 
         def run(group):
+            """The distinct pairs of adjacent pieces in one group's segmentation, with counts
+            (a sort: no argsort, and only the distinct pairs outlive the call)."""
             flat, rows, _ = lattice.encode_many_flat(group[0], chunked=False)
             flat = flat.astype(np.int64)
             ok = np.ones(max(len(flat) - 1, 0), dtype=bool)
             cross = rows[1:-1]                    # a pair (i - 1, i) with i starting a chunk crosses chunks
             ok[cross[(cross > 0) & (cross < len(flat))] - 1] = False
-            return flat[:-1][ok] * n + flat[1:][ok]
+            keys = flat[:-1][ok] * n + flat[1:][ok]
+            del flat, ok
+            return np.unique(keys, return_counts=True)
 
         if workers > 1 and len(groups) > 1:
             with ThreadPoolExecutor(workers) as ex:
                 keys = list(ex.map(run, groups))
         else:
             keys = [run(g) for g in groups]
-        # Count the pairs of each weight apart (a sort, no argsort), then add up the weights.
-        by_weight: Dict[float, List[np.ndarray]] = {}
-        for kk, (_, w) in zip(keys, groups):
-            by_weight.setdefault(w, []).append(kk)
-        uniq, weighted = [], []
-        for w in sorted(by_weight):
-            u, c = np.unique(np.concatenate(by_weight[w]), return_counts=True)
-            uniq.append(u)
-            weighted.append(c * w)
-        if len(uniq) == 1:
-            keys, freq = uniq[0], weighted[0].astype(np.float64)
-        else:
-            keys, where = np.unique(np.concatenate(uniq), return_inverse=True)
-            freq = np.bincount(where.ravel(), weights=np.concatenate(weighted), minlength=len(keys))
+        _return_free_memory()
+        # Add up the groups' counts, each times its weight (in group order: fixed sums).
+        per_group = keys
+        keys, where = np.unique(np.concatenate([u for u, _ in per_group]), return_inverse=True)
+        weighted = np.concatenate([c * g[1] for (_, c), g in zip(per_group, groups)])
+        freq = np.bincount(where.ravel(), weights=weighted, minlength=len(keys))
+        del per_group, where, weighted
         # Most frequent first; ties by the (length, bytes) rank of the left piece, then of the
         # right one (shorter parts first: measurably better than bytes order on code).
         rank = np.empty(n, dtype=np.int64)
@@ -770,9 +795,10 @@ _SCRIPT_OF_LEAD[0xE3:0xEA] = 8
 _SCRIPT_OF_LEAD[0xEA:0xEE] = 9
 
 
-def _scripts(sample: List[bytes], batch_bytes: int = 1 << 22) -> np.ndarray:
+def _scripts(sample: List[bytes], batch_bytes: int = 1 << 18) -> np.ndarray:
     """The script (see _SCRIPT_OF_LEAD) most characters of each chunk are in; ties go to
-    the lower number."""
+    the lower number. Works through batch_bytes of text at a time (a few int64 arrays of
+    that length are the temporary memory)."""
     out = np.zeros(len(sample), dtype=np.int64)
     lo = 0
     while lo < len(sample):
