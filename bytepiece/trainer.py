@@ -838,21 +838,31 @@ def _script_weights(sample: List[bytes], balance: float) -> np.ndarray:
 
 
 def _make_parts(sample: List[bytes], weights: np.ndarray, k: int) -> List[List[Group]]:
-    """Cut the sample into k contiguous parts of about equal bytes, each a list of groups
-    of chunks that weigh the same (in a fixed order: summing the groups' counts in list
-    order gives the same floats whatever the number of threads)."""
-    total = sum(map(len, sample))
+    """Cut the distinct chunks of the sample into k contiguous parts of about equal bytes,
+    each a list of groups of chunks that weigh the same: a chunk found m times in the
+    sample is kept once, in a group whose weight is m times its script's (repeated lines,
+    common in code, are segmented once per E-step). The groups come in a fixed order, so
+    summing their counts in list order gives the same floats whatever the thread count."""
+    seen: Dict[bytes, List] = {}
+    for c, w in zip(sample, weights.tolist()):
+        entry = seen.get(c)
+        if entry is None:
+            seen[c] = [w, 1]
+        else:
+            entry[1] += 1
+    total = sum(map(len, seen))
     parts: List[Dict[float, List[bytes]]] = [{} for _ in range(k)]
     acc = 0
-    for c, w in zip(sample, weights.tolist()):
+    for c, (w, m) in seen.items():          # first-occurrence order
         g = min(k - 1, acc * k // max(total, 1))
-        parts[g].setdefault(w, []).append(c)
+        parts[g].setdefault(w * m, []).append(c)
         acc += len(c)
     return [[(texts, w) for w, texts in sorted(part.items())] for part in parts if part]
 
 
-def _group_bytes(groups: List[Group]) -> int:
-    return sum(len(c) for texts, _ in groups for c in texts)
+def _group_bytes(groups: List[Group]) -> float:
+    """The weighted bytes of the groups: their mass in the E-step."""
+    return sum(w * sum(map(len, texts)) for texts, w in groups)
 
 
 def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts) -> np.ndarray:

@@ -392,3 +392,28 @@ def test_balanced_em_gives_a_minority_script_more_compression():
         ratio[balance] = {lang: len(t.encode()) / len(tok.encode(t)) for lang, t in held.items()}
     assert ratio[0.5]["zh"] > 1.03 * ratio[1.0]["zh"], ratio
     assert ratio[0.5]["en"] > 0.95 * ratio[1.0]["en"], ratio
+
+
+def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
+    from collections import Counter
+
+    from bytepiece.trainer import _group_bytes, _make_parts, _script_weights
+
+    sample = [b"x = 1\n", "中文的句子\n".encode(), b"return x\n", b"x = 1\n", b"}\n", b"}\n", b"}\n",
+              "中文的句子\n".encode(), b"unique line\n"]
+    weights = _script_weights(sample, 0.5)
+    parts = _make_parts(sample, weights, 3)
+    mass: Counter = Counter()
+    seen = []
+    for part in parts:
+        for texts, w in part:
+            for t in texts:
+                mass[t] += w
+                seen.append(t)
+    assert sorted(seen) == sorted(set(sample))                 # each distinct chunk once
+    want: Counter = Counter()
+    for t, w in zip(sample, weights.tolist()):
+        want[t] += w
+    assert mass.keys() == want.keys() and all(abs(mass[t] - want[t]) < 1e-12 for t in want)
+    assert abs(_group_bytes([g for part in parts for g in part]) - float(np.dot(weights, [len(c) for c in sample]))) < 1e-9
+    assert _make_parts(sample, weights, 3) == parts            # deterministic
