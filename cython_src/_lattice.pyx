@@ -424,21 +424,14 @@ cdef inline double pow2(int64_t d) noexcept nogil:
     return out
 
 
-cdef inline double edge_weights_linear(const Model* M, Workspace* ws, int k, Py_ssize_t renormed) noexcept nogil:
-    """Forward weights of the k collected edges, scaled by 2**-ref where ref is the largest
-    exponent among their starts (so nothing overflows); ref goes to ws.weights[k].
-    `renormed` is the last position whose exponent changed: when every start is at or after
-    it (the common case), all exponents are equal and no scaling is needed."""
+cdef double reweigh_linear(const Model* M, Workspace* ws, int k, int64_t* ref_out) noexcept nogil:
+    """The k collected edges' forward weights when their starts do not all share one
+    exponent (some start precedes the last renormalisation): each is scaled by
+    2**(exponent of its start - ref), ref the largest of those exponents. Writes the
+    running sums to ws.weights, as the walk does, and ref to ref_out; returns the total."""
     cdef int j
     cdef int64_t ref, d
     cdef double tot = 0.0, w
-    if k > 0 and ws.starts[k - 1] >= renormed:   # starts[k-1] is the smallest start
-        for j in range(k):
-            w = ws.score[ws.starts[j]] * M.q[ws.values[j]]
-            ws.weights[j] = w
-            tot += w
-        ws.weights[k] = <double>ws.expo[ws.starts[0]]
-        return tot
     ref = ws.expo[ws.starts[0]]
     for j in range(1, k):
         d = ws.expo[ws.starts[j]]
@@ -449,14 +442,15 @@ cdef inline double edge_weights_linear(const Model* M, Workspace* ws, int k, Py_
         d = ws.expo[ws.starts[j]] - ref
         if d != 0:
             w = w * pow2(d)
-        ws.weights[j] = w
         tot += w
-    ws.weights[k] = <double>ref          # passed back to the caller beside the weights
+        ws.weights[j] = tot
+    ref_out[0] = ref
     return tot
 
 
 cdef inline double edge_weights_log(const Model* M, Workspace* ws, int k) noexcept nogil:
-    """Forward weights exp(F[s] + alpha*logp - max) of the k edges; returns their sum."""
+    """Forward weights exp(F[s] + alpha*logp - max) of the k edges, as running sums in
+    ws.weights (the max goes to ws.weights[k]); returns their sum."""
     cdef int j
     cdef double top = -INFINITY, c, tot = 0.0
     for j in range(k):
@@ -465,25 +459,47 @@ cdef inline double edge_weights_log(const Model* M, Workspace* ws, int k) noexce
         if c > top:
             top = c
     for j in range(k):
-        ws.weights[j] = exp(ws.weights[j] - top)
-        tot += ws.weights[j]
+        tot += exp(ws.weights[j] - top)
+        ws.weights[j] = tot
     ws.weights[k] = top
     return tot
 
 
-cdef inline int pick(const double* weights, int k, double tot, Rng* rng) noexcept nogil:
-    """Index j with probability weights[j] / tot."""
-    cdef double u = rng_uniform(rng) * tot, acc = 0.0
+cdef inline int pick(const double* cum, int k, double tot, Rng* rng) noexcept nogil:
+    """Index j with probability (cum[j] - cum[j-1]) / tot, from the running sums cum of
+    the k weights (cum[k-1] == tot)."""
+    cdef double u = rng_uniform(rng) * tot
     cdef int i, j = 0
-    # Branch-free: acc only grows, so the first j with u < acc_j is the number of
-    # acc_j <= u. The outcome is random; a branch on it mispredicts about half the time.
+    # Branch-free: cum only grows, so the first j with u < cum[j] is the number of
+    # cum[i] <= u. The outcome is random; a branch on it mispredicts about half the time.
     for i in range(k - 1):
-        acc += weights[i]
-        j += acc <= u
+        j += cum[i] <= u
     return j
 
 
-cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, bint logspace,
+cdef Py_ssize_t seg_exact_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                              Rng* rng, Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
+    """seg_exact with forward sums in log space, for alphas whose linear weights could underflow."""
+    cdef Py_ssize_t e, cs = 0
+    cdef int k, j
+    cdef double tot
+    if ws_reserve(ws, n, M.trie.max_len) < 0:
+        return -1
+    ws.score[0] = 0.0
+    for e in range(1, n + 1):
+        if chunked and e > 1 and is_chunk_start(x, e - 1):
+            cs = e - 1
+            ws.score[cs] = 0.0
+        k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+        tot = edge_weights_log(M, ws, k)
+        ws.score[e] = ws.weights[k] + log(tot)
+        j = pick(ws.weights, k, tot, rng) if k > 1 else 0   # one edge: no choice to draw
+        ws.back[e] = ws.starts[j]
+        ws.backv[e] = ws.values[j]
+    return backtrack(ws, n, out_val, out_end)
+
+
+cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                           Rng* rng, Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
     """One exact draw from P(path) = exp(alpha * score(path)) / Z, chunk by chunk.
 
@@ -492,73 +508,82 @@ cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint c
     probability proportional to their forward weights. That choice depends only on
     the prefix, so following the back-pointers from the end is an exact backward
     sample (forward-filtering backward-sampling), at one uniform per position.
+
+    Forward sums are mantissa (score) * 2**exponent (expo). Positions from `renormed`
+    (the last one whose exponent changed) to e - 1 share the exponent `cur`, so edges
+    that all start there are weighed without any scaling (almost always the case).
+    The walk keeps the running sum of the weights, which is all the pick needs.
     """
     cdef Py_ssize_t e, cs = 0, renormed = 0
-    cdef int k, j, ex
-    cdef double tot, w
+    cdef int k, j, i, ex
+    cdef double tot, u
+    cdef double low = RENORM_LOW, high = RENORM_HIGH
     cdef int32_t s, node, t, v
+    cdef int64_t cur = 0, ee
+    cdef Rng r = rng[0]       # a local copy the compiler can keep in registers
     cdef const int32_t* base = M.trie.base
     cdef const int32_t* check = M.trie.check
     cdef const int32_t* value = M.trie.value
     cdef const double* q = M.q
     cdef double* score
+    cdef int64_t* expo
+    cdef double* cum
+    cdef int32_t* starts
+    cdef int32_t* values
+    cdef int32_t* back
+    cdef int32_t* backv
     if ws_reserve(ws, n, M.trie.max_len) < 0:
         return -1
-    score = ws.score
-    if logspace:
-        ws.score[0] = 0.0
-    else:
-        ws.score[0] = 1.0
-        ws.expo[0] = 0
+    score = ws.score; expo = ws.expo; cum = ws.weights
+    starts = ws.starts; values = ws.values; back = ws.back; backv = ws.backv
+    score[0] = 1.0
+    expo[0] = 0
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
             cs = e - 1
-            if logspace:
-                ws.score[cs] = 0.0
-            else:
-                ws.score[cs] = 1.0
-                ws.expo[cs] = 0
-        if logspace:
-            k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
-            tot = edge_weights_log(M, ws, k)
-            ws.score[e] = ws.weights[k] + log(tot)
+            score[cs] = 1.0
+            expo[cs] = 0
+            cur = 0
+        # Walk the reversed trie back from e, weighing each piece x[s:e] as it is met
+        # (shortest first; every single byte is a piece, so starts[0] == e - 1).
+        k = 0
+        tot = 0.0
+        node = 0
+        s = <int32_t>(e - 1)
+        while s >= cs:
+            t = base[node] + x[s]
+            if check[t] != node:
+                break
+            node = t
+            v = value[node]
+            if v >= 0:
+                tot += score[s] * q[v]
+                cum[k] = tot
+                starts[k] = s
+                values[k] = v
+                k += 1
+            s -= 1
+        if starts[k - 1] >= renormed:   # the longest piece starts after the last renormalisation
+            ee = cur
         else:
-            # Walk and weigh in one loop, assuming every start shares one exponent (true
-            # unless a start precedes the last renormalisation); otherwise weigh again
-            # with the scaling.
-            k = 0
-            tot = 0.0
-            node = 0
-            s = <int32_t>(e - 1)
-            while s >= cs:
-                t = base[node] + x[s]
-                if check[t] != node:
-                    break
-                node = t
-                v = value[node]
-                if v >= 0:
-                    w = score[s] * q[v]
-                    ws.starts[k] = s
-                    ws.values[k] = v
-                    ws.weights[k] = w
-                    tot += w
-                    k += 1
-                s -= 1
-            if k > 0 and ws.starts[k - 1] >= renormed:
-                ws.weights[k] = <double>ws.expo[ws.starts[0]]
-            else:
-                tot = edge_weights_linear(M, ws, k, renormed)
-            ws.expo[e] = <int64_t>ws.weights[k]
-            if RENORM_LOW <= tot <= RENORM_HIGH:
-                ws.score[e] = tot
-            else:
-                ws.score[e] = frexp(tot, &ex)
-                ws.expo[e] += ex
-            if ws.expo[e] != ws.expo[e - 1]:
-                renormed = e
-        j = pick(ws.weights, k, tot, rng) if k > 1 else 0   # one edge: no choice to draw
-        ws.back[e] = ws.starts[j]
-        ws.backv[e] = ws.values[j]
+            tot = reweigh_linear(M, ws, k, &ee)
+        if low <= tot <= high:
+            score[e] = tot
+        else:
+            score[e] = frexp(tot, &ex)
+            ee += ex
+        expo[e] = ee
+        if ee != cur:
+            renormed = e
+            cur = ee
+        j = 0
+        if k > 1:                       # one edge: no choice to draw
+            u = rng_uniform(&r) * tot
+            for i in range(k - 1):      # branch-free, as in pick()
+                j += cum[i] <= u
+        back[e] = starts[j]
+        backv[e] = values[j]
+    rng[0] = r
     return backtrack(ws, n, out_val, out_end)
 
 
@@ -571,7 +596,9 @@ cdef Py_ssize_t segment(const Model* M, int mode, const uint8_t* x, Py_ssize_t n
         return seg_viterbi(M, x, n, chunked, forbid_whole, ws, out_val, out_end)
     if mode == MODE_LEGACY_V1:
         return seg_legacy_v1(M, x, n, chunked, rng, ws, out_val, out_end)
-    return seg_exact(M, x, n, chunked, mode == MODE_EXACT_LOG, rng, ws, out_val, out_end)
+    if mode == MODE_EXACT_LOG:
+        return seg_exact_log(M, x, n, chunked, rng, ws, out_val, out_end)
+    return seg_exact(M, x, n, chunked, rng, ws, out_val, out_end)
 
 
 # ---------------------------------------------------------------------------
