@@ -27,7 +27,7 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_FromLong
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.math cimport INFINITY, exp, frexp, ldexp, log
+from libc.math cimport INFINITY, NAN, exp, frexp, ldexp, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
@@ -36,10 +36,14 @@ from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_uniform
 
 import numpy as np
 
-# Samplers (the `sampler` argument).
-SAMPLER_EXACT = 0
-SAMPLER_LEGACY_V1 = 1
-SAMPLER_EXACT_LOGSPACE = 2   # the log-space twin, chosen automatically when needed
+# Samplers (the `sampler` argument); C constants, so that checking one costs no Python lookup.
+cdef enum:
+    S_EXACT = 0
+    S_LEGACY_V1 = 1
+    S_EXACT_LOGSPACE = 2
+SAMPLER_EXACT = S_EXACT
+SAMPLER_LEGACY_V1 = S_LEGACY_V1
+SAMPLER_EXACT_LOGSPACE = S_EXACT_LOGSPACE   # the log-space twin, chosen automatically when needed
 RNG_KINDS = {"xoshiro256**": RNG_XOSHIRO, "coarse4": RNG_COARSE, "lcg31": RNG_LCG31}
 
 # Linear-space sampling keeps forward sums as mantissa * 2**exponent and renormalises a
@@ -722,6 +726,8 @@ cdef class Lattice:
     cdef readonly double min_logprob
     cdef dict _weights        # alpha -> address of exp(alpha * logp), built on first use
     cdef list _weight_arrays  # the arrays behind those addresses
+    cdef double _last_alpha   # the last cached alpha looked up, and its address: a
+    cdef object _last_address # sampling loop asks for the same alpha every call
     cdef tuple _id_objs       # the id of each piece index as a Python int ...
     cdef PyObject** _id_ptrs  # ... and as pointers (borrowed from _id_objs), for ids_to_objs
     cdef object __weakref__
@@ -756,6 +762,8 @@ cdef class Lattice:
         self.min_logprob = float(logp.min())
         self._weights = {}
         self._weight_arrays = []
+        self._last_alpha = NAN
+        self._last_address = None
         self._id_objs = tuple([int(i) for i in id_arr])
         self._id_ptrs = <PyObject**>malloc(max(1, len(pieces)) * sizeof(PyObject*))
         if self._id_ptrs == NULL:
@@ -775,11 +783,11 @@ cdef class Lattice:
             return MODE_VITERBI
         if alpha != alpha or alpha == INFINITY:
             raise ValueError(f"alpha must be a finite number, not {alpha}")
-        if sampler == SAMPLER_LEGACY_V1:
+        if sampler == S_LEGACY_V1:
             return MODE_LEGACY_V1
-        if sampler == SAMPLER_EXACT_LOGSPACE or alpha * self.min_logprob < -LINEAR_LIMIT:
+        if sampler == S_EXACT_LOGSPACE or alpha * self.min_logprob < -LINEAR_LIMIT:
             return MODE_EXACT_LOG
-        if sampler != SAMPLER_EXACT:
+        if sampler != S_EXACT:
             raise ValueError(f"unknown sampler {sampler}")
         return MODE_EXACT
 
@@ -790,8 +798,12 @@ cdef class Lattice:
         cdef double[::1] view
         if mode != MODE_EXACT:
             return None
+        if alpha == self._last_alpha:        # (never true for NaN, the initial value)
+            return self._last_address
         address = self._weights.get(alpha)
         if address is not None:
+            self._last_address = address     # both set with the GIL held
+            self._last_alpha = alpha
             return address
         q = np.exp(alpha * np.asarray(self.logp))
         if len(self._weights) >= 16:
@@ -817,7 +829,7 @@ cdef class Lattice:
 
     # -- segmentation ------------------------------------------------------
     def segment(self, const uint8_t[::1] data, double alpha=-1.0, uint64_t seed_word=0,
-                uint64_t key_word=0, bint chunked=True, int sampler=SAMPLER_EXACT,
+                uint64_t key_word=0, bint chunked=True, int sampler=S_EXACT,
                 int rng_kind=RNG_XOSHIRO, bint forbid_whole=False):
         """(piece indices, end positions) as int32 numpy arrays."""
         cdef int mode = self._mode(alpha, sampler)
@@ -841,7 +853,7 @@ cdef class Lattice:
         return vals[:m], ends[:m]
 
     def encode(self, object data, double alpha=-1.0, uint64_t seed_word=0, uint64_t key_word=0,
-               bint chunked=True, int sampler=SAMPLER_EXACT, int rng_kind=RNG_XOSHIRO,
+               bint chunked=True, int sampler=S_EXACT, int rng_kind=RNG_XOSHIRO,
                int bos=-1, int eos=-1):
         """Ids of one segmentation of `data`, bytes or a str read as UTF-8 (Viterbi when
         alpha < 0)."""
@@ -869,7 +881,7 @@ cdef class Lattice:
             ws_free(&ws)
 
     def tokenize(self, bytes data, double alpha=-1.0, uint64_t seed_word=0, uint64_t key_word=0,
-                 bint chunked=True, int sampler=SAMPLER_EXACT, int rng_kind=RNG_XOSHIRO):
+                 bint chunked=True, int sampler=S_EXACT, int rng_kind=RNG_XOSHIRO):
         """Pieces (bytes) of one segmentation of `data`."""
         cdef int mode = self._mode(alpha, sampler)
         cdef object keep = self._q_array(alpha, mode)
@@ -904,7 +916,7 @@ cdef class Lattice:
             ws_free(&ws)
 
     def encode_many(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
-                    const uint64_t[::1] key_words=None, bint chunked=True, int sampler=SAMPLER_EXACT,
+                    const uint64_t[::1] key_words=None, bint chunked=True, int sampler=S_EXACT,
                     int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1):
         """encode() for a list of bytes, with one (seed word, key word) per item, GIL released
         for the whole block. Returns a list of id lists."""
@@ -1172,7 +1184,7 @@ cdef class Lattice:
 
     # -- flat batches (issue 8) ------------------------------------------------
     def encode_many_flat(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
-                         const uint64_t[::1] key_words=None, bint chunked=True, int sampler=SAMPLER_EXACT,
+                         const uint64_t[::1] key_words=None, bint chunked=True, int sampler=S_EXACT,
                          int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1, bint small=False,
                          bint with_ends=False):
         """encode_many() without Python lists: (ids, row offsets, ends).
