@@ -20,7 +20,7 @@ import numpy as np
 
 from . import keys as _keys
 from .analysis import LatticeQueries
-from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice
+from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice, track_lists
 from .model import (
     BOS_ID,
     EOS_ID,
@@ -167,19 +167,6 @@ class Tokenizer(LatticeQueries):
         if isinstance(text, (bytearray, memoryview)):
             return bytes(text)
         raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
-
-    def _batch_preparer(self):
-        """A function turning a list of texts into what the core reads: ASCII str as it is
-        (no normal form changes ASCII, and the core reads its buffer in place), other str
-        normalised and encoded, bytes as they are. Inlined, as this runs with the GIL held."""
-        to_bytes = self._to_bytes
-        form = self._form
-        if not self._normalize:
-            return lambda texts: [t if type(t) is str and t.isascii() else to_bytes(t) for t in texts]
-        return lambda texts: [
-            (t if t.isascii() else _nfc(form, t).encode("utf-8")) if type(t) is str else to_bytes(t)
-            for t in texts
-        ]
 
     @staticmethod
     def _check_alpha(alpha) -> float:
@@ -512,36 +499,43 @@ class Tokenizer(LatticeQueries):
         per_block = max(_BLOCK_TEXTS, -(-n // (4 * threads)))
         blocks = [(i, lo, min(lo + per_block, n)) for i, lo in enumerate(range(0, n, per_block))]
         small = self.id_dtype == np.uint16
-        prepare = self._batch_preparer()
+        # The core reads bytes and ASCII str in place, normalises other str (with `form`)
+        # and makes their UTF-8 without the GIL; anything else goes through _to_bytes.
+        form = self._form if self._normalize else None
+        convert = self._to_bytes
 
         if as_numpy:
             parts: list = [None] * len(blocks)
 
             def run_block(index: int, lo: int, hi: int) -> None:
-                datas = prepare(texts[lo:hi])
                 parts[index] = self._lattice.encode_many_flat(
-                    datas, alpha,
+                    texts[lo:hi], alpha,
                     None if seed_arr is None else seed_arr[lo:hi],
                     None if key_arr is None else key_arr[lo:hi],
-                    True, sampler_code, 0, bos, eos, small, return_offsets,
+                    True, sampler_code, 0, bos, eos, small, return_offsets, form, convert,
                 )
         else:
             results: List[Optional[List[int]]] = [None] * n
 
             def run_block(index: int, lo: int, hi: int) -> None:
-                datas = prepare(texts[lo:hi])
+                # untrack=True: the id lists stay out of the cycle collector's sight until
+                # track_lists below (collections during the batch would walk them all).
                 results[lo:hi] = self._lattice.encode_many(
-                    datas, alpha,
+                    texts[lo:hi], alpha,
                     None if seed_arr is None else seed_arr[lo:hi],
                     None if key_arr is None else key_arr[lo:hi],
-                    True, sampler_code, 0, bos, eos,
+                    True, sampler_code, 0, bos, eos, form, convert, True,
                 )
 
-        if threads <= 1:
-            for block in blocks:
-                run_block(*block)
-        else:
-            _run_parallel(run_block, blocks, threads)
+        try:
+            if threads <= 1:
+                for block in blocks:
+                    run_block(*block)
+            else:
+                _run_parallel(run_block, blocks, threads)
+        finally:
+            if not as_numpy:
+                track_lists(results)
         if not as_numpy:
             return results  # type: ignore[return-value]
         return _join_flat(parts, self.id_dtype, return_offsets)

@@ -28,13 +28,14 @@ from cpython.long cimport PyLong_FromLong
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport INFINITY, NAN, exp, frexp, ldexp, log
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_uniform
 
 import numpy as np
+from unicodedata import normalize as _normalize
 
 # Samplers (the `sampler` argument); C constants, so that checking one costs no Python lookup.
 cdef enum:
@@ -665,15 +666,26 @@ cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bin
 cdef extern from "Python.h":
     void incref_raw "Py_INCREF"(PyObject* o)
     void list_set_raw "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject* o)
+    bint PyUnicode_IS_ASCII(object o)
+    int PyUnicode_KIND(object o)
+    void* PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    void PyObject_GC_Track(object o)
+    void PyObject_GC_UnTrack(object o)
+    int PyObject_GC_IsTracked(object o)
 
 
-cdef list ids_to_objs(const int32_t* vals, Py_ssize_t m, PyObject** objs, int bos, int eos):
+cdef list ids_to_objs(const int32_t* vals, Py_ssize_t m, PyObject** objs, int bos, int eos,
+                      bint untrack=False):
     """Like ids_to_list, from a prebuilt int object per piece index: one INCREF per token
-    instead of allocating (and later freeing) an int object."""
+    instead of allocating (and later freeing) an int object. With `untrack` the list is
+    hidden from the cycle collector until track_lists() (see encode_many)."""
     cdef Py_ssize_t extra = (bos >= 0) + (eos >= 0), i, o = 0
     cdef list out = PyList_New(m + extra)
     cdef object item
     cdef PyObject* p
+    if untrack:
+        PyObject_GC_UnTrack(out)
     if bos >= 0:
         item = PyLong_FromLong(bos); Py_INCREF(item); PyList_SET_ITEM(out, o, item); o += 1
     for i in range(m):
@@ -695,6 +707,162 @@ cdef inline const uint8_t* text_bytes(object data, Py_ssize_t* n) except NULL:
         raise TypeError(f"expected str or bytes, not {type(data).__name__}")
     n[0] = PyBytes_GET_SIZE(data)
     return <const uint8_t*>PyBytes_AS_STRING(data)
+
+
+def track_lists(list lists):
+    """Hand the id lists that encode_many(untrack=True) built back to the cycle collector.
+
+    A batch builds thousands of lists; while they are young every collection that the
+    batch's own allocations trigger walks all of them (about a tenth of a batch's time,
+    all of it holding the GIL). They hold only ints, and nothing can reach them before
+    the batch returns, so they cannot be part of a cycle until then: they are built
+    untracked and tracked again here, once, when the batch is complete."""
+    cdef object item
+    for item in lists:
+        if type(item) is list and not PyObject_GC_IsTracked(item):
+            PyObject_GC_Track(item)
+
+
+cdef struct TextIn:
+    const uint8_t* ptr    # the bytes to segment (a bytes object's, an ASCII str's) ...
+    Py_ssize_t size       # ... and how many; or, when kind > 0,
+    const void* chars     # a non-ASCII str's code points, `size` of them, `kind` bytes each,
+    int kind              # UTF-8 encoded (without the GIL) just before segmenting
+
+
+cdef inline Py_ssize_t utf8_size_bound(const TextIn* t) noexcept nogil:
+    """Room the UTF-8 of a text needs at most (its code unit size bounds its encoding)."""
+    if t.kind == 0:
+        return 0
+    return t.size * (2 if t.kind == 1 else (3 if t.kind == 2 else 4))
+
+
+cdef inline Py_ssize_t utf8_put(uint32_t c, uint8_t* out) noexcept nogil:
+    """The UTF-8 of code point c >= 0x80 into out; returns its length, or -1 for a surrogate."""
+    if c < 0x800:
+        out[0] = <uint8_t>(0xC0 | (c >> 6))
+        out[1] = <uint8_t>(0x80 | (c & 0x3F))
+        return 2
+    if c < 0x10000:
+        if 0xD800 <= c <= 0xDFFF:
+            return -1
+        out[0] = <uint8_t>(0xE0 | (c >> 12))
+        out[1] = <uint8_t>(0x80 | ((c >> 6) & 0x3F))
+        out[2] = <uint8_t>(0x80 | (c & 0x3F))
+        return 3
+    out[0] = <uint8_t>(0xF0 | (c >> 18))
+    out[1] = <uint8_t>(0x80 | ((c >> 12) & 0x3F))
+    out[2] = <uint8_t>(0x80 | ((c >> 6) & 0x3F))
+    out[3] = <uint8_t>(0x80 | (c & 0x3F))
+    return 4
+
+
+cdef Py_ssize_t utf8_encode(const TextIn* t, uint8_t* out) noexcept nogil:
+    """The UTF-8 of a str's code points into out; returns its length, or -1 at a lone
+    surrogate, which UTF-8 cannot carry (str.encode("utf-8") raises there). One loop per
+    code unit size, so the loops have no branch on it."""
+    cdef Py_ssize_t i, o = 0, w
+    cdef uint32_t c
+    cdef const uint8_t* p1 = <const uint8_t*>t.chars
+    cdef const uint16_t* p2 = <const uint16_t*>t.chars
+    cdef const uint32_t* p4 = <const uint32_t*>t.chars
+    if t.kind == 1:
+        for i in range(t.size):
+            c = p1[i]
+            if c < 0x80:
+                out[o] = <uint8_t>c
+                o += 1
+            else:
+                out[o] = <uint8_t>(0xC0 | (c >> 6))
+                out[o + 1] = <uint8_t>(0x80 | (c & 0x3F))
+                o += 2
+    elif t.kind == 2:
+        for i in range(t.size):
+            c = p2[i]
+            if c < 0x80:
+                out[o] = <uint8_t>c
+                o += 1
+            else:
+                w = utf8_put(c, out + o)
+                if w < 0:
+                    return -1
+                o += w
+    else:
+        for i in range(t.size):
+            c = p4[i]
+            if c < 0x80:
+                out[o] = <uint8_t>c
+                o += 1
+            else:
+                w = utf8_put(c, out + o)
+                if w < 0:
+                    return -1
+                o += w
+    return o
+
+
+cdef Py_ssize_t gather_texts(list datas, object form, object convert, TextIn* out, list keep) except -1:
+    """Fill out[i] for every text of datas, with the GIL: bytes and ASCII str are read in
+    place; a non-ASCII str is normalised first when `form` names a normal form
+    (unicodedata.normalize, which returns the str itself when it is already normal) and
+    left to utf8_encode; anything else goes through `convert`, which returns bytes or
+    raises (TypeError when there is no `convert`). New objects are kept alive in `keep`.
+    Returns the room the largest UTF-8 encoding needs."""
+    cdef Py_ssize_t i, count = len(datas), room = 0, r
+    cdef object d, d2
+    for i in range(count):
+        d = datas[i]
+        if type(d) is str:
+            if not PyUnicode_IS_ASCII(d) and form is not None:
+                d2 = _normalize(form, d)
+                if d2 is not d:
+                    keep.append(d2)
+                    d = d2
+            if PyUnicode_IS_ASCII(d):
+                out[i].ptr = <const uint8_t*>PyUnicode_DATA(d)
+                out[i].size = PyUnicode_GET_LENGTH(d)
+                out[i].kind = 0
+            else:
+                out[i].ptr = NULL
+                out[i].chars = PyUnicode_DATA(d)
+                out[i].size = PyUnicode_GET_LENGTH(d)
+                out[i].kind = PyUnicode_KIND(d)
+                r = utf8_size_bound(&out[i])
+                if r > room:
+                    room = r
+            continue
+        if type(d) is not bytes:
+            if convert is None:
+                raise TypeError(f"expected str or bytes, not {type(d).__name__}")
+            d = convert(d)
+            if type(d) is not bytes:
+                raise TypeError(f"convert returned {type(d).__name__}, not bytes")
+            keep.append(d)
+        out[i].ptr = <const uint8_t*>PyBytes_AS_STRING(d)
+        out[i].size = PyBytes_GET_SIZE(d)
+        out[i].kind = 0
+    return room
+
+
+cdef inline const uint8_t* text_in_bytes(const TextIn* t, uint8_t* scratch, Py_ssize_t* n) noexcept nogil:
+    """The bytes to segment for a gathered text (encoded into scratch if need be); NULL when
+    the text cannot be encoded."""
+    if t.kind == 0:
+        n[0] = t.size
+        return t.ptr
+    n[0] = utf8_encode(t, scratch)
+    if n[0] < 0:
+        return NULL
+    return scratch
+
+
+cdef void raise_unencodable(list datas, Py_ssize_t i, object form) except *:
+    """Raise the error str.encode gives for text i (it holds a lone surrogate)."""
+    d = datas[i]
+    if form is not None:
+        d = _normalize(form, d)
+    d.encode("utf-8")
+    raise UnicodeEncodeError("utf-8", d, 0, len(d), "surrogates not allowed")
 
 
 cdef list ids_to_list(const int32_t* vals, Py_ssize_t m, const int32_t* ids, int bos, int eos):
@@ -917,41 +1085,53 @@ cdef class Lattice:
 
     def encode_many(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
                     const uint64_t[::1] key_words=None, bint chunked=True, int sampler=S_EXACT,
-                    int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1):
-        """encode() for a list of bytes, with one (seed word, key word) per item, GIL released
-        for the whole block. Returns a list of id lists."""
+                    int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1, object form=None,
+                    object convert=None, bint untrack=False):
+        """encode() for a list of texts, with one (seed word, key word) per item, the GIL
+        released for the whole block. Returns a list of id lists.
+
+        Texts are bytes or str (see gather_texts: `form` normalises non-ASCII str, whose
+        UTF-8 is then made without the GIL; `convert` turns other objects into bytes).
+        With `untrack` the id lists are built untracked by the cycle collector; the caller
+        must pass them to track_lists() when its batch is complete."""
         cdef int mode = self._mode(alpha, sampler)
         cdef object keep = self._q_array(alpha, mode)
-        cdef Py_ssize_t count = len(datas), i, total = 0, m, off
+        cdef Py_ssize_t count = len(datas), i, total = 0, m, off, room, n, bad = -1
         cdef Model M
         cdef Rng rng
         cdef Workspace ws
         cdef bint failed = False
+        cdef const uint8_t* x
+        cdef list held = []
         if mode != MODE_VITERBI and (seed_words is None or key_words is None
                                      or seed_words.shape[0] != count or key_words.shape[0] != count):
             raise ValueError("sampling needs one seed word and one key word per text")
-        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
-        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef TextIn* texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
         cdef Py_ssize_t* nout = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
         cdef int32_t* buf = NULL
+        cdef uint8_t* scratch = NULL
         try:
-            if ptrs == NULL or lens == NULL or nout == NULL:
+            if texts == NULL or nout == NULL:
                 raise MemoryError()
+            room = gather_texts(datas, form, convert, texts, held)
             for i in range(count):
-                ptrs[i] = text_bytes(datas[i], &lens[i])
-                total += lens[i]
+                total += texts[i].size if texts[i].kind == 0 else utf8_size_bound(&texts[i])
             buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
-            if buf == NULL:
+            scratch = <uint8_t*>malloc(room + 1)
+            if buf == NULL or scratch == NULL:
                 raise MemoryError()
             self._model(&M, alpha, keep)
             memset(&ws, 0, sizeof(Workspace))
             with nogil:
                 off = 0
                 for i in range(count):
+                    x = text_in_bytes(&texts[i], scratch, &n)
+                    if x == NULL:
+                        bad = i
+                        break
                     if mode != MODE_VITERBI:
                         rng_init(&rng, seed_words[i], key_words[i], rng_kind)
-                    m = segment(&M, mode, ptrs[i], lens[i], chunked, False, &rng, &ws,
-                                buf + off, buf + total + off)
+                    m = segment(&M, mode, x, n, chunked, False, &rng, &ws, buf + off, buf + total + off)
                     if m < 0:
                         failed = True
                         break
@@ -960,16 +1140,18 @@ cdef class Lattice:
                 ws_free(&ws)
             if failed:
                 raise MemoryError()
+            if bad >= 0:
+                raise_unencodable(datas, bad, form)
             out = PyList_New(count)
             off = 0
             for i in range(count):
-                lst = ids_to_objs(buf + off, nout[i], self._id_ptrs, bos, eos)
+                lst = ids_to_objs(buf + off, nout[i], self._id_ptrs, bos, eos, untrack)
                 Py_INCREF(lst)
                 PyList_SET_ITEM(out, i, lst)
                 off += nout[i]
             return out
         finally:
-            free(ptrs); free(lens); free(nout); free(buf)
+            free(texts); free(nout); free(buf); free(scratch)
 
     def viterbi_split(self, bytes data, bint forbid_whole=False):
         """Ids of the Viterbi segmentation of `data` as one chunk. With forbid_whole the
@@ -1186,36 +1368,42 @@ cdef class Lattice:
     def encode_many_flat(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
                          const uint64_t[::1] key_words=None, bint chunked=True, int sampler=S_EXACT,
                          int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1, bint small=False,
-                         bint with_ends=False):
+                         bint with_ends=False, object form=None, object convert=None):
         """encode_many() without Python lists: (ids, row offsets, ends).
 
         ids is one flat numpy array (uint16 when `small`, else int32), row offsets an int64
         array of len(datas) + 1 (text i is ids[offsets[i]:offsets[i + 1]]), and ends, when
         `with_ends`, the int32 end byte position of every token within its text (0 for bos,
-        the text's length for eos), else None. The loop runs with the GIL released."""
+        the text's length for eos), else None. The loop runs with the GIL released. Texts,
+        `form` and `convert` as in encode_many."""
         cdef int mode = self._mode(alpha, sampler)
         cdef object keep = self._q_array(alpha, mode)
-        cdef Py_ssize_t count = len(datas), i, total = 0, m, off = 0, j
+        cdef Py_ssize_t count = len(datas), i, total = 0, m, off = 0, j, room, n, bad = -1
         cdef Model M
         cdef Rng rng
         cdef Workspace ws
         cdef bint failed = False
         cdef const int32_t* idp = &self.ids[0]
+        cdef const uint8_t* x
+        cdef list held = []
         if mode != MODE_VITERBI and (seed_words is None or key_words is None
                                      or seed_words.shape[0] != count or key_words.shape[0] != count):
             raise ValueError("sampling needs one seed word and one key word per text")
-        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
-        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef TextIn* texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
+        cdef uint8_t* scratch = NULL
         cdef uint16_t* out16 = NULL
         cdef int32_t* out32 = NULL
         cdef int32_t* outend = NULL
         cdef int64_t* rows
         try:
-            if ptrs == NULL or lens == NULL:
+            if texts == NULL:
                 raise MemoryError()
+            room = gather_texts(datas, form, convert, texts, held)
             for i in range(count):
-                ptrs[i] = text_bytes(datas[i], &lens[i])
-                total += lens[i]
+                total += texts[i].size if texts[i].kind == 0 else utf8_size_bound(&texts[i])
+            scratch = <uint8_t*>malloc(room + 1)
+            if scratch == NULL:
+                raise MemoryError()
             cap = total + 2 * count + 1
             ids = np.empty(cap, dtype=np.uint16 if small else np.int32)
             offsets = np.empty(count + 1, dtype=np.int64)
@@ -1231,12 +1419,16 @@ cdef class Lattice:
             with nogil:
                 rows[0] = 0
                 for i in range(count):
+                    x = text_in_bytes(&texts[i], scratch, &n)
+                    if x == NULL:
+                        bad = i
+                        break
                     if mode != MODE_VITERBI:
                         rng_init(&rng, seed_words[i], key_words[i], rng_kind)
-                    if ws_reserve(&ws, lens[i], M.trie.max_len) < 0:
+                    if ws_reserve(&ws, n, M.trie.max_len) < 0:
                         failed = True
                         break
-                    m = segment(&M, mode, ptrs[i], lens[i], chunked, False, &rng, &ws, ws.out_val, ws.out_end)
+                    m = segment(&M, mode, x, n, chunked, False, &rng, &ws, ws.out_val, ws.out_end)
                     if m < 0:
                         failed = True
                         break
@@ -1257,15 +1449,17 @@ cdef class Lattice:
                     if eos >= 0:
                         if small: out16[off] = <uint16_t>eos
                         else: out32[off] = eos
-                        if with_ends: outend[off] = <int32_t>lens[i]
+                        if with_ends: outend[off] = <int32_t>n
                         off += 1
                     rows[i + 1] = off
                 ws_free(&ws)
             if failed:
                 raise MemoryError()
+            if bad >= 0:
+                raise_unencodable(datas, bad, form)
             return ids[:off], offsets, (ends[:off] if with_ends else None)
         finally:
-            free(ptrs); free(lens)
+            free(texts); free(scratch)
 
     def forward_log(self, bytes data, double alpha=1.0, bint chunked=True):
         """F[e] = log of the sum of exp(alpha * score) over the segmentations of data[:e]
