@@ -495,10 +495,7 @@ class Tokenizer(LatticeQueries):
         bos = BOS_ID if add_bos else -1
         eos = EOS_ID if add_eos else -1
         threads = self._thread_count(num_threads, texts)
-        # Few, large blocks: every block costs a hand-over of the GIL between threads.
-        # Four per thread keep the threads evenly loaded.
-        per_block = max(_BLOCK_TEXTS, -(-n // (4 * threads)))
-        blocks = [(i, lo, min(lo + per_block, n)) for i, lo in enumerate(range(0, n, per_block))]
+        blocks = _blocks(n, threads)
         small = self.id_dtype == np.uint16
         # The core reads bytes and ASCII str in place, normalises other str (with `form`)
         # and makes their UTF-8 without the GIL; anything else goes through _to_bytes.
@@ -698,6 +695,26 @@ def _join_flat(parts: list, dtype, with_offsets: bool):
         first = rows[:-1][rows[:-1] < rows[1:]]   # first token of every non-empty text
         spans[first, 0] = 0
     return ids, rows, spans
+
+
+def _blocks(n: int, threads: int) -> List[Tuple[int, int, int]]:
+    """(index, lo, hi) blocks of texts for the threads to take one at a time.
+
+    Every block costs a hand-over of the GIL, so blocks are few and large; on several
+    threads they shrink as the batch goes on (each a 1/(2 * threads) share of the texts
+    left, at least _BLOCK_TEXTS), so that the last ones are small and no thread is left
+    working alone on a large one at the end. One thread takes quarters (bounding the
+    memory of a block)."""
+    blocks: List[Tuple[int, int, int]] = []
+    lo = 0
+    while lo < n:
+        if threads > 1:
+            size = max(_BLOCK_TEXTS, -(-(n - lo) // (2 * threads)))
+        else:
+            size = max(_BLOCK_TEXTS, -(-n // 4))
+        blocks.append((len(blocks), lo, min(lo + size, n)))
+        lo += size
+    return blocks
 
 
 class _HelperPool:
