@@ -35,7 +35,7 @@ from libc.string cimport memcpy, memset
 from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_uniform
 
 import numpy as np
-from unicodedata import normalize as _normalize
+from unicodedata import combining as _combining, decomposition as _decomposition, is_normalized as _is_normalized, normalize as _normalize
 
 # Samplers (the `sampler` argument); C constants, so that checking one costs no Python lookup.
 cdef enum:
@@ -728,6 +728,140 @@ cdef struct TextIn:
     Py_ssize_t size       # ... and how many; or, when kind > 0,
     const void* chars     # a non-ASCII str's code points, `size` of them, `kind` bytes each,
     int kind              # UTF-8 encoded (without the GIL) just before segmenting
+    bint check_nfc        # not normalised yet: NFC unless nfc_is_inert says otherwise
+
+
+# ---------------------------------------------------------------------------
+# NFC without the GIL, for batches.
+#
+# A str whose every character is "inert" (canonical combining class 0 and NFC quick
+# check Yes: it is not changed, nothing before it reorders or composes with it) is in
+# NFC: that is unicodedata's own quick check, on whose YES normalize("NFC", s) returns
+# s itself. Which characters are inert is learnt from unicodedata one page of 256 code
+# points at a time, when a batch first meets the page, and kept for the process. A
+# batch checks its non-ASCII str against these bits without the GIL; only a str with a
+# character that is not inert, or on a page not learnt yet, is passed to
+# unicodedata.normalize. Pages are written with the GIL held and published by a
+# release store of their flag, so a thread reading without the GIL sees whole pages.
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define BP_LOAD_ACQUIRE(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+    #define BP_STORE_RELEASE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+    #else
+    #define BP_LOAD_ACQUIRE(p) (*(volatile unsigned char*)(p))
+    #define BP_STORE_RELEASE(p, v) (*(volatile unsigned char*)(p) = (v))
+    #endif
+    """
+    uint8_t BP_LOAD_ACQUIRE(const uint8_t* p) nogil
+    void BP_STORE_RELEASE(uint8_t* p, uint8_t v) nogil
+
+cdef uint8_t nfc_ready[0x1100]          # page learnt (written last)
+cdef uint64_t nfc_inert[0x1100][4]      # one bit per code point of the page
+_nfc_composing = None                   # see nfc_composing()
+
+
+cdef inline bint nfc_inert_char(uint32_t c) noexcept nogil:
+    cdef uint32_t p = c >> 8
+    if not BP_LOAD_ACQUIRE(&nfc_ready[p]):
+        return False
+    return (nfc_inert[p][(c >> 6) & 3] >> (c & 63)) & 1
+
+
+cdef bint nfc_is_inert(const TextIn* t) noexcept nogil:
+    """Every character of the (non-ASCII) str is known to be inert, so the str is NFC."""
+    cdef Py_ssize_t i
+    cdef uint32_t c
+    cdef const uint8_t* p1 = <const uint8_t*>t.chars
+    cdef const uint16_t* p2 = <const uint16_t*>t.chars
+    cdef const uint32_t* p4 = <const uint32_t*>t.chars
+    if t.kind == 1:
+        for i in range(t.size):
+            c = p1[i]
+            if c >= 0x80 and not nfc_inert_char(c):
+                return False
+    elif t.kind == 2:
+        for i in range(t.size):
+            c = p2[i]
+            if c >= 0x80 and not nfc_inert_char(c):
+                return False
+    else:
+        for i in range(t.size):
+            c = p4[i]
+            if c >= 0x80 and not nfc_inert_char(c):
+                return False
+    return True
+
+
+def nfc_composing():
+    """Code points that can compose with the character before them (those whose NFC quick
+    check is Maybe): the second of every two-character canonical decomposition, and the
+    Hangul vowel and trailing jamo. Found by scanning only the pages that NFD changes.
+    (A superset would do no harm: its characters would just take the slow path.)"""
+    global _nfc_composing
+    if _nfc_composing is not None:
+        return _nfc_composing
+    found = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
+    # Every code point but the surrogates, as one str (built from its UTF-32).
+    everything = np.concatenate([np.arange(0, 0xD800, dtype="<u4"),
+                                 np.arange(0xE000, 0x110000, dtype="<u4")]).tobytes().decode("utf-32-le")
+    for lo in range(0, len(everything), 4096):
+        block = everything[lo:lo + 4096]
+        if _normalize("NFD", block) == block:
+            continue
+        for start in range(0, len(block), 256):
+            page = block[start:start + 256]
+            if _normalize("NFD", page) == page:
+                continue
+            for ch in page:
+                d = _decomposition(ch)
+                if d and d[0] != "<":
+                    parts = d.split()
+                    if len(parts) == 2:
+                        found.add(int(parts[1], 16))
+    _nfc_composing = frozenset(found)
+    return _nfc_composing
+
+
+cdef int nfc_learn_page(uint32_t p) except -1:
+    """Learn which code points of page p are inert (GIL held)."""
+    cdef uint64_t bits[4]
+    cdef uint32_t c
+    composing = nfc_composing()
+    memset(bits, 0, sizeof(bits))
+    for c in range(p << 8, (p << 8) + 256):
+        if 0xD800 <= c <= 0xDFFF:
+            continue                             # a lone surrogate: str.encode must see it
+        ch = chr(c)
+        if _combining(ch) == 0 and c not in composing and _is_normalized("NFC", ch):
+            bits[(c >> 6) & 3] |= (<uint64_t>1) << (c & 63)
+    memcpy(nfc_inert[p], bits, sizeof(bits))
+    BP_STORE_RELEASE(&nfc_ready[p], 1)
+    return 0
+
+
+cdef int nfc_learn_text(const TextIn* t) except -1:
+    """Learn every page the str's characters are on (GIL held)."""
+    cdef Py_ssize_t i
+    cdef uint32_t c
+    for i in range(t.size):
+        if t.kind == 1:
+            c = (<const uint8_t*>t.chars)[i]
+        elif t.kind == 2:
+            c = (<const uint16_t*>t.chars)[i]
+        else:
+            c = (<const uint32_t*>t.chars)[i]
+        if not nfc_ready[c >> 8]:
+            nfc_learn_page(c >> 8)
+    return 0
+
+
+def nfc_inert_chars(uint32_t page):
+    """The inert code points of a page, learning it if need be (for tests)."""
+    if not nfc_ready[page]:
+        nfc_learn_page(page)
+    return [c for c in range(page << 8, (page << 8) + 256) if nfc_inert_char(c)]
 
 
 cdef inline Py_ssize_t utf8_size_bound(const TextIn* t) noexcept nogil:
@@ -810,14 +944,16 @@ cdef Py_ssize_t gather_texts(list datas, object form, object convert, TextIn* ou
     Returns the room the largest UTF-8 encoding needs."""
     cdef Py_ssize_t i, count = len(datas), room = 0, r
     cdef object d, d2
+    cdef bint nfc = form == "NFC"
     for i in range(count):
         d = datas[i]
         if type(d) is str:
-            if not PyUnicode_IS_ASCII(d) and form is not None:
+            if not PyUnicode_IS_ASCII(d) and form is not None and not nfc:
                 d2 = _normalize(form, d)
                 if d2 is not d:
                     keep.append(d2)
                     d = d2
+            out[i].check_nfc = False
             if PyUnicode_IS_ASCII(d):
                 out[i].ptr = <const uint8_t*>PyUnicode_DATA(d)
                 out[i].size = PyUnicode_GET_LENGTH(d)
@@ -827,6 +963,7 @@ cdef Py_ssize_t gather_texts(list datas, object form, object convert, TextIn* ou
                 out[i].chars = PyUnicode_DATA(d)
                 out[i].size = PyUnicode_GET_LENGTH(d)
                 out[i].kind = PyUnicode_KIND(d)
+                out[i].check_nfc = nfc       # checked without the GIL (nfc_is_inert)
                 r = utf8_size_bound(&out[i])
                 if r > room:
                     room = r
@@ -841,6 +978,43 @@ cdef Py_ssize_t gather_texts(list datas, object form, object convert, TextIn* ou
         out[i].ptr = <const uint8_t*>PyBytes_AS_STRING(d)
         out[i].size = PyBytes_GET_SIZE(d)
         out[i].kind = 0
+        out[i].check_nfc = False
+    return room
+
+
+cdef Py_ssize_t check_nfc_texts(TextIn* texts, Py_ssize_t count) noexcept nogil:
+    """Clear check_nfc of the texts known to be NFC; returns how many are left."""
+    cdef Py_ssize_t i, left = 0
+    for i in range(count):
+        if texts[i].check_nfc:
+            if nfc_is_inert(&texts[i]):
+                texts[i].check_nfc = False
+            else:
+                left += 1
+    return left
+
+
+cdef Py_ssize_t normalise_left(list datas, TextIn* texts, Py_ssize_t count, list keep) except -1:
+    """With the GIL: learn the pages of the texts check_nfc_texts left, and normalise those
+    that still need it with unicodedata (NFC); returns the room the largest UTF-8 needs."""
+    cdef Py_ssize_t i, room = 0
+    cdef object d
+    for i in range(count):
+        if texts[i].check_nfc:
+            texts[i].check_nfc = False
+            nfc_learn_text(&texts[i])
+            if not nfc_is_inert(&texts[i]):
+                d = _normalize("NFC", datas[i])
+                keep.append(d)
+                if PyUnicode_IS_ASCII(d):
+                    texts[i].ptr = <const uint8_t*>PyUnicode_DATA(d)
+                    texts[i].size = PyUnicode_GET_LENGTH(d)
+                    texts[i].kind = 0
+                else:
+                    texts[i].chars = PyUnicode_DATA(d)
+                    texts[i].size = PyUnicode_GET_LENGTH(d)
+                    texts[i].kind = PyUnicode_KIND(d)
+        room = max(room, utf8_size_bound(&texts[i]))
     return room
 
 
@@ -863,6 +1037,88 @@ cdef void raise_unencodable(list datas, Py_ssize_t i, object form) except *:
         d = _normalize(form, d)
     d.encode("utf-8")
     raise UnicodeEncodeError("utf-8", d, 0, len(d), "surrogates not allowed")
+
+
+cdef Py_ssize_t run_texts(const Model* M, int mode, TextIn* texts, Py_ssize_t count, bint chunked,
+                          const uint64_t* seeds, const uint64_t* keys, int rng_kind, uint8_t* scratch,
+                          Workspace* ws, int32_t* vals, Py_ssize_t total, Py_ssize_t* nout) noexcept nogil:
+    """Segment the gathered texts one after the other (encode_many): text i's piece indices
+    go to vals (one after the other, nout[i] of them; vals + total is room for end positions).
+    Returns -1 when all are done, -2 when out of memory, i >= 0 when text i cannot be encoded."""
+    cdef Py_ssize_t i, n, m, off = 0
+    cdef const uint8_t* x
+    cdef Rng rng
+    for i in range(count):
+        x = text_in_bytes(&texts[i], scratch, &n)
+        if x == NULL:
+            return i
+        if mode != MODE_VITERBI:
+            rng_init(&rng, seeds[i], keys[i], rng_kind)
+        m = segment(M, mode, x, n, chunked, False, &rng, ws, vals + off, vals + total + off)
+        if m < 0:
+            return -2
+        nout[i] = m
+        off += m
+    return -1
+
+
+cdef struct FlatOut:
+    uint16_t* out16      # ids, when they fit in 16 bits ...
+    int32_t* out32       # ... or else
+    int32_t* ends        # end positions (NULL: not wanted)
+    int64_t* rows        # count + 1 row offsets
+    const int32_t* ids   # id of each piece index
+    int bos, eos
+
+
+cdef Py_ssize_t run_texts_flat(const Model* M, int mode, TextIn* texts, Py_ssize_t count, bint chunked,
+                               const uint64_t* seeds, const uint64_t* keys, int rng_kind,
+                               uint8_t* scratch, Workspace* ws, FlatOut* o) noexcept nogil:
+    """Segment the gathered texts into flat arrays (encode_many_flat); returns as run_texts."""
+    cdef Py_ssize_t i, j, n, m, off = 0
+    cdef const uint8_t* x
+    cdef Rng rng
+    o.rows[0] = 0
+    for i in range(count):
+        x = text_in_bytes(&texts[i], scratch, &n)
+        if x == NULL:
+            return i
+        if mode != MODE_VITERBI:
+            rng_init(&rng, seeds[i], keys[i], rng_kind)
+        if ws_reserve(ws, n, M.trie.max_len) < 0:
+            return -2
+        m = segment(M, mode, x, n, chunked, False, &rng, ws, ws.out_val, ws.out_end)
+        if m < 0:
+            return -2
+        if o.bos >= 0:
+            if o.out16 != NULL: o.out16[off] = <uint16_t>o.bos
+            else: o.out32[off] = o.bos
+            if o.ends != NULL: o.ends[off] = 0
+            off += 1
+        if o.out16 != NULL:
+            for j in range(m):
+                o.out16[off + j] = <uint16_t>o.ids[ws.out_val[j]]
+        else:
+            for j in range(m):
+                o.out32[off + j] = o.ids[ws.out_val[j]]
+        if o.ends != NULL:
+            memcpy(o.ends + off, ws.out_end, m * sizeof(int32_t))
+        off += m
+        if o.eos >= 0:
+            if o.out16 != NULL: o.out16[off] = <uint16_t>o.eos
+            else: o.out32[off] = o.eos
+            if o.ends != NULL: o.ends[off] = <int32_t>n
+            off += 1
+        o.rows[i + 1] = off
+    return -1
+
+
+cdef Py_ssize_t utf8_total(const TextIn* texts, Py_ssize_t count) noexcept nogil:
+    """Bytes the gathered texts take at most."""
+    cdef Py_ssize_t i, total = 0
+    for i in range(count):
+        total += texts[i].size if texts[i].kind == 0 else utf8_size_bound(&texts[i])
+    return total
 
 
 cdef list ids_to_list(const int32_t* vals, Py_ssize_t m, const int32_t* ids, int bos, int eos):
@@ -1090,58 +1346,60 @@ cdef class Lattice:
         """encode() for a list of texts, with one (seed word, key word) per item, the GIL
         released for the whole block. Returns a list of id lists.
 
-        Texts are bytes or str (see gather_texts: `form` normalises non-ASCII str, whose
-        UTF-8 is then made without the GIL; `convert` turns other objects into bytes).
-        With `untrack` the id lists are built untracked by the cycle collector; the caller
-        must pass them to track_lists() when its batch is complete."""
+        Texts are bytes or str (see gather_texts: `form` normalises non-ASCII str, NFC
+        mostly without the GIL, and their UTF-8 is made without it; `convert` turns other
+        objects into bytes). With `untrack` the id lists are built untracked by the cycle
+        collector; the caller must pass them to track_lists() when its batch is complete."""
         cdef int mode = self._mode(alpha, sampler)
         cdef object keep = self._q_array(alpha, mode)
-        cdef Py_ssize_t count = len(datas), i, total = 0, m, off, room, n, bad = -1
+        cdef Py_ssize_t count = len(datas), i, total, off, room, left, status = -1
         cdef Model M
-        cdef Rng rng
         cdef Workspace ws
-        cdef bint failed = False
-        cdef const uint8_t* x
         cdef list held = []
-        if mode != MODE_VITERBI and (seed_words is None or key_words is None
-                                     or seed_words.shape[0] != count or key_words.shape[0] != count):
-            raise ValueError("sampling needs one seed word and one key word per text")
+        cdef const uint64_t* seeds = NULL
+        cdef const uint64_t* keys = NULL
+        if mode != MODE_VITERBI:
+            if (seed_words is None or key_words is None
+                    or seed_words.shape[0] != count or key_words.shape[0] != count):
+                raise ValueError("sampling needs one seed word and one key word per text")
+            if count:
+                seeds = &seed_words[0]
+                keys = &key_words[0]
         cdef TextIn* texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
         cdef Py_ssize_t* nout = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
         cdef int32_t* buf = NULL
         cdef uint8_t* scratch = NULL
+        memset(&ws, 0, sizeof(Workspace))
         try:
             if texts == NULL or nout == NULL:
                 raise MemoryError()
             room = gather_texts(datas, form, convert, texts, held)
-            for i in range(count):
-                total += texts[i].size if texts[i].kind == 0 else utf8_size_bound(&texts[i])
+            total = utf8_total(texts, count)
             buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
             scratch = <uint8_t*>malloc(room + 1)
             if buf == NULL or scratch == NULL:
                 raise MemoryError()
             self._model(&M, alpha, keep)
-            memset(&ws, 0, sizeof(Workspace))
             with nogil:
-                off = 0
-                for i in range(count):
-                    x = text_in_bytes(&texts[i], scratch, &n)
-                    if x == NULL:
-                        bad = i
-                        break
-                    if mode != MODE_VITERBI:
-                        rng_init(&rng, seed_words[i], key_words[i], rng_kind)
-                    m = segment(&M, mode, x, n, chunked, False, &rng, &ws, buf + off, buf + total + off)
-                    if m < 0:
-                        failed = True
-                        break
-                    nout[i] = m
-                    off += m
-                ws_free(&ws)
-            if failed:
+                left = check_nfc_texts(texts, count)
+                if left == 0:
+                    status = run_texts(&M, mode, texts, count, chunked, seeds, keys, rng_kind, scratch,
+                                       &ws, buf, total, nout)
+            if left:     # texts that NFC may change (or on pages not learnt yet)
+                room = normalise_left(datas, texts, count, held)
+                total = utf8_total(texts, count)
+                free(buf); free(scratch)
+                buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
+                scratch = <uint8_t*>malloc(room + 1)
+                if buf == NULL or scratch == NULL:
+                    raise MemoryError()
+                with nogil:
+                    status = run_texts(&M, mode, texts, count, chunked, seeds, keys, rng_kind, scratch,
+                                       &ws, buf, total, nout)
+            if status == -2:
                 raise MemoryError()
-            if bad >= 0:
-                raise_unencodable(datas, bad, form)
+            if status >= 0:
+                raise_unencodable(datas, status, form)
             out = PyList_New(count)
             off = 0
             for i in range(count):
@@ -1151,6 +1409,7 @@ cdef class Lattice:
                 off += nout[i]
             return out
         finally:
+            ws_free(&ws)
             free(texts); free(nout); free(buf); free(scratch)
 
     def viterbi_split(self, bytes data, bint forbid_whole=False):
@@ -1378,87 +1637,56 @@ cdef class Lattice:
         `form` and `convert` as in encode_many."""
         cdef int mode = self._mode(alpha, sampler)
         cdef object keep = self._q_array(alpha, mode)
-        cdef Py_ssize_t count = len(datas), i, total = 0, m, off = 0, j, room, n, bad = -1
+        cdef Py_ssize_t count = len(datas), room, left, status = -1
         cdef Model M
-        cdef Rng rng
         cdef Workspace ws
-        cdef bint failed = False
-        cdef const int32_t* idp = &self.ids[0]
-        cdef const uint8_t* x
+        cdef FlatOut o
         cdef list held = []
-        if mode != MODE_VITERBI and (seed_words is None or key_words is None
-                                     or seed_words.shape[0] != count or key_words.shape[0] != count):
-            raise ValueError("sampling needs one seed word and one key word per text")
+        cdef const uint64_t* seeds = NULL
+        cdef const uint64_t* keys = NULL
+        if mode != MODE_VITERBI:
+            if (seed_words is None or key_words is None
+                    or seed_words.shape[0] != count or key_words.shape[0] != count):
+                raise ValueError("sampling needs one seed word and one key word per text")
+            if count:
+                seeds = &seed_words[0]
+                keys = &key_words[0]
         cdef TextIn* texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
         cdef uint8_t* scratch = NULL
-        cdef uint16_t* out16 = NULL
-        cdef int32_t* out32 = NULL
-        cdef int32_t* outend = NULL
-        cdef int64_t* rows
+        memset(&ws, 0, sizeof(Workspace))
         try:
             if texts == NULL:
                 raise MemoryError()
             room = gather_texts(datas, form, convert, texts, held)
-            for i in range(count):
-                total += texts[i].size if texts[i].kind == 0 else utf8_size_bound(&texts[i])
+            self._model(&M, alpha, keep)
+            with nogil:
+                left = check_nfc_texts(texts, count)
+            if left:     # texts that NFC may change (or on pages not learnt yet)
+                room = normalise_left(datas, texts, count, held)
             scratch = <uint8_t*>malloc(room + 1)
             if scratch == NULL:
                 raise MemoryError()
-            cap = total + 2 * count + 1
+            cap = utf8_total(texts, count) + 2 * count + 1
             ids = np.empty(cap, dtype=np.uint16 if small else np.int32)
             offsets = np.empty(count + 1, dtype=np.int64)
             ends = np.empty(cap if with_ends else 1, dtype=np.int32)
-            if small:
-                out16 = <uint16_t*><size_t>ids.ctypes.data
-            else:
-                out32 = <int32_t*><size_t>ids.ctypes.data
-            outend = <int32_t*><size_t>ends.ctypes.data
-            rows = <int64_t*><size_t>offsets.ctypes.data
-            self._model(&M, alpha, keep)
-            memset(&ws, 0, sizeof(Workspace))
+            o.out16 = <uint16_t*><size_t>ids.ctypes.data if small else NULL
+            o.out32 = NULL if small else <int32_t*><size_t>ids.ctypes.data
+            o.ends = <int32_t*><size_t>ends.ctypes.data if with_ends else NULL
+            o.rows = <int64_t*><size_t>offsets.ctypes.data
+            o.ids = &self.ids[0]
+            o.bos = bos
+            o.eos = eos
             with nogil:
-                rows[0] = 0
-                for i in range(count):
-                    x = text_in_bytes(&texts[i], scratch, &n)
-                    if x == NULL:
-                        bad = i
-                        break
-                    if mode != MODE_VITERBI:
-                        rng_init(&rng, seed_words[i], key_words[i], rng_kind)
-                    if ws_reserve(&ws, n, M.trie.max_len) < 0:
-                        failed = True
-                        break
-                    m = segment(&M, mode, x, n, chunked, False, &rng, &ws, ws.out_val, ws.out_end)
-                    if m < 0:
-                        failed = True
-                        break
-                    if bos >= 0:
-                        if small: out16[off] = <uint16_t>bos
-                        else: out32[off] = bos
-                        if with_ends: outend[off] = 0
-                        off += 1
-                    if small:
-                        for j in range(m):
-                            out16[off + j] = <uint16_t>idp[ws.out_val[j]]
-                    else:
-                        for j in range(m):
-                            out32[off + j] = idp[ws.out_val[j]]
-                    if with_ends:
-                        memcpy(outend + off, ws.out_end, m * sizeof(int32_t))
-                    off += m
-                    if eos >= 0:
-                        if small: out16[off] = <uint16_t>eos
-                        else: out32[off] = eos
-                        if with_ends: outend[off] = <int32_t>n
-                        off += 1
-                    rows[i + 1] = off
-                ws_free(&ws)
-            if failed:
+                status = run_texts_flat(&M, mode, texts, count, chunked, seeds, keys, rng_kind, scratch, &ws, &o)
+            if status == -2:
                 raise MemoryError()
-            if bad >= 0:
-                raise_unencodable(datas, bad, form)
+            if status >= 0:
+                raise_unencodable(datas, status, form)
+            off = offsets[count]
             return ids[:off], offsets, (ends[:off] if with_ends else None)
         finally:
+            ws_free(&ws)
             free(texts); free(scratch)
 
     def forward_log(self, bytes data, double alpha=1.0, bint chunked=True):
