@@ -15,12 +15,19 @@
 # - Exact sampling is forward filtering, backward sampling. The forward sums are
 #   kept in linear space as mantissa * 2**exponent (no exp or log per edge, only
 #   a cached exp(alpha * logp) per piece); when alpha is so large that those
-#   weights could underflow, a log-space twin is used instead. Walking back from
-#   the end, each step re-reads the incoming edges of the current position and
-#   picks one with probability proportional to its forward weight.
+#   weights could underflow, a log-space twin is used instead. As soon as F[e]
+#   is known, the back-pointer of e is drawn among its incoming edges with
+#   probability proportional to their forward weights (the walk keeps their
+#   running sums; one uniform scaled by the total picks among them, branch-free);
+#   following the back-pointers from the end is the backward sample.
 # - Random numbers come from _rng.pxd: a state derived per call from (seed word,
 #   key word) and kept on the stack. Nothing here is global or mutable after
 #   construction, so one Lattice serves any number of threads without locks.
+#   (The one process-wide table, which characters NFC leaves alone, only gains
+#   pages, each written under the GIL and published with a release store.)
+# - Batches hold the GIL only to gather the texts and to build the id lists:
+#   UTF-8 encoding of non-ASCII str and most of NFC happen without it, and the
+#   lists stay hidden from the cycle collector until the batch is complete.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
