@@ -292,7 +292,7 @@ cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil
     if L > m:     # at most m - 1 edges end at a position of a text that fits (plus weights[k])
         L = m
     size = <size_t>m * (sizeof(double) + sizeof(int64_t) + 4 * sizeof(int32_t)) \
-        + <size_t>L * (sizeof(double) + 2 * sizeof(int32_t)) + 64
+        + <size_t>L * (sizeof(double) + 2 * sizeof(int32_t)) + 3 * sizeof(double) + 64
     free(ws.block)
     ws.block = NULL
     if ws.stack != NULL and size <= ws.stack_size:
@@ -307,7 +307,7 @@ cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil
     # 8-byte arrays first, then 4-byte ones: every array stays aligned.
     ws.score = <double*>p;       p += m * sizeof(double)
     ws.expo = <int64_t*>p;       p += m * sizeof(int64_t)
-    ws.weights = <double*>p;     p += L * sizeof(double)
+    ws.weights = <double*>p;     p += (L + 3) * sizeof(double)   # + 3: seg_exact's padding
     ws.back = <int32_t*>p;       p += m * sizeof(int32_t)
     ws.backv = <int32_t*>p;      p += m * sizeof(int32_t)
     ws.out_val = <int32_t*>p;    p += m * sizeof(int32_t)
@@ -591,7 +591,13 @@ cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint c
         j = 0
         if k > 1:                       # one edge: no choice to draw
             u = rng_uniform(&r) * tot
-            for i in range(k - 1):      # branch-free, as in pick()
+            # As pick(), with a fixed number of comparisons for up to four edges (most
+            # positions): cum[k - 1] == tot > u never counts, nor does the padding.
+            cum[k] = INFINITY
+            cum[k + 1] = INFINITY
+            cum[k + 2] = INFINITY
+            j = (cum[0] <= u) + (cum[1] <= u) + (cum[2] <= u) + (cum[3] <= u)
+            for i in range(4, k):
                 j += cum[i] <= u
         back[e] = starts[j]
         backv[e] = values[j]
