@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import re
 import struct
 import threading
@@ -20,7 +21,7 @@ import numpy as np
 
 from . import keys as _keys
 from .analysis import LatticeQueries
-from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice
+from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice, track_lists
 from .model import (
     BOS_ID,
     EOS_ID,
@@ -167,19 +168,6 @@ class Tokenizer(LatticeQueries):
         if isinstance(text, (bytearray, memoryview)):
             return bytes(text)
         raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
-
-    def _batch_preparer(self):
-        """A function turning a list of texts into what the core reads: ASCII str as it is
-        (no normal form changes ASCII, and the core reads its buffer in place), other str
-        normalised and encoded, bytes as they are. Inlined, as this runs with the GIL held."""
-        to_bytes = self._to_bytes
-        form = self._form
-        if not self._normalize:
-            return lambda texts: [t if type(t) is str and t.isascii() else to_bytes(t) for t in texts]
-        return lambda texts: [
-            (t if t.isascii() else _nfc(form, t).encode("utf-8")) if type(t) is str else to_bytes(t)
-            for t in texts
-        ]
 
     @staticmethod
     def _check_alpha(alpha) -> float:
@@ -507,41 +495,45 @@ class Tokenizer(LatticeQueries):
         bos = BOS_ID if add_bos else -1
         eos = EOS_ID if add_eos else -1
         threads = self._thread_count(num_threads, texts)
-        # Few, large blocks: every block costs a hand-over of the GIL between threads.
-        # Four per thread keep the threads evenly loaded.
-        per_block = max(_BLOCK_TEXTS, -(-n // (4 * threads)))
-        blocks = [(i, lo, min(lo + per_block, n)) for i, lo in enumerate(range(0, n, per_block))]
+        blocks = _blocks(n, threads)
         small = self.id_dtype == np.uint16
-        prepare = self._batch_preparer()
+        # The core reads bytes and ASCII str in place, normalises other str (with `form`)
+        # and makes their UTF-8 without the GIL; anything else goes through _to_bytes.
+        form = self._form if self._normalize else None
+        convert = self._to_bytes
 
         if as_numpy:
             parts: list = [None] * len(blocks)
 
             def run_block(index: int, lo: int, hi: int) -> None:
-                datas = prepare(texts[lo:hi])
                 parts[index] = self._lattice.encode_many_flat(
-                    datas, alpha,
+                    texts[lo:hi], alpha,
                     None if seed_arr is None else seed_arr[lo:hi],
                     None if key_arr is None else key_arr[lo:hi],
-                    True, sampler_code, 0, bos, eos, small, return_offsets,
+                    True, sampler_code, 0, bos, eos, small, return_offsets, form, convert,
                 )
         else:
             results: List[Optional[List[int]]] = [None] * n
 
             def run_block(index: int, lo: int, hi: int) -> None:
-                datas = prepare(texts[lo:hi])
+                # untrack=True: the id lists stay out of the cycle collector's sight until
+                # track_lists below (collections during the batch would walk them all).
                 results[lo:hi] = self._lattice.encode_many(
-                    datas, alpha,
+                    texts[lo:hi], alpha,
                     None if seed_arr is None else seed_arr[lo:hi],
                     None if key_arr is None else key_arr[lo:hi],
-                    True, sampler_code, 0, bos, eos,
+                    True, sampler_code, 0, bos, eos, form, convert, True,
                 )
 
-        if threads <= 1:
-            for block in blocks:
-                run_block(*block)
-        else:
-            _run_parallel(run_block, blocks, threads)
+        try:
+            if threads <= 1:
+                for block in blocks:
+                    run_block(*block)
+            else:
+                _run_parallel(run_block, blocks, threads)
+        finally:
+            if not as_numpy:
+                track_lists(results)
         if not as_numpy:
             return results  # type: ignore[return-value]
         return _join_flat(parts, self.id_dtype, return_offsets)
@@ -705,26 +697,93 @@ def _join_flat(parts: list, dtype, with_offsets: bool):
     return ids, rows, spans
 
 
+def _blocks(n: int, threads: int) -> List[Tuple[int, int, int]]:
+    """(index, lo, hi) blocks of texts for the threads to take one at a time.
+
+    Every block costs a hand-over of the GIL, so blocks are few and large; on several
+    threads they shrink as the batch goes on (each a 1/(2 * threads) share of the texts
+    left, at least _BLOCK_TEXTS), so that the last ones are small and no thread is left
+    working alone on a large one at the end. One thread takes quarters (bounding the
+    memory of a block)."""
+    blocks: List[Tuple[int, int, int]] = []
+    lo = 0
+    while lo < n:
+        if threads > 1:
+            size = max(_BLOCK_TEXTS, -(-(n - lo) // (2 * threads)))
+        else:
+            size = max(_BLOCK_TEXTS, -(-n // 4))
+        blocks.append((len(blocks), lo, min(lo + size, n)))
+        lo += size
+    return blocks
+
+
+class _HelperPool:
+    """Daemon threads kept between batches, each running the tasks put on one queue.
+
+    Starting a thread per batch costs a round trip through the scheduler (Thread.start
+    waits until the new thread runs): about 0.1 ms on a quiet machine and over 1 ms on a
+    busy one, against a few ms for a batch of thousands of lines. The pool only grows,
+    to the most helpers one batch asked for; idle helpers sleep on the queue."""
+
+    def __init__(self) -> None:
+        self._tasks: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._size = 0
+
+    def _serve(self) -> None:
+        while True:
+            self._tasks.get()()
+
+    def submit(self, task, helpers: int) -> None:
+        """Run task() on `helpers` threads of the pool (soon; the caller does not wait)."""
+        with self._lock:
+            while self._size < helpers:
+                threading.Thread(target=self._serve, name="bytepiece-helper", daemon=True).start()
+                self._size += 1
+        for _ in range(helpers):
+            self._tasks.put(task)
+
+
+_POOL = _HelperPool()
+
+
 def _run_parallel(run_block, blocks, threads: int) -> None:
-    next_block = itertools.count()
+    """run_block(*block) for every block, on this thread and threads - 1 helpers; returns
+    when every block that was started has finished; re-raises the first error."""
     errors: list = []
+    done = threading.Condition()
+    state = {"next": 0, "running": 0}
+
+    def claim():
+        with done:
+            i = state["next"]
+            if errors or i >= len(blocks):
+                return None
+            state["next"] = i + 1
+            state["running"] += 1
+            return blocks[i]
 
     def worker() -> None:
-        try:
-            while not errors:
-                i = next(next_block)
-                if i >= len(blocks):
-                    return
-                run_block(*blocks[i])
-        except BaseException as error:  # re-raised in the calling thread
-            errors.append(error)
+        while True:
+            block = claim()
+            if block is None:
+                return
+            try:
+                run_block(*block)
+            except BaseException as error:  # re-raised in the calling thread
+                errors.append(error)
+            finally:
+                with done:
+                    state["running"] -= 1
+                    done.notify_all()
 
-    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads - 1)]
-    for thread in pool:
-        thread.start()
+    # A helper that wakes after the blocks are all claimed finds nothing to do, so only
+    # blocks in progress are waited for, never a helper that has not started.
+    _POOL.submit(worker, threads - 1)
     worker()
-    for thread in pool:
-        thread.join()
+    with done:
+        while state["running"]:
+            done.wait()
     if errors:
         raise errors[0]
 
@@ -733,6 +792,8 @@ _LIVE_TOKENIZERS: "weakref.WeakSet[Tokenizer]" = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    global _POOL
+    _POOL = _HelperPool()       # the parent's helper threads do not exist in the child
     for tok in list(_LIVE_TOKENIZERS):
         tok._reseed_stream()
 

@@ -15,12 +15,19 @@
 # - Exact sampling is forward filtering, backward sampling. The forward sums are
 #   kept in linear space as mantissa * 2**exponent (no exp or log per edge, only
 #   a cached exp(alpha * logp) per piece); when alpha is so large that those
-#   weights could underflow, a log-space twin is used instead. Walking back from
-#   the end, each step re-reads the incoming edges of the current position and
-#   picks one with probability proportional to its forward weight.
+#   weights could underflow, a log-space twin is used instead. As soon as F[e]
+#   is known, the back-pointer of e is drawn among its incoming edges with
+#   probability proportional to their forward weights (the walk keeps their
+#   running sums; one uniform scaled by the total picks among them, branch-free);
+#   following the back-pointers from the end is the backward sample.
 # - Random numbers come from _rng.pxd: a state derived per call from (seed word,
 #   key word) and kept on the stack. Nothing here is global or mutable after
 #   construction, so one Lattice serves any number of threads without locks.
+#   (The one process-wide table, which characters NFC leaves alone, only gains
+#   pages, each written under the GIL and published with a release store.)
+# - Batches hold the GIL only to gather the texts and to build the id lists:
+#   UTF-8 encoding of non-ASCII str and most of NFC happen without it, and the
+#   lists stay hidden from the cycle collector until the batch is complete.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
@@ -28,18 +35,23 @@ from cpython.long cimport PyLong_FromLong
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport INFINITY, NAN, exp, frexp, ldexp, log
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_uniform
 
 import numpy as np
+from unicodedata import combining as _combining, decomposition as _decomposition, is_normalized as _is_normalized, normalize as _normalize
 
-# Samplers (the `sampler` argument).
-SAMPLER_EXACT = 0
-SAMPLER_LEGACY_V1 = 1
-SAMPLER_EXACT_LOGSPACE = 2   # the log-space twin, chosen automatically when needed
+# Samplers (the `sampler` argument); C constants, so that checking one costs no Python lookup.
+cdef enum:
+    S_EXACT = 0
+    S_LEGACY_V1 = 1
+    S_EXACT_LOGSPACE = 2
+SAMPLER_EXACT = S_EXACT
+SAMPLER_LEGACY_V1 = S_LEGACY_V1
+SAMPLER_EXACT_LOGSPACE = S_EXACT_LOGSPACE   # the log-space twin, chosen automatically when needed
 RNG_KINDS = {"xoshiro256**": RNG_XOSHIRO, "coarse4": RNG_COARSE, "lcg31": RNG_LCG31}
 
 # Linear-space sampling keeps forward sums as mantissa * 2**exponent and renormalises a
@@ -280,7 +292,7 @@ cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil
     if L > m:     # at most m - 1 edges end at a position of a text that fits (plus weights[k])
         L = m
     size = <size_t>m * (sizeof(double) + sizeof(int64_t) + 4 * sizeof(int32_t)) \
-        + <size_t>L * (sizeof(double) + 2 * sizeof(int32_t)) + 64
+        + <size_t>L * (sizeof(double) + 2 * sizeof(int32_t)) + 3 * sizeof(double) + 64
     free(ws.block)
     ws.block = NULL
     if ws.stack != NULL and size <= ws.stack_size:
@@ -295,7 +307,7 @@ cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil
     # 8-byte arrays first, then 4-byte ones: every array stays aligned.
     ws.score = <double*>p;       p += m * sizeof(double)
     ws.expo = <int64_t*>p;       p += m * sizeof(int64_t)
-    ws.weights = <double*>p;     p += L * sizeof(double)
+    ws.weights = <double*>p;     p += (L + 3) * sizeof(double)   # + 3: seg_exact's padding
     ws.back = <int32_t*>p;       p += m * sizeof(int32_t)
     ws.backv = <int32_t*>p;      p += m * sizeof(int32_t)
     ws.out_val = <int32_t*>p;    p += m * sizeof(int32_t)
@@ -424,21 +436,14 @@ cdef inline double pow2(int64_t d) noexcept nogil:
     return out
 
 
-cdef inline double edge_weights_linear(const Model* M, Workspace* ws, int k, Py_ssize_t renormed) noexcept nogil:
-    """Forward weights of the k collected edges, scaled by 2**-ref where ref is the largest
-    exponent among their starts (so nothing overflows); ref goes to ws.weights[k].
-    `renormed` is the last position whose exponent changed: when every start is at or after
-    it (the common case), all exponents are equal and no scaling is needed."""
+cdef double reweigh_linear(const Model* M, Workspace* ws, int k, int64_t* ref_out) noexcept nogil:
+    """The k collected edges' forward weights when their starts do not all share one
+    exponent (some start precedes the last renormalisation): each is scaled by
+    2**(exponent of its start - ref), ref the largest of those exponents. Writes the
+    running sums to ws.weights, as the walk does, and ref to ref_out; returns the total."""
     cdef int j
     cdef int64_t ref, d
     cdef double tot = 0.0, w
-    if k > 0 and ws.starts[k - 1] >= renormed:   # starts[k-1] is the smallest start
-        for j in range(k):
-            w = ws.score[ws.starts[j]] * M.q[ws.values[j]]
-            ws.weights[j] = w
-            tot += w
-        ws.weights[k] = <double>ws.expo[ws.starts[0]]
-        return tot
     ref = ws.expo[ws.starts[0]]
     for j in range(1, k):
         d = ws.expo[ws.starts[j]]
@@ -449,14 +454,15 @@ cdef inline double edge_weights_linear(const Model* M, Workspace* ws, int k, Py_
         d = ws.expo[ws.starts[j]] - ref
         if d != 0:
             w = w * pow2(d)
-        ws.weights[j] = w
         tot += w
-    ws.weights[k] = <double>ref          # passed back to the caller beside the weights
+        ws.weights[j] = tot
+    ref_out[0] = ref
     return tot
 
 
 cdef inline double edge_weights_log(const Model* M, Workspace* ws, int k) noexcept nogil:
-    """Forward weights exp(F[s] + alpha*logp - max) of the k edges; returns their sum."""
+    """Forward weights exp(F[s] + alpha*logp - max) of the k edges, as running sums in
+    ws.weights (the max goes to ws.weights[k]); returns their sum."""
     cdef int j
     cdef double top = -INFINITY, c, tot = 0.0
     for j in range(k):
@@ -465,25 +471,47 @@ cdef inline double edge_weights_log(const Model* M, Workspace* ws, int k) noexce
         if c > top:
             top = c
     for j in range(k):
-        ws.weights[j] = exp(ws.weights[j] - top)
-        tot += ws.weights[j]
+        tot += exp(ws.weights[j] - top)
+        ws.weights[j] = tot
     ws.weights[k] = top
     return tot
 
 
-cdef inline int pick(const double* weights, int k, double tot, Rng* rng) noexcept nogil:
-    """Index j with probability weights[j] / tot."""
-    cdef double u = rng_uniform(rng) * tot, acc = 0.0
+cdef inline int pick(const double* cum, int k, double tot, Rng* rng) noexcept nogil:
+    """Index j with probability (cum[j] - cum[j-1]) / tot, from the running sums cum of
+    the k weights (cum[k-1] == tot)."""
+    cdef double u = rng_uniform(rng) * tot
     cdef int i, j = 0
-    # Branch-free: acc only grows, so the first j with u < acc_j is the number of
-    # acc_j <= u. The outcome is random; a branch on it mispredicts about half the time.
+    # Branch-free: cum only grows, so the first j with u < cum[j] is the number of
+    # cum[i] <= u. The outcome is random; a branch on it mispredicts about half the time.
     for i in range(k - 1):
-        acc += weights[i]
-        j += acc <= u
+        j += cum[i] <= u
     return j
 
 
-cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, bint logspace,
+cdef Py_ssize_t seg_exact_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                              Rng* rng, Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
+    """seg_exact with forward sums in log space, for alphas whose linear weights could underflow."""
+    cdef Py_ssize_t e, cs = 0
+    cdef int k, j
+    cdef double tot
+    if ws_reserve(ws, n, M.trie.max_len) < 0:
+        return -1
+    ws.score[0] = 0.0
+    for e in range(1, n + 1):
+        if chunked and e > 1 and is_chunk_start(x, e - 1):
+            cs = e - 1
+            ws.score[cs] = 0.0
+        k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+        tot = edge_weights_log(M, ws, k)
+        ws.score[e] = ws.weights[k] + log(tot)
+        j = pick(ws.weights, k, tot, rng) if k > 1 else 0   # one edge: no choice to draw
+        ws.back[e] = ws.starts[j]
+        ws.backv[e] = ws.values[j]
+    return backtrack(ws, n, out_val, out_end)
+
+
+cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                           Rng* rng, Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
     """One exact draw from P(path) = exp(alpha * score(path)) / Z, chunk by chunk.
 
@@ -492,73 +520,88 @@ cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint c
     probability proportional to their forward weights. That choice depends only on
     the prefix, so following the back-pointers from the end is an exact backward
     sample (forward-filtering backward-sampling), at one uniform per position.
+
+    Forward sums are mantissa (score) * 2**exponent (expo). Positions from `renormed`
+    (the last one whose exponent changed) to e - 1 share the exponent `cur`, so edges
+    that all start there are weighed without any scaling (almost always the case).
+    The walk keeps the running sum of the weights, which is all the pick needs.
     """
     cdef Py_ssize_t e, cs = 0, renormed = 0
-    cdef int k, j, ex
-    cdef double tot, w
+    cdef int k, j, i, ex
+    cdef double tot, u
+    cdef double low = RENORM_LOW, high = RENORM_HIGH
     cdef int32_t s, node, t, v
+    cdef int64_t cur = 0, ee
+    cdef Rng r = rng[0]       # a local copy the compiler can keep in registers
     cdef const int32_t* base = M.trie.base
     cdef const int32_t* check = M.trie.check
     cdef const int32_t* value = M.trie.value
     cdef const double* q = M.q
     cdef double* score
+    cdef int64_t* expo
+    cdef double* cum
+    cdef int32_t* starts
+    cdef int32_t* values
+    cdef int32_t* back
+    cdef int32_t* backv
     if ws_reserve(ws, n, M.trie.max_len) < 0:
         return -1
-    score = ws.score
-    if logspace:
-        ws.score[0] = 0.0
-    else:
-        ws.score[0] = 1.0
-        ws.expo[0] = 0
+    score = ws.score; expo = ws.expo; cum = ws.weights
+    starts = ws.starts; values = ws.values; back = ws.back; backv = ws.backv
+    score[0] = 1.0
+    expo[0] = 0
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
             cs = e - 1
-            if logspace:
-                ws.score[cs] = 0.0
-            else:
-                ws.score[cs] = 1.0
-                ws.expo[cs] = 0
-        if logspace:
-            k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
-            tot = edge_weights_log(M, ws, k)
-            ws.score[e] = ws.weights[k] + log(tot)
+            score[cs] = 1.0
+            expo[cs] = 0
+            cur = 0
+        # Walk the reversed trie back from e, weighing each piece x[s:e] as it is met
+        # (shortest first; every single byte is a piece, so starts[0] == e - 1).
+        k = 0
+        tot = 0.0
+        node = 0
+        s = <int32_t>(e - 1)
+        while s >= cs:
+            t = base[node] + x[s]
+            if check[t] != node:
+                break
+            node = t
+            v = value[node]
+            if v >= 0:
+                tot += score[s] * q[v]
+                cum[k] = tot
+                starts[k] = s
+                values[k] = v
+                k += 1
+            s -= 1
+        if starts[k - 1] >= renormed:   # the longest piece starts after the last renormalisation
+            ee = cur
         else:
-            # Walk and weigh in one loop, assuming every start shares one exponent (true
-            # unless a start precedes the last renormalisation); otherwise weigh again
-            # with the scaling.
-            k = 0
-            tot = 0.0
-            node = 0
-            s = <int32_t>(e - 1)
-            while s >= cs:
-                t = base[node] + x[s]
-                if check[t] != node:
-                    break
-                node = t
-                v = value[node]
-                if v >= 0:
-                    w = score[s] * q[v]
-                    ws.starts[k] = s
-                    ws.values[k] = v
-                    ws.weights[k] = w
-                    tot += w
-                    k += 1
-                s -= 1
-            if k > 0 and ws.starts[k - 1] >= renormed:
-                ws.weights[k] = <double>ws.expo[ws.starts[0]]
-            else:
-                tot = edge_weights_linear(M, ws, k, renormed)
-            ws.expo[e] = <int64_t>ws.weights[k]
-            if RENORM_LOW <= tot <= RENORM_HIGH:
-                ws.score[e] = tot
-            else:
-                ws.score[e] = frexp(tot, &ex)
-                ws.expo[e] += ex
-            if ws.expo[e] != ws.expo[e - 1]:
-                renormed = e
-        j = pick(ws.weights, k, tot, rng) if k > 1 else 0   # one edge: no choice to draw
-        ws.back[e] = ws.starts[j]
-        ws.backv[e] = ws.values[j]
+            tot = reweigh_linear(M, ws, k, &ee)
+        if low <= tot <= high:
+            score[e] = tot
+        else:
+            score[e] = frexp(tot, &ex)
+            ee += ex
+        expo[e] = ee
+        if ee != cur:
+            renormed = e
+            cur = ee
+        j = 0
+        if k > 1:                       # one edge: no choice to draw
+            u = rng_uniform(&r) * tot
+            # As pick(), with a fixed number of comparisons for up to four edges (most
+            # positions): cum[k - 1] == tot > u never counts, nor does the padding.
+            cum[k] = INFINITY
+            cum[k + 1] = INFINITY
+            cum[k + 2] = INFINITY
+            j = (cum[0] <= u) + (cum[1] <= u) + (cum[2] <= u) + (cum[3] <= u)
+            for i in range(4, k):
+                j += cum[i] <= u
+        back[e] = starts[j]
+        backv[e] = values[j]
+    rng[0] = r
     return backtrack(ws, n, out_val, out_end)
 
 
@@ -571,7 +614,9 @@ cdef Py_ssize_t segment(const Model* M, int mode, const uint8_t* x, Py_ssize_t n
         return seg_viterbi(M, x, n, chunked, forbid_whole, ws, out_val, out_end)
     if mode == MODE_LEGACY_V1:
         return seg_legacy_v1(M, x, n, chunked, rng, ws, out_val, out_end)
-    return seg_exact(M, x, n, chunked, mode == MODE_EXACT_LOG, rng, ws, out_val, out_end)
+    if mode == MODE_EXACT_LOG:
+        return seg_exact_log(M, x, n, chunked, rng, ws, out_val, out_end)
+    return seg_exact(M, x, n, chunked, rng, ws, out_val, out_end)
 
 
 # ---------------------------------------------------------------------------
@@ -807,15 +852,26 @@ cdef inline double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t
 cdef extern from "Python.h":
     void incref_raw "Py_INCREF"(PyObject* o)
     void list_set_raw "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject* o)
+    bint PyUnicode_IS_ASCII(object o)
+    int PyUnicode_KIND(object o)
+    void* PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    void PyObject_GC_Track(object o)
+    void PyObject_GC_UnTrack(object o)
+    int PyObject_GC_IsTracked(object o)
 
 
-cdef list ids_to_objs(const int32_t* vals, Py_ssize_t m, PyObject** objs, int bos, int eos):
+cdef list ids_to_objs(const int32_t* vals, Py_ssize_t m, PyObject** objs, int bos, int eos,
+                      bint untrack=False):
     """Like ids_to_list, from a prebuilt int object per piece index: one INCREF per token
-    instead of allocating (and later freeing) an int object."""
+    instead of allocating (and later freeing) an int object. With `untrack` the list is
+    hidden from the cycle collector until track_lists() (see encode_many)."""
     cdef Py_ssize_t extra = (bos >= 0) + (eos >= 0), i, o = 0
     cdef list out = PyList_New(m + extra)
     cdef object item
     cdef PyObject* p
+    if untrack:
+        PyObject_GC_UnTrack(out)
     if bos >= 0:
         item = PyLong_FromLong(bos); Py_INCREF(item); PyList_SET_ITEM(out, o, item); o += 1
     for i in range(m):
@@ -837,6 +893,418 @@ cdef inline const uint8_t* text_bytes(object data, Py_ssize_t* n) except NULL:
         raise TypeError(f"expected str or bytes, not {type(data).__name__}")
     n[0] = PyBytes_GET_SIZE(data)
     return <const uint8_t*>PyBytes_AS_STRING(data)
+
+
+def track_lists(list lists):
+    """Hand the id lists that encode_many(untrack=True) built back to the cycle collector.
+
+    A batch builds thousands of lists; while they are young every collection that the
+    batch's own allocations trigger walks all of them (about a tenth of a batch's time,
+    all of it holding the GIL). They hold only ints, and nothing can reach them before
+    the batch returns, so they cannot be part of a cycle until then: they are built
+    untracked and tracked again here, once, when the batch is complete."""
+    cdef object item
+    for item in lists:
+        if type(item) is list and not PyObject_GC_IsTracked(item):
+            PyObject_GC_Track(item)
+
+
+cdef struct TextIn:
+    const uint8_t* ptr    # the bytes to segment (a bytes object's, an ASCII str's) ...
+    Py_ssize_t size       # ... and how many; or, when kind > 0,
+    const void* chars     # a non-ASCII str's code points, `size` of them, `kind` bytes each,
+    int kind              # UTF-8 encoded (without the GIL) just before segmenting
+    bint check_nfc        # not normalised yet: NFC unless nfc_is_inert says otherwise
+
+
+# ---------------------------------------------------------------------------
+# NFC without the GIL, for batches.
+#
+# A str whose every character is "inert" (canonical combining class 0 and NFC quick
+# check Yes: it is not changed, nothing before it reorders or composes with it) is in
+# NFC: that is unicodedata's own quick check, on whose YES normalize("NFC", s) returns
+# s itself. Which characters are inert is learnt from unicodedata one page of 256 code
+# points at a time, when a batch first meets the page, and kept for the process. A
+# batch checks its non-ASCII str against these bits without the GIL; only a str with a
+# character that is not inert, or on a page not learnt yet, is passed to
+# unicodedata.normalize. Pages are written with the GIL held and published by a
+# release store of their flag, so a thread reading without the GIL sees whole pages.
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define BP_LOAD_ACQUIRE(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+    #define BP_STORE_RELEASE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+    #else
+    #define BP_LOAD_ACQUIRE(p) (*(volatile unsigned char*)(p))
+    #define BP_STORE_RELEASE(p, v) (*(volatile unsigned char*)(p) = (v))
+    #endif
+    """
+    uint8_t BP_LOAD_ACQUIRE(const uint8_t* p) nogil
+    void BP_STORE_RELEASE(uint8_t* p, uint8_t v) nogil
+
+cdef uint8_t nfc_ready[0x1100]          # page learnt (written last)
+cdef uint64_t nfc_inert[0x1100][4]      # one bit per code point of the page
+_nfc_composing = None                   # see nfc_composing()
+
+
+cdef inline bint nfc_inert_char(uint32_t c) noexcept nogil:
+    cdef uint32_t p = c >> 8
+    if not BP_LOAD_ACQUIRE(&nfc_ready[p]):
+        return False
+    return (nfc_inert[p][(c >> 6) & 3] >> (c & 63)) & 1
+
+
+cdef bint nfc_is_inert(const TextIn* t) noexcept nogil:
+    """Every character of the (non-ASCII) str is known to be inert, so the str is NFC."""
+    cdef Py_ssize_t i
+    cdef uint32_t c
+    cdef const uint8_t* p1 = <const uint8_t*>t.chars
+    cdef const uint16_t* p2 = <const uint16_t*>t.chars
+    cdef const uint32_t* p4 = <const uint32_t*>t.chars
+    if t.kind == 1:
+        for i in range(t.size):
+            c = p1[i]
+            if c >= 0x80 and not nfc_inert_char(c):
+                return False
+    elif t.kind == 2:
+        for i in range(t.size):
+            c = p2[i]
+            if c >= 0x80 and not nfc_inert_char(c):
+                return False
+    else:
+        for i in range(t.size):
+            c = p4[i]
+            if c >= 0x80 and not nfc_inert_char(c):
+                return False
+    return True
+
+
+def nfc_composing():
+    """Code points that can compose with the character before them (those whose NFC quick
+    check is Maybe): the second of every two-character canonical decomposition, and the
+    Hangul vowel and trailing jamo. Found by scanning only the pages that NFD changes.
+    (A superset would do no harm: its characters would just take the slow path.)"""
+    global _nfc_composing
+    if _nfc_composing is not None:
+        return _nfc_composing
+    found = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
+    # Every code point but the surrogates, as one str (built from its UTF-32).
+    everything = np.concatenate([np.arange(0, 0xD800, dtype="<u4"),
+                                 np.arange(0xE000, 0x110000, dtype="<u4")]).tobytes().decode("utf-32-le")
+    for lo in range(0, len(everything), 4096):
+        block = everything[lo:lo + 4096]
+        if _normalize("NFD", block) == block:
+            continue
+        for start in range(0, len(block), 256):
+            page = block[start:start + 256]
+            if _normalize("NFD", page) == page:
+                continue
+            for ch in page:
+                d = _decomposition(ch)
+                if d and d[0] != "<":
+                    parts = d.split()
+                    if len(parts) == 2:
+                        found.add(int(parts[1], 16))
+    _nfc_composing = frozenset(found)
+    return _nfc_composing
+
+
+cdef int nfc_learn_page(uint32_t p) except -1:
+    """Learn which code points of page p are inert (GIL held)."""
+    cdef uint64_t bits[4]
+    cdef uint32_t c
+    composing = nfc_composing()
+    memset(bits, 0, sizeof(bits))
+    for c in range(p << 8, (p << 8) + 256):
+        if 0xD800 <= c <= 0xDFFF:
+            continue                             # a lone surrogate: str.encode must see it
+        ch = chr(c)
+        if _combining(ch) == 0 and c not in composing and _is_normalized("NFC", ch):
+            bits[(c >> 6) & 3] |= (<uint64_t>1) << (c & 63)
+    memcpy(nfc_inert[p], bits, sizeof(bits))
+    BP_STORE_RELEASE(&nfc_ready[p], 1)
+    return 0
+
+
+cdef int nfc_learn_text(const TextIn* t) except -1:
+    """Learn every page the str's characters are on (GIL held)."""
+    cdef Py_ssize_t i
+    cdef uint32_t c
+    for i in range(t.size):
+        if t.kind == 1:
+            c = (<const uint8_t*>t.chars)[i]
+        elif t.kind == 2:
+            c = (<const uint16_t*>t.chars)[i]
+        else:
+            c = (<const uint32_t*>t.chars)[i]
+        if not nfc_ready[c >> 8]:
+            nfc_learn_page(c >> 8)
+    return 0
+
+
+def nfc_inert_chars(uint32_t page):
+    """The inert code points of a page, learning it if need be (for tests)."""
+    if not nfc_ready[page]:
+        nfc_learn_page(page)
+    return [c for c in range(page << 8, (page << 8) + 256) if nfc_inert_char(c)]
+
+
+cdef inline Py_ssize_t utf8_size_bound(const TextIn* t) noexcept nogil:
+    """Room the UTF-8 of a text needs at most (its code unit size bounds its encoding)."""
+    if t.kind == 0:
+        return 0
+    return t.size * (2 if t.kind == 1 else (3 if t.kind == 2 else 4))
+
+
+cdef inline Py_ssize_t utf8_put(uint32_t c, uint8_t* out) noexcept nogil:
+    """The UTF-8 of code point c >= 0x80 into out; returns its length, or -1 for a surrogate."""
+    if c < 0x800:
+        out[0] = <uint8_t>(0xC0 | (c >> 6))
+        out[1] = <uint8_t>(0x80 | (c & 0x3F))
+        return 2
+    if c < 0x10000:
+        if 0xD800 <= c <= 0xDFFF:
+            return -1
+        out[0] = <uint8_t>(0xE0 | (c >> 12))
+        out[1] = <uint8_t>(0x80 | ((c >> 6) & 0x3F))
+        out[2] = <uint8_t>(0x80 | (c & 0x3F))
+        return 3
+    out[0] = <uint8_t>(0xF0 | (c >> 18))
+    out[1] = <uint8_t>(0x80 | ((c >> 12) & 0x3F))
+    out[2] = <uint8_t>(0x80 | ((c >> 6) & 0x3F))
+    out[3] = <uint8_t>(0x80 | (c & 0x3F))
+    return 4
+
+
+cdef Py_ssize_t utf8_encode(const TextIn* t, uint8_t* out) noexcept nogil:
+    """The UTF-8 of a str's code points into out; returns its length, or -1 at a lone
+    surrogate, which UTF-8 cannot carry (str.encode("utf-8") raises there). One loop per
+    code unit size, so the loops have no branch on it."""
+    cdef Py_ssize_t i, o = 0, w
+    cdef uint32_t c
+    cdef const uint8_t* p1 = <const uint8_t*>t.chars
+    cdef const uint16_t* p2 = <const uint16_t*>t.chars
+    cdef const uint32_t* p4 = <const uint32_t*>t.chars
+    if t.kind == 1:
+        for i in range(t.size):
+            c = p1[i]
+            if c < 0x80:
+                out[o] = <uint8_t>c
+                o += 1
+            else:
+                out[o] = <uint8_t>(0xC0 | (c >> 6))
+                out[o + 1] = <uint8_t>(0x80 | (c & 0x3F))
+                o += 2
+    elif t.kind == 2:
+        for i in range(t.size):
+            c = p2[i]
+            if c < 0x80:
+                out[o] = <uint8_t>c
+                o += 1
+            else:
+                w = utf8_put(c, out + o)
+                if w < 0:
+                    return -1
+                o += w
+    else:
+        for i in range(t.size):
+            c = p4[i]
+            if c < 0x80:
+                out[o] = <uint8_t>c
+                o += 1
+            else:
+                w = utf8_put(c, out + o)
+                if w < 0:
+                    return -1
+                o += w
+    return o
+
+
+cdef Py_ssize_t gather_texts(list datas, object form, object convert, TextIn* out, list keep) except -1:
+    """Fill out[i] for every text of datas, with the GIL: bytes and ASCII str are read in
+    place; a non-ASCII str is normalised first when `form` names a normal form
+    (unicodedata.normalize, which returns the str itself when it is already normal) and
+    left to utf8_encode; anything else goes through `convert`, which returns bytes or
+    raises (TypeError when there is no `convert`). New objects are kept alive in `keep`.
+    Returns the room the largest UTF-8 encoding needs."""
+    cdef Py_ssize_t i, count = len(datas), room = 0, r
+    cdef object d, d2
+    cdef bint nfc = form == "NFC"
+    for i in range(count):
+        d = datas[i]
+        if type(d) is str:
+            if not PyUnicode_IS_ASCII(d) and form is not None and not nfc:
+                d2 = _normalize(form, d)
+                if d2 is not d:
+                    keep.append(d2)
+                    d = d2
+            out[i].check_nfc = False
+            if PyUnicode_IS_ASCII(d):
+                out[i].ptr = <const uint8_t*>PyUnicode_DATA(d)
+                out[i].size = PyUnicode_GET_LENGTH(d)
+                out[i].kind = 0
+            else:
+                out[i].ptr = NULL
+                out[i].chars = PyUnicode_DATA(d)
+                out[i].size = PyUnicode_GET_LENGTH(d)
+                out[i].kind = PyUnicode_KIND(d)
+                out[i].check_nfc = nfc       # checked without the GIL (nfc_is_inert)
+                r = utf8_size_bound(&out[i])
+                if r > room:
+                    room = r
+            continue
+        if type(d) is not bytes:
+            if convert is None:
+                raise TypeError(f"expected str or bytes, not {type(d).__name__}")
+            d = convert(d)
+            if type(d) is not bytes:
+                raise TypeError(f"convert returned {type(d).__name__}, not bytes")
+            keep.append(d)
+        out[i].ptr = <const uint8_t*>PyBytes_AS_STRING(d)
+        out[i].size = PyBytes_GET_SIZE(d)
+        out[i].kind = 0
+        out[i].check_nfc = False
+    return room
+
+
+cdef Py_ssize_t check_nfc_texts(TextIn* texts, Py_ssize_t count) noexcept nogil:
+    """Clear check_nfc of the texts known to be NFC; returns how many are left."""
+    cdef Py_ssize_t i, left = 0
+    for i in range(count):
+        if texts[i].check_nfc:
+            if nfc_is_inert(&texts[i]):
+                texts[i].check_nfc = False
+            else:
+                left += 1
+    return left
+
+
+cdef Py_ssize_t normalise_left(list datas, TextIn* texts, Py_ssize_t count, list keep) except -1:
+    """With the GIL: learn the pages of the texts check_nfc_texts left, and normalise those
+    that still need it with unicodedata (NFC); returns the room the largest UTF-8 needs."""
+    cdef Py_ssize_t i, room = 0
+    cdef object d
+    for i in range(count):
+        if texts[i].check_nfc:
+            texts[i].check_nfc = False
+            nfc_learn_text(&texts[i])
+            if not nfc_is_inert(&texts[i]):
+                d = _normalize("NFC", datas[i])
+                keep.append(d)
+                if PyUnicode_IS_ASCII(d):
+                    texts[i].ptr = <const uint8_t*>PyUnicode_DATA(d)
+                    texts[i].size = PyUnicode_GET_LENGTH(d)
+                    texts[i].kind = 0
+                else:
+                    texts[i].chars = PyUnicode_DATA(d)
+                    texts[i].size = PyUnicode_GET_LENGTH(d)
+                    texts[i].kind = PyUnicode_KIND(d)
+        room = max(room, utf8_size_bound(&texts[i]))
+    return room
+
+
+cdef inline const uint8_t* text_in_bytes(const TextIn* t, uint8_t* scratch, Py_ssize_t* n) noexcept nogil:
+    """The bytes to segment for a gathered text (encoded into scratch if need be); NULL when
+    the text cannot be encoded."""
+    if t.kind == 0:
+        n[0] = t.size
+        return t.ptr
+    n[0] = utf8_encode(t, scratch)
+    if n[0] < 0:
+        return NULL
+    return scratch
+
+
+cdef void raise_unencodable(list datas, Py_ssize_t i, object form) except *:
+    """Raise the error str.encode gives for text i (it holds a lone surrogate)."""
+    d = datas[i]
+    if form is not None:
+        d = _normalize(form, d)
+    d.encode("utf-8")
+    raise UnicodeEncodeError("utf-8", d, 0, len(d), "surrogates not allowed")
+
+
+cdef Py_ssize_t run_texts(const Model* M, int mode, TextIn* texts, Py_ssize_t count, bint chunked,
+                          const uint64_t* seeds, const uint64_t* keys, int rng_kind, uint8_t* scratch,
+                          Workspace* ws, int32_t* vals, Py_ssize_t total, Py_ssize_t* nout) noexcept nogil:
+    """Segment the gathered texts one after the other (encode_many): text i's piece indices
+    go to vals (one after the other, nout[i] of them; vals + total is room for end positions).
+    Returns -1 when all are done, -2 when out of memory, i >= 0 when text i cannot be encoded."""
+    cdef Py_ssize_t i, n, m, off = 0
+    cdef const uint8_t* x
+    cdef Rng rng
+    for i in range(count):
+        x = text_in_bytes(&texts[i], scratch, &n)
+        if x == NULL:
+            return i
+        if mode != MODE_VITERBI:
+            rng_init(&rng, seeds[i], keys[i], rng_kind)
+        m = segment(M, mode, x, n, chunked, False, &rng, ws, vals + off, vals + total + off)
+        if m < 0:
+            return -2
+        nout[i] = m
+        off += m
+    return -1
+
+
+cdef struct FlatOut:
+    uint16_t* out16      # ids, when they fit in 16 bits ...
+    int32_t* out32       # ... or else
+    int32_t* ends        # end positions (NULL: not wanted)
+    int64_t* rows        # count + 1 row offsets
+    const int32_t* ids   # id of each piece index
+    int bos, eos
+
+
+cdef Py_ssize_t run_texts_flat(const Model* M, int mode, TextIn* texts, Py_ssize_t count, bint chunked,
+                               const uint64_t* seeds, const uint64_t* keys, int rng_kind,
+                               uint8_t* scratch, Workspace* ws, FlatOut* o) noexcept nogil:
+    """Segment the gathered texts into flat arrays (encode_many_flat); returns as run_texts."""
+    cdef Py_ssize_t i, j, n, m, off = 0
+    cdef const uint8_t* x
+    cdef Rng rng
+    o.rows[0] = 0
+    for i in range(count):
+        x = text_in_bytes(&texts[i], scratch, &n)
+        if x == NULL:
+            return i
+        if mode != MODE_VITERBI:
+            rng_init(&rng, seeds[i], keys[i], rng_kind)
+        if ws_reserve(ws, n, M.trie.max_len) < 0:
+            return -2
+        m = segment(M, mode, x, n, chunked, False, &rng, ws, ws.out_val, ws.out_end)
+        if m < 0:
+            return -2
+        if o.bos >= 0:
+            if o.out16 != NULL: o.out16[off] = <uint16_t>o.bos
+            else: o.out32[off] = o.bos
+            if o.ends != NULL: o.ends[off] = 0
+            off += 1
+        if o.out16 != NULL:
+            for j in range(m):
+                o.out16[off + j] = <uint16_t>o.ids[ws.out_val[j]]
+        else:
+            for j in range(m):
+                o.out32[off + j] = o.ids[ws.out_val[j]]
+        if o.ends != NULL:
+            memcpy(o.ends + off, ws.out_end, m * sizeof(int32_t))
+        off += m
+        if o.eos >= 0:
+            if o.out16 != NULL: o.out16[off] = <uint16_t>o.eos
+            else: o.out32[off] = o.eos
+            if o.ends != NULL: o.ends[off] = <int32_t>n
+            off += 1
+        o.rows[i + 1] = off
+    return -1
+
+
+cdef Py_ssize_t utf8_total(const TextIn* texts, Py_ssize_t count) noexcept nogil:
+    """Bytes the gathered texts take at most."""
+    cdef Py_ssize_t i, total = 0
+    for i in range(count):
+        total += texts[i].size if texts[i].kind == 0 else utf8_size_bound(&texts[i])
+    return total
 
 
 cdef list ids_to_list(const int32_t* vals, Py_ssize_t m, const int32_t* ids, int bos, int eos):
@@ -868,6 +1336,8 @@ cdef class Lattice:
     cdef readonly double min_logprob
     cdef dict _weights        # alpha -> address of exp(alpha * logp), built on first use
     cdef list _weight_arrays  # the arrays behind those addresses
+    cdef double _last_alpha   # the last cached alpha looked up, and its address: a
+    cdef object _last_address # sampling loop asks for the same alpha every call
     cdef tuple _id_objs       # the id of each piece index as a Python int ...
     cdef PyObject** _id_ptrs  # ... and as pointers (borrowed from _id_objs), for ids_to_objs
     cdef Lattice _trie_owner  # a lattice made by with_logprobs borrows its trie from this one
@@ -904,6 +1374,8 @@ cdef class Lattice:
         self.min_logprob = float(logp.min())
         self._weights = {}
         self._weight_arrays = []
+        self._last_alpha = NAN
+        self._last_address = None
         self._id_objs = tuple([int(i) for i in id_arr])
         self._id_shift = -1
         if len(id_arr) and np.array_equal(id_arr, np.arange(len(id_arr), dtype=np.int64) + int(id_arr[0])):
@@ -956,11 +1428,11 @@ cdef class Lattice:
             return MODE_VITERBI
         if alpha != alpha or alpha == INFINITY:
             raise ValueError(f"alpha must be a finite number, not {alpha}")
-        if sampler == SAMPLER_LEGACY_V1:
+        if sampler == S_LEGACY_V1:
             return MODE_LEGACY_V1
-        if sampler == SAMPLER_EXACT_LOGSPACE or alpha * self.min_logprob < -LINEAR_LIMIT:
+        if sampler == S_EXACT_LOGSPACE or alpha * self.min_logprob < -LINEAR_LIMIT:
             return MODE_EXACT_LOG
-        if sampler != SAMPLER_EXACT:
+        if sampler != S_EXACT:
             raise ValueError(f"unknown sampler {sampler}")
         return MODE_EXACT
 
@@ -971,8 +1443,12 @@ cdef class Lattice:
         cdef double[::1] view
         if mode != MODE_EXACT:
             return None
+        if alpha == self._last_alpha:        # (never true for NaN, the initial value)
+            return self._last_address
         address = self._weights.get(alpha)
         if address is not None:
+            self._last_address = address     # both set with the GIL held
+            self._last_alpha = alpha
             return address
         q = np.exp(alpha * np.asarray(self.logp))
         if len(self._weights) >= 16:
@@ -998,7 +1474,7 @@ cdef class Lattice:
 
     # -- segmentation ------------------------------------------------------
     def segment(self, const uint8_t[::1] data, double alpha=-1.0, uint64_t seed_word=0,
-                uint64_t key_word=0, bint chunked=True, int sampler=SAMPLER_EXACT,
+                uint64_t key_word=0, bint chunked=True, int sampler=S_EXACT,
                 int rng_kind=RNG_XOSHIRO, bint forbid_whole=False):
         """(piece indices, end positions) as int32 numpy arrays."""
         cdef int mode = self._mode(alpha, sampler)
@@ -1022,7 +1498,7 @@ cdef class Lattice:
         return vals[:m], ends[:m]
 
     def encode(self, object data, double alpha=-1.0, uint64_t seed_word=0, uint64_t key_word=0,
-               bint chunked=True, int sampler=SAMPLER_EXACT, int rng_kind=RNG_XOSHIRO,
+               bint chunked=True, int sampler=S_EXACT, int rng_kind=RNG_XOSHIRO,
                int bos=-1, int eos=-1):
         """Ids of one segmentation of `data`, bytes or a str read as UTF-8 (Viterbi when
         alpha < 0)."""
@@ -1050,7 +1526,7 @@ cdef class Lattice:
             ws_free(&ws)
 
     def tokenize(self, bytes data, double alpha=-1.0, uint64_t seed_word=0, uint64_t key_word=0,
-                 bint chunked=True, int sampler=SAMPLER_EXACT, int rng_kind=RNG_XOSHIRO):
+                 bint chunked=True, int sampler=S_EXACT, int rng_kind=RNG_XOSHIRO):
         """Pieces (bytes) of one segmentation of `data`."""
         cdef int mode = self._mode(alpha, sampler)
         cdef object keep = self._q_array(alpha, mode)
@@ -1085,60 +1561,77 @@ cdef class Lattice:
             ws_free(&ws)
 
     def encode_many(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
-                    const uint64_t[::1] key_words=None, bint chunked=True, int sampler=SAMPLER_EXACT,
-                    int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1):
-        """encode() for a list of bytes, with one (seed word, key word) per item, GIL released
-        for the whole block. Returns a list of id lists."""
+                    const uint64_t[::1] key_words=None, bint chunked=True, int sampler=S_EXACT,
+                    int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1, object form=None,
+                    object convert=None, bint untrack=False):
+        """encode() for a list of texts, with one (seed word, key word) per item, the GIL
+        released for the whole block. Returns a list of id lists.
+
+        Texts are bytes or str (see gather_texts: `form` normalises non-ASCII str, NFC
+        mostly without the GIL, and their UTF-8 is made without it; `convert` turns other
+        objects into bytes). With `untrack` the id lists are built untracked by the cycle
+        collector; the caller must pass them to track_lists() when its batch is complete."""
         cdef int mode = self._mode(alpha, sampler)
         cdef object keep = self._q_array(alpha, mode)
-        cdef Py_ssize_t count = len(datas), i, total = 0, m, off
+        cdef Py_ssize_t count = len(datas), i, total, off, room, left, status = -1
         cdef Model M
-        cdef Rng rng
         cdef Workspace ws
-        cdef bint failed = False
-        if mode != MODE_VITERBI and (seed_words is None or key_words is None
-                                     or seed_words.shape[0] != count or key_words.shape[0] != count):
-            raise ValueError("sampling needs one seed word and one key word per text")
-        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
-        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef list held = []
+        cdef const uint64_t* seeds = NULL
+        cdef const uint64_t* keys = NULL
+        if mode != MODE_VITERBI:
+            if (seed_words is None or key_words is None
+                    or seed_words.shape[0] != count or key_words.shape[0] != count):
+                raise ValueError("sampling needs one seed word and one key word per text")
+            if count:
+                seeds = &seed_words[0]
+                keys = &key_words[0]
+        cdef TextIn* texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
         cdef Py_ssize_t* nout = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
         cdef int32_t* buf = NULL
+        cdef uint8_t* scratch = NULL
+        memset(&ws, 0, sizeof(Workspace))
         try:
-            if ptrs == NULL or lens == NULL or nout == NULL:
+            if texts == NULL or nout == NULL:
                 raise MemoryError()
-            for i in range(count):
-                ptrs[i] = text_bytes(datas[i], &lens[i])
-                total += lens[i]
+            room = gather_texts(datas, form, convert, texts, held)
+            total = utf8_total(texts, count)
             buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
-            if buf == NULL:
+            scratch = <uint8_t*>malloc(room + 1)
+            if buf == NULL or scratch == NULL:
                 raise MemoryError()
             self._model(&M, alpha, keep)
-            memset(&ws, 0, sizeof(Workspace))
             with nogil:
-                off = 0
-                for i in range(count):
-                    if mode != MODE_VITERBI:
-                        rng_init(&rng, seed_words[i], key_words[i], rng_kind)
-                    m = segment(&M, mode, ptrs[i], lens[i], chunked, False, &rng, &ws,
-                                buf + off, buf + total + off)
-                    if m < 0:
-                        failed = True
-                        break
-                    nout[i] = m
-                    off += m
-                ws_free(&ws)
-            if failed:
+                left = check_nfc_texts(texts, count)
+                if left == 0:
+                    status = run_texts(&M, mode, texts, count, chunked, seeds, keys, rng_kind, scratch,
+                                       &ws, buf, total, nout)
+            if left:     # texts that NFC may change (or on pages not learnt yet)
+                room = normalise_left(datas, texts, count, held)
+                total = utf8_total(texts, count)
+                free(buf); free(scratch)
+                buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
+                scratch = <uint8_t*>malloc(room + 1)
+                if buf == NULL or scratch == NULL:
+                    raise MemoryError()
+                with nogil:
+                    status = run_texts(&M, mode, texts, count, chunked, seeds, keys, rng_kind, scratch,
+                                       &ws, buf, total, nout)
+            if status == -2:
                 raise MemoryError()
+            if status >= 0:
+                raise_unencodable(datas, status, form)
             out = PyList_New(count)
             off = 0
             for i in range(count):
-                lst = ids_to_objs(buf + off, nout[i], self._id_ptrs, bos, eos)
+                lst = ids_to_objs(buf + off, nout[i], self._id_ptrs, bos, eos, untrack)
                 Py_INCREF(lst)
                 PyList_SET_ITEM(out, i, lst)
                 off += nout[i]
             return out
         finally:
-            free(ptrs); free(lens); free(nout); free(buf)
+            ws_free(&ws)
+            free(texts); free(nout); free(buf); free(scratch)
 
     def viterbi_split(self, bytes data, bint forbid_whole=False):
         """Ids of the Viterbi segmentation of `data` as one chunk. With forbid_whole the
@@ -1425,88 +1918,69 @@ cdef class Lattice:
 
     # -- flat batches (issue 8) ------------------------------------------------
     def encode_many_flat(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
-                         const uint64_t[::1] key_words=None, bint chunked=True, int sampler=SAMPLER_EXACT,
+                         const uint64_t[::1] key_words=None, bint chunked=True, int sampler=S_EXACT,
                          int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1, bint small=False,
-                         bint with_ends=False):
+                         bint with_ends=False, object form=None, object convert=None):
         """encode_many() without Python lists: (ids, row offsets, ends).
 
         ids is one flat numpy array (uint16 when `small`, else int32), row offsets an int64
         array of len(datas) + 1 (text i is ids[offsets[i]:offsets[i + 1]]), and ends, when
         `with_ends`, the int32 end byte position of every token within its text (0 for bos,
-        the text's length for eos), else None. The loop runs with the GIL released."""
+        the text's length for eos), else None. The loop runs with the GIL released. Texts,
+        `form` and `convert` as in encode_many."""
         cdef int mode = self._mode(alpha, sampler)
         cdef object keep = self._q_array(alpha, mode)
-        cdef Py_ssize_t count = len(datas), i, total = 0, m, off = 0, j
+        cdef Py_ssize_t count = len(datas), room, left, status = -1
         cdef Model M
-        cdef Rng rng
         cdef Workspace ws
-        cdef bint failed = False
-        cdef const int32_t* idp = &self.ids[0]
-        if mode != MODE_VITERBI and (seed_words is None or key_words is None
-                                     or seed_words.shape[0] != count or key_words.shape[0] != count):
-            raise ValueError("sampling needs one seed word and one key word per text")
-        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
-        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
-        cdef uint16_t* out16 = NULL
-        cdef int32_t* out32 = NULL
-        cdef int32_t* outend = NULL
-        cdef int64_t* rows
+        cdef FlatOut o
+        cdef list held = []
+        cdef const uint64_t* seeds = NULL
+        cdef const uint64_t* keys = NULL
+        if mode != MODE_VITERBI:
+            if (seed_words is None or key_words is None
+                    or seed_words.shape[0] != count or key_words.shape[0] != count):
+                raise ValueError("sampling needs one seed word and one key word per text")
+            if count:
+                seeds = &seed_words[0]
+                keys = &key_words[0]
+        cdef TextIn* texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
+        cdef uint8_t* scratch = NULL
+        memset(&ws, 0, sizeof(Workspace))
         try:
-            if ptrs == NULL or lens == NULL:
+            if texts == NULL:
                 raise MemoryError()
-            for i in range(count):
-                ptrs[i] = text_bytes(datas[i], &lens[i])
-                total += lens[i]
-            cap = total + 2 * count + 1
+            room = gather_texts(datas, form, convert, texts, held)
+            self._model(&M, alpha, keep)
+            with nogil:
+                left = check_nfc_texts(texts, count)
+            if left:     # texts that NFC may change (or on pages not learnt yet)
+                room = normalise_left(datas, texts, count, held)
+            scratch = <uint8_t*>malloc(room + 1)
+            if scratch == NULL:
+                raise MemoryError()
+            cap = utf8_total(texts, count) + 2 * count + 1
             ids = np.empty(cap, dtype=np.uint16 if small else np.int32)
             offsets = np.empty(count + 1, dtype=np.int64)
             ends = np.empty(cap if with_ends else 1, dtype=np.int32)
-            if small:
-                out16 = <uint16_t*><size_t>ids.ctypes.data
-            else:
-                out32 = <int32_t*><size_t>ids.ctypes.data
-            outend = <int32_t*><size_t>ends.ctypes.data
-            rows = <int64_t*><size_t>offsets.ctypes.data
-            self._model(&M, alpha, keep)
-            memset(&ws, 0, sizeof(Workspace))
+            o.out16 = <uint16_t*><size_t>ids.ctypes.data if small else NULL
+            o.out32 = NULL if small else <int32_t*><size_t>ids.ctypes.data
+            o.ends = <int32_t*><size_t>ends.ctypes.data if with_ends else NULL
+            o.rows = <int64_t*><size_t>offsets.ctypes.data
+            o.ids = &self.ids[0]
+            o.bos = bos
+            o.eos = eos
             with nogil:
-                rows[0] = 0
-                for i in range(count):
-                    if mode != MODE_VITERBI:
-                        rng_init(&rng, seed_words[i], key_words[i], rng_kind)
-                    if ws_reserve(&ws, lens[i], M.trie.max_len) < 0:
-                        failed = True
-                        break
-                    m = segment(&M, mode, ptrs[i], lens[i], chunked, False, &rng, &ws, ws.out_val, ws.out_end)
-                    if m < 0:
-                        failed = True
-                        break
-                    if bos >= 0:
-                        if small: out16[off] = <uint16_t>bos
-                        else: out32[off] = bos
-                        if with_ends: outend[off] = 0
-                        off += 1
-                    if small:
-                        for j in range(m):
-                            out16[off + j] = <uint16_t>idp[ws.out_val[j]]
-                    else:
-                        for j in range(m):
-                            out32[off + j] = idp[ws.out_val[j]]
-                    if with_ends:
-                        memcpy(outend + off, ws.out_end, m * sizeof(int32_t))
-                    off += m
-                    if eos >= 0:
-                        if small: out16[off] = <uint16_t>eos
-                        else: out32[off] = eos
-                        if with_ends: outend[off] = <int32_t>lens[i]
-                        off += 1
-                    rows[i + 1] = off
-                ws_free(&ws)
-            if failed:
+                status = run_texts_flat(&M, mode, texts, count, chunked, seeds, keys, rng_kind, scratch, &ws, &o)
+            if status == -2:
                 raise MemoryError()
+            if status >= 0:
+                raise_unencodable(datas, status, form)
+            off = offsets[count]
             return ids[:off], offsets, (ends[:off] if with_ends else None)
         finally:
-            free(ptrs); free(lens)
+            ws_free(&ws)
+            free(texts); free(scratch)
 
     def forward_log(self, bytes data, double alpha=1.0, bint chunked=True):
         """F[e] = log of the sum of exp(alpha * score) over the segmentations of data[:e]

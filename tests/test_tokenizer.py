@@ -169,6 +169,60 @@ def test_encode_batch_equals_one_by_one(tok):
         assert tok.encode_batch(texts, alpha=0.3, keys=keys, num_threads=threads, add_eos=True) == expected
 
 
+# Characters that exercise the batch path's own NFC check and UTF-8 encoder: Latin-1, CJK,
+# astral, combining marks in and out of order, composition exclusions, singletons, Hangul
+# jamo that compose, a Bengali vowel sign that composes (NFC quick check Maybe, class 0).
+BATCH_ALPHABET = "aZ \n\x00éÿĀ中文😀\u0301\u0316e\u0958\u2126\uf900ﬁ\u1100\u1161\u11a8가\u09c7\u09be"
+
+
+@pytest.mark.parametrize("normalize", [True, False, "NFKC", "NFD"])
+def test_encode_batch_normalises_and_encodes_as_encode_does(model_path, normalize):
+    tok = Tokenizer(model_path, seed=5, normalize=normalize)
+    rng = np.random.default_rng(11)
+    texts = ["".join(rng.choice(list(BATCH_ALPHABET), size=rng.integers(0, 30))) for _ in range(600)]
+    texts += [b"\xff\xfe", bytearray(b"ab"), memoryview(b"cd"), "x" * 3000 + "\u0301"]
+    expected = [tok.encode(t, alpha=0.2, key=i) for i, t in enumerate(texts)]
+    for threads in (1, 2):
+        got = tok.encode_batch(texts, alpha=0.2, keys=range(len(texts)), num_threads=threads)
+        assert got == expected
+        ids, rows = tok.encode_batch(texts, alpha=0.2, keys=range(len(texts)), num_threads=threads, as_numpy=True)
+        assert [ids[rows[i]:rows[i + 1]].tolist() for i in range(len(texts))] == expected
+    with pytest.raises(UnicodeEncodeError, match="surrogates not allowed"):
+        tok.encode_batch(["ok", "é\ud800"])
+
+
+def test_encode_batch_lists_are_tracked_by_the_cycle_collector(tok):
+    import gc
+
+    ids = tok.encode_batch(["some text", "中文", ""] * 100, num_threads=2)
+    assert all(gc.is_tracked(row) for row in ids)
+    ids[0].append(ids)                       # a cycle through a returned list is collectable
+    del ids
+    assert gc.collect() >= 1
+
+
+def test_nfc_inert_characters_are_those_unicodedata_leaves_alone():
+    """The batch path skips unicodedata.normalize for str made of "inert" characters
+    (class 0, NFC quick check Yes); check that set against unicodedata itself."""
+    from bytepiece import _lattice
+
+    composing = set()
+    for c in range(0x110000):
+        d = unicodedata.decomposition(chr(c))
+        if d and d[0] != "<" and len(d.split()) == 2:
+            composing.add(int(d.split()[1], 16))
+    assert composing <= _lattice.nfc_composing()
+    rng = np.random.default_rng(3)
+    pages = [0, 3, 9, 0xB, 0xD, 0x10, 0x11, 0x1B, 0x30, 0x4E, 0xAC, 0xD7, 0xF9, 0x1F6, 0x2F8, 0x111, 0x113]
+    inert = [c for p in pages for c in _lattice.nfc_inert_chars(p)]
+    assert all(unicodedata.combining(chr(c)) == 0 and c not in composing for c in inert)
+    assert 0x1161 not in inert and 0x09BE not in inert and 0x2126 not in inert and 0xF900 not in inert
+    assert 0xD800 not in _lattice.nfc_inert_chars(0xD8)
+    for _ in range(5000):
+        s = "".join(chr(c) for c in rng.choice(inert, size=rng.integers(1, 8)))
+        assert unicodedata.is_normalized("NFC", s)
+
+
 def test_pickle_keeps_keyed_samples_and_renews_unkeyed_stream(tok):
     copy = pickle.loads(pickle.dumps(tok))
     assert copy.encode(TEXT) == tok.encode(TEXT)
