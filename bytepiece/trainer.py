@@ -665,17 +665,21 @@ class Trainer:
                 ll *= weight
             return acc, ll
 
-        if workers > 1 and len(groups) > 1:
-            with ThreadPoolExecutor(workers) as ex:
-                parts = list(ex.map(run, groups))
-        else:
-            parts = [run(g) for g in groups]
-        _return_free_memory()
         expected = np.zeros(n, dtype=np.float64)
         ll = 0.0
-        for acc, l in parts:        # fixed order: the same sums whatever `workers` is
-            expected += acc
-            ll += l
+        # Summed in group order (the same floats whatever `workers` is) as the results
+        # arrive: there can be many groups, and each result is as long as the vocabulary.
+        if workers > 1 and len(groups) > 1:
+            with ThreadPoolExecutor(workers) as ex:
+                for acc, part_ll in ex.map(run, groups):
+                    expected += acc
+                    ll += part_ll
+        else:
+            for group in groups:
+                acc, part_ll = run(group)
+                expected += acc
+                ll += part_ll
+        _return_free_memory()
         return expected, ll
 
     def _em_grow(self, pieces: List[bytes], counts: np.ndarray, groups: List[Group], k: int,
