@@ -7,6 +7,16 @@ import pathlib
 
 import pytest
 
+try:
+    from hypothesis import settings as _hypothesis_settings
+
+    # Property tests explore the same examples on every run (a failure found once is
+    # found again; a passing suite does not start failing by luck).
+    _hypothesis_settings.register_profile("deterministic", derandomize=True, print_blob=True)
+    _hypothesis_settings.load_profile("deterministic")
+except ImportError:     # hypothesis is a test extra; modules that need it skip without it
+    pass
+
 TESTS = pathlib.Path(__file__).resolve().parent
 REPO = TESTS.parent
 VENDORED_MODEL = TESTS / "data" / "bytepiece.plus.40k.zip"
