@@ -1320,6 +1320,18 @@ cdef list ids_to_list(const int32_t* vals, Py_ssize_t m, const int32_t* ids, int
     return out
 
 
+cdef int key_word_arrays(const uint64_t[::1] seed_words, const uint64_t[::1] key_words, Py_ssize_t count,
+                         const uint64_t** seeds, const uint64_t** keys) except -1:
+    """Pointers to the seed and key words of a sampled batch (one each per text)."""
+    if (seed_words is None or key_words is None
+            or seed_words.shape[0] != count or key_words.shape[0] != count):
+        raise ValueError("sampling needs one seed word and one key word per text")
+    if count:
+        seeds[0] = &seed_words[0]
+        keys[0] = &key_words[0]
+    return 0
+
+
 cdef class Lattice:
     """A vocabulary compiled for segmentation.
 
@@ -1580,12 +1592,7 @@ cdef class Lattice:
         cdef const uint64_t* seeds = NULL
         cdef const uint64_t* keys = NULL
         if mode != MODE_VITERBI:
-            if (seed_words is None or key_words is None
-                    or seed_words.shape[0] != count or key_words.shape[0] != count):
-                raise ValueError("sampling needs one seed word and one key word per text")
-            if count:
-                seeds = &seed_words[0]
-                keys = &key_words[0]
+            key_word_arrays(seed_words, key_words, count, &seeds, &keys)
         cdef TextIn* texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
         cdef Py_ssize_t* nout = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
         cdef int32_t* buf = NULL
@@ -1938,12 +1945,7 @@ cdef class Lattice:
         cdef const uint64_t* seeds = NULL
         cdef const uint64_t* keys = NULL
         if mode != MODE_VITERBI:
-            if (seed_words is None or key_words is None
-                    or seed_words.shape[0] != count or key_words.shape[0] != count):
-                raise ValueError("sampling needs one seed word and one key word per text")
-            if count:
-                seeds = &seed_words[0]
-                keys = &key_words[0]
+            key_word_arrays(seed_words, key_words, count, &seeds, &keys)
         cdef TextIn* texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
         cdef uint8_t* scratch = NULL
         memset(&ws, 0, sizeof(Workspace))
