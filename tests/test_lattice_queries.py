@@ -381,3 +381,16 @@ def test_with_logprobs_equals_a_new_lattice_and_outlives_its_source(tok):
         shared.with_logprobs(np.zeros(3))
     with pytest.raises(ValueError, match="finite"):
         shared.with_logprobs(np.full(len(pieces), np.nan))
+
+
+def test_sampled_batches_need_one_seed_and_key_word_per_text(tok):
+    lattice = tok._lattice
+    texts = [b"abc", b"def"]
+    one = np.zeros(1, dtype=np.uint64)
+    two = np.zeros(2, dtype=np.uint64)
+    for method in (lattice.encode_many, lattice.encode_many_flat):
+        for seeds, keys in ((None, None), (two, None), (two, one)):
+            with pytest.raises(ValueError, match="one seed word and one key word per text"):
+                method(texts, 0.5, seeds, keys)
+        assert len(method(texts, 0.5, two, two)) > 0
+        assert len(method(texts)) > 0          # Viterbi needs no words
