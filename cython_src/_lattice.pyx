@@ -511,70 +511,112 @@ cdef Py_ssize_t seg_exact_log(const Model* M, const uint8_t* x, Py_ssize_t n, bi
     return backtrack(ws, n, out_val, out_end)
 
 
-cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
-                          Rng* rng, Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
-    """One exact draw from P(path) = exp(alpha * score(path)) / Z, chunk by chunk.
-
-    Forward filtering with the backward choice made on the way: once position e's
-    forward sum is known, its back-pointer is drawn among its incoming edges with
-    probability proportional to their forward weights. That choice depends only on
-    the prefix, so following the back-pointers from the end is an exact backward
-    sample (forward-filtering backward-sampling), at one uniform per position.
-
-    Forward sums are mantissa (score) * 2**exponent (expo). Positions from `renormed`
-    (the last one whose exponent changed) to e - 1 share the exponent `cur`, so edges
-    that all start there are weighed without any scaling (almost always the case).
-    The walk keeps the running sum of the weights, which is all the pick needs.
-    """
-    cdef Py_ssize_t e, cs = 0, renormed = 0
-    cdef int k, j, i, ex
-    cdef double tot, u
-    cdef double low = RENORM_LOW, high = RENORM_HIGH
-    cdef int32_t s, node, t, v
-    cdef int64_t cur = 0, ee
-    cdef Rng r = rng[0]       # a local copy the compiler can keep in registers
+cdef inline int exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ssize_t cs,
+                           const double* score, double* cum, int32_t* starts, int32_t* values,
+                           double* tot_out) noexcept nogil:
+    """Walk the reversed trie back from e, weighing each piece x[s:e] as it is met with
+    the mantissas of its start (shortest first; every single byte is a piece, so k >= 1
+    and starts[0] == e - 1); keeps the edges and the running sums. Returns k."""
     cdef const int32_t* base = M.trie.base
     cdef const int32_t* check = M.trie.check
     cdef const int32_t* value = M.trie.value
     cdef const double* q = M.q
-    cdef double* score
-    cdef int64_t* expo
-    cdef double* cum
-    cdef int32_t* starts
-    cdef int32_t* values
-    cdef int32_t* back
-    cdef int32_t* backv
-    if ws_reserve(ws, n, M.trie.max_len) < 0:
-        return -1
-    score = ws.score; expo = ws.expo; cum = ws.weights
-    starts = ws.starts; values = ws.values; back = ws.back; backv = ws.backv
-    score[0] = 1.0
-    expo[0] = 0
+    cdef int k = 0
+    cdef double tot = 0.0
+    cdef int32_t node = 0, t, v
+    cdef int32_t s = <int32_t>(e - 1)
+    while s >= cs:
+        t = base[node] + x[s]
+        if check[t] != node:
+            break
+        node = t
+        v = value[node]
+        if v >= 0:
+            tot += score[s] * q[v]
+            cum[k] = tot
+            starts[k] = s
+            values[k] = v
+            k += 1
+        s -= 1
+    tot_out[0] = tot
+    return k
+
+
+cdef inline int exact_pick(double* cum, int k, double tot, Rng* rng) noexcept nogil:
+    """pick() on running sums, with a fixed number of comparisons for up to four edges
+    (most positions): cum[k - 1] == tot > u never counts, nor does the padding. One edge:
+    no choice to draw."""
+    cdef double u
+    cdef int i, j
+    if k <= 1:
+        return 0
+    u = rng_uniform(rng) * tot
+    cum[k] = INFINITY
+    cum[k + 1] = INFINITY
+    cum[k + 2] = INFINITY
+    j = (cum[0] <= u) + (cum[1] <= u) + (cum[2] <= u) + (cum[3] <= u)
+    for i in range(4, k):
+        j += cum[i] <= u
+    return j
+
+
+cdef Py_ssize_t exact_plain(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Rng* rng,
+                            Workspace* ws, Py_ssize_t* cs_io) noexcept nogil:
+    """seg_exact's loop while every forward sum stays within [2**-100, 2**100], so that
+    every exponent is 0 and there is none to keep (short texts never leave it). Returns
+    the first position whose sum leaves it, not done yet, or n + 1; its chunk start goes
+    to cs_io."""
+    cdef Py_ssize_t e, cs = 0
+    cdef int k, j
+    cdef double tot
+    cdef double low = RENORM_LOW, high = RENORM_HIGH
+    cdef double* score = ws.score
+    cdef double* cum = ws.weights
+    cdef int32_t* starts = ws.starts
+    cdef int32_t* values = ws.values
+    cdef int32_t* back = ws.back
+    cdef int32_t* backv = ws.backv
     for e in range(1, n + 1):
+        if chunked and e > 1 and is_chunk_start(x, e - 1):
+            cs = e - 1
+            score[cs] = 1.0
+        k = exact_walk(M, x, e, cs, score, cum, starts, values, &tot)
+        if not (low <= tot <= high):
+            cs_io[0] = cs
+            return e
+        score[e] = tot
+        j = exact_pick(cum, k, tot, rng)
+        back[e] = starts[j]
+        backv[e] = values[j]
+    cs_io[0] = cs
+    return n + 1
+
+
+cdef void exact_scaled(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Rng* rng,
+                       Workspace* ws, Py_ssize_t e0, Py_ssize_t cs) noexcept nogil:
+    """seg_exact's loop from position e0 on, with exponents; every position before e0 has
+    exponent 0. Positions from `renormed` (the last one whose exponent changed) to e - 1
+    share the exponent `cur`, so edges that all start there are weighed without any
+    scaling (almost always the case)."""
+    cdef Py_ssize_t e, p, renormed = 0
+    cdef int k, j, ex
+    cdef double tot
+    cdef double low = RENORM_LOW, high = RENORM_HIGH
+    cdef int64_t cur = 0, ee
+    cdef double* score = ws.score
+    cdef int64_t* expo = ws.expo
+    cdef double* cum = ws.weights
+    cdef int32_t* starts = ws.starts
+    cdef int32_t* values = ws.values
+    for p in range(cs, e0):
+        expo[p] = 0
+    for e in range(e0, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
             cs = e - 1
             score[cs] = 1.0
             expo[cs] = 0
             cur = 0
-        # Walk the reversed trie back from e, weighing each piece x[s:e] as it is met
-        # (shortest first; every single byte is a piece, so starts[0] == e - 1).
-        k = 0
-        tot = 0.0
-        node = 0
-        s = <int32_t>(e - 1)
-        while s >= cs:
-            t = base[node] + x[s]
-            if check[t] != node:
-                break
-            node = t
-            v = value[node]
-            if v >= 0:
-                tot += score[s] * q[v]
-                cum[k] = tot
-                starts[k] = s
-                values[k] = v
-                k += 1
-            s -= 1
+        k = exact_walk(M, x, e, cs, score, cum, starts, values, &tot)
         if starts[k - 1] >= renormed:   # the longest piece starts after the last renormalisation
             ee = cur
         else:
@@ -588,19 +630,34 @@ cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint c
         if ee != cur:
             renormed = e
             cur = ee
-        j = 0
-        if k > 1:                       # one edge: no choice to draw
-            u = rng_uniform(&r) * tot
-            # As pick(), with a fixed number of comparisons for up to four edges (most
-            # positions): cum[k - 1] == tot > u never counts, nor does the padding.
-            cum[k] = INFINITY
-            cum[k + 1] = INFINITY
-            cum[k + 2] = INFINITY
-            j = (cum[0] <= u) + (cum[1] <= u) + (cum[2] <= u) + (cum[3] <= u)
-            for i in range(4, k):
-                j += cum[i] <= u
-        back[e] = starts[j]
-        backv[e] = values[j]
+        j = exact_pick(cum, k, tot, rng)
+        ws.back[e] = starts[j]
+        ws.backv[e] = values[j]
+
+
+cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                          Rng* rng, Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
+    """One exact draw from P(path) = exp(alpha * score(path)) / Z, chunk by chunk.
+
+    Forward filtering with the backward choice made on the way: once position e's
+    forward sum is known, its back-pointer is drawn among its incoming edges with
+    probability proportional to their forward weights. That choice depends only on
+    the prefix, so following the back-pointers from the end is an exact backward
+    sample (forward-filtering backward-sampling), at one uniform per position.
+
+    Forward sums are mantissa (score) * 2**exponent (expo). exact_plain runs while no
+    exponent is needed; from the first position whose sum leaves the mantissa range,
+    exact_scaled takes over, redoing that position. The walk keeps the running sum of
+    the weights, which is all the pick needs.
+    """
+    cdef Py_ssize_t e, cs = 0
+    cdef Rng r = rng[0]       # a local copy the compiler can keep in registers
+    if ws_reserve(ws, n, M.trie.max_len) < 0:
+        return -1
+    ws.score[0] = 1.0
+    e = exact_plain(M, x, n, chunked, &r, ws, &cs)
+    if e <= n:
+        exact_scaled(M, x, n, chunked, &r, ws, e, cs)
     rng[0] = r
     return backtrack(ws, n, out_val, out_end)
 
