@@ -34,13 +34,12 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _training
-from ._lattice import Lattice
+from ._lattice import Lattice, PairCounts
 from .corpus import (
     CorpusError,
     EmptyCorpusError,
@@ -55,9 +54,12 @@ __all__ = ["Trainer", "TrainerError", "EmptyCorpusError", "convert_to_bytepiece"
 
 NUM_SPECIAL = 3
 MIN_VOCAB_SIZE = 256 + NUM_SPECIAL
-#: EM sums expected counts over this many fixed groups of the sample (a fixed
+#: EM sums expected counts over this many fixed parts of the sample (a fixed
 #: summation order, whatever the number of threads).
-EM_GROUPS = 16
+EM_PARTS = 16
+#: Pair counts for growing add up chunk weights in fixed point (integers: the same sums
+#: in any order, so on any number of threads): weight x 2**PAIR_WEIGHT_BITS, rounded.
+PAIR_WEIGHT_BITS = 16
 
 
 class TrainerError(ValueError):
@@ -596,11 +598,11 @@ class Trainer:
         pieces = sorted(vocab)      # the EM keeps its pieces in bytes order throughout
         counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
         weights = _script_weights(sample, self.em_balance)
-        parts = _make_parts(sample, weights, EM_GROUPS)
+        groups = _make_parts(sample, weights, EM_PARTS)
+        del weights
         # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
-        nround = max(1, int(round(len(parts) * self.em_round_fraction)))
-        groups = list(chain.from_iterable(parts))
-        round_groups = list(chain.from_iterable(parts[:nround]))
+        nround = max(1, int(round(len(groups) * self.em_round_fraction)))
+        round_groups = groups[:nround]
         scale = _group_bytes(groups) / max(_group_bytes(round_groups), 1)
         results = []
         it = grown = 0
@@ -652,17 +654,14 @@ class Trainer:
         n = len(pieces)
 
         def run(group):
-            texts, weight = group
+            texts, weights = group
             if hard:
-                flat = lattice.encode_many_flat(texts, chunked=False)[0]
-                acc = np.bincount(flat, minlength=n).astype(np.float64)
+                flat, rows, _ = lattice.encode_many_flat(texts, chunked=False)
+                acc = np.bincount(flat, weights=np.repeat(weights, np.diff(rows)), minlength=n)
                 ll = float(acc @ logp)
             else:
                 acc = np.zeros(n, dtype=np.float64)
-                ll = lattice.expected_counts(texts, acc, 1.0)
-            if weight != 1.0:
-                acc *= weight
-                ll *= weight
+                ll = lattice.expected_counts(texts, acc, 1.0, weights=weights)
             return acc, ll
 
         expected = np.zeros(n, dtype=np.float64)
@@ -688,42 +687,37 @@ class Trainer:
         the Viterbi segmentation of the sample (longer candidates; EM keeps the useful ones)."""
         n = len(pieces)
         lattice = self._em_lattice(pieces, _logprobs(pieces, counts))
+        # One pair table per thread, each taking every `threads`-th group; integer weights
+        # make the merged sums the same whatever the number of threads.
+        threads = max(1, min(workers, len(groups)))
+        tables = [PairCounts(n) for _ in range(threads)]
+        fixed = [np.rint(w * (1 << PAIR_WEIGHT_BITS)).astype(np.int64) for _, w in groups]
 
-        def run(group):
-            """The distinct pairs of adjacent pieces in one group's segmentation, with counts
-            (a sort: no argsort, and only the distinct pairs outlive the call)."""
-            flat, rows, _ = lattice.encode_many_flat(group[0], chunked=False)
-            flat = flat.astype(np.int64)
-            ok = np.ones(max(len(flat) - 1, 0), dtype=bool)
-            cross = rows[1:-1]                    # a pair (i - 1, i) with i starting a chunk crosses chunks
-            ok[cross[(cross > 0) & (cross < len(flat))] - 1] = False
-            keys = flat[:-1][ok] * n + flat[1:][ok]
-            del flat, ok
-            return np.unique(keys, return_counts=True)
+        def run(t):
+            for g in range(t, len(groups), threads):
+                lattice.count_viterbi_pairs(groups[g][0], fixed[g], tables[t])
 
-        if workers > 1 and len(groups) > 1:
-            with ThreadPoolExecutor(workers) as ex:
-                keys = list(ex.map(run, groups))
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as ex:
+                list(ex.map(run, range(threads)))
         else:
-            keys = [run(g) for g in groups]
+            run(0)
+        for other in tables[1:]:
+            tables[0].merge(other)
+        floor = max(self.min_count, 2)   # candidates seen fewer times are cut anyway
+        keys, fixed_freq = tables[0].arrays(floor << PAIR_WEIGHT_BITS)
+        del tables, fixed
         _return_free_memory()
-        # Add up the groups' counts, each times its weight (in group order: fixed sums).
-        per_group = keys
-        keys, where = np.unique(np.concatenate([u for u, _ in per_group]), return_inverse=True)
-        weighted = np.concatenate([c * g[1] for (_, c), g in zip(per_group, groups)])
-        freq = np.bincount(where.ravel(), weights=weighted, minlength=len(keys))
-        del per_group, where, weighted
+        freq = fixed_freq / float(1 << PAIR_WEIGHT_BITS)
         # Most frequent first; ties by the (length, bytes) rank of the left piece, then of the
         # right one (shorter parts first: measurably better than bytes order on code).
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=n)
         rank = np.empty(n, dtype=np.int64)
-        rank[sorted(range(n), key=lambda i: (len(pieces[i]), pieces[i]))] = np.arange(n)
-        order = np.lexsort((rank[keys % n], rank[keys // n], -freq))
+        rank[np.lexsort((np.arange(n), lengths))] = np.arange(n)    # (pieces are in bytes order)
+        order = np.lexsort((rank[keys % n], rank[keys // n], -fixed_freq))
         known = set(pieces)
         new: Dict[bytes, float] = {}
-        lengths = [len(p) for p in pieces]
-        floor = max(self.min_count, 2)
-        above = int(np.count_nonzero(freq >= floor))     # candidates are cut at the floor anyway
-        order = order[:above]
+        lengths = lengths.tolist()
         for key, f in zip(keys[order].tolist(), freq[order].tolist()):
             if len(new) >= k:
                 break
@@ -777,8 +771,8 @@ def _logprobs(pieces: List[bytes], counts: np.ndarray) -> np.ndarray:
     return np.log(c) - np.log(c.sum())
 
 
-#: (chunks, weight): a part of the EM sample whose counts all weigh the same.
-Group = Tuple[List[bytes], float]
+#: (chunks, weights): a part of the EM sample, each chunk with the weight of its counts.
+Group = Tuple[List[bytes], np.ndarray]
 
 # Script of a character from its UTF-8 lead byte (continuation bytes: _NO_VOTE): 0 ASCII,
 # 1 Latin-1 / Latin extended / IPA / Greek, 2 Cyrillic, 3 Armenian and Hebrew, 4 Arabic,
@@ -841,12 +835,12 @@ def _script_weights(sample: List[bytes], balance: float) -> np.ndarray:
     return per_script[script]
 
 
-def _make_parts(sample: List[bytes], weights: np.ndarray, k: int) -> List[List[Group]]:
+def _make_parts(sample: List[bytes], weights: np.ndarray, k: int) -> List[Group]:
     """Cut the distinct chunks of the sample into k contiguous parts of about equal bytes,
-    each a list of groups of chunks that weigh the same: a chunk found m times in the
-    sample is kept once, in a group whose weight is m times its script's (repeated lines,
-    common in code, are segmented once per E-step). The groups come in a fixed order, so
-    summing their counts in list order gives the same floats whatever the thread count."""
+    each (chunks, weights): a chunk found m times in the sample is kept once, weighing m
+    times its script's weight (repeated lines, common in code, are segmented once per
+    E-step). The parts come in a fixed order, so summing their counts in list order gives
+    the same floats whatever the thread count."""
     seen: Dict[bytes, List] = {}
     for c, w in zip(sample, weights.tolist()):
         entry = seen.get(c)
@@ -854,19 +848,21 @@ def _make_parts(sample: List[bytes], weights: np.ndarray, k: int) -> List[List[G
             seen[c] = [w, 1]
         else:
             entry[1] += 1
-    total = sum(map(len, seen))
-    parts: List[Dict[float, List[bytes]]] = [{} for _ in range(k)]
-    acc = 0
-    for c, (w, m) in seen.items():          # first-occurrence order
-        g = min(k - 1, acc * k // max(total, 1))
-        parts[g].setdefault(w * m, []).append(c)
-        acc += len(c)
-    return [[(texts, w) for w, texts in sorted(part.items())] for part in parts if part]
+    chunks = list(seen)
+    lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
+    mass = np.array([w * m for w, m in seen.values()], dtype=np.float64)
+    del seen
+    before = np.cumsum(lengths) - lengths               # bytes of the chunks before each one
+    total = max(int(lengths.sum()), 1)
+    part = np.minimum(k - 1, before * k // total)       # first-occurrence order, contiguous
+    cuts = np.searchsorted(part, np.arange(k + 1))
+    return [(chunks[lo:hi], mass[lo:hi]) for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist()) if hi > lo]
 
 
 def _group_bytes(groups: List[Group]) -> float:
     """The weighted bytes of the groups: their mass in the E-step."""
-    return sum(w * sum(map(len, texts)) for texts, w in groups)
+    return float(sum(np.dot(w, np.fromiter(map(len, texts), dtype=np.float64, count=len(texts)))
+                     for texts, w in groups))
 
 
 def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts) -> np.ndarray:

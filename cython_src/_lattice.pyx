@@ -36,7 +36,7 @@ from cpython.ref cimport Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport INFINITY, NAN, exp, frexp, ldexp, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_uniform
@@ -689,7 +689,7 @@ cdef inline double logaddexp(double a, double b) noexcept nogil:
 
 cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                                  Workspace* ws, double* bwd, double* counts, const int32_t* ids,
-                                 double* marginals) noexcept nogil:
+                                 double* marginals, double weight) noexcept nogil:
     """forward_backward in log space (logaddexp per edge): for alpha * |logp| beyond
     LINEAR_LIMIT, where the linear-space version's weights could leave the normal range."""
     cdef Py_ssize_t e, cs, ce, i, lo
@@ -721,7 +721,7 @@ cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n,
                 c = M.alpha * M.logp[ws.values[j]] + bwd[e]
                 bwd[ws.starts[j]] = logaddexp(bwd[ws.starts[j]], c)
                 if counts != NULL:
-                    counts[ids[ws.values[j]]] += exp(fwd[ws.starts[j]] + c - logz)
+                    counts[ids[ws.values[j]]] += weight * exp(fwd[ws.starts[j]] + c - logz)
         if marginals != NULL:
             for i in range(cs, ce):
                 marginals[i] = exp(fwd[i] + bwd[i] - logz)
@@ -774,7 +774,7 @@ cdef void es_free(EdgeStore* es) noexcept nogil:
 
 cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                                     Workspace* ws, EdgeStore* es, double* beta, double* counts,
-                                    const int32_t* ids, double* marginals) noexcept nogil:
+                                    const int32_t* ids, double* marginals, double weight) noexcept nogil:
     """forward_backward in linear space: no exp or log per edge, one trie walk per position
     (the forward pass stores the edges it finds, the backward pass reads them back).
 
@@ -785,7 +785,9 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
     f[s] * beta[s] is the boundary marginal at s, at most 1, so beta stays below 2**100;
     a posterior above 2**-50 is computed without leaving the normal range (its w * beta[e]
     is at least 2**-866 * 2**-150), and smaller ones only lose relative precision.
-    `ids` NULL: piece index i counts at counts[i]. Returns NaN when out of memory."""
+    `ids` NULL: piece index i counts at counts[i]. Counts are added times `weight` (beta
+    starts from weight / Z; the marginals too are scaled by it). Returns NaN when out
+    of memory."""
     cdef Py_ssize_t e, cs, ce, i, renormed
     cdef int ex
     cdef int64_t d, ref, j, used, lo, hi
@@ -865,7 +867,7 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
         logz_total += log(f[ce]) + <double>fx[ce] * 0.6931471805599453
         for i in range(cs, ce):
             beta[i] = 0.0
-        beta[ce] = 1.0 / f[ce]
+        beta[ce] = weight / f[ce]
         st = es.start
         va = es.value
         wt = es.weight
@@ -895,13 +897,14 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
 
 cdef inline double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                                     bint logspace, Workspace* ws, EdgeStore* es, double* bwd, double* counts,
-                                    const int32_t* ids, double* marginals) noexcept nogil:
-    """Adds expected piece counts (by id) to counts, boundary probabilities to marginals
-    (either may be NULL); returns log Z (the sum over chunks). bwd holds n + 1 doubles.
-    Linear space (M.q holds exp(alpha * logp)) unless logspace."""
+                                    const int32_t* ids, double* marginals, double weight) noexcept nogil:
+    """Adds expected piece counts (by id) times `weight` to counts, boundary probabilities
+    to marginals (either may be NULL; marginals need weight 1); returns log Z (the sum
+    over chunks). bwd holds n + 1 doubles. Linear space (M.q holds exp(alpha * logp))
+    unless logspace."""
     if logspace:
-        return forward_backward_log(M, x, n, chunked, ws, bwd, counts, ids, marginals)
-    return forward_backward_linear(M, x, n, chunked, ws, es, bwd, counts, ids, marginals)
+        return forward_backward_log(M, x, n, chunked, ws, bwd, counts, ids, marginals, weight)
+    return forward_backward_linear(M, x, n, chunked, ws, es, bwd, counts, ids, marginals, weight)
 
 
 # ---------------------------------------------------------------------------
@@ -1389,6 +1392,135 @@ cdef int key_word_arrays(const uint64_t[::1] seed_words, const uint64_t[::1] key
     return 0
 
 
+
+# ---------------------------------------------------------------------------
+# Counting adjacent pairs of pieces (the trainer's candidates for longer pieces)
+
+cdef struct PairSlot:
+    uint64_t key              # key + 1; 0 marks an empty slot
+    int64_t value
+
+
+cdef class PairCounts:
+    """{(a, b): weight}: how often piece index b follows piece index a, as an int64 sum of
+    integer weights (so any order of adding up gives the same table). Keys are
+    a * num_pieces + b; an open-addressing table (key and value side by side: one cache
+    line per lookup), at most half full."""
+    cdef PairSlot* slots
+    cdef Py_ssize_t cap       # a power of two
+    cdef Py_ssize_t used
+    cdef readonly int64_t num_pieces
+
+    def __cinit__(self, int64_t num_pieces, Py_ssize_t expected=0):
+        if num_pieces < 1:
+            raise ValueError(f"num_pieces must be >= 1, not {num_pieces}")
+        self.num_pieces = num_pieces
+        self.cap = 1 << 12
+        while self.cap < 2 * expected:
+            self.cap *= 2
+        self.used = 0
+        self.slots = <PairSlot*>calloc(self.cap, sizeof(PairSlot))
+        if self.slots == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.slots)
+
+    def __len__(self):
+        return self.used
+
+    def __reduce__(self):
+        keys, values = self.arrays()
+        return (_pair_counts_from_arrays, (self.num_pieces, keys, values))
+
+    cdef int _resize(self, Py_ssize_t cap) noexcept nogil:
+        cdef PairSlot* old = self.slots
+        cdef Py_ssize_t i, j
+        cdef PairSlot* fresh = <PairSlot*>calloc(cap, sizeof(PairSlot))
+        if fresh == NULL:
+            return -1
+        for i in range(self.cap):
+            if old[i].key:
+                j = <Py_ssize_t>(mix64(old[i].key) & <uint64_t>(cap - 1))
+                while fresh[j].key:
+                    j = (j + 1) & (cap - 1)
+                fresh[j] = old[i]
+        self.slots, self.cap = fresh, cap
+        free(old)
+        return 0
+
+    cdef int add(self, uint64_t key, int64_t value) noexcept nogil:
+        """Adds value at key (a * num_pieces + b); -1 when out of memory."""
+        cdef uint64_t k = key + 1
+        cdef Py_ssize_t j, mask
+        cdef PairSlot* slot
+        if 2 * (self.used + 1) > self.cap and self._resize(2 * self.cap) < 0:
+            return -1
+        mask = self.cap - 1
+        j = <Py_ssize_t>(mix64(k) & <uint64_t>mask)
+        while True:
+            slot = &self.slots[j]
+            if slot.key == k:
+                slot.value += value
+                return 0
+            if slot.key == 0:
+                slot.key = k
+                slot.value = value
+                self.used += 1
+                return 0
+            j = (j + 1) & mask
+
+    def add_array(self, const int64_t[::1] keys, const int64_t[::1] values):
+        """Adds values[i] at keys[i] for every i."""
+        cdef Py_ssize_t i
+        if keys.shape[0] != values.shape[0]:
+            raise ValueError("keys and values must have the same length")
+        for i in range(keys.shape[0]):
+            if keys[i] < 0 or keys[i] >= self.num_pieces * self.num_pieces:
+                raise ValueError(f"key {keys[i]} out of range")
+            if self.add(<uint64_t>keys[i], values[i]) < 0:
+                raise MemoryError()
+
+    def merge(self, PairCounts other):
+        """Adds other's counts into this table (same num_pieces)."""
+        cdef Py_ssize_t i
+        if other.num_pieces != self.num_pieces:
+            raise ValueError("pair tables of different vocabularies")
+        for i in range(other.cap):
+            if other.slots[i].key and self.add(other.slots[i].key - 1, other.slots[i].value) < 0:
+                raise MemoryError()
+
+    def arrays(self, int64_t min_count=-(1 << 62)):
+        """(keys, counts) as int64 arrays, keys ascending, of the entries >= min_count."""
+        cdef Py_ssize_t i, m = 0
+        keys = np.empty(self.used, dtype=np.int64)
+        values = np.empty(self.used, dtype=np.int64)
+        cdef int64_t[::1] kv = keys, vv = values
+        for i in range(self.cap):
+            if self.slots[i].key and self.slots[i].value >= min_count:
+                kv[m] = <int64_t>(self.slots[i].key - 1)
+                vv[m] = self.slots[i].value
+                m += 1
+        order = np.argsort(keys[:m], kind="stable")
+        return keys[:m][order], values[:m][order]
+
+
+def _pair_counts_from_arrays(num_pieces, keys, values):
+    table = PairCounts(num_pieces)
+    table.add_array(np.ascontiguousarray(keys, dtype=np.int64), np.ascontiguousarray(values, dtype=np.int64))
+    return table
+
+
+cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
+    """A 64-bit finaliser (xor-shift-multiply): consecutive keys spread over the table."""
+    x ^= x >> 33
+    x *= <uint64_t>0xff51afd7ed558ccd
+    x ^= x >> 33
+    x *= <uint64_t>0xc4ceb9fe1a85ec53
+    x ^= x >> 33
+    return x
+
+
 cdef class Lattice:
     """A vocabulary compiled for segmentation.
 
@@ -1765,11 +1897,19 @@ cdef class Lattice:
 
     # -- forward-backward --------------------------------------------------
     def expected_counts(self, list texts, double[::1] counts, double alpha=1.0, bint chunked=False,
-                        bint logspace=False):
+                        bint logspace=False, weights=None):
         """Adds each piece's expected count under exp(alpha*score)/Z into counts[id]
         (forward-backward over each text); returns the sum of log Z over the texts.
+        With ``weights`` (one per text), text i's counts and log Z count weights[i] times.
         Runs in linear space unless ``logspace`` or alpha * |logp| is too large for it."""
         cdef Py_ssize_t count = len(texts), i, longest = 0
+        cdef const double* wp = NULL
+        cdef const double[::1] wv
+        if weights is not None:
+            wv = np.ascontiguousarray(weights, dtype=np.float64)
+            if wv.shape[0] != count:
+                raise ValueError(f"{count} texts but {wv.shape[0]} weights")
+            wp = &wv[0] if count else NULL
         cdef int32_t max_id = int(np.asarray(self.ids).max())
         if counts.shape[0] <= max_id:
             raise ValueError(f"counts needs at least {max_id + 1} entries")
@@ -1813,10 +1953,10 @@ cdef class Lattice:
             with nogil:
                 for i in range(count):
                     logz = forward_backward(&M, ptrs[i], lens[i], chunked, not linear, &ws, &es, bwd,
-                                            cnt, idp, NULL)
+                                            cnt, idp, NULL, 1.0 if wp == NULL else wp[i])
                     if logz != logz:
                         break
-                    total += logz
+                    total += logz if wp == NULL else wp[i] * logz
                 ws_free(&ws)
                 es_free(&es)
             if logz != logz:
@@ -1824,6 +1964,60 @@ cdef class Lattice:
             return total
         finally:
             free(ptrs); free(lens); free(bwd)
+
+    def count_viterbi_pairs(self, list texts, weights, PairCounts out):
+        """Adds, for each text (bytes, one chunk: no newline cuts), weights[i] for every pair
+        of adjacent pieces (a, b) of its Viterbi segmentation to out[a * num_pieces + b]
+        (piece indices, not ids). The loop runs with the GIL released."""
+        cdef Py_ssize_t count = len(texts), i, j, m, longest = 0
+        cdef int64_t npieces = self.num_pieces
+        cdef const int64_t[::1] wv = np.ascontiguousarray(weights, dtype=np.int64)
+        if wv.shape[0] != count:
+            raise ValueError(f"{count} texts but {wv.shape[0]} weights")
+        if out.num_pieces != npieces:
+            raise ValueError(f"the pair table is for {out.num_pieces} pieces, the lattice has {npieces}")
+        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
+        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef int32_t* vals = NULL
+        cdef int32_t* ends = NULL
+        cdef int status = 0
+        cdef Model M
+        cdef Workspace ws
+        cdef bytes item
+        memset(&ws, 0, sizeof(Workspace))
+        try:
+            if ptrs == NULL or lens == NULL:
+                raise MemoryError()
+            for i in range(count):
+                item = texts[i]
+                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
+                lens[i] = PyBytes_GET_SIZE(item)
+                if lens[i] > longest:
+                    longest = lens[i]
+            vals = <int32_t*>malloc((longest + 1) * sizeof(int32_t))
+            ends = <int32_t*>malloc((longest + 1) * sizeof(int32_t))
+            if vals == NULL or ends == NULL:
+                raise MemoryError()
+            self._model(&M, -1.0, None)
+            with nogil:
+                for i in range(count):
+                    if lens[i] == 0:
+                        continue
+                    m = seg_viterbi(&M, ptrs[i], lens[i], False, False, &ws, vals, ends)
+                    if m < 0:
+                        status = -1
+                        break
+                    for j in range(1, m):
+                        if out.add(<uint64_t>(vals[j - 1] * npieces + vals[j]), wv[i]) < 0:
+                            status = -1
+                            break
+                    if status < 0:
+                        break
+            if status < 0:
+                raise MemoryError()
+        finally:
+            ws_free(&ws)
+            free(ptrs); free(lens); free(vals); free(ends)
 
     def boundary_marginals(self, bytes data, double alpha=1.0, bint chunked=True, bint logspace=False):
         """(log Z, p) where p[i] is the probability that a piece boundary falls at byte i
@@ -1845,7 +2039,7 @@ cdef class Lattice:
         self._model(&M, alpha, keep)
         memset(&es, 0, sizeof(EdgeStore))
         with nogil:
-            logz = forward_backward(&M, x, n, chunked, not linear, &ws, &es, &bv[0], NULL, NULL, &mv[0])
+            logz = forward_backward(&M, x, n, chunked, not linear, &ws, &es, &bv[0], NULL, NULL, &mv[0], 1.0)
             ws_free(&ws)
             es_free(&es)
         if logz != logz:

@@ -394,3 +394,66 @@ def test_sampled_batches_need_one_seed_and_key_word_per_text(tok):
                 method(texts, 0.5, seeds, keys)
         assert len(method(texts, 0.5, two, two)) > 0
         assert len(method(texts)) > 0          # Viterbi needs no words
+
+
+@pytest.mark.parametrize("logspace", [False, True])
+def test_weighted_expected_counts_equal_repeated_texts(tok, logspace):
+    """A text with weight w counts as w copies of it (counts and log Z), in both spaces."""
+    lattice = tok._lattice
+    n = tok.vocab_size
+    texts = [line.encode() for line in _heldout_lines("en.heldout.txt", 8) + _heldout_lines("zh.heldout.txt", 4)]
+    weights = np.array([1, 3, 0, 2, 5, 1, 1, 4, 2, 7, 1, 3][:len(texts)], dtype=np.float64)
+    repeated = [t for t, w in zip(texts, weights.astype(int).tolist()) for _ in range(w)]
+    want, got = np.zeros(n), np.zeros(n)
+    z_want = lattice.expected_counts(repeated, want, 0.5, False, logspace)
+    z_got = lattice.expected_counts(texts, got, 0.5, False, logspace, weights=weights)
+    assert math.isclose(z_got, z_want, rel_tol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    half = np.zeros(n)
+    lattice.expected_counts(texts, half, 0.5, False, logspace, weights=weights / 2)
+    np.testing.assert_allclose(half, want / 2, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="weights"):
+        lattice.expected_counts(texts, got, 0.5, weights=weights[:-1])
+
+
+def test_viterbi_pair_counts_match_the_segmentations(tok):
+    """count_viterbi_pairs adds each text's weight once per adjacent pair of pieces of its
+    Viterbi split (unchunked); tables merge and pickle; arrays() filters and sorts."""
+    import pickle
+    from collections import Counter
+
+    from bytepiece._lattice import PairCounts
+
+    pieces = list(tok.vocabulary.pieces)
+    n = len(pieces)
+    lattice = Lattice(pieces, tok._logprobs, np.arange(n))
+    texts = [line.encode() for line in _heldout_lines("code.heldout.txt", 30) + _heldout_lines("zh.heldout.txt", 10)]
+    texts += [b"", b"x", b"two\nlines\n"]
+    weights = np.arange(1, len(texts) + 1, dtype=np.int64) * 3
+    want: Counter = Counter()
+    for text, w in zip(texts, weights.tolist()):
+        seg = lattice.encode_many([text], chunked=False)[0]
+        for a, b in zip(seg, seg[1:]):
+            want[a * n + b] += w
+    whole = PairCounts(n)
+    lattice.count_viterbi_pairs(texts, weights, whole)
+    keys, counts = whole.arrays()
+    assert dict(zip(keys.tolist(), counts.tolist())) == dict(want)
+    assert list(keys) == sorted(keys) and len(whole) == len(want)
+    # Two tables over the halves, merged, are the same table (integer sums: any order).
+    left, right = PairCounts(n), PairCounts(n, expected=10)
+    lattice.count_viterbi_pairs(texts[1::2], weights[1::2], right)
+    lattice.count_viterbi_pairs(texts[::2], weights[::2], left)
+    left.merge(right)
+    assert all(np.array_equal(x, y) for x, y in zip(left.arrays(), whole.arrays()))
+    copy = pickle.loads(pickle.dumps(whole))
+    assert all(np.array_equal(x, y) for x, y in zip(copy.arrays(), whole.arrays()))
+    floor = sorted(want.values())[len(want) // 2]
+    k2, c2 = whole.arrays(floor)
+    assert dict(zip(k2.tolist(), c2.tolist())) == {k: v for k, v in want.items() if v >= floor}
+    with pytest.raises(ValueError, match="weights"):
+        lattice.count_viterbi_pairs(texts, weights[:-1], whole)
+    with pytest.raises(ValueError, match="pieces"):
+        lattice.count_viterbi_pairs(texts, weights, PairCounts(n + 1))
+    with pytest.raises(ValueError, match="different"):
+        whole.merge(PairCounts(n + 1))

@@ -405,15 +405,18 @@ def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
     parts = _make_parts(sample, weights, 3)
     mass: Counter = Counter()
     seen = []
-    for part in parts:
-        for texts, w in part:
-            for t in texts:
-                mass[t] += w
-                seen.append(t)
+    assert len(parts) == 3
+    for texts, w in parts:
+        assert len(w) == len(texts)
+        for t, wt in zip(texts, w.tolist()):
+            mass[t] += wt
+            seen.append(t)
     assert sorted(seen) == sorted(set(sample))                 # each distinct chunk once
     want: Counter = Counter()
     for t, w in zip(sample, weights.tolist()):
         want[t] += w
     assert mass.keys() == want.keys() and all(abs(mass[t] - want[t]) < 1e-12 for t in want)
-    assert abs(_group_bytes([g for part in parts for g in part]) - float(np.dot(weights, [len(c) for c in sample]))) < 1e-9
-    assert _make_parts(sample, weights, 3) == parts            # deterministic
+    assert abs(_group_bytes(parts) - float(np.dot(weights, [len(c) for c in sample]))) < 1e-9
+    again = _make_parts(sample, weights, 3)                    # deterministic
+    assert [t for t, _ in again] == [t for t, _ in parts]
+    assert all(np.array_equal(w1, w2) for (_, w1), (_, w2) in zip(again, parts))
