@@ -190,42 +190,104 @@ cdef int32_t find_base(Trie* trie, _FreeList fl, const int32_t* labels, int nlab
         trie_grow(trie, fl, fl.cap * 2)
 
 
-cdef int build_trie(Trie* trie, list keys, list indices) except -1:
-    """Double-array trie of byte strings `keys` (sorted, unique) mapping to `indices`."""
-    cdef Py_ssize_t nkeys = len(keys)
-    cdef int32_t i, lo, hi, depth, node, b, g, nlabels
+cdef inline int rev_cmp(const uint8_t* a, int32_t la, const uint8_t* b, int32_t lb) noexcept nogil:
+    """Compares a[::-1] with b[::-1] (bytes order; a proper prefix comes first)."""
+    cdef int32_t i = la - 1, j = lb - 1
+    while i >= 0 and j >= 0:
+        if a[i] != b[j]:
+            return <int>a[i] - <int>b[j]
+        i -= 1
+        j -= 1
+    return la - lb
+
+
+cdef void sort_reversed(const uint8_t** kp, const int32_t* kl, int32_t* order, int32_t* tmp,
+                        Py_ssize_t n) noexcept nogil:
+    """order[0:n] (piece indices) sorted by reversed bytes: a bottom-up merge sort."""
+    cdef Py_ssize_t width = 1, lo, mid, hi, i, j, k
+    cdef int32_t* src = order
+    cdef int32_t* dst = tmp
+    cdef int32_t* t
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = lo + width if lo + width < n else n
+            hi = lo + 2 * width if lo + 2 * width < n else n
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if rev_cmp(kp[src[j]], kl[src[j]], kp[src[i]], kl[src[i]]) < 0:
+                    dst[k] = src[j]; j += 1
+                else:
+                    dst[k] = src[i]; i += 1
+                k += 1
+            while i < mid:
+                dst[k] = src[i]; i += 1; k += 1
+            while j < hi:
+                dst[k] = src[j]; j += 1; k += 1
+            lo = hi
+        t = src; src = dst; dst = t
+        width *= 2
+    if src != order:
+        memcpy(order, src, n * sizeof(int32_t))
+
+
+cdef int build_trie(Trie* trie, list pieces) except -1:
+    """Double-array trie of the reversed byte strings `pieces`, mapping each to its index
+    in the list. Items that are not bytes are replaced by bytes(item) in the list.
+    ValueError (trie untouched) if a piece is empty or appears twice, or a single byte
+    is missing."""
+    cdef Py_ssize_t nkeys = len(pieces), total = 0, top, singles = 0
+    cdef int32_t i, lo, hi, depth, node, b, g, nlabels, key
     cdef int32_t labels[256]
     cdef int32_t group_lo[257]
-    cdef bytes key
-    cdef const uint8_t** kp = <const uint8_t**>malloc(max(nkeys, 1) * sizeof(uint8_t*))
-    cdef int32_t* kl = <int32_t*>malloc(max(nkeys, 1) * sizeof(int32_t))
-    cdef int32_t* kv = <int32_t*>malloc(max(nkeys, 1) * sizeof(int32_t))
+    cdef bytes piece
+    cdef size_t room = max(nkeys, 1)
+    cdef const uint8_t** kp = <const uint8_t**>malloc(room * sizeof(uint8_t*))
+    cdef int32_t* kl = <int32_t*>malloc(room * sizeof(int32_t))
+    cdef int32_t* kv = <int32_t*>malloc(room * sizeof(int32_t))
+    cdef int32_t* tmp = <int32_t*>malloc(room * sizeof(int32_t))
+    cdef int32_t* stack = NULL             # (node, lo, hi, depth) per entry
     cdef _FreeList fl = _FreeList()
-    if kp == NULL or kl == NULL or kv == NULL:
-        free(kp); free(kl); free(kv)
-        raise MemoryError()
-    trie.base = trie.check = trie.value = NULL
-    fl.nxt = fl.prv = NULL
-    fl.cap = 0
-    fl.head = -1
-    trie.max_len = 0
-    total = 0
-    for i in range(nkeys):
-        key = keys[i]
-        kp[i] = <const uint8_t*>PyBytes_AS_STRING(key)
-        kl[i] = <int32_t>PyBytes_GET_SIZE(key)
-        kv[i] = <int32_t>indices[i]
-        total += kl[i]
-        if kl[i] > trie.max_len:
-            trie.max_len = kl[i]
     try:
+        if kp == NULL or kl == NULL or kv == NULL or tmp == NULL:
+            raise MemoryError()
+        trie.base = trie.check = trie.value = NULL
+        fl.nxt = fl.prv = NULL
+        fl.cap = 0
+        fl.head = -1
+        trie.max_len = 0
+        for i in range(nkeys):
+            if type(pieces[i]) is not bytes:
+                pieces[i] = bytes(pieces[i])
+            piece = pieces[i]
+            kp[i] = <const uint8_t*>PyBytes_AS_STRING(piece)
+            kl[i] = <int32_t>PyBytes_GET_SIZE(piece)
+            kv[i] = i
+            total += kl[i]
+            if kl[i] == 0:
+                raise ValueError("pieces must not be empty")
+            singles += kl[i] == 1
+            if kl[i] > trie.max_len:
+                trie.max_len = kl[i]
+        sort_reversed(kp, kl, kv, tmp, nkeys)
+        for i in range(1, nkeys):
+            if rev_cmp(kp[kv[i - 1]], kl[kv[i - 1]], kp[kv[i]], kl[kv[i]]) == 0:
+                raise ValueError("a piece appears twice")
+        if singles != 256:
+            raise ValueError(f"all 256 single bytes must be pieces ({256 - singles} missing)")
+        # Every stack entry is a node still to fill, so there are never more than nodes.
+        stack = <int32_t*>malloc(4 * (total + 2) * sizeof(int32_t))
+        if stack == NULL:
+            raise MemoryError()
         trie_grow(trie, fl, max(512, <int32_t>(total * 1.1) + 512))
         freelist_take(fl, 0)                 # slot 0 is the root
         trie.check[0] = -2
-        stack = [(0, 0, <int32_t>nkeys, 0)]
-        while stack:
-            node, lo, hi, depth = stack.pop()
-            if lo < hi and kl[lo] == depth:  # sorted: the key ending here comes first
+        stack[0] = 0; stack[1] = 0; stack[2] = <int32_t>nkeys; stack[3] = 0
+        top = 1
+        while top:
+            top -= 1
+            node = stack[4 * top]; lo = stack[4 * top + 1]; hi = stack[4 * top + 2]; depth = stack[4 * top + 3]
+            if lo < hi and kl[kv[lo]] == depth:  # sorted: the key ending here comes first
                 trie.value[node] = kv[lo]
                 lo += 1
             if lo >= hi:
@@ -233,8 +295,10 @@ cdef int build_trie(Trie* trie, list keys, list indices) except -1:
                 continue
             nlabels = 0
             for i in range(lo, hi):
-                if nlabels == 0 or kp[i][depth] != labels[nlabels - 1]:
-                    labels[nlabels] = kp[i][depth]
+                key = kv[i]
+                b = kp[key][kl[key] - 1 - depth]
+                if nlabels == 0 or b != labels[nlabels - 1]:
+                    labels[nlabels] = b
                     group_lo[nlabels] = i
                     nlabels += 1
             group_lo[nlabels] = hi
@@ -244,10 +308,14 @@ cdef int build_trie(Trie* trie, list keys, list indices) except -1:
                 freelist_take(fl, b + labels[g])
                 trie.check[b + labels[g]] = node
             for g in range(nlabels):
-                stack.append((b + labels[g], group_lo[g], group_lo[g + 1], depth + 1))
+                stack[4 * top] = b + labels[g]
+                stack[4 * top + 1] = group_lo[g]
+                stack[4 * top + 2] = group_lo[g + 1]
+                stack[4 * top + 3] = depth + 1
+                top += 1
         trie.size = fl.cap
     finally:
-        free(kp); free(kl); free(kv)
+        free(kp); free(kl); free(kv); free(tmp); free(stack)
     return 0
 
 
@@ -1549,7 +1617,7 @@ cdef class Lattice:
         memset(&self.trie, 0, sizeof(Trie))
 
     def __init__(self, pieces, logprobs, ids):
-        pieces = [bytes(p) for p in pieces]
+        pieces = list(pieces)
         logp = np.ascontiguousarray(logprobs, dtype=np.float64)
         id_arr = np.ascontiguousarray(ids, dtype=np.int32)
         if not (len(pieces) == len(logp) == len(id_arr)):
@@ -1558,15 +1626,7 @@ cdef class Lattice:
             raise ValueError("log-probabilities must be finite and <= 0")
         if len(id_arr) and id_arr.min() < 0:
             raise ValueError("ids must be >= 0")
-        if any(len(p) == 0 for p in pieces):
-            raise ValueError("pieces must not be empty")
-        singles = sum(1 for p in pieces if len(p) == 1)
-        if len(set(pieces)) != len(pieces):
-            raise ValueError("a piece appears twice")
-        if singles != 256:
-            raise ValueError(f"all 256 single bytes must be pieces ({256 - singles} missing)")
-        order = sorted(range(len(pieces)), key=lambda i: pieces[i][::-1])
-        build_trie(&self.trie, [pieces[i][::-1] for i in order], order)
+        build_trie(&self.trie, pieces)      # (it checks the pieces too)
         self.logp = logp
         self.logp_ptr = &self.logp[0]
         self.ids = id_arr
@@ -1577,7 +1637,7 @@ cdef class Lattice:
         self._weight_arrays = []
         self._last_alpha = NAN
         self._last_address = None
-        self._id_objs = tuple([int(i) for i in id_arr])
+        self._id_objs = tuple(id_arr.tolist())
         self._id_shift = -1
         if len(id_arr) and np.array_equal(id_arr, np.arange(len(id_arr), dtype=np.int64) + int(id_arr[0])):
             self._id_shift = int(id_arr[0])
