@@ -457,3 +457,15 @@ def test_viterbi_pair_counts_match_the_segmentations(tok):
         lattice.count_viterbi_pairs(texts, weights, PairCounts(n + 1))
     with pytest.raises(ValueError, match="different"):
         whole.merge(PairCounts(n + 1))
+
+
+def test_lattice_rejects_bad_piece_lists():
+    singles = [bytes([b]) for b in range(256)]
+    zeros = lambda k: np.full(k, -1.0)        # noqa: E731
+    ok = singles + [b"ab", bytearray(b"ba")]    # any bytes-like piece is taken as bytes
+    lattice = Lattice(ok, zeros(len(ok)), np.arange(len(ok)))
+    assert lattice.encode_many([b"abba"], chunked=False) == [[256, 257]]
+    for bad, message in [(singles + [b""], "empty"), (singles + [b"ab", b"ab"], "twice"),
+                         (singles + [b"\x00"], "twice"), (singles[1:] + [b"xy"], "1 missing")]:
+        with pytest.raises(ValueError, match=message):
+            Lattice(bad, zeros(len(bad)), np.arange(len(bad)))
