@@ -895,6 +895,7 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
             lo = used
             node = 0
             s = <int32_t>(e - 1)
+            tot = 0.0
             while s >= cs:
                 tn = base[node] + x[s]
                 if check[tn] != node:
@@ -904,15 +905,15 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
                 if v >= 0:
                     st[used] = s
                     va[used] = v
-                    wt[used] = q[v]
+                    w = q[v]
+                    wt[used] = w
+                    tot += f[s] * w           # right if every start shares one exponent
                     used += 1
                 s -= 1
-            tot = 0.0
             if st[used - 1] >= renormed:      # the smallest start: all starts share one exponent
-                for j in range(lo, used):
-                    tot += f[st[j]] * wt[j]
                 ref = fx[e - 1]
             else:
+                tot = 0.0
                 ref = fx[st[lo]]
                 for j in range(lo + 1, used):
                     if fx[st[j]] > ref:
