@@ -443,11 +443,14 @@ class Trainer:
             progress.advance(nbytes, lambda: f", {table.nbytes / 1e6:.0f} MB table")
         if table is None or table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
-        return self._finish_ngrams(table, progress)
+        return self._finish_ngrams(table, progress, workers)
 
-    def _finish_ngrams(self, table, progress: _Progress):
+    def _finish_ngrams(self, table, progress: _Progress, workers: int = 1):
         """The end of the n-gram stage, given the merged table (whatever engine made it):
-        statistics, EM candidates, and the n-gram model."""
+        statistics, EM candidates, and the n-gram model (built on `workers` threads: the
+        same model whatever their number)."""
+        limit = int(self.em_ngrams * self.max_vocab_size[0]) if (self.em and self.em_ngrams > 0) else 0
+        model, (keys, counts) = _training.finish_ngrams(table, self.min_count, limit, workers)
         self.stats["corpus_bytes"] = table.total
         self.stats["ngrams"] = len(table)
         self.stats["ngram_budget_hit"] = table.pruned_below > 0
@@ -457,11 +460,7 @@ class Trainer:
                 f"memory budget hit (ngram_memory={self.ngram_memory} bytes): n-grams seen fewer than "
                 f"{table.pruned_below} times in a block were dropped, so counts are approximate"
             )
-        self._ngram_candidates = {}
-        if self.em and self.em_ngrams > 0:
-            keys, counts = table.candidates(self.min_count, int(self.em_ngrams * self.max_vocab_size[0]))
-            self._ngram_candidates = dict(zip(keys, counts.tolist()))
-        model = _training.NgramModel.from_table(table, self.min_count)
+        self._ngram_candidates = dict(zip(keys, counts.tolist()))
         return model
 
     def _count_pieces(self, source, model, workers: int):

@@ -223,19 +223,26 @@ cdef class NgramTable:
         """Compact -> full counts: add each length's counts into the prefixes one byte
         shorter, longest first."""
         cdef int L
-        cdef size_t i
-        cdef uint64_t mask
-        cdef CountTable* t
         if not self.compact:
             return 0
         for L in range(self.order, 2, -1):
-            t = &self.tabs[L]
-            mask = (1ULL << (8 * (L - 1))) - 1
-            for i in range(t.cap):
-                if t.slots[i].count:
-                    if ct_add(&self.tabs[L - 1], t.slots[i].key & mask, t.slots[i].count) < 0:
-                        return -1
+            if self._expand_level(L) < 0:
+                return -1
         self.compact = False
+        return 0
+
+    cdef int _expand_level(self, int L) noexcept nogil:
+        """One step of _expand: add the counts of length L into their prefixes. After the
+        steps order..L the counts of lengths >= L - 1 are final (finish_ngrams starts
+        on them while the shorter lengths are still being expanded)."""
+        cdef size_t i
+        cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
+        cdef CountTable* t = &self.tabs[L]
+        cdef CountTable* into = &self.tabs[L - 1]
+        for i in range(t.cap):
+            if t.slots[i].count:
+                if ct_add(into, t.slots[i].key & mask, t.slots[i].count) < 0:
+                    return -1
         return 0
 
     cdef int expand(self) except -1:
@@ -476,67 +483,10 @@ cdef class NgramTable:
         min_count times that are whole UTF-8 characters, the `limit` ones with the
         highest count x length (ties: shorter, then smaller bytes... by packed key).
         Returns (list of bytes, int64 numpy array of counts)."""
-        import numpy as np
-        cdef int L, t, need
-        cdef size_t i, n = 0
-        cdef uint64_t k
-        cdef uint8_t b
-        cdef bint ok
-        cdef uint8_t buf[8]
+        cdef int L
         self.expand()
-        # first pass: how many
-        for L in range(2, self.order + 1):
-            for i in range(self.tabs[L].cap):
-                if self.tabs[L].slots[i].count >= min_count and self.tabs[L].slots[i].count > 0:
-                    n += 1
-        keys_a = np.empty(n, dtype=np.uint64)
-        lens_a = np.empty(n, dtype=np.int64)
-        counts_a = np.empty(n, dtype=np.int64)
-        cdef uint64_t[::1] kv = keys_a
-        cdef int64_t[::1] lv = lens_a
-        cdef int64_t[::1] cv = counts_a
-        n = 0
-        for L in range(2, self.order + 1):
-            for i in range(self.tabs[L].cap):
-                if self.tabs[L].slots[i].count < min_count or self.tabs[L].slots[i].count == 0:
-                    continue
-                k = self.tabs[L].slots[i].key
-                ok = True
-                need = 0
-                for t in range(L):
-                    b = (k >> (8 * t)) & 255
-                    if need:
-                        if b < 0x80 or b >= 0xC0:
-                            ok = False
-                            break
-                        need -= 1
-                    elif b < 0x80:
-                        pass
-                    elif b >= 0xC2 and b < 0xE0:
-                        need = 1
-                    elif b >= 0xE0 and b < 0xF0:
-                        need = 2
-                    elif b >= 0xF0 and b < 0xF5:
-                        need = 3
-                    else:
-                        ok = False
-                        break
-                if ok and need == 0:
-                    kv[n] = k
-                    lv[n] = L
-                    cv[n] = self.tabs[L].slots[i].count
-                    n += 1
-        keys_a, lens_a, counts_a = keys_a[:n], lens_a[:n], counts_a[:n]
-        # best first: score desc, then length, then packed key (a total order)
-        order = np.lexsort((keys_a, lens_a, -(counts_a * lens_a)))[:max(limit, 0)]
-        out = []
-        for j in order:
-            k = keys_a[j]
-            L = lens_a[j]
-            for t in range(L):
-                buf[t] = (k >> (8 * t)) & 255
-            out.append(PyBytes_FromStringAndSize(<char*>buf, L))
-        return out, counts_a[order]
+        return select_candidates([level_candidates(self, L, min_count) for L in range(2, self.order + 1)],
+                                 limit)
 
     # -- serialisation -------------------------------------------------------
     def to_bytes(self):
@@ -609,6 +559,83 @@ cdef class NgramTable:
         return t
 
 
+cdef inline bint whole_chars(uint64_t k, int L) noexcept nogil:
+    """Whether the packed n-gram k of length L is a sequence of whole UTF-8 characters."""
+    cdef int t, need = 0
+    cdef uint8_t b
+    for t in range(L):
+        b = (k >> (8 * t)) & 255
+        if need:
+            if b < 0x80 or b >= 0xC0:
+                return False
+            need -= 1
+        elif b < 0x80:
+            pass
+        elif b >= 0xC2 and b < 0xE0:
+            need = 1
+        elif b >= 0xE0 and b < 0xF0:
+            need = 2
+        elif b >= 0xF0 and b < 0xF5:
+            need = 3
+        else:
+            return False
+    return need == 0
+
+
+cdef tuple level_candidates(NgramTable table, int L, int64_t min_count):
+    """(L, keys, counts): the n-grams of length L of a full table seen at least min_count
+    times that are whole UTF-8 characters (numpy arrays, in slot order)."""
+    import numpy as np
+    cdef const CountTable* t = &table.tabs[L]
+    cdef size_t i, n = 0
+    with nogil:
+        for i in range(t.cap):
+            if t.slots[i].count >= min_count and t.slots[i].count > 0 and whole_chars(t.slots[i].key, L):
+                n += 1
+    keys = np.empty(n, dtype=np.uint64)
+    counts = np.empty(n, dtype=np.int64)
+    cdef uint64_t[::1] kv = keys
+    cdef int64_t[::1] cv = counts
+    n = 0
+    with nogil:
+        for i in range(t.cap):
+            if t.slots[i].count >= min_count and t.slots[i].count > 0 and whole_chars(t.slots[i].key, L):
+                kv[n] = t.slots[i].key
+                cv[n] = t.slots[i].count
+                n += 1
+    return L, keys, counts
+
+
+def select_candidates(list parts, Py_ssize_t limit):
+    """The best `limit` of the (L, keys, counts) parts of level_candidates: highest
+    count x length first, then shorter, then smaller packed key (a total order, so the
+    result does not depend on the order of the parts or of the entries). Only the
+    entries scoring at least the limit-th best score are sorted."""
+    import numpy as np
+    cdef int L, t
+    cdef uint64_t k
+    cdef uint8_t buf[8]
+    if limit <= 0 or not parts:
+        return [], np.zeros(0, dtype=np.int64)
+    keys_a = np.concatenate([p[1] for p in parts])
+    counts_a = np.concatenate([p[2] for p in parts])
+    lens_a = np.concatenate([np.full(len(p[1]), p[0], dtype=np.int64) for p in parts])
+    score = counts_a * lens_a
+    if len(score) > limit:
+        kth = len(score) - limit
+        floor = np.partition(score, kth)[kth]      # the limit-th highest score
+        idx = np.flatnonzero(score >= floor)
+        order = idx[np.lexsort((keys_a[idx], lens_a[idx], -score[idx]))][:limit]
+    else:
+        order = np.lexsort((keys_a, lens_a, -score))
+    out = []
+    for k, L in zip(keys_a[order].tolist(), lens_a[order].tolist()):
+        for t in range(L):
+            buf[t] = (k >> (8 * t)) & 255
+        out.append(PyBytes_FromStringAndSize(<char*>buf, L))
+    return out, counts_a[order]
+
+
 def count_ngrams_block(list chunks, int order, int64_t budget=0, bint compact=True):
     """Map step: the NgramTable of a block of chunks (list of bytes)."""
     cdef NgramTable t = NgramTable(order, budget, compact)
@@ -676,17 +703,27 @@ cdef class NgramModel:
         memset(self.tabs, 0, sizeof(self.tabs))
         self.suffix_closed = False
 
+    cdef bint _closed_level(self, int L) noexcept nogil:
+        """Whether the suffix of every n-gram of length L is present."""
+        cdef size_t i
+        cdef const ProbTable* t = &self.tabs[L]
+        for i in range(t.cap):
+            if t.slots[i].key != EMPTY_KEY and pt_get(&self.tabs[L - 1], t.slots[i].key >> 8) == -INFINITY:
+                return False
+        if t.ones_val != -INFINITY and pt_get(&self.tabs[L - 1], EMPTY_KEY >> 8) == -INFINITY:
+            return False
+        return True
+
+    def _closed_level_py(self, int L):
+        cdef bint ok
+        with nogil:
+            ok = self._closed_level(L)
+        return ok
+
     cdef void _check_closed(self) noexcept nogil:
         cdef int L
-        cdef size_t i
-        cdef const ProbTable* t
         for L in range(3, self.order + 1):
-            t = &self.tabs[L]
-            for i in range(t.cap):
-                if t.slots[i].key != EMPTY_KEY and pt_get(&self.tabs[L - 1], t.slots[i].key >> 8) == -INFINITY:
-                    self.suffix_closed = False
-                    return
-            if t.ones_val != -INFINITY and pt_get(&self.tabs[L - 1], EMPTY_KEY >> 8) == -INFINITY:
+            if not self._closed_level(L):
                 self.suffix_closed = False
                 return
         self.suffix_closed = True
@@ -696,18 +733,23 @@ cdef class NgramModel:
         for L in range(C_MAX_ORDER + 1):
             free(self.tabs[L].slots)
 
-    cdef int _alloc(self, int L, size_t n) except -1:
+    cdef int _alloc_nogil(self, int L, size_t n) noexcept nogil:
         cdef size_t c = 16
+        cdef size_t i
         while c * 2 < n * 3:      # load factor at most 2/3
             c <<= 1
-        cdef size_t i
         self.tabs[L].slots = <PSlotD*>malloc(c * sizeof(PSlotD))
         if self.tabs[L].slots == NULL:
-            raise MemoryError()
+            return -1
         for i in range(c):
             self.tabs[L].slots[i].key = EMPTY_KEY
         self.tabs[L].cap = c
         self.tabs[L].ones_val = -INFINITY
+        return 0
+
+    cdef int _alloc(self, int L, size_t n) except -1:
+        if self._alloc_nogil(L, n) < 0:
+            raise MemoryError()
         return 0
 
     cdef void _put(self, int L, uint64_t key, double v) noexcept nogil:
@@ -724,45 +766,69 @@ cdef class NgramModel:
     @staticmethod
     def from_table(NgramTable table, int64_t min_count):
         cdef NgramModel m = NgramModel()
-        cdef int64_t uni[256]
-        cdef int64_t total = table.total, c, cp
-        cdef int b, L
-        cdef size_t i, n
-        cdef uint64_t key, mask
-        cdef const CountTable* ct
-        cdef const CountTable* prev
+        cdef int L
         table.expand()
-        m.order = table.order
-        m.size = 256
-        for b in range(256):
-            uni[b] = table.uni[b]
-            if uni[b] == 0:
-                uni[b] = 1
-                total += 1
-        for b in range(256):
-            m.uni[b] = log(<double>uni[b]) - log(<double>total)
+        uni = m._init_unigrams(table)
         for L in range(2, table.order + 1):
-            ct = &table.tabs[L]
-            n = 0
-            for i in range(ct.cap):
-                if ct.slots[i].count >= min_count and ct.slots[i].count > 0:
-                    n += 1
-            m._alloc(L, n)
-            mask = (1ULL << (8 * (L - 1))) - 1
-            for i in range(ct.cap):
-                c = ct.slots[i].count
-                if c >= min_count and c > 0:
-                    key = ct.slots[i].key
-                    if L == 2:
-                        cp = uni[key & 255]
-                    else:
-                        cp = ct_get(&table.tabs[L - 1], key & mask)
-                    if cp <= 0:
-                        continue     # prefix lost to the memory budget
-                    m._put(L, key, log(<double>c) - log(<double>cp))
-                    m.size += 1
+            m.size += m._build_level(table, L, min_count, uni)
         m._check_closed()
         return m
+
+    def _init_unigrams(self, NgramTable table):
+        """Order and single-byte log-probabilities (missing bytes get count 1); returns the
+        single-byte counts so adjusted (the prefix counts of the 2-grams)."""
+        import numpy as np
+        cdef int64_t total = table.total
+        cdef int b
+        uni = np.empty(256, dtype=np.int64)
+        cdef int64_t[::1] u = uni
+        self.order = table.order
+        self.size = 256
+        for b in range(256):
+            u[b] = table.uni[b]
+            if u[b] == 0:
+                u[b] = 1
+                total += 1
+        for b in range(256):
+            self.uni[b] = log(<double>u[b]) - log(<double>total)
+        return uni
+
+    def _build_level(self, NgramTable table, int L, int64_t min_count, const int64_t[::1] uni):
+        """The n-grams of length L (the counts of lengths L and L - 1 must be final). Levels
+        are independent: finish_ngrams builds them on several threads."""
+        cdef Py_ssize_t rc
+        with nogil:
+            rc = self._fill_level(table, L, min_count, &uni[0])
+        if rc < 0:
+            raise MemoryError()
+        return rc
+
+    cdef Py_ssize_t _fill_level(self, NgramTable table, int L, int64_t min_count,
+                                const int64_t* uni) noexcept nogil:
+        """Returns the number of n-grams added (-1: out of memory)."""
+        cdef const CountTable* ct = &table.tabs[L]
+        cdef size_t i, n = 0
+        cdef int64_t c, cp
+        cdef Py_ssize_t added = 0
+        cdef uint64_t key, mask = (1ULL << (8 * (L - 1))) - 1
+        for i in range(ct.cap):
+            if ct.slots[i].count >= min_count and ct.slots[i].count > 0:
+                n += 1
+        if self._alloc_nogil(L, n) < 0:
+            return -1
+        for i in range(ct.cap):
+            c = ct.slots[i].count
+            if c >= min_count and c > 0:
+                key = ct.slots[i].key
+                if L == 2:
+                    cp = uni[key & 255]
+                else:
+                    cp = ct_get(&table.tabs[L - 1], key & mask)
+                if cp <= 0:
+                    continue     # prefix lost to the memory budget
+                self._put(L, key, log(<double>c) - log(<double>cp))
+                added += 1
+        return added
 
     def logprob(self, bytes ngram):
         """log P(last byte | the others), -inf when the n-gram was dropped."""
@@ -972,6 +1038,70 @@ cdef class NgramModel:
             return [chunk[starts[i]:starts[i + 1]] for i in range(m)]
         finally:
             free(buf); free(routes); free(starts)
+
+
+def finish_ngrams(NgramTable table, int64_t min_count, Py_ssize_t limit=0, int threads=1):
+    """The end of the n-gram stage in one go: (NgramModel.from_table(table, min_count),
+    table.candidates(min_count, limit)) -- the same model and candidates (none when
+    limit <= 0) -- with the table left expanded.
+
+    A compact table is expanded one length at a time, longest first; as soon as the
+    counts of lengths L and L - 1 are final, the model's n-grams of length L (and the
+    candidates of that length) are built on one of threads - 1 helper threads while
+    this thread expands the shorter lengths. The levels are independent, so the
+    result does not depend on threads."""
+    from concurrent.futures import ThreadPoolExecutor
+    cdef NgramModel m = NgramModel()
+    cdef int L, rc, order = table.order
+    uni = m._init_unigrams(table)
+
+    def level(int L):
+        added = m._build_level(table, L, min_count, uni)
+        return added, (level_candidates(table, L, min_count) if limit > 0 else None)
+
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    results = []
+    submit = (lambda L: results.append(pool.submit(level, L))) if pool is not None else \
+        (lambda L: results.append(_Ready(level(L))))
+    try:
+        if table.compact:
+            for L in range(order, 2, -1):
+                with nogil:
+                    rc = table._expand_level(L)
+                if rc < 0:
+                    raise MemoryError()
+                submit(L)          # lengths L and L - 1 are final now
+            table.compact = False
+            submit(2)
+        else:
+            for L in range(order, 1, -1):
+                submit(L)
+        parts = []
+        for fut in results:
+            added, cands = fut.result()
+            m.size += added
+            if cands is not None:
+                parts.append(cands)
+        if pool is not None:
+            closed = all(list(pool.map(m._closed_level_py, range(3, order + 1))))
+        else:
+            closed = all(m._closed_level_py(L) for L in range(3, order + 1))
+        m.suffix_closed = closed
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return m, select_candidates(parts, limit)
+
+
+class _Ready:
+    """A finished result with the interface of a Future."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
 
 
 # ---------------------------------------------------------------------------

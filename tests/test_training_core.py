@@ -16,6 +16,7 @@ from bytepiece._training import (
     PieceTable,
     count_ngrams_block,
     count_pieces_block,
+    finish_ngrams,
 )
 
 # Small alphabets make repeated n-grams (and ties) likely.
@@ -387,3 +388,32 @@ def test_piece_table_bytes_layout_round_trips(counts):
     if counts:
         with pytest.raises(ValueError):
             PieceTable.from_bytes(data[:-1] if len(data) > 16 + 16 else data[:20])
+
+
+@pytest.mark.parametrize("compact", [True, False])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_finish_ngrams_matches_from_table_and_candidates(compact, threads):
+    """finish_ngrams (level by level, on threads) gives the model of from_table and the
+    candidates of candidates(), whatever the number of threads."""
+    chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)] + ["héllo wörld ".encode() * 3]
+    ref_table = count_ngrams_block(chunks, 6, compact=compact)
+    ref_keys, ref_counts = ref_table.candidates(2, 25)
+    ref = NgramModel.from_table(ref_table, 2)
+    table = count_ngrams_block(chunks, 6, compact=compact)
+    model, (keys, counts) = finish_ngrams(table, 2, 25, threads)
+    assert keys == ref_keys and counts.tolist() == ref_counts.tolist()
+    assert model.size == ref.size and model.suffix_closed == ref.suffix_closed
+    for L in range(2, 7):
+        for gram, _ in ref_table.items(L):
+            assert model.logprob(gram) == ref.logprob(gram)
+    assert not table.compact and len(table) == len(ref_table)
+    assert finish_ngrams(count_ngrams_block(chunks, 6), 2, 0, threads)[1][0] == []
+
+
+def test_candidates_ties_at_the_limit():
+    """Only the entries scoring at least the limit-th score are sorted: ties there are cut
+    by length, then packed key, as a full sort would."""
+    table = count_ngrams_block([b"ab", b"cd", b"ef", b"abc", b"xyz"] * 3, 3)
+    everything, _ = table.candidates(1, 1000)
+    for limit in range(len(everything) + 1):
+        assert table.candidates(1, limit)[0] == everything[:limit]
