@@ -503,15 +503,17 @@ class Trainer:
         return pieces, pair_counts, sample
 
     # -- 0.6.3's pruning -----------------------------------------------------------
-    def _split(self, keep: Dict[bytes, int], drop, workers: int = 1) -> Dict[bytes, int]:
+    def _split(self, keep: Dict[bytes, int], drop, workers: int = 1,
+               lattice: Optional[bool] = None) -> Dict[bytes, int]:
         """0.6.3's split_pieces: re-segment each dropped piece with the unigram model of
         `keep` and give it the piece's count; returns {piece: count received}. drop is
-        a PieceTable, or (pieces, counts)."""
+        a PieceTable, or (pieces, counts); lattice picks the engine (_segment_counts)."""
         keys = list(keep)
         counts = np.fromiter(keep.values(), dtype=np.float64, count=len(keys))
         log_total = np.log(sum(keep.values()))
-        received = _segment_counts(keys, np.log(counts) - log_total, drop)
-        return {keys[i]: int(received[i]) for i in np.flatnonzero(received)}
+        received = _segment_counts(keys, np.log(counts) - log_total, drop, workers, lattice)
+        return dict(zip([keys[i] for i in np.flatnonzero(received).tolist()],
+                        received[received != 0].tolist()))
 
     def _drop_wasted(self, keep: Dict[bytes, int], workers: int, progress: _Progress) -> Dict[bytes, int]:
         while True:
@@ -527,7 +529,7 @@ class Trainer:
             max_length = self.max_piece_length
             max_length = int(max_length) if max_length < 2 ** 62 else 2 ** 62
             keep, drop = pieces.partition(self.min_count, max_length)
-            total = len(keep) + len(drop)
+            total = len(keep) + len(drop[0])
             for i in range(256):
                 if pieces.get(bytes([i])) == 0:
                     total += 1
@@ -543,8 +545,9 @@ class Trainer:
             drop = ([k for k, _ in dropped], [v for _, v in dropped])
             total = len(pieces)
             del dropped
-        progress.log(f"{total} pieces: keep {len(keep)}, re-segment {len(drop[0]) if isinstance(drop, tuple) else len(drop)}")
-        for k, v in self._split(keep, drop, workers).items():
+        progress.log(f"{total} pieces: keep {len(keep)}, re-segment {len(drop[0])}")
+        # the dropped pieces of a PieceTable: several MB of long rare ones, for the Lattice
+        for k, v in self._split(keep, drop, workers, lattice=isinstance(pieces, _training.PieceTable)).items():
             keep[k] += v
         del drop
         keep = self._drop_wasted(keep, workers, progress)
@@ -868,28 +871,54 @@ def _group_bytes(groups: List[Group]) -> float:
     return sum(w * sum(map(len, texts)) for texts, w in groups)
 
 
-def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts) -> np.ndarray:
+def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts, workers: int = 1,
+                    lattice: Optional[bool] = None) -> np.ndarray:
     """sum over texts of weight x (number of times each piece is in its Viterbi split
     with the unigram model pieces/logp), as int64 by piece index. texts is a PieceTable
     (weights: its counts) or (list of bytes, weights).
 
-    Two engines, same splits: the Lattice (slower to build, faster per byte) for a
-    PieceTable -- the pieces dropped by the first cut, several MB of long rare ones --
-    and a PieceSplitter for the re-segmentation of a vocabulary by itself."""
+    Two engines, same splits: the Lattice (slower to build, faster per byte; the default
+    for a PieceTable) for the pieces dropped by the first cut, several MB of long rare
+    ones, and a PieceSplitter (the default for a list) for the re-segmentation of a
+    vocabulary by itself. Slices of texts are split on `workers` threads; the counts are
+    sums of integers, so the result does not depend on how they are cut."""
     if isinstance(texts, _training.PieceTable):
-        texts, weights = texts.pieces_and_counts()
-        if not texts:
-            return np.zeros(len(pieces), dtype=np.int64)
-        lattice = Lattice(pieces, logp, np.arange(len(pieces)))
-        total = np.zeros(len(pieces), dtype=np.float64)
-        step = 20000        # slices: the token arrays of all dropped pieces at once are big
-        for lo in range(0, len(texts), step):
-            ids, offsets, _ = lattice.encode_many_flat(texts[lo:lo + step], chunked=False)
-            w = np.repeat(weights[lo:lo + step].astype(np.float64), np.diff(offsets))
-            total += np.bincount(ids, weights=w, minlength=len(pieces))
-        return np.rint(total).astype(np.int64)
+        texts = texts.pieces_and_counts()
+        lattice = True if lattice is None else lattice
     texts, weights = texts
-    return _training.PieceSplitter(pieces, logp).counts(texts, np.asarray(weights, dtype=np.int64))
+    weights = np.asarray(weights, dtype=np.int64)
+    n = len(pieces)
+    if not len(texts):
+        return np.zeros(n, dtype=np.int64)
+    if lattice:
+        lat = Lattice(pieces, logp, np.arange(n))
+        step = 8192         # slices: the token arrays of all dropped pieces at once are big
+
+        def run(lo):
+            ids, offsets, _ = lat.encode_many_flat(texts[lo:lo + step], chunked=False)
+            w = np.repeat(weights[lo:lo + step].astype(np.float64), np.diff(offsets))
+            return np.bincount(ids, weights=w, minlength=n)     # integers: exact in float64
+
+        total = np.zeros(n, dtype=np.float64)
+        for part in _map_threads(run, range(0, len(texts), step), workers):
+            total += part
+        return np.rint(total).astype(np.int64)
+    splitter = _training.PieceSplitter(pieces, logp)
+    step = max(4096, -(-len(texts) // (4 * workers)))
+    out = np.zeros(n, dtype=np.int64)
+    for part in _map_threads(lambda lo: splitter.counts(texts[lo:lo + step], weights[lo:lo + step]),
+                             range(0, len(texts), step), workers):
+        out += part
+    return out
+
+
+def _map_threads(func, items, workers: int) -> Iterator:
+    """func over items on `workers` threads (for functions that release the GIL), results in order."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        return map(func, items)
+    with ThreadPoolExecutor(min(workers, len(items))) as ex:
+        return iter(list(ex.map(func, items)))
 
 
 def convert_to_bytepiece(pieces, path) -> None:

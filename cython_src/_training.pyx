@@ -1332,37 +1332,53 @@ cdef class PieceTable:
         return pieces, counts
 
     def partition(self, int64_t min_count, int64_t max_length):
-        """0.6.3's first pruning cut: (keep, drop). keep is {piece: count} of the pieces
-        seen at least min_count times and no longer than max_length, and of every
-        single byte, in order of bytes, then the single bytes never seen (count 1);
-        drop is a PieceTable of the other pieces."""
+        """0.6.3's first pruning cut: (keep, (drop_pieces, drop_counts)). keep is
+        {piece: count} of the pieces seen at least min_count times and no longer than
+        max_length, and of every single byte, in order of bytes, then the single bytes
+        never seen (count 1); the others are drop_pieces (a list of bytes, in no
+        particular order) with their counts (int64 numpy array). Only the kept pieces
+        are sorted."""
+        import numpy as np
         cdef PieceRef* refs
-        cdef size_t i, n
+        cdef size_t i, n = 0, ndrop = 0
         cdef dict keep = {}
-        cdef PieceTable drop = PieceTable()
+        cdef list drop = []
         cdef bint seen[256]
-        cdef int rc = 0
         memset(seen, 0, sizeof(seen))
-        with nogil:
-            n = self._sorted(1, &refs)
+        refs = <PieceRef*>malloc((self.size + 1) * sizeof(PieceRef))
         if refs == NULL:
             raise MemoryError()
+        drop_counts = np.empty(self.size, dtype=np.int64)
+        cdef int64_t[::1] dc = drop_counts
         try:
+            for i in range(self.cap):
+                if self.slots[i].count <= 0:
+                    continue
+                if self.slots[i].length == 1 or (self.slots[i].length <= max_length
+                                                 and self.slots[i].count >= min_count):
+                    refs[n].p = self.arena + self.slots[i].offset
+                    refs[n].length = self.slots[i].length
+                    refs[n].head = head_of(refs[n].p, refs[n].length)
+                    refs[n].count = self.slots[i].count
+                    n += 1
+                else:
+                    drop.append(PyBytes_FromStringAndSize(<char*>self.arena + self.slots[i].offset,
+                                                          self.slots[i].length))
+                    dc[ndrop] = self.slots[i].count
+                    ndrop += 1
+            with nogil:
+                qsort(refs, n, sizeof(PieceRef), cmp_piece_ref)
             for i in range(n):
-                if refs[i].length == 1 or (refs[i].length <= max_length and refs[i].count >= min_count):
-                    PyDict_SetItem(keep, PyBytes_FromStringAndSize(<char*>refs[i].p, refs[i].length),
-                                   refs[i].count)
-                    if refs[i].length == 1:
-                        seen[refs[i].p[0]] = True
-                elif drop.add_raw(refs[i].p, refs[i].length, refs[i].count,
-                                  hash_bytes(refs[i].p, refs[i].length)) < 0:
-                    raise MemoryError()
+                PyDict_SetItem(keep, PyBytes_FromStringAndSize(<char*>refs[i].p, refs[i].length),
+                               refs[i].count)
+                if refs[i].length == 1:
+                    seen[refs[i].p[0]] = True
         finally:
             free(refs)
         for i in range(256):
             if not seen[i]:
                 keep[bytes([i])] = 1
-        return keep, drop
+        return keep, (drop, drop_counts[:ndrop])
 
     def to_bytes(self):
         """BPPIECE1: magic, number of entries, then per entry (count, length) as
