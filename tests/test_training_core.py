@@ -312,9 +312,10 @@ def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length)
         ref.setdefault(bytes([b]), 1)
     keep_ref = {k: v for k, v in ref.items() if len(k) == 1 or (len(k) <= max_length and v >= min_count)}
     drop_ref = sorted((k, v) for k, v in ref.items() if k not in keep_ref)
-    keep, drop = table.partition(min_count, max_length)
+    keep, (dropped, dropped_counts) = table.partition(min_count, max_length)
     assert list(keep.items()) == list(keep_ref.items())
-    assert drop.items() == drop_ref
+    assert dropped_counts.dtype == np.int64 and len(dropped) == len(dropped_counts)
+    assert sorted(zip(dropped, dropped_counts.tolist())) == drop_ref
 
 
 @settings(max_examples=60, deadline=None)
@@ -417,3 +418,16 @@ def test_candidates_ties_at_the_limit():
     everything, _ = table.candidates(1, 1000)
     for limit in range(len(everything) + 1):
         assert table.candidates(1, limit)[0] == everything[:limit]
+
+
+def test_chunk_keys_are_blake2b():
+    """The sample keys computed in C are the trainer's _chunk_key (hashlib's BLAKE2b of
+    digest size 8, little-endian), at every length around the 128-byte block size."""
+    import os
+
+    from bytepiece._training import chunk_keys
+    from bytepiece.trainer import _chunk_key
+
+    chunks = [os.urandom(n) for n in range(0, 400)] + [b"", "中文".encode() * 1000]
+    assert chunk_keys(chunks).tolist() == [_chunk_key(c) for c in chunks]
+    assert chunk_keys([]).tolist() == []
