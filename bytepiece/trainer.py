@@ -20,7 +20,7 @@ Stages (DESIGN.md, "Training"):
    of adjacent pieces of the current Viterbi segmentation, which is how pieces
    longer than the n-gram order appear), down to the target size.
 
-The map steps run over ``workers`` processes; all reductions are sums of
+The map steps run over ``workers`` threads (or processes); all reductions are sums of
 integers, or sums of floats in a fixed block order, so the model file is the
 same whatever ``workers`` is.
 """
@@ -244,8 +244,10 @@ class Trainer:
     ``ngram_memory`` caps the n-gram table (bytes; 0 = no cap); rare n-grams are
     dropped when it is hit, and a message says so. ``block_chars`` sizes the
     blocks the work is split into. ``engine`` runs the map steps on
-    ``workers`` processes ("process", the default) or threads ("thread": one
-    process, less memory; the counting loops run without the GIL). ``verbose=False`` silences progress.
+    ``workers`` threads ("thread", the default: one process, the counting loops run
+    without the GIL, tables merge in place and nothing is pickled or duplicated) or
+    processes ("process": a fork pool; only cutting the text into chunks holds
+    the GIL, so processes pay off only with many workers). ``verbose=False`` silences progress.
 
     >>> t = Trainer(max_vocab_size=300, min_count=1, verbose=False)
     >>> t.train(["hello world\\n"] * 20)
@@ -278,7 +280,7 @@ class Trainer:
         em_sample_bytes: int = 64_000_000,
         ngram_memory: int = 4_000_000_000,
         block_chars: int = 1_000_000,
-        engine: str = "process",
+        engine: str = "thread",
         verbose: bool = True,
     ):
         if isinstance(order, bool) or not isinstance(order, int) or order < 1:

@@ -1054,15 +1054,9 @@ def finish_ngrams(NgramTable table, int64_t min_count, Py_ssize_t limit=0, int t
     cdef NgramModel m = NgramModel()
     cdef int L, rc, order = table.order
     uni = m._init_unigrams(table)
-
-    def level(int L):
-        added = m._build_level(table, L, min_count, uni)
-        return added, (level_candidates(table, L, min_count) if limit > 0 else None)
-
+    # (no closures here: a closure cycle would keep the big table alive until a collection)
     pool = ThreadPoolExecutor(threads) if threads > 1 else None
     results = []
-    submit = (lambda L: results.append(pool.submit(level, L))) if pool is not None else \
-        (lambda L: results.append(_Ready(level(L))))
     try:
         if table.compact:
             for L in range(order, 2, -1):
@@ -1070,27 +1064,40 @@ def finish_ngrams(NgramTable table, int64_t min_count, Py_ssize_t limit=0, int t
                     rc = table._expand_level(L)
                 if rc < 0:
                     raise MemoryError()
-                submit(L)          # lengths L and L - 1 are final now
+                # lengths L and L - 1 are final now
+                results.append(_run_level(pool, m, table, L, min_count, uni, limit))
             table.compact = False
-            submit(2)
+            results.append(_run_level(pool, m, table, 2, min_count, uni, limit))
         else:
             for L in range(order, 1, -1):
-                submit(L)
+                results.append(_run_level(pool, m, table, L, min_count, uni, limit))
         parts = []
         for fut in results:
             added, cands = fut.result()
             m.size += added
             if cands is not None:
                 parts.append(cands)
+        del results
         if pool is not None:
             closed = all(list(pool.map(m._closed_level_py, range(3, order + 1))))
         else:
-            closed = all(m._closed_level_py(L) for L in range(3, order + 1))
+            closed = all([m._closed_level_py(L) for L in range(3, order + 1)])
         m.suffix_closed = closed
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
     return m, select_candidates(parts, limit)
+
+
+def _level(NgramModel m, NgramTable table, int L, int64_t min_count, uni, Py_ssize_t limit):
+    added = m._build_level(table, L, min_count, uni)
+    return added, (level_candidates(table, L, min_count) if limit > 0 else None)
+
+
+def _run_level(pool, NgramModel m, NgramTable table, int L, int64_t min_count, uni, Py_ssize_t limit):
+    if pool is None:
+        return _Ready(_level(m, table, L, min_count, uni, limit))
+    return pool.submit(_level, m, table, L, min_count, uni, limit)
 
 
 class _Ready:
