@@ -485,8 +485,8 @@ cdef class NgramTable:
         Returns (list of bytes, int64 numpy array of counts)."""
         cdef int L
         self.expand()
-        return select_candidates([level_candidates(self, L, min_count) for L in range(2, self.order + 1)],
-                                 limit)
+        return select_candidates([level_candidates(self, L, min_count, limit)
+                                  for L in range(2, self.order + 1)], limit)
 
     # -- serialisation -------------------------------------------------------
     def to_bytes(self):
@@ -582,9 +582,11 @@ cdef inline bint whole_chars(uint64_t k, int L) noexcept nogil:
     return need == 0
 
 
-cdef tuple level_candidates(NgramTable table, int L, int64_t min_count):
+cdef tuple level_candidates(NgramTable table, int L, int64_t min_count, Py_ssize_t limit=0):
     """(L, keys, counts): the n-grams of length L of a full table seen at least min_count
-    times that are whole UTF-8 characters (numpy arrays, in slot order)."""
+    times that are whole UTF-8 characters (numpy arrays, in slot order). With limit > 0,
+    only those counted at least as often as the limit-th most frequent of them (a
+    superset of this length's share of any overall top `limit`: the arrays stay small)."""
     import numpy as np
     cdef const CountTable* t = &table.tabs[L]
     cdef size_t i, n = 0
@@ -603,6 +605,10 @@ cdef tuple level_candidates(NgramTable table, int L, int64_t min_count):
                 kv[n] = t.slots[i].key
                 cv[n] = t.slots[i].count
                 n += 1
+    if limit > 0 and <Py_ssize_t>n > limit:
+        kth = n - limit
+        keep = counts >= np.partition(counts, kth)[kth]
+        keys, counts = keys[keep], counts[keep]
     return L, keys, counts
 
 
@@ -1091,7 +1097,7 @@ def finish_ngrams(NgramTable table, int64_t min_count, Py_ssize_t limit=0, int t
 
 def _level(NgramModel m, NgramTable table, int L, int64_t min_count, uni, Py_ssize_t limit):
     added = m._build_level(table, L, min_count, uni)
-    return added, (level_candidates(table, L, min_count) if limit > 0 else None)
+    return added, (level_candidates(table, L, min_count, limit) if limit > 0 else None)
 
 
 def _run_level(pool, NgramModel m, NgramTable table, int L, int64_t min_count, uni, Py_ssize_t limit):
