@@ -445,14 +445,15 @@ class Trainer:
             progress.advance(nbytes, lambda: f", {table.nbytes / 1e6:.0f} MB table")
         if table is None or table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
-        return self._finish_ngrams(table, progress, workers)
+        return self._finish_ngrams(table, progress, workers, release=True)   # the table is ours
 
-    def _finish_ngrams(self, table, progress: _Progress, workers: int = 1):
+    def _finish_ngrams(self, table, progress: _Progress, workers: int = 1, release: bool = False):
         """The end of the n-gram stage, given the merged table (whatever engine made it):
         statistics, EM candidates, and the n-gram model (built on `workers` threads: the
-        same model whatever their number)."""
+        same model whatever their number). release=True frees the table's counts as the
+        model is built (the caller's table is then spent)."""
         limit = int(self.em_ngrams * self.max_vocab_size[0]) if (self.em and self.em_ngrams > 0) else 0
-        model, (keys, counts) = _training.finish_ngrams(table, self.min_count, limit, workers)
+        model, (keys, counts) = _training.finish_ngrams(table, self.min_count, limit, workers, release)
         self.stats["corpus_bytes"] = table.total
         self.stats["ngrams"] = len(table)
         self.stats["ngram_budget_hit"] = table.pruned_below > 0

@@ -207,6 +207,9 @@ cdef class NgramTable:
     cdef int64_t uni[256]
     cdef CountTable tabs[C_MAX_ORDER + 1]   # index = length (2..order used)
     cdef readonly bint compact
+    # finish_ngrams(release=True) frees the counts as it goes; only len() answers then
+    cdef readonly bint released
+    cdef Py_ssize_t released_len
 
     def __cinit__(self, int order, int64_t budget=0, bint compact=True):
         if order < 1 or order > C_MAX_ORDER:
@@ -246,9 +249,19 @@ cdef class NgramTable:
         return 0
 
     cdef int expand(self) except -1:
+        self.check_usable()
         if self._expand() < 0:
             raise MemoryError()
         return 0
+
+    cdef int check_usable(self) except -1:
+        if self.released:
+            raise ValueError("this NgramTable's counts were released by finish_ngrams(release=True)")
+        return 0
+
+    cdef void release_level(self, int L) noexcept nogil:
+        self.released_len += self.tabs[L].size
+        ct_free(&self.tabs[L])
 
     def __dealloc__(self):
         cdef int L
@@ -264,6 +277,8 @@ cdef class NgramTable:
 
     def __len__(self):
         """Distinct n-grams of lengths 1..order."""
+        if self.released:
+            return self.released_len + sum(1 for b in range(256) if self.uni[b])
         self.expand()
         return self._entries() + sum(1 for b in range(256) if self.uni[b])
 
@@ -386,6 +401,7 @@ cdef class NgramTable:
         cdef int rc = 0
         cdef bytes item
         try:
+            self.check_usable()
             if ptrs == NULL or lens == NULL:
                 raise MemoryError()
             for i in range(m):
@@ -413,6 +429,8 @@ cdef class NgramTable:
         cdef int L, rc = 0
         cdef size_t i
         cdef int b
+        self.check_usable()
+        other.check_usable()
         if other.order != self.order:
             raise ValueError(f"cannot merge n-gram tables of order {self.order} and {other.order}")
         if self.compact != other.compact:     # compact tables add up; otherwise both full
@@ -500,6 +518,7 @@ cdef class NgramTable:
         return (NgramTable.from_bytes, (self._serialise(b"BPNGRAMC" if self.compact else b"BPNGRAM1"),))
 
     def _serialise(self, bytes magic):
+        self.check_usable()
         cdef list parts = [struct.pack("<8sqqqq", magic, self.order, self.total, self.budget,
                                        self.pruned_below)]
         cdef int L
@@ -1046,23 +1065,29 @@ cdef class NgramModel:
             free(buf); free(routes); free(starts)
 
 
-def finish_ngrams(NgramTable table, int64_t min_count, Py_ssize_t limit=0, int threads=1):
+def finish_ngrams(NgramTable table, int64_t min_count, Py_ssize_t limit=0, int threads=1,
+                  bint release=False):
     """The end of the n-gram stage in one go: (NgramModel.from_table(table, min_count),
     table.candidates(min_count, limit)) -- the same model and candidates (none when
-    limit <= 0) -- with the table left expanded.
+    limit <= 0) -- with the table left expanded or, with release=True, emptied (its
+    len() still answers; nothing else does).
 
     A compact table is expanded one length at a time, longest first; as soon as the
     counts of lengths L and L - 1 are final, the model's n-grams of length L (and the
-    candidates of that length) are built on one of threads - 1 helper threads while
-    this thread expands the shorter lengths. The levels are independent, so the
-    result does not depend on threads."""
+    candidates of that length) are built on a helper thread (threads > 1) while this
+    thread expands the shorter lengths. The levels are independent, so the result
+    does not depend on threads. With release=True the counts of length L are freed
+    as soon as the levels L and L + 1 are built, so the full table never coexists with
+    the model (the peak of the stage drops by about the size of the model)."""
     from concurrent.futures import ThreadPoolExecutor
     cdef NgramModel m = NgramModel()
     cdef int L, rc, order = table.order
+    table.check_usable()
     uni = m._init_unigrams(table)
     # (no closures here: a closure cycle would keep the big table alive until a collection)
     pool = ThreadPoolExecutor(threads) if threads > 1 else None
     results = []
+    pending = {}
     try:
         if table.compact:
             for L in range(order, 2, -1):
@@ -1071,7 +1096,11 @@ def finish_ngrams(NgramTable table, int64_t min_count, Py_ssize_t limit=0, int t
                 if rc < 0:
                     raise MemoryError()
                 # lengths L and L - 1 are final now
-                results.append(_run_level(pool, m, table, L, min_count, uni, limit))
+                pending[L] = _run_level(pool, m, table, L, min_count, uni, limit)
+                results.append(pending[L])
+                if release and L + 1 in pending:
+                    pending.pop(L + 1).result()     # level L + 2 is done too: L + 1 is unused
+                    table.release_level(L + 1)
             table.compact = False
             results.append(_run_level(pool, m, table, 2, min_count, uni, limit))
         else:
@@ -1083,7 +1112,12 @@ def finish_ngrams(NgramTable table, int64_t min_count, Py_ssize_t limit=0, int t
             m.size += added
             if cands is not None:
                 parts.append(cands)
-        del results
+        del results, pending
+        if release:
+            for L in range(order, 1, -1):
+                if table.tabs[L].cap:
+                    table.release_level(L)
+            table.released = True
         if pool is not None:
             closed = all(list(pool.map(m._closed_level_py, range(3, order + 1))))
         else:

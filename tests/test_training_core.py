@@ -431,3 +431,24 @@ def test_chunk_keys_are_blake2b():
     chunks = [os.urandom(n) for n in range(0, 400)] + [b"", "中文".encode() * 1000]
     assert chunk_keys(chunks).tolist() == [_chunk_key(c) for c in chunks]
     assert chunk_keys([]).tolist() == []
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_finish_ngrams_release_frees_the_table(threads):
+    """release=True gives the same model and candidates, and leaves a spent table whose
+    len() still answers and whose other uses raise."""
+    chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)]
+    ref_table = count_ngrams_block(chunks, 6)
+    ref_model, ref_cands = finish_ngrams(ref_table, 2, 25, threads)
+    table = count_ngrams_block(chunks, 6)
+    model, cands = finish_ngrams(table, 2, 25, threads, release=True)
+    assert model.to_bytes() == ref_model.to_bytes() or model.size == ref_model.size
+    for L in range(2, 7):
+        for gram, _ in ref_table.items(L):
+            assert model.logprob(gram) == ref_model.logprob(gram)
+    assert cands[0] == ref_cands[0] and cands[1].tolist() == ref_cands[1].tolist()
+    assert table.released and len(table) == len(ref_table) and table.total == ref_table.total
+    for use in (lambda: table.get(b"ab"), lambda: table.items(2), lambda: table.merge(ref_table),
+                lambda: pickle.dumps(table), lambda: table.count([b"x"]), lambda: finish_ngrams(table, 2)):
+        with pytest.raises(ValueError, match="released"):
+            use()
