@@ -185,21 +185,6 @@ def _drain(items: list) -> Iterator:
         yield items.pop()
 
 
-def _sub_blocks(blocks: Iterable[_Chunks], size: int) -> Iterator[_Chunks]:
-    """Each block of chunks cut into consecutive runs of about `size` bytes."""
-    for block in blocks:
-        run: List[bytes] = []
-        nbytes = 0
-        for chunk in block.chunks:
-            run.append(chunk)
-            nbytes += len(chunk)
-            if nbytes >= size:
-                yield _Chunks(run)
-                run, nbytes = [], 0
-        if run:
-            yield _Chunks(run)
-
-
 def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -> Iterator:
     """func over blocks, results in block order; at most workers + 1 blocks in flight.
 
@@ -525,13 +510,7 @@ class Trainer:
         sample: List[bytes] = []
         sample_size = 0
         cached, self._chunk_cache = getattr(self, "_chunk_cache", None), None
-        if cached is not None:
-            # Counting pieces does not depend on how the chunks are grouped (integer sums;
-            # the sample is the bottom of a corpus-wide order), so kept blocks are handed
-            # out in quarters: the threads stay evenly busy to the end.
-            blocks = _sub_blocks(_drain(cached), max(self.block_chars // 4, 1))
-        else:
-            blocks = iter_blocks(source, self.block_chars)
+        blocks = _drain(cached) if cached is not None else iter_blocks(source, self.block_chars)
         del cached
         for block_pieces, block_pairs, block_sample, nbytes in _map_blocks(_map_count_pieces, blocks, workers, self.engine):
             pieces = block_pieces if pieces is None else pieces.merge(block_pieces)

@@ -448,11 +448,3 @@ def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
     assert mass.keys() == want.keys() and all(abs(mass[t] - want[t]) < 1e-12 for t in want)
     assert abs(_group_bytes([g for part in parts for g in part]) - float(np.dot(weights, [len(c) for c in sample]))) < 1e-9
     assert _make_parts(sample, weights, 3) == parts            # deterministic
-
-
-def test_sub_blocks_keep_every_chunk_in_order():
-    from bytepiece.trainer import _Chunks, _sub_blocks
-
-    blocks = [_Chunks([b"ab", b"cde", b"f"]), _Chunks([]), _Chunks([b"ghij", b"k"])]
-    runs = [r.chunks for r in _sub_blocks(iter(blocks), 3)]
-    assert runs == [[b"ab", b"cde"], [b"f"], [b"ghij"], [b"k"]]
