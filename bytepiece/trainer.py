@@ -135,22 +135,14 @@ def _return_free_memory() -> None:
 _STATE: dict = {}
 
 
-class _Chunks:
-    """A block already cut into chunks (kept from the n-gram stage for the piece stage)."""
-    __slots__ = ("chunks",)
-
-    def __init__(self, chunks: List[bytes]):
-        self.chunks = chunks
-
-
 def _map_count_ngrams(block):
     chunks = chunk_block(block, _STATE["isolate_digits"])
     table = _training.count_ngrams_block(chunks, _STATE["order"], _STATE["budget"])
-    return table, sum(map(len, chunks)), (_Chunks(chunks) if _STATE.get("keep_chunks") else None)
+    return table, sum(map(len, chunks))
 
 
 def _map_count_pieces(block):
-    chunks = block.chunks if isinstance(block, _Chunks) else chunk_block(block, _STATE["isolate_digits"])
+    chunks = chunk_block(block, _STATE["isolate_digits"])
     pieces, pairs = _training.count_pieces_block(
         chunks, _STATE["model"], _STATE["ensure_unicode"], _STATE["pair_length"] or 1
     )
@@ -176,13 +168,6 @@ def _trim_sample(keys: np.ndarray, chunks: List[bytes], budget: int):
     keep = int(np.searchsorted(np.cumsum(lengths), budget, side="right"))
     order = order[:keep]
     return keys[order], [chunks[i] for i in order]
-
-
-def _drain(items: list) -> Iterator:
-    """The items of a list in order, each let go of by the list as it is handed out."""
-    items.reverse()
-    while items:
-        yield items.pop()
 
 
 def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -> Iterator:
@@ -360,9 +345,7 @@ class Trainer:
 
     # -- public API ------------------------------------------------------------
     def train(self, texts: Iterable[str], workers: int = 1, batch_size: int = 1000) -> None:
-        """Train on documents: any re-iterable of str (read twice, never held in memory,
-        unless the whole corpus fits in the EM sample: then its chunks are kept after the
-        first pass, as the sample would keep them anyway).
+        """Train on documents: any re-iterable of str (read twice, never held in memory).
 
         ``batch_size`` is accepted for 0.6.3 compatibility; work is cut into
         blocks of ``block_chars`` characters instead.
@@ -449,37 +432,20 @@ class Trainer:
     def _count_ngrams(self, source, workers: int):
         progress = _Progress(self.verbose, "count n-grams", source.total_bytes)
         progress.log(f"order {self.order}, {workers} worker(s), {source.describe()}")
-        # A corpus no bigger than the EM sample ends up in the sample, every chunk of it:
-        # keep its chunks now (in this process: threads, or no workers), and the piece
-        # stage neither reads nor cuts the text again (same blocks, same chunks).
-        keep = self.em and (workers <= 1 or self.engine == "thread")
-        self._set_state(keep_chunks=keep)
-        cached: Optional[List[_Chunks]] = [] if keep else None
-        cached_bytes = 0
+        self._set_state()
         table = None
         blocks = iter_blocks(source, self.block_chars)
-        for block_table, nbytes, chunks in _map_blocks(_map_count_ngrams, blocks, workers, self.engine):
+        for block_table, nbytes in _map_blocks(_map_count_ngrams, blocks, workers, self.engine):
             if table is None:
                 table = block_table
             else:
                 table.merge(block_table)
             del block_table
-            if cached is not None:
-                cached_bytes += nbytes
-                if chunks is None or cached_bytes > self.em_sample_bytes:
-                    cached = None           # too big: the piece stage reads the corpus again
-                    _STATE["keep_chunks"] = False
-                else:
-                    cached.append(chunks)
-            del chunks
             # (not len(table): that would expand a compact table mid-stream)
             progress.advance(nbytes, lambda: f", {table.nbytes / 1e6:.0f} MB table")
-        _STATE.clear()
         if table is None or table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
-        model = self._finish_ngrams(table, progress, workers, release=True)   # the table is ours
-        self._chunk_cache = cached
-        return model
+        return self._finish_ngrams(table, progress, workers, release=True)   # the table is ours
 
     def _finish_ngrams(self, table, progress: _Progress, workers: int = 1, release: bool = False):
         """The end of the n-gram stage, given the merged table (whatever engine made it):
@@ -509,9 +475,7 @@ class Trainer:
         sample_keys = [np.zeros(0, dtype=np.uint64)]
         sample: List[bytes] = []
         sample_size = 0
-        cached, self._chunk_cache = getattr(self, "_chunk_cache", None), None
-        blocks = _drain(cached) if cached is not None else iter_blocks(source, self.block_chars)
-        del cached
+        blocks = iter_blocks(source, self.block_chars)
         for block_pieces, block_pairs, block_sample, nbytes in _map_blocks(_map_count_pieces, blocks, workers, self.engine):
             pieces = block_pieces if pieces is None else pieces.merge(block_pieces)
             if block_pairs is not None:

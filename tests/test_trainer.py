@@ -92,37 +92,6 @@ def test_same_model_whatever_workers(tmp_path, em):
 
 
 @needs_corpora
-def test_small_corpus_is_read_once_with_the_same_model(tmp_path):
-    """A corpus that fits in the EM sample keeps its chunks from the n-gram pass for the
-    piece pass (threads or one worker); the model is the one of two passes."""
-    class Passes:
-        def __init__(self, docs):
-            self.docs, self.passes = docs, 0
-
-        def __iter__(self):      # a pass counts once reading starts (train() calls iter() to check)
-            self.passes += 1
-            yield from self.docs
-
-    docs = small_corpus()
-    models = {}
-    for name, options, workers, passes in (("cached", {}, 2, 1), ("one worker", {}, 1, 1),
-                                           ("process", {"engine": "process"}, 2, 2),
-                                           ("no em", {"em": False}, 2, 2)):
-        texts = Passes(docs)
-        trainer = Trainer(max_vocab_size=600, verbose=False, block_chars=20_000, **options)
-        trainer.train(texts, workers=workers)
-        assert texts.passes == passes, name
-        assert trainer._chunk_cache is None
-        models[name] = model_bytes(trainer, tmp_path, name.replace(" ", "_") + ".model")
-    assert models["cached"] == models["one worker"] == models["process"]
-    # a sample smaller than the corpus: the cache is dropped and the corpus read again
-    texts = Passes(docs)
-    trainer = Trainer(max_vocab_size=600, verbose=False, block_chars=20_000, em_sample_bytes=30_000)
-    trainer.train(texts, workers=2)
-    assert texts.passes == 2
-
-
-@needs_corpora
 def test_train_files_and_folders_equal_train_texts(tmp_path):
     folder = tmp_path / "corpus"
     (folder / "sub").mkdir(parents=True)
