@@ -916,12 +916,9 @@ def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts, workers: int =
 
 
 def _map_threads(func, items, workers: int) -> Iterator:
-    """func over items on `workers` threads (for functions that release the GIL), results in order."""
-    items = list(items)
-    if workers <= 1 or len(items) <= 1:
-        return map(func, items)
-    with ThreadPoolExecutor(min(workers, len(items))) as ex:
-        return iter(list(ex.map(func, items)))
+    """func over items on `workers` threads (for functions that release the GIL), results in
+    order, at most workers + 1 of them held at a time (each can be as long as the vocabulary)."""
+    return _map_blocks(func, items, workers, "thread")
 
 
 def convert_to_bytepiece(pieces, path) -> None:
