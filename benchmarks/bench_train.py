@@ -33,7 +33,7 @@ import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = ["bytepiece", "bytepiece-thread", "bytepiece-063mode", "bytepiece-0.6.3", "spm-unigram", "spm-bpe", "hf-unigram"]
+PEERS = ["bytepiece", "bytepiece-process", "bytepiece-063mode", "bytepiece-0.6.3", "spm-unigram", "spm-bpe", "hf-unigram"]
 
 
 # ---------------------------------------------------------------------------
@@ -113,7 +113,7 @@ import sys
 from bytepiece.trainer import Trainer
 out, size, workers, em, engine = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
 files = sys.argv[6:]
-t = Trainer(max_vocab_size=size, em=em, engine=engine, verbose=False)
+t = Trainer(max_vocab_size=size, em=em, verbose=False, **({} if engine == "default" else {"engine": engine}))
 t.train_files(files, workers=workers)
 t.save(out)
 """
@@ -173,10 +173,12 @@ tok.save(out)
 
 def train_peer(peer, files, size, workers, workdir, bp063_python):
     env = dict(os.environ, PYTHONPATH=REPO)
-    if peer in ("bytepiece", "bytepiece-thread", "bytepiece-063mode"):
+    if peer in ("bytepiece", "bytepiece-thread", "bytepiece-process", "bytepiece-063mode"):
+        # "bytepiece" and "bytepiece-063mode": the default engine (threads); the others name theirs
         out = os.path.join(workdir, peer + ".model")
+        engine = peer.split("-")[1] if peer in ("bytepiece-thread", "bytepiece-process") else "default"
         cmd = [sys.executable, "-c", BYTEPIECE, out, str(size), str(workers), "0" if peer.endswith("063mode") else "1",
-               "thread" if peer.endswith("thread") else "process", *files]
+               engine, *files]
         wall, peak, _ = run_measured(cmd, env=env)
         return wall, peak, ("bytepiece", out)
     if peer == "bytepiece-0.6.3":

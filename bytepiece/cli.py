@@ -546,7 +546,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
 @click.option("--no-ensure-unicode", is_flag=True,
               help="Allow multi-byte pieces that are not whole UTF-8 characters.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes for counting; the model is the same for any number.")
+              help="Threads for counting and pruning; the model is the same for any number.")
 @click.option("--errors", "encoding_errors", type=click.Choice(["strict", "replace", "bytes"]), default="strict",
               show_default=True,
               help="Invalid UTF-8 in the corpus: stop with an error, replace it (U+FFFD), "

@@ -660,7 +660,7 @@ class DaskTrainer(Trainer):
         table = counts.table
         if table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
-        model = self._finish_ngrams(table, progress)   # the trainer's own end of the stage
+        model = self._finish_ngrams(table, progress, workers)   # the trainer's own end of the stage
         self._timed("count_ngrams", t0)
         return model
 

@@ -20,7 +20,7 @@ Stages (DESIGN.md, "Training"):
    of adjacent pieces of the current Viterbi segmentation, which is how pieces
    longer than the n-gram order appear), down to the target size.
 
-The map steps run over ``workers`` processes; all reductions are sums of
+The map steps run over ``workers`` threads (or processes); all reductions are sums of
 integers, or sums of floats in a fixed block order, so the model file is the
 same whatever ``workers`` is.
 """
@@ -159,7 +159,7 @@ def _chunk_key(chunk: bytes) -> int:
 def _bottom_sample(chunks: List[bytes], budget: int):
     """The chunks with the smallest hashes, up to budget bytes: a uniform sample that
     does not depend on how the corpus was cut into blocks. Returns (hashes, chunks)."""
-    keys = np.fromiter((_chunk_key(c) for c in chunks), dtype=np.uint64, count=len(chunks))
+    keys = _training.chunk_keys(chunks)       # _chunk_key of each, in C without the GIL
     return _trim_sample(keys, chunks, budget)
 
 
@@ -246,8 +246,10 @@ class Trainer:
     ``ngram_memory`` caps the n-gram table (bytes; 0 = no cap); rare n-grams are
     dropped when it is hit, and a message says so. ``block_chars`` sizes the
     blocks the work is split into. ``engine`` runs the map steps on
-    ``workers`` processes ("process", the default) or threads ("thread": one
-    process, less memory; the counting loops run without the GIL). ``verbose=False`` silences progress.
+    ``workers`` threads ("thread", the default: one process, the counting loops run
+    without the GIL, tables merge in place and nothing is pickled or duplicated) or
+    processes ("process": a fork pool; only cutting the text into chunks holds
+    the GIL, so processes pay off only with many workers). ``verbose=False`` silences progress.
 
     >>> t = Trainer(max_vocab_size=300, min_count=1, verbose=False)
     >>> t.train(["hello world\\n"] * 20)
@@ -280,7 +282,7 @@ class Trainer:
         em_sample_bytes: int = 64_000_000,
         ngram_memory: int = 4_000_000_000,
         block_chars: int = 1_000_000,
-        engine: str = "process",
+        engine: str = "thread",
         verbose: bool = True,
     ):
         if isinstance(order, bool) or not isinstance(order, int) or order < 1:
@@ -445,11 +447,15 @@ class Trainer:
             progress.advance(nbytes, lambda: f", {table.nbytes / 1e6:.0f} MB table")
         if table is None or table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
-        return self._finish_ngrams(table, progress)
+        return self._finish_ngrams(table, progress, workers, release=True)   # the table is ours
 
-    def _finish_ngrams(self, table, progress: _Progress):
+    def _finish_ngrams(self, table, progress: _Progress, workers: int = 1, release: bool = False):
         """The end of the n-gram stage, given the merged table (whatever engine made it):
-        statistics, EM candidates, and the n-gram model."""
+        statistics, EM candidates, and the n-gram model (built on `workers` threads: the
+        same model whatever their number). release=True frees the table's counts as the
+        model is built (the caller's table is then spent)."""
+        limit = int(self.em_ngrams * self.max_vocab_size[0]) if (self.em and self.em_ngrams > 0) else 0
+        model, (keys, counts) = _training.finish_ngrams(table, self.min_count, limit, workers, release)
         self.stats["corpus_bytes"] = table.total
         self.stats["ngrams"] = len(table)
         self.stats["ngram_budget_hit"] = table.pruned_below > 0
@@ -459,11 +465,7 @@ class Trainer:
                 f"memory budget hit (ngram_memory={self.ngram_memory} bytes): n-grams seen fewer than "
                 f"{table.pruned_below} times in a block were dropped, so counts are approximate"
             )
-        self._ngram_candidates = {}
-        if self.em and self.em_ngrams > 0:
-            keys, counts = table.candidates(self.min_count, int(self.em_ngrams * self.max_vocab_size[0]))
-            self._ngram_candidates = dict(zip(keys, counts.tolist()))
-        model = _training.NgramModel.from_table(table, self.min_count)
+        self._ngram_candidates = dict(zip(keys, counts.tolist()))
         return model
 
     def _count_pieces(self, source, model, workers: int):
@@ -506,15 +508,17 @@ class Trainer:
         return pieces, pair_counts, sample
 
     # -- 0.6.3's pruning -----------------------------------------------------------
-    def _split(self, keep: Dict[bytes, int], drop, workers: int = 1) -> Dict[bytes, int]:
+    def _split(self, keep: Dict[bytes, int], drop, workers: int = 1,
+               lattice: Optional[bool] = None) -> Dict[bytes, int]:
         """0.6.3's split_pieces: re-segment each dropped piece with the unigram model of
         `keep` and give it the piece's count; returns {piece: count received}. drop is
-        a PieceTable, or (pieces, counts)."""
+        a PieceTable, or (pieces, counts); lattice picks the engine (_segment_counts)."""
         keys = list(keep)
         counts = np.fromiter(keep.values(), dtype=np.float64, count=len(keys))
         log_total = np.log(sum(keep.values()))
-        received = _segment_counts(keys, np.log(counts) - log_total, drop)
-        return {keys[i]: int(received[i]) for i in np.flatnonzero(received)}
+        received = _segment_counts(keys, np.log(counts) - log_total, drop, workers, lattice)
+        return dict(zip([keys[i] for i in np.flatnonzero(received).tolist()],
+                        received[received != 0].tolist()))
 
     def _drop_wasted(self, keep: Dict[bytes, int], workers: int, progress: _Progress) -> Dict[bytes, int]:
         while True:
@@ -530,7 +534,7 @@ class Trainer:
             max_length = self.max_piece_length
             max_length = int(max_length) if max_length < 2 ** 62 else 2 ** 62
             keep, drop = pieces.partition(self.min_count, max_length)
-            total = len(keep) + len(drop)
+            total = len(keep) + len(drop[0])
             for i in range(256):
                 if pieces.get(bytes([i])) == 0:
                     total += 1
@@ -546,8 +550,9 @@ class Trainer:
             drop = ([k for k, _ in dropped], [v for _, v in dropped])
             total = len(pieces)
             del dropped
-        progress.log(f"{total} pieces: keep {len(keep)}, re-segment {len(drop[0]) if isinstance(drop, tuple) else len(drop)}")
-        for k, v in self._split(keep, drop, workers).items():
+        progress.log(f"{total} pieces: keep {len(keep)}, re-segment {len(drop[0])}")
+        # the dropped pieces of a PieceTable: several MB of long rare ones, for the Lattice
+        for k, v in self._split(keep, drop, workers, lattice=isinstance(pieces, _training.PieceTable)).items():
             keep[k] += v
         del drop
         keep = self._drop_wasted(keep, workers, progress)
@@ -868,28 +873,51 @@ def _group_bytes(groups: List[Group]) -> float:
                      for texts, w in groups))
 
 
-def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts) -> np.ndarray:
+def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts, workers: int = 1,
+                    lattice: Optional[bool] = None) -> np.ndarray:
     """sum over texts of weight x (number of times each piece is in its Viterbi split
     with the unigram model pieces/logp), as int64 by piece index. texts is a PieceTable
     (weights: its counts) or (list of bytes, weights).
 
-    Two engines, same splits: the Lattice (slower to build, faster per byte) for a
-    PieceTable -- the pieces dropped by the first cut, several MB of long rare ones --
-    and a PieceSplitter for the re-segmentation of a vocabulary by itself."""
+    Two engines, same splits: the Lattice (slower to build, faster per byte; the default
+    for a PieceTable) for the pieces dropped by the first cut, several MB of long rare
+    ones, and a PieceSplitter (the default for a list) for the re-segmentation of a
+    vocabulary by itself. Slices of texts are split on `workers` threads; the counts are
+    sums of integers, so the result does not depend on how they are cut."""
     if isinstance(texts, _training.PieceTable):
-        texts, weights = texts.pieces_and_counts()
-        if not texts:
-            return np.zeros(len(pieces), dtype=np.int64)
-        lattice = Lattice(pieces, logp, np.arange(len(pieces)))
-        total = np.zeros(len(pieces), dtype=np.float64)
-        step = 20000        # slices: the token arrays of all dropped pieces at once are big
-        for lo in range(0, len(texts), step):
-            ids, offsets, _ = lattice.encode_many_flat(texts[lo:lo + step], chunked=False)
-            w = np.repeat(weights[lo:lo + step].astype(np.float64), np.diff(offsets))
-            total += np.bincount(ids, weights=w, minlength=len(pieces))
-        return np.rint(total).astype(np.int64)
+        texts = texts.pieces_and_counts()
+        lattice = True if lattice is None else lattice
     texts, weights = texts
-    return _training.PieceSplitter(pieces, logp).counts(texts, np.asarray(weights, dtype=np.int64))
+    weights = np.asarray(weights, dtype=np.int64)
+    n = len(pieces)
+    if not len(texts):
+        return np.zeros(n, dtype=np.int64)
+    if lattice:
+        lat = Lattice(pieces, logp, np.arange(n))
+        step = 8192         # slices: the token arrays of all dropped pieces at once are big
+
+        def run(lo):
+            ids, offsets, _ = lat.encode_many_flat(texts[lo:lo + step], chunked=False)
+            w = np.repeat(weights[lo:lo + step].astype(np.float64), np.diff(offsets))
+            return np.bincount(ids, weights=w, minlength=n)     # integers: exact in float64
+
+        total = np.zeros(n, dtype=np.float64)
+        for part in _map_threads(run, range(0, len(texts), step), workers):
+            total += part
+        return np.rint(total).astype(np.int64)
+    splitter = _training.PieceSplitter(pieces, logp)
+    step = max(4096, -(-len(texts) // (4 * workers)))
+    out = np.zeros(n, dtype=np.int64)
+    for part in _map_threads(lambda lo: splitter.counts(texts[lo:lo + step], weights[lo:lo + step]),
+                             range(0, len(texts), step), workers):
+        out += part
+    return out
+
+
+def _map_threads(func, items, workers: int) -> Iterator:
+    """func over items on `workers` threads (for functions that release the GIL), results in
+    order, at most workers + 1 of them held at a time (each can be as long as the vocabulary)."""
+    return _map_blocks(func, items, workers, "thread")
 
 
 def convert_to_bytepiece(pieces, path) -> None:

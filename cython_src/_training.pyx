@@ -207,6 +207,9 @@ cdef class NgramTable:
     cdef int64_t uni[256]
     cdef CountTable tabs[C_MAX_ORDER + 1]   # index = length (2..order used)
     cdef readonly bint compact
+    # finish_ngrams(release=True) frees the counts as it goes; only len() answers then
+    cdef readonly bint released
+    cdef Py_ssize_t released_len
 
     def __cinit__(self, int order, int64_t budget=0, bint compact=True):
         if order < 1 or order > C_MAX_ORDER:
@@ -223,25 +226,42 @@ cdef class NgramTable:
         """Compact -> full counts: add each length's counts into the prefixes one byte
         shorter, longest first."""
         cdef int L
-        cdef size_t i
-        cdef uint64_t mask
-        cdef CountTable* t
         if not self.compact:
             return 0
         for L in range(self.order, 2, -1):
-            t = &self.tabs[L]
-            mask = (1ULL << (8 * (L - 1))) - 1
-            for i in range(t.cap):
-                if t.slots[i].count:
-                    if ct_add(&self.tabs[L - 1], t.slots[i].key & mask, t.slots[i].count) < 0:
-                        return -1
+            if self._expand_level(L) < 0:
+                return -1
         self.compact = False
         return 0
 
+    cdef int _expand_level(self, int L) noexcept nogil:
+        """One step of _expand: add the counts of length L into their prefixes. After the
+        steps order..L the counts of lengths >= L - 1 are final (finish_ngrams starts
+        on them while the shorter lengths are still being expanded)."""
+        cdef size_t i
+        cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
+        cdef CountTable* t = &self.tabs[L]
+        cdef CountTable* into = &self.tabs[L - 1]
+        for i in range(t.cap):
+            if t.slots[i].count:
+                if ct_add(into, t.slots[i].key & mask, t.slots[i].count) < 0:
+                    return -1
+        return 0
+
     cdef int expand(self) except -1:
+        self.check_usable()
         if self._expand() < 0:
             raise MemoryError()
         return 0
+
+    cdef int check_usable(self) except -1:
+        if self.released:
+            raise ValueError("this NgramTable's counts were released by finish_ngrams(release=True)")
+        return 0
+
+    cdef void release_level(self, int L) noexcept nogil:
+        self.released_len += self.tabs[L].size
+        ct_free(&self.tabs[L])
 
     def __dealloc__(self):
         cdef int L
@@ -257,6 +277,8 @@ cdef class NgramTable:
 
     def __len__(self):
         """Distinct n-grams of lengths 1..order."""
+        if self.released:
+            return self.released_len + sum(1 for b in range(256) if self.uni[b])
         self.expand()
         return self._entries() + sum(1 for b in range(256) if self.uni[b])
 
@@ -379,6 +401,7 @@ cdef class NgramTable:
         cdef int rc = 0
         cdef bytes item
         try:
+            self.check_usable()
             if ptrs == NULL or lens == NULL:
                 raise MemoryError()
             for i in range(m):
@@ -406,6 +429,8 @@ cdef class NgramTable:
         cdef int L, rc = 0
         cdef size_t i
         cdef int b
+        self.check_usable()
+        other.check_usable()
         if other.order != self.order:
             raise ValueError(f"cannot merge n-gram tables of order {self.order} and {other.order}")
         if self.compact != other.compact:     # compact tables add up; otherwise both full
@@ -476,67 +501,10 @@ cdef class NgramTable:
         min_count times that are whole UTF-8 characters, the `limit` ones with the
         highest count x length (ties: shorter, then smaller bytes... by packed key).
         Returns (list of bytes, int64 numpy array of counts)."""
-        import numpy as np
-        cdef int L, t, need
-        cdef size_t i, n = 0
-        cdef uint64_t k
-        cdef uint8_t b
-        cdef bint ok
-        cdef uint8_t buf[8]
+        cdef int L
         self.expand()
-        # first pass: how many
-        for L in range(2, self.order + 1):
-            for i in range(self.tabs[L].cap):
-                if self.tabs[L].slots[i].count >= min_count and self.tabs[L].slots[i].count > 0:
-                    n += 1
-        keys_a = np.empty(n, dtype=np.uint64)
-        lens_a = np.empty(n, dtype=np.int64)
-        counts_a = np.empty(n, dtype=np.int64)
-        cdef uint64_t[::1] kv = keys_a
-        cdef int64_t[::1] lv = lens_a
-        cdef int64_t[::1] cv = counts_a
-        n = 0
-        for L in range(2, self.order + 1):
-            for i in range(self.tabs[L].cap):
-                if self.tabs[L].slots[i].count < min_count or self.tabs[L].slots[i].count == 0:
-                    continue
-                k = self.tabs[L].slots[i].key
-                ok = True
-                need = 0
-                for t in range(L):
-                    b = (k >> (8 * t)) & 255
-                    if need:
-                        if b < 0x80 or b >= 0xC0:
-                            ok = False
-                            break
-                        need -= 1
-                    elif b < 0x80:
-                        pass
-                    elif b >= 0xC2 and b < 0xE0:
-                        need = 1
-                    elif b >= 0xE0 and b < 0xF0:
-                        need = 2
-                    elif b >= 0xF0 and b < 0xF5:
-                        need = 3
-                    else:
-                        ok = False
-                        break
-                if ok and need == 0:
-                    kv[n] = k
-                    lv[n] = L
-                    cv[n] = self.tabs[L].slots[i].count
-                    n += 1
-        keys_a, lens_a, counts_a = keys_a[:n], lens_a[:n], counts_a[:n]
-        # best first: score desc, then length, then packed key (a total order)
-        order = np.lexsort((keys_a, lens_a, -(counts_a * lens_a)))[:max(limit, 0)]
-        out = []
-        for j in order:
-            k = keys_a[j]
-            L = lens_a[j]
-            for t in range(L):
-                buf[t] = (k >> (8 * t)) & 255
-            out.append(PyBytes_FromStringAndSize(<char*>buf, L))
-        return out, counts_a[order]
+        return select_candidates([level_candidates(self, L, min_count, limit)
+                                  for L in range(2, self.order + 1)], limit)
 
     # -- serialisation -------------------------------------------------------
     def to_bytes(self):
@@ -550,6 +518,7 @@ cdef class NgramTable:
         return (NgramTable.from_bytes, (self._serialise(b"BPNGRAMC" if self.compact else b"BPNGRAM1"),))
 
     def _serialise(self, bytes magic):
+        self.check_usable()
         cdef list parts = [struct.pack("<8sqqqq", magic, self.order, self.total, self.budget,
                                        self.pruned_below)]
         cdef int L
@@ -607,6 +576,89 @@ cdef class NgramTable:
             for i in range(n):
                 ct_put_new(&t.tabs[L], kv[i], cv[i])
         return t
+
+
+cdef inline bint whole_chars(uint64_t k, int L) noexcept nogil:
+    """Whether the packed n-gram k of length L is a sequence of whole UTF-8 characters."""
+    cdef int t, need = 0
+    cdef uint8_t b
+    for t in range(L):
+        b = (k >> (8 * t)) & 255
+        if need:
+            if b < 0x80 or b >= 0xC0:
+                return False
+            need -= 1
+        elif b < 0x80:
+            pass
+        elif b >= 0xC2 and b < 0xE0:
+            need = 1
+        elif b >= 0xE0 and b < 0xF0:
+            need = 2
+        elif b >= 0xF0 and b < 0xF5:
+            need = 3
+        else:
+            return False
+    return need == 0
+
+
+cdef tuple level_candidates(NgramTable table, int L, int64_t min_count, Py_ssize_t limit=0):
+    """(L, keys, counts): the n-grams of length L of a full table seen at least min_count
+    times that are whole UTF-8 characters (numpy arrays, in slot order). With limit > 0,
+    only those counted at least as often as the limit-th most frequent of them (a
+    superset of this length's share of any overall top `limit`: the arrays stay small)."""
+    import numpy as np
+    cdef const CountTable* t = &table.tabs[L]
+    cdef size_t i, n = 0
+    with nogil:
+        for i in range(t.cap):
+            if t.slots[i].count >= min_count and t.slots[i].count > 0 and whole_chars(t.slots[i].key, L):
+                n += 1
+    keys = np.empty(n, dtype=np.uint64)
+    counts = np.empty(n, dtype=np.int64)
+    cdef uint64_t[::1] kv = keys
+    cdef int64_t[::1] cv = counts
+    n = 0
+    with nogil:
+        for i in range(t.cap):
+            if t.slots[i].count >= min_count and t.slots[i].count > 0 and whole_chars(t.slots[i].key, L):
+                kv[n] = t.slots[i].key
+                cv[n] = t.slots[i].count
+                n += 1
+    if limit > 0 and <Py_ssize_t>n > limit:
+        kth = n - limit
+        keep = counts >= np.partition(counts, kth)[kth]
+        keys, counts = keys[keep], counts[keep]
+    return L, keys, counts
+
+
+def select_candidates(list parts, Py_ssize_t limit):
+    """The best `limit` of the (L, keys, counts) parts of level_candidates: highest
+    count x length first, then shorter, then smaller packed key (a total order, so the
+    result does not depend on the order of the parts or of the entries). Only the
+    entries scoring at least the limit-th best score are sorted."""
+    import numpy as np
+    cdef int L, t
+    cdef uint64_t k
+    cdef uint8_t buf[8]
+    if limit <= 0 or not parts:
+        return [], np.zeros(0, dtype=np.int64)
+    keys_a = np.concatenate([p[1] for p in parts])
+    counts_a = np.concatenate([p[2] for p in parts])
+    lens_a = np.concatenate([np.full(len(p[1]), p[0], dtype=np.int64) for p in parts])
+    score = counts_a * lens_a
+    if len(score) > limit:
+        kth = len(score) - limit
+        floor = np.partition(score, kth)[kth]      # the limit-th highest score
+        idx = np.flatnonzero(score >= floor)
+        order = idx[np.lexsort((keys_a[idx], lens_a[idx], -score[idx]))][:limit]
+    else:
+        order = np.lexsort((keys_a, lens_a, -score))
+    out = []
+    for k, L in zip(keys_a[order].tolist(), lens_a[order].tolist()):
+        for t in range(L):
+            buf[t] = (k >> (8 * t)) & 255
+        out.append(PyBytes_FromStringAndSize(<char*>buf, L))
+    return out, counts_a[order]
 
 
 def count_ngrams_block(list chunks, int order, int64_t budget=0, bint compact=True):
@@ -676,17 +728,27 @@ cdef class NgramModel:
         memset(self.tabs, 0, sizeof(self.tabs))
         self.suffix_closed = False
 
+    cdef bint _closed_level(self, int L) noexcept nogil:
+        """Whether the suffix of every n-gram of length L is present."""
+        cdef size_t i
+        cdef const ProbTable* t = &self.tabs[L]
+        for i in range(t.cap):
+            if t.slots[i].key != EMPTY_KEY and pt_get(&self.tabs[L - 1], t.slots[i].key >> 8) == -INFINITY:
+                return False
+        if t.ones_val != -INFINITY and pt_get(&self.tabs[L - 1], EMPTY_KEY >> 8) == -INFINITY:
+            return False
+        return True
+
+    def _closed_level_py(self, int L):
+        cdef bint ok
+        with nogil:
+            ok = self._closed_level(L)
+        return ok
+
     cdef void _check_closed(self) noexcept nogil:
         cdef int L
-        cdef size_t i
-        cdef const ProbTable* t
         for L in range(3, self.order + 1):
-            t = &self.tabs[L]
-            for i in range(t.cap):
-                if t.slots[i].key != EMPTY_KEY and pt_get(&self.tabs[L - 1], t.slots[i].key >> 8) == -INFINITY:
-                    self.suffix_closed = False
-                    return
-            if t.ones_val != -INFINITY and pt_get(&self.tabs[L - 1], EMPTY_KEY >> 8) == -INFINITY:
+            if not self._closed_level(L):
                 self.suffix_closed = False
                 return
         self.suffix_closed = True
@@ -696,18 +758,23 @@ cdef class NgramModel:
         for L in range(C_MAX_ORDER + 1):
             free(self.tabs[L].slots)
 
-    cdef int _alloc(self, int L, size_t n) except -1:
+    cdef int _alloc_nogil(self, int L, size_t n) noexcept nogil:
         cdef size_t c = 16
+        cdef size_t i
         while c * 2 < n * 3:      # load factor at most 2/3
             c <<= 1
-        cdef size_t i
         self.tabs[L].slots = <PSlotD*>malloc(c * sizeof(PSlotD))
         if self.tabs[L].slots == NULL:
-            raise MemoryError()
+            return -1
         for i in range(c):
             self.tabs[L].slots[i].key = EMPTY_KEY
         self.tabs[L].cap = c
         self.tabs[L].ones_val = -INFINITY
+        return 0
+
+    cdef int _alloc(self, int L, size_t n) except -1:
+        if self._alloc_nogil(L, n) < 0:
+            raise MemoryError()
         return 0
 
     cdef void _put(self, int L, uint64_t key, double v) noexcept nogil:
@@ -724,45 +791,69 @@ cdef class NgramModel:
     @staticmethod
     def from_table(NgramTable table, int64_t min_count):
         cdef NgramModel m = NgramModel()
-        cdef int64_t uni[256]
-        cdef int64_t total = table.total, c, cp
-        cdef int b, L
-        cdef size_t i, n
-        cdef uint64_t key, mask
-        cdef const CountTable* ct
-        cdef const CountTable* prev
+        cdef int L
         table.expand()
-        m.order = table.order
-        m.size = 256
-        for b in range(256):
-            uni[b] = table.uni[b]
-            if uni[b] == 0:
-                uni[b] = 1
-                total += 1
-        for b in range(256):
-            m.uni[b] = log(<double>uni[b]) - log(<double>total)
+        uni = m._init_unigrams(table)
         for L in range(2, table.order + 1):
-            ct = &table.tabs[L]
-            n = 0
-            for i in range(ct.cap):
-                if ct.slots[i].count >= min_count and ct.slots[i].count > 0:
-                    n += 1
-            m._alloc(L, n)
-            mask = (1ULL << (8 * (L - 1))) - 1
-            for i in range(ct.cap):
-                c = ct.slots[i].count
-                if c >= min_count and c > 0:
-                    key = ct.slots[i].key
-                    if L == 2:
-                        cp = uni[key & 255]
-                    else:
-                        cp = ct_get(&table.tabs[L - 1], key & mask)
-                    if cp <= 0:
-                        continue     # prefix lost to the memory budget
-                    m._put(L, key, log(<double>c) - log(<double>cp))
-                    m.size += 1
+            m.size += m._build_level(table, L, min_count, uni)
         m._check_closed()
         return m
+
+    def _init_unigrams(self, NgramTable table):
+        """Order and single-byte log-probabilities (missing bytes get count 1); returns the
+        single-byte counts so adjusted (the prefix counts of the 2-grams)."""
+        import numpy as np
+        cdef int64_t total = table.total
+        cdef int b
+        uni = np.empty(256, dtype=np.int64)
+        cdef int64_t[::1] u = uni
+        self.order = table.order
+        self.size = 256
+        for b in range(256):
+            u[b] = table.uni[b]
+            if u[b] == 0:
+                u[b] = 1
+                total += 1
+        for b in range(256):
+            self.uni[b] = log(<double>u[b]) - log(<double>total)
+        return uni
+
+    def _build_level(self, NgramTable table, int L, int64_t min_count, const int64_t[::1] uni):
+        """The n-grams of length L (the counts of lengths L and L - 1 must be final). Levels
+        are independent: finish_ngrams builds them on several threads."""
+        cdef Py_ssize_t rc
+        with nogil:
+            rc = self._fill_level(table, L, min_count, &uni[0])
+        if rc < 0:
+            raise MemoryError()
+        return rc
+
+    cdef Py_ssize_t _fill_level(self, NgramTable table, int L, int64_t min_count,
+                                const int64_t* uni) noexcept nogil:
+        """Returns the number of n-grams added (-1: out of memory)."""
+        cdef const CountTable* ct = &table.tabs[L]
+        cdef size_t i, n = 0
+        cdef int64_t c, cp
+        cdef Py_ssize_t added = 0
+        cdef uint64_t key, mask = (1ULL << (8 * (L - 1))) - 1
+        for i in range(ct.cap):
+            if ct.slots[i].count >= min_count and ct.slots[i].count > 0:
+                n += 1
+        if self._alloc_nogil(L, n) < 0:
+            return -1
+        for i in range(ct.cap):
+            c = ct.slots[i].count
+            if c >= min_count and c > 0:
+                key = ct.slots[i].key
+                if L == 2:
+                    cp = uni[key & 255]
+                else:
+                    cp = ct_get(&table.tabs[L - 1], key & mask)
+                if cp <= 0:
+                    continue     # prefix lost to the memory budget
+                self._put(L, key, log(<double>c) - log(<double>cp))
+                added += 1
+        return added
 
     def logprob(self, bytes ngram):
         """log P(last byte | the others), -inf when the n-gram was dropped."""
@@ -972,6 +1063,92 @@ cdef class NgramModel:
             return [chunk[starts[i]:starts[i + 1]] for i in range(m)]
         finally:
             free(buf); free(routes); free(starts)
+
+
+def finish_ngrams(NgramTable table, int64_t min_count, Py_ssize_t limit=0, int threads=1,
+                  bint release=False):
+    """The end of the n-gram stage in one go: (NgramModel.from_table(table, min_count),
+    table.candidates(min_count, limit)) -- the same model and candidates (none when
+    limit <= 0) -- with the table left expanded or, with release=True, emptied (its
+    len() still answers; nothing else does).
+
+    A compact table is expanded one length at a time, longest first; as soon as the
+    counts of lengths L and L - 1 are final, the model's n-grams of length L (and the
+    candidates of that length) are built on a helper thread (threads > 1) while this
+    thread expands the shorter lengths. The levels are independent, so the result
+    does not depend on threads. With release=True the counts of length L are freed
+    as soon as the levels L and L + 1 are built, so the full table never coexists with
+    the model (the peak of the stage drops by about the size of the model)."""
+    from concurrent.futures import ThreadPoolExecutor
+    cdef NgramModel m = NgramModel()
+    cdef int L, rc, order = table.order
+    table.check_usable()
+    uni = m._init_unigrams(table)
+    # (no closures here: a closure cycle would keep the big table alive until a collection)
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    results = []
+    pending = {}
+    try:
+        if table.compact:
+            for L in range(order, 2, -1):
+                with nogil:
+                    rc = table._expand_level(L)
+                if rc < 0:
+                    raise MemoryError()
+                # lengths L and L - 1 are final now
+                pending[L] = _run_level(pool, m, table, L, min_count, uni, limit)
+                results.append(pending[L])
+                if release and L + 1 in pending:
+                    pending.pop(L + 1).result()     # level L + 2 is done too: L + 1 is unused
+                    table.release_level(L + 1)
+            table.compact = False
+            results.append(_run_level(pool, m, table, 2, min_count, uni, limit))
+        else:
+            for L in range(order, 1, -1):
+                results.append(_run_level(pool, m, table, L, min_count, uni, limit))
+        parts = []
+        for fut in results:
+            added, cands = fut.result()
+            m.size += added
+            if cands is not None:
+                parts.append(cands)
+        del results, pending
+        if release:
+            for L in range(order, 1, -1):
+                if table.tabs[L].cap:
+                    table.release_level(L)
+            table.released = True
+        if pool is not None:
+            closed = all(list(pool.map(m._closed_level_py, range(3, order + 1))))
+        else:
+            closed = all([m._closed_level_py(L) for L in range(3, order + 1)])
+        m.suffix_closed = closed
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return m, select_candidates(parts, limit)
+
+
+def _level(NgramModel m, NgramTable table, int L, int64_t min_count, uni, Py_ssize_t limit):
+    added = m._build_level(table, L, min_count, uni)
+    return added, (level_candidates(table, L, min_count, limit) if limit > 0 else None)
+
+
+def _run_level(pool, NgramModel m, NgramTable table, int L, int64_t min_count, uni, Py_ssize_t limit):
+    if pool is None:
+        return _Ready(_level(m, table, L, min_count, uni, limit))
+    return pool.submit(_level, m, table, L, min_count, uni, limit)
+
+
+class _Ready:
+    """A finished result with the interface of a Future."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
 
 
 # ---------------------------------------------------------------------------
@@ -1202,37 +1379,53 @@ cdef class PieceTable:
         return pieces, counts
 
     def partition(self, int64_t min_count, int64_t max_length):
-        """0.6.3's first pruning cut: (keep, drop). keep is {piece: count} of the pieces
-        seen at least min_count times and no longer than max_length, and of every
-        single byte, in order of bytes, then the single bytes never seen (count 1);
-        drop is a PieceTable of the other pieces."""
+        """0.6.3's first pruning cut: (keep, (drop_pieces, drop_counts)). keep is
+        {piece: count} of the pieces seen at least min_count times and no longer than
+        max_length, and of every single byte, in order of bytes, then the single bytes
+        never seen (count 1); the others are drop_pieces (a list of bytes, in no
+        particular order) with their counts (int64 numpy array). Only the kept pieces
+        are sorted."""
+        import numpy as np
         cdef PieceRef* refs
-        cdef size_t i, n
+        cdef size_t i, n = 0, ndrop = 0
         cdef dict keep = {}
-        cdef PieceTable drop = PieceTable()
+        cdef list drop = []
         cdef bint seen[256]
-        cdef int rc = 0
         memset(seen, 0, sizeof(seen))
-        with nogil:
-            n = self._sorted(1, &refs)
+        refs = <PieceRef*>malloc((self.size + 1) * sizeof(PieceRef))
         if refs == NULL:
             raise MemoryError()
+        drop_counts = np.empty(self.size, dtype=np.int64)
+        cdef int64_t[::1] dc = drop_counts
         try:
+            for i in range(self.cap):
+                if self.slots[i].count <= 0:
+                    continue
+                if self.slots[i].length == 1 or (self.slots[i].length <= max_length
+                                                 and self.slots[i].count >= min_count):
+                    refs[n].p = self.arena + self.slots[i].offset
+                    refs[n].length = self.slots[i].length
+                    refs[n].head = head_of(refs[n].p, refs[n].length)
+                    refs[n].count = self.slots[i].count
+                    n += 1
+                else:
+                    drop.append(PyBytes_FromStringAndSize(<char*>self.arena + self.slots[i].offset,
+                                                          self.slots[i].length))
+                    dc[ndrop] = self.slots[i].count
+                    ndrop += 1
+            with nogil:
+                qsort(refs, n, sizeof(PieceRef), cmp_piece_ref)
             for i in range(n):
-                if refs[i].length == 1 or (refs[i].length <= max_length and refs[i].count >= min_count):
-                    PyDict_SetItem(keep, PyBytes_FromStringAndSize(<char*>refs[i].p, refs[i].length),
-                                   refs[i].count)
-                    if refs[i].length == 1:
-                        seen[refs[i].p[0]] = True
-                elif drop.add_raw(refs[i].p, refs[i].length, refs[i].count,
-                                  hash_bytes(refs[i].p, refs[i].length)) < 0:
-                    raise MemoryError()
+                PyDict_SetItem(keep, PyBytes_FromStringAndSize(<char*>refs[i].p, refs[i].length),
+                               refs[i].count)
+                if refs[i].length == 1:
+                    seen[refs[i].p[0]] = True
         finally:
             free(refs)
         for i in range(256):
             if not seen[i]:
                 keep[bytes([i])] = 1
-        return keep, drop
+        return keep, (drop, drop_counts[:ndrop])
 
     def to_bytes(self):
         """BPPIECE1: magic, number of entries, then per entry (count, length) as
@@ -1347,6 +1540,122 @@ def count_pieces_block(list chunks, NgramModel model, bint ensure_unicode=True,
         return table, pairs
     return table
 
+
+
+# ---------------------------------------------------------------------------
+# The EM sample is the chunks with the smallest keys, a key being the first 8 bytes
+# (little-endian) of the chunk's BLAKE2b digest of size 8 -- hashlib.blake2b(chunk,
+# digest_size=8) -- written here (RFC 7693) so that the keys of a block are computed
+# in one loop without the GIL.
+
+cdef uint64_t B2B_IV[8]
+B2B_IV[:] = [0x6A09E667F3BCC908ULL, 0xBB67AE8584CAA73BULL, 0x3C6EF372FE94F82BULL,
+             0xA54FF53A5F1D36F1ULL, 0x510E527FADE682D1ULL, 0x9B05688C2B3E6C1FULL,
+             0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL]
+
+cdef uint8_t B2B_SIGMA[12][16]
+B2B_SIGMA[:] = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
+    [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
+    [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
+    [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
+    [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
+    [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
+    [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
+    [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
+    [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
+]
+
+
+cdef inline uint64_t rotr64(uint64_t x, int n) noexcept nogil:
+    return (x >> n) | (x << (64 - n))
+
+
+cdef inline void b2b_mix(uint64_t* v, int a, int b, int c, int d, uint64_t x, uint64_t y) noexcept nogil:
+    v[a] = v[a] + v[b] + x
+    v[d] = rotr64(v[d] ^ v[a], 32)
+    v[c] = v[c] + v[d]
+    v[b] = rotr64(v[b] ^ v[c], 24)
+    v[a] = v[a] + v[b] + y
+    v[d] = rotr64(v[d] ^ v[a], 16)
+    v[c] = v[c] + v[d]
+    v[b] = rotr64(v[b] ^ v[c], 63)
+
+
+cdef void b2b_compress(uint64_t* h, const uint8_t* block, uint64_t t, bint last) noexcept nogil:
+    cdef uint64_t v[16]
+    cdef uint64_t m[16]
+    cdef int i, j
+    cdef const uint8_t* s
+    for i in range(16):
+        m[i] = 0
+        for j in range(8):
+            m[i] |= (<uint64_t>block[8 * i + j]) << (8 * j)
+    for i in range(8):
+        v[i] = h[i]
+        v[i + 8] = B2B_IV[i]
+    v[12] ^= t              # the byte counter (messages here are < 2**64 bytes)
+    if last:
+        v[14] = ~v[14]
+    for i in range(12):
+        s = B2B_SIGMA[i]
+        b2b_mix(v, 0, 4, 8, 12, m[s[0]], m[s[1]])
+        b2b_mix(v, 1, 5, 9, 13, m[s[2]], m[s[3]])
+        b2b_mix(v, 2, 6, 10, 14, m[s[4]], m[s[5]])
+        b2b_mix(v, 3, 7, 11, 15, m[s[6]], m[s[7]])
+        b2b_mix(v, 0, 5, 10, 15, m[s[8]], m[s[9]])
+        b2b_mix(v, 1, 6, 11, 12, m[s[10]], m[s[11]])
+        b2b_mix(v, 2, 7, 8, 13, m[s[12]], m[s[13]])
+        b2b_mix(v, 3, 4, 9, 14, m[s[14]], m[s[15]])
+    for i in range(8):
+        h[i] ^= v[i] ^ v[i + 8]
+
+
+cdef uint64_t blake2b_key(const uint8_t* x, Py_ssize_t n) noexcept nogil:
+    """int.from_bytes(hashlib.blake2b(x[:n], digest_size=8).digest(), "little")."""
+    cdef uint64_t h[8]
+    cdef uint8_t block[128]
+    cdef int i
+    cdef Py_ssize_t done = 0
+    for i in range(8):
+        h[i] = B2B_IV[i]
+    h[0] ^= 0x01010000ULL ^ 8        # fan-out 1, depth 1, no key, digest of 8 bytes
+    while n - done > 128:
+        b2b_compress(h, x + done, <uint64_t>(done + 128), False)
+        done += 128
+    memset(block, 0, 128)
+    if n - done:
+        memcpy(block, x + done, n - done)
+    b2b_compress(h, block, <uint64_t>n, True)
+    return h[0]
+
+
+def chunk_keys(list chunks):
+    """The sample keys of a list of bytes (uint64 numpy array): the BLAKE2b digest of
+    size 8 of each, read as a little-endian integer."""
+    import numpy as np
+    cdef Py_ssize_t m = len(chunks), i
+    out = np.empty(m, dtype=np.uint64)
+    cdef uint64_t[::1] ov = out
+    cdef const uint8_t** ptrs = <const uint8_t**>malloc((m + 1) * sizeof(uint8_t*))
+    cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((m + 1) * sizeof(Py_ssize_t))
+    cdef bytes item
+    try:
+        if ptrs == NULL or lens == NULL:
+            raise MemoryError()
+        for i in range(m):
+            item = chunks[i]
+            ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
+            lens[i] = PyBytes_GET_SIZE(item)
+        with nogil:
+            for i in range(m):
+                ov[i] = blake2b_key(ptrs[i], lens[i])
+    finally:
+        free(ptrs); free(lens)
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from bytepiece._training import (
     PieceTable,
     count_ngrams_block,
     count_pieces_block,
+    finish_ngrams,
 )
 
 # Small alphabets make repeated n-grams (and ties) likely.
@@ -311,9 +312,10 @@ def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length)
         ref.setdefault(bytes([b]), 1)
     keep_ref = {k: v for k, v in ref.items() if len(k) == 1 or (len(k) <= max_length and v >= min_count)}
     drop_ref = sorted((k, v) for k, v in ref.items() if k not in keep_ref)
-    keep, drop = table.partition(min_count, max_length)
+    keep, (dropped, dropped_counts) = table.partition(min_count, max_length)
     assert list(keep.items()) == list(keep_ref.items())
-    assert drop.items() == drop_ref
+    assert dropped_counts.dtype == np.int64 and len(dropped) == len(dropped_counts)
+    assert sorted(zip(dropped, dropped_counts.tolist())) == drop_ref
 
 
 @settings(max_examples=60, deadline=None)
@@ -387,3 +389,66 @@ def test_piece_table_bytes_layout_round_trips(counts):
     if counts:
         with pytest.raises(ValueError):
             PieceTable.from_bytes(data[:-1] if len(data) > 16 + 16 else data[:20])
+
+
+@pytest.mark.parametrize("compact", [True, False])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_finish_ngrams_matches_from_table_and_candidates(compact, threads):
+    """finish_ngrams (level by level, on threads) gives the model of from_table and the
+    candidates of candidates(), whatever the number of threads."""
+    chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)] + ["héllo wörld ".encode() * 3]
+    ref_table = count_ngrams_block(chunks, 6, compact=compact)
+    ref_keys, ref_counts = ref_table.candidates(2, 25)
+    ref = NgramModel.from_table(ref_table, 2)
+    table = count_ngrams_block(chunks, 6, compact=compact)
+    model, (keys, counts) = finish_ngrams(table, 2, 25, threads)
+    assert keys == ref_keys and counts.tolist() == ref_counts.tolist()
+    assert model.size == ref.size and model.suffix_closed == ref.suffix_closed
+    for L in range(2, 7):
+        for gram, _ in ref_table.items(L):
+            assert model.logprob(gram) == ref.logprob(gram)
+    assert not table.compact and len(table) == len(ref_table)
+    assert finish_ngrams(count_ngrams_block(chunks, 6), 2, 0, threads)[1][0] == []
+
+
+def test_candidates_ties_at_the_limit():
+    """Only the entries scoring at least the limit-th score are sorted: ties there are cut
+    by length, then packed key, as a full sort would."""
+    table = count_ngrams_block([b"ab", b"cd", b"ef", b"abc", b"xyz"] * 3, 3)
+    everything, _ = table.candidates(1, 1000)
+    for limit in range(len(everything) + 1):
+        assert table.candidates(1, limit)[0] == everything[:limit]
+
+
+def test_chunk_keys_are_blake2b():
+    """The sample keys computed in C are the trainer's _chunk_key (hashlib's BLAKE2b of
+    digest size 8, little-endian), at every length around the 128-byte block size."""
+    import os
+
+    from bytepiece._training import chunk_keys
+    from bytepiece.trainer import _chunk_key
+
+    chunks = [os.urandom(n) for n in range(0, 400)] + [b"", "中文".encode() * 1000]
+    assert chunk_keys(chunks).tolist() == [_chunk_key(c) for c in chunks]
+    assert chunk_keys([]).tolist() == []
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_finish_ngrams_release_frees_the_table(threads):
+    """release=True gives the same model and candidates, and leaves a spent table whose
+    len() still answers and whose other uses raise."""
+    chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)]
+    ref_table = count_ngrams_block(chunks, 6)
+    ref_model, ref_cands = finish_ngrams(ref_table, 2, 25, threads)
+    table = count_ngrams_block(chunks, 6)
+    model, cands = finish_ngrams(table, 2, 25, threads, release=True)
+    assert model.to_bytes() == ref_model.to_bytes() or model.size == ref_model.size
+    for L in range(2, 7):
+        for gram, _ in ref_table.items(L):
+            assert model.logprob(gram) == ref_model.logprob(gram)
+    assert cands[0] == ref_cands[0] and cands[1].tolist() == ref_cands[1].tolist()
+    assert table.released and len(table) == len(ref_table) and table.total == ref_table.total
+    for use in (lambda: table.get(b"ab"), lambda: table.items(2), lambda: table.merge(ref_table),
+                lambda: pickle.dumps(table), lambda: table.count([b"x"]), lambda: finish_ngrams(table, 2)):
+        with pytest.raises(ValueError, match="released"):
+            use()
