@@ -710,11 +710,13 @@ class Trainer:
                 list(ex.map(run, range(threads)))
         else:
             run(0)
-        for other in tables[1:]:
-            tables[0].merge(other)
+        tables.sort(key=len)                 # merge into the largest: it grows least
+        total = tables.pop()
+        while tables:
+            total.merge(tables.pop())        # (each freed as soon as it is merged)
         floor = max(self.min_count, 2)   # candidates seen fewer times are cut anyway
-        keys, fixed_freq = tables[0].arrays(floor << PAIR_WEIGHT_BITS)
-        del tables, fixed
+        keys, fixed_freq = total.arrays(floor << PAIR_WEIGHT_BITS)
+        del total, fixed
         _return_free_memory()
         freq = fixed_freq / float(1 << PAIR_WEIGHT_BITS)
         # Most frequent first; ties by the (length, bytes) rank of the left piece, then of the

@@ -1474,7 +1474,8 @@ cdef class PairCounts:
     """{(a, b): weight}: how often piece index b follows piece index a, as an int64 sum of
     integer weights (so any order of adding up gives the same table). Keys are
     a * num_pieces + b; an open-addressing table (key and value side by side: one cache
-    line per lookup), at most half full."""
+    line per lookup), at most three quarters full (linear probing stays short at that
+    load, and the table of a sample's distinct pairs is the EM stage's largest object)."""
     cdef PairSlot* slots
     cdef Py_ssize_t cap       # a power of two
     cdef Py_ssize_t used
@@ -1485,7 +1486,7 @@ cdef class PairCounts:
             raise ValueError(f"num_pieces must be >= 1, not {num_pieces}")
         self.num_pieces = num_pieces
         self.cap = 1 << 12
-        while self.cap < 2 * expected:
+        while 3 * self.cap < 4 * expected:
             self.cap *= 2
         self.used = 0
         self.slots = <PairSlot*>calloc(self.cap, sizeof(PairSlot))
@@ -1523,7 +1524,7 @@ cdef class PairCounts:
         cdef uint64_t k = key + 1
         cdef Py_ssize_t j, mask
         cdef PairSlot* slot
-        if 2 * (self.used + 1) > self.cap and self._resize(2 * self.cap) < 0:
+        if 4 * (self.used + 1) > 3 * self.cap and self._resize(2 * self.cap) < 0:
             return -1
         mask = self.cap - 1
         j = <Py_ssize_t>(mix64(k) & <uint64_t>mask)
