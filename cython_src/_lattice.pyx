@@ -39,7 +39,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
-from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_uniform
+from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_next, rng_uniform
 
 import numpy as np
 from unicodedata import combining as _combining, decomposition as _decomposition, is_normalized as _is_normalized, normalize as _normalize
@@ -61,6 +61,12 @@ RNG_KINDS = {"xoshiro256**": RNG_XOSHIRO, "coarse4": RNG_COARSE, "lcg31": RNG_LC
 cdef double LINEAR_LIMIT = 600.0
 cdef double RENORM_LOW = 7.888609052210118e-31     # 2**-100
 cdef double RENORM_HIGH = 1.2676506002282294e+30   # 2**100
+# exact_plain, which keeps no exponents, runs while forward sums stay within
+# [RENORM_LOW, PLAIN_HIGH]: a sum of at most max_len weights (each <= 1, as logp <= 0)
+# times mantissas <= 2**960 cannot overflow, and the low end keeps every product
+# normal. Sums are then the exact scalings by powers of two of exact_scaled's, so
+# both loops draw the same samples (texts of a few thousand bytes never leave it).
+cdef double PLAIN_HIGH = ldexp(1.0, 960)
 
 cdef enum:
     MODE_VITERBI = 0
@@ -560,16 +566,46 @@ cdef inline int exact_pick(double* cum, int k, double tot, Rng* rng) noexcept no
     return j
 
 
+cdef inline int exact_pick_at(double* cum, int k, double u) noexcept nogil:
+    """exact_pick for k >= 2 edges, given the scaled uniform u = uniform * total."""
+    cdef int i, j
+    cum[k] = INFINITY
+    cum[k + 1] = INFINITY
+    cum[k + 2] = INFINITY
+    j = (cum[0] <= u) + (cum[1] <= u) + (cum[2] <= u) + (cum[3] <= u)
+    for i in range(4, k):
+        j += cum[i] <= u
+    return j
+
+
+cdef inline double xoshiro_uniform(Rng* rng) noexcept nogil:
+    """rng_uniform for an Rng of kind RNG_XOSHIRO (the same draw, without the kind test)."""
+    return <double>(rng_next(rng) >> 11) * (1.0 / 9007199254740992.0)
+
+
 cdef Py_ssize_t exact_plain(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Rng* rng,
                             Workspace* ws, Py_ssize_t* cs_io) noexcept nogil:
-    """seg_exact's loop while every forward sum stays within [2**-100, 2**100], so that
+    """seg_exact's loop while every forward sum stays within [2**-100, 2**960], so that
     every exponent is 0 and there is none to keep (short texts never leave it). Returns
     the first position whose sum leaves it, not done yet, or n + 1; its chunk start goes
-    to cs_io."""
+    to cs_io. The loop is compiled twice: for xoshiro256** (the generator users get),
+    whose draws then skip the test of the generator kind, and for any kind."""
+    if rng.kind == RNG_XOSHIRO:
+        return exact_plain_loop(M, x, n, chunked, rng, ws, cs_io, True)
+    return exact_plain_loop(M, x, n, chunked, rng, ws, cs_io, False)
+
+
+cdef inline Py_ssize_t exact_plain_loop(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                                        Rng* rng, Workspace* ws, Py_ssize_t* cs_io,
+                                        bint xoshiro) noexcept nogil:
+    """exact_plain's loop; `xoshiro` is a constant at both call sites. The generator
+    state is a local copy (written back on return) that the compiler can keep in
+    registers, not memory behind a pointer."""
     cdef Py_ssize_t e, cs = 0
     cdef int k, j
-    cdef double tot
-    cdef double low = RENORM_LOW, high = RENORM_HIGH
+    cdef double tot, u
+    cdef Rng r = rng[0]
+    cdef double low = RENORM_LOW, high = PLAIN_HIGH
     cdef double* score = ws.score
     cdef double* cum = ws.weights
     cdef int32_t* starts = ws.starts
@@ -583,12 +619,17 @@ cdef Py_ssize_t exact_plain(const Model* M, const uint8_t* x, Py_ssize_t n, bint
         k = exact_walk(M, x, e, cs, score, cum, starts, values, &tot)
         if not (low <= tot <= high):
             cs_io[0] = cs
+            rng[0] = r
             return e
         score[e] = tot
-        j = exact_pick(cum, k, tot, rng)
+        j = 0                     # one edge: no choice to draw
+        if k > 1:
+            u = (xoshiro_uniform(&r) if xoshiro else rng_uniform(&r)) * tot
+            j = exact_pick_at(cum, k, u)
         back[e] = starts[j]
         backv[e] = values[j]
     cs_io[0] = cs
+    rng[0] = r
     return n + 1
 
 
