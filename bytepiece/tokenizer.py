@@ -21,7 +21,7 @@ import numpy as np
 
 from . import keys as _keys
 from .analysis import LatticeQueries
-from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice, track_lists
+from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice, track_lists, untrack_list
 from .model import (
     BOS_ID,
     EOS_ID,
@@ -514,16 +514,16 @@ class Tokenizer(LatticeQueries):
                 )
         else:
             results: List[Optional[List[int]]] = [None] * n
+            untrack_list(results)   # tracked again, with the id lists, by track_lists
+            encode_many = self._lattice.encode_many
 
             def run_block(index: int, lo: int, hi: int) -> None:
                 # untrack=True: the id lists stay out of the cycle collector's sight until
                 # track_lists below (collections during the batch would walk them all).
-                results[lo:hi] = self._lattice.encode_many(
-                    texts[lo:hi], alpha,
-                    None if seed_arr is None else seed_arr[lo:hi],
-                    None if key_arr is None else key_arr[lo:hi],
-                    True, sampler_code, 0, bos, eos, form, convert, True,
-                )
+                # The core reads texts[lo:hi] and writes results[lo:hi] in place: no slice
+                # of either is made with the GIL held.
+                encode_many(texts, alpha, seed_arr, key_arr, True, sampler_code, 0, bos, eos,
+                            form, convert, True, results, lo, hi)
 
         try:
             if threads <= 1:

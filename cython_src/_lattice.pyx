@@ -30,7 +30,7 @@
 #   lists stay hidden from the cycle collector until the batch is complete.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.list cimport PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_FromLong
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
@@ -1005,6 +1005,16 @@ def track_lists(list lists):
     for item in lists:
         if type(item) is list and not PyObject_GC_IsTracked(item):
             PyObject_GC_Track(item)
+    if not PyObject_GC_IsTracked(lists):     # see untrack_list
+        PyObject_GC_Track(lists)
+
+
+def untrack_list(list lst):
+    """Hide a batch's own result list from the cycle collector until track_lists(lst): it
+    holds only None and untracked id lists while the batch fills it, and every
+    collection during the batch would walk it."""
+    if PyObject_GC_IsTracked(lst):
+        PyObject_GC_UnTrack(lst)
 
 
 cdef struct TextIn:
@@ -1219,18 +1229,21 @@ cdef Py_ssize_t utf8_encode(const TextIn* t, uint8_t* out) noexcept nogil:
     return o
 
 
-cdef Py_ssize_t gather_texts(list datas, object form, object convert, TextIn* out, list keep) except -1:
-    """Fill out[i] for every text of datas, with the GIL: bytes and ASCII str are read in
+cdef Py_ssize_t gather_texts(list datas, Py_ssize_t start, Py_ssize_t count, object form, object convert,
+                             TextIn* out, list keep) except -1:
+    """Fill out[i] for text datas[start + i], i < count, with the GIL: bytes and ASCII str are read in
     place; a non-ASCII str is normalised first when `form` names a normal form
     (unicodedata.normalize, which returns the str itself when it is already normal) and
     left to utf8_encode; anything else goes through `convert`, which returns bytes or
     raises (TypeError when there is no `convert`). New objects are kept alive in `keep`.
     Returns the room the largest UTF-8 encoding needs."""
-    cdef Py_ssize_t i, count = len(datas), room = 0, r
+    cdef Py_ssize_t i, room = 0, r
     cdef object d, d2
     cdef bint nfc = form == "NFC"
+    if start < 0 or count < 0 or start + count > len(datas):
+        raise IndexError("text range out of the list")
     for i in range(count):
-        d = datas[i]
+        d = datas[start + i]
         if type(d) is str:
             if not PyUnicode_IS_ASCII(d) and form is not None and not nfc:
                 d2 = _normalize(form, d)
@@ -1278,7 +1291,7 @@ cdef Py_ssize_t check_nfc_texts(TextIn* texts, Py_ssize_t count) noexcept nogil:
     return left
 
 
-cdef Py_ssize_t normalise_left(list datas, TextIn* texts, Py_ssize_t count, list keep) except -1:
+cdef Py_ssize_t normalise_left(list datas, Py_ssize_t start, TextIn* texts, Py_ssize_t count, list keep) except -1:
     """With the GIL: learn the pages of the texts check_nfc_texts left, and normalise those
     that still need it with unicodedata (NFC); returns the room the largest UTF-8 needs."""
     cdef Py_ssize_t i, room = 0
@@ -1288,7 +1301,7 @@ cdef Py_ssize_t normalise_left(list datas, TextIn* texts, Py_ssize_t count, list
             texts[i].check_nfc = False
             nfc_learn_text(&texts[i])
             if not nfc_is_inert(&texts[i]):
-                d = _normalize("NFC", datas[i])
+                d = _normalize("NFC", datas[start + i])
                 keep.append(d)
                 if PyUnicode_IS_ASCII(d):
                     texts[i].ptr = <const uint8_t*>PyUnicode_DATA(d)
@@ -1315,7 +1328,7 @@ cdef inline const uint8_t* text_in_bytes(const TextIn* t, uint8_t* scratch, Py_s
 
 
 cdef void raise_unencodable(list datas, Py_ssize_t i, object form) except *:
-    """Raise the error str.encode gives for text i (it holds a lone surrogate)."""
+    """Raise the error str.encode gives for text datas[i] (it holds a lone surrogate)."""
     d = datas[i]
     if form is not None:
         d = _normalize(form, d)
@@ -1673,24 +1686,40 @@ cdef class Lattice:
     def encode_many(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
                     const uint64_t[::1] key_words=None, bint chunked=True, int sampler=S_EXACT,
                     int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1, object form=None,
-                    object convert=None, bint untrack=False):
+                    object convert=None, bint untrack=False, list out=None, Py_ssize_t start=0,
+                    Py_ssize_t stop=-1):
         """encode() for a list of texts, with one (seed word, key word) per item, the GIL
         released for the whole block. Returns a list of id lists.
 
         Texts are bytes or str (see gather_texts: `form` normalises non-ASCII str, NFC
         mostly without the GIL, and their UTF-8 is made without it; `convert` turns other
         objects into bytes). With `untrack` the id lists are built untracked by the cycle
-        collector; the caller must pass them to track_lists() when its batch is complete."""
+        collector; the caller must pass them to track_lists() when its batch is complete.
+
+        Only the texts datas[start:stop] are encoded when given (stop < 0: to the end; seed
+        and key words are still one per item of datas); with `out`, a list at least as long
+        as datas, text i's ids go to out[i] (replacing what is there) and None is returned:
+        a batch split in blocks builds no list, and slices no list, per block."""
         cdef int mode = self._mode(alpha, sampler)
         cdef object keep = self._q_array(alpha, mode)
-        cdef Py_ssize_t count = len(datas), i, total, off, room, left, status = -1
+        cdef Py_ssize_t size = len(datas), count, i, total, off, room, left, status = -1
         cdef Model M
         cdef Workspace ws
         cdef list held = []
+        cdef list result
         cdef const uint64_t* seeds = NULL
         cdef const uint64_t* keys = NULL
+        if stop < 0:
+            stop = size
+        if start < 0 or start > stop or stop > size:
+            raise IndexError(f"start {start} and stop {stop} do not fit {size} texts")
+        count = stop - start
+        if out is not None and len(out) < stop:
+            raise ValueError(f"out has {len(out)} items, fewer than {stop}")
         if mode != MODE_VITERBI:
-            key_word_arrays(seed_words, key_words, count, &seeds, &keys)
+            key_word_arrays(seed_words, key_words, size, &seeds, &keys)
+            seeds += start
+            keys += start
         cdef TextIn* texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
         cdef Py_ssize_t* nout = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
         cdef int32_t* buf = NULL
@@ -1699,7 +1728,7 @@ cdef class Lattice:
         try:
             if texts == NULL or nout == NULL:
                 raise MemoryError()
-            room = gather_texts(datas, form, convert, texts, held)
+            room = gather_texts(datas, start, count, form, convert, texts, held)
             total = utf8_total(texts, count)
             buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
             scratch = <uint8_t*>malloc(room + 1)
@@ -1712,7 +1741,7 @@ cdef class Lattice:
                     status = run_texts(&M, mode, texts, count, chunked, seeds, keys, rng_kind, scratch,
                                        &ws, buf, total, nout)
             if left:     # texts that NFC may change (or on pages not learnt yet)
-                room = normalise_left(datas, texts, count, held)
+                room = normalise_left(datas, start, texts, count, held)
                 total = utf8_total(texts, count)
                 free(buf); free(scratch)
                 buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
@@ -1725,15 +1754,22 @@ cdef class Lattice:
             if status == -2:
                 raise MemoryError()
             if status >= 0:
-                raise_unencodable(datas, status, form)
-            out = PyList_New(count)
+                raise_unencodable(datas, start + status, form)
             off = 0
+            if out is not None:
+                for i in range(count):
+                    if start + i >= PyList_GET_SIZE(out):    # (shrunk meanwhile by other code)
+                        raise ValueError("out became shorter than the texts")
+                    out[start + i] = ids_to_objs(buf + off, nout[i], self._id_ptrs, bos, eos, untrack)
+                    off += nout[i]
+                return None
+            result = PyList_New(count)
             for i in range(count):
                 lst = ids_to_objs(buf + off, nout[i], self._id_ptrs, bos, eos, untrack)
                 Py_INCREF(lst)
-                PyList_SET_ITEM(out, i, lst)
+                PyList_SET_ITEM(result, i, lst)
                 off += nout[i]
-            return out
+            return result
         finally:
             ws_free(&ws)
             free(texts); free(nout); free(buf); free(scratch)
@@ -2050,12 +2086,12 @@ cdef class Lattice:
         try:
             if texts == NULL:
                 raise MemoryError()
-            room = gather_texts(datas, form, convert, texts, held)
+            room = gather_texts(datas, 0, count, form, convert, texts, held)
             self._model(&M, alpha, keep)
             with nogil:
                 left = check_nfc_texts(texts, count)
             if left:     # texts that NFC may change (or on pages not learnt yet)
-                room = normalise_left(datas, texts, count, held)
+                room = normalise_left(datas, 0, texts, count, held)
             scratch = <uint8_t*>malloc(room + 1)
             if scratch == NULL:
                 raise MemoryError()
