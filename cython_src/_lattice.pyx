@@ -30,13 +30,13 @@
 #   lists stay hidden from the cycle collector until the batch is complete.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
+from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_FromLong
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport INFINITY, NAN, exp, frexp, ldexp, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_next, rng_uniform
@@ -1005,16 +1005,8 @@ def track_lists(list lists):
     for item in lists:
         if type(item) is list and not PyObject_GC_IsTracked(item):
             PyObject_GC_Track(item)
-    if not PyObject_GC_IsTracked(lists):     # see untrack_list
+    if not PyObject_GC_IsTracked(lists):     # (Lattice.encode_lists builds it untracked)
         PyObject_GC_Track(lists)
-
-
-def untrack_list(list lst):
-    """Hide a batch's own result list from the cycle collector until track_lists(lst): it
-    holds only None and untracked id lists while the batch fills it, and every
-    collection during the batch would walk it."""
-    if PyObject_GC_IsTracked(lst):
-        PyObject_GC_UnTrack(lst)
 
 
 cdef struct TextIn:
@@ -1229,21 +1221,18 @@ cdef Py_ssize_t utf8_encode(const TextIn* t, uint8_t* out) noexcept nogil:
     return o
 
 
-cdef Py_ssize_t gather_texts(list datas, Py_ssize_t start, Py_ssize_t count, object form, object convert,
-                             TextIn* out, list keep) except -1:
-    """Fill out[i] for text datas[start + i], i < count, with the GIL: bytes and ASCII str are read in
+cdef Py_ssize_t gather_texts(list datas, object form, object convert, TextIn* out, list keep) except -1:
+    """Fill out[i] for every text of datas, with the GIL: bytes and ASCII str are read in
     place; a non-ASCII str is normalised first when `form` names a normal form
     (unicodedata.normalize, which returns the str itself when it is already normal) and
     left to utf8_encode; anything else goes through `convert`, which returns bytes or
     raises (TypeError when there is no `convert`). New objects are kept alive in `keep`.
     Returns the room the largest UTF-8 encoding needs."""
-    cdef Py_ssize_t i, room = 0, r
+    cdef Py_ssize_t i, count = len(datas), room = 0, r
     cdef object d, d2
     cdef bint nfc = form == "NFC"
-    if start < 0 or count < 0 or start + count > len(datas):
-        raise IndexError("text range out of the list")
     for i in range(count):
-        d = datas[start + i]
+        d = datas[i]
         if type(d) is str:
             if not PyUnicode_IS_ASCII(d) and form is not None and not nfc:
                 d2 = _normalize(form, d)
@@ -1291,7 +1280,7 @@ cdef Py_ssize_t check_nfc_texts(TextIn* texts, Py_ssize_t count) noexcept nogil:
     return left
 
 
-cdef Py_ssize_t normalise_left(list datas, Py_ssize_t start, TextIn* texts, Py_ssize_t count, list keep) except -1:
+cdef Py_ssize_t normalise_left(list datas, TextIn* texts, Py_ssize_t count, list keep) except -1:
     """With the GIL: learn the pages of the texts check_nfc_texts left, and normalise those
     that still need it with unicodedata (NFC); returns the room the largest UTF-8 needs."""
     cdef Py_ssize_t i, room = 0
@@ -1301,7 +1290,7 @@ cdef Py_ssize_t normalise_left(list datas, Py_ssize_t start, TextIn* texts, Py_s
             texts[i].check_nfc = False
             nfc_learn_text(&texts[i])
             if not nfc_is_inert(&texts[i]):
-                d = _normalize("NFC", datas[start + i])
+                d = _normalize("NFC", datas[i])
                 keep.append(d)
                 if PyUnicode_IS_ASCII(d):
                     texts[i].ptr = <const uint8_t*>PyUnicode_DATA(d)
@@ -1328,7 +1317,7 @@ cdef inline const uint8_t* text_in_bytes(const TextIn* t, uint8_t* scratch, Py_s
 
 
 cdef void raise_unencodable(list datas, Py_ssize_t i, object form) except *:
-    """Raise the error str.encode gives for text datas[i] (it holds a lone surrogate)."""
+    """Raise the error str.encode gives for text i (it holds a lone surrogate)."""
     d = datas[i]
     if form is not None:
         d = _normalize(form, d)
@@ -1441,6 +1430,151 @@ cdef int key_word_arrays(const uint64_t[::1] seed_words, const uint64_t[::1] key
         seeds[0] = &seed_words[0]
         keys[0] = &key_words[0]
     return 0
+
+
+# ---------------------------------------------------------------------------
+# A batch into Python lists, shared by the calling thread and its helpers.
+#
+# The helpers never take the GIL while the batch runs: they claim chunks of texts with
+# an atomic counter and segment them into one shared buffer, flagging each chunk when
+# it is done. Only the calling thread builds id lists (which needs the GIL), chunk by
+# chunk in text order, between chunks of its own; so list building overlaps the
+# helpers' segmenting instead of queueing with it for the GIL.
+
+cdef extern from *:
+    """
+    #if defined(_MSC_VER) && !defined(__clang__)
+    #include <windows.h>
+    #define BP_FETCH_ADD(p, v) InterlockedExchangeAdd64((volatile LONG64*)(p), (LONG64)(v))
+    #define BP_YIELD() SwitchToThread()
+    #else
+    #include <sched.h>
+    #define BP_FETCH_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+    #define BP_YIELD() sched_yield()
+    #endif
+    """
+    Py_ssize_t BP_FETCH_ADD(Py_ssize_t* p, Py_ssize_t v) nogil
+    void BP_YIELD() nogil
+    void BP_STORE_RELEASE(uint8_t* p, uint8_t v) nogil
+
+
+cdef enum:
+    CHUNK_TEXTS = 32      # texts per chunk (a chunk is claimed, and its lists built, at once)
+    NOUT_UNENCODABLE = -1
+    NOUT_NO_MEMORY = -2
+    NOUT_NFC = -3         # may change under NFC: left to the calling thread
+
+
+cdef struct BatchState:
+    Model M
+    int mode, rng_kind
+    bint chunked
+    TextIn* texts
+    const uint64_t* seeds
+    const uint64_t* keys
+    Py_ssize_t count, chunk, nchunks, room
+    Py_ssize_t next_chunk     # the next chunk to claim (atomic)
+    Py_ssize_t* first         # text i's piece indices go to vals[first[i]:], room for its bytes
+    Py_ssize_t* nout          # how many, or NOUT_*
+    int32_t* vals
+    uint8_t* done             # chunk c is segmented (stored with release, read with acquire)
+
+
+cdef Py_ssize_t batch_chunk(BatchState* b, Workspace* ws, uint8_t* scratch) noexcept nogil:
+    """Claim the next chunk and segment its texts; returns it, or -1 when none is left."""
+    cdef Py_ssize_t c = BP_FETCH_ADD(&b.next_chunk, 1), i, lo, hi, n, m
+    cdef const uint8_t* x
+    cdef Rng rng
+    if c >= b.nchunks:
+        return -1
+    lo = c * b.chunk
+    hi = lo + b.chunk if lo + b.chunk < b.count else b.count
+    for i in range(lo, hi):
+        if b.texts[i].check_nfc and not nfc_is_inert(&b.texts[i]):
+            b.nout[i] = NOUT_NFC
+            continue
+        x = text_in_bytes(&b.texts[i], scratch, &n)
+        if x == NULL:
+            b.nout[i] = NOUT_UNENCODABLE
+            continue
+        if b.mode != MODE_VITERBI:
+            rng_init(&rng, b.seeds[i], b.keys[i], b.rng_kind)
+        m = -1
+        if ws_reserve(ws, n, b.M.trie.max_len) == 0:
+            m = segment(&b.M, b.mode, x, n, b.chunked, False, &rng, ws, b.vals + b.first[i], ws.out_end)
+        b.nout[i] = m if m >= 0 else NOUT_NO_MEMORY
+    BP_STORE_RELEASE(&b.done[c], 1)
+    return c
+
+
+cdef class _ListBatch:
+    """The state of one Lattice.encode_lists call, kept alive by the calling thread and
+    by every helper running help()."""
+    cdef BatchState b
+    cdef list datas, held
+    cdef object keep, seed_ref, key_ref, lattice
+
+    def __cinit__(self):
+        memset(&self.b, 0, sizeof(BatchState))
+
+    def __dealloc__(self):
+        free(self.b.texts); free(self.b.first); free(self.b.nout); free(self.b.vals); free(self.b.done)
+
+    def help(self):
+        """A helper's part: segment chunks, without the GIL, until none is left."""
+        cdef Workspace ws
+        cdef uint8_t* scratch = <uint8_t*>malloc(self.b.room + 1)
+        if scratch == NULL:
+            return           # the calling thread does the chunks this one would have
+        memset(&ws, 0, sizeof(Workspace))
+        with nogil:
+            while batch_chunk(&self.b, &ws, scratch) >= 0:
+                pass
+            ws_free(&ws)
+        free(scratch)
+
+
+cdef object batch_one_text(Lattice lat, _ListBatch job, Py_ssize_t i, object form, Workspace* ws,
+                           int bos, int eos):
+    """The id list of text i that a chunk left (NOUT_NFC), with the GIL: normalised if NFC
+    changes it, then segmented here."""
+    cdef BatchState* b = &job.b
+    cdef TextIn* t = &b.texts[i]
+    cdef Py_ssize_t n, m = -1
+    cdef const uint8_t* x
+    cdef uint8_t* scratch
+    cdef Rng rng
+    cdef object d
+    t.check_nfc = False
+    nfc_learn_text(t)
+    if not nfc_is_inert(t):
+        d = _normalize("NFC", job.datas[i])
+        job.held.append(d)
+        if PyUnicode_IS_ASCII(d):
+            t.ptr = <const uint8_t*>PyUnicode_DATA(d)
+            t.size = PyUnicode_GET_LENGTH(d)
+            t.kind = 0
+        else:
+            t.chars = PyUnicode_DATA(d)
+            t.size = PyUnicode_GET_LENGTH(d)
+            t.kind = PyUnicode_KIND(d)
+    scratch = <uint8_t*>malloc(utf8_size_bound(t) + 1)
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        x = text_in_bytes(t, scratch, &n)
+        if x == NULL:
+            raise_unencodable(job.datas, i, form)
+        if b.mode != MODE_VITERBI:
+            rng_init(&rng, b.seeds[i], b.keys[i], b.rng_kind)
+        with nogil:
+            if ws_reserve(ws, n, b.M.trie.max_len) == 0:
+                m = segment(&b.M, b.mode, x, n, b.chunked, False, &rng, ws, ws.out_val, ws.out_end)
+        if m < 0:
+            raise MemoryError()
+        return ids_to_objs(ws.out_val, m, lat._id_ptrs, bos, eos, True)
+    finally:
+        free(scratch)
 
 
 cdef class Lattice:
@@ -1686,40 +1820,24 @@ cdef class Lattice:
     def encode_many(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
                     const uint64_t[::1] key_words=None, bint chunked=True, int sampler=S_EXACT,
                     int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1, object form=None,
-                    object convert=None, bint untrack=False, list out=None, Py_ssize_t start=0,
-                    Py_ssize_t stop=-1):
+                    object convert=None, bint untrack=False):
         """encode() for a list of texts, with one (seed word, key word) per item, the GIL
         released for the whole block. Returns a list of id lists.
 
         Texts are bytes or str (see gather_texts: `form` normalises non-ASCII str, NFC
         mostly without the GIL, and their UTF-8 is made without it; `convert` turns other
         objects into bytes). With `untrack` the id lists are built untracked by the cycle
-        collector; the caller must pass them to track_lists() when its batch is complete.
-
-        Only the texts datas[start:stop] are encoded when given (stop < 0: to the end; seed
-        and key words are still one per item of datas); with `out`, a list at least as long
-        as datas, text i's ids go to out[i] (replacing what is there) and None is returned:
-        a batch split in blocks builds no list, and slices no list, per block."""
+        collector; the caller must pass them to track_lists() when its batch is complete."""
         cdef int mode = self._mode(alpha, sampler)
         cdef object keep = self._q_array(alpha, mode)
-        cdef Py_ssize_t size = len(datas), count, i, total, off, room, left, status = -1
+        cdef Py_ssize_t count = len(datas), i, total, off, room, left, status = -1
         cdef Model M
         cdef Workspace ws
         cdef list held = []
-        cdef list result
         cdef const uint64_t* seeds = NULL
         cdef const uint64_t* keys = NULL
-        if stop < 0:
-            stop = size
-        if start < 0 or start > stop or stop > size:
-            raise IndexError(f"start {start} and stop {stop} do not fit {size} texts")
-        count = stop - start
-        if out is not None and len(out) < stop:
-            raise ValueError(f"out has {len(out)} items, fewer than {stop}")
         if mode != MODE_VITERBI:
-            key_word_arrays(seed_words, key_words, size, &seeds, &keys)
-            seeds += start
-            keys += start
+            key_word_arrays(seed_words, key_words, count, &seeds, &keys)
         cdef TextIn* texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
         cdef Py_ssize_t* nout = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
         cdef int32_t* buf = NULL
@@ -1728,7 +1846,7 @@ cdef class Lattice:
         try:
             if texts == NULL or nout == NULL:
                 raise MemoryError()
-            room = gather_texts(datas, start, count, form, convert, texts, held)
+            room = gather_texts(datas, form, convert, texts, held)
             total = utf8_total(texts, count)
             buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
             scratch = <uint8_t*>malloc(room + 1)
@@ -1741,7 +1859,7 @@ cdef class Lattice:
                     status = run_texts(&M, mode, texts, count, chunked, seeds, keys, rng_kind, scratch,
                                        &ws, buf, total, nout)
             if left:     # texts that NFC may change (or on pages not learnt yet)
-                room = normalise_left(datas, start, texts, count, held)
+                room = normalise_left(datas, texts, count, held)
                 total = utf8_total(texts, count)
                 free(buf); free(scratch)
                 buf = <int32_t*>malloc((2 * total + 2) * sizeof(int32_t))
@@ -1754,25 +1872,107 @@ cdef class Lattice:
             if status == -2:
                 raise MemoryError()
             if status >= 0:
-                raise_unencodable(datas, start + status, form)
+                raise_unencodable(datas, status, form)
+            out = PyList_New(count)
             off = 0
-            if out is not None:
-                for i in range(count):
-                    if start + i >= PyList_GET_SIZE(out):    # (shrunk meanwhile by other code)
-                        raise ValueError("out became shorter than the texts")
-                    out[start + i] = ids_to_objs(buf + off, nout[i], self._id_ptrs, bos, eos, untrack)
-                    off += nout[i]
-                return None
-            result = PyList_New(count)
             for i in range(count):
                 lst = ids_to_objs(buf + off, nout[i], self._id_ptrs, bos, eos, untrack)
                 Py_INCREF(lst)
-                PyList_SET_ITEM(result, i, lst)
+                PyList_SET_ITEM(out, i, lst)
                 off += nout[i]
-            return result
+            return out
         finally:
             ws_free(&ws)
             free(texts); free(nout); free(buf); free(scratch)
+
+    def encode_lists(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
+                     const uint64_t[::1] key_words=None, bint chunked=True, int sampler=S_EXACT,
+                     int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1, object form=None,
+                     object convert=None, int threads=1, object submit=None):
+        """encode_many(datas, ...) on this thread and threads - 1 helpers: the list of id
+        lists (tracked by the cycle collector). `submit(task, helpers)` must run task()
+        soon on that many other threads (without waiting for it).
+
+        The texts are gathered with the GIL first; then this thread and the helpers
+        segment chunks of them without it (see batch_chunk), and this thread alone builds
+        the id lists, in text order, each time it has finished a chunk of its own, and
+        once every chunk is claimed, as the helpers finish theirs."""
+        cdef int mode = self._mode(alpha, sampler)
+        cdef object keep = self._q_array(alpha, mode)
+        cdef _ListBatch job = _ListBatch.__new__(_ListBatch)
+        cdef BatchState* b = &job.b
+        cdef Py_ssize_t count = len(datas), i, total = 0, c, built = 0, lo, hi, r
+        cdef Workspace ws
+        cdef uint8_t* scratch = NULL
+        cdef list result
+        cdef object lst
+        job.datas = datas
+        job.held = []
+        job.keep = keep
+        job.lattice = self
+        if mode != MODE_VITERBI:
+            key_word_arrays(seed_words, key_words, count, &b.seeds, &b.keys)
+            job.seed_ref = seed_words
+            job.key_ref = key_words
+        b.mode = mode
+        b.rng_kind = rng_kind
+        b.chunked = chunked
+        b.count = count
+        b.chunk = CHUNK_TEXTS
+        b.nchunks = (count + CHUNK_TEXTS - 1) // CHUNK_TEXTS
+        b.texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
+        b.first = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        b.nout = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        b.done = <uint8_t*>calloc(b.nchunks + 1, 1)
+        if b.texts == NULL or b.first == NULL or b.nout == NULL or b.done == NULL:
+            raise MemoryError()
+        b.room = gather_texts(datas, form, convert, b.texts, job.held)
+        for i in range(count):
+            b.first[i] = total
+            total += b.texts[i].size if b.texts[i].kind == 0 else utf8_size_bound(&b.texts[i])
+        b.first[count] = total
+        b.vals = <int32_t*>malloc((total + 1) * sizeof(int32_t))
+        scratch = <uint8_t*>malloc(b.room + 1)
+        if b.vals == NULL or scratch == NULL:
+            free(scratch)
+            raise MemoryError()
+        self._model(&b.M, alpha, keep)
+        result = PyList_New(count)           # NULL items until built (list_dealloc allows it)
+        PyObject_GC_UnTrack(result)
+        memset(&ws, 0, sizeof(Workspace))
+        try:
+            if threads > 1 and b.nchunks > 1 and submit is not None:
+                submit(job.help, min(threads - 1, b.nchunks - 1))
+            while built < b.nchunks:
+                with nogil:
+                    c = batch_chunk(b, &ws, scratch)
+                    if c < 0:     # all claimed: wait for the next chunk in order
+                        while BP_LOAD_ACQUIRE(&b.done[built]) == 0:
+                            BP_YIELD()
+                while built < b.nchunks and BP_LOAD_ACQUIRE(&b.done[built]):
+                    lo = built * b.chunk
+                    hi = lo + b.chunk if lo + b.chunk < count else count
+                    for i in range(lo, hi):
+                        r = b.nout[i]
+                        if r >= 0:
+                            lst = ids_to_objs(b.vals + b.first[i], r, self._id_ptrs, bos, eos, True)
+                        elif r == NOUT_NFC:
+                            lst = batch_one_text(self, job, i, form, &ws, bos, eos)
+                        elif r == NOUT_UNENCODABLE:
+                            raise_unencodable(datas, i, form)
+                        else:
+                            raise MemoryError()
+                        Py_INCREF(lst)
+                        PyList_SET_ITEM(result, i, lst)
+                    built += 1
+        except BaseException:
+            BP_FETCH_ADD(&b.next_chunk, b.nchunks + 1)   # helpers stop claiming (their chunks are wasted)
+            raise
+        finally:
+            ws_free(&ws)
+            free(scratch)
+        track_lists(result)
+        return result
 
     def viterbi_split(self, bytes data, bint forbid_whole=False):
         """Ids of the Viterbi segmentation of `data` as one chunk. With forbid_whole the
@@ -2086,12 +2286,12 @@ cdef class Lattice:
         try:
             if texts == NULL:
                 raise MemoryError()
-            room = gather_texts(datas, 0, count, form, convert, texts, held)
+            room = gather_texts(datas, form, convert, texts, held)
             self._model(&M, alpha, keep)
             with nogil:
                 left = check_nfc_texts(texts, count)
             if left:     # texts that NFC may change (or on pages not learnt yet)
-                room = normalise_left(datas, 0, texts, count, held)
+                room = normalise_left(datas, texts, count, held)
             scratch = <uint8_t*>malloc(room + 1)
             if scratch == NULL:
                 raise MemoryError()
