@@ -517,7 +517,7 @@ cdef Py_ssize_t seg_exact_log(const Model* M, const uint8_t* x, Py_ssize_t n, bi
     return backtrack(ws, n, out_val, out_end)
 
 
-cdef inline int exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ssize_t cs,
+cdef inline Py_ssize_t exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ssize_t cs,
                            const double* score, double* cum, int32_t* starts, int32_t* values,
                            double* tot_out) noexcept nogil:
     """Walk the reversed trie back from e, weighing each piece x[s:e] as it is met with
@@ -527,10 +527,10 @@ cdef inline int exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ss
     cdef const int32_t* check = M.trie.check
     cdef const int32_t* value = M.trie.value
     cdef const double* q = M.q
-    cdef int k = 0
+    cdef Py_ssize_t k = 0          # (Py_ssize_t: no sign extension in the loop)
     cdef double tot = 0.0
     cdef int32_t node = 0, t, v
-    cdef int32_t s = <int32_t>(e - 1)
+    cdef Py_ssize_t s = e - 1
     while s >= cs:
         t = base[node] + x[s]
         if check[t] != node:
@@ -540,7 +540,7 @@ cdef inline int exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ss
         if v >= 0:
             tot += score[s] * q[v]
             cum[k] = tot
-            starts[k] = s
+            starts[k] = <int32_t>s
             values[k] = v
             k += 1
         s -= 1
@@ -566,9 +566,9 @@ cdef inline int exact_pick(double* cum, int k, double tot, Rng* rng) noexcept no
     return j
 
 
-cdef inline int exact_pick_at(double* cum, int k, double u) noexcept nogil:
+cdef inline Py_ssize_t exact_pick_at(double* cum, Py_ssize_t k, double u) noexcept nogil:
     """exact_pick for k >= 2 edges, given the scaled uniform u = uniform * total."""
-    cdef int i, j
+    cdef Py_ssize_t i, j
     cum[k] = INFINITY
     cum[k + 1] = INFINITY
     cum[k + 2] = INFINITY
@@ -602,7 +602,7 @@ cdef inline Py_ssize_t exact_plain_loop(const Model* M, const uint8_t* x, Py_ssi
     state is a local copy (written back on return) that the compiler can keep in
     registers, not memory behind a pointer."""
     cdef Py_ssize_t e, cs = 0
-    cdef int k, j
+    cdef Py_ssize_t k, j
     cdef double tot, u
     cdef Rng r = rng[0]
     cdef double low = RENORM_LOW, high = PLAIN_HIGH
