@@ -1670,6 +1670,8 @@ cdef class Lattice:
         out.min_logprob = float(logp.min()) if self.num_pieces else 0.0
         out._weights = {}
         out._weight_arrays = []
+        out._last_alpha = NAN             # (0.0 would pass for a cached alpha of 0)
+        out._last_address = None
         out._id_objs = self._id_objs
         out._id_shift = self._id_shift
         out._id_ptrs = <PyObject**>malloc(max(1, self.num_pieces) * sizeof(PyObject*))
