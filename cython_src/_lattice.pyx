@@ -1595,6 +1595,7 @@ cdef class Lattice:
     cdef list _weight_arrays  # the arrays behind those addresses
     cdef double _last_alpha   # the last cached alpha looked up, and its address: a
     cdef object _last_address # sampling loop asks for the same alpha every call
+    cdef const double* _last_q  # ... and that address as a pointer (encode's fast path)
     cdef tuple _id_objs       # the id of each piece index as a Python int ...
     cdef PyObject** _id_ptrs  # ... and as pointers (borrowed from _id_objs), for ids_to_objs
     cdef Lattice _trie_owner  # a lattice made by with_logprobs borrows its trie from this one
@@ -1706,7 +1707,8 @@ cdef class Lattice:
             return self._last_address
         address = self._weights.get(alpha)
         if address is not None:
-            self._last_address = address     # both set with the GIL held
+            self._last_address = address     # all three set with the GIL held
+            self._last_q = <const double*><size_t>address
             self._last_alpha = alpha
             return address
         q = np.exp(alpha * np.asarray(self.logp))
@@ -1762,14 +1764,21 @@ cdef class Lattice:
         """Ids of one segmentation of `data`, bytes or a str read as UTF-8 (Viterbi when
         alpha < 0)."""
         cdef int mode = self._mode(alpha, sampler)
-        cdef object keep = self._q_array(alpha, mode)
+        cdef object keep = None
         cdef Model M
         cdef Rng rng
         cdef Workspace ws
         cdef char stack[STACK_WORKSPACE]
         cdef Py_ssize_t n, m
         cdef const uint8_t* x = text_bytes(data, &n)
-        self._model(&M, alpha, keep)
+        if mode == MODE_EXACT and alpha == self._last_alpha:    # a sampling loop's usual case
+            M.trie = self.trie
+            M.logp = self.logp_ptr
+            M.alpha = alpha
+            M.q = self._last_q
+        else:
+            keep = self._q_array(alpha, mode)
+            self._model(&M, alpha, keep)
         if mode != MODE_VITERBI:
             rng_init(&rng, seed_word, key_word, rng_kind)
         ws_init(&ws, stack, sizeof(stack))
@@ -1968,7 +1977,13 @@ cdef class Lattice:
                         PyList_SET_ITEM(result, i, lst)
                     built += 1
         except BaseException:
-            BP_FETCH_ADD(&b.next_chunk, b.nchunks + 1)   # helpers stop claiming (their chunks are wasted)
+            # Helpers stop claiming; wait for the chunks they are on, so that none reads
+            # a text of `datas` (or `job`) after this call has returned.
+            c = BP_FETCH_ADD(&b.next_chunk, b.nchunks + 1)
+            with nogil:
+                for i in range(built, c if c < b.nchunks else b.nchunks):
+                    while BP_LOAD_ACQUIRE(&b.done[i]) == 0:
+                        BP_YIELD()
             raise
         finally:
             ws_free(&ws)
