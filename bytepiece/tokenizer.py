@@ -21,7 +21,7 @@ import numpy as np
 
 from . import keys as _keys
 from .analysis import LatticeQueries
-from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice, track_lists
+from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice
 from .model import (
     BOS_ID,
     EOS_ID,
@@ -43,6 +43,7 @@ SAMPLERS = {"exact": SAMPLER_EXACT, "legacy-v1": SAMPLER_LEGACY_V1}
 # Batches smaller than this many bytes per thread are not worth a thread.
 _MIN_BYTES_PER_THREAD = 1 << 16
 _BLOCK_TEXTS = 64    # the smallest block of texts handed to one thread
+_LIST_BATCH_TEXTS = 1 << 16   # texts per Lattice.encode_lists call of one batch
 _INF = float("inf")
 
 SpecialSet = Union[str, AbstractSet[str], Sequence[str]]
@@ -495,47 +496,46 @@ class Tokenizer(LatticeQueries):
         bos = BOS_ID if add_bos else -1
         eos = EOS_ID if add_eos else -1
         threads = self._thread_count(num_threads, texts)
-        blocks = _blocks(n, threads)
-        small = self.id_dtype == np.uint16
         # The core reads bytes and ASCII str in place, normalises other str (with `form`)
         # and makes their UTF-8 without the GIL; anything else goes through _to_bytes.
         form = self._form if self._normalize else None
         convert = self._to_bytes
 
-        if as_numpy:
-            parts: list = [None] * len(blocks)
-
-            def run_block(index: int, lo: int, hi: int) -> None:
-                parts[index] = self._lattice.encode_many_flat(
-                    texts[lo:hi], alpha,
-                    None if seed_arr is None else seed_arr[lo:hi],
-                    None if key_arr is None else key_arr[lo:hi],
-                    True, sampler_code, 0, bos, eos, small, return_offsets, form, convert,
-                )
-        else:
-            results: List[Optional[List[int]]] = [None] * n
-
-            def run_block(index: int, lo: int, hi: int) -> None:
-                # untrack=True: the id lists stay out of the cycle collector's sight until
-                # track_lists below (collections during the batch would walk them all).
-                results[lo:hi] = self._lattice.encode_many(
-                    texts[lo:hi], alpha,
-                    None if seed_arr is None else seed_arr[lo:hi],
-                    None if key_arr is None else key_arr[lo:hi],
-                    True, sampler_code, 0, bos, eos, form, convert, True,
-                )
-
-        try:
-            if threads <= 1:
-                for block in blocks:
-                    run_block(*block)
-            else:
-                _run_parallel(run_block, blocks, threads)
-        finally:
-            if not as_numpy:
-                track_lists(results)
         if not as_numpy:
-            return results  # type: ignore[return-value]
+            # Helpers segment without ever taking the GIL; this thread builds every id
+            # list, overlapping their work (Lattice.encode_lists). Very large batches go
+            # in parts, which bounds the memory of the shared buffer.
+            encode_lists = self._lattice.encode_lists
+            submit = _POOL.submit
+            if n <= _LIST_BATCH_TEXTS:
+                return encode_lists(texts, alpha, seed_arr, key_arr, True, sampler_code, 0, bos, eos,
+                                    form, convert, threads, submit)
+            results: List[List[int]] = []
+            for lo in range(0, n, _LIST_BATCH_TEXTS):
+                hi = min(lo + _LIST_BATCH_TEXTS, n)
+                results += encode_lists(texts[lo:hi], alpha,
+                                        None if seed_arr is None else seed_arr[lo:hi],
+                                        None if key_arr is None else key_arr[lo:hi],
+                                        True, sampler_code, 0, bos, eos, form, convert, threads, submit)
+            return results
+
+        blocks = _blocks(n, threads)
+        small = self.id_dtype == np.uint16
+        parts: list = [None] * len(blocks)
+
+        def run_block(index: int, lo: int, hi: int) -> None:
+            parts[index] = self._lattice.encode_many_flat(
+                texts[lo:hi], alpha,
+                None if seed_arr is None else seed_arr[lo:hi],
+                None if key_arr is None else key_arr[lo:hi],
+                True, sampler_code, 0, bos, eos, small, return_offsets, form, convert,
+            )
+
+        if threads <= 1:
+            for block in blocks:
+                run_block(*block)
+        else:
+            _run_parallel(run_block, blocks, threads)
         return _join_flat(parts, self.id_dtype, return_offsets)
 
     def _encode_batch_slow(self, texts, add_bos, add_eos, alpha, keys, sampler, allowed, disallowed,

@@ -39,7 +39,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
-from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_uniform
+from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_next, rng_uniform
 
 import numpy as np
 from unicodedata import combining as _combining, decomposition as _decomposition, is_normalized as _is_normalized, normalize as _normalize
@@ -61,6 +61,12 @@ RNG_KINDS = {"xoshiro256**": RNG_XOSHIRO, "coarse4": RNG_COARSE, "lcg31": RNG_LC
 cdef double LINEAR_LIMIT = 600.0
 cdef double RENORM_LOW = 7.888609052210118e-31     # 2**-100
 cdef double RENORM_HIGH = 1.2676506002282294e+30   # 2**100
+# exact_plain, which keeps no exponents, runs while forward sums stay within
+# [RENORM_LOW, PLAIN_HIGH]: a sum of at most max_len weights (each <= 1, as logp <= 0)
+# times mantissas <= 2**960 cannot overflow, and the low end keeps every product
+# normal. Sums are then the exact scalings by powers of two of exact_scaled's, so
+# both loops draw the same samples (texts of a few thousand bytes never leave it).
+cdef double PLAIN_HIGH = ldexp(1.0, 960)
 
 cdef enum:
     MODE_VITERBI = 0
@@ -579,7 +585,7 @@ cdef Py_ssize_t seg_exact_log(const Model* M, const uint8_t* x, Py_ssize_t n, bi
     return backtrack(ws, n, out_val, out_end)
 
 
-cdef inline int exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ssize_t cs,
+cdef inline Py_ssize_t exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ssize_t cs,
                            const double* score, double* cum, int32_t* starts, int32_t* values,
                            double* tot_out) noexcept nogil:
     """Walk the reversed trie back from e, weighing each piece x[s:e] as it is met with
@@ -589,10 +595,10 @@ cdef inline int exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ss
     cdef const int32_t* check = M.trie.check
     cdef const int32_t* value = M.trie.value
     cdef const double* q = M.q
-    cdef int k = 0
+    cdef Py_ssize_t k = 0          # (Py_ssize_t: no sign extension in the loop)
     cdef double tot = 0.0
     cdef int32_t node = 0, t, v
-    cdef int32_t s = <int32_t>(e - 1)
+    cdef Py_ssize_t s = e - 1
     while s >= cs:
         t = base[node] + x[s]
         if check[t] != node:
@@ -602,7 +608,7 @@ cdef inline int exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ss
         if v >= 0:
             tot += score[s] * q[v]
             cum[k] = tot
-            starts[k] = s
+            starts[k] = <int32_t>s
             values[k] = v
             k += 1
         s -= 1
@@ -628,16 +634,46 @@ cdef inline int exact_pick(double* cum, int k, double tot, Rng* rng) noexcept no
     return j
 
 
+cdef inline Py_ssize_t exact_pick_at(double* cum, Py_ssize_t k, double u) noexcept nogil:
+    """exact_pick for k >= 2 edges, given the scaled uniform u = uniform * total."""
+    cdef Py_ssize_t i, j
+    cum[k] = INFINITY
+    cum[k + 1] = INFINITY
+    cum[k + 2] = INFINITY
+    j = (cum[0] <= u) + (cum[1] <= u) + (cum[2] <= u) + (cum[3] <= u)
+    for i in range(4, k):
+        j += cum[i] <= u
+    return j
+
+
+cdef inline double xoshiro_uniform(Rng* rng) noexcept nogil:
+    """rng_uniform for an Rng of kind RNG_XOSHIRO (the same draw, without the kind test)."""
+    return <double>(rng_next(rng) >> 11) * (1.0 / 9007199254740992.0)
+
+
 cdef Py_ssize_t exact_plain(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Rng* rng,
                             Workspace* ws, Py_ssize_t* cs_io) noexcept nogil:
-    """seg_exact's loop while every forward sum stays within [2**-100, 2**100], so that
+    """seg_exact's loop while every forward sum stays within [2**-100, 2**960], so that
     every exponent is 0 and there is none to keep (short texts never leave it). Returns
     the first position whose sum leaves it, not done yet, or n + 1; its chunk start goes
-    to cs_io."""
+    to cs_io. The loop is compiled twice: for xoshiro256** (the generator users get),
+    whose draws then skip the test of the generator kind, and for any kind."""
+    if rng.kind == RNG_XOSHIRO:
+        return exact_plain_loop(M, x, n, chunked, rng, ws, cs_io, True)
+    return exact_plain_loop(M, x, n, chunked, rng, ws, cs_io, False)
+
+
+cdef inline Py_ssize_t exact_plain_loop(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                                        Rng* rng, Workspace* ws, Py_ssize_t* cs_io,
+                                        bint xoshiro) noexcept nogil:
+    """exact_plain's loop; `xoshiro` is a constant at both call sites. The generator
+    state is a local copy (written back on return) that the compiler can keep in
+    registers, not memory behind a pointer."""
     cdef Py_ssize_t e, cs = 0
-    cdef int k, j
-    cdef double tot
-    cdef double low = RENORM_LOW, high = RENORM_HIGH
+    cdef Py_ssize_t k, j
+    cdef double tot, u
+    cdef Rng r = rng[0]
+    cdef double low = RENORM_LOW, high = PLAIN_HIGH
     cdef double* score = ws.score
     cdef double* cum = ws.weights
     cdef int32_t* starts = ws.starts
@@ -651,12 +687,17 @@ cdef Py_ssize_t exact_plain(const Model* M, const uint8_t* x, Py_ssize_t n, bint
         k = exact_walk(M, x, e, cs, score, cum, starts, values, &tot)
         if not (low <= tot <= high):
             cs_io[0] = cs
+            rng[0] = r
             return e
         score[e] = tot
-        j = exact_pick(cum, k, tot, rng)
+        j = 0                     # one edge: no choice to draw
+        if k > 1:
+            u = (xoshiro_uniform(&r) if xoshiro else rng_uniform(&r)) * tot
+            j = exact_pick_at(cum, k, u)
         back[e] = starts[j]
         backv[e] = values[j]
     cs_io[0] = cs
+    rng[0] = r
     return n + 1
 
 
@@ -1036,6 +1077,8 @@ def track_lists(list lists):
     for item in lists:
         if type(item) is list and not PyObject_GC_IsTracked(item):
             PyObject_GC_Track(item)
+    if not PyObject_GC_IsTracked(lists):     # (Lattice.encode_lists builds it untracked)
+        PyObject_GC_Track(lists)
 
 
 cdef struct TextIn:
@@ -1591,6 +1634,151 @@ cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
     return x
 
 
+# ---------------------------------------------------------------------------
+# A batch into Python lists, shared by the calling thread and its helpers.
+#
+# The helpers never take the GIL while the batch runs: they claim chunks of texts with
+# an atomic counter and segment them into one shared buffer, flagging each chunk when
+# it is done. Only the calling thread builds id lists (which needs the GIL), chunk by
+# chunk in text order, between chunks of its own; so list building overlaps the
+# helpers' segmenting instead of queueing with it for the GIL.
+
+cdef extern from *:
+    """
+    #if defined(_MSC_VER) && !defined(__clang__)
+    #include <windows.h>
+    #define BP_FETCH_ADD(p, v) InterlockedExchangeAdd64((volatile LONG64*)(p), (LONG64)(v))
+    #define BP_YIELD() SwitchToThread()
+    #else
+    #include <sched.h>
+    #define BP_FETCH_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+    #define BP_YIELD() sched_yield()
+    #endif
+    """
+    Py_ssize_t BP_FETCH_ADD(Py_ssize_t* p, Py_ssize_t v) nogil
+    void BP_YIELD() nogil
+    void BP_STORE_RELEASE(uint8_t* p, uint8_t v) nogil
+
+
+cdef enum:
+    CHUNK_TEXTS = 32      # texts per chunk (a chunk is claimed, and its lists built, at once)
+    NOUT_UNENCODABLE = -1
+    NOUT_NO_MEMORY = -2
+    NOUT_NFC = -3         # may change under NFC: left to the calling thread
+
+
+cdef struct BatchState:
+    Model M
+    int mode, rng_kind
+    bint chunked
+    TextIn* texts
+    const uint64_t* seeds
+    const uint64_t* keys
+    Py_ssize_t count, chunk, nchunks, room
+    Py_ssize_t next_chunk     # the next chunk to claim (atomic)
+    Py_ssize_t* first         # text i's piece indices go to vals[first[i]:], room for its bytes
+    Py_ssize_t* nout          # how many, or NOUT_*
+    int32_t* vals
+    uint8_t* done             # chunk c is segmented (stored with release, read with acquire)
+
+
+cdef Py_ssize_t batch_chunk(BatchState* b, Workspace* ws, uint8_t* scratch) noexcept nogil:
+    """Claim the next chunk and segment its texts; returns it, or -1 when none is left."""
+    cdef Py_ssize_t c = BP_FETCH_ADD(&b.next_chunk, 1), i, lo, hi, n, m
+    cdef const uint8_t* x
+    cdef Rng rng
+    if c >= b.nchunks:
+        return -1
+    lo = c * b.chunk
+    hi = lo + b.chunk if lo + b.chunk < b.count else b.count
+    for i in range(lo, hi):
+        if b.texts[i].check_nfc and not nfc_is_inert(&b.texts[i]):
+            b.nout[i] = NOUT_NFC
+            continue
+        x = text_in_bytes(&b.texts[i], scratch, &n)
+        if x == NULL:
+            b.nout[i] = NOUT_UNENCODABLE
+            continue
+        if b.mode != MODE_VITERBI:
+            rng_init(&rng, b.seeds[i], b.keys[i], b.rng_kind)
+        m = -1
+        if ws_reserve(ws, n, b.M.trie.max_len) == 0:
+            m = segment(&b.M, b.mode, x, n, b.chunked, False, &rng, ws, b.vals + b.first[i], ws.out_end)
+        b.nout[i] = m if m >= 0 else NOUT_NO_MEMORY
+    BP_STORE_RELEASE(&b.done[c], 1)
+    return c
+
+
+cdef class _ListBatch:
+    """The state of one Lattice.encode_lists call, kept alive by the calling thread and
+    by every helper running help()."""
+    cdef BatchState b
+    cdef list datas, held
+    cdef object keep, seed_ref, key_ref, lattice
+
+    def __cinit__(self):
+        memset(&self.b, 0, sizeof(BatchState))
+
+    def __dealloc__(self):
+        free(self.b.texts); free(self.b.first); free(self.b.nout); free(self.b.vals); free(self.b.done)
+
+    def help(self):
+        """A helper's part: segment chunks, without the GIL, until none is left."""
+        cdef Workspace ws
+        cdef uint8_t* scratch = <uint8_t*>malloc(self.b.room + 1)
+        if scratch == NULL:
+            return           # the calling thread does the chunks this one would have
+        memset(&ws, 0, sizeof(Workspace))
+        with nogil:
+            while batch_chunk(&self.b, &ws, scratch) >= 0:
+                pass
+            ws_free(&ws)
+        free(scratch)
+
+
+cdef object batch_one_text(Lattice lat, _ListBatch job, Py_ssize_t i, object form, Workspace* ws,
+                           int bos, int eos):
+    """The id list of text i that a chunk left (NOUT_NFC), with the GIL: normalised if NFC
+    changes it, then segmented here."""
+    cdef BatchState* b = &job.b
+    cdef TextIn* t = &b.texts[i]
+    cdef Py_ssize_t n, m = -1
+    cdef const uint8_t* x
+    cdef uint8_t* scratch
+    cdef Rng rng
+    cdef object d
+    t.check_nfc = False
+    nfc_learn_text(t)
+    if not nfc_is_inert(t):
+        d = _normalize("NFC", job.datas[i])
+        job.held.append(d)
+        if PyUnicode_IS_ASCII(d):
+            t.ptr = <const uint8_t*>PyUnicode_DATA(d)
+            t.size = PyUnicode_GET_LENGTH(d)
+            t.kind = 0
+        else:
+            t.chars = PyUnicode_DATA(d)
+            t.size = PyUnicode_GET_LENGTH(d)
+            t.kind = PyUnicode_KIND(d)
+    scratch = <uint8_t*>malloc(utf8_size_bound(t) + 1)
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        x = text_in_bytes(t, scratch, &n)
+        if x == NULL:
+            raise_unencodable(job.datas, i, form)
+        if b.mode != MODE_VITERBI:
+            rng_init(&rng, b.seeds[i], b.keys[i], b.rng_kind)
+        with nogil:
+            if ws_reserve(ws, n, b.M.trie.max_len) == 0:
+                m = segment(&b.M, b.mode, x, n, b.chunked, False, &rng, ws, ws.out_val, ws.out_end)
+        if m < 0:
+            raise MemoryError()
+        return ids_to_objs(ws.out_val, m, lat._id_ptrs, bos, eos, True)
+    finally:
+        free(scratch)
+
+
 cdef class Lattice:
     """A vocabulary compiled for segmentation.
 
@@ -1609,6 +1797,7 @@ cdef class Lattice:
     cdef list _weight_arrays  # the arrays behind those addresses
     cdef double _last_alpha   # the last cached alpha looked up, and its address: a
     cdef object _last_address # sampling loop asks for the same alpha every call
+    cdef const double* _last_q  # ... and that address as a pointer (encode's fast path)
     cdef tuple _id_objs       # the id of each piece index as a Python int ...
     cdef PyObject** _id_ptrs  # ... and as pointers (borrowed from _id_objs), for ids_to_objs
     cdef Lattice _trie_owner  # a lattice made by with_logprobs borrows its trie from this one
@@ -1676,6 +1865,8 @@ cdef class Lattice:
         out.min_logprob = float(logp.min()) if self.num_pieces else 0.0
         out._weights = {}
         out._weight_arrays = []
+        out._last_alpha = NAN             # (0.0 would pass for a cached alpha of 0)
+        out._last_address = None
         out._id_objs = self._id_objs
         out._id_shift = self._id_shift
         out._id_ptrs = <PyObject**>malloc(max(1, self.num_pieces) * sizeof(PyObject*))
@@ -1710,7 +1901,8 @@ cdef class Lattice:
             return self._last_address
         address = self._weights.get(alpha)
         if address is not None:
-            self._last_address = address     # both set with the GIL held
+            self._last_address = address     # all three set with the GIL held
+            self._last_q = <const double*><size_t>address
             self._last_alpha = alpha
             return address
         q = np.exp(alpha * np.asarray(self.logp))
@@ -1766,14 +1958,21 @@ cdef class Lattice:
         """Ids of one segmentation of `data`, bytes or a str read as UTF-8 (Viterbi when
         alpha < 0)."""
         cdef int mode = self._mode(alpha, sampler)
-        cdef object keep = self._q_array(alpha, mode)
+        cdef object keep = None
         cdef Model M
         cdef Rng rng
         cdef Workspace ws
         cdef char stack[STACK_WORKSPACE]
         cdef Py_ssize_t n, m
         cdef const uint8_t* x = text_bytes(data, &n)
-        self._model(&M, alpha, keep)
+        if mode == MODE_EXACT and alpha == self._last_alpha:    # a sampling loop's usual case
+            M.trie = self.trie
+            M.logp = self.logp_ptr
+            M.alpha = alpha
+            M.q = self._last_q
+        else:
+            keep = self._q_array(alpha, mode)
+            self._model(&M, alpha, keep)
         if mode != MODE_VITERBI:
             rng_init(&rng, seed_word, key_word, rng_kind)
         ws_init(&ws, stack, sizeof(stack))
@@ -1890,6 +2089,101 @@ cdef class Lattice:
         finally:
             ws_free(&ws)
             free(texts); free(nout); free(buf); free(scratch)
+
+    def encode_lists(self, list datas, double alpha=-1.0, const uint64_t[::1] seed_words=None,
+                     const uint64_t[::1] key_words=None, bint chunked=True, int sampler=S_EXACT,
+                     int rng_kind=RNG_XOSHIRO, int bos=-1, int eos=-1, object form=None,
+                     object convert=None, int threads=1, object submit=None):
+        """encode_many(datas, ...) on this thread and threads - 1 helpers: the list of id
+        lists (tracked by the cycle collector). `submit(task, helpers)` must run task()
+        soon on that many other threads (without waiting for it).
+
+        The texts are gathered with the GIL first; then this thread and the helpers
+        segment chunks of them without it (see batch_chunk), and this thread alone builds
+        the id lists, in text order, each time it has finished a chunk of its own, and
+        once every chunk is claimed, as the helpers finish theirs."""
+        cdef int mode = self._mode(alpha, sampler)
+        cdef object keep = self._q_array(alpha, mode)
+        cdef _ListBatch job = _ListBatch.__new__(_ListBatch)
+        cdef BatchState* b = &job.b
+        cdef Py_ssize_t count = len(datas), i, total = 0, c, built = 0, lo, hi, r
+        cdef Workspace ws
+        cdef uint8_t* scratch = NULL
+        cdef list result
+        cdef object lst
+        job.datas = datas
+        job.held = []
+        job.keep = keep
+        job.lattice = self
+        if mode != MODE_VITERBI:
+            key_word_arrays(seed_words, key_words, count, &b.seeds, &b.keys)
+            job.seed_ref = seed_words
+            job.key_ref = key_words
+        b.mode = mode
+        b.rng_kind = rng_kind
+        b.chunked = chunked
+        b.count = count
+        b.chunk = CHUNK_TEXTS
+        b.nchunks = (count + CHUNK_TEXTS - 1) // CHUNK_TEXTS
+        b.texts = <TextIn*>malloc((count + 1) * sizeof(TextIn))
+        b.first = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        b.nout = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        b.done = <uint8_t*>calloc(b.nchunks + 1, 1)
+        if b.texts == NULL or b.first == NULL or b.nout == NULL or b.done == NULL:
+            raise MemoryError()
+        b.room = gather_texts(datas, form, convert, b.texts, job.held)
+        for i in range(count):
+            b.first[i] = total
+            total += b.texts[i].size if b.texts[i].kind == 0 else utf8_size_bound(&b.texts[i])
+        b.first[count] = total
+        b.vals = <int32_t*>malloc((total + 1) * sizeof(int32_t))
+        scratch = <uint8_t*>malloc(b.room + 1)
+        if b.vals == NULL or scratch == NULL:
+            free(scratch)
+            raise MemoryError()
+        self._model(&b.M, alpha, keep)
+        result = PyList_New(count)           # NULL items until built (list_dealloc allows it)
+        PyObject_GC_UnTrack(result)
+        memset(&ws, 0, sizeof(Workspace))
+        try:
+            if threads > 1 and b.nchunks > 1 and submit is not None:
+                submit(job.help, min(threads - 1, b.nchunks - 1))
+            while built < b.nchunks:
+                with nogil:
+                    c = batch_chunk(b, &ws, scratch)
+                    if c < 0:     # all claimed: wait for the next chunk in order
+                        while BP_LOAD_ACQUIRE(&b.done[built]) == 0:
+                            BP_YIELD()
+                while built < b.nchunks and BP_LOAD_ACQUIRE(&b.done[built]):
+                    lo = built * b.chunk
+                    hi = lo + b.chunk if lo + b.chunk < count else count
+                    for i in range(lo, hi):
+                        r = b.nout[i]
+                        if r >= 0:
+                            lst = ids_to_objs(b.vals + b.first[i], r, self._id_ptrs, bos, eos, True)
+                        elif r == NOUT_NFC:
+                            lst = batch_one_text(self, job, i, form, &ws, bos, eos)
+                        elif r == NOUT_UNENCODABLE:
+                            raise_unencodable(datas, i, form)
+                        else:
+                            raise MemoryError()
+                        Py_INCREF(lst)
+                        PyList_SET_ITEM(result, i, lst)
+                    built += 1
+        except BaseException:
+            # Helpers stop claiming; wait for the chunks they are on, so that none reads
+            # a text of `datas` (or `job`) after this call has returned.
+            c = BP_FETCH_ADD(&b.next_chunk, b.nchunks + 1)
+            with nogil:
+                for i in range(built, c if c < b.nchunks else b.nchunks):
+                    while BP_LOAD_ACQUIRE(&b.done[i]) == 0:
+                        BP_YIELD()
+            raise
+        finally:
+            ws_free(&ws)
+            free(scratch)
+        track_lists(result)
+        return result
 
     def viterbi_split(self, bytes data, bint forbid_whole=False):
         """Ids of the Viterbi segmentation of `data` as one chunk. With forbid_whole the

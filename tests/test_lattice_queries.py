@@ -358,6 +358,19 @@ def test_split_scores_are_the_best_split_without_the_whole_piece(tok):
         assert math.isclose(score, math.fsum(logp[i - first] for i in ids), rel_tol=1e-12, abs_tol=1e-12)
 
 
+def test_with_logprobs_lattice_samples_at_alpha_zero_as_a_new_lattice(tok):
+    # A copy's first draw at alpha 0 once found the uninitialised "last alpha" (0.0)
+    # and sampled with the log-probabilities as weights (and could crash).
+    pieces = list(tok.vocabulary.pieces)
+    ids = np.arange(len(pieces))
+    copy = Lattice(pieces, tok._logprobs, ids).with_logprobs(tok._logprobs)
+    fresh = Lattice(pieces, tok._logprobs, ids)
+    texts = [line.encode() for line in _heldout_lines("en.heldout.txt", 20)]
+    for alpha in (0.0, 0.5, 0.0):
+        assert [copy.encode(t, alpha, 1, k) for k, t in enumerate(texts)] == \
+            [fresh.encode(t, alpha, 1, k) for k, t in enumerate(texts)]
+
+
 def test_with_logprobs_equals_a_new_lattice_and_outlives_its_source(tok):
     import gc
 
