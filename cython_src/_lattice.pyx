@@ -39,6 +39,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
+from _byteviews cimport ByteViews, views_free, views_of
 from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_next, rng_uniform
 
 import numpy as np
@@ -2214,21 +2215,16 @@ cdef class Lattice:
         cdef Py_ssize_t count = len(datas), i, longest = 0, m = 0
         cdef Model M
         cdef Workspace ws
-        cdef bytes item
         out = np.empty(count, dtype=np.float64)
         cdef double[::1] ov = out
-        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
-        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef ByteViews views
+        cdef const uint8_t** ptrs
+        cdef Py_ssize_t* lens
         cdef int32_t* buf = NULL
+        memset(&views, 0, sizeof(ByteViews))
         try:
-            if ptrs == NULL or lens == NULL:
-                raise MemoryError()
-            for i in range(count):
-                item = datas[i]
-                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
-                lens[i] = PyBytes_GET_SIZE(item)
-                if lens[i] > longest:
-                    longest = lens[i]
+            views_of(datas, &views)
+            ptrs, lens, longest = views.ptrs, views.lens, views.longest
             buf = <int32_t*>malloc((2 * longest + 2) * sizeof(int32_t))
             if buf == NULL:
                 raise MemoryError()
@@ -2249,7 +2245,7 @@ cdef class Lattice:
                 raise MemoryError()
             return out
         finally:
-            free(ptrs); free(lens); free(buf)
+            views_free(&views); free(buf)
 
     # -- forward-backward --------------------------------------------------
     def expected_counts(self, list texts, double[::1] counts, double alpha=1.0, bint chunked=False,
@@ -2271,8 +2267,9 @@ cdef class Lattice:
             raise ValueError(f"counts needs at least {max_id + 1} entries")
         if not (alpha >= 0 and alpha < INFINITY):
             raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
-        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
-        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef ByteViews views
+        cdef const uint8_t** ptrs
+        cdef Py_ssize_t* lens
         cdef double* bwd = NULL
         cdef double total = 0.0, logz = 0.0
         cdef double* cnt
@@ -2282,16 +2279,10 @@ cdef class Lattice:
         cdef object keep
         cdef Model M
         cdef Workspace ws
-        cdef bytes item
+        memset(&views, 0, sizeof(ByteViews))
         try:
-            if ptrs == NULL or lens == NULL:
-                raise MemoryError()
-            for i in range(count):
-                item = texts[i]
-                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
-                lens[i] = PyBytes_GET_SIZE(item)
-                if lens[i] > longest:
-                    longest = lens[i]
+            views_of(texts, &views)
+            ptrs, lens, longest = views.ptrs, views.lens, views.longest
             bwd = <double*>malloc((longest + 1) * sizeof(double))
             memset(&ws, 0, sizeof(Workspace))
             if bwd == NULL or ws_reserve(&ws, longest, self.trie.max_len) < 0:
@@ -2319,7 +2310,7 @@ cdef class Lattice:
                 raise MemoryError()
             return total
         finally:
-            free(ptrs); free(lens); free(bwd)
+            views_free(&views); free(bwd)
 
     def count_viterbi_pairs(self, list texts, weights, PairCounts out):
         """Adds, for each text (bytes, one chunk: no newline cuts), weights[i] for every pair
@@ -2332,24 +2323,19 @@ cdef class Lattice:
             raise ValueError(f"{count} texts but {wv.shape[0]} weights")
         if out.num_pieces != npieces:
             raise ValueError(f"the pair table is for {out.num_pieces} pieces, the lattice has {npieces}")
-        cdef const uint8_t** ptrs = <const uint8_t**>malloc((count + 1) * sizeof(uint8_t*))
-        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        cdef ByteViews views
+        cdef const uint8_t** ptrs
+        cdef Py_ssize_t* lens
         cdef int32_t* vals = NULL
         cdef int32_t* ends = NULL
         cdef int status = 0
         cdef Model M
         cdef Workspace ws
-        cdef bytes item
         memset(&ws, 0, sizeof(Workspace))
+        memset(&views, 0, sizeof(ByteViews))
         try:
-            if ptrs == NULL or lens == NULL:
-                raise MemoryError()
-            for i in range(count):
-                item = texts[i]
-                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
-                lens[i] = PyBytes_GET_SIZE(item)
-                if lens[i] > longest:
-                    longest = lens[i]
+            views_of(texts, &views)
+            ptrs, lens, longest = views.ptrs, views.lens, views.longest
             vals = <int32_t*>malloc((longest + 1) * sizeof(int32_t))
             ends = <int32_t*>malloc((longest + 1) * sizeof(int32_t))
             if vals == NULL or ends == NULL:
@@ -2373,7 +2359,7 @@ cdef class Lattice:
                 raise MemoryError()
         finally:
             ws_free(&ws)
-            free(ptrs); free(lens); free(vals); free(ends)
+            views_free(&views); free(vals); free(ends)
 
     def boundary_marginals(self, bytes data, double alpha=1.0, bint chunked=True, bint logspace=False):
         """(log Z, p) where p[i] is the probability that a piece boundary falls at byte i

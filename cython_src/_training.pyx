@@ -23,6 +23,7 @@
 #   maximum wins, and the same behaviour when a whole column is -inf.
 
 cimport cython
+from _byteviews cimport ByteViews, views_free, views_of
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.math cimport INFINITY, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
@@ -396,18 +397,15 @@ cdef class NgramTable:
     def count(self, list chunks):
         """Adds the n-grams of each chunk (bytes); the GIL is released while counting."""
         cdef Py_ssize_t m = len(chunks), i
-        cdef const uint8_t** ptrs = <const uint8_t**>malloc((m + 1) * sizeof(uint8_t*))
-        cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((m + 1) * sizeof(Py_ssize_t))
+        cdef ByteViews views
+        cdef const uint8_t** ptrs
+        cdef Py_ssize_t* lens
         cdef int rc = 0
-        cdef bytes item
+        memset(&views, 0, sizeof(ByteViews))
         try:
             self.check_usable()
-            if ptrs == NULL or lens == NULL:
-                raise MemoryError()
-            for i in range(m):
-                item = chunks[i]
-                ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
-                lens[i] = PyBytes_GET_SIZE(item)
+            views_of(chunks, &views)
+            ptrs, lens = views.ptrs, views.lens
             with nogil:
                 for i in range(m):
                     rc = self._count_chunk(ptrs[i], lens[i])
@@ -422,7 +420,7 @@ cdef class NgramTable:
             if rc < 0:
                 raise MemoryError()
         finally:
-            free(ptrs); free(lens)
+            views_free(&views)
 
     def merge(self, NgramTable other):
         """Adds other's counts into this table (returns self)."""
@@ -1489,25 +1487,20 @@ def count_pieces_block(list chunks, NgramModel model, bint ensure_unicode=True,
     that (candidate longer pieces for the EM stage).
     """
     cdef Py_ssize_t m = len(chunks), i, longest = 0, k, np_, s, e, e2
-    cdef const uint8_t** ptrs = <const uint8_t**>malloc((m + 1) * sizeof(uint8_t*))
-    cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((m + 1) * sizeof(Py_ssize_t))
+    cdef ByteViews views
+    cdef const uint8_t** ptrs
+    cdef Py_ssize_t* lens
     cdef double* buf = NULL
     cdef uint8_t* routes = NULL
     cdef int32_t* starts = NULL
     cdef int order = model.order, rc = 0
-    cdef bytes item
     cdef PieceTable table = PieceTable()
     cdef PieceTable pairs = PieceTable()
     cdef const uint8_t* x
+    memset(&views, 0, sizeof(ByteViews))
     try:
-        if ptrs == NULL or lens == NULL:
-            raise MemoryError()
-        for i in range(m):
-            item = chunks[i]
-            ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
-            lens[i] = PyBytes_GET_SIZE(item)
-            if lens[i] > longest:
-                longest = lens[i]
+        views_of(chunks, &views)
+        ptrs, lens, longest = views.ptrs, views.lens, views.longest
         buf = <double*>malloc((3 * order + 1) * sizeof(double))
         routes = <uint8_t*>malloc(longest * order + 1)
         starts = <int32_t*>malloc((longest + 2) * sizeof(int32_t))
@@ -1535,7 +1528,7 @@ def count_pieces_block(list chunks, NgramModel model, bint ensure_unicode=True,
         if rc < 0:
             raise MemoryError()
     finally:
-        free(ptrs); free(lens); free(buf); free(routes); free(starts)
+        views_free(&views); free(buf); free(routes); free(starts)
     if max_pair_length > 0:
         return table, pairs
     return table
@@ -1640,21 +1633,15 @@ def chunk_keys(list chunks):
     cdef Py_ssize_t m = len(chunks), i
     out = np.empty(m, dtype=np.uint64)
     cdef uint64_t[::1] ov = out
-    cdef const uint8_t** ptrs = <const uint8_t**>malloc((m + 1) * sizeof(uint8_t*))
-    cdef Py_ssize_t* lens = <Py_ssize_t*>malloc((m + 1) * sizeof(Py_ssize_t))
-    cdef bytes item
+    cdef ByteViews views
+    memset(&views, 0, sizeof(ByteViews))
     try:
-        if ptrs == NULL or lens == NULL:
-            raise MemoryError()
-        for i in range(m):
-            item = chunks[i]
-            ptrs[i] = <const uint8_t*>PyBytes_AS_STRING(item)
-            lens[i] = PyBytes_GET_SIZE(item)
+        views_of(chunks, &views)
         with nogil:
             for i in range(m):
-                ov[i] = blake2b_key(ptrs[i], lens[i])
+                ov[i] = blake2b_key(views.ptrs[i], views.lens[i])
     finally:
-        free(ptrs); free(lens)
+        views_free(&views)
     return out
 
 

@@ -452,3 +452,24 @@ def test_finish_ngrams_release_frees_the_table(threads):
                 lambda: pickle.dumps(table), lambda: table.count([b"x"]), lambda: finish_ngrams(table, 2)):
         with pytest.raises(ValueError, match="released"):
             use()
+
+
+def test_batch_loops_refuse_items_that_are_not_bytes():
+    """Every loop that reads a list of bytes without the GIL refuses str and None
+    up front (None would otherwise be read as a bytes object)."""
+    from bytepiece._lattice import Lattice, PairCounts
+    from bytepiece._training import chunk_keys
+
+    lattice = Lattice([bytes([b]) for b in range(256)], np.full(256, -5.5), np.arange(256))
+    calls = [
+        lambda items: lattice.expected_counts(items, np.zeros(256)),
+        lambda items: lattice.split_scores(items),
+        lambda items: lattice.count_viterbi_pairs(items, [1] * len(items), PairCounts(256)),
+        lambda items: NgramTable(3).count(items),
+        lambda items: chunk_keys(items),
+    ]
+    for call in calls:
+        call([b"ok", b""])
+        for bad in ([b"ok", None], ["text"]):
+            with pytest.raises(TypeError):
+                call(bad)
