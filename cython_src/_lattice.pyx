@@ -1250,15 +1250,35 @@ cdef inline Py_ssize_t utf8_put(uint32_t c, uint8_t* out) noexcept nogil:
     return 4
 
 
+ctypedef fused code_unit:
+    uint16_t
+    uint32_t
+
+
+cdef inline Py_ssize_t utf8_of_units(const code_unit* p, Py_ssize_t size, uint8_t* out) noexcept nogil:
+    """utf8_encode for 2- and 4-byte code units (one compiled loop per size)."""
+    cdef Py_ssize_t i, o = 0, w
+    cdef uint32_t c
+    for i in range(size):
+        c = p[i]
+        if c < 0x80:
+            out[o] = <uint8_t>c
+            o += 1
+        else:
+            w = utf8_put(c, out + o)
+            if w < 0:
+                return -1
+            o += w
+    return o
+
+
 cdef Py_ssize_t utf8_encode(const TextIn* t, uint8_t* out) noexcept nogil:
     """The UTF-8 of a str's code points into out; returns its length, or -1 at a lone
     surrogate, which UTF-8 cannot carry (str.encode("utf-8") raises there). One loop per
     code unit size, so the loops have no branch on it."""
-    cdef Py_ssize_t i, o = 0, w
+    cdef Py_ssize_t i, o = 0
     cdef uint32_t c
     cdef const uint8_t* p1 = <const uint8_t*>t.chars
-    cdef const uint16_t* p2 = <const uint16_t*>t.chars
-    cdef const uint32_t* p4 = <const uint32_t*>t.chars
     if t.kind == 1:
         for i in range(t.size):
             c = p1[i]
@@ -1269,29 +1289,10 @@ cdef Py_ssize_t utf8_encode(const TextIn* t, uint8_t* out) noexcept nogil:
                 out[o] = <uint8_t>(0xC0 | (c >> 6))
                 out[o + 1] = <uint8_t>(0x80 | (c & 0x3F))
                 o += 2
-    elif t.kind == 2:
-        for i in range(t.size):
-            c = p2[i]
-            if c < 0x80:
-                out[o] = <uint8_t>c
-                o += 1
-            else:
-                w = utf8_put(c, out + o)
-                if w < 0:
-                    return -1
-                o += w
-    else:
-        for i in range(t.size):
-            c = p4[i]
-            if c < 0x80:
-                out[o] = <uint8_t>c
-                o += 1
-            else:
-                w = utf8_put(c, out + o)
-                if w < 0:
-                    return -1
-                o += w
-    return o
+        return o
+    if t.kind == 2:
+        return utf8_of_units(<const uint16_t*>t.chars, t.size, out)
+    return utf8_of_units(<const uint32_t*>t.chars, t.size, out)
 
 
 cdef Py_ssize_t gather_texts(list datas, object form, object convert, TextIn* out, list keep) except -1:
