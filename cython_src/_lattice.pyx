@@ -111,6 +111,16 @@ cdef inline bint is_chunk_start(const uint8_t* x, Py_ssize_t p) noexcept nogil:
     return x[p - 1] == 10 and x[p] != 10
 
 
+cdef inline Py_ssize_t chunk_end(const uint8_t* x, Py_ssize_t cs, Py_ssize_t n, bint chunked) noexcept nogil:
+    """The end of the chunk that starts at cs < n (n itself when not chunked)."""
+    cdef Py_ssize_t ce = cs + 1
+    if not chunked:
+        return n
+    while ce < n and not is_chunk_start(x, ce):
+        ce += 1
+    return ce
+
+
 cdef class _FreeList:
     """Free slots of the double array under construction, as a doubly linked list."""
     cdef int32_t* nxt
@@ -808,12 +818,7 @@ cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n,
     cdef double* fwd = ws.score
     cs = 0
     while cs < n:
-        ce = cs + 1
-        if chunked:
-            while ce < n and not is_chunk_start(x, ce):
-                ce += 1
-        else:
-            ce = n
+        ce = chunk_end(x, cs, n, chunked)
         fwd[cs] = 0.0
         for e in range(cs + 1, ce + 1):
             k = collect_edges(&M.trie, x, e, cs, ws.starts, ws.values)
@@ -917,12 +922,7 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
         return NAN
     cs = 0
     while cs < n:
-        ce = cs + 1
-        if chunked:
-            while ce < n and not is_chunk_start(x, ce):
-                ce += 1
-        else:
-            ce = n
+        ce = chunk_end(x, cs, n, chunked)
         f[cs] = 1.0
         fx[cs] = 0
         renormed = cs
@@ -2430,12 +2430,7 @@ cdef class Lattice:
         try:
             cs = 0
             while cs < length:
-                ce = cs + 1
-                if chunked:
-                    while ce < length and not is_chunk_start(x, ce):
-                        ce += 1
-                else:
-                    ce = length
+                ce = chunk_end(x, cs, length, chunked)
                 with nogil:
                     kbest_chunk(&M, x, cs, ce, &kb, &ws)
                 cnt = kb.count[ce]
