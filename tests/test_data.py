@@ -239,6 +239,28 @@ def test_distributed_ranks_partition_the_stream(transform, corpus_file):
         TextStream(corpus_file, transform, rank=3, world_size=3)
 
 
+def test_epoch_sampler_over_distributed_samplers(transform):
+    # Map-style data on two ranks: EpochSampler(DistributedSampler) partitions the
+    # documents, forwards set_epoch (a new shuffle) and carries the epoch to the items.
+    from torch.utils.data.distributed import DistributedSampler
+
+    ds = TokenizedDataset(TEXTS, private_copy(transform), return_index=True, output="list")
+    samplers = [EpochSampler(DistributedSampler(ds, num_replicas=2, rank=r, shuffle=True, seed=0)) for r in (0, 1)]
+    orders = {}
+    for epoch in (0, 1):
+        got, orders[epoch] = {}, []
+        for sampler in samplers:
+            sampler.set_epoch(epoch)
+            loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=2, collate_fn=list,
+                                multiprocessing_context="fork")
+            items = [item for batch in loader for item in batch]
+            orders[epoch].append([i for i, _ in items])
+            assert not got.keys() & {i for i, _ in items}
+            got.update(items)
+        assert [got[i] for i in range(len(TEXTS))] == serial(transform, epoch)
+    assert orders[0] != orders[1]
+
+
 def test_packing_into_fixed_blocks(model, corpus_file):
     plain = EncodeTransform(model, alpha=ALPHA, seed=7)            # the stream adds <eos>
     stream = TextStream(corpus_file, plain, block_size=16, drop_last=False)
