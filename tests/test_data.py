@@ -173,7 +173,7 @@ def test_flat_batches_equal_one_by_one(transform):
 # -- torch ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
 def test_dataloader_workers_equal_a_serial_loop(transform, corpus_file, start_method):
     # Map-style, shuffled, persistent workers: EpochSampler carries the epoch to them.
     ds = TokenizedDataset(TEXTS, transform, return_index=True, output="list")
