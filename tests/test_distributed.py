@@ -191,6 +191,35 @@ def test_saved_and_merged_counts_equal_one_shot(corpus, reference, tmp_path):
     assert _model_bytes(fresh, tmp_path / "m") == reference["em"]
 
 
+def test_driver_frees_its_own_ngram_table_and_keeps_given_counts(corpus, reference, tmp_path, monkeypatch):
+    """A table the driver merged itself is released as the n-gram model is built (the
+    local trainer does the same with its own), so it is not held through piece counting
+    and EM; counts the caller passed in stay intact and usable."""
+    from bytepiece import _training
+
+    finished = []
+    real = _training.finish_ngrams
+
+    def spy(table, *args, **kwargs):
+        out = real(table, *args, **kwargs)
+        finished.append(table.released)
+        return out
+
+    monkeypatch.setattr(_training, "finish_ngrams", spy)
+    t = DaskTrainer(**NO_EM, blocksize=50_000)
+    t.train_files(corpus)
+    assert finished == [True]
+    assert _model_bytes(t, tmp_path / "m") == reference["no_em"]
+    trainer = Trainer(**NO_EM)
+    ngrams = count_ngrams(corpus, trainer)
+    pieces = count_pieces(corpus, ngrams, trainer)
+    digest = ngrams.digest()
+    fresh = Trainer(**NO_EM)
+    train_from_counts(fresh, ngrams, pieces)
+    assert finished == [True, False] and ngrams.digest() == digest
+    assert _model_bytes(fresh, tmp_path / "m2") == reference["no_em"]
+
+
 def test_merge_refuses_mismatched_counts(corpus, tmp_path):
     a = count_ngrams(corpus[:1], Trainer(order=6, verbose=False))
     b = count_ngrams(corpus[1:2], Trainer(order=5, verbose=False))
