@@ -222,11 +222,12 @@ class Tokenizer(LatticeQueries):
         """
         if alpha is None:
             alpha = self._alpha
-        if allowed_special or disallowed_special or as_numpy:
+        if as_numpy:
+            return self._encode_array(text, add_bos, add_eos, alpha, key, sampler, allowed_special,
+                                      disallowed_special)
+        if allowed_special or disallowed_special:
             ids = self._encode_spans(text, add_bos, add_eos, alpha, key, sampler, allowed_special,
                                      disallowed_special, False)[0]
-            if as_numpy:
-                return np.asarray(ids, dtype=self.id_dtype)
             return ids.__iter__() if iter else ids
         # The hot path of per-line encoding: kept free of helper calls for str input. An
         # ASCII str is left as it is (no normal form changes ASCII) and the lattice reads
@@ -382,6 +383,57 @@ class Tokenizer(LatticeQueries):
             starts.append(len(data))
             ends.append(len(data))
         return ids, starts, ends, data
+
+    def _encode_array(self, text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed) -> np.ndarray:
+        """encode(..., as_numpy=True): the core writes the ids straight into an array of
+        id_dtype (no Python int per token). The runs of ordinary text between honoured
+        special tokens go to the core as one batch, each with the key word _encode_spans
+        gives it, so the ids are the same."""
+        data = self._to_bytes(text)
+        parts = self._split_special(data, allowed, disallowed) if (allowed or disallowed) else (
+            [(0, len(data), -1)] if data else [])
+        runs = [data[lo:hi] if (lo or hi != len(data)) else data for lo, hi, special in parts if special < 0]
+        specials = [special for _, _, special in parts if special >= 0]
+        if not parts:
+            runs = [data]               # an empty text still gets its <bos>/<eos>
+        seeds = keys = None
+        code = 0
+        if alpha < 0:
+            alpha = -1.0
+        else:
+            alpha = self._check_alpha(alpha)
+            code = self._sampler(sampler)
+            seed_word, key_word = self._words(key)
+            seeds = np.full(len(runs), seed_word, dtype=np.uint64)
+            keys = np.array([key_word if j == 0 else _segment_word(key_word, j) for j in range(len(runs))],
+                            dtype=np.uint64)
+        small = self.id_dtype == np.uint16
+        if not specials:
+            ids, _, _ = self._lattice.encode_many_flat(runs, alpha, seeds, keys, True, code, 0,
+                                                       BOS_ID if add_bos else -1, EOS_ID if add_eos else -1,
+                                                       small, False)
+            # The core's buffer has room for one id per byte; keep only what is used.
+            return ids.copy() if ids.base is not None and 2 * len(ids) < ids.base.size else ids
+        flat, rows, _ = self._lattice.encode_many_flat(runs, alpha, seeds, keys, True, code, 0, -1, -1,
+                                                       small, False)
+        out = np.empty(len(flat) + len(specials) + add_bos + add_eos, dtype=self.id_dtype)
+        at = 0
+        if add_bos:
+            out[0] = BOS_ID
+            at = 1
+        run = 0
+        for _, _, special in parts:
+            if special >= 0:
+                out[at] = special
+                at += 1
+            else:
+                lo, hi = rows[run], rows[run + 1]
+                out[at:at + hi - lo] = flat[lo:hi]
+                at += hi - lo
+                run += 1
+        if add_eos:
+            out[at] = EOS_ID
+        return out
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; ids 0-2 are dropped and invalid UTF-8 is skipped, as in 0.6.3
