@@ -750,7 +750,8 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
 @click.option("-o", "--output", required=True,
               help="Folder for the shards (created; may be a URL the workers can write to).")
 @click.option("--alpha", type=float, default=None, callback=_check_alpha,
-              help="Sample segmentations (e.g. --alpha 0.1); each line is keyed by its line number.")
+              help="Sample segmentations (e.g. --alpha 0.1); each line is keyed by its line number. "
+                   "Default: the model's own (Viterbi unless the model file records one).")
 @click.option("--seed", type=int, default=None, help="Seed for --alpha (default: random, kept in index.json).")
 @click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
 @click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
