@@ -660,7 +660,8 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
 @click.option("-f", "--format", "fmt", type=click.Choice(["ids", "pieces", "jsonl"]), default="ids",
               show_default=True,
               help="ids: space-separated ids; pieces: readable pieces (see below); "
-                   "jsonl: one JSON object per line with ids, pieces and byte offsets.")
+                   "jsonl: one JSON object per line with ids, pieces, byte offsets and "
+                   "character offsets (within the line, as Tokenizer.encode_with_offsets).")
 @click.option("--alpha", type=float, default=None, callback=_check_alpha,
               help="Sample segmentations with probability proportional to exp(alpha * score) "
                    "instead of the single best one (e.g. --alpha 0.1). Negative means best.")
