@@ -537,3 +537,19 @@ def test_docs_state_this_family_and_the_table_script_runs(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(FAMILY_SIZE), str(len(CASES))]
+
+
+def test_the_named_legacy_mode_is_the_sampler_this_module_rejects(tok):
+    """Tokenizer(..., sampler="legacy-v1") is the core's SAMPLER_LEGACY_V1 (the negative
+    control above), and "exact" the core's exact sampler, draw for draw."""
+    text = "Exact sampling: 自然语言处理 and x += 1;"
+    data = text.encode()
+    for name, code in (("exact", SAMPLER_EXACT), ("legacy-v1", SAMPLER_LEGACY_V1)):
+        for key in range(20):
+            seed_word, key_word = tok._words(key)
+            core = tok._lattice.tokenize(data, 0.1, seed_word, key_word, True, code)
+            assert tok.tokenize(text, alpha=0.1, key=key, sampler=name) == core
+    assert any(tok.tokenize(text, alpha=0.1, key=k, sampler="legacy-v1") != tok.tokenize(text, alpha=0.1, key=k)
+               for k in range(20))
+    with pytest.raises(ValueError, match="sampler"):
+        tok.tokenize(text, alpha=0.1, sampler="v1")
