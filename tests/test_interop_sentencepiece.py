@@ -388,3 +388,17 @@ def test_known_difference_decoding_bytepiece_ids_with_sentencepiece(bp, sp):
     # Ids of text that SentencePiece can represent decode the same in both.
     text = "Hello wörld, 你好 \t x"
     assert sp.decode(bp.encode(text)) == bp.decode(bp.encode(text)) == text
+
+
+def test_import_turns_user_defined_pieces_into_special_tokens(tmp_path):
+    chat = Tokenizer(VENDORED_MODEL, special_tokens=["<|endoftext|>", "<|im_start|>"])
+    path = tmp_path / "chat.model"
+    chat.convert_to_sentencepiece(path)
+    back = Tokenizer.from_sentencepiece(path, normalize="NFC")
+    assert list(back.special_tokens) == ["<|endoftext|>", "<|im_start|>"]
+    assert list(back.special_tokens.values()) == [back.vocab_size - 2, back.vocab_size - 1]
+    text = "<|im_start|>hello<|endoftext|>"
+    ids = back.encode(text, allowed_special="all")
+    assert ids[0] == back.special_tokens["<|im_start|>"] and ids[-1] == back.special_tokens["<|endoftext|>"]
+    assert back.decode(ids) == text
+    assert not set(back.encode(text)) & set(back.special_tokens.values())   # ordinary text by default
