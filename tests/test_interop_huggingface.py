@@ -172,3 +172,18 @@ def test_known_difference_shortest_score_spelling_without_tokenizers(bp, monkeyp
                 assert sorted(theirs.ids) == sorted(ours)        # the same pieces, another order
                 assert bp.score(line, theirs.ids) == bp.score(line, ours)
     assert differ == {"zh": 1, "code": 64}
+
+
+def test_known_difference_offsets_of_text_that_normalisation_changes(bp, hf):
+    # Hugging Face maps offsets back to the input; bytepiece's character offsets are into
+    # the normalised text (tok.normalize_text). Same ids; same offsets once the input is
+    # in normal form.
+    decomposed = "cafe\u0301 ok"
+    composed = bp.normalize_text(decomposed)
+    assert composed == "café ok" and hf.encode(decomposed).ids == bp.encode(decomposed)
+    ours = bp.encode_with_offsets(decomposed).char_offsets
+    assert ours == bp.encode_with_offsets(composed).char_offsets == hf.encode(composed).offsets
+    theirs = hf.encode(decomposed).offsets
+    assert theirs != ours
+    assert [decomposed[a:b] for a, b in theirs][-2:] == [" ", "ok"]
+    assert [composed[a:b] for a, b in ours][-2:] == [" ", "ok"]
