@@ -191,7 +191,7 @@ class Tokenizer(LatticeQueries):
         is the model's default (-1, Viterbi, unless the model file records another).
 
         >>> tok.tokenize("tokenizer")                       # doctest: +SKIP
-        [b'token', b'izer']
+        [b'token', b'ize', b'r']
 
         ``key`` (int, str, bytes or a tuple of those) makes the draw a pure function of
         (seed, key, text, alpha). ``sampler="legacy-v1"`` is the first, inexact variant.
@@ -212,7 +212,7 @@ class Tokenizer(LatticeQueries):
         """Ids of ``text`` (see :meth:`tokenize` for ``alpha``, ``key`` and ``sampler``).
 
         >>> tok.encode("tokenizer", add_eos=True)           # doctest: +SKIP
-        [20577, 16386, 2]
+        [13720, 4292, 117, 2]
 
         Special tokens (``special_tokens`` of the model) found in ``text`` are encoded as
         ordinary text unless listed in ``allowed_special`` (a set of them, or ``"all"``);
@@ -259,7 +259,7 @@ class Tokenizer(LatticeQueries):
 
         >>> enc = tok.encode_with_offsets("héllo")             # doctest: +SKIP
         >>> enc.ids, enc.offsets, enc.char_offsets             # doctest: +SKIP
-        ([...], [(0, 3), (3, 6)], [(0, 2), (2, 5)])
+        ([107, 1519, 4351], [(0, 1), (1, 3), (3, 6)], [(0, 1), (1, 2), (2, 5)])
 
         Offsets refer to the normalised text (``tok.normalize_text(text)``, which is
         ``text`` itself when it is already NFC or normalisation is off): byte offsets
