@@ -474,6 +474,9 @@ def test_viterbi_is_the_enumerated_argmax_with_longest_piece_ties(vt):
     got = lattice.tokenize(text)
     assert got == oracle.argmax_enumerated(text)
     assert got == oracle.viterbi(text)
+    # Any negative alpha is Viterbi, whatever the seed, key and sampler.
+    for alpha, sampler in ((-1e-9, SAMPLER_EXACT), (-3.0, SAMPLER_LEGACY_V1), (-0.5, SAMPLER_EXACT_LOGSPACE)):
+        assert lattice.tokenize(text, alpha, SEED_WORD, 12345, True, sampler) == got
 
 
 @HYP
