@@ -198,6 +198,10 @@ def test_numpy_outputs_are_built_without_python_lists(tok):
         (lambda: tok.encode_batch(lines, as_numpy=True, num_threads=1), 4),
         (lambda: tok.encode_batch(lines, as_numpy=True, num_threads=2), 4),
         (lambda: tok.encode_batch(lines, as_numpy=True, return_offsets=True, num_threads=2), 12),
+        # Batches that look for special tokens go one text at a time: a few small arrays
+        # per line (74 bytes on average here) on top; through lists it was 45 and 55.
+        (lambda: chat.encode_batch(lines, as_numpy=True, allowed_special="all"), 10),
+        (lambda: chat.encode_batch(lines, as_numpy=True, return_offsets=True, disallowed_special="all"), 16),
     ]:
         assert _traced_peak(call) < per_byte * len(data)
 
@@ -213,3 +217,18 @@ def test_encode_as_numpy_equals_the_list(tok, text, allowed):
         assert arr.dtype == chat.id_dtype
         assert arr.tolist() == chat.encode(text, allowed_special=allowed, **kwargs)
         assert chat.encode(text.encode(), as_numpy=True, allowed_special=allowed, **kwargs).tolist() == arr.tolist()
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"add_bos": True, "add_eos": True, "alpha": 0.2, "keys": [4, 5, 6, 7, 8]},
+                                    {"alpha": 0.0}])
+def test_flat_batches_with_special_tokens_equal_the_encodings(tok, kwargs):
+    chat = Tokenizer(tok.vocabulary, special_tokens=["<|endoftext|>", "<|im_start|>"], seed=8)
+    texts = ["<|im_start|>hi😀<|endoftext|>", "", "<|endoftext|>", TEXT, "a<|im_start|><|im_start|>b"]
+    ids, rows, spans = chat.encode_batch(texts, as_numpy=True, return_offsets=True, allowed_special="all", **kwargs)
+    again = Tokenizer(tok.vocabulary, special_tokens=["<|endoftext|>", "<|im_start|>"], seed=8)
+    keys = kwargs.pop("keys", None)
+    for i, text in enumerate(texts):
+        enc = again.encode_with_offsets(text, allowed_special="all", key=None if keys is None else keys[i], **kwargs)
+        assert ids[rows[i]:rows[i + 1]].tolist() == enc.ids
+        assert [tuple(x) for x in spans[rows[i]:rows[i + 1]].tolist()] == enc.offsets
+    assert ids.dtype == chat.id_dtype and spans.dtype == np.int32
