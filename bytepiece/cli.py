@@ -681,7 +681,8 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
 
     Each input line is encoded with its line ending, so the ids of a file
     decode back to exactly that file (`bytepiece decode`). Files are read in
-    batches of lines: memory stays small on inputs of any size.
+    batches of lines: memory stays small on inputs of any size. To encode on a
+    Dask cluster into numpy shards (the same ids), see `bytepiece encode-shards`.
 
     \b
     pieces format: pieces separated by spaces, shown as text with escapes:

@@ -652,15 +652,20 @@ class DaskTrainer(Trainer):
         if source.ngram_counts is not None:
             counts = source.ngram_counts
             self._check_ngrams(counts)
+            own = False             # the caller's counts: left intact
         else:
             where = "this process" if self._client is None else f"{len(self._client.scheduler_info()['workers'])} Dask worker(s)"
             progress.log(f"order {self.order}, {where}, {source.describe()}")
             counts = self._ngram_counts(source.blocks, source.errors)
-        self._ngram_source = counts
+            own = True
         table = counts.table
+        del counts
         if table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
-        model = self._finish_ngrams(table, progress, workers)   # the trainer's own end of the stage
+        # The trainer's own end of the stage. A table counted here is freed as the model is
+        # built, as the local trainer frees its own, so the driver never holds the merged
+        # n-gram table beside the model, the piece counts or the EM sample.
+        model = self._finish_ngrams(table, progress, workers, release=own)
         self._timed("count_ngrams", t0)
         return model
 

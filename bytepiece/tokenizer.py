@@ -21,7 +21,7 @@ import numpy as np
 
 from . import keys as _keys
 from .analysis import LatticeQueries
-from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice
+from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, DrawStream, Lattice
 from .model import (
     BOS_ID,
     EOS_ID,
@@ -146,19 +146,23 @@ class Tokenizer(LatticeQueries):
         if seed is None:
             seed = _keys.random_seed()
         self._seed = seed
-        self._int_word, self._hashed_word, self._stream_word = _keys.seed_words(seed)
-        # Unkeyed calls are numbered; next() on a count is atomic under the GIL, so
-        # threads sharing this tokenizer never draw the same call number.
-        self._calls = itertools.count()
+        self._int_word, self._hashed_word, stream_word = _keys.seed_words(seed)
+        # Unkeyed calls are numbered by the stream (with the GIL held, so threads sharing
+        # this tokenizer never draw the same call number).
+        self._stream = DrawStream(self._lattice, stream_word)
+
+    @property
+    def _stream_word(self) -> int:
+        return self._stream.word
 
     def _words(self, key) -> tuple[int, int]:
         if key is None:
-            return self._stream_word, next(self._calls)
+            return self._stream.word, self._stream.take()
         return _keys.key_words(key, self._int_word, self._hashed_word)
 
     def _reseed_stream(self) -> None:
         """Give this copy (forked child, unpickled copy) an unkeyed stream of its own."""
-        self._stream_word = _keys.renewed_stream(self._stream_word)
+        self._stream.word = _keys.renewed_stream(self._stream.word)
 
     # -- text -> bytes ------------------------------------------------------
     def _to_bytes(self, text: Text) -> bytes:
@@ -243,9 +247,11 @@ class Tokenizer(LatticeQueries):
         eos = EOS_ID if add_eos else -1
         if alpha < 0:  # NaN is not < 0: the core rejects it below
             ids = self._lattice.encode(data, -1.0, 0, 0, True, 0, 0, bos, eos)
+        elif key is None and sampler == "exact":
+            ids = self._stream.encode(data, alpha, bos, eos)
         else:
             if key is None:
-                seed_word, key_word = self._stream_word, next(self._calls)
+                seed_word, key_word = self._stream.word, self._stream.take()
             else:
                 seed_word, key_word = _keys.key_words(key, self._int_word, self._hashed_word)
             code = SAMPLER_EXACT if sampler == "exact" else self._sampler(sampler)
@@ -554,9 +560,9 @@ class Tokenizer(LatticeQueries):
             seed_arr = np.empty(n, dtype=np.uint64)
             key_arr = np.empty(n, dtype=np.uint64)
             if keys is None:
-                calls = self._calls
-                seed_arr.fill(self._stream_word)
-                key_arr[:] = [next(calls) for _ in range(n)]
+                seed_arr.fill(self._stream.word)
+                key_arr[:] = np.arange(n, dtype=np.uint64)
+                key_arr += np.uint64(self._stream.take(n))
             else:
                 for i, key in enumerate(keys):
                     seed_arr[i], key_arr[i] = _keys.key_words(key, self._int_word, self._hashed_word)

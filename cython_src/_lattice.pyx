@@ -346,6 +346,7 @@ cdef struct Workspace:
     int32_t* backv       # back-pointer: its piece index
     int32_t* starts      # edges of one position (max_len of them at most)
     int32_t* values
+    int32_t* pairs       # the same room as (start, value) pairs, for the exact sampler
     double* weights
     int32_t* out_val     # room for the result: piece indices and end positions
     int32_t* out_end
@@ -399,6 +400,7 @@ cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil
     ws.out_end = <int32_t*>p;    p += m * sizeof(int32_t)
     ws.starts = <int32_t*>p;     p += L * sizeof(int32_t)
     ws.values = <int32_t*>p
+    ws.pairs = ws.starts                         # starts and values are adjacent: 2L int32
     ws.cap = m
     return 0
 
@@ -529,14 +531,15 @@ cdef double reweigh_linear(const Model* M, Workspace* ws, int k, int64_t* ref_ou
     cdef int j
     cdef int64_t ref, d
     cdef double tot = 0.0, w
-    ref = ws.expo[ws.starts[0]]
+    cdef const int32_t* pairs = ws.pairs       # as exact_walk left them
+    ref = ws.expo[pairs[0]]
     for j in range(1, k):
-        d = ws.expo[ws.starts[j]]
+        d = ws.expo[pairs[2 * j]]
         if d > ref:
             ref = d
     for j in range(k):
-        w = ws.score[ws.starts[j]] * M.q[ws.values[j]]
-        d = ws.expo[ws.starts[j]] - ref
+        w = ws.score[pairs[2 * j]] * M.q[pairs[2 * j + 1]]
+        d = ws.expo[pairs[2 * j]] - ref
         if d != 0:
             w = w * pow2(d)
         tot += w
@@ -597,11 +600,12 @@ cdef Py_ssize_t seg_exact_log(const Model* M, const uint8_t* x, Py_ssize_t n, bi
 
 
 cdef inline Py_ssize_t exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ssize_t cs,
-                           const double* score, double* cum, int32_t* starts, int32_t* values,
+                           const double* score, double* cum, int32_t* pairs,
                            double* tot_out) noexcept nogil:
     """Walk the reversed trie back from e, weighing each piece x[s:e] as it is met with
     the mantissas of its start (shortest first; every single byte is a piece, so k >= 1
-    and starts[0] == e - 1); keeps the edges and the running sums. Returns k."""
+    and the first start is e - 1); keeps the edges as (start, piece) pairs and the
+    running sums. Returns k. (One array for both leaves a register for the loop.)"""
     cdef const int32_t* base = M.trie.base
     cdef const int32_t* check = M.trie.check
     cdef const int32_t* value = M.trie.value
@@ -619,8 +623,8 @@ cdef inline Py_ssize_t exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e
         if v >= 0:
             tot += score[s] * q[v]
             cum[k] = tot
-            starts[k] = <int32_t>s
-            values[k] = v
+            pairs[2 * k] = <int32_t>s
+            pairs[2 * k + 1] = v
             k += 1
         s -= 1
     tot_out[0] = tot
@@ -687,15 +691,14 @@ cdef inline Py_ssize_t exact_plain_loop(const Model* M, const uint8_t* x, Py_ssi
     cdef double low = RENORM_LOW, high = PLAIN_HIGH
     cdef double* score = ws.score
     cdef double* cum = ws.weights
-    cdef int32_t* starts = ws.starts
-    cdef int32_t* values = ws.values
+    cdef int32_t* pairs = ws.pairs
     cdef int32_t* back = ws.back
     cdef int32_t* backv = ws.backv
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
             cs = e - 1
             score[cs] = 1.0
-        k = exact_walk(M, x, e, cs, score, cum, starts, values, &tot)
+        k = exact_walk(M, x, e, cs, score, cum, pairs, &tot)
         if not (low <= tot <= high):
             cs_io[0] = cs
             rng[0] = r
@@ -705,8 +708,8 @@ cdef inline Py_ssize_t exact_plain_loop(const Model* M, const uint8_t* x, Py_ssi
         if k > 1:
             u = (xoshiro_uniform(&r) if xoshiro else rng_uniform(&r)) * tot
             j = exact_pick_at(cum, k, u)
-        back[e] = starts[j]
-        backv[e] = values[j]
+        back[e] = pairs[2 * j]
+        backv[e] = pairs[2 * j + 1]
     cs_io[0] = cs
     rng[0] = r
     return n + 1
@@ -726,8 +729,7 @@ cdef void exact_scaled(const Model* M, const uint8_t* x, Py_ssize_t n, bint chun
     cdef double* score = ws.score
     cdef int64_t* expo = ws.expo
     cdef double* cum = ws.weights
-    cdef int32_t* starts = ws.starts
-    cdef int32_t* values = ws.values
+    cdef int32_t* pairs = ws.pairs
     for p in range(cs, e0):
         expo[p] = 0
     for e in range(e0, n + 1):
@@ -736,8 +738,8 @@ cdef void exact_scaled(const Model* M, const uint8_t* x, Py_ssize_t n, bint chun
             score[cs] = 1.0
             expo[cs] = 0
             cur = 0
-        k = exact_walk(M, x, e, cs, score, cum, starts, values, &tot)
-        if starts[k - 1] >= renormed:   # the longest piece starts after the last renormalisation
+        k = exact_walk(M, x, e, cs, score, cum, pairs, &tot)
+        if pairs[2 * k - 2] >= renormed:   # the longest piece starts after the last renormalisation
             ee = cur
         else:
             tot = reweigh_linear(M, ws, k, &ee)
@@ -751,8 +753,8 @@ cdef void exact_scaled(const Model* M, const uint8_t* x, Py_ssize_t n, bint chun
             renormed = e
             cur = ee
         j = exact_pick(cum, k, tot, rng)
-        ws.back[e] = starts[j]
-        ws.backv[e] = values[j]
+        ws.back[e] = pairs[2 * j]
+        ws.backv[e] = pairs[2 * j + 1]
 
 
 cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
@@ -1959,7 +1961,11 @@ cdef class Lattice:
                int bos=-1, int eos=-1):
         """Ids of one segmentation of `data`, bytes or a str read as UTF-8 (Viterbi when
         alpha < 0)."""
-        cdef int mode = self._mode(alpha, sampler)
+        return self._encode(data, alpha, self._mode(alpha, sampler), seed_word, key_word, chunked,
+                            rng_kind, bos, eos)
+
+    cdef object _encode(self, object data, double alpha, int mode, uint64_t seed_word,
+                        uint64_t key_word, bint chunked, int rng_kind, int bos, int eos):
         cdef object keep = None
         cdef Model M
         cdef Rng rng
@@ -2595,6 +2601,37 @@ cdef class Lattice:
 
 # ---------------------------------------------------------------------------
 # Exact lattice answers (issue 5): k-best Viterbi, piece lookup, forward entropy.
+
+cdef class DrawStream:
+    """A tokenizer's unkeyed draws: its stream word, and how many calls have drawn from
+    it. Call k samples as a call keyed by the word k would, with the stream word as
+    seed word. Call numbers are taken with the GIL held, so threads sharing a stream
+    never take the same one; a forked or unpickled copy sets a word of its own."""
+    cdef readonly Lattice lattice
+    cdef public uint64_t word
+    cdef uint64_t calls
+
+    def __init__(self, Lattice lattice, uint64_t word):
+        self.lattice = lattice
+        self.word = word
+        self.calls = 0
+
+    def take(self, Py_ssize_t n=1):
+        """The first of the next n call numbers, which are now taken."""
+        if n < 0:
+            raise ValueError(f"cannot take {n} call numbers")
+        first = self.calls
+        self.calls += <uint64_t>n
+        return first
+
+    def encode(self, object data, double alpha, int bos=-1, int eos=-1):
+        """lattice.encode(data, alpha, word, call number) with the exact sampler: the
+        per-call path of unkeyed sampling, without Python objects for the key."""
+        cdef uint64_t call = self.calls
+        self.calls += 1
+        return self.lattice._encode(data, alpha, self.lattice._mode(alpha, S_EXACT), self.word, call,
+                                    True, RNG_XOSHIRO, bos, eos)
+
 
 cdef struct KBest:
     double* score        # [position * k + rank]: score of the rank-th best path into position

@@ -173,7 +173,7 @@ def test_flat_batches_equal_one_by_one(transform):
 # -- torch ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
 def test_dataloader_workers_equal_a_serial_loop(transform, corpus_file, start_method):
     # Map-style, shuffled, persistent workers: EpochSampler carries the epoch to them.
     ds = TokenizedDataset(TEXTS, transform, return_index=True, output="list")
@@ -191,11 +191,11 @@ def test_dataloader_workers_equal_a_serial_loop(transform, corpus_file, start_me
     assert seen[0] != seen[1]
 
 
-def test_stream_workers_equal_a_serial_loop(transform, corpus_file):
-    # Two workers yield exactly the serial stream, in order. (Under fork only: spawned
-    # workers are slow to start, and the map-style test above already covers spawn,
-    # including unpickling the lazily built torch classes.)
-    start_method = "fork"
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_stream_workers_equal_a_serial_loop(transform, corpus_file, start_method):
+    # Two workers yield exactly the serial stream, in order. Under spawn each worker
+    # unpickles the stream (the lazily built class, the transform) and finds its shard
+    # from its own get_worker_info.
     stream = TextStream(corpus_file, private_copy(transform), return_index=True)
     stream.set_epoch(3)
     expected = list(stream)                      # num_workers=0: this process, one shard
@@ -237,6 +237,28 @@ def test_distributed_ranks_partition_the_stream(transform, corpus_file):
     assert sorted(i for i, _ in got) == sorted(parts[1])
     with pytest.raises(ValueError):
         TextStream(corpus_file, transform, rank=3, world_size=3)
+
+
+def test_epoch_sampler_over_distributed_samplers(transform):
+    # Map-style data on two ranks: EpochSampler(DistributedSampler) partitions the
+    # documents, forwards set_epoch (a new shuffle) and carries the epoch to the items.
+    from torch.utils.data.distributed import DistributedSampler
+
+    ds = TokenizedDataset(TEXTS, private_copy(transform), return_index=True, output="list")
+    samplers = [EpochSampler(DistributedSampler(ds, num_replicas=2, rank=r, shuffle=True, seed=0)) for r in (0, 1)]
+    orders = {}
+    for epoch in (0, 1):
+        got, orders[epoch] = {}, []
+        for sampler in samplers:
+            sampler.set_epoch(epoch)
+            loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=2, collate_fn=list,
+                                multiprocessing_context="fork")
+            items = [item for batch in loader for item in batch]
+            orders[epoch].append([i for i, _ in items])
+            assert not got.keys() & {i for i, _ in items}
+            got.update(items)
+        assert [got[i] for i in range(len(TEXTS))] == serial(transform, epoch)
+    assert orders[0] != orders[1]
 
 
 def test_packing_into_fixed_blocks(model, corpus_file):
@@ -311,6 +333,20 @@ def test_datasets_set_transform_samples_on_the_fly(transform):
         ds[0]
 
 
+def test_datasets_set_transform_in_dataloader_workers(transform):
+    # The recipe of docs/data-loaders.md: set_epoch in the main process before each
+    # epoch's iteration reaches fresh (non-persistent) workers, which sample on the fly.
+    private = private_copy(transform)
+    ds = datasets.Dataset.from_dict({"text": TEXTS, "index": list(range(len(TEXTS)))})
+    ds.set_transform(datasets_transform(private))
+    loader = DataLoader(ds, batch_size=8, num_workers=2, collate_fn=list, multiprocessing_context="fork")
+    for epoch in (0, 3):
+        private.set_epoch(epoch)
+        rows = [row for batch in loader for row in batch]
+        assert sorted(row["index"] for row in rows) == list(range(len(TEXTS)))
+        assert [row["input_ids"] for row in sorted(rows, key=lambda r: r["index"])] == serial(transform, epoch)
+
+
 # -- the sampled distribution stays exact ----------------------------------------
 
 
@@ -378,3 +414,20 @@ def test_ranks_are_read_from_torch_distributed(transform, corpus_file, tmp_path)
     assert len(merged) == len(got[0][3]) + len(got[1][3]) == len(TEXTS)
     whole = dict(TextStream(corpus_file, transform, return_index=True))
     assert merged == {i: ids.tolist() for i, ids in whole.items()}
+
+
+def test_torch_and_datasets_are_imported_only_when_used(model_path):
+    import subprocess
+    import sys
+
+    code = "\n".join([
+        "import sys, bytepiece, bytepiece.data as data",
+        f"transform = data.EncodeTransform({str(model_path)!r}, alpha=0.1, seed=0, output='numpy')",
+        "ids, offsets = transform.encode_flat(['some text', 'more'], [0, 1])",
+        "data.pad([transform('x', 0)], output='numpy')",
+        "data.datasets_transform(transform)",
+        "assert not {'torch', 'datasets'} & set(sys.modules), sorted({'torch', 'datasets'} & set(sys.modules))",
+        "data.TokenizedDataset",
+        "assert 'torch' in sys.modules and 'datasets' not in sys.modules",
+    ])
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -190,6 +191,35 @@ def test_saved_and_merged_counts_equal_one_shot(corpus, reference, tmp_path):
     assert _model_bytes(fresh, tmp_path / "m") == reference["em"]
 
 
+def test_driver_frees_its_own_ngram_table_and_keeps_given_counts(corpus, reference, tmp_path, monkeypatch):
+    """A table the driver merged itself is released as the n-gram model is built (the
+    local trainer does the same with its own), so it is not held through piece counting
+    and EM; counts the caller passed in stay intact and usable."""
+    from bytepiece import _training
+
+    finished = []
+    real = _training.finish_ngrams
+
+    def spy(table, *args, **kwargs):
+        out = real(table, *args, **kwargs)
+        finished.append(table.released)
+        return out
+
+    monkeypatch.setattr(_training, "finish_ngrams", spy)
+    t = DaskTrainer(**NO_EM, blocksize=50_000)
+    t.train_files(corpus)
+    assert finished == [True]
+    assert _model_bytes(t, tmp_path / "m") == reference["no_em"]
+    trainer = Trainer(**NO_EM)
+    ngrams = count_ngrams(corpus, trainer)
+    pieces = count_pieces(corpus, ngrams, trainer)
+    digest = ngrams.digest()
+    fresh = Trainer(**NO_EM)
+    train_from_counts(fresh, ngrams, pieces)
+    assert finished == [True, False] and ngrams.digest() == digest
+    assert _model_bytes(fresh, tmp_path / "m2") == reference["no_em"]
+
+
 def test_merge_refuses_mismatched_counts(corpus, tmp_path):
     a = count_ngrams(corpus[:1], Trainer(order=6, verbose=False))
     b = count_ngrams(corpus[1:2], Trainer(order=5, verbose=False))
@@ -262,11 +292,25 @@ def test_encode_files_uses_the_model_default_alpha(corpus, tokenizer, tmp_path):
 # A LocalCluster of two worker processes
 
 
+def _task_name(task) -> str:
+    """The function name of a task in a distributed task stream ("ngrams_task", ...)."""
+    from distributed.utils import key_split
+
+    return key_split(task["key"])
+
+
 @pytest.mark.parametrize("name,options", [("em", EM), ("no_em", NO_EM)])
 def test_local_cluster_training_equals_local(local_cluster, corpus, reference, tmp_path, name, options):
+    from distributed import get_task_stream
+
     t = DaskTrainer(**options, client=local_cluster, blocksize=15_000, split_every=3)
-    t.train_files(corpus)
+    with get_task_stream(client=local_cluster) as stream:
+        t.train_files(corpus)
     assert _model_bytes(t, tmp_path / "m") == reference[name]
+    # The blocks were counted by tasks on both worker processes.
+    counted = [task for task in stream.data if _task_name(task) in ("ngrams_task", "pieces_task")]
+    assert len(counted) == 2 * len(list_blocks(corpus, 15_000))
+    assert len({task["worker"] for task in counted}) == 2
 
 
 def test_invalid_utf8_reaches_the_driver_with_file_and_offset(local_cluster, corpus, tmp_path):
@@ -311,7 +355,7 @@ def test_hook_uses_the_default_client(local_cluster, corpus, reference, tmp_path
 
 
 def test_dask_is_not_imported_unless_used():
-    code = ("import sys, bytepiece, bytepiece.trainer, bytepiece.distributed; "
+    code = ("import sys, bytepiece, bytepiece.trainer, bytepiece.distributed, bytepiece.cli, bytepiece.data; "
             "bad = [m for m in ('dask', 'distributed', 'fsspec') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=TIMEOUT)
@@ -374,8 +418,9 @@ def real_cluster(tmp_path_factory):
         address = f"tcp://127.0.0.1:{port}"
         log = open(d / f"scheduler-{attempt}.log", "wb")
         logs.append(log)
+        scheduler_file = d / f"scheduler-{attempt}.json"
         sched = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1",
-                                  "--port", str(port), "--no-dashboard"],
+                                  "--port", str(port), "--no-dashboard", "--scheduler-file", str(scheduler_file)],
                                  cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT)
         procs.append(sched)
         deadline = time.monotonic() + TIMEOUT
@@ -401,7 +446,7 @@ def real_cluster(tmp_path_factory):
                 cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT))
         with Client(address, timeout=TIMEOUT) as client:
             client.wait_for_workers(2, timeout=TIMEOUT)
-            yield address
+            yield SimpleNamespace(address=address, scheduler_file=str(scheduler_file))
     finally:
         _stop(procs)
         for log in logs:
@@ -409,13 +454,51 @@ def real_cluster(tmp_path_factory):
 
 
 def test_real_cluster_training_equals_local(real_cluster, corpus, reference, tmp_path):
-    t = DaskTrainer(**EM, address=real_cluster, blocksize=25_000)
-    t.train_files(corpus)
+    from distributed import Client, get_task_stream
+
+    t = DaskTrainer(**EM, address=real_cluster.address, blocksize=25_000)
+    with Client(real_cluster.address, timeout=TIMEOUT) as watcher, get_task_stream(client=watcher) as stream:
+        t.train_files(corpus)
     assert _model_bytes(t, tmp_path / "m") == reference["em"]
+    counted = [task for task in stream.data if _task_name(task) in ("ngrams_task", "pieces_task")]
+    assert len(counted) == 2 * len(list_blocks(corpus, 25_000))
 
 
 def test_real_cluster_encode_equals_encode_batch(real_cluster, corpus, tokenizer, tmp_path):
     expected = _expected(tokenizer, corpus, 0.1)
-    encode_files(corpus, tokenizer, str(tmp_path / "out"), address=real_cluster, blocksize=12_000,
+    encode_files(corpus, tokenizer, str(tmp_path / "out"), address=real_cluster.address, blocksize=12_000,
                  alpha=0.1, add_eos=True)
     _check_shards(tmp_path / "out", expected)
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from bytepiece import cli
+
+    result = CliRunner().invoke(cli.main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_real_cluster_through_the_cli(real_cluster, corpus, model_path, tmp_path):
+    """bytepiece train --dask-scheduler ADDRESS and encode-shards --dask-scheduler-file FILE
+    on the real cluster: the local command's model and ids."""
+    from distributed import Client, get_task_stream
+
+    files = corpus[1:3]
+    _cli("train", *files, "-o", tmp_path / "local.model", "--vocab-size", 500)
+    text = _cli("encode", "-m", model_path, "--alpha", 0.2, "--seed", 5, "--eos", *files)
+    expected = [[int(i) for i in line.split()] for line in text.splitlines()]
+    # The scheduler's task stream shows that the commands ran their tasks on the cluster.
+    with Client(real_cluster.address, timeout=TIMEOUT) as watcher, get_task_stream(client=watcher) as stream:
+        _cli("train", *files, "-o", tmp_path / "dask.model", "--vocab-size", 500,
+             "--dask-scheduler", real_cluster.address, "--dask-blocksize", 20_000)
+        _cli("encode-shards", "-m", model_path, "-o", tmp_path / "shards", "--alpha", 0.2, "--seed", 5, "--eos",
+             "--dask-scheduler-file", real_cluster.scheduler_file, "--dask-blocksize", 15_000, *files)
+    ran = {_task_name(task) for task in stream.data}
+    assert {"ngrams_task", "pieces_task", "encode_task"} <= ran, ran
+    assert (tmp_path / "dask.model").read_bytes() == (tmp_path / "local.model").read_bytes()
+    ids, rows = load_encoded(str(tmp_path / "shards"))
+    assert len(rows) - 1 == len(expected)
+    assert [ids[rows[k]:rows[k + 1]].tolist() for k in range(len(expected))] == expected
