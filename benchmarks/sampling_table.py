@@ -96,11 +96,19 @@ def example(text: str, alpha: float, draws: int, rows: int) -> None:
     print(f"\n({2 * draws:,} draws in {seconds:.2f} s.)")
 
 
-def power(draw_counts) -> None:
-    """The suite's own cases and statistics, for each sampler."""
+def load_suite():
+    """tests/test_sampling_exact.py as a module (its cases, statistics and constants)."""
+    # The test module imports its neighbours (tests/strategies.py) as pytest would find them.
+    sys.path.insert(0, str(REPO / "tests"))
     spec = importlib.util.spec_from_file_location("suite", REPO / "tests" / "test_sampling_exact.py")
     suite = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(suite)
+    return suite
+
+
+def power(draw_counts) -> None:
+    """The suite's own cases and statistics, for each sampler."""
+    suite = load_suite()
     samplers = [("exact", suite.SAMPLER_EXACT, suite.RNG_XOSHIRO),
                 ("legacy v1", suite.SAMPLER_LEGACY_V1, suite.RNG_XOSHIRO),
                 ("exact + coarse4 RNG", suite.SAMPLER_EXACT, suite.RNG_COARSE4),

@@ -660,7 +660,8 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
 @click.option("-f", "--format", "fmt", type=click.Choice(["ids", "pieces", "jsonl"]), default="ids",
               show_default=True,
               help="ids: space-separated ids; pieces: readable pieces (see below); "
-                   "jsonl: one JSON object per line with ids, pieces and byte offsets.")
+                   "jsonl: one JSON object per line with ids, pieces, byte offsets and "
+                   "character offsets (within the line, as Tokenizer.encode_with_offsets).")
 @click.option("--alpha", type=float, default=None, callback=_check_alpha,
               help="Sample segmentations with probability proportional to exp(alpha * score) "
                    "instead of the single best one (e.g. --alpha 0.1). Negative means best.")
@@ -751,7 +752,8 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
 @click.option("-o", "--output", required=True,
               help="Folder for the shards (created; may be a URL the workers can write to).")
 @click.option("--alpha", type=float, default=None, callback=_check_alpha,
-              help="Sample segmentations (e.g. --alpha 0.1); each line is keyed by its line number.")
+              help="Sample segmentations (e.g. --alpha 0.1); each line is keyed by its line number. "
+                   "Default: the model's own (Viterbi unless the model file records one).")
 @click.option("--seed", type=int, default=None, help="Seed for --alpha (default: random, kept in index.json).")
 @click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
 @click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")

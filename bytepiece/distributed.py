@@ -863,7 +863,8 @@ def encode_files(paths, model, out: str, *, client=None, address: Optional[str] 
     ``part-NNNNN.rows.npy`` (int64 offsets: line ``i`` of the part is
     ``ids[rows[i]:rows[i + 1]]``) are written, and ``index.json`` lists the
     parts in order with their first global line number. ``model`` is a model
-    path or a :class:`~bytepiece.tokenizer.Tokenizer`. With ``alpha >= 0``,
+    path or a :class:`~bytepiece.tokenizer.Tokenizer`. ``alpha=None`` is the
+    model's default (Viterbi unless the model file records one). With ``alpha >= 0``,
     line ``k`` (1-based, across all inputs) is sampled with key ``k`` and
     ``seed`` (or the tokenizer's seed; with neither, a random seed, recorded in
     the index), so the shards hold the same ids whatever ``blocksize`` and the
@@ -879,6 +880,8 @@ def encode_files(paths, model, out: str, *, client=None, address: Optional[str] 
             tok = Tokenizer(model._vocab, seed)
     else:
         tok = Tokenizer(model, seed)       # seed None: a random seed, the same on every worker
+    if alpha is None and tok.alpha >= 0:
+        alpha = tok.alpha                  # the model file's default, as `bytepiece encode` uses it
     out = os.fspath(out)
     storage_options = dict(storage_options or {})
     if _is_url(out):

@@ -195,7 +195,7 @@ class Tokenizer(LatticeQueries):
         is the model's default (-1, Viterbi, unless the model file records another).
 
         >>> tok.tokenize("tokenizer")                       # doctest: +SKIP
-        [b'token', b'izer']
+        [b'token', b'ize', b'r']
 
         ``key`` (int, str, bytes or a tuple of those) makes the draw a pure function of
         (seed, key, text, alpha). ``sampler="legacy-v1"`` is the first, inexact variant.
@@ -216,7 +216,7 @@ class Tokenizer(LatticeQueries):
         """Ids of ``text`` (see :meth:`tokenize` for ``alpha``, ``key`` and ``sampler``).
 
         >>> tok.encode("tokenizer", add_eos=True)           # doctest: +SKIP
-        [20577, 16386, 2]
+        [13720, 4292, 117, 2]
 
         Special tokens (``special_tokens`` of the model) found in ``text`` are encoded as
         ordinary text unless listed in ``allowed_special`` (a set of them, or ``"all"``);
@@ -226,11 +226,12 @@ class Tokenizer(LatticeQueries):
         """
         if alpha is None:
             alpha = self._alpha
-        if allowed_special or disallowed_special or as_numpy:
+        if as_numpy:
+            return self._encode_array(text, add_bos, add_eos, alpha, key, sampler, allowed_special,
+                                      disallowed_special)
+        if allowed_special or disallowed_special:
             ids = self._encode_spans(text, add_bos, add_eos, alpha, key, sampler, allowed_special,
                                      disallowed_special, False)[0]
-            if as_numpy:
-                return np.asarray(ids, dtype=self.id_dtype)
             return ids.__iter__() if iter else ids
         # The hot path of per-line encoding: kept free of helper calls for str input. An
         # ASCII str is left as it is (no normal form changes ASCII) and the lattice reads
@@ -264,7 +265,7 @@ class Tokenizer(LatticeQueries):
 
         >>> enc = tok.encode_with_offsets("héllo")             # doctest: +SKIP
         >>> enc.ids, enc.offsets, enc.char_offsets             # doctest: +SKIP
-        ([...], [(0, 3), (3, 6)], [(0, 2), (2, 5)])
+        ([107, 1519, 4351], [(0, 1), (1, 3), (3, 6)], [(0, 1), (1, 2), (2, 5)])
 
         Offsets refer to the normalised text (``tok.normalize_text(text)``, which is
         ``text`` itself when it is already NFC or normalisation is off): byte offsets
@@ -388,6 +389,72 @@ class Tokenizer(LatticeQueries):
             starts.append(len(data))
             ends.append(len(data))
         return ids, starts, ends, data
+
+    def _encode_array(self, text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed,
+                      with_ends: bool = False):
+        """encode(..., as_numpy=True): the core writes the ids straight into an array of
+        id_dtype (no Python int per token). The runs of ordinary text between honoured
+        special tokens go to the core as one batch, each with the key word _encode_spans
+        gives it, so the ids are the same. With `with_ends`, (ids, ends): ends are the
+        int32 end byte of every token (0 for <bos>, the text's length for <eos>)."""
+        data = self._to_bytes(text)
+        parts = self._split_special(data, allowed, disallowed) if (allowed or disallowed) else (
+            [(0, len(data), -1)] if data else [])
+        runs = [data[lo:hi] if (lo or hi != len(data)) else data for lo, hi, special in parts if special < 0]
+        specials = [special for _, _, special in parts if special >= 0]
+        if not parts:
+            runs = [data]               # an empty text still gets its <bos>/<eos>
+        seeds = keys = None
+        code = 0
+        if alpha < 0:
+            alpha = -1.0
+        else:
+            alpha = self._check_alpha(alpha)
+            code = self._sampler(sampler)
+            seed_word, key_word = self._words(key)
+            seeds = np.full(len(runs), seed_word, dtype=np.uint64)
+            keys = np.array([key_word if j == 0 else _segment_word(key_word, j) for j in range(len(runs))],
+                            dtype=np.uint64)
+        small = self.id_dtype == np.uint16
+        if not specials:
+            ids, _, ends = self._lattice.encode_many_flat(runs, alpha, seeds, keys, True, code, 0,
+                                                          BOS_ID if add_bos else -1, EOS_ID if add_eos else -1,
+                                                          small, with_ends)
+            # The core's buffers have room for one token per byte; keep only what is used.
+            if ids.base is not None and 2 * len(ids) < ids.base.size:
+                ids = ids.copy()
+                ends = None if ends is None else ends.copy()
+            return (ids, ends) if with_ends else ids
+        flat, rows, flat_ends = self._lattice.encode_many_flat(runs, alpha, seeds, keys, True, code, 0, -1, -1,
+                                                               small, with_ends)
+        size = len(flat) + len(specials) + add_bos + add_eos
+        out = np.empty(size, dtype=self.id_dtype)
+        ends = np.empty(size if with_ends else 0, dtype=np.int32)
+        at = 0
+        if add_bos:
+            out[0] = BOS_ID
+            if with_ends:
+                ends[0] = 0
+            at = 1
+        run = 0
+        for lo, hi, special in parts:
+            if special >= 0:
+                out[at] = special
+                if with_ends:
+                    ends[at] = hi
+                at += 1
+            else:
+                a, b = rows[run], rows[run + 1]
+                out[at:at + b - a] = flat[a:b]
+                if with_ends:
+                    ends[at:at + b - a] = flat_ends[a:b] + lo
+                at += b - a
+                run += 1
+        if add_eos:
+            out[at] = EOS_ID
+            if with_ends:
+                ends[at] = len(data)
+        return (out, ends) if with_ends else out
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; ids 0-2 are dropped and invalid UTF-8 is skipped, as in 0.6.3
@@ -547,22 +614,22 @@ class Tokenizer(LatticeQueries):
     def _encode_batch_slow(self, texts, add_bos, add_eos, alpha, keys, sampler, allowed, disallowed,
                            as_numpy, return_offsets):
         """One text at a time (special tokens honoured or checked, or per-text Encodings)."""
+        if as_numpy:
+            # Arrays straight from the core, text by text, joined as the flat path joins
+            # its blocks (no Python int per token).
+            parts = []
+            for i, t in enumerate(texts):
+                got = self._encode_array(t, add_bos, add_eos, alpha, None if keys is None else keys[i],
+                                         sampler, allowed, disallowed, with_ends=return_offsets)
+                ids, ends = got if return_offsets else (got, None)
+                parts.append((ids, np.array([0, len(ids)], dtype=np.int64), ends))
+            return _join_flat(parts, self.id_dtype, return_offsets)
         encodings = [
             self.encode_with_offsets(t, add_bos, add_eos, alpha, key=None if keys is None else keys[i],
                                      sampler=sampler, allowed_special=allowed, disallowed_special=disallowed)
             for i, t in enumerate(texts)
         ]
-        if not as_numpy:
-            return encodings if return_offsets else [e.ids for e in encodings]
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        rows = np.zeros(len(encodings) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=rows[1:])
-        ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=self.id_dtype,
-                          count=int(rows[-1]))
-        if not return_offsets:
-            return ids, rows
-        spans = np.array([span for e in encodings for span in e.offsets], dtype=np.int32).reshape(-1, 2)
-        return ids, rows, spans
+        return encodings if return_offsets else [e.ids for e in encodings]
 
     @staticmethod
     def _thread_count(num_threads: Optional[int], texts: Sequence[Text]) -> int:

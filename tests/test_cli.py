@@ -188,6 +188,9 @@ def test_jsonl_has_ids_pieces_and_byte_offsets(runner, model, text_file, tok):
         for i, (start, end) in zip(record["ids"], record["offsets"]):
             assert line[start:end] == tok.decode_bytes([i])
         assert record["offsets"][-1] == [len(line), len(line)]   # <eos> has no bytes
+    # Lines where pieces split a character (emoji, 東京): neighbours share that character.
+    split = [r for r in records if any(a[1] > b[0] for a, b in zip(r["char_offsets"], r["char_offsets"][1:]))]
+    assert len(split) >= 2
 
 
 def test_bos_eos(runner, model, tok):

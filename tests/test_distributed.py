@@ -274,6 +274,20 @@ def test_encode_in_process_equals_encode_batch(corpus, tokenizer, tmp_path):
         _check_shards(tmp_path / str(blocksize), expected)
 
 
+def test_encode_files_uses_the_model_default_alpha(corpus, tokenizer, tmp_path):
+    # A model file that records alpha 0.1 samples in the shards as `bytepiece encode` does.
+    path = tmp_path / "sampling.model"
+    Tokenizer(tokenizer.vocabulary, alpha=0.1).save(path)
+    index = encode_files(corpus, str(path), str(tmp_path / "out"), seed=7, add_eos=True)
+    assert index["alpha"] == 0.1
+    expected = _expected(Tokenizer(path, seed=7), corpus, 0.1)
+    assert expected != _expected(tokenizer, corpus, -1)
+    _check_shards(tmp_path / "out", expected)
+    viterbi = encode_files(corpus, str(path), str(tmp_path / "viterbi"), alpha=-1, add_eos=True)
+    assert viterbi["alpha"] == -1
+    _check_shards(tmp_path / "viterbi", _expected(tokenizer, corpus, -1))
+
+
 # ---------------------------------------------------------------------------
 # A LocalCluster of two worker processes
 

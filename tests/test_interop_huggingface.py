@@ -131,3 +131,59 @@ def test_export_into_a_folder_or_file(bp, tmp_path):
     target = tmp_path / "custom.json"
     assert bp.export_huggingface(target) == str(target)
     assert tokenizers.Tokenizer.from_file(str(target)).get_vocab_size() == bp.vocab_size
+
+
+def test_known_difference_only_viterbi(tmp_path):
+    # A model whose file says "sample with alpha 0.1" exports Viterbi only.
+    sampling = Tokenizer(VENDORED_MODEL, alpha=0.1, seed=2)
+    hf = tokenizers.Tokenizer.from_file(sampling.export_huggingface(tmp_path))
+    text = corpus("en")[:3000]
+    assert hf.encode(text).ids == sampling.encode(text, alpha=-1)
+    assert all(sampling.encode(text, key=k) != sampling.encode(text, alpha=-1) for k in range(3))
+    assert {tuple(hf.encode(text).ids) for _ in range(3)} == {tuple(sampling.encode(text, alpha=-1))}
+
+
+def test_known_difference_str_input_only(bp, hf):
+    raw = "é".encode() + b"\xff\xfe"                      # not UTF-8
+    assert bp.decode_bytes(bp.encode(raw)) == raw
+    with pytest.raises(TypeError):
+        hf.encode(raw)
+
+
+def test_known_difference_shortest_score_spelling_without_tokenizers(bp, monkeypatch):
+    # Exported where tokenizers is not installed, the scores get their shortest spelling;
+    # tokenizers then reads about a quarter of them one ulp off, and exact ties between
+    # orders of the same pieces break differently on 65 held-out lines.
+    from bytepiece.convert import hf_tokenizer_text
+
+    monkeypatch.setitem(__import__("sys").modules, "tokenizers", None)
+    text = hf_tokenizer_text(bp)
+    monkeypatch.undo()
+    hf = tokenizers.Tokenizer.from_str(text)
+    read = [s for _, s in json.loads(hf.to_str())["model"]["vocab"]][3:3 + len(bp.vocabulary)]
+    assert 0.2 < sum(a != b for a, b in zip(read, bp._logprobs.tolist())) / len(read) < 0.3
+    differ = {}
+    for name in CORPORA:
+        lines = [line for line in corpus(name).split("\n") if line]
+        for line, theirs in zip(lines, hf.encode_batch(lines)):
+            ours = bp.encode(line)
+            if theirs.ids != ours:
+                differ[name] = differ.get(name, 0) + 1
+                assert sorted(theirs.ids) == sorted(ours)        # the same pieces, another order
+                assert bp.score(line, theirs.ids) == bp.score(line, ours)
+    assert differ == {"zh": 1, "code": 64}
+
+
+def test_known_difference_offsets_of_text_that_normalisation_changes(bp, hf):
+    # Hugging Face maps offsets back to the input; bytepiece's character offsets are into
+    # the normalised text (tok.normalize_text). Same ids; same offsets once the input is
+    # in normal form.
+    decomposed = "cafe\u0301 ok"
+    composed = bp.normalize_text(decomposed)
+    assert composed == "café ok" and hf.encode(decomposed).ids == bp.encode(decomposed)
+    ours = bp.encode_with_offsets(decomposed).char_offsets
+    assert ours == bp.encode_with_offsets(composed).char_offsets == hf.encode(composed).offsets
+    theirs = hf.encode(decomposed).offsets
+    assert theirs != ours
+    assert [decomposed[a:b] for a, b in theirs][-2:] == [" ", "ok"]
+    assert [composed[a:b] for a, b in ours][-2:] == [" ", "ok"]

@@ -315,3 +315,90 @@ def test_convert_to_bytepiece_rejects_bad_counts(tmp_path):
         convert_to_bytepiece({"a": 0}, tmp_path / "x.model")
     with pytest.raises(ValueError):
         convert_to_bytepiece({"": 3}, tmp_path / "x.model")
+
+
+def test_control_characters_are_normal_pieces_unlike_0_6_3(bp, sp):
+    # 0.6.3 made tab, newline and the other control bytes byte pieces (scored as unknown
+    # characters); here they are normal pieces with their own log-probability.
+    for char in "\t\n\r\x01\x1f":
+        i = bp.piece_to_id(char.encode())
+        assert not sp.IsByte(i) and not sp.IsUnused(i) and sp.id_to_piece(i) == char
+        assert sp.GetScore(i) == pytest.approx(bp._logprobs[i - 3], rel=1e-6)
+    assert sp.encode("a\tb") == bp.encode("a\tb")
+
+
+def _sp_proto(pieces) -> bytes:
+    """A hand-built SentencePiece Unigram model: identity normaliser, no dummy prefix."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    model = pb.ModelProto()
+    for text, score, kind in [("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3)] + [(p, s, 1) for p, s in pieces]:
+        entry = model.pieces.add()
+        entry.piece, entry.score, entry.type = text, score, kind
+    model.trainer_spec.model_type = 1
+    model.trainer_spec.vocab_size = len(model.pieces)
+    norm = model.normalizer_spec
+    norm.name, norm.add_dummy_prefix, norm.remove_extra_whitespaces = "identity", False, False
+    norm.precompiled_charsmap = b""
+    return model.SerializeToString()
+
+
+def test_known_difference_import_nmt_nfkc(trained):
+    # nmt_nfkc (SentencePiece's default) also maps tabs and some invisible characters to
+    # spaces and drops control characters; the import uses plain NFKC, which keeps them.
+    sp = spm.SentencePieceProcessor(model_file=str(trained["default"]))
+    tok = Tokenizer.from_sentencepiece(trained["default"])
+    assert _sp_tokenize(sp, "a\tb") == _sp_tokenize(sp, "a b") == tok.tokenize(" a b")
+    assert tok.tokenize(" a\tb") != tok.tokenize(" a b")
+    assert _sp_tokenize(sp, "a\x01b") == _sp_tokenize(sp, "ab")
+    assert b"\x01" in tok.tokenize(" a\x01b")
+
+
+def test_known_difference_import_constant_shift():
+    # Scores whose probabilities do not sum to 1 (here about 2.9) shift by log(2.9...) in
+    # bytepiece; a path of two pieces then loses against one piece that SentencePiece
+    # ranks below it.
+    raw = _sp_proto([("a", 0.0), ("b", 0.0), ("ab", -0.1)])
+    sp = spm.SentencePieceProcessor(model_proto=raw)
+    tok = Tokenizer.from_sentencepiece(raw)
+    assert sp.encode("ab", out_type=str) == ["a", "b"]
+    assert tok.tokenize("ab") == [b"ab"]
+    shift = tok.score("a", [b"a"]) - 0.0
+    assert shift == pytest.approx(tok.score("ab", [b"ab"]) + 0.1) and shift < -1
+
+
+def test_known_difference_import_newline_chunks():
+    raw = _sp_proto([("a", -3.0), ("b", -3.0), ("\n", -3.0), ("a\nb", -1.0)])
+    sp = spm.SentencePieceProcessor(model_proto=raw)
+    tok = Tokenizer.from_sentencepiece(raw)
+    assert sp.encode("a\nb", out_type=str) == ["a\nb"]
+    assert tok.tokenize("a\nb") == [b"a", b"\n", b"b"]
+
+
+def test_known_difference_decoding_bytepiece_ids_with_sentencepiece(bp, sp):
+    # Ids of pieces SentencePiece cannot hold decode to their placeholder's name, and
+    # bytes that are not UTF-8 to U+FFFD (bytepiece's decode drops them, as 0.6.3's).
+    line = "北山白云里，隐者自怡悦。"
+    ids = bp.encode(line)
+    split = bp.piece_to_id(b"\xe6\x80")
+    assert split in ids and sp.decode(ids) == line.replace("怡", f"<bytepiece:{split}>\ufffd")
+    assert bp.decode(ids) == line
+    raw = bp.encode(b"a\xffb")
+    assert sp.decode(raw) == "a\ufffdb" and bp.decode(raw) == "ab"
+    # Ids of text that SentencePiece can represent decode the same in both.
+    text = "Hello wörld, 你好 \t x"
+    assert sp.decode(bp.encode(text)) == bp.decode(bp.encode(text)) == text
+
+
+def test_import_turns_user_defined_pieces_into_special_tokens(tmp_path):
+    chat = Tokenizer(VENDORED_MODEL, special_tokens=["<|endoftext|>", "<|im_start|>"])
+    path = tmp_path / "chat.model"
+    chat.convert_to_sentencepiece(path)
+    back = Tokenizer.from_sentencepiece(path, normalize="NFC")
+    assert list(back.special_tokens) == ["<|endoftext|>", "<|im_start|>"]
+    assert list(back.special_tokens.values()) == [back.vocab_size - 2, back.vocab_size - 1]
+    text = "<|im_start|>hello<|endoftext|>"
+    ids = back.encode(text, allowed_special="all")
+    assert ids[0] == back.special_tokens["<|im_start|>"] and ids[-1] == back.special_tokens["<|endoftext|>"]
+    assert back.decode(ids) == text
+    assert not set(back.encode(text)) & set(back.special_tokens.values())   # ordinary text by default

@@ -482,3 +482,19 @@ def test_lattice_rejects_bad_piece_lists():
                          (singles + [b"\x00"], "twice"), (singles[1:] + [b"xy"], "1 missing")]:
         with pytest.raises(ValueError, match=message):
             Lattice(bad, zeros(len(bad)), np.arange(len(bad)))
+
+
+def test_the_examples_in_docs_exact_sampling_run(tok):
+    import doctest
+    import re
+
+    doc = (TESTS.parent / "docs" / "exact-sampling.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if ">>>" in b]
+    assert blocks
+    parser = doctest.DocTestParser()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for block in blocks:
+        test = parser.get_doctest(block, {"tok": Tokenizer(TESTS / "data" / "bytepiece.plus.40k.zip")},
+                                  "docs/exact-sampling.md", None, 0)
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

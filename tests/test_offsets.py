@@ -166,3 +166,69 @@ def test_lattice_flat_path_without_python_lists(tok):
     assert ids.dtype == np.uint16 and ends.dtype == np.int32
     assert ids.tolist() == sum(lat.encode_many([b"abc", b"", TEXT.encode()]), [])
     assert ends[rows[1] - 1] == 3 and ends[-1] == len(TEXT.encode())
+
+
+def _traced_peak(call) -> int:
+    import tracemalloc
+
+    call()                                  # warm caches (patterns, thread pool)
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_numpy_outputs_are_built_without_python_lists(tok):
+    """A list of ids costs ~36 bytes per token (a pointer and an int object), about 17
+    bytes per byte of English text on top of the arrays; the core's flat buffers cost
+    2 bytes per byte for uint16 ids (4 more for the int32 ends of return_offsets)."""
+    text = (REPO / "corpora" / "en.heldout.txt").read_text(encoding="utf-8")
+    data = text.encode()[:300_000]
+    lines = data.splitlines(keepends=True)
+    chat = Tokenizer(tok.vocabulary, special_tokens=["<|endoftext|>"])
+    with_special = (text[:150_000] + "<|endoftext|>" + text[150_000:300_000]).encode()
+    assert chat.encode(with_special, as_numpy=True, allowed_special="all").tolist() == chat.encode(
+        with_special, allowed_special="all")
+    for call, per_byte in [
+        (lambda: tok.encode(data, as_numpy=True), 4),
+        (lambda: tok.encode(data, alpha=0.1, key=1, as_numpy=True), 4),
+        (lambda: chat.encode(with_special, allowed_special="all", as_numpy=True), 4),
+        (lambda: tok.encode_batch(lines, as_numpy=True, num_threads=1), 4),
+        (lambda: tok.encode_batch(lines, as_numpy=True, num_threads=2), 4),
+        (lambda: tok.encode_batch(lines, as_numpy=True, return_offsets=True, num_threads=2), 12),
+        # Batches that look for special tokens go one text at a time: a few small arrays
+        # per line (74 bytes on average here) on top; through lists it was 45 and 55.
+        (lambda: chat.encode_batch(lines, as_numpy=True, allowed_special="all"), 10),
+        (lambda: chat.encode_batch(lines, as_numpy=True, return_offsets=True, disallowed_special="all"), 16),
+    ]:
+        assert _traced_peak(call) < per_byte * len(data)
+
+
+@pytest.mark.parametrize("text", ["", "<|endoftext|>", "a<|endoftext|>", "<|endoftext|>b<|endoftext|><|endoftext|>",
+                                  TEXT + "<|endoftext|>" + TEXT])
+@pytest.mark.parametrize("allowed", [(), "all"])
+def test_encode_as_numpy_equals_the_list(tok, text, allowed):
+    chat = Tokenizer(tok.vocabulary, special_tokens=["<|endoftext|>"], seed=3)
+    for kwargs in [{}, {"add_bos": True, "add_eos": True}, {"alpha": 0.0, "key": 5},
+                   {"alpha": 0.3, "key": "k", "add_eos": True}, {"alpha": 0.3, "key": 2, "sampler": "legacy-v1"}]:
+        arr = chat.encode(text, as_numpy=True, allowed_special=allowed, **kwargs)
+        assert arr.dtype == chat.id_dtype
+        assert arr.tolist() == chat.encode(text, allowed_special=allowed, **kwargs)
+        assert chat.encode(text.encode(), as_numpy=True, allowed_special=allowed, **kwargs).tolist() == arr.tolist()
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"add_bos": True, "add_eos": True, "alpha": 0.2, "keys": [4, 5, 6, 7, 8]},
+                                    {"alpha": 0.0}])
+def test_flat_batches_with_special_tokens_equal_the_encodings(tok, kwargs):
+    chat = Tokenizer(tok.vocabulary, special_tokens=["<|endoftext|>", "<|im_start|>"], seed=8)
+    texts = ["<|im_start|>hi😀<|endoftext|>", "", "<|endoftext|>", TEXT, "a<|im_start|><|im_start|>b"]
+    ids, rows, spans = chat.encode_batch(texts, as_numpy=True, return_offsets=True, allowed_special="all", **kwargs)
+    again = Tokenizer(tok.vocabulary, special_tokens=["<|endoftext|>", "<|im_start|>"], seed=8)
+    keys = kwargs.pop("keys", None)
+    for i, text in enumerate(texts):
+        enc = again.encode_with_offsets(text, allowed_special="all", key=None if keys is None else keys[i], **kwargs)
+        assert ids[rows[i]:rows[i + 1]].tolist() == enc.ids
+        assert [tuple(x) for x in spans[rows[i]:rows[i + 1]].tolist()] == enc.offsets
+    assert ids.dtype == chat.id_dtype and spans.dtype == np.int32

@@ -169,6 +169,14 @@ def test_normalisation_and_alpha_are_saved_and_restored(tmp_path):
     # The default alpha samples: keyed draws equal explicit alpha=0.5 draws.
     assert again.encode("abcabcab", key=4) == again.encode("abcabcab", alpha=0.5, key=4)
     assert again.tokenize("abcabcab", key=4) == again.tokenize("abcabcab", alpha=0.5, key=4)
+    texts = ["abcabcab", "ababab", "cabcab"]
+    batch = [again.encode(t, alpha=0.5, key=k) for k, t in enumerate(texts)]
+    assert again.encode_batch(texts, keys=range(3)) == batch
+    flat, rows = again.encode_batch(texts, keys=range(3), as_numpy=True)
+    assert [flat[rows[i]:rows[i + 1]].tolist() for i in range(3)] == batch
+    assert again.encode_with_offsets("abcabcab", key=0).ids == batch[0]
+    assert again.encode("abcabcab", key=0, as_numpy=True).tolist() == batch[0]
+    assert len({tuple(again.encode("abcabcab", key=k)) for k in range(30)}) > 1
     # An explicit argument still overrides the file.
     assert Tokenizer(path, normalize=True).normalization == "NFC"
     assert Tokenizer(path, alpha=-1).alpha == -1
