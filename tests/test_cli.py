@@ -304,13 +304,20 @@ def test_bad_alpha_and_threads_are_usage_errors(runner, model):
     assert run(runner, "sample", "-m", model, "x", "-n", "0").exit_code == 2
 
 
-def test_unreadable_input_is_a_runtime_error(runner, model, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root reads every file")
+def test_unreadable_input_is_a_runtime_error(runner, model, tmp_path, monkeypatch):
     path = tmp_path / "secret.txt"
     path.write_text("x")
     path.chmod(0)
-    fails(run(runner, "encode", "-m", model, path), 1, "secret.txt")
+    if os.geteuid() == 0:        # root reads it anyway: refuse it the way the OS would
+        real_open = open
+
+        def refusing_open(name, *args, **kwargs):
+            if os.fspath(name) == str(path):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(name, *args, **kwargs)
+
+        monkeypatch.setattr(cli, "open", refusing_open, raising=False)
+    fails(run(runner, "encode", "-m", model, path), 1, "secret.txt", "Permission denied")
 
 
 # ---------------------------------------------------------------------------
