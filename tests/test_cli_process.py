@@ -190,7 +190,11 @@ def test_encode_streams_in_constant_memory(env, model_path):
     args = ("encode", "-m", model_path, "--threads", "1")
     small = _peak_rss_kib(env, args, line * 10_000)          # 0.8 MB
     large = _peak_rss_kib(env, args, line * 200_000)         # 16 MB in, ~20 MB of ids out
-    assert large - small < 12_000, (small, large)             # KiB: nothing grows with the input
+    # KiB: nothing grows with the input. Under AddressSanitizer (scripts/asan_check.sh) freed
+    # memory waits in its quarantine (256 MB by default) before it is reused, so RSS grows
+    # until the quarantine is full whatever the program does.
+    allowance = 12_000 + (270_000 if "asan" in os.environ.get("LD_PRELOAD", "") else 0)
+    assert large - small < allowance, (small, large)
 
 
 def test_installed_console_script(env, model_path, tmp_path):
