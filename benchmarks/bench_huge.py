@@ -7,14 +7,15 @@ Cases, each size in a fresh process so that its peak RSS is its own:
   through ``Tokenizer.encode``;
 - ``stream``: an N MB file read in batches of lines through
   ``Tokenizer.encode_batch`` (what a data pipeline does), results dropped;
-- ``cli``: ``bytepiece encode -m MODEL FILE > /dev/null`` on the same file.
+- ``cli``: ``bytepiece encode -m MODEL FILE > /dev/null`` on the same file;
+- ``cli-line``: ``bytepiece encode`` on the one-line file of ``line``.
 
 For each case the script prints MB, seconds, MB/s, peak RSS and peak RSS minus
 the process's RSS after loading the model, then a linearity verdict (the
 largest size's MB/s within 35% of the smallest's) and a memory verdict.
 Files go to a temporary directory (``--tmp``, default /tmp) and are deleted.
 
-    python benchmarks/bench_huge.py                      # line to 100 MB, stream and cli to 1 GB
+    python benchmarks/bench_huge.py                      # line, cli-line to 100 MB; stream, cli to 1 GB
     python benchmarks/bench_huge.py --quick              # line to 25 MB, stream and cli to 128 MB
     python benchmarks/bench_huge.py --cases line --line-sizes 10,20
 """
@@ -118,7 +119,7 @@ def _run_cli(path: pathlib.Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default="line,stream,cli")
+    parser.add_argument("--cases", default="line,cli-line,stream,cli")
     parser.add_argument("--line-sizes", default="12.5,25,50,100", help="MB, comma-separated")
     parser.add_argument("--file-sizes", default="128,256,512,1024", help="MB, comma-separated")
     parser.add_argument("--batch", type=int, default=10000, help="lines per encode_batch call (stream)")
@@ -134,14 +135,14 @@ def main() -> int:
     try:
         print(f"{'case':8} {'MB':>7} {'seconds':>8} {'MB/s':>7} {'peak RSS MB':>12} {'- model MB':>11}")
         plans = []
-        if "line" in cases:
-            plans += [("line", float(s)) for s in args.line_sizes.split(",")]
+        for size in args.line_sizes.split(","):   # both one-line cases on a file before the next size
+            plans += [(case, float(size)) for case in ("line", "cli-line") if case in cases]
         for case in ("stream", "cli"):
             if case in cases:
                 plans += [(case, float(s)) for s in args.file_sizes.split(",")]
         files = {}
         for case, size in plans:
-            one_line = case == "line"
+            one_line = case in ("line", "cli-line")
             key = (one_line, size)
             if key not in files:
                 for old in list(files.values()):
@@ -151,7 +152,7 @@ def main() -> int:
                 _write_file(path, int(size * MB), one_line)
                 files[key] = path
             path = files[key]
-            r = _run_cli(path) if case == "cli" else _run_child(case, path, args.batch)
+            r = _run_cli(path) if case.startswith("cli") else _run_child(case, path, args.batch)
             r.update(case=case, mb=size, mb_per_s=size / r["seconds"], extra_mb=r["peak_mb"] - r["base_mb"])
             results.append(r)
             print(f"{case:8} {size:7g} {r['seconds']:8.2f} {r['mb_per_s']:7.2f} {r['peak_mb']:12.0f} {r['extra_mb']:11.0f}",

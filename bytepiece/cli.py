@@ -561,20 +561,33 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
                    "pieces. Example: --balance 0.3")
 @click.option("--eval", "eval_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Held-out text: report bytes per token on it for each model. Repeatable.")
+@click.option("--ngram-memory", type=click.FloatRange(min=0), default=None, metavar="MB",
+              help="Memory budget of the n-gram table (default: the Trainer's, 4000 MB; 0 = none). "
+                   "On a corpus whose n-grams do not fit, the rarest are dropped and the counts become "
+                   "approximate (a message says so) instead of the run running out of memory. "
+                   "Example: --ngram-memory 500")
+@click.option("--em-sample", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MB",
+              help="EM runs on a uniform sample of the corpus this big (default: the Trainer's, 64 MB).")
 @_dask_options
 @_progress_option
 def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length, isolate_digits,
-          no_ensure_unicode, workers, encoding_errors, no_em, balance, eval_paths, dask_scheduler,
-          dask_scheduler_file, dask_local, dask_blocksize, progress):
+          no_ensure_unicode, workers, encoding_errors, no_em, balance, eval_paths, ngram_memory, em_sample,
+          dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize, progress):
     """Train a vocabulary on text files, folders (every file in them) or stdin (-).
 
     With no PATH, trains on the bundled corpora/*.train.txt of a bytepiece
     checkout (run from its top folder) and writes bytepiece.model. Prints a
     summary when done; progress goes to stderr. Ctrl-C leaves no model file.
 
+    The corpus is streamed (read twice, never held), so memory does not grow
+    with it past two budgets: the n-gram table (--ngram-memory) and the EM
+    sample (--em-sample). A corpus whose n-grams do not fit the first drops
+    its rarest n-grams (the summary says so) rather than running out of memory.
+
     \b
     Examples:
       bytepiece train
+      bytepiece train -o big.model --ngram-memory 500 --em-sample 32 big-corpus/
       bytepiece train -o my.model --vocab-size 16000 data/ extra.txt
       bytepiece train -o my.model --vocab-size 8000 --vocab-size 32000 \\
           --eval corpora/en.heldout.txt corpora/en.train.txt
@@ -598,6 +611,10 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
         options["em"] = False
     if balance is not None:
         options["em_balance"] = balance
+    if ngram_memory is not None:
+        options["ngram_memory"] = round(ngram_memory * 1e6)
+    if em_sample is not None:
+        options["em_sample_bytes"] = max(1, round(em_sample * 1e6))
     if sizes:
         options["max_vocab_size"] = sizes if len(sizes) > 1 else sizes[0]
     trainer = trainer_module.Trainer(**options)
@@ -620,6 +637,13 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
             raise CliError(f"{shown}: not valid UTF-8 at byte offset {error.offset}; "
                            "use --errors replace (or --errors bytes) to train anyway") from None
         raise
+    except MemoryError:
+        if click.get_current_context().find_root().params.get("debug"):
+            raise
+        raise CliError(
+            f"out of memory while training (n-gram budget {trainer.ngram_memory / 1e6:g} MB, EM sample "
+            f"{trainer.em_sample_bytes / 1e6:g} MB); lower --ngram-memory (and --em-sample) to fit this "
+            "machine: rare n-grams are then dropped instead") from None
     finally:
         if spooled is not None:
             with contextlib.suppress(OSError):
@@ -638,6 +662,9 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
     out.write(f"trained on {len(paths)} path(s)"
               + (f", {corpus_bytes / 1e6:.1f} MB" if corpus_bytes else "")
               + f" in {seconds:.1f} s" + (f", peak memory {peak:.0f} MB" if peak else "") + "\n")
+    if getattr(trainer, "stats", {}).get("ngram_budget_hit"):
+        out.write(f"n-gram memory budget ({trainer.ngram_memory / 1e6:g} MB) hit: the rarest n-grams were "
+                  "dropped, so counts are approximate (raise --ngram-memory for exact ones)\n")
     for pieces, target in zip(trainer.pieces, targets):
         line = f"{target}: vocabulary size {len(pieces) + FIRST_PIECE_ID}"
         if eval_paths:

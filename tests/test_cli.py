@@ -83,7 +83,7 @@ def lines_of(data: bytes):
 # help and version
 
 
-@pytest.mark.parametrize("command", ["train", "encode", "decode", "sample", "info"])
+@pytest.mark.parametrize("command", ["train", "encode", "decode", "sample", "info", "encode-shards"])
 def test_every_command_has_help_with_an_example(runner, command):
     result = ok(run(runner, command, "--help"))
     assert "Example" in result.output
@@ -205,6 +205,7 @@ def test_sampling_is_keyed_by_line_number(runner, model, text_file, model_path):
     first = ok(run(runner, *args)).stdout
     assert ok(run(runner, *args)).stdout == first                      # reproducible
     assert ok(run(runner, *args, "--threads", "2")).stdout == first    # thread-independent
+    assert ok(run(runner, *args, "--threads", "1")).stdout == first
     tok = Tokenizer(model_path, seed=7)
     expected = [tok.encode(line.decode(), alpha=0.1, key=k) for k, line in enumerate(lines_of(TEXT), 1)]
     assert [list(map(int, line.split())) for line in first.splitlines()] == expected
@@ -306,13 +307,20 @@ def test_bad_alpha_and_threads_are_usage_errors(runner, model):
     assert run(runner, "sample", "-m", model, "x", "-n", "0").exit_code == 2
 
 
-def test_unreadable_input_is_a_runtime_error(runner, model, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root reads every file")
+def test_unreadable_input_is_a_runtime_error(runner, model, tmp_path, monkeypatch):
     path = tmp_path / "secret.txt"
     path.write_text("x")
     path.chmod(0)
-    fails(run(runner, "encode", "-m", model, path), 1, "secret.txt")
+    if os.geteuid() == 0:        # root reads it anyway: refuse it the way the OS would
+        real_open = open
+
+        def refusing_open(name, *args, **kwargs):
+            if os.fspath(name) == str(path):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(name, *args, **kwargs)
+
+        monkeypatch.setattr(cli, "open", refusing_open, raising=False)
+    fails(run(runner, "encode", "-m", model, path), 1, "secret.txt", "Permission denied")
 
 
 # ---------------------------------------------------------------------------
@@ -563,6 +571,43 @@ def test_train_balance_reaches_the_trainer(runner, tmp_path):
     assert files["1"] != files["0.3"]
     for bad in ("0", "1.5", "x"):
         assert run(runner, "train", "-o", tmp_path / "z", "--balance", bad, corpus).exit_code == 2
+
+
+def test_train_memory_budgets_reach_the_trainer_and_the_summary(runner, corpus, tmp_path, monkeypatch):
+    from bytepiece import Trainer
+
+    roomy = ok(run(runner, "train", "-o", tmp_path / "roomy.model", "--vocab-size", "300", corpus))
+    assert "n-gram memory budget" not in roomy.stdout
+    seen = {}
+    real_train_files = Trainer.train_files
+
+    def spy(self, *args, **kwargs):
+        seen.update(ngram_memory=self.ngram_memory, em_sample_bytes=self.em_sample_bytes)
+        return real_train_files(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_files", spy)
+    tight = ok(run(runner, "train", "-o", tmp_path / "tight.model", "--vocab-size", "300",
+                   "--ngram-memory", "0.2", "--em-sample", "0.01", corpus))
+    assert seen == {"ngram_memory": 200_000, "em_sample_bytes": 10_000}
+    assert "n-gram memory budget (0.2 MB) hit" in tight.stdout and "approximate" in tight.stdout
+    assert Tokenizer(tmp_path / "tight.model").vocab_size == 300
+    for bad in (["--ngram-memory", "-1"], ["--em-sample", "0"], ["--ngram-memory", "x"]):
+        assert run(runner, "train", "-o", tmp_path / "z", *bad, corpus).exit_code == 2
+
+
+def test_train_out_of_memory_names_the_budgets_to_lower(runner, corpus, tmp_path, monkeypatch):
+    from bytepiece import Trainer
+
+    def exhausted(self, *args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(Trainer, "train_files", exhausted)
+    target = tmp_path / "oom.model"
+    fails(run(runner, "train", "-o", target, "--vocab-size", "300", "--ngram-memory", "700", corpus),
+          1, "out of memory", "n-gram budget 700 MB", "--ngram-memory", "--em-sample")
+    assert not target.exists()
+    result = run(runner, "--debug", "train", "-o", target, "--vocab-size", "300", corpus)
+    assert result.exit_code == 1 and isinstance(result.exception, MemoryError)
 
 
 def test_train_no_em_and_bad_output_folder(runner, corpus, tmp_path):

@@ -106,6 +106,34 @@ def test_head_in_a_shell_pipeline(env, model_path, big_text):
     assert result.stderr == b""
 
 
+def test_progress_is_shown_by_default_only_on_a_terminal(env, model_path, big_text):
+    """stderr a terminal (a pty here): progress lines on it, stdout unchanged; a pipe: nothing."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        process = subprocess.Popen(command("encode", "-m", model_path, big_text), stdout=subprocess.PIPE,
+                                   stderr=slave, env=env)
+        os.close(slave)
+        out, _ = process.communicate(timeout=120)
+        shown = b""
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:      # EIO: the child closed its end
+                break
+            if not data:
+                break
+            shown += data
+    finally:
+        os.close(master)
+    assert process.returncode == 0
+    assert b"encode: " in shown and b"MB/s" in shown
+    piped = run(env, "encode", "-m", model_path, big_text)
+    assert piped.returncode == 0 and piped.stderr == b""
+    assert piped.stdout == out
+
+
 def test_output_file_is_atomic_and_not_clobbered(env, model_path, big_text, tmp_path):
     target = tmp_path / "out.ids"
     assert run(env, "encode", "-m", model_path, "-o", target, big_text).returncode == 0
@@ -162,7 +190,11 @@ def test_encode_streams_in_constant_memory(env, model_path):
     args = ("encode", "-m", model_path, "--threads", "1")
     small = _peak_rss_kib(env, args, line * 10_000)          # 0.8 MB
     large = _peak_rss_kib(env, args, line * 200_000)         # 16 MB in, ~20 MB of ids out
-    assert large - small < 12_000, (small, large)             # KiB: nothing grows with the input
+    # KiB: nothing grows with the input. Under AddressSanitizer (scripts/asan_check.sh) freed
+    # memory waits in its quarantine (256 MB by default) before it is reused, so RSS grows
+    # until the quarantine is full whatever the program does.
+    allowance = 12_000 + (270_000 if "asan" in os.environ.get("LD_PRELOAD", "") else 0)
+    assert large - small < allowance, (small, large)
 
 
 def test_installed_console_script(env, model_path, tmp_path):
