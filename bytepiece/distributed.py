@@ -117,8 +117,12 @@ def connect(client=None, address: Optional[str] = None, scheduler_file: Optional
         c = distributed.Client(scheduler_file=os.fspath(scheduler_file))
         return c, c.close
     if local_workers is not None:
+        # No dashboard, and the scheduler's HTTP server on a free port: with
+        # dashboard_address=None it still binds 8787 and, when another cluster on the
+        # machine holds that port, warns and moves.
         cluster = distributed.LocalCluster(n_workers=int(local_workers), threads_per_worker=1,
-                                           processes=True, dashboard_address=None)
+                                           processes=True, dashboard_address=":0",
+                                           scheduler_kwargs={"dashboard": False})
         c = distributed.Client(cluster)
 
         def close():

@@ -101,7 +101,8 @@ def reference(corpus, tmp_path_factory):
 def local_cluster():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      scheduler_kwargs={"dashboard": False}) as cluster:
         with Client(cluster) as client:
             client.wait_for_workers(2, timeout=TIMEOUT)
             yield client
