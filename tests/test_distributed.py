@@ -160,8 +160,9 @@ def test_empty_corpus_and_texts(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(EmptyCorpusError):
         DaskTrainer(**NO_EM).train_files([str(empty)])
-    with pytest.raises(TypeError, match="train_files"):
-        DaskTrainer(**NO_EM).train(["some text"])
+    for texts in ([], ["", ""]):            # documents, sent by this process
+        with pytest.raises(EmptyCorpusError):
+            DaskTrainer(**NO_EM).train(texts)
 
 
 def test_saved_and_merged_counts_equal_one_shot(corpus, reference, tmp_path):
