@@ -21,13 +21,20 @@ Why it is built this way:
   as ``dask.bytes.read_bytes`` uses, could cut a run of blank lines in two
   and change a chunk.) Files are opened with fsspec, so paths may be local
   (on a filesystem every machine mounts) or URLs of an object store.
+- Documents (``Trainer.train(texts)``, :meth:`DaskTrainer.train`) cannot be
+  read by the workers, so the driver reads them, groups them into blocks with
+  the local trainer's ``iter_blocks`` and scatters one block at a time; at most
+  ``IN_FLIGHT_PER_THREAD`` map tasks per worker thread are unfinished, so the
+  driver and the cluster hold a few blocks, never the corpus. A chunk never
+  spans two documents, so the grouping changes no count.
 - Each block goes through the trainer's own Cython map kernels
   (``count_ngrams_block``, ``count_pieces_block``) and the tables are summed
-  in a tree of merge tasks (``split_every`` tables per task) on the workers;
-  only the final table travels to the driver. Merging is integer addition,
-  so the order of the tree does not matter: the model is byte-identical to
-  ``Trainer.train_files`` on one machine (unless the ``ngram_memory`` budget
-  is hit, which makes counts approximate in any engine).
+  in a tree of merge tasks (``split_every`` tables per task) on the workers,
+  submitted as the map results come in; only the final table travels to the
+  driver. Merging is integer addition, so the order of the tree does not
+  matter: the model is byte-identical to ``Trainer.train_files`` (or
+  ``Trainer.train``) on one machine (unless the ``ngram_memory`` budget is
+  hit, which makes counts approximate in any engine).
 - The pruned n-gram model is scattered to every worker once, and the piece
   counting tasks refer to it.
 - The EM sample is the chunks with the smallest hashes; each block keeps its
