@@ -356,6 +356,8 @@ class Trainer:
         block, ``split_every``) the counting runs on a Dask cluster: the texts are
         read here and sent to the workers a block at a time, a bounded number in
         flight (:mod:`bytepiece.distributed`); the model is the same.
+
+        >>> Trainer(engine="dask").train(texts, client=client)    # doctest: +SKIP
         """
         source = TextSource(texts)
         if iter(texts) is texts:
