@@ -452,6 +452,35 @@ def test_real_cluster_training_equals_local(real_cluster, corpus, reference, tmp
     assert len(counted) == 2 * len(list_blocks(corpus, 25_000))
 
 
+class _Paragraphs:
+    """Documents of 10 lines of some files, read anew on each pass (never a list)."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def __iter__(self):
+        for path in self.paths:
+            with open(path, encoding="utf-8", newline="") as f:
+                lines = []
+                for line in f:
+                    lines.append(line)
+                    if len(lines) == 10:
+                        yield "".join(lines)
+                        lines = []
+                if lines:
+                    yield "".join(lines)
+
+
+def test_real_cluster_training_on_documents_equals_local(real_cluster, corpus, tmp_path):
+    """Trainer.train(texts) on the separately started cluster, found by its scheduler file:
+    nothing is written for the workers to read, the documents reach them through Dask."""
+    local = Trainer(**NO_EM)
+    local.train(_Paragraphs(corpus))
+    t = Trainer(engine="dask", **NO_EM)
+    t.train(_Paragraphs(corpus), scheduler_file=real_cluster.scheduler_file, blocksize=30_000)
+    assert _model_bytes(t, tmp_path / "dask") == _model_bytes(local, tmp_path / "local")
+
+
 def test_real_cluster_encode_equals_encode_batch(real_cluster, corpus, tokenizer, tmp_path):
     expected = _expected(tokenizer, corpus, 0.1)
     encode_files(corpus, tokenizer, str(tmp_path / "out"), address=real_cluster.address, blocksize=12_000,
