@@ -719,20 +719,18 @@ class DaskTrainer(Trainer):
     def _piece_counts(self, blocks, errors, model, digest: Optional[str] = None) -> Counts:
         """Piece counts; ``digest`` names the model in the settings (computed when None)."""
         s = _piece_settings(self, errors, model_digest(model) if digest is None else digest)
-        empty = (_training.PieceTable(), _training.PieceTable() if s["pair_length"] else None, [], 0)
-        if isinstance(blocks, list) and not blocks:
-            return Counts("pieces", s, *empty[:3], [], 0)
-        if self._client is not None:
-            model_ref = self._client.scatter(model, broadcast=True, hash=False)
-        else:
-            model_ref = model
-        try:
-            merged = _map_reduce(self._client, blocks, _pieces_task, _merge_pieces_task,
-                                 dict(s, storage_options=self.storage_options), (model_ref,), self.split_every)
-        finally:
-            if self._client is not None:
-                model_ref.release()
-        pieces, pairs, sample, nbytes = empty if merged is None else merged
+        merged = None
+        if not (isinstance(blocks, list) and not blocks):      # no files: no model to send
+            model_ref = model if self._client is None else self._client.scatter(model, broadcast=True, hash=False)
+            try:
+                merged = _map_reduce(self._client, blocks, _pieces_task, _merge_pieces_task,
+                                     dict(s, storage_options=self.storage_options), (model_ref,), self.split_every)
+            finally:
+                if self._client is not None:
+                    model_ref.release()
+        if merged is None:          # no blocks
+            merged = (_training.PieceTable(), _training.PieceTable() if s["pair_length"] else None, [], 0)
+        pieces, pairs, sample, nbytes = merged
         return Counts("pieces", s, pieces, pairs, sample, _sources(blocks), nbytes)
 
     def _check_ngrams(self, ngrams: Counts) -> None:
