@@ -153,7 +153,8 @@ def main(argv=None) -> int:
     rows = []
     for n in args.workers:
         t0 = time.perf_counter()
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                          scheduler_kwargs={"dashboard": False}) as cluster, \
                 Client(cluster) as client:
             client.wait_for_workers(n, timeout=120)
             startup = time.perf_counter() - t0

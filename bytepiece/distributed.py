@@ -21,13 +21,20 @@ Why it is built this way:
   as ``dask.bytes.read_bytes`` uses, could cut a run of blank lines in two
   and change a chunk.) Files are opened with fsspec, so paths may be local
   (on a filesystem every machine mounts) or URLs of an object store.
+- Documents (``Trainer.train(texts)``, :meth:`DaskTrainer.train`) cannot be
+  read by the workers, so the driver reads them, groups them into blocks with
+  the local trainer's ``iter_blocks`` and scatters one block at a time; at most
+  ``IN_FLIGHT_PER_THREAD`` map tasks per worker thread are unfinished, so the
+  driver and the cluster hold a few blocks, never the corpus. A chunk never
+  spans two documents, so the grouping changes no count.
 - Each block goes through the trainer's own Cython map kernels
   (``count_ngrams_block``, ``count_pieces_block``) and the tables are summed
-  in a tree of merge tasks (``split_every`` tables per task) on the workers;
-  only the final table travels to the driver. Merging is integer addition,
-  so the order of the tree does not matter: the model is byte-identical to
-  ``Trainer.train_files`` on one machine (unless the ``ngram_memory`` budget
-  is hit, which makes counts approximate in any engine).
+  in a tree of merge tasks (``split_every`` tables per task) on the workers,
+  submitted as the map results come in; only the final table travels to the
+  driver. Merging is integer addition, so the order of the tree does not
+  matter: the model is byte-identical to ``Trainer.train_files`` (or
+  ``Trainer.train``) on one machine (unless the ``ngram_memory`` budget is
+  hit, which makes counts approximate in any engine).
 - The pruned n-gram model is scattered to every worker once, and the piece
   counting tasks refer to it.
 - The EM sample is the chunks with the smallest hashes; each block keeps its
@@ -58,7 +65,16 @@ import numpy as np
 
 from . import _training
 from .atomic import atomic_write
-from .corpus import ERROR_MODES, CorpusEncodingError, CorpusError, EmptyCorpusError, chunk_block, expand_paths
+from .corpus import (
+    ERROR_MODES,
+    CorpusEncodingError,
+    CorpusError,
+    EmptyCorpusError,
+    TextSource,
+    chunk_block,
+    expand_paths,
+    iter_blocks,
+)
 from .trainer import Trainer, TrainerError, _chunk_key, _Progress
 
 __all__ = [
@@ -70,6 +86,7 @@ __all__ = [
     "load_counts",
     "train_from_counts",
     "train_files_on_dask",
+    "train_texts_on_dask",
     "list_blocks",
     "read_block",
     "encode_files",
@@ -82,6 +99,8 @@ __all__ = [
 DEFAULT_BLOCKSIZE = 32 << 20
 #: Tables merged by one reduce task.
 DEFAULT_SPLIT_EVERY = 8
+#: Unfinished map tasks per worker thread (so per block held by the cluster) at any time.
+IN_FLIGHT_PER_THREAD = 2
 _SCAN = 1 << 16
 _COUNTS_MAGIC = b"BPCOUNT1"
 _SHARDS_FORMAT = "bytepiece-shards/1"
@@ -117,8 +136,12 @@ def connect(client=None, address: Optional[str] = None, scheduler_file: Optional
         c = distributed.Client(scheduler_file=os.fspath(scheduler_file))
         return c, c.close
     if local_workers is not None:
+        # No dashboard, and the scheduler's HTTP server on a free port: with
+        # dashboard_address=None it still binds 8787 and, when another cluster on the
+        # machine holds that port, warns and moves.
         cluster = distributed.LocalCluster(n_workers=int(local_workers), threads_per_worker=1,
-                                           processes=True, dashboard_address=None)
+                                           processes=True, dashboard_address=":0",
+                                           scheduler_kwargs={"dashboard": False})
         c = distributed.Client(cluster)
 
         def close():
@@ -242,6 +265,10 @@ class BlockEncodingError(CorpusEncodingError):
 
 
 def _block_docs(block, errors: str, storage_options) -> Tuple[list, int, int]:
+    """(documents, start, bytes) of a block: a file range (path, offset, length) is read
+    here; a list is already the documents (str), sent by the driver (Trainer.train)."""
+    if isinstance(block, list):
+        return block, 0, 0
     path, offset, length = block
     start, data = read_block(path, offset, length, storage_options)
     if not data:
@@ -312,26 +339,68 @@ def _merge_pieces_task(parts, s):
     return pieces, pairs, sample, nbytes
 
 
-def _map_reduce(client, blocks, map_func, merge_func, settings, extra=(), split_every=DEFAULT_SPLIT_EVERY):
-    """merge_func over map_func of every block: on the cluster as a tree of tasks, or
-    here, one block at a time, when client is None."""
+def _map_reduce(client, blocks, map_func, merge_func, settings, extra=(), split_every=DEFAULT_SPLIT_EVERY,
+                in_flight: Optional[int] = None):
+    """merge_func over map_func of every block (None if there is none): on the cluster, or
+    here, one block at a time, when client is None.
+
+    ``blocks`` is any iterable, consumed as the tasks go: at most ``in_flight`` map tasks
+    (by default IN_FLIGHT_PER_THREAD per worker thread) are unfinished at a time, so
+    neither the driver nor the cluster holds more blocks than that. A block of documents
+    (a list) is scattered to a worker and counted there; a file range is read by its
+    task. Results merge on the workers as soon as ``split_every`` of them are at hand
+    (a tree, each level holding fewer than that); only the root comes to the driver."""
     if client is None:
         acc = None
         for block in blocks:
             part = map_func(block, settings, *extra)
             acc = merge_func([part] if acc is None else [acc, part], settings)
         return acc
-    from dask import delayed
+    from distributed import wait
 
-    level = [delayed(map_func, pure=False)(block, settings, *extra) for block in blocks]
     k = max(2, int(split_every))
-    while len(level) > 1:
-        level = [delayed(merge_func, pure=False)(level[i:i + k], settings) for i in range(0, len(level), k)]
-    future = client.compute(level[0])
+    limit = max(1, int(in_flight or IN_FLIGHT_PER_THREAD * sum(client.nthreads().values())))
+    levels: List[list] = []         # levels[i]: results that each merge k**i blocks
+    running: set = set()            # map tasks not finished yet
+
+    def add(future, level: int = 0) -> None:
+        while True:
+            if level == len(levels):
+                levels.append([])
+            levels[level].append(future)
+            if len(levels[level]) < k:
+                return
+            future = client.submit(merge_func, levels[level], settings, pure=False)
+            levels[level] = []
+            level += 1
+
     try:
-        return future.result()
+        for block in blocks:
+            while len(running) >= limit:
+                with client.as_current():       # (wait() asks for the default Client)
+                    done = wait(running, return_when="FIRST_COMPLETED").done
+                for f in done:
+                    if f.status == "error":
+                        f.result()      # a worker's error stops the run now, not at the end
+                running -= done
+            if isinstance(block, list):
+                block = client.scatter([block], hash=False)[0]    # (a list would scatter item by item)
+            future = client.submit(map_func, block, settings, *extra, pure=False)
+            del block                   # the cluster has it; the driver keeps no block
+            running.add(future)
+            add(future)
+        rest = [f for level in levels for f in level]
+        levels.clear()
+        running.clear()
+        if not rest:
+            return None
+        while len(rest) > 1:
+            rest = [client.submit(merge_func, rest[i:i + k], settings, pure=False) for i in range(0, len(rest), k)]
+        return rest[0].result()
     finally:
-        future.release()
+        levels.clear()
+        running.clear()
+        rest = None                     # dropping the futures releases them on the cluster
 
 
 # ---------------------------------------------------------------------------
@@ -504,22 +573,42 @@ def _piece_settings(trainer: Trainer, errors: str, digest: str) -> dict:
 
 
 def _sources(blocks) -> List[str]:
+    """The files the blocks come from (none for documents)."""
+    if isinstance(blocks, _TextBlocks):
+        return []
     return list(dict.fromkeys(b[0] for b in blocks))
 
 
+class _TextBlocks:
+    """Trainer.train's documents as blocks for the tasks: lists of str of about
+    block_chars characters, grouped by the local trainer's own iter_blocks (a block is
+    made only when a task is about to take it; the texts are read anew on each pass).
+    Chunks never cross documents, so how they are grouped changes no count."""
+
+    def __init__(self, texts, block_chars: int):
+        self.source = TextSource(texts)
+        self.block_chars = int(block_chars)
+
+    def __iter__(self):
+        return iter_blocks(self.source, self.block_chars)
+
+
 class _Source:
-    """What Trainer._train hands to the stages: files to count, or counts already made."""
+    """What Trainer._train hands to the stages: blocks to count (file ranges, or
+    _TextBlocks of documents), or counts already made."""
 
     def __init__(self, blocks=None, errors="strict", ngram_counts=None, piece_counts=None):
         self.blocks = blocks
         self.errors = errors
         self.ngram_counts = ngram_counts
         self.piece_counts = piece_counts
-        self.total_bytes = sum(b[2] for b in blocks) if blocks is not None else None
+        self.total_bytes = sum(b[2] for b in blocks) if isinstance(blocks, list) else None
 
     def describe(self) -> str:
         if self.blocks is None:
             return "saved counts"
+        if isinstance(self.blocks, _TextBlocks):
+            return f"{self.blocks.source.describe()} sent in blocks of {self.blocks.block_chars} characters"
         return f"{len(_sources(self.blocks))} file(s), {len(self.blocks)} block(s), {self.total_bytes / 1e6:.1f} MB"
 
 
@@ -529,10 +618,11 @@ class DaskTrainer(Trainer):
     Takes every Trainer option, plus where to run (one of ``client``,
     ``address``, ``scheduler_file``, ``local_workers``; with none, the stages
     run in this process, block by block, which is what the count files need on
-    a machine without a cluster), ``blocksize`` (bytes a task reads),
+    a machine without a cluster), ``blocksize`` (bytes a task reads; with
+    :meth:`train`, characters of documents the driver sends per task),
     ``split_every`` (tables per merge task) and ``storage_options`` (fsspec
-    options for URLs). The model is byte-identical to ``Trainer.train_files``.
-    ``stats["stage_seconds"]`` times each stage.
+    options for URLs). The model is byte-identical to ``Trainer.train_files``
+    (or ``Trainer.train`` for documents). ``stats["stage_seconds"]`` times each stage.
     """
 
     def __init__(self, *args, client=None, address: Optional[str] = None, scheduler_file=None,
@@ -550,8 +640,20 @@ class DaskTrainer(Trainer):
 
     # -- public API ------------------------------------------------------------
     def train(self, texts, workers: int = 1, batch_size: int = 1000) -> None:
-        raise TypeError("DaskTrainer reads files on the workers: use train_files(paths); "
-                        "Trainer.train(texts) trains on documents in this process")
+        """Train on documents: any re-iterable of str, read twice (once per counting
+        stage) on this machine, which sends them to the workers one block of about
+        ``blocksize`` characters at a time, with a bounded number of blocks in flight
+        (IN_FLIGHT_PER_THREAD per worker thread), so the corpus is never held anywhere
+        whole. The workers count the blocks; ``workers`` threads run pruning and EM
+        here. The model is byte-identical to ``Trainer.train(texts)``. ``batch_size``
+        is accepted for 0.6.3 compatibility.
+        """
+        blocks = _TextBlocks(texts, self.blocksize)
+        if iter(texts) is texts:
+            raise TypeError("texts must be re-iterable (a list, or an object whose __iter__ "
+                            "starts over): it is read twice; a generator can be read only once")
+        with self._connected():
+            self._train(_Source(blocks), workers)
 
     def train_files(self, paths, workers: int = 1, errors: str = "strict") -> None:
         """Train on files, folders or URLs; ``workers`` threads run pruning and EM here."""
@@ -608,30 +710,27 @@ class DaskTrainer(Trainer):
     # -- stages ----------------------------------------------------------------
     def _ngram_counts(self, blocks, errors) -> Counts:
         s = _ngram_settings(self, errors)
-        if not blocks:
+        table = _map_reduce(self._client, blocks, _ngrams_task, _merge_ngrams_task,
+                            dict(s, storage_options=self.storage_options), split_every=self.split_every)
+        if table is None:           # no blocks
             table = _training.NgramTable(s["order"], s["budget"])
-        else:
-            table = _map_reduce(self._client, blocks, _ngrams_task, _merge_ngrams_task,
-                                dict(s, storage_options=self.storage_options), split_every=self.split_every)
         return Counts("ngrams", s, table, sources=_sources(blocks), nbytes=table.total)
 
     def _piece_counts(self, blocks, errors, model, digest: Optional[str] = None) -> Counts:
         """Piece counts; ``digest`` names the model in the settings (computed when None)."""
         s = _piece_settings(self, errors, model_digest(model) if digest is None else digest)
-        if not blocks:
-            return Counts("pieces", s, _training.PieceTable(),
-                          _training.PieceTable() if s["pair_length"] else None, [], [], 0)
-        if self._client is not None:
-            model_ref = self._client.scatter(model, broadcast=True, hash=False)
-        else:
-            model_ref = model
-        try:
-            pieces, pairs, sample, nbytes = _map_reduce(self._client, blocks, _pieces_task, _merge_pieces_task,
-                                                        dict(s, storage_options=self.storage_options),
-                                                        (model_ref,), self.split_every)
-        finally:
-            if self._client is not None:
-                model_ref.release()
+        merged = None
+        if not (isinstance(blocks, list) and not blocks):      # no files: no model to send
+            model_ref = model if self._client is None else self._client.scatter(model, broadcast=True, hash=False)
+            try:
+                merged = _map_reduce(self._client, blocks, _pieces_task, _merge_pieces_task,
+                                     dict(s, storage_options=self.storage_options), (model_ref,), self.split_every)
+            finally:
+                if self._client is not None:
+                    model_ref.release()
+        if merged is None:          # no blocks
+            merged = (_training.PieceTable(), _training.PieceTable() if s["pair_length"] else None, [], 0)
+        pieces, pairs, sample, nbytes = merged
         return Counts("pieces", s, pieces, pairs, sample, _sources(blocks), nbytes)
 
     def _check_ngrams(self, ngrams: Counts) -> None:
@@ -732,6 +831,27 @@ def train_files_on_dask(trainer: Trainer, paths, workers: int = 1, errors: str =
     storage_options=); the target of ``Trainer.train_files`` with ``engine="dask"``.
     Without a place to run, the default Client of this session (the last one
     created) is used; there must be one."""
+    dt = _as_dask(trainer, _with_cluster(where))
+    dt.train_files(paths, workers, errors)
+    _copy_back(dt, trainer)
+    return trainer
+
+
+def train_texts_on_dask(trainer: Trainer, texts, workers: int = 1, **where) -> Trainer:
+    """``trainer.train(texts)`` with the counting on a Dask cluster: the documents (any
+    re-iterable of str) are read here and sent to the workers a block at a time (see
+    :meth:`DaskTrainer.train`); ``where`` and the default Client as in
+    :func:`train_files_on_dask` (``blocksize``: characters per block). The target of
+    ``Trainer.train`` with ``engine="dask"``."""
+    dt = _as_dask(trainer, _with_cluster(where))
+    dt.train(texts, workers)
+    _copy_back(dt, trainer)
+    return trainer
+
+
+def _with_cluster(where: dict) -> dict:
+    """where, with the session's default Client when it names no place to run."""
+    _check_options(where)
     if all(where.get(k) is None for k in ("client", "address", "scheduler_file", "local_workers")):
         distributed = _import_distributed()
         try:
@@ -739,20 +859,25 @@ def train_files_on_dask(trainer: Trainer, paths, workers: int = 1, errors: str =
         except ValueError:
             raise ValueError("engine='dask' needs a cluster: pass client=, address=, scheduler_file= or "
                              "local_workers=, or create a distributed.Client first") from None
-    dt = _as_dask(trainer, where)
-    dt.train_files(paths, workers, errors)
-    _copy_back(dt, trainer)
-    return trainer
+    return where
 
 
 _DASK_OPTIONS = ("client", "address", "scheduler_file", "local_workers", "blocksize", "split_every",
                  "storage_options")
 
 
-def _as_dask(trainer: Optional[Trainer], where: dict) -> DaskTrainer:
+def _check_options(where: dict) -> None:
     unknown = set(where) - set(_DASK_OPTIONS)
     if unknown:
-        raise TypeError(f"unknown options: {sorted(unknown)}")
+        raise TypeError(f"unknown options: {sorted(unknown)}; the Dask options are {list(_DASK_OPTIONS)}")
+    for name in ("blocksize", "split_every"):
+        value = where.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise TrainerError(f"{name} must be a positive integer, not {value!r}")
+
+
+def _as_dask(trainer: Optional[Trainer], where: dict) -> DaskTrainer:
+    _check_options(where)
     if isinstance(trainer, DaskTrainer) and not where:
         return trainer
     if trainer is None:

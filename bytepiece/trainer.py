@@ -346,19 +346,28 @@ class Trainer:
         self.stats: dict = {}
 
     # -- public API ------------------------------------------------------------
-    def train(self, texts: Iterable[str], workers: int = 1, batch_size: int = 1000) -> None:
+    def train(self, texts: Iterable[str], workers: int = 1, batch_size: int = 1000, **dask) -> None:
         """Train on documents: any re-iterable of str (read twice, never held in memory).
 
         ``batch_size`` is accepted for 0.6.3 compatibility; work is cut into
         blocks of ``block_chars`` characters instead.
+        With ``engine="dask"`` or any Dask option (``client``, ``address``,
+        ``scheduler_file``, ``local_workers``, ``blocksize``: characters per
+        block, ``split_every``) the counting runs on a Dask cluster: the texts are
+        read here and sent to the workers a block at a time, a bounded number in
+        flight (:mod:`bytepiece.distributed`); the model is the same.
+
+        >>> Trainer(engine="dask").train(texts, client=client)    # doctest: +SKIP
         """
-        if self.engine == "dask":
-            raise TrainerError("engine='dask' trains on files the Dask workers read: use "
-                               "train_files(paths, client=... or address=... or local_workers=N)")
         source = TextSource(texts)
         if iter(texts) is texts:
             raise TypeError("texts must be re-iterable (a list, or an object whose __iter__ "
                             "starts over): it is read twice; a generator can be read only once")
+        if dask or self.engine == "dask":
+            from .distributed import train_texts_on_dask
+
+            train_texts_on_dask(self, texts, workers, **dask)
+            return
         self._train(source, workers)
 
     def train_files(self, paths, workers: int = 1, errors: str = "strict", **dask) -> None:

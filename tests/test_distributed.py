@@ -101,7 +101,8 @@ def reference(corpus, tmp_path_factory):
 def local_cluster():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      scheduler_kwargs={"dashboard": False}) as cluster:
         with Client(cluster) as client:
             client.wait_for_workers(2, timeout=TIMEOUT)
             yield client
@@ -159,8 +160,9 @@ def test_empty_corpus_and_texts(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(EmptyCorpusError):
         DaskTrainer(**NO_EM).train_files([str(empty)])
-    with pytest.raises(TypeError, match="train_files"):
-        DaskTrainer(**NO_EM).train(["some text"])
+    for texts in ([], ["", ""]):            # documents, sent by this process
+        with pytest.raises(EmptyCorpusError):
+            DaskTrainer(**NO_EM).train(texts)
 
 
 def test_saved_and_merged_counts_equal_one_shot(corpus, reference, tmp_path):
@@ -462,6 +464,35 @@ def test_real_cluster_training_equals_local(real_cluster, corpus, reference, tmp
     assert _model_bytes(t, tmp_path / "m") == reference["em"]
     counted = [task for task in stream.data if _task_name(task) in ("ngrams_task", "pieces_task")]
     assert len(counted) == 2 * len(list_blocks(corpus, 25_000))
+
+
+class _Paragraphs:
+    """Documents of 10 lines of some files, read anew on each pass (never a list)."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def __iter__(self):
+        for path in self.paths:
+            with open(path, encoding="utf-8", newline="") as f:
+                lines = []
+                for line in f:
+                    lines.append(line)
+                    if len(lines) == 10:
+                        yield "".join(lines)
+                        lines = []
+                if lines:
+                    yield "".join(lines)
+
+
+def test_real_cluster_training_on_documents_equals_local(real_cluster, corpus, tmp_path):
+    """Trainer.train(texts) on the separately started cluster, found by its scheduler file:
+    nothing is written for the workers to read, the documents reach them through Dask."""
+    local = Trainer(**NO_EM)
+    local.train(_Paragraphs(corpus))
+    t = Trainer(engine="dask", **NO_EM)
+    t.train(_Paragraphs(corpus), scheduler_file=real_cluster.scheduler_file, blocksize=30_000)
+    assert _model_bytes(t, tmp_path / "dask") == _model_bytes(local, tmp_path / "local")
 
 
 def test_real_cluster_encode_equals_encode_batch(real_cluster, corpus, tokenizer, tmp_path):
