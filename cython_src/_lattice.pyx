@@ -37,7 +37,7 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport INFINITY, NAN, exp, frexp, ldexp, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 
 from _byteviews cimport ByteViews, views_free, views_of
 from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_next, rng_uniform
@@ -68,6 +68,10 @@ cdef double RENORM_HIGH = 1.2676506002282294e+30   # 2**100
 # normal. Sums are then the exact scalings by powers of two of exact_scaled's, so
 # both loops draw the same samples (texts of a few thousand bytes never leave it).
 cdef double PLAIN_HIGH = ldexp(1.0, 960)
+
+cdef enum:
+    WINDOW_MIN = 1 << 20      # Viterbi over longer texts keeps a window of positions, not all
+    WINDOW_FIRST = 1 << 16    # (seg_viterbi_window); the window's first size, in positions
 
 cdef enum:
     MODE_VITERBI = 0
@@ -454,6 +458,8 @@ cdef Py_ssize_t seg_viterbi(const Model* M, const uint8_t* x, Py_ssize_t n, bint
     cdef const int32_t* value = M.trie.value
     cdef const double* logp = M.logp
     cdef double* score
+    if n > WINDOW_MIN and not forbid_whole:
+        return seg_viterbi_window(M, x, n, chunked, WINDOW_FIRST, out_val, out_end)
     if ws_reserve(ws, n, M.trie.max_len) < 0:
         return -1
     score = ws.score
@@ -485,6 +491,174 @@ cdef Py_ssize_t seg_viterbi(const Model* M, const uint8_t* x, Py_ssize_t n, bint
         ws.back[e] = bs
         ws.backv[e] = bv
     return backtrack(ws, n, out_val, out_end)
+
+
+# ---------------------------------------------------------------------------
+# Viterbi in bounded memory for long texts.
+#
+# seg_viterbi keeps a score and a back-pointer for every byte of the text: about 16
+# bytes per byte, 1.6 GB for one 100 MB line. But the decision about early pieces is
+# final long before the end. Every path to a position beyond e has a boundary in the
+# frontier [e - L + 1, e] (L = the longest piece: no piece jumps over L positions), and
+# the chosen path to a frontier position is its chain of back-pointers, which never
+# change once set. So where the chains of all frontier positions meet, at q, the best
+# path to anything beyond e runs through q, and its part up to q is known: it is
+# written out and the buffers keep only positions from q on. Chains of real text meet
+# within a few pieces; when they do not (a run of one byte whose best paths keep two
+# parities, say), the buffers simply grow, up to seg_viterbi's size. A chunk start is
+# such a meeting point by construction. Scores and ties are computed exactly as in
+# seg_viterbi, so the segmentation is identical.
+
+cdef struct ViterbiWindow:
+    double* score       # position base + i at index i
+    int32_t* back       # start of the chosen last piece (absolute position)
+    int32_t* backv      # its piece index
+    uint8_t* head       # scratch for vw_meeting
+    Py_ssize_t base, cap
+
+
+cdef int vw_grow(ViterbiWindow* w) noexcept nogil:
+    """Twice the room; -1 when out of memory (the buffers stay valid)."""
+    cdef Py_ssize_t cap = 2 * w.cap
+    cdef void* p
+    p = realloc(w.score, cap * sizeof(double))
+    if p == NULL:
+        return -1
+    w.score = <double*>p
+    p = realloc(w.back, cap * sizeof(int32_t))
+    if p == NULL:
+        return -1
+    w.back = <int32_t*>p
+    p = realloc(w.backv, cap * sizeof(int32_t))
+    if p == NULL:
+        return -1
+    w.backv = <int32_t*>p
+    p = realloc(w.head, cap)
+    if p == NULL:
+        return -1
+    w.head = <uint8_t*>p
+    w.cap = cap
+    return 0
+
+
+cdef Py_ssize_t vw_emit(ViterbiWindow* w, Py_ssize_t q, Py_ssize_t done, Py_ssize_t m,
+                        int32_t* out_val, int32_t* out_end) noexcept nogil:
+    """Write the pieces of the chosen path from `done` to q (both boundaries of it) at
+    out[m:], in text order; returns the new m."""
+    cdef Py_ssize_t e = q, k = 0, i
+    cdef int32_t t
+    while e > done:
+        out_val[m + k] = w.backv[e - w.base]
+        out_end[m + k] = <int32_t>e
+        k += 1
+        e = w.back[e - w.base]
+    for i in range(k // 2):
+        t = out_val[m + i]; out_val[m + i] = out_val[m + k - 1 - i]; out_val[m + k - 1 - i] = t
+        t = out_end[m + i]; out_end[m + i] = out_end[m + k - 1 - i]; out_end[m + k - 1 - i] = t
+    return m + k
+
+
+cdef Py_ssize_t vw_meeting(ViterbiWindow* w, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t done) noexcept nogil:
+    """The latest position that the back-pointer chains of every position in [lo, hi]
+    pass through (all of them pass through `done`, the last such point written out).
+    One sweep down from hi: a flagged position is the head of one or more chains; it
+    moves to its back-pointer, merging with a head already there. When one head is
+    left, every chain runs through it."""
+    cdef Py_ssize_t p, b, active = hi - lo + 1
+    cdef uint8_t* head = w.head - w.base
+    memset(w.head + (done - w.base), 0, hi - done + 1)
+    for p in range(lo, hi + 1):
+        head[p] = 1
+    p = hi
+    while p > done:
+        if head[p]:
+            if active == 1:
+                return p
+            b = w.back[p - w.base]
+            if head[b]:
+                active -= 1
+            else:
+                head[b] = 1
+        p -= 1
+    return done
+
+
+cdef Py_ssize_t seg_viterbi_window(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                                   Py_ssize_t first_cap, int32_t* out_val, int32_t* out_end) noexcept nogil:
+    """seg_viterbi's segmentation in memory for about first_cap positions (growing only
+    where the chosen paths do not meet); -1 when out of memory."""
+    cdef ViterbiWindow w
+    cdef Py_ssize_t e, cs = 0, m = 0, done = 0, q, keep, lo
+    cdef int32_t s, bs = 0, bv = 0, node, t, v
+    cdef int32_t L = M.trie.max_len if M.trie.max_len > 0 else 1
+    cdef double c, best
+    cdef const int32_t* base = M.trie.base
+    cdef const int32_t* check = M.trie.check
+    cdef const int32_t* value = M.trie.value
+    cdef const double* logp = M.logp
+    memset(&w, 0, sizeof(ViterbiWindow))
+    w.cap = first_cap if first_cap > 4 * <Py_ssize_t>L + 4 else 4 * <Py_ssize_t>L + 4
+    w.score = <double*>malloc(w.cap * sizeof(double))
+    w.back = <int32_t*>malloc(w.cap * sizeof(int32_t))
+    w.backv = <int32_t*>malloc(w.cap * sizeof(int32_t))
+    w.head = <uint8_t*>malloc(w.cap)
+    if w.score == NULL or w.back == NULL or w.backv == NULL or w.head == NULL:
+        m = -1
+        e = n + 1                         # (skips the loop)
+    else:
+        w.score[0] = 0.0
+        e = 1
+    while e <= n:
+        if chunked and e > 1 and is_chunk_start(x, e - 1):
+            cs = e - 1
+            # Every path goes through a chunk start: write out the path up to it.
+            m = vw_emit(&w, cs, done, m, out_val, out_end)
+            done = cs
+            keep = 1
+            memmove(w.score, w.score + (cs - w.base), keep * sizeof(double))
+            memmove(w.back, w.back + (cs - w.base), keep * sizeof(int32_t))
+            memmove(w.backv, w.backv + (cs - w.base), keep * sizeof(int32_t))
+            w.base = cs
+            w.score[0] = 0.0              # 0.6.3 scores each chunk from 0
+        elif e - w.base >= w.cap:
+            # Full: write out what the frontier's chains agree on, keep the rest.
+            lo = e - L if e - L > cs else cs
+            q = vw_meeting(&w, lo, e - 1, done)
+            if q > done:
+                m = vw_emit(&w, q, done, m, out_val, out_end)
+                done = q
+                keep = e - q
+                memmove(w.score, w.score + (q - w.base), keep * sizeof(double))
+                memmove(w.back, w.back + (q - w.base), keep * sizeof(int32_t))
+                memmove(w.backv, w.backv + (q - w.base), keep * sizeof(int32_t))
+                w.base = q
+            if e - w.base >= w.cap // 2 and vw_grow(&w) < 0:
+                m = -1
+                break
+        best = -INFINITY
+        node = 0
+        s = <int32_t>(e - 1)
+        while s >= cs:
+            t = base[node] + x[s]
+            if check[t] != node:
+                break
+            node = t
+            v = value[node]
+            if v >= 0:
+                c = w.score[s - w.base] + logp[v]
+                if c >= best:
+                    best = c
+                    bs = s
+                    bv = v
+            s -= 1
+        w.score[e - w.base] = best
+        w.back[e - w.base] = bs
+        w.backv[e - w.base] = bv
+        e += 1
+    if m >= 0:
+        m = vw_emit(&w, n, done, m, out_val, out_end)
+    free(w.score); free(w.back); free(w.backv); free(w.head)
+    return m
 
 
 cdef Py_ssize_t seg_legacy_v1(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Rng* rng,
@@ -2192,6 +2366,23 @@ cdef class Lattice:
             free(scratch)
         track_lists(result)
         return result
+
+    def viterbi_windowed(self, const uint8_t[::1] data, Py_ssize_t first_cap, bint chunked=True):
+        """segment(data) by the bounded-memory Viterbi that long texts take, with a
+        window of first_cap positions to start with (for tests: any size gives the same
+        segmentation)."""
+        cdef Model M
+        cdef Py_ssize_t n = data.shape[0], m = 0
+        vals = np.empty(n, dtype=np.int32)
+        ends = np.empty(n, dtype=np.int32)
+        cdef int32_t[::1] vv = vals, ee = ends
+        self._model(&M, -1.0, None)
+        if n:
+            with nogil:
+                m = seg_viterbi_window(&M, &data[0], n, chunked, first_cap, &vv[0], &ee[0])
+        if m < 0:
+            raise MemoryError()
+        return vals[:m], ends[:m]
 
     def viterbi_split(self, bytes data, bint forbid_whole=False):
         """Ids of the Viterbi segmentation of `data` as one chunk. With forbid_whole the

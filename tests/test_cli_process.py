@@ -197,6 +197,20 @@ def test_encode_streams_in_constant_memory(env, model_path):
     assert large - small < allowance, (small, large)
 
 
+def test_one_long_line_costs_a_small_multiple_of_its_size(env, model_path):
+    """A line is one lattice; Viterbi over a long one keeps a window of positions, not
+    16 bytes of scores and back-pointers per byte, so the peak grows by the ids (Python
+    list and output text) and the line itself: about 6 bytes per byte of the line here
+    (it was 21 when the whole line's lattice was kept)."""
+    base = b"A line of plain text, repeated many times so that the line is long 0123456789. "
+    args = ("encode", "-m", model_path, "--threads", "1")
+    sizes = (2 << 20, 18 << 20)
+    peaks = [_peak_rss_kib(env, args, (base * (n // len(base) + 1))[:n] + b"\n") for n in sizes]
+    per_byte = (peaks[1] - peaks[0]) * 1024 / (sizes[1] - sizes[0])
+    limit = 10 + (17 if "asan" in os.environ.get("LD_PRELOAD", "") else 0)   # (ASan's quarantine)
+    assert per_byte < limit, (peaks, per_byte)
+
+
 def test_installed_console_script(env, model_path, tmp_path):
     """The `bytepiece` script that `pip install` puts next to the interpreter."""
     script = Path(sys.executable).with_name("bytepiece")

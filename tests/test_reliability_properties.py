@@ -150,6 +150,35 @@ def test_decode_of_arbitrary_bytes_skips_only_invalid_utf8(real_tok, data):
 # ---------------------------------------------------------------------------
 # Samples are segmentations; Viterbi beats them all
 
+def _dense_case(seed: int):
+    """A vocabulary of many pieces over the letters a and b (plus the 256 single bytes)
+    and a text of 50 to 600 of those letters (a newline now and then): lattices whose
+    chosen paths to neighbouring positions often part and meet again."""
+    rng = random.Random(seed)
+    pieces = {bytes([b]): 1 for b in range(256)}
+    pieces.update({b"a": rng.randint(1, 10**6), b"b": rng.randint(1, 10**6)})
+    for _ in range(rng.randint(1, 30)):
+        pieces[bytes(rng.choice(b"ab") for _ in range(rng.randint(2, 6)))] = rng.randint(1, 10**6)
+    letters = b"ab" * 20 + b"\n"
+    return vocabulary_from_counts(pieces), bytes(rng.choice(letters) for _ in range(rng.randint(50, 600)))
+
+
+@SETTINGS
+@given(case=st.one_of(st.tuples(vocabularies(), texts_bytes), st.integers(0, 2**32).map(_dense_case)),
+       first_cap=st.sampled_from([1, 2, 3, 8, 33, 1 << 16]), chunked=st.booleans())
+def test_bounded_memory_viterbi_equals_viterbi(case, first_cap, chunked):
+    """Texts over 1 MB take the Viterbi that keeps only a window of positions (it writes
+    out the path where the frontier's back-pointer chains meet, and grows when they do
+    not); with any window size it gives seg_viterbi's segmentation exactly (ties too).
+    Small windows make it write out, compact and grow many times on short texts."""
+    vocab, data = case
+    lattice = Tokenizer(vocab)._lattice
+    expected = lattice.segment(data, chunked=chunked)
+    got = lattice.viterbi_windowed(data, first_cap, chunked)
+    assert got[0].tolist() == expected[0].tolist()
+    assert got[1].tolist() == expected[1].tolist()
+
+
 @SETTINGS
 @given(vocab=vocabularies(), data=texts_bytes, alpha=st.floats(0.0, 30.0), key=st.integers(0, 2**64 - 1),
        sampler=st.sampled_from(["exact", "legacy-v1"]))
