@@ -703,13 +703,18 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
               help="Encode the bytes as they are; by default text is NFC-normalised first.")
 @_output_option
 @_progress_option
-def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize, output, force, progress):
+@_dask_options
+def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize, output, force, progress,
+           dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize):
     """Encode text files (or stdin) to ids, one output line per input line.
 
     Each input line is encoded with its line ending, so the ids of a file
     decode back to exactly that file (`bytepiece decode`). Files are read in
-    batches of lines: memory stays small on inputs of any size. To encode on a
-    Dask cluster into numpy shards (the same ids), see `bytepiece encode-shards`.
+    batches of lines: memory stays small on inputs of any size.
+
+    With a --dask option the workers of a Dask cluster encode the files into
+    numpy token shards in the folder -o (as `bytepiece encode-shards`; the same
+    ids, whatever the cluster or block size).
 
     \b
     pieces format: pieces separated by spaces, shown as text with escapes:
@@ -722,7 +727,16 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
       bytepiece encode -m my.model corpus.txt > corpus.ids
       cat corpus.txt | bytepiece encode -m my.model --format pieces | head
       bytepiece encode -m my.model --alpha 0.1 --seed 7 --eos -o train.ids corpus.txt
+      bytepiece encode -m my.model --dask-local 4 -o tokens/ corpus/
     """
+    where = _dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
+    if where:
+        if output in (None, "-"):
+            raise CliError("--dask options write numpy shards: give their folder with -o")
+        if fmt != "ids" or not inputs or "-" in inputs:
+            raise CliError("--dask options encode files (not stdin) into id shards: no --format pieces/jsonl")
+        _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where)
+        return
     if output not in (None, "-"):
         _refuse_existing(output, force)
     tok = _load_tokenizer(model_path, seed=seed, normalize=False if no_normalize else None)
@@ -800,9 +814,13 @@ def encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normaliz
       bytepiece encode-shards -m my.model -o tokens/ --dask-local 4 corpus/
       bytepiece encode-shards -m my.model -o s3://bucket/tokens/ --dask-scheduler tcp://10.0.0.1:8786 s3://bucket/corpus/
     """
+    where = _dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
+    _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where)
+
+
+def _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict) -> None:
     from .distributed import encode_files
 
-    where = _dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
     index = encode_files(list(inputs), model_path, output, alpha=alpha, seed=seed, add_bos=bos, add_eos=eos,
                          normalize=not no_normalize, **where)
     click.echo(f"{index['lines']} lines, {index['tokens']} tokens in {len(index['parts'])} shard(s) in {output}")

@@ -41,6 +41,25 @@ def test_encode_shards_equal_bytepiece_encode(tmp_path, model_path):
     assert got == expected
 
 
+def test_encode_with_a_dask_option_writes_the_same_ids_as_shards(tmp_path, model_path):
+    """`bytepiece encode --dask-...` is encode-shards: the workers write numpy shards in -o."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    ids_text = invoke("encode", "-m", model_path, "--alpha", 0.2, "--seed", 3, "--eos", corpus).stdout
+    expected = [[int(i) for i in line.split()] for line in ids_text.splitlines()]
+    out = invoke("encode", "-m", model_path, "--alpha", 0.2, "--seed", 3, "--eos", "-o", tmp_path / "shards",
+                 "--dask-local", 2, "--dask-blocksize", 2048, corpus).output
+    assert "shard(s)" in out
+    ids, rows = load_encoded(str(tmp_path / "shards"))
+    assert [ids[rows[k]:rows[k + 1]].tolist() for k in range(len(rows) - 1)] == expected
+    for extra, message in ((["--format", "pieces", "-o", tmp_path / "p"], "id shards"),
+                           ([], "-o"), (["-o", "-"], "-o")):
+        result = CliRunner().invoke(cli.main, [str(a) for a in ["encode", "-m", model_path, *extra,
+                                                                  "--dask-local", "1", corpus]])
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "p").exists()
+
+
 def test_dask_options_are_checked(tmp_path):
     result = CliRunner().invoke(cli.main, ["train", "-", "-o", str(tmp_path / "m"), "--vocab-size", "300",
                                            "--dask-scheduler", "tcp://127.0.0.1:1"], input="text\n")
