@@ -637,6 +637,9 @@ def _build_torch_classes() -> None:
             worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
             rank, world = self.rank, self.world_size
             shards = self.num_shards or world * workers
+            if shards < world:
+                raise ValueError(f"num_shards={shards} leaves ranks without documents: with world_size="
+                                 f"{world} it must be at least {world}")
             texts = (t for t in self._texts(one_shot_ok=workers == 1) if t)
             for index, text in enumerate(texts):
                 shard = index % shards

@@ -249,7 +249,11 @@ class Trainer:
     ``workers`` threads ("thread", the default: one process, the counting loops run
     without the GIL, tables merge in place and nothing is pickled or duplicated) or
     processes ("process": a fork pool; only cutting the text into chunks holds
-    the GIL, so processes pay off only with many workers). ``verbose=False`` silences progress.
+    the GIL, so processes pay off only with many workers), or on a Dask cluster
+    ("dask": ``train``/``train_files`` then take ``client=``, ``address=``,
+    ``scheduler_file=`` or ``local_workers=``; the counting runs on the cluster's
+    workers and the model is byte-identical to a local run; docs/distributed.md).
+    ``verbose=False`` silences progress.
 
     >>> t = Trainer(max_vocab_size=300, min_count=1, verbose=False)
     >>> t.train(["hello world\\n"] * 20)

@@ -237,6 +237,9 @@ def test_distributed_ranks_partition_the_stream(transform, corpus_file):
     assert sorted(i for i, _ in got) == sorted(parts[1])
     with pytest.raises(ValueError):
         TextStream(corpus_file, transform, rank=3, world_size=3)
+    # Fewer shards than ranks would leave a rank silently without documents.
+    with pytest.raises(ValueError, match="num_shards=2 leaves ranks without documents"):
+        list(TextStream(corpus_file, transform, rank=2, world_size=3, num_shards=2))
 
 
 def test_epoch_sampler_over_distributed_samplers(transform):
