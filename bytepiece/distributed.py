@@ -1047,7 +1047,25 @@ def encode_files(paths, model, out: str, *, client=None, address: Optional[str] 
              "lines": int(sum(counts)) if blocks else 0, "tokens": sum(p["tokens"] for p in parts),
              "files": _sources(blocks), "parts": parts}
     _write_bytes(out, "index.json", json.dumps(index, indent=1).encode(), storage_options)
+    _remove_stale_parts(out, {p["name"] for p in parts}, storage_options)
     return index
+
+
+def _remove_stale_parts(out: str, keep: set, storage_options) -> None:
+    """Delete part files that the new index.json does not list (left by an earlier run
+    over more blocks into the same folder), so the folder holds exactly one encoding."""
+    suffixes = (".ids.npy", ".rows.npy")
+    if _is_url(out):
+        fs, p = _fs_and_path(out, storage_options)
+        names = [(path, path.rsplit("/", 1)[-1]) for path in fs.glob(p.rstrip("/") + "/part-*.npy")]
+        remove = fs.rm
+    else:
+        names = [(os.path.join(out, n), n) for n in os.listdir(out) if n.startswith("part-") and n.endswith(".npy")]
+        remove = os.remove
+    for path, name in names:
+        stem = next((name[:-len(s)] for s in suffixes if name.endswith(s)), None)
+        if stem is not None and stem not in keep:
+            remove(path)
 
 
 def iter_encoded(out: str, storage_options: Optional[dict] = None):

@@ -276,6 +276,17 @@ def test_encode_in_process_equals_encode_batch(corpus, tokenizer, tmp_path):
         _check_shards(tmp_path / str(blocksize), expected)
 
 
+def test_encoding_again_into_a_folder_leaves_only_its_own_parts(corpus, tokenizer, tmp_path):
+    # A second run with fewer blocks must not leave the first run's extra parts behind.
+    out = tmp_path / "out"
+    many = encode_files(corpus, tokenizer, str(out), blocksize=9_000, add_eos=True)
+    few = encode_files(corpus, tokenizer, str(out), blocksize=1 << 20, add_eos=True)
+    assert len(many["parts"]) > len(few["parts"]) >= 1
+    listed = {p["name"] + s for p in few["parts"] for s in (".ids.npy", ".rows.npy")}
+    assert set(os.listdir(out)) == listed | {"index.json"}
+    _check_shards(out, _expected(tokenizer, corpus, -1))
+
+
 def test_encode_files_uses_the_model_default_alpha(corpus, tokenizer, tmp_path):
     # A model file that records alpha 0.1 samples in the shards as `bytepiece encode` does.
     path = tmp_path / "sampling.model"
