@@ -40,10 +40,10 @@ from bytepiece.distributed import (  # noqa: E402
 )
 from bytepiece.corpus import CorpusEncodingError  # noqa: E402
 from bytepiece.trainer import Trainer  # noqa: E402
+from clusters import TIMEOUT, two_workers  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CORPORA = REPO / "corpora"
-TIMEOUT = 60
 
 # Options kept small so that the local reference trains in a few seconds.
 EM = dict(max_vocab_size=600, em_grow_rounds=2, em_pairs=1.0, verbose=False)
@@ -99,13 +99,8 @@ def reference(corpus, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_cluster():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      scheduler_kwargs={"dashboard": False}) as cluster:
-        with Client(cluster) as client:
-            client.wait_for_workers(2, timeout=TIMEOUT)
-            yield client
+    with two_workers(set_as_default=True) as client:    # (test_hook_uses_the_default_client)
+        yield client
 
 
 # ---------------------------------------------------------------------------

@@ -18,9 +18,9 @@ pytest.importorskip("distributed")
 
 from bytepiece.distributed import DaskTrainer, train_texts_on_dask  # noqa: E402
 from bytepiece.trainer import Trainer, TrainerError  # noqa: E402
+from clusters import two_workers  # noqa: E402
 
 CORPORA = pathlib.Path(__file__).resolve().parent.parent / "corpora"
-TIMEOUT = 60
 TEXT = "".join(f"Row {i}: the quick brown fox jumps over the lazy dog; 上海 {i % 5}, naïve {i % 9}.\n" for i in range(300))
 
 EM = dict(max_vocab_size=500, em_grow_rounds=2, em_pairs=1.0, verbose=False)
@@ -87,13 +87,8 @@ def reference(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client():
     """Two worker processes; not the default Client (tests pass it, or make it current)."""
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      scheduler_kwargs={"dashboard": False}) as cluster:
-        with Client(cluster, set_as_default=False) as c:
-            c.wait_for_workers(2, timeout=TIMEOUT)
-            yield c
+    with two_workers(set_as_default=False) as c:
+        yield c
 
 
 # ---------------------------------------------------------------------------
