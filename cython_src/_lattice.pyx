@@ -813,24 +813,6 @@ cdef inline Py_ssize_t exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e
     return k
 
 
-cdef inline int exact_pick(double* cum, int k, double tot, Rng* rng) noexcept nogil:
-    """pick() on running sums, with a fixed number of comparisons for up to four edges
-    (most positions): cum[k - 1] == tot > u never counts, nor does the padding. One edge:
-    no choice to draw."""
-    cdef double u
-    cdef int i, j
-    if k <= 1:
-        return 0
-    u = rng_uniform(rng) * tot
-    cum[k] = INFINITY
-    cum[k + 1] = INFINITY
-    cum[k + 2] = INFINITY
-    j = (cum[0] <= u) + (cum[1] <= u) + (cum[2] <= u) + (cum[3] <= u)
-    for i in range(4, k):
-        j += cum[i] <= u
-    return j
-
-
 cdef inline Py_ssize_t exact_pick_at(double* cum, Py_ssize_t k, double u) noexcept nogil:
     """exact_pick for k >= 2 edges, given the scaled uniform u = uniform * total."""
     cdef Py_ssize_t i, j
@@ -841,6 +823,15 @@ cdef inline Py_ssize_t exact_pick_at(double* cum, Py_ssize_t k, double u) noexce
     for i in range(4, k):
         j += cum[i] <= u
     return j
+
+
+cdef inline int exact_pick(double* cum, int k, double tot, Rng* rng) noexcept nogil:
+    """pick() on running sums, with a fixed number of comparisons for up to four edges
+    (most positions): cum[k - 1] == tot > u never counts, nor does the padding. One edge:
+    no choice to draw."""
+    if k <= 1:
+        return 0
+    return <int>exact_pick_at(cum, k, rng_uniform(rng) * tot)
 
 
 cdef inline double xoshiro_uniform(Rng* rng) noexcept nogil:
