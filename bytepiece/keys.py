@@ -11,10 +11,16 @@ randomised ``hash``):
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from typing import Tuple, Union
+
+try:
+    # BLAKE2 is built into CPython; importing hashlib would also load OpenSSL's
+    # libcrypto (about 3.4 MB resident) for functions bytepiece never uses.
+    from _blake2 import blake2b
+except ImportError:     # pragma: no cover - a CPython built without it
+    from hashlib import blake2b
 
 MASK64 = (1 << 64) - 1
 Key = Union[int, str, bytes, Tuple["Key", ...]]
@@ -24,7 +30,7 @@ _INT_KEYS, _HASHED_KEYS, _STREAM = b"int-keys", b"hashed-keys", b"stream"
 
 
 def _digest(data: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+    return int.from_bytes(blake2b(data, digest_size=8).digest(), "little")
 
 
 def _encode(value: Key) -> bytes:

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import stat
-import zipfile
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Union
 
@@ -161,6 +160,8 @@ def _read_json(path: str) -> Any:
             info = os.fstat(handle.fileno())
             regular = stat.S_ISREG(info.st_mode)
             # Only a regular file can be a zip (is_zipfile reads a device or pipe to its end).
+            import zipfile     # (imported here: most models are plain JSON)
+
             is_zip = regular and zipfile.is_zipfile(handle)
             if regular and not is_zip and info.st_size > limit:
                 raise ModelError(too_large)

@@ -20,6 +20,7 @@ from typing import AbstractSet, Iterable, Iterator, List, NamedTuple, Optional, 
 import numpy as np
 
 from . import keys as _keys
+from .keys import blake2b
 from .analysis import LatticeQueries
 from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, DrawStream, Lattice
 from .model import (
@@ -719,7 +720,7 @@ def _normalization(normalize: Union[bool, str], model_form: str) -> str:
 
 def _segment_word(key_word: int, index: int) -> int:
     """The key word of the index-th run of ordinary text between special tokens."""
-    return int.from_bytes(__import__("hashlib").blake2b(
+    return int.from_bytes(blake2b(
         b"special-split" + struct.pack("<QQ", key_word & 0xFFFFFFFFFFFFFFFF, index), digest_size=8).digest(), "little")
 
 

@@ -27,9 +27,7 @@ same whatever ``workers`` is.
 from __future__ import annotations
 
 import collections
-import hashlib
 import math
-import multiprocessing
 import os
 import sys
 import time
@@ -48,6 +46,7 @@ from .corpus import (
     chunk_block,
     iter_blocks,
 )
+from .keys import blake2b
 from .model import save_model
 
 __all__ = ["Trainer", "TrainerError", "EmptyCorpusError", "convert_to_bytepiece"]
@@ -109,25 +108,39 @@ class _Progress:
 # ---------------------------------------------------------------------------
 # Memory
 
-def _load_malloc_trim() -> Optional[Callable[[int], int]]:
+def _load_libc():
     try:
         import ctypes
 
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):    # not glibc: nothing to do
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:    # not glibc: nothing to do
         return None
 
 
-_MALLOC_TRIM = _load_malloc_trim() if sys.platform.startswith("linux") else None
+_LIBC = _load_libc() if sys.platform.startswith("linux") else None
+_M_MMAP_THRESHOLD = -3             # mallopt's parameter number (malloc.h)
+MMAP_THRESHOLD = 1 << 20
 
 
 def _return_free_memory() -> None:
     """Hand memory freed by a stage back to the operating system. glibc keeps freed
-    blocks of its heaps (one per thread) for reuse, and after freeing big tables it
-    raises its threshold for giving them their own mapping, so without this the peak of
-    one stage stays resident through the next."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+    blocks of its heaps (one per thread) for reuse, so without this the peak of one
+    stage stays resident through the next."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _map_big_blocks() -> None:
+    """Give every allocation of MMAP_THRESHOLD bytes or more its own mapping, returned
+    to the operating system when freed. glibc starts with such a threshold (128 KB) but
+    raises it to the size of each mapped block freed, up to 32 MB; after the first big
+    table is freed, the tables and arrays of a stage then land in the heaps and stay
+    resident after it (bundled corpora: peak 108 -> 93 MB, the same time). Fixing the
+    threshold is process-wide (glibc has no way back to the sliding one); a threshold
+    set with MALLOC_MMAP_THRESHOLD_ in the environment is left alone."""
+    if _LIBC is not None and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 # ---------------------------------------------------------------------------
@@ -153,7 +166,7 @@ def _map_count_pieces(block):
 
 
 def _chunk_key(chunk: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(chunk, digest_size=8).digest(), "little")
+    return int.from_bytes(blake2b(chunk, digest_size=8).digest(), "little")
 
 
 def _bottom_sample(chunks: List[bytes], budget: int):
@@ -186,6 +199,8 @@ def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -
         submit = lambda block: executor.submit(func, block)  # noqa: E731
         result = lambda fut: fut.result()  # noqa: E731
     else:
+        import multiprocessing     # (only this engine needs it: a lighter import otherwise)
+
         executor = multiprocessing.get_context("fork").Pool(workers)
         submit = lambda block: executor.apply_async(func, (block,))  # noqa: E731
         result = lambda fut: fut.get()  # noqa: E731
@@ -410,6 +425,7 @@ class Trainer:
             raise TrainerError(f"workers must be an integer >= 1, not {workers!r}")
         t0 = time.perf_counter()
         self.stats = {"workers": workers}
+        _map_big_blocks()
         model = self._count_ngrams(source, workers)
         _return_free_memory()
         pieces, pairs, sample = self._count_pieces(source, model, workers)
@@ -615,9 +631,7 @@ class Trainer:
         self._ngram_candidates = {}
         pieces = sorted(vocab)      # the EM keeps its pieces in bytes order throughout
         counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
-        weights = _script_weights(sample, self.em_balance)
-        groups = _make_parts(sample, weights, EM_PARTS)
-        del weights
+        groups = _em_parts(sample, self.em_balance, EM_PARTS)
         # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
         nround = max(1, int(round(len(groups) * self.em_round_fraction)))
         round_groups = groups[:nround]
@@ -731,17 +745,15 @@ class Trainer:
         keys, fixed_freq = total.arrays(floor << PAIR_WEIGHT_BITS)
         del total, fixed
         _return_free_memory()
-        freq = fixed_freq / float(1 << PAIR_WEIGHT_BITS)
         # Most frequent first; ties by the (length, bytes) rank of the left piece, then of the
         # right one (shorter parts first: measurably better than bytes order on code).
         lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=n)
         rank = np.empty(n, dtype=np.int64)
         rank[np.lexsort((np.arange(n), lengths))] = np.arange(n)    # (pieces are in bytes order)
-        order = np.lexsort((rank[keys % n], rank[keys // n], -fixed_freq))
         known = set(pieces)
         new: Dict[bytes, float] = {}
         lengths = lengths.tolist()
-        for key, f in zip(keys[order].tolist(), freq[order].tolist()):
+        for key, f in _most_frequent_first(keys, fixed_freq, rank, n, 4 * k):
             if len(new) >= k:
                 break
             a, b = divmod(key, n)
@@ -751,7 +763,7 @@ class Trainer:
             if self.ensure_unicode and 0x80 <= piece[0] < 0xC0:
                 continue    # as 0.6.3's ensure_unicode: no multi-byte piece starts inside a character
             if piece not in known and piece not in new:
-                new[piece] = f
+                new[piece] = f / float(1 << PAIR_WEIGHT_BITS)
         if not new:
             return pieces, counts
         merged = dict(zip(pieces, counts.tolist()))
@@ -770,13 +782,35 @@ class Trainer:
         keep_chars = self.em_keep_chars
         if keep_chars:
             for i in np.flatnonzero((lengths > 1) & (lengths <= 4) & (counts >= keep_chars)).tolist():
-                if _is_one_char(pieces[i]):
+                p = pieces[i]
+                if _UTF8_LENGTH[p[0]] == len(p) and _is_one_char(p):     # (the cheap test first)
                     loss[i] = math.inf    # whole characters stay, like SentencePiece's required characters
         # Single bytes first (always kept), then the most costly to lose; ties by count, then
         # bytes order (= index: the pieces are sorted).
         order = np.lexsort((np.arange(len(pieces)), -counts, -loss, lengths > 1))
         kept = np.sort(order[:keep_n])
         return [pieces[i] for i in kept.tolist()], counts[kept]
+
+
+def _most_frequent_first(keys: np.ndarray, freq: np.ndarray, rank: np.ndarray, n: int,
+                         first: int) -> Iterator[Tuple[int, int]]:
+    """(pair key, freq) of _em_grow's pairs, most frequent first, ties by the rank of the
+    left piece, then of the right one. The caller usually stops early, so only the
+    `first` most frequent (all pairs tied with the last of them included) are sorted up
+    front; the rest are sorted only if it reads past them."""
+    if first < len(keys):
+        bar = np.partition(freq, len(freq) - first)[len(freq) - first]
+        top = np.flatnonzero(freq >= bar)
+        order = top[np.lexsort((rank[keys[top] % n], rank[keys[top] // n], -freq[top]))]
+        yield from zip(keys[order].tolist(), freq[order].tolist())
+        rest = np.flatnonzero(freq < bar)
+        keys, freq = keys[rest], freq[rest]
+    order = np.lexsort((rank[keys % n], rank[keys // n], -freq))
+    yield from zip(keys[order].tolist(), freq[order].tolist())
+
+
+#: The length of a UTF-8 character from its first byte (0: not a first byte).
+_UTF8_LENGTH = [1] * 128 + [0] * 64 + [2] * 32 + [3] * 16 + [4] * 8 + [0] * 8
 
 
 def _is_one_char(p: bytes) -> bool:
@@ -816,35 +850,24 @@ _SCRIPT_OF_LEAD[0xE3:0xEA] = 8
 _SCRIPT_OF_LEAD[0xEA:0xEE] = 9
 
 
-def _scripts(sample: List[bytes], batch_bytes: int = 1 << 18) -> np.ndarray:
+def _scripts(sample: List[bytes]) -> np.ndarray:
     """The script (see _SCRIPT_OF_LEAD) most characters of each chunk are in; ties go to
-    the lower number. Works through batch_bytes of text at a time (a few int64 arrays of
-    that length are the temporary memory)."""
-    out = np.zeros(len(sample), dtype=np.int64)
-    lo = 0
-    while lo < len(sample):
-        hi, size = lo, 0
-        while hi < len(sample) and (size == 0 or size + len(sample[hi]) <= batch_bytes):
-            size += len(sample[hi])
-            hi += 1
-        data = np.frombuffer(b"".join(sample[lo:hi]), dtype=np.uint8)
-        lengths = np.fromiter(map(len, sample[lo:hi]), dtype=np.int64, count=hi - lo)
-        chunk = np.repeat(np.arange(hi - lo), lengths)
-        votes = np.bincount(chunk * (_NO_VOTE + 1) + _SCRIPT_OF_LEAD[data],
-                            minlength=(hi - lo) * (_NO_VOTE + 1)).reshape(hi - lo, _NO_VOTE + 1)
-        out[lo:hi] = votes[:, :_NO_VOTE].argmax(axis=1)
-        lo = hi
-    return out
+    the lower number (one pass over the bytes in C, without the GIL)."""
+    return _training.chunk_scripts(sample, _SCRIPT_OF_LEAD, _NO_VOTE)
 
 
-def _script_weights(sample: List[bytes], balance: float) -> np.ndarray:
+def _script_weights(sample: List[bytes], balance: float,
+                    multiplicity: Optional[np.ndarray] = None) -> np.ndarray:
     """Per chunk: the weight that makes each script's share p of the sample bytes count as
-    p**balance / sum(p**balance) (1.0 everywhere when balance is 1 or there is one script)."""
+    p**balance / sum(p**balance) (1.0 everywhere when balance is 1 or there is one script).
+    With `multiplicity`, chunk i stands for multiplicity[i] copies of itself."""
     weights = np.ones(len(sample), dtype=np.float64)
     if balance == 1.0 or not sample:
         return weights
     script = _scripts(sample)
     lengths = np.fromiter(map(len, sample), dtype=np.float64, count=len(sample))
+    if multiplicity is not None:
+        lengths *= multiplicity
     share = np.bincount(script, weights=lengths, minlength=_NO_VOTE)
     share /= max(share.sum(), 1.0)
     present = share > 0
@@ -858,26 +881,26 @@ def _script_weights(sample: List[bytes], balance: float) -> np.ndarray:
     return per_script[script]
 
 
-def _make_parts(sample: List[bytes], weights: np.ndarray, k: int) -> List[Group]:
-    """Cut the distinct chunks of the sample into k contiguous parts of about equal bytes,
-    each (chunks, weights): a chunk found m times in the sample is kept once, weighing m
-    times its script's weight (repeated lines, common in code, are segmented once per
-    E-step). The parts come in a fixed order, so summing their counts in list order gives
-    the same floats whatever the thread count."""
-    seen: Dict[bytes, List] = {}
-    for c, w in zip(sample, weights.tolist()):
-        entry = seen.get(c)
-        if entry is None:
-            seen[c] = [w, 1]
-        else:
-            entry[1] += 1
-    chunks = list(seen)
+def _em_parts(sample: List[bytes], balance: float, k: int) -> List[Group]:
+    """The EM's view of its sample: the distinct chunks (first-occurrence order), each
+    weighing its multiplicity times its script's weight (_script_weights), cut into k
+    parts (_make_parts). A chunk found m times is segmented once per pass (repeated
+    lines are common in code)."""
+    counted = collections.Counter(sample)        # (counted in C; keeps first-occurrence order)
+    chunks = list(counted)
+    multiplicity = np.fromiter(counted.values(), dtype=np.float64, count=len(chunks))
+    del counted
+    return _make_parts(chunks, _script_weights(chunks, balance, multiplicity) * multiplicity, k)
+
+
+def _make_parts(chunks: List[bytes], mass: np.ndarray, k: int) -> List[Group]:
+    """Cut chunks (each with its mass: the weight of its counts) into k contiguous parts
+    of about equal bytes, each (chunks, masses). The parts come in a fixed order, so
+    summing their counts in list order gives the same floats whatever the thread count."""
     lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
-    mass = np.array([w * m for w, m in seen.values()], dtype=np.float64)
-    del seen
     before = np.cumsum(lengths) - lengths               # bytes of the chunks before each one
     total = max(int(lengths.sum()), 1)
-    part = np.minimum(k - 1, before * k // total)       # first-occurrence order, contiguous
+    part = np.minimum(k - 1, before * k // total)       # contiguous
     cuts = np.searchsorted(part, np.arange(k + 1))
     return [(chunks[lo:hi], mass[lo:hi]) for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist()) if hi > lo]
 

@@ -39,6 +39,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 
+from _bigmem cimport big_alloc, big_free
 from _byteviews cimport ByteViews, views_free, views_of
 from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_next, rng_uniform
 
@@ -1700,12 +1701,12 @@ cdef class PairCounts:
         while 3 * self.cap < 4 * expected:
             self.cap *= 2
         self.used = 0
-        self.slots = <PairSlot*>calloc(self.cap, sizeof(PairSlot))
+        self.slots = <PairSlot*>big_alloc(self.cap * sizeof(PairSlot), 1)
         if self.slots == NULL:
             raise MemoryError()
 
     def __dealloc__(self):
-        free(self.slots)
+        big_free(self.slots)
 
     def __len__(self):
         return self.used
@@ -1717,7 +1718,7 @@ cdef class PairCounts:
     cdef int _resize(self, Py_ssize_t cap) noexcept nogil:
         cdef PairSlot* old = self.slots
         cdef Py_ssize_t i, j
-        cdef PairSlot* fresh = <PairSlot*>calloc(cap, sizeof(PairSlot))
+        cdef PairSlot* fresh = <PairSlot*>big_alloc(cap * sizeof(PairSlot), 1)
         if fresh == NULL:
             return -1
         for i in range(self.cap):
@@ -1727,7 +1728,7 @@ cdef class PairCounts:
                     j = (j + 1) & (cap - 1)
                 fresh[j] = old[i]
         self.slots, self.cap = fresh, cap
-        free(old)
+        big_free(old)
         return 0
 
     cdef int add(self, uint64_t key, int64_t value) noexcept nogil:

@@ -23,6 +23,7 @@
 #   maximum wins, and the same behaviour when a whole column is -inf.
 
 cimport cython
+from _bigmem cimport big_alloc, big_free, big_realloc
 from _byteviews cimport ByteViews, views_free, views_of
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.math cimport INFINITY, log
@@ -92,7 +93,7 @@ cdef int ct_init(CountTable* t, size_t cap) noexcept nogil:
     cdef size_t c = 16
     while c < cap:
         c <<= 1
-    t.slots = <CSlot*>calloc(c, sizeof(CSlot))
+    t.slots = <CSlot*>big_alloc(c * sizeof(CSlot), 1)
     if t.slots == NULL:
         t.cap = 0; t.size = 0
         return -1
@@ -102,7 +103,7 @@ cdef int ct_init(CountTable* t, size_t cap) noexcept nogil:
 
 
 cdef void ct_free(CountTable* t) noexcept nogil:
-    free(t.slots)
+    big_free(t.slots)
     t.slots = NULL; t.cap = 0; t.size = 0
 
 
@@ -754,14 +755,14 @@ cdef class NgramModel:
     def __dealloc__(self):
         cdef int L
         for L in range(C_MAX_ORDER + 1):
-            free(self.tabs[L].slots)
+            big_free(self.tabs[L].slots)
 
     cdef int _alloc_nogil(self, int L, size_t n) noexcept nogil:
         cdef size_t c = 16
         cdef size_t i
         while c * 2 < n * 3:      # load factor at most 2/3
             c <<= 1
-        self.tabs[L].slots = <PSlotD*>malloc(c * sizeof(PSlotD))
+        self.tabs[L].slots = <PSlotD*>big_alloc(c * sizeof(PSlotD), 0)
         if self.tabs[L].slots == NULL:
             return -1
         for i in range(c):
@@ -1219,15 +1220,15 @@ cdef class PieceTable:
         self.arena_cap = 0
 
     def __dealloc__(self):
-        free(self.slots)
-        free(self.arena)
+        big_free(self.slots)
+        big_free(self.arena)
 
     def __len__(self):
         return self.size
 
     cdef int _grow(self) noexcept nogil:
         cdef size_t ncap = self.cap * 2 if self.cap else 1024
-        cdef PSlot* ns = <PSlot*>calloc(ncap, sizeof(PSlot))
+        cdef PSlot* ns = <PSlot*>big_alloc(ncap * sizeof(PSlot), 1)
         cdef size_t i, j, mask = ncap - 1
         if ns == NULL:
             return -1
@@ -1237,7 +1238,7 @@ cdef class PieceTable:
                 while ns[j].count:
                     j = (j + 1) & mask
                 ns[j] = self.slots[i]
-        free(self.slots)
+        big_free(self.slots)
         self.slots = ns
         self.cap = ncap
         return 0
@@ -1259,7 +1260,7 @@ cdef class PieceTable:
         need = self.arena_len + <size_t>n
         if need > self.arena_cap:
             need = need * 2 if need > 4096 else 8192
-            na = <uint8_t*>realloc(self.arena, need)
+            na = <uint8_t*>big_realloc(self.arena, need)
             if na == NULL:
                 return -1
             self.arena = na
@@ -1640,6 +1641,40 @@ def chunk_keys(list chunks):
         with nogil:
             for i in range(m):
                 ov[i] = blake2b_key(views.ptrs[i], views.lens[i])
+    finally:
+        views_free(&views)
+    return out
+
+
+def chunk_scripts(list chunks, const int64_t[::1] script_of_lead, int nscripts):
+    """Per chunk (int64 numpy array): the script most of its characters are in, a
+    character voting with script_of_lead[its first byte] (values >= nscripts do not
+    vote: continuation bytes); ties go to the lower script, an empty chunk is 0."""
+    import numpy as np
+    if script_of_lead.shape[0] != 256 or not 0 < nscripts <= 64:
+        raise ValueError("script_of_lead must have 256 entries and nscripts be in 1..64")
+    cdef Py_ssize_t m = len(chunks), i, j
+    out = np.zeros(m, dtype=np.int64)
+    cdef int64_t[::1] ov = out
+    cdef int64_t votes[65]
+    cdef int64_t s, best
+    cdef const uint8_t* p
+    cdef ByteViews views
+    memset(&views, 0, sizeof(ByteViews))
+    try:
+        views_of(chunks, &views)
+        with nogil:
+            for i in range(m):
+                memset(votes, 0, sizeof(votes))
+                p = views.ptrs[i]
+                for j in range(views.lens[i]):
+                    s = script_of_lead[p[j]]
+                    votes[s if 0 <= s < nscripts else 64] += 1
+                best = 0
+                for j in range(1, nscripts):
+                    if votes[j] > votes[best]:
+                        best = j
+                ov[i] = best
     finally:
         views_free(&views)
     return out

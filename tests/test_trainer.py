@@ -351,8 +351,9 @@ def test_scripts_of_chunks():
     )]
     # ASCII, Han, Cyrillic, kana (CJK), Hangul, Arabic, mostly-ASCII code, mostly-ASCII Latin, empty
     assert _scripts(chunks).tolist() == [0, 8, 2, 8, 9, 4, 0, 0, 0]
-    # batches (of 40 bytes here) give the same answer as one pass
-    assert _scripts(chunks, batch_bytes=40).tolist() == _scripts(chunks).tolist()
+    # a tie goes to the lower script; continuation bytes do not vote
+    assert _scripts(["ab中文".encode()]).tolist() == [0]
+    assert _scripts(["a中文".encode()]).tolist() == [8]
 
 
 def test_script_weights_follow_the_tempered_shares():
@@ -371,6 +372,9 @@ def test_script_weights_follow_the_tempered_shares():
     assert np.isclose((w * lengths).sum(), lengths.sum())       # total mass unchanged
     assert (_script_weights(sample, 1.0) == 1).all()            # off
     assert (_script_weights([en] * 5, 0.3) == 1).all()          # one script: nothing to balance
+    # distinct chunks with multiplicities weigh as the repeated sample
+    mult = np.array([86.0, 10.0])
+    np.testing.assert_allclose(_script_weights([en, zh], 0.5, mult), [w[0], w[60]], rtol=1e-12)
 
 
 @needs_corpora
@@ -397,12 +401,12 @@ def test_balanced_em_gives_a_minority_script_more_compression():
 def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
     from collections import Counter
 
-    from bytepiece.trainer import _group_bytes, _make_parts, _script_weights
+    from bytepiece.trainer import _em_parts, _group_bytes, _script_weights
 
     sample = [b"x = 1\n", "中文的句子\n".encode(), b"return x\n", b"x = 1\n", b"}\n", b"}\n", b"}\n",
               "中文的句子\n".encode(), b"unique line\n"]
     weights = _script_weights(sample, 0.5)
-    parts = _make_parts(sample, weights, 3)
+    parts = _em_parts(sample, 0.5, 3)
     mass: Counter = Counter()
     seen = []
     assert len(parts) == 3
@@ -417,6 +421,6 @@ def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
         want[t] += w
     assert mass.keys() == want.keys() and all(abs(mass[t] - want[t]) < 1e-12 for t in want)
     assert abs(_group_bytes(parts) - float(np.dot(weights, [len(c) for c in sample]))) < 1e-9
-    again = _make_parts(sample, weights, 3)                    # deterministic
+    again = _em_parts(sample, 0.5, 3)                          # deterministic
     assert [t for t, _ in again] == [t for t, _ in parts]
     assert all(np.array_equal(w1, w2) for (_, w1), (_, w2) in zip(again, parts))
