@@ -556,7 +556,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
                    "(the vocabulary 0.6.3 itself would train).")
 @click.option("--balance", type=click.FloatRange(min=0, min_open=True, max=1), default=None,
               help="Script balance of the EM stage for mixed corpora: a script with share p of "
-                   "the text weighs as p**BALANCE (default: the Trainer's, 0.5); 1 = plain "
+                   "the text weighs as p**BALANCE (default: the Trainer's, 0.45); 1 = plain "
                    "likelihood. Lower gives minority scripts (e.g. Chinese among English) more "
                    "pieces. Example: --balance 0.3")
 @click.option("--eval", "eval_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),

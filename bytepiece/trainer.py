@@ -289,11 +289,11 @@ class Trainer:
         em_seed_factor: float = 4.0,
         em_pairs: float = 0.0,
         em_ngrams: float = 2.0,
-        em_shrink: float = 0.5,
-        em_grow: float = 0.25,
-        em_grow_rounds: int = 4,
+        em_shrink: float = 0.3,
+        em_grow: float = 0.5,
+        em_grow_rounds: int = 2,
         em_keep_chars: float = 2,
-        em_balance: float = 0.5,
+        em_balance: float = 0.45,
         em_hard: bool = False,
         em_round_fraction: float = 1.0,
         em_iterations: int = 1,
@@ -693,7 +693,7 @@ class Trainer:
             if hard:
                 flat, rows, _ = lattice.encode_many_flat(texts, chunked=False)
                 acc = np.bincount(flat, weights=np.repeat(weights, np.diff(rows)), minlength=n)
-                ll = float(acc @ logp)
+                ll = float((acc * logp).sum())     # (no BLAS call: see _group_bytes)
             else:
                 acc = np.zeros(n, dtype=np.float64)
                 ll = lattice.expected_counts(texts, acc, 1.0, weights=weights)
@@ -907,7 +907,9 @@ def _make_parts(chunks: List[bytes], mass: np.ndarray, k: int) -> List[Group]:
 
 def _group_bytes(groups: List[Group]) -> float:
     """The weighted bytes of the groups: their mass in the E-step."""
-    return float(sum(np.dot(w, np.fromiter(map(len, texts), dtype=np.float64, count=len(texts)))
+    # (elementwise, not np.dot: a BLAS call wakes OpenBLAS's threads, which then spin for
+    # a while on the cores the counting threads need)
+    return float(sum((w * np.fromiter(map(len, texts), dtype=np.float64, count=len(texts))).sum()
                      for texts, w in groups))
 
 

@@ -687,3 +687,13 @@ def test_encode_follows_the_models_normalization_and_default_alpha(runner, model
     again = ok(run(runner, "encode", "-m", sampling_model, "--seed", "4", input=text)).stdout_bytes
     assert first == again != viterbi
     assert ok(run(runner, "encode", "-m", sampling_model, "--alpha", "-1", input=text)).stdout_bytes == viterbi
+
+
+def test_train_help_states_the_trainers_balance_default():
+    import inspect
+
+    from bytepiece.trainer import Trainer
+
+    default = inspect.signature(Trainer).parameters["em_balance"].default
+    result = CliRunner().invoke(main, ["train", "--help"])
+    assert f"default: the Trainer's, {default}" in " ".join(result.output.split())

@@ -6,6 +6,8 @@ import json
 import zipfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bytepiece import ModelError, Tokenizer, load_model, save_model
 from bytepiece.model import vocabulary_from_counts
@@ -75,7 +77,7 @@ def test_failed_save_leaves_previous_file_intact(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(model_module.json, "dump", explode)
+    monkeypatch.setattr(model_module, "_dumps_indented", explode)    # fails inside the write
     with pytest.raises(RuntimeError):
         save_model(out, load_model(_tiny_model()))
     assert out.read_text() == "previous"
@@ -178,3 +180,18 @@ def test_zip_with_two_members_is_rejected(tmp_path):
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         Tokenizer(str(tmp_path / "nope.model"))
+
+
+_json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+_json_values = st.recursive(_json_scalars, lambda inner: st.lists(inner, max_size=4)
+                            | st.dictionaries(st.text(), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), _json_values, max_size=6))
+def test_model_json_layout_is_json_dumps_indent_4(obj):
+    """save_model writes the layout of json.dump(indent=4, ensure_ascii=False) (0.6.3's
+    bytes) with its own fast writer; any JSON value must come out the same."""
+    from bytepiece.model import _dumps_indented
+
+    assert _dumps_indented(obj) == json.dumps(obj, indent=4, ensure_ascii=False)
