@@ -6,7 +6,8 @@ Unigram and BPE, HF tokenizers Unigram (no pre-tokenisation).
     python benchmarks/bench_train.py --train a.txt b.txt --heldout en=x.txt zh=y.txt
 
 Every trainer runs in its own subprocess; the parent samples the memory of
-that whole process tree (workers included) every 20 ms: "peak MB" is the peak
+that whole process tree (workers included) every 20 ms (less often for a big tree,
+so that sampling takes at most 5% of one core): "peak MB" is the peak
 of the summed PSS (proportional set size, so pages that forked workers share
 with their parent count once; RSS where PSS is unavailable). Wall time and
 the CPU time of the tree (user + sys) are both reported: on a busy machine
@@ -123,8 +124,14 @@ def run_measured(cmd, env=None, cwd=None):
     t = threading.Thread(target=reader)
     t.start()
     while t.is_alive():
+        sampled = time.perf_counter()
         peak = max(peak, _tree_rss(proc.pid))
-        time.sleep(0.02)
+        cost = time.perf_counter() - sampled
+        # A sample walks page tables and thread lists (1 ms per GB and more; HF's trainer
+        # with its thread pool cost half a core at 20 ms intervals): sampling every 20 ms
+        # would take a quarter of a core from a big trainer on a 2-core machine. Sleep
+        # 20 times as long as the sample took, so sampling costs at most 5% of one core.
+        time.sleep(max(0.02, 20 * cost))
     t.join()
     wall = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -154,6 +154,11 @@ def _dumps_indented(obj: dict[str, Any]) -> str:
     encode_str = json.encoder.encode_basestring          # (ensure_ascii=False's escaping)
     entries = []
     for key, value in obj.items():
+        if (type(value) is list and len(value) == 3 and type(value[0]) is int
+                and type(value[1]) is str and type(value[2]) is int):     # [id, piece, count]
+            entries.append(f"{encode_str(key)}: [\n        {value[0]},\n        {encode_str(value[1])},"
+                           f"\n        {value[2]}\n    ]")
+            continue
         if type(value) is not list or not value:
             entries.append(encode_str(key) + ": " + json.dumps(value, indent=4, ensure_ascii=False).replace("\n", "\n    "))
             continue

@@ -6,7 +6,7 @@ import json
 import zipfile
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bytepiece import ModelError, Tokenizer, load_model, save_model
@@ -189,6 +189,7 @@ _json_values = st.recursive(_json_scalars, lambda inner: st.lists(inner, max_siz
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.text(), _json_values, max_size=6))
+@example({"YQ==": [3, "a\n\"é", 7], "Yg==": [True, "b", 2], "Yw==": [4, "c", 2.5], "bWV0YQ==": {"k": [1]}})
 def test_model_json_layout_is_json_dumps_indent_4(obj):
     """save_model writes the layout of json.dump(indent=4, ensure_ascii=False) (0.6.3's
     bytes) with its own fast writer; any JSON value must come out the same."""

@@ -473,3 +473,58 @@ def test_batch_loops_refuse_items_that_are_not_bytes():
         for bad in ([b"ok", None], ["text"]):
             with pytest.raises(TypeError):
                 call(bad)
+
+
+# ---------------------------------------------------------------------------
+# Big tables: from 2 MB on, their own mappings (_bigmem.pxd)
+
+def test_tables_past_the_mapping_size_count_exactly():
+    """Tables of several MB (mapped, not malloc'd; the piece arena grown by copying
+    across the 2 MB line) hold the same counts as Python's Counter."""
+    import random
+
+    rng = random.Random(7)
+    chunks = [bytes(rng.randrange(256) for _ in range(4000)) for _ in range(60)]   # random: ~240k distinct 4-grams
+    table = count_ngrams_block(chunks, 4, compact=False)
+    assert table.nbytes > 4 << 20
+    want = Counter(c[i:i + 4] for c in chunks for i in range(len(c) - 3))
+    for gram in rng.sample(sorted(want), 2000):
+        assert table.get(gram) == want[gram]
+    pieces = PieceTable()
+    words = [rng.randbytes(40 + i % 25) for i in range(80_000)]       # ~4 MB of distinct bytes
+    for i, w in enumerate(words):
+        pieces.add(w, 1 + i % 3)
+    pieces.add(words[5], 10)
+    got = pieces.to_dict()
+    assert len(got) == len(words) and got[words[5]] == 1 + 5 % 3 + 10
+    assert all(got[w] == 1 + i % 3 for i, w in enumerate(words) if i != 5)
+
+
+def test_freed_big_tables_go_back_to_the_system():
+    """A table made and freed again and again leaves no resident memory behind. (From
+    malloc, glibc maps the first big block and returns it, but that free raises its
+    threshold, so the next tables come from its heap and stay resident after freeing.)
+    Run in a fresh process: a training run in this one changes glibc's settings."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os, random
+        from bytepiece._training import count_ngrams_block
+        page = os.sysconf("SC_PAGE_SIZE")
+        def rss():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * page
+        rng = random.Random(1)
+        chunks = [rng.randbytes(4000) for _ in range(100)]
+        for _ in range(4):
+            table = count_ngrams_block(chunks, 4, compact=False)
+            size, held = table.nbytes, rss()
+            del table
+            print(size, held - rss())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    for line in out.split("\n")[:-1]:
+        size, returned = map(int, line.split())
+        assert size > 8 << 20 and returned > 0.9 * size, out
