@@ -1627,22 +1627,49 @@ cdef uint64_t blake2b_key(const uint8_t* x, Py_ssize_t n) noexcept nogil:
     return h[0]
 
 
-def chunk_keys(list chunks):
-    """The sample keys of a list of bytes (uint64 numpy array): the BLAKE2b digest of
-    size 8 of each, read as a little-endian integer."""
-    import numpy as np
-    cdef Py_ssize_t m = len(chunks), i
-    out = np.empty(m, dtype=np.uint64)
-    cdef uint64_t[::1] ov = out
+cdef inline int64_t chunk_script(const uint8_t* p, Py_ssize_t n, const int64_t* script_of_lead,
+                                 int nscripts) noexcept nogil:
+    cdef int64_t votes[65]
+    cdef int64_t s, best = 0
+    cdef Py_ssize_t j
+    memset(votes, 0, sizeof(votes))
+    for j in range(n):
+        s = script_of_lead[p[j]]
+        votes[s if 0 <= s < nscripts else 64] += 1
+    for j in range(1, nscripts):
+        if votes[j] > votes[best]:
+            best = j
+    return best
+
+
+cdef int per_chunk(list chunks, uint64_t* keys, int64_t* scripts, const int64_t* script_of_lead,
+                   int nscripts) except -1:
+    """One pass over the chunks without the GIL: keys[i] = the sample key of chunk i
+    (when keys is not NULL), scripts[i] = its script (when scripts is not NULL)."""
+    cdef Py_ssize_t i
     cdef ByteViews views
     memset(&views, 0, sizeof(ByteViews))
     try:
         views_of(chunks, &views)
         with nogil:
-            for i in range(m):
-                ov[i] = blake2b_key(views.ptrs[i], views.lens[i])
+            for i in range(views.count):
+                if keys != NULL:
+                    keys[i] = blake2b_key(views.ptrs[i], views.lens[i])
+                if scripts != NULL:
+                    scripts[i] = chunk_script(views.ptrs[i], views.lens[i], script_of_lead, nscripts)
     finally:
         views_free(&views)
+    return 0
+
+
+def chunk_keys(list chunks):
+    """The sample keys of a list of bytes (uint64 numpy array): the BLAKE2b digest of
+    size 8 of each, read as a little-endian integer."""
+    import numpy as np
+    out = np.empty(len(chunks), dtype=np.uint64)
+    cdef uint64_t[::1] ov = out
+    if len(chunks):
+        per_chunk(chunks, &ov[0], NULL, NULL, 0)
     return out
 
 
@@ -1653,30 +1680,10 @@ def chunk_scripts(list chunks, const int64_t[::1] script_of_lead, int nscripts):
     import numpy as np
     if script_of_lead.shape[0] != 256 or not 0 < nscripts <= 64:
         raise ValueError("script_of_lead must have 256 entries and nscripts be in 1..64")
-    cdef Py_ssize_t m = len(chunks), i, j
-    out = np.zeros(m, dtype=np.int64)
+    out = np.zeros(len(chunks), dtype=np.int64)
     cdef int64_t[::1] ov = out
-    cdef int64_t votes[65]
-    cdef int64_t s, best
-    cdef const uint8_t* p
-    cdef ByteViews views
-    memset(&views, 0, sizeof(ByteViews))
-    try:
-        views_of(chunks, &views)
-        with nogil:
-            for i in range(m):
-                memset(votes, 0, sizeof(votes))
-                p = views.ptrs[i]
-                for j in range(views.lens[i]):
-                    s = script_of_lead[p[j]]
-                    votes[s if 0 <= s < nscripts else 64] += 1
-                best = 0
-                for j in range(1, nscripts):
-                    if votes[j] > votes[best]:
-                        best = j
-                ov[i] = best
-    finally:
-        views_free(&views)
+    if len(chunks):
+        per_chunk(chunks, NULL, &ov[0], &script_of_lead[0], nscripts)
     return out
 
 
