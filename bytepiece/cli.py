@@ -540,8 +540,8 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
               help="Longest byte n-gram counted in the first stage.")
 @click.option("--min-count", type=click.IntRange(min=1), default=2, show_default=True,
               help="Drop pieces seen fewer times than this.")
-@click.option("--max-piece-length", type=click.IntRange(min=1), default=36, show_default=True,
-              help="Longest piece, in bytes.")
+@click.option("--max-piece-length", type=click.IntRange(min=1), default=None,
+              help="Longest piece, in bytes (default: the Trainer's, 24; 36 with --no-em, as 0.6.3).")
 @click.option("--isolate-digits", is_flag=True, help="Keep every digit a piece of its own.")
 @click.option("--no-ensure-unicode", is_flag=True,
               help="Allow multi-byte pieces that are not whole UTF-8 characters.")
@@ -554,11 +554,14 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
 @click.option("--no-em", is_flag=True,
               help="Stop after BytePiece 0.6.3's algorithm, without the Unigram EM refinement "
                    "(the vocabulary 0.6.3 itself would train).")
+@click.option("--script-floor", type=click.FloatRange(min=0, max=0.5), default=None,
+              help="Script balance of the EM stage for mixed corpora: a script with less than "
+                   "this share of the text weighs as if it had this share (default: the "
+                   "Trainer's, 0.25; 0 = plain likelihood). Higher gives minority scripts "
+                   "(e.g. Chinese among English) more pieces. Example: --script-floor 0.3")
 @click.option("--balance", type=click.FloatRange(min=0, min_open=True, max=1), default=None,
-              help="Script balance of the EM stage for mixed corpora: a script with share p of "
-                   "the text weighs as p**BALANCE (default: the Trainer's, 0.45); 1 = plain "
-                   "likelihood. Lower gives minority scripts (e.g. Chinese among English) more "
-                   "pieces. Example: --balance 0.3")
+              help="Tempered script shares before the floor: a script with share p of the "
+                   "text weighs as p**BALANCE (default: the Trainer's, 1.0 = off). Example: --balance 0.5")
 @click.option("--eval", "eval_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Held-out text: report bytes per token on it for each model. Repeatable.")
 @click.option("--ngram-memory", type=click.FloatRange(min=0), default=None, metavar="MB",
@@ -571,7 +574,8 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
 @_dask_options
 @_progress_option
 def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length, isolate_digits,
-          no_ensure_unicode, workers, encoding_errors, no_em, balance, eval_paths, ngram_memory, em_sample,
+          no_ensure_unicode, workers, encoding_errors, no_em, script_floor, balance, eval_paths, ngram_memory,
+          em_sample,
           dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize, progress):
     """Train a vocabulary on text files, folders (every file in them) or stdin (-).
 
@@ -609,6 +613,8 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
                    isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, verbose=verbose)
     if no_em:
         options["em"] = False
+    if script_floor is not None:
+        options["em_script_floor"] = script_floor
     if balance is not None:
         options["em_balance"] = balance
     if ngram_memory is not None:

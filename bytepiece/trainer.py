@@ -56,6 +56,8 @@ MIN_VOCAB_SIZE = 256 + NUM_SPECIAL
 #: EM sums expected counts over this many fixed parts of the sample (a fixed
 #: summation order, whatever the number of threads).
 EM_PARTS = 16
+MAX_PIECE_LENGTH = 36          # 0.6.3's default
+EM_MAX_PIECE_LENGTH = 24       # the default with EM
 #: Pair counts for growing add up chunk weights in fixed point (integers: the same sums
 #: in any order, so on any number of threads): weight x 2**PAIR_WEIGHT_BITS, rounded.
 PAIR_WEIGHT_BITS = 16
@@ -227,7 +229,10 @@ class Trainer:
     """BytePiece's unsupervised Unigram trainer, with a Unigram EM refinement.
 
     The first six arguments are BytePiece 0.6.3's. ``em=False`` reproduces
-    0.6.3's algorithm; the other ``em_*`` options tune the EM stage:
+    0.6.3's algorithm. ``max_piece_length`` (bytes) defaults to 0.6.3's 36 without
+    EM and to 24 with it (longer pieces measurably fit the training text rather
+    than held-out text: see benchmarks/README.md). The other ``em_*`` options tune
+    the EM stage:
 
     - ``em_seed_factor``: the 0.6.3 stage keeps this many times the target size;
     - ``em_pairs``: also propose concatenations of adjacent tagged pieces
@@ -243,19 +248,24 @@ class Trainer:
       expected count is at least this is never pruned, like SentencePiece's
       required characters (large alphabets that are a minority of a mixed
       corpus keep their characters; 0 = off);
-    - ``em_balance``: script-balanced EM for mixed corpora. Each chunk of the sample
-      belongs to the script most of its characters are in (ASCII, Han and kana,
-      Hangul, Cyrillic, Arabic, ...); a script with share p of the sample's bytes
+    - ``em_script_floor``: script-balanced EM for mixed corpora. Each chunk of the
+      sample belongs to the script most of its characters are in (ASCII, Han and kana,
+      Hangul, Cyrillic, Arabic, ...); a script with less than this share of the
+      sample's bytes weighs as if it had this share, and the others shrink in
+      proportion, so a small minority script (Chinese among English and code) gets
+      the pieces it needs, while scripts above the floor keep the plain likelihood.
+      0 = off; a corpus in one script is unaffected;
+    - ``em_balance``: tempered script shares before the floor: a script with share p
       weighs as p**em_balance (renormalised), as multilingual models sample their
-      languages (XLM-R, mT5), so a minority script gets pieces in proportion to more
-      than its byte share. 1 = the plain corpus likelihood; a corpus in one script
-      is unaffected;
+      languages (XLM-R, mT5). 1 = off (the default);
     - ``em_iterations`` / ``em_final_iterations``: EM iterations per round / at the end;
     - ``em_hard``: Viterbi (hard) counts instead of expected counts during the
       pruning rounds (faster, slightly different vocabulary; the final
       iterations are always soft);
     - ``em_round_fraction``: the pruning rounds look at this fixed fraction of
       the sample only (faster; the final iterations see all of it);
+    - ``em_grow_fraction``: the grow rounds count adjacent pieces in this fraction of
+      the rounds' sample (evenly spread parts of it, so every script keeps its share);
     - ``em_sample_bytes``: EM runs on a sample of the corpus this big (chunks
       chosen by a hash of their bytes, so the sample is uniform and deterministic).
 
@@ -281,7 +291,7 @@ class Trainer:
         self,
         order: int = 6,
         max_vocab_size: Union[int, Sequence[int]] = 10000,
-        max_piece_length: int = 36,
+        max_piece_length: Optional[int] = None,
         min_count: int = 2,
         isolate_digits: bool = False,
         ensure_unicode: bool = True,
@@ -289,14 +299,16 @@ class Trainer:
         em: bool = True,
         em_seed_factor: float = 4.0,
         em_pairs: float = 0.0,
-        em_ngrams: float = 2.0,
+        em_ngrams: float = 3.0,
         em_shrink: float = 0.3,
         em_grow: float = 0.5,
-        em_grow_rounds: int = 2,
-        em_keep_chars: float = 2,
-        em_balance: float = 0.45,
+        em_grow_rounds: int = 3,
+        em_keep_chars: float = 20,
+        em_script_floor: float = 0.25,
+        em_balance: float = 1.0,
         em_hard: bool = False,
         em_round_fraction: float = 1.0,
+        em_grow_fraction: float = 1.0,
         em_iterations: int = 1,
         em_final_iterations: int = 0,
         em_sample_bytes: int = 64_000_000,
@@ -319,6 +331,8 @@ class Trainer:
                 )
         if not (isinstance(min_count, (int, np.integer)) and min_count >= 1):
             raise TrainerError(f"min_count must be an integer >= 1, not {min_count!r}")
+        if max_piece_length is None:
+            max_piece_length = EM_MAX_PIECE_LENGTH if em else MAX_PIECE_LENGTH
         if not (max_piece_length >= 1):
             raise TrainerError(f"max_piece_length must be >= 1, not {max_piece_length!r}")
         if not 0 < em_shrink < 1:
@@ -331,6 +345,11 @@ class Trainer:
             raise TrainerError("em_iterations must be >= 1 and em_final_iterations >= 0")
         if not 0 < em_balance <= 1:
             raise TrainerError(f"em_balance must be in (0, 1], not {em_balance!r}")
+        if not 0 <= em_script_floor <= 0.5:
+            raise TrainerError(f"em_script_floor must be in [0, 0.5], not {em_script_floor!r}")
+        if not (0 < em_round_fraction <= 1 and 0 < em_grow_fraction <= 1):
+            raise TrainerError(f"em_round_fraction and em_grow_fraction must be in (0, 1], "
+                               f"not {em_round_fraction!r}, {em_grow_fraction!r}")
         if em_sample_bytes < 1:
             raise TrainerError(f"em_sample_bytes must be positive, not {em_sample_bytes!r}")
         if engine not in ("process", "thread", "dask"):
@@ -352,8 +371,10 @@ class Trainer:
         self.em_grow = em_grow
         self.em_keep_chars = em_keep_chars
         self.em_balance = em_balance
+        self.em_script_floor = em_script_floor
         self.em_hard = em_hard
         self.em_round_fraction = em_round_fraction
+        self.em_grow_fraction = em_grow_fraction
         self.em_grow_rounds = int(em_grow_rounds)
         self.em_iterations = em_iterations
         self.em_final_iterations = em_final_iterations
@@ -632,11 +653,12 @@ class Trainer:
         self._ngram_candidates = {}
         pieces = sorted(vocab)      # the EM keeps its pieces in bytes order throughout
         counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
-        groups = _em_parts(sample, self.em_balance, EM_PARTS)
+        groups = _em_parts(sample, self.em_balance, EM_PARTS, self.em_script_floor)
         # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
-        nround = max(1, int(round(len(groups) * self.em_round_fraction)))
-        round_groups = groups[:nround]
+        round_groups = _spread(groups, self.em_round_fraction)
         scale = _group_bytes(groups) / max(_group_bytes(round_groups), 1)
+        grow_groups = _spread(round_groups, self.em_grow_fraction)
+        grow_scale = _group_bytes(round_groups) / max(_group_bytes(grow_groups), 1)
         results = []
         it = grown = 0
         for size in self.max_vocab_size:
@@ -653,7 +675,8 @@ class Trainer:
                 if grown < self.em_grow_rounds:
                     grown += 1
                     before = len(pieces)
-                    pieces, counts = self._em_grow(pieces, counts, round_groups, int(self.em_grow * target), workers)
+                    pieces, counts = self._em_grow(pieces, counts, grow_groups, int(self.em_grow * target),
+                                                   workers, grow_scale)
                     progress.log(f"grow round {grown}: + {len(pieces) - before} concatenations of adjacent pieces")
                 elif len(pieces) <= target:
                     # No E-step after the last pruning: the kept pieces' counts from the step
@@ -718,9 +741,10 @@ class Trainer:
         return expected, ll
 
     def _em_grow(self, pieces: List[bytes], counts: np.ndarray, groups: List[Group], k: int,
-                 workers: int):
+                 workers: int, scale: float = 1.0):
         """Add the k most frequent (by group weight) concatenations of two adjacent pieces in
-        the Viterbi segmentation of the sample (longer candidates; EM keeps the useful ones)."""
+        the Viterbi segmentation of the groups (longer candidates; EM keeps the useful ones),
+        each with its count times scale (the groups' share of the sample, inverted)."""
         n = len(pieces)
         lattice = self._em_lattice(pieces, _logprobs(pieces, counts))
         # One pair table per thread, each taking every `threads`-th group; integer weights
@@ -764,7 +788,7 @@ class Trainer:
             if self.ensure_unicode and 0x80 <= piece[0] < 0xC0:
                 continue    # as 0.6.3's ensure_unicode: no multi-byte piece starts inside a character
             if piece not in known and piece not in new:
-                new[piece] = f / float(1 << PAIR_WEIGHT_BITS)
+                new[piece] = f * scale / float(1 << PAIR_WEIGHT_BITS)
         if not new:
             return pieces, counts
         merged = dict(zip(pieces, counts.tolist()))
@@ -857,13 +881,37 @@ def _scripts(sample: List[bytes]) -> np.ndarray:
     return _training.chunk_scripts(sample, _SCRIPT_OF_LEAD, _NO_VOTE)
 
 
+def _script_targets(share: np.ndarray, balance: float, floor: float) -> np.ndarray:
+    """The weight share of each script, from its byte share: tempered (p**balance,
+    renormalised), then every script present raised to at least `floor`, the others
+    scaled down in proportion (repeated until none of them falls below it; all equal
+    when the floor cannot be met)."""
+    present = share > 0
+    target = np.zeros_like(share)
+    target[present] = share[present] ** balance
+    target /= target.sum()
+    if floor <= 0:
+        return target
+    if floor * present.sum() >= 1:
+        target[present] = 1.0 / present.sum()
+        return target
+    low = present & (target < floor)
+    while True:
+        rest = present & ~low
+        scaled = np.where(low, floor, target * (1 - floor * low.sum()) / target[rest].sum())
+        more = present & ~low & (scaled < floor)
+        if not more.any():
+            return np.where(present, scaled, 0.0)
+        low |= more
+
+
 def _script_weights(sample: List[bytes], balance: float,
-                    multiplicity: Optional[np.ndarray] = None) -> np.ndarray:
-    """Per chunk: the weight that makes each script's share p of the sample bytes count as
-    p**balance / sum(p**balance) (1.0 everywhere when balance is 1 or there is one script).
-    With `multiplicity`, chunk i stands for multiplicity[i] copies of itself."""
+                    multiplicity: Optional[np.ndarray] = None, floor: float = 0.0) -> np.ndarray:
+    """Per chunk: the weight that makes each script's share of the sample bytes count as
+    its _script_targets share (1.0 everywhere when nothing is balanced, or there is one
+    script). With `multiplicity`, chunk i stands for multiplicity[i] copies of itself."""
     weights = np.ones(len(sample), dtype=np.float64)
-    if balance == 1.0 or not sample:
+    if (balance == 1.0 and floor <= 0) or not sample:
         return weights
     script = _scripts(sample)
     lengths = np.fromiter(map(len, sample), dtype=np.float64, count=len(sample))
@@ -874,15 +922,13 @@ def _script_weights(sample: List[bytes], balance: float,
     present = share > 0
     if present.sum() <= 1:
         return weights
-    target = np.zeros_like(share)
-    target[present] = share[present] ** balance
-    target /= target.sum()
+    target = _script_targets(share, balance, floor)
     per_script = np.ones_like(share)
     per_script[present] = target[present] / share[present]
     return per_script[script]
 
 
-def _em_parts(sample: List[bytes], balance: float, k: int) -> List[Group]:
+def _em_parts(sample: List[bytes], balance: float, k: int, floor: float = 0.0) -> List[Group]:
     """The EM's view of its sample: the distinct chunks (first-occurrence order), each
     weighing its multiplicity times its script's weight (_script_weights), cut into k
     parts (_make_parts). A chunk found m times is segmented once per pass (repeated
@@ -891,7 +937,7 @@ def _em_parts(sample: List[bytes], balance: float, k: int) -> List[Group]:
     chunks = list(counted)
     multiplicity = np.fromiter(counted.values(), dtype=np.float64, count=len(chunks))
     del counted
-    return _make_parts(chunks, _script_weights(chunks, balance, multiplicity) * multiplicity, k)
+    return _make_parts(chunks, _script_weights(chunks, balance, multiplicity, floor) * multiplicity, k)
 
 
 def _make_parts(chunks: List[bytes], mass: np.ndarray, k: int) -> List[Group]:
@@ -904,6 +950,13 @@ def _make_parts(chunks: List[bytes], mass: np.ndarray, k: int) -> List[Group]:
     part = np.minimum(k - 1, before * k // total)       # contiguous
     cuts = np.searchsorted(part, np.arange(k + 1))
     return [(chunks[lo:hi], mass[lo:hi]) for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist()) if hi > lo]
+
+
+def _spread(groups: List[Group], fraction: float) -> List[Group]:
+    """About fraction of the groups, evenly spread over the list (the parts are contiguous
+    runs of the sample, and a corpus often comes one language after another)."""
+    m = max(1, int(round(len(groups) * fraction)))
+    return [groups[i * len(groups) // m] for i in range(m)]
 
 
 def _group_bytes(groups: List[Group]) -> float:

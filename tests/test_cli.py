@@ -560,17 +560,23 @@ def test_train_balance_reaches_the_trainer(runner, tmp_path):
     corpus = tmp_path / "mixed.txt"
     corpus.write_text(text, encoding="utf-8")
     files = {}
-    for balance in ("1", "0.3"):
-        target = tmp_path / f"b{balance}.model"
-        ok(run(runner, "train", "-o", target, "--vocab-size", "400", "--balance", balance, corpus))
-        direct = Trainer(max_vocab_size=400, em_balance=float(balance), verbose=False)
+    cases = {
+        "plain": (["--script-floor", "0"], dict(em_script_floor=0)),
+        "floor": (["--script-floor", "0.4"], dict(em_script_floor=0.4)),
+        "tempered": (["--script-floor", "0", "--balance", "0.3"], dict(em_script_floor=0, em_balance=0.3)),
+    }
+    for name, (args, options) in cases.items():
+        target = tmp_path / f"{name}.model"
+        ok(run(runner, "train", "-o", target, "--vocab-size", "400", *args, corpus))
+        direct = Trainer(max_vocab_size=400, verbose=False, **options)
         direct.train_files([corpus])
         direct.save(tmp_path / "direct.model")
-        assert target.read_bytes() == (tmp_path / "direct.model").read_bytes()
-        files[balance] = target.read_bytes()
-    assert files["1"] != files["0.3"]
-    for bad in ("0", "1.5", "x"):
-        assert run(runner, "train", "-o", tmp_path / "z", "--balance", bad, corpus).exit_code == 2
+        assert target.read_bytes() == (tmp_path / "direct.model").read_bytes(), name
+        files[name] = target.read_bytes()
+    assert len(set(files.values())) == 3
+    for option, bad in [("--balance", "0"), ("--balance", "1.5"), ("--balance", "x"),
+                        ("--script-floor", "-0.1"), ("--script-floor", "0.6"), ("--script-floor", "x")]:
+        assert run(runner, "train", "-o", tmp_path / "z", option, bad, corpus).exit_code == 2
 
 
 def test_train_memory_budgets_reach_the_trainer_and_the_summary(runner, corpus, tmp_path, monkeypatch):
@@ -689,11 +695,14 @@ def test_encode_follows_the_models_normalization_and_default_alpha(runner, model
     assert ok(run(runner, "encode", "-m", sampling_model, "--alpha", "-1", input=text)).stdout_bytes == viterbi
 
 
-def test_train_help_states_the_trainers_balance_default():
+def test_train_help_states_the_trainers_balance_defaults():
     import inspect
 
-    from bytepiece.trainer import Trainer
+    from bytepiece.trainer import EM_MAX_PIECE_LENGTH, MAX_PIECE_LENGTH, Trainer
 
-    default = inspect.signature(Trainer).parameters["em_balance"].default
+    params = inspect.signature(Trainer).parameters
     result = CliRunner().invoke(main, ["train", "--help"])
-    assert f"default: the Trainer's, {default}" in " ".join(result.output.split())
+    text = " ".join(result.output.split())
+    assert f"(default: the Trainer's, {params['em_script_floor'].default};" in text
+    assert f"(default: the Trainer's, {params['em_balance'].default} = off)" in text
+    assert f"(default: the Trainer's, {EM_MAX_PIECE_LENGTH}; {MAX_PIECE_LENGTH} with --no-em" in text

@@ -213,8 +213,8 @@ def test_em_compresses_held_out_text_better():
     held = "".join(read_lines("corpora/en.heldout.txt", 30_000))
     scores = {}
     for em in (False, True):
-        # em_balance=1: the plain likelihood, so English (measured here) is not traded for Chinese
-        trainer = Trainer(max_vocab_size=1500, em=em, em_balance=1.0, verbose=False)
+        # no script balance: the plain likelihood, so English (measured here) is not traded for Chinese
+        trainer = Trainer(max_vocab_size=1500, em=em, em_script_floor=0, verbose=False)
         trainer.train(docs)
         vocab = {base64.b64encode(p).decode(): [i + 3, "", c] for i, (p, c) in
                  enumerate(sorted(trainer.pieces[0].items(), key=lambda t: (len(t[0]), t[0])))}
@@ -293,6 +293,10 @@ def test_empty_files(tmp_path):
     (dict(em_shrink=1.5), "em_shrink"),
     (dict(em_balance=0), "em_balance"),
     (dict(em_balance=1.5), "em_balance"),
+    (dict(em_script_floor=-0.1), "em_script_floor"),
+    (dict(em_script_floor=0.6), "em_script_floor"),
+    (dict(em_round_fraction=0), "em_round_fraction"),
+    (dict(em_grow_fraction=1.5), "em_grow_fraction"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(TrainerError, match=match):
@@ -385,26 +389,72 @@ def test_script_weights_follow_the_tempered_shares():
     np.testing.assert_allclose(_script_weights([en, zh], 0.5, mult), [w[0], w[60]], rtol=1e-12)
 
 
+def test_script_floor_raises_small_scripts_and_leaves_big_ones_in_proportion():
+    from bytepiece.trainer import _script_targets, _script_weights
+
+    share = np.zeros(10)
+    share[[0, 2, 8]] = [0.80, 0.15, 0.05]          # ASCII, Cyrillic, Han
+    got = _script_targets(share, 1.0, 0.25)
+    np.testing.assert_allclose(got[[2, 8]], [0.25, 0.25])
+    assert np.isclose(got[0], 0.5) and np.isclose(got.sum(), 1.0) and (got[share == 0] == 0).all()
+    # above the floor: the plain shares
+    share[[0, 2, 8]] = [0.4, 0.3, 0.3]
+    np.testing.assert_allclose(_script_targets(share, 1.0, 0.25), share)
+    # raising one script can push another below the floor: it is raised too
+    share[[0, 2, 8]] = [0.74, 0.24, 0.02]
+    np.testing.assert_allclose(_script_targets(share, 1.0, 0.25)[[0, 2, 8]], [0.5, 0.25, 0.25])
+    # a floor that cannot be met for all: equal shares
+    share[[0, 2, 8]] = [0.9, 0.05, 0.05]
+    np.testing.assert_allclose(_script_targets(share, 1.0, 0.4)[[0, 2, 8]], [1 / 3] * 3)
+    # tempered first, then the floor
+    share[[0, 2, 8]] = [0.8, 0.15, 0.05]
+    tempered = _script_targets(share, 0.5, 0.0)
+    np.testing.assert_allclose(tempered[[0, 2, 8]], share[[0, 2, 8]] ** 0.5 / (share ** 0.5).sum())
+    # per chunk: a 9:1 sample with floor 0.25 weighs the minority's bytes 2.5x
+    en, zh = b"english words here ok\n", "中文的句子句子\n".encode()
+    assert len(en) == len(zh)
+    w = _script_weights([en] * 9 + [zh], 1.0, floor=0.25)
+    np.testing.assert_allclose(w, [0.75 / 0.9] * 9 + [2.5])
+    assert (_script_weights([en] * 9 + [zh], 1.0, floor=0.0) == 1).all()     # off
+    assert (_script_weights([en] * 9 + [zh], 1.0, floor=0.05) == 1).all()    # nothing below it
+
+
+def test_max_piece_length_defaults_to_24_with_em_and_to_0_6_3s_36_without():
+    assert Trainer(verbose=False).max_piece_length == 24
+    assert Trainer(em=False, verbose=False).max_piece_length == 36
+    assert Trainer(max_piece_length=36, verbose=False).max_piece_length == 36
+    docs = ["abcdefghijklmnopqrstuvwxyz0123456789 \n"] * 50 + ["the quick brown fox jumps over the lazy dog\n"] * 30
+    longest = {}
+    for limit in (None, 36):
+        t = Trainer(max_vocab_size=300, min_count=1, max_piece_length=limit, verbose=False)
+        t.train(docs)
+        longest[limit] = max(map(len, t.pieces[0]))
+    assert longest[None] <= 24 < longest[36] <= 36, longest
+
+
 @needs_corpora
-def test_balanced_em_gives_a_minority_script_more_compression():
-    """English and code outnumber Chinese 10 to 1 here; balancing spends more of the
-    vocabulary on Chinese, at a small cost to the majority."""
+@pytest.mark.parametrize("balanced", [dict(em_script_floor=0.3), dict(em_script_floor=0, em_balance=0.5)],
+                         ids=["floor", "tempered"])
+def test_balanced_em_gives_a_minority_script_more_compression(balanced):
+    """English and code outnumber Chinese 10 to 1 in characters here; balancing spends
+    more of the vocabulary on Chinese, at a small cost to the majority."""
     from bytepiece import Tokenizer
 
     docs = (read_lines("corpora/en.train.txt", 150_000) + read_lines("corpora/code.train.txt", 150_000)
             + read_lines("corpora/zh.train.txt", 30_000))
     held = {lang: "".join(read_lines(f"corpora/{lang}.heldout.txt", 20_000)) for lang in ("en", "zh")}
     ratio = {}
-    for balance in (1.0, 0.5):
-        trainer = Trainer(max_vocab_size=2000, em_balance=balance, verbose=False)
+    for name, options in (("plain", dict(em_script_floor=0)), ("balanced", balanced)):
+        trainer = Trainer(max_vocab_size=2000, verbose=False, **options)
         trainer.train(docs)
         vocab = {base64.b64encode(p).decode(): [i + 3, "", c] for i, (p, c) in
                  enumerate(sorted(trainer.pieces[0].items(), key=lambda t: (len(t[0]), t[0])))}
         tok = Tokenizer(vocab)
-        ratio[balance] = {lang: len(t.encode()) / len(tok.encode(t)) for lang, t in held.items()}
-    assert ratio[0.5]["zh"] > 1.03 * ratio[1.0]["zh"], ratio
-    # (measured: Chinese +12%, English -6.6% at 2000 pieces; the cost must stay small)
-    assert ratio[0.5]["en"] > 0.9 * ratio[1.0]["en"], ratio
+        ratio[name] = {lang: len(t.encode()) / len(tok.encode(t)) for lang, t in held.items()}
+    assert ratio["balanced"]["zh"] > 1.03 * ratio["plain"]["zh"], ratio
+    # (measured at 2000 pieces: floor 0.3, Chinese +15.9% and English -6.9%; tempered 0.5,
+    # +12.9% and -4.3%. The cost to the majority must stay small)
+    assert ratio["balanced"]["en"] > 0.9 * ratio["plain"]["en"], ratio
 
 
 def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
