@@ -643,22 +643,23 @@ class Trainer:
                 vocab[p] = c
             progress.log(f"+ {min(limit, len(cands))} candidate pairs of adjacent pieces")
         ngrams = getattr(self, "_ngram_candidates", {})
-        added = 0
-        for p, c in ngrams.items():
-            if p not in vocab:
-                vocab[p] = c
-                added += 1
         if ngrams:
-            progress.log(f"+ {added} candidate frequent n-grams")
+            before = len(vocab)
+            vocab = {**ngrams, **vocab}         # (the seed's counts win)
+            progress.log(f"+ {len(vocab) - before} candidate frequent n-grams")
         self._ngram_candidates = {}
-        pieces = sorted(vocab)      # the EM keeps its pieces in bytes order throughout
-        counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
+        items = sorted(vocab.items())           # the EM keeps its pieces in bytes order throughout
+        del vocab
+        pieces = [p for p, _ in items]
+        counts = np.fromiter((c for _, c in items), dtype=np.float64, count=len(items))
+        del items
         groups = _em_parts(sample, self.em_balance, EM_PARTS, self.em_script_floor)
         # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
         round_groups = _spread(groups, self.em_round_fraction)
-        scale = _group_bytes(groups) / max(_group_bytes(round_groups), 1)
         grow_groups = _spread(round_groups, self.em_grow_fraction)
-        grow_scale = _group_bytes(round_groups) / max(_group_bytes(grow_groups), 1)
+        # (counts are for all the groups: a fraction of them scales its counts up)
+        scale, grow_scale = (1.0 if part is groups else _group_bytes(groups) / max(_group_bytes(part), 1)
+                             for part in (round_groups, grow_groups))
         results = []
         it = grown = 0
         for size in self.max_vocab_size:
@@ -671,7 +672,8 @@ class Trainer:
                     progress.log(f"iteration {it}: {len(pieces)} pieces, log-likelihood {ll:.6g} "
                                  f"({-ll / max(sample_bytes, 1) / math.log(2):.4f} bits/byte)")
                 if len(pieces) > target:
-                    pieces, counts = self._em_prune(pieces, counts, max(target, int(len(pieces) * self.em_shrink)))
+                    pieces, counts = self._em_prune(pieces, counts, max(target, int(len(pieces) * self.em_shrink)),
+                                                    workers)
                 if grown < self.em_grow_rounds:
                     grown += 1
                     before = len(pieces)
@@ -690,6 +692,7 @@ class Trainer:
             final = np.maximum(np.rint(counts), 1).astype(np.int64)
             results.append({p: int(c) for p, c in zip(pieces, final)})
         self._em_cache = None
+        self._pair_table_size = 0
         progress.finish()
         return results
 
@@ -750,7 +753,8 @@ class Trainer:
         # One pair table per thread, each taking every `threads`-th group; integer weights
         # make the merged sums the same whatever the number of threads.
         threads = max(1, min(workers, len(groups)))
-        tables = [PairCounts(n) for _ in range(threads)]
+        # (sized for as many pairs as the last round's tables held: no doubling on the way)
+        tables = [PairCounts(n, getattr(self, "_pair_table_size", 0)) for _ in range(threads)]
         fixed = [np.rint(w * (1 << PAIR_WEIGHT_BITS)).astype(np.int64) for _, w in groups]
 
         def run(t):
@@ -762,12 +766,14 @@ class Trainer:
                 list(ex.map(run, range(threads)))
         else:
             run(0)
+        self._pair_table_size = max(map(len, tables))
         tables.sort(key=len)                 # merge into the largest: it grows least
         total = tables.pop()
         while tables:
             total.merge(tables.pop())        # (each freed as soon as it is merged)
         floor = max(self.min_count, 2)   # candidates seen fewer times are cut anyway
-        keys, fixed_freq = total.arrays(floor << PAIR_WEIGHT_BITS)
+        # (unsorted: _most_frequent_first orders them completely)
+        keys, fixed_freq = total.arrays(floor << PAIR_WEIGHT_BITS, sort=False)
         del total, fixed
         _return_free_memory()
         # Most frequent first; ties by the (length, bytes) rank of the left piece, then of the
@@ -796,12 +802,15 @@ class Trainer:
         out = sorted(merged)
         return out, np.array([merged[p] for p in out], dtype=np.float64)
 
-    def _em_prune(self, pieces: List[bytes], counts: np.ndarray, keep_n: int):
+    def _em_prune(self, pieces: List[bytes], counts: np.ndarray, keep_n: int, workers: int = 1):
         """Keep the single bytes and the keep_n - 256 multi-byte pieces whose removal
         would cost the most likelihood."""
         logp = _logprobs(pieces, counts)
         lattice = self._em_lattice(pieces, logp)
-        loss = counts * (logp - lattice.split_scores(pieces))
+        step = -(-len(pieces) // max(1, workers))
+        split = np.concatenate(list(_map_threads(lambda lo: lattice.split_scores(pieces[lo:lo + step]),
+                                                 range(0, len(pieces), step), workers)))
+        loss = counts * (logp - split)
         lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
         loss[lengths == 1] = math.inf
         keep_chars = self.em_keep_chars
@@ -956,7 +965,7 @@ def _spread(groups: List[Group], fraction: float) -> List[Group]:
     """About fraction of the groups, evenly spread over the list (the parts are contiguous
     runs of the sample, and a corpus often comes one language after another)."""
     m = max(1, int(round(len(groups) * fraction)))
-    return [groups[i * len(groups) // m] for i in range(m)]
+    return groups if m >= len(groups) else [groups[i * len(groups) // m] for i in range(m)]
 
 
 def _group_bytes(groups: List[Group]) -> float:

@@ -1772,8 +1772,9 @@ cdef class PairCounts:
             if other.slots[i].key and self.add(other.slots[i].key - 1, other.slots[i].value) < 0:
                 raise MemoryError()
 
-    def arrays(self, int64_t min_count=-(1 << 62)):
-        """(keys, counts) as int64 arrays, keys ascending, of the entries >= min_count."""
+    def arrays(self, int64_t min_count=-(1 << 62), bint sort=True):
+        """(keys, counts) as int64 arrays, keys ascending (in table order with
+        sort=False), of the entries >= min_count."""
         cdef Py_ssize_t i, m = 0
         keys = np.empty(self.used, dtype=np.int64)
         values = np.empty(self.used, dtype=np.int64)
@@ -1783,6 +1784,8 @@ cdef class PairCounts:
                 kv[m] = <int64_t>(self.slots[i].key - 1)
                 vv[m] = self.slots[i].value
                 m += 1
+        if not sort:
+            return keys[:m], values[:m]
         order = np.argsort(keys[:m], kind="stable")
         return keys[:m][order], values[:m][order]
 
