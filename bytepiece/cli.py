@@ -556,9 +556,10 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
                    "(the vocabulary 0.6.3 itself would train).")
 @click.option("--script-floor", type=click.FloatRange(min=0, max=0.5), default=None,
               help="Script balance of the EM stage for mixed corpora: a script with less than "
-                   "this share of the text weighs as if it had this share (default: the "
-                   "Trainer's, 0.25; 0 = plain likelihood). Higher gives minority scripts "
-                   "(e.g. Chinese among English) more pieces. Example: --script-floor 0.3")
+                   "this share of the text weighs as if it had this share, or 3 times its own "
+                   "if that is less (default: the Trainer's, 0.25; 0 = plain likelihood). Higher "
+                   "gives minority scripts (e.g. Chinese among English) more pieces. "
+                   "Example: --script-floor 0.3")
 @click.option("--balance", type=click.FloatRange(min=0, min_open=True, max=1), default=None,
               help="Tempered script shares before the floor: a script with share p of the "
                    "text weighs as p**BALANCE (default: the Trainer's, 1.0 = off). Example: --balance 0.5")

@@ -56,6 +56,8 @@ MIN_VOCAB_SIZE = 256 + NUM_SPECIAL
 #: EM sums expected counts over this many fixed parts of the sample (a fixed
 #: summation order, whatever the number of threads).
 EM_PARTS = 16
+#: The script floor raises a script's weight to at most this many times its share.
+SCRIPT_MAX_BOOST = 3.0
 MAX_PIECE_LENGTH = 36          # 0.6.3's default
 EM_MAX_PIECE_LENGTH = 24       # the default with EM
 #: Pair counts for growing add up chunk weights in fixed point (integers: the same sums
@@ -251,9 +253,10 @@ class Trainer:
     - ``em_script_floor``: script-balanced EM for mixed corpora. Each chunk of the
       sample belongs to the script most of its characters are in (ASCII, Han and kana,
       Hangul, Cyrillic, Arabic, ...); a script with less than this share of the
-      sample's bytes weighs as if it had this share, and the others shrink in
-      proportion, so a small minority script (Chinese among English and code) gets
-      the pieces it needs, while scripts above the floor keep the plain likelihood.
+      sample's bytes weighs as if it had this share (but at most 3 times its own
+      share: a trace of a script stays a trace), and the others shrink in
+      proportion, so a minority script (Chinese among English and code) gets the
+      pieces it needs, while scripts above the floor keep the plain likelihood.
       0 = off; a corpus in one script is unaffected;
     - ``em_balance``: tempered script shares before the floor: a script with share p
       weighs as p**em_balance (renormalised), as multilingual models sample their
@@ -303,7 +306,7 @@ class Trainer:
         em_shrink: float = 0.3,
         em_grow: float = 0.5,
         em_grow_rounds: int = 3,
-        em_keep_chars: float = 20,
+        em_keep_chars: float = 5,
         em_script_floor: float = 0.25,
         em_balance: float = 1.0,
         em_hard: bool = False,
@@ -901,14 +904,15 @@ def _script_targets(share: np.ndarray, balance: float, floor: float) -> np.ndarr
     target /= target.sum()
     if floor <= 0:
         return target
-    if floor * present.sum() >= 1:
-        target[present] = 1.0 / present.sum()
-        return target
-    low = present & (target < floor)
+    # each script's own floor: `floor`, but at most SCRIPT_MAX_BOOST times its share
+    own = np.minimum(floor, SCRIPT_MAX_BOOST * target)
+    if own.sum() >= 1:
+        return own / own.sum()
+    low = present & (target < own)
     while True:
         rest = present & ~low
-        scaled = np.where(low, floor, target * (1 - floor * low.sum()) / target[rest].sum())
-        more = present & ~low & (scaled < floor)
+        scaled = np.where(low, own, target * (1 - own[low].sum()) / target[rest].sum())
+        more = present & ~low & (scaled < own)
         if not more.any():
             return np.where(present, scaled, 0.0)
         low |= more

@@ -390,26 +390,31 @@ def test_script_weights_follow_the_tempered_shares():
 
 
 def test_script_floor_raises_small_scripts_and_leaves_big_ones_in_proportion():
-    from bytepiece.trainer import _script_targets, _script_weights
+    from bytepiece.trainer import SCRIPT_MAX_BOOST, _script_targets, _script_weights
 
+    assert SCRIPT_MAX_BOOST == 3.0
     share = np.zeros(10)
-    share[[0, 2, 8]] = [0.80, 0.15, 0.05]          # ASCII, Cyrillic, Han
-    got = _script_targets(share, 1.0, 0.25)
-    np.testing.assert_allclose(got[[2, 8]], [0.25, 0.25])
-    assert np.isclose(got[0], 0.5) and np.isclose(got.sum(), 1.0) and (got[share == 0] == 0).all()
+
+    def targets(shares, floor, balance=1.0, which=(0, 2, 8, 9)):
+        share[:] = 0
+        share[list(which[:len(shares)])] = shares
+        got = _script_targets(share, balance, floor)
+        assert np.isclose(got.sum(), 1.0) and (got[share == 0] == 0).all()
+        return got[list(which[:len(shares)])]
+
+    # Cyrillic raised to the floor; Han, at 5%, to 3x its share (its own floor)
+    np.testing.assert_allclose(targets([0.80, 0.15, 0.05], 0.25), [0.60, 0.25, 0.15])
+    # a trace of a script stays a trace
+    np.testing.assert_allclose(targets([0.999, 0.001], 0.25), [0.997, 0.003])
     # above the floor: the plain shares
-    share[[0, 2, 8]] = [0.4, 0.3, 0.3]
-    np.testing.assert_allclose(_script_targets(share, 1.0, 0.25), share)
-    # raising one script can push another below the floor: it is raised too
-    share[[0, 2, 8]] = [0.74, 0.24, 0.02]
-    np.testing.assert_allclose(_script_targets(share, 1.0, 0.25)[[0, 2, 8]], [0.5, 0.25, 0.25])
-    # a floor that cannot be met for all: equal shares
-    share[[0, 2, 8]] = [0.9, 0.05, 0.05]
-    np.testing.assert_allclose(_script_targets(share, 1.0, 0.4)[[0, 2, 8]], [1 / 3] * 3)
-    # tempered first, then the floor
-    share[[0, 2, 8]] = [0.8, 0.15, 0.05]
-    tempered = _script_targets(share, 0.5, 0.0)
-    np.testing.assert_allclose(tempered[[0, 2, 8]], share[[0, 2, 8]] ** 0.5 / (share ** 0.5).sum())
+    np.testing.assert_allclose(targets([0.4, 0.3, 0.3], 0.25), [0.4, 0.3, 0.3])
+    # raising the small ones pushes a bigger one below the floor: it is raised too
+    np.testing.assert_allclose(targets([0.6, 0.3, 0.05, 0.05], 0.3), [0.4, 0.3, 0.15, 0.15])
+    # floors that cannot all be met: in proportion to them
+    np.testing.assert_allclose(targets([0.5, 0.25, 0.25], 0.5), [1 / 3] * 3)
+    # tempered first (p**0.5, renormalised), then the floor
+    shares = np.array([0.8, 0.15, 0.05])
+    np.testing.assert_allclose(targets(shares, 0.0, balance=0.5), shares ** 0.5 / (shares ** 0.5).sum())
     # per chunk: a 9:1 sample with floor 0.25 weighs the minority's bytes 2.5x
     en, zh = b"english words here ok\n", "中文的句子句子\n".encode()
     assert len(en) == len(zh)
