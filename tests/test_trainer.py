@@ -92,6 +92,32 @@ def test_same_model_whatever_workers(tmp_path, em):
     assert model_bytes(trainer, tmp_path, "b.model") == outs[0]
 
 
+def test_fractions_of_the_sample_are_spread_over_it():
+    from bytepiece.trainer import _spread
+
+    groups = [([bytes([i])], np.ones(1)) for i in range(16)]
+    assert _spread(groups, 1.0) is groups
+    assert [g[0][0][0] for g in _spread(groups, 0.5)] == list(range(0, 16, 2))
+    assert [g[0][0][0] for g in _spread(groups, 0.25)] == [0, 4, 8, 12]
+    assert [g[0][0][0] for g in _spread(groups, 0.01)] == [0]
+
+
+@needs_corpora
+def test_grow_and_round_fractions_change_the_model_and_stay_deterministic(tmp_path):
+    """The grow passes (and the rounds) may look at part of the sample; the result
+    differs from the whole sample's, and is the same on 1 or 2 threads."""
+    docs = small_corpus()
+    models = {}
+    for name, options in (("whole", {}), ("grow", dict(em_grow_fraction=0.5)),
+                          ("rounds", dict(em_round_fraction=0.5))):
+        for workers in (1, 2):
+            trainer = Trainer(max_vocab_size=600, verbose=False, **options)
+            trainer.train(docs, workers=workers)
+            models[name, workers] = model_bytes(trainer, tmp_path, f"{name}{workers}.model")
+        assert models[name, 1] == models[name, 2], name
+    assert len({models["whole", 1], models["grow", 1], models["rounds", 1]}) == 3
+
+
 @needs_corpora
 def test_train_files_and_folders_equal_train_texts(tmp_path):
     folder = tmp_path / "corpus"
