@@ -651,11 +651,9 @@ class Trainer:
             vocab = {**ngrams, **vocab}         # (the seed's counts win)
             progress.log(f"+ {len(vocab) - before} candidate frequent n-grams")
         self._ngram_candidates = {}
-        items = sorted(vocab.items())           # the EM keeps its pieces in bytes order throughout
+        pieces = _training.sorted_bytes(list(vocab))   # the EM keeps its pieces in bytes order throughout
+        counts = np.fromiter(map(vocab.__getitem__, pieces), dtype=np.float64, count=len(pieces))
         del vocab
-        pieces = [p for p, _ in items]
-        counts = np.fromiter((c for _, c in items), dtype=np.float64, count=len(items))
-        del items
         groups = _em_parts(sample, self.em_balance, EM_PARTS, self.em_script_floor)
         # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
         round_groups = _spread(groups, self.em_round_fraction)
@@ -802,8 +800,8 @@ class Trainer:
             return pieces, counts
         merged = dict(zip(pieces, counts.tolist()))
         merged.update(new)
-        out = sorted(merged)
-        return out, np.array([merged[p] for p in out], dtype=np.float64)
+        out = _training.sorted_bytes(list(merged))
+        return out, np.fromiter(map(merged.__getitem__, out), dtype=np.float64, count=len(out))
 
     def _em_prune(self, pieces: List[bytes], counts: np.ndarray, keep_n: int, workers: int = 1):
         """Keep the single bytes and the keep_n - 256 multi-byte pieces whose removal

