@@ -554,6 +554,10 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
 @click.option("--no-em", is_flag=True,
               help="Stop after BytePiece 0.6.3's algorithm, without the Unigram EM refinement "
                    "(the vocabulary 0.6.3 itself would train).")
+@click.option("--em-seed", type=click.Choice(["ngrams", "tagged"]), default=None,
+              help="Where the EM starts: the most frequent byte n-grams (default: the Trainer's, "
+                   "ngrams), or also 0.6.3's tagged and pruned vocabulary (tagged: slower, and "
+                   "measurably worse on held-out text; the previous default).")
 @click.option("--script-floor", type=click.FloatRange(min=0, max=0.5), default=None,
               help="Script balance of the EM stage for mixed corpora: a script with less than "
                    "this share of the text weighs as if it had this share, or 3 times its own "
@@ -575,7 +579,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
 @_dask_options
 @_progress_option
 def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length, isolate_digits,
-          no_ensure_unicode, workers, encoding_errors, no_em, script_floor, balance, eval_paths, ngram_memory,
+          no_ensure_unicode, workers, encoding_errors, no_em, em_seed, script_floor, balance, eval_paths, ngram_memory,
           em_sample,
           dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize, progress):
     """Train a vocabulary on text files, folders (every file in them) or stdin (-).
@@ -614,6 +618,8 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
                    isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, verbose=verbose)
     if no_em:
         options["em"] = False
+    if em_seed is not None:
+        options["em_seed"] = em_seed
     if script_floor is not None:
         options["em_script_floor"] = script_floor
     if balance is not None:

@@ -317,7 +317,10 @@ def _merge_ngrams_task(parts, s):
 def _pieces_task(block, s, model):
     docs, _, _ = _block_docs(block, s["errors"], s["storage_options"])
     chunks = chunk_block(docs, s["isolate_digits"])
-    pieces, pairs = _training.count_pieces_block(chunks, model, s["ensure_unicode"], s["pair_length"] or 1)
+    if model is None:       # the n-gram EM seed: no tagging, only the EM sample
+        pieces, pairs = _training.PieceTable(), None
+    else:
+        pieces, pairs = _training.count_pieces_block(chunks, model, s["ensure_unicode"], s["pair_length"] or 1)
     sample = _bottom_sample(chunks, s["sample_bytes"]) if s["sample_bytes"] else []
     return pieces, (pairs if s["pair_length"] else None), sample, sum(map(len, chunks))
 
@@ -425,9 +428,13 @@ def _canonical_digest(data: bytes, header: int, unit: str) -> str:
     return h.hexdigest()
 
 
+#: What piece counts made without tagging (the n-gram EM seed) record as their model.
+UNTAGGED = "untagged"
+
+
 def model_digest(model) -> str:
-    """Digest of an NgramModel's content."""
-    return _canonical_digest(model.to_bytes(), 16, "<f8")
+    """Digest of an NgramModel's content (UNTAGGED for None: no model, no tagging)."""
+    return UNTAGGED if model is None else _canonical_digest(model.to_bytes(), 16, "<f8")
 
 
 def _pack_sample(sample: List[tuple]) -> bytes:
@@ -566,7 +573,8 @@ def _ngram_settings(trainer: Trainer, errors: str) -> dict:
 def _piece_settings(trainer: Trainer, errors: str, digest: str) -> dict:
     s = _ngram_settings(trainer, errors)
     s.update(ensure_unicode=bool(trainer.ensure_unicode),
-             pair_length=min(int(trainer.max_piece_length), 255) if (trainer.em and trainer.em_pairs > 0) else 0,
+             pair_length=(min(int(trainer.max_piece_length), 255)
+                          if (trainer._tagging and trainer.em and trainer.em_pairs > 0) else 0),
              sample_bytes=trainer.em_sample_bytes if trainer.em else 0,
              min_count=trainer.min_count, model=digest)
     return s
@@ -721,12 +729,13 @@ class DaskTrainer(Trainer):
         s = _piece_settings(self, errors, model_digest(model) if digest is None else digest)
         merged = None
         if not (isinstance(blocks, list) and not blocks):      # no files: no model to send
-            model_ref = model if self._client is None else self._client.scatter(model, broadcast=True, hash=False)
+            scatter = self._client is not None and model is not None
+            model_ref = self._client.scatter(model, broadcast=True, hash=False) if scatter else model
             try:
                 merged = _map_reduce(self._client, blocks, _pieces_task, _merge_pieces_task,
                                      dict(s, storage_options=self.storage_options), (model_ref,), self.split_every)
             finally:
-                if self._client is not None:
+                if scatter:
                     model_ref.release()
         if merged is None:          # no blocks
             merged = (_training.PieceTable(), _training.PieceTable() if s["pair_length"] else None, [], 0)
@@ -741,8 +750,9 @@ class DaskTrainer(Trainer):
             raise ValueError(f"the n-gram counts were made with other settings: {ngrams.settings} != {mine}")
 
     def _model_of(self, ngrams: Counts):
+        """The n-gram model that tags the pieces (None with the n-gram EM seed: no tagging)."""
         self._check_ngrams(ngrams)
-        return _training.NgramModel.from_table(ngrams.table, self.min_count)
+        return _training.NgramModel.from_table(ngrams.table, self.min_count) if self._tagging else None
 
     # -- the two stages of Trainer._train, overridden ---------------------------
     def _count_ngrams(self, source, workers: int):
@@ -782,7 +792,7 @@ class DaskTrainer(Trainer):
                 raise ValueError(f"the piece counts were made with other settings: {counts.settings} != {expected}")
         else:
             counts = self._piece_counts(source.blocks, source.errors, model, digest="")   # never saved
-        if len(counts.table) == 0:
+        if len(counts.table) == 0 and model is not None:      # (untagged counts have no pieces)
             raise EmptyCorpusError("the corpus is empty: no text to train on")
         sample_bytes = counts.settings["sample_bytes"]
         sample = sorted(counts.sample)

@@ -11,9 +11,12 @@ Stages (DESIGN.md, "Training"):
    PieceTable; reduce: merge); a hash-chosen sample of chunks is kept for EM;
 3. prune as 0.6.3 does (re-segmenting dropped pieces, dropping wasted ones,
    cutting to size) -- with ``em=False`` that is the result, 0.6.3's algorithm;
-4. with EM (the default), the vocabulary of stage 3 is cut only to a seed
-   size (``em_seed_factor`` x the target) and the most frequent byte n-grams
-   are added as candidates; then Unigram EM over the byte lattice of a sample
+4. with EM (the default), the EM's candidates are the most frequent byte n-grams
+   (whole characters) and the 256 bytes; stages 2 and 3 then only draw the EM's
+   sample (no tagging, no pruning: ``em_seed="ngrams"``, the default), or, with
+   ``em_seed="tagged"``, the vocabulary of stage 3 cut to a seed size
+   (``em_seed_factor`` x the target) joins the candidates; then Unigram EM over the
+   byte lattice of a sample
    of the corpus alternates E-steps (expected piece counts by
    forward-backward), pruning (drop the pieces whose removal costs the least
    likelihood) and, in the first rounds, growing (add frequent concatenations
@@ -163,9 +166,12 @@ def _map_count_ngrams(block):
 
 def _map_count_pieces(block):
     chunks = chunk_block(block, _STATE["isolate_digits"])
-    pieces, pairs = _training.count_pieces_block(
-        chunks, _STATE["model"], _STATE["ensure_unicode"], _STATE["pair_length"] or 1
-    )
+    if _STATE["model"] is None:        # (the n-gram EM seed: no tagging, only the sample)
+        pieces = pairs = None
+    else:
+        pieces, pairs = _training.count_pieces_block(
+            chunks, _STATE["model"], _STATE["ensure_unicode"], _STATE["pair_length"] or 1
+        )
     sample = _bottom_sample(chunks, _STATE["sample_bytes"]) if _STATE["sample_bytes"] else None
     return pieces, (pairs if _STATE["pair_length"] else None), sample, sum(map(len, chunks))
 
@@ -236,8 +242,12 @@ class Trainer:
     than held-out text: see benchmarks/README.md). The other ``em_*`` options tune
     the EM stage:
 
-    - ``em_seed_factor``: the 0.6.3 stage keeps this many times the target size;
-    - ``em_pairs``: also propose concatenations of adjacent tagged pieces
+    - ``em_seed``: "ngrams" (the default): the EM starts from the n-gram candidates
+      and the 256 bytes, and the n-gram model, 0.6.3's tagging and its pruning are
+      skipped; "tagged": 0.6.3's pruned vocabulary joins them (the previous default:
+      slower, and it compresses held-out text less well; see benchmarks/README.md);
+    - ``em_seed_factor`` (tagged seed): the 0.6.3 stage keeps this many times the target size;
+    - ``em_pairs`` (tagged seed): also propose concatenations of adjacent tagged pieces
       (at most this many times the seed size; 0 turns it off);
     - ``em_ngrams``: also propose the most frequent byte n-grams (whole UTF-8
       characters, ranked by count x length; at most this many times the target size);
@@ -300,12 +310,13 @@ class Trainer:
         ensure_unicode: bool = True,
         *,
         em: bool = True,
+        em_seed: str = "ngrams",
         em_seed_factor: float = 4.0,
         em_pairs: float = 0.0,
         em_ngrams: float = 3.0,
         em_shrink: float = 0.3,
         em_grow: float = 0.5,
-        em_grow_rounds: int = 3,
+        em_grow_rounds: int = 4,
         em_keep_chars: float = 5,
         em_script_floor: float = 0.25,
         em_balance: float = 1.0,
@@ -340,6 +351,8 @@ class Trainer:
             raise TrainerError(f"max_piece_length must be >= 1, not {max_piece_length!r}")
         if not 0 < em_shrink < 1:
             raise TrainerError(f"em_shrink must be in (0, 1), not {em_shrink!r}")
+        if em_seed not in ("ngrams", "tagged"):
+            raise TrainerError(f"em_seed must be 'ngrams' or 'tagged', not {em_seed!r}")
         if em_seed_factor < 1:
             raise TrainerError(f"em_seed_factor must be >= 1, not {em_seed_factor!r}")
         if em_pairs < 0 or em_ngrams < 0:
@@ -367,6 +380,7 @@ class Trainer:
         self.max_vocab_size = sorted((int(s) for s in sizes), reverse=True)
         self._single_size = not isinstance(max_vocab_size, (list, tuple))
         self.em = em
+        self.em_seed = em_seed
         self.em_seed_factor = em_seed_factor
         self.em_pairs = em_pairs
         self.em_ngrams = em_ngrams
@@ -459,8 +473,11 @@ class Trainer:
         if not self.em:
             self.pieces = self._prune_pieces(pieces, self.max_vocab_size, workers)
         else:
-            seed_size = int(self.em_seed_factor * self.max_vocab_size[0])
-            seed = self._prune_pieces(pieces, [seed_size], workers)[0]
+            if self._tagging:
+                seed_size = int(self.em_seed_factor * self.max_vocab_size[0])
+                seed = self._prune_pieces(pieces, [seed_size], workers)[0]
+            else:
+                seed = dict(self._byte_counts)      # the n-gram candidates join in _em
             del pieces
             _return_free_memory()
             self.pieces = self._em(seed, pairs, sample, workers)
@@ -479,6 +496,12 @@ class Trainer:
             budget=self._budget_entries(),
             **extra,
         )
+
+    @property
+    def _tagging(self) -> bool:
+        """Whether the piece stage tags the corpus with the n-gram model (0.6.3's
+        algorithm, and the tagged EM seed); otherwise it only draws the EM's sample."""
+        return not self.em or self.em_seed == "tagged"
 
     def _budget_entries(self) -> int:
         # A slot is 16 bytes and tables stay at most 70% full after doubling, so
@@ -509,7 +532,12 @@ class Trainer:
         same model whatever their number). release=True frees the table's counts as the
         model is built (the caller's table is then spent)."""
         limit = int(self.em_ngrams * self.max_vocab_size[0]) if (self.em and self.em_ngrams > 0) else 0
-        model, (keys, counts) = _training.finish_ngrams(table, self.min_count, limit, workers, release)
+        # (single bytes: the n-gram seed's counts; read before release empties the table)
+        self._byte_counts = {bytes([i]): max(int(table.get(bytes([i]))), 1) for i in range(256)}
+        if self._tagging:
+            model, (keys, counts) = _training.finish_ngrams(table, self.min_count, limit, workers, release)
+        else:       # no tagging, so no n-gram model: only the candidates
+            model, (keys, counts) = None, table.candidates(self.min_count, limit)
         self.stats["corpus_bytes"] = table.total
         self.stats["ngrams"] = len(table)
         self.stats["ngram_budget_hit"] = table.pruned_below > 0
@@ -523,8 +551,9 @@ class Trainer:
         return model
 
     def _count_pieces(self, source, model, workers: int):
-        progress = _Progress(self.verbose, "count pieces", self.stats["corpus_bytes"])
-        pair_length = min(int(self.max_piece_length), 255) if (self.em and self.em_pairs > 0) else 0
+        progress = _Progress(self.verbose, "count pieces" if self._tagging else "draw the EM sample",
+                             self.stats["corpus_bytes"])
+        pair_length = min(int(self.max_piece_length), 255) if (self._tagging and self.em and self.em_pairs > 0) else 0
         sample_bytes = self.em_sample_bytes if self.em else 0
         self._set_state(model=model, pair_length=pair_length, sample_bytes=sample_bytes)
         pieces = pairs = None
@@ -533,7 +562,8 @@ class Trainer:
         sample_size = 0
         blocks = iter_blocks(source, self.block_chars)
         for block_pieces, block_pairs, block_sample, nbytes in _map_blocks(_map_count_pieces, blocks, workers, self.engine):
-            pieces = block_pieces if pieces is None else pieces.merge(block_pieces)
+            if block_pieces is not None:
+                pieces = block_pieces if pieces is None else pieces.merge(block_pieces)
             if block_pairs is not None:
                 pairs = block_pairs if pairs is None else pairs.merge(block_pairs)
             if block_sample:
@@ -545,9 +575,9 @@ class Trainer:
                     sample_keys = [keys]
                     sample_size = sum(map(len, sample))
             del block_pieces, block_pairs, block_sample
-            progress.advance(nbytes, lambda: f", {len(pieces)} distinct pieces")
+            progress.advance(nbytes, lambda: f", {len(pieces)} distinct pieces" if pieces is not None else "")
         _STATE.clear()
-        if pieces is None:
+        if pieces is None and model is not None:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
         sample = _trim_sample(np.concatenate(sample_keys), sample, sample_bytes)[1] if sample else []
         del sample_keys
@@ -556,7 +586,7 @@ class Trainer:
     def _finish_pieces(self, pieces, pairs, sample: List[bytes], progress: _Progress):
         """The end of the piece stage, given the merged tables (whatever engine made them)
         and the final EM sample: the PieceTable of pieces, {pair: count}, sample."""
-        progress.finish(f"; {len(pieces)} distinct pieces")
+        progress.finish(f"; {len(pieces)} distinct pieces" if self._tagging else "; EM sample only")
         pair_counts = pairs.to_dict(self.min_count) if pairs is not None else {}
         del pairs
         return pieces, pair_counts, sample

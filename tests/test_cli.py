@@ -564,6 +564,7 @@ def test_train_balance_reaches_the_trainer(runner, tmp_path):
         "plain": (["--script-floor", "0"], dict(em_script_floor=0)),
         "floor": (["--script-floor", "0.4"], dict(em_script_floor=0.4)),
         "tempered": (["--script-floor", "0", "--balance", "0.3"], dict(em_script_floor=0, em_balance=0.3)),
+        "tagged": (["--em-seed", "tagged"], dict(em_seed="tagged")),
     }
     for name, (args, options) in cases.items():
         target = tmp_path / f"{name}.model"
@@ -573,8 +574,8 @@ def test_train_balance_reaches_the_trainer(runner, tmp_path):
         direct.save(tmp_path / "direct.model")
         assert target.read_bytes() == (tmp_path / "direct.model").read_bytes(), name
         files[name] = target.read_bytes()
-    assert len(set(files.values())) == 3
-    for option, bad in [("--balance", "0"), ("--balance", "1.5"), ("--balance", "x"),
+    assert len(set(files.values())) == 4
+    for option, bad in [("--em-seed", "bytes"), ("--balance", "0"), ("--balance", "1.5"), ("--balance", "x"),
                         ("--script-floor", "-0.1"), ("--script-floor", "0.6"), ("--script-floor", "x")]:
         assert run(runner, "train", "-o", tmp_path / "z", option, bad, corpus).exit_code == 2
 
@@ -705,4 +706,5 @@ def test_train_help_states_the_trainers_balance_defaults():
     text = " ".join(result.output.split())
     assert f"(default: the Trainer's, {params['em_script_floor'].default};" in text
     assert f"(default: the Trainer's, {params['em_balance'].default} = off)" in text
+    assert f"(default: the Trainer's, {params['em_seed'].default})" in text
     assert f"(default: the Trainer's, {EM_MAX_PIECE_LENGTH}; {MAX_PIECE_LENGTH} with --no-em" in text

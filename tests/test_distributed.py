@@ -25,6 +25,7 @@ pytest.importorskip("distributed")
 
 from bytepiece import Tokenizer  # noqa: E402
 from bytepiece.distributed import (  # noqa: E402
+    UNTAGGED,
     Counts,
     DaskTrainer,
     count_ngrams,
@@ -46,7 +47,9 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 CORPORA = REPO / "corpora"
 
 # Options kept small so that the local reference trains in a few seconds.
-EM = dict(max_vocab_size=600, em_grow_rounds=2, em_pairs=1.0, verbose=False)
+EM = dict(max_vocab_size=600, em_grow_rounds=2, verbose=False)
+#: the EM seeded with 0.6.3's tagged pieces (and their adjacent pairs): the tagging runs
+EM_TAGGED = dict(EM, em_seed="tagged", em_pairs=1.0)
 NO_EM = dict(max_vocab_size=[700, 400], em=False, isolate_digits=True, verbose=False)
 
 
@@ -90,7 +93,7 @@ def reference(corpus, tmp_path_factory):
     """Models of the local trainer, the thing every engine must reproduce byte for byte."""
     d = tmp_path_factory.mktemp("reference")
     out = {}
-    for name, options in (("em", EM), ("no_em", NO_EM)):
+    for name, options in (("em", EM), ("em_tagged", EM_TAGGED), ("no_em", NO_EM)):
         t = Trainer(**options)
         t.train_files(corpus)
         out[name] = _model_bytes(t, d / name)
@@ -140,7 +143,7 @@ def test_blocks_of_folders_and_empty_files(tmp_path):
 # Training without a cluster, and count files
 
 
-@pytest.mark.parametrize("name,options", [("em", EM), ("no_em", NO_EM)])
+@pytest.mark.parametrize("name,options", [("em", EM), ("em_tagged", EM_TAGGED), ("no_em", NO_EM)])
 def test_in_process_blocks_equal_local_trainer(corpus, reference, tmp_path, name, options):
     t = DaskTrainer(**options, blocksize=20_000)
     t.train_files(corpus)
@@ -160,8 +163,11 @@ def test_empty_corpus_and_texts(tmp_path):
             DaskTrainer(**NO_EM).train(texts)
 
 
-def test_saved_and_merged_counts_equal_one_shot(corpus, reference, tmp_path):
-    trainer = Trainer(**EM)
+@pytest.mark.parametrize("name,options", [("em", EM), ("em_tagged", EM_TAGGED)])
+def test_saved_and_merged_counts_equal_one_shot(corpus, reference, tmp_path, name, options):
+    """With the n-gram seed, stage 2 only draws the EM sample (no piece counts: nothing is
+    tagged, its counts record no model); with the tagged seed it counts pieces and pairs."""
+    trainer = Trainer(**options)
     shards = [corpus[:2], corpus[2:]]
     one_ngrams = count_ngrams(corpus, trainer, blocksize=50_000)
     # stage 1 per shard, saved, loaded, merged
@@ -179,13 +185,21 @@ def test_saved_and_merged_counts_equal_one_shot(corpus, reference, tmp_path):
         count_pieces(shard, ngrams, trainer, blocksize=25_000).save(tmp_path / f"pieces-{i}.bpc")
     pieces = merge_counts([load_counts(tmp_path / f"pieces-{i}.bpc") for i in range(len(shards))])
     assert pieces.table.to_dict() == one_pieces.table.to_dict()
-    assert pieces.pairs.to_dict() == one_pieces.pairs.to_dict()
-    assert pieces.sample == one_pieces.sample
+    if name == "em_tagged":
+        assert len(pieces.table) > 0 and pieces.settings["model"] != UNTAGGED
+        assert pieces.pairs.to_dict() == one_pieces.pairs.to_dict()
+    else:
+        assert len(pieces.table) == 0 and pieces.pairs is None and pieces.settings["model"] == UNTAGGED
+    assert pieces.sample == one_pieces.sample and len(pieces.sample) > 0
     pieces.save(tmp_path / "pieces.bpc")
     # finishing from the files gives the local model
-    fresh = Trainer(**EM)
+    fresh = Trainer(**options)
     train_from_counts(fresh, tmp_path / "ngrams.bpc", tmp_path / "pieces.bpc")
-    assert _model_bytes(fresh, tmp_path / "m") == reference["em"]
+    assert _model_bytes(fresh, tmp_path / "m") == reference[name]
+    # piece counts of the other kind (tagged / untagged) are refused
+    other = Trainer(**(EM if name == "em_tagged" else EM_TAGGED))
+    with pytest.raises(ValueError, match="another n-gram model|other settings"):
+        train_from_counts(other, tmp_path / "ngrams.bpc", tmp_path / "pieces.bpc")
 
 
 def test_driver_frees_its_own_ngram_table_and_keeps_given_counts(corpus, reference, tmp_path, monkeypatch):
@@ -225,12 +239,21 @@ def test_merge_refuses_mismatched_counts(corpus, tmp_path):
     with pytest.raises(ValueError, match="more than one"):
         merge_counts([a, a])
     assert isinstance(merge_counts([a, a], allow_overlap=True), Counts)
-    # piece counts made with another n-gram model cannot finish this one
-    t = Trainer(**EM)
+    # piece counts tagged with another n-gram model cannot finish this one
+    t = Trainer(**EM_TAGGED)
     whole = count_ngrams(corpus, t)
     part_pieces = count_pieces(corpus, count_ngrams(corpus[:1], t), t)
     with pytest.raises(ValueError, match="another n-gram model"):
-        train_from_counts(Trainer(**EM), whole, part_pieces)
+        train_from_counts(Trainer(**EM_TAGGED), whole, part_pieces)
+    # untagged counts (the n-gram seed: only the EM sample) depend on no model, so any
+    # n-gram counts of these settings may finish them
+    t = Trainer(**EM)
+    untagged = count_pieces(corpus, count_ngrams(corpus[:1], t), t)
+    fresh = Trainer(**EM)
+    train_from_counts(fresh, count_ngrams(corpus, t), untagged)
+    reference = Trainer(**EM)
+    reference.train_files(corpus)
+    assert fresh.pieces == reference.pieces
 
 
 # ---------------------------------------------------------------------------
@@ -307,7 +330,7 @@ def _task_name(task) -> str:
     return key_split(task["key"])
 
 
-@pytest.mark.parametrize("name,options", [("em", EM), ("no_em", NO_EM)])
+@pytest.mark.parametrize("name,options", [("em", EM), ("em_tagged", EM_TAGGED), ("no_em", NO_EM)])
 def test_local_cluster_training_equals_local(local_cluster, corpus, reference, tmp_path, name, options):
     from distributed import get_task_stream
 

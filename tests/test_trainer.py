@@ -1,6 +1,8 @@
 """The trainer: agreement with BytePiece 0.6.3, determinism, streaming input, EM, bad input."""
 from __future__ import annotations
 
+import collections
+
 import base64
 import contextlib
 import hashlib
@@ -249,13 +251,53 @@ def test_em_compresses_held_out_text_better():
     assert scores[True] > 1.05 * scores[False], scores
 
 
-def test_em_logs_likelihood_per_iteration(capsys):
-    trainer = Trainer(max_vocab_size=300, verbose=True)
+@pytest.mark.parametrize("seed,stages,absent", [
+    ("ngrams", ("count n-grams", "draw the EM sample", "EM sample only"), ("count pieces", "prune pieces")),
+    ("tagged", ("count n-grams", "count pieces", "distinct pieces", "prune pieces"), ("draw the EM sample",)),
+])
+def test_em_logs_likelihood_per_iteration(capsys, seed, stages, absent):
+    trainer = Trainer(max_vocab_size=300, verbose=True, em_seed=seed)
     trainer.train([f"alpha beta gamma {i % 9} delta\n" for i in range(300)])
     err = capsys.readouterr().err
-    for stage in ("count n-grams", "count pieces", "prune pieces", "EM: iteration 1", "log-likelihood"):
+    for stage in stages + ("EM: iteration 1", "log-likelihood", "sample of"):
         assert stage in err
-    assert "sample of" in err
+    for stage in absent:
+        assert stage not in err
+
+
+@needs_corpora
+def test_ngram_seed_skips_the_tagging_and_the_063_pruning(monkeypatch):
+    """With the default n-gram seed the EM starts from the n-gram candidates and the 256
+    bytes: no n-gram model is built, nothing is tagged or pruned the 0.6.3 way; the tagged
+    seed does all three, and the two give different vocabularies."""
+    import bytepiece.trainer as trainer_module
+
+    docs = small_corpus()
+    calls = collections.Counter()
+    for owner, name in ((trainer_module._training, "count_pieces_block"), (trainer_module._training, "finish_ngrams"),
+                        (Trainer, "_prune_pieces")):
+        original = getattr(owner, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+    models = {}
+    for seed in ("ngrams", "tagged"):
+        calls.clear()
+        t = Trainer(max_vocab_size=2000, verbose=False, em_seed=seed)
+        t.train(docs, workers=2)
+        models[seed] = t.pieces[0]
+        assert len(t.pieces[0]) == 2000 - 3
+        assert all(bytes([i]) in t.pieces[0] for i in range(256))
+        if seed == "ngrams":
+            assert calls == {}
+        else:
+            assert calls["count_pieces_block"] >= 1 and calls["finish_ngrams"] == 1 and calls["_prune_pieces"] == 1
+    assert models["ngrams"] != models["tagged"]
+    with pytest.raises(TrainerError, match="em_seed"):
+        Trainer(em_seed="bytes")
 
 
 def test_verbose_false_is_silent(capsys):
