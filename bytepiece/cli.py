@@ -496,7 +496,7 @@ def _model_paths(output: str, sizes: Sequence[int]) -> List[str]:
 
 
 def _spool_stdin(directory: Optional[str]) -> str:
-    """Copy stdin to a temporary file: training reads its corpus twice."""
+    """Copy stdin to a temporary file: training may read its corpus twice."""
     import shutil
     import tempfile
 
@@ -588,7 +588,8 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
     checkout (run from its top folder) and writes bytepiece.model. Prints a
     summary when done; progress goes to stderr. Ctrl-C leaves no model file.
 
-    The corpus is streamed (read twice, never held), so memory does not grow
+    The corpus is streamed (read once; twice with --no-em or --em-seed tagged;
+    never held), so memory does not grow
     with it past two budgets: the n-gram table (--ngram-memory) and the EM
     sample (--em-sample). A corpus whose n-grams do not fit the first drops
     its rarest n-grams (the summary says so) rather than running out of memory.

@@ -161,7 +161,9 @@ _STATE: dict = {}
 def _map_count_ngrams(block):
     chunks = chunk_block(block, _STATE["isolate_digits"])
     table = _training.count_ngrams_block(chunks, _STATE["order"], _STATE["budget"])
-    return table, sum(map(len, chunks))
+    # (the EM sample too, when no piece stage will read the corpus again)
+    sample = _bottom_sample(chunks, _STATE["sample_bytes"]) if _STATE.get("sample_bytes") else None
+    return table, sum(map(len, chunks)), sample
 
 
 def _map_count_pieces(block):
@@ -194,6 +196,35 @@ def _trim_sample(keys: np.ndarray, chunks: List[bytes], budget: int):
     keep = int(np.searchsorted(np.cumsum(lengths), budget, side="right"))
     order = order[:keep]
     return keys[order], [chunks[i] for i in order]
+
+
+class _Sample:
+    """The EM sample drawn block by block: the chunks with the smallest hashes, up to
+    `budget` bytes in all (each block sends its own bottom sample; the union is cut
+    back to the budget whenever it holds twice that)."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.keys = [np.zeros(0, dtype=np.uint64)]
+        self.chunks: List[bytes] = []
+        self.size = 0
+
+    def add(self, block_sample) -> None:
+        if not block_sample:
+            return
+        self.keys.append(block_sample[0])
+        self.chunks.extend(block_sample[1])
+        self.size += sum(map(len, block_sample[1]))
+        if self.size > 2 * self.budget:
+            keys, self.chunks = _trim_sample(np.concatenate(self.keys), self.chunks, self.budget)
+            self.keys = [keys]
+            self.size = sum(map(len, self.chunks))
+
+    def result(self) -> List[bytes]:
+        """The sample, in hash order; the collector is spent."""
+        chunks = _trim_sample(np.concatenate(self.keys), self.chunks, self.budget)[1] if self.chunks else []
+        self.keys, self.chunks = [], []
+        return chunks
 
 
 def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -> Iterator:
@@ -405,7 +436,8 @@ class Trainer:
 
     # -- public API ------------------------------------------------------------
     def train(self, texts: Iterable[str], workers: int = 1, batch_size: int = 1000, **dask) -> None:
-        """Train on documents: any re-iterable of str (read twice, never held in memory).
+        """Train on documents: any re-iterable of str (never held in memory; read once, or
+        twice with ``em=False`` or ``em_seed="tagged"``, which tag the corpus in a second pass).
 
         ``batch_size`` is accepted for 0.6.3 compatibility; work is cut into
         blocks of ``block_chars`` characters instead.
@@ -420,7 +452,7 @@ class Trainer:
         source = TextSource(texts)
         if iter(texts) is texts:
             raise TypeError("texts must be re-iterable (a list, or an object whose __iter__ "
-                            "starts over): it is read twice; a generator can be read only once")
+                            "starts over): it may be read twice; a generator can be read only once")
         if dask or self.engine == "dask":
             from .distributed import train_texts_on_dask
 
@@ -511,19 +543,25 @@ class Trainer:
     def _count_ngrams(self, source, workers: int):
         progress = _Progress(self.verbose, "count n-grams", source.total_bytes)
         progress.log(f"order {self.order}, {workers} worker(s), {source.describe()}")
-        self._set_state()
+        # Without tagging, the piece stage would only draw the EM sample: draw it here
+        # instead, and the corpus is read once.
+        sample = _Sample(self.em_sample_bytes) if (self.em and not self._tagging) else None
+        self._set_state(sample_bytes=sample.budget if sample else 0)
         table = None
         blocks = iter_blocks(source, self.block_chars)
-        for block_table, nbytes in _map_blocks(_map_count_ngrams, blocks, workers, self.engine):
+        for block_table, nbytes, block_sample in _map_blocks(_map_count_ngrams, blocks, workers, self.engine):
             if table is None:
                 table = block_table
             else:
                 table.merge(block_table)
-            del block_table
+            if sample is not None:
+                sample.add(block_sample)
+            del block_table, block_sample
             # (not len(table): that would expand a compact table mid-stream)
             progress.advance(nbytes, lambda: f", {table.nbytes / 1e6:.0f} MB table")
         if table is None or table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
+        self._early_sample = sample.result() if sample is not None else None
         return self._finish_ngrams(table, progress, workers, release=True)   # the table is ours
 
     def _finish_ngrams(self, table, progress: _Progress, workers: int = 1, release: bool = False):
@@ -537,7 +575,7 @@ class Trainer:
         if self._tagging:
             model, (keys, counts) = _training.finish_ngrams(table, self.min_count, limit, workers, release)
         else:       # no tagging, so no n-gram model: only the candidates
-            model, (keys, counts) = None, table.candidates(self.min_count, limit)
+            model, (keys, counts) = None, _training.ngram_candidates(table, self.min_count, limit, workers, release)
         self.stats["corpus_bytes"] = table.total
         self.stats["ngrams"] = len(table)
         self.stats["ngram_budget_hit"] = table.pruned_below > 0
@@ -551,37 +589,30 @@ class Trainer:
         return model
 
     def _count_pieces(self, source, model, workers: int):
+        early = getattr(self, "_early_sample", None)
+        self._early_sample = None
+        if early is not None and model is None:      # drawn with the n-grams: nothing to read
+            _Progress(self.verbose, "EM sample").log(f"{len(early)} chunks, drawn while counting n-grams")
+            return None, {}, early
         progress = _Progress(self.verbose, "count pieces" if self._tagging else "draw the EM sample",
                              self.stats["corpus_bytes"])
         pair_length = min(int(self.max_piece_length), 255) if (self._tagging and self.em and self.em_pairs > 0) else 0
-        sample_bytes = self.em_sample_bytes if self.em else 0
-        self._set_state(model=model, pair_length=pair_length, sample_bytes=sample_bytes)
+        sample = _Sample(self.em_sample_bytes if self.em else 0)
+        self._set_state(model=model, pair_length=pair_length, sample_bytes=sample.budget)
         pieces = pairs = None
-        sample_keys = [np.zeros(0, dtype=np.uint64)]
-        sample: List[bytes] = []
-        sample_size = 0
         blocks = iter_blocks(source, self.block_chars)
         for block_pieces, block_pairs, block_sample, nbytes in _map_blocks(_map_count_pieces, blocks, workers, self.engine):
             if block_pieces is not None:
                 pieces = block_pieces if pieces is None else pieces.merge(block_pieces)
             if block_pairs is not None:
                 pairs = block_pairs if pairs is None else pairs.merge(block_pairs)
-            if block_sample:
-                sample_keys.append(block_sample[0])
-                sample.extend(block_sample[1])
-                sample_size += sum(map(len, block_sample[1]))
-                if sample_size > 2 * sample_bytes:
-                    keys, sample = _trim_sample(np.concatenate(sample_keys), sample, sample_bytes)
-                    sample_keys = [keys]
-                    sample_size = sum(map(len, sample))
+            sample.add(block_sample)
             del block_pieces, block_pairs, block_sample
             progress.advance(nbytes, lambda: f", {len(pieces)} distinct pieces" if pieces is not None else "")
         _STATE.clear()
         if pieces is None and model is not None:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
-        sample = _trim_sample(np.concatenate(sample_keys), sample, sample_bytes)[1] if sample else []
-        del sample_keys
-        return self._finish_pieces(pieces, pairs, sample, progress)
+        return self._finish_pieces(pieces, pairs, sample.result(), progress)
 
     def _finish_pieces(self, pieces, pairs, sample: List[bytes], progress: _Progress):
         """The end of the piece stage, given the merged tables (whatever engine made them)

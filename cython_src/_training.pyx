@@ -1128,6 +1128,58 @@ def finish_ngrams(NgramTable table, int64_t min_count, Py_ssize_t limit=0, int t
     return m, select_candidates(parts, limit)
 
 
+def ngram_candidates(NgramTable table, int64_t min_count, Py_ssize_t limit, int threads=1,
+                     bint release=False):
+    """table.candidates(min_count, limit) -- the same candidates -- without building an
+    n-gram model (finish_ngrams's other half): a compact table is expanded one length at
+    a time, longest first, and the candidates of each length are picked on a helper
+    thread (threads > 1) as soon as its counts are final, while this thread expands the
+    shorter lengths. With release=True each length's counts are freed once they are no
+    longer needed (the table is then spent, as with finish_ngrams)."""
+    from concurrent.futures import ThreadPoolExecutor
+    cdef int L, rc, order = table.order
+    table.check_usable()
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    pending = {}
+    try:
+        if table.compact:
+            pending[order] = _run_candidates(pool, table, order, min_count, limit)
+            for L in range(order, 2, -1):
+                with nogil:
+                    rc = table._expand_level(L)
+                if rc < 0:
+                    raise MemoryError()
+                # length L - 1 is final now; length L is read by nothing else once picked
+                pending[L - 1] = _run_candidates(pool, table, L - 1, min_count, limit)
+                if release:
+                    pending[L] = _Ready(pending[L].result())
+                    table.release_level(L)
+            table.compact = False
+        else:
+            for L in range(order, 1, -1):
+                pending[L] = _run_candidates(pool, table, L, min_count, limit)
+        parts = [pending[L].result() for L in range(order, 1, -1)]
+        if release:
+            for L in range(order, 1, -1):
+                if table.tabs[L].cap:
+                    table.release_level(L)
+            table.released = True
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return select_candidates(parts, limit)
+
+
+def _level_candidates(NgramTable table, int L, int64_t min_count, Py_ssize_t limit):
+    return level_candidates(table, L, min_count, limit)
+
+
+def _run_candidates(pool, NgramTable table, int L, int64_t min_count, Py_ssize_t limit):
+    if pool is None:
+        return _Ready(level_candidates(table, L, min_count, limit))
+    return pool.submit(_level_candidates, table, L, min_count, limit)
+
+
 def _level(NgramModel m, NgramTable table, int L, int64_t min_count, uni, Py_ssize_t limit):
     added = m._build_level(table, L, min_count, uni)
     return added, (level_candidates(table, L, min_count, limit) if limit > 0 else None)

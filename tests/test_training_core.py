@@ -411,6 +411,31 @@ def test_finish_ngrams_matches_from_table_and_candidates(compact, threads):
     assert finish_ngrams(count_ngrams_block(chunks, 6), 2, 0, threads)[1][0] == []
 
 
+@pytest.mark.parametrize("compact", [True, False])
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("release", [False, True])
+def test_ngram_candidates_match_candidates(compact, threads, release):
+    """ngram_candidates (level by level, on threads, no model) picks the candidates of
+    candidates(), whatever the number of threads; release=True spends the table but
+    its len() still answers."""
+    from bytepiece._training import ngram_candidates
+
+    chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)] + ["héllo wörld ".encode() * 3]
+    ref_table = count_ngrams_block(chunks, 6, compact=compact)
+    for limit in (25, 10_000):
+        ref_keys, ref_counts = ref_table.candidates(2, limit)
+        table = count_ngrams_block(chunks, 6, compact=compact)
+        keys, counts = ngram_candidates(table, 2, limit, threads, release)
+        assert keys == ref_keys and counts.tolist() == ref_counts.tolist() and len(keys) > 0
+        assert len(table) == len(ref_table)
+        if release:
+            with pytest.raises(ValueError):
+                table.get(b"abc")
+        else:
+            assert table.get(b"abc") == ref_table.get(b"abc") > 0
+    assert ngram_candidates(count_ngrams_block(chunks, 6), 2, 0, threads)[0] == []
+
+
 def test_candidates_ties_at_the_limit():
     """Only the entries scoring at least the limit-th score are sorted: ties there are cut
     by length, then packed key, as a full sort would."""
