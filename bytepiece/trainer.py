@@ -192,7 +192,7 @@ def _bottom_sample(chunks: List[bytes], budget: int):
 def _trim_sample(keys: np.ndarray, chunks: List[bytes], budget: int):
     """Sort by hash (stable) and keep the prefix that fits in budget bytes."""
     order = np.argsort(keys, kind="stable")
-    lengths = np.fromiter((len(chunks[i]) for i in order), dtype=np.int64, count=len(order))
+    lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))[order]
     keep = int(np.searchsorted(np.cumsum(lengths), budget, side="right"))
     order = order[:keep]
     return keys[order], [chunks[i] for i in order]
@@ -753,10 +753,21 @@ class Trainer:
                 progress.log(f"iteration {it} (final): {len(pieces)} pieces, log-likelihood {ll:.6g}")
             final = np.maximum(np.rint(counts), 1).astype(np.int64)
             results.append({p: int(c) for p, c in zip(pieces, final)})
-        self._em_cache = None
+        self._em_cache = self._lengths_cache = None
         self._pair_table_size = 0
         progress.finish()
         return results
+
+    def _lengths(self, pieces: List[bytes]) -> np.ndarray:
+        """The byte lengths of a list of EM pieces (int64; computed once per list: the
+        E-step, the pruning and the grow round each need them)."""
+        cached = getattr(self, "_lengths_cache", None)
+        if cached is not None and cached[0] is pieces:
+            return cached[1]
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        lengths.flags.writeable = False
+        self._lengths_cache = (pieces, lengths)
+        return lengths
 
     def _em_lattice(self, pieces: List[bytes], logp: np.ndarray) -> Lattice:
         """A lattice of pieces with log-probabilities logp; the trie is built once per list
@@ -773,7 +784,7 @@ class Trainer:
         """One EM iteration: expected counts (forward-backward; or, with hard=True, the
         counts of the Viterbi segmentation) and the log-likelihood (or Viterbi score),
         each group's weighted by its weight."""
-        logp = _logprobs(pieces, counts)
+        logp = _logprobs(self._lengths(pieces), counts)
         lattice = self._em_lattice(pieces, logp)
         n = len(pieces)
 
@@ -811,7 +822,7 @@ class Trainer:
         the Viterbi segmentation of the groups (longer candidates; EM keeps the useful ones),
         each with its count times scale (the groups' share of the sample, inverted)."""
         n = len(pieces)
-        lattice = self._em_lattice(pieces, _logprobs(pieces, counts))
+        lattice = self._em_lattice(pieces, _logprobs(self._lengths(pieces), counts))
         # One pair table per thread, each taking every `threads`-th group; integer weights
         # make the merged sums the same whatever the number of threads.
         threads = max(1, min(workers, len(groups)))
@@ -840,7 +851,7 @@ class Trainer:
         _return_free_memory()
         # Most frequent first; ties by the (length, bytes) rank of the left piece, then of the
         # right one (shorter parts first: measurably better than bytes order on code).
-        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=n)
+        lengths = self._lengths(pieces)
         rank = np.empty(n, dtype=np.int64)
         rank[np.lexsort((np.arange(n), lengths))] = np.arange(n)    # (pieces are in bytes order)
         known = set(pieces)
@@ -867,13 +878,13 @@ class Trainer:
     def _em_prune(self, pieces: List[bytes], counts: np.ndarray, keep_n: int, workers: int = 1):
         """Keep the single bytes and the keep_n - 256 multi-byte pieces whose removal
         would cost the most likelihood."""
-        logp = _logprobs(pieces, counts)
+        logp = _logprobs(self._lengths(pieces), counts)
         lattice = self._em_lattice(pieces, logp)
         step = -(-len(pieces) // max(1, workers))
         split = np.concatenate(list(_map_threads(lambda lo: lattice.split_scores(pieces[lo:lo + step]),
                                                  range(0, len(pieces), step), workers)))
         loss = counts * (logp - split)
-        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        lengths = self._lengths(pieces)
         loss[lengths == 1] = math.inf
         keep_chars = self.em_keep_chars
         if keep_chars:
@@ -916,9 +927,11 @@ def _is_one_char(p: bytes) -> bool:
         return False
 
 
-def _logprobs(pieces: List[bytes], counts: np.ndarray) -> np.ndarray:
+def _logprobs(lengths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Log-probabilities of pieces of these lengths from their counts (single bytes count
+    at least 1, longer pieces at least 1e-6)."""
     c = counts.copy()
-    single = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)) == 1
+    single = lengths == 1
     c[single] = np.maximum(c[single], 1.0)
     c[~single] = np.maximum(c[~single], 1e-6)
     return np.log(c) - np.log(c.sum())
