@@ -303,9 +303,10 @@ class Trainer:
       weighs as p**em_balance (renormalised), as multilingual models sample their
       languages (XLM-R, mT5). 1 = off (the default);
     - ``em_iterations`` / ``em_final_iterations``: EM iterations per round / at the end;
-    - ``em_hard``: Viterbi (hard) counts instead of expected counts during the
-      pruning rounds (faster, slightly different vocabulary; the final
-      iterations are always soft);
+    - ``em_hard`` (default True): Viterbi (hard) counts instead of expected counts in
+      the rounds that still grow the vocabulary (a Viterbi pass costs less than a
+      forward-backward one); the E-steps after the last grow round, whose counts
+      become the model's, are always forward-backward, as are the final iterations;
     - ``em_round_fraction``: the pruning rounds look at this fixed fraction of
       the sample only (faster; the final iterations see all of it);
     - ``em_grow_fraction``: the grow rounds count adjacent pieces in this fraction of
@@ -344,14 +345,14 @@ class Trainer:
         em_seed: str = "ngrams",
         em_seed_factor: float = 4.0,
         em_pairs: float = 0.0,
-        em_ngrams: float = 3.0,
+        em_ngrams: float = 4.0,
         em_shrink: float = 0.3,
         em_grow: float = 0.5,
         em_grow_rounds: int = 4,
         em_keep_chars: float = 5,
         em_script_floor: float = 0.25,
         em_balance: float = 1.0,
-        em_hard: bool = False,
+        em_hard: bool = True,
         em_round_fraction: float = 1.0,
         em_grow_fraction: float = 1.0,
         em_iterations: int = 1,
@@ -729,7 +730,10 @@ class Trainer:
             while True:
                 for _ in range(self.em_iterations):
                     it += 1
-                    counts, ll = self._em_step(pieces, counts, round_groups, workers, self.em_hard)
+                    # (hard counts while the vocabulary still grows; the counts of the
+                    # last E-step become the model's: those are always expected counts)
+                    hard = self.em_hard and grown < self.em_grow_rounds
+                    counts, ll = self._em_step(pieces, counts, round_groups, workers, hard)
                     counts *= scale
                     progress.log(f"iteration {it}: {len(pieces)} pieces, log-likelihood {ll:.6g} "
                                  f"({-ll / max(sample_bytes, 1) / math.log(2):.4f} bits/byte)")

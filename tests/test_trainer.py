@@ -499,7 +499,8 @@ def test_max_piece_length_defaults_to_24_with_em_and_to_0_6_3s_36_without():
     assert Trainer(verbose=False).max_piece_length == 24
     assert Trainer(em=False, verbose=False).max_piece_length == 36
     assert Trainer(max_piece_length=36, verbose=False).max_piece_length == 36
-    docs = ["abcdefghijklmnopqrstuvwxyz0123456789 \n"] * 50 + ["the quick brown fox jumps over the lazy dog\n"] * 30
+    # (a 31-byte line, newline included: one piece when the limit allows it)
+    docs = ["0123456789abcdefghijklmnopqrst\n"] * 80 + ["the quick brown fox jumps over the lazy dog\n"] * 30
     longest = {}
     for limit in (None, 36):
         t = Trainer(max_vocab_size=300, min_count=1, max_piece_length=limit, verbose=False)
