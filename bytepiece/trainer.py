@@ -287,6 +287,11 @@ class Trainer:
       fraction of the target size as new candidates: the most frequent
       concatenations of adjacent pieces in the current Viterbi segmentation
       (this is how pieces longer than the n-gram order appear);
+    - ``em_estimated_rounds``: after each of the first this many grow rounds (never
+      the last), the pruning uses the counts the grow pass estimates (each piece's
+      count in its Viterbi segmentation, less what the new concatenations take from
+      their parts) instead of an E-step's: a pass less per round, at no measurable
+      cost in compression (see benchmarks/README.md); 0 = an E-step after every round;
     - ``em_keep_chars``: a whole multi-byte character (up to 4 bytes) whose
       expected count is at least this is never pruned, like SentencePiece's
       required characters (large alphabets that are a minority of a mixed
@@ -349,6 +354,7 @@ class Trainer:
         em_shrink: float = 0.3,
         em_grow: float = 0.5,
         em_grow_rounds: int = 4,
+        em_estimated_rounds: int = 2,
         em_keep_chars: float = 5,
         em_script_floor: float = 0.25,
         em_balance: float = 1.0,
@@ -389,6 +395,9 @@ class Trainer:
             raise TrainerError(f"em_seed_factor must be >= 1, not {em_seed_factor!r}")
         if em_pairs < 0 or em_ngrams < 0:
             raise TrainerError(f"em_pairs and em_ngrams must be >= 0, not {em_pairs!r}, {em_ngrams!r}")
+        if isinstance(em_estimated_rounds, bool) or not isinstance(em_estimated_rounds, (int, np.integer)) \
+                or em_estimated_rounds < 0:
+            raise TrainerError(f"em_estimated_rounds must be an integer >= 0, not {em_estimated_rounds!r}")
         if em_iterations < 1 or em_final_iterations < 0:
             raise TrainerError("em_iterations must be >= 1 and em_final_iterations >= 0")
         if not 0 < em_balance <= 1:
@@ -425,6 +434,7 @@ class Trainer:
         self.em_round_fraction = em_round_fraction
         self.em_grow_fraction = em_grow_fraction
         self.em_grow_rounds = int(em_grow_rounds)
+        self.em_estimated_rounds = int(em_estimated_rounds)
         self.em_iterations = em_iterations
         self.em_final_iterations = em_final_iterations
         self.em_sample_bytes = int(em_sample_bytes)
@@ -725,10 +735,11 @@ class Trainer:
                              for part in (round_groups, grow_groups))
         results = []
         it = grown = 0
+        estimated = False           # the counts are the last grow pass's estimates: no E-step
         for size in self.max_vocab_size:
             target = size - NUM_SPECIAL
             while True:
-                for _ in range(self.em_iterations):
+                for _ in range(0 if estimated else self.em_iterations):
                     it += 1
                     # (hard counts while the vocabulary still grows; the counts of the
                     # last E-step become the model's: those are always expected counts)
@@ -737,6 +748,7 @@ class Trainer:
                     counts *= scale
                     progress.log(f"iteration {it}: {len(pieces)} pieces, log-likelihood {ll:.6g} "
                                  f"({-ll / max(sample_bytes, 1) / math.log(2):.4f} bits/byte)")
+                estimated = False
                 if len(pieces) > target:
                     pieces, counts = self._em_prune(pieces, counts, max(target, int(len(pieces) * self.em_shrink)),
                                                     workers)
@@ -745,7 +757,10 @@ class Trainer:
                     before = len(pieces)
                     pieces, counts = self._em_grow(pieces, counts, grow_groups, int(self.em_grow * target),
                                                    workers, grow_scale)
-                    progress.log(f"grow round {grown}: + {len(pieces) - before} concatenations of adjacent pieces")
+                    # (never after the last grow round: the counts of its E-step become the model's)
+                    estimated = grown <= self.em_estimated_rounds and grown < self.em_grow_rounds
+                    progress.log(f"grow round {grown}: + {len(pieces) - before} concatenations of adjacent pieces"
+                                 + ("; their counts estimated by the grow pass, no E-step" if estimated else ""))
                 elif len(pieces) <= target:
                     # No E-step after the last pruning: the kept pieces' counts from the step
                     # before it are their estimates (one more step measurably changes nothing
@@ -834,9 +849,11 @@ class Trainer:
         tables = [PairCounts(n, getattr(self, "_pair_table_size", 0)) for _ in range(threads)]
         fixed = [np.rint(w * (1 << PAIR_WEIGHT_BITS)).astype(np.int64) for _, w in groups]
 
+        unis = [np.zeros(n, dtype=np.int64) for _ in range(threads)]
+
         def run(t):
             for g in range(t, len(groups), threads):
-                lattice.count_viterbi_pairs(groups[g][0], fixed[g], tables[t])
+                lattice.count_viterbi_pairs(groups[g][0], fixed[g], tables[t], unis[t])
 
         if threads > 1:
             with ThreadPoolExecutor(threads) as ex:
@@ -861,6 +878,10 @@ class Trainer:
         known = set(pieces)
         new: Dict[bytes, float] = {}
         lengths = lengths.tolist()
+        uni = unis.pop()
+        while unis:
+            uni += unis.pop()
+        taken = np.zeros(n, dtype=np.int64)     # the pair counts the new pieces take from their parts
         for key, f in _most_frequent_first(keys, fixed_freq, rank, n, 4 * k):
             if len(new) >= k:
                 break
@@ -872,6 +893,12 @@ class Trainer:
                 continue    # as 0.6.3's ensure_unicode: no multi-byte piece starts inside a character
             if piece not in known and piece not in new:
                 new[piece] = f * scale / float(1 << PAIR_WEIGHT_BITS)
+                taken[a] += f
+                taken[b] += f
+        # The counts of the grown vocabulary, estimated from this pass: each old piece's count
+        # in the Viterbi segmentation, less what the new pieces take from it (an estimate for
+        # the pruning when no E-step follows; the start of the next E-step otherwise).
+        counts = np.maximum(uni - taken, 0) * (scale / float(1 << PAIR_WEIGHT_BITS))
         if not new:
             return pieces, counts
         merged = dict(zip(pieces, counts.tolist()))

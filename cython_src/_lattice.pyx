@@ -2504,17 +2504,23 @@ cdef class Lattice:
         finally:
             views_free(&views); free(bwd)
 
-    def count_viterbi_pairs(self, list texts, weights, PairCounts out):
+    def count_viterbi_pairs(self, list texts, weights, PairCounts out, int64_t[::1] unigrams=None):
         """Adds, for each text (bytes, one chunk: no newline cuts), weights[i] for every pair
         of adjacent pieces (a, b) of its Viterbi segmentation to out[a * num_pieces + b]
-        (piece indices, not ids). The loop runs with the GIL released."""
+        (piece indices, not ids), and, given `unigrams` (num_pieces entries), weights[i]
+        for every piece of it to unigrams[piece]. The loop runs with the GIL released."""
         cdef Py_ssize_t count = len(texts), i, j, m, longest = 0
+        cdef int64_t* uni = NULL
         cdef int64_t npieces = self.num_pieces
         cdef const int64_t[::1] wv = np.ascontiguousarray(weights, dtype=np.int64)
         if wv.shape[0] != count:
             raise ValueError(f"{count} texts but {wv.shape[0]} weights")
         if out.num_pieces != npieces:
             raise ValueError(f"the pair table is for {out.num_pieces} pieces, the lattice has {npieces}")
+        if unigrams is not None:
+            if unigrams.shape[0] != npieces:
+                raise ValueError(f"unigrams has {unigrams.shape[0]} entries, the lattice {npieces} pieces")
+            uni = &unigrams[0]
         cdef ByteViews views
         cdef const uint8_t** ptrs
         cdef Py_ssize_t* lens
@@ -2541,6 +2547,9 @@ cdef class Lattice:
                     if m < 0:
                         status = -1
                         break
+                    if uni != NULL:
+                        for j in range(m):
+                            uni[vals[j]] += wv[i]
                     for j in range(1, m):
                         if out.add(<uint64_t>(vals[j - 1] * npieces + vals[j]), wv[i]) < 0:
                             status = -1

@@ -444,14 +444,19 @@ def test_viterbi_pair_counts_match_the_segmentations(tok):
     texts += [b"", b"x", b"two\nlines\n"]
     weights = np.arange(1, len(texts) + 1, dtype=np.int64) * 3
     want: Counter = Counter()
+    want_unigrams = np.zeros(n, dtype=np.int64)
     for text, w in zip(texts, weights.tolist()):
         seg = lattice.encode_many([text], chunked=False)[0]
         for a, b in zip(seg, seg[1:]):
             want[a * n + b] += w
+        for a in seg:
+            want_unigrams[a] += w
     whole = PairCounts(n)
-    lattice.count_viterbi_pairs(texts, weights, whole)
+    unigrams = np.full(n, 5, dtype=np.int64)             # (added to, not overwritten)
+    lattice.count_viterbi_pairs(texts, weights, whole, unigrams)
     keys, counts = whole.arrays()
     assert dict(zip(keys.tolist(), counts.tolist())) == dict(want)
+    assert np.array_equal(unigrams, want_unigrams + 5) and want_unigrams.sum() > 0
     assert list(keys) == sorted(keys) and len(whole) == len(want)
     # Two tables over the halves, merged, are the same table (integer sums: any order).
     left, right = PairCounts(n), PairCounts(n, expected=10)
@@ -468,6 +473,8 @@ def test_viterbi_pair_counts_match_the_segmentations(tok):
         lattice.count_viterbi_pairs(texts, weights[:-1], whole)
     with pytest.raises(ValueError, match="pieces"):
         lattice.count_viterbi_pairs(texts, weights, PairCounts(n + 1))
+    with pytest.raises(ValueError, match="unigrams"):
+        lattice.count_viterbi_pairs(texts, weights, PairCounts(n), np.zeros(n - 1, dtype=np.int64))
     with pytest.raises(ValueError, match="different"):
         whole.merge(PairCounts(n + 1))
 

@@ -495,6 +495,36 @@ def test_script_floor_raises_small_scripts_and_leaves_big_ones_in_proportion():
     assert (_script_weights([en] * 9 + [zh], 1.0, floor=0.05) == 1).all()    # nothing below it
 
 
+@needs_corpora
+def test_estimated_rounds_skip_the_e_steps_after_the_first_grow_rounds(monkeypatch, capsys):
+    """After each of the first em_estimated_rounds grow rounds (never the last) the pruning
+    uses the grow pass's estimates instead of an E-step; the E-steps left are Viterbi
+    (em_hard) while the vocabulary grows, forward-backward after the last grow round."""
+    docs = small_corpus()
+    steps = []
+    original = Trainer._em_step
+
+    def spy(self, pieces, counts, groups, workers, hard=False):
+        steps.append(hard)
+        return original(self, pieces, counts, groups, workers, hard)
+
+    monkeypatch.setattr(Trainer, "_em_step", spy)
+    models = {}
+    for estimated, hard, want in [(0, True, [True] * 4 + [False]), (2, True, [True, True, False]),
+                                  (9, True, [True, False]), (2, False, [False] * 3)]:
+        steps.clear()
+        t = Trainer(max_vocab_size=1500, em_grow_rounds=4, em_estimated_rounds=estimated, em_hard=hard)
+        t.train(docs, workers=2)
+        assert steps == want, (estimated, hard)
+        models[estimated, hard] = t.pieces[0]
+        assert len(t.pieces[0]) == 1500 - 3
+    assert "their counts estimated by the grow pass, no E-step" in capsys.readouterr().err
+    assert len({tuple(sorted(m.items())) for m in models.values()}) == 4
+    for bad in (-1, 1.5, True):
+        with pytest.raises(TrainerError, match="em_estimated_rounds"):
+            Trainer(em_estimated_rounds=bad)
+
+
 def test_max_piece_length_defaults_to_24_with_em_and_to_0_6_3s_36_without():
     assert Trainer(verbose=False).max_piece_length == 24
     assert Trainer(em=False, verbose=False).max_piece_length == 36
