@@ -875,36 +875,55 @@ class Trainer:
         lengths = self._lengths(pieces)
         rank = np.empty(n, dtype=np.int64)
         rank[np.lexsort((np.arange(n), lengths))] = np.arange(n)    # (pieces are in bytes order)
-        known = set(pieces)
-        new: Dict[bytes, float] = {}
-        lengths = lengths.tolist()
         uni = unis.pop()
         while unis:
             uni += unis.pop()
-        taken = np.zeros(n, dtype=np.int64)     # the pair counts the new pieces take from their parts
-        for key, f in _most_frequent_first(keys, fixed_freq, rank, n, 4 * k):
+        # The first k concatenations, in that order, that are not too long, do not start
+        # inside a character (as 0.6.3's ensure_unicode) and are new: the first two tests on
+        # whole blocks of pairs, the last per pair.
+        bad_start = None
+        if self.ensure_unicode:
+            first_byte = np.frombuffer(b"".join(p[:1] for p in pieces), dtype=np.uint8)
+            bad_start = (first_byte >= 0x80) & (first_byte < 0xC0)
+        known = set(pieces)
+        new: List[bytes] = []
+        chosen_a, chosen_b, chosen_f = [], [], []
+        for block_keys, block_freq in _most_frequent_first(keys, fixed_freq, rank, n, 4 * k):
+            a, b = np.divmod(block_keys, n)
+            ok = lengths[a] + lengths[b] <= self.max_piece_length
+            if bad_start is not None:
+                ok &= ~bad_start[a]
+            idx = np.flatnonzero(ok)
+            block_a, block_b = a[idx], b[idx]
+            picked = []
+            for i, ai, bi in zip(range(len(idx)), block_a.tolist(), block_b.tolist()):
+                piece = pieces[ai] + pieces[bi]
+                if piece not in known:
+                    known.add(piece)
+                    new.append(piece)
+                    picked.append(i)
+                    if len(new) >= k:
+                        break
+            chosen_a.append(block_a[picked])
+            chosen_b.append(block_b[picked])
+            chosen_f.append(block_freq[idx[picked]])
             if len(new) >= k:
                 break
-            a, b = divmod(key, n)
-            if lengths[a] + lengths[b] > self.max_piece_length:
-                continue
-            piece = pieces[a] + pieces[b]
-            if self.ensure_unicode and 0x80 <= piece[0] < 0xC0:
-                continue    # as 0.6.3's ensure_unicode: no multi-byte piece starts inside a character
-            if piece not in known and piece not in new:
-                new[piece] = f * scale / float(1 << PAIR_WEIGHT_BITS)
-                taken[a] += f
-                taken[b] += f
+        chosen_f = np.concatenate(chosen_f) if chosen_f else np.zeros(0, dtype=np.int64)
         # The counts of the grown vocabulary, estimated from this pass: each old piece's count
         # in the Viterbi segmentation, less what the new pieces take from it (an estimate for
         # the pruning when no E-step follows; the start of the next E-step otherwise).
+        taken = np.zeros(n, dtype=np.int64)
+        for parts in (chosen_a, chosen_b):
+            if parts:
+                np.add.at(taken, np.concatenate(parts), chosen_f)
         counts = np.maximum(uni - taken, 0) * (scale / float(1 << PAIR_WEIGHT_BITS))
         if not new:
             return pieces, counts
-        merged = dict(zip(pieces, counts.tolist()))
-        merged.update(new)
-        out = _training.sorted_bytes(list(merged))
-        return out, np.fromiter(map(merged.__getitem__, out), dtype=np.float64, count=len(out))
+        grown = pieces + new
+        order = _training.bytes_order(grown)
+        grown_counts = np.concatenate([counts, chosen_f * scale / float(1 << PAIR_WEIGHT_BITS)])
+        return [grown[i] for i in order.tolist()], grown_counts[order]
 
     def _em_prune(self, pieces: List[bytes], counts: np.ndarray, keep_n: int, workers: int = 1):
         """Keep the single bytes and the keep_n - 256 multi-byte pieces whose removal
@@ -931,20 +950,20 @@ class Trainer:
 
 
 def _most_frequent_first(keys: np.ndarray, freq: np.ndarray, rank: np.ndarray, n: int,
-                         first: int) -> Iterator[Tuple[int, int]]:
-    """(pair key, freq) of _em_grow's pairs, most frequent first, ties by the rank of the
-    left piece, then of the right one. The caller usually stops early, so only the
+                         first: int) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """_em_grow's pairs in blocks (pair keys, freqs), most frequent first, ties by the rank
+    of the left piece, then of the right one. The caller usually stops early, so only the
     `first` most frequent (all pairs tied with the last of them included) are sorted up
-    front; the rest are sorted only if it reads past them."""
+    front, the first block; the rest, sorted only if the caller reads past them, follow."""
     if first < len(keys):
         bar = np.partition(freq, len(freq) - first)[len(freq) - first]
         top = np.flatnonzero(freq >= bar)
         order = top[np.lexsort((rank[keys[top] % n], rank[keys[top] // n], -freq[top]))]
-        yield from zip(keys[order].tolist(), freq[order].tolist())
+        yield keys[order], freq[order]
         rest = np.flatnonzero(freq < bar)
         keys, freq = keys[rest], freq[rest]
     order = np.lexsort((rank[keys % n], rank[keys // n], -freq))
-    yield from zip(keys[order].tolist(), freq[order].tolist())
+    yield keys[order], freq[order]
 
 
 #: The length of a UTF-8 character from its first byte (0: not a first byte).

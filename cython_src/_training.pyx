@@ -1714,28 +1714,39 @@ cdef int per_chunk(list chunks, uint64_t* keys, int64_t* scripts, const int64_t*
     return 0
 
 
-def sorted_bytes(list items):
-    """A new list of the bytes objects of items in bytes order (as sorted(items), about
-    ten times faster: one qsort in C on the first 8 bytes, then memcmp)."""
+def bytes_order(list items):
+    """The permutation (int64 numpy array) that sorts the bytes objects of items in bytes
+    order (as sorted(range(len(items)), key=items.__getitem__) for distinct items: one
+    qsort in C on the first 8 bytes, then memcmp)."""
+    import numpy as np
     cdef Py_ssize_t n = len(items), i
     cdef PieceRef* refs = <PieceRef*>malloc(max(n, 1) * sizeof(PieceRef))
     cdef object item
     if refs == NULL:
         raise MemoryError()
+    out = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] ov = out
     try:
         for i in range(n):
             item = items[i]
             if type(item) is not bytes:
-                raise TypeError(f"sorted_bytes sorts bytes, not {type(item).__name__}")
+                raise TypeError(f"bytes_order sorts bytes, not {type(item).__name__}")
             refs[i].p = <const uint8_t*>PyBytes_AS_STRING(item)
             refs[i].length = PyBytes_GET_SIZE(item)
             refs[i].head = head_of(refs[i].p, refs[i].length)
             refs[i].count = i
         with nogil:
             qsort(refs, n, sizeof(PieceRef), cmp_piece_ref)
-        return [items[refs[i].count] for i in range(n)]
+            for i in range(n):
+                ov[i] = refs[i].count
+        return out
     finally:
         free(refs)
+
+
+def sorted_bytes(list items):
+    """A new list of the bytes objects of items in bytes order (as sorted(items), faster)."""
+    return [items[i] for i in bytes_order(items).tolist()]
 
 
 def chunk_keys(list chunks):

@@ -455,6 +455,12 @@ def test_sorted_bytes_is_sorted(items):
     assert sorted_bytes([]) == []
     with pytest.raises(TypeError, match="sorts bytes"):
         sorted_bytes([b"a", "b"])
+    from bytepiece._training import bytes_order
+
+    distinct = list(dict.fromkeys(items))
+    order = bytes_order(distinct)
+    assert order.tolist() == sorted(range(len(distinct)), key=distinct.__getitem__)
+    assert bytes_order([]).tolist() == []
 
 
 def test_chunk_keys_are_blake2b():
