@@ -573,6 +573,14 @@ class Trainer:
         if table is None or table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
         self._early_sample = sample.result() if sample is not None else None
+        if self._early_sample is not None and workers > 1:
+            # The EM's view of its sample (dedup, script weights, parts) does not depend on
+            # the candidates: it is made on a helper thread while they are picked (mostly
+            # without the GIL, on 1.3 of the 2 cores).
+            helper = ThreadPoolExecutor(1)
+            self._em_groups = helper.submit(_em_parts, self._early_sample, self.em_balance, EM_PARTS,
+                                            self.em_script_floor)
+            helper.shutdown(wait=False)
         return self._finish_ngrams(table, progress, workers, release=True)   # the table is ours
 
     def _finish_ngrams(self, table, progress: _Progress, workers: int = 1, release: bool = False):
@@ -596,7 +604,7 @@ class Trainer:
                 f"memory budget hit (ngram_memory={self.ngram_memory} bytes): n-grams seen fewer than "
                 f"{table.pruned_below} times in a block were dropped, so counts are approximate"
             )
-        self._ngram_candidates = dict(zip(keys, counts.tolist()))
+        self._ngram_candidates = (keys, counts)      # (list of bytes, int64 array)
         return model
 
     def _count_pieces(self, source, model, workers: int):
@@ -717,16 +725,22 @@ class Trainer:
             for c, p in cands[:limit]:
                 vocab[p] = c
             progress.log(f"+ {min(limit, len(cands))} candidate pairs of adjacent pieces")
-        ngrams = getattr(self, "_ngram_candidates", {})
-        if ngrams:
-            before = len(vocab)
-            vocab = {**ngrams, **vocab}         # (the seed's counts win)
-            progress.log(f"+ {len(vocab) - before} candidate frequent n-grams")
-        self._ngram_candidates = {}
-        pieces = _training.sorted_bytes(list(vocab))   # the EM keeps its pieces in bytes order throughout
-        counts = np.fromiter(map(vocab.__getitem__, pieces), dtype=np.float64, count=len(pieces))
-        del vocab
-        groups = _em_parts(sample, self.em_balance, EM_PARTS, self.em_script_floor)
+        keys, key_counts = getattr(self, "_ngram_candidates", None) or ([], np.zeros(0, dtype=np.int64))
+        self._ngram_candidates = None
+        fresh = [i for i, k in enumerate(keys) if k not in vocab]     # (the seed's counts win)
+        if keys:
+            progress.log(f"+ {len(fresh)} candidate frequent n-grams")
+        everything = list(vocab) + [keys[i] for i in fresh]
+        counts = np.concatenate([np.fromiter(vocab.values(), dtype=np.float64, count=len(vocab)),
+                                 key_counts[np.asarray(fresh, dtype=np.int64)].astype(np.float64)])
+        del vocab, keys, key_counts, fresh
+        order = _training.bytes_order(everything)     # the EM keeps its pieces in bytes order throughout
+        pieces = [everything[i] for i in order.tolist()]
+        counts = counts[order]
+        del everything, order
+        early, self._em_groups = getattr(self, "_em_groups", None), None
+        groups = early.result() if early is not None else _em_parts(sample, self.em_balance, EM_PARTS,
+                                                                    self.em_script_floor)
         # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
         round_groups = _spread(groups, self.em_round_fraction)
         grow_groups = _spread(round_groups, self.em_grow_fraction)
