@@ -2504,6 +2504,53 @@ cdef class Lattice:
         finally:
             views_free(&views); free(bwd)
 
+    def viterbi_counts(self, list texts, weights, double[::1] counts):
+        """Adds, for each text (bytes, one chunk: no newline cuts), weights[i] to
+        counts[piece] for every piece of its Viterbi segmentation (piece indices, not ids),
+        text after text and piece after piece: the same floats as np.bincount over the
+        concatenated segmentations with each token weighted by its text's weight. The loop
+        runs with the GIL released."""
+        cdef Py_ssize_t count = len(texts), i, j, m, longest = 0
+        cdef const double[::1] wv = np.ascontiguousarray(weights, dtype=np.float64)
+        if wv.shape[0] != count:
+            raise ValueError(f"{count} texts but {wv.shape[0]} weights")
+        if counts.shape[0] != self.num_pieces:
+            raise ValueError(f"counts has {counts.shape[0]} entries, the lattice {self.num_pieces} pieces")
+        cdef ByteViews views
+        cdef const uint8_t** ptrs
+        cdef Py_ssize_t* lens
+        cdef int32_t* vals = NULL
+        cdef int32_t* ends = NULL
+        cdef int status = 0
+        cdef double* out = &counts[0] if counts.shape[0] else NULL
+        cdef Model M
+        cdef Workspace ws
+        memset(&ws, 0, sizeof(Workspace))
+        memset(&views, 0, sizeof(ByteViews))
+        try:
+            views_of(texts, &views)
+            ptrs, lens, longest = views.ptrs, views.lens, views.longest
+            vals = <int32_t*>malloc((longest + 1) * sizeof(int32_t))
+            ends = <int32_t*>malloc((longest + 1) * sizeof(int32_t))
+            if vals == NULL or ends == NULL:
+                raise MemoryError()
+            self._model(&M, -1.0, None)
+            with nogil:
+                for i in range(count):
+                    if lens[i] == 0:
+                        continue
+                    m = seg_viterbi(&M, ptrs[i], lens[i], False, False, &ws, vals, ends)
+                    if m < 0:
+                        status = -1
+                        break
+                    for j in range(m):
+                        out[vals[j]] += wv[i]
+            if status < 0:
+                raise MemoryError()
+        finally:
+            ws_free(&ws)
+            views_free(&views); free(vals); free(ends)
+
     def count_viterbi_pairs(self, list texts, weights, PairCounts out, int64_t[::1] unigrams=None):
         """Adds, for each text (bytes, one chunk: no newline cuts), weights[i] for every pair
         of adjacent pieces (a, b) of its Viterbi segmentation to out[a * num_pieces + b]

@@ -457,6 +457,17 @@ def test_viterbi_pair_counts_match_the_segmentations(tok):
     keys, counts = whole.arrays()
     assert dict(zip(keys.tolist(), counts.tolist())) == dict(want)
     assert np.array_equal(unigrams, want_unigrams + 5) and want_unigrams.sum() > 0
+    # viterbi_counts: float weights, the same floats as bincount over the segmentations
+    float_weights = weights / 7.0
+    flat, rows, _ = lattice.encode_many_flat(texts, chunked=False)
+    want_counts = np.bincount(flat, weights=np.repeat(float_weights, np.diff(rows)), minlength=n)
+    got_counts = np.zeros(n)
+    lattice.viterbi_counts(texts, float_weights, got_counts)
+    assert np.array_equal(got_counts, want_counts) and got_counts.sum() > 0
+    with pytest.raises(ValueError, match="weights"):
+        lattice.viterbi_counts(texts, float_weights[:-1], got_counts)
+    with pytest.raises(ValueError, match="counts"):
+        lattice.viterbi_counts(texts, float_weights, np.zeros(n + 1))
     assert list(keys) == sorted(keys) and len(whole) == len(want)
     # Two tables over the halves, merged, are the same table (integer sums: any order).
     left, right = PairCounts(n), PairCounts(n, expected=10)
