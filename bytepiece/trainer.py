@@ -316,6 +316,9 @@ class Trainer:
       the sample only (faster; the final iterations see all of it);
     - ``em_grow_fraction``: the grow rounds count adjacent pieces in this fraction of
       the rounds' sample (evenly spread parts of it, so every script keeps its share);
+    - ``em_first_fraction`` (default 0.5): the first E-step, over every candidate, looks
+      at this fraction of the rounds' sample (evenly spread parts): its counts only decide
+      the first, coarsest pruning;
     - ``em_sample_bytes``: EM runs on a sample of the corpus this big (chunks
       chosen by a hash of their bytes, so the sample is uniform and deterministic).
 
@@ -361,6 +364,7 @@ class Trainer:
         em_hard: bool = True,
         em_round_fraction: float = 1.0,
         em_grow_fraction: float = 1.0,
+        em_first_fraction: float = 0.5,
         em_iterations: int = 1,
         em_final_iterations: int = 0,
         em_sample_bytes: int = 64_000_000,
@@ -404,9 +408,9 @@ class Trainer:
             raise TrainerError(f"em_balance must be in (0, 1], not {em_balance!r}")
         if not 0 <= em_script_floor <= 0.5:
             raise TrainerError(f"em_script_floor must be in [0, 0.5], not {em_script_floor!r}")
-        if not (0 < em_round_fraction <= 1 and 0 < em_grow_fraction <= 1):
-            raise TrainerError(f"em_round_fraction and em_grow_fraction must be in (0, 1], "
-                               f"not {em_round_fraction!r}, {em_grow_fraction!r}")
+        if not (0 < em_round_fraction <= 1 and 0 < em_grow_fraction <= 1 and 0 < em_first_fraction <= 1):
+            raise TrainerError(f"em_round_fraction, em_grow_fraction and em_first_fraction must be in (0, 1], "
+                               f"not {em_round_fraction!r}, {em_grow_fraction!r}, {em_first_fraction!r}")
         if em_sample_bytes < 1:
             raise TrainerError(f"em_sample_bytes must be positive, not {em_sample_bytes!r}")
         if engine not in ("process", "thread", "dask"):
@@ -433,6 +437,7 @@ class Trainer:
         self.em_hard = em_hard
         self.em_round_fraction = em_round_fraction
         self.em_grow_fraction = em_grow_fraction
+        self.em_first_fraction = em_first_fraction
         self.em_grow_rounds = int(em_grow_rounds)
         self.em_estimated_rounds = int(em_estimated_rounds)
         self.em_iterations = em_iterations
@@ -744,9 +749,11 @@ class Trainer:
         # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
         round_groups = _spread(groups, self.em_round_fraction)
         grow_groups = _spread(round_groups, self.em_grow_fraction)
+        first_groups = _spread(round_groups, self.em_first_fraction)
         # (counts are for all the groups: a fraction of them scales its counts up)
-        scale, grow_scale = (1.0 if part is groups else _group_bytes(groups) / max(_group_bytes(part), 1)
-                             for part in (round_groups, grow_groups))
+        scale, grow_scale, first_scale = (
+            1.0 if part is groups else _group_bytes(groups) / max(_group_bytes(part), 1)
+            for part in (round_groups, grow_groups, first_groups))
         results = []
         it = grown = 0
         estimated = False           # the counts are the last grow pass's estimates: no E-step
@@ -758,8 +765,11 @@ class Trainer:
                     # (hard counts while the vocabulary still grows; the counts of the
                     # last E-step become the model's: those are always expected counts)
                     hard = self.em_hard and grown < self.em_grow_rounds
-                    counts, ll = self._em_step(pieces, counts, round_groups, workers, hard)
-                    counts *= scale
+                    # (the first E-step, over every candidate, only decides the first pruning:
+                    # it may look at a part of the sample)
+                    part, part_scale = (first_groups, first_scale) if it == 1 else (round_groups, scale)
+                    counts, ll = self._em_step(pieces, counts, part, workers, hard)
+                    counts *= part_scale
                     progress.log(f"iteration {it}: {len(pieces)} pieces, log-likelihood {ll:.6g} "
                                  f"({-ll / max(sample_bytes, 1) / math.log(2):.4f} bits/byte)")
                 estimated = False

@@ -106,18 +106,19 @@ def test_fractions_of_the_sample_are_spread_over_it():
 
 @needs_corpora
 def test_grow_and_round_fractions_change_the_model_and_stay_deterministic(tmp_path):
-    """The grow passes (and the rounds) may look at part of the sample; the result
-    differs from the whole sample's, and is the same on 1 or 2 threads."""
+    """The grow passes, the rounds and the first E-step (half the sample by default) may
+    look at part of the sample; the result differs from the whole sample's, and is the
+    same on 1 or 2 threads."""
     docs = small_corpus()
     models = {}
-    for name, options in (("whole", {}), ("grow", dict(em_grow_fraction=0.5)),
-                          ("rounds", dict(em_round_fraction=0.5))):
+    for name, options in (("whole", dict(em_first_fraction=1)), ("grow", dict(em_grow_fraction=0.5)),
+                          ("rounds", dict(em_round_fraction=0.5)), ("first", {})):
         for workers in (1, 2):
             trainer = Trainer(max_vocab_size=600, verbose=False, **options)
             trainer.train(docs, workers=workers)
             models[name, workers] = model_bytes(trainer, tmp_path, f"{name}{workers}.model")
         assert models[name, 1] == models[name, 2], name
-    assert len({models["whole", 1], models["grow", 1], models["rounds", 1]}) == 3
+    assert len({models[name, 1] for name in ("whole", "grow", "rounds", "first")}) == 4
 
 
 @needs_corpora
@@ -368,6 +369,7 @@ def test_empty_files(tmp_path):
     (dict(em_script_floor=0.6), "em_script_floor"),
     (dict(em_round_fraction=0), "em_round_fraction"),
     (dict(em_grow_fraction=1.5), "em_grow_fraction"),
+    (dict(em_first_fraction=0), "em_first_fraction"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(TrainerError, match=match):
