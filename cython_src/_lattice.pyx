@@ -223,13 +223,31 @@ cdef inline int rev_cmp(const uint8_t* a, int32_t la, const uint8_t* b, int32_t 
     return la - lb
 
 
+cdef inline uint64_t rev_head(const uint8_t* a, int32_t la) noexcept nogil:
+    """The first 8 bytes of a[::-1], big-endian, zero-padded: comparing two of these
+    orders the reversed keys correctly unless they are equal (then rev_cmp decides)."""
+    cdef uint64_t h = 0
+    cdef int32_t t
+    for t in range(8):
+        h = (h << 8) | (a[la - 1 - t] if t < la else 0)
+    return h
+
+
 cdef void sort_reversed(const uint8_t** kp, const int32_t* kl, int32_t* order, int32_t* tmp,
                         Py_ssize_t n) noexcept nogil:
-    """order[0:n] (piece indices) sorted by reversed bytes: a bottom-up merge sort."""
+    """order[0:n] (piece indices) sorted by reversed bytes: a bottom-up merge sort. Each
+    key's first 8 reversed bytes are compared as one integer first (rev_head); most
+    comparisons end there."""
     cdef Py_ssize_t width = 1, lo, mid, hi, i, j, k
     cdef int32_t* src = order
     cdef int32_t* dst = tmp
     cdef int32_t* t
+    cdef int32_t a, b
+    cdef bint smaller
+    cdef uint64_t* head = <uint64_t*>malloc(max(n, 1) * sizeof(uint64_t))
+    if head != NULL:
+        for i in range(n):
+            head[order[i]] = rev_head(kp[order[i]], kl[order[i]])
     while width < n:
         lo = 0
         while lo < n:
@@ -237,10 +255,16 @@ cdef void sort_reversed(const uint8_t** kp, const int32_t* kl, int32_t* order, i
             hi = lo + 2 * width if lo + 2 * width < n else n
             i, j, k = lo, mid, lo
             while i < mid and j < hi:
-                if rev_cmp(kp[src[j]], kl[src[j]], kp[src[i]], kl[src[i]]) < 0:
-                    dst[k] = src[j]; j += 1
+                a = src[j]
+                b = src[i]
+                if head != NULL and head[a] != head[b]:
+                    smaller = head[a] < head[b]
                 else:
-                    dst[k] = src[i]; i += 1
+                    smaller = rev_cmp(kp[a], kl[a], kp[b], kl[b]) < 0
+                if smaller:
+                    dst[k] = a; j += 1
+                else:
+                    dst[k] = b; i += 1
                 k += 1
             while i < mid:
                 dst[k] = src[i]; i += 1; k += 1
@@ -251,6 +275,7 @@ cdef void sort_reversed(const uint8_t** kp, const int32_t* kl, int32_t* order, i
         width *= 2
     if src != order:
         memcpy(order, src, n * sizeof(int32_t))
+    free(head)
 
 
 cdef int build_trie(Trie* trie, list pieces) except -1:
