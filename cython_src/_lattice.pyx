@@ -2535,64 +2535,37 @@ cdef class Lattice:
         text after text and piece after piece: the same floats as np.bincount over the
         concatenated segmentations with each token weighted by its text's weight. The loop
         runs with the GIL released."""
-        cdef Py_ssize_t count = len(texts), i, j, m, longest = 0
         cdef const double[::1] wv = np.ascontiguousarray(weights, dtype=np.float64)
-        if wv.shape[0] != count:
-            raise ValueError(f"{count} texts but {wv.shape[0]} weights")
+        if wv.shape[0] != len(texts):
+            raise ValueError(f"{len(texts)} texts but {wv.shape[0]} weights")
         if counts.shape[0] != self.num_pieces:
             raise ValueError(f"counts has {counts.shape[0]} entries, the lattice {self.num_pieces} pieces")
-        cdef ByteViews views
-        cdef const uint8_t** ptrs
-        cdef Py_ssize_t* lens
-        cdef int32_t* vals = NULL
-        cdef int32_t* ends = NULL
-        cdef int status = 0
-        cdef double* out = &counts[0] if counts.shape[0] else NULL
-        cdef Model M
-        cdef Workspace ws
-        memset(&ws, 0, sizeof(Workspace))
-        memset(&views, 0, sizeof(ByteViews))
-        try:
-            views_of(texts, &views)
-            ptrs, lens, longest = views.ptrs, views.lens, views.longest
-            vals = <int32_t*>malloc((longest + 1) * sizeof(int32_t))
-            ends = <int32_t*>malloc((longest + 1) * sizeof(int32_t))
-            if vals == NULL or ends == NULL:
-                raise MemoryError()
-            self._model(&M, -1.0, None)
-            with nogil:
-                for i in range(count):
-                    if lens[i] == 0:
-                        continue
-                    m = seg_viterbi(&M, ptrs[i], lens[i], False, False, &ws, vals, ends)
-                    if m < 0:
-                        status = -1
-                        break
-                    for j in range(m):
-                        out[vals[j]] += wv[i]
-            if status < 0:
-                raise MemoryError()
-        finally:
-            ws_free(&ws)
-            views_free(&views); free(vals); free(ends)
+        if len(texts):
+            self._viterbi_sums(texts, NULL, &wv[0], None, NULL, &counts[0])
 
     def count_viterbi_pairs(self, list texts, weights, PairCounts out, int64_t[::1] unigrams=None):
         """Adds, for each text (bytes, one chunk: no newline cuts), weights[i] for every pair
         of adjacent pieces (a, b) of its Viterbi segmentation to out[a * num_pieces + b]
         (piece indices, not ids), and, given `unigrams` (num_pieces entries), weights[i]
         for every piece of it to unigrams[piece]. The loop runs with the GIL released."""
-        cdef Py_ssize_t count = len(texts), i, j, m, longest = 0
-        cdef int64_t* uni = NULL
-        cdef int64_t npieces = self.num_pieces
         cdef const int64_t[::1] wv = np.ascontiguousarray(weights, dtype=np.int64)
-        if wv.shape[0] != count:
-            raise ValueError(f"{count} texts but {wv.shape[0]} weights")
-        if out.num_pieces != npieces:
-            raise ValueError(f"the pair table is for {out.num_pieces} pieces, the lattice has {npieces}")
-        if unigrams is not None:
-            if unigrams.shape[0] != npieces:
-                raise ValueError(f"unigrams has {unigrams.shape[0]} entries, the lattice {npieces} pieces")
-            uni = &unigrams[0]
+        if wv.shape[0] != len(texts):
+            raise ValueError(f"{len(texts)} texts but {wv.shape[0]} weights")
+        if out.num_pieces != self.num_pieces:
+            raise ValueError(f"the pair table is for {out.num_pieces} pieces, the lattice has {self.num_pieces}")
+        if unigrams is not None and unigrams.shape[0] != self.num_pieces:
+            raise ValueError(f"unigrams has {unigrams.shape[0]} entries, the lattice {self.num_pieces} pieces")
+        if len(texts):
+            self._viterbi_sums(texts, &wv[0], NULL, out, NULL if unigrams is None else &unigrams[0], NULL)
+
+    cdef int _viterbi_sums(self, list texts, const int64_t* iw, const double* fw, PairCounts pairs,
+                           int64_t* unigrams, double* counts) except -1:
+        """The Viterbi segmentation of each text, summed as asked: text i's integer weight
+        iw[i] per adjacent pair into `pairs` and per piece into `unigrams`, its float weight
+        fw[i] per piece into `counts` (each NULL / None when not wanted). The loop runs
+        with the GIL released."""
+        cdef Py_ssize_t count = len(texts), i, j, m, longest = 0
+        cdef int64_t npieces = self.num_pieces
         cdef ByteViews views
         cdef const uint8_t** ptrs
         cdef Py_ssize_t* lens
@@ -2619,20 +2592,25 @@ cdef class Lattice:
                     if m < 0:
                         status = -1
                         break
-                    if uni != NULL:
+                    if counts != NULL:
                         for j in range(m):
-                            uni[vals[j]] += wv[i]
-                    for j in range(1, m):
-                        if out.add(<uint64_t>(vals[j - 1] * npieces + vals[j]), wv[i]) < 0:
-                            status = -1
+                            counts[vals[j]] += fw[i]
+                    if unigrams != NULL:
+                        for j in range(m):
+                            unigrams[vals[j]] += iw[i]
+                    if pairs is not None:
+                        for j in range(1, m):
+                            if pairs.add(<uint64_t>(vals[j - 1] * npieces + vals[j]), iw[i]) < 0:
+                                status = -1
+                                break
+                        if status < 0:
                             break
-                    if status < 0:
-                        break
             if status < 0:
                 raise MemoryError()
         finally:
             ws_free(&ws)
             views_free(&views); free(vals); free(ends)
+        return 0
 
     def boundary_marginals(self, bytes data, double alpha=1.0, bint chunked=True, bint logspace=False):
         """(log Z, p) where p[i] is the probability that a piece boundary falls at byte i
