@@ -1744,11 +1744,6 @@ def bytes_order(list items):
         free(refs)
 
 
-def sorted_bytes(list items):
-    """A new list of the bytes objects of items in bytes order (as sorted(items), faster)."""
-    return [items[i] for i in bytes_order(items).tolist()]
-
-
 def chunk_keys(list chunks):
     """The sample keys of a list of bytes (uint64 numpy array): the BLAKE2b digest of
     size 8 of each, read as a little-endian integer."""
