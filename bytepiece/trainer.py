@@ -512,6 +512,8 @@ class Trainer:
             raise TrainerError(f"workers must be an integer >= 1, not {workers!r}")
         t0 = time.perf_counter()
         self.stats = {"workers": workers}
+        # (what one stage leaves for the next: nothing from an earlier, interrupted run)
+        self._early_sample = self._em_groups = self._ngram_candidates = None
         _map_big_blocks()
         model = self._count_ngrams(source, workers)
         _return_free_memory()

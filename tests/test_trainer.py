@@ -161,6 +161,28 @@ def test_texts_are_read_once_or_twice_not_stored(options, passes):
     assert len(trainer.pieces) == 1 and len(trainer.pieces[0]) <= 297
 
 
+def test_an_interrupted_run_leaves_nothing_for_the_next(monkeypatch, tmp_path):
+    """What the n-gram stage leaves for the EM (the sample, its parts being made on a
+    helper thread, the candidates) belongs to one run: a run stopped after that stage
+    does not leak into the next run of the same Trainer, on other texts and threads."""
+    first = [f"alpha beta gamma {i % 9} delta\n" for i in range(300)]
+    second = [f"uno dos tres {i % 7} cuatro cinco\n" for i in range(300)]
+    trainer = Trainer(max_vocab_size=300, verbose=False)
+    original = Trainer._em
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_em", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(first, workers=2)
+    monkeypatch.setattr(Trainer, "_em", original)
+    trainer.train(second, workers=1)
+    fresh = Trainer(max_vocab_size=300, verbose=False)
+    fresh.train(second, workers=1)
+    assert model_bytes(trainer, tmp_path, "a.model") == model_bytes(fresh, tmp_path, "b.model")
+
+
 def test_generator_is_rejected():
     with pytest.raises(TypeError, match="re-iterable"):
         Trainer(verbose=False).train(t for t in ["a\n", "b\n"])
