@@ -753,9 +753,10 @@ class Trainer:
         grow_groups = _spread(round_groups, self.em_grow_fraction)
         first_groups = _spread(round_groups, self.em_first_fraction)
         # (counts are for all the groups: a fraction of them scales its counts up)
-        scale, grow_scale, first_scale = (
-            1.0 if part is groups else _group_bytes(groups) / max(_group_bytes(part), 1)
-            for part in (round_groups, grow_groups, first_groups))
+        parts = (round_groups, grow_groups, first_groups)
+        whole = _group_bytes(groups) if any(part is not groups for part in parts) else 1.0   # (once)
+        scale, grow_scale, first_scale = (1.0 if part is groups else whole / max(_group_bytes(part), 1)
+                                          for part in parts)
         results = []
         it = grown = 0
         estimated = False           # the counts are the last grow pass's estimates: no E-step
