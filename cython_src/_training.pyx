@@ -500,10 +500,7 @@ cdef class NgramTable:
         min_count times that are whole UTF-8 characters, the `limit` ones with the
         highest count x length (ties: shorter, then smaller bytes... by packed key).
         Returns (list of bytes, int64 numpy array of counts)."""
-        cdef int L
-        self.expand()
-        return select_candidates([level_candidates(self, L, min_count, limit)
-                                  for L in range(2, self.order + 1)], limit)
+        return ngram_candidates(self, min_count, limit)      # (one thread, the table kept)
 
     # -- serialisation -------------------------------------------------------
     def to_bytes(self):
