@@ -490,6 +490,32 @@ def test_viterbi_pair_counts_match_the_segmentations(tok):
         whole.merge(PairCounts(n + 1))
 
 
+def test_pair_tables_merge_across_growth():
+    """merge adds in runs of 256 entries and grows the table on the way: two tables of
+    thousands of keys, half of them shared, merge into their sum."""
+    from collections import Counter
+
+    from bytepiece._lattice import PairCounts
+
+    rng = np.random.default_rng(7)
+    n = 1000
+    shared = rng.integers(0, n * n, 3000)
+    parts = [np.concatenate([shared, rng.integers(0, n * n, 5000)]) for _ in range(2)]
+    tables, want = [], Counter()
+    for keys in parts:
+        values = rng.integers(1, 1 << 40, len(keys))
+        table = PairCounts(n)
+        table.add_array(keys, values)
+        tables.append(table)
+        for k, v in zip(keys.tolist(), values.tolist()):
+            want[k] += v
+    left, right = tables
+    left.merge(right)
+    keys, counts = left.arrays()
+    assert len(left) == len(want) > 10000
+    assert dict(zip(keys.tolist(), counts.tolist())) == dict(want)
+
+
 def test_lattice_rejects_bad_piece_lists():
     singles = [bytes([b]) for b in range(256)]
     zeros = lambda k: np.full(k, -1.0)        # noqa: E731
