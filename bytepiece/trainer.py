@@ -910,7 +910,7 @@ class Trainer:
         # whole blocks of pairs, the last per pair.
         bad_start = None
         if self.ensure_unicode:
-            first_byte = np.frombuffer(b"".join(p[:1] for p in pieces), dtype=np.uint8)
+            first_byte = _first_bytes(lengths)
             bad_start = (first_byte >= 0x80) & (first_byte < 0xC0)
         known = set(pieces)
         new: List[bytes] = []
@@ -991,6 +991,13 @@ def _most_frequent_first(keys: np.ndarray, freq: np.ndarray, rank: np.ndarray, n
         keys, freq = keys[rest], freq[rest]
     order = np.lexsort((rank[keys % n], rank[keys // n], -freq))
     yield keys[order], freq[order]
+
+
+def _first_bytes(lengths: np.ndarray) -> np.ndarray:
+    """The first byte of each of the EM's pieces, from their lengths alone: the pieces are
+    in bytes order and include the 256 single bytes, so the pieces that start with byte c
+    are bytes([c]) and those after it up to bytes([c + 1])."""
+    return np.cumsum(lengths == 1) - 1
 
 
 #: The length of a UTF-8 character from its first byte (0: not a first byte).

@@ -104,6 +104,17 @@ def test_fractions_of_the_sample_are_spread_over_it():
     assert [g[0][0][0] for g in _spread(groups, 0.01)] == [0]
 
 
+def test_first_bytes_of_pieces_in_bytes_order():
+    from bytepiece.trainer import _first_bytes
+
+    rng = np.random.default_rng(3)
+    pieces = sorted({bytes([i]) for i in range(256)}
+                    | {rng.integers(0, 256, rng.integers(2, 9)).astype(np.uint8).tobytes() for _ in range(3000)})
+    lengths = np.fromiter(map(len, pieces), dtype=np.int64)
+    assert np.array_equal(_first_bytes(lengths), [p[0] for p in pieces])
+    assert len(pieces) > 3000
+
+
 @needs_corpora
 def test_grow_and_round_fractions_change_the_model_and_stay_deterministic(tmp_path):
     """The grow passes, the rounds and the first E-step (half the sample by default) may
