@@ -872,7 +872,8 @@ class Trainer:
         # One pair table per thread, each taking every `threads`-th group; integer weights
         # make the merged sums the same whatever the number of threads.
         threads = max(1, min(workers, len(groups)))
-        # (sized for as many pairs as the last round's tables held: no doubling on the way)
+        # (each sized for as many pairs as the last round's merged table held: no doubling on
+        # the way, and the largest then takes in the others without growing)
         tables = [PairCounts(n, getattr(self, "_pair_table_size", 0)) for _ in range(threads)]
         fixed = [np.rint(w * (1 << PAIR_WEIGHT_BITS)).astype(np.int64) for _, w in groups]
 
@@ -887,11 +888,11 @@ class Trainer:
                 list(ex.map(run, range(threads)))
         else:
             run(0)
-        self._pair_table_size = max(map(len, tables))
         tables.sort(key=len)                 # merge into the largest: it grows least
         total = tables.pop()
         while tables:
             total.merge(tables.pop())        # (each freed as soon as it is merged)
+        self._pair_table_size = len(total)
         floor = max(self.min_count, 2)   # candidates seen fewer times are cut anyway
         # (unsorted: _most_frequent_first orders them completely)
         keys, fixed_freq = total.arrays(floor << PAIR_WEIGHT_BITS, sort=False)
