@@ -34,8 +34,8 @@ import math
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -184,18 +184,21 @@ def _chunk_key(chunk: bytes) -> int:
 
 def _bottom_sample(chunks: List[bytes], budget: int):
     """The chunks with the smallest hashes, up to budget bytes: a uniform sample that
-    does not depend on how the corpus was cut into blocks. Returns (hashes, chunks)."""
+    does not depend on how the corpus was cut into blocks. Returns (hashes, chunks,
+    lengths)."""
     keys = _training.chunk_keys(chunks)       # _chunk_key of each, in C without the GIL
-    return _trim_sample(keys, chunks, budget)
+    # (the lengths travel with the sample: read here, while the new chunks are in the
+    # cache, a pass over them costs a fifth of what it costs once they are not)
+    return _trim_sample(keys, chunks, budget, np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks)))
 
 
-def _trim_sample(keys: np.ndarray, chunks: List[bytes], budget: int):
-    """Sort by hash (stable) and keep the prefix that fits in budget bytes."""
+def _trim_sample(keys: np.ndarray, chunks: List[bytes], budget: int, lengths: np.ndarray):
+    """Sort by hash (stable) and keep the prefix that fits in budget bytes; returns
+    (hashes, chunks, lengths) of what is kept."""
     order = np.argsort(keys, kind="stable")
-    lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))[order]
-    keep = int(np.searchsorted(np.cumsum(lengths), budget, side="right"))
+    keep = int(np.searchsorted(np.cumsum(lengths[order]), budget, side="right"))
     order = order[:keep]
-    return keys[order], [chunks[i] for i in order]
+    return keys[order], [chunks[i] for i in order.tolist()], lengths[order]
 
 
 class _Sample:
@@ -206,25 +209,35 @@ class _Sample:
     def __init__(self, budget: int):
         self.budget = budget
         self.keys = [np.zeros(0, dtype=np.uint64)]
+        self.lengths = [np.zeros(0, dtype=np.int64)]
         self.chunks: List[bytes] = []
         self.size = 0
 
     def add(self, block_sample) -> None:
         if not block_sample:
             return
-        self.keys.append(block_sample[0])
-        self.chunks.extend(block_sample[1])
-        self.size += sum(map(len, block_sample[1]))
+        keys, chunks, lengths = block_sample
+        self.keys.append(keys)
+        self.lengths.append(lengths)
+        self.chunks.extend(chunks)
+        self.size += int(lengths.sum())
         if self.size > 2 * self.budget:
-            keys, self.chunks = _trim_sample(np.concatenate(self.keys), self.chunks, self.budget)
-            self.keys = [keys]
-            self.size = sum(map(len, self.chunks))
+            keys, self.chunks, lengths = self._trimmed()
+            self.keys, self.lengths = [keys], [lengths]
+            self.size = int(lengths.sum())
+
+    def _trimmed(self):
+        return _trim_sample(np.concatenate(self.keys), self.chunks, self.budget, np.concatenate(self.lengths))
 
     def result(self) -> List[bytes]:
         """The sample, in hash order; the collector is spent."""
-        chunks = _trim_sample(np.concatenate(self.keys), self.chunks, self.budget)[1] if self.chunks else []
-        self.keys, self.chunks = [], []
-        return chunks
+        return self.keyed_result()[0]
+
+    def keyed_result(self) -> Tuple[List[bytes], np.ndarray, np.ndarray]:
+        """(the sample in hash order, its hashes, its lengths); the collector is spent."""
+        keys, chunks, lengths = self._trimmed()
+        self.keys, self.lengths, self.chunks = [], [], []
+        return chunks, keys, lengths
 
 
 def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -> Iterator:
@@ -579,16 +592,23 @@ class Trainer:
             progress.advance(nbytes, lambda: f", {table.nbytes / 1e6:.0f} MB table")
         if table is None or table.total == 0:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
-        self._early_sample = sample.result() if sample is not None else None
-        if self._early_sample is not None and workers > 1:
-            # The EM's view of its sample (dedup, script weights, parts) does not depend on
-            # the candidates: it is made on a helper thread while they are picked (mostly
-            # without the GIL, on 1.3 of the 2 cores).
-            helper = ThreadPoolExecutor(1)
-            self._em_groups = helper.submit(_em_parts, self._early_sample, self.em_balance, EM_PARTS,
-                                            self.em_script_floor)
-            helper.shutdown(wait=False)
+        if sample is not None:
+            # The sample and the EM's view of it (dedup, script weights, parts) do not
+            # depend on the candidates: with workers, they are made on a helper thread
+            # while the candidates are picked (mostly without the GIL, on 1.3 of the 2 cores).
+            if workers > 1:
+                helper = ThreadPoolExecutor(1)
+                self._early_sample = helper.submit(self._sample_parts, sample)
+                helper.shutdown(wait=False)
+            else:
+                self._early_sample = Future()
+                self._early_sample.set_result(self._sample_parts(sample))
         return self._finish_ngrams(table, progress, workers, release=True)   # the table is ours
+
+    def _sample_parts(self, sample: "_Sample") -> Tuple[List[bytes], List["Group"]]:
+        """(the EM sample, its parts) from the collector."""
+        chunks, keys, lengths = sample.keyed_result()
+        return chunks, _em_parts(chunks, self.em_balance, EM_PARTS, self.em_script_floor, keys, lengths)
 
     def _finish_ngrams(self, table, progress: _Progress, workers: int = 1, release: bool = False):
         """The end of the n-gram stage, given the merged table (whatever engine made it):
@@ -618,8 +638,9 @@ class Trainer:
         early = getattr(self, "_early_sample", None)
         self._early_sample = None
         if early is not None and model is None:      # drawn with the n-grams: nothing to read
-            _Progress(self.verbose, "EM sample").log(f"{len(early)} chunks, drawn while counting n-grams")
-            return None, {}, early
+            chunks, self._em_groups = early.result()
+            _Progress(self.verbose, "EM sample").log(f"{len(chunks)} chunks, drawn while counting n-grams")
+            return None, {}, chunks
         progress = _Progress(self.verbose, "count pieces" if self._tagging else "draw the EM sample",
                              self.stats["corpus_bytes"])
         pair_length = min(int(self.max_piece_length), 255) if (self._tagging and self.em and self.em_pairs > 0) else 0
@@ -746,8 +767,7 @@ class Trainer:
         counts = counts[order]
         del everything, order
         early, self._em_groups = getattr(self, "_em_groups", None), None
-        groups = early.result() if early is not None else _em_parts(sample, self.em_balance, EM_PARTS,
-                                                                    self.em_script_floor)
+        groups = early if early is not None else _em_parts(sample, self.em_balance, EM_PARTS, self.em_script_floor)
         # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
         round_groups = _spread(groups, self.em_round_fraction)
         grow_groups = _spread(round_groups, self.em_grow_fraction)
@@ -835,7 +855,7 @@ class Trainer:
         n = len(pieces)
 
         def run(group):
-            texts, weights = group
+            texts, weights = group.texts, group.weights
             if hard:
                 acc = np.zeros(n, dtype=np.float64)
                 lattice.viterbi_counts(texts, weights, acc)
@@ -875,13 +895,13 @@ class Trainer:
         # (each sized for as many pairs as the last round's merged table held: no doubling on
         # the way, and the largest then takes in the others without growing)
         tables = [PairCounts(n, getattr(self, "_pair_table_size", 0)) for _ in range(threads)]
-        fixed = [np.rint(w * (1 << PAIR_WEIGHT_BITS)).astype(np.int64) for _, w in groups]
+        fixed = [np.rint(group.weights * (1 << PAIR_WEIGHT_BITS)).astype(np.int64) for group in groups]
 
         unis = [np.zeros(n, dtype=np.int64) for _ in range(threads)]
 
         def run(t):
             for g in range(t, len(groups), threads):
-                lattice.count_viterbi_pairs(groups[g][0], fixed[g], tables[t], unis[t])
+                lattice.count_viterbi_pairs(groups[g].texts, fixed[g], tables[t], unis[t])
 
         if threads > 1:
             with ThreadPoolExecutor(threads) as ex:
@@ -1022,8 +1042,12 @@ def _logprobs(lengths: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.log(c) - np.log(c.sum())
 
 
-#: (chunks, weights): a part of the EM sample, each chunk with the weight of its counts.
-Group = Tuple[List[bytes], np.ndarray]
+class Group(NamedTuple):
+    """A part of the EM sample: chunks, each with the weight of its counts, and the sum
+    of weight x length (the part's mass in an E-step)."""
+    texts: List[bytes]
+    weights: np.ndarray
+    mass: float
 
 # Script of a character from its UTF-8 lead byte (continuation bytes: _NO_VOTE): 0 ASCII,
 # 1 Latin-1 / Latin extended / IPA / Greek, 2 Cyrillic, 3 Armenian and Hebrew, 4 Arabic,
@@ -1075,16 +1099,18 @@ def _script_targets(share: np.ndarray, balance: float, floor: float) -> np.ndarr
         low |= more
 
 
-def _script_weights(sample: List[bytes], balance: float,
-                    multiplicity: Optional[np.ndarray] = None, floor: float = 0.0) -> np.ndarray:
+def _script_weights(sample: List[bytes], balance: float, multiplicity: Optional[np.ndarray] = None,
+                    floor: float = 0.0, lengths: Optional[np.ndarray] = None) -> np.ndarray:
     """Per chunk: the weight that makes each script's share of the sample bytes count as
     its _script_targets share (1.0 everywhere when nothing is balanced, or there is one
-    script). With `multiplicity`, chunk i stands for multiplicity[i] copies of itself."""
+    script). With `multiplicity`, chunk i stands for multiplicity[i] copies of itself;
+    `lengths`, when given, are the chunks' lengths."""
     weights = np.ones(len(sample), dtype=np.float64)
     if (balance == 1.0 and floor <= 0) or not sample:
         return weights
     script = _scripts(sample)
-    lengths = np.fromiter(map(len, sample), dtype=np.float64, count=len(sample))
+    lengths = (np.fromiter(map(len, sample), dtype=np.float64, count=len(sample)) if lengths is None
+               else lengths.astype(np.float64))
     if multiplicity is not None:
         lengths *= multiplicity
     share = np.bincount(script, weights=lengths, minlength=_NO_VOTE)
@@ -1098,28 +1124,66 @@ def _script_weights(sample: List[bytes], balance: float,
     return per_script[script]
 
 
-def _em_parts(sample: List[bytes], balance: float, k: int, floor: float = 0.0) -> List[Group]:
+def _em_parts(sample: List[bytes], balance: float, k: int, floor: float = 0.0,
+              keys: Optional[np.ndarray] = None, lengths: Optional[np.ndarray] = None) -> List[Group]:
     """The EM's view of its sample: the distinct chunks (first-occurrence order), each
     weighing its multiplicity times its script's weight (_script_weights), cut into k
     parts (_make_parts). A chunk found m times is segmented once per pass (repeated
-    lines are common in code)."""
-    counted = collections.Counter(sample)        # (counted in C; keeps first-occurrence order)
-    chunks = list(counted)
-    multiplicity = np.fromiter(counted.values(), dtype=np.float64, count=len(chunks))
-    del counted
-    return _make_parts(chunks, _script_weights(chunks, balance, multiplicity, floor) * multiplicity, k)
+    lines are common in code). `keys` and `lengths`, when given, are the sample's hashes
+    (in order: the sample is sorted by them) and lengths."""
+    distinct = _distinct_runs(sample, keys, lengths) if keys is not None and lengths is not None else None
+    if distinct is None:
+        counted = collections.Counter(sample)        # (counted in C; keeps first-occurrence order)
+        chunks = list(counted)
+        multiplicity = np.fromiter(counted.values(), dtype=np.float64, count=len(chunks))
+        del counted
+        lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
+    else:
+        chunks, multiplicity, lengths = distinct
+    weights = _script_weights(chunks, balance, multiplicity, floor, lengths) * multiplicity
+    return _make_parts(chunks, weights, k, lengths)
 
 
-def _make_parts(chunks: List[bytes], mass: np.ndarray, k: int) -> List[Group]:
-    """Cut chunks (each with its mass: the weight of its counts) into k contiguous parts
-    of about equal bytes, each (chunks, masses). The parts come in a fixed order, so
-    summing their counts in list order gives the same floats whatever the thread count."""
-    lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
+def _distinct_runs(sample: List[bytes], keys: np.ndarray, lengths: np.ndarray):
+    """What collections.Counter(sample) gives, from a sample sorted by its hashes `keys`:
+    equal chunks have equal hashes, so they are runs of equal keys; (the first chunk of
+    each run, its run length as float64, its length). None when the keys are not sorted,
+    or two different chunks share a hash (the caller counts them itself then). Arrays
+    instead of a pass over every chunk object."""
+    if len(keys) != len(sample) or len(lengths) != len(sample):
+        return None
+    if len(keys) == 0:
+        return [], np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
+    if np.any(keys[1:] < keys[:-1]):
+        return None
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    runs = np.diff(np.append(starts, len(keys)))
+    repeated = np.flatnonzero(runs > 1)
+    for s, r in zip(starts[repeated].tolist(), runs[repeated].tolist()):
+        first = sample[s]
+        for j in range(s + 1, s + r):
+            if sample[j] != first:
+                return None
+    return [sample[i] for i in starts.tolist()], runs.astype(np.float64), lengths[starts]
+
+
+def _make_parts(chunks: List[bytes], weights: np.ndarray, k: int,
+                lengths: Optional[np.ndarray] = None) -> List[Group]:
+    """Cut chunks (each with its weight: the weight of its counts) into k contiguous parts
+    of about equal bytes (`lengths`, when given, are the chunks' lengths). The parts come
+    in a fixed order, so summing their counts in list order gives the same floats
+    whatever the thread count."""
+    if lengths is None:
+        lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
     before = np.cumsum(lengths) - lengths               # bytes of the chunks before each one
     total = max(int(lengths.sum()), 1)
     part = np.minimum(k - 1, before * k // total)       # contiguous
     cuts = np.searchsorted(part, np.arange(k + 1))
-    return [(chunks[lo:hi], mass[lo:hi]) for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist()) if hi > lo]
+    # (elementwise, not np.dot: a BLAS call wakes OpenBLAS's threads, which then spin for
+    # a while on the cores the counting threads need)
+    mass = weights * lengths
+    return [Group(chunks[lo:hi], weights[lo:hi], float(mass[lo:hi].sum()))
+            for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist()) if hi > lo]
 
 
 def _spread(groups: List[Group], fraction: float) -> List[Group]:
@@ -1131,10 +1195,7 @@ def _spread(groups: List[Group], fraction: float) -> List[Group]:
 
 def _group_bytes(groups: List[Group]) -> float:
     """The weighted bytes of the groups: their mass in the E-step."""
-    # (elementwise, not np.dot: a BLAS call wakes OpenBLAS's threads, which then spin for
-    # a while on the cores the counting threads need)
-    return float(sum((w * np.fromiter(map(len, texts), dtype=np.float64, count=len(texts))).sum()
-                     for texts, w in groups))
+    return float(sum(group.mass for group in groups))
 
 
 def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts, workers: int = 1,

@@ -611,8 +611,9 @@ def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
     mass: Counter = Counter()
     seen = []
     assert len(parts) == 3
-    for texts, w in parts:
+    for texts, w, part_mass in parts:
         assert len(w) == len(texts)
+        assert part_mass == pytest.approx(sum(wt * len(t) for t, wt in zip(texts, w.tolist())), rel=1e-12)
         for t, wt in zip(texts, w.tolist()):
             mass[t] += wt
             seen.append(t)
@@ -623,5 +624,36 @@ def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
     assert mass.keys() == want.keys() and all(abs(mass[t] - want[t]) < 1e-12 for t in want)
     assert abs(_group_bytes(parts) - float(np.dot(weights, [len(c) for c in sample]))) < 1e-9
     again = _em_parts(sample, 0.5, 3)                          # deterministic
-    assert [t for t, _ in again] == [t for t, _ in parts]
-    assert all(np.array_equal(w1, w2) for (_, w1), (_, w2) in zip(again, parts))
+    assert [g.texts for g in again] == [g.texts for g in parts]
+    assert all(np.array_equal(g1.weights, g2.weights) for g1, g2 in zip(again, parts))
+
+
+def test_em_parts_of_a_hash_sorted_sample_are_those_of_counting_it():
+    """Given the sample's hashes (it is sorted by them) and lengths, _em_parts finds the
+    distinct chunks as runs of equal hashes: the same parts as counting the chunks. A
+    sample that is not sorted, or two chunks that share a hash, are counted instead."""
+    from bytepiece.trainer import _chunk_key, _em_parts
+
+    rng = np.random.default_rng(5)
+    lines = [f"line {i} {'中文' * (i % 3)}\n".encode() for i in range(40)]
+    sample = [lines[i] for i in rng.integers(0, 40, 300)]        # many repeats
+    sample.sort(key=_chunk_key)
+    keys = np.array([_chunk_key(c) for c in sample], dtype=np.uint64)
+    lengths = np.array([len(c) for c in sample], dtype=np.int64)
+
+    def same(a, b):
+        return (len(a) == len(b) and all(x.texts == y.texts and np.array_equal(x.weights, y.weights)
+                                         and x.mass == y.mass for x, y in zip(a, b)))
+
+    counted = _em_parts(sample, 0.5, 4, 0.1)
+    assert same(_em_parts(sample, 0.5, 4, 0.1, keys, lengths), counted)
+    assert sum(len(g.texts) for g in counted) == len(set(sample)) < len(sample)
+    # a collision: the second distinct chunk given the first one's hash
+    second = int(np.flatnonzero(keys != keys[0])[0])
+    run = np.flatnonzero(keys == keys[second])
+    fake = keys.copy()
+    fake[run] = keys[0]
+    assert same(_em_parts(sample, 0.5, 4, 0.1, fake, lengths), counted)
+    # not sorted by the keys given
+    shuffled = keys[::-1].copy()
+    assert same(_em_parts(sample, 0.5, 4, 0.1, shuffled, lengths), counted)
