@@ -1003,14 +1003,17 @@ def _most_frequent_first(keys: np.ndarray, freq: np.ndarray, rank: np.ndarray, n
     of the left piece, then of the right one. The caller usually stops early, so only the
     `first` most frequent (all pairs tied with the last of them included) are sorted up
     front, the first block; the rest, sorted only if the caller reads past them, follow."""
+    def ranked(k):          # (the two ranks as one key: a lexsort of two keys, not three)
+        return rank[k // n] * n + rank[k % n]
+
     if first < len(keys):
         bar = np.partition(freq, len(freq) - first)[len(freq) - first]
         top = np.flatnonzero(freq >= bar)
-        order = top[np.lexsort((rank[keys[top] % n], rank[keys[top] // n], -freq[top]))]
+        order = top[np.lexsort((ranked(keys[top]), -freq[top]))]
         yield keys[order], freq[order]
         rest = np.flatnonzero(freq < bar)
         keys, freq = keys[rest], freq[rest]
-    order = np.lexsort((rank[keys % n], rank[keys // n], -freq))
+    order = np.lexsort((ranked(keys), -freq))
     yield keys[order], freq[order]
 
 
