@@ -233,21 +233,15 @@ cdef inline uint64_t rev_head(const uint8_t* a, int32_t la) noexcept nogil:
     return h
 
 
-cdef void sort_reversed(const uint8_t** kp, const int32_t* kl, int32_t* order, int32_t* tmp,
-                        Py_ssize_t n) noexcept nogil:
-    """order[0:n] (piece indices) sorted by reversed bytes: a bottom-up merge sort. Each
-    key's first 8 reversed bytes are compared as one integer first (rev_head); most
-    comparisons end there."""
+cdef void merge_sort_reversed(const uint8_t** kp, const int32_t* kl, int32_t* order, int32_t* tmp,
+                              Py_ssize_t n) noexcept nogil:
+    """order[0:n] (piece indices) sorted by reversed bytes (rev_cmp): a bottom-up merge
+    sort, for the long runs of keys with equal heads that sort_reversed leaves."""
     cdef Py_ssize_t width = 1, lo, mid, hi, i, j, k
     cdef int32_t* src = order
     cdef int32_t* dst = tmp
     cdef int32_t* t
     cdef int32_t a, b
-    cdef bint smaller
-    cdef uint64_t* head = <uint64_t*>malloc(max(n, 1) * sizeof(uint64_t))
-    if head != NULL:
-        for i in range(n):
-            head[order[i]] = rev_head(kp[order[i]], kl[order[i]])
     while width < n:
         lo = 0
         while lo < n:
@@ -257,11 +251,7 @@ cdef void sort_reversed(const uint8_t** kp, const int32_t* kl, int32_t* order, i
             while i < mid and j < hi:
                 a = src[j]
                 b = src[i]
-                if head != NULL and head[a] != head[b]:
-                    smaller = head[a] < head[b]
-                else:
-                    smaller = rev_cmp(kp[a], kl[a], kp[b], kl[b]) < 0
-                if smaller:
+                if rev_cmp(kp[a], kl[a], kp[b], kl[b]) < 0:
                     dst[k] = a; j += 1
                 else:
                     dst[k] = b; i += 1
@@ -275,7 +265,66 @@ cdef void sort_reversed(const uint8_t** kp, const int32_t* kl, int32_t* order, i
         width *= 2
     if src != order:
         memcpy(order, src, n * sizeof(int32_t))
-    free(head)
+
+
+cdef int sort_reversed(const uint8_t** kp, const int32_t* kl, int32_t* order, int32_t* tmp,
+                       Py_ssize_t n) except -1:
+    """order[0:n] (piece indices) sorted by reversed bytes. Each key's first 8 reversed
+    bytes, as one integer (rev_head), are radix-sorted (least significant byte first,
+    8 stable passes, a pass skipped when all keys share its byte); keys whose heads are
+    equal, runs of a few at most, are then put in order by rev_cmp."""
+    cdef Py_ssize_t i, j, run, shift
+    cdef Py_ssize_t count[256]
+    cdef uint64_t h
+    cdef int32_t key
+    cdef uint64_t* head = <uint64_t*>malloc(max(n, 1) * sizeof(uint64_t))
+    cdef uint64_t* head2 = <uint64_t*>malloc(max(n, 1) * sizeof(uint64_t))
+    cdef uint64_t* hs
+    if head == NULL or head2 == NULL:
+        free(head); free(head2)
+        raise MemoryError()
+    with nogil:
+        for i in range(n):
+            head[i] = rev_head(kp[order[i]], kl[order[i]])
+        for shift in range(0, 64, 8):
+            memset(count, 0, sizeof(count))
+            for i in range(n):
+                count[(head[i] >> shift) & 255] += 1
+            if n == 0 or count[(head[0] >> shift) & 255] == n:
+                continue                         # every key has the same byte here
+            j = 0
+            for i in range(256):
+                run = count[i]
+                count[i] = j
+                j += run
+            for i in range(n):
+                h = head[i]
+                j = count[(h >> shift) & 255]
+                count[(h >> shift) & 255] = j + 1
+                head2[j] = h
+                tmp[j] = order[i]
+            hs = head; head = head2; head2 = hs
+            memcpy(order, tmp, n * sizeof(int32_t))
+        # runs of equal heads: sorted by the whole reversed keys (by insertion when short)
+        i = 0
+        while i < n:
+            run = i + 1
+            while run < n and head[run] == head[i]:
+                run += 1
+            if run - i > 16:
+                merge_sort_reversed(kp, kl, order + i, tmp, run - i)
+                i = run
+                continue
+            for j in range(i + 1, run):
+                key = order[j]
+                shift = j
+                while shift > i and rev_cmp(kp[key], kl[key], kp[order[shift - 1]], kl[order[shift - 1]]) < 0:
+                    order[shift] = order[shift - 1]
+                    shift -= 1
+                order[shift] = key
+            i = run
+    free(head); free(head2)
+    return 0
 
 
 cdef int build_trie(Trie* trie, list pieces) except -1:

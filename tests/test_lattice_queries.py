@@ -516,6 +516,26 @@ def test_pair_tables_merge_across_growth():
     assert dict(zip(keys.tolist(), counts.tolist())) == dict(want)
 
 
+def test_trie_finds_every_piece_whatever_their_shared_endings():
+    """The trie sorts the reversed pieces by their last 8 bytes first; pieces that share
+    those (long runs of them here: code's indentation, a common suffix) are ordered by
+    the whole piece. Every piece must come out as itself: with multi-byte pieces at
+    log-probability -1 and single bytes at -100, a piece's best split is the piece."""
+    rng = np.random.default_rng(11)
+    suffix = b"_" * 9 + b"x"
+    pieces = {bytes([b]) for b in range(256)}
+    pieces |= {rng.integers(97, 100, rng.integers(0, 6)).astype(np.uint8).tobytes() + suffix for _ in range(200)}
+    pieces |= {b" " * k for k in range(2, 40)} | {b"if" + b" " * k for k in range(1, 30)}
+    pieces |= {rng.integers(0, 256, rng.integers(2, 12)).astype(np.uint8).tobytes() for _ in range(2000)}
+    pieces = sorted(pieces, key=lambda p: (len(p), p))
+    logp = np.array([-100.0 if len(p) == 1 else -1.0 for p in pieces])
+    lattice = Lattice(pieces, logp, np.arange(len(pieces)))
+    assert lattice.encode_many(pieces, chunked=False) == [[i] for i in range(len(pieces))]
+    assert sum(p.endswith(suffix[-8:]) for p in pieces) > 50 and lattice.max_len == max(map(len, pieces))
+    with pytest.raises(ValueError, match="twice"):
+        Lattice(pieces + [b"b" + suffix], np.full(len(pieces) + 1, -1.0), np.arange(len(pieces) + 1))
+
+
 def test_lattice_rejects_bad_piece_lists():
     singles = [bytes([b]) for b in range(256)]
     zeros = lambda k: np.full(k, -1.0)        # noqa: E731
