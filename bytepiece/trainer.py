@@ -192,12 +192,17 @@ def _bottom_sample(chunks: List[bytes], budget: int):
     return _trim_sample(keys, chunks, budget, np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks)))
 
 
+def _trim_order(keys: np.ndarray, lengths: np.ndarray, budget: int) -> np.ndarray:
+    """The indices of the sample kept, in hash order (stable): the prefix that fits in
+    budget bytes."""
+    order = np.argsort(keys, kind="stable")
+    return order[:int(np.searchsorted(np.cumsum(lengths[order]), budget, side="right"))]
+
+
 def _trim_sample(keys: np.ndarray, chunks: List[bytes], budget: int, lengths: np.ndarray):
     """Sort by hash (stable) and keep the prefix that fits in budget bytes; returns
     (hashes, chunks, lengths) of what is kept."""
-    order = np.argsort(keys, kind="stable")
-    keep = int(np.searchsorted(np.cumsum(lengths[order]), budget, side="right"))
-    order = order[:keep]
+    order = _trim_order(keys, lengths, budget)
     return keys[order], [chunks[i] for i in order.tolist()], lengths[order]
 
 
@@ -231,13 +236,18 @@ class _Sample:
 
     def result(self) -> List[bytes]:
         """The sample, in hash order; the collector is spent."""
-        return self.keyed_result()[0]
+        chunks, order, _, _ = self.keyed_result()
+        return [chunks[i] for i in order.tolist()]
 
-    def keyed_result(self) -> Tuple[List[bytes], np.ndarray, np.ndarray]:
-        """(the sample in hash order, its hashes, its lengths); the collector is spent."""
-        keys, chunks, lengths = self._trimmed()
+    def keyed_result(self) -> Tuple[List[bytes], np.ndarray, np.ndarray, np.ndarray]:
+        """(chunks, order, hashes, lengths): the sample is chunks[order[0]], chunks[order[1]],
+        ... (hash order), and hashes and lengths are theirs, in that order. The sorted list
+        itself is not made (a pass over the chunk objects, most of them out of the cache
+        by now). The collector is spent."""
+        keys, lengths = np.concatenate(self.keys), np.concatenate(self.lengths)
+        chunks, order = self.chunks, _trim_order(keys, lengths, self.budget)
         self.keys, self.lengths, self.chunks = [], [], []
-        return chunks, keys, lengths
+        return chunks, order, keys[order], lengths[order]
 
 
 def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -> Iterator:
@@ -605,10 +615,14 @@ class Trainer:
                 self._early_sample.set_result(self._sample_parts(sample))
         return self._finish_ngrams(table, progress, workers, release=True)   # the table is ours
 
-    def _sample_parts(self, sample: "_Sample") -> Tuple[List[bytes], List["Group"]]:
-        """(the EM sample, its parts) from the collector."""
-        chunks, keys, lengths = sample.keyed_result()
-        return chunks, _em_parts(chunks, self.em_balance, EM_PARTS, self.em_script_floor, keys, lengths)
+    def _sample_parts(self, sample: "_Sample") -> Tuple[int, int, List["Group"]]:
+        """(chunks, bytes, parts) of the EM sample, from the collector."""
+        chunks, order, keys, lengths = sample.keyed_result()
+        distinct = _distinct_runs(chunks, order, keys, lengths)
+        if distinct is None:
+            chunks, distinct = [chunks[i] for i in order.tolist()], None
+        return len(order), int(lengths.sum()), _em_parts(chunks, self.em_balance, EM_PARTS, self.em_script_floor,
+                                                         distinct)
 
     def _finish_ngrams(self, table, progress: _Progress, workers: int = 1, release: bool = False):
         """The end of the n-gram stage, given the merged table (whatever engine made it):
@@ -638,9 +652,10 @@ class Trainer:
         early = getattr(self, "_early_sample", None)
         self._early_sample = None
         if early is not None and model is None:      # drawn with the n-grams: nothing to read
-            chunks, self._em_groups = early.result()
-            _Progress(self.verbose, "EM sample").log(f"{len(chunks)} chunks, drawn while counting n-grams")
-            return None, {}, chunks
+            count, nbytes, groups = early.result()
+            self._em_groups = (nbytes, groups)      # (for _em: the sample itself is not needed)
+            _Progress(self.verbose, "EM sample").log(f"{count} chunks, drawn while counting n-grams")
+            return None, {}, None
         progress = _Progress(self.verbose, "count pieces" if self._tagging else "draw the EM sample",
                              self.stats["corpus_bytes"])
         pair_length = min(int(self.max_piece_length), 255) if (self._tagging and self.em and self.em_pairs > 0) else 0
@@ -736,10 +751,12 @@ class Trainer:
         return final
 
     # -- EM ------------------------------------------------------------------------
-    def _em(self, seed: Dict[bytes, int], pairs: Dict[bytes, int], sample: List[bytes],
+    def _em(self, seed: Dict[bytes, int], pairs: Dict[bytes, int], sample: Optional[List[bytes]],
             workers: int) -> List[Dict[bytes, int]]:
+        """The EM stage over `sample` (None: the parts drawn with the n-grams, _em_groups)."""
         progress = _Progress(self.verbose, "EM")
-        sample_bytes = sum(map(len, sample))
+        early, self._em_groups = getattr(self, "_em_groups", None), None
+        sample_bytes = early[0] if early is not None else sum(map(len, sample))
         corpus_bytes = self.stats["corpus_bytes"]
         progress.log(f"sample of {sample_bytes / 1e6:.1f} MB ({100 * sample_bytes / max(corpus_bytes, 1):.0f}% "
                      f"of the corpus), seed of {len(seed)} pieces")
@@ -766,8 +783,7 @@ class Trainer:
         pieces = [everything[i] for i in order.tolist()]
         counts = counts[order]
         del everything, order
-        early, self._em_groups = getattr(self, "_em_groups", None), None
-        groups = early if early is not None else _em_parts(sample, self.em_balance, EM_PARTS, self.em_script_floor)
+        groups = early[1] if early is not None else _em_parts(sample, self.em_balance, EM_PARTS, self.em_script_floor)
         # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
         round_groups = _spread(groups, self.em_round_fraction)
         grow_groups = _spread(round_groups, self.em_grow_fraction)
@@ -1128,13 +1144,12 @@ def _script_weights(sample: List[bytes], balance: float, multiplicity: Optional[
 
 
 def _em_parts(sample: List[bytes], balance: float, k: int, floor: float = 0.0,
-              keys: Optional[np.ndarray] = None, lengths: Optional[np.ndarray] = None) -> List[Group]:
+              distinct: Optional[Tuple[List[bytes], np.ndarray, np.ndarray]] = None) -> List[Group]:
     """The EM's view of its sample: the distinct chunks (first-occurrence order), each
     weighing its multiplicity times its script's weight (_script_weights), cut into k
     parts (_make_parts). A chunk found m times is segmented once per pass (repeated
-    lines are common in code). `keys` and `lengths`, when given, are the sample's hashes
-    (in order: the sample is sorted by them) and lengths."""
-    distinct = _distinct_runs(sample, keys, lengths) if keys is not None and lengths is not None else None
+    lines are common in code). `distinct`, when given, is _distinct_runs's answer for the
+    sample (which is then not read)."""
     if distinct is None:
         counted = collections.Counter(sample)        # (counted in C; keeps first-occurrence order)
         chunks = list(counted)
@@ -1147,13 +1162,14 @@ def _em_parts(sample: List[bytes], balance: float, k: int, floor: float = 0.0,
     return _make_parts(chunks, weights, k, lengths)
 
 
-def _distinct_runs(sample: List[bytes], keys: np.ndarray, lengths: np.ndarray):
-    """What collections.Counter(sample) gives, from a sample sorted by its hashes `keys`:
-    equal chunks have equal hashes, so they are runs of equal keys; (the first chunk of
-    each run, its run length as float64, its length). None when the keys are not sorted,
+def _distinct_runs(chunks: List[bytes], order: np.ndarray, keys: np.ndarray, lengths: np.ndarray):
+    """What collections.Counter(sample) gives for the sample chunks[order[0]],
+    chunks[order[1]], ..., sorted by its hashes `keys` (with `lengths` its lengths):
+    equal chunks have equal hashes, so they are runs of equal keys. (The first chunk of
+    each run, its run length as float64, its length.) None when the keys are not sorted,
     or two different chunks share a hash (the caller counts them itself then). Arrays
     instead of a pass over every chunk object."""
-    if len(keys) != len(sample) or len(lengths) != len(sample):
+    if not len(order) == len(keys) == len(lengths):
         return None
     if len(keys) == 0:
         return [], np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
@@ -1163,11 +1179,11 @@ def _distinct_runs(sample: List[bytes], keys: np.ndarray, lengths: np.ndarray):
     runs = np.diff(np.append(starts, len(keys)))
     repeated = np.flatnonzero(runs > 1)
     for s, r in zip(starts[repeated].tolist(), runs[repeated].tolist()):
-        first = sample[s]
-        for j in range(s + 1, s + r):
-            if sample[j] != first:
+        first = chunks[order[s]]
+        for j in order[s + 1:s + r].tolist():
+            if chunks[j] != first:
                 return None
-    return [sample[i] for i in starts.tolist()], runs.astype(np.float64), lengths[starts]
+    return [chunks[i] for i in order[starts].tolist()], runs.astype(np.float64), lengths[starts]
 
 
 def _make_parts(chunks: List[bytes], weights: np.ndarray, k: int,

@@ -629,10 +629,11 @@ def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
 
 
 def test_em_parts_of_a_hash_sorted_sample_are_those_of_counting_it():
-    """Given the sample's hashes (it is sorted by them) and lengths, _em_parts finds the
-    distinct chunks as runs of equal hashes: the same parts as counting the chunks. A
-    sample that is not sorted, or two chunks that share a hash, are counted instead."""
-    from bytepiece.trainer import _chunk_key, _em_parts
+    """Given the sample's hashes (it is sorted by them) and lengths, _distinct_runs finds
+    the distinct chunks as runs of equal hashes: _em_parts gives the same parts from them
+    as from counting the chunks. It declines (None: the caller counts) a sample that is
+    not sorted by the hashes given, or two chunks that share a hash."""
+    from bytepiece.trainer import EM_PARTS, _chunk_key, _distinct_runs, _em_parts, _Sample
 
     rng = np.random.default_rng(5)
     lines = [f"line {i} {'中文' * (i % 3)}\n".encode() for i in range(40)]
@@ -646,14 +647,30 @@ def test_em_parts_of_a_hash_sorted_sample_are_those_of_counting_it():
                                          and x.mass == y.mass for x, y in zip(a, b)))
 
     counted = _em_parts(sample, 0.5, 4, 0.1)
-    assert same(_em_parts(sample, 0.5, 4, 0.1, keys, lengths), counted)
+    # (the collector's view: its chunks in any order, and the order that sorts them)
+    shuffle = rng.permutation(len(sample))
+    chunks = [sample[i] for i in shuffle]
+    order = np.argsort(shuffle)
+    assert [chunks[i] for i in order] == sample
+    distinct = _distinct_runs(chunks, order, keys, lengths)
+    assert distinct is not None
+    assert same(_em_parts(None, 0.5, 4, 0.1, distinct), counted)
     assert sum(len(g.texts) for g in counted) == len(set(sample)) < len(sample)
     # a collision: the second distinct chunk given the first one's hash
     second = int(np.flatnonzero(keys != keys[0])[0])
     run = np.flatnonzero(keys == keys[second])
     fake = keys.copy()
     fake[run] = keys[0]
-    assert same(_em_parts(sample, 0.5, 4, 0.1, fake, lengths), counted)
+    assert _distinct_runs(chunks, order, fake, lengths) is None
     # not sorted by the keys given
     shuffled = keys[::-1].copy()
-    assert same(_em_parts(sample, 0.5, 4, 0.1, shuffled, lengths), counted)
+    assert _distinct_runs(chunks, order, shuffled, lengths) is None
+    # The trainer's collector gives the same parts, counted instead when hashes collide
+    # (the collector sorts by the hashes it is given).
+    for given in (keys, fake):
+        collector = _Sample(1 << 30)
+        collector.add((given[shuffle], chunks, lengths[shuffle]))
+        count, nbytes, groups = Trainer(em_balance=0.5, em_script_floor=0.1)._sample_parts(collector)
+        assert (count, nbytes) == (len(sample), int(lengths.sum()))
+        in_hash_order = [chunks[i] for i in np.argsort(given[shuffle], kind="stable")]
+        assert same(groups, _em_parts(in_hash_order, 0.5, EM_PARTS, 0.1))
