@@ -141,7 +141,23 @@ def save_model(path: str | os.PathLike, pieces: Mapping[bytes, int | float] | Vo
     """
     vocab = pieces if isinstance(pieces, Vocabulary) else vocabulary_from_counts(pieces)
     with atomic_write(path, "w", overwrite=overwrite) as handle:
-        handle.write(_dumps_indented(vocab.to_dict()))
+        handle.write(_model_text(vocab))
+
+
+def _model_text(vocab: Vocabulary) -> str:
+    """_dumps_indented(vocab.to_dict()), written in one pass over the pieces when every
+    count is an int (a trained model's are): no dict of a list per piece first."""
+    encode_str = json.encoder.encode_basestring
+    b64 = binascii.b2a_base64
+    entries = []
+    for index, (piece, count) in enumerate(zip(vocab.pieces, vocab.counts), FIRST_PIECE_ID):
+        if type(count) is not int:
+            return _dumps_indented(vocab.to_dict())
+        entries.append(f'"{b64(piece, newline=False).decode("ascii")}": [\n        {index},\n        '
+                       f'{encode_str(piece.decode("utf-8", errors="ignore"))},\n        {count}\n    ]')
+    if not vocab.is_plain:
+        entries.append(_entry_text(METADATA_KEY, vocab.metadata()))
+    return "{\n    " + ",\n    ".join(entries) + "\n}"
 
 
 def _dumps_indented(obj: dict[str, Any]) -> str:
@@ -151,28 +167,28 @@ def _dumps_indented(obj: dict[str, Any]) -> str:
     for one, goes through json."""
     if not obj:
         return "{}"
+    return "{\n    " + ",\n    ".join(_entry_text(key, value) for key, value in obj.items()) + "\n}"
+
+
+def _entry_text(key: str, value: Any) -> str:
+    """One entry of _dumps_indented's object, without the indentation before it."""
     encode_str = json.encoder.encode_basestring          # (ensure_ascii=False's escaping)
-    entries = []
-    for key, value in obj.items():
-        if (type(value) is list and len(value) == 3 and type(value[0]) is int
-                and type(value[1]) is str and type(value[2]) is int):     # [id, piece, count]
-            entries.append(f"{encode_str(key)}: [\n        {value[0]},\n        {encode_str(value[1])},"
-                           f"\n        {value[2]}\n    ]")
-            continue
-        if type(value) is not list or not value:
-            entries.append(encode_str(key) + ": " + json.dumps(value, indent=4, ensure_ascii=False).replace("\n", "\n    "))
-            continue
-        items = []
-        for v in value:
-            t = type(v)
-            if t is int:
-                items.append(int.__repr__(v))
-            elif t is str:
-                items.append(encode_str(v))
-            else:
-                items.append(json.dumps(v, indent=4, ensure_ascii=False).replace("\n", "\n        "))
-        entries.append(encode_str(key) + ": [\n        " + ",\n        ".join(items) + "\n    ]")
-    return "{\n    " + ",\n    ".join(entries) + "\n}"
+    if (type(value) is list and len(value) == 3 and type(value[0]) is int
+            and type(value[1]) is str and type(value[2]) is int):     # [id, piece, count]
+        return (f"{encode_str(key)}: [\n        {value[0]},\n        {encode_str(value[1])},"
+                f"\n        {value[2]}\n    ]")
+    if type(value) is not list or not value:
+        return encode_str(key) + ": " + json.dumps(value, indent=4, ensure_ascii=False).replace("\n", "\n    ")
+    items = []
+    for v in value:
+        t = type(v)
+        if t is int:
+            items.append(int.__repr__(v))
+        elif t is str:
+            items.append(encode_str(v))
+        else:
+            items.append(json.dumps(v, indent=4, ensure_ascii=False).replace("\n", "\n        "))
+    return encode_str(key) + ": [\n        " + ",\n        ".join(items) + "\n    ]"
 
 
 # The largest model file (or zip member, uncompressed) that is read: far above any real

@@ -77,7 +77,7 @@ def test_failed_save_leaves_previous_file_intact(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(model_module, "_dumps_indented", explode)    # fails inside the write
+    monkeypatch.setattr(model_module, "_model_text", explode)    # fails inside the write
     with pytest.raises(RuntimeError):
         save_model(out, load_model(_tiny_model()))
     assert out.read_text() == "previous"
@@ -196,3 +196,20 @@ def test_model_json_layout_is_json_dumps_indent_4(obj):
     from bytepiece.model import _dumps_indented
 
     assert _dumps_indented(obj) == json.dumps(obj, indent=4, ensure_ascii=False)
+
+
+def test_model_text_is_the_json_of_the_model_dict():
+    """save_model writes a vocabulary in one pass over its pieces (when every count is an
+    int): the same text as json.dumps of its dict, whatever the pieces' bytes, with and
+    without the metadata entry; float counts take the general writer."""
+    from bytepiece.model import Vocabulary, _model_text
+
+    pieces = tuple(sorted({bytes([b]) for b in range(256)}
+                          | {b'"quoted"', b"back\\slash", b"new\nline", b"\xe4\xb8\xad\xe6", b"\xff\xfe",
+                             "é中".encode(), b"\x00\x1f\x7f", b"</script>", "\u2028".encode()},
+                          key=lambda p: (len(p), p)))
+    counts = tuple(range(1, len(pieces) + 1))
+    plain = Vocabulary(pieces, counts)
+    for vocab in (plain, plain.replace(special_tokens=("<s>", "</s>"), alpha=0.25),
+                  plain.replace(counts=tuple(c + 0.5 for c in counts))):
+        assert _model_text(vocab) == json.dumps(vocab.to_dict(), indent=4, ensure_ascii=False)
