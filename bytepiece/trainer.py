@@ -29,6 +29,7 @@ same whatever ``workers`` is.
 """
 from __future__ import annotations
 
+import bisect
 import collections
 import math
 import os
@@ -634,8 +635,9 @@ class Trainer:
         self._byte_counts = {bytes([i]): max(int(table.get(bytes([i]))), 1) for i in range(256)}
         if self._tagging:
             model, (keys, counts) = _training.finish_ngrams(table, self.min_count, limit, workers, release)
-        else:       # no tagging, so no n-gram model: only the candidates
-            model, (keys, counts) = None, _training.ngram_candidates(table, self.min_count, limit, workers, release)
+        else:       # no tagging, so no n-gram model: only the candidates, in the EM's order
+            model, (keys, counts) = None, _training.ngram_candidates(table, self.min_count, limit, workers, release,
+                                                                     bytes_order=True)
         self.stats["corpus_bytes"] = table.total
         self.stats["ngrams"] = len(table)
         self.stats["ngram_budget_hit"] = table.pruned_below > 0
@@ -772,17 +774,26 @@ class Trainer:
             progress.log(f"+ {min(limit, len(cands))} candidate pairs of adjacent pieces")
         keys, key_counts = getattr(self, "_ngram_candidates", None) or ([], np.zeros(0, dtype=np.int64))
         self._ngram_candidates = None
-        fresh = [i for i, k in enumerate(keys) if k not in vocab]     # (the seed's counts win)
-        if keys:
-            progress.log(f"+ {len(fresh)} candidate frequent n-grams")
-        everything = list(vocab) + [keys[i] for i in fresh]
-        counts = np.concatenate([np.fromiter(vocab.values(), dtype=np.float64, count=len(vocab)),
-                                 key_counts[np.asarray(fresh, dtype=np.int64)].astype(np.float64)])
-        del vocab, keys, key_counts, fresh
-        order = _training.bytes_order(everything)     # the EM keeps its pieces in bytes order throughout
-        pieces = [everything[i] for i in order.tolist()]
-        counts = counts[order]
-        del everything, order
+        # The EM keeps its pieces in bytes order throughout.
+        if len(vocab) == 256 and all(len(p) == 1 for p in vocab) and not self._tagging:
+            # (the n-gram seed: the single bytes, and candidates of 2 bytes or more that
+            # _finish_ngrams asked for in bytes order; each single byte goes before them)
+            pieces, counts = _with_single_bytes(keys, key_counts, vocab)
+            if keys:
+                progress.log(f"+ {len(keys)} candidate frequent n-grams")
+        else:
+            fresh = [i for i, k in enumerate(keys) if k not in vocab]     # (the seed's counts win)
+            if keys:
+                progress.log(f"+ {len(fresh)} candidate frequent n-grams")
+            everything = list(vocab) + [keys[i] for i in fresh]
+            counts = np.concatenate([np.fromiter(vocab.values(), dtype=np.float64, count=len(vocab)),
+                                     key_counts[np.asarray(fresh, dtype=np.int64)].astype(np.float64)])
+            del fresh
+            order = _training.bytes_order(everything)
+            pieces = [everything[i] for i in order.tolist()]
+            counts = counts[order]
+            del everything, order
+        del vocab, keys, key_counts
         groups = early[1] if early is not None else _em_parts(sample, self.em_balance, EM_PARTS, self.em_script_floor)
         # pruning rounds may look at a fixed part of the sample only; the final iterations see all of it
         round_groups = _spread(groups, self.em_round_fraction)
@@ -1031,6 +1042,20 @@ def _most_frequent_first(keys: np.ndarray, freq: np.ndarray, rank: np.ndarray, n
         keys, freq = keys[rest], freq[rest]
     order = np.lexsort((ranked(keys), -freq))
     yield keys[order], freq[order]
+
+
+def _with_single_bytes(keys: List[bytes], counts: np.ndarray, singles: Dict[bytes, int]):
+    """(pieces, float64 counts): the 256 single bytes (with their counts in `singles`) and
+    `keys` (in bytes order, each of two bytes or more, with `counts`), merged in bytes
+    order: bytes([c]) just before the keys that start with c."""
+    starts = [bisect.bisect_left(keys, bytes([c])) for c in range(256)] + [len(keys)]
+    pieces: List[bytes] = []
+    for c in range(256):
+        pieces.append(bytes([c]))
+        pieces.extend(keys[starts[c]:starts[c + 1]])
+    merged = np.insert(np.asarray(counts, dtype=np.float64), starts[:256],
+                       [float(singles[bytes([c])]) for c in range(256)])
+    return pieces, merged
 
 
 def _first_bytes(lengths: np.ndarray) -> np.ndarray:

@@ -627,11 +627,12 @@ cdef tuple level_candidates(NgramTable table, int L, int64_t min_count, Py_ssize
     return L, keys, counts
 
 
-def select_candidates(list parts, Py_ssize_t limit):
+def select_candidates(list parts, Py_ssize_t limit, bint bytes_order=False):
     """The best `limit` of the (L, keys, counts) parts of level_candidates: highest
     count x length first, then shorter, then smaller packed key (a total order, so the
     result does not depend on the order of the parts or of the entries). Only the
-    entries scoring at least the limit-th best score are sorted."""
+    entries scoring at least the limit-th best score are sorted. With bytes_order, the
+    same candidates come in bytes order instead (the EM's order)."""
     import numpy as np
     cdef int L, t
     cdef uint64_t k
@@ -649,6 +650,10 @@ def select_candidates(list parts, Py_ssize_t limit):
         order = idx[np.lexsort((keys_a[idx], lens_a[idx], -score[idx]))][:limit]
     else:
         order = np.lexsort((keys_a, lens_a, -score))
+    if bytes_order:
+        # (a key packs byte t at bits 8t: byte-swapped, the first byte leads; zeros pad
+        # a shorter key, so equal swapped keys are ordered by length, the prefix first)
+        order = order[np.lexsort((lens_a[order], keys_a[order].byteswap()))]
     out = []
     for k, L in zip(keys_a[order].tolist(), lens_a[order].tolist()):
         for t in range(L):
@@ -1126,13 +1131,14 @@ def finish_ngrams(NgramTable table, int64_t min_count, Py_ssize_t limit=0, int t
 
 
 def ngram_candidates(NgramTable table, int64_t min_count, Py_ssize_t limit, int threads=1,
-                     bint release=False):
+                     bint release=False, bint bytes_order=False):
     """table.candidates(min_count, limit) -- the same candidates -- without building an
     n-gram model (finish_ngrams's other half): a compact table is expanded one length at
     a time, longest first, and the candidates of each length are picked on a helper
     thread (threads > 1) as soon as its counts are final, while this thread expands the
     shorter lengths. With release=True each length's counts are freed once they are no
-    longer needed (the table is then spent, as with finish_ngrams)."""
+    longer needed (the table is then spent, as with finish_ngrams). With bytes_order, the
+    candidates come in bytes order (select_candidates)."""
     from concurrent.futures import ThreadPoolExecutor
     cdef int L, rc, order = table.order
     table.check_usable()
@@ -1164,7 +1170,7 @@ def ngram_candidates(NgramTable table, int64_t min_count, Py_ssize_t limit, int 
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
-    return select_candidates(parts, limit)
+    return select_candidates(parts, limit, bytes_order)
 
 
 def _level_candidates(NgramTable table, int L, int64_t min_count, Py_ssize_t limit):

@@ -436,6 +436,28 @@ def test_ngram_candidates_match_candidates(compact, threads, release):
     assert ngram_candidates(count_ngrams_block(chunks, 6), 2, 0, threads)[0] == []
 
 
+def test_ngram_candidates_in_bytes_order_and_merged_with_the_single_bytes():
+    """bytes_order=True: the same candidates and counts, in bytes order (keys holding zero
+    bytes and prefixes of each other included); the trainer's merge of them with the 256
+    single bytes is the bytes order of the whole."""
+    from bytepiece._training import ngram_candidates
+    from bytepiece.trainer import _with_single_bytes
+
+    chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)] + [b"a\x00b a\x00 \x00\x00a " * 5]
+    for limit in (25, 10_000):
+        keys, counts = ngram_candidates(count_ngrams_block(chunks, 6), 2, limit, 2)
+        ordered, ordered_counts = ngram_candidates(count_ngrams_block(chunks, 6), 2, limit, 2, bytes_order=True)
+        assert ordered == sorted(keys) and len(keys) > 20
+        assert dict(zip(ordered, ordered_counts.tolist())) == dict(zip(keys, counts.tolist()))
+        singles = {bytes([c]): c + 1 for c in range(256)}
+        pieces, merged = _with_single_bytes(ordered, ordered_counts, singles)
+        assert pieces == sorted(list(singles) + ordered)
+        want = dict(zip(ordered, ordered_counts.tolist()))
+        want.update(singles)
+        assert merged.dtype == np.float64 and merged.tolist() == [float(want[p]) for p in pieces]
+    assert any(b"\x00" in k for k in ordered)
+
+
 def test_candidates_ties_at_the_limit():
     """Only the entries scoring at least the limit-th score are sorted: ties there are cut
     by length, then packed key, as a full sort would."""
