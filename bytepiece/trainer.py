@@ -916,34 +916,45 @@ class Trainer:
         each with its count times scale (the groups' share of the sample, inverted)."""
         n = len(pieces)
         lattice = self._em_lattice(pieces, _logprobs(self._lengths(pieces), counts))
-        # One pair table per thread, each taking every `threads`-th group; integer weights
-        # make the merged sums the same whatever the number of threads.
+        # Pair tables per thread, each taking every `threads`-th group; integer weights make
+        # the merged sums the same whatever the number of threads. Each thread keeps the
+        # two halves of the pairs (pair_half) apart: the halves are merged and read on two
+        # threads at once.
         threads = max(1, min(workers, len(groups)))
-        # (each sized for as many pairs as the last round's merged table held: no doubling on
+        # (each sized for as many pairs as the last round's merged half held: no doubling on
         # the way, and the largest then takes in the others without growing)
-        tables = [PairCounts(n, getattr(self, "_pair_table_size", 0)) for _ in range(threads)]
+        expected = getattr(self, "_pair_table_size", 0)
+        tables = [[PairCounts(n, expected), PairCounts(n, expected)] for _ in range(threads)]
         fixed = [np.rint(group.weights * (1 << PAIR_WEIGHT_BITS)).astype(np.int64) for group in groups]
 
         unis = [np.zeros(n, dtype=np.int64) for _ in range(threads)]
 
         def run(t):
             for g in range(t, len(groups), threads):
-                lattice.count_viterbi_pairs(groups[g].texts, fixed[g], tables[t], unis[t])
+                lattice.count_viterbi_pairs(groups[g].texts, fixed[g], tables[t][0], unis[t], tables[t][1])
+
+        floor = max(self.min_count, 2)   # candidates seen fewer times are cut anyway
+
+        def merged(half):
+            parts = sorted((per_thread[half] for per_thread in tables), key=len)
+            for per_thread in tables:
+                per_thread[half] = None
+            total = parts.pop()              # merge into the largest: it grows least
+            while parts:
+                total.merge(parts.pop())     # (each freed as soon as it is merged)
+            # (unsorted: _most_frequent_first orders them completely)
+            return len(total), total.arrays(floor << PAIR_WEIGHT_BITS, sort=False)
 
         if threads > 1:
             with ThreadPoolExecutor(threads) as ex:
                 list(ex.map(run, range(threads)))
         else:
             run(0)
-        tables.sort(key=len)                 # merge into the largest: it grows least
-        total = tables.pop()
-        while tables:
-            total.merge(tables.pop())        # (each freed as soon as it is merged)
-        self._pair_table_size = len(total)
-        floor = max(self.min_count, 2)   # candidates seen fewer times are cut anyway
-        # (unsorted: _most_frequent_first orders them completely)
-        keys, fixed_freq = total.arrays(floor << PAIR_WEIGHT_BITS, sort=False)
-        del total, fixed
+        halves = list(_map_threads(merged, (0, 1), min(workers, 2)))
+        self._pair_table_size = max(size for size, _ in halves)
+        keys = np.concatenate([arrays[0] for _, arrays in halves])
+        fixed_freq = np.concatenate([arrays[1] for _, arrays in halves])
+        del halves, tables, fixed
         _return_free_memory()
         # Most frequent first; ties by the (length, bytes) rank of the left piece, then of the
         # right one (shorter parts first: measurably better than bytes order on code).

@@ -1912,14 +1912,15 @@ cdef class PairCounts:
         """(keys, counts) as int64 arrays, keys ascending (in table order with
         sort=False), of the entries >= min_count."""
         cdef Py_ssize_t i, m = 0
-        keys = np.empty(self.used, dtype=np.int64)
-        values = np.empty(self.used, dtype=np.int64)
+        keys = np.empty(max(self.used, 1), dtype=np.int64)
+        values = np.empty(max(self.used, 1), dtype=np.int64)
         cdef int64_t[::1] kv = keys, vv = values
-        for i in range(self.cap):
-            if self.slots[i].key and self.slots[i].value >= min_count:
-                kv[m] = <int64_t>(self.slots[i].key - 1)
-                vv[m] = self.slots[i].value
-                m += 1
+        with nogil:
+            for i in range(self.cap):
+                if self.slots[i].key and self.slots[i].value >= min_count:
+                    kv[m] = <int64_t>(self.slots[i].key - 1)
+                    vv[m] = self.slots[i].value
+                    m += 1
         if not sort:
             return keys[:m], values[:m]
         order = np.argsort(keys[:m], kind="stable")
@@ -1930,6 +1931,12 @@ def _pair_counts_from_arrays(num_pieces, keys, values):
     table = PairCounts(num_pieces)
     table.add_array(np.ascontiguousarray(keys, dtype=np.int64), np.ascontiguousarray(values, dtype=np.int64))
     return table
+
+
+cdef inline int pair_half(uint64_t key) noexcept nogil:
+    """0 or 1: which half of the pairs a key (a * num_pieces + b) falls in, by its hash's
+    top bit (a table's slots come from the low bits)."""
+    return <int>(mix64(key + 1) >> 63)
 
 
 cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
@@ -2652,29 +2659,33 @@ cdef class Lattice:
         if counts.shape[0] != self.num_pieces:
             raise ValueError(f"counts has {counts.shape[0]} entries, the lattice {self.num_pieces} pieces")
         if len(texts):
-            self._viterbi_sums(texts, NULL, &wv[0], None, NULL, &counts[0])
+            self._viterbi_sums(texts, NULL, &wv[0], None, NULL, &counts[0], None)
 
-    def count_viterbi_pairs(self, list texts, weights, PairCounts out, int64_t[::1] unigrams=None):
+    def count_viterbi_pairs(self, list texts, weights, PairCounts out, int64_t[::1] unigrams=None,
+                            PairCounts odd=None):
         """Adds, for each text (bytes, one chunk: no newline cuts), weights[i] for every pair
         of adjacent pieces (a, b) of its Viterbi segmentation to out[a * num_pieces + b]
         (piece indices, not ids), and, given `unigrams` (num_pieces entries), weights[i]
-        for every piece of it to unigrams[piece]. The loop runs with the GIL released."""
+        for every piece of it to unigrams[piece]. Given `odd`, the pairs whose key is odd
+        by pair_half go there instead of `out`: tables of one half merge and read apart from
+        the other's, on another thread. The loop runs with the GIL released."""
         cdef const int64_t[::1] wv = np.ascontiguousarray(weights, dtype=np.int64)
         if wv.shape[0] != len(texts):
             raise ValueError(f"{len(texts)} texts but {wv.shape[0]} weights")
-        if out.num_pieces != self.num_pieces:
+        if out.num_pieces != self.num_pieces or (odd is not None and odd.num_pieces != self.num_pieces):
             raise ValueError(f"the pair table is for {out.num_pieces} pieces, the lattice has {self.num_pieces}")
         if unigrams is not None and unigrams.shape[0] != self.num_pieces:
             raise ValueError(f"unigrams has {unigrams.shape[0]} entries, the lattice {self.num_pieces} pieces")
         if len(texts):
-            self._viterbi_sums(texts, &wv[0], NULL, out, NULL if unigrams is None else &unigrams[0], NULL)
+            self._viterbi_sums(texts, &wv[0], NULL, out, NULL if unigrams is None else &unigrams[0], NULL, odd)
 
     cdef int _viterbi_sums(self, list texts, const int64_t* iw, const double* fw, PairCounts pairs,
-                           int64_t* unigrams, double* counts) except -1:
+                           int64_t* unigrams, double* counts, PairCounts odd) except -1:
         """The Viterbi segmentation of each text, summed as asked: text i's integer weight
         iw[i] per adjacent pair into `pairs` and per piece into `unigrams`, its float weight
-        fw[i] per piece into `counts` (each NULL / None when not wanted). The loop runs
-        with the GIL released."""
+        fw[i] per piece into `counts` (each NULL / None when not wanted); given `odd`, the
+        pairs of the odd half (pair_half) go there instead of `pairs`. The loop runs with
+        the GIL released."""
         cdef Py_ssize_t count = len(texts), i, j, m, longest = 0
         cdef int64_t npieces = self.num_pieces
         cdef ByteViews views
@@ -2683,6 +2694,9 @@ cdef class Lattice:
         cdef int32_t* vals = NULL
         cdef int32_t* ends = NULL
         cdef uint64_t* keys = NULL
+        cdef uint64_t* odd_keys = NULL
+        cdef uint64_t key
+        cdef Py_ssize_t n_even, n_odd
         cdef int status = 0
         cdef Model M
         cdef Workspace ws
@@ -2695,7 +2709,8 @@ cdef class Lattice:
             ends = <int32_t*>malloc((longest + 1) * sizeof(int32_t))
             if pairs is not None:
                 keys = <uint64_t*>malloc((longest + 1) * sizeof(uint64_t))
-            if vals == NULL or ends == NULL or (pairs is not None and keys == NULL):
+                odd_keys = <uint64_t*>malloc((longest + 1) * sizeof(uint64_t))
+            if vals == NULL or ends == NULL or (pairs is not None and (keys == NULL or odd_keys == NULL)):
                 raise MemoryError()
             self._model(&M, -1.0, None)
             with nogil:
@@ -2713,16 +2728,24 @@ cdef class Lattice:
                         for j in range(m):
                             unigrams[vals[j]] += iw[i]
                     if pairs is not None and m > 1:
+                        n_even = n_odd = 0
                         for j in range(1, m):
-                            keys[j - 1] = <uint64_t>(vals[j - 1] * npieces + vals[j])
-                        if pairs.add_run(keys, NULL, m - 1, iw[i]) < 0:
+                            key = <uint64_t>(vals[j - 1] * npieces + vals[j])
+                            if odd is not None and pair_half(key):
+                                odd_keys[n_odd] = key
+                                n_odd += 1
+                            else:
+                                keys[n_even] = key
+                                n_even += 1
+                        if pairs.add_run(keys, NULL, n_even, iw[i]) < 0 or (
+                                n_odd and odd.add_run(odd_keys, NULL, n_odd, iw[i]) < 0):
                             status = -1
                             break
             if status < 0:
                 raise MemoryError()
         finally:
             ws_free(&ws)
-            views_free(&views); free(vals); free(ends); free(keys)
+            views_free(&views); free(vals); free(ends); free(keys); free(odd_keys)
         return 0
 
     def boundary_marginals(self, bytes data, double alpha=1.0, bint chunked=True, bint logspace=False):

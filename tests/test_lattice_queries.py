@@ -475,6 +475,16 @@ def test_viterbi_pair_counts_match_the_segmentations(tok):
     lattice.count_viterbi_pairs(texts[::2], weights[::2], left)
     left.merge(right)
     assert all(np.array_equal(x, y) for x, y in zip(left.arrays(), whole.arrays()))
+    # With an `odd` table, the pairs split in two by a hash of their key: disjoint halves
+    # (each near half) that together are the whole table; the unigrams are unchanged.
+    even, odd = PairCounts(n), PairCounts(n)
+    split_unigrams = np.zeros(n, dtype=np.int64)
+    lattice.count_viterbi_pairs(texts, weights, even, split_unigrams, odd)
+    halves = [dict(zip(*(x.tolist() for x in table.arrays()))) for table in (even, odd)]
+    assert not halves[0].keys() & halves[1].keys() and {**halves[0], **halves[1]} == dict(want)
+    assert 0.3 < len(halves[1]) / len(want) < 0.7 and np.array_equal(split_unigrams, want_unigrams)
+    with pytest.raises(ValueError, match="pieces"):
+        lattice.count_viterbi_pairs(texts, weights, PairCounts(n), None, PairCounts(n + 1))
     copy = pickle.loads(pickle.dumps(whole))
     assert all(np.array_equal(x, y) for x, y in zip(copy.arrays(), whole.arrays()))
     floor = sorted(want.values())[len(want) // 2]
