@@ -3,7 +3,13 @@ Unigram and BPE, HF tokenizers Unigram (no pre-tokenisation).
 
     python benchmarks/bench_train.py                       # bundled corpora, 16k pieces
     python benchmarks/bench_train.py --vocab-size 8000 --peers bytepiece,spm-unigram
+    python benchmarks/bench_train.py --peers bytepiece,spm-unigram --repeats 5  # medians of 5
     python benchmarks/bench_train.py --train a.txt b.txt --heldout en=x.txt zh=y.txt
+
+With --repeats N the peers run N times in turn and the table shows each one's
+medians; a ratio is the median of the N ratios within a repetition (machines
+shared with other work drift over minutes: a ratio of back-to-back runs is
+steadier than a ratio of medians).
 
 Every trainer runs in its own subprocess; the parent samples the memory of
 that whole process tree (workers included) every 20 ms (less often for a big tree,
@@ -27,6 +33,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -281,8 +288,12 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of " + ",".join(PEERS))
     ap.add_argument("--bp063-python", default="/tmp/bp063/bin/python")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="run the peers this many times, in turn; medians are reported (default 1)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
     corpora = os.path.join(REPO, "corpora")
     langs = sorted(f.split(".")[0] for f in os.listdir(corpora) if f.endswith(".train.txt"))
     train = args.train or [os.path.join(corpora, f"{l}.train.txt") for l in langs]
@@ -294,33 +305,48 @@ def main(argv=None):
     size_mb = sum(os.path.getsize(f) for f in train) / 1e6
     print(f"train: {len(train)} files, {size_mb:.1f} MB; vocab size {args.vocab_size}; {args.workers} workers/threads",
           file=sys.stderr)
-    results = []
     byte_compile_bytepiece()
+    runs: dict = {}            # peer -> one dict per repetition
+    skipped = set()
     with tempfile.TemporaryDirectory() as workdir:
-        for peer in args.peers.split(","):
-            try:
-                (wall, cpu), peak, (kind, path) = train_peer(peer, train, args.vocab_size, args.workers, workdir,
-                                                      args.bp063_python)
-            except (ImportError, FileNotFoundError, RuntimeError) as error:
-                print(f"{peer}: skipped ({str(error).strip()[:300]})", file=sys.stderr)
-                continue
-            bpt = {l: bytes_per_token(kind, path, t) for l, t in texts.items()}
-            results.append(dict(peer=peer, seconds=wall, cpu_seconds=cpu, peak_mb=peak / 1e6, bytes_per_token=bpt))
-            print(f"{peer}: {wall:.1f}s ({cpu:.1f}s CPU), {peak / 1e6:.0f} MB, " + ", ".join(f"{l} {v:.3f}" for l, v in bpt.items()),
-                  file=sys.stderr)
-    # table
+        for rep in range(args.repeats):
+            for peer in args.peers.split(","):
+                if peer in skipped:
+                    continue
+                try:
+                    (wall, cpu), peak, (kind, path) = train_peer(peer, train, args.vocab_size, args.workers, workdir,
+                                                                 args.bp063_python)
+                except (ImportError, FileNotFoundError, RuntimeError) as error:
+                    print(f"{peer}: skipped ({str(error).strip()[:300]})", file=sys.stderr)
+                    skipped.add(peer)
+                    continue
+                bpt = {l: bytes_per_token(kind, path, t) for l, t in texts.items()}
+                runs.setdefault(peer, []).append(dict(seconds=wall, cpu_seconds=cpu, peak_mb=peak / 1e6,
+                                                      bytes_per_token=bpt))
+                print(f"{peer} (run {rep + 1}): {wall:.1f}s ({cpu:.1f}s CPU), {peak / 1e6:.0f} MB, "
+                      + ", ".join(f"{l} {v:.3f}" for l, v in bpt.items()), file=sys.stderr)
+    # One row per peer: the median of its runs (the compression of its last run: a trainer
+    # that is not deterministic shows it in the per-run lines above).
+    results = [dict(peer=peer, runs=len(rs), **{key: statistics.median(r[key] for r in rs)
+                                                 for key in ("seconds", "cpu_seconds", "peak_mb")},
+                    bytes_per_token=rs[-1]["bytes_per_token"], per_run=rs) for peer, rs in runs.items()]
     head = ["trainer", "wall s", "CPU s", "peak MB"] + [f"{l} B/tok" for l in texts]
     rows = [[r["peer"], f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['peak_mb']:.0f}"]
             + [f"{r['bytes_per_token'][l]:.3f}" for l in texts] for r in results]
     ours = next((r for r in results if r["peer"] == "bytepiece"), None)
     if ours:
+        # the median over the repetitions of the ratio within each (the peers of one
+        # repetition ran back to back, on the same machine's mood)
         rows.append(["ratios (bytepiece / peer)", "", "", ""] + [""] * len(texts))
         for r in results:
             if r is ours:
                 continue
-            rows.append([f"  vs {r['peer']}", f"{ours['seconds'] / r['seconds']:.2f}",
-                         f"{ours['cpu_seconds'] / max(r['cpu_seconds'], 1e-9):.2f}",
-                         f"{ours['peak_mb'] / r['peak_mb']:.2f}"]
+            pairs = list(zip(runs["bytepiece"], runs[r["peer"]]))
+            ratio = {key: statistics.median(a[key] / max(b[key], 1e-9) for a, b in pairs)
+                     for key in ("seconds", "cpu_seconds", "peak_mb")}
+            r["ratios"] = ratio
+            rows.append([f"  vs {r['peer']}", f"{ratio['seconds']:.2f}", f"{ratio['cpu_seconds']:.2f}",
+                         f"{ratio['peak_mb']:.2f}"]
                         + [f"{ours['bytes_per_token'][l] / r['bytes_per_token'][l]:.3f}" for l in texts])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
