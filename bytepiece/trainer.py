@@ -1024,15 +1024,33 @@ class Trainer:
         loss[lengths == 1] = math.inf
         keep_chars = self.em_keep_chars
         if keep_chars:
-            for i in np.flatnonzero((lengths > 1) & (lengths <= 4) & (counts >= keep_chars)).tolist():
-                p = pieces[i]
-                if _UTF8_LENGTH[p[0]] == len(p) and _is_one_char(p):     # (the cheap test first)
+            # (the lead byte's character length must be the piece's: tested on arrays first)
+            maybe = (lengths > 1) & (lengths <= 4) & (counts >= keep_chars)
+            maybe &= _UTF8_LENGTH[_first_bytes(lengths)] == lengths
+            for i in np.flatnonzero(maybe).tolist():
+                if _is_one_char(pieces[i]):
                     loss[i] = math.inf    # whole characters stay, like SentencePiece's required characters
-        # Single bytes first (always kept), then the most costly to lose; ties by count, then
-        # bytes order (= index: the pieces are sorted).
-        order = np.lexsort((np.arange(len(pieces)), -counts, -loss, lengths > 1))
-        kept = np.sort(order[:keep_n])
+        kept = _most_costly(loss, counts, lengths, keep_n)
         return [pieces[i] for i in kept.tolist()], counts[kept]
+
+
+def _most_costly(loss: np.ndarray, counts: np.ndarray, lengths: np.ndarray, keep_n: int) -> np.ndarray:
+    """The indices (ascending) of the keep_n pieces the pruning keeps: the single bytes,
+    then the most costly to lose, ties by count, then by index (bytes order: the pieces
+    are sorted) -- the first keep_n of np.lexsort((index, -counts, -loss, lengths > 1)).
+    Only the pieces tied at the cut are sorted."""
+    single = lengths == 1
+    rest = keep_n - int(single.sum())
+    multi = np.flatnonzero(~single)
+    if rest <= 0 or rest >= len(multi) or np.isnan(loss[multi]).any():
+        order = np.lexsort((np.arange(len(loss)), -counts, -loss, ~single))
+        return np.sort(order[:keep_n])
+    multi_loss = loss[multi]
+    cut = np.partition(multi_loss, len(multi) - rest)[len(multi) - rest]    # the rest-th highest loss
+    above = multi[multi_loss > cut]
+    tied = multi[multi_loss == cut]
+    tied = tied[np.lexsort((tied, -counts[tied]))][:rest - len(above)]
+    return np.sort(np.concatenate([np.flatnonzero(single), above, tied]))
 
 
 def _most_frequent_first(keys: np.ndarray, freq: np.ndarray, rank: np.ndarray, n: int,
@@ -1077,7 +1095,7 @@ def _first_bytes(lengths: np.ndarray) -> np.ndarray:
 
 
 #: The length of a UTF-8 character from its first byte (0: not a first byte).
-_UTF8_LENGTH = [1] * 128 + [0] * 64 + [2] * 32 + [3] * 16 + [4] * 8 + [0] * 8
+_UTF8_LENGTH = np.array([1] * 128 + [0] * 64 + [2] * 32 + [3] * 16 + [4] * 8 + [0] * 8, dtype=np.int64)
 
 
 def _is_one_char(p: bytes) -> bool:

@@ -104,6 +104,29 @@ def test_fractions_of_the_sample_are_spread_over_it():
     assert [g[0][0][0] for g in _spread(groups, 0.01)] == [0]
 
 
+def test_most_costly_is_the_head_of_the_full_sort():
+    """The pruning's cut sorts only the pieces tied at it: the same pieces as the first
+    keep_n of the full lexsort (single bytes, then loss, count and index), with ties in
+    loss and count, infinite losses (kept characters) and cuts inside each."""
+    from bytepiece.trainer import _most_costly
+
+    rng = np.random.default_rng(9)
+    n = 3000
+    lengths = np.concatenate([np.ones(256, dtype=np.int64), rng.integers(2, 9, n - 256)])
+    rng.shuffle(lengths)
+    counts = rng.integers(0, 6, n).astype(np.float64)
+    loss = np.round(rng.random(n), 2) * counts               # many exact ties, zeros among them
+    loss[rng.choice(n, 40, replace=False)] = np.inf
+    loss[lengths == 1] = np.inf
+    full = np.lexsort((np.arange(n), -counts, -loss, lengths > 1))
+    for keep_n in (100, 256, 257, 290, 300, 1000, 2999, 3000, 4000):
+        assert np.array_equal(_most_costly(loss, counts, lengths, keep_n), np.sort(full[:keep_n])), keep_n
+    with_nan = loss.copy()                                   # (a NaN takes the full sort)
+    with_nan[np.flatnonzero(lengths > 1)[:3]] = np.nan
+    full = np.lexsort((np.arange(n), -counts, -with_nan, lengths > 1))
+    assert np.array_equal(_most_costly(with_nan, counts, lengths, 1000), np.sort(full[:1000]))
+
+
 def test_first_bytes_of_pieces_in_bytes_order():
     from bytepiece.trainer import _first_bytes
 
