@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from typing import IO, Iterator, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -37,6 +36,8 @@ def atomic_write(
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     _sweep_dead_writers(directory, base)
+    import tempfile     # (here: it costs 7 ms of every `import bytepiece` otherwise)
+
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
         if mode == "w":

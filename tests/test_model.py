@@ -198,6 +198,30 @@ def test_model_json_layout_is_json_dumps_indent_4(obj):
     assert _dumps_indented(obj) == json.dumps(obj, indent=4, ensure_ascii=False)
 
 
+def test_vocabulary_is_an_immutable_value():
+    """Equal (and hashing equal) when every field is; no field can be set or deleted;
+    replace() makes a checked copy; pickling keeps it whole."""
+    import pickle
+
+    from bytepiece.model import Vocabulary
+
+    pieces = tuple(bytes([b]) for b in range(256)) + (b"ab",)
+    a = Vocabulary(pieces, tuple(range(257)))
+    b = Vocabulary(pieces, tuple(range(257)), (), "NFC", -1.0)
+    assert a == b and hash(a) == hash(b) and len(a) == 257
+    c = a.replace(special_tokens=("<s>",))
+    assert c != a and c.special_tokens == ("<s>",) and c.pieces is a.pieces
+    assert a != (pieces, tuple(range(257))) and a.__eq__(object()) is NotImplemented
+    for attempt in (lambda: setattr(a, "alpha", 0.5), lambda: delattr(a, "pieces"),
+                    lambda: setattr(a, "new_field", 1)):
+        with pytest.raises(AttributeError, match="immutable"):
+            attempt()
+    assert pickle.loads(pickle.dumps(c)) == c
+    assert repr(a).startswith("Vocabulary(pieces=(b'\\x00', ") and "alpha=-1.0)" in repr(a)
+    with pytest.raises(ModelError):
+        Vocabulary(pieces, tuple(range(257)), normalization="bogus")
+
+
 def test_model_text_is_the_json_of_the_model_dict():
     """save_model writes a vocabulary in one pass over its pieces (when every count is an
     int): the same text as json.dumps of its dict, whatever the pieces' bytes, with and
