@@ -50,6 +50,7 @@ cdef enum:
     PF_AHEAD = 12      # the tagging Viterbi prefetches the n-grams of the byte this far ahead
     PF_RING = 16       # a power of two > PF_AHEAD
     PF_MASK = PF_RING - 1
+    EXPAND_AHEAD = 16  # copies from one table into another fetch the target slot this many entries ahead
 
 
 cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
@@ -240,11 +241,16 @@ cdef class NgramTable:
         """One step of _expand: add the counts of length L into their prefixes. After the
         steps order..L the counts of lengths >= L - 1 are final (finish_ngrams starts
         on them while the shorter lengths are still being expanded)."""
-        cdef size_t i
+        cdef size_t i, j
         cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
         cdef CountTable* t = &self.tabs[L]
         cdef CountTable* into = &self.tabs[L - 1]
         for i in range(t.cap):
+            # (the slot of a prefix a few entries ahead is fetched while this one is added:
+            # `into` is far larger than the caches)
+            j = i + EXPAND_AHEAD
+            if j < t.cap and t.slots[j].count and into.cap:
+                __builtin_prefetch(&into.slots[mix64(t.slots[j].key & mask) & (into.cap - 1)])
             if t.slots[i].count:
                 if ct_add(into, t.slots[i].key & mask, t.slots[i].count) < 0:
                     return -1
@@ -426,7 +432,7 @@ cdef class NgramTable:
     def merge(self, NgramTable other):
         """Adds other's counts into this table (returns self)."""
         cdef int L, rc = 0
-        cdef size_t i
+        cdef size_t i, j
         cdef int b
         self.check_usable()
         other.check_usable()
@@ -445,6 +451,10 @@ cdef class NgramTable:
                     if rc < 0:
                         break
                 for i in range(other.tabs[L].cap):
+                    j = i + EXPAND_AHEAD           # (as in _expand_level)
+                    if j < other.tabs[L].cap and other.tabs[L].slots[j].count and self.tabs[L].cap:
+                        __builtin_prefetch(&self.tabs[L].slots[mix64(other.tabs[L].slots[j].key)
+                                                              & (self.tabs[L].cap - 1)])
                     if other.tabs[L].slots[i].count:
                         rc = ct_add(&self.tabs[L], other.tabs[L].slots[i].key, other.tabs[L].slots[i].count)
                         if rc < 0:
