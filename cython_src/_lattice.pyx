@@ -40,6 +40,7 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 
 from _bigmem cimport big_alloc, big_free
+from _prefetch cimport prefetch
 from _byteviews cimport ByteViews, views_free, views_of
 from _rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init, rng_next, rng_uniform
 
@@ -271,8 +272,9 @@ cdef int sort_reversed(const uint8_t** kp, const int32_t* kl, int32_t* order, in
                        Py_ssize_t n) except -1:
     """order[0:n] (piece indices) sorted by reversed bytes. Each key's first 8 reversed
     bytes, as one integer (rev_head), are radix-sorted (least significant byte first,
-    8 stable passes, a pass skipped when all keys share its byte); keys whose heads are
-    equal, runs of a few at most, are then put in order by rev_cmp."""
+    8 stable passes, a pass skipped when all keys share its byte); the runs of keys with
+    equal heads, usually a few keys, are then put in order by rev_cmp (by insertion, or
+    merge_sort_reversed when a run is longer than 16)."""
     cdef Py_ssize_t i, j, run, shift
     cdef Py_ssize_t count[256]
     cdef uint64_t h
@@ -1751,16 +1753,6 @@ cdef int key_word_arrays(const uint64_t[::1] seed_words, const uint64_t[::1] key
 # ---------------------------------------------------------------------------
 # Counting adjacent pairs of pieces (the trainer's candidates for longer pieces)
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define BP_PREFETCH(p) __builtin_prefetch((p))
-    #else
-    #define BP_PREFETCH(p) ((void)0)
-    #endif
-    """
-    void BP_PREFETCH(const void* p) noexcept nogil
-
 # How many keys ahead PairCounts.add_run fetches a slot.
 cdef enum:
     PREFETCH_AHEAD = 8
@@ -1844,11 +1836,10 @@ cdef class PairCounts:
     cdef int add_run(self, const uint64_t* keys, const int64_t* values, Py_ssize_t count,
                      int64_t value) noexcept nogil:
         """Adds values[i] (or `value`, when values is NULL) at keys[i] for i < count; -1
-        when out of memory. The same table as
-        count calls of add, faster: the table is grown once for the whole run, and the
-        slot of the key PREFETCH_AHEAD places on is fetched while this one is added
-        (a table of a sample's pairs is far larger than the caches: each add waits for
-        memory, and this overlaps those waits)."""
+        when out of memory. The same table as count calls of add, faster: the table is
+        grown once for the whole run, and the slot of the key PREFETCH_AHEAD places on is
+        fetched while this one is added (a table of a sample's pairs is far larger than
+        the caches: each add waits for memory, and this overlaps those waits)."""
         cdef Py_ssize_t i, j, mask
         cdef uint64_t k
         cdef PairSlot* slot
@@ -1857,10 +1848,10 @@ cdef class PairCounts:
                 return -1
         mask = self.cap - 1
         for i in range(min(count, PREFETCH_AHEAD)):
-            BP_PREFETCH(&self.slots[<Py_ssize_t>(mix64(keys[i] + 1) & <uint64_t>mask)])
+            prefetch(&self.slots[<Py_ssize_t>(mix64(keys[i] + 1) & <uint64_t>mask)])
         for i in range(count):
             if i + PREFETCH_AHEAD < count:
-                BP_PREFETCH(&self.slots[<Py_ssize_t>(mix64(keys[i + PREFETCH_AHEAD] + 1) & <uint64_t>mask)])
+                prefetch(&self.slots[<Py_ssize_t>(mix64(keys[i + PREFETCH_AHEAD] + 1) & <uint64_t>mask)])
             k = keys[i] + 1
             j = <Py_ssize_t>(mix64(k) & <uint64_t>mask)
             while True:

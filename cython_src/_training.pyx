@@ -33,8 +33,7 @@ from cpython.dict cimport PyDict_SetItem
 from libc.string cimport memcmp, memcpy, memset
 
 
-cdef extern from *:
-    void __builtin_prefetch(const void* addr) noexcept nogil
+from _prefetch cimport prefetch
 
 import struct
 import sys
@@ -250,7 +249,7 @@ cdef class NgramTable:
             # `into` is far larger than the caches)
             j = i + EXPAND_AHEAD
             if j < t.cap and t.slots[j].count and into.cap:
-                __builtin_prefetch(&into.slots[mix64(t.slots[j].key & mask) & (into.cap - 1)])
+                prefetch(&into.slots[mix64(t.slots[j].key & mask) & (into.cap - 1)])
             if t.slots[i].count:
                 if ct_add(into, t.slots[i].key & mask, t.slots[i].count) < 0:
                     return -1
@@ -357,7 +356,7 @@ cdef class NgramTable:
                 for L in range(2, top + 1):
                     key |= (<uint64_t>x[j + L - 1]) << (8 * (L - 1))
                     if self.tabs[L].cap:
-                        __builtin_prefetch(&self.tabs[L].slots[mix64(key) & (self.tabs[L].cap - 1)])
+                        prefetch(&self.tabs[L].slots[mix64(key) & (self.tabs[L].cap - 1)])
             self.uni[x[i]] += 1
             key = x[i]
             top = self.order if i + self.order <= n else <int>(n - i)
@@ -381,7 +380,7 @@ cdef class NgramTable:
             j = i + PF_AHEAD
             if LITTLE_ENDIAN and j + 8 <= n and full.cap:
                 memcpy(&key, x + j, 8)
-                __builtin_prefetch(&full.slots[mix64(key & mask) & (full.cap - 1)])
+                prefetch(&full.slots[mix64(key & mask) & (full.cap - 1)])
             if LITTLE_ENDIAN and i + 8 <= n:
                 memcpy(&key, x + i, 8)      # the packing used everywhere here
                 key &= mask
@@ -453,7 +452,7 @@ cdef class NgramTable:
                 for i in range(other.tabs[L].cap):
                     j = i + EXPAND_AHEAD           # (as in _expand_level)
                     if j < other.tabs[L].cap and other.tabs[L].slots[j].count and self.tabs[L].cap:
-                        __builtin_prefetch(&self.tabs[L].slots[mix64(other.tabs[L].slots[j].key)
+                        prefetch(&self.tabs[L].slots[mix64(other.tabs[L].slots[j].key)
                                                               & (self.tabs[L].cap - 1)])
                     if other.tabs[L].slots[i].count:
                         rc = ct_add(&self.tabs[L], other.tabs[L].slots[i].key, other.tabs[L].slots[i].count)
@@ -962,7 +961,7 @@ cdef class NgramModel:
             key = (key << 8) | x[j - b]
             keys[b] = key
             slot[b] = pt_slot(&self.tabs[b + 1], key)
-            __builtin_prefetch(&self.tabs[b + 1].slots[slot[b]])
+            prefetch(&self.tabs[b + 1].slots[slot[b]])
 
     cdef Py_ssize_t _tag(self, const uint8_t* x, Py_ssize_t n, bint ensure_unicode,
                          double* prev, double* cur, double* node, uint8_t* routes,
