@@ -180,8 +180,8 @@ def _model_text(vocab: Vocabulary) -> str:
     for index, (piece, count) in enumerate(zip(vocab.pieces, vocab.counts), FIRST_PIECE_ID):
         if type(count) is not int:
             return _dumps_indented(vocab.to_dict())
-        entries.append(f'"{b64(piece, newline=False).decode("ascii")}": [\n        {index},\n        '
-                       f'{encode_str(piece.decode("utf-8", errors="ignore"))},\n        {count}\n    ]')
+        entries.append(_piece_entry(f'"{b64(piece, newline=False).decode("ascii")}"', index,
+                                    encode_str(piece.decode("utf-8", errors="ignore")), count))
     if not vocab.is_plain:
         entries.append(_entry_text(METADATA_KEY, vocab.metadata()))
     return "{\n    " + ",\n    ".join(entries) + "\n}"
@@ -197,13 +197,17 @@ def _dumps_indented(obj: dict[str, Any]) -> str:
     return "{\n    " + ",\n    ".join(_entry_text(key, value) for key, value in obj.items()) + "\n}"
 
 
+def _piece_entry(key: str, index: int, text: str, count: int) -> str:
+    """A piece's entry as 0.6.3 indents it, from its key and text already quoted."""
+    return f"{key}: [\n        {index},\n        {text},\n        {count}\n    ]"
+
+
 def _entry_text(key: str, value: Any) -> str:
     """One entry of _dumps_indented's object, without the indentation before it."""
     encode_str = json.encoder.encode_basestring          # (ensure_ascii=False's escaping)
     if (type(value) is list and len(value) == 3 and type(value[0]) is int
             and type(value[1]) is str and type(value[2]) is int):     # [id, piece, count]
-        return (f"{encode_str(key)}: [\n        {value[0]},\n        {encode_str(value[1])},"
-                f"\n        {value[2]}\n    ]")
+        return _piece_entry(encode_str(key), value[0], encode_str(value[1]), value[2])
     if type(value) is not list or not value:
         return encode_str(key) + ": " + json.dumps(value, indent=4, ensure_ascii=False).replace("\n", "\n    ")
     items = []
