@@ -2,6 +2,7 @@
 
 Every ``cython_src/NAME.pyx`` becomes the private module ``bytepiece.NAME``.
 """
+
 from pathlib import Path
 
 from Cython.Build import cythonize

@@ -22,6 +22,7 @@ programs already use one of them. For the same reason the CPU seconds each
 worker process used are reported: the busiest worker's CPU time is what the
 wall time of the worker stages would be with a free core per worker.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -131,9 +132,11 @@ def main(argv=None) -> int:
     size = sum(os.path.getsize(p) for p in args.train)
     info = machine()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
-    print(f"corpus: {len(args.train)} file(s), {size / 1e6:.2f} MB; vocab {args.vocab_size}; "
-          f"blocksize {args.blocksize} ({-(-size // args.blocksize)} blocks at most)")
-    options = dict(max_vocab_size=args.vocab_size, verbose=False)
+    print(
+        f"corpus: {len(args.train)} file(s), {size / 1e6:.2f} MB; vocab {args.vocab_size}; "
+        f"blocksize {args.blocksize} ({-(-size // args.blocksize)} blocks at most)"
+    )
+    options = {"max_vocab_size": args.vocab_size, "verbose": False}
     results = {"machine": info, "corpus_bytes": size, "runs": []}
     tmp = tempfile.mkdtemp(prefix="bench_dask.")
 
@@ -153,13 +156,20 @@ def main(argv=None) -> int:
     rows = []
     for n in args.workers:
         t0 = time.perf_counter()
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                          scheduler_kwargs={"dashboard": False}) as cluster, \
-                Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                scheduler_kwargs={"dashboard": False},
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             client.wait_for_workers(n, timeout=120)
             startup = time.perf_counter() - t0
             stages = {"count_ngrams": [], "count_pieces": [], "prune_em": [], "train": [], "encode": []}
-            work = {"train": [], "encode": []}        # CPU seconds of each worker process
+            work = {"train": [], "encode": []}  # CPU seconds of each worker process
             busy = []
             same = True
             for r in range(args.repeats):
@@ -175,25 +185,39 @@ def main(argv=None) -> int:
                         stages[k].append(v)
                     same &= model_bytes(d, tmp, f"dask{n}.model") == reference
                     t1 = time.perf_counter()
-                    encode_files(args.train, tok, os.path.join(tmp, f"shards-{n}-{r}"), client=client,
-                                 blocksize=args.blocksize)
+                    encode_files(
+                        args.train, tok, os.path.join(tmp, f"shards-{n}-{r}"), client=client, blocksize=args.blocksize
+                    )
                     stages["encode"].append(time.perf_counter() - t1)
                     work["encode"].append(cpu_delta(c1, worker_cpu(client)))
                 busy.append(cpu.busy)
-        row = {"workers": n, "startup": startup, "identical": same, "cpu_busy": busy, "worker_cpu": work,
-               **{k: statistics.median(v) for k, v in stages.items()}, "all": stages}
+        row = {
+            "workers": n,
+            "startup": startup,
+            "identical": same,
+            "cpu_busy": busy,
+            "worker_cpu": work,
+            **{k: statistics.median(v) for k, v in stages.items()},
+            "all": stages,
+        }
         rows.append(row)
         results["runs"].append(row)
 
-    print(f"\n{'workers':>7} {'count n-grams':>14} {'count pieces':>13} {'prune+EM':>9} {'train':>7} "
-          f"{'encode':>7} {'startup':>8} {'CPU busy':>9}  model")
+    print(
+        f"\n{'workers':>7} {'count n-grams':>14} {'count pieces':>13} {'prune+EM':>9} {'train':>7} "
+        f"{'encode':>7} {'startup':>8} {'CPU busy':>9}  model"
+    )
     for row in rows:
-        print(f"{row['workers']:>7} {row['count_ngrams']:>13.2f}s {row['count_pieces']:>12.2f}s "
-              f"{row['prune_em']:>8.2f}s {row['train']:>6.2f}s {row['encode']:>6.2f}s {row['startup']:>7.2f}s "
-              f"{100 * statistics.median(row['cpu_busy']):>8.0f}%  "
-              f"{'identical to local' if row['identical'] else 'FAIL: differs from local'}")
-    print("\nCPU seconds used by the workers (all workers / the busiest one); the busiest one is the"
-          "\nwall time the work needs when every worker has a core of its own:")
+        print(
+            f"{row['workers']:>7} {row['count_ngrams']:>13.2f}s {row['count_pieces']:>12.2f}s "
+            f"{row['prune_em']:>8.2f}s {row['train']:>6.2f}s {row['encode']:>6.2f}s {row['startup']:>7.2f}s "
+            f"{100 * statistics.median(row['cpu_busy']):>8.0f}%  "
+            f"{'identical to local' if row['identical'] else 'FAIL: differs from local'}"
+        )
+    print(
+        "\nCPU seconds used by the workers (all workers / the busiest one); the busiest one is the"
+        "\nwall time the work needs when every worker has a core of its own:"
+    )
     for row in rows:
         w = row["worker_cpu"]
         text = []
@@ -203,9 +227,12 @@ def main(argv=None) -> int:
         print(f"{row['workers']:>7} workers: " + ", ".join(text))
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
-        print(f"\nspeed-up {a['workers']} -> {b['workers']} workers: "
-              + ", ".join(f"{k} x{a[k] / b[k]:.2f}" for k in ("count_ngrams", "count_pieces", "train", "encode")
-                          if b[k] > 0))
+        print(
+            f"\nspeed-up {a['workers']} -> {b['workers']} workers: "
+            + ", ".join(
+                f"{k} x{a[k] / b[k]:.2f}" for k in ("count_ngrams", "count_pieces", "train", "encode") if b[k] > 0
+            )
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -29,6 +29,7 @@ SentencePiece in tokens/s.
     python benchmarks/bench_dataloader.py                       # corpora/*.train.txt
     python benchmarks/bench_dataloader.py --text some.txt --repeats 7 --workers 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,8 @@ import time
 import unicodedata
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]   # this checkout, bench_encode
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]  # this checkout, bench_encode
 MODEL_CANDIDATES = [ROOT / "tests/data/bytepiece.plus.40k.zip", Path("/work/shared/compat/bytepiece.plus.40k.zip")]
 TARGET = 5.0
 
@@ -85,8 +85,7 @@ class SentencePieceDataset:
 
     def __getitems__(self, indices):
         texts = [self.lines[i] for i in indices]
-        return self._processor().encode(texts, enable_sampling=True, alpha=self.alpha, nbest_size=-1,
-                                        num_threads=1)
+        return self._processor().encode(texts, enable_sampling=True, alpha=self.alpha, nbest_size=-1, num_threads=1)
 
 
 def load_documents(paths, limit_bytes, doc_bytes):
@@ -107,7 +106,7 @@ def load_documents(paths, limit_bytes, doc_bytes):
                     current, size = [], 0
                     if limit_bytes and total >= limit_bytes:
                         return docs
-        if current:                          # documents do not span files
+        if current:  # documents do not span files
             docs.append("\n".join(current))
             current, size = [], 0
     return docs
@@ -142,9 +141,12 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="a BytePiece model (default: the vendored 40k model)")
     parser.add_argument("--text", action="append", help="text file(s), one document per line")
     parser.add_argument("--limit-mb", type=float, default=4.0, help="use at most this many MB of text")
-    parser.add_argument("--doc-bytes", type=int, default=2000,
-                        help="join consecutive lines into documents of at least this many bytes "
-                             "(0: every line is a document)")
+    parser.add_argument(
+        "--doc-bytes",
+        type=int,
+        default=2000,
+        help="join consecutive lines into documents of at least this many bytes (0: every line is a document)",
+    )
     parser.add_argument("--alpha", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -154,9 +156,9 @@ def main(argv=None) -> int:
 
     import sentencepiece as spm
     import torch
+    from bench_encode import PeerVocab
     from torch.utils.data import DataLoader, RandomSampler
 
-    from bench_encode import PeerVocab
     from bytepiece import Tokenizer
     from bytepiece.data import EncodeTransform, EpochSampler, TokenizedDataset
 
@@ -180,24 +182,41 @@ def main(argv=None) -> int:
 
     # Persistent workers, as a long training run would use them: the epoch reaches ours
     # through EpochSampler; SentencePiece has no epochs (its workers just keep drawing).
-    samplers = {"ours": EpochSampler(RandomSampler(lines, generator=torch.Generator().manual_seed(0))),
-                "sp": RandomSampler(lines, generator=torch.Generator().manual_seed(0))}
-    loaders = {name: DataLoader(dataset, batch_size=args.batch_size, sampler=samplers[name],
-                                num_workers=args.workers, collate_fn=collate_flat,
-                                persistent_workers=args.workers > 0,
-                                multiprocessing_context=args.start_method if args.workers else None)
-               for name, dataset in contenders.items()}
+    samplers = {
+        "ours": EpochSampler(RandomSampler(lines, generator=torch.Generator().manual_seed(0))),
+        "sp": RandomSampler(lines, generator=torch.Generator().manual_seed(0)),
+    }
+    loaders = {
+        name: DataLoader(
+            dataset,
+            batch_size=args.batch_size,
+            sampler=samplers[name],
+            num_workers=args.workers,
+            collate_fn=collate_flat,
+            persistent_workers=args.workers > 0,
+            multiprocessing_context=args.start_method if args.workers else None,
+        )
+        for name, dataset in contenders.items()
+    }
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
-          f"torch {torch.__version__}, sentencepiece {spm.__version__}")
-    print(f"model: {model.name} ({tok.vocab_size} ids; SentencePiece copy: {sp_pieces} pieces, "
-          f"{peer.dropped} non-UTF-8 pieces left to byte fallback)")
-    print(f"text: {len(lines)} documents (lines joined up to >= {args.doc_bytes} bytes), {size / 1e6:.2f} MB "
-          f"from {', '.join(Path(p).name for p in paths)}")
-    print(f"loader: batch_size={args.batch_size}, num_workers={args.workers} (persistent), start method "
-          f"{args.start_method}, alpha={args.alpha}, {args.repeats} epochs each after a warm-up\n")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, sentencepiece {spm.__version__}"
+    )
+    print(
+        f"model: {model.name} ({tok.vocab_size} ids; SentencePiece copy: {sp_pieces} pieces, "
+        f"{peer.dropped} non-UTF-8 pieces left to byte fallback)"
+    )
+    print(
+        f"text: {len(lines)} documents (lines joined up to >= {args.doc_bytes} bytes), {size / 1e6:.2f} MB "
+        f"from {', '.join(Path(p).name for p in paths)}"
+    )
+    print(
+        f"loader: batch_size={args.batch_size}, num_workers={args.workers} (persistent), start method "
+        f"{args.start_method}, alpha={args.alpha}, {args.repeats} epochs each after a warm-up\n"
+    )
 
-    for name in contenders:                  # start the workers, warm up; not measured
+    for name in contenders:  # start the workers, warm up; not measured
         run_epoch(loaders[name])
     load_before = os.getloadavg()[0]
     results = {name: {"mbps": [], "tps": [], "cpu": []} for name in contenders}
@@ -210,19 +229,24 @@ def main(argv=None) -> int:
             results[name]["cpu"].append(size / cpu / 1e6 if cpu > 0 else float("nan"))
 
     med = {name: {k: statistics.median(v) for k, v in r.items()} for name, r in results.items()}
-    print(f"{'contender':<10}{'MB/s':>8}{'(min..max)':>16}{'tokens/s':>13}{'(min..max)':>26}"
-          f"{'MB/CPU-s':>11}")
+    print(f"{'contender':<10}{'MB/s':>8}{'(min..max)':>16}{'tokens/s':>13}{'(min..max)':>26}{'MB/CPU-s':>11}")
     for name, r in results.items():
-        print(f"{name:<10}{med[name]['mbps']:>8.2f}{min(r['mbps']):>8.2f}..{max(r['mbps']):<6.2f}"
-              f"{med[name]['tps']:>13,.0f}{min(r['tps']):>13,.0f}..{max(r['tps']):<11,.0f}"
-              f"{med[name]['cpu']:>11.2f}")
+        print(
+            f"{name:<10}{med[name]['mbps']:>8.2f}{min(r['mbps']):>8.2f}..{max(r['mbps']):<6.2f}"
+            f"{med[name]['tps']:>13,.0f}{min(r['tps']):>13,.0f}..{max(r['tps']):<11,.0f}"
+            f"{med[name]['cpu']:>11.2f}"
+        )
     ratios = {k: med["ours"][k] / med["sp"][k] for k in ("mbps", "tps", "cpu")}
-    print(f"\nload average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
-          f"(on {os.cpu_count()} cpus; other processes make the wall-clock figures noisy,")
+    print(
+        f"\nload average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+        f"(on {os.cpu_count()} cpus; other processes make the wall-clock figures noisy,"
+    )
     print("MB per CPU-second of the main process and workers is the load-independent figure)")
     verdict = {k: "PASS" if v >= TARGET else "FAIL" for k, v in ratios.items()}
-    print(f"ratio ours/sp (target >= {TARGET:g}x): {ratios['tps']:.1f}x in tokens/s {verdict['tps']}, "
-          f"{ratios['mbps']:.1f}x in MB/s {verdict['mbps']}, {ratios['cpu']:.1f}x in MB/CPU-s {verdict['cpu']}")
+    print(
+        f"ratio ours/sp (target >= {TARGET:g}x): {ratios['tps']:.1f}x in tokens/s {verdict['tps']}, "
+        f"{ratios['mbps']:.1f}x in MB/s {verdict['mbps']}, {ratios['cpu']:.1f}x in MB/CPU-s {verdict['cpu']}"
+    )
     return 0
 
 

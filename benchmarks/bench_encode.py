@@ -20,6 +20,7 @@ same characters (ours still runs its own NFC step on each call, as users get it)
     python benchmarks/bench_encode.py                      # corpora/*.heldout.txt
     python benchmarks/bench_encode.py --text some.txt --repeats 7 --json out.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,6 +53,7 @@ BP063_PYTHON = "/tmp/bp063/bin/python"
 
 # ---------------------------------------------------------------------------
 # Inputs
+
 
 def find_model(path: str | None) -> Path:
     if path:
@@ -87,6 +89,7 @@ def load_lines(paths: list[str]) -> tuple[list[str], list[str]]:
 # ---------------------------------------------------------------------------
 # The same vocabulary for SentencePiece and Hugging Face
 
+
 def log_probs(counts) -> list[float]:
     """log(count) - log(total), the scores BytePiece 0.6.3 gives its pieces."""
     import numpy as np
@@ -111,27 +114,27 @@ class PeerVocab:
 
     def __init__(self, pieces, counts):
         scores = log_probs(counts)
-        self.text: list[str] = list(self.SPECIALS)   # piece as HF spells it
+        self.text: list[str] = list(self.SPECIALS)  # piece as HF spells it
         self.score: list[float] = [0.0, 0.0, 0.0]
         self.is_byte: list[bool] = [False] * 3
-        self.raw: list[bytes] = [b"", b"", b""]     # the bytes the id stands for
+        self.raw: list[bytes] = [b"", b"", b""]  # the bytes the id stands for
         self.dropped = 0
         seen = set(self.SPECIALS)
         byte_done = set()
         for piece, score in zip(pieces, scores):
             try:
-                if piece == b"\x00":      # SentencePiece will not match NUL as a normal piece
+                if piece == b"\x00":  # SentencePiece will not match NUL as a normal piece
                     raise UnicodeDecodeError("utf-8", piece, 0, 1, "NUL")
                 text = piece.decode("utf-8")
             except UnicodeDecodeError:
                 if len(piece) == 1:
-                    self._add("<0x%02X>" % piece[0], score, True, piece)
+                    self._add(f"<0x{piece[0]:02X}>", score, True, piece)
                     byte_done.add(piece[0])
                     seen.add(self.text[-1])
                 else:
                     self.dropped += 1
                 continue
-            if text in seen:   # e.g. a piece "<s>" in a code vocabulary
+            if text in seen:  # e.g. a piece "<s>" in a code vocabulary
                 self.dropped += 1
                 continue
             seen.add(text)
@@ -139,7 +142,7 @@ class PeerVocab:
         floor = min(self.score[3:]) if len(self.score) > 3 else 0.0
         for b in range(256):
             if b not in byte_done:
-                self._add("<0x%02X>" % b, floor, True, bytes([b]))
+                self._add(f"<0x{b:02X}>", floor, True, bytes([b]))
 
     def _add(self, text, score, is_byte, raw):
         self.text.append(text)
@@ -228,8 +231,9 @@ class BP063:
         lines_path = os.path.join(workdir, "lines.json")
         Path(model_path).write_text(model_json, encoding="utf-8")
         Path(lines_path).write_text(json.dumps(lines, ensure_ascii=False), encoding="utf-8")
-        self.proc = subprocess.Popen([python, "-c", BP063_WORKER], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, cwd=workdir)
+        self.proc = subprocess.Popen(
+            [python, "-c", BP063_WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=workdir
+        )
         self._send({"model": model_path, "lines": lines_path})
         self.info = self._recv()
 
@@ -264,6 +268,7 @@ class BP063:
 # ---------------------------------------------------------------------------
 # Timing
 
+
 class Contender:
     """One way of encoding every line; `run(passes)` returns (wall seconds, CPU seconds of the
     whole process, all threads) taken."""
@@ -271,11 +276,11 @@ class Contender:
     def __init__(self, name: str, label: str, run):
         self.name, self.label, self.run = name, label, run
         self.passes = 1
-        self.samples: list[float] = []      # wall seconds per pass
-        self.cpu: list[float] = []          # CPU seconds per pass
+        self.samples: list[float] = []  # wall seconds per pass
+        self.cpu: list[float] = []  # CPU seconds per pass
 
     def calibrate(self, min_time: float) -> None:
-        seconds, _ = self.run(1)            # also a warm-up
+        seconds, _ = self.run(1)  # also a warm-up
         if seconds < min_time:
             self.passes = max(1, int(min_time / max(seconds, 1e-6) + 0.999))
 
@@ -287,11 +292,13 @@ class Contender:
 
 def loop(fn):
     """`passes` passes of fn(), timed."""
+
     def run(passes: int) -> float:
         t, c = time.perf_counter(), time.process_time()
         for _ in range(passes):
             fn()
         return time.perf_counter() - t, time.process_time() - c
+
     return run
 
 
@@ -328,37 +335,60 @@ def build_contenders(tok, sp, hf, bp, lines, threads: int, alpha: float) -> list
     if bp is not None:
         out.append(Contender("bp063_viterbi", "BytePiece 0.6.3: encode(line)", bp.run))
     out += [
-        Contender("ours_batch_1", "ours: encode_batch(lines, num_threads=1)",
-                  loop(lambda: tok.encode_batch(lines, num_threads=1))),
-        Contender("ours_batch_n", f"ours: encode_batch(lines, num_threads={threads})",
-                  loop(lambda: tok.encode_batch(lines, num_threads=threads))),
+        Contender(
+            "ours_batch_1",
+            "ours: encode_batch(lines, num_threads=1)",
+            loop(lambda: tok.encode_batch(lines, num_threads=1)),
+        ),
+        Contender(
+            "ours_batch_n",
+            f"ours: encode_batch(lines, num_threads={threads})",
+            loop(lambda: tok.encode_batch(lines, num_threads=threads)),
+        ),
     ]
     try:
         import inspect
+
         has_numpy = "as_numpy" in inspect.signature(tok.encode_batch).parameters
     except (TypeError, ValueError):
         has_numpy = False
-    if has_numpy:   # flat ids without Python lists: little work left under the GIL
+    if has_numpy:  # flat ids without Python lists: little work left under the GIL
         out += [
-            Contender("ours_batch_1_np", "ours: encode_batch(lines, num_threads=1, as_numpy=True)",
-                      loop(lambda: tok.encode_batch(lines, num_threads=1, as_numpy=True))),
-            Contender("ours_batch_n_np", f"ours: encode_batch(lines, num_threads={threads}, as_numpy=True)",
-                      loop(lambda: tok.encode_batch(lines, num_threads=threads, as_numpy=True))),
+            Contender(
+                "ours_batch_1_np",
+                "ours: encode_batch(lines, num_threads=1, as_numpy=True)",
+                loop(lambda: tok.encode_batch(lines, num_threads=1, as_numpy=True)),
+            ),
+            Contender(
+                "ours_batch_n_np",
+                f"ours: encode_batch(lines, num_threads={threads}, as_numpy=True)",
+                loop(lambda: tok.encode_batch(lines, num_threads=threads, as_numpy=True)),
+            ),
         ]
     out += [
-        Contender("sp_batch_n", f"SentencePiece: sp.encode(lines, num_threads={threads})",
-                  loop(lambda: sp_enc(lines, num_threads=threads))),
-        Contender("hf_batch_n", f"HF tokenizers: encode_batch(lines) (RAYON_NUM_THREADS="
-                  f"{os.environ.get('RAYON_NUM_THREADS')})", loop(lambda: hf.encode_batch(lines))),
+        Contender(
+            "sp_batch_n",
+            f"SentencePiece: sp.encode(lines, num_threads={threads})",
+            loop(lambda: sp_enc(lines, num_threads=threads)),
+        ),
+        Contender(
+            "hf_batch_n",
+            f"HF tokenizers: encode_batch(lines) (RAYON_NUM_THREADS={os.environ.get('RAYON_NUM_THREADS')})",
+            loop(lambda: hf.encode_batch(lines)),
+        ),
         Contender("ours_sample", f"ours: encode(line, alpha={alpha})", loop(ours_sample)),
-        Contender("sp_sample", f"SentencePiece: encode(line, enable_sampling=True, alpha={alpha}, "
-                  "nbest_size=-1)", loop(sp_sample)),
+        Contender(
+            "sp_sample",
+            f"SentencePiece: encode(line, enable_sampling=True, alpha={alpha}, nbest_size=-1)",
+            loop(sp_sample),
+        ),
     ]
     return out
 
 
 # ---------------------------------------------------------------------------
 # Report
+
 
 def machine() -> dict:
     cpu = platform.processor() or "?"
@@ -380,8 +410,7 @@ def agreement(reference: list[list[bytes]], other: list[list[bytes]], logp: dict
     by us the other can express (no dropped piece); and the share of our boundaries it has."""
     same = tied = hit = total = fit = fit_ok = 0
     for a, b in zip(reference, other):
-        ok = a == b or abs(sum(logp[p] for p in a) - sum(logp.get(p, float("-inf")) for p in b)) \
-            <= 1e-9 * (1 + len(a))
+        ok = a == b or abs(sum(logp[p] for p in a) - sum(logp.get(p, float("-inf")) for p in b)) <= 1e-9 * (1 + len(a))
         if a == b:
             same += 1
         elif ok:
@@ -400,15 +429,24 @@ def agreement(reference: list[list[bytes]], other: list[list[bytes]], logp: dict
         hit += len(ends_a & ends_b)
         total += len(ends_a)
     n = max(1, len(reference))
-    return {"identical": same / n, "identical_or_tie": (same + tied) / n,
-            "expressible_lines": fit / n, "expressible_identical_or_tie": fit_ok / max(1, fit),
-            "boundaries": hit / max(1, total)}
+    return {
+        "identical": same / n,
+        "identical_or_tie": (same + tied) / n,
+        "expressible_lines": fit / n,
+        "expressible_identical_or_tie": fit_ok / max(1, fit),
+        "boundaries": hit / max(1, total),
+    }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--text", action="append", default=[], metavar="PATH",
-                    help="text file(s) to encode, one call per line (default: corpora/*.heldout.txt)")
+    ap.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="text file(s) to encode, one call per line (default: corpora/*.heldout.txt)",
+    )
     ap.add_argument("--model", help="BytePiece model (.model JSON or .zip); default: the vendored 40k model")
     ap.add_argument("--repeats", type=int, default=5, help="repeats per contender; the median is reported (>= 5)")
     ap.add_argument("--min-time", type=float, default=0.25, help="seconds per measurement at least (several passes)")
@@ -421,13 +459,17 @@ def main(argv=None) -> int:
     if args.repeats < 5:
         ap.error("--repeats must be at least 5")
     if str(args.threads) != os.environ.get("RAYON_NUM_THREADS"):
-        print(f"note: HF tokenizers uses RAYON_NUM_THREADS={os.environ.get('RAYON_NUM_THREADS')}; "
-              f"set it to {args.threads} in the environment to match --threads", file=sys.stderr)
+        print(
+            f"note: HF tokenizers uses RAYON_NUM_THREADS={os.environ.get('RAYON_NUM_THREADS')}; "
+            f"set it to {args.threads} in the environment to match --threads",
+            file=sys.stderr,
+        )
 
     sys.path.insert(0, str(ROOT))
-    import bytepiece
     import sentencepiece as spm
     import tokenizers
+
+    import bytepiece
 
     model_path = find_model(args.model)
     lines, text_paths = load_lines(args.text)
@@ -455,8 +497,10 @@ def main(argv=None) -> int:
         hf_pieces = [peer.ids_to_pieces(e.ids) for e in hf.encode_batch(lines)]
         logp = dict(zip(vocab.pieces, log_probs(vocab.counts)))
         fits = set(peer.raw[3:])
-        agree = {"SentencePiece": agreement(ours_pieces, sp_pieces, logp, fits),
-                 "HF tokenizers": agreement(ours_pieces, hf_pieces, logp, fits)}
+        agree = {
+            "SentencePiece": agreement(ours_pieces, sp_pieces, logp, fits),
+            "HF tokenizers": agreement(ours_pieces, hf_pieces, logp, fits),
+        }
         if bp is not None:
             agree["BytePiece 0.6.3"] = agreement(ours_pieces, bp.pieces(), logp, set(vocab.pieces))
         # Check that every contender loses nothing: pieces must rebuild each line.
@@ -497,25 +541,39 @@ def main(argv=None) -> int:
     w("## bench_encode\n\n")
     w(f"- machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, {info['platform']}\n")
     w("- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "\n")
-    w(f"- model: {model_path.name} ({len(vocab.pieces)} pieces; SentencePiece/HF vocabulary "
-      f"{len(peer.text)} entries, {peer.dropped} non-UTF-8 multi-byte pieces dropped)\n")
-    w(f"- text: {', '.join(Path(p).name for p in text_paths)}: {len(lines)} non-empty lines, "
-      f"{nbytes / 1e6:.3f} MB UTF-8\n")
-    w(f"- median of {args.repeats} interleaved repeats, >= {args.min_time}s each; MB/s of UTF-8 input "
-      f"(min..max in brackets)\n")
-    w(f"- load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after timing, on "
-      f"{info['cores']} cores" + (" -- THE MACHINE WAS BUSY: wall-clock figures are unreliable, "
-                                  "see the CPU-time column" if max(load_before[0], load_after[0]) > 1.5 * (info['cores'] or 1)
-                                  else "") + "\n\n")
+    w(
+        f"- model: {model_path.name} ({len(vocab.pieces)} pieces; SentencePiece/HF vocabulary "
+        f"{len(peer.text)} entries, {peer.dropped} non-UTF-8 multi-byte pieces dropped)\n"
+    )
+    w(
+        f"- text: {', '.join(Path(p).name for p in text_paths)}: {len(lines)} non-empty lines, "
+        f"{nbytes / 1e6:.3f} MB UTF-8\n"
+    )
+    w(
+        f"- median of {args.repeats} interleaved repeats, >= {args.min_time}s each; MB/s of UTF-8 input "
+        f"(min..max in brackets)\n"
+    )
+    w(
+        f"- load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after timing, on "
+        f"{info['cores']} cores"
+        + (
+            " -- THE MACHINE WAS BUSY: wall-clock figures are unreliable, see the CPU-time column"
+            if max(load_before[0], load_after[0]) > 1.5 * (info["cores"] or 1)
+            else ""
+        )
+        + "\n\n"
+    )
 
     w("| contender | MB/s (wall) | MB per CPU-second |\n| --- | ---: | ---: |\n")
     for c in contenders:
         lo, hi = spread[c.name]
         w(f"| {labels[c.name]} | {speed[c.name]:.2f} ({lo:.2f}..{hi:.2f}) | {cpu_speed[c.name]:.2f} |\n")
 
-    w("\nRatios of wall-clock MB/s decide PASS/FAIL; for single-threaded pairs the ratio of "
-      "MB per CPU-second is also shown (immune to other processes taking the CPU).\n\n"
-      "| target | ratio | ratio (CPU time) | goal | result |\n| --- | ---: | ---: | ---: | :---: |\n")
+    w(
+        "\nRatios of wall-clock MB/s decide PASS/FAIL; for single-threaded pairs the ratio of "
+        "MB per CPU-second is also shown (immune to other processes taking the CPU).\n\n"
+        "| target | ratio | ratio (CPU time) | goal | result |\n| --- | ---: | ---: | ---: | :---: |\n"
+    )
 
     def target(desc, a, b, goal, single=True):
         if a not in speed or b not in speed:
@@ -533,31 +591,57 @@ def main(argv=None) -> int:
     target(f"batch, {n} threads: ours / ours 1 thread", "ours_batch_n", "ours_batch_1", 1.8, False)
     target(f"batch, {n} threads: ours / HF encode_batch (info)", "ours_batch_n", "hf_batch_n", 1, False)
     if "ours_batch_n_np" in speed:
-        target(f"batch as_numpy, {n} threads: ours / ours 1 thread (info)", "ours_batch_n_np",
-               "ours_batch_1_np", 1.8, False)
+        target(
+            f"batch as_numpy, {n} threads: ours / ours 1 thread (info)",
+            "ours_batch_n_np",
+            "ours_batch_1_np",
+            1.8,
+            False,
+        )
     target(f"sampling alpha={args.alpha}: ours / our Viterbi", "ours_sample", "ours_viterbi", 0.8)
     target(f"sampling alpha={args.alpha}: ours / SentencePiece sampling", "ours_sample", "sp_sample", 10)
 
-    w("\n| Viterbi agreement with ours | identical lines | identical or tied score | same, on lines it can "
-      "express (share) | our boundaries found |\n| --- | ---: | ---: | ---: | ---: |\n")
+    w(
+        "\n| Viterbi agreement with ours | identical lines | identical or tied score | same, on lines it can "
+        "express (share) | our boundaries found |\n| --- | ---: | ---: | ---: | ---: |\n"
+    )
     for name, a in agree.items():
-        w(f"| {name} | {100 * a['identical']:.2f}% | {100 * a['identical_or_tie']:.2f}% | "
-          f"{100 * a['expressible_identical_or_tie']:.2f}% ({100 * a['expressible_lines']:.1f}%) | "
-          f"{100 * a['boundaries']:.2f}% |\n")
-    w("\n(Lines a peer cannot express are those where our Viterbi path uses one of the dropped "
-      "multi-byte non-UTF-8 pieces, e.g. part of a rare CJK character; the peer spells those bytes "
-      "with byte fallback instead.)\n")
+        w(
+            f"| {name} | {100 * a['identical']:.2f}% | {100 * a['identical_or_tie']:.2f}% | "
+            f"{100 * a['expressible_identical_or_tie']:.2f}% ({100 * a['expressible_lines']:.1f}%) | "
+            f"{100 * a['boundaries']:.2f}% |\n"
+        )
+    w(
+        "\n(Lines a peer cannot express are those where our Viterbi path uses one of the dropped "
+        "multi-byte non-UTF-8 pieces, e.g. part of a rare CJK character; the peer spells those bytes "
+        "with byte fallback instead.)\n"
+    )
     report = out.getvalue()
     print(report)
 
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "machine": info, "versions": versions, "model": str(model_path), "texts": text_paths,
-            "lines": len(lines), "bytes": nbytes, "repeats": args.repeats,
-            "mb_per_s": speed, "mb_per_cpu_s": cpu_speed, "samples_s": {c.name: c.samples for c in contenders},
-            "cpu_samples_s": {c.name: c.cpu for c in contenders}, "load": [load_before, load_after],
-            "passes": {c.name: c.passes for c in contenders}, "agreement": agree,
-        }, indent=2), encoding="utf-8")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "versions": versions,
+                    "model": str(model_path),
+                    "texts": text_paths,
+                    "lines": len(lines),
+                    "bytes": nbytes,
+                    "repeats": args.repeats,
+                    "mb_per_s": speed,
+                    "mb_per_cpu_s": cpu_speed,
+                    "samples_s": {c.name: c.samples for c in contenders},
+                    "cpu_samples_s": {c.name: c.cpu for c in contenders},
+                    "load": [load_before, load_after],
+                    "passes": {c.name: c.passes for c in contenders},
+                    "agreement": agree,
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
     return 0
 
 

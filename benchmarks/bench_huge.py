@@ -19,6 +19,7 @@ Files go to a temporary directory (``--tmp``, default /tmp) and are deleted.
     python benchmarks/bench_huge.py --quick              # line to 25 MB, stream and cli to 128 MB
     python benchmarks/bench_huge.py --cases line --line-sizes 10,20
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,21 +95,39 @@ def _write_file(path: pathlib.Path, size: int, one_line: bool) -> None:
 
 
 def _run_child(case: str, path: pathlib.Path, batch: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(REPO), case, str(path), str(MODEL), str(batch)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(REPO), case, str(path), str(MODEL), str(batch)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
 def _run_cli(path: pathlib.Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    base = subprocess.run([sys.executable, "-c", "import resource; from bytepiece import Tokenizer; "
-                           f"Tokenizer({str(MODEL)!r}).encode('x'); "
-                           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
-                          capture_output=True, text=True, env=env, check=True)
+    base = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import resource; from bytepiece import Tokenizer; "
+            f"Tokenizer({str(MODEL)!r}).encode('x'); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     start = time.perf_counter()
     with open(os.devnull, "wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "bytepiece", "encode", "-m", str(MODEL), str(path)],
-                                stdout=sink, stderr=subprocess.PIPE, env=env, cwd=REPO)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bytepiece", "encode", "-m", str(MODEL), str(path)],
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -135,7 +154,7 @@ def main() -> int:
     try:
         print(f"{'case':8} {'MB':>7} {'seconds':>8} {'MB/s':>7} {'peak RSS MB':>12} {'- model MB':>11}")
         plans = []
-        for size in args.line_sizes.split(","):   # both one-line cases on a file before the next size
+        for size in args.line_sizes.split(","):  # both one-line cases on a file before the next size
             plans += [(case, float(size)) for case in ("line", "cli-line") if case in cases]
         for case in ("stream", "cli"):
             if case in cases:
@@ -155,8 +174,10 @@ def main() -> int:
             r = _run_cli(path) if case.startswith("cli") else _run_child(case, path, args.batch)
             r.update(case=case, mb=size, mb_per_s=size / r["seconds"], extra_mb=r["peak_mb"] - r["base_mb"])
             results.append(r)
-            print(f"{case:8} {size:7g} {r['seconds']:8.2f} {r['mb_per_s']:7.2f} {r['peak_mb']:12.0f} {r['extra_mb']:11.0f}",
-                  flush=True)
+            print(
+                f"{case:8} {size:7g} {r['seconds']:8.2f} {r['mb_per_s']:7.2f} {r['peak_mb']:12.0f} {r['extra_mb']:11.0f}",
+                flush=True,
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
@@ -169,10 +190,12 @@ def main() -> int:
         linear = "linear" if ratio > 0.65 else "NOT linear"
         per_mb = last["extra_mb"] / last["mb"]
         growth = (last["extra_mb"] - first["extra_mb"]) / (last["mb"] - first["mb"])
-        print(f"{case}: throughput {first['mb_per_s']:.1f} -> {last['mb_per_s']:.1f} MB/s over "
-              f"{first['mb']:g}..{last['mb']:g} MB ({linear}); extra memory {first['extra_mb']:.0f} -> "
-              f"{last['extra_mb']:.0f} MB ({per_mb:.1f} MB per input MB at the largest; "
-              f"{growth:.2f} MB per added input MB)")
+        print(
+            f"{case}: throughput {first['mb_per_s']:.1f} -> {last['mb_per_s']:.1f} MB/s over "
+            f"{first['mb']:g}..{last['mb']:g} MB ({linear}); extra memory {first['extra_mb']:.0f} -> "
+            f"{last['extra_mb']:.0f} MB ({per_mb:.1f} MB per input MB at the largest; "
+            f"{growth:.2f} MB per added input MB)"
+        )
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

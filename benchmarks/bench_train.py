@@ -27,6 +27,7 @@ Peers: `pip install sentencepiece tokenizers`; BytePiece 0.6.3 from the venv
 given by --bp063-python (default /tmp/bp063/bin/python). A peer that is not
 installed is skipped with a note.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,11 +43,20 @@ import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = ["bytepiece", "bytepiece-process", "bytepiece-063mode", "bytepiece-0.6.3", "spm-unigram", "spm-bpe", "hf-unigram"]
+PEERS = [
+    "bytepiece",
+    "bytepiece-process",
+    "bytepiece-063mode",
+    "bytepiece-0.6.3",
+    "spm-unigram",
+    "spm-bpe",
+    "hf-unigram",
+]
 
 
 # ---------------------------------------------------------------------------
 # Memory of a process tree, from /proc
+
 
 def _tree_rss(root: int) -> int:
     """Summed PSS of root and its descendants. Children come from
@@ -70,7 +80,7 @@ def _tree_rss(root: int) -> int:
                     todo.extend(int(c) for c in f.read().split())
             except FileNotFoundError:
                 if not os.path.exists(f"/proc/{pid}/task/{tid}"):
-                    continue                    # the thread ended meanwhile
+                    continue  # the thread ended meanwhile
                 return _tree_rss_by_scan(root)  # no children files on this kernel
             except OSError:
                 continue
@@ -232,8 +242,17 @@ def train_peer(peer, files, size, workers, workdir, bp063_python):
         # "bytepiece" and "bytepiece-063mode": the default engine (threads); the others name theirs
         out = os.path.join(workdir, peer + ".model")
         engine = peer.split("-")[1] if peer in ("bytepiece-thread", "bytepiece-process") else "default"
-        cmd = [sys.executable, "-c", BYTEPIECE, out, str(size), str(workers), "0" if peer.endswith("063mode") else "1",
-               engine, *files]
+        cmd = [
+            sys.executable,
+            "-c",
+            BYTEPIECE,
+            out,
+            str(size),
+            str(workers),
+            "0" if peer.endswith("063mode") else "1",
+            engine,
+            *files,
+        ]
         wall, peak, _ = run_measured(cmd, env=env)
         return wall, peak, ("bytepiece", out)
     if peer == "bytepiece-0.6.3":
@@ -246,12 +265,14 @@ def train_peer(peer, files, size, workers, workdir, bp063_python):
         return wall, peak, ("bytepiece", out)
     if peer.startswith("spm-"):
         import sentencepiece  # noqa: F401  (skip early when missing)
+
         prefix = os.path.join(workdir, peer)
         cmd = [sys.executable, "-c", SPM, prefix, str(size), str(workers), peer[4:], *files]
         wall, peak, _ = run_measured(cmd)
         return wall, peak, ("spm", prefix + ".model")
     if peer == "hf-unigram":
         import tokenizers  # noqa: F401
+
         out = os.path.join(workdir, "hf.json")
         cmd = [sys.executable, "-c", HF, out, str(size), *files]
         wall, peak, _ = run_measured(cmd)
@@ -288,8 +309,12 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of " + ",".join(PEERS))
     ap.add_argument("--bp063-python", default="/tmp/bp063/bin/python")
-    ap.add_argument("--repeats", type=int, default=1,
-                    help="run the peers this many times, in turn; medians are reported (default 1)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run the peers this many times, in turn; medians are reported (default 1)",
+    )
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
     if args.repeats < 1:
@@ -303,10 +328,12 @@ def main(argv=None):
         heldout = {l: os.path.join(corpora, f"{l}.heldout.txt") for l in langs}
     texts = {l: open(p, encoding="utf-8", newline="").read() for l, p in heldout.items()}
     size_mb = sum(os.path.getsize(f) for f in train) / 1e6
-    print(f"train: {len(train)} files, {size_mb:.1f} MB; vocab size {args.vocab_size}; {args.workers} workers/threads",
-          file=sys.stderr)
+    print(
+        f"train: {len(train)} files, {size_mb:.1f} MB; vocab size {args.vocab_size}; {args.workers} workers/threads",
+        file=sys.stderr,
+    )
     byte_compile_bytepiece()
-    runs: dict = {}            # peer -> one dict per repetition
+    runs: dict = {}  # peer -> one dict per repetition
     skipped = set()
     with tempfile.TemporaryDirectory() as workdir:
         for rep in range(args.repeats):
@@ -314,25 +341,40 @@ def main(argv=None):
                 if peer in skipped:
                     continue
                 try:
-                    (wall, cpu), peak, (kind, path) = train_peer(peer, train, args.vocab_size, args.workers, workdir,
-                                                                 args.bp063_python)
+                    (wall, cpu), peak, (kind, path) = train_peer(
+                        peer, train, args.vocab_size, args.workers, workdir, args.bp063_python
+                    )
                 except (ImportError, FileNotFoundError, RuntimeError) as error:
                     print(f"{peer}: skipped ({str(error).strip()[:300]})", file=sys.stderr)
                     skipped.add(peer)
                     continue
                 bpt = {l: bytes_per_token(kind, path, t) for l, t in texts.items()}
-                runs.setdefault(peer, []).append(dict(seconds=wall, cpu_seconds=cpu, peak_mb=peak / 1e6,
-                                                      bytes_per_token=bpt))
-                print(f"{peer} (run {rep + 1}): {wall:.1f}s ({cpu:.1f}s CPU), {peak / 1e6:.0f} MB, "
-                      + ", ".join(f"{l} {v:.3f}" for l, v in bpt.items()), file=sys.stderr)
+                runs.setdefault(peer, []).append(
+                    {"seconds": wall, "cpu_seconds": cpu, "peak_mb": peak / 1e6, "bytes_per_token": bpt}
+                )
+                print(
+                    f"{peer} (run {rep + 1}): {wall:.1f}s ({cpu:.1f}s CPU), {peak / 1e6:.0f} MB, "
+                    + ", ".join(f"{l} {v:.3f}" for l, v in bpt.items()),
+                    file=sys.stderr,
+                )
     # One row per peer: the median of its runs (the compression of its last run: a trainer
     # that is not deterministic shows it in the per-run lines above).
-    results = [dict(peer=peer, runs=len(rs), **{key: statistics.median(r[key] for r in rs)
-                                                 for key in ("seconds", "cpu_seconds", "peak_mb")},
-                    bytes_per_token=rs[-1]["bytes_per_token"], per_run=rs) for peer, rs in runs.items()]
+    results = [
+        dict(
+            peer=peer,
+            runs=len(rs),
+            **{key: statistics.median(r[key] for r in rs) for key in ("seconds", "cpu_seconds", "peak_mb")},
+            bytes_per_token=rs[-1]["bytes_per_token"],
+            per_run=rs,
+        )
+        for peer, rs in runs.items()
+    ]
     head = ["trainer", "wall s", "CPU s", "peak MB"] + [f"{l} B/tok" for l in texts]
-    rows = [[r["peer"], f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['peak_mb']:.0f}"]
-            + [f"{r['bytes_per_token'][l]:.3f}" for l in texts] for r in results]
+    rows = [
+        [r["peer"], f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['peak_mb']:.0f}"]
+        + [f"{r['bytes_per_token'][l]:.3f}" for l in texts]
+        for r in results
+    ]
     ours = next((r for r in results if r["peer"] == "bytepiece"), None)
     if ours:
         # the median over the repetitions of the ratio within each (the peers of one
@@ -342,12 +384,20 @@ def main(argv=None):
             if r is ours:
                 continue
             pairs = list(zip(runs["bytepiece"], runs[r["peer"]]))
-            ratio = {key: statistics.median(a[key] / max(b[key], 1e-9) for a, b in pairs)
-                     for key in ("seconds", "cpu_seconds", "peak_mb")}
+            ratio = {
+                key: statistics.median(a[key] / max(b[key], 1e-9) for a, b in pairs)
+                for key in ("seconds", "cpu_seconds", "peak_mb")
+            }
             r["ratios"] = ratio
-            rows.append([f"  vs {r['peer']}", f"{ratio['seconds']:.2f}", f"{ratio['cpu_seconds']:.2f}",
-                         f"{ratio['peak_mb']:.2f}"]
-                        + [f"{ours['bytes_per_token'][l] / r['bytes_per_token'][l]:.3f}" for l in texts])
+            rows.append(
+                [
+                    f"  vs {r['peer']}",
+                    f"{ratio['seconds']:.2f}",
+                    f"{ratio['cpu_seconds']:.2f}",
+                    f"{ratio['peak_mb']:.2f}",
+                ]
+                + [f"{ours['bytes_per_token'][l] / r['bytes_per_token'][l]:.3f}" for l in texts]
+            )
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")

@@ -10,6 +10,7 @@ with its exact probability exp(alpha * score) / Z; the exact sampler and the
 legacy v1 sampler each draw --draws keyed samples (keys 0 .. N-1), and the
 table shows how often each segmentation came out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,15 @@ MODEL = REPO / "tests" / "data" / "bytepiece.plus.40k.zip"
 
 
 def frequencies(lattice, text, alpha, sampler, draws, index, seed_word=2024):
-    out = lattice.encode_many([text] * draws, alpha, np.full(draws, seed_word, dtype=np.uint64),
-                              np.arange(draws, dtype=np.uint64), True, sampler, 0)
+    out = lattice.encode_many(
+        [text] * draws,
+        alpha,
+        np.full(draws, seed_word, dtype=np.uint64),
+        np.arange(draws, dtype=np.uint64),
+        True,
+        sampler,
+        0,
+    )
     counts = np.zeros(len(index), dtype=np.int64)
     for ids in out:
         counts[index[tuple(ids)]] += 1
@@ -77,21 +85,25 @@ def example(text: str, alpha: float, draws: int, rows: int) -> None:
     legacy = frequencies(lattice, data, alpha, SAMPLER_LEGACY_V1, draws, index)
     seconds = time.perf_counter() - start
 
-    print(f"Text {text!r}, alpha = {alpha}, {len(paths)} segmentations, {draws:,} draws per sampler "
-          f"(vocabulary: the {len(vocab) - 256} pieces of bytepiece.plus.40k inside the text + 256 bytes).\n")
+    print(
+        f"Text {text!r}, alpha = {alpha}, {len(paths)} segmentations, {draws:,} draws per sampler "
+        f"(vocabulary: the {len(vocab) - 256} pieces of bytepiece.plus.40k inside the text + 256 bytes).\n"
+    )
     print("| segmentation | exact P | exact sampler | legacy v1 |")
     print("| --- | ---: | ---: | ---: |")
     for i, path in enumerate(paths[:rows]):
         print(f"| {show(path)} | {p[i]:.4f} | {exact[i] / draws:.4f} | {legacy[i] / draws:.4f} |")
     if len(paths) > rows:
         rest = slice(rows, None)
-        print(f"| *the other {len(paths) - rows}* | {p[rest].sum():.4f} | {exact[rest].sum() / draws:.4f} "
-              f"| {legacy[rest].sum() / draws:.4f} |")
+        print(
+            f"| *the other {len(paths) - rows}* | {p[rest].sum():.4f} | {exact[rest].sum() / draws:.4f} "
+            f"| {legacy[rest].sum() / draws:.4f} |"
+        )
     tv_exact = 0.5 * np.abs(exact / draws - p).sum()
     tv_legacy = 0.5 * np.abs(legacy / draws - p).sum()
     print(f"| **total variation distance** | 0 | {tv_exact:.4f} | {tv_legacy:.4f} |")
     pe, pl = chi_square(p, exact), chi_square(p, legacy)
-    fmt = lambda v: f"{v:.3g}" if v > 0 else "< 1e-300"   # noqa: E731
+    fmt = lambda v: f"{v:.3g}" if v > 0 else "< 1e-300"  # noqa: E731
     print(f"| **chi-square p-value** | | {fmt(pe)} | {fmt(pl)} |")
     print(f"\n({2 * draws:,} draws in {seconds:.2f} s.)")
 
@@ -109,14 +121,18 @@ def load_suite():
 def power(draw_counts) -> None:
     """The suite's own cases and statistics, for each sampler."""
     suite = load_suite()
-    samplers = [("exact", suite.SAMPLER_EXACT, suite.RNG_XOSHIRO),
-                ("legacy v1", suite.SAMPLER_LEGACY_V1, suite.RNG_XOSHIRO),
-                ("exact + coarse4 RNG", suite.SAMPLER_EXACT, suite.RNG_COARSE4),
-                ("exact + lcg31 RNG", suite.SAMPLER_EXACT, suite.RNG_LCG31)]
-    print(f"Family-wise level {suite.FAMILY_ALPHA}, Bonferroni over {suite.FAMILY_SIZE} tests: "
-          f"reject when p < {suite.THRESHOLD:.3g}. {suite.N_DRAWS:,} draws per (case, alpha), "
-          f"{suite.N_LONG:,} per long case. Each cell: min(chi-square p, TV p-bound); for the long "
-          "texts, the Bonferroni-adjusted smallest binomial p-value of the boundary frequencies.\n")
+    samplers = [
+        ("exact", suite.SAMPLER_EXACT, suite.RNG_XOSHIRO),
+        ("legacy v1", suite.SAMPLER_LEGACY_V1, suite.RNG_XOSHIRO),
+        ("exact + coarse4 RNG", suite.SAMPLER_EXACT, suite.RNG_COARSE4),
+        ("exact + lcg31 RNG", suite.SAMPLER_EXACT, suite.RNG_LCG31),
+    ]
+    print(
+        f"Family-wise level {suite.FAMILY_ALPHA}, Bonferroni over {suite.FAMILY_SIZE} tests: "
+        f"reject when p < {suite.THRESHOLD:.3g}. {suite.N_DRAWS:,} draws per (case, alpha), "
+        f"{suite.N_LONG:,} per long case. Each cell: min(chi-square p, TV p-bound); for the long "
+        "texts, the Bonferroni-adjusted smallest binomial p-value of the boundary frequencies.\n"
+    )
     alphas = suite.ALPHAS
     for name, sampler, rng in samplers:
         print(f"**{name}**\n")
@@ -132,8 +148,10 @@ def power(draw_counts) -> None:
             cells = [f"{suite.run_long(case, a, sampler, rng)[0]:.2g}" for a in alphas]
             print(f"| {case} (marginals) | " + " | ".join(cells) + " |")
         print()
-    print("The family's verdict on the enumerated cases by number of draws per (case, alpha) "
-          "(the smallest p-value in parentheses):\n")
+    print(
+        "The family's verdict on the enumerated cases by number of draws per (case, alpha) "
+        "(the smallest p-value in parentheses):\n"
+    )
     print("| sampler | " + " | ".join(f"{n:,}" for n in draw_counts) + " |")
     print("| --- |" + " :---: |" * len(draw_counts))
     for name, sampler, rng in samplers:

@@ -3,6 +3,7 @@
 A drop-in successor to BytePiece 0.6.3: the same model files, the same Viterbi
 segmentations, and samples drawn exactly in proportion to exp(alpha * score).
 """
+
 from ._version import __version__
 from .model import ModelError, Vocabulary, load_model, save_model
 from .tokenizer import Encoding, Tokenizer, UnknownIdError

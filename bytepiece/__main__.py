@@ -1,4 +1,5 @@
 """`python -m bytepiece`: the same command line as the `bytepiece` script."""
+
 from .cli import main
 
 if __name__ == "__main__":

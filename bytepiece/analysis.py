@@ -15,11 +15,13 @@ newlines, and no piece crosses a cut), exactly as ``tokenize`` segments.
 :mod:`bytepiece.reference` computes the same things by brute force; the tests
 check one against the other.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import cached_property
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Tuple, Union
 
 import numpy as np
 
@@ -53,7 +55,7 @@ class LatticeQueries:
         raise TypeError(f"a piece must be bytes, str or an id, not {type(piece).__name__}")
 
     # -- queries ---------------------------------------------------------------
-    def nbest(self, text, n: int = 5) -> List[Tuple[List[bytes], float]]:
+    def nbest(self, text, n: int = 5) -> list[tuple[list[bytes], float]]:
         """The ``n`` best segmentations of ``text`` as ``(pieces, score)``, best first.
 
         >>> tok.nbest("tokenizer", 2)                        # doctest: +SKIP
@@ -162,11 +164,11 @@ class LatticeQueries:
 
     # -- k distinct samples ------------------------------------------------------
     @cached_property
-    def _piece_logprob_table(self) -> Dict[bytes, float]:
+    def _piece_logprob_table(self) -> dict[bytes, float]:
         """piece bytes -> log-probability."""
         return dict(zip(self.vocabulary.pieces, self._logprobs.tolist()))
 
-    def sample_distinct(self, text, k: int, alpha: float = 1.0, *, key=None) -> List[Tuple[List[bytes], float, float]]:
+    def sample_distinct(self, text, k: int, alpha: float = 1.0, *, key=None) -> list[tuple[list[bytes], float, float]]:
         """``k`` distinct segmentations drawn without replacement, as
         ``(pieces, log_prob, inclusion)`` in the order drawn.
 
@@ -199,19 +201,19 @@ class LatticeQueries:
         logz = forward[n]
         walk = _Walk(self, data, alpha, forward, logz)
 
-        drawn: List[Tuple[int, ...]] = []       # boundaries of each drawn path, from the end back
+        drawn: list[tuple[int, ...]] = []  # boundaries of each drawn path, from the end back
         results = []
-        gumbel = float(rng.gumbel())            # the largest perturbed log p: Gumbel(log 1)
-        log_left = 0.0                          # log of the mass not drawn yet
+        gumbel = float(rng.gumbel())  # the largest perturbed log p: Gumbel(log 1)
+        log_left = 0.0  # log of the mass not drawn yet
         while len(drawn) < k and log_left > -math.inf:
             cuts, score = walk.draw(drawn, rng)
             drawn.append(cuts)
             log_p = alpha * score - logz
             bounds = [n, *cuts]
-            pieces = [data[bounds[i + 1]:bounds[i]] for i in range(len(cuts))][::-1]
+            pieces = [data[bounds[i + 1] : bounds[i]] for i in range(len(cuts))][::-1]
             results.append((pieces, log_p))
             log_left = walk.residual(drawn)
-            if log_left > -math.inf:            # the next perturbed value, below the last one
+            if log_left > -math.inf:  # the next perturbed value, below the last one
                 top = log_left + float(rng.gumbel())
                 gumbel = -float(np.logaddexp(-gumbel, -top))
         kappa = gumbel if log_left > -math.inf else -math.inf
@@ -232,15 +234,15 @@ class _Walk:
     to the drawn paths themselves, which count 0.
     """
 
-    def __init__(self, tok, data: bytes, alpha: float, forward: List[float], logz: float):
+    def __init__(self, tok, data: bytes, alpha: float, forward: list[float], logz: float):
         self.data = data
         self.alpha = alpha
         self.forward = forward
         self.logz = logz
         self.max_len = tok._lattice.max_len
         self.piece_logp = tok._piece_logprob_table
-        self.edges_at: Dict[int, List[Tuple[int, float]]] = {}
-        self.memo: Dict[Tuple[int, ...], float] = {}
+        self.edges_at: dict[int, list[tuple[int, float]]] = {}
+        self.memo: dict[tuple[int, ...], float] = {}
         raw = data
         self.chunk_start = [0] * (len(data) + 1)
         cs = 0
@@ -249,7 +251,7 @@ class _Walk:
                 cs = e - 1
             self.chunk_start[e] = cs
 
-    def edges(self, e: int) -> List[Tuple[int, float]]:
+    def edges(self, e: int) -> list[tuple[int, float]]:
         """(start, log-probability) of the pieces ending at e, inside e's chunk."""
         got = self.edges_at.get(e)
         if got is None:
@@ -260,14 +262,14 @@ class _Walk:
             self.edges_at[e] = got
         return got
 
-    def _branch(self, s: int, logp: float, suffix: float, paths: List[Tuple[int, ...]], depth: int) -> float:
+    def _branch(self, s: int, logp: float, suffix: float, paths: list[tuple[int, ...]], depth: int) -> float:
         """Log of the not-yet-drawn mass below the edge (s, logp) at this depth; `paths`
         are the drawn paths that share the suffix and this edge."""
         if not paths:
             return self.forward[s] + self.alpha * (logp + suffix) - self.logz
         if s == 0:
-            return -math.inf                    # exactly one drawn path ends here
-        name = paths[0][:depth + 1]             # the suffix, as boundaries; one branch per name
+            return -math.inf  # exactly one drawn path ends here
+        name = paths[0][: depth + 1]  # the suffix, as boundaries; one branch per name
         got = self.memo.get(name)
         if got is None:
             suffix = suffix + logp
@@ -278,27 +280,25 @@ class _Walk:
             got = self.memo[name] = _logsumexp(terms)
         return got
 
-    def residual(self, drawn: List[Tuple[int, ...]]) -> float:
+    def residual(self, drawn: list[tuple[int, ...]]) -> float:
         """Log of the total mass not drawn yet."""
         e = len(self.data)
         if e == 0:
             return -math.inf if drawn else 0.0
         self.memo = {}
-        return _logsumexp([self._branch(s, lp, 0.0, [p for p in drawn if p[0] == s], 0)
-                           for s, lp in self.edges(e)])
+        return _logsumexp([self._branch(s, lp, 0.0, [p for p in drawn if p[0] == s], 0) for s, lp in self.edges(e)])
 
-    def draw(self, drawn: List[Tuple[int, ...]], rng) -> Tuple[Tuple[int, ...], float]:
+    def draw(self, drawn: list[tuple[int, ...]], rng) -> tuple[tuple[int, ...], float]:
         """One path with probability proportional to p among those not in `drawn`."""
         e = len(self.data)
         self.memo = {}
         paths = list(drawn)
-        cuts: List[int] = []
+        cuts: list[int] = []
         suffix = 0.0
         depth = 0
         while e > 0:
             options = self.edges(e)
-            weights = [self._branch(s, lp, suffix, [p for p in paths if p[depth] == s], depth)
-                       for s, lp in options]
+            weights = [self._branch(s, lp, suffix, [p for p in paths if p[depth] == s], depth) for s, lp in options]
             top = max(weights)
             probs = np.exp(np.array(weights) - top)
             j = int(rng.choice(len(options), p=probs / probs.sum()))
@@ -309,13 +309,13 @@ class _Walk:
             depth += 1
             e = s
         score = 0.0
-        for i in range(len(cuts) - 1, -1, -1):   # left to right, as the other scores
+        for i in range(len(cuts) - 1, -1, -1):  # left to right, as the other scores
             start, end = cuts[i], ([len(self.data)] + cuts)[i]
             score = score + self.piece_logp[self.data[start:end]]
         return tuple(cuts), score
 
 
-def _logsumexp(values: List[float]) -> float:
+def _logsumexp(values: list[float]) -> float:
     top = max(values, default=-math.inf)
     if top == -math.inf:
         return top

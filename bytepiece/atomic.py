@@ -5,11 +5,13 @@ Every file the project writes (models, encoded outputs) goes through
 file (or no file) in place, never a truncated one. A writer killed outright
 cannot remove its temporary file; the next write to the same target does.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import IO, Iterator, Union
+from collections.abc import Iterator
+from typing import IO, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -36,7 +38,7 @@ def atomic_write(
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     _sweep_dead_writers(directory, base)
-    import tempfile     # (here: it costs 7 ms of every `import bytepiece` otherwise)
+    import tempfile  # (here: it costs 7 ms of every `import bytepiece` otherwise)
 
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
@@ -70,7 +72,7 @@ def _sweep_dead_writers(directory: str, base: str) -> None:
     except OSError:
         return
     for name in entries:
-        pid_text = name[len(prefix):].split(".", 1)[0]
+        pid_text = name[len(prefix) :].split(".", 1)[0]
         if not pid_text.isdigit() or int(pid_text) == os.getpid():
             continue
         try:

@@ -20,6 +20,7 @@ Why it is built this way:
   reader that closes the pipe early (``| head``) ends the run quietly, with
   status 0.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,9 @@ import os
 import sys
 import time
 import unicodedata
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, List, Optional, Tuple
 
 import click
 
@@ -122,7 +124,10 @@ def _check_alpha(ctx, param, value):
 
 def _model_option(f):
     return click.option(
-        "-m", "--model", "model_path", required=True,
+        "-m",
+        "--model",
+        "model_path",
+        required=True,
         type=click.Path(exists=True, dir_okay=False),
         help="Model file: BytePiece JSON, or a zip holding one.",
     )(f)
@@ -131,39 +136,66 @@ def _model_option(f):
 def _output_option(f):
     f = click.option("--force", is_flag=True, help="Overwrite the -o file if it exists.")(f)
     return click.option(
-        "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, allow_dash=True),
+        default=None,
         help="Write here (atomically) instead of stdout.",
     )(f)
 
 
 def _progress_option(f):
     return click.option(
-        "--progress/--no-progress", default=None,
+        "--progress/--no-progress",
+        default=None,
         help="Show progress on stderr (default: only when stderr is a terminal).",
     )(f)
 
 
 def _inputs_argument(f):
     return click.argument(
-        "inputs", nargs=-1, type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+        "inputs",
+        nargs=-1,
+        type=click.Path(exists=True, dir_okay=False, allow_dash=True),
     )(f)
 
 
 def _dask_options(f):
-    f = click.option("--dask-blocksize", type=click.IntRange(min=1), default=None, metavar="BYTES",
-                     help="Bytes of input per Dask task (default 32 MiB).")(f)
-    f = click.option("--dask-local", type=click.IntRange(min=1), default=None, metavar="N",
-                     help="Run on a Dask cluster of N worker processes on this machine.")(f)
-    f = click.option("--dask-scheduler-file", type=click.Path(dir_okay=False), default=None,
-                     help="Run on the Dask cluster whose scheduler wrote this file (--scheduler-file).")(f)
-    return click.option("--dask-scheduler", default=None, metavar="ADDRESS",
-                        help="Run on the Dask cluster of this scheduler (tcp://host:8786); the workers "
-                             "read the inputs, so paths must be visible to them. Needs bytepiece[dask].")(f)
+    f = click.option(
+        "--dask-blocksize",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="BYTES",
+        help="Bytes of input per Dask task (default 32 MiB).",
+    )(f)
+    f = click.option(
+        "--dask-local",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="Run on a Dask cluster of N worker processes on this machine.",
+    )(f)
+    f = click.option(
+        "--dask-scheduler-file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Run on the Dask cluster whose scheduler wrote this file (--scheduler-file).",
+    )(f)
+    return click.option(
+        "--dask-scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Run on the Dask cluster of this scheduler (tcp://host:8786); the workers "
+        "read the inputs, so paths must be visible to them. Needs bytepiece[dask].",
+    )(f)
 
 
 def _dask_where(address, scheduler_file, local, blocksize) -> dict:
-    where = {k: v for k, v in (("address", address), ("scheduler_file", scheduler_file),
-                               ("local_workers", local)) if v is not None}
+    where = {
+        k: v
+        for k, v in (("address", address), ("scheduler_file", scheduler_file), ("local_workers", local))
+        if v is not None
+    }
     if len(where) > 1:
         raise CliError("give only one of --dask-scheduler, --dask-scheduler-file, --dask-local")
     if blocksize is not None:
@@ -176,7 +208,7 @@ def _dask_where(address, scheduler_file, local, blocksize) -> dict:
 _LOADED: dict = {}
 
 
-def _load_tokenizer(path: str, seed=None, normalize: Optional[bool] = None):
+def _load_tokenizer(path: str, seed=None, normalize: bool | None = None):
     """A Tokenizer for a model file; the parsed vocabulary of the last file loaded is
     kept (keyed by path, size and mtime), so commands run in one process load it once."""
     from .model import load_model
@@ -199,7 +231,7 @@ def _load_tokenizer(path: str, seed=None, normalize: Optional[bool] = None):
 class _Progress:
     """A one-line progress report on stderr, redrawn at most a few times a second."""
 
-    def __init__(self, enabled: Optional[bool], label: str, total: Optional[int] = None, unit: str = "MB"):
+    def __init__(self, enabled: bool | None, label: str, total: int | None = None, unit: str = "MB"):
         stderr = sys.stderr
         self.tty = bool(getattr(stderr, "isatty", lambda: False)())
         self.enabled = self.tty if enabled is None else enabled
@@ -243,7 +275,7 @@ class _Progress:
 # Reading lines and writing outputs
 
 
-def _input_size(paths: Sequence[str]) -> Optional[int]:
+def _input_size(paths: Sequence[str]) -> int | None:
     total = 0
     for path in paths:
         if path == "-":
@@ -282,7 +314,7 @@ def _open_input(path: str) -> Iterator[IO[bytes]]:
             yield handle
 
 
-def _line_batches(paths: Sequence[str], max_lines: int = 0) -> Iterator[Tuple[str, int, List[bytes]]]:
+def _line_batches(paths: Sequence[str], max_lines: int = 0) -> Iterator[tuple[str, int, list[bytes]]]:
     """(input name, number of its first line, lines) in batches; lines keep their endings."""
     max_lines = max_lines or BATCH_LINES
     if not paths and getattr(sys.stdin, "isatty", lambda: False)():
@@ -290,7 +322,7 @@ def _line_batches(paths: Sequence[str], max_lines: int = 0) -> Iterator[Tuple[st
     for path in paths or ("-",):
         name = "<stdin>" if path == "-" else path
         with _open_input(path) as handle:
-            batch: List[bytes] = []
+            batch: list[bytes] = []
             size = 0
             first = 1
             for line in handle:
@@ -329,7 +361,7 @@ def _writing(path: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _output(path: Optional[str], force: bool) -> Iterator[IO[bytes]]:
+def _output(path: str | None, force: bool) -> Iterator[IO[bytes]]:
     """Binary stdout, or an atomic file that appears only if the command succeeds."""
     if path is None or path == "-":
         stream = _binary(sys.stdout)
@@ -403,21 +435,21 @@ def parse_piece(shown: str, spaces: bool = True) -> bytes:
     while i < n:
         ch = shown[i]
         if ch == "\\":
-            kind = shown[i + 1:i + 2]
+            kind = shown[i + 1 : i + 2]
             if kind == "\\":
                 out += b"\\"
                 i += 2
             elif kind in ("n", "r", "t"):
                 out += {"n": b"\n", "r": b"\r", "t": b"\t"}[kind]
                 i += 2
-            elif kind == "x" and _is_hex(shown[i + 2:i + 4], 2):
-                out.append(int(shown[i + 2:i + 4], 16))
+            elif kind == "x" and _is_hex(shown[i + 2 : i + 4], 2):
+                out.append(int(shown[i + 2 : i + 4], 16))
                 i += 4
-            elif kind == "u" and _is_hex(shown[i + 2:i + 6], 4):
-                out += chr(int(shown[i + 2:i + 6], 16)).encode("utf-8", "surrogatepass")
+            elif kind == "u" and _is_hex(shown[i + 2 : i + 6], 4):
+                out += chr(int(shown[i + 2 : i + 6], 16)).encode("utf-8", "surrogatepass")
                 i += 6
             else:
-                raise ValueError(f"bad escape {shown[i:i + 4]!r} in piece {shown!r}")
+                raise ValueError(f"bad escape {shown[i : i + 4]!r} in piece {shown!r}")
         elif ch == _SPACE_MARK and spaces:
             out += b" "
             i += 1
@@ -453,8 +485,12 @@ class _PieceTable:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="bytepiece")
-@click.option("--debug", is_flag=True, envvar="BYTEPIECE_DEBUG",
-              help="Show the full traceback on errors (or set BYTEPIECE_DEBUG=1).")
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="BYTEPIECE_DEBUG",
+    help="Show the full traceback on errors (or set BYTEPIECE_DEBUG=1).",
+)
 def main(debug: bool) -> None:
     """BytePiece: a byte-level Unigram tokenizer.
 
@@ -477,7 +513,7 @@ BUNDLED_CORPORA = "corpora"
 DEFAULT_MODEL = "bytepiece.model"
 
 
-def _bundled_corpus() -> List[str]:
+def _bundled_corpus() -> list[str]:
     """The bundled ``corpora/*.train.txt``, found from the current directory (a checkout)."""
     files = sorted(str(p) for p in Path(BUNDLED_CORPORA).glob("*.train.txt"))
     if not files:
@@ -488,14 +524,14 @@ def _bundled_corpus() -> List[str]:
     return files
 
 
-def _model_paths(output: str, sizes: Sequence[int]) -> List[str]:
+def _model_paths(output: str, sizes: Sequence[int]) -> list[str]:
     """Where the models go: OUTPUT for one size, OUTPUT.SIZE for each of several (largest first)."""
     if len(sizes) <= 1:
         return [output]
     return [f"{output}.{size}" for size in sorted(sizes, reverse=True)]
 
 
-def _spool_stdin(directory: Optional[str]) -> str:
+def _spool_stdin(directory: str | None) -> str:
     """Copy stdin to a temporary file: training may read its corpus twice."""
     import shutil
     import tempfile
@@ -506,7 +542,7 @@ def _spool_stdin(directory: Optional[str]) -> str:
     return path
 
 
-def _peak_memory_mb() -> Optional[float]:
+def _peak_memory_mb() -> float | None:
     try:
         import resource
     except ImportError:  # not on this platform
@@ -517,7 +553,7 @@ def _peak_memory_mb() -> Optional[float]:
     return max(own, children) * scale / 1e6
 
 
-def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
+def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     total_bytes = tokens = 0
     normalize = _normalizer(tok)
     for _name, _first, batch in _line_batches(paths):
@@ -529,59 +565,143 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> Tuple[int, int]:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, allow_dash=True))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=DEFAULT_MODEL, show_default=True,
-              help="Model file to write (atomically). With several --vocab-size values: OUTPUT.SIZE each.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Model file to write (atomically). With several --vocab-size values: OUTPUT.SIZE each.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing model files.")
-@click.option("--vocab-size", "vocab_sizes", type=click.IntRange(min=259), multiple=True,
-              help="Vocabulary size, counting the 256 single bytes and the 3 special ids "
-                   "(default: the Trainer's, 10000). Repeat for several models in one run, "
-                   "e.g. --vocab-size 8000 --vocab-size 32000.")
-@click.option("--order", type=click.IntRange(min=1), default=6, show_default=True,
-              help="Longest byte n-gram counted in the first stage.")
-@click.option("--min-count", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Drop pieces seen fewer times than this.")
-@click.option("--max-piece-length", type=click.IntRange(min=1), default=None,
-              help="Longest piece, in bytes (default: the Trainer's, 24; 36 with --no-em, as 0.6.3).")
+@click.option(
+    "--vocab-size",
+    "vocab_sizes",
+    type=click.IntRange(min=259),
+    multiple=True,
+    help="Vocabulary size, counting the 256 single bytes and the 3 special ids "
+    "(default: the Trainer's, 10000). Repeat for several models in one run, "
+    "e.g. --vocab-size 8000 --vocab-size 32000.",
+)
+@click.option(
+    "--order",
+    type=click.IntRange(min=1),
+    default=6,
+    show_default=True,
+    help="Longest byte n-gram counted in the first stage.",
+)
+@click.option(
+    "--min-count",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Drop pieces seen fewer times than this.",
+)
+@click.option(
+    "--max-piece-length",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Longest piece, in bytes (default: the Trainer's, 24; 36 with --no-em, as 0.6.3).",
+)
 @click.option("--isolate-digits", is_flag=True, help="Keep every digit a piece of its own.")
-@click.option("--no-ensure-unicode", is_flag=True,
-              help="Allow multi-byte pieces that are not whole UTF-8 characters.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Threads for counting and pruning; the model is the same for any number.")
-@click.option("--errors", "encoding_errors", type=click.Choice(["strict", "replace", "bytes"]), default="strict",
-              show_default=True,
-              help="Invalid UTF-8 in the corpus: stop with an error, replace it (U+FFFD), "
-                   "or train on raw bytes.")
-@click.option("--no-em", is_flag=True,
-              help="Stop after BytePiece 0.6.3's algorithm, without the Unigram EM refinement "
-                   "(the vocabulary 0.6.3 itself would train).")
-@click.option("--em-seed", type=click.Choice(["ngrams", "tagged"]), default=None,
-              help="Where the EM starts: the most frequent byte n-grams (default: the Trainer's, "
-                   "ngrams), or also 0.6.3's tagged and pruned vocabulary (tagged: slower, and "
-                   "measurably worse on held-out text; the previous default).")
-@click.option("--script-floor", type=click.FloatRange(min=0, max=0.5), default=None,
-              help="Script balance of the EM stage for mixed corpora: a script with less than "
-                   "this share of the text weighs as if it had this share, or 3 times its own "
-                   "if that is less (default: the Trainer's, 0.25; 0 = plain likelihood). Higher "
-                   "gives minority scripts (e.g. Chinese among English) more pieces. "
-                   "Example: --script-floor 0.3")
-@click.option("--balance", type=click.FloatRange(min=0, min_open=True, max=1), default=None,
-              help="Tempered script shares before the floor: a script with share p of the "
-                   "text weighs as p**BALANCE (default: the Trainer's, 1.0 = off). Example: --balance 0.5")
-@click.option("--eval", "eval_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Held-out text: report bytes per token on it for each model. Repeatable.")
-@click.option("--ngram-memory", type=click.FloatRange(min=0), default=None, metavar="MB",
-              help="Memory budget of the n-gram table (default: the Trainer's, 4000 MB; 0 = none). "
-                   "On a corpus whose n-grams do not fit, the rarest are dropped and the counts become "
-                   "approximate (a message says so) instead of the run running out of memory. "
-                   "Example: --ngram-memory 500")
-@click.option("--em-sample", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MB",
-              help="EM runs on a uniform sample of the corpus this big (default: the Trainer's, 64 MB).")
+@click.option("--no-ensure-unicode", is_flag=True, help="Allow multi-byte pieces that are not whole UTF-8 characters.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Threads for counting and pruning; the model is the same for any number.",
+)
+@click.option(
+    "--errors",
+    "encoding_errors",
+    type=click.Choice(["strict", "replace", "bytes"]),
+    default="strict",
+    show_default=True,
+    help="Invalid UTF-8 in the corpus: stop with an error, replace it (U+FFFD), or train on raw bytes.",
+)
+@click.option(
+    "--no-em",
+    is_flag=True,
+    help="Stop after BytePiece 0.6.3's algorithm, without the Unigram EM refinement "
+    "(the vocabulary 0.6.3 itself would train).",
+)
+@click.option(
+    "--em-seed",
+    type=click.Choice(["ngrams", "tagged"]),
+    default=None,
+    help="Where the EM starts: the most frequent byte n-grams (default: the Trainer's, "
+    "ngrams), or also 0.6.3's tagged and pruned vocabulary (tagged: slower, and "
+    "measurably worse on held-out text; the previous default).",
+)
+@click.option(
+    "--script-floor",
+    type=click.FloatRange(min=0, max=0.5),
+    default=None,
+    help="Script balance of the EM stage for mixed corpora: a script with less than "
+    "this share of the text weighs as if it had this share, or 3 times its own "
+    "if that is less (default: the Trainer's, 0.25; 0 = plain likelihood). Higher "
+    "gives minority scripts (e.g. Chinese among English) more pieces. "
+    "Example: --script-floor 0.3",
+)
+@click.option(
+    "--balance",
+    type=click.FloatRange(min=0, min_open=True, max=1),
+    default=None,
+    help="Tempered script shares before the floor: a script with share p of the "
+    "text weighs as p**BALANCE (default: the Trainer's, 1.0 = off). Example: --balance 0.5",
+)
+@click.option(
+    "--eval",
+    "eval_paths",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Held-out text: report bytes per token on it for each model. Repeatable.",
+)
+@click.option(
+    "--ngram-memory",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="MB",
+    help="Memory budget of the n-gram table (default: the Trainer's, 4000 MB; 0 = none). "
+    "On a corpus whose n-grams do not fit, the rarest are dropped and the counts become "
+    "approximate (a message says so) instead of the run running out of memory. "
+    "Example: --ngram-memory 500",
+)
+@click.option(
+    "--em-sample",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="MB",
+    help="EM runs on a uniform sample of the corpus this big (default: the Trainer's, 64 MB).",
+)
 @_dask_options
 @_progress_option
-def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length, isolate_digits,
-          no_ensure_unicode, workers, encoding_errors, no_em, em_seed, script_floor, balance, eval_paths, ngram_memory,
-          em_sample,
-          dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize, progress):
+def train(
+    paths,
+    output,
+    force,
+    vocab_sizes,
+    order,
+    min_count,
+    max_piece_length,
+    isolate_digits,
+    no_ensure_unicode,
+    workers,
+    encoding_errors,
+    no_em,
+    em_seed,
+    script_floor,
+    balance,
+    eval_paths,
+    ngram_memory,
+    em_sample,
+    dask_scheduler,
+    dask_scheduler_file,
+    dask_local,
+    dask_blocksize,
+    progress,
+):
     """Train a vocabulary on text files, folders (every file in them) or stdin (-).
 
     With no PATH, trains on the bundled corpora/*.train.txt of a bytepiece
@@ -615,8 +735,14 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
     if not paths:
         paths = _bundled_corpus()
     verbose = _Progress(progress, "train").enabled
-    options = dict(order=order, max_piece_length=max_piece_length, min_count=min_count,
-                   isolate_digits=isolate_digits, ensure_unicode=not no_ensure_unicode, verbose=verbose)
+    options = {
+        "order": order,
+        "max_piece_length": max_piece_length,
+        "min_count": min_count,
+        "isolate_digits": isolate_digits,
+        "ensure_unicode": not no_ensure_unicode,
+        "verbose": verbose,
+    }
     if no_em:
         options["em"] = False
     if em_seed is not None:
@@ -648,8 +774,10 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
         path = getattr(error, "path", None)
         if path is not None:  # invalid UTF-8: say it in the command line's terms
             shown = "<stdin>" if path == spooled else path
-            raise CliError(f"{shown}: not valid UTF-8 at byte offset {error.offset}; "
-                           "use --errors replace (or --errors bytes) to train anyway") from None
+            raise CliError(
+                f"{shown}: not valid UTF-8 at byte offset {error.offset}; "
+                "use --errors replace (or --errors bytes) to train anyway"
+            ) from None
         raise
     except MemoryError:
         if click.get_current_context().find_root().params.get("debug"):
@@ -657,7 +785,8 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
         raise CliError(
             f"out of memory while training (n-gram budget {trainer.ngram_memory / 1e6:g} MB, EM sample "
             f"{trainer.em_sample_bytes / 1e6:g} MB); lower --ngram-memory (and --em-sample) to fit this "
-            "machine: rare n-grams are then dropped instead") from None
+            "machine: rare n-grams are then dropped instead"
+        ) from None
     finally:
         if spooled is not None:
             with contextlib.suppress(OSError):
@@ -673,12 +802,18 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
     out = _TextOut()
     peak = _peak_memory_mb()
     corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")
-    out.write(f"trained on {len(paths)} path(s)"
-              + (f", {corpus_bytes / 1e6:.1f} MB" if corpus_bytes else "")
-              + f" in {seconds:.1f} s" + (f", peak memory {peak:.0f} MB" if peak else "") + "\n")
+    out.write(
+        f"trained on {len(paths)} path(s)"
+        + (f", {corpus_bytes / 1e6:.1f} MB" if corpus_bytes else "")
+        + f" in {seconds:.1f} s"
+        + (f", peak memory {peak:.0f} MB" if peak else "")
+        + "\n"
+    )
     if getattr(trainer, "stats", {}).get("ngram_budget_hit"):
-        out.write(f"n-gram memory budget ({trainer.ngram_memory / 1e6:g} MB) hit: the rarest n-grams were "
-                  "dropped, so counts are approximate (raise --ngram-memory for exact ones)\n")
+        out.write(
+            f"n-gram memory budget ({trainer.ngram_memory / 1e6:g} MB) hit: the rarest n-grams were "
+            "dropped, so counts are approximate (raise --ngram-memory for exact ones)\n"
+        )
     for pieces, target in zip(trainer.pieces, targets):
         line = f"{target}: vocabulary size {len(pieces) + FIRST_PIECE_ID}"
         if eval_paths:
@@ -698,28 +833,64 @@ def train(paths, output, force, vocab_sizes, order, min_count, max_piece_length,
 @main.command()
 @_model_option
 @_inputs_argument
-@click.option("-f", "--format", "fmt", type=click.Choice(["ids", "pieces", "jsonl"]), default="ids",
-              show_default=True,
-              help="ids: space-separated ids; pieces: readable pieces (see below); "
-                   "jsonl: one JSON object per line with ids, pieces, byte offsets and "
-                   "character offsets (within the line, as Tokenizer.encode_with_offsets).")
-@click.option("--alpha", type=float, default=None, callback=_check_alpha,
-              help="Sample segmentations with probability proportional to exp(alpha * score) "
-                   "instead of the single best one (e.g. --alpha 0.1). Negative means best.")
-@click.option("--seed", type=int, default=None,
-              help="Seed for --alpha: the same seed gives the same samples (each line is keyed "
-                   "by its line number). Without it the samples are random.")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["ids", "pieces", "jsonl"]),
+    default="ids",
+    show_default=True,
+    help="ids: space-separated ids; pieces: readable pieces (see below); "
+    "jsonl: one JSON object per line with ids, pieces, byte offsets and "
+    "character offsets (within the line, as Tokenizer.encode_with_offsets).",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=None,
+    callback=_check_alpha,
+    help="Sample segmentations with probability proportional to exp(alpha * score) "
+    "instead of the single best one (e.g. --alpha 0.1). Negative means best.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed for --alpha: the same seed gives the same samples (each line is keyed "
+    "by its line number). Without it the samples are random.",
+)
 @click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
 @click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads for encoding (default: as many as useful). Never changes the output.")
-@click.option("--no-normalize", is_flag=True,
-              help="Encode the bytes as they are; by default text is NFC-normalised first.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads for encoding (default: as many as useful). Never changes the output.",
+)
+@click.option(
+    "--no-normalize", is_flag=True, help="Encode the bytes as they are; by default text is NFC-normalised first."
+)
 @_output_option
 @_progress_option
 @_dask_options
-def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize, output, force, progress,
-           dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize):
+def encode(
+    model_path,
+    inputs,
+    fmt,
+    alpha,
+    seed,
+    bos,
+    eos,
+    threads,
+    no_normalize,
+    output,
+    force,
+    progress,
+    dask_scheduler,
+    dask_scheduler_file,
+    dask_local,
+    dask_blocksize,
+):
     """Encode text files (or stdin) to ids, one output line per input line.
 
     Each input line is encoded with its line ending, so the ids of a file
@@ -770,8 +941,9 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
             meter.update(sum(len(line) for line in batch))
             datas = batch if normalize is None else [normalize(line) for line in batch]
             keys = range(line_number + 1, line_number + 1 + len(datas)) if sampling else None
-            results = tok.encode_batch(datas, add_bos=bos, add_eos=eos, alpha=alpha if sampling else -1,
-                                       keys=keys, num_threads=threads)
+            results = tok.encode_batch(
+                datas, add_bos=bos, add_eos=eos, alpha=alpha if sampling else -1, keys=keys, num_threads=threads
+            )
             if fmt == "ids":
                 text = "\n".join([" ".join([id_text[i] for i in ids]) for ids in results]) + "\n"
             elif fmt == "pieces":
@@ -786,11 +958,19 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
                         starts.append(at)
                         at += len(id_bytes[i])
                         ends.append(at)
-                    lines.append(json.dumps({
-                        "line": k, "ids": ids, "pieces": [pieces[i] for i in ids],
-                        "offsets": [list(span) for span in zip(starts, ends)],
-                        "char_offsets": [list(span) for span in _char_spans(data, starts, ends)],
-                    }, ensure_ascii=False) + "\n")
+                    lines.append(
+                        json.dumps(
+                            {
+                                "line": k,
+                                "ids": ids,
+                                "pieces": [pieces[i] for i in ids],
+                                "offsets": [list(span) for span in zip(starts, ends)],
+                                "char_offsets": [list(span) for span in _char_spans(data, starts, ends)],
+                            },
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
                 text = "".join(lines)
             out.write(text.encode("utf-8"))
             line_number += len(datas)
@@ -804,18 +984,36 @@ def encode(model_path, inputs, fmt, alpha, seed, bos, eos, threads, no_normalize
 @main.command("encode-shards")
 @_model_option
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True,
-              help="Folder for the shards (created; may be a URL the workers can write to).")
-@click.option("--alpha", type=float, default=None, callback=_check_alpha,
-              help="Sample segmentations (e.g. --alpha 0.1); each line is keyed by its line number. "
-                   "Default: the model's own (Viterbi unless the model file records one).")
+@click.option(
+    "-o", "--output", required=True, help="Folder for the shards (created; may be a URL the workers can write to)."
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=None,
+    callback=_check_alpha,
+    help="Sample segmentations (e.g. --alpha 0.1); each line is keyed by its line number. "
+    "Default: the model's own (Viterbi unless the model file records one).",
+)
 @click.option("--seed", type=int, default=None, help="Seed for --alpha (default: random, kept in index.json).")
 @click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
 @click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
 @click.option("--no-normalize", is_flag=True, help="Encode the bytes as they are (no NFC).")
 @_dask_options
-def encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, dask_scheduler,
-                  dask_scheduler_file, dask_local, dask_blocksize):
+def encode_shards(
+    model_path,
+    inputs,
+    output,
+    alpha,
+    seed,
+    bos,
+    eos,
+    no_normalize,
+    dask_scheduler,
+    dask_scheduler_file,
+    dask_local,
+    dask_blocksize,
+):
     """Encode files, folders or URLs into numpy token shards, on a Dask cluster.
 
     Writes OUTPUT/part-NNNNN.ids.npy and .rows.npy per block and OUTPUT/index.json
@@ -835,8 +1033,17 @@ def encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normaliz
 def _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict) -> None:
     from .distributed import encode_files
 
-    index = encode_files(list(inputs), model_path, output, alpha=alpha, seed=seed, add_bos=bos, add_eos=eos,
-                         normalize=not no_normalize, **where)
+    index = encode_files(
+        list(inputs),
+        model_path,
+        output,
+        alpha=alpha,
+        seed=seed,
+        add_bos=bos,
+        add_eos=eos,
+        normalize=not no_normalize,
+        **where,
+    )
     click.echo(f"{index['lines']} lines, {index['tokens']} tokens in {len(index['parts'])} shard(s) in {output}")
 
 
@@ -847,8 +1054,15 @@ def _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normali
 @main.command()
 @_model_option
 @_inputs_argument
-@click.option("-f", "--format", "fmt", type=click.Choice(["ids", "pieces", "jsonl"]), default="ids",
-              show_default=True, help="What the input lines hold (as written by `bytepiece encode`).")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["ids", "pieces", "jsonl"]),
+    default="ids",
+    show_default=True,
+    help="What the input lines hold (as written by `bytepiece encode`).",
+)
 @_output_option
 @_progress_option
 def decode(model_path, inputs, fmt, output, force, progress):
@@ -884,7 +1098,7 @@ def decode(model_path, inputs, fmt, output, force, progress):
                         record = json.loads(line)
                         ids = record["ids"] if isinstance(record, dict) else None
                         if not isinstance(ids, list) or not all(type(i) is int for i in ids):
-                            raise ValueError("no list of integer ids under \"ids\"")
+                            raise ValueError('no list of integer ids under "ids"')
                     else:
                         if by_piece is None:
                             by_piece = {p: i for i, p in enumerate(table) if i >= FIRST_PIECE_ID}
@@ -925,15 +1139,34 @@ def _first_bad_word(line: bytes) -> str:
 @main.command()
 @_model_option
 @click.argument("text")
-@click.option("-n", "--samples", "count", type=click.IntRange(min=1), default=10, show_default=True,
-              help="How many segmentations to draw.")
-@click.option("--alpha", type=float, default=0.1, show_default=True, callback=_check_alpha,
-              help="Sharpness: segmentations are drawn with probability proportional to "
-                   "exp(alpha * score); 0 is uniform, larger is closer to the best one.")
+@click.option(
+    "-n",
+    "--samples",
+    "count",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many segmentations to draw.",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=0.1,
+    show_default=True,
+    callback=_check_alpha,
+    help="Sharpness: segmentations are drawn with probability proportional to "
+    "exp(alpha * score); 0 is uniform, larger is closer to the best one.",
+)
 @click.option("--seed", type=int, default=None, help="Seed; the same seed shows the same samples.")
-@click.option("--check", "check", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Draw N samples and compare their frequencies with the exact probabilities "
-                   "of every segmentation (chi-square test). TEXT must be short enough to enumerate.")
+@click.option(
+    "--check",
+    "check",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Draw N samples and compare their frequencies with the exact probabilities "
+    "of every segmentation (chi-square test). TEXT must be short enough to enumerate.",
+)
 @click.option("--no-normalize", is_flag=True, help="Do not NFC-normalise TEXT.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for --check.")
 def sample(model_path, text, count, alpha, seed, check, no_normalize, threads):
@@ -964,8 +1197,10 @@ def sample(model_path, text, count, alpha, seed, check, no_normalize, threads):
     best = tok.encode(data)
     out = _TextOut()
     draws = tok.encode_batch([data] * count, alpha=alpha, keys=list(range(count)), num_threads=threads)
-    out.write(f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): "
-              f"p={_prob(tok, best, alpha, logz, data):.6g}, {' '.join(shown[i] for i in best)}\n")
+    out.write(
+        f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): "
+        f"p={_prob(tok, best, alpha, logz, data):.6g}, {' '.join(shown[i] for i in best)}\n"
+    )
     for ids in draws:
         mark = "*" if ids == best else " "
         out.write(f"{_prob(tok, ids, alpha, logz, data):.6g}\t{mark}\t{' '.join(shown[i] for i in ids)}\n")
@@ -974,7 +1209,7 @@ def sample(model_path, text, count, alpha, seed, check, no_normalize, threads):
     out.flush()
 
 
-def _score(tok, ids: Sequence[int], data: Optional[bytes] = None) -> float:
+def _score(tok, ids: Sequence[int], data: bytes | None = None) -> float:
     if data is not None and hasattr(tok, "score"):  # the lattice's own sum, when available
         return float(tok.score(data, list(ids)))
     logprobs = tok._logprobs
@@ -992,7 +1227,7 @@ def _log_partition(tok, data: bytes, alpha: float) -> float:
     return float(tok._lattice.boundary_marginals(data, alpha)[0])
 
 
-def _chunk_starts(data: bytes) -> List[int]:
+def _chunk_starts(data: bytes) -> list[int]:
     """Positions where the lattice starts a new chunk (after a run of newlines)."""
     return [p for p in range(1, len(data)) if data[p - 1] == 10 and data[p] != 10]
 
@@ -1005,7 +1240,7 @@ def enumerate_segmentations(data: bytes, pieces: dict, max_len: int, limit: int 
     n = len(data)
     starts = set(_chunk_starts(data))
     # ends[s]: ids and ends of the pieces that start at s and do not cross a chunk start
-    ends: List[List[Tuple[int, int]]] = []
+    ends: list[list[tuple[int, int]]] = []
     for s in range(n):
         here = []
         for e in range(s + 1, min(n, s + max_len) + 1):
@@ -1021,9 +1256,9 @@ def enumerate_segmentations(data: bytes, pieces: dict, max_len: int, limit: int 
         counts[s] = sum(counts[e] for _, e in ends[s])
     if counts[0] > limit:
         raise ValueError(f"the text has {counts[0]} segmentations; at most {limit} can be enumerated")
-    found: List[Tuple[int, ...]] = []
+    found: list[tuple[int, ...]] = []
 
-    def walk(s: int, prefix: Tuple[int, ...]) -> None:
+    def walk(s: int, prefix: tuple[int, ...]) -> None:
         if s == n:
             found.append(prefix)
             return
@@ -1040,7 +1275,7 @@ def enumerate_segmentations(data: bytes, pieces: dict, max_len: int, limit: int 
     return found
 
 
-def _enumerate_for_check(tok, data: bytes) -> List[Tuple[int, ...]]:
+def _enumerate_for_check(tok, data: bytes) -> list[tuple[int, ...]]:
     pieces = {p: i for i, p in enumerate(tok._id_bytes) if i >= FIRST_PIECE_ID}
     max_len = max(len(p) for p in tok._id_bytes)
     try:
@@ -1058,20 +1293,22 @@ def _check_sampler(tok, data, alpha, logz, segmentations, draws, threads, shown,
     done = 0
     while done < draws:
         step = min(100_000, draws - done)
-        for ids in tok.encode_batch([data] * step, alpha=alpha, keys=range(done, done + step),
-                                    num_threads=threads):
+        for ids in tok.encode_batch([data] * step, alpha=alpha, keys=range(done, done + step), num_threads=threads):
             key = tuple(ids)
             observed[key] = observed.get(key, 0) + 1
         done += step
     unknown = [seg for seg in observed if seg not in exact]
     if unknown:
-        raise CliError(f"--check: the sampler produced a segmentation that enumeration did not find: "
-                       f"{' '.join(shown[i] for i in unknown[0])}")
-    statistic, dof, pooled = chi_square(
-        [(exact[seg] * draws, observed.get(seg, 0)) for seg in segmentations])
+        raise CliError(
+            f"--check: the sampler produced a segmentation that enumeration did not find: "
+            f"{' '.join(shown[i] for i in unknown[0])}"
+        )
+    statistic, dof, pooled = chi_square([(exact[seg] * draws, observed.get(seg, 0)) for seg in segmentations])
     p_value = chi_square_sf(statistic, dof) if dof > 0 else 1.0
-    out.write(f"# check: {draws} draws, {len(segmentations)} segmentations, "
-              f"log Z by enumeration={logz_enum:.6f} (lattice {logz:.6f})\n")
+    out.write(
+        f"# check: {draws} draws, {len(segmentations)} segmentations, "
+        f"log Z by enumeration={logz_enum:.6f} (lattice {logz:.6f})\n"
+    )
     out.write("# exact\tempirical\tcount\tpieces\n")
     ranked = sorted(segmentations, key=lambda seg: -exact[seg])
     for seg in ranked[:20]:
@@ -1080,13 +1317,12 @@ def _check_sampler(tok, data, alpha, logz, segmentations, draws, threads, shown,
     if len(ranked) > 20:
         rest = ranked[20:]
         c = sum(observed.get(seg, 0) for seg in rest)
-        out.write(f"{math.fsum(exact[s] for s in rest):.6g}\t{c / draws:.6g}\t{c}\t"
-                  f"({len(rest)} more segmentations)\n")
+        out.write(f"{math.fsum(exact[s] for s in rest):.6g}\t{c / draws:.6g}\t{c}\t({len(rest)} more segmentations)\n")
     note = f", {pooled} rare ones pooled" if pooled else ""
     out.write(f"# chi-square={statistic:.4f} df={dof} p-value={p_value:.4g}{note}\n")
 
 
-def chi_square(cells: Sequence[Tuple[float, int]], min_expected: float = 5.0) -> Tuple[float, int, int]:
+def chi_square(cells: Sequence[tuple[float, int]], min_expected: float = 5.0) -> tuple[float, int, int]:
     """Pearson's statistic over (expected, observed) cells; cells expecting fewer than
     ``min_expected`` are pooled into one. Returns (statistic, degrees of freedom, pooled)."""
     kept = [(e, o) for e, o in cells if e >= min_expected]
@@ -1144,8 +1380,13 @@ def _upper_gamma_regularized(a: float, x: float) -> float:
 
 @main.command()
 @_model_option
-@click.option("--text", "text_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-              help="Also measure bytes per token (best segmentation) on this text file; repeatable.")
+@click.option(
+    "--text",
+    "text_paths",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="Also measure bytes per token (best segmentation) on this text file; repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a report.")
 @click.option("--no-normalize", is_flag=True, help="Do not NFC-normalise the --text files.")
 def info(model_path, text_paths, as_json, no_normalize):
@@ -1198,12 +1439,16 @@ def info(model_path, text_paths, as_json, no_normalize):
                 tokens += len(ids)
             total_bytes += sum(len(d) for d in datas)
             chars += sum(len(d.decode("utf-8", "replace")) for d in datas)
-        measured.append({
-            "text": "<stdin>" if path == "-" else path,
-            "bytes": total_bytes, "characters": chars, "tokens": tokens,
-            "bytes per token": round(total_bytes / tokens, 4) if tokens else None,
-            "characters per token": round(chars / tokens, 4) if tokens else None,
-        })
+        measured.append(
+            {
+                "text": "<stdin>" if path == "-" else path,
+                "bytes": total_bytes,
+                "characters": chars,
+                "tokens": tokens,
+                "bytes per token": round(total_bytes / tokens, 4) if tokens else None,
+                "characters per token": round(chars / tokens, 4) if tokens else None,
+            }
+        )
     if measured:
         report["texts"] = measured
     out = _TextOut()
@@ -1231,6 +1476,8 @@ def info(model_path, text_paths, as_json, no_normalize):
         if not m["tokens"]:
             out.write(f"text {m['text']}: empty\n")
             continue
-        out.write(f"text {m['text']}: {m['bytes']} bytes, {m['tokens']} tokens, "
-                  f"{m['bytes per token']} bytes/token, {m['characters per token']} characters/token\n")
+        out.write(
+            f"text {m['text']}: {m['bytes']} bytes, {m['tokens']} tokens, "
+            f"{m['bytes per token']} bytes/token, {m['characters per token']} characters/token\n"
+        )
     out.flush()

@@ -19,12 +19,14 @@ Why it is built this way:
 - docs/interop.md lists every known difference; tests/test_interop*.py pin
   each one and measure agreement on the bundled corpora.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -60,7 +62,7 @@ SP_UNK_PENALTY = 10.0
 HF_RESERVED_SCORE = -1e9
 
 
-def bytes_to_unicode() -> Dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
     """The byte -> character table of byte-level tokenizers (GPT-2's, used by the
     Hugging Face ByteLevel pre-tokenizer): printable Latin-1 bytes stand for
     themselves, the other 68 bytes for the characters from U+0100 on, in byte order."""
@@ -78,22 +80,31 @@ def bytes_to_unicode() -> Dict[int, str]:
 # ---------------------------------------------------------------------------
 # Hugging Face
 
-def hf_tokenizer_json(tok: "Tokenizer") -> Dict[str, Any]:
+
+def hf_tokenizer_json(tok: Tokenizer) -> dict[str, Any]:
     """The ``tokenizer.json`` document for ``tok`` (see the module docstring)."""
     table = bytes_to_unicode()
-    vocab: List[Tuple[str, float]] = [(name, HF_RESERVED_SCORE) for name in SPECIAL_PIECES]
+    vocab: list[tuple[str, float]] = [(name, HF_RESERVED_SCORE) for name in SPECIAL_PIECES]
     for piece, logp in zip(tok.vocabulary.pieces, tok._logprobs.tolist()):
         vocab.append(("".join(table[b] for b in piece), logp))
     special = list(tok.vocabulary.special_tokens)
     mapped = {text for text, _ in vocab}
     for name in special:
         if name in mapped:
-            raise ModelError(f"special token {name!r} spells a piece in the byte-level alphabet; "
-                             "Hugging Face would confuse the two")
+            raise ModelError(
+                f"special token {name!r} spells a piece in the byte-level alphabet; Hugging Face would confuse the two"
+            )
         vocab.append((name, HF_RESERVED_SCORE))
     added = [
-        {"id": i, "content": name, "single_word": False, "lstrip": False, "rstrip": False,
-         "normalized": False, "special": True}
+        {
+            "id": i,
+            "content": name,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
         for i, name in [*enumerate(SPECIAL_PIECES), *((j, t) for t, j in tok.special_tokens.items())]
     ]
     form = tok.normalization
@@ -108,19 +119,17 @@ def hf_tokenizer_json(tok: "Tokenizer") -> Dict[str, Any]:
             "type": "Sequence",
             "pretokenizers": [
                 # 0.6.3's chunks: each ends with its run of newlines.
-                {"type": "Split", "pattern": {"Regex": "\n+"}, "behavior": "MergedWithPrevious",
-                 "invert": False},
+                {"type": "Split", "pattern": {"Regex": "\n+"}, "behavior": "MergedWithPrevious", "invert": False},
                 {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
             ],
         },
         "post_processor": None,
         "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
-        "model": {"type": "Unigram", "unk_id": None, "vocab": [[t, s] for t, s in vocab],
-                  "byte_fallback": False},
+        "model": {"type": "Unigram", "unk_id": None, "vocab": [[t, s] for t, s in vocab], "byte_fallback": False},
     }
 
 
-def to_huggingface(tok: "Tokenizer", path: Union[str, os.PathLike]) -> str:
+def to_huggingface(tok: Tokenizer, path: str | os.PathLike) -> str:
     """Write ``tok`` as a Hugging Face ``tokenizer.json``; ``path`` is the file or an
     existing folder (the file is then ``tokenizer.json`` in it). Returns the file's path.
 
@@ -140,7 +149,7 @@ def to_huggingface(tok: "Tokenizer", path: Union[str, os.PathLike]) -> str:
     return path
 
 
-def hf_tokenizer_text(tok: "Tokenizer") -> str:
+def hf_tokenizer_text(tok: Tokenizer) -> str:
     """The text of the ``tokenizer.json``, with every score spelt so that the ``tokenizers``
     library reads back exactly our float64 (when it is installed to check)."""
     document = hf_tokenizer_json(tok)
@@ -170,7 +179,7 @@ def hf_tokenizer_text(tok: "Tokenizer") -> str:
     return text
 
 
-def _alternative_spellings(x: float) -> List[str]:
+def _alternative_spellings(x: float) -> list[str]:
     """Decimal spellings of x with more digits, then of points inside x's rounding interval."""
     from decimal import Decimal
 
@@ -180,7 +189,7 @@ def _alternative_spellings(x: float) -> List[str]:
     return out
 
 
-def _render(document: Dict[str, Any], score_text: List[str]) -> str:
+def _render(document: dict[str, Any], score_text: list[str]) -> str:
     """JSON text of the document, its vocabulary scores written as given."""
     model = dict(document["model"])
     vocab = model["vocab"]
@@ -193,32 +202,37 @@ def _render(document: Dict[str, Any], score_text: List[str]) -> str:
 # ---------------------------------------------------------------------------
 # SentencePiece
 
+
 def _sp_pb():
     try:
         from sentencepiece import sentencepiece_model_pb2 as pb
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("SentencePiece conversion needs the sentencepiece package "
-                          "(pip install sentencepiece)") from error
+        raise ImportError(
+            "SentencePiece conversion needs the sentencepiece package (pip install sentencepiece)"
+        ) from error
     return pb
 
 
-def sentencepiece_pieces(tok: "Tokenizer") -> List[Tuple[str, float, int]]:
+def sentencepiece_pieces(tok: Tokenizer) -> list[tuple[str, float, int]]:
     """(piece, score, type) in SentencePiece id order: id i is bytepiece id i for every
     i < tok.vocab_size, then the byte pieces that byte fallback still needs."""
-    out: List[Tuple[str, float, int]] = [("<unk>", 0.0, SP_UNKNOWN), ("<s>", 0.0, SP_CONTROL),
-                                         ("</s>", 0.0, SP_CONTROL)]
+    out: list[tuple[str, float, int]] = [
+        ("<unk>", 0.0, SP_UNKNOWN),
+        ("<s>", 0.0, SP_CONTROL),
+        ("</s>", 0.0, SP_CONTROL),
+    ]
     seen = {p for p, _, _ in out}
-    extra: List[Tuple[str, float, int]] = []
+    extra: list[tuple[str, float, int]] = []
     has_byte = set()
 
-    def placeholder(i: int) -> Tuple[str, float, int]:
+    def placeholder(i: int) -> tuple[str, float, int]:
         return (f"<bytepiece:{i}>", 0.0, SP_UNUSED)
 
     for i, (piece, logp) in enumerate(zip(tok.vocabulary.pieces, tok._logprobs.tolist()), FIRST_PIECE_ID):
         if len(piece) == 1 and (piece[0] >= 0x80 or piece[0] == 0):
             # Bytes >= 0x80 (and NUL, which SentencePiece does not match): byte pieces,
             # reached by byte fallback.
-            entry = ("<0x%02X>" % piece[0], logp, SP_BYTE)
+            entry = (f"<0x{piece[0]:02X}>", logp, SP_BYTE)
             has_byte.add(piece[0])
         else:
             try:
@@ -235,18 +249,18 @@ def sentencepiece_pieces(tok: "Tokenizer") -> List[Tuple[str, float, int]]:
                 # piece (after the vocabulary) for byte fallback; unlike 0.6.3, control
                 # characters (tab, newline...) are normal pieces too, so that they score
                 # as in bytepiece instead of as unknown characters.
-                extra.append(("<0x%02X>" % piece[0], -100.0, SP_BYTE))
+                extra.append((f"<0x{piece[0]:02X}>", -100.0, SP_BYTE))
                 has_byte.add(piece[0])
         seen.add(entry[0])
         out.append(entry)
     for name in tok.vocabulary.special_tokens:
         out.append((name, 0.0, SP_USER_DEFINED) if name not in seen else placeholder(len(out)))
         seen.add(name)
-    missing = [("<0x%02X>" % b, -100.0, SP_BYTE) for b in range(256) if b not in has_byte]
+    missing = [(f"<0x{b:02X}>", -100.0, SP_BYTE) for b in range(256) if b not in has_byte]
     return out + extra + missing
 
 
-def sentencepiece_model_proto(tok: "Tokenizer") -> bytes:
+def sentencepiece_model_proto(tok: Tokenizer) -> bytes:
     """The serialised SentencePiece ModelProto of ``tok``."""
     pb = _sp_pb()
     model = pb.ModelProto()
@@ -280,14 +294,20 @@ def _fill_charsmap(model, name: str) -> None:
     import io
 
     out = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(["a b c"] * 10), model_writer=out, vocab_size=8,
-                                   model_type="char", normalization_rule_name=name, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(["a b c"] * 10),
+        model_writer=out,
+        vocab_size=8,
+        model_type="char",
+        normalization_rule_name=name,
+        minloglevel=2,
+    )
     trained = pb.ModelProto()
     trained.ParseFromString(out.getvalue())
     model.normalizer_spec.precompiled_charsmap = trained.normalizer_spec.precompiled_charsmap
 
 
-def to_sentencepiece(tok: "Tokenizer", path: Union[str, os.PathLike]) -> None:
+def to_sentencepiece(tok: Tokenizer, path: str | os.PathLike) -> None:
     """Write ``tok`` as a SentencePiece Unigram model file (0.6.3's
     ``Tokenizer.convert_to_sentencepiece``)."""
     data = sentencepiece_model_proto(tok)
@@ -295,7 +315,7 @@ def to_sentencepiece(tok: "Tokenizer", path: Union[str, os.PathLike]) -> None:
         handle.write(data)
 
 
-def from_sentencepiece(path: Union[str, os.PathLike, bytes]) -> Vocabulary:
+def from_sentencepiece(path: str | os.PathLike | bytes) -> Vocabulary:
     """A bytepiece vocabulary from a SentencePiece Unigram model (a path or the
     serialised proto).
 
@@ -329,10 +349,10 @@ def from_sentencepiece(path: Union[str, os.PathLike, bytes]) -> Vocabulary:
     escape = model.normalizer_spec.escape_whitespaces if model.HasField("normalizer_spec") else True
     normal_scores = [p.score for p in model.pieces if p.type in (SP_NORMAL, SP_USER_DEFINED)]
     floor = (min(normal_scores) if normal_scores else 0.0) - SP_UNK_PENALTY
-    scores: Dict[bytes, float] = {}
-    normal: Dict[bytes, bool] = {}
-    order: List[bytes] = []
-    special: List[str] = []
+    scores: dict[bytes, float] = {}
+    normal: dict[bytes, bool] = {}
+    order: list[bytes] = []
+    special: list[str] = []
     for p in model.pieces:
         if p.type == SP_USER_DEFINED:
             special.append(p.piece)
@@ -370,7 +390,8 @@ def from_sentencepiece(path: Union[str, os.PathLike, bytes]) -> Vocabulary:
 # ---------------------------------------------------------------------------
 # BytePiece 0.6.3's convert_to_bytepiece
 
-def prune_wasted(pieces: Mapping[bytes, Union[int, float]]) -> Dict[bytes, Union[int, float]]:
+
+def prune_wasted(pieces: Mapping[bytes, int | float]) -> dict[bytes, int | float]:
     """0.6.3's "drop wasted pieces" to a fixed point: every piece hands its count to the
     pieces of its own Viterbi segmentation (whole piece, no chunking) under the current
     counts; pieces that receive nothing go; repeat until the size stops changing."""
@@ -383,7 +404,7 @@ def prune_wasted(pieces: Mapping[bytes, Union[int, float]]) -> Dict[bytes, Union
             return keep
 
 
-def convert_to_bytepiece(pieces: Mapping[Union[str, bytes], Union[int, float]], path: Union[str, os.PathLike]) -> None:
+def convert_to_bytepiece(pieces: Mapping[str | bytes, int | float], path: str | os.PathLike) -> None:
     """Write a bytepiece model from ``{piece: count}`` (pieces str or bytes), as 0.6.3's
     ``convert_to_bytepiece`` does: missing single bytes get count 1, wasted pieces (whose
     best segmentation is not themselves) give their count to their parts, and ids follow
@@ -391,13 +412,16 @@ def convert_to_bytepiece(pieces: Mapping[Union[str, bytes], Union[int, float]], 
 
     >>> convert_to_bytepiece({"hello": 10, "world": 7}, "hw.model")   # doctest: +SKIP
     """
-    table: Dict[bytes, Union[int, float]] = {}
+    table: dict[bytes, int | float] = {}
     for key, count in pieces.items():
         piece = key if isinstance(key, bytes) else str(key).encode("utf-8")
         if not piece:
             raise ValueError("a piece must not be empty")
-        if isinstance(count, bool) or not isinstance(count, (int, float, np.integer, np.floating)) \
-                or not (count > 0 and math.isfinite(count)):
+        if (
+            isinstance(count, bool)
+            or not isinstance(count, (int, float, np.integer, np.floating))
+            or not (count > 0 and math.isfinite(count))
+        ):
             raise ValueError(f"piece {piece!r} has count {count!r}; counts must be finite numbers > 0")
         table[piece] = table.get(piece, 0) + (int(count) if isinstance(count, (int, np.integer)) else float(count))
     for b in range(256):
@@ -412,7 +436,7 @@ def convert_to_bytepiece(pieces: Mapping[Union[str, bytes], Union[int, float]], 
     save_model(path, vocabulary_from_counts(prune_wasted(keep)))
 
 
-def _split_counts(keep: Mapping[bytes, Union[int, float]], drop) -> Dict[bytes, Union[int, float]]:
+def _split_counts(keep: Mapping[bytes, int | float], drop) -> dict[bytes, int | float]:
     """{piece of keep: count received} when every (piece, count) of drop is segmented
     (Viterbi, whole piece) with the unigram model of keep."""
     from ._lattice import Lattice
@@ -421,7 +445,7 @@ def _split_counts(keep: Mapping[bytes, Union[int, float]], drop) -> Dict[bytes, 
     counts = list(keep.values())
     logp = np.log(np.asarray(counts, dtype=np.float64)) - np.log(sum(counts))
     lattice = Lattice(keys, logp, np.arange(len(keys)))
-    received: Dict[bytes, Union[int, float]] = {}
+    received: dict[bytes, int | float] = {}
     for (_, count), ids in zip(drop, lattice.encode_many([k for k, _ in drop], -1.0, None, None, False)):
         for i in ids:
             received[keys[i]] = received.get(keys[i], 0) + count

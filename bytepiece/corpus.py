@@ -14,13 +14,15 @@ documents without changing a single chunk. Invalid UTF-8 raises
 ``errors="replace"`` (U+FFFD) or ``errors="bytes"`` (train on the raw bytes:
 no NFC, chunks cut on the bytes) is asked for.
 """
+
 from __future__ import annotations
 
 import os
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
-from typing import Iterable, Iterator, List, Sequence, Union
+from typing import List, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -66,7 +68,7 @@ def _chunk_regex(maxlen: int, isolate_digits: bool, raw: bool):
     return re.compile(pattern)
 
 
-def normalize(text: str, maxlen: int = 0, isolate_digits: bool = False) -> List[bytes]:
+def normalize(text: str, maxlen: int = 0, isolate_digits: bool = False) -> list[bytes]:
     """NFC, then the UTF-8 chunks BytePiece 0.6.3's ``normalize`` returns.
 
     >>> normalize("ab\\n\\ncd", 10000)
@@ -76,14 +78,14 @@ def normalize(text: str, maxlen: int = 0, isolate_digits: bool = False) -> List[
     return [t.encode("utf-8") for t in _chunk_regex(maxlen, isolate_digits, False).findall(text)]
 
 
-def normalize_bytes(data: bytes, maxlen: int = 0, isolate_digits: bool = False) -> List[bytes]:
+def normalize_bytes(data: bytes, maxlen: int = 0, isolate_digits: bool = False) -> list[bytes]:
     """The chunking of :func:`normalize` applied to raw bytes (no NFC, no decoding)."""
     return _chunk_regex(maxlen, isolate_digits, True).findall(data)
 
 
-def chunk_block(block: Sequence[Union[str, bytes]], isolate_digits: bool = False) -> List[bytes]:
+def chunk_block(block: Sequence[str | bytes], isolate_digits: bool = False) -> list[bytes]:
     """All chunks of a block of documents (str: normalised; bytes: raw mode)."""
-    out: List[bytes] = []
+    out: list[bytes] = []
     for doc in block:
         if isinstance(doc, bytes):
             out.extend(normalize_bytes(doc, MAX_CHUNK_CHARS, isolate_digits))
@@ -95,12 +97,13 @@ def chunk_block(block: Sequence[Union[str, bytes]], isolate_digits: bool = False
 # ---------------------------------------------------------------------------
 # Paths
 
-def expand_paths(paths: Union[PathLike, Iterable[PathLike]]) -> List[str]:
+
+def expand_paths(paths: PathLike | Iterable[PathLike]) -> list[str]:
     """Files named directly, plus every file under each folder (recursively, sorted,
     hidden entries skipped). Raises CorpusError for missing or unreadable paths."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
-    files: List[str] = []
+    files: list[str] = []
     for p in paths:
         p = os.fspath(p)
         if isinstance(p, bytes):
@@ -139,13 +142,12 @@ def _split_point(buf: bytes) -> int:
         # inside a run of newlines: look further left
 
 
-def iter_file_documents(path: str, errors: str = "strict", read_size: int = READ_SIZE
-                        ) -> Iterator[Union[str, bytes]]:
+def iter_file_documents(path: str, errors: str = "strict", read_size: int = READ_SIZE) -> Iterator[str | bytes]:
     """The contents of one file as a stream of documents of roughly read_size bytes, each
     ending where a run of newlines ends (or at the end of the file)."""
     if errors not in ERROR_MODES:
         raise ValueError(f"errors must be one of {ERROR_MODES}, not {errors!r}")
-    offset = 0          # file offset of buf[0]
+    offset = 0  # file offset of buf[0]
     buf = b""
     try:
         handle = open(path, "rb")
@@ -161,7 +163,7 @@ def iter_file_documents(path: str, errors: str = "strict", read_size: int = READ
                 buf += data
                 cut = _split_point(buf)
                 if cut == 0 and len(buf) < 16 * read_size:
-                    continue    # no safe place to cut yet: read more
+                    continue  # no safe place to cut yet: read more
                 if cut == 0:
                     cut = _safe_fallback_cut(buf)
             else:
@@ -183,7 +185,7 @@ def _safe_fallback_cut(buf: bytes) -> int:
     return cut
 
 
-def _decode(data: bytes, path: str, offset: int, errors: str) -> Union[str, bytes]:
+def _decode(data: bytes, path: str, offset: int, errors: str) -> str | bytes:
     if errors == "bytes":
         return data
     try:
@@ -195,13 +197,16 @@ def _decode(data: bytes, path: str, offset: int, errors: str) -> Union[str, byte
 # ---------------------------------------------------------------------------
 # Sources: re-iterable streams of documents with a size estimate for progress.
 
+
 class TextSource:
     """Documents from an iterable of str (iterated once per pass)."""
 
     def __init__(self, texts: Iterable[str]):
         if isinstance(texts, (str, bytes)):
-            raise TypeError("texts must be an iterable of str (documents), not a single "
-                            f"{type(texts).__name__}; use train_files() for paths")
+            raise TypeError(
+                "texts must be an iterable of str (documents), not a single "
+                f"{type(texts).__name__}; use train_files() for paths"
+            )
         self.texts = texts
         try:
             self.count = len(texts)  # type: ignore[arg-type]
@@ -230,7 +235,7 @@ class FileSource:
         self.count = None
         self.total_bytes = sum(os.path.getsize(f) for f in self.files)
 
-    def __iter__(self) -> Iterator[Union[str, bytes]]:
+    def __iter__(self) -> Iterator[str | bytes]:
         for f in self.files:
             yield from iter_file_documents(f, self.errors)
 
@@ -238,11 +243,10 @@ class FileSource:
         return f"{len(self.files)} file(s), {self.total_bytes / 1e6:.1f} MB"
 
 
-def iter_blocks(source: Iterable[Union[str, bytes]], block_chars: int, max_docs: int = 0
-                ) -> Iterator[List[Union[str, bytes]]]:
+def iter_blocks(source: Iterable[str | bytes], block_chars: int, max_docs: int = 0) -> Iterator[list[str | bytes]]:
     """Groups documents into blocks of about block_chars characters (and at most
     max_docs documents when max_docs > 0)."""
-    block: List[Union[str, bytes]] = []
+    block: list[str | bytes] = []
     size = 0
     for doc in source:
         block.append(doc)

@@ -20,14 +20,16 @@ and ``EpochSampler`` are built on first access.
 >>> transform = EncodeTransform("model.zip", alpha=0.1, seed=0, add_eos=True)  # doctest: +SKIP
 >>> transform("Hello world", index=7, epoch=3)                                  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import copy
 import itertools
 import math
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Sequence as SequenceABC
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -86,8 +88,9 @@ class FlatBatch(SequenceABC):
 
     __slots__ = ("ids", "offsets", "indices", "output", "return_index")
 
-    def __init__(self, ids: np.ndarray, offsets: np.ndarray, indices: Sequence, output: str = "numpy",
-                 return_index: bool = False):
+    def __init__(
+        self, ids: np.ndarray, offsets: np.ndarray, indices: Sequence, output: str = "numpy", return_index: bool = False
+    ):
         self.ids = ids
         self.offsets = offsets
         self.indices = indices
@@ -104,14 +107,14 @@ class FlatBatch(SequenceABC):
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError("FlatBatch index out of range")
-        ids = _convert(self.ids[self.offsets[i]:self.offsets[i + 1]], self.output)
+        ids = _convert(self.ids[self.offsets[i] : self.offsets[i + 1]], self.output)
         return (self.indices[i], ids) if self.return_index else ids
 
     def __repr__(self) -> str:
         return f"FlatBatch({len(self)} documents, {len(self.ids)} ids)"
 
 
-def flatten(id_lists: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
+def flatten(id_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     """(ids, offsets): the lists concatenated as int32, and int64 offsets of length n + 1,
     so that list ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
 
@@ -125,7 +128,7 @@ def flatten(id_lists: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
     np.cumsum(lengths, out=offsets[1:])
     if id_lists and all(isinstance(ids, np.ndarray) for ids in id_lists):
         return np.concatenate(id_lists).astype(np.int32, copy=False), offsets
-    if id_lists and hasattr(id_lists[0], "numpy"):          # torch tensors
+    if id_lists and hasattr(id_lists[0], "numpy"):  # torch tensors
         return np.concatenate([ids.numpy() for ids in id_lists]).astype(np.int32, copy=False), offsets
     ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32, count=int(offsets[-1]))
     return ids, offsets
@@ -144,7 +147,7 @@ def pad(samples: Sequence, pad_id: int = PAD_ID, output: str = "torch"):
     lengths = np.diff(offsets)
     width = int(lengths.max(initial=0))
     out = np.full((len(lengths), width), pad_id, dtype=np.int32)
-    out[np.arange(width) < lengths[:, None]] = ids           # row-major: each row's ids in order
+    out[np.arange(width) < lengths[:, None]] = ids  # row-major: each row's ids in order
     if output == "torch":
         import torch
 
@@ -154,9 +157,16 @@ def pad(samples: Sequence, pad_id: int = PAD_ID, output: str = "torch"):
     return {"input_ids": out, "lengths": lengths}
 
 
-def encode_flat(tokenizer: Tokenizer, texts: Sequence[Text], *, alpha: float = -1, keys: Optional[Sequence] = None,
-                add_bos: bool = False, add_eos: bool = False, num_threads: Optional[int] = None
-                ) -> Tuple[np.ndarray, np.ndarray]:
+def encode_flat(
+    tokenizer: Tokenizer,
+    texts: Sequence[Text],
+    *,
+    alpha: float = -1,
+    keys: Sequence | None = None,
+    add_bos: bool = False,
+    add_eos: bool = False,
+    num_threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Encode ``texts`` on several threads (GIL released in the core) and return
     (ids, offsets) as numpy: text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
 
@@ -165,12 +175,13 @@ def encode_flat(tokenizer: Tokenizer, texts: Sequence[Text], *, alpha: float = -
     With ``keys`` each text's sample depends only on (seed, key, text, alpha), not
     on ``num_threads`` nor on its place in the batch.
     """
-    ids, offsets = tokenizer.encode_batch(texts, add_bos=add_bos, add_eos=add_eos, alpha=alpha, keys=keys,
-                                          num_threads=num_threads, as_numpy=True)
+    ids, offsets = tokenizer.encode_batch(
+        texts, add_bos=add_bos, add_eos=add_eos, alpha=alpha, keys=keys, num_threads=num_threads, as_numpy=True
+    )
     return ids.astype(np.int32, copy=False), offsets
 
 
-def _truncate_flat(ids: np.ndarray, offsets: np.ndarray, limit: int, eos: bool) -> Tuple[np.ndarray, np.ndarray]:
+def _truncate_flat(ids: np.ndarray, offsets: np.ndarray, limit: int, eos: bool) -> tuple[np.ndarray, np.ndarray]:
     """Each row of (ids, offsets) cut to ``limit`` ids, the last one <eos> again when ``eos``."""
     lengths = np.diff(offsets)
     long = lengths > limit
@@ -221,9 +232,19 @@ class EncodeTransform:
     processes); the copy gives identical samples.
     """
 
-    def __init__(self, tokenizer: Union[Tokenizer, ModelSource], alpha: Optional[float] = 0.1, seed: Any = 0, *,
-                 add_bos: bool = False, add_eos: bool = False, max_length: Optional[int] = None,
-                 output: str = "list", epoch: int = 0, normalize: Optional[bool] = None):
+    def __init__(
+        self,
+        tokenizer: Tokenizer | ModelSource,
+        alpha: float | None = 0.1,
+        seed: Any = 0,
+        *,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        max_length: int | None = None,
+        output: str = "list",
+        epoch: int = 0,
+        normalize: bool | None = None,
+    ):
         if seed is None:
             raise ValueError("EncodeTransform needs a fixed base seed (an int, str, bytes or tuple)")
         if isinstance(tokenizer, Tokenizer):
@@ -252,7 +273,7 @@ class EncodeTransform:
         """The epoch used by calls that do not pass one."""
         self.epoch = int(epoch)
 
-    def key(self, index, epoch: Optional[int] = None):
+    def key(self, index, epoch: int | None = None):
         """The tokenizer key of document ``index`` in ``epoch``.
 
         An int index below 2**40 in an epoch below 2**24 — every realistic case —
@@ -268,60 +289,76 @@ class EncodeTransform:
                 return (epoch << _INDEX_BITS) | index
         return (epoch, index)
 
-    def _truncate(self, ids: List[int]) -> List[int]:
+    def _truncate(self, ids: list[int]) -> list[int]:
         limit = self.max_length
         if limit is None or len(ids) <= limit:
             return ids
         if self.add_eos:
-            return ids[:limit - 1] + [EOS_ID]
+            return ids[: limit - 1] + [EOS_ID]
         return ids[:limit]
 
-    def encode_list(self, text: Text, index, epoch: Optional[int] = None) -> List[int]:
+    def encode_list(self, text: Text, index, epoch: int | None = None) -> list[int]:
         """The ids of one document as a list (whatever ``output`` says)."""
-        ids = self.tokenizer.encode(text, add_bos=self.add_bos, add_eos=self.add_eos, alpha=self.alpha,
-                                    key=self.key(index, epoch))
+        ids = self.tokenizer.encode(
+            text, add_bos=self.add_bos, add_eos=self.add_eos, alpha=self.alpha, key=self.key(index, epoch)
+        )
         return self._truncate(ids)
 
-    def __call__(self, text: Text, index, epoch: Optional[int] = None):
+    def __call__(self, text: Text, index, epoch: int | None = None):
         return _convert(self.encode_list(text, index, epoch), self.output)
 
-    def keys(self, indices: Iterable, epoch: Optional[int] = None) -> list:
+    def keys(self, indices: Iterable, epoch: int | None = None) -> list:
         """``[key(i, epoch) for i in indices]``, quickly for plain int indices."""
         epoch = self.epoch if epoch is None else int(epoch)
         indices = indices if isinstance(indices, list) else list(indices)
-        if (0 <= epoch < _EPOCH_LIMIT and all(type(i) is int for i in indices)
-                and (not indices or (min(indices) >= 0 and max(indices) < _INDEX_LIMIT))):
-            base = epoch << _INDEX_BITS           # the packed keys of key(), without a call each
+        if (
+            0 <= epoch < _EPOCH_LIMIT
+            and all(type(i) is int for i in indices)
+            and (not indices or (min(indices) >= 0 and max(indices) < _INDEX_LIMIT))
+        ):
+            base = epoch << _INDEX_BITS  # the packed keys of key(), without a call each
             return [base | i for i in indices]
         return [self.key(i, epoch) for i in indices]
 
-    def encode_lists(self, texts: Sequence[Text], indices: Iterable, epoch: Optional[int] = None,
-                     num_threads: Optional[int] = None) -> List[List[int]]:
+    def encode_lists(
+        self, texts: Sequence[Text], indices: Iterable, epoch: int | None = None, num_threads: int | None = None
+    ) -> list[list[int]]:
         """``[encode_list(t, i, epoch) for t, i in zip(texts, indices)]`` on several threads."""
         keys = self.keys(indices, epoch)
-        lists = self.tokenizer.encode_batch(texts, add_bos=self.add_bos, add_eos=self.add_eos, alpha=self.alpha,
-                                            keys=keys, num_threads=num_threads)
+        lists = self.tokenizer.encode_batch(
+            texts, add_bos=self.add_bos, add_eos=self.add_eos, alpha=self.alpha, keys=keys, num_threads=num_threads
+        )
         if self.max_length is not None:
             lists = [self._truncate(ids) for ids in lists]
         return lists
 
-    def encode_flat(self, texts: Sequence[Text], indices: Iterable, epoch: Optional[int] = None,
-                    num_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def encode_flat(
+        self, texts: Sequence[Text], indices: Iterable, epoch: int | None = None, num_threads: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The documents' ids as (ids, offsets) numpy arrays (see :func:`flatten`),
         encoded on several threads without Python lists; identical to calling the
         transform one by one.
 
         >>> ids, offsets = transform.encode_flat(texts, range(len(texts)), epoch=2)  # doctest: +SKIP
         """
-        ids, offsets = encode_flat(self.tokenizer, texts, alpha=self.alpha, keys=self.keys(indices, epoch),
-                                   add_bos=self.add_bos, add_eos=self.add_eos, num_threads=num_threads)
+        ids, offsets = encode_flat(
+            self.tokenizer,
+            texts,
+            alpha=self.alpha,
+            keys=self.keys(indices, epoch),
+            add_bos=self.add_bos,
+            add_eos=self.add_eos,
+            num_threads=num_threads,
+        )
         if self.max_length is not None:
             ids, offsets = _truncate_flat(ids, offsets, self.max_length, self.add_eos)
         return ids, offsets
 
     def __repr__(self) -> str:
-        return (f"EncodeTransform(vocab_size={self.tokenizer.vocab_size}, alpha={self.alpha}, seed={self.seed!r}, "
-                f"epoch={self.epoch}, output={self.output!r})")
+        return (
+            f"EncodeTransform(vocab_size={self.tokenizer.vocab_size}, alpha={self.alpha}, seed={self.seed!r}, "
+            f"epoch={self.epoch}, output={self.output!r})"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -333,8 +370,9 @@ class _DatasetsMapFunction:
     so that its fingerprint — which ``datasets`` computes by pickling it — holds the
     model, the seed, alpha and the epoch: another epoch is another cache entry."""
 
-    def __init__(self, transform: EncodeTransform, epoch: int, text_column: str, index_column: Optional[str],
-                 output_column: str):
+    def __init__(
+        self, transform: EncodeTransform, epoch: int, text_column: str, index_column: str | None, output_column: str
+    ):
         # A shallow copy whose default epoch is this one: the fingerprint must not change
         # with the caller's transform.epoch, only with what decides the samples.
         self.transform = copy.copy(transform)
@@ -350,9 +388,18 @@ class _DatasetsMapFunction:
         return {self.output_column: lists}
 
 
-def datasets_map(dataset, transform: EncodeTransform, *, epoch: Optional[int] = None, text_column: str = "text",
-                 index_column: Optional[str] = None, output_column: str = "input_ids",
-                 num_proc: Optional[int] = None, batch_size: int = 1000, **map_kwargs):
+def datasets_map(
+    dataset,
+    transform: EncodeTransform,
+    *,
+    epoch: int | None = None,
+    text_column: str = "text",
+    index_column: str | None = None,
+    output_column: str = "input_ids",
+    num_proc: int | None = None,
+    batch_size: int = 1000,
+    **map_kwargs,
+):
     """Tokenize a Hugging Face ``datasets.Dataset`` for one epoch with ``Dataset.map``.
 
     >>> train = datasets_map(ds, transform, epoch=3, num_proc=4)             # doctest: +SKIP
@@ -368,13 +415,20 @@ def datasets_map(dataset, transform: EncodeTransform, *, epoch: Optional[int] = 
     """
     epoch = transform.epoch if epoch is None else int(epoch)
     function = _DatasetsMapFunction(transform, epoch, text_column, index_column, output_column)
-    return dataset.map(function, batched=True, batch_size=batch_size, with_indices=index_column is None,
-                       num_proc=num_proc, **map_kwargs)
+    return dataset.map(
+        function,
+        batched=True,
+        batch_size=batch_size,
+        with_indices=index_column is None,
+        num_proc=num_proc,
+        **map_kwargs,
+    )
 
 
 class _DatasetsTransform:
-    def __init__(self, transform: EncodeTransform, text_column: str, index_column: str, output_column: str,
-                 keep_columns: bool):
+    def __init__(
+        self, transform: EncodeTransform, text_column: str, index_column: str, output_column: str, keep_columns: bool
+    ):
         self.transform = transform
         self.text_column = text_column
         self.index_column = index_column
@@ -387,15 +441,22 @@ class _DatasetsTransform:
                 f"the dataset has no {self.index_column!r} column: add one before set_transform, "
                 f"e.g. ds = ds.add_column({self.index_column!r}, range(len(ds)))"
             )
-        lists = self.transform.encode_lists(batch[self.text_column], batch[self.index_column],
-                                            num_threads=1 if _in_worker() else None)
+        lists = self.transform.encode_lists(
+            batch[self.text_column], batch[self.index_column], num_threads=1 if _in_worker() else None
+        )
         out = dict(batch) if self.keep_columns else {self.index_column: batch[self.index_column]}
         out[self.output_column] = [_convert(ids, self.transform.output) for ids in lists]
         return out
 
 
-def datasets_transform(transform: EncodeTransform, *, text_column: str = "text", index_column: str = "index",
-                       output_column: str = "input_ids", keep_columns: bool = False) -> Callable:
+def datasets_transform(
+    transform: EncodeTransform,
+    *,
+    text_column: str = "text",
+    index_column: str = "index",
+    output_column: str = "input_ids",
+    keep_columns: bool = False,
+) -> Callable:
     """A function for ``Dataset.set_transform`` that samples on the fly, nothing cached.
 
     >>> ds = ds.add_column("index", range(len(ds)))                          # doctest: +SKIP
@@ -415,7 +476,7 @@ def datasets_transform(transform: EncodeTransform, *, text_column: str = "text",
 # PyTorch (classes built on first access, so that torch is imported only then)
 
 
-def _dist_rank_world(rank: Optional[int], world_size: Optional[int]) -> Tuple[int, int]:
+def _dist_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
     if rank is None or world_size is None:
         r, w = 0, 1
         try:
@@ -465,8 +526,14 @@ def _build_torch_classes() -> None:
         :func:`pad` read as it is.
         """
 
-        def __init__(self, texts: Sequence[Text], transform: EncodeTransform, *, return_index: bool = False,
-                     output: str = "numpy"):
+        def __init__(
+            self,
+            texts: Sequence[Text],
+            transform: EncodeTransform,
+            *,
+            return_index: bool = False,
+            output: str = "numpy",
+        ):
             self.texts = texts
             self.transform = transform
             self.return_index = return_index
@@ -493,7 +560,7 @@ def _build_torch_classes() -> None:
         def __getitems__(self, keys: Sequence) -> list:
             keys = keys if isinstance(keys, list) else list(keys)
             epoch = None
-            if all(type(k) is int for k in keys):      # plain indices: the common case
+            if all(type(k) is int for k in keys):  # plain indices: the common case
                 indices = keys
             else:
                 pairs = [_split_key(k, self.transform.epoch) for k in keys]
@@ -572,10 +639,22 @@ def _build_torch_classes() -> None:
         independent of the worker count too.
         """
 
-        def __init__(self, files, transform: EncodeTransform, *, texts=None, document: str = "line",
-                     block_size: Optional[int] = None, drop_last: bool = True, num_shards: Optional[int] = None,
-                     rank: Optional[int] = None, world_size: Optional[int] = None, return_index: bool = False,
-                     output: str = "numpy", encoding: str = "utf-8"):
+        def __init__(
+            self,
+            files,
+            transform: EncodeTransform,
+            *,
+            texts=None,
+            document: str = "line",
+            block_size: int | None = None,
+            drop_last: bool = True,
+            num_shards: int | None = None,
+            rank: int | None = None,
+            world_size: int | None = None,
+            return_index: bool = False,
+            output: str = "numpy",
+            encoding: str = "utf-8",
+        ):
             if document not in ("line", "file"):
                 raise ValueError(f"document must be 'line' or 'file', not {document!r}")
             if (files is None) == (texts is None):
@@ -586,8 +665,9 @@ def _build_torch_classes() -> None:
                     raise TypeError("files must be paths; pass an iterable of texts as texts=")
                 missing = [f for f in files if not os.path.isfile(f)]
                 if missing:
-                    raise FileNotFoundError(f"no such file: {str(missing[0])[:80]!r} "
-                                            f"(to stream texts rather than files, pass texts=)")
+                    raise FileNotFoundError(
+                        f"no such file: {str(missing[0])[:80]!r} (to stream texts rather than files, pass texts=)"
+                    )
             self.files = files
             self.texts = texts
             self.transform = transform
@@ -618,8 +698,10 @@ def _build_torch_classes() -> None:
             if self.files is None:
                 source = self.texts() if callable(self.texts) else self.texts
                 if iter(source) is source and not one_shot_ok:
-                    raise ValueError("a one-shot iterator cannot be shared by DataLoader workers; pass a "
-                                     "list, file paths, or a callable returning a fresh iterable")
+                    raise ValueError(
+                        "a one-shot iterator cannot be shared by DataLoader workers; pass a "
+                        "list, file paths, or a callable returning a fresh iterable"
+                    )
                 yield from source
                 return
             for path in self.files:
@@ -631,22 +713,24 @@ def _build_torch_classes() -> None:
                     for line in f:
                         yield line.rstrip("\r\n")
 
-        def _my_documents(self) -> Iterator[Tuple[int, int, Text]]:
+        def _my_documents(self) -> Iterator[tuple[int, int, Text]]:
             """(shard, index, text) of the documents of this rank and worker."""
             info = get_worker_info()
             worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
             rank, world = self.rank, self.world_size
             shards = self.num_shards or world * workers
             if shards < world:
-                raise ValueError(f"num_shards={shards} leaves ranks without documents: with world_size="
-                                 f"{world} it must be at least {world}")
+                raise ValueError(
+                    f"num_shards={shards} leaves ranks without documents: with world_size="
+                    f"{world} it must be at least {world}"
+                )
             texts = (t for t in self._texts(one_shot_ok=workers == 1) if t)
             for index, text in enumerate(texts):
                 shard = index % shards
                 if shard % world == rank and (shard // world) % workers == worker:
                     yield shard, index, text
 
-        def _batches(self) -> Iterator[Tuple[List[int], List[int], List[List[int]]]]:
+        def _batches(self) -> Iterator[tuple[list[int], list[int], list[list[int]]]]:
             """(shards, indices, id lists) of this worker's documents, a core batch at a time."""
             transform = self.transform
             docs = self._my_documents()

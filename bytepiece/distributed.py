@@ -49,6 +49,7 @@ Why it is built this way:
   encode`` keys them), found by a cheap line-counting pass first, so samples
   do not depend on how the corpus was cut into blocks.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,7 +60,8 @@ import re
 import struct
 import time
 import unicodedata
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Iterable, Sequence
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -109,6 +111,7 @@ _SHARDS_FORMAT = "bytepiece-shards/1"
 # ---------------------------------------------------------------------------
 # Connecting
 
+
 def _import_distributed():
     try:
         import distributed  # noqa: F401
@@ -117,8 +120,9 @@ def _import_distributed():
     return distributed
 
 
-def connect(client=None, address: Optional[str] = None, scheduler_file: Optional[str] = None,
-            local_workers: Optional[int] = None):
+def connect(
+    client=None, address: str | None = None, scheduler_file: str | None = None, local_workers: int | None = None
+):
     """(client, close) for one of: an existing ``client``, a scheduler ``address``
     (``tcp://host:8786``), a ``scheduler_file`` written by ``dask scheduler
     --scheduler-file``, or ``local_workers`` processes on this machine. ``close()``
@@ -139,14 +143,19 @@ def connect(client=None, address: Optional[str] = None, scheduler_file: Optional
         # No dashboard, and the scheduler's HTTP server on a free port: with
         # dashboard_address=None it still binds 8787 and, when another cluster on the
         # machine holds that port, warns and moves.
-        cluster = distributed.LocalCluster(n_workers=int(local_workers), threads_per_worker=1,
-                                           processes=True, dashboard_address=":0",
-                                           scheduler_kwargs={"dashboard": False})
+        cluster = distributed.LocalCluster(
+            n_workers=int(local_workers),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
+        )
         c = distributed.Client(cluster)
 
         def close():
             c.close()
             cluster.close()
+
         return c, close
     raise ValueError("no cluster: pass client=, address=, scheduler_file= or local_workers=")
 
@@ -154,7 +163,8 @@ def connect(client=None, address: Optional[str] = None, scheduler_file: Optional
 # ---------------------------------------------------------------------------
 # Files and blocks
 
-def _fs_and_path(path: str, storage_options: Optional[dict] = None):
+
+def _fs_and_path(path: str, storage_options: dict | None = None):
     import fsspec.core
 
     return fsspec.core.url_to_fs(path, **(storage_options or {}))
@@ -164,13 +174,13 @@ def _is_url(path: str) -> bool:
     return "://" in path or "::" in path
 
 
-def list_files(paths, storage_options: Optional[dict] = None) -> List[Tuple[str, int]]:
+def list_files(paths, storage_options: dict | None = None) -> list[tuple[str, int]]:
     """(path, size) of every input file. Local paths are expanded exactly as the
     local trainer does (folders recursively, sorted, hidden entries skipped) and
     made absolute; URLs are listed with fsspec the same way."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
-    out: List[Tuple[str, int]] = []
+    out: list[tuple[str, int]] = []
     for p in paths:
         p = os.fsdecode(os.fspath(p))
         if not _is_url(p):
@@ -181,7 +191,7 @@ def list_files(paths, storage_options: Optional[dict] = None) -> List[Tuple[str,
         if fs.isdir(root):
             found = []
             for f in fs.find(root):
-                rel = f[len(root.rstrip("/")) + 1:] if f.startswith(root.rstrip("/") + "/") else f
+                rel = f[len(root.rstrip("/")) + 1 :] if f.startswith(root.rstrip("/") + "/") else f
                 if any(part.startswith(".") for part in rel.split("/")):
                     continue
                 found.append(f)
@@ -194,8 +204,9 @@ def list_files(paths, storage_options: Optional[dict] = None) -> List[Tuple[str,
     return out
 
 
-def list_blocks(paths, blocksize: int = DEFAULT_BLOCKSIZE, storage_options: Optional[dict] = None
-                ) -> List[Tuple[str, int, int]]:
+def list_blocks(
+    paths, blocksize: int = DEFAULT_BLOCKSIZE, storage_options: dict | None = None
+) -> list[tuple[str, int, int]]:
     """(path, offset, length) byte ranges covering every input file; a task reading one
     moves both ends to the next end of a run of newlines (see :func:`read_block`)."""
     if blocksize < 1:
@@ -218,7 +229,7 @@ def _aligned(handle, pos: int, size: int) -> int:
     if pos >= size:
         return size
     handle.seek(pos - 1)
-    start = pos - 1                 # file offset of buf[0]
+    start = pos - 1  # file offset of buf[0]
     buf = handle.read(_SCAN)
     while True:
         m = _RUN_END.search(buf)
@@ -227,13 +238,12 @@ def _aligned(handle, pos: int, size: int) -> int:
         more = handle.read(_SCAN)
         if not more:
             return size
-        keep = buf[-1:]             # a run may continue across the read
+        keep = buf[-1:]  # a run may continue across the read
         start += len(buf) - 1
         buf = keep + more
 
 
-def read_block(path: str, offset: int, length: int, storage_options: Optional[dict] = None
-               ) -> Tuple[int, bytes]:
+def read_block(path: str, offset: int, length: int, storage_options: dict | None = None) -> tuple[int, bytes]:
     """(start, bytes) of the block owning byte range [offset, offset + length) of a file:
     from the first end of a run of newlines at or after offset to the first one at or
     after offset + length. Consecutive ranges give consecutive blocks that tile the file."""
@@ -264,7 +274,7 @@ class BlockEncodingError(CorpusEncodingError):
         return (BlockEncodingError, (self.path, self.offset, self.reason))
 
 
-def _block_docs(block, errors: str, storage_options) -> Tuple[list, int, int]:
+def _block_docs(block, errors: str, storage_options) -> tuple[list, int, int]:
     """(documents, start, bytes) of a block: a file range (path, offset, length) is read
     here; a list is already the documents (str), sent by the driver (Trainer.train)."""
     if isinstance(block, list):
@@ -285,13 +295,14 @@ def _block_docs(block, errors: str, storage_options) -> Tuple[list, int, int]:
 # ---------------------------------------------------------------------------
 # Map and merge tasks (module level, so they pickle by reference)
 
-def _bottom_sample(chunks: List[bytes], budget: int) -> List[tuple]:
+
+def _bottom_sample(chunks: list[bytes], budget: int) -> list[tuple]:
     """(hash, chunk) of the chunks with the smallest hashes (the trainer's chunk hash), up
     to budget bytes: the trainer's EM sample, whatever the blocks."""
     return _trim_sample(sorted((_chunk_key(c), c) for c in chunks), budget)
 
 
-def _trim_sample(keyed: List[tuple], budget: int) -> List[tuple]:
+def _trim_sample(keyed: list[tuple], budget: int) -> list[tuple]:
     """The prefix of sorted (hash, chunk) pairs that fits in budget bytes."""
     size = 0
     for i, (_, c) in enumerate(keyed):
@@ -317,7 +328,7 @@ def _merge_ngrams_task(parts, s):
 def _pieces_task(block, s, model):
     docs, _, _ = _block_docs(block, s["errors"], s["storage_options"])
     chunks = chunk_block(docs, s["isolate_digits"])
-    if model is None:       # the n-gram EM seed: no tagging, only the EM sample
+    if model is None:  # the n-gram EM seed: no tagging, only the EM sample
         pieces, pairs = _training.PieceTable(), None
     else:
         pieces, pairs = _training.count_pieces_block(chunks, model, s["ensure_unicode"], s["pair_length"] or 1)
@@ -342,8 +353,16 @@ def _merge_pieces_task(parts, s):
     return pieces, pairs, sample, nbytes
 
 
-def _map_reduce(client, blocks, map_func, merge_func, settings, extra=(), split_every=DEFAULT_SPLIT_EVERY,
-                in_flight: Optional[int] = None):
+def _map_reduce(
+    client,
+    blocks,
+    map_func,
+    merge_func,
+    settings,
+    extra=(),
+    split_every=DEFAULT_SPLIT_EVERY,
+    in_flight: int | None = None,
+):
     """merge_func over map_func of every block (None if there is none): on the cluster, or
     here, one block at a time, when client is None.
 
@@ -363,8 +382,8 @@ def _map_reduce(client, blocks, map_func, merge_func, settings, extra=(), split_
 
     k = max(2, int(split_every))
     limit = max(1, int(in_flight or IN_FLIGHT_PER_THREAD * sum(client.nthreads().values())))
-    levels: List[list] = []         # levels[i]: results that each merge k**i blocks
-    running: set = set()            # map tasks not finished yet
+    levels: list[list] = []  # levels[i]: results that each merge k**i blocks
+    running: set = set()  # map tasks not finished yet
 
     def add(future, level: int = 0) -> None:
         while True:
@@ -380,16 +399,16 @@ def _map_reduce(client, blocks, map_func, merge_func, settings, extra=(), split_
     try:
         for block in blocks:
             while len(running) >= limit:
-                with client.as_current():       # (wait() asks for the default Client)
+                with client.as_current():  # (wait() asks for the default Client)
                     done = wait(running, return_when="FIRST_COMPLETED").done
                 for f in done:
                     if f.status == "error":
-                        f.result()      # a worker's error stops the run now, not at the end
+                        f.result()  # a worker's error stops the run now, not at the end
                 running -= done
             if isinstance(block, list):
-                block = client.scatter([block], hash=False)[0]    # (a list would scatter item by item)
+                block = client.scatter([block], hash=False)[0]  # (a list would scatter item by item)
             future = client.submit(map_func, block, settings, *extra, pure=False)
-            del block                   # the cluster has it; the driver keeps no block
+            del block  # the cluster has it; the driver keeps no block
             running.add(future)
             add(future)
         rest = [f for level in levels for f in level]
@@ -398,22 +417,23 @@ def _map_reduce(client, blocks, map_func, merge_func, settings, extra=(), split_
         if not rest:
             return None
         while len(rest) > 1:
-            rest = [client.submit(merge_func, rest[i:i + k], settings, pure=False) for i in range(0, len(rest), k)]
+            rest = [client.submit(merge_func, rest[i : i + k], settings, pure=False) for i in range(0, len(rest), k)]
         return rest[0].result()
     finally:
         levels.clear()
         running.clear()
-        rest = None                     # dropping the futures releases them on the cluster
+        rest = None  # dropping the futures releases them on the cluster
 
 
 # ---------------------------------------------------------------------------
 # Counts: one stage's merged tables, saved and merged
 
+
 def _canonical_digest(data: bytes, header: int, unit: str) -> str:
     """A digest of a serialised NgramTable / NgramModel that ignores hash-table layout
     (entries sorted by key), so equal tables give equal digests."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(data[:header + 256 * 8])
+    h.update(data[: header + 256 * 8])
     off = header + 256 * 8
     while off < len(data):
         (n,) = struct.unpack_from("<q", data, off)
@@ -437,7 +457,7 @@ def model_digest(model) -> str:
     return UNTAGGED if model is None else _canonical_digest(model.to_bytes(), 16, "<f8")
 
 
-def _pack_sample(sample: List[tuple]) -> bytes:
+def _pack_sample(sample: list[tuple]) -> bytes:
     parts = [struct.pack("<q", len(sample))]
     for key, chunk in sample:
         parts.append(struct.pack("<Qq", key, len(chunk)))
@@ -445,14 +465,14 @@ def _pack_sample(sample: List[tuple]) -> bytes:
     return b"".join(parts)
 
 
-def _unpack_sample(data: bytes) -> List[tuple]:
+def _unpack_sample(data: bytes) -> list[tuple]:
     (n,) = struct.unpack_from("<q", data, 0)
     off = 8
     out = []
     for _ in range(n):
         key, length = struct.unpack_from("<Qq", data, off)
         off += 16
-        out.append((key, data[off:off + length]))
+        out.append((key, data[off : off + length]))
         off += length
     return out
 
@@ -468,8 +488,9 @@ class Counts:
     :func:`load_counts`, combine with :func:`merge_counts`.
     """
 
-    def __init__(self, stage: str, settings: dict, table, pairs=None, sample=None,
-                 sources: Sequence[str] = (), nbytes: int = 0):
+    def __init__(
+        self, stage: str, settings: dict, table, pairs=None, sample=None, sources: Sequence[str] = (), nbytes: int = 0
+    ):
         if stage not in ("ngrams", "pieces"):
             raise ValueError(f"stage must be 'ngrams' or 'pieces', not {stage!r}")
         self.stage = stage
@@ -481,8 +502,7 @@ class Counts:
         self.nbytes = int(nbytes)
 
     def __repr__(self) -> str:
-        return (f"Counts({self.stage!r}, {len(self.table)} entries, {self.nbytes} bytes, "
-                f"{len(self.sources)} source(s))")
+        return f"Counts({self.stage!r}, {len(self.table)} entries, {self.nbytes} bytes, {len(self.sources)} source(s))"
 
     def digest(self) -> str:
         """A digest of the n-gram counts (ngrams stage only); equal counts, equal digest."""
@@ -490,21 +510,29 @@ class Counts:
             raise ValueError("digest() is for n-gram counts")
         return _canonical_digest(self.table.to_bytes(), 40, "<i8")
 
-    def save(self, path, storage_options: Optional[dict] = None) -> None:
+    def save(self, path, storage_options: dict | None = None) -> None:
         """Write to ``path`` (atomically for a local path; a URL goes through fsspec)."""
         sections = [self.table.to_bytes()]
         if self.stage == "pieces":
             sections.append(self.pairs.to_bytes() if self.pairs is not None else b"")
             sections.append(_pack_sample(self.sample))
-        header = json.dumps({"stage": self.stage, "settings": self.settings, "sources": self.sources,
-                             "nbytes": self.nbytes, "sections": len(sections)}, sort_keys=True).encode()
+        header = json.dumps(
+            {
+                "stage": self.stage,
+                "settings": self.settings,
+                "sources": self.sources,
+                "nbytes": self.nbytes,
+                "sections": len(sections),
+            },
+            sort_keys=True,
+        ).encode()
         parts = [_COUNTS_MAGIC, struct.pack("<q", len(header)), header]
         for s in sections:
             parts += [struct.pack("<q", len(s)), s]
         _write_path(os.fspath(path), b"".join(parts), storage_options)
 
 
-def load_counts(path, storage_options: Optional[dict] = None) -> Counts:
+def load_counts(path, storage_options: dict | None = None) -> Counts:
     """Read a file written by :meth:`Counts.save`."""
     path = os.fspath(path)
     if _is_url(path):
@@ -517,23 +545,34 @@ def load_counts(path, storage_options: Optional[dict] = None) -> Counts:
     if data[:8] != _COUNTS_MAGIC:
         raise ValueError(f"{path}: not a bytepiece counts file")
     (hlen,) = struct.unpack_from("<q", data, 8)
-    header = json.loads(data[16:16 + hlen])
+    header = json.loads(data[16 : 16 + hlen])
     off = 16 + hlen
     sections = []
     for _ in range(header["sections"]):
         (n,) = struct.unpack_from("<q", data, off)
-        sections.append(data[off + 8:off + 8 + n])
+        sections.append(data[off + 8 : off + 8 + n])
         off += 8 + n
     if header["stage"] == "ngrams":
-        return Counts("ngrams", header["settings"], _training.NgramTable.from_bytes(sections[0]),
-                      sources=header["sources"], nbytes=header["nbytes"])
+        return Counts(
+            "ngrams",
+            header["settings"],
+            _training.NgramTable.from_bytes(sections[0]),
+            sources=header["sources"],
+            nbytes=header["nbytes"],
+        )
     pairs = _training.PieceTable.from_bytes(sections[1]) if sections[1] else None
-    return Counts("pieces", header["settings"], _training.PieceTable.from_bytes(sections[0]), pairs,
-                  _unpack_sample(sections[2]), header["sources"], header["nbytes"])
+    return Counts(
+        "pieces",
+        header["settings"],
+        _training.PieceTable.from_bytes(sections[0]),
+        pairs,
+        _unpack_sample(sections[2]),
+        header["sources"],
+        header["nbytes"],
+    )
 
 
-def merge_counts(items: Iterable[Union[Counts, str, "os.PathLike[str]"]], allow_overlap: bool = False
-                 ) -> Counts:
+def merge_counts(items: Iterable[Counts | str | os.PathLike[str]], allow_overlap: bool = False) -> Counts:
     """Sum counts of the same stage and settings (Counts objects or file paths). The
     result equals counting all their sources in one run. A source named twice raises
     ValueError (it would be counted twice) unless ``allow_overlap``."""
@@ -545,8 +584,11 @@ def merge_counts(items: Iterable[Union[Counts, str, "os.PathLike[str]"]], allow_
         if c.stage != first.stage:
             raise ValueError(f"cannot merge {first.stage} counts with {c.stage} counts")
         if c.settings != first.settings:
-            diff = {k: (first.settings.get(k), c.settings.get(k))
-                    for k in set(first.settings) | set(c.settings) if first.settings.get(k) != c.settings.get(k)}
+            diff = {
+                k: (first.settings.get(k), c.settings.get(k))
+                for k in set(first.settings) | set(c.settings)
+                if first.settings.get(k) != c.settings.get(k)
+            }
             raise ValueError(f"counts made with different settings: {diff}")
     sources = [s for c in items for s in c.sources]
     if not allow_overlap and len(set(sources)) != len(sources):
@@ -556,31 +598,39 @@ def merge_counts(items: Iterable[Union[Counts, str, "os.PathLike[str]"]], allow_
     if first.stage == "ngrams":
         table = _merge_ngrams_task([c.table for c in items], s)
         return Counts("ngrams", s, table, sources=sources, nbytes=sum(c.nbytes for c in items))
-    pieces, pairs, sample, nbytes = _merge_pieces_task(
-        [(c.table, c.pairs, c.sample, c.nbytes) for c in items], s)
+    pieces, pairs, sample, nbytes = _merge_pieces_task([(c.table, c.pairs, c.sample, c.nbytes) for c in items], s)
     return Counts("pieces", s, pieces, pairs, sample, sources, nbytes)
 
 
 # ---------------------------------------------------------------------------
 # The trainer
 
+
 def _ngram_settings(trainer: Trainer, errors: str) -> dict:
     """The options n-gram counts depend on (saved with them; never credentials)."""
-    return {"order": trainer.order, "isolate_digits": bool(trainer.isolate_digits),
-            "budget": trainer._budget_entries(), "errors": errors}
+    return {
+        "order": trainer.order,
+        "isolate_digits": bool(trainer.isolate_digits),
+        "budget": trainer._budget_entries(),
+        "errors": errors,
+    }
 
 
 def _piece_settings(trainer: Trainer, errors: str, digest: str) -> dict:
     s = _ngram_settings(trainer, errors)
-    s.update(ensure_unicode=bool(trainer.ensure_unicode),
-             pair_length=(min(int(trainer.max_piece_length), 255)
-                          if (trainer._tagging and trainer.em and trainer.em_pairs > 0) else 0),
-             sample_bytes=trainer.em_sample_bytes if trainer.em else 0,
-             min_count=trainer.min_count, model=digest)
+    s.update(
+        ensure_unicode=bool(trainer.ensure_unicode),
+        pair_length=(
+            min(int(trainer.max_piece_length), 255) if (trainer._tagging and trainer.em and trainer.em_pairs > 0) else 0
+        ),
+        sample_bytes=trainer.em_sample_bytes if trainer.em else 0,
+        min_count=trainer.min_count,
+        model=digest,
+    )
     return s
 
 
-def _sources(blocks) -> List[str]:
+def _sources(blocks) -> list[str]:
     """The files the blocks come from (none for documents)."""
     if isinstance(blocks, _TextBlocks):
         return []
@@ -633,14 +683,27 @@ class DaskTrainer(Trainer):
     (or ``Trainer.train`` for documents). ``stats["stage_seconds"]`` times each stage.
     """
 
-    def __init__(self, *args, client=None, address: Optional[str] = None, scheduler_file=None,
-                 local_workers: Optional[int] = None, blocksize: int = DEFAULT_BLOCKSIZE,
-                 split_every: int = DEFAULT_SPLIT_EVERY, storage_options: Optional[dict] = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        client=None,
+        address: str | None = None,
+        scheduler_file=None,
+        local_workers: int | None = None,
+        blocksize: int = DEFAULT_BLOCKSIZE,
+        split_every: int = DEFAULT_SPLIT_EVERY,
+        storage_options: dict | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         if blocksize < 1:
             raise TrainerError(f"blocksize must be positive, not {blocksize!r}")
-        self._where = dict(client=client, address=address, scheduler_file=scheduler_file,
-                           local_workers=local_workers)
+        self._where = {
+            "client": client,
+            "address": address,
+            "scheduler_file": scheduler_file,
+            "local_workers": local_workers,
+        }
         self.blocksize = int(blocksize)
         self.split_every = int(split_every)
         self.storage_options = dict(storage_options or {})
@@ -658,8 +721,10 @@ class DaskTrainer(Trainer):
         """
         blocks = _TextBlocks(texts, self.blocksize)
         if iter(texts) is texts:
-            raise TypeError("texts must be re-iterable (a list, or an object whose __iter__ "
-                            "starts over): it is read twice; a generator can be read only once")
+            raise TypeError(
+                "texts must be re-iterable (a list, or an object whose __iter__ "
+                "starts over): it is read twice; a generator can be read only once"
+            )
         with self._connected():
             self._train(_Source(blocks), workers)
 
@@ -718,26 +783,39 @@ class DaskTrainer(Trainer):
     # -- stages ----------------------------------------------------------------
     def _ngram_counts(self, blocks, errors) -> Counts:
         s = _ngram_settings(self, errors)
-        table = _map_reduce(self._client, blocks, _ngrams_task, _merge_ngrams_task,
-                            dict(s, storage_options=self.storage_options), split_every=self.split_every)
-        if table is None:           # no blocks
+        table = _map_reduce(
+            self._client,
+            blocks,
+            _ngrams_task,
+            _merge_ngrams_task,
+            dict(s, storage_options=self.storage_options),
+            split_every=self.split_every,
+        )
+        if table is None:  # no blocks
             table = _training.NgramTable(s["order"], s["budget"])
         return Counts("ngrams", s, table, sources=_sources(blocks), nbytes=table.total)
 
-    def _piece_counts(self, blocks, errors, model, digest: Optional[str] = None) -> Counts:
+    def _piece_counts(self, blocks, errors, model, digest: str | None = None) -> Counts:
         """Piece counts; ``digest`` names the model in the settings (computed when None)."""
         s = _piece_settings(self, errors, model_digest(model) if digest is None else digest)
         merged = None
-        if not (isinstance(blocks, list) and not blocks):      # no files: no model to send
+        if not (isinstance(blocks, list) and not blocks):  # no files: no model to send
             scatter = self._client is not None and model is not None
             model_ref = self._client.scatter(model, broadcast=True, hash=False) if scatter else model
             try:
-                merged = _map_reduce(self._client, blocks, _pieces_task, _merge_pieces_task,
-                                     dict(s, storage_options=self.storage_options), (model_ref,), self.split_every)
+                merged = _map_reduce(
+                    self._client,
+                    blocks,
+                    _pieces_task,
+                    _merge_pieces_task,
+                    dict(s, storage_options=self.storage_options),
+                    (model_ref,),
+                    self.split_every,
+                )
             finally:
                 if scatter:
                     model_ref.release()
-        if merged is None:          # no blocks
+        if merged is None:  # no blocks
             merged = (_training.PieceTable(), _training.PieceTable() if s["pair_length"] else None, [], 0)
         pieces, pairs, sample, nbytes = merged
         return Counts("pieces", s, pieces, pairs, sample, _sources(blocks), nbytes)
@@ -761,9 +839,13 @@ class DaskTrainer(Trainer):
         if source.ngram_counts is not None:
             counts = source.ngram_counts
             self._check_ngrams(counts)
-            own = False             # the caller's counts: left intact
+            own = False  # the caller's counts: left intact
         else:
-            where = "this process" if self._client is None else f"{len(self._client.scheduler_info()['workers'])} Dask worker(s)"
+            where = (
+                "this process"
+                if self._client is None
+                else f"{len(self._client.scheduler_info()['workers'])} Dask worker(s)"
+            )
             progress.log(f"order {self.order}, {where}, {source.describe()}")
             counts = self._ngram_counts(source.blocks, source.errors)
             own = True
@@ -785,14 +867,16 @@ class DaskTrainer(Trainer):
             counts = source.piece_counts
             digest = model_digest(model)
             if counts.settings.get("model") != digest:
-                raise ValueError("the piece counts were made with another n-gram model than the one of "
-                                 "these n-gram counts (count pieces with the merged n-gram counts of the whole corpus)")
+                raise ValueError(
+                    "the piece counts were made with another n-gram model than the one of "
+                    "these n-gram counts (count pieces with the merged n-gram counts of the whole corpus)"
+                )
             expected = _piece_settings(self, counts.settings.get("errors"), digest)
             if counts.settings != expected:
                 raise ValueError(f"the piece counts were made with other settings: {counts.settings} != {expected}")
         else:
-            counts = self._piece_counts(source.blocks, source.errors, model, digest="")   # never saved
-        if len(counts.table) == 0 and model is not None:      # (untagged counts have no pieces)
+            counts = self._piece_counts(source.blocks, source.errors, model, digest="")  # never saved
+        if len(counts.table) == 0 and model is not None:  # (untagged counts have no pieces)
             raise EmptyCorpusError("the corpus is empty: no text to train on")
         sample_bytes = counts.settings["sample_bytes"]
         sample = sorted(counts.sample)
@@ -811,15 +895,14 @@ class DaskTrainer(Trainer):
             del self._finish_t0
 
 
-def count_ngrams(paths, trainer: Optional[Trainer] = None, errors: str = "strict", **where) -> Counts:
+def count_ngrams(paths, trainer: Trainer | None = None, errors: str = "strict", **where) -> Counts:
     """Stage 1 (n-gram counts) over some files with ``trainer``'s options (a default
     Trainer if None); ``where``: client=, address=, ... as :class:`DaskTrainer`, or
     nothing to count in this process."""
     return _as_dask(trainer, where).count_ngrams(paths, errors)
 
 
-def count_pieces(paths, ngrams: Counts, trainer: Optional[Trainer] = None, errors: str = "strict",
-                 **where) -> Counts:
+def count_pieces(paths, ngrams: Counts, trainer: Trainer | None = None, errors: str = "strict", **where) -> Counts:
     """Stage 2 (piece counts) over some files, with the merged n-gram counts of the whole corpus."""
     return _as_dask(trainer, where).count_pieces(paths, ngrams, errors)
 
@@ -867,13 +950,14 @@ def _with_cluster(where: dict) -> dict:
         try:
             where = dict(where, client=distributed.default_client())
         except ValueError:
-            raise ValueError("engine='dask' needs a cluster: pass client=, address=, scheduler_file= or "
-                             "local_workers=, or create a distributed.Client first") from None
+            raise ValueError(
+                "engine='dask' needs a cluster: pass client=, address=, scheduler_file= or "
+                "local_workers=, or create a distributed.Client first"
+            ) from None
     return where
 
 
-_DASK_OPTIONS = ("client", "address", "scheduler_file", "local_workers", "blocksize", "split_every",
-                 "storage_options")
+_DASK_OPTIONS = ("client", "address", "scheduler_file", "local_workers", "blocksize", "split_every", "storage_options")
 
 
 def _check_options(where: dict) -> None:
@@ -886,7 +970,7 @@ def _check_options(where: dict) -> None:
             raise TrainerError(f"{name} must be a positive integer, not {value!r}")
 
 
-def _as_dask(trainer: Optional[Trainer], where: dict) -> DaskTrainer:
+def _as_dask(trainer: Trainer | None, where: dict) -> DaskTrainer:
     _check_options(where)
     if isinstance(trainer, DaskTrainer) and not where:
         return trainer
@@ -940,15 +1024,28 @@ def _encode_task(block, index: int, first_line: int, tok, opts):
     datas = [_normalize_line(tok, x) for x in lines] if opts["normalize"] else lines
     sampling = opts["alpha"] is not None and opts["alpha"] >= 0
     keys = range(first_line, first_line + len(datas)) if sampling else None
-    ids, rows = tok.encode_batch(datas, add_bos=opts["add_bos"], add_eos=opts["add_eos"],
-                                 alpha=opts["alpha"] if sampling else -1, keys=keys,
-                                 num_threads=opts["threads"], as_numpy=True)
+    ids, rows = tok.encode_batch(
+        datas,
+        add_bos=opts["add_bos"],
+        add_eos=opts["add_eos"],
+        alpha=opts["alpha"] if sampling else -1,
+        keys=keys,
+        num_threads=opts["threads"],
+        as_numpy=True,
+    )
     name = f"part-{index:05d}"
     out = opts["out"]
     _write_npy(out, name + ".ids.npy", ids, opts["storage_options"])
     _write_npy(out, name + ".rows.npy", np.asarray(rows, dtype=np.int64), opts["storage_options"])
-    return {"name": name, "first_line": first_line, "lines": len(datas), "tokens": int(len(ids)),
-            "source": path, "start": start, "end": start + len(data)}
+    return {
+        "name": name,
+        "first_line": first_line,
+        "lines": len(datas),
+        "tokens": int(len(ids)),
+        "source": path,
+        "start": start,
+        "end": start + len(data),
+    }
 
 
 def _join(folder: str, name: str) -> str:
@@ -986,10 +1083,24 @@ def _read_bytes(folder: str, name: str, storage_options=None) -> bytes:
         return f.read()
 
 
-def encode_files(paths, model, out: str, *, client=None, address: Optional[str] = None, scheduler_file=None,
-                 local_workers: Optional[int] = None, blocksize: int = DEFAULT_BLOCKSIZE,
-                 alpha: Optional[float] = None, seed=None, add_bos: bool = False, add_eos: bool = False,
-                 normalize: bool = True, threads: int = 1, storage_options: Optional[dict] = None) -> dict:
+def encode_files(
+    paths,
+    model,
+    out: str,
+    *,
+    client=None,
+    address: str | None = None,
+    scheduler_file=None,
+    local_workers: int | None = None,
+    blocksize: int = DEFAULT_BLOCKSIZE,
+    alpha: float | None = None,
+    seed=None,
+    add_bos: bool = False,
+    add_eos: bool = False,
+    normalize: bool = True,
+    threads: int = 1,
+    storage_options: dict | None = None,
+) -> dict:
     """Encode text files into token shards in the folder ``out``, on the workers.
 
     Each line (with its line ending) is encoded on its own, as ``bytepiece
@@ -1014,9 +1125,9 @@ def encode_files(paths, model, out: str, *, client=None, address: Optional[str] 
         if seed is not None:
             tok = Tokenizer(model._vocab, seed)
     else:
-        tok = Tokenizer(model, seed)       # seed None: a random seed, the same on every worker
+        tok = Tokenizer(model, seed)  # seed None: a random seed, the same on every worker
     if alpha is None and tok.alpha >= 0:
-        alpha = tok.alpha                  # the model file's default, as `bytepiece encode` uses it
+        alpha = tok.alpha  # the model file's default, as `bytepiece encode` uses it
     out = os.fspath(out)
     storage_options = dict(storage_options or {})
     if _is_url(out):
@@ -1025,9 +1136,16 @@ def encode_files(paths, model, out: str, *, client=None, address: Optional[str] 
     else:
         os.makedirs(out, exist_ok=True)
     blocks = list_blocks(paths, blocksize, storage_options)
-    opts = {"alpha": alpha, "add_bos": add_bos, "add_eos": add_eos, "normalize": normalize,
-            "threads": threads, "out": out, "storage_options": storage_options}
-    where = dict(client=client, address=address, scheduler_file=scheduler_file, local_workers=local_workers)
+    opts = {
+        "alpha": alpha,
+        "add_bos": add_bos,
+        "add_eos": add_eos,
+        "normalize": normalize,
+        "threads": threads,
+        "out": out,
+        "storage_options": storage_options,
+    }
+    where = {"client": client, "address": address, "scheduler_file": scheduler_file, "local_workers": local_workers}
     if all(v is None for v in where.values()):
         c, close = None, lambda: None
     else:
@@ -1043,19 +1161,30 @@ def encode_files(paths, model, out: str, *, client=None, address: Optional[str] 
         else:
             tok_ref = c.scatter(tok, broadcast=True, hash=False)
             try:
-                futures = [c.submit(_encode_task, b, i, f, tok_ref, opts, pure=False)
-                           for i, (b, f) in enumerate(zip(blocks, firsts))]
+                futures = [
+                    c.submit(_encode_task, b, i, f, tok_ref, opts, pure=False)
+                    for i, (b, f) in enumerate(zip(blocks, firsts))
+                ]
                 parts = c.gather(futures)
             finally:
                 tok_ref.release()
     finally:
         close()
     parts = [p for p in parts if p is not None]
-    index = {"format": _SHARDS_FORMAT, "vocab_size": tok.vocab_size, "dtype": np.dtype(tok.id_dtype).name,
-             "alpha": alpha, "seed": tok._seed if isinstance(tok._seed, (int, str)) else None,
-             "add_bos": add_bos, "add_eos": add_eos, "normalize": normalize,
-             "lines": int(sum(counts)) if blocks else 0, "tokens": sum(p["tokens"] for p in parts),
-             "files": _sources(blocks), "parts": parts}
+    index = {
+        "format": _SHARDS_FORMAT,
+        "vocab_size": tok.vocab_size,
+        "dtype": np.dtype(tok.id_dtype).name,
+        "alpha": alpha,
+        "seed": tok._seed if isinstance(tok._seed, (int, str)) else None,
+        "add_bos": add_bos,
+        "add_eos": add_eos,
+        "normalize": normalize,
+        "lines": int(sum(counts)) if blocks else 0,
+        "tokens": sum(p["tokens"] for p in parts),
+        "files": _sources(blocks),
+        "parts": parts,
+    }
     _write_bytes(out, "index.json", json.dumps(index, indent=1).encode(), storage_options)
     _remove_stale_parts(out, {p["name"] for p in parts}, storage_options)
     return index
@@ -1073,12 +1202,12 @@ def _remove_stale_parts(out: str, keep: set, storage_options) -> None:
         names = [(os.path.join(out, n), n) for n in os.listdir(out) if n.startswith("part-") and n.endswith(".npy")]
         remove = os.remove
     for path, name in names:
-        stem = next((name[:-len(s)] for s in suffixes if name.endswith(s)), None)
+        stem = next((name[: -len(s)] for s in suffixes if name.endswith(s)), None)
         if stem is not None and stem not in keep:
             remove(path)
 
 
-def iter_encoded(out: str, storage_options: Optional[dict] = None):
+def iter_encoded(out: str, storage_options: dict | None = None):
     """(part entry of the index, ids, rows) for each part of a folder written by
     :func:`encode_files`, in order."""
     out = os.fspath(out)
@@ -1091,7 +1220,7 @@ def iter_encoded(out: str, storage_options: Optional[dict] = None):
         yield part, ids, rows
 
 
-def load_encoded(out: str, storage_options: Optional[dict] = None) -> Tuple[np.ndarray, np.ndarray]:
+def load_encoded(out: str, storage_options: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All shards of a folder as one (ids, rows) pair: line ``k`` (1-based) is
     ``ids[rows[k - 1]:rows[k]]``."""
     all_ids, all_rows, base = [], [np.zeros(1, dtype=np.int64)], 0

@@ -9,6 +9,7 @@ randomised ``hash``):
 - unkeyed calls: a *stream word* (from the seed, renewed in forked children
   and after unpickling) and a per-tokenizer call counter as the key word.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,11 +20,11 @@ try:
     # BLAKE2 is built into CPython; importing hashlib would also load OpenSSL's
     # libcrypto (about 3.4 MB resident) for functions bytepiece never uses.
     from _blake2 import blake2b
-except ImportError:     # pragma: no cover - a CPython built without it
+except ImportError:  # pragma: no cover - a CPython built without it
     from hashlib import blake2b
 
 MASK64 = (1 << 64) - 1
-Key = Union[int, str, bytes, Tuple["Key", ...]]
+Key = Union[int, str, bytes, tuple["Key", ...]]
 
 # Domains keep the three uses of the seed apart.
 _INT_KEYS, _HASHED_KEYS, _STREAM = b"int-keys", b"hashed-keys", b"stream"

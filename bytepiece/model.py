@@ -20,6 +20,7 @@ Everything is validated here, at load time, so that a bad file fails with a
 giving wrong output later. Models load from a JSON file, from a zip archive
 holding one (as BytePiece's author publishes them), or from a dict.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,7 +29,8 @@ import json
 import math
 import os
 import stat
-from typing import Any, Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
 
 from .atomic import atomic_write
 
@@ -65,9 +67,14 @@ class Vocabulary:
     alpha: float
     _FIELDS = ("pieces", "counts", "special_tokens", "normalization", "alpha")
 
-    def __init__(self, pieces: tuple[bytes, ...], counts: tuple[int | float, ...],
-                 special_tokens: tuple[str, ...] = (), normalization: str = DEFAULT_NORMALIZATION,
-                 alpha: float = DEFAULT_ALPHA) -> None:
+    def __init__(
+        self,
+        pieces: tuple[bytes, ...],
+        counts: tuple[int | float, ...],
+        special_tokens: tuple[str, ...] = (),
+        normalization: str = DEFAULT_NORMALIZATION,
+        alpha: float = DEFAULT_ALPHA,
+    ) -> None:
         for name, value in zip(self._FIELDS, (pieces, counts, special_tokens, normalization, alpha)):
             object.__setattr__(self, name, value)
         _check_metadata(self.special_tokens, self.normalization, self.alpha, "<vocabulary>")
@@ -84,7 +91,7 @@ class Vocabulary:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return self._values() == other._values()           # type: ignore[attr-defined]
+        return self._values() == other._values()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
         return hash(self._values())
@@ -98,8 +105,7 @@ class Vocabulary:
     @property
     def is_plain(self) -> bool:
         """True when the model needs no metadata entry (0.6.3's behaviour exactly)."""
-        return (not self.special_tokens and self.normalization == DEFAULT_NORMALIZATION
-                and self.alpha < 0)
+        return not self.special_tokens and self.normalization == DEFAULT_NORMALIZATION and self.alpha < 0
 
     def metadata(self) -> dict[str, Any]:
         """The metadata entry's value (written only when the model is not plain)."""
@@ -111,10 +117,15 @@ class Vocabulary:
             "special_tokens": list(self.special_tokens),
         }
 
-    def replace(self, **changes) -> "Vocabulary":
+    def replace(self, **changes) -> Vocabulary:
         """A copy with some fields changed (validated)."""
-        fields = {"pieces": self.pieces, "counts": self.counts, "special_tokens": self.special_tokens,
-                  "normalization": self.normalization, "alpha": self.alpha}
+        fields = {
+            "pieces": self.pieces,
+            "counts": self.counts,
+            "special_tokens": self.special_tokens,
+            "normalization": self.normalization,
+            "alpha": self.alpha,
+        }
         fields.update(changes)
         fields["special_tokens"] = tuple(fields["special_tokens"])
         return Vocabulary(**fields)
@@ -152,12 +163,12 @@ def load_model(source: ModelSource) -> Vocabulary:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         return _parse(_read_json(path), repr(path))
-    raise TypeError(
-        f"a model is a path, a dict in BytePiece format or a Vocabulary, not {type(source).__name__}"
-    )
+    raise TypeError(f"a model is a path, a dict in BytePiece format or a Vocabulary, not {type(source).__name__}")
 
 
-def save_model(path: str | os.PathLike, pieces: Mapping[bytes, int | float] | Vocabulary, *, overwrite: bool = True) -> None:
+def save_model(
+    path: str | os.PathLike, pieces: Mapping[bytes, int | float] | Vocabulary, *, overwrite: bool = True
+) -> None:
     """Write a model in BytePiece 0.6.3's JSON format, atomically.
 
     ``pieces`` maps piece bytes to counts (ids are assigned by (length, bytes),
@@ -180,8 +191,14 @@ def _model_text(vocab: Vocabulary) -> str:
     for index, (piece, count) in enumerate(zip(vocab.pieces, vocab.counts), FIRST_PIECE_ID):
         if type(count) is not int:
             return _dumps_indented(vocab.to_dict())
-        entries.append(_piece_entry(f'"{b64(piece, newline=False).decode("ascii")}"', index,
-                                    encode_str(piece.decode("utf-8", errors="ignore")), count))
+        entries.append(
+            _piece_entry(
+                f'"{b64(piece, newline=False).decode("ascii")}"',
+                index,
+                encode_str(piece.decode("utf-8", errors="ignore")),
+                count,
+            )
+        )
     if not vocab.is_plain:
         entries.append(_entry_text(METADATA_KEY, vocab.metadata()))
     return "{\n    " + ",\n    ".join(entries) + "\n}"
@@ -204,9 +221,14 @@ def _piece_entry(key: str, index: int, text: str, count: int) -> str:
 
 def _entry_text(key: str, value: Any) -> str:
     """One entry of _dumps_indented's object, without the indentation before it."""
-    encode_str = json.encoder.encode_basestring          # (ensure_ascii=False's escaping)
-    if (type(value) is list and len(value) == 3 and type(value[0]) is int
-            and type(value[1]) is str and type(value[2]) is int):     # [id, piece, count]
+    encode_str = json.encoder.encode_basestring  # (ensure_ascii=False's escaping)
+    if (
+        type(value) is list
+        and len(value) == 3
+        and type(value[0]) is int
+        and type(value[1]) is str
+        and type(value[2]) is int
+    ):  # [id, piece, count]
         return _piece_entry(encode_str(key), value[0], encode_str(value[1]), value[2])
     if type(value) is not list or not value:
         return encode_str(key) + ": " + json.dumps(value, indent=4, ensure_ascii=False).replace("\n", "\n    ")
@@ -238,7 +260,7 @@ def _read_json(path: str) -> Any:
             info = os.fstat(handle.fileno())
             regular = stat.S_ISREG(info.st_mode)
             # Only a regular file can be a zip (is_zipfile reads a device or pipe to its end).
-            import zipfile     # (imported here: most models are plain JSON)
+            import zipfile  # (imported here: most models are plain JSON)
 
             is_zip = regular and zipfile.is_zipfile(handle)
             if regular and not is_zip and info.st_size > limit:
@@ -330,8 +352,7 @@ def _parse(data: Any, where: str) -> Vocabulary:
         missing = next((i for i in expected if i not in by_id), None)
         raise ModelError(
             f"model {where}: ids must be contiguous from {FIRST_PIECE_ID} to {expected[-1]} "
-            f"(found {min(by_id)}..{max(by_id)}"
-            + (f", {missing} missing)" if missing is not None else ")")
+            f"(found {min(by_id)}..{max(by_id)}" + (f", {missing} missing)" if missing is not None else ")")
         )
     pieces = tuple(by_id[i][0] for i in expected)
     counts = tuple(by_id[i][1] for i in expected)
@@ -352,7 +373,9 @@ def _parse_metadata(meta: Any, where: str) -> tuple[tuple[str, ...], str, float]
         raise ModelError(f"model {where}: the {METADATA_KEY!r} entry must be an object, got {type(meta).__name__}")
     fmt = meta.get("format", METADATA_FORMAT)
     if fmt != METADATA_FORMAT:
-        raise ModelError(f"model {where}: metadata format {fmt!r} is not supported (this version reads {METADATA_FORMAT})")
+        raise ModelError(
+            f"model {where}: metadata format {fmt!r} is not supported (this version reads {METADATA_FORMAT})"
+        )
     special = meta.get("special_tokens", [])
     normalization = meta.get("normalization", DEFAULT_NORMALIZATION)
     alpha = meta.get("alpha", DEFAULT_ALPHA)
@@ -375,7 +398,9 @@ def _check_metadata(special: Sequence[Any], normalization: Any, alpha: Any, wher
         if not isinstance(token, str) or not token:
             raise ModelError(f"model {where}: special token {token!r} is not a non-empty string")
         if token in seen:
-            raise ModelError(f"model {where}: special token {token!r} is defined twice or is one of {', '.join(SPECIAL_PIECES)}")
+            raise ModelError(
+                f"model {where}: special token {token!r} is defined twice or is one of {', '.join(SPECIAL_PIECES)}"
+            )
         seen.add(token)
 
 
@@ -386,9 +411,7 @@ def _validate_pieces(pieces: Sequence[bytes], counts: Sequence[int | float], whe
     if len(singles) != 256:
         missing = [b for b in range(256) if bytes([b]) not in singles]
         shown = ", ".join(f"0x{b:02X}" for b in missing[:8]) + (" ..." if len(missing) > 8 else "")
-        raise ModelError(
-            f"model {where}: all 256 single bytes must be pieces; {len(missing)} missing ({shown})"
-        )
+        raise ModelError(f"model {where}: all 256 single bytes must be pieces; {len(missing)} missing ({shown})")
     if len(set(pieces)) != len(pieces):
         raise ModelError(f"model {where}: a piece appears twice")
     try:

@@ -27,18 +27,20 @@ scores, added left to right.
 >>> lat.nbest(b"abc", 2)
 [([b'abc'], -5.0), ([b'ab', b'c'], -7.0)]
 """
+
 from __future__ import annotations
 
 import math
 import re
-from typing import Dict, Iterator, List, Mapping, Sequence, Tuple
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Dict, List, Tuple
 
-Path = Tuple[bytes, ...]
+Path = tuple[bytes, ...]
 
 _CHUNK = re.compile(rb".*\n+|.+")  # '.' does not match b'\n'
 
 
-def split_chunks(data: bytes, chunked: bool = True) -> List[bytes]:
+def split_chunks(data: bytes, chunked: bool = True) -> list[bytes]:
     """The chunks of ``data``: each ends at a run of newlines (0.6.3's ``.*\\n+|.+``).
 
     >>> split_chunks(b"ab\\n\\ncd\\ne")
@@ -70,14 +72,14 @@ class ReferenceLattice:
     """
 
     def __init__(self, vocab: Mapping[bytes, float], chunked: bool = True):
-        self.vocab: Dict[bytes, float] = {bytes(p): float(lp) for p, lp in vocab.items()}
+        self.vocab: dict[bytes, float] = {bytes(p): float(lp) for p, lp in vocab.items()}
         if any(len(p) == 0 for p in self.vocab):
             raise ValueError("pieces must not be empty")
         self.chunked = chunked
         self.max_len = max((len(p) for p in self.vocab), default=0)
 
     # -- the lattice -------------------------------------------------------
-    def edges_ending_at(self, chunk: bytes, e: int) -> List[int]:
+    def edges_ending_at(self, chunk: bytes, e: int) -> list[int]:
         """Start positions s (shortest piece first) such that chunk[s:e] is a piece."""
         return [s for s in range(e - 1, max(e - self.max_len, 0) - 1, -1) if chunk[s:e] in self.vocab]
 
@@ -98,14 +100,14 @@ class ReferenceLattice:
             total = total + self.chunk_score(chunk_pieces)
         return total
 
-    def _split_path(self, data: bytes, pieces: Sequence[bytes]) -> List[List[bytes]]:
+    def _split_path(self, data: bytes, pieces: Sequence[bytes]) -> list[list[bytes]]:
         """``pieces`` cut at the chunk boundaries of ``data``; checks it is a segmentation."""
         if b"".join(pieces) != data:
             raise ValueError("the pieces do not concatenate to the text")
-        out: List[List[bytes]] = []
+        out: list[list[bytes]] = []
         it = iter(pieces)
         for chunk in split_chunks(data, self.chunked):
-            got: List[bytes] = []
+            got: list[bytes] = []
             length = 0
             while length < len(chunk):
                 piece = next(it)
@@ -119,25 +121,25 @@ class ReferenceLattice:
         return out
 
     # -- enumeration -------------------------------------------------------
-    def chunk_segmentations(self, chunk: bytes) -> List[Path]:
+    def chunk_segmentations(self, chunk: bytes) -> list[Path]:
         """Every segmentation of one chunk (no order promised)."""
-        paths: List[List[Path]] = [[] for _ in range(len(chunk) + 1)]
+        paths: list[list[Path]] = [[] for _ in range(len(chunk) + 1)]
         paths[0] = [()]
         for e in range(1, len(chunk) + 1):
             for s in self.edges_ending_at(chunk, e):
                 paths[e].extend(p + (chunk[s:e],) for p in paths[s])
         return paths[len(chunk)]
 
-    def segmentations(self, data: bytes) -> Iterator[Tuple[Path, float]]:
+    def segmentations(self, data: bytes) -> Iterator[tuple[Path, float]]:
         """Every segmentation of ``data`` with its score."""
         chunks = split_chunks(data, self.chunked)
-        combos: List[Tuple[Path, float]] = [((), 0.0)]
+        combos: list[tuple[Path, float]] = [((), 0.0)]
         for chunk in chunks:
             options = [(p, self.chunk_score(p)) for p in self.chunk_segmentations(chunk)]
             combos = [(a + b, sa + sb) for a, sa in combos for b, sb in options]
         return iter(combos)
 
-    def distribution(self, data: bytes, alpha: float) -> Dict[Path, float]:
+    def distribution(self, data: bytes, alpha: float) -> dict[Path, float]:
         """Every segmentation with its exact probability exp(alpha * score) / Z."""
         items = list(self.segmentations(data))
         logz = logsumexp([alpha * s for _, s in items])
@@ -168,7 +170,7 @@ class ReferenceLattice:
         """Entropy (nats) of the segmentation distribution, from the enumeration."""
         return -math.fsum(p * math.log(p) for p in self.distribution(data, alpha).values() if p > 0)
 
-    def boundary_marginals(self, data: bytes, alpha: float) -> List[float]:
+    def boundary_marginals(self, data: bytes, alpha: float) -> list[float]:
         """For i = 0 .. len(data): the probability that a piece boundary falls at byte i."""
         out = [0.0] * (len(data) + 1)
         for path, p in self.distribution(data, alpha).items():
@@ -180,38 +182,38 @@ class ReferenceLattice:
         return out
 
     # -- Viterbi and n-best ------------------------------------------------
-    def viterbi(self, data: bytes) -> List[bytes]:
+    def viterbi(self, data: bytes) -> list[bytes]:
         """The best segmentation with 0.6.3's tie rule: at every position, among the
         edges that reach the best score, the longest piece wins."""
-        out: List[bytes] = []
+        out: list[bytes] = []
         for chunk in split_chunks(data, self.chunked):
             best = [0.0] + [-math.inf] * len(chunk)
             back = [0] * (len(chunk) + 1)
             for e in range(1, len(chunk) + 1):
-                for s in self.edges_ending_at(chunk, e):   # shortest first
+                for s in self.edges_ending_at(chunk, e):  # shortest first
                     c = best[s] + self.vocab[chunk[s:e]]
-                    if c >= best[e]:                     # so the longest wins a tie
+                    if c >= best[e]:  # so the longest wins a tie
                         best[e], back[e] = c, s
-            pieces: List[bytes] = []
+            pieces: list[bytes] = []
             e = len(chunk)
             while e > 0:
-                pieces.append(chunk[back[e]:e])
+                pieces.append(chunk[back[e] : e])
                 e = back[e]
             out.extend(reversed(pieces))
         return out
 
-    def argmax_enumerated(self, data: bytes) -> List[bytes]:
+    def argmax_enumerated(self, data: bytes) -> list[bytes]:
         """The best segmentation found by enumeration: per chunk, the highest score;
         ties go to the path whose last piece is longest, then the one before it, and so on
         (the order the Viterbi tie rule produces)."""
-        out: List[bytes] = []
+        out: list[bytes] = []
         for chunk in split_chunks(data, self.chunked):
             paths = self.chunk_segmentations(chunk)
             best = max(paths, key=lambda p: (self.chunk_score(p), [len(x) for x in reversed(p)]))
             out.extend(best)
         return out
 
-    def ranked(self, data: bytes) -> List[Tuple[List[bytes], float]]:
+    def ranked(self, data: bytes) -> list[tuple[list[bytes], float]]:
         """Every segmentation with its score, in n-best order (best first).
 
         The order: higher score first. Within a chunk, ties are ordered as Viterbi
@@ -221,7 +223,7 @@ class ReferenceLattice:
         before it. Under exact arithmetic the within-chunk rule is simply "the longer
         last piece, then the longer piece before it, ...".
         """
-        combos: List[Tuple[Path, float]] = [((), 0.0)]
+        combos: list[tuple[Path, float]] = [((), 0.0)]
         for chunk in split_chunks(data, self.chunked):
             options = self._ranked_chunk(chunk)
             keyed = [
@@ -233,9 +235,9 @@ class ReferenceLattice:
             combos = [value for _, value in keyed]
         return [(list(p), s) for p, s in combos]
 
-    def _ranked_chunk(self, chunk: bytes) -> List[Tuple[Path, float]]:
+    def _ranked_chunk(self, chunk: bytes) -> list[tuple[Path, float]]:
         """All segmentations of a chunk in order, by the recursive rule, without pruning."""
-        ranked: List[List[Tuple[Path, float]]] = [[] for _ in range(len(chunk) + 1)]
+        ranked: list[list[tuple[Path, float]]] = [[] for _ in range(len(chunk) + 1)]
         ranked[0] = [((), 0.0)]
         for e in range(1, len(chunk) + 1):
             keyed = []
@@ -248,6 +250,6 @@ class ReferenceLattice:
             ranked[e] = [value for _, value in keyed]
         return ranked[len(chunk)]
 
-    def nbest(self, data: bytes, n: int) -> List[Tuple[List[bytes], float]]:
+    def nbest(self, data: bytes, n: int) -> list[tuple[list[bytes], float]]:
         """The n best segmentations with their scores (see :meth:`ranked` for ties)."""
         return self.ranked(data)[:n]

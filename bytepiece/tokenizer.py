@@ -4,6 +4,7 @@ Python does what needs Python (argument checks, NFC normalisation, keys, the
 thread pool); everything per byte happens in ``bytepiece._lattice`` with the GIL
 released.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -14,15 +15,16 @@ import struct
 import threading
 import unicodedata
 import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
-from typing import AbstractSet, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import AbstractSet, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
 from . import keys as _keys
-from .keys import blake2b
-from .analysis import LatticeQueries
 from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, DrawStream, Lattice
+from .analysis import LatticeQueries
+from .keys import blake2b
 from .model import (
     BOS_ID,
     EOS_ID,
@@ -43,8 +45,8 @@ SAMPLERS = {"exact": SAMPLER_EXACT, "legacy-v1": SAMPLER_LEGACY_V1}
 
 # Batches smaller than this many bytes per thread are not worth a thread.
 _MIN_BYTES_PER_THREAD = 1 << 16
-_BLOCK_TEXTS = 64    # the smallest block of texts handed to one thread
-_LIST_BATCH_TEXTS = 1 << 16   # texts per Lattice.encode_lists call of one batch
+_BLOCK_TEXTS = 64  # the smallest block of texts handed to one thread
+_LIST_BATCH_TEXTS = 1 << 16  # texts per Lattice.encode_lists call of one batch
 _INF = float("inf")
 
 SpecialSet = Union[str, AbstractSet[str], Sequence[str]]
@@ -60,9 +62,9 @@ class Encoding(NamedTuple):
     character both include it. ``<bos>`` is ``(0, 0)``, ``<eos>`` is ``(n, n)``.
     """
 
-    ids: List[int]
-    offsets: List[Tuple[int, int]]
-    char_offsets: List[Tuple[int, int]]
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    char_offsets: list[tuple[int, int]]
 
 
 def id_dtype(vocab_size: int):
@@ -92,9 +94,15 @@ class Tokenizer(LatticeQueries):
     ``decode(encode(x)) == x`` for every str.
     """
 
-    def __init__(self, pieces_or_path: ModelSource, seed: Optional[_keys.Key] = None, *,
-                 normalize: Union[bool, str, None] = None, alpha: Optional[float] = None,
-                 special_tokens: Optional[Sequence[str]] = None):
+    def __init__(
+        self,
+        pieces_or_path: ModelSource,
+        seed: _keys.Key | None = None,
+        *,
+        normalize: bool | str | None = None,
+        alpha: float | None = None,
+        special_tokens: Sequence[str] | None = None,
+    ):
         vocab = load_model(pieces_or_path)
         changes: dict = {}
         if normalize is not None:
@@ -111,7 +119,7 @@ class Tokenizer(LatticeQueries):
             vocab = vocab.replace(**changes)
         self._init(vocab, seed)
 
-    def _init(self, vocab: Vocabulary, seed, normalize: Optional[bool] = None) -> None:
+    def _init(self, vocab: Vocabulary, seed, normalize: bool | None = None) -> None:
         if normalize is not None:
             vocab = vocab.replace(normalization=_normalization(normalize, vocab.normalization))
         self._vocab = vocab
@@ -134,14 +142,15 @@ class Tokenizer(LatticeQueries):
         self.id_dtype = id_dtype(self.vocab_size)
         # id -> bytes: <pad>, <bos>, <eos> decode to nothing (0.6.3 drops them); a user
         # special token decodes to its text.
-        self._id_bytes: List[bytes] = ([b""] * FIRST_PIECE_ID + list(vocab.pieces)
-                                       + [t.encode("utf-8") for t in vocab.special_tokens])
+        self._id_bytes: list[bytes] = (
+            [b""] * FIRST_PIECE_ID + list(vocab.pieces) + [t.encode("utf-8") for t in vocab.special_tokens]
+        )
         self._special_patterns: dict = {}
         self.set_seed(seed)
         _LIVE_TOKENIZERS.add(self)
 
     # -- randomness ---------------------------------------------------------
-    def set_seed(self, seed: Optional[_keys.Key]) -> None:
+    def set_seed(self, seed: _keys.Key | None) -> None:
         """Fix the samples: after ``set_seed(S)`` the same calls give the same samples,
         in any process. ``None`` draws a fresh random seed."""
         if seed is None:
@@ -190,7 +199,7 @@ class Tokenizer(LatticeQueries):
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, not {sampler!r}") from None
 
     # -- the 0.6.3 API ------------------------------------------------------
-    def tokenize(self, text: Text, alpha: Optional[float] = None, iter: bool = False, *, key=None, sampler: str = "exact"):
+    def tokenize(self, text: Text, alpha: float | None = None, iter: bool = False, *, key=None, sampler: str = "exact"):
         """Pieces (bytes) of ``text``: the Viterbi segmentation when ``alpha < 0``, else one
         exact draw with probability proportional to exp(alpha * score). ``alpha=None``
         is the model's default (-1, Viterbi, unless the model file records another).
@@ -211,9 +220,20 @@ class Tokenizer(LatticeQueries):
             pieces = self._lattice.tokenize(data, alpha, seed_word, key_word, True, self._sampler(sampler))
         return pieces.__iter__() if iter else pieces
 
-    def encode(self, text: Text, add_bos: bool = False, add_eos: bool = False, alpha: Optional[float] = None,
-               iter: bool = False, *, key=None, sampler: str = "exact", allowed_special: SpecialSet = (),
-               disallowed_special: SpecialSet = (), as_numpy: bool = False):
+    def encode(
+        self,
+        text: Text,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        alpha: float | None = None,
+        iter: bool = False,
+        *,
+        key=None,
+        sampler: str = "exact",
+        allowed_special: SpecialSet = (),
+        disallowed_special: SpecialSet = (),
+        as_numpy: bool = False,
+    ):
         """Ids of ``text`` (see :meth:`tokenize` for ``alpha``, ``key`` and ``sampler``).
 
         >>> tok.encode("tokenizer", add_eos=True)           # doctest: +SKIP
@@ -228,11 +248,11 @@ class Tokenizer(LatticeQueries):
         if alpha is None:
             alpha = self._alpha
         if as_numpy:
-            return self._encode_array(text, add_bos, add_eos, alpha, key, sampler, allowed_special,
-                                      disallowed_special)
+            return self._encode_array(text, add_bos, add_eos, alpha, key, sampler, allowed_special, disallowed_special)
         if allowed_special or disallowed_special:
-            ids = self._encode_spans(text, add_bos, add_eos, alpha, key, sampler, allowed_special,
-                                     disallowed_special, False)[0]
+            ids = self._encode_spans(
+                text, add_bos, add_eos, alpha, key, sampler, allowed_special, disallowed_special, False
+            )[0]
             return ids.__iter__() if iter else ids
         # The hot path of per-line encoding: kept free of helper calls for str input. An
         # ASCII str is left as it is (no normal form changes ASCII) and the lattice reads
@@ -259,9 +279,18 @@ class Tokenizer(LatticeQueries):
             ids = self._lattice.encode(data, alpha, seed_word, key_word, True, code, 0, bos, eos)
         return ids.__iter__() if iter else ids
 
-    def encode_with_offsets(self, text: Text, add_bos: bool = False, add_eos: bool = False,
-                            alpha: Optional[float] = None, *, key=None, sampler: str = "exact",
-                            allowed_special: SpecialSet = (), disallowed_special: SpecialSet = ()) -> Encoding:
+    def encode_with_offsets(
+        self,
+        text: Text,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        alpha: float | None = None,
+        *,
+        key=None,
+        sampler: str = "exact",
+        allowed_special: SpecialSet = (),
+        disallowed_special: SpecialSet = (),
+    ) -> Encoding:
         """:meth:`encode` with the byte and character span of every token.
 
         >>> enc = tok.encode_with_offsets("héllo")             # doctest: +SKIP
@@ -279,8 +308,9 @@ class Tokenizer(LatticeQueries):
         """
         if alpha is None:
             alpha = self._alpha
-        ids, starts, ends, data = self._encode_spans(text, add_bos, add_eos, alpha, key, sampler,
-                                                     allowed_special, disallowed_special, True)
+        ids, starts, ends, data = self._encode_spans(
+            text, add_bos, add_eos, alpha, key, sampler, allowed_special, disallowed_special, True
+        )
         return Encoding(ids, list(zip(starts, ends)), _char_spans(data, starts, ends))
 
     def normalize_text(self, text: str) -> str:
@@ -293,7 +323,7 @@ class Tokenizer(LatticeQueries):
         """The model's special tokens and their ids (after the pieces)."""
         return dict(self._special_ids)
 
-    def _resolve_special(self, allowed: SpecialSet, disallowed: SpecialSet) -> Tuple[frozenset, frozenset]:
+    def _resolve_special(self, allowed: SpecialSet, disallowed: SpecialSet) -> tuple[frozenset, frozenset]:
         names = self._special_ids
         if allowed == "all":
             allowed_set = frozenset(names)
@@ -315,10 +345,13 @@ class Tokenizer(LatticeQueries):
     def _special_pattern(self, tokens: frozenset):
         pattern = self._special_patterns.get(tokens)
         if pattern is None:
-            forms = sorted(((self.normalize_text(t).encode("utf-8"), t) for t in tokens),
-                           key=lambda f: (-len(f[0]), f[0]))
-            pattern = (re.compile(b"|".join(re.escape(f) for f, _ in forms)),
-                       {f: self._special_ids[t] for f, t in forms})
+            forms = sorted(
+                ((self.normalize_text(t).encode("utf-8"), t) for t in tokens), key=lambda f: (-len(f[0]), f[0])
+            )
+            pattern = (
+                re.compile(b"|".join(re.escape(f) for f, _ in forms)),
+                {f: self._special_ids[t] for f, t in forms},
+            )
             if len(self._special_patterns) < 64:
                 self._special_patterns[tokens] = pattern
         return pattern
@@ -334,7 +367,8 @@ class Tokenizer(LatticeQueries):
                 raise ValueError(
                     f"the text holds the special token {found.group().decode('utf-8', 'replace')!r} at byte "
                     f"{found.start()}; pass it in allowed_special to encode it as a special token, or "
-                    f"leave disallowed_special empty to encode it as ordinary text")
+                    f"leave disallowed_special empty to encode it as ordinary text"
+                )
         if not allowed_set:
             return [(0, len(data), -1)] if data else []
         regex, ids = self._special_pattern(allowed_set)
@@ -351,8 +385,11 @@ class Tokenizer(LatticeQueries):
     def _encode_spans(self, text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed, spans: bool):
         """(ids, token starts, token ends, data); starts/ends only when `spans`."""
         data = self._to_bytes(text)
-        parts = self._split_special(data, allowed, disallowed) if (allowed or disallowed) else (
-            [(0, len(data), -1)] if data else [])
+        parts = (
+            self._split_special(data, allowed, disallowed)
+            if (allowed or disallowed)
+            else ([(0, len(data), -1)] if data else [])
+        )
         if alpha < 0:
             seed_word = key_word = 0
             sampler_code = 0
@@ -361,9 +398,9 @@ class Tokenizer(LatticeQueries):
             alpha = self._check_alpha(alpha)
             seed_word, key_word = self._words(key)
             sampler_code = self._sampler(sampler)
-        ids: List[int] = [BOS_ID] if add_bos else []
-        starts: List[int] = [0] if add_bos else []
-        ends: List[int] = [0] if add_bos else []
+        ids: list[int] = [BOS_ID] if add_bos else []
+        starts: list[int] = [0] if add_bos else []
+        ends: list[int] = [0] if add_bos else []
         ordinary = 0
         for lo, hi, special in parts:
             if special >= 0:
@@ -377,8 +414,9 @@ class Tokenizer(LatticeQueries):
             # does), later runs with key words derived from it.
             word = key_word if ordinary == 0 else _segment_word(key_word, ordinary)
             ordinary += 1
-            vals, cut = self._lattice.segment(data[lo:hi] if (lo or hi != len(data)) else data,
-                                              alpha, seed_word, word, True, sampler_code)
+            vals, cut = self._lattice.segment(
+                data[lo:hi] if (lo or hi != len(data)) else data, alpha, seed_word, word, True, sampler_code
+            )
             ids.extend((vals + FIRST_PIECE_ID).tolist())
             if spans:
                 e = (cut + lo).tolist()
@@ -391,20 +429,22 @@ class Tokenizer(LatticeQueries):
             ends.append(len(data))
         return ids, starts, ends, data
 
-    def _encode_array(self, text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed,
-                      with_ends: bool = False):
+    def _encode_array(self, text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed, with_ends: bool = False):
         """encode(..., as_numpy=True): the core writes the ids straight into an array of
         id_dtype (no Python int per token). The runs of ordinary text between honoured
         special tokens go to the core as one batch, each with the key word _encode_spans
         gives it, so the ids are the same. With `with_ends`, (ids, ends): ends are the
         int32 end byte of every token (0 for <bos>, the text's length for <eos>)."""
         data = self._to_bytes(text)
-        parts = self._split_special(data, allowed, disallowed) if (allowed or disallowed) else (
-            [(0, len(data), -1)] if data else [])
+        parts = (
+            self._split_special(data, allowed, disallowed)
+            if (allowed or disallowed)
+            else ([(0, len(data), -1)] if data else [])
+        )
         runs = [data[lo:hi] if (lo or hi != len(data)) else data for lo, hi, special in parts if special < 0]
         specials = [special for _, _, special in parts if special >= 0]
         if not parts:
-            runs = [data]               # an empty text still gets its <bos>/<eos>
+            runs = [data]  # an empty text still gets its <bos>/<eos>
         seeds = keys = None
         code = 0
         if alpha < 0:
@@ -414,20 +454,32 @@ class Tokenizer(LatticeQueries):
             code = self._sampler(sampler)
             seed_word, key_word = self._words(key)
             seeds = np.full(len(runs), seed_word, dtype=np.uint64)
-            keys = np.array([key_word if j == 0 else _segment_word(key_word, j) for j in range(len(runs))],
-                            dtype=np.uint64)
+            keys = np.array(
+                [key_word if j == 0 else _segment_word(key_word, j) for j in range(len(runs))], dtype=np.uint64
+            )
         small = self.id_dtype == np.uint16
         if not specials:
-            ids, _, ends = self._lattice.encode_many_flat(runs, alpha, seeds, keys, True, code, 0,
-                                                          BOS_ID if add_bos else -1, EOS_ID if add_eos else -1,
-                                                          small, with_ends)
+            ids, _, ends = self._lattice.encode_many_flat(
+                runs,
+                alpha,
+                seeds,
+                keys,
+                True,
+                code,
+                0,
+                BOS_ID if add_bos else -1,
+                EOS_ID if add_eos else -1,
+                small,
+                with_ends,
+            )
             # The core's buffers have room for one token per byte; keep only what is used.
             if ids.base is not None and 2 * len(ids) < ids.base.size:
                 ids = ids.copy()
                 ends = None if ends is None else ends.copy()
             return (ids, ends) if with_ends else ids
-        flat, rows, flat_ends = self._lattice.encode_many_flat(runs, alpha, seeds, keys, True, code, 0, -1, -1,
-                                                               small, with_ends)
+        flat, rows, flat_ends = self._lattice.encode_many_flat(
+            runs, alpha, seeds, keys, True, code, 0, -1, -1, small, with_ends
+        )
         size = len(flat) + len(specials) + add_bos + add_eos
         out = np.empty(size, dtype=self.id_dtype)
         ends = np.empty(size if with_ends else 0, dtype=np.int32)
@@ -446,9 +498,9 @@ class Tokenizer(LatticeQueries):
                 at += 1
             else:
                 a, b = rows[run], rows[run + 1]
-                out[at:at + b - a] = flat[a:b]
+                out[at : at + b - a] = flat[a:b]
                 if with_ends:
-                    ends[at:at + b - a] = flat_ends[a:b] + lo
+                    ends[at : at + b - a] = flat_ends[a:b] + lo
                 at += b - a
                 run += 1
         if add_eos:
@@ -482,8 +534,11 @@ class Tokenizer(LatticeQueries):
                 raise IndexError
             return b"".join([table[i] for i in ids])
         except (IndexError, TypeError):
-            bad = next(i for i in ids if not (isinstance(i, (int, np.integer)) and not isinstance(i, bool)
-                                              and 0 <= i < len(table)))
+            bad = next(
+                i
+                for i in ids
+                if not (isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < len(table))
+            )
             raise UnknownIdError(f"id {bad!r} is not in the vocabulary (0 .. {len(table) - 1})") from None
 
     def piece_to_id(self, piece):
@@ -511,7 +566,7 @@ class Tokenizer(LatticeQueries):
 
     @cached_property
     def _id2piece(self) -> dict:
-        mapping = {i: name for i, name in enumerate(SPECIAL_PIECES)}
+        mapping = dict(enumerate(SPECIAL_PIECES))
         mapping.update(enumerate(self._vocab.pieces, FIRST_PIECE_ID))
         mapping.update({i: name for name, i in self._special_ids.items()})
         return mapping
@@ -522,11 +577,21 @@ class Tokenizer(LatticeQueries):
         return dict(zip(self._vocab.pieces, self._vocab.counts))
 
     # -- batches ------------------------------------------------------------
-    def encode_batch(self, texts: Sequence[Text], add_bos: bool = False, add_eos: bool = False,
-                     alpha: Optional[float] = None, keys: Optional[Sequence] = None,
-                     num_threads: Optional[int] = None, *, sampler: str = "exact",
-                     allowed_special: SpecialSet = (), disallowed_special: SpecialSet = (),
-                     as_numpy: bool = False, return_offsets: bool = False):
+    def encode_batch(
+        self,
+        texts: Sequence[Text],
+        add_bos: bool = False,
+        add_eos: bool = False,
+        alpha: float | None = None,
+        keys: Sequence | None = None,
+        num_threads: int | None = None,
+        *,
+        sampler: str = "exact",
+        allowed_special: SpecialSet = (),
+        disallowed_special: SpecialSet = (),
+        as_numpy: bool = False,
+        return_offsets: bool = False,
+    ):
         """``[encode(t) for t in texts]`` on several threads, the GIL released in the core.
 
         >>> tok.encode_batch(["a text", "another"], alpha=0.1, keys=[0, 1])   # doctest: +SKIP
@@ -554,8 +619,18 @@ class Tokenizer(LatticeQueries):
                 raise ValueError(f"keys has {len(keys)} entries for {n} texts")
         sampler_code = self._sampler(sampler)
         if allowed_special or disallowed_special or (return_offsets and not as_numpy):
-            return self._encode_batch_slow(texts, add_bos, add_eos, alpha, keys, sampler, allowed_special,
-                                           disallowed_special, as_numpy, return_offsets)
+            return self._encode_batch_slow(
+                texts,
+                add_bos,
+                add_eos,
+                alpha,
+                keys,
+                sampler,
+                allowed_special,
+                disallowed_special,
+                as_numpy,
+                return_offsets,
+            )
         seed_arr = key_arr = None
         if alpha >= 0:
             seed_arr = np.empty(n, dtype=np.uint64)
@@ -582,15 +657,27 @@ class Tokenizer(LatticeQueries):
             encode_lists = self._lattice.encode_lists
             submit = _POOL.submit
             if n <= _LIST_BATCH_TEXTS:
-                return encode_lists(texts, alpha, seed_arr, key_arr, True, sampler_code, 0, bos, eos,
-                                    form, convert, threads, submit)
-            results: List[List[int]] = []
+                return encode_lists(
+                    texts, alpha, seed_arr, key_arr, True, sampler_code, 0, bos, eos, form, convert, threads, submit
+                )
+            results: list[list[int]] = []
             for lo in range(0, n, _LIST_BATCH_TEXTS):
                 hi = min(lo + _LIST_BATCH_TEXTS, n)
-                results += encode_lists(texts[lo:hi], alpha,
-                                        None if seed_arr is None else seed_arr[lo:hi],
-                                        None if key_arr is None else key_arr[lo:hi],
-                                        True, sampler_code, 0, bos, eos, form, convert, threads, submit)
+                results += encode_lists(
+                    texts[lo:hi],
+                    alpha,
+                    None if seed_arr is None else seed_arr[lo:hi],
+                    None if key_arr is None else key_arr[lo:hi],
+                    True,
+                    sampler_code,
+                    0,
+                    bos,
+                    eos,
+                    form,
+                    convert,
+                    threads,
+                    submit,
+                )
             return results
 
         blocks = _blocks(n, threads)
@@ -599,10 +686,19 @@ class Tokenizer(LatticeQueries):
 
         def run_block(index: int, lo: int, hi: int) -> None:
             parts[index] = self._lattice.encode_many_flat(
-                texts[lo:hi], alpha,
+                texts[lo:hi],
+                alpha,
                 None if seed_arr is None else seed_arr[lo:hi],
                 None if key_arr is None else key_arr[lo:hi],
-                True, sampler_code, 0, bos, eos, small, return_offsets, form, convert,
+                True,
+                sampler_code,
+                0,
+                bos,
+                eos,
+                small,
+                return_offsets,
+                form,
+                convert,
             )
 
         if threads <= 1:
@@ -612,28 +708,46 @@ class Tokenizer(LatticeQueries):
             _run_parallel(run_block, blocks, threads)
         return _join_flat(parts, self.id_dtype, return_offsets)
 
-    def _encode_batch_slow(self, texts, add_bos, add_eos, alpha, keys, sampler, allowed, disallowed,
-                           as_numpy, return_offsets):
+    def _encode_batch_slow(
+        self, texts, add_bos, add_eos, alpha, keys, sampler, allowed, disallowed, as_numpy, return_offsets
+    ):
         """One text at a time (special tokens honoured or checked, or per-text Encodings)."""
         if as_numpy:
             # Arrays straight from the core, text by text, joined as the flat path joins
             # its blocks (no Python int per token).
             parts = []
             for i, t in enumerate(texts):
-                got = self._encode_array(t, add_bos, add_eos, alpha, None if keys is None else keys[i],
-                                         sampler, allowed, disallowed, with_ends=return_offsets)
+                got = self._encode_array(
+                    t,
+                    add_bos,
+                    add_eos,
+                    alpha,
+                    None if keys is None else keys[i],
+                    sampler,
+                    allowed,
+                    disallowed,
+                    with_ends=return_offsets,
+                )
                 ids, ends = got if return_offsets else (got, None)
                 parts.append((ids, np.array([0, len(ids)], dtype=np.int64), ends))
             return _join_flat(parts, self.id_dtype, return_offsets)
         encodings = [
-            self.encode_with_offsets(t, add_bos, add_eos, alpha, key=None if keys is None else keys[i],
-                                     sampler=sampler, allowed_special=allowed, disallowed_special=disallowed)
+            self.encode_with_offsets(
+                t,
+                add_bos,
+                add_eos,
+                alpha,
+                key=None if keys is None else keys[i],
+                sampler=sampler,
+                allowed_special=allowed,
+                disallowed_special=disallowed,
+            )
             for i, t in enumerate(texts)
         ]
         return encodings if return_offsets else [e.ids for e in encodings]
 
     @staticmethod
-    def _thread_count(num_threads: Optional[int], texts: Sequence[Text]) -> int:
+    def _thread_count(num_threads: int | None, texts: Sequence[Text]) -> int:
         if num_threads is not None:
             if num_threads < 1:
                 raise ValueError(f"num_threads must be >= 1, not {num_threads}")
@@ -683,7 +797,7 @@ class Tokenizer(LatticeQueries):
         return to_huggingface(self, path)
 
     @classmethod
-    def from_sentencepiece(cls, path, seed: Optional[_keys.Key] = None, **options) -> "Tokenizer":
+    def from_sentencepiece(cls, path, seed: _keys.Key | None = None, **options) -> Tokenizer:
         """A Tokenizer from a SentencePiece Unigram model file (see docs/interop.md)."""
         from .convert import from_sentencepiece
 
@@ -697,7 +811,7 @@ class Tokenizer(LatticeQueries):
         return f"Tokenizer(vocab_size={self.vocab_size}, normalization={self._form!r}{extra})"
 
 
-def _restore(vocab: Vocabulary, seed, normalize: Optional[bool] = None) -> Tokenizer:
+def _restore(vocab: Vocabulary, seed, normalize: bool | None = None) -> Tokenizer:
     tok = Tokenizer.__new__(Tokenizer)
     tok._init(vocab, seed, normalize)
     # Keyed samples are as in the original; the unkeyed stream is this copy's own,
@@ -706,7 +820,7 @@ def _restore(vocab: Vocabulary, seed, normalize: Optional[bool] = None) -> Token
     return tok
 
 
-def _normalization(normalize: Union[bool, str], model_form: str) -> str:
+def _normalization(normalize: bool | str, model_form: str) -> str:
     """The normalisation a ``normalize`` argument asks for: True keeps the model's (NFC
     when the model has none), False turns it off, a str names the form."""
     if normalize is True:
@@ -720,11 +834,13 @@ def _normalization(normalize: Union[bool, str], model_form: str) -> str:
 
 def _segment_word(key_word: int, index: int) -> int:
     """The key word of the index-th run of ordinary text between special tokens."""
-    return int.from_bytes(blake2b(
-        b"special-split" + struct.pack("<QQ", key_word & 0xFFFFFFFFFFFFFFFF, index), digest_size=8).digest(), "little")
+    return int.from_bytes(
+        blake2b(b"special-split" + struct.pack("<QQ", key_word & 0xFFFFFFFFFFFFFFFF, index), digest_size=8).digest(),
+        "little",
+    )
 
 
-def _char_spans(data: bytes, starts: Sequence[int], ends: Sequence[int]) -> List[Tuple[int, int]]:
+def _char_spans(data: bytes, starts: Sequence[int], ends: Sequence[int]) -> list[tuple[int, int]]:
     """Character spans of byte spans: [index of the character holding the first byte,
     1 + index of the character holding the last byte); empty spans map to the
     character boundary at or after them."""
@@ -766,12 +882,12 @@ def _join_flat(parts: list, dtype, with_offsets: bool):
     spans[:, 1] = ends
     if len(ends):
         spans[1:, 0] = ends[:-1]
-        first = rows[:-1][rows[:-1] < rows[1:]]   # first token of every non-empty text
+        first = rows[:-1][rows[:-1] < rows[1:]]  # first token of every non-empty text
         spans[first, 0] = 0
     return ids, rows, spans
 
 
-def _blocks(n: int, threads: int) -> List[Tuple[int, int, int]]:
+def _blocks(n: int, threads: int) -> list[tuple[int, int, int]]:
     """(index, lo, hi) blocks of texts for the threads to take one at a time.
 
     Every block costs a hand-over of the GIL, so blocks are few and large; on several
@@ -779,7 +895,7 @@ def _blocks(n: int, threads: int) -> List[Tuple[int, int, int]]:
     left, at least _BLOCK_TEXTS), so that the last ones are small and no thread is left
     working alone on a large one at the end. One thread takes quarters (bounding the
     memory of a block)."""
-    blocks: List[Tuple[int, int, int]] = []
+    blocks: list[tuple[int, int, int]] = []
     lo = 0
     while lo < n:
         if threads > 1:
@@ -800,7 +916,7 @@ class _HelperPool:
     to the most helpers one batch asked for; idle helpers sleep on the queue."""
 
     def __init__(self) -> None:
-        self._tasks: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._size = 0
 
@@ -862,12 +978,12 @@ def _run_parallel(run_block, blocks, threads: int) -> None:
         raise errors[0]
 
 
-_LIVE_TOKENIZERS: "weakref.WeakSet[Tokenizer]" = weakref.WeakSet()
+_LIVE_TOKENIZERS: weakref.WeakSet[Tokenizer] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
     global _POOL
-    _POOL = _HelperPool()       # the parent's helper threads do not exist in the child
+    _POOL = _HelperPool()  # the parent's helper threads do not exist in the child
     for tok in list(_LIVE_TOKENIZERS):
         tok._reseed_stream()
 

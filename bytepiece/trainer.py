@@ -27,6 +27,7 @@ The map steps run over ``workers`` threads (or processes); all reductions are su
 integers, or sums of floats in a fixed block order, so the model file is the
 same whatever ``workers`` is.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -35,8 +36,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
@@ -62,8 +64,8 @@ MIN_VOCAB_SIZE = 256 + NUM_SPECIAL
 EM_PARTS = 16
 #: The script floor raises a script's weight to at most this many times its share.
 SCRIPT_MAX_BOOST = 3.0
-MAX_PIECE_LENGTH = 36          # 0.6.3's default
-EM_MAX_PIECE_LENGTH = 24       # the default with EM
+MAX_PIECE_LENGTH = 36  # 0.6.3's default
+EM_MAX_PIECE_LENGTH = 24  # the default with EM
 #: Pair counts for growing add up chunk weights in fixed point (integers: the same sums
 #: in any order, so on any number of threads): weight x 2**PAIR_WEIGHT_BITS, rounded.
 PAIR_WEIGHT_BITS = 16
@@ -76,8 +78,9 @@ class TrainerError(ValueError):
 # ---------------------------------------------------------------------------
 # Progress on stderr
 
+
 class _Progress:
-    def __init__(self, verbose: bool, stage: str, total: Optional[int] = None, every: float = 2.0):
+    def __init__(self, verbose: bool, stage: str, total: int | None = None, every: float = 2.0):
         self.verbose = verbose
         self.stage = stage
         self.total = total
@@ -116,18 +119,19 @@ class _Progress:
 # ---------------------------------------------------------------------------
 # Memory
 
+
 def _load_libc():
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
         return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-    except OSError:    # not glibc: nothing to do
+    except OSError:  # not glibc: nothing to do
         return None
 
 
 _LIBC = _load_libc() if sys.platform.startswith("linux") else None
-_M_MMAP_THRESHOLD = -3             # mallopt's parameter number (malloc.h)
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 MMAP_THRESHOLD = 1 << 20
 
 
@@ -169,7 +173,7 @@ def _map_count_ngrams(block):
 
 def _map_count_pieces(block):
     chunks = chunk_block(block, _STATE["isolate_digits"])
-    if _STATE["model"] is None:        # (the n-gram EM seed: no tagging, only the sample)
+    if _STATE["model"] is None:  # (the n-gram EM seed: no tagging, only the sample)
         pieces = pairs = None
     else:
         pieces, pairs = _training.count_pieces_block(
@@ -183,11 +187,11 @@ def _chunk_key(chunk: bytes) -> int:
     return int.from_bytes(blake2b(chunk, digest_size=8).digest(), "little")
 
 
-def _bottom_sample(chunks: List[bytes], budget: int):
+def _bottom_sample(chunks: list[bytes], budget: int):
     """The chunks with the smallest hashes, up to budget bytes: a uniform sample that
     does not depend on how the corpus was cut into blocks. Returns (hashes, chunks,
     lengths)."""
-    keys = _training.chunk_keys(chunks)       # _chunk_key of each, in C without the GIL
+    keys = _training.chunk_keys(chunks)  # _chunk_key of each, in C without the GIL
     # (the lengths travel with the sample: read here, while the new chunks are in the
     # cache, a pass over them costs a fifth of what it costs once they are not)
     return _trim_sample(keys, chunks, budget, np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks)))
@@ -197,10 +201,10 @@ def _trim_order(keys: np.ndarray, lengths: np.ndarray, budget: int) -> np.ndarra
     """The indices of the sample kept, in hash order (stable): the prefix that fits in
     budget bytes."""
     order = np.argsort(keys, kind="stable")
-    return order[:int(np.searchsorted(np.cumsum(lengths[order]), budget, side="right"))]
+    return order[: int(np.searchsorted(np.cumsum(lengths[order]), budget, side="right"))]
 
 
-def _trim_sample(keys: np.ndarray, chunks: List[bytes], budget: int, lengths: np.ndarray):
+def _trim_sample(keys: np.ndarray, chunks: list[bytes], budget: int, lengths: np.ndarray):
     """Sort by hash (stable) and keep the prefix that fits in budget bytes; returns
     (hashes, chunks, lengths) of what is kept."""
     order = _trim_order(keys, lengths, budget)
@@ -216,7 +220,7 @@ class _Sample:
         self.budget = budget
         self.keys = [np.zeros(0, dtype=np.uint64)]
         self.lengths = [np.zeros(0, dtype=np.int64)]
-        self.chunks: List[bytes] = []
+        self.chunks: list[bytes] = []
         self.size = 0
 
     def add(self, block_sample) -> None:
@@ -235,12 +239,12 @@ class _Sample:
     def _trimmed(self):
         return _trim_sample(np.concatenate(self.keys), self.chunks, self.budget, np.concatenate(self.lengths))
 
-    def result(self) -> List[bytes]:
+    def result(self) -> list[bytes]:
         """The sample, in hash order; the collector is spent."""
         chunks, order, _, _ = self.keyed_result()
         return [chunks[i] for i in order.tolist()]
 
-    def keyed_result(self) -> Tuple[List[bytes], np.ndarray, np.ndarray, np.ndarray]:
+    def keyed_result(self) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
         """(chunks, order, hashes, lengths): the sample is chunks[order[0]], chunks[order[1]],
         ... (hash order), and hashes and lengths are theirs, in that order. The sorted list
         itself is not made (a pass over the chunk objects, most of them out of the cache
@@ -265,7 +269,7 @@ def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -
         submit = lambda block: executor.submit(func, block)  # noqa: E731
         result = lambda fut: fut.result()  # noqa: E731
     else:
-        import multiprocessing     # (only this engine needs it: a lighter import otherwise)
+        import multiprocessing  # (only this engine needs it: a lighter import otherwise)
 
         executor = multiprocessing.get_context("fork").Pool(workers)
         submit = lambda block: executor.apply_async(func, (block,))  # noqa: E731
@@ -287,6 +291,7 @@ def _map_blocks(func, blocks: Iterable, workers: int, engine: str = "process") -
 
 
 # ---------------------------------------------------------------------------
+
 
 class Trainer:
     """BytePiece's unsupervised Unigram trainer, with a Unigram EM refinement.
@@ -367,8 +372,8 @@ class Trainer:
     def __init__(
         self,
         order: int = 6,
-        max_vocab_size: Union[int, Sequence[int]] = 10000,
-        max_piece_length: Optional[int] = None,
+        max_vocab_size: int | Sequence[int] = 10000,
+        max_piece_length: int | None = None,
         min_count: int = 2,
         isolate_digits: bool = False,
         ensure_unicode: bool = True,
@@ -400,7 +405,9 @@ class Trainer:
         if isinstance(order, bool) or not isinstance(order, int) or order < 1:
             raise TrainerError(f"order must be an integer >= 1, not {order!r}")
         if order > _training.MAX_ORDER:
-            raise TrainerError(f"order must be at most {_training.MAX_ORDER} (n-grams are packed in 64 bits), not {order}")
+            raise TrainerError(
+                f"order must be at most {_training.MAX_ORDER} (n-grams are packed in 64 bits), not {order}"
+            )
         sizes = list(max_vocab_size) if isinstance(max_vocab_size, (list, tuple)) else [max_vocab_size]
         if not sizes:
             raise TrainerError("max_vocab_size is an empty list")
@@ -423,8 +430,11 @@ class Trainer:
             raise TrainerError(f"em_seed_factor must be >= 1, not {em_seed_factor!r}")
         if em_pairs < 0 or em_ngrams < 0:
             raise TrainerError(f"em_pairs and em_ngrams must be >= 0, not {em_pairs!r}, {em_ngrams!r}")
-        if isinstance(em_estimated_rounds, bool) or not isinstance(em_estimated_rounds, (int, np.integer)) \
-                or em_estimated_rounds < 0:
+        if (
+            isinstance(em_estimated_rounds, bool)
+            or not isinstance(em_estimated_rounds, (int, np.integer))
+            or em_estimated_rounds < 0
+        ):
             raise TrainerError(f"em_estimated_rounds must be an integer >= 0, not {em_estimated_rounds!r}")
         if em_iterations < 1 or em_final_iterations < 0:
             raise TrainerError("em_iterations must be >= 1 and em_final_iterations >= 0")
@@ -433,8 +443,10 @@ class Trainer:
         if not 0 <= em_script_floor <= 0.5:
             raise TrainerError(f"em_script_floor must be in [0, 0.5], not {em_script_floor!r}")
         if not (0 < em_round_fraction <= 1 and 0 < em_grow_fraction <= 1 and 0 < em_first_fraction <= 1):
-            raise TrainerError(f"em_round_fraction, em_grow_fraction and em_first_fraction must be in (0, 1], "
-                               f"not {em_round_fraction!r}, {em_grow_fraction!r}, {em_first_fraction!r}")
+            raise TrainerError(
+                f"em_round_fraction, em_grow_fraction and em_first_fraction must be in (0, 1], "
+                f"not {em_round_fraction!r}, {em_grow_fraction!r}, {em_first_fraction!r}"
+            )
         if em_sample_bytes < 1:
             raise TrainerError(f"em_sample_bytes must be positive, not {em_sample_bytes!r}")
         if engine not in ("process", "thread", "dask"):
@@ -471,7 +483,7 @@ class Trainer:
         self.block_chars = int(block_chars)
         self.engine = engine
         self.verbose = verbose
-        self.pieces: List[Dict[bytes, int]] = []
+        self.pieces: list[dict[bytes, int]] = []
         self.stats: dict = {}
 
     # -- public API ------------------------------------------------------------
@@ -491,8 +503,10 @@ class Trainer:
         """
         source = TextSource(texts)
         if iter(texts) is texts:
-            raise TypeError("texts must be re-iterable (a list, or an object whose __iter__ "
-                            "starts over): it may be read twice; a generator can be read only once")
+            raise TypeError(
+                "texts must be re-iterable (a list, or an object whose __iter__ "
+                "starts over): it may be read twice; a generator can be read only once"
+            )
         if dask or self.engine == "dask":
             from .distributed import train_texts_on_dask
 
@@ -526,7 +540,7 @@ class Trainer:
         if len(self.pieces) == 1:
             paths = [path]
         else:
-            paths = ["%s.%s" % (path, size) for size in self.max_vocab_size]
+            paths = [f"{path}.{size}" for size in self.max_vocab_size]
         for pieces, p in zip(self.pieces, paths):
             save_model(p, pieces)
 
@@ -551,14 +565,15 @@ class Trainer:
                 seed_size = int(self.em_seed_factor * self.max_vocab_size[0])
                 seed = self._prune_pieces(pieces, [seed_size], workers)[0]
             else:
-                seed = dict(self._byte_counts)      # the n-gram candidates join in _em
+                seed = dict(self._byte_counts)  # the n-gram candidates join in _em
             del pieces
             _return_free_memory()
             self.pieces = self._em(seed, pairs, sample, workers)
         self.stats["seconds"] = time.perf_counter() - t0
         _Progress(self.verbose, "train").log(
-            "finished in %.1fs: %s" % (self.stats["seconds"],
-                                       ", ".join(f"{len(p) + NUM_SPECIAL} pieces" for p in self.pieces))
+            "finished in {:.1f}s: {}".format(
+                self.stats["seconds"], ", ".join(f"{len(p) + NUM_SPECIAL} pieces" for p in self.pieces)
+            )
         )
 
     def _set_state(self, **extra) -> None:
@@ -614,16 +629,19 @@ class Trainer:
             else:
                 self._early_sample = Future()
                 self._early_sample.set_result(self._sample_parts(sample))
-        return self._finish_ngrams(table, progress, workers, release=True)   # the table is ours
+        return self._finish_ngrams(table, progress, workers, release=True)  # the table is ours
 
-    def _sample_parts(self, sample: "_Sample") -> Tuple[int, int, List["Group"]]:
+    def _sample_parts(self, sample: _Sample) -> tuple[int, int, list[Group]]:
         """(chunks, bytes, parts) of the EM sample, from the collector."""
         chunks, order, keys, lengths = sample.keyed_result()
         distinct = _distinct_runs(chunks, order, keys, lengths)
         if distinct is None:
             chunks, distinct = [chunks[i] for i in order.tolist()], None
-        return len(order), int(lengths.sum()), _em_parts(chunks, self.em_balance, EM_PARTS, self.em_script_floor,
-                                                         distinct)
+        return (
+            len(order),
+            int(lengths.sum()),
+            _em_parts(chunks, self.em_balance, EM_PARTS, self.em_script_floor, distinct),
+        )
 
     def _finish_ngrams(self, table, progress: _Progress, workers: int = 1, release: bool = False):
         """The end of the n-gram stage, given the merged table (whatever engine made it):
@@ -635,9 +653,11 @@ class Trainer:
         self._byte_counts = {bytes([i]): max(int(table.get(bytes([i]))), 1) for i in range(256)}
         if self._tagging:
             model, (keys, counts) = _training.finish_ngrams(table, self.min_count, limit, workers, release)
-        else:       # no tagging, so no n-gram model: only the candidates, in the EM's order
-            model, (keys, counts) = None, _training.ngram_candidates(table, self.min_count, limit, workers, release,
-                                                                     bytes_order=True)
+        else:  # no tagging, so no n-gram model: only the candidates, in the EM's order
+            model, (keys, counts) = (
+                None,
+                _training.ngram_candidates(table, self.min_count, limit, workers, release, bytes_order=True),
+            )
         self.stats["corpus_bytes"] = table.total
         self.stats["ngrams"] = len(table)
         self.stats["ngram_budget_hit"] = table.pruned_below > 0
@@ -647,25 +667,28 @@ class Trainer:
                 f"memory budget hit (ngram_memory={self.ngram_memory} bytes): n-grams seen fewer than "
                 f"{table.pruned_below} times in a block were dropped, so counts are approximate"
             )
-        self._ngram_candidates = (keys, counts)      # (list of bytes, int64 array)
+        self._ngram_candidates = (keys, counts)  # (list of bytes, int64 array)
         return model
 
     def _count_pieces(self, source, model, workers: int):
         early = getattr(self, "_early_sample", None)
         self._early_sample = None
-        if early is not None and model is None:      # drawn with the n-grams: nothing to read
+        if early is not None and model is None:  # drawn with the n-grams: nothing to read
             count, nbytes, groups = early.result()
-            self._em_groups = (nbytes, groups)      # (for _em: the sample itself is not needed)
+            self._em_groups = (nbytes, groups)  # (for _em: the sample itself is not needed)
             _Progress(self.verbose, "EM sample").log(f"{count} chunks, drawn while counting n-grams")
             return None, {}, None
-        progress = _Progress(self.verbose, "count pieces" if self._tagging else "draw the EM sample",
-                             self.stats["corpus_bytes"])
+        progress = _Progress(
+            self.verbose, "count pieces" if self._tagging else "draw the EM sample", self.stats["corpus_bytes"]
+        )
         pair_length = min(int(self.max_piece_length), 255) if (self._tagging and self.em and self.em_pairs > 0) else 0
         sample = _Sample(self.em_sample_bytes if self.em else 0)
         self._set_state(model=model, pair_length=pair_length, sample_bytes=sample.budget)
         pieces = pairs = None
         blocks = iter_blocks(source, self.block_chars)
-        for block_pieces, block_pairs, block_sample, nbytes in _map_blocks(_map_count_pieces, blocks, workers, self.engine):
+        for block_pieces, block_pairs, block_sample, nbytes in _map_blocks(
+            _map_count_pieces, blocks, workers, self.engine
+        ):
             if block_pieces is not None:
                 pieces = block_pieces if pieces is None else pieces.merge(block_pieces)
             if block_pairs is not None:
@@ -678,7 +701,7 @@ class Trainer:
             raise EmptyCorpusError("the corpus is empty: no text to train on")
         return self._finish_pieces(pieces, pairs, sample.result(), progress)
 
-    def _finish_pieces(self, pieces, pairs, sample: List[bytes], progress: _Progress):
+    def _finish_pieces(self, pieces, pairs, sample: list[bytes], progress: _Progress):
         """The end of the piece stage, given the merged tables (whatever engine made them)
         and the final EM sample: the PieceTable of pieces, {pair: count}, sample."""
         progress.finish(f"; {len(pieces)} distinct pieces" if self._tagging else "; EM sample only")
@@ -687,8 +710,7 @@ class Trainer:
         return pieces, pair_counts, sample
 
     # -- 0.6.3's pruning -----------------------------------------------------------
-    def _split(self, keep: Dict[bytes, int], drop, workers: int = 1,
-               lattice: Optional[bool] = None) -> Dict[bytes, int]:
+    def _split(self, keep: dict[bytes, int], drop, workers: int = 1, lattice: bool | None = None) -> dict[bytes, int]:
         """0.6.3's split_pieces: re-segment each dropped piece with the unigram model of
         `keep` and give it the piece's count; returns {piece: count received}. drop is
         a PieceTable, or (pieces, counts); lattice picks the engine (_segment_counts)."""
@@ -696,22 +718,21 @@ class Trainer:
         counts = np.fromiter(keep.values(), dtype=np.float64, count=len(keys))
         log_total = np.log(sum(keep.values()))
         received = _segment_counts(keys, np.log(counts) - log_total, drop, workers, lattice)
-        return dict(zip([keys[i] for i in np.flatnonzero(received).tolist()],
-                        received[received != 0].tolist()))
+        return dict(zip([keys[i] for i in np.flatnonzero(received).tolist()], received[received != 0].tolist()))
 
-    def _drop_wasted(self, keep: Dict[bytes, int], workers: int, progress: _Progress) -> Dict[bytes, int]:
+    def _drop_wasted(self, keep: dict[bytes, int], workers: int, progress: _Progress) -> dict[bytes, int]:
         while True:
             n = len(keep)
             keep = self._split(keep, (list(keep), list(keep.values())), workers)
             if len(keep) == n:
                 return keep
 
-    def _prune_pieces(self, pieces, sizes: Sequence[int], workers: int) -> List[Dict[bytes, int]]:
+    def _prune_pieces(self, pieces, sizes: Sequence[int], workers: int) -> list[dict[bytes, int]]:
         """pieces: the PieceTable of the piece stage, or {piece: count}."""
         progress = _Progress(self.verbose, "prune pieces")
         if isinstance(pieces, _training.PieceTable):
             max_length = self.max_piece_length
-            max_length = int(max_length) if max_length < 2 ** 62 else 2 ** 62
+            max_length = int(max_length) if max_length < 2**62 else 2**62
             keep, drop = pieces.partition(self.min_count, max_length)
             total = len(keep) + len(drop[0])
             for i in range(256):
@@ -743,7 +764,7 @@ class Trainer:
                 continue
             ordered = sorted(keep.items(), key=lambda t: (len(t[0]) > 1, -t[1], -len(t[0]), t[0]))
             keep = dict(ordered[: size - NUM_SPECIAL])
-            rest = ordered[size - NUM_SPECIAL:]
+            rest = ordered[size - NUM_SPECIAL :]
             for k, v in self._split(keep, ([k for k, _ in rest], [v for _, v in rest]), workers).items():
                 keep[k] += v
             keep = self._drop_wasted(keep, workers, progress)
@@ -753,21 +774,27 @@ class Trainer:
         return final
 
     # -- EM ------------------------------------------------------------------------
-    def _em(self, seed: Dict[bytes, int], pairs: Dict[bytes, int], sample: Optional[List[bytes]],
-            workers: int) -> List[Dict[bytes, int]]:
+    def _em(
+        self, seed: dict[bytes, int], pairs: dict[bytes, int], sample: list[bytes] | None, workers: int
+    ) -> list[dict[bytes, int]]:
         """The EM stage over `sample` (None: the parts drawn with the n-grams, _em_groups)."""
         progress = _Progress(self.verbose, "EM")
         early, self._em_groups = getattr(self, "_em_groups", None), None
         sample_bytes = early[0] if early is not None else sum(map(len, sample))
         corpus_bytes = self.stats["corpus_bytes"]
-        progress.log(f"sample of {sample_bytes / 1e6:.1f} MB ({100 * sample_bytes / max(corpus_bytes, 1):.0f}% "
-                     f"of the corpus), seed of {len(seed)} pieces")
+        progress.log(
+            f"sample of {sample_bytes / 1e6:.1f} MB ({100 * sample_bytes / max(corpus_bytes, 1):.0f}% "
+            f"of the corpus), seed of {len(seed)} pieces"
+        )
         self.stats["em_sample_bytes"] = sample_bytes
         vocab = dict(seed)
         if pairs and self.em_pairs > 0:
             limit = int(self.em_pairs * len(seed))
-            cands = [(c, p) for p, c in pairs.items()
-                     if c >= self.min_count and p not in vocab and len(p) <= self.max_piece_length]
+            cands = [
+                (c, p)
+                for p, c in pairs.items()
+                if c >= self.min_count and p not in vocab and len(p) <= self.max_piece_length
+            ]
             cands.sort(key=lambda t: (-t[0], t[1]))
             for c, p in cands[:limit]:
                 vocab[p] = c
@@ -782,12 +809,16 @@ class Trainer:
             if keys:
                 progress.log(f"+ {len(keys)} candidate frequent n-grams")
         else:
-            fresh = [i for i, k in enumerate(keys) if k not in vocab]     # (the seed's counts win)
+            fresh = [i for i, k in enumerate(keys) if k not in vocab]  # (the seed's counts win)
             if keys:
                 progress.log(f"+ {len(fresh)} candidate frequent n-grams")
             everything = list(vocab) + [keys[i] for i in fresh]
-            counts = np.concatenate([np.fromiter(vocab.values(), dtype=np.float64, count=len(vocab)),
-                                     key_counts[np.asarray(fresh, dtype=np.int64)].astype(np.float64)])
+            counts = np.concatenate(
+                [
+                    np.fromiter(vocab.values(), dtype=np.float64, count=len(vocab)),
+                    key_counts[np.asarray(fresh, dtype=np.int64)].astype(np.float64),
+                ]
+            )
             del fresh
             order = _training.bytes_order(everything)
             pieces = [everything[i] for i in order.tolist()]
@@ -801,12 +832,13 @@ class Trainer:
         first_groups = _spread(round_groups, self.em_first_fraction)
         # (counts are for all the groups: a fraction of them scales its counts up)
         parts = (round_groups, grow_groups, first_groups)
-        whole = _group_bytes(groups) if any(part is not groups for part in parts) else 1.0   # (once)
-        scale, grow_scale, first_scale = (1.0 if part is groups else whole / max(_group_bytes(part), 1)
-                                          for part in parts)
+        whole = _group_bytes(groups) if any(part is not groups for part in parts) else 1.0  # (once)
+        scale, grow_scale, first_scale = (
+            1.0 if part is groups else whole / max(_group_bytes(part), 1) for part in parts
+        )
         results = []
         it = grown = 0
-        estimated = False           # the counts are the last grow pass's estimates: no E-step
+        estimated = False  # the counts are the last grow pass's estimates: no E-step
         for size in self.max_vocab_size:
             target = size - NUM_SPECIAL
             while True:
@@ -820,21 +852,27 @@ class Trainer:
                     part, part_scale = (first_groups, first_scale) if it == 1 else (round_groups, scale)
                     counts, ll = self._em_step(pieces, counts, part, workers, hard)
                     counts *= part_scale
-                    progress.log(f"iteration {it}: {len(pieces)} pieces, log-likelihood {ll:.6g} "
-                                 f"({-ll / max(sample_bytes, 1) / math.log(2):.4f} bits/byte)")
+                    progress.log(
+                        f"iteration {it}: {len(pieces)} pieces, log-likelihood {ll:.6g} "
+                        f"({-ll / max(sample_bytes, 1) / math.log(2):.4f} bits/byte)"
+                    )
                 estimated = False
                 if len(pieces) > target:
-                    pieces, counts = self._em_prune(pieces, counts, max(target, int(len(pieces) * self.em_shrink)),
-                                                    workers)
+                    pieces, counts = self._em_prune(
+                        pieces, counts, max(target, int(len(pieces) * self.em_shrink)), workers
+                    )
                 if grown < self.em_grow_rounds:
                     grown += 1
                     before = len(pieces)
-                    pieces, counts = self._em_grow(pieces, counts, grow_groups, int(self.em_grow * target),
-                                                   workers, grow_scale)
+                    pieces, counts = self._em_grow(
+                        pieces, counts, grow_groups, int(self.em_grow * target), workers, grow_scale
+                    )
                     # (never after the last grow round: the counts of its E-step become the model's)
                     estimated = grown <= self.em_estimated_rounds and grown < self.em_grow_rounds
-                    progress.log(f"grow round {grown}: + {len(pieces) - before} concatenations of adjacent pieces"
-                                 + ("; their counts estimated by the grow pass, no E-step" if estimated else ""))
+                    progress.log(
+                        f"grow round {grown}: + {len(pieces) - before} concatenations of adjacent pieces"
+                        + ("; their counts estimated by the grow pass, no E-step" if estimated else "")
+                    )
                 elif len(pieces) <= target:
                     # No E-step after the last pruning: the kept pieces' counts from the step
                     # before it are their estimates (one more step measurably changes nothing
@@ -851,7 +889,7 @@ class Trainer:
         progress.finish()
         return results
 
-    def _lengths(self, pieces: List[bytes]) -> np.ndarray:
+    def _lengths(self, pieces: list[bytes]) -> np.ndarray:
         """The byte lengths of a list of EM pieces (int64; computed once per list: the
         E-step, the pruning and the grow round each need them)."""
         cached = getattr(self, "_lengths_cache", None)
@@ -862,7 +900,7 @@ class Trainer:
         self._lengths_cache = (pieces, lengths)
         return lengths
 
-    def _em_lattice(self, pieces: List[bytes], logp: np.ndarray) -> Lattice:
+    def _em_lattice(self, pieces: list[bytes], logp: np.ndarray) -> Lattice:
         """A lattice of pieces with log-probabilities logp; the trie is built once per list
         of pieces (the E-step and the pruning after it share one)."""
         cached = getattr(self, "_em_cache", None)
@@ -872,8 +910,7 @@ class Trainer:
         self._em_cache = (pieces, lattice)
         return lattice
 
-    def _em_step(self, pieces: List[bytes], counts: np.ndarray, groups: List[Group], workers: int,
-                 hard: bool = False):
+    def _em_step(self, pieces: list[bytes], counts: np.ndarray, groups: list[Group], workers: int, hard: bool = False):
         """One EM iteration: expected counts (forward-backward; or, with hard=True, the
         counts of the Viterbi segmentation) and the log-likelihood (or Viterbi score),
         each group's weighted by its weight."""
@@ -886,7 +923,7 @@ class Trainer:
             if hard:
                 acc = np.zeros(n, dtype=np.float64)
                 lattice.viterbi_counts(texts, weights, acc)
-                ll = float((acc * logp).sum())     # (no BLAS call: see _group_bytes)
+                ll = float((acc * logp).sum())  # (no BLAS call: see _group_bytes)
             else:
                 acc = np.zeros(n, dtype=np.float64)
                 ll = lattice.expected_counts(texts, acc, 1.0, weights=weights)
@@ -909,8 +946,9 @@ class Trainer:
         _return_free_memory()
         return expected, ll
 
-    def _em_grow(self, pieces: List[bytes], counts: np.ndarray, groups: List[Group], k: int,
-                 workers: int, scale: float = 1.0):
+    def _em_grow(
+        self, pieces: list[bytes], counts: np.ndarray, groups: list[Group], k: int, workers: int, scale: float = 1.0
+    ):
         """Add the k most frequent (by group weight) concatenations of two adjacent pieces in
         the Viterbi segmentation of the groups (longer candidates; EM keeps the useful ones),
         each with its count times scale (the groups' share of the sample, inverted)."""
@@ -933,15 +971,15 @@ class Trainer:
             for g in range(t, len(groups), threads):
                 lattice.count_viterbi_pairs(groups[g].texts, fixed[g], tables[t][0], unis[t], tables[t][1])
 
-        floor = max(self.min_count, 2)   # candidates seen fewer times are cut anyway
+        floor = max(self.min_count, 2)  # candidates seen fewer times are cut anyway
 
         def merged(half):
             parts = sorted((per_thread[half] for per_thread in tables), key=len)
             for per_thread in tables:
                 per_thread[half] = None
-            total = parts.pop()              # merge into the largest: it grows least
+            total = parts.pop()  # merge into the largest: it grows least
             while parts:
-                total.merge(parts.pop())     # (each freed as soon as it is merged)
+                total.merge(parts.pop())  # (each freed as soon as it is merged)
             # (unsorted: _most_frequent_first orders them completely)
             return len(total), total.arrays(floor << PAIR_WEIGHT_BITS, sort=False)
 
@@ -960,7 +998,7 @@ class Trainer:
         # right one (shorter parts first: measurably better than bytes order on code).
         lengths = self._lengths(pieces)
         rank = np.empty(n, dtype=np.int64)
-        rank[np.lexsort((np.arange(n), lengths))] = np.arange(n)    # (pieces are in bytes order)
+        rank[np.lexsort((np.arange(n), lengths))] = np.arange(n)  # (pieces are in bytes order)
         uni = unis.pop()
         while unis:
             uni += unis.pop()
@@ -972,7 +1010,7 @@ class Trainer:
             first_byte = _first_bytes(lengths)
             bad_start = (first_byte >= 0x80) & (first_byte < 0xC0)
         known = set(pieces)
-        new: List[bytes] = []
+        new: list[bytes] = []
         chosen_a, chosen_b, chosen_f = [], [], []
         for block_keys, block_freq in _most_frequent_first(keys, fixed_freq, rank, n, 4 * k):
             a, b = np.divmod(block_keys, n)
@@ -1011,14 +1049,19 @@ class Trainer:
         grown_counts = np.concatenate([counts, chosen_f * scale / float(1 << PAIR_WEIGHT_BITS)])
         return [grown[i] for i in order.tolist()], grown_counts[order]
 
-    def _em_prune(self, pieces: List[bytes], counts: np.ndarray, keep_n: int, workers: int = 1):
+    def _em_prune(self, pieces: list[bytes], counts: np.ndarray, keep_n: int, workers: int = 1):
         """Keep the single bytes and the keep_n - 256 multi-byte pieces whose removal
         would cost the most likelihood."""
         logp = _logprobs(self._lengths(pieces), counts)
         lattice = self._em_lattice(pieces, logp)
         step = -(-len(pieces) // max(1, workers))
-        split = np.concatenate(list(_map_threads(lambda lo: lattice.split_scores(pieces[lo:lo + step]),
-                                                 range(0, len(pieces), step), workers)))
+        split = np.concatenate(
+            list(
+                _map_threads(
+                    lambda lo: lattice.split_scores(pieces[lo : lo + step]), range(0, len(pieces), step), workers
+                )
+            )
+        )
         loss = counts * (logp - split)
         lengths = self._lengths(pieces)
         loss[lengths == 1] = math.inf
@@ -1029,7 +1072,7 @@ class Trainer:
             maybe &= _UTF8_LENGTH[_first_bytes(lengths)] == lengths
             for i in np.flatnonzero(maybe).tolist():
                 if _is_one_char(pieces[i]):
-                    loss[i] = math.inf    # whole characters stay, like SentencePiece's required characters
+                    loss[i] = math.inf  # whole characters stay, like SentencePiece's required characters
         kept = _most_costly(loss, counts, lengths, keep_n)
         return [pieces[i] for i in kept.tolist()], counts[kept]
 
@@ -1046,20 +1089,22 @@ def _most_costly(loss: np.ndarray, counts: np.ndarray, lengths: np.ndarray, keep
         order = np.lexsort((np.arange(len(loss)), -counts, -loss, ~single))
         return np.sort(order[:keep_n])
     multi_loss = loss[multi]
-    cut = np.partition(multi_loss, len(multi) - rest)[len(multi) - rest]    # the rest-th highest loss
+    cut = np.partition(multi_loss, len(multi) - rest)[len(multi) - rest]  # the rest-th highest loss
     above = multi[multi_loss > cut]
     tied = multi[multi_loss == cut]
-    tied = tied[np.lexsort((tied, -counts[tied]))][:rest - len(above)]
+    tied = tied[np.lexsort((tied, -counts[tied]))][: rest - len(above)]
     return np.sort(np.concatenate([np.flatnonzero(single), above, tied]))
 
 
-def _most_frequent_first(keys: np.ndarray, freq: np.ndarray, rank: np.ndarray, n: int,
-                         first: int) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+def _most_frequent_first(
+    keys: np.ndarray, freq: np.ndarray, rank: np.ndarray, n: int, first: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """_em_grow's pairs in blocks (pair keys, freqs), most frequent first, ties by the rank
     of the left piece, then of the right one. The caller usually stops early, so only the
     `first` most frequent (all pairs tied with the last of them included) are sorted up
     front, the first block; the rest, sorted only if the caller reads past them, follow."""
-    def ranked(k):          # (the two ranks as one key: a lexsort of two keys, not three)
+
+    def ranked(k):  # (the two ranks as one key: a lexsort of two keys, not three)
         return rank[k // n] * n + rank[k % n]
 
     if first < len(keys):
@@ -1073,17 +1118,18 @@ def _most_frequent_first(keys: np.ndarray, freq: np.ndarray, rank: np.ndarray, n
     yield keys[order], freq[order]
 
 
-def _with_single_bytes(keys: List[bytes], counts: np.ndarray, singles: Dict[bytes, int]):
+def _with_single_bytes(keys: list[bytes], counts: np.ndarray, singles: dict[bytes, int]):
     """(pieces, float64 counts): the 256 single bytes (with their counts in `singles`) and
     `keys` (in bytes order, each of two bytes or more, with `counts`), merged in bytes
     order: bytes([c]) just before the keys that start with c."""
     starts = [bisect.bisect_left(keys, bytes([c])) for c in range(256)] + [len(keys)]
-    pieces: List[bytes] = []
+    pieces: list[bytes] = []
     for c in range(256):
         pieces.append(bytes([c]))
-        pieces.extend(keys[starts[c]:starts[c + 1]])
-    merged = np.insert(np.asarray(counts, dtype=np.float64), starts[:256],
-                       [float(singles[bytes([c])]) for c in range(256)])
+        pieces.extend(keys[starts[c] : starts[c + 1]])
+    merged = np.insert(
+        np.asarray(counts, dtype=np.float64), starts[:256], [float(singles[bytes([c])]) for c in range(256)]
+    )
     return pieces, merged
 
 
@@ -1118,9 +1164,11 @@ def _logprobs(lengths: np.ndarray, counts: np.ndarray) -> np.ndarray:
 class Group(NamedTuple):
     """A part of the EM sample: chunks, each with the weight of its counts, and the sum
     of weight x length (the part's mass in an E-step)."""
-    texts: List[bytes]
+
+    texts: list[bytes]
     weights: np.ndarray
     mass: float
+
 
 # Script of a character from its UTF-8 lead byte (continuation bytes: _NO_VOTE): 0 ASCII,
 # 1 Latin-1 / Latin extended / IPA / Greek, 2 Cyrillic, 3 Armenian and Hebrew, 4 Arabic,
@@ -1141,7 +1189,7 @@ _SCRIPT_OF_LEAD[0xE3:0xEA] = 8
 _SCRIPT_OF_LEAD[0xEA:0xEE] = 9
 
 
-def _scripts(sample: List[bytes]) -> np.ndarray:
+def _scripts(sample: list[bytes]) -> np.ndarray:
     """The script (see _SCRIPT_OF_LEAD) most characters of each chunk are in; ties go to
     the lower number (one pass over the bytes in C, without the GIL)."""
     return _training.chunk_scripts(sample, _SCRIPT_OF_LEAD, _NO_VOTE)
@@ -1172,8 +1220,13 @@ def _script_targets(share: np.ndarray, balance: float, floor: float) -> np.ndarr
         low |= more
 
 
-def _script_weights(sample: List[bytes], balance: float, multiplicity: Optional[np.ndarray] = None,
-                    floor: float = 0.0, lengths: Optional[np.ndarray] = None) -> np.ndarray:
+def _script_weights(
+    sample: list[bytes],
+    balance: float,
+    multiplicity: np.ndarray | None = None,
+    floor: float = 0.0,
+    lengths: np.ndarray | None = None,
+) -> np.ndarray:
     """Per chunk: the weight that makes each script's share of the sample bytes count as
     its _script_targets share (1.0 everywhere when nothing is balanced, or there is one
     script). With `multiplicity`, chunk i stands for multiplicity[i] copies of itself;
@@ -1182,8 +1235,11 @@ def _script_weights(sample: List[bytes], balance: float, multiplicity: Optional[
     if (balance == 1.0 and floor <= 0) or not sample:
         return weights
     script = _scripts(sample)
-    lengths = (np.fromiter(map(len, sample), dtype=np.float64, count=len(sample)) if lengths is None
-               else lengths.astype(np.float64))
+    lengths = (
+        np.fromiter(map(len, sample), dtype=np.float64, count=len(sample))
+        if lengths is None
+        else lengths.astype(np.float64)
+    )
     if multiplicity is not None:
         lengths *= multiplicity
     share = np.bincount(script, weights=lengths, minlength=_NO_VOTE)
@@ -1197,15 +1253,20 @@ def _script_weights(sample: List[bytes], balance: float, multiplicity: Optional[
     return per_script[script]
 
 
-def _em_parts(sample: List[bytes], balance: float, k: int, floor: float = 0.0,
-              distinct: Optional[Tuple[List[bytes], np.ndarray, np.ndarray]] = None) -> List[Group]:
+def _em_parts(
+    sample: list[bytes],
+    balance: float,
+    k: int,
+    floor: float = 0.0,
+    distinct: tuple[list[bytes], np.ndarray, np.ndarray] | None = None,
+) -> list[Group]:
     """The EM's view of its sample: the distinct chunks (first-occurrence order), each
     weighing its multiplicity times its script's weight (_script_weights), cut into k
     parts (_make_parts). A chunk found m times is segmented once per pass (repeated
     lines are common in code). `distinct`, when given, is _distinct_runs's answer for the
     sample (which is then not read)."""
     if distinct is None:
-        counted = collections.Counter(sample)        # (counted in C; keeps first-occurrence order)
+        counted = collections.Counter(sample)  # (counted in C; keeps first-occurrence order)
         chunks = list(counted)
         multiplicity = np.fromiter(counted.values(), dtype=np.float64, count=len(chunks))
         del counted
@@ -1216,7 +1277,7 @@ def _em_parts(sample: List[bytes], balance: float, k: int, floor: float = 0.0,
     return _make_parts(chunks, weights, k, lengths)
 
 
-def _distinct_runs(chunks: List[bytes], order: np.ndarray, keys: np.ndarray, lengths: np.ndarray):
+def _distinct_runs(chunks: list[bytes], order: np.ndarray, keys: np.ndarray, lengths: np.ndarray):
     """What collections.Counter(sample) gives for the sample chunks[order[0]],
     chunks[order[1]], ..., sorted by its hashes `keys` (with `lengths` its lengths):
     equal chunks have equal hashes, so they are runs of equal keys. (The first chunk of
@@ -1234,45 +1295,48 @@ def _distinct_runs(chunks: List[bytes], order: np.ndarray, keys: np.ndarray, len
     repeated = np.flatnonzero(runs > 1)
     for s, r in zip(starts[repeated].tolist(), runs[repeated].tolist()):
         first = chunks[order[s]]
-        for j in order[s + 1:s + r].tolist():
+        for j in order[s + 1 : s + r].tolist():
             if chunks[j] != first:
                 return None
     return [chunks[i] for i in order[starts].tolist()], runs.astype(np.float64), lengths[starts]
 
 
-def _make_parts(chunks: List[bytes], weights: np.ndarray, k: int,
-                lengths: Optional[np.ndarray] = None) -> List[Group]:
+def _make_parts(chunks: list[bytes], weights: np.ndarray, k: int, lengths: np.ndarray | None = None) -> list[Group]:
     """Cut chunks (each with its weight: the weight of its counts) into k contiguous parts
     of about equal bytes (`lengths`, when given, are the chunks' lengths). The parts come
     in a fixed order, so summing their counts in list order gives the same floats
     whatever the thread count."""
     if lengths is None:
         lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
-    before = np.cumsum(lengths) - lengths               # bytes of the chunks before each one
+    before = np.cumsum(lengths) - lengths  # bytes of the chunks before each one
     total = max(int(lengths.sum()), 1)
-    part = np.minimum(k - 1, before * k // total)       # contiguous
+    part = np.minimum(k - 1, before * k // total)  # contiguous
     cuts = np.searchsorted(part, np.arange(k + 1))
     # (elementwise, not np.dot: a BLAS call wakes OpenBLAS's threads, which then spin for
     # a while on the cores the counting threads need)
     mass = weights * lengths
-    return [Group(chunks[lo:hi], weights[lo:hi], float(mass[lo:hi].sum()))
-            for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist()) if hi > lo]
+    return [
+        Group(chunks[lo:hi], weights[lo:hi], float(mass[lo:hi].sum()))
+        for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist())
+        if hi > lo
+    ]
 
 
-def _spread(groups: List[Group], fraction: float) -> List[Group]:
+def _spread(groups: list[Group], fraction: float) -> list[Group]:
     """About fraction of the groups, evenly spread over the list (the parts are contiguous
     runs of the sample, and a corpus often comes one language after another)."""
     m = max(1, int(round(len(groups) * fraction)))
     return groups if m >= len(groups) else [groups[i * len(groups) // m] for i in range(m)]
 
 
-def _group_bytes(groups: List[Group]) -> float:
+def _group_bytes(groups: list[Group]) -> float:
     """The weighted bytes of the groups: their mass in the E-step."""
     return float(sum(group.mass for group in groups))
 
 
-def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts, workers: int = 1,
-                    lattice: Optional[bool] = None) -> np.ndarray:
+def _segment_counts(
+    pieces: list[bytes], logp: np.ndarray, texts, workers: int = 1, lattice: bool | None = None
+) -> np.ndarray:
     """sum over texts of weight x (number of times each piece is in its Viterbi split
     with the unigram model pieces/logp), as int64 by piece index. texts is a PieceTable
     (weights: its counts) or (list of bytes, weights).
@@ -1292,12 +1356,12 @@ def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts, workers: int =
         return np.zeros(n, dtype=np.int64)
     if lattice:
         lat = Lattice(pieces, logp, np.arange(n))
-        step = 8192         # slices: the token arrays of all dropped pieces at once are big
+        step = 8192  # slices: the token arrays of all dropped pieces at once are big
 
         def run(lo):
-            ids, offsets, _ = lat.encode_many_flat(texts[lo:lo + step], chunked=False)
-            w = np.repeat(weights[lo:lo + step].astype(np.float64), np.diff(offsets))
-            return np.bincount(ids, weights=w, minlength=n)     # integers: exact in float64
+            ids, offsets, _ = lat.encode_many_flat(texts[lo : lo + step], chunked=False)
+            w = np.repeat(weights[lo : lo + step].astype(np.float64), np.diff(offsets))
+            return np.bincount(ids, weights=w, minlength=n)  # integers: exact in float64
 
         total = np.zeros(n, dtype=np.float64)
         for part in _map_threads(run, range(0, len(texts), step), workers):
@@ -1306,8 +1370,9 @@ def _segment_counts(pieces: List[bytes], logp: np.ndarray, texts, workers: int =
     splitter = _training.PieceSplitter(pieces, logp)
     step = max(4096, -(-len(texts) // (4 * workers)))
     out = np.zeros(n, dtype=np.int64)
-    for part in _map_threads(lambda lo: splitter.counts(texts[lo:lo + step], weights[lo:lo + step]),
-                             range(0, len(texts), step), workers):
+    for part in _map_threads(
+        lambda lo: splitter.counts(texts[lo : lo + step], weights[lo : lo + step]), range(0, len(texts), step), workers
+    ):
         out += part
     return out
 

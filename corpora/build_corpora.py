@@ -41,38 +41,40 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 PACKAGES = {
-    'sword-text-web': '426.0-1',
-    'fortunes-zh': '2.98',
-    'libpython3.11-stdlib': '3.11.2-6+deb12u9',
-    'libsqlite3-dev': '3.40.1-2+deb12u2',
-    'librust-regex-syntax-dev': '0.6.27-1',
-    'libjs-jquery': '3.6.1+dfsg+~3.5.14-1',
+    "sword-text-web": "426.0-1",
+    "fortunes-zh": "2.98",
+    "libpython3.11-stdlib": "3.11.2-6+deb12u9",
+    "libsqlite3-dev": "3.40.1-2+deb12u2",
+    "librust-regex-syntax-dev": "0.6.27-1",
+    "libjs-jquery": "3.6.1+dfsg+~3.5.14-1",
 }
 
 # Files copied verbatim into LICENSES/ (package, path inside the package, name).
 LICENSE_FILES = [
-    ('sword-text-web', 'usr/share/doc/sword-text-web/copyright',
-     'sword-text-web.copyright'),
-    ('fortunes-zh', 'usr/share/doc/fortunes-zh/copyright',
-     'fortunes-zh.copyright'),
-    ('libpython3.11-stdlib', 'usr/lib/python3.11/LICENSE.txt',
-     'python3.11-LICENSE.txt'),
-    ('libsqlite3-dev', 'usr/share/doc/libsqlite3-dev/copyright',
-     'libsqlite3-dev.copyright'),
-    ('librust-regex-syntax-dev',
-     'usr/share/doc/librust-regex-syntax-dev/copyright',
-     'librust-regex-syntax-dev.copyright'),
-    ('librust-regex-syntax-dev',
-     'usr/share/cargo/registry/regex-syntax-0.6.27/LICENSE-MIT',
-     'regex-syntax-LICENSE-MIT'),
-    ('libjs-jquery', 'usr/share/doc/libjs-jquery/copyright',
-     'libjs-jquery.copyright'),
+    ("sword-text-web", "usr/share/doc/sword-text-web/copyright", "sword-text-web.copyright"),
+    ("fortunes-zh", "usr/share/doc/fortunes-zh/copyright", "fortunes-zh.copyright"),
+    ("libpython3.11-stdlib", "usr/lib/python3.11/LICENSE.txt", "python3.11-LICENSE.txt"),
+    ("libsqlite3-dev", "usr/share/doc/libsqlite3-dev/copyright", "libsqlite3-dev.copyright"),
+    (
+        "librust-regex-syntax-dev",
+        "usr/share/doc/librust-regex-syntax-dev/copyright",
+        "librust-regex-syntax-dev.copyright",
+    ),
+    (
+        "librust-regex-syntax-dev",
+        "usr/share/cargo/registry/regex-syntax-0.6.27/LICENSE-MIT",
+        "regex-syntax-LICENSE-MIT",
+    ),
+    ("libjs-jquery", "usr/share/doc/libjs-jquery/copyright", "libjs-jquery.copyright"),
 ]
 
 OUTPUTS = [
-    'en.train.txt', 'en.heldout.txt',
-    'zh.train.txt', 'zh.heldout.txt',
-    'code.train.txt', 'code.heldout.txt',
+    "en.train.txt",
+    "en.heldout.txt",
+    "zh.train.txt",
+    "zh.heldout.txt",
+    "code.train.txt",
+    "code.heldout.txt",
 ]
 
 
@@ -87,29 +89,27 @@ def fetch(name, cache):
     """Download NAME at its pinned version and unpack it; return the root."""
     global _updated
     version = PACKAGES[name]
-    root = os.path.join(cache, 'x', '%s_%s' % (name, version))
+    root = os.path.join(cache, "x", f"{name}_{version}")
     if os.path.isdir(root):
         return root
-    debdir = os.path.join(cache, 'deb')
+    debdir = os.path.join(cache, "deb")
     os.makedirs(debdir, exist_ok=True)
-    debs = [f for f in os.listdir(debdir)
-            if f.startswith(name + '_') and _deb_version(f) == version]
+    debs = [f for f in os.listdir(debdir) if f.startswith(name + "_") and _deb_version(f) == version]
     if not debs:
-        cmd = ['apt-get', 'download', '%s=%s' % (name, version)]
+        cmd = ["apt-get", "download", f"{name}={version}"]
         ok = subprocess.run(cmd, cwd=debdir).returncode == 0
         if not ok and not _updated and os.geteuid() == 0:
             _updated = True
-            subprocess.run(['apt-get', 'update'], check=True)
+            subprocess.run(["apt-get", "update"], check=True)
             ok = subprocess.run(cmd, cwd=debdir).returncode == 0
         if not ok:
-            sys.exit('cannot download %s=%s: the pinned version is no longer '
-                     'served by the configured Debian mirror (see README.md)'
-                     % (name, version))
-        debs = [f for f in os.listdir(debdir)
-                if f.startswith(name + '_') and _deb_version(f) == version]
+            sys.exit(
+                f"cannot download {name}={version}: the pinned version is no longer "
+                "served by the configured Debian mirror (see README.md)"
+            )
+        debs = [f for f in os.listdir(debdir) if f.startswith(name + "_") and _deb_version(f) == version]
     tmp = tempfile.mkdtemp(dir=cache)
-    subprocess.run(['dpkg-deb', '-x', os.path.join(debdir, debs[0]), tmp],
-                   check=True)
+    subprocess.run(["dpkg-deb", "-x", os.path.join(debdir, debs[0]), tmp], check=True)
     os.makedirs(os.path.dirname(root), exist_ok=True)
     os.rename(tmp, root)
     return root
@@ -117,30 +117,31 @@ def fetch(name, cache):
 
 def _deb_version(filename):
     # NAME_VERSION_ARCH.deb, with ':' of an epoch written as '%3a'.
-    parts = filename[:-len('.deb')].split('_')
-    return parts[1].replace('%3a', ':') if len(parts) == 3 else None
+    parts = filename[: -len(".deb")].split("_")
+    return parts[1].replace("%3a", ":") if len(parts) == 3 else None
 
 
 # --------------------------------------------------------------------------
 # Text helpers
 # --------------------------------------------------------------------------
 
+
 def clean_unit(text):
     """NFC, '\\n' line ends, no trailing spaces, no blank first/last lines."""
-    text = unicodedata.normalize('NFC', text)
-    text = text.replace('\r\n', '\n').replace('\r', '\n')
-    lines = [line.rstrip() for line in text.split('\n')]
+    text = unicodedata.normalize("NFC", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.rstrip() for line in text.split("\n")]
     while lines and not lines[0]:
         lines.pop(0)
     while lines and not lines[-1]:
         lines.pop()
-    return '\n'.join(lines)
+    return "\n".join(lines)
 
 
 def write_units(path, units):
     units = [u for u in units if u]
-    data = '\n\n'.join(units) + '\n'
-    with open(path, 'w', encoding='utf-8', newline='\n') as f:
+    data = "\n\n".join(units) + "\n"
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write(data)
 
 
@@ -148,44 +149,49 @@ def write_units(path, units):
 # English: World English Bible (SWORD zText module, OSIS markup)
 # --------------------------------------------------------------------------
 
+
 def read_ztext(moddir, testament):
     """Yield the raw OSIS text of every entry of one testament, in order."""
-    with open(os.path.join(moddir, testament + '.bzs'), 'rb') as f:
+    with open(os.path.join(moddir, testament + ".bzs"), "rb") as f:
         bzs = f.read()
-    with open(os.path.join(moddir, testament + '.bzv'), 'rb') as f:
+    with open(os.path.join(moddir, testament + ".bzv"), "rb") as f:
         bzv = f.read()
-    with open(os.path.join(moddir, testament + '.bzz'), 'rb') as f:
+    with open(os.path.join(moddir, testament + ".bzz"), "rb") as f:
         bzz = f.read()
-    blocks = [struct.unpack_from('<III', bzs, i) for i in range(0, len(bzs), 12)]
+    blocks = [struct.unpack_from("<III", bzs, i) for i in range(0, len(bzs), 12)]
     cache = {}
     for i in range(0, len(bzv), 10):
-        block, offset, size = struct.unpack_from('<IIH', bzv, i)
+        block, offset, size = struct.unpack_from("<IIH", bzv, i)
         if size == 0:
             continue
         if block not in cache:
             start, csize, _ = blocks[block]
-            cache = {block: zlib.decompress(bzz[start:start + csize])}
-        yield cache[block][offset:offset + size].decode('utf-8')
+            cache = {block: zlib.decompress(bzz[start : start + csize])}
+        yield cache[block][offset : offset + size].decode("utf-8")
 
 
-CHAPTER = '\x00CHAPTER\x00'
+CHAPTER = "\x00CHAPTER\x00"
 
 
 def osis_to_text(osis):
     # A removed footnote stands for a space unless punctuation follows it
     # (the module often has no space around a note: 'God<note>..</note>created').
-    s = re.sub(r'<note\b[^>]*/>', '\x01', osis)
-    s = re.sub(r'<note\b.*?</note>', '\x01', s, flags=re.S)
-    s = re.sub(r'<chapter\b[^>]*\bsID=[^>]*/>', '\n' + CHAPTER + '\n', s)
-    s = re.sub(r'<title\b[^>]*>', '\n\n', s)
-    s = re.sub(r'</title>', '\n\n', s)
-    s = re.sub(r'<div\b[^>]*type="(x-p|paragraph|section|majorSection|'
-               r'introduction|front|book)"[^>]*/?>', '\n\n', s)
-    s = re.sub(r'</?lg\b[^>]*>', '\n\n', s)
-    s = re.sub(r'<l\b[^>]*/?>|</l>|<lb\b[^>]*/>', '\n', s)
-    s = re.sub(r'<[^>]*>', '', s)
-    s = re.sub('\x01+(?=[\\s,.;:!?\u2019\u201d)\\]])', '', s)
-    s = s.replace('\x01', ' ')
+    s = re.sub(r"<note\b[^>]*/>", "\x01", osis)
+    s = re.sub(r"<note\b.*?</note>", "\x01", s, flags=re.S)
+    s = re.sub(r"<chapter\b[^>]*\bsID=[^>]*/>", "\n" + CHAPTER + "\n", s)
+    s = re.sub(r"<title\b[^>]*>", "\n\n", s)
+    s = re.sub(r"</title>", "\n\n", s)
+    s = re.sub(
+        r'<div\b[^>]*type="(x-p|paragraph|section|majorSection|'
+        r'introduction|front|book)"[^>]*/?>',
+        "\n\n",
+        s,
+    )
+    s = re.sub(r"</?lg\b[^>]*>", "\n\n", s)
+    s = re.sub(r"<l\b[^>]*/?>|</l>|<lb\b[^>]*/>", "\n", s)
+    s = re.sub(r"<[^>]*>", "", s)
+    s = re.sub("\x01+(?=[\\s,.;:!?\u2019\u201d)\\]])", "", s)
+    s = s.replace("\x01", " ")
     s = html.unescape(s)
     return s
 
@@ -193,23 +199,23 @@ def osis_to_text(osis):
 def tidy_paragraphs(text):
     """Collapse spaces, keep single line breaks, one blank line between paragraphs."""
     out, para = [], []
-    for line in text.split('\n'):
-        line = re.sub(r'[ \t\u00a0]+', ' ', line).strip()
+    for line in text.split("\n"):
+        line = re.sub(r"[ \t\u00a0]+", " ", line).strip()
         if line:
             para.append(line)
         elif para:
-            out.append('\n'.join(para))
+            out.append("\n".join(para))
             para = []
     if para:
-        out.append('\n'.join(para))
-    return '\n\n'.join(out)
+        out.append("\n".join(para))
+    return "\n\n".join(out)
 
 
 def build_en(cache):
-    root = fetch('sword-text-web', cache)
-    moddir = os.path.join(root, 'usr/share/sword/modules/texts/ztext/engWEB2015eb')
+    root = fetch("sword-text-web", cache)
+    moddir = os.path.join(root, "usr/share/sword/modules/texts/ztext/engWEB2015eb")
     # Verses are joined with a space; markup decides where paragraphs break.
-    raw = ' '.join(v for t in ('ot', 'nt') for v in read_ztext(moddir, t))
+    raw = " ".join(v for t in ("ot", "nt") for v in read_ztext(moddir, t))
     text = osis_to_text(raw)
     chapters = [clean_unit(tidy_paragraphs(c)) for c in text.split(CHAPTER)]
     chapters = [c for c in chapters if c]
@@ -229,9 +235,19 @@ def build_en(cache):
 # The 'chinese' fortune file mixes classical texts with modern, copyrighted
 # ones (a translated Debian manual, book quotes, forum jokes). Only records
 # attributed to these pre-modern works and authors are used.
-ZH_WORKS = ('《论语》', '论语', '《菜根谭》', '《谚语》', '《增广贤文》', '《道德经》',
-            '《孟子', '孟子及其弟子', '荀子')
-ZH_AUTHORS = set('''
+ZH_WORKS = (
+    "《论语》",
+    "论语",
+    "《菜根谭》",
+    "《谚语》",
+    "《增广贤文》",
+    "《道德经》",
+    "《孟子",
+    "孟子及其弟子",
+    "荀子",
+)
+ZH_AUTHORS = set(
+    """
 辛弃疾 苏轼 李煜 柳永 李白 吴文英 陆游 晏几道 姜夔 欧阳修 晏殊 张炎 蒋捷 王沂孙
 张元 刘过 杜甫 史达祖 白居易 陈亮 张孝祥 刘克庄 刘辰翁 张先 周密 韦庄 温庭筠
 陈人杰 冯延巳 李商隐 纳兰性德 王维 范成大 汪元量 敦煌 李清照 袁去华
@@ -262,20 +278,21 @@ ZH_AUTHORS = set('''
 龚翔麟 苏麟 李觏 林杰 王驾 雍裕之 韦承庆 杜耒 赵翼 雷震 储光羲 王羲之 徐灿 李斯
 祖咏 薛道衡 庾信 白朴 宋之问 王籍 陶弘景 卢照邻 虞姬 马戴 惠能 钱福 杨炯 吴均
 崔道融 钱嶫 陆机 司马迁 诸葛亮 徐干 范云 虞世南 秘演 洪升 何逊
-'''.split())
+""".split()
+)
 
-ANSI = re.compile(r'\x1b\[[0-9;]*m')
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def fortune_records(path):
     # A line starting with '%' ends a record; a few such lines carry stray
     # characters after the '%', which are dropped with the line.
-    with open(path, encoding='utf-8') as f:
-        data = ANSI.sub('', f.read())
+    with open(path, encoding="utf-8") as f:
+        data = ANSI.sub("", f.read())
     rec = []
-    for line in data.split('\n') + ['%']:
-        if line.startswith('%'):
-            text = clean_unit('\n'.join(rec))
+    for line in data.split("\n") + ["%"]:
+        if line.startswith("%"):
+            text = clean_unit("\n".join(rec))
             if text:
                 yield text
             rec = []
@@ -284,26 +301,25 @@ def fortune_records(path):
 
 
 def zh_classical(rec):
-    last = rec.split('\n')[-1].strip()
-    if not last.startswith('--'):
+    last = rec.split("\n")[-1].strip()
+    if not last.startswith("--"):
         return False
     who = last[2:].strip()
     if who.startswith(ZH_WORKS):
         return True
-    if '《' in who and who.index('《') > 0:
-        who = who[:who.index('《')]
-    who = who.split('，')[-1].strip()
+    if "《" in who and who.index("《") > 0:
+        who = who[: who.index("《")]
+    who = who.split("，")[-1].strip()
     return who in ZH_AUTHORS
 
 
 def build_zh(cache):
-    root = fetch('fortunes-zh', cache)
-    fdir = os.path.join(root, 'usr/share/games/fortunes')
+    root = fetch("fortunes-zh", cache)
+    fdir = os.path.join(root, "usr/share/games/fortunes")
     records, seen = [], set()
-    for name in ('tang300', 'song100'):
+    for name in ("tang300", "song100"):
         records.extend(fortune_records(os.path.join(fdir, name)))
-    records.extend(r for r in fortune_records(os.path.join(fdir, 'chinese'))
-                   if zh_classical(r))
+    records.extend(r for r in fortune_records(os.path.join(fdir, "chinese")) if zh_classical(r))
     units = []
     for rec in records:
         if rec not in seen:
@@ -318,17 +334,18 @@ def build_zh(cache):
 # Source code
 # --------------------------------------------------------------------------
 
+
 def read_source(path):
-    with open(path, 'rb') as f:
+    with open(path, "rb") as f:
         raw = f.read()
     try:
-        return raw.decode('utf-8')
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
 
 
 def source_unit(comment, relpath, text):
-    return clean_unit('%s file: %s\n%s' % (comment, relpath, text))
+    return clean_unit(f"{comment} file: {relpath}\n{text}")
 
 
 def build_code(cache):
@@ -336,16 +353,18 @@ def build_code(cache):
 
     # Python standard library (PSF licence): a deterministic pseudo-random
     # sample of whole modules, skipping generated data and very large files.
-    root = fetch('libpython3.11-stdlib', cache)
-    base = os.path.join(root, 'usr/lib/python3.11')
+    root = fetch("libpython3.11-stdlib", cache)
+    base = os.path.join(root, "usr/lib/python3.11")
     cands = []
     for d, dirs, files in os.walk(base):
         dirs.sort()
         for fn in sorted(files):
             rel = os.path.relpath(os.path.join(d, fn), base)
-            if not fn.endswith('.py') or re.search(
-                    r'(^|/)(tests?|idlelib|encodings|pydoc_data|lib2to3|'
-                    r'site-packages|dist-packages)(/|$)|^_sysconfigdata', rel):
+            if not fn.endswith(".py") or re.search(
+                r"(^|/)(tests?|idlelib|encodings|pydoc_data|lib2to3|"
+                r"site-packages|dist-packages)(/|$)|^_sysconfigdata",
+                rel,
+            ):
                 continue
             size = os.path.getsize(os.path.join(base, rel))
             if 2000 <= size <= 60000:
@@ -357,90 +376,92 @@ def build_code(cache):
         if text is None or budget - len(text.encode()) < 0:
             continue
         budget -= len(text.encode())
-        chosen.append(source_unit('#', 'Lib/' + rel, text))
+        chosen.append(source_unit("#", "Lib/" + rel, text))
     for i, unit in enumerate(chosen):
         (heldout if i % 8 == 3 else train).append(unit)
 
     # C: SQLite's public headers (public domain).
-    root = fetch('libsqlite3-dev', cache)
-    train.append(source_unit('//', 'sqlite3.h', read_source(
-        os.path.join(root, 'usr/include/sqlite3.h'))))
-    heldout.append(source_unit('//', 'sqlite3ext.h', read_source(
-        os.path.join(root, 'usr/include/sqlite3ext.h'))))
+    root = fetch("libsqlite3-dev", cache)
+    train.append(source_unit("//", "sqlite3.h", read_source(os.path.join(root, "usr/include/sqlite3.h"))))
+    heldout.append(source_unit("//", "sqlite3ext.h", read_source(os.path.join(root, "usr/include/sqlite3ext.h"))))
 
     # Rust: the regex-syntax crate (MIT or Apache-2.0), without its generated
     # Unicode tables and its one very large file (ast/parse.rs).
-    root = fetch('librust-regex-syntax-dev', cache)
-    base = os.path.join(root, 'usr/share/cargo/registry/regex-syntax-0.6.27')
+    root = fetch("librust-regex-syntax-dev", cache)
+    base = os.path.join(root, "usr/share/cargo/registry/regex-syntax-0.6.27")
     rs = []
-    for d, dirs, files in os.walk(os.path.join(base, 'src')):
+    for d, dirs, files in os.walk(os.path.join(base, "src")):
         dirs.sort()
         for fn in sorted(files):
             rel = os.path.relpath(os.path.join(d, fn), base)
-            if (fn.endswith('.rs') and 'unicode_tables' not in rel
-                    and os.path.getsize(os.path.join(base, rel)) <= 120000):
+            if (
+                fn.endswith(".rs")
+                and "unicode_tables" not in rel
+                and os.path.getsize(os.path.join(base, rel)) <= 120000
+            ):
                 rs.append(rel)
     rs.sort()
     for i, rel in enumerate(rs):
-        unit = source_unit('//', 'regex-syntax/' + rel,
-                           read_source(os.path.join(base, rel)))
+        unit = source_unit("//", "regex-syntax/" + rel, read_source(os.path.join(base, rel)))
         (heldout if i % 6 == 4 else train).append(unit)
 
     # JavaScript: unminified jQuery (MIT).
-    root = fetch('libjs-jquery', cache)
-    train.append(source_unit('//', 'jquery.js', read_source(
-        os.path.join(root, 'usr/share/javascript/jquery/jquery.js'))))
+    root = fetch("libjs-jquery", cache)
+    train.append(
+        source_unit("//", "jquery.js", read_source(os.path.join(root, "usr/share/javascript/jquery/jquery.js")))
+    )
     return train, heldout
 
 
 # --------------------------------------------------------------------------
 
+
 def sha256(path):
-    with open(path, 'rb') as f:
+    with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--cache', default=os.path.join(
-        tempfile.gettempdir(), 'bytepiece-corpora-cache'),
-        help='where .deb files are downloaded and unpacked')
-    ap.add_argument('--out', default=HERE, help='output folder')
-    ap.add_argument('--write-sums', action='store_true',
-                    help='rewrite SHA256SUMS instead of checking against it')
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--cache",
+        default=os.path.join(tempfile.gettempdir(), "bytepiece-corpora-cache"),
+        help="where .deb files are downloaded and unpacked",
+    )
+    ap.add_argument("--out", default=HERE, help="output folder")
+    ap.add_argument("--write-sums", action="store_true", help="rewrite SHA256SUMS instead of checking against it")
     args = ap.parse_args()
     os.makedirs(args.cache, exist_ok=True)
     out = args.out
 
-    for lang, build in (('en', build_en), ('zh', build_zh), ('code', build_code)):
+    for lang, build in (("en", build_en), ("zh", build_zh), ("code", build_code)):
         train, heldout = build(args.cache)
-        write_units(os.path.join(out, lang + '.train.txt'), train)
-        write_units(os.path.join(out, lang + '.heldout.txt'), heldout)
+        write_units(os.path.join(out, lang + ".train.txt"), train)
+        write_units(os.path.join(out, lang + ".heldout.txt"), heldout)
 
-    licdir = os.path.join(out, 'LICENSES')
+    licdir = os.path.join(out, "LICENSES")
     os.makedirs(licdir, exist_ok=True)
     for pkg, rel, name in LICENSE_FILES:
-        shutil.copyfile(os.path.join(fetch(pkg, args.cache), rel),
-                        os.path.join(licdir, name))
+        shutil.copyfile(os.path.join(fetch(pkg, args.cache), rel), os.path.join(licdir, name))
 
-    sums = ['%s  %s' % (sha256(os.path.join(out, n)), n) for n in OUTPUTS]
+    sums = [f"{sha256(os.path.join(out, n))}  {n}" for n in OUTPUTS]
     for line, n in zip(sums, OUTPUTS):
-        print('%s  (%d bytes)' % (line, os.path.getsize(os.path.join(out, n))))
-    sums_path = os.path.join(HERE, 'SHA256SUMS')
+        print("%s  (%d bytes)" % (line, os.path.getsize(os.path.join(out, n))))
+    sums_path = os.path.join(HERE, "SHA256SUMS")
     if args.write_sums:
-        with open(sums_path, 'w') as f:
-            f.write('\n'.join(sums) + '\n')
-        print('wrote', sums_path)
+        with open(sums_path, "w") as f:
+            f.write("\n".join(sums) + "\n")
+        print("wrote", sums_path)
         return 0
     if os.path.exists(sums_path):
         with open(sums_path) as f:
-            expected = f.read().split('\n')[:-1]
+            expected = f.read().split("\n")[:-1]
         if expected != sums:
-            print('MISMATCH with SHA256SUMS', file=sys.stderr)
+            print("MISMATCH with SHA256SUMS", file=sys.stderr)
             return 1
-        print('all files match SHA256SUMS')
+        print("all files match SHA256SUMS")
     return 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())

@@ -11,6 +11,7 @@ sample is a pure function of (seed, epoch, document index, text):
 
     python examples/dataloader_subword_regularisation.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -22,7 +23,7 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parent.parent
 try:
     import bytepiece  # noqa: F401
-except ImportError:           # running from a checkout built with `setup.py build_ext --inplace`
+except ImportError:  # running from a checkout built with `setup.py build_ext --inplace`
     sys.path.insert(0, str(ROOT))
 
 from bytepiece import Tokenizer  # noqa: E402
@@ -54,21 +55,24 @@ def main() -> None:
         # alpha: 0 samples uniformly over all segmentations, larger is closer to Viterbi.
         transform = EncodeTransform(tok, alpha=0.3, seed=0, add_bos=True, add_eos=True, max_length=48)
 
-        sentences = ["Subword regularisation samples a new segmentation every epoch.",
-                     "The same seed gives the same samples in every worker and process.",
-                     "Workers never repeat each other's samples.",
-                     "In the beginning, God created the heavens and the earth."]
+        sentences = [
+            "Subword regularisation samples a new segmentation every epoch.",
+            "The same seed gives the same samples in every worker and process.",
+            "Workers never repeat each other's samples.",
+            "In the beginning, God created the heavens and the earth.",
+        ]
         dataset = TokenizedDataset(sentences, transform)
         loader = DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=pad)
         for epoch in range(2):
-            dataset.set_epoch(epoch)       # before iterating: fresh workers get this epoch
+            dataset.set_epoch(epoch)  # before iterating: fresh workers get this epoch
             batch = next(iter(loader))
             print(f"\nepoch {epoch}: input_ids {tuple(batch['input_ids'].shape)}, lengths {batch['lengths'].tolist()}")
-            first = batch["input_ids"][0, 1:batch["lengths"][0] - 1].tolist()
+            first = batch["input_ids"][0, 1 : batch["lengths"][0] - 1].tolist()
             print("  " + " | ".join(tok.decode_bytes([i]).decode("utf-8", "replace") for i in first))
 
-        stream = TextStream(ROOT / "corpora" / "en.heldout.txt", EncodeTransform(tok, alpha=0.3, seed=0),
-                            block_size=16, output="torch")   # <eos> after each document
+        stream = TextStream(
+            ROOT / "corpora" / "en.heldout.txt", EncodeTransform(tok, alpha=0.3, seed=0), block_size=16, output="torch"
+        )  # <eos> after each document
         blocks = DataLoader(stream, batch_size=4, num_workers=2)
         for epoch in range(2):
             stream.set_epoch(epoch)

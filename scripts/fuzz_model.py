@@ -15,6 +15,7 @@ Python code of bytepiece is instrumented for coverage; the Cython core is not
                                              # corpus: ./fuzz-corpus (seeded, then grown)
     python scripts/fuzz_model.py crash-1234abcd        # re-run one saved input
 """
+
 from __future__ import annotations
 
 import io
@@ -42,8 +43,10 @@ def _seeds() -> list:
 
     pieces = [bytes([b]) for b in range(256)] + [b"ab", b"abc", b" the", "東京".encode()]
     pieces.sort(key=lambda p: (len(p), p))
-    model = {base64.b64encode(p).decode(): [i + 3, p.decode("utf-8", "ignore"), 1 + (i * 7) % 50]
-             for i, p in enumerate(pieces)}
+    model = {
+        base64.b64encode(p).decode(): [i + 3, p.decode("utf-8", "ignore"), 1 + (i * 7) % 50]
+        for i, p in enumerate(pieces)
+    }
     model["__bytepiece__"] = {"format": 1, "special_tokens": ["<sep>"], "normalization": "NFC", "alpha": 0.1}
     data = json.dumps(model).encode()
     buffer = io.BytesIO()
@@ -67,8 +70,8 @@ def test_one_input(data: bytes) -> None:
 
 def main() -> None:
     argv = list(sys.argv)
-    if not any(not arg.startswith("-") for arg in argv[1:]):   # no corpus folder or input given
-        os.makedirs(CORPUS, exist_ok=True)      # kept between runs: libFuzzer adds what it finds
+    if not any(not arg.startswith("-") for arg in argv[1:]):  # no corpus folder or input given
+        os.makedirs(CORPUS, exist_ok=True)  # kept between runs: libFuzzer adds what it finds
         for i, seed in enumerate(_seeds()):
             with open(os.path.join(CORPUS, f"seed{i}"), "wb") as handle:
                 handle.write(seed)

@@ -1,4 +1,5 @@
 """A Dask cluster for the tests: two single-thread worker processes on this machine."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,8 +14,9 @@ def two_workers(set_as_default: bool):
     warning distributed then gives fails a test under filterwarnings=error)."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      scheduler_kwargs={"dashboard": False}) as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", scheduler_kwargs={"dashboard": False}
+    ) as cluster:
         with Client(cluster, set_as_default=set_as_default) as client:
             client.wait_for_workers(2, timeout=TIMEOUT)
             yield client

@@ -1,4 +1,5 @@
 """Shared fixtures: the vendored model and, when ../shared is present, the other compat models."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,7 @@ try:
     # found again; a passing suite does not start failing by luck).
     _hypothesis_settings.register_profile("deterministic", derandomize=True, print_blob=True)
     _hypothesis_settings.load_profile("deterministic")
-except ImportError:     # hypothesis is a test extra; modules that need it skip without it
+except ImportError:  # hypothesis is a test extra; modules that need it skip without it
     pass
 
 TESTS = pathlib.Path(__file__).resolve().parent

@@ -2,6 +2,7 @@
 
 The real console script, pipes and signals are in test_cli_process.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import unicodedata
 
 import pytest
 from click.testing import CliRunner
+from conftest import VENDORED_MODEL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +25,6 @@ from bytepiece.cli import (
     parse_piece,
     readable_piece,
 )
-from conftest import VENDORED_MODEL
 
 TEXT = (
     "Hello world, this is a test.\r\n"
@@ -32,7 +33,7 @@ TEXT = (
     "\n"
     "back\\slash and ▁ the marker itself\n"
     "last line without a newline"
-).encode("utf-8")
+).encode()
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_group_help_lists_commands_and_version(runner):
 def test_unknown_command_and_option_are_usage_errors(runner, model):
     assert run(runner, "frobnicate").exit_code == 2
     assert run(runner, "encode", "-m", model, "--no-such-option").exit_code == 2
-    assert run(runner, "encode").exit_code == 2          # -m is required
+    assert run(runner, "encode").exit_code == 2  # -m is required
 
 
 # ---------------------------------------------------------------------------
@@ -116,9 +117,9 @@ def test_encode_ids_are_the_tokenizers_line_by_line(runner, model, text_file, to
 
 def test_encode_decode_round_trip_byte_for_byte(runner, model, text_file):
     ids = ok(run(runner, "encode", "-m", model, text_file)).stdout_bytes
-    assert ids.count(b"\n") == len(lines_of(TEXT))       # one output line per input line
+    assert ids.count(b"\n") == len(lines_of(TEXT))  # one output line per input line
     back = ok(run(runner, "decode", "-m", model, input=ids)).stdout_bytes
-    assert back == TEXT                                  # CRLF, blank lines, no final newline
+    assert back == TEXT  # CRLF, blank lines, no final newline
 
 
 @pytest.mark.parametrize("fmt", ["pieces", "jsonl"])
@@ -136,7 +137,7 @@ def test_stdin_and_dash_read_the_same(runner, model, text_file):
 
 def test_several_inputs_are_read_in_order_with_running_line_numbers(runner, model, tmp_path):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
-    a.write_bytes(b"one\ntwo")           # no final newline: still a line of its own
+    a.write_bytes(b"one\ntwo")  # no final newline: still a line of its own
     b.write_bytes(b"three\n")
     out = ok(run(runner, "encode", "-m", model, "-f", "jsonl", a, b)).stdout_bytes
     records = [json.loads(line) for line in out.splitlines()]
@@ -187,7 +188,7 @@ def test_jsonl_has_ids_pieces_and_byte_offsets(runner, model, text_file, tok):
         assert len(record["ids"]) == len(record["pieces"]) == len(record["offsets"])
         for i, (start, end) in zip(record["ids"], record["offsets"]):
             assert line[start:end] == tok.decode_bytes([i])
-        assert record["offsets"][-1] == [len(line), len(line)]   # <eos> has no bytes
+        assert record["offsets"][-1] == [len(line), len(line)]  # <eos> has no bytes
     # Lines where pieces split a character (emoji, 東京): neighbours share that character.
     split = [r for r in records if any(a[1] > b[0] for a, b in zip(r["char_offsets"], r["char_offsets"][1:]))]
     assert len(split) >= 2
@@ -203,8 +204,8 @@ def test_bos_eos(runner, model, tok):
 def test_sampling_is_keyed_by_line_number(runner, model, text_file, model_path):
     args = ("encode", "-m", model, "--alpha", "0.1", "--seed", "7", text_file)
     first = ok(run(runner, *args)).stdout
-    assert ok(run(runner, *args)).stdout == first                      # reproducible
-    assert ok(run(runner, *args, "--threads", "2")).stdout == first    # thread-independent
+    assert ok(run(runner, *args)).stdout == first  # reproducible
+    assert ok(run(runner, *args, "--threads", "2")).stdout == first  # thread-independent
     assert ok(run(runner, *args, "--threads", "1")).stdout == first
     tok = Tokenizer(model_path, seed=7)
     expected = [tok.encode(line.decode(), alpha=0.1, key=k) for k, line in enumerate(lines_of(TEXT), 1)]
@@ -252,7 +253,7 @@ def test_failed_encode_leaves_no_output_file(runner, tmp_path):
 
 def test_progress_goes_to_stderr_only_when_asked(runner, model, text_file):
     plain = ok(run(runner, "encode", "-m", model, text_file))
-    assert plain.stderr == ""                    # CliRunner's stderr is not a terminal
+    assert plain.stderr == ""  # CliRunner's stderr is not a terminal
     shown = ok(run(runner, "encode", "-m", model, "--progress", text_file))
     assert shown.stdout == plain.stdout
     assert "encode" in shown.stderr and "MB" in shown.stderr
@@ -284,7 +285,7 @@ def test_debug_shows_the_traceback(runner, tmp_path):
     assert result.exit_code == 1
     from bytepiece import ModelError
 
-    assert isinstance(result.exception, ModelError)   # not turned into a one-line error
+    assert isinstance(result.exception, ModelError)  # not turned into a one-line error
 
 
 def test_decode_errors_name_the_file_and_line(runner, model, tmp_path):
@@ -294,8 +295,7 @@ def test_decode_errors_name_the_file_and_line(runner, model, tmp_path):
     ids.write_text("11962\n\n99999999\n")
     fails(run(runner, "decode", "-m", model, ids), 1, "x.ids line 3", "99999999")
     fails(run(runner, "decode", "-m", model, input="-1\n"), 1, "<stdin> line 1", "-1")
-    fails(run(runner, "decode", "-m", model, "-f", "jsonl", input='{"ids": [1]}\n{"ids": "x"}\n'),
-          1, "<stdin> line 2")
+    fails(run(runner, "decode", "-m", model, "-f", "jsonl", input='{"ids": [1]}\n{"ids": "x"}\n'), 1, "<stdin> line 2")
     fails(run(runner, "decode", "-m", model, "-f", "jsonl", input="[1, 2\n"), 1, "<stdin> line 1")
     fails(run(runner, "decode", "-m", model, "-f", "pieces", input="Hello \\q\n"), 1, "<stdin> line 1", "\\q")
 
@@ -311,7 +311,7 @@ def test_unreadable_input_is_a_runtime_error(runner, model, tmp_path, monkeypatc
     path = tmp_path / "secret.txt"
     path.write_text("x")
     path.chmod(0)
-    if os.geteuid() == 0:        # root reads it anyway: refuse it the way the OS would
+    if os.geteuid() == 0:  # root reads it anyway: refuse it the way the OS would
         real_open = open
 
         def refusing_open(name, *args, **kwargs):
@@ -340,11 +340,11 @@ def test_readable_piece_escapes():
     assert readable_piece(b" the") == "\u2581the"
     assert readable_piece("\u2581".encode()) == "\\u2581"
     assert readable_piece(b"a\\b") == "a\\\\b"
-    assert readable_piece(b"\xe6\x9d") == "\\xe6\\x9d"            # half a character
+    assert readable_piece(b"\xe6\x9d") == "\\xe6\\x9d"  # half a character
     assert readable_piece("東".encode()) == "東"
     assert readable_piece(b"\n\n") == "\\n\\n"
     assert readable_piece(b"\x00\x7f") == "\\x00\\x7f"
-    assert readable_piece(b"<bos>") == "\\x3cbos>"               # never looks like a special id
+    assert readable_piece(b"<bos>") == "\\x3cbos>"  # never looks like a special id
     assert readable_piece(b" x", spaces=False) == " x"
 
 
@@ -415,7 +415,7 @@ def test_enumeration_matches_the_lattice(tok):
 
 
 def test_chi_square_p_values():
-    for x in (0.1, 1.0, 3.0, 10.0, 50.0):      # two degrees of freedom: exp(-x/2)
+    for x in (0.1, 1.0, 3.0, 10.0, 50.0):  # two degrees of freedom: exp(-x/2)
         assert math.isclose(chi_square_sf(x, 2), math.exp(-x / 2), rel_tol=1e-12)
     assert math.isclose(chi_square_sf(3.841458820694124, 1), 0.05, rel_tol=1e-9)
     assert chi_square_sf(0.0, 5) == 1.0
@@ -501,8 +501,9 @@ def test_train_several_sizes_in_one_run(runner, corpus, tmp_path):
 def test_train_refuses_to_overwrite_before_training(runner, corpus, tmp_path):
     target = tmp_path / "m"
     (tmp_path / "m.300").write_text("old")
-    fails(run(runner, "train", "-o", target, "--vocab-size", "300", "--vocab-size", "450", corpus),
-          1, "m.300", "--force")
+    fails(
+        run(runner, "train", "-o", target, "--vocab-size", "300", "--vocab-size", "450", corpus), 1, "m.300", "--force"
+    )
     assert (tmp_path / "m.300").read_text() == "old" and not (tmp_path / "m.450").exists()
     ok(run(runner, "train", "-o", target, "--vocab-size", "300", "--vocab-size", "450", "--force", corpus))
     assert Tokenizer(tmp_path / "m.300").vocab_size == 300
@@ -510,8 +511,26 @@ def test_train_refuses_to_overwrite_before_training(runner, corpus, tmp_path):
 
 def test_train_options_reach_the_trainer(runner, corpus, tmp_path):
     target = tmp_path / "digits.model"
-    ok(run(runner, "train", "-o", target, "--vocab-size", "350", "--isolate-digits", "--order", "4",
-           "--max-piece-length", "8", "--min-count", "3", "--workers", "2", corpus))
+    ok(
+        run(
+            runner,
+            "train",
+            "-o",
+            target,
+            "--vocab-size",
+            "350",
+            "--isolate-digits",
+            "--order",
+            "4",
+            "--max-piece-length",
+            "8",
+            "--min-count",
+            "3",
+            "--workers",
+            "2",
+            corpus,
+        )
+    )
     pieces = Tokenizer(target).vocabulary.pieces
     assert max(map(len, pieces)) <= 8
     assert not any(len(p) > 1 and any(48 <= b <= 57 for b in p) for p in pieces)
@@ -561,10 +580,10 @@ def test_train_balance_reaches_the_trainer(runner, tmp_path):
     corpus.write_text(text, encoding="utf-8")
     files = {}
     cases = {
-        "plain": (["--script-floor", "0"], dict(em_script_floor=0)),
-        "floor": (["--script-floor", "0.4"], dict(em_script_floor=0.4)),
-        "tempered": (["--script-floor", "0", "--balance", "0.3"], dict(em_script_floor=0, em_balance=0.3)),
-        "tagged": (["--em-seed", "tagged"], dict(em_seed="tagged")),
+        "plain": (["--script-floor", "0"], {"em_script_floor": 0}),
+        "floor": (["--script-floor", "0.4"], {"em_script_floor": 0.4}),
+        "tempered": (["--script-floor", "0", "--balance", "0.3"], {"em_script_floor": 0, "em_balance": 0.3}),
+        "tagged": (["--em-seed", "tagged"], {"em_seed": "tagged"}),
     }
     for name, (args, options) in cases.items():
         target = tmp_path / f"{name}.model"
@@ -575,8 +594,15 @@ def test_train_balance_reaches_the_trainer(runner, tmp_path):
         assert target.read_bytes() == (tmp_path / "direct.model").read_bytes(), name
         files[name] = target.read_bytes()
     assert len(set(files.values())) == 4
-    for option, bad in [("--em-seed", "bytes"), ("--balance", "0"), ("--balance", "1.5"), ("--balance", "x"),
-                        ("--script-floor", "-0.1"), ("--script-floor", "0.6"), ("--script-floor", "x")]:
+    for option, bad in [
+        ("--em-seed", "bytes"),
+        ("--balance", "0"),
+        ("--balance", "1.5"),
+        ("--balance", "x"),
+        ("--script-floor", "-0.1"),
+        ("--script-floor", "0.6"),
+        ("--script-floor", "x"),
+    ]:
         assert run(runner, "train", "-o", tmp_path / "z", option, bad, corpus).exit_code == 2
 
 
@@ -593,8 +619,21 @@ def test_train_memory_budgets_reach_the_trainer_and_the_summary(runner, corpus, 
         return real_train_files(self, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "train_files", spy)
-    tight = ok(run(runner, "train", "-o", tmp_path / "tight.model", "--vocab-size", "300",
-                   "--ngram-memory", "0.2", "--em-sample", "0.01", corpus))
+    tight = ok(
+        run(
+            runner,
+            "train",
+            "-o",
+            tmp_path / "tight.model",
+            "--vocab-size",
+            "300",
+            "--ngram-memory",
+            "0.2",
+            "--em-sample",
+            "0.01",
+            corpus,
+        )
+    )
     assert seen == {"ngram_memory": 200_000, "em_sample_bytes": 10_000}
     assert "n-gram memory budget (0.2 MB) hit" in tight.stdout and "approximate" in tight.stdout
     assert Tokenizer(tmp_path / "tight.model").vocab_size == 300
@@ -610,8 +649,14 @@ def test_train_out_of_memory_names_the_budgets_to_lower(runner, corpus, tmp_path
 
     monkeypatch.setattr(Trainer, "train_files", exhausted)
     target = tmp_path / "oom.model"
-    fails(run(runner, "train", "-o", target, "--vocab-size", "300", "--ngram-memory", "700", corpus),
-          1, "out of memory", "n-gram budget 700 MB", "--ngram-memory", "--em-sample")
+    fails(
+        run(runner, "train", "-o", target, "--vocab-size", "300", "--ngram-memory", "700", corpus),
+        1,
+        "out of memory",
+        "n-gram budget 700 MB",
+        "--ngram-memory",
+        "--em-sample",
+    )
     assert not target.exists()
     result = run(runner, "--debug", "train", "-o", target, "--vocab-size", "300", corpus)
     assert result.exit_code == 1 and isinstance(result.exception, MemoryError)
@@ -632,8 +677,10 @@ def test_output_folder_must_exist(runner, model, tmp_path):
 
 
 LINE_TEXT = st.lists(
-    st.tuples(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30),
-              st.sampled_from(["\n", "\r\n", "\n\n", ""])),
+    st.tuples(
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30),
+        st.sampled_from(["\n", "\r\n", "\n\n", ""]),
+    ),
     max_size=6,
 ).map(lambda parts: "".join(a + b for a, b in parts))
 
@@ -683,8 +730,10 @@ def test_encode_follows_the_models_normalization_and_default_alpha(runner, model
     ids = ok(run(runner, "encode", "-m", raw_model, input=nfd)).stdout_bytes
     assert ok(run(runner, "decode", "-m", raw_model, input=ids)).stdout_bytes == nfd
     nfc_ids = ok(run(runner, "encode", "-m", model_path, input=nfd)).stdout_bytes
-    assert ok(run(runner, "decode", "-m", model_path, input=nfc_ids)).stdout_bytes == unicodedata.normalize(
-        "NFC", nfd.decode()).encode()
+    assert (
+        ok(run(runner, "decode", "-m", model_path, input=nfc_ids)).stdout_bytes
+        == unicodedata.normalize("NFC", nfd.decode()).encode()
+    )
 
     sampling_model = tmp_path / "sampling.json"
     Tokenizer(model_path, alpha=0.3).save(sampling_model)

@@ -1,4 +1,5 @@
 """The command line as a real process (`python -m bytepiece`): pipes, exit codes, signals."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 CORPORA = REPO / "corpora"
@@ -65,10 +65,20 @@ def test_exit_codes_and_one_line_errors(env, model_path, tmp_path):
 
 
 def test_encode_decode_pipe_round_trips(env, model_path, big_text):
-    encoder = subprocess.Popen(command("encode", "-m", model_path, "--threads", "2"), stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    decoder = subprocess.Popen(command("decode", "-m", model_path), stdin=encoder.stdout,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    encoder = subprocess.Popen(
+        command("encode", "-m", model_path, "--threads", "2"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    decoder = subprocess.Popen(
+        command("decode", "-m", model_path),
+        stdin=encoder.stdout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     encoder.stdout.close()
     data = big_text.read_bytes()
 
@@ -87,11 +97,15 @@ def test_encode_decode_pipe_round_trips(env, model_path, big_text):
 
 
 def test_closing_the_pipe_early_is_quiet(env, model_path, big_text):
-    process = subprocess.Popen(command("encode", "-m", model_path, "--format", "pieces", big_text),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        command("encode", "-m", model_path, "--format", "pieces", big_text),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     first = process.stdout.readline()
     assert first.endswith(b"\n")
-    process.stdout.close()                       # what `| head -n 1` does
+    process.stdout.close()  # what `| head -n 1` does
     err = process.stderr.read()
     process.stderr.close()
     assert process.wait(timeout=60) == 0
@@ -112,15 +126,16 @@ def test_progress_is_shown_by_default_only_on_a_terminal(env, model_path, big_te
 
     master, slave = pty.openpty()
     try:
-        process = subprocess.Popen(command("encode", "-m", model_path, big_text), stdout=subprocess.PIPE,
-                                   stderr=slave, env=env)
+        process = subprocess.Popen(
+            command("encode", "-m", model_path, big_text), stdout=subprocess.PIPE, stderr=slave, env=env
+        )
         os.close(slave)
         out, _ = process.communicate(timeout=120)
         shown = b""
         while True:
             try:
                 data = os.read(master, 4096)
-            except OSError:      # EIO: the child closed its end
+            except OSError:  # EIO: the child closed its end
                 break
             if not data:
                 break
@@ -150,7 +165,9 @@ def test_interrupted_train_leaves_no_model(env, tmp_path):
     target = tmp_path / "out.model"
     process = subprocess.Popen(
         command("train", "-o", target, "--vocab-size", "8000", "--progress", corpus),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
         # a shell may start background jobs with SIGINT ignored; give the child the default
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
@@ -162,7 +179,7 @@ def test_interrupted_train_leaves_no_model(env, tmp_path):
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, (out, first + err)
     assert b"Error: interrupted" in err and b"Traceback" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]   # no model, no temp file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]  # no model, no temp file
 
 
 # Runs a command with its output discarded and prints its peak RSS (KiB). The probe is a
@@ -177,8 +194,13 @@ RSS_PROBE = (
 
 def _peak_rss_kib(env, args, data: bytes) -> int:
     """Peak resident memory of one run fed ``data`` on stdin."""
-    probe = subprocess.Popen([sys.executable, "-c", RSS_PROBE, *command(*args)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    probe = subprocess.Popen(
+        [sys.executable, "-c", RSS_PROBE, *command(*args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     out, err = probe.communicate(data, timeout=120)
     rss, status = map(int, out.split())
     assert status == 0 and probe.returncode == 0, err
@@ -188,8 +210,8 @@ def _peak_rss_kib(env, args, data: bytes) -> int:
 def test_encode_streams_in_constant_memory(env, model_path):
     line = b"A line of plain text, repeated many times so that the input is large 0123456789.\n"
     args = ("encode", "-m", model_path, "--threads", "1")
-    small = _peak_rss_kib(env, args, line * 10_000)          # 0.8 MB
-    large = _peak_rss_kib(env, args, line * 200_000)         # 16 MB in, ~20 MB of ids out
+    small = _peak_rss_kib(env, args, line * 10_000)  # 0.8 MB
+    large = _peak_rss_kib(env, args, line * 200_000)  # 16 MB in, ~20 MB of ids out
     # KiB: nothing grows with the input. Under AddressSanitizer (scripts/asan_check.sh) freed
     # memory waits in its quarantine (256 MB by default) before it is reused, so RSS grows
     # until the quarantine is full whatever the program does.
@@ -207,7 +229,7 @@ def test_one_long_line_costs_a_small_multiple_of_its_size(env, model_path):
     sizes = (2 << 20, 18 << 20)
     peaks = [_peak_rss_kib(env, args, (base * (n // len(base) + 1))[:n] + b"\n") for n in sizes]
     per_byte = (peaks[1] - peaks[0]) * 1024 / (sizes[1] - sizes[0])
-    limit = 10 + (17 if "asan" in os.environ.get("LD_PRELOAD", "") else 0)   # (ASan's quarantine)
+    limit = 10 + (17 if "asan" in os.environ.get("LD_PRELOAD", "") else 0)  # (ASan's quarantine)
     assert per_byte < limit, (peaks, per_byte)
 
 
@@ -221,8 +243,9 @@ def test_installed_console_script(env, model_path, tmp_path):
     assert version.returncode == 0 and b"bytepiece" in version.stdout
     ids = subprocess.run([script, "encode", "-m", model_path], input=text, capture_output=True, env=env, timeout=60)
     assert ids.returncode == 0 and ids.stderr == b""
-    back = subprocess.run([script, "decode", "-m", model_path], input=ids.stdout, capture_output=True,
-                          env=env, timeout=60)
+    back = subprocess.run(
+        [script, "decode", "-m", model_path], input=ids.stdout, capture_output=True, env=env, timeout=60
+    )
     assert back.returncode == 0 and back.stdout == text
     usage = subprocess.run([script, "encode"], capture_output=True, env=env, timeout=60)
     assert usage.returncode == 2

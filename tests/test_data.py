@@ -1,6 +1,7 @@
 """bytepiece.data through the real libraries: torch DataLoader workers (fork and spawn),
 distributed shards, packing, Hugging Face datasets (map with num_proc, its cache,
 set_transform), and the exact sampling distribution seen through the data path."""
+
 from __future__ import annotations
 
 import math
@@ -142,7 +143,7 @@ def test_flat_batches_equal_one_by_one(transform):
     for threads in (1, 2):
         ids, offsets = transform.encode_flat(TEXTS, range(len(TEXTS)), epoch=4, num_threads=threads)
         assert ids.dtype == np.int32 and offsets.dtype == np.int64 and len(offsets) == len(TEXTS) + 1
-        assert [ids[offsets[i]:offsets[i + 1]].tolist() for i in range(len(TEXTS))] == expected
+        assert [ids[offsets[i] : offsets[i + 1]].tolist() for i in range(len(TEXTS))] == expected
     tok = transform.tokenizer
     keys = [transform.key(i, 4) for i in range(len(TEXTS))]
     ids, offsets = encode_flat(tok, TEXTS, alpha=ALPHA, keys=keys, add_eos=True, num_threads=2)
@@ -150,7 +151,7 @@ def test_flat_batches_equal_one_by_one(transform):
     # Truncation on the flat path cuts each row as encode_list does (keeping <bos>, <eos>).
     short = EncodeTransform(transform.tokenizer, alpha=ALPHA, seed=7, add_bos=True, add_eos=True, max_length=9)
     ids, offsets = short.encode_flat(TEXTS, range(len(TEXTS)), epoch=4)
-    assert [ids[offsets[i]:offsets[i + 1]].tolist() for i in range(len(TEXTS))] == serial(short, 4)
+    assert [ids[offsets[i] : offsets[i + 1]].tolist() for i in range(len(TEXTS))] == serial(short, 4)
     assert all(len(ids) <= 9 for ids in serial(short, 4))
     # Items fetched as a batch equal items fetched alone, for every output type.
     for output in ("list", "numpy", "torch"):
@@ -162,12 +163,14 @@ def test_flat_batches_equal_one_by_one(transform):
     assert batch[-1].tolist() == batch[2].tolist() and [b.tolist() for b in batch[1:]] == serial(short, 0)[1:3]
     for a, b in zip(flatten(batch), flatten([serial(short, 0)[i] for i in (3, 1, 2)])):
         assert np.array_equal(a, b)
-    assert np.array_equal(pad(batch, output="numpy")["input_ids"],
-                          pad([serial(short, 0)[i] for i in (3, 1, 2)], output="numpy")["input_ids"])
+    assert np.array_equal(
+        pad(batch, output="numpy")["input_ids"],
+        pad([serial(short, 0)[i] for i in (3, 1, 2)], output="numpy")["input_ids"],
+    )
     assert pad([[5, 6], [7]], output="list")["input_ids"] == [[5, 6], [7, 0]]
     padded = pad(expected[:3], output="numpy")
     assert padded["input_ids"].shape == (3, max(map(len, expected[:3])))
-    assert padded["input_ids"][0, :len(expected[0])].tolist() == expected[0]
+    assert padded["input_ids"][0, : len(expected[0])].tolist() == expected[0]
 
 
 # -- torch ----------------------------------------------------------------------
@@ -178,14 +181,21 @@ def test_dataloader_workers_equal_a_serial_loop(transform, corpus_file, start_me
     # Map-style, shuffled, persistent workers: EpochSampler carries the epoch to them.
     ds = TokenizedDataset(TEXTS, transform, return_index=True, output="list")
     sampler = EpochSampler(RandomSampler(ds, generator=torch.Generator().manual_seed(0)))
-    loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=2, collate_fn=list,
-                        multiprocessing_context=start_method, persistent_workers=True)
+    loader = DataLoader(
+        ds,
+        batch_size=4,
+        sampler=sampler,
+        num_workers=2,
+        collate_fn=list,
+        multiprocessing_context=start_method,
+        persistent_workers=True,
+    )
     seen = {}
     for epoch in (0, 1):
         sampler.set_epoch(epoch)
         got = [item for batch in loader for item in batch]
         indices = [i for i, _ in got]
-        assert sorted(indices) == list(range(len(TEXTS)))    # no duplicates, nothing missing
+        assert sorted(indices) == list(range(len(TEXTS)))  # no duplicates, nothing missing
         seen[epoch] = dict(got)
         assert [seen[epoch][i] for i in range(len(TEXTS))] == serial(transform, epoch)
     assert seen[0] != seen[1]
@@ -198,7 +208,7 @@ def test_stream_workers_equal_a_serial_loop(transform, corpus_file, start_method
     # from its own get_worker_info.
     stream = TextStream(corpus_file, private_copy(transform), return_index=True)
     stream.set_epoch(3)
-    expected = list(stream)                      # num_workers=0: this process, one shard
+    expected = list(stream)  # num_workers=0: this process, one shard
     assert [i for i, _ in expected] == list(range(len(TEXTS)))
     loader = DataLoader(stream, batch_size=None, num_workers=2, multiprocessing_context=start_method)
     got = list(loader)
@@ -254,8 +264,9 @@ def test_epoch_sampler_over_distributed_samplers(transform):
         got, orders[epoch] = {}, []
         for sampler in samplers:
             sampler.set_epoch(epoch)
-            loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=2, collate_fn=list,
-                                multiprocessing_context="fork")
+            loader = DataLoader(
+                ds, batch_size=4, sampler=sampler, num_workers=2, collate_fn=list, multiprocessing_context="fork"
+            )
             items = [item for batch in loader for item in batch]
             orders[epoch].append([i for i, _ in items])
             assert not got.keys() & {i for i, _ in items}
@@ -265,7 +276,7 @@ def test_epoch_sampler_over_distributed_samplers(transform):
 
 
 def test_packing_into_fixed_blocks(model, corpus_file):
-    plain = EncodeTransform(model, alpha=ALPHA, seed=7)            # the stream adds <eos>
+    plain = EncodeTransform(model, alpha=ALPHA, seed=7)  # the stream adds <eos>
     stream = TextStream(corpus_file, plain, block_size=16, drop_last=False)
     blocks = [b.tolist() for b in stream]
     documents = [t for t in FILE_LINES if t]
@@ -286,8 +297,9 @@ def test_stream_from_iterables(transform):
     assert as_lists(TextStream(None, transform, texts=lambda: iter(TEXTS))) == serial(transform, 0)
     one_shot = TextStream(None, transform, texts=iter(TEXTS))
     assert as_lists(one_shot) == serial(transform, 0)
-    shared = DataLoader(TextStream(None, transform, texts=iter(TEXTS)), batch_size=None, num_workers=2,
-                        multiprocessing_context="fork")
+    shared = DataLoader(
+        TextStream(None, transform, texts=iter(TEXTS)), batch_size=None, num_workers=2, multiprocessing_context="fork"
+    )
     with pytest.raises(ValueError, match="one-shot"):
         list(shared)
     with pytest.raises(FileNotFoundError, match="texts="):
@@ -301,14 +313,14 @@ def test_stream_from_iterables(transform):
 
 def test_datasets_map_is_independent_of_num_proc_and_caches_per_epoch(transform, tmp_path):
     datasets.Dataset.from_dict({"text": TEXTS}).save_to_disk(str(tmp_path / "ds"))
-    ds = datasets.load_from_disk(str(tmp_path / "ds"))        # on disk, so map() caches
+    ds = datasets.load_from_disk(str(tmp_path / "ds"))  # on disk, so map() caches
     one = datasets_map(ds, transform, epoch=0, num_proc=1, batch_size=7)
     two = datasets_map(ds, transform, epoch=0, num_proc=2, batch_size=7)
     assert one["input_ids"] == two["input_ids"] == serial(transform, 0)
     # The cache: the same epoch is replayed from the cache file (and that is right, the
     # samples being pure functions); a new epoch is not, it is sampled afresh.
     unpickled = private_copy(transform)
-    unpickled.set_epoch(5)                       # only the explicit epoch counts
+    unpickled.set_epoch(5)  # only the explicit epoch counts
     again = datasets_map(ds, unpickled, epoch=0, num_proc=1, batch_size=7)
     assert again._fingerprint == one._fingerprint and again.cache_files == one.cache_files
     assert again["input_ids"] == serial(transform, 0)
@@ -318,7 +330,7 @@ def test_datasets_map_is_independent_of_num_proc_and_caches_per_epoch(transform,
     # A stable id column keys rows across shuffles.
     keyed = ds.add_column("doc", list(range(len(TEXTS)))).shuffle(seed=0)
     shuffled = datasets_map(keyed, transform, epoch=0, index_column="doc")
-    assert {d: ids for d, ids in zip(shuffled["doc"], shuffled["input_ids"])} == dict(enumerate(serial(transform, 0)))
+    assert dict(zip(shuffled["doc"], shuffled["input_ids"])) == dict(enumerate(serial(transform, 0)))
 
 
 def test_datasets_set_transform_samples_on_the_fly(transform):
@@ -369,7 +381,7 @@ def test_data_path_samples_follow_the_exact_distribution():
     # Many documents with the same text (one draw each, through the batched path)
     # and one document over many epochs (through the dataset, one epoch per draw).
     ids, offsets = transform.encode_flat([text] * n, range(n), epoch=0)
-    by_index = Counter(tuple(tok.ids_to_pieces(ids[offsets[i]:offsets[i + 1]].tolist())) for i in range(n))
+    by_index = Counter(tuple(tok.ids_to_pieces(ids[offsets[i] : offsets[i + 1]].tolist())) for i in range(n))
     ds = TokenizedDataset([text], transform, output="list")
     by_epoch = Counter(tuple(tok.ids_to_pieces(ds[(e, 0)])) for e in range(n // 4))
 
@@ -378,7 +390,7 @@ def test_data_path_samples_follow_the_exact_distribution():
         assert set(counter) <= set(paths)
         observed = np.array([counter[p] for p in paths], dtype=float)
         expected = np.array([exact[p] * total for p in paths])
-        keep = expected >= 5                     # chi-square needs non-tiny cells; pool the rest
+        keep = expected >= 5  # chi-square needs non-tiny cells; pool the rest
         observed = np.append(observed[keep], observed[~keep].sum())
         expected = np.append(expected[keep], expected[~keep].sum())
         if expected[-1] == 0:
@@ -395,7 +407,7 @@ def _rank_main(rank, init_file, path, transform, results):
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
-        stream = TextStream(path, transform, return_index=True)      # rank and world size from dist
+        stream = TextStream(path, transform, return_index=True)  # rank and world size from dist
         results.put((rank, stream.rank, stream.world_size, [(i, ids.tolist()) for i, ids in stream]))
     finally:
         dist.destroy_process_group()
@@ -404,8 +416,9 @@ def _rank_main(rank, init_file, path, transform, results):
 def test_ranks_are_read_from_torch_distributed(transform, corpus_file, tmp_path):
     ctx = torch.multiprocessing.get_context("fork")
     results = ctx.Queue()
-    procs = [ctx.Process(target=_rank_main, args=(r, tmp_path / "init", corpus_file, transform, results))
-             for r in range(2)]
+    procs = [
+        ctx.Process(target=_rank_main, args=(r, tmp_path / "init", corpus_file, transform, results)) for r in range(2)
+    ]
     for p in procs:
         p.start()
     got = sorted(results.get(timeout=60) for _ in procs)
@@ -423,14 +436,16 @@ def test_torch_and_datasets_are_imported_only_when_used(model_path):
     import subprocess
     import sys
 
-    code = "\n".join([
-        "import sys, bytepiece, bytepiece.data as data",
-        f"transform = data.EncodeTransform({str(model_path)!r}, alpha=0.1, seed=0, output='numpy')",
-        "ids, offsets = transform.encode_flat(['some text', 'more'], [0, 1])",
-        "data.pad([transform('x', 0)], output='numpy')",
-        "data.datasets_transform(transform)",
-        "assert not {'torch', 'datasets'} & set(sys.modules), sorted({'torch', 'datasets'} & set(sys.modules))",
-        "data.TokenizedDataset",
-        "assert 'torch' in sys.modules and 'datasets' not in sys.modules",
-    ])
+    code = "\n".join(
+        [
+            "import sys, bytepiece, bytepiece.data as data",
+            f"transform = data.EncodeTransform({str(model_path)!r}, alpha=0.1, seed=0, output='numpy')",
+            "ids, offsets = transform.encode_flat(['some text', 'more'], [0, 1])",
+            "data.pad([transform('x', 0)], output='numpy')",
+            "data.datasets_transform(transform)",
+            "assert not {'torch', 'datasets'} & set(sys.modules), sorted({'torch', 'datasets'} & set(sys.modules))",
+            "data.TokenizedDataset",
+            "assert 'torch' in sys.modules and 'datasets' not in sys.modules",
+        ]
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

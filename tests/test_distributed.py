@@ -6,6 +6,7 @@ worker`` processes on 127.0.0.1, stopped by pid). Corpora are small slices of
 the bundled ones plus a file of awkward newlines, cut into many small blocks
 so that block edges land everywhere.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,10 @@ import pytest
 
 pytest.importorskip("distributed")
 
+from clusters import TIMEOUT, two_workers  # noqa: E402
+
 from bytepiece import Tokenizer  # noqa: E402
+from bytepiece.corpus import CorpusEncodingError  # noqa: E402
 from bytepiece.distributed import (  # noqa: E402
     UNTAGGED,
     Counts,
@@ -39,18 +43,16 @@ from bytepiece.distributed import (  # noqa: E402
     train_files_on_dask,
     train_from_counts,
 )
-from bytepiece.corpus import CorpusEncodingError  # noqa: E402
 from bytepiece.trainer import Trainer  # noqa: E402
-from clusters import TIMEOUT, two_workers  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CORPORA = REPO / "corpora"
 
 # Options kept small so that the local reference trains in a few seconds.
-EM = dict(max_vocab_size=600, em_grow_rounds=2, verbose=False)
+EM = {"max_vocab_size": 600, "em_grow_rounds": 2, "verbose": False}
 #: the EM seeded with 0.6.3's tagged pieces (and their adjacent pairs): the tagging runs
 EM_TAGGED = dict(EM, em_seed="tagged", em_pairs=1.0)
-NO_EM = dict(max_vocab_size=[700, 400], em=False, isolate_digits=True, verbose=False)
+NO_EM = {"max_vocab_size": [700, 400], "em": False, "isolate_digits": True, "verbose": False}
 
 
 def _slice(src: pathlib.Path, dst: pathlib.Path, nbytes: int) -> pathlib.Path:
@@ -62,8 +64,16 @@ def _slice(src: pathlib.Path, dst: pathlib.Path, nbytes: int) -> pathlib.Path:
 
 def _awkward() -> bytes:
     """Runs of blank lines longer than the chunker's 100, CRLF, a long line, no final newline."""
-    parts = [b"first line\n", b"\n" * 250, b"after a long run\r\n\r\n", "caf\u00e9 cafe\u0301\n".encode(),
-             b"x" * 30000 + b"\n\n", b"digits 12345 67890\n" * 40, b"\n" * 3, b"tail without newline"]
+    parts = [
+        b"first line\n",
+        b"\n" * 250,
+        b"after a long run\r\n\r\n",
+        "caf\u00e9 cafe\u0301\n".encode(),
+        b"x" * 30000 + b"\n\n",
+        b"digits 12345 67890\n" * 40,
+        b"\n" * 3,
+        b"tail without newline",
+    ]
     return b"".join(parts)
 
 
@@ -102,7 +112,7 @@ def reference(corpus, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_cluster():
-    with two_workers(set_as_default=True) as client:    # (test_hook_uses_the_default_client)
+    with two_workers(set_as_default=True) as client:  # (test_hook_uses_the_default_client)
         yield client
 
 
@@ -158,7 +168,7 @@ def test_empty_corpus_and_texts(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(EmptyCorpusError):
         DaskTrainer(**NO_EM).train_files([str(empty)])
-    for texts in ([], ["", ""]):            # documents, sent by this process
+    for texts in ([], ["", ""]):  # documents, sent by this process
         with pytest.raises(EmptyCorpusError):
             DaskTrainer(**NO_EM).train(texts)
 
@@ -281,15 +291,16 @@ def _expected(tok, paths, alpha):
 def _check_shards(folder, expected):
     ids, rows = load_encoded(folder)
     assert len(rows) == len(expected) + 1
-    got = [ids[rows[i]:rows[i + 1]].tolist() for i in range(len(expected))]
+    got = [ids[rows[i] : rows[i + 1]].tolist() for i in range(len(expected))]
     assert got == expected
 
 
 def test_encode_in_process_equals_encode_batch(corpus, tokenizer, tmp_path):
     expected = _expected(tokenizer, corpus, 0.1)
     for blocksize in (9_000, 1 << 20):
-        index = encode_files(corpus, tokenizer, str(tmp_path / str(blocksize)), blocksize=blocksize,
-                             alpha=0.1, add_eos=True)
+        index = encode_files(
+            corpus, tokenizer, str(tmp_path / str(blocksize)), blocksize=blocksize, alpha=0.1, add_eos=True
+        )
         assert index["lines"] == len(expected)
         _check_shards(tmp_path / str(blocksize), expected)
 
@@ -362,7 +373,7 @@ def test_urls_through_fsspec(local_cluster, corpus, reference, tmp_path):
     """file:// URLs take the fsspec path (as s3:// or gs:// would) on the workers."""
     folder = tmp_path / "in"
     folder.mkdir()
-    for i, f in enumerate(corpus):           # a folder URL lists its files sorted: keep the order
+    for i, f in enumerate(corpus):  # a folder URL lists its files sorted: keep the order
         (folder / f"{i}-{os.path.basename(f)}").write_bytes(pathlib.Path(f).read_bytes())
     t = DaskTrainer(**NO_EM, client=local_cluster, blocksize=40_000)
     t.train_files([folder.as_uri()])
@@ -381,14 +392,16 @@ def test_trainer_hook_function(local_cluster, corpus, reference, tmp_path):
 
 def test_hook_uses_the_default_client(local_cluster, corpus, reference, tmp_path):
     t = Trainer(**NO_EM)
-    train_files_on_dask(t, corpus, blocksize=30_000)     # local_cluster is the session's client
+    train_files_on_dask(t, corpus, blocksize=30_000)  # local_cluster is the session's client
     assert _model_bytes(t, tmp_path / "m") == reference["no_em"]
 
 
 def test_dask_is_not_imported_unless_used():
-    code = ("import sys, bytepiece, bytepiece.trainer, bytepiece.distributed, bytepiece.cli, bytepiece.data; "
-            "bad = [m for m in ('dask', 'distributed', 'fsspec') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, bytepiece, bytepiece.trainer, bytepiece.distributed, bytepiece.cli, bytepiece.data; "
+        "bad = [m for m in ('dask', 'distributed', 'fsspec') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=TIMEOUT)
 
 
@@ -397,18 +410,19 @@ def test_local_cluster_counts_equal_in_process(local_cluster, corpus):
     here = count_ngrams(corpus, t, blocksize=1 << 20)
     there = count_ngrams(corpus, t, client=local_cluster, blocksize=11_000)
     assert there.digest() == here.digest()
-    assert count_pieces(corpus, there, t, client=local_cluster, blocksize=13_000).table.to_dict() == \
-        count_pieces(corpus, here, t).table.to_dict()
+    assert (
+        count_pieces(corpus, there, t, client=local_cluster, blocksize=13_000).table.to_dict()
+        == count_pieces(corpus, here, t).table.to_dict()
+    )
 
 
 def test_local_cluster_encode_equals_encode_batch(local_cluster, corpus, tokenizer, tmp_path):
     expected = _expected(tokenizer, corpus, 0.1)
     for blocksize in (8_000, 50_000):
         folder = tmp_path / str(blocksize)
-        encode_files(corpus, tokenizer, str(folder), client=local_cluster, blocksize=blocksize,
-                     alpha=0.1, add_eos=True)
+        encode_files(corpus, tokenizer, str(folder), client=local_cluster, blocksize=blocksize, alpha=0.1, add_eos=True)
         _check_shards(folder, expected)
-    url = (tmp_path / "viterbi").as_uri()      # output through fsspec, as to an object store
+    url = (tmp_path / "viterbi").as_uri()  # output through fsspec, as to an object store
     viterbi = encode_files(corpus, tokenizer, url, client=local_cluster, blocksize=30_000, add_eos=True)
     assert viterbi["tokens"] == sum(map(len, _expected(tokenizer, corpus, -1)))
     _check_shards(url, _expected(tokenizer, corpus, -1))
@@ -444,15 +458,31 @@ def real_cluster(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     procs = []
     logs = []
-    for attempt in range(3):        # a chosen port may be taken between choosing and binding
+    for attempt in range(3):  # a chosen port may be taken between choosing and binding
         port = _free_port()
         address = f"tcp://127.0.0.1:{port}"
         log = open(d / f"scheduler-{attempt}.log", "wb")
         logs.append(log)
         scheduler_file = d / f"scheduler-{attempt}.json"
-        sched = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1",
-                                  "--port", str(port), "--no-dashboard", "--scheduler-file", str(scheduler_file)],
-                                 cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT)
+        sched = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dask",
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            cwd=d,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         procs.append(sched)
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and sched.poll() is None:
@@ -470,11 +500,31 @@ def real_cluster(tmp_path_factory):
         for i in range(2):
             log = open(d / f"worker-{i}.log", "wb")
             logs.append(log)
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1", "--no-nanny",
-                 "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}",
-                 "--local-directory", str(d / f"w{i}")],
-                cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "dask",
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--no-nanny",
+                        "--no-dashboard",
+                        "--host",
+                        "127.0.0.1",
+                        "--name",
+                        f"w{i}",
+                        "--local-directory",
+                        str(d / f"w{i}"),
+                    ],
+                    cwd=d,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         with Client(address, timeout=TIMEOUT) as client:
             client.wait_for_workers(2, timeout=TIMEOUT)
             yield SimpleNamespace(address=address, scheduler_file=str(scheduler_file))
@@ -526,8 +576,15 @@ def test_real_cluster_training_on_documents_equals_local(real_cluster, corpus, t
 
 def test_real_cluster_encode_equals_encode_batch(real_cluster, corpus, tokenizer, tmp_path):
     expected = _expected(tokenizer, corpus, 0.1)
-    encode_files(corpus, tokenizer, str(tmp_path / "out"), address=real_cluster.address, blocksize=12_000,
-                 alpha=0.1, add_eos=True)
+    encode_files(
+        corpus,
+        tokenizer,
+        str(tmp_path / "out"),
+        address=real_cluster.address,
+        blocksize=12_000,
+        alpha=0.1,
+        add_eos=True,
+    )
     _check_shards(tmp_path / "out", expected)
 
 
@@ -552,13 +609,38 @@ def test_real_cluster_through_the_cli(real_cluster, corpus, model_path, tmp_path
     expected = [[int(i) for i in line.split()] for line in text.splitlines()]
     # The scheduler's task stream shows that the commands ran their tasks on the cluster.
     with Client(real_cluster.address, timeout=TIMEOUT) as watcher, get_task_stream(client=watcher) as stream:
-        _cli("train", *files, "-o", tmp_path / "dask.model", "--vocab-size", 500,
-             "--dask-scheduler", real_cluster.address, "--dask-blocksize", 20_000)
-        _cli("encode-shards", "-m", model_path, "-o", tmp_path / "shards", "--alpha", 0.2, "--seed", 5, "--eos",
-             "--dask-scheduler-file", real_cluster.scheduler_file, "--dask-blocksize", 15_000, *files)
+        _cli(
+            "train",
+            *files,
+            "-o",
+            tmp_path / "dask.model",
+            "--vocab-size",
+            500,
+            "--dask-scheduler",
+            real_cluster.address,
+            "--dask-blocksize",
+            20_000,
+        )
+        _cli(
+            "encode-shards",
+            "-m",
+            model_path,
+            "-o",
+            tmp_path / "shards",
+            "--alpha",
+            0.2,
+            "--seed",
+            5,
+            "--eos",
+            "--dask-scheduler-file",
+            real_cluster.scheduler_file,
+            "--dask-blocksize",
+            15_000,
+            *files,
+        )
     ran = {_task_name(task) for task in stream.data}
     assert {"ngrams_task", "pieces_task", "encode_task"} <= ran, ran
     assert (tmp_path / "dask.model").read_bytes() == (tmp_path / "local.model").read_bytes()
     ids, rows = load_encoded(str(tmp_path / "shards"))
     assert len(rows) - 1 == len(expected)
-    assert [ids[rows[k]:rows[k + 1]].tolist() for k in range(len(expected))] == expected
+    assert [ids[rows[k] : rows[k + 1]].tolist() for k in range(len(expected))] == expected

@@ -1,4 +1,5 @@
 """The README's example scripts run as shown."""
+
 from __future__ import annotations
 
 import pathlib

@@ -6,6 +6,7 @@ environment. In the environment the README's test command (and .ci/run) builds,
 those skips would hide whole features: the data-loader and Dask tests would
 pass by not running. This test turns a missing extra into a failure there.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as metadata

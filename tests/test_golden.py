@@ -3,6 +3,7 @@
 The golden files were written by BytePiece 0.6.3 itself (tests/golden/generate_golden.py).
 The vendored model always runs; the other compat models run when ../shared is present.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,10 +12,9 @@ import json
 import pathlib
 
 import pytest
+from conftest import SHARED_COMPAT, VENDORED_MODEL
 
 from bytepiece import Tokenizer
-
-from conftest import SHARED_COMPAT, VENDORED_MODEL
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 

@@ -1,17 +1,17 @@
 """Export to Hugging Face: tokenizer.json loads in tokenizers and transformers and segments
 every text of the bundled corpora exactly as the Tokenizer does. Known differences
 (docs/interop.md) are pinned here."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from conftest import REPO, VENDORED_MODEL
 
 from bytepiece import Tokenizer
 from bytepiece.convert import bytes_to_unicode
 from bytepiece.model import vocabulary_from_counts
-
-from conftest import REPO, VENDORED_MODEL
 
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -62,9 +62,10 @@ def test_scores_read_back_exactly(bp, hf):
     # scores so that they read back exactly (otherwise exact ties break differently).
     read = json.loads(hf.to_str())["model"]["vocab"]
     table = bytes_to_unicode()
-    assert [s for _, s in read[3:3 + len(bp.vocabulary)]] == bp._logprobs.tolist()
-    assert [t for t, _ in read[3:3 + len(bp.vocabulary)]] == [
-        "".join(table[b] for b in p) for p in bp.vocabulary.pieces]
+    assert [s for _, s in read[3 : 3 + len(bp.vocabulary)]] == bp._logprobs.tolist()
+    assert [t for t, _ in read[3 : 3 + len(bp.vocabulary)]] == [
+        "".join(table[b] for b in p) for p in bp.vocabulary.pieces
+    ]
 
 
 def test_decode_and_pieces_that_split_characters(bp, hf):
@@ -112,8 +113,9 @@ def test_known_difference_special_tokens_are_honoured_by_default(bp, hf):
 
 def test_transformers_loads_it(bp, hf_path):
     transformers = pytest.importorskip("transformers")
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_file=hf_path, bos_token="<bos>", eos_token="<eos>",
-                                                pad_token="<pad>")
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=hf_path, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
+    )
     text = corpus("code")[:2000]
     assert fast(text)["input_ids"] == bp.encode(text)
     assert fast.decode(bp.encode(text)) == text
@@ -144,7 +146,7 @@ def test_known_difference_only_viterbi(tmp_path):
 
 
 def test_known_difference_str_input_only(bp, hf):
-    raw = "é".encode() + b"\xff\xfe"                      # not UTF-8
+    raw = "é".encode() + b"\xff\xfe"  # not UTF-8
     assert bp.decode_bytes(bp.encode(raw)) == raw
     with pytest.raises(TypeError):
         hf.encode(raw)
@@ -160,7 +162,7 @@ def test_known_difference_shortest_score_spelling_without_tokenizers(bp, monkeyp
     text = hf_tokenizer_text(bp)
     monkeypatch.undo()
     hf = tokenizers.Tokenizer.from_str(text)
-    read = [s for _, s in json.loads(hf.to_str())["model"]["vocab"]][3:3 + len(bp.vocabulary)]
+    read = [s for _, s in json.loads(hf.to_str())["model"]["vocab"]][3 : 3 + len(bp.vocabulary)]
     assert 0.2 < sum(a != b for a, b in zip(read, bp._logprobs.tolist())) / len(read) < 0.3
     differ = {}
     for name in CORPORA:
@@ -169,7 +171,7 @@ def test_known_difference_shortest_score_spelling_without_tokenizers(bp, monkeyp
             ours = bp.encode(line)
             if theirs.ids != ours:
                 differ[name] = differ.get(name, 0) + 1
-                assert sorted(theirs.ids) == sorted(ours)        # the same pieces, another order
+                assert sorted(theirs.ids) == sorted(ours)  # the same pieces, another order
                 assert bp.score(line, theirs.ids) == bp.score(line, ours)
     assert differ == {"zh": 1, "code": 64}
 

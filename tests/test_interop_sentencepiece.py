@@ -1,6 +1,7 @@
 """SentencePiece export (0.6.3's convert_to_sentencepiece) and import, and 0.6.3's
 convert_to_bytepiece. Agreement of Viterbi segmentations is measured on the bundled
 corpora; every difference is one of the known kinds of docs/interop.md, each pinned here."""
+
 from __future__ import annotations
 
 import io
@@ -8,12 +9,11 @@ import json
 from collections import Counter
 
 import pytest
+from conftest import REPO, VENDORED_MODEL
 
 from bytepiece import ModelError, Tokenizer
 from bytepiece.convert import convert_to_bytepiece, prune_wasted
 from bytepiece.model import vocabulary_from_counts
-
-from conftest import REPO, VENDORED_MODEL
 
 spm = pytest.importorskip("sentencepiece")
 
@@ -84,14 +84,14 @@ def test_export_keeps_ids(bp, sp):
         if sp.IsUnused(j):
             continue
         if sp.IsByte(j):
-            assert sp.id_to_piece(j) == "<0x%02X>" % piece[0]
+            assert sp.id_to_piece(j) == f"<0x{piece[0]:02X}>"
         else:
             assert sp.id_to_piece(j).replace("\u2581", " ").encode() == piece
 
 
 def test_known_difference_pieces_that_split_characters(bp, sp):
     line = "北山白云里，隐者自怡悦。"
-    assert b"\xe6\x80" in bp.tokenize(line)        # "怡" split as \xe6\x80 + \xa1
+    assert b"\xe6\x80" in bp.tokenize(line)  # "怡" split as \xe6\x80 + \xa1
     assert sp.IsUnused(bp.piece_to_id(b"\xe6\x80"))
     assert classify(bp, sp, line) == "unrepresentable"
     assert sp.decode(sp.encode(line)) == line
@@ -158,6 +158,7 @@ def test_unrepresentable_pieces_keep_their_id_as_unused(tmp_path):
 
 # -- import --------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Two SentencePiece Unigram models trained on the English corpus: one with identity
@@ -166,12 +167,19 @@ def trained(tmp_path_factory):
     lines = corpus_lines("en", "train")[:6000]
     out = {}
     for kind, options in {
-        "plain": dict(normalization_rule_name="identity", add_dummy_prefix=False, remove_extra_whitespaces=False),
+        "plain": {"normalization_rule_name": "identity", "add_dummy_prefix": False, "remove_extra_whitespaces": False},
         "default": {},
     }.items():
         buffer = io.BytesIO()
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buffer, vocab_size=1500,
-                                       model_type="unigram", byte_fallback=True, minloglevel=2, **options)
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_writer=buffer,
+            vocab_size=1500,
+            model_type="unigram",
+            byte_fallback=True,
+            minloglevel=2,
+            **options,
+        )
         path = folder / f"{kind}.model"
         path.write_bytes(buffer.getvalue())
         out[kind] = path
@@ -179,8 +187,10 @@ def trained(tmp_path_factory):
 
 
 def _sp_tokenize(sp, text: str) -> list:
-    return [bytes([int(p[3:5], 16)]) if p.startswith("<0x") and len(p) == 6 else p.replace("\u2581", " ").encode()
-            for p in sp.encode(text, out_type=str)]
+    return [
+        bytes([int(p[3:5], 16)]) if p.startswith("<0x") and len(p) == 6 else p.replace("\u2581", " ").encode()
+        for p in sp.encode(text, out_type=str)
+    ]
 
 
 @pytest.mark.parametrize("name", CORPORA)
@@ -196,8 +206,11 @@ def test_import_agrees_on_every_line(trained, name):
 def test_import_keeps_piece_order_and_round_trips(trained, tmp_path):
     tok = Tokenizer.from_sentencepiece(trained["plain"])
     sp = spm.SentencePieceProcessor(model_file=str(trained["plain"]))
-    normal = [sp.id_to_piece(i).replace("\u2581", " ").encode() for i in range(sp.get_piece_size())
-              if not (sp.IsByte(i) or sp.IsControl(i) or sp.IsUnknown(i))]
+    normal = [
+        sp.id_to_piece(i).replace("\u2581", " ").encode()
+        for i in range(sp.get_piece_size())
+        if not (sp.IsByte(i) or sp.IsControl(i) or sp.IsUnknown(i))
+    ]
     # (a normal piece of one byte takes the place of that byte's <0xNN> piece)
     longer = [p for p in normal if len(p) > 1]
     assert [p for p in tok.vocabulary.pieces if len(p) > 1] == longer
@@ -222,8 +235,13 @@ def test_known_difference_dummy_prefix_and_whitespace(trained):
 
 def test_import_rejects_bpe_and_garbage(tmp_path):
     buffer = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus_lines("en", "train")[:2000]), model_writer=buffer,
-                                   vocab_size=300, model_type="bpe", minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus_lines("en", "train")[:2000]),
+        model_writer=buffer,
+        vocab_size=300,
+        model_type="bpe",
+        minloglevel=2,
+    )
     path = tmp_path / "bpe.model"
     path.write_bytes(buffer.getvalue())
     with pytest.raises(ModelError, match="BPE"):
@@ -253,6 +271,7 @@ def test_export_then_import_restores_the_segmentation(bp, tmp_path):
 
 # -- convert_to_bytepiece ------------------------------------------------------------------
 
+
 def reference_convert(pieces: dict) -> dict:
     """0.6.3's convert_to_bytepiece, literally (brute-force Viterbi, longest piece wins ties)."""
     import math
@@ -270,13 +289,13 @@ def reference_convert(pieces: dict) -> dict:
             best = [0.0] + [-math.inf] * n
             back = [0] * (n + 1)
             for e in range(1, n + 1):
-                for s in range(0, e):           # longest first, strictly greater replaces
+                for s in range(e):  # longest first, strictly greater replaces
                     p = word[s:e]
                     if p in logp and best[s] + logp[p] > best[e]:
                         best[e], back[e] = best[s] + logp[p], s
             e = n
             while e > 0:
-                out[word[back[e]:e]] = out.get(word[back[e]:e], 0) + count
+                out[word[back[e] : e]] = out.get(word[back[e] : e], 0) + count
                 e = back[e]
         return out
 
@@ -303,11 +322,11 @@ def test_convert_to_bytepiece_matches_0_6_3(tmp_path):
 
 
 def test_prune_wasted_drops_pieces_beaten_by_their_parts():
-    pieces = {bytes([b]): 10 ** 4 for b in range(256)}
-    pieces[b"ab"] = 1            # "a" + "b" beats it
-    pieces[b"cd"] = 10 ** 6
+    pieces = {bytes([b]): 10**4 for b in range(256)}
+    pieces[b"ab"] = 1  # "a" + "b" beats it
+    pieces[b"cd"] = 10**6
     kept = prune_wasted(pieces)
-    assert b"ab" not in kept and kept[b"a"] == 10 ** 4 + 1 and kept[b"cd"] == 10 ** 6
+    assert b"ab" not in kept and kept[b"a"] == 10**4 + 1 and kept[b"cd"] == 10**6
 
 
 def test_convert_to_bytepiece_rejects_bad_counts(tmp_path):
@@ -401,4 +420,4 @@ def test_import_turns_user_defined_pieces_into_special_tokens(tmp_path):
     ids = back.encode(text, allowed_special="all")
     assert ids[0] == back.special_tokens["<|im_start|>"] and ids[-1] == back.special_tokens["<|endoftext|>"]
     assert back.decode(ids) == text
-    assert not set(back.encode(text)) & set(back.special_tokens.values())   # ordinary text by default
+    assert not set(back.encode(text)) & set(back.special_tokens.values())  # ordinary text by default

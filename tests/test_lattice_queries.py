@@ -1,5 +1,6 @@
 """The lattice's exact answers (nbest, score, log_prob, log_partition, entropy,
 boundary_marginals) against the brute-force oracle in bytepiece.reference."""
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,12 @@ def tokenizer_and_text(draw):
     counts = {bytes([b]): draw(st.integers(1, 5)) for b in range(256)}
     for b in ALPHABET:
         counts[bytes([b])] = draw(st.integers(1, 400))
-    for piece in draw(st.lists(st.binary(min_size=2, max_size=4).map(
-            lambda raw: bytes(ALPHABET[x % len(ALPHABET)] for x in raw)), max_size=10)):
+    for piece in draw(
+        st.lists(
+            st.binary(min_size=2, max_size=4).map(lambda raw: bytes(ALPHABET[x % len(ALPHABET)] for x in raw)),
+            max_size=10,
+        )
+    ):
         counts[piece] = draw(st.integers(1, 400))
     tok = Tokenizer(vocabulary_from_counts(counts), seed=5)
     oracle = ReferenceLattice(dict(zip(tok.vocabulary.pieces, tok._logprobs.tolist())))
@@ -50,6 +55,7 @@ def _nbest_pieces(lattice, pieces, text, n):
 
 # ---------------------------------------------------------------------------
 # The core against the oracle, on random vocabularies
+
 
 @HYP
 @given(vocab_and_text(dyadic=True), st.integers(1, 60))
@@ -93,7 +99,7 @@ def test_entropy_log_prob_and_marginals_match_the_enumeration(vt, alpha):
     assert math.isclose(ent, oracle.entropy(text, alpha), rel_tol=1e-9, abs_tol=1e-9)
     expected_score = math.fsum(p * s for (path, s) in oracle.segmentations(text) for p in [dist[path]])
     assert math.isclose(escore, expected_score, rel_tol=1e-9, abs_tol=1e-9)
-    if alpha > 0:   # H = log Z - alpha * E[score]
+    if alpha > 0:  # H = log Z - alpha * E[score]
         assert math.isclose(ent, logz - alpha * escore, rel_tol=1e-7, abs_tol=1e-7)
     _, marg = lattice.boundary_marginals(text, alpha)
     np.testing.assert_allclose(marg, oracle.boundary_marginals(text, alpha), rtol=1e-9, atol=1e-12)
@@ -110,11 +116,13 @@ def test_entropy_log_prob_and_marginals_match_the_enumeration(vt, alpha):
 def test_tokenizer_methods_match_the_oracle(tto, alpha, n):
     tok, oracle, text = tto
     assert tok.nbest(text, n) == oracle.nbest(text, n)
-    assert math.isclose(tok.log_partition(text, alpha), oracle.log_partition_enumerated(text, alpha),
-                        rel_tol=1e-12, abs_tol=1e-12)
+    assert math.isclose(
+        tok.log_partition(text, alpha), oracle.log_partition_enumerated(text, alpha), rel_tol=1e-12, abs_tol=1e-12
+    )
     assert math.isclose(tok.entropy(text, alpha), oracle.entropy(text, alpha), rel_tol=1e-9, abs_tol=1e-9)
-    np.testing.assert_allclose(tok.boundary_marginals(text, alpha), oracle.boundary_marginals(text, alpha),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        tok.boundary_marginals(text, alpha), oracle.boundary_marginals(text, alpha), rtol=1e-9, atol=1e-12
+    )
     dist = oracle.distribution(text, alpha)
     total = []
     for path, score in oracle.segmentations(text):
@@ -130,12 +138,13 @@ def test_tokenizer_methods_match_the_oracle(tto, alpha, n):
 # ---------------------------------------------------------------------------
 # Edge cases and the façade
 
+
 def test_chunk_crossing_and_unknown_pieces():
     vocab = {bytes([b]): -3.0 for b in range(256)}
     vocab.update({b"a\nb": -1.0, b"ab": -1.0})
     pieces, lattice = _lattice(vocab)
     score, _ = lattice.path_score(b"a\nb", np.array([3], dtype=np.int32))
-    assert score == -math.inf                    # "a\nb" crosses the chunk start at 2
+    assert score == -math.inf  # "a\nb" crosses the chunk start at 2
     assert lattice.path_score(b"a\nb", np.array([3], dtype=np.int32), chunked=False)[0] == -1.0
     with pytest.raises(ValueError, match="not in the vocabulary"):
         lattice.path_score(b"abc", np.array([3], dtype=np.int32))
@@ -199,7 +208,7 @@ def test_real_model_quantities_agree(tok, alpha):
     assert ent >= 0
     assert marg[0] == 1.0 and marg[-1] == 1.0 and len(marg) == len(text.encode()) + 1
     assert np.all((marg >= -1e-12) & (marg <= 1 + 1e-12))
-    assert marg[text.encode().index(b"\n\n") + 2] == pytest.approx(1.0)   # a chunk boundary
+    assert marg[text.encode().index(b"\n\n") + 2] == pytest.approx(1.0)  # a chunk boundary
     # log_prob of drawn samples: their empirical mean estimates -H (law of large numbers).
     draws = [tok.tokenize(text, alpha=alpha, key=k) for k in range(400)]
     lps = np.array([tok.log_prob(text, d, alpha) for d in draws])
@@ -238,8 +247,11 @@ def test_linear_and_log_forward_backward_agree_on_long_texts(tok, alpha):
     lattice = tok._lattice
     if alpha == "edge":
         alpha = 599.0 / -lattice.min_logprob
-    text = "".join(_heldout_lines("en.heldout.txt", 60) + _heldout_lines("zh.heldout.txt", 30)
-                   + _heldout_lines("code.heldout.txt", 60)).encode()
+    text = "".join(
+        _heldout_lines("en.heldout.txt", 60)
+        + _heldout_lines("zh.heldout.txt", 30)
+        + _heldout_lines("code.heldout.txt", 60)
+    ).encode()
     n = tok.vocab_size
     for chunked in (False, True):
         lin, log = np.zeros(n), np.zeros(n)
@@ -247,7 +259,7 @@ def test_linear_and_log_forward_backward_agree_on_long_texts(tok, alpha):
         z_log = lattice.expected_counts([text, text[:1000]], log, alpha, chunked, True)
         assert math.isclose(z_lin, z_log, rel_tol=1e-12)
         np.testing.assert_allclose(lin, log, rtol=1e-8, atol=1e-10)
-        assert lin.sum() > len(text) / 10      # the counts are not all lost to underflow
+        assert lin.sum() > len(text) / 10  # the counts are not all lost to underflow
         m_lin = lattice.boundary_marginals(text, alpha, chunked, False)
         m_log = lattice.boundary_marginals(text, alpha, chunked, True)
         assert math.isclose(m_lin[0], m_log[0], rel_tol=1e-12)
@@ -256,8 +268,7 @@ def test_linear_and_log_forward_backward_agree_on_long_texts(tok, alpha):
 
 def test_alpha_zero_counts_segmentations(tok):
     text = "tokenizer"
-    cut = {p: lp for p, lp in zip(tok.vocabulary.pieces, tok._logprobs.tolist())
-           if len(p) == 1 or p in text.encode()}
+    cut = {p: lp for p, lp in zip(tok.vocabulary.pieces, tok._logprobs.tolist()) if len(p) == 1 or p in text.encode()}
     count = len(list(ReferenceLattice(cut).segmentations(text.encode())))
     assert math.isclose(tok.log_partition(text, 0.0), math.log(count), rel_tol=1e-12)
     assert math.isclose(tok.entropy(text, 0.0), math.log(count), rel_tol=1e-12)
@@ -266,6 +277,7 @@ def test_alpha_zero_counts_segmentations(tok):
 
 # ---------------------------------------------------------------------------
 # k distinct samples without replacement
+
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tokenizer_and_text(), st.sampled_from(ALPHAS), st.integers(1, 12), st.integers(0, 1000))
@@ -286,8 +298,20 @@ def test_sample_distinct_returns_distinct_valid_segmentations(tto, alpha, k, key
 
 def _small_tokenizer():
     counts = {bytes([b]): 1 for b in range(256)}
-    counts.update({b"a": 40, b"b": 30, b"ab": 25, b"ba": 12, b"aba": 9, b"bab": 3, b"\xc3": 5, b"\xa9": 5,
-                   b"\xc3\xa9": 20, b"b\xc3": 2})
+    counts.update(
+        {
+            b"a": 40,
+            b"b": 30,
+            b"ab": 25,
+            b"ba": 12,
+            b"aba": 9,
+            b"bab": 3,
+            b"\xc3": 5,
+            b"\xa9": 5,
+            b"\xc3\xa9": 20,
+            b"b\xc3": 2,
+        }
+    )
     tok = Tokenizer(vocabulary_from_counts(counts), seed=11)
     oracle = ReferenceLattice(dict(zip(tok.vocabulary.pieces, tok._logprobs.tolist())))
     return tok, oracle, "abaé".encode()
@@ -367,8 +391,9 @@ def test_with_logprobs_lattice_samples_at_alpha_zero_as_a_new_lattice(tok):
     fresh = Lattice(pieces, tok._logprobs, ids)
     texts = [line.encode() for line in _heldout_lines("en.heldout.txt", 20)]
     for alpha in (0.0, 0.5, 0.0):
-        assert [copy.encode(t, alpha, 1, k) for k, t in enumerate(texts)] == \
-            [fresh.encode(t, alpha, 1, k) for k, t in enumerate(texts)]
+        assert [copy.encode(t, alpha, 1, k) for k, t in enumerate(texts)] == [
+            fresh.encode(t, alpha, 1, k) for k, t in enumerate(texts)
+        ]
 
 
 def test_with_logprobs_equals_a_new_lattice_and_outlives_its_source(tok):
@@ -379,13 +404,15 @@ def test_with_logprobs_equals_a_new_lattice_and_outlives_its_source(tok):
     source = Lattice(pieces, tok._logprobs, ids)
     other = np.log(np.linspace(1, 2, len(pieces)))
     other -= np.log(np.exp(other).sum())
-    shared = source.with_logprobs(other).with_logprobs(other)   # a copy of a copy
+    shared = source.with_logprobs(other).with_logprobs(other)  # a copy of a copy
     del source
     gc.collect()
     fresh = Lattice(pieces, other, ids)
     texts = [line.encode() for line in _heldout_lines("en.heldout.txt", 20) + _heldout_lines("zh.heldout.txt", 5)]
     assert shared.encode_many(texts, chunked=False) == fresh.encode_many(texts, chunked=False)
-    assert shared.encode_many(texts, chunked=False) != Lattice(pieces, tok._logprobs, ids).encode_many(texts, chunked=False)
+    assert shared.encode_many(texts, chunked=False) != Lattice(pieces, tok._logprobs, ids).encode_many(
+        texts, chunked=False
+    )
     a, b = np.zeros(len(pieces)), np.zeros(len(pieces))
     assert shared.expected_counts(texts, a) == fresh.expected_counts(texts, b)
     assert (a == b).all()
@@ -406,7 +433,7 @@ def test_sampled_batches_need_one_seed_and_key_word_per_text(tok):
             with pytest.raises(ValueError, match="one seed word and one key word per text"):
                 method(texts, 0.5, seeds, keys)
         assert len(method(texts, 0.5, two, two)) > 0
-        assert len(method(texts)) > 0          # Viterbi needs no words
+        assert len(method(texts)) > 0  # Viterbi needs no words
 
 
 @pytest.mark.parametrize("logspace", [False, True])
@@ -415,7 +442,7 @@ def test_weighted_expected_counts_equal_repeated_texts(tok, logspace):
     lattice = tok._lattice
     n = tok.vocab_size
     texts = [line.encode() for line in _heldout_lines("en.heldout.txt", 8) + _heldout_lines("zh.heldout.txt", 4)]
-    weights = np.array([1, 3, 0, 2, 5, 1, 1, 4, 2, 7, 1, 3][:len(texts)], dtype=np.float64)
+    weights = np.array([1, 3, 0, 2, 5, 1, 1, 4, 2, 7, 1, 3][: len(texts)], dtype=np.float64)
     repeated = [t for t, w in zip(texts, weights.astype(int).tolist()) for _ in range(w)]
     want, got = np.zeros(n), np.zeros(n)
     z_want = lattice.expected_counts(repeated, want, 0.5, False, logspace)
@@ -452,7 +479,7 @@ def test_viterbi_pair_counts_match_the_segmentations(tok):
         for a in seg:
             want_unigrams[a] += w
     whole = PairCounts(n)
-    unigrams = np.full(n, 5, dtype=np.int64)             # (added to, not overwritten)
+    unigrams = np.full(n, 5, dtype=np.int64)  # (added to, not overwritten)
     lattice.count_viterbi_pairs(texts, weights, whole, unigrams)
     keys, counts = whole.arrays()
     assert dict(zip(keys.tolist(), counts.tolist())) == dict(want)
@@ -548,12 +575,16 @@ def test_trie_finds_every_piece_whatever_their_shared_endings():
 
 def test_lattice_rejects_bad_piece_lists():
     singles = [bytes([b]) for b in range(256)]
-    zeros = lambda k: np.full(k, -1.0)        # noqa: E731
-    ok = singles + [b"ab", bytearray(b"ba")]    # any bytes-like piece is taken as bytes
+    zeros = lambda k: np.full(k, -1.0)  # noqa: E731
+    ok = singles + [b"ab", bytearray(b"ba")]  # any bytes-like piece is taken as bytes
     lattice = Lattice(ok, zeros(len(ok)), np.arange(len(ok)))
     assert lattice.encode_many([b"abba"], chunked=False) == [[256, 257]]
-    for bad, message in [(singles + [b""], "empty"), (singles + [b"ab", b"ab"], "twice"),
-                         (singles + [b"\x00"], "twice"), (singles[1:] + [b"xy"], "1 missing")]:
+    for bad, message in [
+        (singles + [b""], "empty"),
+        (singles + [b"ab", b"ab"], "twice"),
+        (singles + [b"\x00"], "twice"),
+        (singles[1:] + [b"xy"], "1 missing"),
+    ]:
         with pytest.raises(ValueError, match=message):
             Lattice(bad, zeros(len(bad)), np.arange(len(bad)))
 
@@ -568,7 +599,8 @@ def test_the_examples_in_docs_exact_sampling_run(tok):
     parser = doctest.DocTestParser()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for block in blocks:
-        test = parser.get_doctest(block, {"tok": Tokenizer(TESTS / "data" / "bytepiece.plus.40k.zip")},
-                                  "docs/exact-sampling.md", None, 0)
+        test = parser.get_doctest(
+            block, {"tok": Tokenizer(TESTS / "data" / "bytepiece.plus.40k.zip")}, "docs/exact-sampling.md", None, 0
+        )
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0

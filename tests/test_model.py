@@ -1,4 +1,5 @@
 """Model files: every accepted form loads, writes are byte-identical to 0.6.3, bad models fail at load."""
+
 from __future__ import annotations
 
 import base64
@@ -6,13 +7,12 @@ import json
 import zipfile
 
 import pytest
+from conftest import COMPAT_MODELS, VENDORED_MODEL
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bytepiece import ModelError, Tokenizer, load_model, save_model
 from bytepiece.model import vocabulary_from_counts
-
-from conftest import COMPAT_MODELS, VENDORED_MODEL
 
 
 def _raw_json(path) -> bytes:
@@ -77,7 +77,7 @@ def test_failed_save_leaves_previous_file_intact(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(model_module, "_model_text", explode)    # fails inside the write
+    monkeypatch.setattr(model_module, "_model_text", explode)  # fails inside the write
     with pytest.raises(RuntimeError):
         save_model(out, load_model(_tiny_model()))
     assert out.read_text() == "previous"
@@ -183,13 +183,16 @@ def test_missing_file_raises_file_not_found(tmp_path):
 
 
 _json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
-_json_values = st.recursive(_json_scalars, lambda inner: st.lists(inner, max_size=4)
-                            | st.dictionaries(st.text(), inner, max_size=4), max_leaves=12)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.text(), _json_values, max_size=6))
-@example({"YQ==": [3, "a\n\"é", 7], "Yg==": [True, "b", 2], "Yw==": [4, "c", 2.5], "bWV0YQ==": {"k": [1]}})
+@example({"YQ==": [3, 'a\n"é', 7], "Yg==": [True, "b", 2], "Yw==": [4, "c", 2.5], "bWV0YQ==": {"k": [1]}})
 def test_model_json_layout_is_json_dumps_indent_4(obj):
     """save_model writes the layout of json.dump(indent=4, ensure_ascii=False) (0.6.3's
     bytes) with its own fast writer; any JSON value must come out the same."""
@@ -212,8 +215,7 @@ def test_vocabulary_is_an_immutable_value():
     c = a.replace(special_tokens=("<s>",))
     assert c != a and c.special_tokens == ("<s>",) and c.pieces is a.pieces
     assert a != (pieces, tuple(range(257))) and a.__eq__(object()) is NotImplemented
-    for attempt in (lambda: setattr(a, "alpha", 0.5), lambda: delattr(a, "pieces"),
-                    lambda: setattr(a, "new_field", 1)):
+    for attempt in (lambda: setattr(a, "alpha", 0.5), lambda: delattr(a, "pieces"), lambda: setattr(a, "new_field", 1)):
         with pytest.raises(AttributeError, match="immutable"):
             attempt()
     assert pickle.loads(pickle.dumps(c)) == c
@@ -228,12 +230,28 @@ def test_model_text_is_the_json_of_the_model_dict():
     without the metadata entry; float counts take the general writer."""
     from bytepiece.model import Vocabulary, _model_text
 
-    pieces = tuple(sorted({bytes([b]) for b in range(256)}
-                          | {b'"quoted"', b"back\\slash", b"new\nline", b"\xe4\xb8\xad\xe6", b"\xff\xfe",
-                             "é中".encode(), b"\x00\x1f\x7f", b"</script>", "\u2028".encode()},
-                          key=lambda p: (len(p), p)))
+    pieces = tuple(
+        sorted(
+            {bytes([b]) for b in range(256)}
+            | {
+                b'"quoted"',
+                b"back\\slash",
+                b"new\nline",
+                b"\xe4\xb8\xad\xe6",
+                b"\xff\xfe",
+                "é中".encode(),
+                b"\x00\x1f\x7f",
+                b"</script>",
+                "\u2028".encode(),
+            },
+            key=lambda p: (len(p), p),
+        )
+    )
     counts = tuple(range(1, len(pieces) + 1))
     plain = Vocabulary(pieces, counts)
-    for vocab in (plain, plain.replace(special_tokens=("<s>", "</s>"), alpha=0.25),
-                  plain.replace(counts=tuple(c + 0.5 for c in counts))):
+    for vocab in (
+        plain,
+        plain.replace(special_tokens=("<s>", "</s>"), alpha=0.25),
+        plain.replace(counts=tuple(c + 0.5 for c in counts)),
+    ):
         assert _model_text(vocab) == json.dumps(vocab.to_dict(), indent=4, ensure_ascii=False)

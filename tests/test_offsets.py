@@ -1,18 +1,18 @@
 """Byte and character offsets of tokens, and numpy outputs (single texts and flat batches)."""
+
 from __future__ import annotations
 
 import unicodedata
 
 import numpy as np
 import pytest
+from conftest import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bytepiece import Tokenizer
 from bytepiece.model import vocabulary_from_counts
 from bytepiece.tokenizer import Encoding, id_dtype
-
-from conftest import REPO
 
 TEXT = "Hello wörld! 你好，世界。😀 emoji\n\n\tdef f(x):\n        return x\n"
 
@@ -34,7 +34,7 @@ def check_encoding(tok: Tokenizer, text, enc: Encoding) -> None:
             # the shortest substring holding the token's bytes: character ca holds byte a,
             # character cb - 1 holds byte b - 1
             first = len(s[:ca].encode())
-            last = len(s[:cb - 1].encode())
+            last = len(s[: cb - 1].encode())
             assert first <= a < first + len(s[ca].encode())
             assert last <= b - 1 < last + len(s[cb - 1].encode())
     assert at == len(data)
@@ -64,7 +64,7 @@ def test_char_offsets_when_pieces_split_a_character():
 
 
 def test_offsets_refer_to_the_normalised_text(tok):
-    decomposed = "e\u0301te\u0301"          # "été" decomposed: 5 code points, NFC has 3
+    decomposed = "e\u0301te\u0301"  # "été" decomposed: 5 code points, NFC has 3
     enc = tok.encode_with_offsets(decomposed)
     assert enc.char_offsets[-1][1] == len(unicodedata.normalize("NFC", decomposed)) == 3
     raw = Tokenizer(tok.vocabulary, normalize=False)
@@ -75,7 +75,7 @@ def test_offsets_of_bytes_input_count_lead_bytes(tok):
     data = b"\x80\xe4\xb8abc\xff"
     enc = tok.encode_with_offsets(data)
     check_encoding(tok, data, enc)
-    assert enc.char_offsets[-1][1] == 6       # \x80, \xe4\xb8, a, b, c, \xff
+    assert enc.char_offsets[-1][1] == 6  # \x80, \xe4\xb8, a, b, c, \xff
 
 
 def test_sampled_offsets_match_sampled_ids(tok):
@@ -103,6 +103,7 @@ def _shared() -> Tokenizer:
 
 # -- numpy ------------------------------------------------------------------------
 
+
 def test_dtype_is_the_smallest_that_holds_every_id():
     assert id_dtype(65536) == np.uint16 and id_dtype(65537) == np.int32
     base = {bytes([b]): 1 for b in range(256)}
@@ -113,8 +114,10 @@ def test_dtype_is_the_smallest_that_holds_every_id():
     assert big.id_dtype == np.int32
     ids = big.encode(b"\xff\xfe!", as_numpy=True)
     assert ids.dtype == np.int32 and ids.max() >= 65536
-    small = Tokenizer(vocabulary_from_counts({bytes([b]): 1 for b in range(256)}),
-                      special_tokens=[f"<{i}>" for i in range(65536 - 259)])
+    small = Tokenizer(
+        vocabulary_from_counts({bytes([b]): 1 for b in range(256)}),
+        special_tokens=[f"<{i}>" for i in range(65536 - 259)],
+    )
     assert small.vocab_size == 65536 and small.id_dtype == np.uint16
     assert small.encode("<65276>", allowed_special="all", as_numpy=True).tolist() == [65535]
 
@@ -132,24 +135,25 @@ def test_flat_batches_equal_the_lists(tok, threads):
     lists = tok.encode_batch(texts, add_bos=True, add_eos=True, num_threads=threads)
     ids, rows = tok.encode_batch(texts, add_bos=True, add_eos=True, num_threads=threads, as_numpy=True)
     assert ids.dtype == np.uint16 and rows.dtype == np.int64 and len(rows) == len(texts) + 1
-    assert [ids[rows[i]:rows[i + 1]].tolist() for i in range(len(texts))] == lists
+    assert [ids[rows[i] : rows[i + 1]].tolist() for i in range(len(texts))] == lists
     ids2, rows2, spans = tok.encode_batch(texts, num_threads=threads, as_numpy=True, return_offsets=True)
     assert spans.shape == (len(ids2), 2) and spans.dtype == np.int32
     for i, text in enumerate(texts):
         enc = tok.encode_with_offsets(text)
-        assert ids2[rows2[i]:rows2[i + 1]].tolist() == enc.ids
-        assert [tuple(s) for s in spans[rows2[i]:rows2[i + 1]].tolist()] == enc.offsets
+        assert ids2[rows2[i] : rows2[i + 1]].tolist() == enc.ids
+        assert [tuple(s) for s in spans[rows2[i] : rows2[i + 1]].tolist()] == enc.offsets
 
 
 def test_flat_batches_with_keys_and_bos(tok):
     texts = ["sample me please", "", "and me"]
     keys = [10, 11, 12]
-    ids, rows, spans = tok.encode_batch(texts, add_bos=True, add_eos=True, alpha=0.2, keys=keys,
-                                        as_numpy=True, return_offsets=True)
+    ids, rows, spans = tok.encode_batch(
+        texts, add_bos=True, add_eos=True, alpha=0.2, keys=keys, as_numpy=True, return_offsets=True
+    )
     for i, text in enumerate(texts):
         enc = tok.encode_with_offsets(text, True, True, alpha=0.2, key=keys[i])
-        assert ids[rows[i]:rows[i + 1]].tolist() == enc.ids
-        assert [tuple(s) for s in spans[rows[i]:rows[i + 1]].tolist()] == enc.offsets
+        assert ids[rows[i] : rows[i + 1]].tolist() == enc.ids
+        assert [tuple(s) for s in spans[rows[i] : rows[i + 1]].tolist()] == enc.offsets
     empty = tok.encode_batch([], as_numpy=True, return_offsets=True)
     assert [a.shape for a in empty] == [(0,), (1,), (0, 2)]
 
@@ -161,8 +165,9 @@ def test_batch_encodings(tok):
 
 def test_lattice_flat_path_without_python_lists(tok):
     lat = tok._lattice
-    ids, rows, ends = lat.encode_many_flat([b"abc", b"", TEXT.encode()], -1.0, None, None, True, 0, 0, -1, -1,
-                                           True, True)
+    ids, rows, ends = lat.encode_many_flat(
+        [b"abc", b"", TEXT.encode()], -1.0, None, None, True, 0, 0, -1, -1, True, True
+    )
     assert ids.dtype == np.uint16 and ends.dtype == np.int32
     assert ids.tolist() == sum(lat.encode_many([b"abc", b"", TEXT.encode()]), [])
     assert ends[rows[1] - 1] == 3 and ends[-1] == len(TEXT.encode())
@@ -171,7 +176,7 @@ def test_lattice_flat_path_without_python_lists(tok):
 def _traced_peak(call) -> int:
     import tracemalloc
 
-    call()                                  # warm caches (patterns, thread pool)
+    call()  # warm caches (patterns, thread pool)
     tracemalloc.start()
     try:
         call()
@@ -190,7 +195,8 @@ def test_numpy_outputs_are_built_without_python_lists(tok):
     chat = Tokenizer(tok.vocabulary, special_tokens=["<|endoftext|>"])
     with_special = (text[:150_000] + "<|endoftext|>" + text[150_000:300_000]).encode()
     assert chat.encode(with_special, as_numpy=True, allowed_special="all").tolist() == chat.encode(
-        with_special, allowed_special="all")
+        with_special, allowed_special="all"
+    )
     for call, per_byte in [
         (lambda: tok.encode(data, as_numpy=True), 4),
         (lambda: tok.encode(data, alpha=0.1, key=1, as_numpy=True), 4),
@@ -206,21 +212,29 @@ def test_numpy_outputs_are_built_without_python_lists(tok):
         assert _traced_peak(call) < per_byte * len(data)
 
 
-@pytest.mark.parametrize("text", ["", "<|endoftext|>", "a<|endoftext|>", "<|endoftext|>b<|endoftext|><|endoftext|>",
-                                  TEXT + "<|endoftext|>" + TEXT])
+@pytest.mark.parametrize(
+    "text",
+    ["", "<|endoftext|>", "a<|endoftext|>", "<|endoftext|>b<|endoftext|><|endoftext|>", TEXT + "<|endoftext|>" + TEXT],
+)
 @pytest.mark.parametrize("allowed", [(), "all"])
 def test_encode_as_numpy_equals_the_list(tok, text, allowed):
     chat = Tokenizer(tok.vocabulary, special_tokens=["<|endoftext|>"], seed=3)
-    for kwargs in [{}, {"add_bos": True, "add_eos": True}, {"alpha": 0.0, "key": 5},
-                   {"alpha": 0.3, "key": "k", "add_eos": True}, {"alpha": 0.3, "key": 2, "sampler": "legacy-v1"}]:
+    for kwargs in [
+        {},
+        {"add_bos": True, "add_eos": True},
+        {"alpha": 0.0, "key": 5},
+        {"alpha": 0.3, "key": "k", "add_eos": True},
+        {"alpha": 0.3, "key": 2, "sampler": "legacy-v1"},
+    ]:
         arr = chat.encode(text, as_numpy=True, allowed_special=allowed, **kwargs)
         assert arr.dtype == chat.id_dtype
         assert arr.tolist() == chat.encode(text, allowed_special=allowed, **kwargs)
         assert chat.encode(text.encode(), as_numpy=True, allowed_special=allowed, **kwargs).tolist() == arr.tolist()
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"add_bos": True, "add_eos": True, "alpha": 0.2, "keys": [4, 5, 6, 7, 8]},
-                                    {"alpha": 0.0}])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"add_bos": True, "add_eos": True, "alpha": 0.2, "keys": [4, 5, 6, 7, 8]}, {"alpha": 0.0}]
+)
 def test_flat_batches_with_special_tokens_equal_the_encodings(tok, kwargs):
     chat = Tokenizer(tok.vocabulary, special_tokens=["<|endoftext|>", "<|im_start|>"], seed=8)
     texts = ["<|im_start|>hi😀<|endoftext|>", "", "<|endoftext|>", TEXT, "a<|im_start|><|im_start|>b"]
@@ -229,6 +243,6 @@ def test_flat_batches_with_special_tokens_equal_the_encodings(tok, kwargs):
     keys = kwargs.pop("keys", None)
     for i, text in enumerate(texts):
         enc = again.encode_with_offsets(text, allowed_special="all", key=None if keys is None else keys[i], **kwargs)
-        assert ids[rows[i]:rows[i + 1]].tolist() == enc.ids
-        assert [tuple(x) for x in spans[rows[i]:rows[i + 1]].tolist()] == enc.offsets
+        assert ids[rows[i] : rows[i + 1]].tolist() == enc.ids
+        assert [tuple(x) for x in spans[rows[i] : rows[i + 1]].tolist()] == enc.offsets
     assert ids.dtype == chat.id_dtype and spans.dtype == np.int32

@@ -7,6 +7,7 @@ afterwards the target file must be exactly the previous file or exactly a
 complete new one, and no temporary file may be left in the directory (after
 SIGKILL, a hidden ``.NAME.PID.*.tmp`` remains until the next write to NAME sweeps it).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,11 +19,10 @@ import sys
 import time
 
 import pytest
+from conftest import REPO, VENDORED_MODEL
 
 from bytepiece import Tokenizer, load_model, save_model
 from bytepiece.atomic import atomic_write
-
-from conftest import REPO, VENDORED_MODEL
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
@@ -106,7 +106,7 @@ def test_killing_a_model_writer_never_loses_the_model(sig, tmp_path, model_versi
                 os.unlink(tmp_path / name)
         else:
             assert left == [], f"round {round_}: temporary files left"
-        Tokenizer(str(target))          # and it loads
+        Tokenizer(str(target))  # and it loads
 
 
 def test_the_next_write_sweeps_what_a_sigkilled_writer_left(tmp_path):
@@ -155,8 +155,20 @@ def test_killing_the_cli_encoder_keeps_the_previous_output(sig, tmp_path, big_in
     rng = random.Random(100 + sig)
     for round_ in range(3):
         out.write_bytes(previous)
-        proc = _spawn([sys.executable, "-m", "bytepiece", "encode", "-m", str(VENDORED_MODEL),
-                       "-o", str(out), "--force", str(big_input)])
+        proc = _spawn(
+            [
+                sys.executable,
+                "-m",
+                "bytepiece",
+                "encode",
+                "-m",
+                str(VENDORED_MODEL),
+                "-o",
+                str(out),
+                "--force",
+                str(big_input),
+            ]
+        )
         _wait_until_writing(proc, tmp_path)
         time.sleep(rng.uniform(0.0, 1.0))
         if proc.poll() is not None:
@@ -166,7 +178,7 @@ def test_killing_the_cli_encoder_keeps_the_previous_output(sig, tmp_path, big_in
         assert proc.returncode != 0
         assert out.read_bytes() == previous, f"round {round_}: previous output lost"
         left = _leftovers(tmp_path, {"out.ids"})
-        if sig == signal.SIGKILL:   # a hidden temporary may survive SIGKILL until the next write
+        if sig == signal.SIGKILL:  # a hidden temporary may survive SIGKILL until the next write
             assert all(n.startswith(".out.ids.") and n.endswith(".tmp") for n in left), left
             for name in left:
                 os.unlink(tmp_path / name)

@@ -10,6 +10,7 @@
   long texts, batches on several threads) gets a working child, never a
   deadlock: every child finishes within a deadline.
 """
+
 from __future__ import annotations
 
 import collections
@@ -22,10 +23,9 @@ import time
 import warnings
 
 import pytest
+from conftest import REPO
 
 from bytepiece import Tokenizer
-
-from conftest import REPO
 
 THREADS = 8
 CALLS = 3000
@@ -50,8 +50,9 @@ def _make_ops(n: int, seed: int = 0) -> list:
             text = text * (100_000 // max(1, len(text)) + 1)
         if rng.random() < 0.1:
             text = text.encode("utf-8") + bytes([rng.randrange(256)])
-        kind = rng.choice(["viterbi", "sample", "sample", "legacy", "tokenize", "batch", "batch_threads",
-                           "nbest", "logz", "score"])
+        kind = rng.choice(
+            ["viterbi", "sample", "sample", "legacy", "tokenize", "batch", "batch_threads", "nbest", "logz", "score"]
+        )
         ops.append((kind, text, rng.choice([0.0, 0.1, 0.5, 2.0, 1e3]), (seed, i)))
     return ops
 
@@ -67,7 +68,7 @@ def _run_op(tok: Tokenizer, op):
     if kind == "tokenize":
         return tok.tokenize(text, alpha=alpha, key=key)
     if kind in ("batch", "batch_threads"):
-        texts = [text, text[: len(text) // 2], text[len(text) // 3:]] * 3
+        texts = [text, text[: len(text) // 2], text[len(text) // 3 :]] * 3
         keys = [(key, j) for j in range(len(texts))]
         return tok.encode_batch(texts, alpha=alpha, keys=keys, num_threads=3 if kind == "batch_threads" else 1)
     if kind == "nbest":
@@ -97,7 +98,7 @@ def _threaded(tok, ops, threads=THREADS):
     results = [None] * len(ops)
     errors = []
     order = list(range(len(ops)))
-    random.Random(5).shuffle(order)           # threads take the calls in another order than the serial run
+    random.Random(5).shuffle(order)  # threads take the calls in another order than the serial run
     cursor = iter(order)
     lock = threading.Lock()
     start = threading.Barrier(threads)
@@ -111,7 +112,7 @@ def _threaded(tok, ops, threads=THREADS):
                 if i is None:
                     return
                 results[i] = _run_op(tok, ops[i])
-        except BaseException as error:   # reported below
+        except BaseException as error:  # reported below
             errors.append(error)
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
@@ -149,8 +150,9 @@ def test_unkeyed_calls_from_threads_draw_distinct_call_numbers(model_path):
     for t in pool:
         t.join()
     serial_tok = Tokenizer(model_path, seed=77)
-    expected = collections.Counter(tuple(serial_tok.encode(text, alpha=0.3))
-                                   for _ in range(THREADS * (per_thread + 10)))
+    expected = collections.Counter(
+        tuple(serial_tok.encode(text, alpha=0.3)) for _ in range(THREADS * (per_thread + 10))
+    )
     assert results == expected
 
 
@@ -171,11 +173,11 @@ def _worker_op(op):
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_worker_processes_equal_the_serial_run(method, shared, ops, serial):
-    subset = ops[:: 6] if method == "fork" else ops[:: 15]
-    expected = serial[:: 6] if method == "fork" else serial[:: 15]
+    subset = ops[::6] if method == "fork" else ops[::15]
+    expected = serial[::6] if method == "fork" else serial[::15]
     ctx = multiprocessing.get_context(method)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)   # fork with threads alive (3.12+)
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads alive (3.12+)
         with ctx.Pool(2, initializer=_init_worker, initargs=(shared,)) as pool:
             got = pool.map(_worker_op, subset, chunksize=8)
     assert got == expected
@@ -183,7 +185,7 @@ def test_worker_processes_equal_the_serial_run(method, shared, ops, serial):
 
 def _busy(tok, stop, texts):
     while not stop.is_set():
-        tok.encode(texts[0])                                          # one long call, GIL released
+        tok.encode(texts[0])  # one long call, GIL released
         tok.encode_batch(texts[1:], alpha=0.1, keys=range(len(texts) - 1), num_threads=2)
         tok.encode(texts[0], alpha=0.2, key=1)
 
@@ -209,14 +211,16 @@ def test_fork_while_other_threads_are_inside_the_core(shared):
             for _ in range(30):
                 time.sleep(random.uniform(0.0, 0.05))
                 pid = os.fork()
-                if pid == 0:     # child: only this thread exists
+                if pid == 0:  # child: only this thread exists
                     code = 1
                     try:
-                        ok = (shared.encode(probe) == want_viterbi
-                              and shared.encode(probe, alpha=0.5, key=9) == want_sample
-                              and shared.encode_batch([probe] * 200, alpha=0.5, keys=range(200),
-                                                      num_threads=2) == want_batch
-                              and len(shared.encode(long_text[:200_000])) > 0)
+                        ok = (
+                            shared.encode(probe) == want_viterbi
+                            and shared.encode(probe, alpha=0.5, key=9) == want_sample
+                            and shared.encode_batch([probe] * 200, alpha=0.5, keys=range(200), num_threads=2)
+                            == want_batch
+                            and len(shared.encode(long_text[:200_000])) > 0
+                        )
                         code = 0 if ok else 3
                     finally:
                         os._exit(code)
@@ -232,7 +236,7 @@ def test_fork_while_other_threads_are_inside_the_core(shared):
                 statuses[pid] = status
                 children.remove(pid)
         time.sleep(0.02)
-    for pid in children:                 # stuck: a deadlock
+    for pid in children:  # stuck: a deadlock
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     for t in busy:

@@ -9,6 +9,7 @@ memory. Only a path that is not a file may raise ``FileNotFoundError`` or
 ``IsADirectoryError``. The ``zlib.error``, ``OSError``, ``UnicodeDecodeError``,
 ``OverflowError`` and ``TypeError`` cases below were all escaping before.
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,13 +25,12 @@ import zipfile
 import zlib
 
 import pytest
+from conftest import REPO, VENDORED_MODEL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bytepiece.model as model_module
 from bytepiece import ModelError, Tokenizer, load_model
-
-from conftest import REPO, VENDORED_MODEL
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -63,7 +63,7 @@ def real_json(real_zip) -> bytes:
         return archive.read(archive.infolist()[0])
 
 
-def _load_only_model_error(path) -> "Tokenizer | None":
+def _load_only_model_error(path) -> Tokenizer | None:
     """Load; a success must give a working tokenizer, a failure must be ModelError."""
     start = time.perf_counter()
     try:
@@ -82,6 +82,7 @@ def _load_only_model_error(path) -> "Tokenizer | None":
 
 # ---------------------------------------------------------------------------
 # Damaged real models
+
 
 def test_truncated_json_model_is_a_model_error(tmp_path, real_json):
     rng = random.Random(0)
@@ -114,7 +115,7 @@ def test_truncated_and_corrupted_zip_models_are_model_errors(tmp_path, real_zip)
         data = bytearray(real_zip)
         kind = i % 3
         if kind == 0:
-            data = data[:rng.randrange(len(data))]
+            data = data[: rng.randrange(len(data))]
         elif kind == 1:
             for _ in range(rng.randint(1, 5)):
                 data[rng.randrange(len(data))] = rng.randrange(256)
@@ -127,7 +128,7 @@ def test_truncated_and_corrupted_zip_models_are_model_errors(tmp_path, real_zip)
     assert outcomes["ModelError"] > 100
 
 
-def _zip_with(tmp_path, name: str, payload: bytes, *, method=zipfile.ZIP_DEFLATED, member="m.json") -> "os.PathLike":
+def _zip_with(tmp_path, name: str, payload: bytes, *, method=zipfile.ZIP_DEFLATED, member="m.json") -> os.PathLike:
     path = tmp_path / name
     with zipfile.ZipFile(path, "w", compression=method) as archive:
         archive.writestr(member, payload)
@@ -157,7 +158,7 @@ def test_zip_with_deflate_stream_damage_is_a_model_error(tmp_path, real_json):
 
 def test_zip_with_unknown_compression_method_is_a_model_error(tmp_path, real_json):
     path = _zip_with(tmp_path, "method.zip", b"{}", method=zipfile.ZIP_STORED)
-    _patch_central_directory(path, 10, "<H", 99)         # compression method 99 (AE-x)
+    _patch_central_directory(path, 10, "<H", 99)  # compression method 99 (AE-x)
     with pytest.raises(ModelError, match="method.zip"):
         Tokenizer(str(path))
 
@@ -165,7 +166,7 @@ def test_zip_with_unknown_compression_method_is_a_model_error(tmp_path, real_jso
 def test_zip_with_undecodable_member_name_is_a_model_error(tmp_path):
     path = _zip_with(tmp_path, "name.zip", json.dumps(_base_model()).encode(), member="m\u00e9.json")
     data = bytearray(path.read_bytes())
-    data = data.replace("m\u00e9.json".encode(), b"m\xff\xfe.jso")   # same length, flag 0x800 says UTF-8
+    data = data.replace("m\u00e9.json".encode(), b"m\xff\xfe.jso")  # same length, flag 0x800 says UTF-8
     path.write_bytes(bytes(data))
     tok_or_none = _load_only_model_error(path)
     assert tok_or_none is None or tok_or_none.vocab_size == 259
@@ -173,7 +174,7 @@ def test_zip_with_undecodable_member_name_is_a_model_error(tmp_path):
 
 def test_zip_with_lying_sizes_is_a_model_error(tmp_path):
     payload = json.dumps(_base_model()).encode()
-    for offset, value in ((20, 10), (24, 10), (20, 2**32 - 1), (42, 2**31)):   # sizes, header offset
+    for offset, value in ((20, 10), (24, 10), (20, 2**32 - 1), (42, 2**31)):  # sizes, header offset
         path = _zip_with(tmp_path, f"lie{offset}.zip", payload)
         _patch_central_directory(path, offset, "<I", value)
         _load_only_model_error(path)
@@ -181,7 +182,7 @@ def test_zip_with_lying_sizes_is_a_model_error(tmp_path):
 
 def test_encrypted_zip_member_is_a_model_error(tmp_path):
     path = _zip_with(tmp_path, "enc.zip", b"{}", method=zipfile.ZIP_STORED)
-    _patch_central_directory(path, 8, "<H", 0x1)          # "encrypted" flag
+    _patch_central_directory(path, 8, "<H", 0x1)  # "encrypted" flag
     with pytest.raises(ModelError):
         Tokenizer(str(path))
 
@@ -205,7 +206,7 @@ def test_oversized_models_are_refused_before_they_are_read(tmp_path, monkeypatch
         Tokenizer(str(bomb))
     big = tmp_path / "big.model"
     with open(big, "wb") as handle:
-        handle.truncate(8 << 20)            # sparse: costs no disk
+        handle.truncate(8 << 20)  # sparse: costs no disk
     with pytest.raises(ModelError, match="big.model.*too large"):
         Tokenizer(str(big))
 
@@ -225,8 +226,14 @@ def test_default_size_limit_bounds_memory_of_a_zip_bomb(tmp_path):
         # VmHWM, not ru_maxrss: ru_maxrss survives exec and starts at the parent's RSS.
         "print('rss_kb', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, timeout=60,
-                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(bomb)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert out.returncode == 0, out.stderr
     assert "ModelError" in out.stdout and "too large" in out.stdout
     rss_mb = int(out.stdout.split("rss_kb")[1]) / 1024
@@ -296,7 +303,7 @@ def test_numbers_out_of_range(case, tmp_path):
     path.write_text(text)
     tok = _load_only_model_error(path)
     if case in ("count 5e-324", "count 10**25", "count 2**64"):
-        assert tok is not None       # representable positive numbers: a valid model
+        assert tok is not None  # representable positive numbers: a valid model
 
 
 def test_huge_integer_counts_give_the_same_segmentation_as_their_float_values():
@@ -306,7 +313,7 @@ def test_huge_integer_counts_give_the_same_segmentation_as_their_float_values():
     for key in list(big)[:256]:
         big[key][2] = 10**28
     small = {key: [i, text, float(count)] for key, (i, text, count) in big.items()}
-    a, b = Tokenizer(big, seed=7), Tokenizer(small, seed=7)   # same seed: same draws
+    a, b = Tokenizer(big, seed=7), Tokenizer(small, seed=7)  # same seed: same draws
     text = b"abcabxab"
     assert a.encode(text) == b.encode(text)
     assert a.encode(text, alpha=0.5, key=3) == b.encode(text, alpha=0.5, key=3)
@@ -314,7 +321,9 @@ def test_huge_integer_counts_give_the_same_segmentation_as_their_float_values():
 
 def test_non_utf8_and_odd_encodings(tmp_path, real_json):
     cases = {
-        "latin1.model": json.dumps(_with({"é".encode(): 3}), ensure_ascii=False).encode("utf-8").replace(b"{", b"{\xe9", 1),
+        "latin1.model": json.dumps(_with({"é".encode(): 3}), ensure_ascii=False)
+        .encode("utf-8")
+        .replace(b"{", b"{\xe9", 1),
         "utf16.model": json.dumps(_base_model()).encode("utf-16"),
         "utf32.model": json.dumps(_base_model()).encode("utf-32"),
         "bom.model": b"\xef\xbb\xbf" + json.dumps(_base_model()).encode(),
@@ -350,7 +359,7 @@ def test_deeply_nested_json_is_a_model_error(shape, tmp_path):
 
 def test_one_huge_piece(tmp_path):
     """A 4 MB piece: loads in bounded time, and short texts stay cheap to encode."""
-    piece = random.Random(3).randbytes(1 << 22).replace(b"\n", b"x")   # one chunk
+    piece = random.Random(3).randbytes(1 << 22).replace(b"\n", b"x")  # one chunk
     model = _with({piece: 7, piece[:1000]: 5})
     path = tmp_path / "huge-piece.model"
     path.write_text(json.dumps(model))
@@ -364,9 +373,12 @@ def test_one_huge_piece(tmp_path):
     assert time.perf_counter() - start < 5
 
 
-@pytest.mark.xfail(strict=True, reason="known: the core walks back up to max_len bytes per position, "
-                   "so a run of one byte against a piece that is a long run of it is quadratic "
-                   "(docs/reliability.md)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: the core walks back up to max_len bytes per position, "
+    "so a run of one byte against a piece that is a long run of it is quadratic "
+    "(docs/reliability.md)",
+)
 def test_long_run_against_a_long_run_piece_is_not_quadratic():
     """Text b'a' * n with the piece b'a' * n: n(n+1)/2 trie steps (0.6.3's Aho-Corasick
     automaton does O(n + edges)). 300 KB should take milliseconds; it takes minutes."""
@@ -379,8 +391,9 @@ def test_long_run_against_a_long_run_piece_is_not_quadratic():
         "assert tok.encode(b'a' * 300000) == [259]\n"
     )
     try:
-        subprocess.run([sys.executable, "-c", code], check=True, timeout=3, cwd=REPO,
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, timeout=3, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("encoding 300 KB took more than 3 s")
 
@@ -448,10 +461,18 @@ def test_any_json_value_is_a_model_error(value):
 
 
 @FUZZ
-@given(edits=st.lists(st.tuples(st.integers(0, 300), st.sampled_from(["id", "text", "count", "value", "key", "drop"]),
-                                json_values), min_size=1, max_size=4),
-       meta=st.one_of(st.none(), json_values, st.dictionaries(st.sampled_from(["format", "alpha", "normalization", "special_tokens"]),
-                                                              json_values)))
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, 300), st.sampled_from(["id", "text", "count", "value", "key", "drop"]), json_values),
+        min_size=1,
+        max_size=4,
+    ),
+    meta=st.one_of(
+        st.none(),
+        json_values,
+        st.dictionaries(st.sampled_from(["format", "alpha", "normalization", "special_tokens"]), json_values),
+    ),
+)
 def test_random_edits_of_a_valid_model_load_or_are_model_errors(edits, meta):
     model = _with({b"ab": 3, b"abc": 2})
     keys = list(model)
@@ -467,7 +488,7 @@ def test_random_edits_of_a_valid_model_load_or_are_model_errors(edits, meta):
             model[key] = value
         elif isinstance(model[key], list) and len(model[key]) == 3:
             model[key][{"id": 0, "text": 1, "count": 2}[field]] = value
-        else:               # an earlier edit replaced the whole entry: no field to edit
+        else:  # an earlier edit replaced the whole entry: no field to edit
             continue
     if meta is not None:
         model["__bytepiece__"] = meta

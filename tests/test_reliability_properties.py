@@ -14,6 +14,7 @@ random vocabularies, and checks what the Tokenizer promises:
 - ``encode_batch`` equals one-by-one ``encode``, keyed and unkeyed, for any
   thread count.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,14 +50,16 @@ def vocabularies(draw):
     one by one would make every example slow); the longer pieces are drawn directly."""
     rng = random.Random(draw(st.integers(0, 2**32)))
     scale = draw(st.sampled_from([1, 10**3, 10**9, 10**12]))
-    pieces = {bytes([b]): rng.randint(1, scale) if rng.random() < 0.7 else rng.uniform(1e-3, float(scale))
-              for b in range(256)}
+    pieces = {
+        bytes([b]): rng.randint(1, scale) if rng.random() < 0.7 else rng.uniform(1e-3, float(scale)) for b in range(256)
+    }
     count = st.one_of(
         st.integers(min_value=1, max_value=10**12),
         st.floats(min_value=1e-3, max_value=1e9, allow_nan=False, allow_infinity=False),
     )
-    longer = draw(st.lists(st.lists(st.sampled_from(list(ALPHABET)), min_size=2, max_size=7).map(bytes),
-                           max_size=40, unique=True))
+    longer = draw(
+        st.lists(st.lists(st.sampled_from(list(ALPHABET)), min_size=2, max_size=7).map(bytes), max_size=40, unique=True)
+    )
     for piece in longer:
         pieces[piece] = draw(count)
     return vocabulary_from_counts(pieces)
@@ -88,8 +91,14 @@ def _valid_segmentation(tok: Tokenizer, data: bytes, pieces) -> None:
 # ---------------------------------------------------------------------------
 # Round trips
 
+
 @SETTINGS
-@given(vocab=vocabularies(), data=texts_bytes, alpha=st.one_of(st.just(-1.0), st.floats(0.0, 50.0)), key=st.integers(0, 2**70))
+@given(
+    vocab=vocabularies(),
+    data=texts_bytes,
+    alpha=st.one_of(st.just(-1.0), st.floats(0.0, 50.0)),
+    key=st.integers(0, 2**70),
+)
 def test_bytes_round_trip_for_any_vocabulary(vocab, data, alpha, key):
     tok = Tokenizer(vocab, seed=7)
     ids = tok.encode(data, alpha=alpha, key=key)
@@ -150,6 +159,7 @@ def test_decode_of_arbitrary_bytes_skips_only_invalid_utf8(real_tok, data):
 # ---------------------------------------------------------------------------
 # Samples are segmentations; Viterbi beats them all
 
+
 def _dense_case(seed: int):
     """A vocabulary of many pieces over the letters a and b (plus the 256 single bytes)
     and a text of 50 to 600 of those letters (a newline now and then): lattices whose
@@ -164,8 +174,11 @@ def _dense_case(seed: int):
 
 
 @SETTINGS
-@given(case=st.one_of(st.tuples(vocabularies(), texts_bytes), st.integers(0, 2**32).map(_dense_case)),
-       first_cap=st.sampled_from([1, 2, 3, 8, 33, 1 << 16]), chunked=st.booleans())
+@given(
+    case=st.one_of(st.tuples(vocabularies(), texts_bytes), st.integers(0, 2**32).map(_dense_case)),
+    first_cap=st.sampled_from([1, 2, 3, 8, 33, 1 << 16]),
+    chunked=st.booleans(),
+)
 def test_bounded_memory_viterbi_equals_viterbi(case, first_cap, chunked):
     """Texts over 1 MB take the Viterbi that keeps only a window of positions (it writes
     out the path where the frontier's back-pointer chains meet, and grows when they do
@@ -180,8 +193,13 @@ def test_bounded_memory_viterbi_equals_viterbi(case, first_cap, chunked):
 
 
 @SETTINGS
-@given(vocab=vocabularies(), data=texts_bytes, alpha=st.floats(0.0, 30.0), key=st.integers(0, 2**64 - 1),
-       sampler=st.sampled_from(["exact", "legacy-v1"]))
+@given(
+    vocab=vocabularies(),
+    data=texts_bytes,
+    alpha=st.floats(0.0, 30.0),
+    key=st.integers(0, 2**64 - 1),
+    sampler=st.sampled_from(["exact", "legacy-v1"]),
+)
 def test_every_sample_is_a_valid_segmentation_and_viterbi_scores_highest(vocab, data, alpha, key, sampler):
     tok = Tokenizer(vocab, seed=key % 97)
     best = tok.tokenize(data)
@@ -210,8 +228,11 @@ def test_viterbi_and_nbest_equal_the_reference_oracle(vocab, data):
 
 
 @FEW
-@given(vocab=vocabularies(), data=st.lists(st.sampled_from(list(ALPHABET)), max_size=12).map(bytes),
-       alpha=st.floats(0.0, 3.0))
+@given(
+    vocab=vocabularies(),
+    data=st.lists(st.sampled_from(list(ALPHABET)), max_size=12).map(bytes),
+    alpha=st.floats(0.0, 3.0),
+)
 def test_lattice_quantities_equal_the_reference_oracle(vocab, data, alpha):
     tok = Tokenizer(vocab)
     ref = ReferenceLattice(dict(zip(tok.vocabulary.pieces, tok._logprobs.tolist())))
@@ -236,9 +257,17 @@ def test_huge_alpha_samples_stay_valid_and_tend_to_viterbi(real_tok, data, alpha
 # ---------------------------------------------------------------------------
 # Batches
 
+
 @SETTINGS
-@given(vocab=vocabularies(), texts=st.lists(texts_bytes, max_size=80), alpha=st.one_of(st.just(-1.0), st.floats(0.0, 5.0)),
-       threads=st.integers(1, 4), bos=st.booleans(), eos=st.booleans(), base_key=st.integers(0, 10**6))
+@given(
+    vocab=vocabularies(),
+    texts=st.lists(texts_bytes, max_size=80),
+    alpha=st.one_of(st.just(-1.0), st.floats(0.0, 5.0)),
+    threads=st.integers(1, 4),
+    bos=st.booleans(),
+    eos=st.booleans(),
+    base_key=st.integers(0, 10**6),
+)
 def test_encode_batch_equals_one_by_one(vocab, texts, alpha, threads, bos, eos, base_key):
     tok = Tokenizer(vocab, seed=base_key)
     keys = [(base_key, i) for i in range(len(texts))]
@@ -265,6 +294,7 @@ def test_encode_batch_of_arbitrary_str_fails_like_encode(real_tok, texts):
 
 # ---------------------------------------------------------------------------
 # Fixtures
+
 
 @pytest.fixture(scope="module")
 def real_tok(model_path):

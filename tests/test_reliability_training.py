@@ -15,6 +15,7 @@ The corpus is streamed, so what can grow with it is the n-gram table (capped by
 The synthetic corpus draws words from 50,000 random letter strings, so its
 distinct n-grams keep growing with its size, as a real large corpus's do.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,16 +24,16 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 
 from bytepiece import Tokenizer
 
-from conftest import REPO
-
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="RLIMIT_DATA covers anonymous mappings on Linux only")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="RLIMIT_DATA covers anonymous mappings on Linux only"
+)
 
 BUDGET = ["--ngram-memory", "8", "--em-sample", "1"]
-LIMIT_MB = 160          # the 4 MB corpus needs ~200 MB (RSS) with no budget, ~70 MB with BUDGET
+LIMIT_MB = 160  # the 4 MB corpus needs ~200 MB (RSS) with no budget, ~70 MB with BUDGET
 
 # Runs a command under an RLIMIT_DATA of argv[1] MB (0: none) and prints its peak RSS (KiB)
 # and exit status. A probe process of its own: a child's ru_maxrss starts from its parent's.
@@ -50,8 +51,12 @@ PROBE = (
     "sys.stderr.write(err.decode('utf-8', 'replace'))\n"
 )
 
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-       "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+}
 
 
 def _write_corpus(path, megabytes: float, seed: int = 0) -> None:
@@ -60,8 +65,9 @@ def _write_corpus(path, megabytes: float, seed: int = 0) -> None:
     words = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(50_000)]
     lines, size = [], 0
     while size < megabytes * 1e6:
-        line = " ".join(rng.choice(words) + rng.choice(("", "", "", str(rng.randrange(10 ** 6))))
-                        for _ in range(12)) + "\n"
+        line = (
+            " ".join(rng.choice(words) + rng.choice(("", "", "", str(rng.randrange(10**6)))) for _ in range(12)) + "\n"
+        )
         lines.append(line)
         size += len(line)
     path.write_text("".join(lines), encoding="ascii")
@@ -69,10 +75,21 @@ def _write_corpus(path, megabytes: float, seed: int = 0) -> None:
 
 def _train(target, corpus, extra, limit_mb=0):
     """(peak RSS in MB, exit status, stdout, stderr) of `bytepiece train` in a process of its own."""
-    command = [sys.executable, "-m", "bytepiece", "train", "-o", str(target), "--vocab-size", "2000",
-               *extra, str(corpus)]
-    probe = subprocess.run([sys.executable, "-c", PROBE, str(limit_mb), *command], capture_output=True,
-                           env=ENV, timeout=600, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "bytepiece",
+        "train",
+        "-o",
+        str(target),
+        "--vocab-size",
+        "2000",
+        *extra,
+        str(corpus),
+    ]
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE, str(limit_mb), *command], capture_output=True, env=ENV, timeout=600, text=True
+    )
     head, _, out = probe.stdout.partition("\n")
     rss_kib, status = map(int, head.split())
     return rss_kib / 1024, status, out, probe.stderr
@@ -113,4 +130,4 @@ def test_without_a_budget_running_out_of_memory_is_a_clean_error(corpora, tmp_pa
     assert len(lines) == 1 and lines[0].startswith("Error: out of memory"), err[-2000:]
     assert "--ngram-memory" in lines[0] and "4000 MB" in lines[0]
     assert out == ""
-    assert sorted(p.name for p in tmp_path.iterdir()) == []      # no model, no temporary file
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no model, no temporary file

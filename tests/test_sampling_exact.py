@@ -62,6 +62,7 @@ Design, stated once:
   far beyond what 20,000 draws can resolve (benchmarks/sampling_table.py
   --power prints its p-values beside the others).
 """
+
 from __future__ import annotations
 
 import functools
@@ -96,6 +97,7 @@ EXACT_SAMPLERS = (("exact", SAMPLER_EXACT), ("exact-logspace", SAMPLER_EXACT_LOG
 
 # ---------------------------------------------------------------------------
 # Cases: (vocabulary {bytes: logp}, text)
+
 
 def _bytes_vocab(logp: float = -6.0) -> dict:
     return {bytes([b]): logp for b in range(256)}
@@ -132,8 +134,16 @@ def case_utf8_split():
     """Two-byte characters (é = c3 a9, à = c3 a0) with pieces across character
     boundaries, so most segmentations split a character."""
     vocab = _bytes_vocab(-7.0)
-    vocab.update({b"\xc3\xa9": -4.0, b"\xc3\xa0": -4.5, b"\xa9\xc3": -5.0, b"\xa0\xc3": -5.5,
-                  b"\xa9\xc3\xa0": -6.0, b"\xc3\xa9\xc3": -8.0})
+    vocab.update(
+        {
+            b"\xc3\xa9": -4.0,
+            b"\xc3\xa0": -4.5,
+            b"\xa9\xc3": -5.0,
+            b"\xa0\xc3": -5.5,
+            b"\xa9\xc3\xa0": -6.0,
+            b"\xc3\xa9\xc3": -8.0,
+        }
+    )
     return vocab, "éàé".encode()
 
 
@@ -145,7 +155,7 @@ def case_two_chunks():
     return vocab, b"ab\n\nba"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model_logprobs(path: str) -> dict:
     from bytepiece import Tokenizer
 
@@ -185,8 +195,7 @@ for _name, (_file, _text) in COMPAT_CASES.items():
 ALL_CASES = sorted(set(CASES) | set(COMPAT_CASES))
 
 CORPORA = TESTS.parent / "corpora"
-LONG_CASES = {"long-en": ("en.heldout.txt", 0), "long-zh": ("zh.heldout.txt", 0),
-              "long-code": ("code.heldout.txt", 0)}
+LONG_CASES = {"long-en": ("en.heldout.txt", 0), "long-zh": ("zh.heldout.txt", 0), "long-code": ("code.heldout.txt", 0)}
 LONG_BYTES = 320
 N_LONG = 4_000
 
@@ -196,6 +205,7 @@ THRESHOLD = FAMILY_ALPHA / FAMILY_SIZE
 
 # ---------------------------------------------------------------------------
 # Machinery
+
 
 class Setup:
     """A case compiled twice: the core's Lattice and the oracle's exact distribution."""
@@ -221,9 +231,13 @@ class Setup:
 
     def counts(self, alpha: float, sampler: int, rng_kind: int, seed_word: int, n: int = N_DRAWS) -> np.ndarray:
         draws = self.lattice.encode_many(
-            [self.text] * n, alpha,
-            np.full(n, seed_word, dtype=np.uint64), np.arange(n, dtype=np.uint64),
-            True, sampler, rng_kind,
+            [self.text] * n,
+            alpha,
+            np.full(n, seed_word, dtype=np.uint64),
+            np.arange(n, dtype=np.uint64),
+            True,
+            sampler,
+            rng_kind,
         )
         counts = np.zeros(len(self.paths), dtype=np.int64)
         cell = self.cell
@@ -231,13 +245,15 @@ class Setup:
             i = cell.get(tuple(ids))
             if i is None:
                 pieces = [self.pieces[j] for j in ids]
-                pytest.fail(f"drew {pieces!r}, which is not a segmentation of {self.text!r} "
-                            f"under the model (alpha={alpha}, sampler={sampler}, rng={rng_kind})")
+                pytest.fail(
+                    f"drew {pieces!r}, which is not a segmentation of {self.text!r} "
+                    f"under the model (alpha={alpha}, sampler={sampler}, rng={rng_kind})"
+                )
             counts[i] += 1
         return counts
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def setup_for(case: str) -> Setup:
     return Setup(*CASES[case]())
 
@@ -254,7 +270,7 @@ def pool_cells(expected: np.ndarray, observed: np.ndarray, minimum: float = MIN_
         pool_e = float(sum(expected[i] for i in small))
         pool_o = int(sum(observed[i] for i in small))
         if pool_e < minimum and exp_cells:
-            pool_e += exp_cells.pop(0)   # the smallest of the big cells (sorted ascending)
+            pool_e += exp_cells.pop(0)  # the smallest of the big cells (sorted ascending)
             pool_o += obs_cells.pop(0)
         exp_cells.append(pool_e)
         obs_cells.append(pool_o)
@@ -291,7 +307,7 @@ def seed_word(case: str, alpha: float, sampler: int) -> int:
     return (SEED_WORD << 32) | zlib.crc32(f"{case}/{alpha}/{sampler}".encode())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run(case: str, alpha: float, sampler: int, rng_kind: int, n: int = N_DRAWS):
     s = setup_for(case)
     counts = s.counts(alpha, sampler, rng_kind, seed_word(case, alpha, sampler), n)
@@ -300,6 +316,7 @@ def run(case: str, alpha: float, sampler: int, rng_kind: int, n: int = N_DRAWS):
 
 # ---------------------------------------------------------------------------
 # The exact sampler (and its log-space twin) passes
+
 
 @pytest.mark.parametrize("alpha", ALPHAS)
 @pytest.mark.parametrize("case", ALL_CASES)
@@ -350,7 +367,8 @@ def test_the_family_is_as_stated():
 # ---------------------------------------------------------------------------
 # Long texts: boundary marginals
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def _vendored():
     from bytepiece import Tokenizer
 
@@ -359,11 +377,11 @@ def _vendored():
 
 def long_text(case: str) -> bytes:
     name, offset = LONG_CASES[case]
-    data = (CORPORA / name).read_bytes()[offset:offset + LONG_BYTES]
-    return data.decode("utf-8", "ignore").encode()   # whole characters only
+    data = (CORPORA / name).read_bytes()[offset : offset + LONG_BYTES]
+    return data.decode("utf-8", "ignore").encode()  # whole characters only
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run_long(case: str, alpha: float, sampler: int, rng_kind: int, n: int = N_LONG):
     """(p-value, position of the worst deviation): boundary frequencies against the
     forward-backward marginals, two-sided binomial per position, Bonferroni inside."""
@@ -371,8 +389,15 @@ def run_long(case: str, alpha: float, sampler: int, rng_kind: int, n: int = N_LO
     lattice = tok._lattice
     text = long_text(case)
     lengths = np.array([len(p) for p in tok._id_bytes], dtype=np.int64)
-    draws = lattice.encode_many([text] * n, alpha, np.full(n, seed_word(case, alpha, sampler), dtype=np.uint64),
-                                np.arange(n, dtype=np.uint64), True, sampler, rng_kind)
+    draws = lattice.encode_many(
+        [text] * n,
+        alpha,
+        np.full(n, seed_word(case, alpha, sampler), dtype=np.uint64),
+        np.arange(n, dtype=np.uint64),
+        True,
+        sampler,
+        rng_kind,
+    )
     ends = np.concatenate([np.cumsum(lengths[np.asarray(ids)]) for ids in draws])
     hits = np.bincount(ends, minlength=len(text) + 1)
     _, marg = lattice.boundary_marginals(text, alpha)
@@ -402,6 +427,7 @@ def test_long_marginals_reject_legacy_v1():
 
 # ---------------------------------------------------------------------------
 # Power: the same tests reject the known ways of being wrong
+
 
 def family_pvalues(sampler: int, rng_kind: int) -> dict:
     return {(case, alpha): run(case, alpha, sampler, rng_kind)[:2] for case in CASES for alpha in ALPHAS}
@@ -441,7 +467,6 @@ def test_power_weak_generator_is_rejected():
 
 # ---------------------------------------------------------------------------
 # Invariants on random vocabularies and texts (hypothesis)
-
 
 
 def _lattice(vocab):
@@ -512,11 +537,13 @@ def test_keyed_draws_are_reproducible_and_distinct():
 # ---------------------------------------------------------------------------
 # The documentation says what this module does
 
+
 def test_docs_state_this_family_and_the_table_script_runs(tmp_path):
     import subprocess
     import sys
 
     doc = (TESTS.parent / "docs" / "exact-sampling.md").read_text(encoding="utf-8")
+
     def size(cases: int) -> int:
         return len(EXACT_SAMPLERS) * len(ALPHAS) * (cases * 2 + len(LONG_CASES))
 
@@ -531,12 +558,19 @@ def test_docs_state_this_family_and_the_table_script_runs(tmp_path):
     assert f"{N_DRAWS:,} samples" in doc and f"{N_LONG:,} draws per alpha" in doc
     # The script behind the doc's tables runs, and loads this module for --power.
     script = TESTS.parent / "benchmarks" / "sampling_table.py"
-    out = subprocess.run([sys.executable, str(script), "--draws", "2000", "--rows", "3"], capture_output=True,
-                         text=True, timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(script), "--draws", "2000", "--rows", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "| **chi-square p-value** |" in out.stdout and "198 segmentations" in out.stdout
-    probe = (f"import runpy; suite = runpy.run_path({str(script)!r})['load_suite'](); "
-             "print(suite.FAMILY_SIZE, len(suite.CASES))")
+    probe = (
+        f"import runpy; suite = runpy.run_path({str(script)!r})['load_suite'](); "
+        "print(suite.FAMILY_SIZE, len(suite.CASES))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(FAMILY_SIZE), str(len(CASES))]
@@ -552,7 +586,9 @@ def test_the_named_legacy_mode_is_the_sampler_this_module_rejects(tok):
             seed_word, key_word = tok._words(key)
             core = tok._lattice.tokenize(data, 0.1, seed_word, key_word, True, code)
             assert tok.tokenize(text, alpha=0.1, key=key, sampler=name) == core
-    assert any(tok.tokenize(text, alpha=0.1, key=k, sampler="legacy-v1") != tok.tokenize(text, alpha=0.1, key=k)
-               for k in range(20))
+    assert any(
+        tok.tokenize(text, alpha=0.1, key=k, sampler="legacy-v1") != tok.tokenize(text, alpha=0.1, key=k)
+        for k in range(20)
+    )
     with pytest.raises(ValueError, match="sampler"):
         tok.tokenize(text, alpha=0.1, sampler="v1")

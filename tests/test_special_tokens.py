@@ -1,4 +1,5 @@
 """Special tokens and the model file's metadata entry (normalisation, default alpha)."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,10 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import VENDORED_MODEL
 
 from bytepiece import ModelError, Tokenizer, load_model
 from bytepiece.model import METADATA_KEY, vocabulary_from_counts
-
-from conftest import VENDORED_MODEL
 
 EOT, START, END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 TEXT = f"{START}user\nHello there{END}\n{START}assistant\n你好{EOT}"
@@ -41,7 +41,7 @@ def test_allowed_special_all_honours_every_special_token(chat, tok):
     sp = chat.special_tokens
     assert [i for i in ids if i in sp.values()] == [sp[START], sp[END], sp[START], sp[EOT]]
     # Between special tokens the text is segmented on its own, as encode would.
-    assert ids[1:ids.index(sp[END])] == tok.encode("user\nHello there")
+    assert ids[1 : ids.index(sp[END])] == tok.encode("user\nHello there")
     assert chat.decode(ids) == TEXT
     assert chat.decode_bytes(ids) == TEXT.encode()
 
@@ -98,12 +98,12 @@ def test_keyed_sampling_with_special_tokens_is_reproducible(chat):
     assert chat.decode(a) == TEXT
     # Text without special tokens samples exactly as encode does.
     assert chat.encode("Hello there", alpha=0.1, key=3, allowed_special="all") == chat.encode(
-        "Hello there", alpha=0.1, key=3)
+        "Hello there", alpha=0.1, key=3
+    )
     # The runs between special tokens draw with different key words.
     same = chat.encode(f"abcdefgh{EOT}abcdefgh", alpha=0.0, key=1, allowed_special="all")
-    runs = [same[:same.index(chat.special_tokens[EOT])], same[same.index(chat.special_tokens[EOT]) + 1:]]
-    draws = {tuple(chat.encode(f"abcdefgh{EOT}abcdefgh", alpha=0.0, key=k, allowed_special="all"))
-             for k in range(20)}
+    runs = [same[: same.index(chat.special_tokens[EOT])], same[same.index(chat.special_tokens[EOT]) + 1 :]]
+    draws = {tuple(chat.encode(f"abcdefgh{EOT}abcdefgh", alpha=0.0, key=k, allowed_special="all")) for k in range(20)}
     assert len(draws) > 1 and runs[0] and runs[1]
 
 
@@ -150,6 +150,7 @@ def test_repeated_special_tokens_are_merged():
 
 # -- metadata: normalisation and default alpha ---------------------------------------
 
+
 def _small_model() -> dict:
     pieces = {bytes([b]): 1 + b for b in range(256)}
     pieces.update({b"ab": 50, b"abc": 70, "é".encode(): 9})
@@ -173,7 +174,7 @@ def test_normalisation_and_alpha_are_saved_and_restored(tmp_path):
     batch = [again.encode(t, alpha=0.5, key=k) for k, t in enumerate(texts)]
     assert again.encode_batch(texts, keys=range(3)) == batch
     flat, rows = again.encode_batch(texts, keys=range(3), as_numpy=True)
-    assert [flat[rows[i]:rows[i + 1]].tolist() for i in range(3)] == batch
+    assert [flat[rows[i] : rows[i + 1]].tolist() for i in range(3)] == batch
     assert again.encode_with_offsets("abcabcab", key=0).ids == batch[0]
     assert again.encode("abcabcab", key=0, as_numpy=True).tolist() == batch[0]
     assert len({tuple(again.encode("abcabcab", key=k)) for k in range(30)}) > 1
@@ -196,15 +197,18 @@ def test_other_normalisation_forms():
         Tokenizer(_small_model(), normalize="NFX")
 
 
-@pytest.mark.parametrize("meta, message", [
-    ([], "must be an object"),
-    ({"format": 2}, "format"),
-    ({"normalization": "nfc"}, "normalization"),
-    ({"alpha": "0.1"}, "alpha"),
-    ({"alpha": 10 ** 400}, "alpha"),
-    ({"special_tokens": "<x>"}, "list of strings"),
-    ({"special_tokens": ["<eos>"]}, "defined twice"),
-])
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ([], "must be an object"),
+        ({"format": 2}, "format"),
+        ({"normalization": "nfc"}, "normalization"),
+        ({"alpha": "0.1"}, "alpha"),
+        ({"alpha": 10**400}, "alpha"),
+        ({"special_tokens": "<x>"}, "list of strings"),
+        ({"special_tokens": ["<eos>"]}, "defined twice"),
+    ],
+)
 def test_bad_metadata_fails_at_load(meta, message, tmp_path):
     model = _small_model()
     model[METADATA_KEY] = meta
@@ -225,8 +229,9 @@ def test_metadata_alone_is_an_empty_vocabulary():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_FRAGMENTS = st.lists(st.one_of(st.sampled_from([EOT, START, END, "<|im", "end|>", "\n\n", "é"]),
-                                st.text(max_size=8)), max_size=8)
+_FRAGMENTS = st.lists(
+    st.one_of(st.sampled_from([EOT, START, END, "<|im", "end|>", "\n\n", "é"]), st.text(max_size=8)), max_size=8
+)
 _CHAT: list = []
 
 

@@ -1,4 +1,5 @@
 """The Tokenizer API: 0.6.3 compatibility, normalisation, round trips, keys, threads, processes."""
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -21,7 +22,7 @@ TEXT = "Hello world! Tokenizers split text.\n\n你好，世界。今天天气不
 def reference_viterbi(tok: Tokenizer, data: bytes) -> list[bytes]:
     """BytePiece 0.6.3's algorithm, literally: chunks by regex, edges longest-first per end,
     replace only on a strictly greater score."""
-    logp = {p: lp for p, lp in zip(tok.vocabulary.pieces, tok._logprobs)}
+    logp = dict(zip(tok.vocabulary.pieces, tok._logprobs))
     longest = max(map(len, logp))
     out = []
     for chunk in re.findall(rb".*\n+|.+", data):
@@ -35,7 +36,7 @@ def reference_viterbi(tok: Tokenizer, data: bytes) -> list[bytes]:
                     scores[e], routes[e] = scores[s] + logp[piece], s
         pieces, e = [], n
         while e > 0:
-            pieces.append(chunk[routes[e]:e])
+            pieces.append(chunk[routes[e] : e])
             e = routes[e]
         out += pieces[::-1]
     return out
@@ -85,7 +86,7 @@ def test_nfc_normalisation_by_default_and_optional(model_path):
     assert raw.decode(raw.encode(decomposed)) == decomposed
 
 
-@pytest.mark.parametrize("text", ["", "\n", "a\r\nb", "\x00\x01 \U0001F600 \u200d", "ｶﾀｶﾅ", "e\u0301"])
+@pytest.mark.parametrize("text", ["", "\n", "a\r\nb", "\x00\x01 \U0001f600 \u200d", "ｶﾀｶﾅ", "e\u0301"])
 def test_round_trip_without_normalisation(model_path, text):
     tok = Tokenizer(model_path, normalize=False)
     assert tok.decode(tok.encode(text)) == text
@@ -186,7 +187,7 @@ def test_encode_batch_normalises_and_encodes_as_encode_does(model_path, normaliz
         got = tok.encode_batch(texts, alpha=0.2, keys=range(len(texts)), num_threads=threads)
         assert got == expected
         ids, rows = tok.encode_batch(texts, alpha=0.2, keys=range(len(texts)), num_threads=threads, as_numpy=True)
-        assert [ids[rows[i]:rows[i + 1]].tolist() for i in range(len(texts))] == expected
+        assert [ids[rows[i] : rows[i + 1]].tolist() for i in range(len(texts))] == expected
     with pytest.raises(UnicodeEncodeError, match="surrogates not allowed"):
         tok.encode_batch(["ok", "é\ud800"])
 
@@ -196,7 +197,7 @@ def test_encode_batch_lists_are_tracked_by_the_cycle_collector(tok):
 
     ids = tok.encode_batch(["some text", "中文", ""] * 100, num_threads=2)
     assert all(gc.is_tracked(row) for row in ids)
-    ids[0].append(ids)                       # a cycle through a returned list is collectable
+    ids[0].append(ids)  # a cycle through a returned list is collectable
     del ids
     assert gc.collect() >= 1
 
@@ -291,6 +292,11 @@ def test_threads_share_a_tokenizer_safely(tok):
 
 def test_import_is_side_effect_free():
     code = "import bytepiece, sys; print('bytepiece.trainer' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=os.path.dirname(os.path.dirname(__file__)), check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+        check=True,
+    )
     assert out.stdout.strip() == "False"

@@ -1,9 +1,9 @@
 """The trainer: agreement with BytePiece 0.6.3, determinism, streaming input, EM, bad input."""
+
 from __future__ import annotations
 
-import collections
-
 import base64
+import collections
 import contextlib
 import hashlib
 import json
@@ -43,6 +43,7 @@ def model_bytes(trainer, tmp_path, name="m.model"):
 # ---------------------------------------------------------------------------
 # 0.6.3 agreement (em=False)
 
+
 @needs_corpora
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_em_off_agrees_with_063(name):
@@ -72,11 +73,13 @@ def test_em_off_model_file_is_063_format(tmp_path):
     # 0.6.3's save writes dump() with indent=4; key order = id order in both
     assert json.loads(path.read_text(encoding="utf-8")) == json.loads(expected)
     assert path.read_text(encoding="utf-8") == json.dumps(
-        json.loads(path.read_text(encoding="utf-8")), indent=4, ensure_ascii=False)
+        json.loads(path.read_text(encoding="utf-8")), indent=4, ensure_ascii=False
+    )
 
 
 # ---------------------------------------------------------------------------
 # Determinism and streaming
+
 
 @needs_corpora
 @pytest.mark.parametrize("em", [False, True])
@@ -115,13 +118,13 @@ def test_most_costly_is_the_head_of_the_full_sort():
     lengths = np.concatenate([np.ones(256, dtype=np.int64), rng.integers(2, 9, n - 256)])
     rng.shuffle(lengths)
     counts = rng.integers(0, 6, n).astype(np.float64)
-    loss = np.round(rng.random(n), 2) * counts               # many exact ties, zeros among them
+    loss = np.round(rng.random(n), 2) * counts  # many exact ties, zeros among them
     loss[rng.choice(n, 40, replace=False)] = np.inf
     loss[lengths == 1] = np.inf
     full = np.lexsort((np.arange(n), -counts, -loss, lengths > 1))
     for keep_n in (100, 256, 257, 290, 300, 1000, 2999, 3000, 4000):
         assert np.array_equal(_most_costly(loss, counts, lengths, keep_n), np.sort(full[:keep_n])), keep_n
-    with_nan = loss.copy()                                   # (a NaN takes the full sort)
+    with_nan = loss.copy()  # (a NaN takes the full sort)
     with_nan[np.flatnonzero(lengths > 1)[:3]] = np.nan
     full = np.lexsort((np.arange(n), -counts, -with_nan, lengths > 1))
     assert np.array_equal(_most_costly(with_nan, counts, lengths, 1000), np.sort(full[:1000]))
@@ -131,8 +134,10 @@ def test_first_bytes_of_pieces_in_bytes_order():
     from bytepiece.trainer import _first_bytes
 
     rng = np.random.default_rng(3)
-    pieces = sorted({bytes([i]) for i in range(256)}
-                    | {rng.integers(0, 256, rng.integers(2, 9)).astype(np.uint8).tobytes() for _ in range(3000)})
+    pieces = sorted(
+        {bytes([i]) for i in range(256)}
+        | {rng.integers(0, 256, rng.integers(2, 9)).astype(np.uint8).tobytes() for _ in range(3000)}
+    )
     lengths = np.fromiter(map(len, pieces), dtype=np.int64)
     assert np.array_equal(_first_bytes(lengths), [p[0] for p in pieces])
     assert len(pieces) > 3000
@@ -145,8 +150,12 @@ def test_grow_and_round_fractions_change_the_model_and_stay_deterministic(tmp_pa
     same on 1 or 2 threads."""
     docs = small_corpus()
     models = {}
-    for name, options in (("whole", dict(em_first_fraction=1)), ("grow", dict(em_grow_fraction=0.5)),
-                          ("rounds", dict(em_round_fraction=0.5)), ("first", {})):
+    for name, options in (
+        ("whole", {"em_first_fraction": 1}),
+        ("grow", {"em_grow_fraction": 0.5}),
+        ("rounds", {"em_round_fraction": 0.5}),
+        ("first", {}),
+    ):
         for workers in (1, 2):
             trainer = Trainer(max_vocab_size=600, verbose=False, **options)
             trainer.train(docs, workers=workers)
@@ -172,6 +181,7 @@ def test_train_files_and_folders_equal_train_texts(tmp_path):
     assert from_folder.pieces == from_texts.pieces
     # a file read in small pieces (cut where newline runs end) gives the same chunks
     from bytepiece import corpus
+
     docs = list(corpus.iter_file_documents(str(folder / "a.txt"), read_size=1000))
     assert len(docs) > 10 and "".join(docs) == contents["a.txt"]
     assert sum((normalize(d, 10000) for d in docs), []) == normalize(contents["a.txt"], 10000)
@@ -181,6 +191,7 @@ def test_train_files_and_folders_equal_train_texts(tmp_path):
 def test_texts_are_read_once_or_twice_not_stored(options, passes):
     """The default reads the corpus once (the EM sample is drawn with the n-grams);
     tagging (0.6.3's algorithm, the tagged seed) reads it a second time."""
+
     class Docs:
         passes = 0
 
@@ -227,6 +238,7 @@ def test_generator_is_rejected():
 # ---------------------------------------------------------------------------
 # Sizes and saving
 
+
 def test_several_sizes_give_one_model_each(tmp_path):
     docs = [f"word{i % 50} other{i % 13} thing{i % 31}\n" for i in range(3000)]
     trainer = Trainer(max_vocab_size=[300, 400, 350], min_count=2, verbose=False)
@@ -268,12 +280,14 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     real_atomic_write = model.atomic_write
 
     @contextlib.contextmanager
-    def half_write(target, mode, **kw):     # the disk fills up halfway through the file
+    def half_write(target, mode, **kw):  # the disk fills up halfway through the file
         with real_atomic_write(target, mode, **kw) as handle:
+
             class Half:
                 def write(self, text):
                     handle.write(text[: len(text) // 2])
                     raise OSError("disk full")
+
             yield Half()
 
     monkeypatch.setattr(model, "atomic_write", half_write)
@@ -293,6 +307,7 @@ def test_convert_to_bytepiece(tmp_path):
 # ---------------------------------------------------------------------------
 # EM
 
+
 @needs_corpora
 def test_em_compresses_held_out_text_better():
     from bytepiece import Tokenizer
@@ -304,17 +319,22 @@ def test_em_compresses_held_out_text_better():
         # no script balance: the plain likelihood, so English (measured here) is not traded for Chinese
         trainer = Trainer(max_vocab_size=1500, em=em, em_script_floor=0, verbose=False)
         trainer.train(docs)
-        vocab = {base64.b64encode(p).decode(): [i + 3, "", c] for i, (p, c) in
-                 enumerate(sorted(trainer.pieces[0].items(), key=lambda t: (len(t[0]), t[0])))}
+        vocab = {
+            base64.b64encode(p).decode(): [i + 3, "", c]
+            for i, (p, c) in enumerate(sorted(trainer.pieces[0].items(), key=lambda t: (len(t[0]), t[0])))
+        }
         scores[em] = len(held.encode()) / len(Tokenizer(vocab).encode(held))
         assert len(trainer.pieces[0]) <= 1497
     assert scores[True] > 1.05 * scores[False], scores
 
 
-@pytest.mark.parametrize("seed,stages,absent", [
-    ("ngrams", ("count n-grams", "EM sample: ", "drawn while counting n-grams"), ("count pieces", "prune pieces")),
-    ("tagged", ("count n-grams", "count pieces", "distinct pieces", "prune pieces"), ("drawn while",)),
-])
+@pytest.mark.parametrize(
+    "seed,stages,absent",
+    [
+        ("ngrams", ("count n-grams", "EM sample: ", "drawn while counting n-grams"), ("count pieces", "prune pieces")),
+        ("tagged", ("count n-grams", "count pieces", "distinct pieces", "prune pieces"), ("drawn while",)),
+    ],
+)
 def test_em_logs_likelihood_per_iteration(capsys, seed, stages, absent):
     trainer = Trainer(max_vocab_size=300, verbose=True, em_seed=seed)
     trainer.train([f"alpha beta gamma {i % 9} delta\n" for i in range(300)])
@@ -334,8 +354,11 @@ def test_ngram_seed_skips_the_tagging_and_the_063_pruning(monkeypatch):
 
     docs = small_corpus()
     calls = collections.Counter()
-    for owner, name in ((trainer_module._training, "count_pieces_block"), (trainer_module._training, "finish_ngrams"),
-                        (Trainer, "_prune_pieces")):
+    for owner, name in (
+        (trainer_module._training, "count_pieces_block"),
+        (trainer_module._training, "finish_ngrams"),
+        (Trainer, "_prune_pieces"),
+    ):
         original = getattr(owner, name)
 
         def counted(*args, _original=original, _name=name, **kwargs):
@@ -378,6 +401,7 @@ def test_em_sample_is_bounded_and_stated(capsys):
 # ---------------------------------------------------------------------------
 # Memory budget
 
+
 @needs_corpora
 def test_ngram_budget_equal_when_not_hit_and_reported_when_hit(capsys):
     docs = small_corpus()
@@ -397,6 +421,7 @@ def test_ngram_budget_equal_when_not_hit_and_reported_when_hit(capsys):
 # ---------------------------------------------------------------------------
 # Bad input
 
+
 @pytest.mark.parametrize("texts", [[], [""], ["", ""]])
 def test_empty_corpus(texts):
     with pytest.raises(EmptyCorpusError, match="empty"):
@@ -410,23 +435,26 @@ def test_empty_files(tmp_path):
         Trainer(verbose=False).train_files([tmp_path / "empty.txt"])
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(max_vocab_size=258), "max_vocab_size"),
-    (dict(max_vocab_size=[1000, 100]), "max_vocab_size"),
-    (dict(max_vocab_size=[]), "max_vocab_size"),
-    (dict(order=0), "order"),
-    (dict(order=-3), "order"),
-    (dict(order=9), "order"),
-    (dict(min_count=0), "min_count"),
-    (dict(em_shrink=1.5), "em_shrink"),
-    (dict(em_balance=0), "em_balance"),
-    (dict(em_balance=1.5), "em_balance"),
-    (dict(em_script_floor=-0.1), "em_script_floor"),
-    (dict(em_script_floor=0.6), "em_script_floor"),
-    (dict(em_round_fraction=0), "em_round_fraction"),
-    (dict(em_grow_fraction=1.5), "em_grow_fraction"),
-    (dict(em_first_fraction=0), "em_first_fraction"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"max_vocab_size": 258}, "max_vocab_size"),
+        ({"max_vocab_size": [1000, 100]}, "max_vocab_size"),
+        ({"max_vocab_size": []}, "max_vocab_size"),
+        ({"order": 0}, "order"),
+        ({"order": -3}, "order"),
+        ({"order": 9}, "order"),
+        ({"min_count": 0}, "min_count"),
+        ({"em_shrink": 1.5}, "em_shrink"),
+        ({"em_balance": 0}, "em_balance"),
+        ({"em_balance": 1.5}, "em_balance"),
+        ({"em_script_floor": -0.1}, "em_script_floor"),
+        ({"em_script_floor": 0.6}, "em_script_floor"),
+        ({"em_round_fraction": 0}, "em_round_fraction"),
+        ({"em_grow_fraction": 1.5}, "em_grow_fraction"),
+        ({"em_first_fraction": 0}, "em_first_fraction"),
+    ],
+)
 def test_bad_options(kwargs, match):
     with pytest.raises(TrainerError, match=match):
         Trainer(**kwargs)
@@ -482,14 +510,24 @@ def test_kept_characters_never_crowd_out_single_bytes():
 # ---------------------------------------------------------------------------
 # Script-balanced EM
 
+
 def test_scripts_of_chunks():
     from bytepiece.trainer import _scripts
 
-    chunks = [s.encode() for s in (
-        "plain ASCII text\n", "自然语言处理是人工智能的一个分支。\n", "Привет, как дела?\n",
-        "ひらがなとカタカナ\n", "한국어 문장입니다\n", "مرحبا بالعالم\n", "x = 1  # 注释\n",
-        "Ünïcödé façade\n", "",
-    )]
+    chunks = [
+        s.encode()
+        for s in (
+            "plain ASCII text\n",
+            "自然语言处理是人工智能的一个分支。\n",
+            "Привет, как дела?\n",
+            "ひらがなとカタカナ\n",
+            "한국어 문장입니다\n",
+            "مرحبا بالعالم\n",
+            "x = 1  # 注释\n",
+            "Ünïcödé façade\n",
+            "",
+        )
+    ]
     # ASCII, Han, Cyrillic, kana (CJK), Hangul, Arabic, mostly-ASCII code, mostly-ASCII Latin, empty
     assert _scripts(chunks).tolist() == [0, 8, 2, 8, 9, 4, 0, 0, 0]
     # a tie goes to the lower script; continuation bytes do not vote
@@ -506,13 +544,13 @@ def test_script_weights_follow_the_tempered_shares():
     lengths = np.array([len(c) for c in sample], dtype=float)
     is_zh = np.array([c == zh for c in sample])
     share = np.array([lengths[~is_zh].sum(), lengths[is_zh].sum()]) / lengths.sum()
-    want = share ** 0.5 / (share ** 0.5).sum()
+    want = share**0.5 / (share**0.5).sum()
     got = np.array([(w * lengths)[~is_zh].sum(), (w * lengths)[is_zh].sum()]) / lengths.sum()
-    np.testing.assert_allclose(got, want, rtol=1e-12)           # each script weighs p**0.5, renormalised
-    assert (w[is_zh] > 1).all() and (w[~is_zh] < 1).all()       # the minority gains
-    assert np.isclose((w * lengths).sum(), lengths.sum())       # total mass unchanged
-    assert (_script_weights(sample, 1.0) == 1).all()            # off
-    assert (_script_weights([en] * 5, 0.3) == 1).all()          # one script: nothing to balance
+    np.testing.assert_allclose(got, want, rtol=1e-12)  # each script weighs p**0.5, renormalised
+    assert (w[is_zh] > 1).all() and (w[~is_zh] < 1).all()  # the minority gains
+    assert np.isclose((w * lengths).sum(), lengths.sum())  # total mass unchanged
+    assert (_script_weights(sample, 1.0) == 1).all()  # off
+    assert (_script_weights([en] * 5, 0.3) == 1).all()  # one script: nothing to balance
     # distinct chunks with multiplicities weigh as the repeated sample
     mult = np.array([86.0, 10.0])
     np.testing.assert_allclose(_script_weights([en, zh], 0.5, mult), [w[0], w[60]], rtol=1e-12)
@@ -526,10 +564,10 @@ def test_script_floor_raises_small_scripts_and_leaves_big_ones_in_proportion():
 
     def targets(shares, floor, balance=1.0, which=(0, 2, 8, 9)):
         share[:] = 0
-        share[list(which[:len(shares)])] = shares
+        share[list(which[: len(shares)])] = shares
         got = _script_targets(share, balance, floor)
         assert np.isclose(got.sum(), 1.0) and (got[share == 0] == 0).all()
-        return got[list(which[:len(shares)])]
+        return got[list(which[: len(shares)])]
 
     # Cyrillic raised to the floor; Han, at 5%, to 3x its share (its own floor)
     np.testing.assert_allclose(targets([0.80, 0.15, 0.05], 0.25), [0.60, 0.25, 0.15])
@@ -543,14 +581,14 @@ def test_script_floor_raises_small_scripts_and_leaves_big_ones_in_proportion():
     np.testing.assert_allclose(targets([0.5, 0.25, 0.25], 0.5), [1 / 3] * 3)
     # tempered first (p**0.5, renormalised), then the floor
     shares = np.array([0.8, 0.15, 0.05])
-    np.testing.assert_allclose(targets(shares, 0.0, balance=0.5), shares ** 0.5 / (shares ** 0.5).sum())
+    np.testing.assert_allclose(targets(shares, 0.0, balance=0.5), shares**0.5 / (shares**0.5).sum())
     # per chunk: a 9:1 sample with floor 0.25 weighs the minority's bytes 2.5x
     en, zh = b"english words here ok\n", "中文的句子句子\n".encode()
     assert len(en) == len(zh)
     w = _script_weights([en] * 9 + [zh], 1.0, floor=0.25)
     np.testing.assert_allclose(w, [0.75 / 0.9] * 9 + [2.5])
-    assert (_script_weights([en] * 9 + [zh], 1.0, floor=0.0) == 1).all()     # off
-    assert (_script_weights([en] * 9 + [zh], 1.0, floor=0.05) == 1).all()    # nothing below it
+    assert (_script_weights([en] * 9 + [zh], 1.0, floor=0.0) == 1).all()  # off
+    assert (_script_weights([en] * 9 + [zh], 1.0, floor=0.05) == 1).all()  # nothing below it
 
 
 @needs_corpora
@@ -568,8 +606,12 @@ def test_estimated_rounds_skip_the_e_steps_after_the_first_grow_rounds(monkeypat
 
     monkeypatch.setattr(Trainer, "_em_step", spy)
     models = {}
-    for estimated, hard, want in [(0, True, [True] * 4 + [False]), (2, True, [True, True, False]),
-                                  (9, True, [True, False]), (2, False, [False] * 3)]:
+    for estimated, hard, want in [
+        (0, True, [True] * 4 + [False]),
+        (2, True, [True, True, False]),
+        (9, True, [True, False]),
+        (2, False, [False] * 3),
+    ]:
         steps.clear()
         t = Trainer(max_vocab_size=1500, em_grow_rounds=4, em_estimated_rounds=estimated, em_hard=hard)
         t.train(docs, workers=2)
@@ -598,22 +640,28 @@ def test_max_piece_length_defaults_to_24_with_em_and_to_0_6_3s_36_without():
 
 
 @needs_corpora
-@pytest.mark.parametrize("balanced", [dict(em_script_floor=0.3), dict(em_script_floor=0, em_balance=0.5)],
-                         ids=["floor", "tempered"])
+@pytest.mark.parametrize(
+    "balanced", [{"em_script_floor": 0.3}, {"em_script_floor": 0, "em_balance": 0.5}], ids=["floor", "tempered"]
+)
 def test_balanced_em_gives_a_minority_script_more_compression(balanced):
     """English and code outnumber Chinese 10 to 1 in characters here; balancing spends
     more of the vocabulary on Chinese, at a small cost to the majority."""
     from bytepiece import Tokenizer
 
-    docs = (read_lines("corpora/en.train.txt", 150_000) + read_lines("corpora/code.train.txt", 150_000)
-            + read_lines("corpora/zh.train.txt", 30_000))
+    docs = (
+        read_lines("corpora/en.train.txt", 150_000)
+        + read_lines("corpora/code.train.txt", 150_000)
+        + read_lines("corpora/zh.train.txt", 30_000)
+    )
     held = {lang: "".join(read_lines(f"corpora/{lang}.heldout.txt", 20_000)) for lang in ("en", "zh")}
     ratio = {}
-    for name, options in (("plain", dict(em_script_floor=0)), ("balanced", balanced)):
+    for name, options in (("plain", {"em_script_floor": 0}), ("balanced", balanced)):
         trainer = Trainer(max_vocab_size=2000, verbose=False, **options)
         trainer.train(docs)
-        vocab = {base64.b64encode(p).decode(): [i + 3, "", c] for i, (p, c) in
-                 enumerate(sorted(trainer.pieces[0].items(), key=lambda t: (len(t[0]), t[0])))}
+        vocab = {
+            base64.b64encode(p).decode(): [i + 3, "", c]
+            for i, (p, c) in enumerate(sorted(trainer.pieces[0].items(), key=lambda t: (len(t[0]), t[0])))
+        }
         tok = Tokenizer(vocab)
         ratio[name] = {lang: len(t.encode()) / len(tok.encode(t)) for lang, t in held.items()}
     assert ratio["balanced"]["zh"] > 1.03 * ratio["plain"]["zh"], ratio
@@ -627,8 +675,17 @@ def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
 
     from bytepiece.trainer import _em_parts, _group_bytes, _script_weights
 
-    sample = [b"x = 1\n", "中文的句子\n".encode(), b"return x\n", b"x = 1\n", b"}\n", b"}\n", b"}\n",
-              "中文的句子\n".encode(), b"unique line\n"]
+    sample = [
+        b"x = 1\n",
+        "中文的句子\n".encode(),
+        b"return x\n",
+        b"x = 1\n",
+        b"}\n",
+        b"}\n",
+        b"}\n",
+        "中文的句子\n".encode(),
+        b"unique line\n",
+    ]
     weights = _script_weights(sample, 0.5)
     parts = _em_parts(sample, 0.5, 3)
     mass: Counter = Counter()
@@ -640,13 +697,13 @@ def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
         for t, wt in zip(texts, w.tolist()):
             mass[t] += wt
             seen.append(t)
-    assert sorted(seen) == sorted(set(sample))                 # each distinct chunk once
+    assert sorted(seen) == sorted(set(sample))  # each distinct chunk once
     want: Counter = Counter()
     for t, w in zip(sample, weights.tolist()):
         want[t] += w
     assert mass.keys() == want.keys() and all(abs(mass[t] - want[t]) < 1e-12 for t in want)
     assert abs(_group_bytes(parts) - float(np.dot(weights, [len(c) for c in sample]))) < 1e-9
-    again = _em_parts(sample, 0.5, 3)                          # deterministic
+    again = _em_parts(sample, 0.5, 3)  # deterministic
     assert [g.texts for g in again] == [g.texts for g in parts]
     assert all(np.array_equal(g1.weights, g2.weights) for g1, g2 in zip(again, parts))
 
@@ -660,14 +717,15 @@ def test_em_parts_of_a_hash_sorted_sample_are_those_of_counting_it():
 
     rng = np.random.default_rng(5)
     lines = [f"line {i} {'中文' * (i % 3)}\n".encode() for i in range(40)]
-    sample = [lines[i] for i in rng.integers(0, 40, 300)]        # many repeats
+    sample = [lines[i] for i in rng.integers(0, 40, 300)]  # many repeats
     sample.sort(key=_chunk_key)
     keys = np.array([_chunk_key(c) for c in sample], dtype=np.uint64)
     lengths = np.array([len(c) for c in sample], dtype=np.int64)
 
     def same(a, b):
-        return (len(a) == len(b) and all(x.texts == y.texts and np.array_equal(x.weights, y.weights)
-                                         and x.mass == y.mass for x, y in zip(a, b)))
+        return len(a) == len(b) and all(
+            x.texts == y.texts and np.array_equal(x.weights, y.weights) and x.mass == y.mass for x, y in zip(a, b)
+        )
 
     counted = _em_parts(sample, 0.5, 4, 0.1)
     # (the collector's view: its chunks in any order, and the order that sorts them)

@@ -7,6 +7,7 @@ documents here are small slices of the bundled corpora plus awkward ones
 documents), cut into many small blocks so that the merge tree has several
 levels.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -16,17 +17,20 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from bytepiece.distributed import DaskTrainer, train_texts_on_dask  # noqa: E402
-from bytepiece.trainer import Trainer, TrainerError  # noqa: E402
 from clusters import two_workers  # noqa: E402
 
-CORPORA = pathlib.Path(__file__).resolve().parent.parent / "corpora"
-TEXT = "".join(f"Row {i}: the quick brown fox jumps over the lazy dog; 上海 {i % 5}, naïve {i % 9}.\n" for i in range(300))
+from bytepiece.distributed import DaskTrainer, train_texts_on_dask  # noqa: E402
+from bytepiece.trainer import Trainer, TrainerError  # noqa: E402
 
-EM = dict(max_vocab_size=500, em_grow_rounds=2, verbose=False)
+CORPORA = pathlib.Path(__file__).resolve().parent.parent / "corpora"
+TEXT = "".join(
+    f"Row {i}: the quick brown fox jumps over the lazy dog; 上海 {i % 5}, naïve {i % 9}.\n" for i in range(300)
+)
+
+EM = {"max_vocab_size": 500, "em_grow_rounds": 2, "verbose": False}
 #: the EM seeded with 0.6.3's tagged pieces (and their adjacent pairs): the tagging runs
 EM_TAGGED = dict(EM, em_seed="tagged", em_pairs=1.0)
-NO_EM = dict(max_vocab_size=[600, 350], em=False, isolate_digits=True, verbose=False)
+NO_EM = {"max_vocab_size": [600, 350], "em": False, "isolate_digits": True, "verbose": False}
 
 
 def _documents():
@@ -34,14 +38,21 @@ def _documents():
     docs = []
     for name, nbytes in (("en.train.txt", 50_000), ("zh.train.txt", 40_000), ("code.train.txt", 40_000)):
         data = (CORPORA / name).read_bytes()
-        lines = data[:data.rfind(b"\n", 0, nbytes) + 1].decode("utf-8").splitlines(keepends=True)
+        lines = data[: data.rfind(b"\n", 0, nbytes) + 1].decode("utf-8").splitlines(keepends=True)
         i = 0
         while i < len(lines):
             n = 1 + i % 9
-            docs.append("".join(lines[i:i + n]))
+            docs.append("".join(lines[i : i + n]))
             i += n
-    docs += ["", "first line\n" + "\n" * 250 + "after a long run\r\n\r\n", "caf\u00e9 cafe\u0301\n",
-             "x" * 30000 + "\n\n", "digits 12345 67890\n" * 40, "tail without newline", ""]
+    docs += [
+        "",
+        "first line\n" + "\n" * 250 + "after a long run\r\n\r\n",
+        "caf\u00e9 cafe\u0301\n",
+        "x" * 30000 + "\n\n",
+        "digits 12345 67890\n" * 40,
+        "tail without newline",
+        "",
+    ]
     return docs
 
 
@@ -63,7 +74,7 @@ class Lines:
         for i, doc in enumerate(self._docs):
             if self.on_doc is not None:
                 self.on_doc(i)
-            yield str(doc)      # a fresh object each time
+            yield str(doc)  # a fresh object each time
         self.ends.append(time.time())
 
 
@@ -135,7 +146,7 @@ def test_train_texts_on_dask_equals_the_local_run(client, reference, tmp_path, n
     blocks = sum(1 for task in stream.data if key_split(task["key"]) == "ngrams_task")
     assert blocks >= 20
     assert sum(1 for task in stream.data if key_split(task["key"]) == "pieces_task") == blocks
-    assert len(ran["ngrams_task"]) == 2            # both workers took blocks
+    assert len(ran["ngrams_task"]) == 2  # both workers took blocks
 
 
 def test_generator_backed_texts_stream_with_few_blocks_in_flight(client, reference, tmp_path):
@@ -153,7 +164,7 @@ def test_generator_backed_texts_stream_with_few_blocks_in_flight(client, referen
     texts = Lines(DOCS, on_doc)
     trainer = Trainer(engine="dask", **NO_EM)
     with get_task_stream(client) as stream:
-        trainer.train(texts, client=client, blocksize=500)      # ~130 blocks per pass
+        trainer.train(texts, client=client, blocksize=500)  # ~130 blocks per pass
     assert _saved(trainer, tmp_path / "gen.model") == reference["no_em"]
     assert texts.passes == 2
     maps = [t for t in stream.data if key_split(t["key"]) == "ngrams_task"]
@@ -168,14 +179,14 @@ def test_generator_backed_texts_stream_with_few_blocks_in_flight(client, referen
 
 
 def test_default_client_in_process_and_the_helper_give_the_same_model(client, reference, tmp_path):
-    with client.as_current():                        # engine="dask" and no cluster named
+    with client.as_current():  # engine="dask" and no cluster named
         t = Trainer(engine="dask", **EM)
         t.train(Lines(DOCS))
     assert _saved(t, tmp_path / "default.model") == reference["em"]
-    t = DaskTrainer(blocksize=5000, **EM)            # no cluster: block by block, here
+    t = DaskTrainer(blocksize=5000, **EM)  # no cluster: block by block, here
     t.train(DOCS)
     assert _saved(t, tmp_path / "inproc.model") == reference["em"]
-    t = Trainer(**NO_EM)                             # a Dask option alone picks Dask
+    t = Trainer(**NO_EM)  # a Dask option alone picks Dask
     assert train_texts_on_dask(t, DOCS, client=client, blocksize=20000) is t
     assert _saved(t, tmp_path / "helper.model") == reference["no_em"]
 

@@ -1,4 +1,5 @@
 """The Cython training primitives against small pure-Python oracles."""
+
 from __future__ import annotations
 
 import math
@@ -31,7 +32,7 @@ def brute_ngrams(chunks, order):
         for i in range(len(c)):
             for L in range(order + 1):
                 if i + L <= len(c):
-                    counts[L][c[i:i + L]] += 1
+                    counts[L][c[i : i + L]] += 1
     return counts
 
 
@@ -56,7 +57,7 @@ def reference_tag(chunk, logp, order, ensure_unicode):
     nodes = np.full((n, order), -np.inf)
     for j in range(order):
         for i in range(j, n):
-            nodes[i, j] = logp.get(chunk[i - j:i + 1], -np.inf)
+            nodes[i, j] = logp.get(chunk[i - j : i + 1], -np.inf)
     if ensure_unicode:
         arr = np.frombuffer(chunk, dtype=np.uint8)
         nodes[(arr >= 128) & (arr < 192), 0] = -np.inf
@@ -116,7 +117,7 @@ def test_ngram_budget_drops_rarest_and_records_it():
         for k, v in capped.items(L):
             assert 1 <= v <= full[k]
     assert capped.get(b"abc") == exact.get(b"abc")
-    roomy = count_ngrams_block(chunks, 3, budget=10 ** 6)
+    roomy = count_ngrams_block(chunks, 3, budget=10**6)
     assert roomy.pruned_below == 0 and roomy.items(3) == exact.items(3)
 
 
@@ -201,12 +202,16 @@ def test_candidates_are_whole_characters():
 def _model_bytes(order, uni, tables):
     """A serialised NgramModel (the to_bytes layout) from {length: {ngram: logp}}."""
     import struct
+
     parts = [struct.pack("<8sq", b"BPNGMOD1", order), np.asarray(uni, dtype="<f8").tobytes()]
     for L in range(2, order + 1):
         items = sorted(tables.get(L, {}).items())
         keys = [int.from_bytes(k, "little") for k, _ in items]
-        parts += [struct.pack("<q", len(items)), np.asarray(keys, dtype="<u8").tobytes(),
-                  np.asarray([v for _, v in items], dtype="<f8").tobytes()]
+        parts += [
+            struct.pack("<q", len(items)),
+            np.asarray(keys, dtype="<u8").tobytes(),
+            np.asarray([v for _, v in items], dtype="<f8").tobytes(),
+        ]
     return b"".join(parts)
 
 
@@ -217,7 +222,7 @@ def test_tagging_with_a_model_that_is_not_suffix_closed(chunks, order, ensure_un
     n-gram; a model read from bytes that is not must be tagged the long way, same result."""
     logp = reference_logprobs(chunks, order, 1)
     long_ones = sorted(k for k in logp if len(k) >= 3)
-    if long_ones:   # drop some shorter n-grams, keeping the longer ones that contain them
+    if long_ones:  # drop some shorter n-grams, keeping the longer ones that contain them
         for k in data.draw(st.lists(st.sampled_from(long_ones), max_size=3)):
             logp.pop(k[1:], None)
     uni = [logp[bytes([b])] for b in range(256)]
@@ -250,8 +255,11 @@ PIECE = st.lists(ALPHABET, min_size=1, max_size=6).map(b"".join)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(PIECE, st.integers(1, 50), max_size=30), st.lists(CHUNK, max_size=10),
-       st.lists(st.integers(-3, 9), min_size=10, max_size=10))
+@given(
+    st.dictionaries(PIECE, st.integers(1, 50), max_size=30),
+    st.lists(CHUNK, max_size=10),
+    st.lists(st.integers(-3, 9), min_size=10, max_size=10),
+)
 def test_piece_splitter_matches_the_lattice_viterbi(extra, texts, weights):
     from bytepiece._lattice import Lattice
 
@@ -260,7 +268,7 @@ def test_piece_splitter_matches_the_lattice_viterbi(extra, texts, weights):
     pieces = list(vocab)
     counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
     logp = np.log(counts) - np.log(counts.sum())
-    weights = weights[:len(texts)]
+    weights = weights[: len(texts)]
     lattice = Lattice(pieces, logp, np.arange(len(pieces)))
     expected = np.zeros(len(pieces), dtype=np.int64)
     for text, w in zip(texts, weights):
@@ -287,7 +295,7 @@ def test_piece_splitter_checks_its_vocabulary():
     singles = [bytes([b]) for b in range(256)]
     logp = np.full(258, -7.0)
     with pytest.raises(ValueError):
-        PieceSplitter(singles[:-1] + [b"ab", b"ab", b"c"], logp)   # twice; one byte missing
+        PieceSplitter(singles[:-1] + [b"ab", b"ab", b"c"], logp)  # twice; one byte missing
     with pytest.raises(ValueError):
         PieceSplitter(singles + [b"", b"x"], logp)
     with pytest.raises(ValueError):
@@ -295,8 +303,7 @@ def test_piece_splitter_checks_its_vocabulary():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(st.binary(max_size=12), st.integers(1, 5), max_size=40), st.integers(1, 4),
-       st.integers(1, 10))
+@given(st.dictionaries(st.binary(max_size=12), st.integers(1, 5), max_size=40), st.integers(1, 4), st.integers(1, 10))
 def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length):
     table = PieceTable()
     for k, v in counts.items():
@@ -323,6 +330,7 @@ def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length)
 def test_compact_counting_equals_full_counting(blocks, order, budget):
     """Compact tables (the longest n-gram per position) give the very counts, budget
     drops and pruned_below of full counting, through merges and pickling."""
+
     def run(compact):
         acc = None
         for chunks in blocks:
@@ -369,7 +377,7 @@ def test_compact_counting_switches_to_full_mid_block_like_full_counting():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.dictionaries(st.binary(max_size=20), st.integers(1, 2 ** 40), max_size=50))
+@given(st.dictionaries(st.binary(max_size=20), st.integers(1, 2**40), max_size=50))
 def test_piece_table_bytes_layout_round_trips(counts):
     """to_bytes writes the BPPIECE1 layout of count files (read here with struct)."""
     import struct
@@ -382,7 +390,7 @@ def test_piece_table_bytes_layout_round_trips(counts):
     off, items = 16, []
     for _ in range(n):
         c, length = struct.unpack_from("<qq", data, off)
-        items.append((data[off + 16:off + 16 + length], c))
+        items.append((data[off + 16 : off + 16 + length], c))
         off += 16 + length
     assert magic == b"BPPIECE1" and off == len(data) and sorted(items) == sorted(counts.items())
     assert PieceTable.from_bytes(data).items() == table.items() == pickle.loads(pickle.dumps(table)).items()
@@ -488,7 +496,7 @@ def test_chunk_keys_are_blake2b():
     from bytepiece._training import chunk_keys
     from bytepiece.trainer import _chunk_key
 
-    chunks = [os.urandom(n) for n in range(0, 400)] + [b"", "中文".encode() * 1000]
+    chunks = [os.urandom(n) for n in range(400)] + [b"", "中文".encode() * 1000]
     assert chunk_keys(chunks).tolist() == [_chunk_key(c) for c in chunks]
     assert chunk_keys([]).tolist() == []
 
@@ -508,8 +516,14 @@ def test_finish_ngrams_release_frees_the_table(threads):
             assert model.logprob(gram) == ref_model.logprob(gram)
     assert cands[0] == ref_cands[0] and cands[1].tolist() == ref_cands[1].tolist()
     assert table.released and len(table) == len(ref_table) and table.total == ref_table.total
-    for use in (lambda: table.get(b"ab"), lambda: table.items(2), lambda: table.merge(ref_table),
-                lambda: pickle.dumps(table), lambda: table.count([b"x"]), lambda: finish_ngrams(table, 2)):
+    for use in (
+        lambda: table.get(b"ab"),
+        lambda: table.items(2),
+        lambda: table.merge(ref_table),
+        lambda: pickle.dumps(table),
+        lambda: table.count([b"x"]),
+        lambda: finish_ngrams(table, 2),
+    ):
         with pytest.raises(ValueError, match="released"):
             use()
 
@@ -538,20 +552,21 @@ def test_batch_loops_refuse_items_that_are_not_bytes():
 # ---------------------------------------------------------------------------
 # Big tables: from 2 MB on, their own mappings (_bigmem.pxd)
 
+
 def test_tables_past_the_mapping_size_count_exactly():
     """Tables of several MB (mapped, not malloc'd; the piece arena grown by copying
     across the 2 MB line) hold the same counts as Python's Counter."""
     import random
 
     rng = random.Random(7)
-    chunks = [bytes(rng.randrange(256) for _ in range(4000)) for _ in range(60)]   # random: ~240k distinct 4-grams
+    chunks = [bytes(rng.randrange(256) for _ in range(4000)) for _ in range(60)]  # random: ~240k distinct 4-grams
     table = count_ngrams_block(chunks, 4, compact=False)
     assert table.nbytes > 4 << 20
-    want = Counter(c[i:i + 4] for c in chunks for i in range(len(c) - 3))
+    want = Counter(c[i : i + 4] for c in chunks for i in range(len(c) - 3))
     for gram in rng.sample(sorted(want), 2000):
         assert table.get(gram) == want[gram]
     pieces = PieceTable()
-    words = [rng.randbytes(40 + i % 25) for i in range(80_000)]       # ~4 MB of distinct bytes
+    words = [rng.randbytes(40 + i % 25) for i in range(80_000)]  # ~4 MB of distinct bytes
     for i, w in enumerate(words):
         pieces.add(w, 1 + i % 3)
     pieces.add(words[5], 10)

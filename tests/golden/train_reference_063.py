@@ -13,6 +13,7 @@ corpus (each line one document) and writes tests/golden/trained_063_NAME.json:
 
 The test trains ours with em=False on the same lines and options and compares.
 """
+
 import json
 import os
 import pathlib
@@ -22,15 +23,21 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
 CASES = {
-    "en": dict(corpus="corpora/en.train.txt", max_bytes=200_000, sizes=[2000, 1000], options={}),
-    "zh": dict(corpus="corpora/zh.train.txt", max_bytes=200_000, sizes=[2000], options={}),
-    "code": dict(corpus="corpora/code.train.txt", max_bytes=200_000, sizes=[2000], options={}),
-    "mixed_opts": dict(
-        corpus="corpora/zh.train.txt",
-        max_bytes=120_000,
-        sizes=[1200],
-        options=dict(order=4, min_count=3, isolate_digits=True, ensure_unicode=False, max_piece_length=12),
-    ),
+    "en": {"corpus": "corpora/en.train.txt", "max_bytes": 200_000, "sizes": [2000, 1000], "options": {}},
+    "zh": {"corpus": "corpora/zh.train.txt", "max_bytes": 200_000, "sizes": [2000], "options": {}},
+    "code": {"corpus": "corpora/code.train.txt", "max_bytes": 200_000, "sizes": [2000], "options": {}},
+    "mixed_opts": {
+        "corpus": "corpora/zh.train.txt",
+        "max_bytes": 120_000,
+        "sizes": [1200],
+        "options": {
+            "order": 4,
+            "min_count": 3,
+            "isolate_digits": True,
+            "ensure_unicode": False,
+            "max_piece_length": 12,
+        },
+    },
 }
 
 
