@@ -194,7 +194,7 @@ def cli_outputs(tmp: Path, model: Path) -> None:
     report("cli.decode", run("decode", "-m", str(model), "-", stdin=ids[1]))
     report("cli.sample", run("sample", "-m", str(model), "unbelievable", "-n", "5", "--alpha", "0.1", "--seed", "3"))
     report("cli.sample.check", run("sample", "-m", str(model), "token", "--check", "2000", "--seed", "3"))
-    report("cli.info", run("info", "-m", str(model), "--json", "--text", heldout))
+    report("cli.info", run("info", "-m", model.name, "--json", "--text", small.name))  # (relative: cwd is tmp)
 
 
 def interop(tok, tmp: Path) -> None:
