@@ -142,7 +142,7 @@ class Tokenizer(LatticeQueries):
         self.id_dtype = id_dtype(self.vocab_size)
         # id -> bytes: <pad>, <bos>, <eos> decode to nothing (0.6.3 drops them); a user
         # special token decodes to its text.
-        self._id_bytes: list[bytes] = (
+        self._id_bytes: tuple[bytes, ...] = tuple(
             [b""] * FIRST_PIECE_ID + list(vocab.pieces) + [t.encode("utf-8") for t in vocab.special_tokens]
         )
         self._special_patterns: dict = {}
@@ -311,11 +311,28 @@ class Tokenizer(LatticeQueries):
         ids, starts, ends, data = self._encode_spans(
             text, add_bos, add_eos, alpha, key, sampler, allowed_special, disallowed_special, True
         )
-        return Encoding(ids, list(zip(starts, ends)), _char_spans(data, starts, ends))
+        return Encoding(ids, list(zip(starts, ends)), char_spans(data, starts, ends))
 
     def normalize_text(self, text: str) -> str:
         """``text`` as the tokenizer sees it (the model's normalisation applied)."""
         return _nfc(self._form, text) if self._normalize else text
+
+    def normalize_bytes(self, data: bytes) -> bytes:
+        """UTF-8 ``data`` as the tokenizer sees it: the model's normalisation applied to
+        its text, while bytes that are not valid UTF-8 pass through untouched (so a line
+        read from a file in binary still round-trips)."""
+        if not self._normalize or data.isascii():
+            return data
+        text = data.decode("utf-8", "surrogateescape")
+        if unicodedata.is_normalized(self._form, text):
+            return data
+        return _nfc(self._form, text).encode("utf-8", "surrogateescape")
+
+    @property
+    def id_bytes(self) -> Sequence[bytes]:
+        """The bytes each id decodes to, indexed by id (``b""`` for ``<pad>``, ``<bos>``,
+        ``<eos>``; a special token's UTF-8)."""
+        return self._id_bytes
 
     # -- special tokens ---------------------------------------------------------
     @property
@@ -840,7 +857,7 @@ def _segment_word(key_word: int, index: int) -> int:
     )
 
 
-def _char_spans(data: bytes, starts: Sequence[int], ends: Sequence[int]) -> list[tuple[int, int]]:
+def char_spans(data: bytes, starts: Sequence[int], ends: Sequence[int]) -> list[tuple[int, int]]:
     """Character spans of byte spans: [index of the character holding the first byte,
     1 + index of the character holding the last byte); empty spans map to the
     character boundary at or after them."""
