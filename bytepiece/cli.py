@@ -949,7 +949,7 @@ def encode(
             elif fmt == "pieces":
                 text = "".join(" ".join([pieces[i] for i in ids]) + "\n" for ids in results)
             else:
-                from .tokenizer import _char_spans  # the spans encode_with_offsets reports
+                from .tokenizer import char_spans  # the spans encode_with_offsets reports
 
                 lines = []
                 for k, (data, ids) in enumerate(zip(datas, results), line_number + 1):
@@ -965,7 +965,7 @@ def encode(
                                 "ids": ids,
                                 "pieces": [pieces[i] for i in ids],
                                 "offsets": [list(span) for span in zip(starts, ends)],
-                                "char_offsets": [list(span) for span in _char_spans(data, starts, ends)],
+                                "char_offsets": [list(span) for span in char_spans(data, starts, ends)],
                             },
                             ensure_ascii=False,
                         )

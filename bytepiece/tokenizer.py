@@ -7,7 +7,6 @@ released.
 
 from __future__ import annotations
 
-import itertools
 import os
 import queue
 import re
@@ -15,9 +14,9 @@ import struct
 import threading
 import unicodedata
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import AbstractSet, List, NamedTuple, Optional, Tuple, Union
+from typing import AbstractSet, NamedTuple, Union
 
 import numpy as np
 
