@@ -26,21 +26,21 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bytepiece import Tokenizer  # noqa: E402
-from bytepiece._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, Lattice  # noqa: E402
+from bytepiece._core.batch import encode_lists  # noqa: E402
+from bytepiece._core.lattice import SAMPLERS, Lattice  # noqa: E402
 from bytepiece.reference import ReferenceLattice  # noqa: E402
 
 MODEL = REPO / "tests" / "data" / "bytepiece.plus.40k.zip"
 
 
 def frequencies(lattice, text, alpha, sampler, draws, index, seed_word=2024):
-    out = lattice.encode_many(
+    out = encode_lists(
+        lattice,
         [text] * draws,
-        alpha,
-        np.full(draws, seed_word, dtype=np.uint64),
-        np.arange(draws, dtype=np.uint64),
-        True,
-        sampler,
-        0,
+        alpha=alpha,
+        seed_words=np.full(draws, seed_word, dtype=np.uint64),
+        key_words=np.arange(draws, dtype=np.uint64),
+        sampler=sampler,
     )
     counts = np.zeros(len(index), dtype=np.int64)
     for ids in out:
@@ -81,8 +81,8 @@ def example(text: str, alpha: float, draws: int, rows: int) -> None:
     index = {tuple(ids[p] for p in path): i for i, path in enumerate(paths)}
     p = np.array([dist[path] for path in paths])
     start = time.perf_counter()
-    exact = frequencies(lattice, data, alpha, SAMPLER_EXACT, draws, index)
-    legacy = frequencies(lattice, data, alpha, SAMPLER_LEGACY_V1, draws, index)
+    exact = frequencies(lattice, data, alpha, SAMPLERS["exact"], draws, index)
+    legacy = frequencies(lattice, data, alpha, SAMPLERS["legacy-v1"], draws, index)
     seconds = time.perf_counter() - start
 
     print(

@@ -25,6 +25,8 @@ from typing import Dict, List, Tuple, Union
 
 import numpy as np
 
+from ._core import queries as _queries
+
 Piece = Union[bytes, bytearray, str, int]
 
 
@@ -72,7 +74,7 @@ class LatticeQueries:
             raise ValueError(f"n must be >= 1, not {n}")
         data = self._to_bytes(text)
         out = []
-        for _, ends, score in self._lattice.nbest(data, n):
+        for _, ends, score in _queries.nbest(self._lattice, data, n):
             cuts = [0] + ends.tolist()
             out.append(([data[a:b] for a, b in zip(cuts, cuts[1:])], float(score)))
         return out
@@ -93,7 +95,7 @@ class LatticeQueries:
         ends = np.cumsum([len(p) for p in parts], dtype=np.int64).astype(np.int32)
         if any(len(p) == 0 for p in parts):
             raise ValueError("pieces must not be empty")
-        score, _ = self._lattice.path_score(data, ends)
+        score, _ = _queries.path_score(self._lattice, data, ends)
         return float(score)
 
     def log_prob(self, text, pieces: Sequence[Piece], alpha: float = 1.0) -> float:
@@ -124,7 +126,7 @@ class LatticeQueries:
         ``a b``.)
         """
         alpha = self._check_query_alpha(alpha)
-        logz, _, _ = self._lattice.entropy(self._to_bytes(text), alpha)
+        logz, _, _ = _queries.entropy(self._lattice, self._to_bytes(text), alpha)
         return float(logz)
 
     def entropy(self, text, alpha: float = 1.0) -> float:
@@ -138,7 +140,7 @@ class LatticeQueries:
         deterministic. ``alpha=0`` gives ``log_partition(text, 0)``.
         """
         alpha = self._check_query_alpha(alpha)
-        _, ent, _ = self._lattice.entropy(self._to_bytes(text), alpha)
+        _, ent, _ = _queries.entropy(self._lattice, self._to_bytes(text), alpha)
         return max(float(ent), 0.0)
 
     def boundary_marginals(self, text, alpha: float = 1.0) -> np.ndarray:
@@ -152,7 +154,7 @@ class LatticeQueries:
         """
         alpha = self._check_query_alpha(alpha)
         data = self._to_bytes(text)
-        _, marg = self._lattice.boundary_marginals(data, alpha)
+        _, marg = _queries.boundary_marginals(self._lattice, data, alpha)
         # Rounding can leave a probability a few ulps outside [0, 1]; boundaries that are
         # certain (the ends, every chunk start) are exactly 1.
         np.clip(marg, 0.0, 1.0, out=marg)
@@ -197,7 +199,7 @@ class LatticeQueries:
         n = len(data)
         seed_word, key_word = self._words(key)
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed_word, key_word, 0x5D157])))
-        forward = self._lattice.forward_log(data, alpha).tolist()
+        forward = _queries.forward_log(self._lattice, data, alpha).tolist()
         logz = forward[n]
         walk = _Walk(self, data, alpha, forward, logz)
 

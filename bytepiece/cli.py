@@ -1224,7 +1224,7 @@ def _log_partition(tok, data: bytes, alpha: float) -> float:
     if hasattr(tok, "log_partition"):
         with contextlib.suppress(TypeError):
             return float(tok.log_partition(data, alpha))
-    return float(tok._lattice.boundary_marginals(data, alpha)[0])
+    raise TypeError(f"{type(tok).__name__} has no log_partition")
 
 
 def _chunk_starts(data: bytes) -> list[int]:

@@ -439,14 +439,15 @@ def convert_to_bytepiece(pieces: Mapping[str | bytes, int | float], path: str | 
 def _split_counts(keep: Mapping[bytes, int | float], drop) -> dict[bytes, int | float]:
     """{piece of keep: count received} when every (piece, count) of drop is segmented
     (Viterbi, whole piece) with the unigram model of keep."""
-    from ._lattice import Lattice
+    from ._core.batch import encode_lists
+    from ._core.lattice import Lattice
 
     keys = list(keep)
     counts = list(keep.values())
     logp = np.log(np.asarray(counts, dtype=np.float64)) - np.log(sum(counts))
     lattice = Lattice(keys, logp, np.arange(len(keys)))
     received: dict[bytes, int | float] = {}
-    for (_, count), ids in zip(drop, lattice.encode_many([k for k, _ in drop], -1.0, None, None, False)):
+    for (_, count), ids in zip(drop, encode_lists(lattice, [k for k, _ in drop], chunked=False)):
         for i in ids:
             received[keys[i]] = received.get(keys[i], 0) + count
     return received

@@ -65,7 +65,9 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _training
+from ._core import ngram_model as _ngram_model
+from ._core import ngram_table as _ngram_table
+from ._core import piece_table as _piece_table
 from .atomic import atomic_write
 from .corpus import (
     ERROR_MODES,
@@ -315,11 +317,11 @@ def _trim_sample(keyed: list[tuple], budget: int) -> list[tuple]:
 def _ngrams_task(block, s):
     docs, _, _ = _block_docs(block, s["errors"], s["storage_options"])
     chunks = chunk_block(docs, s["isolate_digits"])
-    return _training.count_ngrams_block(chunks, s["order"], s["budget"])
+    return _ngram_table.count_ngrams_block(chunks, s["order"], s["budget"])
 
 
 def _merge_ngrams_task(parts, s):
-    table = _training.NgramTable(s["order"], s["budget"])
+    table = _ngram_table.NgramTable(s["order"], s["budget"])
     for part in parts:
         table.merge(part)
     return table
@@ -329,16 +331,16 @@ def _pieces_task(block, s, model):
     docs, _, _ = _block_docs(block, s["errors"], s["storage_options"])
     chunks = chunk_block(docs, s["isolate_digits"])
     if model is None:  # the n-gram EM seed: no tagging, only the EM sample
-        pieces, pairs = _training.PieceTable(), None
+        pieces, pairs = _piece_table.PieceTable(), None
     else:
-        pieces, pairs = _training.count_pieces_block(chunks, model, s["ensure_unicode"], s["pair_length"] or 1)
+        pieces, pairs = _ngram_model.count_pieces_block(chunks, model, s["ensure_unicode"], s["pair_length"] or 1)
     sample = _bottom_sample(chunks, s["sample_bytes"]) if s["sample_bytes"] else []
     return pieces, (pairs if s["pair_length"] else None), sample, sum(map(len, chunks))
 
 
 def _merge_pieces_task(parts, s):
-    pieces = _training.PieceTable()
-    pairs = _training.PieceTable() if s["pair_length"] else None
+    pieces = _piece_table.PieceTable()
+    pairs = _piece_table.PieceTable() if s["pair_length"] else None
     sample: list = []
     nbytes = 0
     for p, q, smp, n in parts:
@@ -556,15 +558,15 @@ def load_counts(path, storage_options: dict | None = None) -> Counts:
         return Counts(
             "ngrams",
             header["settings"],
-            _training.NgramTable.from_bytes(sections[0]),
+            _ngram_table.NgramTable.from_bytes(sections[0]),
             sources=header["sources"],
             nbytes=header["nbytes"],
         )
-    pairs = _training.PieceTable.from_bytes(sections[1]) if sections[1] else None
+    pairs = _piece_table.PieceTable.from_bytes(sections[1]) if sections[1] else None
     return Counts(
         "pieces",
         header["settings"],
-        _training.PieceTable.from_bytes(sections[0]),
+        _piece_table.PieceTable.from_bytes(sections[0]),
         pairs,
         _unpack_sample(sections[2]),
         header["sources"],
@@ -792,7 +794,7 @@ class DaskTrainer(Trainer):
             split_every=self.split_every,
         )
         if table is None:  # no blocks
-            table = _training.NgramTable(s["order"], s["budget"])
+            table = _ngram_table.NgramTable(s["order"], s["budget"])
         return Counts("ngrams", s, table, sources=_sources(blocks), nbytes=table.total)
 
     def _piece_counts(self, blocks, errors, model, digest: str | None = None) -> Counts:
@@ -816,7 +818,7 @@ class DaskTrainer(Trainer):
                 if scatter:
                     model_ref.release()
         if merged is None:  # no blocks
-            merged = (_training.PieceTable(), _training.PieceTable() if s["pair_length"] else None, [], 0)
+            merged = (_piece_table.PieceTable(), _piece_table.PieceTable() if s["pair_length"] else None, [], 0)
         pieces, pairs, sample, nbytes = merged
         return Counts("pieces", s, pieces, pairs, sample, _sources(blocks), nbytes)
 
@@ -830,7 +832,7 @@ class DaskTrainer(Trainer):
     def _model_of(self, ngrams: Counts):
         """The n-gram model that tags the pieces (None with the n-gram EM seed: no tagging)."""
         self._check_ngrams(ngrams)
-        return _training.NgramModel.from_table(ngrams.table, self.min_count) if self._tagging else None
+        return _ngram_model.NgramModel.from_table(ngrams.table, self.min_count) if self._tagging else None
 
     # -- the two stages of Trainer._train, overridden ---------------------------
     def _count_ngrams(self, source, workers: int):

@@ -21,7 +21,9 @@ from typing import AbstractSet, NamedTuple, Union
 import numpy as np
 
 from . import keys as _keys
-from ._lattice import SAMPLER_EXACT, SAMPLER_LEGACY_V1, DrawStream, Lattice
+from ._core.batch import encode_flat, encode_lists
+from ._core.lattice import SAMPLERS as _CORE_SAMPLERS
+from ._core.lattice import DrawStream, Lattice
 from .analysis import LatticeQueries
 from .keys import blake2b
 from .model import (
@@ -40,12 +42,13 @@ Text = Union[str, bytes, bytearray, memoryview]
 
 _nfc = unicodedata.normalize
 
-SAMPLERS = {"exact": SAMPLER_EXACT, "legacy-v1": SAMPLER_LEGACY_V1}
+SAMPLERS = {name: _CORE_SAMPLERS[name] for name in ("exact", "legacy-v1")}
+_EXACT = SAMPLERS["exact"]
 
 # Batches smaller than this many bytes per thread are not worth a thread.
 _MIN_BYTES_PER_THREAD = 1 << 16
 _BLOCK_TEXTS = 64  # the smallest block of texts handed to one thread
-_LIST_BATCH_TEXTS = 1 << 16  # texts per Lattice.encode_lists call of one batch
+_LIST_BATCH_TEXTS = 1 << 16  # texts per encode_lists call of one batch
 _INF = float("inf")
 
 SpecialSet = Union[str, AbstractSet[str], Sequence[str]]
@@ -213,10 +216,10 @@ class Tokenizer(LatticeQueries):
         if alpha is None:
             alpha = self._alpha
         if alpha < 0:  # NaN is not < 0: the core rejects it below
-            pieces = self._lattice.tokenize(data)
+            pieces = self._lattice.pieces(data)
         else:
             seed_word, key_word = self._words(key)
-            pieces = self._lattice.tokenize(data, alpha, seed_word, key_word, True, self._sampler(sampler))
+            pieces = self._lattice.pieces(data, alpha, seed_word, key_word, sampler=self._sampler(sampler))
         return pieces.__iter__() if iter else pieces
 
     def encode(
@@ -266,16 +269,16 @@ class Tokenizer(LatticeQueries):
         bos = BOS_ID if add_bos else -1
         eos = EOS_ID if add_eos else -1
         if alpha < 0:  # NaN is not < 0: the core rejects it below
-            ids = self._lattice.encode(data, -1.0, 0, 0, True, 0, 0, bos, eos)
+            ids = self._lattice.viterbi(data, bos, eos)
         elif key is None and sampler == "exact":
-            ids = self._stream.encode(data, alpha, bos, eos)
+            ids = self._stream.sample(data, alpha, bos, eos)
         else:
             if key is None:
                 seed_word, key_word = self._stream.word, self._stream.take()
             else:
                 seed_word, key_word = _keys.key_words(key, self._int_word, self._hashed_word)
-            code = SAMPLER_EXACT if sampler == "exact" else self._sampler(sampler)
-            ids = self._lattice.encode(data, alpha, seed_word, key_word, True, code, 0, bos, eos)
+            code = _EXACT if sampler == "exact" else self._sampler(sampler)
+            ids = self._lattice.sample(data, alpha, seed_word, key_word, bos, eos, sampler=code)
         return ids.__iter__() if iter else ids
 
     def encode_with_offsets(
@@ -431,7 +434,11 @@ class Tokenizer(LatticeQueries):
             word = key_word if ordinary == 0 else _segment_word(key_word, ordinary)
             ordinary += 1
             vals, cut = self._lattice.segment(
-                data[lo:hi] if (lo or hi != len(data)) else data, alpha, seed_word, word, True, sampler_code
+                data[lo:hi] if (lo or hi != len(data)) else data,
+                alpha=alpha,
+                seed_word=seed_word,
+                key_word=word,
+                sampler=sampler_code,
             )
             ids.extend((vals + FIRST_PIECE_ID).tolist())
             if spans:
@@ -475,26 +482,32 @@ class Tokenizer(LatticeQueries):
             )
         small = self.id_dtype == np.uint16
         if not specials:
-            ids, _, ends = self._lattice.encode_many_flat(
+            ids, _, ends = encode_flat(
+                self._lattice,
                 runs,
-                alpha,
-                seeds,
-                keys,
-                True,
-                code,
-                0,
-                BOS_ID if add_bos else -1,
-                EOS_ID if add_eos else -1,
-                small,
-                with_ends,
+                alpha=alpha,
+                seed_words=seeds,
+                key_words=keys,
+                sampler=code,
+                bos=BOS_ID if add_bos else -1,
+                eos=EOS_ID if add_eos else -1,
+                small=small,
+                with_ends=with_ends,
             )
             # The core's buffers have room for one token per byte; keep only what is used.
             if ids.base is not None and 2 * len(ids) < ids.base.size:
                 ids = ids.copy()
                 ends = None if ends is None else ends.copy()
             return (ids, ends) if with_ends else ids
-        flat, rows, flat_ends = self._lattice.encode_many_flat(
-            runs, alpha, seeds, keys, True, code, 0, -1, -1, small, with_ends
+        flat, rows, flat_ends = encode_flat(
+            self._lattice,
+            runs,
+            alpha=alpha,
+            seed_words=seeds,
+            key_words=keys,
+            sampler=code,
+            small=small,
+            with_ends=with_ends,
         )
         size = len(flat) + len(specials) + add_bos + add_eos
         out = np.empty(size, dtype=self.id_dtype)
@@ -668,31 +681,25 @@ class Tokenizer(LatticeQueries):
 
         if not as_numpy:
             # Helpers segment without ever taking the GIL; this thread builds every id
-            # list, overlapping their work (Lattice.encode_lists). Very large batches go
+            # list, overlapping their work (batch.encode_lists). Very large batches go
             # in parts, which bounds the memory of the shared buffer.
-            encode_lists = self._lattice.encode_lists
-            submit = _POOL.submit
+            options = dict(
+                sampler=sampler_code, bos=bos, eos=eos, form=form, convert=convert, threads=threads, submit=_POOL.submit
+            )
             if n <= _LIST_BATCH_TEXTS:
                 return encode_lists(
-                    texts, alpha, seed_arr, key_arr, True, sampler_code, 0, bos, eos, form, convert, threads, submit
+                    self._lattice, texts, alpha=alpha, seed_words=seed_arr, key_words=key_arr, **options
                 )
             results: list[list[int]] = []
             for lo in range(0, n, _LIST_BATCH_TEXTS):
                 hi = min(lo + _LIST_BATCH_TEXTS, n)
                 results += encode_lists(
+                    self._lattice,
                     texts[lo:hi],
-                    alpha,
-                    None if seed_arr is None else seed_arr[lo:hi],
-                    None if key_arr is None else key_arr[lo:hi],
-                    True,
-                    sampler_code,
-                    0,
-                    bos,
-                    eos,
-                    form,
-                    convert,
-                    threads,
-                    submit,
+                    alpha=alpha,
+                    seed_words=None if seed_arr is None else seed_arr[lo:hi],
+                    key_words=None if key_arr is None else key_arr[lo:hi],
+                    **options,
                 )
             return results
 
@@ -701,20 +708,19 @@ class Tokenizer(LatticeQueries):
         parts: list = [None] * len(blocks)
 
         def run_block(index: int, lo: int, hi: int) -> None:
-            parts[index] = self._lattice.encode_many_flat(
+            parts[index] = encode_flat(
+                self._lattice,
                 texts[lo:hi],
-                alpha,
-                None if seed_arr is None else seed_arr[lo:hi],
-                None if key_arr is None else key_arr[lo:hi],
-                True,
-                sampler_code,
-                0,
-                bos,
-                eos,
-                small,
-                return_offsets,
-                form,
-                convert,
+                alpha=alpha,
+                seed_words=None if seed_arr is None else seed_arr[lo:hi],
+                key_words=None if key_arr is None else key_arr[lo:hi],
+                sampler=sampler_code,
+                bos=bos,
+                eos=eos,
+                small=small,
+                with_ends=return_offsets,
+                form=form,
+                convert=convert,
             )
 
         if threads <= 1:

@@ -42,8 +42,15 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _training
-from ._lattice import Lattice, PairCounts
+from ._core import chunk_keys as _chunk_keys_core
+from ._core import em as _em
+from ._core import ngram_model as _ngram_model
+from ._core import ngram_table as _ngram_table
+from ._core import piece_table as _piece_table
+from ._core import splitter as _splitter
+from ._core.batch import encode_flat
+from ._core.lattice import Lattice
+from ._core.pair_counts import PairCounts
 from .corpus import (
     CorpusError,
     EmptyCorpusError,
@@ -165,7 +172,7 @@ _STATE: dict = {}
 
 def _map_count_ngrams(block):
     chunks = chunk_block(block, _STATE["isolate_digits"])
-    table = _training.count_ngrams_block(chunks, _STATE["order"], _STATE["budget"])
+    table = _ngram_table.count_ngrams_block(chunks, _STATE["order"], _STATE["budget"])
     # (the EM sample too, when no piece stage will read the corpus again)
     sample = _bottom_sample(chunks, _STATE["sample_bytes"]) if _STATE.get("sample_bytes") else None
     return table, sum(map(len, chunks)), sample
@@ -176,7 +183,7 @@ def _map_count_pieces(block):
     if _STATE["model"] is None:  # (the n-gram EM seed: no tagging, only the sample)
         pieces = pairs = None
     else:
-        pieces, pairs = _training.count_pieces_block(
+        pieces, pairs = _ngram_model.count_pieces_block(
             chunks, _STATE["model"], _STATE["ensure_unicode"], _STATE["pair_length"] or 1
         )
     sample = _bottom_sample(chunks, _STATE["sample_bytes"]) if _STATE["sample_bytes"] else None
@@ -191,7 +198,7 @@ def _bottom_sample(chunks: list[bytes], budget: int):
     """The chunks with the smallest hashes, up to budget bytes: a uniform sample that
     does not depend on how the corpus was cut into blocks. Returns (hashes, chunks,
     lengths)."""
-    keys = _training.chunk_keys(chunks)  # _chunk_key of each, in C without the GIL
+    keys = _chunk_keys_core.chunk_keys(chunks)  # _chunk_key of each, in C without the GIL
     # (the lengths travel with the sample: read here, while the new chunks are in the
     # cache, a pass over them costs a fifth of what it costs once they are not)
     return _trim_sample(keys, chunks, budget, np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks)))
@@ -404,9 +411,9 @@ class Trainer:
     ):
         if isinstance(order, bool) or not isinstance(order, int) or order < 1:
             raise TrainerError(f"order must be an integer >= 1, not {order!r}")
-        if order > _training.MAX_ORDER:
+        if order > _ngram_table.MAX_ORDER:
             raise TrainerError(
-                f"order must be at most {_training.MAX_ORDER} (n-grams are packed in 64 bits), not {order}"
+                f"order must be at most {_ngram_table.MAX_ORDER} (n-grams are packed in 64 bits), not {order}"
             )
         sizes = list(max_vocab_size) if isinstance(max_vocab_size, (list, tuple)) else [max_vocab_size]
         if not sizes:
@@ -652,11 +659,11 @@ class Trainer:
         # (single bytes: the n-gram seed's counts; read before release empties the table)
         self._byte_counts = {bytes([i]): max(int(table.get(bytes([i]))), 1) for i in range(256)}
         if self._tagging:
-            model, (keys, counts) = _training.finish_ngrams(table, self.min_count, limit, workers, release)
+            model, (keys, counts) = _ngram_model.finish_ngrams(table, self.min_count, limit, workers, release)
         else:  # no tagging, so no n-gram model: only the candidates, in the EM's order
             model, (keys, counts) = (
                 None,
-                _training.ngram_candidates(table, self.min_count, limit, workers, release, bytes_order=True),
+                _ngram_table.ngram_candidates(table, self.min_count, limit, workers, release, bytes_order=True),
             )
         self.stats["corpus_bytes"] = table.total
         self.stats["ngrams"] = len(table)
@@ -730,7 +737,7 @@ class Trainer:
     def _prune_pieces(self, pieces, sizes: Sequence[int], workers: int) -> list[dict[bytes, int]]:
         """pieces: the PieceTable of the piece stage, or {piece: count}."""
         progress = _Progress(self.verbose, "prune pieces")
-        if isinstance(pieces, _training.PieceTable):
+        if isinstance(pieces, _piece_table.PieceTable):
             max_length = self.max_piece_length
             max_length = int(max_length) if max_length < 2**62 else 2**62
             keep, drop = pieces.partition(self.min_count, max_length)
@@ -752,7 +759,7 @@ class Trainer:
             del dropped
         progress.log(f"{total} pieces: keep {len(keep)}, re-segment {len(drop[0])}")
         # the dropped pieces of a PieceTable: several MB of long rare ones, for the Lattice
-        for k, v in self._split(keep, drop, workers, lattice=isinstance(pieces, _training.PieceTable)).items():
+        for k, v in self._split(keep, drop, workers, lattice=isinstance(pieces, _piece_table.PieceTable)).items():
             keep[k] += v
         del drop
         keep = self._drop_wasted(keep, workers, progress)
@@ -820,7 +827,7 @@ class Trainer:
                 ]
             )
             del fresh
-            order = _training.bytes_order(everything)
+            order = _piece_table.bytes_order(everything)
             pieces = [everything[i] for i in order.tolist()]
             counts = counts[order]
             del everything, order
@@ -922,11 +929,11 @@ class Trainer:
             texts, weights = group.texts, group.weights
             if hard:
                 acc = np.zeros(n, dtype=np.float64)
-                lattice.viterbi_counts(texts, weights, acc)
+                _em.viterbi_counts(lattice, texts, weights, acc)
                 ll = float((acc * logp).sum())  # (no BLAS call: see _group_bytes)
             else:
                 acc = np.zeros(n, dtype=np.float64)
-                ll = lattice.expected_counts(texts, acc, 1.0, weights=weights)
+                ll = _em.expected_counts(lattice, texts, acc, alpha=1.0, weights=weights)
             return acc, ll
 
         expected = np.zeros(n, dtype=np.float64)
@@ -969,7 +976,9 @@ class Trainer:
 
         def run(t):
             for g in range(t, len(groups), threads):
-                lattice.count_viterbi_pairs(groups[g].texts, fixed[g], tables[t][0], unis[t], tables[t][1])
+                _em.count_viterbi_pairs(
+                    lattice, groups[g].texts, fixed[g], tables[t][0], unigrams=unis[t], odd=tables[t][1]
+                )
 
         floor = max(self.min_count, 2)  # candidates seen fewer times are cut anyway
 
@@ -1045,7 +1054,7 @@ class Trainer:
         if not new:
             return pieces, counts
         grown = pieces + new
-        order = _training.bytes_order(grown)
+        order = _piece_table.bytes_order(grown)
         grown_counts = np.concatenate([counts, chosen_f * scale / float(1 << PAIR_WEIGHT_BITS)])
         return [grown[i] for i in order.tolist()], grown_counts[order]
 
@@ -1058,7 +1067,7 @@ class Trainer:
         split = np.concatenate(
             list(
                 _map_threads(
-                    lambda lo: lattice.split_scores(pieces[lo : lo + step]), range(0, len(pieces), step), workers
+                    lambda lo: _em.split_scores(lattice, pieces[lo : lo + step]), range(0, len(pieces), step), workers
                 )
             )
         )
@@ -1192,7 +1201,7 @@ _SCRIPT_OF_LEAD[0xEA:0xEE] = 9
 def _scripts(sample: list[bytes]) -> np.ndarray:
     """The script (see _SCRIPT_OF_LEAD) most characters of each chunk are in; ties go to
     the lower number (one pass over the bytes in C, without the GIL)."""
-    return _training.chunk_scripts(sample, _SCRIPT_OF_LEAD, _NO_VOTE)
+    return _chunk_keys_core.chunk_scripts(sample, _SCRIPT_OF_LEAD, _NO_VOTE)
 
 
 def _script_targets(share: np.ndarray, balance: float, floor: float) -> np.ndarray:
@@ -1346,7 +1355,7 @@ def _segment_counts(
     ones, and a PieceSplitter (the default for a list) for the re-segmentation of a
     vocabulary by itself. Slices of texts are split on `workers` threads; the counts are
     sums of integers, so the result does not depend on how they are cut."""
-    if isinstance(texts, _training.PieceTable):
+    if isinstance(texts, _piece_table.PieceTable):
         texts = texts.pieces_and_counts()
         lattice = True if lattice is None else lattice
     texts, weights = texts
@@ -1359,7 +1368,7 @@ def _segment_counts(
         step = 8192  # slices: the token arrays of all dropped pieces at once are big
 
         def run(lo):
-            ids, offsets, _ = lat.encode_many_flat(texts[lo : lo + step], chunked=False)
+            ids, offsets, _ = encode_flat(lat, texts[lo : lo + step], chunked=False)
             w = np.repeat(weights[lo : lo + step].astype(np.float64), np.diff(offsets))
             return np.bincount(ids, weights=w, minlength=n)  # integers: exact in float64
 
@@ -1367,7 +1376,7 @@ def _segment_counts(
         for part in _map_threads(run, range(0, len(texts), step), workers):
             total += part
         return np.rint(total).astype(np.int64)
-    splitter = _training.PieceSplitter(pieces, logp)
+    splitter = _splitter.PieceSplitter(pieces, logp)
     step = max(4096, -(-len(texts) // (4 * workers)))
     out = np.zeros(n, dtype=np.int64)
     for part in _map_threads(

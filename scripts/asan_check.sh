@@ -57,7 +57,7 @@ if [[ $MODE == asan ]]; then
   LDFLAGS="-fsanitize=address" \
     "$VPY" setup.py build_ext --inplace -q >"$ASAN_DIR/build.log" 2>&1 \
     || { tail -30 "$ASAN_DIR/build.log"; exit 2; }
-  nm -D bytepiece/_lattice*.so | grep -q __asan_init || { echo "extension is not instrumented"; exit 2; }
+  nm -D bytepiece/_core/segment*.so | grep -q __asan_init || { echo "extension is not instrumented"; exit 2; }
   echo "== pytest under ASan: ${SUBSET[*]}"
   # detect_leaks=0: CPython's own allocations at exit are not leaks of ours.
   # abort_on_error=1 + halt_on_error=1: the first report kills the run (non-zero exit).

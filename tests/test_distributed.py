@@ -216,17 +216,17 @@ def test_driver_frees_its_own_ngram_table_and_keeps_given_counts(corpus, referen
     """A table the driver merged itself is released as the n-gram model is built (the
     local trainer does the same with its own), so it is not held through piece counting
     and EM; counts the caller passed in stay intact and usable."""
-    from bytepiece import _training
+    from bytepiece._core import ngram_model
 
     finished = []
-    real = _training.finish_ngrams
+    real = ngram_model.finish_ngrams
 
     def spy(table, *args, **kwargs):
         out = real(table, *args, **kwargs)
         finished.append(table.released)
         return out
 
-    monkeypatch.setattr(_training, "finish_ngrams", spy)
+    monkeypatch.setattr(ngram_model, "finish_ngrams", spy)
     t = DaskTrainer(**NO_EM, blocksize=50_000)
     t.train_files(corpus)
     assert finished == [True]

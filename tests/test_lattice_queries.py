@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from bytepiece import Tokenizer
-from bytepiece._lattice import Lattice
+from bytepiece._core import em, queries, testing
+from bytepiece._core.batch import encode_flat, encode_lists
+from bytepiece._core.lattice import Lattice
 from bytepiece.model import FIRST_PIECE_ID, vocabulary_from_counts
 from bytepiece.reference import ReferenceLattice, split_chunks
 
@@ -50,7 +52,7 @@ def _lattice(vocab):
 
 
 def _nbest_pieces(lattice, pieces, text, n):
-    return [([pieces[v] for v in vals], score) for vals, _, score in lattice.nbest(text, n)]
+    return [([pieces[v] for v in vals], score) for vals, _, score in queries.nbest(lattice, text, n)]
 
 
 # ---------------------------------------------------------------------------
@@ -73,7 +75,7 @@ def test_nbest_is_the_sorted_enumeration_exact_ties(vt, n):
     assert len(got) == min(n, len(list(oracle.segmentations(text))))
     assert len({tuple(p) for p, _ in got}) == len(got)
     if got:
-        assert got[0][0] == lattice.tokenize(text)
+        assert got[0][0] == lattice.pieces(text)
 
 
 @HYP
@@ -84,7 +86,7 @@ def test_nbest_matches_the_oracle_bit_for_bit(vt, n):
     got = _nbest_pieces(lattice, pieces, text, n)
     assert got == ReferenceLattice(vocab).nbest(text, n)
     if got:
-        assert got[0][0] == lattice.tokenize(text)
+        assert got[0][0] == lattice.pieces(text)
 
 
 @HYP
@@ -94,18 +96,18 @@ def test_entropy_log_prob_and_marginals_match_the_enumeration(vt, alpha):
     pieces, lattice = _lattice(vocab)
     oracle = ReferenceLattice(vocab)
     dist = oracle.distribution(text, alpha)
-    logz, ent, escore = lattice.entropy(text, alpha)
+    logz, ent, escore = queries.entropy(lattice, text, alpha)
     assert math.isclose(logz, oracle.log_partition_enumerated(text, alpha), rel_tol=1e-12, abs_tol=1e-12)
     assert math.isclose(ent, oracle.entropy(text, alpha), rel_tol=1e-9, abs_tol=1e-9)
     expected_score = math.fsum(p * s for (path, s) in oracle.segmentations(text) for p in [dist[path]])
     assert math.isclose(escore, expected_score, rel_tol=1e-9, abs_tol=1e-9)
     if alpha > 0:  # H = log Z - alpha * E[score]
         assert math.isclose(ent, logz - alpha * escore, rel_tol=1e-7, abs_tol=1e-7)
-    _, marg = lattice.boundary_marginals(text, alpha)
+    _, marg = queries.boundary_marginals(lattice, text, alpha)
     np.testing.assert_allclose(marg, oracle.boundary_marginals(text, alpha), rtol=1e-9, atol=1e-12)
     for path, score in oracle.segmentations(text):
         ends = np.cumsum([len(p) for p in path], dtype=np.int64).astype(np.int32)
-        got_score, vals = lattice.path_score(text, ends)
+        got_score, vals = queries.path_score(lattice, text, ends)
         assert got_score == score
         assert [pieces[v] for v in vals] == list(path)
         assert math.isclose(alpha * got_score - logz, math.log(dist[path]), rel_tol=1e-9, abs_tol=1e-9)
@@ -143,13 +145,13 @@ def test_chunk_crossing_and_unknown_pieces():
     vocab = {bytes([b]): -3.0 for b in range(256)}
     vocab.update({b"a\nb": -1.0, b"ab": -1.0})
     pieces, lattice = _lattice(vocab)
-    score, _ = lattice.path_score(b"a\nb", np.array([3], dtype=np.int32))
+    score, _ = queries.path_score(lattice, b"a\nb", np.array([3], dtype=np.int32))
     assert score == -math.inf  # "a\nb" crosses the chunk start at 2
-    assert lattice.path_score(b"a\nb", np.array([3], dtype=np.int32), chunked=False)[0] == -1.0
+    assert queries.path_score(lattice, b"a\nb", np.array([3], dtype=np.int32), chunked=False)[0] == -1.0
     with pytest.raises(ValueError, match="not in the vocabulary"):
-        lattice.path_score(b"abc", np.array([3], dtype=np.int32))
+        queries.path_score(lattice, b"abc", np.array([3], dtype=np.int32))
     with pytest.raises(ValueError, match="cover"):
-        lattice.path_score(b"abc", np.array([2], dtype=np.int32))
+        queries.path_score(lattice, b"abc", np.array([2], dtype=np.int32))
     # nbest never uses the crossing piece.
     assert _nbest_pieces(lattice, pieces, b"a\nb", 10) == [([b"a", b"\n", b"b"], -9.0)]
 
@@ -204,7 +206,7 @@ def test_real_model_quantities_agree(tok, alpha):
     logz = tok.log_partition(text, alpha)
     ent = tok.entropy(text, alpha)
     marg = tok.boundary_marginals(text, alpha)
-    assert math.isclose(logz, tok._lattice.boundary_marginals(tok._to_bytes(text), alpha)[0], rel_tol=1e-12)
+    assert math.isclose(logz, queries.boundary_marginals(tok._lattice, tok._to_bytes(text), alpha)[0], rel_tol=1e-12)
     assert ent >= 0
     assert marg[0] == 1.0 and marg[-1] == 1.0 and len(marg) == len(text.encode()) + 1
     assert np.all((marg >= -1e-12) & (marg <= 1 + 1e-12))
@@ -234,7 +236,7 @@ def test_expected_counts_match_the_enumeration(vt, alpha):
             want[index[piece]] += prob
     for logspace in (False, True):
         got = np.zeros(len(pieces))
-        logz = lattice.expected_counts([text], got, alpha, False, logspace)
+        logz = em.expected_counts(lattice, [text], got, alpha=alpha, chunked=False, logspace=logspace)
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
         assert math.isclose(logz, oracle.log_partition_enumerated(text, alpha), rel_tol=1e-12, abs_tol=1e-12)
 
@@ -255,13 +257,13 @@ def test_linear_and_log_forward_backward_agree_on_long_texts(tok, alpha):
     n = tok.vocab_size
     for chunked in (False, True):
         lin, log = np.zeros(n), np.zeros(n)
-        z_lin = lattice.expected_counts([text, text[:1000]], lin, alpha, chunked, False)
-        z_log = lattice.expected_counts([text, text[:1000]], log, alpha, chunked, True)
+        z_lin = em.expected_counts(lattice, [text, text[:1000]], lin, alpha=alpha, chunked=chunked, logspace=False)
+        z_log = em.expected_counts(lattice, [text, text[:1000]], log, alpha=alpha, chunked=chunked, logspace=True)
         assert math.isclose(z_lin, z_log, rel_tol=1e-12)
         np.testing.assert_allclose(lin, log, rtol=1e-8, atol=1e-10)
         assert lin.sum() > len(text) / 10  # the counts are not all lost to underflow
-        m_lin = lattice.boundary_marginals(text, alpha, chunked, False)
-        m_log = lattice.boundary_marginals(text, alpha, chunked, True)
+        m_lin = queries.boundary_marginals(lattice, text, alpha, chunked=chunked, logspace=False)
+        m_log = queries.boundary_marginals(lattice, text, alpha, chunked=chunked, logspace=True)
         assert math.isclose(m_lin[0], m_log[0], rel_tol=1e-12)
         np.testing.assert_allclose(m_lin[1], m_log[1], rtol=1e-8, atol=1e-10)
 
@@ -368,13 +370,13 @@ def test_split_scores_are_the_best_split_without_the_whole_piece(tok):
     pieces = list(tok.vocabulary.pieces)
     logp = tok._logprobs
     sample = pieces[::97] + [b"", b"x", "自然语言".encode(), b"tokenization"]
-    scores = lattice.split_scores(sample)
+    scores = em.split_scores(lattice, sample)
     first = FIRST_PIECE_ID
     for data, score in zip(sample, scores):
         if not data:
             assert score == 0.0
             continue
-        ids = lattice.viterbi_split(data, True)
+        ids = testing.viterbi_split(lattice, data, forbid_whole=True)
         parts = [pieces[i - first] for i in ids]
         assert b"".join(parts) == data
         if len(data) > 1:
@@ -391,8 +393,8 @@ def test_with_logprobs_lattice_samples_at_alpha_zero_as_a_new_lattice(tok):
     fresh = Lattice(pieces, tok._logprobs, ids)
     texts = [line.encode() for line in _heldout_lines("en.heldout.txt", 20)]
     for alpha in (0.0, 0.5, 0.0):
-        assert [copy.encode(t, alpha, 1, k) for k, t in enumerate(texts)] == [
-            fresh.encode(t, alpha, 1, k) for k, t in enumerate(texts)
+        assert [copy.sample(t, alpha, 1, k) for k, t in enumerate(texts)] == [
+            fresh.sample(t, alpha, 1, k) for k, t in enumerate(texts)
         ]
 
 
@@ -409,12 +411,12 @@ def test_with_logprobs_equals_a_new_lattice_and_outlives_its_source(tok):
     gc.collect()
     fresh = Lattice(pieces, other, ids)
     texts = [line.encode() for line in _heldout_lines("en.heldout.txt", 20) + _heldout_lines("zh.heldout.txt", 5)]
-    assert shared.encode_many(texts, chunked=False) == fresh.encode_many(texts, chunked=False)
-    assert shared.encode_many(texts, chunked=False) != Lattice(pieces, tok._logprobs, ids).encode_many(
-        texts, chunked=False
+    assert encode_lists(shared, texts, chunked=False) == encode_lists(fresh, texts, chunked=False)
+    assert encode_lists(shared, texts, chunked=False) != encode_lists(
+        Lattice(pieces, tok._logprobs, ids), texts, chunked=False
     )
     a, b = np.zeros(len(pieces)), np.zeros(len(pieces))
-    assert shared.expected_counts(texts, a) == fresh.expected_counts(texts, b)
+    assert em.expected_counts(shared, texts, a) == em.expected_counts(fresh, texts, b)
     assert (a == b).all()
     assert shared.min_logprob == fresh.min_logprob
     with pytest.raises(ValueError, match="log-probabilities"):
@@ -428,12 +430,12 @@ def test_sampled_batches_need_one_seed_and_key_word_per_text(tok):
     texts = [b"abc", b"def"]
     one = np.zeros(1, dtype=np.uint64)
     two = np.zeros(2, dtype=np.uint64)
-    for method in (lattice.encode_many, lattice.encode_many_flat):
+    for method in (encode_lists, encode_flat):
         for seeds, keys in ((None, None), (two, None), (two, one)):
             with pytest.raises(ValueError, match="one seed word and one key word per text"):
-                method(texts, 0.5, seeds, keys)
-        assert len(method(texts, 0.5, two, two)) > 0
-        assert len(method(texts)) > 0  # Viterbi needs no words
+                method(lattice, texts, alpha=0.5, seed_words=seeds, key_words=keys)
+        assert len(method(lattice, texts, alpha=0.5, seed_words=two, key_words=two)) > 0
+        assert len(method(lattice, texts)) > 0  # Viterbi needs no words
 
 
 @pytest.mark.parametrize("logspace", [False, True])
@@ -445,15 +447,15 @@ def test_weighted_expected_counts_equal_repeated_texts(tok, logspace):
     weights = np.array([1, 3, 0, 2, 5, 1, 1, 4, 2, 7, 1, 3][: len(texts)], dtype=np.float64)
     repeated = [t for t, w in zip(texts, weights.astype(int).tolist()) for _ in range(w)]
     want, got = np.zeros(n), np.zeros(n)
-    z_want = lattice.expected_counts(repeated, want, 0.5, False, logspace)
-    z_got = lattice.expected_counts(texts, got, 0.5, False, logspace, weights=weights)
+    z_want = em.expected_counts(lattice, repeated, want, alpha=0.5, logspace=logspace)
+    z_got = em.expected_counts(lattice, texts, got, alpha=0.5, logspace=logspace, weights=weights)
     assert math.isclose(z_got, z_want, rel_tol=1e-12)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     half = np.zeros(n)
-    lattice.expected_counts(texts, half, 0.5, False, logspace, weights=weights / 2)
+    em.expected_counts(lattice, texts, half, alpha=0.5, logspace=logspace, weights=weights / 2)
     np.testing.assert_allclose(half, want / 2, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="weights"):
-        lattice.expected_counts(texts, got, 0.5, weights=weights[:-1])
+        em.expected_counts(lattice, texts, got, alpha=0.5, weights=weights[:-1])
 
 
 def test_viterbi_pair_counts_match_the_segmentations(tok):
@@ -462,7 +464,7 @@ def test_viterbi_pair_counts_match_the_segmentations(tok):
     import pickle
     from collections import Counter
 
-    from bytepiece._lattice import PairCounts
+    from bytepiece._core.pair_counts import PairCounts
 
     pieces = list(tok.vocabulary.pieces)
     n = len(pieces)
@@ -473,56 +475,56 @@ def test_viterbi_pair_counts_match_the_segmentations(tok):
     want: Counter = Counter()
     want_unigrams = np.zeros(n, dtype=np.int64)
     for text, w in zip(texts, weights.tolist()):
-        seg = lattice.encode_many([text], chunked=False)[0]
+        seg = encode_lists(lattice, [text], chunked=False)[0]
         for a, b in zip(seg, seg[1:]):
             want[a * n + b] += w
         for a in seg:
             want_unigrams[a] += w
     whole = PairCounts(n)
     unigrams = np.full(n, 5, dtype=np.int64)  # (added to, not overwritten)
-    lattice.count_viterbi_pairs(texts, weights, whole, unigrams)
+    em.count_viterbi_pairs(lattice, texts, weights, whole, unigrams=unigrams)
     keys, counts = whole.arrays()
     assert dict(zip(keys.tolist(), counts.tolist())) == dict(want)
     assert np.array_equal(unigrams, want_unigrams + 5) and want_unigrams.sum() > 0
     # viterbi_counts: float weights, the same floats as bincount over the segmentations
     float_weights = weights / 7.0
-    flat, rows, _ = lattice.encode_many_flat(texts, chunked=False)
+    flat, rows, _ = encode_flat(lattice, texts, chunked=False)
     want_counts = np.bincount(flat, weights=np.repeat(float_weights, np.diff(rows)), minlength=n)
     got_counts = np.zeros(n)
-    lattice.viterbi_counts(texts, float_weights, got_counts)
+    em.viterbi_counts(lattice, texts, float_weights, got_counts)
     assert np.array_equal(got_counts, want_counts) and got_counts.sum() > 0
     with pytest.raises(ValueError, match="weights"):
-        lattice.viterbi_counts(texts, float_weights[:-1], got_counts)
+        em.viterbi_counts(lattice, texts, float_weights[:-1], got_counts)
     with pytest.raises(ValueError, match="counts"):
-        lattice.viterbi_counts(texts, float_weights, np.zeros(n + 1))
+        em.viterbi_counts(lattice, texts, float_weights, np.zeros(n + 1))
     assert list(keys) == sorted(keys) and len(whole) == len(want)
     # Two tables over the halves, merged, are the same table (integer sums: any order).
     left, right = PairCounts(n), PairCounts(n, expected=10)
-    lattice.count_viterbi_pairs(texts[1::2], weights[1::2], right)
-    lattice.count_viterbi_pairs(texts[::2], weights[::2], left)
+    em.count_viterbi_pairs(lattice, texts[1::2], weights[1::2], right)
+    em.count_viterbi_pairs(lattice, texts[::2], weights[::2], left)
     left.merge(right)
     assert all(np.array_equal(x, y) for x, y in zip(left.arrays(), whole.arrays()))
     # With an `odd` table, the pairs split in two by a hash of their key: disjoint halves
     # (each near half) that together are the whole table; the unigrams are unchanged.
     even, odd = PairCounts(n), PairCounts(n)
     split_unigrams = np.zeros(n, dtype=np.int64)
-    lattice.count_viterbi_pairs(texts, weights, even, split_unigrams, odd)
+    em.count_viterbi_pairs(lattice, texts, weights, even, unigrams=split_unigrams, odd=odd)
     halves = [dict(zip(*(x.tolist() for x in table.arrays()))) for table in (even, odd)]
     assert not halves[0].keys() & halves[1].keys() and {**halves[0], **halves[1]} == dict(want)
     assert 0.3 < len(halves[1]) / len(want) < 0.7 and np.array_equal(split_unigrams, want_unigrams)
     with pytest.raises(ValueError, match="pieces"):
-        lattice.count_viterbi_pairs(texts, weights, PairCounts(n), None, PairCounts(n + 1))
+        em.count_viterbi_pairs(lattice, texts, weights, PairCounts(n), odd=PairCounts(n + 1))
     copy = pickle.loads(pickle.dumps(whole))
     assert all(np.array_equal(x, y) for x, y in zip(copy.arrays(), whole.arrays()))
     floor = sorted(want.values())[len(want) // 2]
     k2, c2 = whole.arrays(floor)
     assert dict(zip(k2.tolist(), c2.tolist())) == {k: v for k, v in want.items() if v >= floor}
     with pytest.raises(ValueError, match="weights"):
-        lattice.count_viterbi_pairs(texts, weights[:-1], whole)
+        em.count_viterbi_pairs(lattice, texts, weights[:-1], whole)
     with pytest.raises(ValueError, match="pieces"):
-        lattice.count_viterbi_pairs(texts, weights, PairCounts(n + 1))
+        em.count_viterbi_pairs(lattice, texts, weights, PairCounts(n + 1))
     with pytest.raises(ValueError, match="unigrams"):
-        lattice.count_viterbi_pairs(texts, weights, PairCounts(n), np.zeros(n - 1, dtype=np.int64))
+        em.count_viterbi_pairs(lattice, texts, weights, PairCounts(n), unigrams=np.zeros(n - 1, dtype=np.int64))
     with pytest.raises(ValueError, match="different"):
         whole.merge(PairCounts(n + 1))
 
@@ -532,7 +534,7 @@ def test_pair_tables_merge_across_growth():
     thousands of keys, half of them shared, merge into their sum."""
     from collections import Counter
 
-    from bytepiece._lattice import PairCounts
+    from bytepiece._core.pair_counts import PairCounts
 
     rng = np.random.default_rng(7)
     n = 1000
@@ -567,7 +569,7 @@ def test_trie_finds_every_piece_whatever_their_shared_endings():
     pieces = sorted(pieces, key=lambda p: (len(p), p))
     logp = np.array([-100.0 if len(p) == 1 else -1.0 for p in pieces])
     lattice = Lattice(pieces, logp, np.arange(len(pieces)))
-    assert lattice.encode_many(pieces, chunked=False) == [[i] for i in range(len(pieces))]
+    assert encode_lists(lattice, pieces, chunked=False) == [[i] for i in range(len(pieces))]
     assert sum(p.endswith(suffix[-8:]) for p in pieces) > 50 and lattice.max_len == max(map(len, pieces))
     with pytest.raises(ValueError, match="twice"):
         Lattice(pieces + [b"b" + suffix], np.full(len(pieces) + 1, -1.0), np.arange(len(pieces) + 1))
@@ -578,7 +580,7 @@ def test_lattice_rejects_bad_piece_lists():
     zeros = lambda k: np.full(k, -1.0)  # noqa: E731
     ok = singles + [b"ab", bytearray(b"ba")]  # any bytes-like piece is taken as bytes
     lattice = Lattice(ok, zeros(len(ok)), np.arange(len(ok)))
-    assert lattice.encode_many([b"abba"], chunked=False) == [[256, 257]]
+    assert encode_lists(lattice, [b"abba"], chunked=False) == [[256, 257]]
     for bad, message in [
         (singles + [b""], "empty"),
         (singles + [b"ab", b"ab"], "twice"),

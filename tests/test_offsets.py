@@ -164,12 +164,12 @@ def test_batch_encodings(tok):
 
 
 def test_lattice_flat_path_without_python_lists(tok):
+    from bytepiece._core.batch import encode_flat, encode_lists
+
     lat = tok._lattice
-    ids, rows, ends = lat.encode_many_flat(
-        [b"abc", b"", TEXT.encode()], -1.0, None, None, True, 0, 0, -1, -1, True, True
-    )
+    ids, rows, ends = encode_flat(lat, [b"abc", b"", TEXT.encode()], small=True, with_ends=True)
     assert ids.dtype == np.uint16 and ends.dtype == np.int32
-    assert ids.tolist() == sum(lat.encode_many([b"abc", b"", TEXT.encode()]), [])
+    assert ids.tolist() == sum(encode_lists(lat, [b"abc", b"", TEXT.encode()]), [])
     assert ends[rows[1] - 1] == 3 and ends[-1] == len(TEXT.encode())
 
 

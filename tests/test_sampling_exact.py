@@ -6,7 +6,7 @@ Goodness-of-fit of the compiled sampler against the brute-force oracle
 Design, stated once:
 
 - Draws. Each (case, alpha) draws N_DRAWS = 20,000 segmentations with
-  ``Lattice.encode_many``: the same text N times, one seed word, key words
+  ``testing.encode_with_generator``: the same text N times, one seed word, key words
   0 .. N-1. Every draw has its own random state, derived from (seed, key), so
   draws are independent and the whole module is reproducible bit for bit.
 - Two statistics per (case, alpha), on the same cells:
@@ -74,7 +74,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bytepiece._lattice import SAMPLER_EXACT, SAMPLER_EXACT_LOGSPACE, SAMPLER_LEGACY_V1, Lattice
+from bytepiece._core import queries, testing
+from bytepiece._core.batch import encode_lists
+from bytepiece._core.lattice import SAMPLERS, Lattice
 from bytepiece.reference import ReferenceLattice, split_chunks
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -91,7 +93,10 @@ N_DRAWS = 20_000
 MIN_EXPECTED = 5.0
 ALPHAS = (0.0, 0.1, 0.5, 1.0, 5.0)
 SEED_WORD = 0x5EED_0005
-RNG_XOSHIRO, RNG_COARSE4, RNG_LCG31 = 0, 1, 2
+SAMPLER_EXACT, SAMPLER_EXACT_LOGSPACE, SAMPLER_LEGACY_V1 = (
+    SAMPLERS[n] for n in ("exact", "exact-logspace", "legacy-v1")
+)
+RNG_XOSHIRO, RNG_COARSE4, RNG_LCG31 = (testing.GENERATORS[n] for n in ("xoshiro256**", "coarse4", "lcg31"))
 EXACT_SAMPLERS = (("exact", SAMPLER_EXACT), ("exact-logspace", SAMPLER_EXACT_LOGSPACE))
 
 
@@ -230,14 +235,14 @@ class Setup:
         return w / w.sum()
 
     def counts(self, alpha: float, sampler: int, rng_kind: int, seed_word: int, n: int = N_DRAWS) -> np.ndarray:
-        draws = self.lattice.encode_many(
+        draws = testing.encode_with_generator(
+            self.lattice,
             [self.text] * n,
             alpha,
             np.full(n, seed_word, dtype=np.uint64),
             np.arange(n, dtype=np.uint64),
-            True,
-            sampler,
-            rng_kind,
+            sampler=sampler,
+            generator=rng_kind,
         )
         counts = np.zeros(len(self.paths), dtype=np.int64)
         cell = self.cell
@@ -389,18 +394,18 @@ def run_long(case: str, alpha: float, sampler: int, rng_kind: int, n: int = N_LO
     lattice = tok._lattice
     text = long_text(case)
     lengths = np.array([len(p) for p in tok._id_bytes], dtype=np.int64)
-    draws = lattice.encode_many(
+    draws = testing.encode_with_generator(
+        lattice,
         [text] * n,
         alpha,
         np.full(n, seed_word(case, alpha, sampler), dtype=np.uint64),
         np.arange(n, dtype=np.uint64),
-        True,
-        sampler,
-        rng_kind,
+        sampler=sampler,
+        generator=rng_kind,
     )
     ends = np.concatenate([np.cumsum(lengths[np.asarray(ids)]) for ids in draws])
     hits = np.bincount(ends, minlength=len(text) + 1)
-    _, marg = lattice.boundary_marginals(text, alpha)
+    _, marg = queries.boundary_marginals(lattice, text, alpha)
     m = np.clip(marg[1:-1], 0.0, 1.0)
     k = hits[1:-1]
     # Two-sided binomial p-value by doubling the smaller tail (a valid, slightly
@@ -485,7 +490,7 @@ def test_every_sample_is_a_segmentation_of_the_model(vt, alpha, key):
     support = {tuple(p) for p, _ in ReferenceLattice(vocab).segmentations(text)}
     for sampler in (SAMPLER_EXACT, SAMPLER_EXACT_LOGSPACE, SAMPLER_LEGACY_V1):
         for k in range(key, key + 5):
-            drawn = tuple(lattice.tokenize(text, alpha, SEED_WORD, k, True, sampler))
+            drawn = tuple(lattice.pieces(text, alpha, SEED_WORD, k, sampler=sampler))
             assert b"".join(drawn) == text
             assert drawn in support, (drawn, sampler)
 
@@ -496,12 +501,12 @@ def test_viterbi_is_the_enumerated_argmax_with_longest_piece_ties(vt):
     vocab, text = vt
     _, lattice = _lattice(vocab)
     oracle = ReferenceLattice(vocab)
-    got = lattice.tokenize(text)
+    got = lattice.pieces(text)
     assert got == oracle.argmax_enumerated(text)
     assert got == oracle.viterbi(text)
     # Any negative alpha is Viterbi, whatever the seed, key and sampler.
     for alpha, sampler in ((-1e-9, SAMPLER_EXACT), (-3.0, SAMPLER_LEGACY_V1), (-0.5, SAMPLER_EXACT_LOGSPACE)):
-        assert lattice.tokenize(text, alpha, SEED_WORD, 12345, True, sampler) == got
+        assert lattice.pieces(text, alpha, SEED_WORD, 12345, sampler=sampler) == got
 
 
 @HYP
@@ -509,7 +514,7 @@ def test_viterbi_is_the_enumerated_argmax_with_longest_piece_ties(vt):
 def test_viterbi_matches_the_oracle_bit_for_bit(vt):
     vocab, text = vt
     _, lattice = _lattice(vocab)
-    assert lattice.tokenize(text) == ReferenceLattice(vocab).viterbi(text)
+    assert lattice.pieces(text) == ReferenceLattice(vocab).viterbi(text)
 
 
 @HYP
@@ -520,16 +525,22 @@ def test_log_partition_matches_the_oracle(vt, alpha):
     oracle = ReferenceLattice(vocab)
     expected = oracle.log_partition_enumerated(text, alpha)
     assert math.isclose(oracle.log_partition(text, alpha), expected, rel_tol=1e-12, abs_tol=1e-12)
-    logz, _ = lattice.boundary_marginals(text, alpha)
+    logz, _ = queries.boundary_marginals(lattice, text, alpha)
     assert math.isclose(logz, expected, rel_tol=1e-12, abs_tol=1e-12)
-    logz2, _, _ = lattice.entropy(text, alpha)
+    logz2, _, _ = queries.entropy(lattice, text, alpha)
     assert math.isclose(logz2, expected, rel_tol=1e-12, abs_tol=1e-12)
 
 
 def test_keyed_draws_are_reproducible_and_distinct():
     s = setup_for("three-equal")
-    a = s.lattice.encode_many([s.text] * 50, 0.5, np.full(50, 7, dtype=np.uint64), np.arange(50, dtype=np.uint64))
-    b = [s.lattice.encode(s.text, 0.5, 7, k) for k in range(50)]
+    a = encode_lists(
+        s.lattice,
+        [s.text] * 50,
+        alpha=0.5,
+        seed_words=np.full(50, 7, dtype=np.uint64),
+        key_words=np.arange(50, dtype=np.uint64),
+    )
+    b = [s.lattice.sample(s.text, 0.5, 7, k) for k in range(50)]
     assert a == b
     assert len({tuple(x) for x in a}) > 10
 
@@ -584,7 +595,7 @@ def test_the_named_legacy_mode_is_the_sampler_this_module_rejects(tok):
     for name, code in (("exact", SAMPLER_EXACT), ("legacy-v1", SAMPLER_LEGACY_V1)):
         for key in range(20):
             seed_word, key_word = tok._words(key)
-            core = tok._lattice.tokenize(data, 0.1, seed_word, key_word, True, code)
+            core = tok._lattice.pieces(data, 0.1, seed_word, key_word, sampler=code)
             assert tok.tokenize(text, alpha=0.1, key=key, sampler=name) == core
     assert any(
         tok.tokenize(text, alpha=0.1, key=k, sampler="legacy-v1") != tok.tokenize(text, alpha=0.1, key=k)

@@ -205,20 +205,20 @@ def test_encode_batch_lists_are_tracked_by_the_cycle_collector(tok):
 def test_nfc_inert_characters_are_those_unicodedata_leaves_alone():
     """The batch path skips unicodedata.normalize for str made of "inert" characters
     (class 0, NFC quick check Yes); check that set against unicodedata itself."""
-    from bytepiece import _lattice
+    from bytepiece._core import text as core_text
 
     composing = set()
     for c in range(0x110000):
         d = unicodedata.decomposition(chr(c))
         if d and d[0] != "<" and len(d.split()) == 2:
             composing.add(int(d.split()[1], 16))
-    assert composing <= _lattice.nfc_composing()
+    assert composing <= core_text.nfc_composing()
     rng = np.random.default_rng(3)
     pages = [0, 3, 9, 0xB, 0xD, 0x10, 0x11, 0x1B, 0x30, 0x4E, 0xAC, 0xD7, 0xF9, 0x1F6, 0x2F8, 0x111, 0x113]
-    inert = [c for p in pages for c in _lattice.nfc_inert_chars(p)]
+    inert = [c for p in pages for c in core_text.nfc_inert_chars(p)]
     assert all(unicodedata.combining(chr(c)) == 0 and c not in composing for c in inert)
     assert 0x1161 not in inert and 0x09BE not in inert and 0x2126 not in inert and 0xF900 not in inert
-    assert 0xD800 not in _lattice.nfc_inert_chars(0xD8)
+    assert 0xD800 not in core_text.nfc_inert_chars(0xD8)
     for _ in range(5000):
         s = "".join(chr(c) for c in rng.choice(inert, size=rng.integers(1, 8)))
         assert unicodedata.is_normalized("NFC", s)

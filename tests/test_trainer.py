@@ -350,13 +350,13 @@ def test_ngram_seed_skips_the_tagging_and_the_063_pruning(monkeypatch):
     """With the default n-gram seed the EM starts from the n-gram candidates and the 256
     bytes: no n-gram model is built, nothing is tagged or pruned the 0.6.3 way; the tagged
     seed does all three, and the two give different vocabularies."""
-    import bytepiece.trainer as trainer_module
+    from bytepiece._core import ngram_model
 
     docs = small_corpus()
     calls = collections.Counter()
     for owner, name in (
-        (trainer_module._training, "count_pieces_block"),
-        (trainer_module._training, "finish_ngrams"),
+        (ngram_model, "count_pieces_block"),
+        (ngram_model, "finish_ngrams"),
         (Trainer, "_prune_pieces"),
     ):
         original = getattr(owner, name)

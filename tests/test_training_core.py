@@ -11,14 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bytepiece._training import (
-    NgramModel,
-    NgramTable,
-    PieceTable,
-    count_ngrams_block,
-    count_pieces_block,
-    finish_ngrams,
-)
+from bytepiece._core.ngram_model import NgramModel, count_pieces_block, finish_ngrams
+from bytepiece._core.ngram_table import NgramTable, count_ngrams_block
+from bytepiece._core.piece_table import PieceTable
 
 # Small alphabets make repeated n-grams (and ties) likely.
 ALPHABET = st.sampled_from([b"a", b"b", b"\n", b" ", "中".encode(), "é".encode(), b"\xff"])
@@ -261,7 +256,7 @@ PIECE = st.lists(ALPHABET, min_size=1, max_size=6).map(b"".join)
     st.lists(st.integers(-3, 9), min_size=10, max_size=10),
 )
 def test_piece_splitter_matches_the_lattice_viterbi(extra, texts, weights):
-    from bytepiece._lattice import Lattice
+    from bytepiece._core.lattice import Lattice
 
     vocab = {bytes([b]): 1 + b % 7 for b in range(256)}
     vocab.update(extra)
@@ -272,9 +267,9 @@ def test_piece_splitter_matches_the_lattice_viterbi(extra, texts, weights):
     lattice = Lattice(pieces, logp, np.arange(len(pieces)))
     expected = np.zeros(len(pieces), dtype=np.int64)
     for text, w in zip(texts, weights):
-        for i in lattice.encode(text, chunked=False):
+        for i in lattice.segment(text, chunked=False)[0]:
             expected[i] += w
-    from bytepiece._training import PieceSplitter
+    from bytepiece._core.splitter import PieceSplitter
 
     splitter = PieceSplitter(pieces, logp)
     assert splitter.counts(texts, weights).tolist() == expected.tolist()
@@ -284,13 +279,13 @@ def test_piece_splitter_matches_the_lattice_viterbi(extra, texts, weights):
             table.add(text, w)
     expected = np.zeros(len(pieces), dtype=np.int64)
     for text, w in table.items():
-        for i in lattice.encode(text, chunked=False):
+        for i in lattice.segment(text, chunked=False)[0]:
             expected[i] += w
     assert splitter.count_table(table).tolist() == expected.tolist()
 
 
 def test_piece_splitter_checks_its_vocabulary():
-    from bytepiece._training import PieceSplitter
+    from bytepiece._core.splitter import PieceSplitter
 
     singles = [bytes([b]) for b in range(256)]
     logp = np.full(258, -7.0)
@@ -426,7 +421,7 @@ def test_ngram_candidates_match_candidates(compact, threads, release):
     """ngram_candidates (level by level, on threads, no model) picks the candidates of
     candidates(), whatever the number of threads; release=True spends the table but
     its len() still answers."""
-    from bytepiece._training import ngram_candidates
+    from bytepiece._core.ngram_table import ngram_candidates
 
     chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)] + ["héllo wörld ".encode() * 3]
     ref_table = count_ngrams_block(chunks, 6, compact=compact)
@@ -448,7 +443,7 @@ def test_ngram_candidates_in_bytes_order_and_merged_with_the_single_bytes():
     """bytes_order=True: the same candidates and counts, in bytes order (keys holding zero
     bytes and prefixes of each other included); the trainer's merge of them with the 256
     single bytes is the bytes order of the whole."""
-    from bytepiece._training import ngram_candidates
+    from bytepiece._core.ngram_table import ngram_candidates
     from bytepiece.trainer import _with_single_bytes
 
     chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)] + [b"a\x00b a\x00 \x00\x00a " * 5]
@@ -477,7 +472,7 @@ def test_candidates_ties_at_the_limit():
 
 @given(st.lists(st.binary(max_size=20), max_size=60))
 def test_bytes_order_sorts_by_bytes(items):
-    from bytepiece._training import bytes_order
+    from bytepiece._core.piece_table import bytes_order
 
     # the 8-byte heads tie often here (prefixes, zero bytes), so the memcmp path is exercised
     items = list(dict.fromkeys(items + [b"abcdefgh", b"abcdefgh\x00", b"abcdefghi", b"\x00", b""]))
@@ -493,7 +488,7 @@ def test_chunk_keys_are_blake2b():
     digest size 8, little-endian), at every length around the 128-byte block size."""
     import os
 
-    from bytepiece._training import chunk_keys
+    from bytepiece._core.chunk_keys import chunk_keys
     from bytepiece.trainer import _chunk_key
 
     chunks = [os.urandom(n) for n in range(400)] + [b"", "中文".encode() * 1000]
@@ -531,14 +526,16 @@ def test_finish_ngrams_release_frees_the_table(threads):
 def test_batch_loops_refuse_items_that_are_not_bytes():
     """Every loop that reads a list of bytes without the GIL refuses str and None
     up front (None would otherwise be read as a bytes object)."""
-    from bytepiece._lattice import Lattice, PairCounts
-    from bytepiece._training import chunk_keys
+    from bytepiece._core import em
+    from bytepiece._core.chunk_keys import chunk_keys
+    from bytepiece._core.lattice import Lattice
+    from bytepiece._core.pair_counts import PairCounts
 
     lattice = Lattice([bytes([b]) for b in range(256)], np.full(256, -5.5), np.arange(256))
     calls = [
-        lambda items: lattice.expected_counts(items, np.zeros(256)),
-        lambda items: lattice.split_scores(items),
-        lambda items: lattice.count_viterbi_pairs(items, [1] * len(items), PairCounts(256)),
+        lambda items: em.expected_counts(lattice, items, np.zeros(256)),
+        lambda items: em.split_scores(lattice, items),
+        lambda items: em.count_viterbi_pairs(lattice, items, [1] * len(items), PairCounts(256)),
         lambda items: NgramTable(3).count(items),
         lambda items: chunk_keys(items),
     ]
@@ -588,7 +585,7 @@ def test_freed_big_tables_go_back_to_the_system():
 
     script = textwrap.dedent("""
         import os, random
-        from bytepiece._training import count_ngrams_block
+        from bytepiece._core.ngram_table import count_ngrams_block
         page = os.sysconf("SC_PAGE_SIZE")
         def rss():
             with open("/proc/self/statm") as f:

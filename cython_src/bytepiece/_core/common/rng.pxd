@@ -1,11 +1,10 @@
-# Random numbers for the lattice samplers.
+# Random numbers for the lattice samplers. Header-only (inline, no .pyx, no runtime module).
 #
 # Why it is built this way: a sample must be a pure function of (tokenizer seed,
 # key, text, alpha), the same in any process, thread or batch position. So there
 # is no generator object that lives between calls and no global state: each call
 # derives a fresh xoshiro256** state from two 64-bit words (a seed word and a key
 # word) with SplitMix64, keeps it on the stack, and draws 53-bit uniforms from it.
-# Everything here is inline and nogil; this .pxd has no .pyx and no runtime module.
 #
 # `kind` selects the generator: 0 is xoshiro256** (the only one users get);
 # 1 and 2 are deliberately weak generators kept for the statistical tests: the
@@ -14,6 +13,8 @@
 # only the high bits of each draw (docs/exact-sampling.md).
 
 from libc.stdint cimport uint64_t
+
+from .hashing cimport hash_words, splitmix64_next
 
 cdef enum:
     RNG_XOSHIRO = 0
@@ -25,26 +26,8 @@ cdef struct Rng:
     int kind
 
 
-cdef inline uint64_t splitmix64_next(uint64_t* state) noexcept nogil:
-    state[0] += 0x9E3779B97F4A7C15ULL
-    cdef uint64_t z = state[0]
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
-    return z ^ (z >> 31)
-
-
-cdef inline uint64_t mix64(uint64_t a, uint64_t b) noexcept nogil:
-    """A 64-bit hash of the pair (a, b); not symmetric."""
-    cdef uint64_t s = a
-    cdef uint64_t h = splitmix64_next(&s)
-    s = h ^ b
-    h = splitmix64_next(&s)
-    s = h ^ 0x6A09E667F3BCC909ULL
-    return splitmix64_next(&s)
-
-
 cdef inline void rng_init(Rng* rng, uint64_t seed_word, uint64_t key_word, int kind) noexcept nogil:
-    cdef uint64_t s = mix64(seed_word, key_word)
+    cdef uint64_t s = hash_words(seed_word, key_word)
     rng.s0 = splitmix64_next(&s)
     rng.s1 = splitmix64_next(&s)
     rng.s2 = splitmix64_next(&s)

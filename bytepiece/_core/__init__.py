@@ -1,0 +1,18 @@
+"""The compiled core of bytepiece (private: only the package's own modules import it).
+
+Built from ``cython_src/bytepiece/_core/``, one module per concept:
+
+- ``trie``: the reversed double-array trie of a vocabulary;
+- ``segment``: the segmentation kernels (Viterbi, windowed Viterbi, the samplers);
+- ``forward_backward``: log Z, expected piece counts, boundary marginals;
+- ``lattice``: ``Lattice`` (a compiled vocabulary; one text at a time) and ``DrawStream``;
+- ``batch``: many texts on several threads, as id lists or flat arrays;
+- ``queries``: n-best, path scores, entropy, forward sums, boundary marginals;
+- ``text``: UTF-8 and NFC without the GIL; ``id_lists``: fast Python lists of ids;
+- ``em``: the trainer's passes over its sample (E-steps, pairs, split scores);
+- ``ngram_table``, ``piece_table``, ``pair_counts``: the trainer's counting tables;
+- ``ngram_model``: the n-gram model and 0.6.3's tagging;
+- ``chunk_keys``: the EM sample's per-chunk keys and scripts;
+- ``splitter``: 0.6.3's re-segmentation of pieces;
+- ``testing``: hooks for the test suite.
+"""

@@ -1,0 +1,21 @@
+# Forward-backward over the lattice of a text (forward_backward.pyx): log Z, expected
+# piece counts and boundary probabilities.
+
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+from .segment cimport Model, Workspace
+
+
+cdef struct EdgeStore:
+    int32_t* start      # the edges of one chunk, grouped by end position
+    int32_t* value
+    double* weight      # exp(alpha * logp) of the piece, read back in order by the backward pass
+    int64_t* first      # first[e]: index of the first edge ending at e (first[e + 1]: past the last)
+    size_t cap          # room for this many edges
+    size_t npos         # and positions
+
+
+cdef void es_free(EdgeStore* es) noexcept nogil
+cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                             bint logspace, Workspace* ws, EdgeStore* es, double* bwd, double* counts,
+                             const int32_t* ids, double* marginals, double weight) noexcept nogil

@@ -1,0 +1,219 @@
+# Forward-backward over the lattice of a text: log Z, the expected count of every
+# piece, and the probability of a piece boundary at every byte, under the sampling
+# distribution exp(alpha * score) / Z (forward_backward.pxd declares the entry point).
+#
+# Why it is built this way: the E-step of the trainer runs this over a whole sample per
+# round, so the common case avoids exp and log per edge: forward sums are kept in linear
+# space as mantissa * 2**exponent (as the exact sampler keeps them), one trie walk per
+# position stores the edges that the backward pass reads back (EdgeStore). When
+# alpha * |logp| is beyond LINEAR_LIMIT a log-space version (logaddexp per edge) runs.
+
+from libc.math cimport INFINITY, NAN, exp, frexp, ldexp, log
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdlib cimport free
+from libc.string cimport memset
+
+from .chunks cimport chunk_end
+from .common.realloc cimport realloc_into
+from .segment cimport RENORM_HIGH, RENORM_LOW, Model, Workspace, pow2
+from .trie cimport trie_edges
+
+
+cdef inline double logaddexp(double a, double b) noexcept nogil:
+    if a < b:
+        a, b = b, a
+    if b == -INFINITY:
+        return a
+    return a + log(1.0 + exp(b - a))
+
+
+cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                                 Workspace* ws, double* bwd, double* counts, const int32_t* ids,
+                                 double* marginals, double weight) noexcept nogil:
+    """forward_backward in log space (logaddexp per edge): for alpha * |logp| beyond
+    LINEAR_LIMIT, where the linear-space version's weights could leave the normal range."""
+    cdef Py_ssize_t e, cs, ce, i, lo
+    cdef int k, j
+    cdef double logz_total = 0.0, logz, c, acc
+    cdef double* fwd = ws.score
+    cs = 0
+    while cs < n:
+        ce = chunk_end(x, cs, n, chunked)
+        fwd[cs] = 0.0
+        for e in range(cs + 1, ce + 1):
+            k = trie_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+            acc = -INFINITY
+            for j in range(k):
+                acc = logaddexp(acc, fwd[ws.starts[j]] + M.alpha * M.logp[ws.values[j]])
+            fwd[e] = acc
+        logz = fwd[ce]
+        for i in range(cs, ce):
+            bwd[i] = -INFINITY
+        bwd[ce] = 0.0
+        for e in range(ce, cs, -1):
+            k = trie_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+            for j in range(k):
+                c = M.alpha * M.logp[ws.values[j]] + bwd[e]
+                bwd[ws.starts[j]] = logaddexp(bwd[ws.starts[j]], c)
+                if counts != NULL:
+                    counts[ids[ws.values[j]]] += weight * exp(fwd[ws.starts[j]] + c - logz)
+        if marginals != NULL:
+            for i in range(cs, ce):
+                marginals[i] = exp(fwd[i] + bwd[i] - logz)
+            marginals[ce] = 1.0
+        logz_total += logz
+        cs = ce
+    return logz_total
+
+
+cdef int es_reserve(EdgeStore* es, size_t edges, size_t positions) noexcept nogil:
+    """Room for `edges` edges and `positions` positions; -1 when out of memory."""
+    if edges > es.cap:
+        edges = edges if edges > 2 * es.cap else 2 * es.cap
+        if (realloc_into(<void**>&es.start, edges * sizeof(int32_t)) < 0
+                or realloc_into(<void**>&es.value, edges * sizeof(int32_t)) < 0
+                or realloc_into(<void**>&es.weight, edges * sizeof(double)) < 0):
+            return -1
+        es.cap = edges
+    if positions > es.npos:
+        if realloc_into(<void**>&es.first, positions * sizeof(int64_t)) < 0:
+            return -1
+        es.npos = positions
+    return 0
+
+
+cdef void es_free(EdgeStore* es) noexcept nogil:
+    free(es.start); free(es.value); free(es.weight); free(es.first)
+    memset(es, 0, sizeof(EdgeStore))
+
+
+cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                                    Workspace* ws, EdgeStore* es, double* beta, double* counts,
+                                    const int32_t* ids, double* marginals, double weight) noexcept nogil:
+    """forward_backward in linear space: no exp or log per edge, one trie walk per position
+    (the forward pass stores the edges it finds, the backward pass reads them back).
+
+    Forward sums are mantissa f[i] (in [2**-100, 2**100]) times 2**fx[i], as in the
+    sampler. The backward pass keeps beta[i] = B[i] * 2**fx[i] / Z, where B[i] is the
+    backward sum; then an edge s -> e (weight w) has posterior f[s] * w * beta[e] *
+    2**(fx[s] - fx[e]) and contributes w * beta[e] * 2**(fx[s] - fx[e]) to beta[s].
+    f[s] * beta[s] is the boundary marginal at s, at most 1, so beta stays below 2**100;
+    a posterior above 2**-50 is computed without leaving the normal range (its w * beta[e]
+    is at least 2**-866 * 2**-150), and smaller ones only lose relative precision.
+    `ids` NULL: piece index i counts at counts[i]. Counts are added times `weight` (beta
+    starts from weight / Z; the marginals too are scaled by it). Returns NaN when out
+    of memory."""
+    cdef Py_ssize_t e, cs, ce, i, renormed
+    cdef int ex
+    cdef int64_t d, ref, j, used, lo, hi
+    cdef double logz_total = 0.0, tot, t, be, w
+    cdef double* f = ws.score
+    cdef int64_t* fx = ws.expo
+    cdef const double* q = M.q
+    cdef const int32_t* base = M.trie.base
+    cdef const int32_t* check = M.trie.check
+    cdef const int32_t* value = M.trie.value
+    cdef size_t room = <size_t>M.trie.max_len + 1
+    cdef int32_t s, v, node, tn
+    cdef int32_t* st
+    cdef int32_t* va
+    cdef double* wt
+    if es_reserve(es, 64 * room, <size_t>n + 2) < 0:
+        return NAN
+    cs = 0
+    while cs < n:
+        ce = chunk_end(x, cs, n, chunked)
+        f[cs] = 1.0
+        fx[cs] = 0
+        renormed = cs
+        used = 0
+        for e in range(cs + 1, ce + 1):
+            if es.cap - <size_t>used < room and es_reserve(es, <size_t>used + room, 0) < 0:
+                return NAN
+            st = es.start
+            va = es.value
+            wt = es.weight
+            es.first[e] = used
+            lo = used
+            node = 0
+            s = <int32_t>(e - 1)
+            tot = 0.0
+            while s >= cs:
+                tn = base[node] + x[s]
+                if check[tn] != node:
+                    break
+                node = tn
+                v = value[node]
+                if v >= 0:
+                    st[used] = s
+                    va[used] = v
+                    w = q[v]
+                    wt[used] = w
+                    tot += f[s] * w           # right if every start shares one exponent
+                    used += 1
+                s -= 1
+            if st[used - 1] >= renormed:      # the smallest start: all starts share one exponent
+                ref = fx[e - 1]
+            else:
+                tot = 0.0
+                ref = fx[st[lo]]
+                for j in range(lo + 1, used):
+                    if fx[st[j]] > ref:
+                        ref = fx[st[j]]
+                for j in range(lo, used):
+                    w = f[st[j]] * wt[j]
+                    d = fx[st[j]] - ref
+                    if d != 0:
+                        w = w * pow2(d)
+                    tot += w
+            fx[e] = ref
+            if RENORM_LOW <= tot <= RENORM_HIGH:
+                f[e] = tot
+            else:
+                f[e] = frexp(tot, &ex)
+                fx[e] += ex
+            if fx[e] != fx[e - 1]:
+                renormed = e
+        es.first[ce + 1] = used
+        logz_total += log(f[ce]) + <double>fx[ce] * 0.6931471805599453
+        for i in range(cs, ce):
+            beta[i] = 0.0
+        beta[ce] = weight / f[ce]
+        st = es.start
+        va = es.value
+        wt = es.weight
+        for e in range(ce, cs, -1):
+            be = beta[e]
+            hi = es.first[e + 1]
+            for j in range(es.first[e], hi):
+                s = st[j]
+                d = fx[s] - fx[e]
+                if d == 0:
+                    t = wt[j] * be
+                elif d > 0:
+                    t = ldexp(be, <int>d) * wt[j]
+                else:
+                    t = ldexp(wt[j] * be, <int>(d if d > -2000 else -2000))
+                beta[s] += t
+                if counts != NULL:
+                    v = va[j]
+                    counts[v if ids == NULL else ids[v]] += f[s] * t
+        if marginals != NULL:
+            for i in range(cs, ce):
+                marginals[i] = f[i] * beta[i]
+            marginals[ce] = 1.0
+        cs = ce
+    return logz_total
+
+
+cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                                    bint logspace, Workspace* ws, EdgeStore* es, double* bwd, double* counts,
+                                    const int32_t* ids, double* marginals, double weight) noexcept nogil:
+    """Adds expected piece counts (by id) times `weight` to counts, boundary probabilities
+    to marginals (either may be NULL; marginals need weight 1); returns log Z (the sum
+    over chunks). bwd holds n + 1 doubles. Linear space (M.q holds exp(alpha * logp))
+    unless logspace."""
+    if logspace:
+        return forward_backward_log(M, x, n, chunked, ws, bwd, counts, ids, marginals, weight)
+    return forward_backward_linear(M, x, n, chunked, ws, es, bwd, counts, ids, marginals, weight)
+

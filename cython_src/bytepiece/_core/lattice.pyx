@@ -1,0 +1,316 @@
+# The Python surface of the compiled core for one text: a vocabulary compiled into a
+# trie with its log-probabilities (Lattice), the Viterbi segmentation and exact samples
+# of one text, and a tokenizer's stream of unkeyed draws (DrawStream). Batches are in
+# batch.pyx, the lattice queries in queries.pyx, the trainer's passes in em.pyx; they
+# all take a Lattice.
+#
+# Why it is built this way: a Lattice is immutable after construction (the weights it
+# caches per alpha are only ever added, with the GIL held), so one Lattice serves any
+# number of threads without locks. The per-call path (encode_one) lends a stack buffer
+# to short texts and builds the id list from prebuilt int objects, because a 60-byte
+# line costs only microseconds to segment.
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF, PyObject
+from libc.math cimport INFINITY, NAN
+from libc.stdint cimport int32_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+from .common.rng cimport RNG_XOSHIRO, Rng, rng_init
+from .id_lists cimport ids_to_objs
+from .segment cimport (
+    LINEAR_LIMIT,
+    MODE_EXACT,
+    MODE_EXACT_LOG,
+    MODE_LEGACY_V1,
+    MODE_VITERBI,
+    STACK_WORKSPACE,
+    Model,
+    Workspace,
+    segment,
+    ws_free,
+    ws_init,
+    ws_reserve,
+)
+from .text cimport text_bytes
+from .trie cimport trie_build, trie_free
+
+import numpy as np
+
+#: The samplers by name: the `sampler` argument of Lattice.sample and of the batches.
+SAMPLERS = {"exact": MODE_EXACT, "exact-logspace": MODE_EXACT_LOG, "legacy-v1": MODE_LEGACY_V1}
+
+
+cdef class Lattice:
+    """A vocabulary compiled for segmentation.
+
+    ``Lattice(pieces, logprobs, ids)``: piece ``pieces[i]`` (bytes) has
+    log-probability ``logprobs[i]`` and id ``ids[i]``. All 256 single bytes
+    must be pieces. Immutable after construction; safe to share across threads.
+    """
+    def __cinit__(self):
+        memset(&self.trie, 0, sizeof(Trie))
+
+    def __init__(self, pieces, logprobs, ids):
+        pieces = list(pieces)
+        logp = np.ascontiguousarray(logprobs, dtype=np.float64)
+        id_arr = np.ascontiguousarray(ids, dtype=np.int32)
+        if not (len(pieces) == len(logp) == len(id_arr)):
+            raise ValueError("pieces, logprobs and ids must have the same length")
+        if not np.all(np.isfinite(logp)) or np.any(logp > 0):
+            raise ValueError("log-probabilities must be finite and <= 0")
+        if len(id_arr) and id_arr.min() < 0:
+            raise ValueError("ids must be >= 0")
+        trie_build(&self.trie, pieces)      # (it checks the pieces too)
+        self.logp = logp
+        self.logp_ptr = &self.logp[0]
+        self.ids = id_arr
+        self.num_pieces = len(pieces)
+        self.max_len = self.trie.max_len
+        self.min_logprob = float(logp.min())
+        self._weights = {}
+        self._weight_arrays = []
+        self._last_alpha = NAN
+        self._last_address = None
+        self._id_objs = tuple(id_arr.tolist())
+        self._id_shift = -1
+        if len(id_arr) and np.array_equal(id_arr, np.arange(len(id_arr), dtype=np.int64) + int(id_arr[0])):
+            self._id_shift = int(id_arr[0])
+        self._id_ptrs = <PyObject**>malloc(max(1, len(pieces)) * sizeof(PyObject*))
+        if self._id_ptrs == NULL:
+            raise MemoryError()
+        for i, obj in enumerate(self._id_objs):
+            self._id_ptrs[i] = <PyObject*>obj
+
+    def __dealloc__(self):
+        if self._trie_owner is None:
+            trie_free(&self.trie)
+        free(self._id_ptrs)
+
+    def with_logprobs(self, logprobs):
+        """The same pieces and ids with other log-probabilities, without building the trie
+        again (the new lattice shares this one's)."""
+        logp = np.ascontiguousarray(logprobs, dtype=np.float64)
+        if logp.shape != (self.num_pieces,):
+            raise ValueError(f"need {self.num_pieces} log-probabilities, not {logp.shape}")
+        if not np.all(np.isfinite(logp)) or np.any(logp > 0):
+            raise ValueError("log-probabilities must be finite and <= 0")
+        cdef Lattice out = Lattice.__new__(Lattice)
+        cdef Py_ssize_t i
+        out.trie = self.trie
+        out._trie_owner = self if self._trie_owner is None else self._trie_owner
+        out.logp = logp
+        out.logp_ptr = &out.logp[0] if self.num_pieces else NULL
+        out.ids = self.ids
+        out.num_pieces = self.num_pieces
+        out.max_len = self.max_len
+        out.min_logprob = float(logp.min()) if self.num_pieces else 0.0
+        out._weights = {}
+        out._weight_arrays = []
+        out._last_alpha = NAN             # (0.0 would pass for a cached alpha of 0)
+        out._last_address = None
+        out._id_objs = self._id_objs
+        out._id_shift = self._id_shift
+        out._id_ptrs = <PyObject**>malloc(max(1, self.num_pieces) * sizeof(PyObject*))
+        if out._id_ptrs == NULL:
+            raise MemoryError()
+        for i in range(self.num_pieces):
+            out._id_ptrs[i] = self._id_ptrs[i]
+        return out
+
+    # -- helpers -----------------------------------------------------------
+    cdef int mode_of(self, double alpha, int sampler) except -1:
+        """The kernel for alpha and the sampler asked for (MODE_EXACT, MODE_EXACT_LOG or
+        MODE_LEGACY_V1): Viterbi when alpha < 0; the log-space twin when alpha is too
+        large for linear-space weights."""
+        if alpha < 0:
+            return MODE_VITERBI
+        if alpha != alpha or alpha == INFINITY:
+            raise ValueError(f"alpha must be a finite number, not {alpha}")
+        if sampler == MODE_LEGACY_V1:
+            return MODE_LEGACY_V1
+        if sampler == MODE_EXACT_LOG or alpha * self.min_logprob < -LINEAR_LIMIT:
+            return MODE_EXACT_LOG
+        if sampler != MODE_EXACT:
+            raise ValueError(f"unknown sampler {sampler}")
+        return MODE_EXACT
+
+    cdef object weights_for(self, double alpha, int mode):
+        """exp(alpha * logp) for linear-space sampling, else None. The first 16 alphas are
+        cached for the object's lifetime and returned as their address (an int); later ones
+        are computed per call and returned as an array the caller holds while it works."""
+        cdef double[::1] view
+        if mode != MODE_EXACT:
+            return None
+        if alpha == self._last_alpha:        # (never true for NaN, the initial value)
+            return self._last_address
+        address = self._weights.get(alpha)
+        if address is not None:
+            self._last_address = address     # all three set with the GIL held
+            self._last_q = <const double*><size_t>address
+            self._last_alpha = alpha
+            return address
+        q = np.exp(alpha * np.asarray(self.logp))
+        if len(self._weights) >= 16:
+            return q
+        view = q
+        self._weight_arrays.append(q)        # never removed: cached addresses stay valid
+        address = <size_t>&view[0]
+        self._weights[alpha] = address
+        return address
+
+    cdef void fill_model(self, Model* M, double alpha, object q):
+        """The kernels' view of this lattice for alpha; q is weights_for's answer."""
+        cdef double[::1] view
+        M.trie = self.trie
+        M.logp = self.logp_ptr
+        M.alpha = alpha
+        if q is None:
+            M.q = self.logp_ptr
+        elif type(q) is int:
+            M.q = <const double*><size_t>q
+        else:
+            view = q
+            M.q = &view[0]
+
+    # -- one text ------------------------------------------------------------
+    def viterbi(self, object data, int bos=-1, int eos=-1):
+        """Ids of the Viterbi segmentation of data (bytes, or a str read as UTF-8), with
+        the ids bos and eos around them when they are >= 0."""
+        return self.encode_one(data, -1.0, MODE_VITERBI, 0, 0, bos, eos)
+
+    def sample(self, object data, double alpha, uint64_t seed_word, uint64_t key_word, int bos=-1,
+               int eos=-1, *, int sampler=MODE_EXACT):
+        """Ids of the draw of (seed_word, key_word) from exp(alpha * score) / Z (Viterbi
+        when alpha < 0), with bos and eos as in viterbi."""
+        return self.encode_one(data, alpha, self.mode_of(alpha, sampler), seed_word, key_word, bos, eos)
+
+    cdef object encode_one(self, object data, double alpha, int mode, uint64_t seed_word,
+                           uint64_t key_word, int bos, int eos):
+        """Ids of one segmentation of data (bytes, or a str read as UTF-8), with <bos> and
+        <eos> when they are >= 0: the per-call path of viterbi, sample and DrawStream."""
+        cdef object keep = None
+        cdef Model M
+        cdef Rng rng
+        cdef Workspace ws
+        cdef char stack[STACK_WORKSPACE]
+        cdef Py_ssize_t n, m
+        cdef const uint8_t* x = text_bytes(data, &n)
+        if mode == MODE_EXACT and alpha == self._last_alpha:    # a sampling loop's usual case
+            M.trie = self.trie
+            M.logp = self.logp_ptr
+            M.alpha = alpha
+            M.q = self._last_q
+        else:
+            keep = self.weights_for(alpha, mode)
+            self.fill_model(&M, alpha, keep)
+        if mode != MODE_VITERBI:
+            rng_init(&rng, seed_word, key_word, RNG_XOSHIRO)
+        ws_init(&ws, stack, sizeof(stack))
+        with nogil:
+            m = -1
+            if ws_reserve(&ws, n, M.trie.max_len) == 0:
+                m = segment(&M, mode, x, n, True, False, &rng, &ws, ws.out_val, ws.out_end)
+        try:
+            if m < 0:
+                raise MemoryError()
+            return ids_to_objs(ws.out_val, m, self._id_ptrs, bos, eos, False)
+        finally:
+            ws_free(&ws)
+
+    def pieces(self, bytes data, double alpha=-1.0, uint64_t seed_word=0, uint64_t key_word=0, *,
+               int sampler=MODE_EXACT):
+        """The pieces (bytes) of one segmentation of data: Viterbi when alpha < 0, else the
+        draw of (seed_word, key_word)."""
+        cdef int mode = self.mode_of(alpha, sampler)
+        cdef object keep = self.weights_for(alpha, mode)
+        cdef Model M
+        cdef Rng rng
+        cdef Workspace ws
+        cdef char stack[STACK_WORKSPACE]
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), m, i, start
+        cdef const char* x = PyBytes_AS_STRING(data)
+        cdef list out
+        cdef object item
+        self.fill_model(&M, alpha, keep)
+        if mode != MODE_VITERBI:
+            rng_init(&rng, seed_word, key_word, RNG_XOSHIRO)
+        ws_init(&ws, stack, sizeof(stack))
+        with nogil:
+            m = -1
+            if ws_reserve(&ws, n, M.trie.max_len) == 0:
+                m = segment(&M, mode, <const uint8_t*>x, n, True, False, &rng, &ws, ws.out_val, ws.out_end)
+        try:
+            if m < 0:
+                raise MemoryError()
+            out = PyList_New(m)
+            start = 0
+            for i in range(m):
+                item = PyBytes_FromStringAndSize(x + start, ws.out_end[i] - start)
+                Py_INCREF(item)
+                PyList_SET_ITEM(out, i, item)
+                start = ws.out_end[i]
+            return out
+        finally:
+            ws_free(&ws)
+
+    def segment(self, const uint8_t[::1] data, *, double alpha=-1.0, uint64_t seed_word=0,
+                uint64_t key_word=0, int sampler=MODE_EXACT, bint chunked=True):
+        """(piece indices, end positions) of one segmentation of data, as int32 arrays;
+        chunked=False segments data as one chunk (newlines do not cut it)."""
+        cdef int mode = self.mode_of(alpha, sampler)
+        cdef object keep = self.weights_for(alpha, mode)
+        cdef Model M
+        cdef Rng rng
+        cdef Workspace ws
+        cdef Py_ssize_t n = data.shape[0], m
+        vals = np.empty(n, dtype=np.int32)
+        ends = np.empty(n, dtype=np.int32)
+        cdef int32_t[::1] vv = vals, ee = ends
+        self.fill_model(&M, alpha, keep)
+        rng_init(&rng, seed_word, key_word, RNG_XOSHIRO)
+        memset(&ws, 0, sizeof(Workspace))
+        with nogil:
+            m = segment(&M, mode, &data[0] if n else NULL, n, chunked, False, &rng, &ws,
+                        &vv[0] if n else NULL, &ee[0] if n else NULL)
+            ws_free(&ws)
+        if m < 0:
+            raise MemoryError()
+        return vals[:m], ends[:m]
+
+    def __reduce__(self):
+        raise TypeError("Lattice does not pickle; pickle the Tokenizer that owns it")
+
+
+cdef class DrawStream:
+    """A tokenizer's unkeyed draws: its stream word, and how many calls have drawn from
+    it. Call k samples as a call keyed by the word k would, with the stream word as
+    seed word. Call numbers are taken with the GIL held, so threads sharing a stream
+    never take the same one; a forked or unpickled copy sets a word of its own."""
+    cdef readonly Lattice lattice
+    cdef public uint64_t word
+    cdef uint64_t calls
+
+    def __init__(self, Lattice lattice, uint64_t word):
+        self.lattice = lattice
+        self.word = word
+        self.calls = 0
+
+    def take(self, Py_ssize_t n=1):
+        """The first of the next n call numbers, which are now taken."""
+        if n < 0:
+            raise ValueError(f"cannot take {n} call numbers")
+        first = self.calls
+        self.calls += <uint64_t>n
+        return first
+
+    def sample(self, object data, double alpha, int bos=-1, int eos=-1):
+        """lattice.sample(data, alpha, word, call number): the per-call path of unkeyed
+        sampling, without Python objects for the key."""
+        cdef uint64_t call = self.calls
+        self.calls += 1
+        return self.lattice.encode_one(data, alpha, self.lattice.mode_of(alpha, MODE_EXACT), self.word, call,
+                                       bos, eos)
+

@@ -1,0 +1,644 @@
+# Counting byte n-grams (stage 1 of training): NgramTable, one open-addressing table
+# of (packed n-gram, count) per length, and the n-gram candidates the EM starts from
+# (ngram_table.pxd declares what the n-gram model reads).
+#
+# Why it is built this way:
+# - Everything is a map/merge over blocks of chunks: count_ngrams_block turns a list of
+#   chunks into an NgramTable; tables merge associatively (merge) and serialise to
+#   bytes (to_bytes / from_bytes, also used by pickle), so any engine (threads, a fork
+#   pool, a Dask cluster) can run the map and the reduce.
+# - An n-gram of length L <= 8 fits in a uint64 (little-endian packed bytes), so each
+#   length has its own table of (key, count) pairs: no Python objects, no key storage
+#   beyond 16 bytes a slot. Single bytes are a plain array of 256 counts.
+# - While counting, a table is compact: only the longest n-gram at each position is
+#   counted, and the shorter counts follow from it (see NgramTable).
+# - A memory budget caps the tables: when the entries of lengths >= 2 outgrow it, the
+#   rarest ones are dropped (the smallest count threshold that brings them under half
+#   the budget). Until that happens the counts are exact; `pruned_below` records the
+#   largest threshold ever used (0 = exact).
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, memset
+
+from .common.bigmem cimport big_alloc, big_free
+from .common.byteviews cimport ByteViews, views_free, views_of
+from .common.hashing cimport splitmix64_mix
+from .common.prefetch cimport prefetch
+
+import struct
+import sys
+
+cdef bint LITTLE_ENDIAN = sys.byteorder == "little"
+
+MAX_ORDER = C_MAX_ORDER
+
+cdef enum:
+    EXPAND_AHEAD = 16  # copies from one table into another fetch the target slot this many entries ahead
+
+
+# ---------------------------------------------------------------------------
+# Counts keyed by uint64 (one table per n-gram length). count == 0 marks an
+# empty slot (stored counts are always >= 1).
+
+cdef int ct_init(CountTable* t, size_t cap) noexcept nogil:
+    cdef size_t c = 16
+    while c < cap:
+        c <<= 1
+    t.slots = <CSlot*>big_alloc(c * sizeof(CSlot), 1)
+    if t.slots == NULL:
+        t.cap = 0; t.size = 0
+        return -1
+    t.cap = c
+    t.size = 0
+    return 0
+
+
+cdef void ct_free(CountTable* t) noexcept nogil:
+    big_free(t.slots)
+    t.slots = NULL; t.cap = 0; t.size = 0
+
+
+cdef int ct_resize(CountTable* t, size_t cap) noexcept nogil:
+    cdef CountTable n
+    cdef size_t i
+    if ct_init(&n, cap) < 0:
+        return -1
+    for i in range(t.cap):
+        if t.slots[i].count != 0:
+            ct_put_new(&n, t.slots[i].key, t.slots[i].count)
+    ct_free(t)
+    t[0] = n
+    return 0
+
+
+cdef int ct_drop_below(CountTable* t, int64_t threshold) noexcept nogil:
+    """Drops entries with count < threshold (rebuilding the table, shrunk to fit)."""
+    cdef CountTable n
+    cdef size_t i, keep = 0
+    for i in range(t.cap):
+        if t.slots[i].count >= threshold:
+            keep += 1
+    if ct_init(&n, keep * 2 + 16) < 0:
+        return -1
+    for i in range(t.cap):
+        if t.slots[i].count >= threshold:
+            ct_put_new(&n, t.slots[i].key, t.slots[i].count)
+    ct_free(t)
+    t[0] = n
+    return 0
+
+
+# ---------------------------------------------------------------------------
+
+cdef class NgramTable:
+    """Counts of every byte n-gram of length 0..order that lies inside a chunk.
+
+    >>> t = NgramTable(3); t.count([b"abab"]); t.get(b"ab")
+    2
+
+    ``budget`` (entries of length >= 2, 0 = unbounded) bounds the memory: see
+    the module comment. Tables with the same order and budget merge.
+
+    While counting, a table is *compact* (unless made with compact=False): at
+    each position only the longest n-gram is counted -- the order-gram, or the
+    tail of the chunk when fewer bytes are left -- one hash update per byte
+    instead of order - 1. Every shorter n-gram occurrence is the prefix of
+    exactly one of those, so the full counts follow by adding each table into
+    the next shorter one, longest first (`_expand`, done once, when counts are
+    read, serialised with to_bytes, or merged with a full table). Compact tables
+    merge by plain addition. The memory budget keeps its meaning: while
+    (order - 1) x compact entries fits the budget the full table fits too and
+    nothing would be dropped; past that the table is expanded and counts on
+    the full way, so results never depend on the representation.
+    """
+
+    def __cinit__(self, int order, int64_t budget=0, bint compact=True):
+        if order < 1 or order > C_MAX_ORDER:
+            raise ValueError(f"order must be between 1 and {C_MAX_ORDER}, not {order}")
+        self.order = order
+        self.budget = budget if budget > 0 else 0
+        self.total = 0
+        self.pruned_below = 0
+        self.compact = compact and order > 2
+        memset(self.uni, 0, sizeof(self.uni))
+        memset(self.tabs, 0, sizeof(self.tabs))
+
+    cdef int _expand(self) noexcept nogil:
+        """Compact -> full counts: add each length's counts into the prefixes one byte
+        shorter, longest first."""
+        cdef int L
+        if not self.compact:
+            return 0
+        for L in range(self.order, 2, -1):
+            if self._expand_level(L) < 0:
+                return -1
+        self.compact = False
+        return 0
+
+    cdef int _expand_level(self, int L) noexcept nogil:
+        """One step of _expand: add the counts of length L into their prefixes. After the
+        steps order..L the counts of lengths >= L - 1 are final (finish_ngrams starts
+        on them while the shorter lengths are still being expanded)."""
+        cdef size_t i, j
+        cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
+        cdef CountTable* t = &self.tabs[L]
+        cdef CountTable* into = &self.tabs[L - 1]
+        for i in range(t.cap):
+            # (the slot of a prefix a few entries ahead is fetched while this one is added:
+            # `into` is far larger than the caches)
+            j = i + EXPAND_AHEAD
+            if j < t.cap and t.slots[j].count and into.cap:
+                prefetch(&into.slots[splitmix64_mix(t.slots[j].key & mask) & (into.cap - 1)])
+            if t.slots[i].count:
+                if ct_add(into, t.slots[i].key & mask, t.slots[i].count) < 0:
+                    return -1
+        return 0
+
+    cdef int expand(self) except -1:
+        self.check_usable()
+        if self._expand() < 0:
+            raise MemoryError()
+        return 0
+
+    cdef int check_usable(self) except -1:
+        if self.released:
+            raise ValueError("this NgramTable's counts were released by finish_ngrams(release=True)")
+        return 0
+
+    cdef void release_level(self, int L) noexcept nogil:
+        self.released_len += self.tabs[L].size
+        ct_free(&self.tabs[L])
+
+    def __dealloc__(self):
+        cdef int L
+        for L in range(C_MAX_ORDER + 1):
+            ct_free(&self.tabs[L])
+
+    cdef size_t _entries(self) noexcept nogil:
+        cdef size_t s = 0
+        cdef int L
+        for L in range(2, self.order + 1):
+            s += self.tabs[L].size
+        return s
+
+    def __len__(self):
+        """Distinct n-grams of lengths 1..order."""
+        if self.released:
+            return self.released_len + sum(1 for b in range(256) if self.uni[b])
+        self.expand()
+        return self._entries() + sum(1 for b in range(256) if self.uni[b])
+
+    @property
+    def nbytes(self):
+        """Memory held by the hash tables, in bytes."""
+        cdef size_t s = 0
+        cdef int L
+        for L in range(2, self.order + 1):
+            s += self.tabs[L].cap * 16
+        return s
+
+    cdef int _enforce_budget(self) noexcept nogil:
+        """If over budget, drop the rarest entries so that at most budget/2 remain."""
+        cdef size_t n = self._entries(), target, above
+        cdef int64_t* hist
+        cdef int64_t threshold, c
+        cdef int L
+        cdef size_t i
+        cdef int HMAX = 1 << 16
+        if self.budget == 0:
+            return 0
+        if self.compact:
+            if <size_t>(self.order - 1) * n <= <size_t>self.budget:
+                return 0        # the full table has at most (order - 1) x n entries
+            if self._expand() < 0:
+                return -1
+            n = self._entries()
+        if n <= <size_t>self.budget:
+            return 0
+        target = <size_t>(self.budget // 2)
+        hist = <int64_t*>calloc(HMAX + 1, sizeof(int64_t))
+        if hist == NULL:
+            return -1
+        for L in range(2, self.order + 1):
+            for i in range(self.tabs[L].cap):
+                c = self.tabs[L].slots[i].count
+                if c:
+                    hist[c if c < HMAX else HMAX] += 1
+        # smallest threshold t such that entries with count >= t fit the target
+        above = n
+        threshold = 1
+        while threshold < HMAX and above > target:
+            above -= hist[threshold]
+            threshold += 1
+        free(hist)
+        for L in range(2, self.order + 1):
+            if ct_drop_below(&self.tabs[L], threshold) < 0:
+                return -1
+        if threshold > self.pruned_below:
+            self.pruned_below = threshold
+        return 0
+
+    cdef int _count_chunk(self, const uint8_t* x, Py_ssize_t n) noexcept nogil:
+        cdef Py_ssize_t i, j
+        cdef int L, top
+        cdef uint64_t key
+        if self.compact:
+            return self._count_chunk_compact(x, n)
+        self.total += n
+        for i in range(n):
+            # prefetch the slots of the n-grams starting PF_AHEAD bytes ahead (a hint:
+            # a table that grows meanwhile only makes it useless)
+            j = i + PF_AHEAD
+            if j < n:
+                key = x[j]
+                top = self.order if j + self.order <= n else <int>(n - j)
+                for L in range(2, top + 1):
+                    key |= (<uint64_t>x[j + L - 1]) << (8 * (L - 1))
+                    if self.tabs[L].cap:
+                        prefetch(&self.tabs[L].slots[splitmix64_mix(key) & (self.tabs[L].cap - 1)])
+            self.uni[x[i]] += 1
+            key = x[i]
+            top = self.order if i + self.order <= n else <int>(n - i)
+            for L in range(2, top + 1):
+                key |= (<uint64_t>x[i + L - 1]) << (8 * (L - 1))
+                if ct_add(&self.tabs[L], key, 1) < 0:
+                    return -1
+        return 0
+
+    cdef int _count_chunk_compact(self, const uint8_t* x, Py_ssize_t n) noexcept nogil:
+        """The longest n-gram at each position (see the class comment)."""
+        cdef Py_ssize_t i, j
+        cdef int L, t, order = self.order
+        cdef uint64_t key
+        cdef uint64_t mask = 0xFFFFFFFFFFFFFFFFULL if order == 8 else (1ULL << (8 * order)) - 1
+        cdef CountTable* full = &self.tabs[order]
+        self.total += n
+        for i in range(n):
+            self.uni[x[i]] += 1
+        for i in range(n - order + 1 if n >= order else 0):
+            j = i + PF_AHEAD
+            if LITTLE_ENDIAN and j + 8 <= n and full.cap:
+                memcpy(&key, x + j, 8)
+                prefetch(&full.slots[splitmix64_mix(key & mask) & (full.cap - 1)])
+            if LITTLE_ENDIAN and i + 8 <= n:
+                memcpy(&key, x + i, 8)      # the packing used everywhere here
+                key &= mask
+            else:
+                key = 0
+                for t in range(order):
+                    key |= (<uint64_t>x[i + t]) << (8 * t)
+            if ct_add(full, key, 1) < 0:
+                return -1
+        # the tails: fewer than order bytes left
+        for i in range(n - order + 1 if n >= order else 0, n - 1):
+            L = <int>(n - i)
+            key = 0
+            for t in range(L):
+                key |= (<uint64_t>x[i + t]) << (8 * t)
+            if ct_add(&self.tabs[L], key, 1) < 0:
+                return -1
+        return 0
+
+    def count(self, list chunks):
+        """Adds the n-grams of each chunk (bytes); the GIL is released while counting."""
+        cdef Py_ssize_t m = len(chunks), i
+        cdef ByteViews views
+        cdef const uint8_t** ptrs
+        cdef Py_ssize_t* lens
+        cdef int rc = 0
+        memset(&views, 0, sizeof(ByteViews))
+        try:
+            self.check_usable()
+            views_of(chunks, &views)
+            ptrs, lens = views.ptrs, views.lens
+            with nogil:
+                for i in range(m):
+                    rc = self._count_chunk(ptrs[i], lens[i])
+                    if rc < 0:
+                        break
+                    if self.budget and (i & 63) == 63:
+                        rc = self._enforce_budget()
+                        if rc < 0:
+                            break
+                if rc == 0:
+                    rc = self._enforce_budget()
+            if rc < 0:
+                raise MemoryError()
+        finally:
+            views_free(&views)
+
+    def merge(self, NgramTable other):
+        """Adds other's counts into this table (returns self)."""
+        cdef int L, rc = 0
+        cdef size_t i, j
+        cdef int b
+        self.check_usable()
+        other.check_usable()
+        if other.order != self.order:
+            raise ValueError(f"cannot merge n-gram tables of order {self.order} and {other.order}")
+        if self.compact != other.compact:     # compact tables add up; otherwise both full
+            self.expand()
+            other.expand()
+        with nogil:
+            self.total += other.total
+            for b in range(256):
+                self.uni[b] += other.uni[b]
+            for L in range(2, self.order + 1):
+                if self.tabs[L].cap == 0 and other.tabs[L].cap:
+                    rc = ct_init(&self.tabs[L], other.tabs[L].size * 2)
+                    if rc < 0:
+                        break
+                for i in range(other.tabs[L].cap):
+                    j = i + EXPAND_AHEAD           # (as in _expand_level)
+                    if j < other.tabs[L].cap and other.tabs[L].slots[j].count and self.tabs[L].cap:
+                        prefetch(&self.tabs[L].slots[splitmix64_mix(other.tabs[L].slots[j].key)
+                                                              & (self.tabs[L].cap - 1)])
+                    if other.tabs[L].slots[i].count:
+                        rc = ct_add(&self.tabs[L], other.tabs[L].slots[i].key, other.tabs[L].slots[i].count)
+                        if rc < 0:
+                            break
+                if rc < 0:
+                    break
+            if rc == 0:
+                rc = self._enforce_budget()
+        if rc < 0:
+            raise MemoryError()
+        if other.pruned_below > self.pruned_below:
+            self.pruned_below = other.pruned_below
+        return self
+
+    def get(self, bytes ngram):
+        """The count of one n-gram (b"" gives the number of bytes)."""
+        cdef Py_ssize_t n = len(ngram), t
+        cdef uint64_t key = 0
+        if n == 0:
+            return self.total
+        if n > self.order:
+            return 0
+        if n == 1:
+            return self.uni[ngram[0]]
+        self.expand()
+        for t in range(n):
+            key |= (<uint64_t>ngram[t]) << (8 * t)
+        return ct_get(&self.tabs[n], key)
+
+    def items(self, int length):
+        """(ngram bytes, count) pairs of one length, sorted by bytes (for tests and tools)."""
+        cdef list out = []
+        cdef size_t i
+        cdef int t
+        cdef uint64_t k
+        if length == 0:
+            return [(b"", self.total)]
+        if length == 1:
+            return [(bytes([b]), self.uni[b]) for b in range(256) if self.uni[b]]
+        if length < 0 or length > self.order:
+            return []
+        self.expand()
+        for i in range(self.tabs[length].cap):
+            if self.tabs[length].slots[i].count:
+                k = self.tabs[length].slots[i].key
+                out.append((bytes([(k >> (8 * t)) & 255 for t in range(length)]),
+                            self.tabs[length].slots[i].count))
+        out.sort()
+        return out
+
+    def candidates(self, int64_t min_count, Py_ssize_t limit):
+        """Candidate pieces for EM: among the n-grams of length >= 2 seen at least
+        min_count times that are whole UTF-8 characters, the `limit` ones with the
+        highest count x length (ties: shorter, then smaller bytes... by packed key).
+        Returns (list of bytes, int64 numpy array of counts)."""
+        return ngram_candidates(self, min_count, limit)      # (one thread, the table kept)
+
+    # -- serialisation -------------------------------------------------------
+    def to_bytes(self):
+        """A self-contained byte string of the full counts; NgramTable.from_bytes rebuilds
+        the table."""
+        self.expand()
+        return self._serialise(b"BPNGRAM1")
+
+    def __reduce__(self):
+        # pickling (between processes) keeps a compact table compact: half the bytes
+        return (NgramTable.from_bytes, (self._serialise(b"BPNGRAMC" if self.compact else b"BPNGRAM1"),))
+
+    def _serialise(self, bytes magic):
+        self.check_usable()
+        cdef list parts = [struct.pack("<8sqqqq", magic, self.order, self.total, self.budget,
+                                       self.pruned_below)]
+        cdef int L
+        cdef size_t i, j
+        cdef int64_t[::1] unis
+        import numpy as np
+        parts.append(np.asarray(<int64_t[:256]>self.uni).astype("<i8").tobytes())
+        for L in range(2, self.order + 1):
+            keys = np.empty(self.tabs[L].size, dtype=np.uint64)
+            counts = np.empty(self.tabs[L].size, dtype=np.int64)
+            j = 0
+            kv = keys
+            cv = counts
+            self._dump(L, kv, cv)
+            parts.append(struct.pack("<q", self.tabs[L].size))
+            parts.append(keys.astype("<u8").tobytes())
+            parts.append(counts.astype("<i8").tobytes())
+        return b"".join(parts)
+
+    cdef void _dump(self, int L, uint64_t[::1] keys, int64_t[::1] counts):
+        cdef size_t i, j = 0
+        for i in range(self.tabs[L].cap):
+            if self.tabs[L].slots[i].count:
+                keys[j] = self.tabs[L].slots[i].key
+                counts[j] = self.tabs[L].slots[i].count
+                j += 1
+
+    @staticmethod
+    def from_bytes(data):
+        import numpy as np
+        data = bytes(data)
+        magic, order, total, budget, pruned = struct.unpack_from("<8sqqqq", data, 0)
+        if magic != b"BPNGRAM1" and magic != b"BPNGRAMC":
+            raise ValueError("not a serialised NgramTable")
+        cdef NgramTable t = NgramTable(order, budget, magic == b"BPNGRAMC")
+        cdef Py_ssize_t off = 40, n, i
+        cdef int L
+        t.total = total
+        t.pruned_below = pruned
+        uni = np.frombuffer(data, dtype="<i8", count=256, offset=off)
+        off += 256 * 8
+        for i in range(256):
+            t.uni[i] = uni[i]
+        cdef uint64_t[::1] kv
+        cdef int64_t[::1] cv
+        for L in range(2, order + 1):
+            n = struct.unpack_from("<q", data, off)[0]
+            off += 8
+            kv = np.frombuffer(data, dtype="<u8", count=n, offset=off).astype(np.uint64)
+            off += 8 * n
+            cv = np.frombuffer(data, dtype="<i8", count=n, offset=off).astype(np.int64)
+            off += 8 * n
+            if ct_init(&t.tabs[L], <size_t>(n * 2)) < 0:
+                raise MemoryError()
+            for i in range(n):
+                ct_put_new(&t.tabs[L], kv[i], cv[i])
+        return t
+
+
+cdef inline bint whole_chars(uint64_t k, int L) noexcept nogil:
+    """Whether the packed n-gram k of length L is a sequence of whole UTF-8 characters."""
+    cdef int t, need = 0
+    cdef uint8_t b
+    for t in range(L):
+        b = (k >> (8 * t)) & 255
+        if need:
+            if b < 0x80 or b >= 0xC0:
+                return False
+            need -= 1
+        elif b < 0x80:
+            pass
+        elif b >= 0xC2 and b < 0xE0:
+            need = 1
+        elif b >= 0xE0 and b < 0xF0:
+            need = 2
+        elif b >= 0xF0 and b < 0xF5:
+            need = 3
+        else:
+            return False
+    return need == 0
+
+
+cdef tuple level_candidates(NgramTable table, int L, int64_t min_count, Py_ssize_t limit=0):
+    """(L, keys, counts): the n-grams of length L of a full table seen at least min_count
+    times that are whole UTF-8 characters (numpy arrays, in slot order). With limit > 0,
+    only those counted at least as often as the limit-th most frequent of them (a
+    superset of this length's share of any overall top `limit`: the arrays stay small)."""
+    import numpy as np
+    cdef const CountTable* t = &table.tabs[L]
+    cdef size_t i, n = 0
+    with nogil:
+        for i in range(t.cap):
+            if t.slots[i].count >= min_count and t.slots[i].count > 0 and whole_chars(t.slots[i].key, L):
+                n += 1
+    keys = np.empty(n, dtype=np.uint64)
+    counts = np.empty(n, dtype=np.int64)
+    cdef uint64_t[::1] kv = keys
+    cdef int64_t[::1] cv = counts
+    n = 0
+    with nogil:
+        for i in range(t.cap):
+            if t.slots[i].count >= min_count and t.slots[i].count > 0 and whole_chars(t.slots[i].key, L):
+                kv[n] = t.slots[i].key
+                cv[n] = t.slots[i].count
+                n += 1
+    if limit > 0 and <Py_ssize_t>n > limit:
+        kth = n - limit
+        keep = counts >= np.partition(counts, kth)[kth]
+        keys, counts = keys[keep], counts[keep]
+    return L, keys, counts
+
+
+def select_candidates(list parts, Py_ssize_t limit, bint bytes_order=False):
+    """The best `limit` of the (L, keys, counts) parts of level_candidates: highest
+    count x length first, then shorter, then smaller packed key (a total order, so the
+    result does not depend on the order of the parts or of the entries). Only the
+    entries scoring at least the limit-th best score are sorted. With bytes_order, the
+    same candidates come in bytes order instead (the EM's order)."""
+    import numpy as np
+    cdef int L, t
+    cdef uint64_t k
+    cdef uint8_t buf[8]
+    if limit <= 0 or not parts:
+        return [], np.zeros(0, dtype=np.int64)
+    keys_a = np.concatenate([p[1] for p in parts])
+    counts_a = np.concatenate([p[2] for p in parts])
+    lens_a = np.concatenate([np.full(len(p[1]), p[0], dtype=np.int64) for p in parts])
+    score = counts_a * lens_a
+    if len(score) > limit:
+        kth = len(score) - limit
+        floor = np.partition(score, kth)[kth]      # the limit-th highest score
+        idx = np.flatnonzero(score >= floor)
+        order = idx[np.lexsort((keys_a[idx], lens_a[idx], -score[idx]))][:limit]
+    else:
+        order = np.lexsort((keys_a, lens_a, -score))
+    if bytes_order:
+        # (a key packs byte t at bits 8t: byte-swapped, the first byte leads; zeros pad
+        # a shorter key, so equal swapped keys are ordered by length, the prefix first)
+        order = order[np.lexsort((lens_a[order], keys_a[order].byteswap()))]
+    out = []
+    for k, L in zip(keys_a[order].tolist(), lens_a[order].tolist()):
+        for t in range(L):
+            buf[t] = (k >> (8 * t)) & 255
+        out.append(PyBytes_FromStringAndSize(<char*>buf, L))
+    return out, counts_a[order]
+
+
+def count_ngrams_block(list chunks, int order, int64_t budget=0, bint compact=True):
+    """Map step: the NgramTable of a block of chunks (list of bytes)."""
+    cdef NgramTable t = NgramTable(order, budget, compact)
+    t.count(chunks)
+    return t
+
+
+def ngram_candidates(NgramTable table, int64_t min_count, Py_ssize_t limit, int threads=1,
+                     bint release=False, bint bytes_order=False):
+    """table.candidates(min_count, limit) -- the same candidates -- without building an
+    n-gram model (finish_ngrams's other half): a compact table is expanded one length at
+    a time, longest first, and the candidates of each length are picked on a helper
+    thread (threads > 1) as soon as its counts are final, while this thread expands the
+    shorter lengths. With release=True each length's counts are freed once they are no
+    longer needed (the table is then spent, as with finish_ngrams). With bytes_order, the
+    candidates come in bytes order (select_candidates)."""
+    from concurrent.futures import ThreadPoolExecutor
+    cdef int L, rc, order = table.order
+    table.check_usable()
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    pending = {}
+    try:
+        if table.compact:
+            pending[order] = _run_candidates(pool, table, order, min_count, limit)
+            for L in range(order, 2, -1):
+                with nogil:
+                    rc = table._expand_level(L)
+                if rc < 0:
+                    raise MemoryError()
+                # length L - 1 is final now; length L is read by nothing else once picked
+                pending[L - 1] = _run_candidates(pool, table, L - 1, min_count, limit)
+                if release:
+                    pending[L] = ReadyResult(pending[L].result())
+                    table.release_level(L)
+            table.compact = False
+        else:
+            for L in range(order, 1, -1):
+                pending[L] = _run_candidates(pool, table, L, min_count, limit)
+        parts = [pending[L].result() for L in range(order, 1, -1)]
+        if release:
+            for L in range(order, 1, -1):
+                if table.tabs[L].cap:
+                    table.release_level(L)
+            table.released = True
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return select_candidates(parts, limit, bytes_order)
+
+
+def _level_candidates(NgramTable table, int L, int64_t min_count, Py_ssize_t limit):
+    return level_candidates(table, L, min_count, limit)
+
+
+def _run_candidates(pool, NgramTable table, int L, int64_t min_count, Py_ssize_t limit):
+    if pool is None:
+        return ReadyResult(level_candidates(table, L, min_count, limit))
+    return pool.submit(_level_candidates, table, L, min_count, limit)
+
+
+class ReadyResult:
+    """A finished result with the interface of a Future."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value

@@ -1,0 +1,104 @@
+# The segmentation kernels' shared vocabulary: the model as the kernels see it, the
+# modes, the per-call scratch space, and the one dispatch. segment.pyx holds the
+# kernels (Viterbi, windowed Viterbi, the exact samplers, the legacy sampler);
+# forward-backward, the lattice queries, the batch driver and the trainer's passes
+# use these types too.
+#
+# Every kernel writes the chosen pieces (index and end position) in text order and
+# returns how many, or -1 when out of memory. Nothing here is global: a kernel reads
+# the Model (immutable) and writes only the Workspace its caller owns, so any number
+# of threads run kernels at once without locks.
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.string cimport memcpy, memset
+
+from .common.rng cimport Rng
+from .trie cimport Trie
+
+
+cdef enum Mode:
+    MODE_VITERBI = 0
+    MODE_EXACT = 1          # exact sampling, forward sums in linear space (mantissa * 2**exponent)
+    MODE_EXACT_LOG = 2      # exact sampling, forward sums in log space (very large alpha)
+    MODE_LEGACY_V1 = 3      # the first, flawed sampler (a negative control, never a default)
+
+
+cdef enum:
+    WINDOW_MIN = 1 << 20        # Viterbi over longer texts keeps a window of positions, not all
+    WINDOW_FIRST = 1 << 16      # (seg_viterbi_window); the window's first size, in positions
+    STACK_WORKSPACE = 32768     # bytes of stack the per-call methods lend for short texts
+
+
+# Linear-space sampling keeps forward sums as mantissa * 2**exponent and renormalises a
+# mantissa only when it leaves [RENORM_LOW, RENORM_HIGH] = [2**-100, 2**100]; a cached
+# weight exp(alpha * logp) is at least exp(-LINEAR_LIMIT) > 2**-866, so mantissa * weight
+# never leaves the normal range. Larger alpha * |logp| takes the log-space twin.
+# exact_plain, which keeps no exponents, runs while forward sums stay within
+# [RENORM_LOW, PLAIN_HIGH = 2**960]: a sum of at most max_len weights (each <= 1, as
+# logp <= 0) times mantissas <= 2**960 cannot overflow, and the low end keeps every
+# product normal. Its sums are then the exact scalings by powers of two of
+# exact_scaled's, so both loops draw the same samples.
+cdef extern from *:
+    """
+    #define BP_LINEAR_LIMIT 600.0
+    #define BP_RENORM_LOW 0x1p-100
+    #define BP_RENORM_HIGH 0x1p100
+    #define BP_PLAIN_HIGH 0x1p960
+    """
+    const double LINEAR_LIMIT "BP_LINEAR_LIMIT"
+    const double RENORM_LOW "BP_RENORM_LOW"
+    const double RENORM_HIGH "BP_RENORM_HIGH"
+    const double PLAIN_HIGH "BP_PLAIN_HIGH"
+
+
+cdef struct Model:
+    Trie trie
+    const double* logp   # per piece index
+    const double* q      # exp(alpha * logp) per piece index (sampling in linear space)
+    double alpha
+
+
+cdef struct Workspace:
+    double* score        # Viterbi best score / forward mantissa / forward log weight
+    int64_t* expo        # forward exponent (linear-space sampling)
+    int32_t* back        # back-pointer: start of the chosen last piece
+    int32_t* backv       # back-pointer: its piece index
+    int32_t* starts      # edges of one position (max_len of them at most)
+    int32_t* values
+    int32_t* pairs       # the same room as (start, value) pairs, for the exact sampler
+    double* weights
+    int32_t* out_val     # room for the result: piece indices and end positions
+    int32_t* out_end
+    Py_ssize_t cap       # texts up to cap - 1 bytes fit
+    void* block          # the malloc'd block behind the arrays (NULL: caller's buffer)
+    void* stack          # a caller's buffer for small texts, and its size
+    size_t stack_size
+
+
+cdef inline void ws_init(Workspace* ws, void* stack, size_t stack_size) noexcept nogil:
+    """An empty workspace that may use the caller's buffer `stack` for a small text."""
+    memset(ws, 0, sizeof(Workspace))
+    ws.stack = stack
+    ws.stack_size = stack_size
+
+
+cdef inline double pow2(int64_t d) noexcept nogil:
+    """2.0**d for d <= 0, built from its bits (0 below the normal range)."""
+    cdef uint64_t bits
+    cdef double out
+    if d < -1022:
+        return 0.0
+    bits = <uint64_t>(d + 1023) << 52
+    memcpy(&out, &bits, sizeof(double))
+    return out
+
+
+cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil
+cdef int ws_start(Workspace* ws, Py_ssize_t n, int32_t max_len) except -1
+cdef void ws_free(Workspace* ws) noexcept nogil
+
+cdef Py_ssize_t segment(const Model* M, int mode, const uint8_t* x, Py_ssize_t n, bint chunked,
+                        bint forbid_whole, Rng* rng, Workspace* ws,
+                        int32_t* out_val, int32_t* out_end) noexcept nogil
+cdef Py_ssize_t seg_viterbi_window(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
+                                   Py_ssize_t first_cap, int32_t* out_val, int32_t* out_end) noexcept nogil
