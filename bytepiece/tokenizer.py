@@ -1,30 +1,31 @@
-"""The Tokenizer: BytePiece 0.6.3's API over the compiled lattice, plus batches and keys.
+"""The Tokenizer: BytePiece 0.6.3's API over the compiled core, plus batches, keys,
+special tokens and exact lattice queries.
 
-Python does what needs Python (argument checks, NFC normalisation, keys, the
-thread pool); everything per byte happens in ``bytepiece._lattice`` with the GIL
-released.
+Python does what needs Python (argument checks, normalisation, keys); everything per
+byte happens in the compiled core (``bytepiece._core``) with the GIL released. The
+Tokenizer holds its parts by composition: the compiled ``Lattice``, a ``DrawStream``
+for unkeyed samples, ``SpecialTokens`` (bytepiece.special), a ``BatchEncoder``
+(bytepiece.batches) and ``LatticeQueries`` (bytepiece.queries).
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import queue
-import re
 import struct
-import threading
 import unicodedata
 import weakref
 from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import AbstractSet, NamedTuple, Union
+from typing import NamedTuple, Union
 
 import numpy as np
 
+from . import _parallel
 from . import keys as _keys
-from ._core.batch import encode_flat, encode_lists
 from ._core.lattice import SAMPLERS as _CORE_SAMPLERS
 from ._core.lattice import DrawStream, Lattice
-from .analysis import LatticeQueries
+from .batches import BatchEncoder, join_flat
 from .keys import blake2b
 from .model import (
     BOS_ID,
@@ -37,6 +38,8 @@ from .model import (
     load_model,
     save_model,
 )
+from .queries import LatticeQueries, Piece
+from .special import SpecialSet, SpecialTokens
 
 Text = Union[str, bytes, bytearray, memoryview]
 
@@ -44,14 +47,7 @@ _nfc = unicodedata.normalize
 
 SAMPLERS = {name: _CORE_SAMPLERS[name] for name in ("exact", "legacy-v1")}
 _EXACT = SAMPLERS["exact"]
-
-# Batches smaller than this many bytes per thread are not worth a thread.
-_MIN_BYTES_PER_THREAD = 1 << 16
-_BLOCK_TEXTS = 64  # the smallest block of texts handed to one thread
-_LIST_BATCH_TEXTS = 1 << 16  # texts per encode_lists call of one batch
 _INF = float("inf")
-
-SpecialSet = Union[str, AbstractSet[str], Sequence[str]]
 
 
 class Encoding(NamedTuple):
@@ -81,7 +77,19 @@ class UnknownIdError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-class Tokenizer(LatticeQueries):
+def _query(name: str):
+    """The Tokenizer method ``name``: LatticeQueries.<name> on the tokenizer's queries
+    object, with that method's documentation and signature."""
+    method = getattr(LatticeQueries, name)
+
+    @functools.wraps(method)
+    def call(self: Tokenizer, *args, **kwargs):
+        return method(self._queries, *args, **kwargs)
+
+    return call
+
+
+class Tokenizer:
     """A byte-level Unigram tokenizer; a drop-in replacement for BytePiece 0.6.3's.
 
     >>> tok = Tokenizer("bytepiece.model", seed=42)          # doctest: +SKIP
@@ -147,7 +155,13 @@ class Tokenizer(LatticeQueries):
         self._id_bytes: tuple[bytes, ...] = tuple(
             [b""] * FIRST_PIECE_ID + list(vocab.pieces) + [t.encode("utf-8") for t in vocab.special_tokens]
         )
-        self._special_patterns: dict = {}
+        self._special = SpecialTokens(self._special_ids, self.normalize_text)
+        self._batches = BatchEncoder(
+            self._lattice, self._form if self._normalize else None, self._to_bytes, self.id_dtype
+        )
+        self._queries = LatticeQueries(
+            self._lattice, self._to_bytes, self._words, self._id_bytes, vocab.pieces, logprobs
+        )
         self.set_seed(seed)
         _LIVE_TOKENIZERS.add(self)
 
@@ -342,70 +356,11 @@ class Tokenizer(LatticeQueries):
         """The model's special tokens and their ids (after the pieces)."""
         return dict(self._special_ids)
 
-    def _resolve_special(self, allowed: SpecialSet, disallowed: SpecialSet) -> tuple[frozenset, frozenset]:
-        names = self._special_ids
-        if allowed == "all":
-            allowed_set = frozenset(names)
-        else:
-            if isinstance(allowed, str):
-                raise TypeError('allowed_special is a set of special tokens or "all"')
-            allowed_set = frozenset(allowed)
-        if disallowed == "all":
-            disallowed_set = frozenset(names) - allowed_set
-        else:
-            if isinstance(disallowed, str):
-                raise TypeError('disallowed_special is a set of special tokens or "all"')
-            disallowed_set = frozenset(disallowed)
-        unknown = (allowed_set | disallowed_set) - set(names)
-        if unknown:
-            raise ValueError(f"not special tokens of this model: {sorted(unknown)!r}")
-        return allowed_set, disallowed_set
-
-    def _special_pattern(self, tokens: frozenset):
-        pattern = self._special_patterns.get(tokens)
-        if pattern is None:
-            forms = sorted(
-                ((self.normalize_text(t).encode("utf-8"), t) for t in tokens), key=lambda f: (-len(f[0]), f[0])
-            )
-            pattern = (
-                re.compile(b"|".join(re.escape(f) for f, _ in forms)),
-                {f: self._special_ids[t] for f, t in forms},
-            )
-            if len(self._special_patterns) < 64:
-                self._special_patterns[tokens] = pattern
-        return pattern
-
-    def _split_special(self, data: bytes, allowed: SpecialSet, disallowed: SpecialSet):
-        """[(start, end, special id or -1)] covering data: the allowed special tokens
-        found in it (leftmost, longest first) and the ordinary text between them."""
-        allowed_set, disallowed_set = self._resolve_special(allowed, disallowed)
-        if disallowed_set:
-            regex, _ = self._special_pattern(disallowed_set)
-            found = regex.search(data)
-            if found:
-                raise ValueError(
-                    f"the text holds the special token {found.group().decode('utf-8', 'replace')!r} at byte "
-                    f"{found.start()}; pass it in allowed_special to encode it as a special token, or "
-                    f"leave disallowed_special empty to encode it as ordinary text"
-                )
-        if not allowed_set:
-            return [(0, len(data), -1)] if data else []
-        regex, ids = self._special_pattern(allowed_set)
-        parts, at = [], 0
-        for match in regex.finditer(data):
-            if match.start() > at:
-                parts.append((at, match.start(), -1))
-            parts.append((match.start(), match.end(), ids[match.group()]))
-            at = match.end()
-        if at < len(data):
-            parts.append((at, len(data), -1))
-        return parts
-
     def _encode_spans(self, text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed, spans: bool):
         """(ids, token starts, token ends, data); starts/ends only when `spans`."""
         data = self._to_bytes(text)
         parts = (
-            self._split_special(data, allowed, disallowed)
+            self._special.split(data, allowed, disallowed)
             if (allowed or disallowed)
             else ([(0, len(data), -1)] if data else [])
         )
@@ -453,21 +408,15 @@ class Tokenizer(LatticeQueries):
         return ids, starts, ends, data
 
     def _encode_array(self, text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed, with_ends: bool = False):
-        """encode(..., as_numpy=True): the core writes the ids straight into an array of
-        id_dtype (no Python int per token). The runs of ordinary text between honoured
-        special tokens go to the core as one batch, each with the key word _encode_spans
-        gives it, so the ids are the same. With `with_ends`, (ids, ends): ends are the
-        int32 end byte of every token (0 for <bos>, the text's length for <eos>)."""
+        """encode(..., as_numpy=True) (with `with_ends`, also the end byte of every token):
+        the runs of ordinary text between honoured special tokens go to the core as one
+        batch, each with the key word _encode_spans gives it, so the ids are the same."""
         data = self._to_bytes(text)
         parts = (
-            self._split_special(data, allowed, disallowed)
+            self._special.split(data, allowed, disallowed)
             if (allowed or disallowed)
             else ([(0, len(data), -1)] if data else [])
         )
-        runs = [data[lo:hi] if (lo or hi != len(data)) else data for lo, hi, special in parts if special < 0]
-        specials = [special for _, _, special in parts if special >= 0]
-        if not parts:
-            runs = [data]  # an empty text still gets its <bos>/<eos>
         seeds = keys = None
         code = 0
         if alpha < 0:
@@ -476,67 +425,10 @@ class Tokenizer(LatticeQueries):
             alpha = self._check_alpha(alpha)
             code = self._sampler(sampler)
             seed_word, key_word = self._words(key)
-            seeds = np.full(len(runs), seed_word, dtype=np.uint64)
-            keys = np.array(
-                [key_word if j == 0 else _segment_word(key_word, j) for j in range(len(runs))], dtype=np.uint64
-            )
-        small = self.id_dtype == np.uint16
-        if not specials:
-            ids, _, ends = encode_flat(
-                self._lattice,
-                runs,
-                alpha=alpha,
-                seed_words=seeds,
-                key_words=keys,
-                sampler=code,
-                bos=BOS_ID if add_bos else -1,
-                eos=EOS_ID if add_eos else -1,
-                small=small,
-                with_ends=with_ends,
-            )
-            # The core's buffers have room for one token per byte; keep only what is used.
-            if ids.base is not None and 2 * len(ids) < ids.base.size:
-                ids = ids.copy()
-                ends = None if ends is None else ends.copy()
-            return (ids, ends) if with_ends else ids
-        flat, rows, flat_ends = encode_flat(
-            self._lattice,
-            runs,
-            alpha=alpha,
-            seed_words=seeds,
-            key_words=keys,
-            sampler=code,
-            small=small,
-            with_ends=with_ends,
-        )
-        size = len(flat) + len(specials) + add_bos + add_eos
-        out = np.empty(size, dtype=self.id_dtype)
-        ends = np.empty(size if with_ends else 0, dtype=np.int32)
-        at = 0
-        if add_bos:
-            out[0] = BOS_ID
-            if with_ends:
-                ends[0] = 0
-            at = 1
-        run = 0
-        for lo, hi, special in parts:
-            if special >= 0:
-                out[at] = special
-                if with_ends:
-                    ends[at] = hi
-                at += 1
-            else:
-                a, b = rows[run], rows[run + 1]
-                out[at : at + b - a] = flat[a:b]
-                if with_ends:
-                    ends[at : at + b - a] = flat_ends[a:b] + lo
-                at += b - a
-                run += 1
-        if add_eos:
-            out[at] = EOS_ID
-            if with_ends:
-                ends[at] = len(data)
-        return (out, ends) if with_ends else out
+            runs = sum(1 for part in parts if part[2] < 0) if parts else 1  # (an empty text: one empty run)
+            seeds = np.full(runs, seed_word, dtype=np.uint64)
+            keys = np.array([key_word if j == 0 else _segment_word(key_word, j) for j in range(runs)], dtype=np.uint64)
+        return self._batches.text_array(data, parts, alpha, seeds, keys, code, add_bos, add_eos, with_ends)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; ids 0-2 are dropped and invalid UTF-8 is skipped, as in 0.6.3
@@ -673,62 +565,12 @@ class Tokenizer(LatticeQueries):
                     seed_arr[i], key_arr[i] = _keys.key_words(key, self._int_word, self._hashed_word)
         bos = BOS_ID if add_bos else -1
         eos = EOS_ID if add_eos else -1
-        threads = self._thread_count(num_threads, texts)
-        # The core reads bytes and ASCII str in place, normalises other str (with `form`)
-        # and makes their UTF-8 without the GIL; anything else goes through _to_bytes.
-        form = self._form if self._normalize else None
-        convert = self._to_bytes
-
-        if not as_numpy:
-            # Helpers segment without ever taking the GIL; this thread builds every id
-            # list, overlapping their work (batch.encode_lists). Very large batches go
-            # in parts, which bounds the memory of the shared buffer.
-            options = dict(
-                sampler=sampler_code, bos=bos, eos=eos, form=form, convert=convert, threads=threads, submit=_POOL.submit
+        threads = _parallel.thread_count(num_threads, texts)
+        if as_numpy:
+            return self._batches.arrays(
+                texts, alpha, seed_arr, key_arr, sampler_code, bos, eos, threads, return_offsets
             )
-            if n <= _LIST_BATCH_TEXTS:
-                return encode_lists(
-                    self._lattice, texts, alpha=alpha, seed_words=seed_arr, key_words=key_arr, **options
-                )
-            results: list[list[int]] = []
-            for lo in range(0, n, _LIST_BATCH_TEXTS):
-                hi = min(lo + _LIST_BATCH_TEXTS, n)
-                results += encode_lists(
-                    self._lattice,
-                    texts[lo:hi],
-                    alpha=alpha,
-                    seed_words=None if seed_arr is None else seed_arr[lo:hi],
-                    key_words=None if key_arr is None else key_arr[lo:hi],
-                    **options,
-                )
-            return results
-
-        blocks = _blocks(n, threads)
-        small = self.id_dtype == np.uint16
-        parts: list = [None] * len(blocks)
-
-        def run_block(index: int, lo: int, hi: int) -> None:
-            parts[index] = encode_flat(
-                self._lattice,
-                texts[lo:hi],
-                alpha=alpha,
-                seed_words=None if seed_arr is None else seed_arr[lo:hi],
-                key_words=None if key_arr is None else key_arr[lo:hi],
-                sampler=sampler_code,
-                bos=bos,
-                eos=eos,
-                small=small,
-                with_ends=return_offsets,
-                form=form,
-                convert=convert,
-            )
-
-        if threads <= 1:
-            for block in blocks:
-                run_block(*block)
-        else:
-            _run_parallel(run_block, blocks, threads)
-        return _join_flat(parts, self.id_dtype, return_offsets)
+        return self._batches.lists(texts, alpha, seed_arr, key_arr, sampler_code, bos, eos, threads)
 
     def _encode_batch_slow(
         self, texts, add_bos, add_eos, alpha, keys, sampler, allowed, disallowed, as_numpy, return_offsets
@@ -752,7 +594,7 @@ class Tokenizer(LatticeQueries):
                 )
                 ids, ends = got if return_offsets else (got, None)
                 parts.append((ids, np.array([0, len(ids)], dtype=np.int64), ends))
-            return _join_flat(parts, self.id_dtype, return_offsets)
+            return join_flat(parts, self.id_dtype, return_offsets)
         encodings = [
             self.encode_with_offsets(
                 t,
@@ -768,15 +610,23 @@ class Tokenizer(LatticeQueries):
         ]
         return encodings if return_offsets else [e.ids for e in encodings]
 
-    @staticmethod
-    def _thread_count(num_threads: int | None, texts: Sequence[Text]) -> int:
-        if num_threads is not None:
-            if num_threads < 1:
-                raise ValueError(f"num_threads must be >= 1, not {num_threads}")
-            return num_threads
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        size = sum(len(t) for t in texts)
-        return max(1, min(cores, size // _MIN_BYTES_PER_THREAD))
+    # -- exact answers from the lattice --------------------------------------
+    # Exact answers from the lattice (bytepiece.queries), with their documentation.
+    nbest = _query("nbest")
+    score = _query("score")
+    log_prob = _query("log_prob")
+    log_partition = _query("log_partition")
+    entropy = _query("entropy")
+    boundary_marginals = _query("boundary_marginals")
+    sample_distinct = _query("sample_distinct")
+
+    @property
+    def piece_log_probs(self) -> np.ndarray:
+        """The log-probability of every piece, the values the lattice scores with: entry i
+        is that of id i + 3 (a read-only float64 view)."""
+        view = self._logprobs.view()
+        view.flags.writeable = False
+        return view
 
     # -- files and pickling ---------------------------------------------------
     def save(self, path, *, overwrite: bool = True) -> None:
@@ -886,126 +736,10 @@ def char_spans(data: bytes, starts: Sequence[int], ends: Sequence[int]) -> list[
     return list(zip(cs.tolist(), ce.tolist()))
 
 
-def _join_flat(parts: list, dtype, with_offsets: bool):
-    """Concatenate per-block (ids, rows, ends) into one (ids, rows[, spans])."""
-    if not parts:
-        empty = (np.empty(0, dtype=dtype), np.zeros(1, dtype=np.int64))
-        return empty + ((np.empty((0, 2), dtype=np.int32),) if with_offsets else ())
-    ids = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-    rows_list, base = [np.zeros(1, dtype=np.int64)], 0
-    for p in parts:
-        rows_list.append(p[1][1:] + base)
-        base += int(p[1][-1])
-    rows = np.concatenate(rows_list)
-    if not with_offsets:
-        return ids, rows
-    ends = np.concatenate([p[2] for p in parts]) if len(parts) > 1 else parts[0][2]
-    spans = np.empty((len(ends), 2), dtype=np.int32)
-    spans[:, 1] = ends
-    if len(ends):
-        spans[1:, 0] = ends[:-1]
-        first = rows[:-1][rows[:-1] < rows[1:]]  # first token of every non-empty text
-        spans[first, 0] = 0
-    return ids, rows, spans
-
-
-def _blocks(n: int, threads: int) -> list[tuple[int, int, int]]:
-    """(index, lo, hi) blocks of texts for the threads to take one at a time.
-
-    Every block costs a hand-over of the GIL, so blocks are few and large; on several
-    threads they shrink as the batch goes on (each a 1/(2 * threads) share of the texts
-    left, at least _BLOCK_TEXTS), so that the last ones are small and no thread is left
-    working alone on a large one at the end. One thread takes quarters (bounding the
-    memory of a block)."""
-    blocks: list[tuple[int, int, int]] = []
-    lo = 0
-    while lo < n:
-        if threads > 1:
-            size = max(_BLOCK_TEXTS, -(-(n - lo) // (2 * threads)))
-        else:
-            size = max(_BLOCK_TEXTS, -(-n // 4))
-        blocks.append((len(blocks), lo, min(lo + size, n)))
-        lo += size
-    return blocks
-
-
-class _HelperPool:
-    """Daemon threads kept between batches, each running the tasks put on one queue.
-
-    Starting a thread per batch costs a round trip through the scheduler (Thread.start
-    waits until the new thread runs): 0.14 ms on a quiet machine and over 1 ms on a
-    busy one, against a few ms for a batch of thousands of lines. The pool only grows,
-    to the most helpers one batch asked for; idle helpers sleep on the queue."""
-
-    def __init__(self) -> None:
-        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._size = 0
-
-    def _serve(self) -> None:
-        while True:
-            self._tasks.get()()
-
-    def submit(self, task, helpers: int) -> None:
-        """Run task() on `helpers` threads of the pool (soon; the caller does not wait)."""
-        with self._lock:
-            while self._size < helpers:
-                threading.Thread(target=self._serve, name="bytepiece-helper", daemon=True).start()
-                self._size += 1
-        for _ in range(helpers):
-            self._tasks.put(task)
-
-
-_POOL = _HelperPool()
-
-
-def _run_parallel(run_block, blocks, threads: int) -> None:
-    """run_block(*block) for every block, on this thread and threads - 1 helpers; returns
-    when every block that was started has finished; re-raises the first error."""
-    errors: list = []
-    done = threading.Condition()
-    state = {"next": 0, "running": 0}
-
-    def claim():
-        with done:
-            i = state["next"]
-            if errors or i >= len(blocks):
-                return None
-            state["next"] = i + 1
-            state["running"] += 1
-            return blocks[i]
-
-    def worker() -> None:
-        while True:
-            block = claim()
-            if block is None:
-                return
-            try:
-                run_block(*block)
-            except BaseException as error:  # re-raised in the calling thread
-                errors.append(error)
-            finally:
-                with done:
-                    state["running"] -= 1
-                    done.notify_all()
-
-    # A helper that wakes after the blocks are all claimed finds nothing to do, so only
-    # blocks in progress are waited for, never a helper that has not started.
-    _POOL.submit(worker, threads - 1)
-    worker()
-    with done:
-        while state["running"]:
-            done.wait()
-    if errors:
-        raise errors[0]
-
-
 _LIVE_TOKENIZERS: weakref.WeakSet[Tokenizer] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    global _POOL
-    _POOL = _HelperPool()  # the parent's helper threads do not exist in the child
     for tok in list(_LIVE_TOKENIZERS):
         tok._reseed_stream()
 

@@ -1,19 +1,18 @@
-"""Exact answers about the whole segmentation lattice of a text, as Tokenizer methods.
+"""Exact answers about the whole segmentation lattice of a text: the Tokenizer's
+n-best, score, log_prob, log_partition, entropy, boundary_marginals and
+sample_distinct, which it holds as a LatticeQueries object.
 
-The sampler draws a segmentation with probability ``exp(alpha * score) / Z``.
-The same lattice gives, exactly and in one or two passes over the text, the
-quantities around that distribution: the n best segmentations, the
-log-probability of a given segmentation, log Z, the entropy, and the
-probability that a piece boundary falls at each byte; and k distinct samples
-drawn without replacement. ``LatticeQueries`` is a mixin:
-:class:`~bytepiece.Tokenizer` inherits these methods, which use its
-``_lattice``, ``_to_bytes``, ``_words`` (keys), ``_id_bytes``, ``vocabulary``
-and ``_logprobs``.
+The sampler draws a segmentation with probability ``exp(alpha * score) / Z``. The same
+lattice gives, exactly and in one or two passes over the text, the quantities around
+that distribution (the compiled ``bytepiece._core.queries`` does the passes): the n
+best segmentations, the log-probability of a given segmentation, log Z, the entropy,
+the probability that a piece boundary falls at each byte, and k distinct samples
+drawn without replacement.
 
-All answers are per the model's chunking (text is cut after each run of
-newlines, and no piece crosses a cut), exactly as ``tokenize`` segments.
-:mod:`bytepiece.reference` computes the same things by brute force; the tests
-check one against the other.
+All answers are per the model's chunking (text is cut after each run of newlines,
+and no piece crosses a cut), exactly as ``tokenize`` segments.
+:mod:`bytepiece.reference` computes the same things by brute force; the tests check
+one against the other.
 """
 
 from __future__ import annotations
@@ -21,18 +20,39 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Dict, List, Tuple, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 
 from ._core import queries as _queries
+from ._core.lattice import Lattice
 
 Piece = Union[bytes, bytearray, str, int]
 
 
 class LatticeQueries:
-    """Exact lattice queries: n-best, scores and log-probabilities, log Z, entropy,
-    boundary marginals, distinct samples."""
+    """Exact lattice queries over one tokenizer's lattice.
+
+    ``to_bytes`` turns a text into the bytes the lattice segments (the tokenizer's
+    normalisation); ``words(key)`` gives the (seed word, key word) of a draw;
+    ``id_bytes`` maps ids to piece bytes; ``pieces`` and ``logprobs`` are the
+    vocabulary's, in the lattice's order."""
+
+    def __init__(
+        self,
+        lattice: Lattice,
+        to_bytes: Callable[[Any], bytes],
+        words: Callable[[Any], tuple[int, int]],
+        id_bytes: Sequence[bytes],
+        pieces: Sequence[bytes],
+        logprobs: np.ndarray,
+    ):
+        self.lattice = lattice
+        self.to_bytes = to_bytes
+        self.words = words
+        self.id_bytes = id_bytes
+        self._pieces = pieces
+        self._logprobs = logprobs
 
     # -- helpers -------------------------------------------------------------
     @staticmethod
@@ -50,7 +70,7 @@ class LatticeQueries:
         if isinstance(piece, str):
             return piece.encode("utf-8")
         if isinstance(piece, (int, np.integer)) and not isinstance(piece, bool):
-            table = self._id_bytes
+            table = self.id_bytes
             if 3 <= piece < len(table):
                 return table[piece]
             raise ValueError(f"id {piece} is not a piece id (3 .. {len(table) - 1})")
@@ -72,9 +92,9 @@ class LatticeQueries:
         n = int(n)
         if n < 1:
             raise ValueError(f"n must be >= 1, not {n}")
-        data = self._to_bytes(text)
+        data = self.to_bytes(text)
         out = []
-        for _, ends, score in _queries.nbest(self._lattice, data, n):
+        for _, ends, score in _queries.nbest(self.lattice, data, n):
             cuts = [0] + ends.tolist()
             out.append(([data[a:b] for a, b in zip(cuts, cuts[1:])], float(score)))
         return out
@@ -88,14 +108,14 @@ class LatticeQueries:
         ``pieces`` are bytes, str or ids and must concatenate to ``text``; ``-inf`` when
         a piece crosses a chunk boundary (after a newline), which the model never does.
         """
-        data = self._to_bytes(text)
+        data = self.to_bytes(text)
         parts = [self._piece_bytes(p) for p in pieces]
         if b"".join(parts) != data:
             raise ValueError("the pieces do not concatenate to the text")
         ends = np.cumsum([len(p) for p in parts], dtype=np.int64).astype(np.int32)
         if any(len(p) == 0 for p in parts):
             raise ValueError("pieces must not be empty")
-        score, _ = _queries.path_score(self._lattice, data, ends)
+        score, _ = _queries.path_score(self.lattice, data, ends)
         return float(score)
 
     def log_prob(self, text, pieces: Sequence[Piece], alpha: float = 1.0) -> float:
@@ -126,7 +146,7 @@ class LatticeQueries:
         ``a b``.)
         """
         alpha = self._check_query_alpha(alpha)
-        logz, _, _ = _queries.entropy(self._lattice, self._to_bytes(text), alpha)
+        logz, _, _ = _queries.entropy(self.lattice, self.to_bytes(text), alpha)
         return float(logz)
 
     def entropy(self, text, alpha: float = 1.0) -> float:
@@ -140,7 +160,7 @@ class LatticeQueries:
         deterministic. ``alpha=0`` gives ``log_partition(text, 0)``.
         """
         alpha = self._check_query_alpha(alpha)
-        _, ent, _ = _queries.entropy(self._lattice, self._to_bytes(text), alpha)
+        _, ent, _ = _queries.entropy(self.lattice, self.to_bytes(text), alpha)
         return max(float(ent), 0.0)
 
     def boundary_marginals(self, text, alpha: float = 1.0) -> np.ndarray:
@@ -153,8 +173,8 @@ class LatticeQueries:
         last entries are always 1, and so is every chunk boundary.
         """
         alpha = self._check_query_alpha(alpha)
-        data = self._to_bytes(text)
-        _, marg = _queries.boundary_marginals(self._lattice, data, alpha)
+        data = self.to_bytes(text)
+        _, marg = _queries.boundary_marginals(self.lattice, data, alpha)
         # Rounding can leave a probability a few ulps outside [0, 1]; boundaries that are
         # certain (the ends, every chunk start) are exactly 1.
         np.clip(marg, 0.0, 1.0, out=marg)
@@ -166,9 +186,9 @@ class LatticeQueries:
 
     # -- k distinct samples ------------------------------------------------------
     @cached_property
-    def _piece_logprob_table(self) -> dict[bytes, float]:
+    def piece_logprob_table(self) -> dict[bytes, float]:
         """piece bytes -> log-probability."""
-        return dict(zip(self.vocabulary.pieces, self._logprobs.tolist()))
+        return dict(zip(self._pieces, self._logprobs.tolist()))
 
     def sample_distinct(self, text, k: int, alpha: float = 1.0, *, key=None) -> list[tuple[list[bytes], float, float]]:
         """``k`` distinct segmentations drawn without replacement, as
@@ -195,11 +215,11 @@ class LatticeQueries:
         k = int(k)
         if k < 1:
             raise ValueError(f"k must be >= 1, not {k}")
-        data = self._to_bytes(text)
+        data = self.to_bytes(text)
         n = len(data)
-        seed_word, key_word = self._words(key)
+        seed_word, key_word = self.words(key)
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed_word, key_word, 0x5D157])))
-        forward = _queries.forward_log(self._lattice, data, alpha).tolist()
+        forward = _queries.forward_log(self.lattice, data, alpha).tolist()
         logz = forward[n]
         walk = _Walk(self, data, alpha, forward, logz)
 
@@ -236,13 +256,13 @@ class _Walk:
     to the drawn paths themselves, which count 0.
     """
 
-    def __init__(self, tok, data: bytes, alpha: float, forward: list[float], logz: float):
+    def __init__(self, queries: LatticeQueries, data: bytes, alpha: float, forward: list[float], logz: float):
         self.data = data
         self.alpha = alpha
         self.forward = forward
         self.logz = logz
-        self.max_len = tok._lattice.max_len
-        self.piece_logp = tok._piece_logprob_table
+        self.max_len = queries.lattice.max_len
+        self.piece_logp = queries.piece_logprob_table
         self.edges_at: dict[int, list[tuple[int, float]]] = {}
         self.memo: dict[tuple[int, ...], float] = {}
         raw = data

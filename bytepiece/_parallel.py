@@ -1,0 +1,135 @@
+"""Helper threads for batches: a pool kept between calls, and how a batch is cut up.
+
+Why it is built this way: the core segments without the GIL, so threads of this
+process are what a batch runs on. Starting a thread per batch costs a round trip
+through the scheduler (``Thread.start`` waits until the new thread runs), which is a
+noticeable share of a batch of thousands of short lines, so helper threads are kept
+between batches, each sleeping on a queue. A forked child has none of its parent's
+threads: it starts with a new, empty pool.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Callable
+
+#: Batches smaller than this many bytes per thread are not worth a thread.
+MIN_BYTES_PER_THREAD = 1 << 16
+#: The smallest block of texts handed to one thread.
+BLOCK_TEXTS = 64
+
+
+class HelperPool:
+    """Daemon threads kept between batches, each running the tasks put on one queue.
+    The pool only grows, to the most helpers one batch asked for."""
+
+    def __init__(self) -> None:
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._size = 0
+
+    def _serve(self) -> None:
+        while True:
+            self._tasks.get()()
+
+    def submit(self, task: Callable[[], object], helpers: int) -> None:
+        """Run task() on `helpers` threads of the pool (soon; the caller does not wait)."""
+        with self._lock:
+            while self._size < helpers:
+                threading.Thread(target=self._serve, name="bytepiece-helper", daemon=True).start()
+                self._size += 1
+        for _ in range(helpers):
+            self._tasks.put(task)
+
+
+_pool = HelperPool()
+
+
+def submit(task: Callable[[], object], helpers: int) -> None:
+    """Run task() on `helpers` threads of this process's pool (soon; the caller does not wait)."""
+    _pool.submit(task, helpers)
+
+
+def run_parallel(run_block: Callable[..., None], blocks: Sequence[tuple], threads: int) -> None:
+    """run_block(*block) for every block, on this thread and threads - 1 helpers; returns
+    when every block that was started has finished; re-raises the first error."""
+    errors: list = []
+    done = threading.Condition()
+    state = {"next": 0, "running": 0}
+
+    def claim():
+        with done:
+            i = state["next"]
+            if errors or i >= len(blocks):
+                return None
+            state["next"] = i + 1
+            state["running"] += 1
+            return blocks[i]
+
+    def worker() -> None:
+        while True:
+            block = claim()
+            if block is None:
+                return
+            try:
+                run_block(*block)
+            except BaseException as error:  # re-raised in the calling thread
+                errors.append(error)
+            finally:
+                with done:
+                    state["running"] -= 1
+                    done.notify_all()
+
+    # A helper that wakes after the blocks are all claimed finds nothing to do, so only
+    # blocks in progress are waited for, never a helper that has not started.
+    submit(worker, threads - 1)
+    worker()
+    with done:
+        while state["running"]:
+            done.wait()
+    if errors:
+        raise errors[0]
+
+
+def blocks(n: int, threads: int) -> list[tuple[int, int, int]]:
+    """(index, lo, hi) blocks of n texts for the threads to take one at a time.
+
+    Every block costs a hand-over of the GIL, so blocks are few and large; on several
+    threads they shrink as the batch goes on (each a 1/(2 * threads) share of the texts
+    left, at least BLOCK_TEXTS), so that the last ones are small and no thread is left
+    working alone on a large one at the end. One thread takes quarters (bounding the
+    memory of a block)."""
+    out: list[tuple[int, int, int]] = []
+    lo = 0
+    while lo < n:
+        if threads > 1:
+            size = max(BLOCK_TEXTS, -(-(n - lo) // (2 * threads)))
+        else:
+            size = max(BLOCK_TEXTS, -(-n // 4))
+        out.append((len(out), lo, min(lo + size, n)))
+        lo += size
+    return out
+
+
+def thread_count(num_threads: int | None, texts: Sequence) -> int:
+    """The threads a batch of texts runs on: num_threads when given, else as many cores as
+    the batch has MIN_BYTES_PER_THREAD for."""
+    if num_threads is not None:
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, not {num_threads}")
+        return num_threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    size = sum(len(t) for t in texts)
+    return max(1, min(cores, size // MIN_BYTES_PER_THREAD))
+
+
+def _new_pool_in_child() -> None:
+    global _pool
+    _pool = HelperPool()  # the parent's helper threads do not exist in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_pool_in_child)
