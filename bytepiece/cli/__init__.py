@@ -3,7 +3,9 @@
 This module holds the group (:func:`main`, the console script and ``python -m
 bytepiece``) and how a run ends; each family of commands has a module of its own
 (``train``, ``encode`` with ``decode`` and ``encode-shards``, ``sample``, ``info``),
-and what they share is in ``common``.
+and what they share is in ``common``. A command's module is imported when the
+command runs (or its help is shown), so ``bytepiece encode`` does not load the
+other commands.
 
 Why it is built this way:
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import os
 import sys
 
@@ -37,10 +40,6 @@ import click
 
 from .._version import __version__
 from .common import CliError
-from .encode import decode_command, encode_command, encode_shards_command
-from .info import info_command
-from .sample import sample_command
-from .train import train_command
 
 __all__ = ["main", "CliError"]
 
@@ -76,8 +75,35 @@ def _quiet_broken_pipe() -> None:
         os.close(devnull)
 
 
+# command name -> (module of this package, the click command in it)
+_COMMANDS = {
+    "decode": ("encode", "decode_command"),
+    "encode": ("encode", "encode_command"),
+    "encode-shards": ("encode", "encode_shards_command"),
+    "info": ("info", "info_command"),
+    "sample": ("sample", "sample_command"),
+    "train": ("train", "train_command"),
+}
+
+
 class _Group(click.Group):
-    """Turns exceptions from any command into one-line errors (or tracebacks with --debug)."""
+    """Loads each command from its module on first use, and turns exceptions from any
+    command into one-line errors (or tracebacks with --debug)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _COMMANDS and cmd_name not in self.commands:
+            module, name = _COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(f"{__name__}.{module}"), name), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in _COMMANDS:  # click suggests the nearest of self.commands
+            for cmd_name in _COMMANDS:
+                self.get_command(ctx, cmd_name)
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context):
         debug = bool(ctx.params.get("debug"))
@@ -126,11 +152,3 @@ def main(debug: bool) -> None:
 
     Run `bytepiece COMMAND --help` for each command's options.
     """
-
-
-main.add_command(train_command)
-main.add_command(encode_command)
-main.add_command(encode_shards_command)
-main.add_command(decode_command)
-main.add_command(sample_command)
-main.add_command(info_command)

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import click
 
 from ..model import FIRST_PIECE_ID, PieceTable
-from ..reference import chi_square, chi_square_sf, enumerate_segmentations
 from .common import CliError, TextOut, check_alpha, load_tokenizer, model_option, piece_log_probs
 
 
@@ -97,6 +96,8 @@ def _prob(tok, ids: Sequence[int], alpha: float, logz: float, data: bytes) -> fl
 
 def _enumerate_for_check(tok, data: bytes) -> list[tuple[int, ...]]:
     """Every segmentation of ``data`` (as ids), or a CliError when there are too many."""
+    from ..reference import enumerate_segmentations  # (only --check needs the oracle)
+
     pieces = {p: i for i, p in enumerate(tok.id_bytes) if i >= FIRST_PIECE_ID}
     max_len = max(len(p) for p in tok.id_bytes)
     try:
@@ -109,6 +110,8 @@ def _check_sampler(tok, data, alpha, logz, segmentations, draws, threads, shown,
     """Draw ``draws`` samples and write their frequencies next to the exact probabilities
     (from the enumeration: each segmentation's score is the exact sum of its pieces'
     log-probabilities) with a chi-square test."""
+    from ..reference import chi_square, chi_square_sf
+
     log_probs = piece_log_probs(tok)
     log_weights = [alpha * math.fsum(float(log_probs[i - FIRST_PIECE_ID]) for i in seg) for seg in segmentations]
     top = max(log_weights)
