@@ -125,7 +125,7 @@ class Vocabulary:
 
     def replace(self, **changes) -> Vocabulary:
         """A copy with some fields changed (validated)."""
-        fields = {
+        fields: dict[str, Any] = {
             "pieces": self.pieces,
             "counts": self.counts,
             "special_tokens": self.special_tokens,

@@ -38,7 +38,7 @@ import sys
 
 import click
 
-from .._version import __version__
+from .. import __version__
 from .common import CliError
 
 __all__ = ["main", "CliError"]

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -305,7 +306,7 @@ def _trainer_options(
 ) -> dict:
     """The Trainer's keyword arguments for the command's options; an option not given
     is left out, so that the Trainer's default is the only default."""
-    options = {
+    options: dict[str, Any] = {
         "order": order,
         "max_piece_length": max_piece_length,
         "min_count": min_count,
@@ -333,7 +334,7 @@ def _trainer_options(
 def _train(trainer, paths: Sequence[str], workers: int, encoding_errors: str, dask: dict) -> None:
     """Run the trainer on the paths (stdin spooled to a file), with its errors said in
     the command line's terms."""
-    from ..corpus import CorpusError
+    from ..corpus import CorpusEncodingError
 
     spooled = None
     try:
@@ -346,10 +347,9 @@ def _train(trainer, paths: Sequence[str], workers: int, encoding_errors: str, da
             train_files_on_dask(trainer, list(paths), workers=workers, errors=encoding_errors, **dask)
         else:
             trainer.train_files(list(paths), workers=workers, errors=encoding_errors)
-    except CorpusError as error:
-        path = getattr(error, "path", None)
-        if path is not None:  # invalid UTF-8: say it in the command line's terms
-            shown = "<stdin>" if path == spooled else path
+    except CorpusEncodingError as error:
+        if error.path is not None:  # say it in the command line's terms
+            shown = "<stdin>" if error.path == spooled else error.path
             raise CliError(
                 f"{shown}: not valid UTF-8 at byte offset {error.offset}; "
                 "use --errors replace (or --errors bytes) to train anyway"
