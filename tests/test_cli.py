@@ -12,7 +12,7 @@ import unicodedata
 
 import pytest
 from click.testing import CliRunner
-from conftest import VENDORED_MODEL
+from conftest import REPO, VENDORED_MODEL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,6 +99,28 @@ def test_unknown_command_and_option_are_usage_errors(runner, model):
     assert run(runner, "frobnicate").exit_code == 2
     assert run(runner, "encode", "-m", model, "--no-such-option").exit_code == 2
     assert run(runner, "encode").exit_code == 2  # -m is required
+
+
+def test_a_mistyped_command_gets_the_nearest_names(runner):
+    """Commands load on first use; a name that is none of them still gets click's suggestions."""
+    import click
+
+    if not hasattr(click.exceptions, "NoSuchCommand"):
+        pytest.skip("this click makes no suggestions")
+    result = run(runner, "encod")
+    assert result.exit_code == 2 and "'decode'" in result.stderr and "'encode'" in result.stderr
+
+
+def test_importing_the_cli_loads_no_command_until_it_runs():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bytepiece.cli; "
+        "loaded = [m for m in sys.modules if m.startswith('bytepiece.cli.') and m != 'bytepiece.cli.common']; "
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
 
 
 # ---------------------------------------------------------------------------

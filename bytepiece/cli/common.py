@@ -6,9 +6,9 @@ Why it is built this way:
   (:func:`line_batches`), so memory stays flat on files of any size. A line keeps
   its ending, so the ids of a file decode back to exactly that file.
 - An output file is checked before any work is done (:func:`refuse_existing`) and
-  written through :func:`bytepiece.atomic.atomic_write` (:func:`open_output`): a run that
-  fails or is interrupted leaves the old file or none, never half of one, and never
-  replaces a file without ``--force``.
+  written through :func:`bytepiece.atomic.atomic_write` (:func:`open_output`): a
+  run that fails or is interrupted leaves the old file or none, never half of one,
+  and never replaces a file without ``--force``.
 - A command reports a runtime error by raising :class:`CliError`; the group in
   ``bytepiece.cli`` turns it, and any other exception, into one ``Error: ...`` line.
 - What the commands need from the Tokenizer beyond its public methods goes through
