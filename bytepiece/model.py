@@ -19,6 +19,11 @@ Everything is validated here, at load time, so that a bad file fails with a
 :class:`ModelError` naming the file and the problem instead of crashing or
 giving wrong output later. Models load from a JSON file, from a zip archive
 holding one (as BytePiece's author publishes them), or from a dict.
+
+The end of the module shows pieces as text and reads them back
+(:func:`readable_piece`, :func:`parse_piece`, :class:`PieceTable`): the form the
+command line prints and parses, kept here because it is part of what a model's
+pieces look like to people, like the text rendering in the file.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import json
 import math
 import os
 import stat
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
@@ -119,7 +125,7 @@ class Vocabulary:
 
     def replace(self, **changes) -> Vocabulary:
         """A copy with some fields changed (validated)."""
-        fields = {
+        fields: dict[str, Any] = {
             "pieces": self.pieces,
             "counts": self.counts,
             "special_tokens": self.special_tokens,
@@ -342,9 +348,8 @@ def _parse(data: Any, where: str) -> Vocabulary:
         if not (count > 0 and _finite(count)):
             raise ModelError(f"model {where}: piece {key!r} has count {count!r}; counts must be finite and > 0")
         if piece_id in by_id:
-            raise ModelError(
-                f"model {where}: id {piece_id} is used twice (pieces {base64.b64encode(by_id[piece_id][0]).decode()!r} and {key!r})"
-            )
+            first = base64.b64encode(by_id[piece_id][0]).decode()
+            raise ModelError(f"model {where}: id {piece_id} is used twice (pieces {first!r} and {key!r})")
         by_id[piece_id] = (piece, count)
     n = len(by_id)
     expected = range(FIRST_PIECE_ID, FIRST_PIECE_ID + n)
@@ -420,3 +425,109 @@ def _validate_pieces(pieces: Sequence[bytes], counts: Sequence[int | float], whe
         total = math.inf
     if not math.isfinite(total):
         raise ModelError(f"model {where}: the counts add up to {total}")
+
+
+# ---------------------------------------------------------------------------
+# Pieces shown as text
+#
+# A piece is shown as its UTF-8 text with these escapes, so that it can be read
+# back exactly: backslash is `\\`; a byte that is not part of valid UTF-8 is
+# `\xNN`; newline, carriage return and tab are `\n`, `\r`, `\t`; other control
+# characters are `\xNN` (or `\uNNNN` past ASCII). In the space-separated
+# `pieces` format a space inside a piece is shown as `▁` (U+2581), and a real
+# U+2581 as `\u2581`. A piece that would read like a special id is escaped too.
+
+SPACE_MARK = "\u2581"
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNESCAPED = {"n": b"\n", "r": b"\r", "t": b"\t"}
+
+
+def readable_piece(piece: bytes, spaces: bool = True) -> str:
+    """The escaped text of a piece (``spaces=True``: the form used between separators)."""
+    text = piece.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+    out = []
+    for ch in text:
+        if ch in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[ch])
+        elif ch == " " and spaces:
+            out.append(SPACE_MARK)
+        elif ch == SPACE_MARK and spaces:
+            out.append("\\u2581")
+        elif unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x80 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    shown = "".join(out)
+    if shown in SPECIAL_PIECES:
+        shown = "\\x3c" + shown[1:]
+    return shown
+
+
+def parse_piece(shown: str, spaces: bool = True) -> bytes:
+    """Inverse of :func:`readable_piece`; ValueError on an escape it never writes."""
+    out = bytearray()
+    i, n = 0, len(shown)
+    while i < n:
+        ch = shown[i]
+        if ch == "\\":
+            kind = shown[i + 1 : i + 2]
+            if kind == "\\":
+                out += b"\\"
+                i += 2
+            elif kind in _UNESCAPED:
+                out += _UNESCAPED[kind]
+                i += 2
+            elif kind == "x" and _is_hex(shown[i + 2 : i + 4], 2):
+                out.append(int(shown[i + 2 : i + 4], 16))
+                i += 4
+            elif kind == "u" and _is_hex(shown[i + 2 : i + 6], 4):
+                out += chr(int(shown[i + 2 : i + 6], 16)).encode("utf-8", "surrogatepass")
+                i += 6
+            else:
+                raise ValueError(f"bad escape {shown[i : i + 4]!r} in piece {shown!r}")
+        elif ch == SPACE_MARK and spaces:
+            out += b" "
+            i += 1
+        else:
+            out += ch.encode("utf-8")
+            i += 1
+    return bytes(out)
+
+
+def _is_hex(s: str, width: int) -> bool:
+    return len(s) == width and all(c in "0123456789abcdefABCDEF" for c in s)
+
+
+class PieceTable:
+    """The readable form of every id of a model, and back.
+
+    ``id_bytes[i]`` is the bytes of id ``i`` (as ``Tokenizer.id_bytes``). Ids 0-2
+    show as ``<pad>``, ``<bos>``, ``<eos>``; every other id as :func:`readable_piece`
+    shows its bytes. Each form is made on first use: a command that prints a few
+    lines never renders the whole vocabulary.
+    """
+
+    def __init__(self, id_bytes: Sequence[bytes], spaces: bool = True):
+        self.id_bytes = id_bytes
+        self.spaces = spaces
+        self._shown: dict[int, str] = {}
+        self._ids: dict[bytes, int] | None = None
+
+    def __getitem__(self, i: int) -> str:
+        try:
+            return self._shown[i]
+        except KeyError:
+            shown = SPECIAL_PIECES[i] if i < FIRST_PIECE_ID else readable_piece(self.id_bytes[i], self.spaces)
+            self._shown[i] = shown
+            return shown
+
+    def id_of(self, shown: str) -> int:
+        """The id a readable form stands for; ValueError when it is none of this model's."""
+        if self._ids is None:
+            ids = {piece: i for i, piece in enumerate(self.id_bytes) if i >= FIRST_PIECE_ID}
+            ids.update({name.encode(): i for i, name in enumerate(SPECIAL_PIECES)})
+            self._ids = ids
+        raw = shown.encode() if shown in SPECIAL_PIECES else parse_piece(shown, self.spaces)
+        if raw not in self._ids:
+            raise ValueError(f"{shown!r} is not a piece of this model")
+        return self._ids[raw]

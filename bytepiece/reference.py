@@ -26,6 +26,11 @@ scores, added left to right.
 [b'abc']
 >>> lat.nbest(b"abc", 2)
 [([b'abc'], -5.0), ([b'ab', b'c'], -7.0)]
+
+Two more brute-force tools live here for the same reason (obviously right, slow):
+:func:`enumerate_segmentations` lists every segmentation of a text as piece ids,
+and :func:`chi_square` / :func:`chi_square_sf` compare sampled frequencies with
+exact probabilities (``bytepiece sample --check`` uses both; no scipy needed).
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Dict, List, Tuple
 
 Path = tuple[bytes, ...]
 
@@ -253,3 +257,107 @@ class ReferenceLattice:
     def nbest(self, data: bytes, n: int) -> list[tuple[list[bytes], float]]:
         """The n best segmentations with their scores (see :meth:`ranked` for ties)."""
         return self.ranked(data)[:n]
+
+
+# ---------------------------------------------------------------------------
+# Every segmentation as piece ids
+
+ENUMERATION_LIMIT = 100_000
+
+
+def enumerate_segmentations(
+    data: bytes, pieces: Mapping[bytes, int], max_len: int, limit: int = ENUMERATION_LIMIT
+) -> list[tuple[int, ...]]:
+    """Every segmentation of ``data`` into pieces (as id tuples), in the lattice's chunks.
+
+    ``pieces`` maps piece bytes to ids; ``max_len`` bounds the piece length looked up.
+    The order is depth-first, shorter first piece first. Raises ValueError when there
+    are more than ``limit`` (counted before any is listed).
+
+    >>> enumerate_segmentations(b"ab\\nc", {b"a": 1, b"b": 2, b"ab": 3, b"\\n": 4, b"c": 5, b"\\nc": 6}, 2)
+    [(1, 2, 4, 5), (3, 4, 5)]
+    """
+    n = len(data)
+    # ends[s]: (id, end) of the pieces that start at s and stay inside its chunk
+    ends: list[list[tuple[int, int]]] = []
+    chunk_end = 0
+    for chunk in split_chunks(data):
+        chunk_start, chunk_end = chunk_end, chunk_end + len(chunk)
+        for s in range(chunk_start, chunk_end):
+            here = []
+            for e in range(s + 1, min(chunk_end, s + max_len) + 1):
+                i = pieces.get(data[s:e])
+                if i is not None:
+                    here.append((i, e))
+            ends.append(here)
+    counts = [0] * (n + 1)
+    counts[n] = 1
+    for s in range(n - 1, -1, -1):
+        counts[s] = sum(counts[e] for _, e in ends[s])
+    if counts[0] > limit:
+        raise ValueError(f"the text has {counts[0]} segmentations; at most {limit} can be enumerated")
+    found: list[tuple[int, ...]] = []
+    stack: list[tuple[int, tuple[int, ...]]] = [(0, ())]  # depth first, without recursion
+    while stack:
+        s, prefix = stack.pop()
+        if s == n:
+            found.append(prefix)
+            continue
+        stack.extend((e, prefix + (i,)) for i, e in reversed(ends[s]))
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Chi-square statistics
+
+
+def chi_square(cells: Sequence[tuple[float, int]], min_expected: float = 5.0) -> tuple[float, int, int]:
+    """Pearson's statistic over (expected, observed) cells; cells expecting fewer than
+    ``min_expected`` are pooled into one. Returns (statistic, degrees of freedom, pooled)."""
+    kept = [(e, o) for e, o in cells if e >= min_expected]
+    rare = [(e, o) for e, o in cells if e < min_expected]
+    if rare:
+        kept.append((math.fsum(e for e, _ in rare), sum(o for _, o in rare)))
+    statistic = math.fsum((o - e) ** 2 / e for e, o in kept if e > 0)
+    return statistic, max(len(kept) - 1, 0), len(rare)
+
+
+def chi_square_sf(x: float, dof: int) -> float:
+    """P(X >= x) for a chi-square variable with ``dof`` degrees of freedom."""
+    if x <= 0:
+        return 1.0
+    return upper_gamma_regularized(dof / 2.0, x / 2.0)
+
+
+def upper_gamma_regularized(a: float, x: float) -> float:
+    """Q(a, x) = Gamma(a, x) / Gamma(a): a power series below a + 1, a continued fraction above."""
+    log_front = a * math.log(x) - x - math.lgamma(a)
+    if x < a + 1.0:
+        term = total = 1.0 / a
+        k = a
+        for _ in range(10_000):
+            k += 1.0
+            term *= x / k
+            total += term
+            if abs(term) < abs(total) * 1e-16:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_front))
+    # Lentz's method for the continued fraction of Gamma(a, x).
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c = 1.0 / tiny
+    d = 1.0 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-16:
+            break
+    return min(1.0, math.exp(log_front) * h)

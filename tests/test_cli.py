@@ -12,19 +12,15 @@ import unicodedata
 
 import pytest
 from click.testing import CliRunner
-from conftest import VENDORED_MODEL
+from conftest import REPO, VENDORED_MODEL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bytepiece import Tokenizer, __version__, cli
-from bytepiece.cli import (
-    chi_square,
-    chi_square_sf,
-    enumerate_segmentations,
-    main,
-    parse_piece,
-    readable_piece,
-)
+from bytepiece import Tokenizer, __version__
+from bytepiece.cli import common as cli_common
+from bytepiece.cli import main
+from bytepiece.model import parse_piece, readable_piece
+from bytepiece.reference import chi_square, chi_square_sf, enumerate_segmentations
 
 TEXT = (
     "Hello world, this is a test.\r\n"
@@ -103,6 +99,28 @@ def test_unknown_command_and_option_are_usage_errors(runner, model):
     assert run(runner, "frobnicate").exit_code == 2
     assert run(runner, "encode", "-m", model, "--no-such-option").exit_code == 2
     assert run(runner, "encode").exit_code == 2  # -m is required
+
+
+def test_a_mistyped_command_gets_the_nearest_names(runner):
+    """Commands load on first use; a name that is none of them still gets click's suggestions."""
+    import click
+
+    if not hasattr(click.exceptions, "NoSuchCommand"):
+        pytest.skip("this click makes no suggestions")
+    result = run(runner, "encod")
+    assert result.exit_code == 2 and "'decode'" in result.stderr and "'encode'" in result.stderr
+
+
+def test_importing_the_cli_loads_no_command_until_it_runs():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bytepiece.cli; "
+        "loaded = [m for m in sys.modules if m.startswith('bytepiece.cli.') and m != 'bytepiece.cli.common']; "
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
 
 
 # ---------------------------------------------------------------------------
@@ -220,7 +238,7 @@ def test_output_does_not_depend_on_batch_size(runner, model, monkeypatch):
     data = "".join(f"line {i}: some words to split, number {i * 37}\n" for i in range(50)).encode()
     args = ("encode", "-m", model, "--alpha", "0.2", "--seed", "3", "-f", "jsonl")
     whole = ok(run(runner, *args, input=data)).stdout
-    monkeypatch.setattr(cli, "BATCH_LINES", 7)
+    monkeypatch.setattr(cli_common, "BATCH_LINES", 7)
     assert ok(run(runner, *args, input=data)).stdout == whole
 
 
@@ -319,7 +337,7 @@ def test_unreadable_input_is_a_runtime_error(runner, model, tmp_path, monkeypatc
                 raise PermissionError(13, "Permission denied", str(path))
             return real_open(name, *args, **kwargs)
 
-        monkeypatch.setattr(cli, "open", refusing_open, raising=False)
+        monkeypatch.setattr(cli_common, "open", refusing_open, raising=False)
     fails(run(runner, "encode", "-m", model, path), 1, "secret.txt", "Permission denied")
 
 
@@ -398,7 +416,7 @@ def test_sample_empty_text_is_an_error(runner, model):
 
 
 def test_enumeration_matches_the_lattice(tok):
-    pieces = {p: i for i, p in enumerate(tok._id_bytes) if i >= 3}
+    pieces = {p: i for i, p in enumerate(tok.id_bytes) if i >= 3}
     for text, alpha in [(b"tokenizer", 0.1), (b"ab\ncd", 0.5), (b"a\n\nb c", 0.0)]:
         segs = enumerate_segmentations(text, pieces, 36)
         assert len(set(segs)) == len(segs)
@@ -708,7 +726,7 @@ def test_interrupted_encode_leaves_no_output(runner, model, text_file, tmp_path,
 
     real = Tokenizer.encode_batch
     monkeypatch.setattr(Tokenizer, "encode_batch", interrupted)
-    monkeypatch.setattr(cli, "BATCH_LINES", 1)
+    monkeypatch.setattr(cli_common, "BATCH_LINES", 1)
     target = tmp_path / "out.ids"
     result = run(runner, "encode", "-m", model, "-o", target, "--threads", "1", text_file)
     assert result.exit_code == 130 and "Error: interrupted" in result.stderr

@@ -1,0 +1,281 @@
+"""What the commands share: their common options, reading inputs, writing outputs, errors.
+
+Why it is built this way:
+
+- Inputs are read as bytes, one line at a time, in batches of lines
+  (:func:`line_batches`), so memory stays flat on files of any size. A line keeps
+  its ending, so the ids of a file decode back to exactly that file.
+- An output file is checked before any work is done (:func:`refuse_existing`) and
+  written through :func:`bytepiece.atomic.atomic_write` (:func:`open_output`): a
+  run that fails or is interrupted leaves the old file or none, never half of one,
+  and never replaces a file without ``--force``.
+- A command reports a runtime error by raising :class:`CliError`; the group in
+  ``bytepiece.cli`` turns it, and any other exception, into one ``Error: ...`` line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import math
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import IO
+
+import click
+
+from ..progress import Progress
+
+BATCH_LINES = 1000  # lines per batch (per thread, for encode)
+BATCH_BYTES = 1 << 22  # ... or fewer, once a batch holds this many bytes
+
+
+class CliError(click.ClickException):
+    """A runtime error: printed as one ``Error: ...`` line, exit status 1."""
+
+
+# ---------------------------------------------------------------------------
+# Options shared by several commands
+
+
+def check_alpha(ctx, param, value):
+    """click callback: --alpha must be finite (a usage error, status 2, otherwise)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number, not {value}")
+    return value
+
+
+def model_option(f):
+    return click.option(
+        "-m",
+        "--model",
+        "model_path",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="Model file: BytePiece JSON, or a zip holding one.",
+    )(f)
+
+
+def output_option(f):
+    f = click.option("--force", is_flag=True, help="Overwrite the -o file if it exists.")(f)
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, allow_dash=True),
+        default=None,
+        help="Write here (atomically) instead of stdout.",
+    )(f)
+
+
+def progress_option(f):
+    return click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Show progress on stderr (default: only when stderr is a terminal).",
+    )(f)
+
+
+def inputs_argument(f):
+    return click.argument(
+        "inputs",
+        nargs=-1,
+        type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    )(f)
+
+
+def dask_options(f):
+    f = click.option(
+        "--dask-blocksize",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="BYTES",
+        help="Bytes of input per Dask task (default 32 MiB).",
+    )(f)
+    f = click.option(
+        "--dask-local",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="Run on a Dask cluster of N worker processes on this machine.",
+    )(f)
+    f = click.option(
+        "--dask-scheduler-file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Run on the Dask cluster whose scheduler wrote this file (--scheduler-file).",
+    )(f)
+    return click.option(
+        "--dask-scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Run on the Dask cluster of this scheduler (tcp://host:8786); the workers "
+        "read the inputs, so paths must be visible to them. Needs bytepiece[dask].",
+    )(f)
+
+
+def dask_where(address, scheduler_file, local, blocksize) -> dict:
+    """The --dask options as keyword arguments for bytepiece.distributed ({} for none)."""
+    where = {
+        k: v
+        for k, v in (("address", address), ("scheduler_file", scheduler_file), ("local_workers", local))
+        if v is not None
+    }
+    if len(where) > 1:
+        raise CliError("give only one of --dask-scheduler, --dask-scheduler-file, --dask-local")
+    if blocksize is not None:
+        if not where:
+            raise CliError("--dask-blocksize needs --dask-scheduler, --dask-scheduler-file or --dask-local")
+        where["blocksize"] = blocksize
+    return where
+
+
+# ---------------------------------------------------------------------------
+# The model
+
+
+def load_tokenizer(path: str, seed=None, normalize: bool | None = None):
+    """A Tokenizer for a model file. The parsed vocabulary of the last file loaded is
+    kept (keyed by the file's real path, size and mtime), so commands run in one
+    process parse it once."""
+    from ..tokenizer import Tokenizer
+
+    stat = os.stat(path)
+    vocab = _vocabulary(path, (os.path.realpath(path), stat.st_size, stat.st_mtime_ns))
+    return Tokenizer(vocab, seed=seed, normalize=normalize)
+
+
+@functools.lru_cache(maxsize=1)
+def _vocabulary(path: str, identity: tuple):
+    from ..model import load_model
+
+    return load_model(path)
+
+
+def normalized(tok, lines: list[bytes]) -> list[bytes]:
+    """Lines of bytes as ``tok`` sees them (the list itself when it does not normalise)."""
+    if not tok.normalize:
+        return lines
+    normalize = tok.normalize_bytes
+    return [normalize(line) for line in lines]
+
+
+# ---------------------------------------------------------------------------
+# Progress on stderr
+
+
+def progress_meter(enabled: bool | None, stage: str, total: int | None = None) -> Progress:
+    """The progress report of a command (``encode: 12.3 MB, 4.5 MB/s, ...``); with
+    ``enabled=None`` (no --progress/--no-progress) it is on when stderr is a terminal."""
+    return Progress(enabled, stage, total, prefix="")
+
+
+def input_size(paths: Sequence[str]) -> int | None:
+    """Bytes in all the inputs, or None when one is stdin or cannot be measured."""
+    total = 0
+    for path in paths:
+        if path == "-":
+            return None
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            return None
+    return total
+
+
+# ---------------------------------------------------------------------------
+# Reading inputs
+
+
+def binary_stream(stream) -> IO[bytes]:
+    """The byte stream under sys.stdin / sys.stdout (as replaced by tests, too)."""
+    return getattr(stream, "buffer", stream)
+
+
+@contextlib.contextmanager
+def _open_input(path: str) -> Iterator[IO[bytes]]:
+    if path == "-":
+        yield binary_stream(sys.stdin)
+    else:
+        with open(path, "rb") as handle:
+            yield handle
+
+
+def line_batches(paths: Sequence[str], threads: int = 1) -> Iterator[tuple[str, int, list[bytes]]]:
+    """(input name, number of its first line, lines) in batches of BATCH_LINES lines per
+    thread (or BATCH_BYTES bytes); lines keep their endings. No paths: stdin."""
+    max_lines = BATCH_LINES * threads
+    if not paths and getattr(sys.stdin, "isatty", lambda: False)():
+        click.echo("bytepiece: reading from the terminal; end with Ctrl-D", err=True)
+    for path in paths or ("-",):
+        name = "<stdin>" if path == "-" else path
+        with _open_input(path) as handle:
+            batch: list[bytes] = []
+            size = 0
+            first = 1
+            for line in handle:
+                batch.append(line)
+                size += len(line)
+                if len(batch) >= max_lines or size >= BATCH_BYTES:
+                    yield name, first, batch
+                    first += len(batch)
+                    batch, size = [], 0
+            if batch:
+                yield name, first, batch
+
+
+# ---------------------------------------------------------------------------
+# Writing outputs
+
+
+class TextOut:
+    """UTF-8 text to binary stdout, whatever the locale."""
+
+    def __init__(self) -> None:
+        self.stream = binary_stream(sys.stdout)
+
+    def write(self, text: str) -> None:
+        self.stream.write(text.encode("utf-8", "surrogateescape"))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def refuse_existing(path: str, force: bool) -> None:
+    """Check an output path before any work: not there (unless --force), in a writable folder."""
+    if not force and os.path.lexists(path):
+        raise CliError(f"{path}: already exists; use --force to overwrite it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"{path}: the folder {folder} is not writable")
+
+
+@contextlib.contextmanager
+def writing(path: str) -> Iterator[None]:
+    """Name the output file (not atomic_write's temporary file) in write errors."""
+    try:
+        yield
+    except FileExistsError:
+        raise CliError(f"{path}: already exists; use --force to overwrite it") from None
+    except OSError as error:
+        if error.filename is None or error.filename == path or error.errno == errno.EPIPE:
+            raise
+        raise CliError(f"{path}: cannot write it ({error.strerror})") from None
+
+
+@contextlib.contextmanager
+def open_output(path: str | None, force: bool) -> Iterator[IO[bytes]]:
+    """Binary stdout, or an atomic file that appears only if the command succeeds."""
+    if path is None or path == "-":
+        stream = binary_stream(sys.stdout)
+        yield stream
+        stream.flush()
+        return
+    from ..atomic import atomic_write
+
+    refuse_existing(path, force)
+    with writing(path), atomic_write(path, "wb", overwrite=force) as handle:
+        yield handle

@@ -1,0 +1,353 @@
+"""``bytepiece encode``, ``encode-shards`` and ``decode``: text to ids and back.
+
+``encode`` writes one output line per input line, in one of three formats (ids,
+readable pieces, JSON lines with offsets); ``decode`` reads any of the three back.
+A line is encoded with its line ending, and decoding writes the bytes of each id
+line back to back, so ``encode | decode`` gives back the input byte for byte.
+Lines are encoded a batch per thread at a time, each keyed by its line number, so
+samples do not depend on ``--threads`` or on the batching. ``encode-shards`` (and
+``encode`` with a --dask option) hands the files to :mod:`bytepiece.distributed`,
+which writes numpy shards with the same ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from ..model import PieceTable
+from .common import (
+    CliError,
+    check_alpha,
+    dask_options,
+    dask_where,
+    input_size,
+    inputs_argument,
+    line_batches,
+    load_tokenizer,
+    model_option,
+    normalized,
+    open_output,
+    output_option,
+    progress_meter,
+    progress_option,
+    refuse_existing,
+)
+
+
+@click.command("encode")
+@model_option
+@inputs_argument
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["ids", "pieces", "jsonl"]),
+    default="ids",
+    show_default=True,
+    help="ids: space-separated ids; pieces: readable pieces (see below); "
+    "jsonl: one JSON object per line with ids, pieces, byte offsets and "
+    "character offsets (within the line, as Tokenizer.encode_with_offsets).",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=None,
+    callback=check_alpha,
+    help="Sample segmentations with probability proportional to exp(alpha * score) "
+    "instead of the single best one (e.g. --alpha 0.1). Negative means best.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed for --alpha: the same seed gives the same samples (each line is keyed "
+    "by its line number). Without it the samples are random.",
+)
+@click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
+@click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads for encoding (default: as many as useful). Never changes the output.",
+)
+@click.option(
+    "--no-normalize", is_flag=True, help="Encode the bytes as they are; by default text is NFC-normalised first."
+)
+@output_option
+@progress_option
+@dask_options
+def encode_command(
+    model_path,
+    inputs,
+    fmt,
+    alpha,
+    seed,
+    bos,
+    eos,
+    threads,
+    no_normalize,
+    output,
+    force,
+    progress,
+    dask_scheduler,
+    dask_scheduler_file,
+    dask_local,
+    dask_blocksize,
+):
+    """Encode text files (or stdin) to ids, one output line per input line.
+
+    Each input line is encoded with its line ending, so the ids of a file
+    decode back to exactly that file (`bytepiece decode`). Files are read in
+    batches of lines: memory stays small on inputs of any size.
+
+    With a --dask option the workers of a Dask cluster encode the files into
+    numpy token shards in the folder -o (as `bytepiece encode-shards`; the same
+    ids, whatever the cluster or block size).
+
+    \b
+    pieces format: pieces separated by spaces, shown as text with escapes:
+      a space inside a piece is ▁ (and a real ▁ is \\u2581),
+      a newline \\n (also \\r, \\t), a backslash \\\\,
+      a byte that is not valid UTF-8 \\xNN.
+
+    \b
+    Examples:
+      bytepiece encode -m my.model corpus.txt > corpus.ids
+      cat corpus.txt | bytepiece encode -m my.model --format pieces | head
+      bytepiece encode -m my.model --alpha 0.1 --seed 7 --eos -o train.ids corpus.txt
+      bytepiece encode -m my.model --dask-local 4 -o tokens/ corpus/
+    """
+    where = dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
+    if where:
+        if output in (None, "-"):
+            raise CliError("--dask options write numpy shards: give their folder with -o")
+        if fmt != "ids" or not inputs or "-" in inputs:
+            raise CliError("--dask options encode files (not stdin) into id shards: no --format pieces/jsonl")
+        _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where)
+        return
+    if output not in (None, "-"):
+        refuse_existing(output, force)
+    tok = load_tokenizer(model_path, seed=seed, normalize=False if no_normalize else None)
+    if alpha is None:
+        alpha = tok.alpha  # the model's own default (-1: Viterbi)
+    sampling = alpha >= 0
+    formatter = _OutputLines(tok, fmt)
+    meter = progress_meter(progress, "encode", input_size(inputs))
+    with open_output(output, force) as out:
+        line_number = 0
+        # a batch per thread, so that threads have work; keys make batching invisible
+        for _name, _first, batch in line_batches(inputs, threads=threads or _usable_cores()):
+            meter.advance(sum(len(line) for line in batch))
+            datas = normalized(tok, batch)
+            keys = range(line_number + 1, line_number + 1 + len(datas)) if sampling else None
+            results = tok.encode_batch(
+                datas, add_bos=bos, add_eos=eos, alpha=alpha if sampling else -1, keys=keys, num_threads=threads
+            )
+            out.write(formatter.text(line_number + 1, datas, results).encode("utf-8"))
+            line_number += len(datas)
+    meter.finish()
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+class _OutputLines:
+    """encode's output lines for a batch, in one of its formats (ids, pieces, jsonl)."""
+
+    def __init__(self, tok, fmt: str):
+        self.fmt = fmt
+        self.id_bytes = tok.id_bytes
+        self.id_text = [str(i) for i in range(tok.vocab_size)] if fmt == "ids" else []
+        self.pieces = PieceTable(self.id_bytes, spaces=(fmt == "pieces"))
+
+    def text(self, first_line: int, datas: list[bytes], results: list[list[int]]) -> str:
+        """The lines for ``results``, the ids of ``datas`` (input lines ``first_line`` on)."""
+        if self.fmt == "ids":
+            id_text = self.id_text
+            return "\n".join([" ".join([id_text[i] for i in ids]) for ids in results]) + "\n"
+        pieces = self.pieces
+        if self.fmt == "pieces":
+            return "".join(" ".join([pieces[i] for i in ids]) + "\n" for ids in results)
+        from ..tokenizer import char_spans  # the spans encode_with_offsets reports
+
+        lines = []
+        for k, (data, ids) in enumerate(zip(datas, results), first_line):
+            starts, ends, at = [], [], 0
+            for i in ids:
+                starts.append(at)
+                at += len(self.id_bytes[i])
+                ends.append(at)
+            record = {
+                "line": k,
+                "ids": ids,
+                "pieces": [pieces[i] for i in ids],
+                "offsets": [list(span) for span in zip(starts, ends)],
+                "char_offsets": [list(span) for span in char_spans(data, starts, ends)],
+            }
+            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+        return "".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# encode-shards
+
+
+@click.command("encode-shards")
+@model_option
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-o", "--output", required=True, help="Folder for the shards (created; may be a URL the workers can write to)."
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=None,
+    callback=check_alpha,
+    help="Sample segmentations (e.g. --alpha 0.1); each line is keyed by its line number. "
+    "Default: the model's own (Viterbi unless the model file records one).",
+)
+@click.option("--seed", type=int, default=None, help="Seed for --alpha (default: random, kept in index.json).")
+@click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
+@click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
+@click.option("--no-normalize", is_flag=True, help="Encode the bytes as they are (no NFC).")
+@dask_options
+def encode_shards_command(
+    model_path,
+    inputs,
+    output,
+    alpha,
+    seed,
+    bos,
+    eos,
+    no_normalize,
+    dask_scheduler,
+    dask_scheduler_file,
+    dask_local,
+    dask_blocksize,
+):
+    """Encode files, folders or URLs into numpy token shards, on a Dask cluster.
+
+    Writes OUTPUT/part-NNNNN.ids.npy and .rows.npy per block and OUTPUT/index.json
+    (see docs/distributed.md). Lines are encoded as `bytepiece encode` encodes them,
+    with the same keys, so the ids do not depend on the cluster or the block size.
+    Without a --dask option the blocks are encoded in this process.
+
+    \b
+    Examples:
+      bytepiece encode-shards -m my.model -o tokens/ --dask-local 4 corpus/
+      bytepiece encode-shards -m my.model -o s3://bucket/tokens/ --dask-scheduler tcp://10.0.0.1:8786 s3://bucket/corpus/
+    """
+    where = dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
+    _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where)
+
+
+def _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict) -> None:
+    from ..distributed import encode_files
+
+    index = encode_files(
+        list(inputs),
+        model_path,
+        output,
+        alpha=alpha,
+        seed=seed,
+        add_bos=bos,
+        add_eos=eos,
+        normalize=not no_normalize,
+        **where,
+    )
+    click.echo(f"{index['lines']} lines, {index['tokens']} tokens in {len(index['parts'])} shard(s) in {output}")
+
+
+# ---------------------------------------------------------------------------
+# decode
+
+
+@click.command("decode")
+@model_option
+@inputs_argument
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["ids", "pieces", "jsonl"]),
+    default="ids",
+    show_default=True,
+    help="What the input lines hold (as written by `bytepiece encode`).",
+)
+@output_option
+@progress_option
+def decode_command(model_path, inputs, fmt, output, force, progress):
+    """Decode id lines (or stdin) back to text.
+
+    The bytes of each line's ids are written back to back, with nothing added:
+    line endings come from the ids themselves, so `encode | decode` gives back
+    the input byte for byte. Special ids (<pad>, <bos>, <eos>) decode to nothing.
+
+    \b
+    Examples:
+      bytepiece decode -m my.model corpus.ids > corpus.txt
+      bytepiece encode -m my.model a.txt | bytepiece decode -m my.model | cmp - a.txt
+    """
+    if output not in (None, "-"):
+        refuse_existing(output, force)
+    tok = load_tokenizer(model_path)
+    table = tok.id_bytes
+    size = len(table)
+    pieces = PieceTable(table, spaces=True)
+    meter = progress_meter(progress, "decode", input_size(inputs))
+    with open_output(output, force) as out:
+        for name, first, batch in line_batches(inputs):
+            meter.advance(sum(len(line) for line in batch))
+            chunks = []
+            for number, line in enumerate(batch, first):
+                try:
+                    ids = _line_ids(fmt, line, pieces)
+                except (ValueError, KeyError, UnicodeDecodeError) as error:
+                    detail = str(error) if fmt != "ids" else f"{_first_bad_word(line)!r} is not an id"
+                    raise CliError(f"{name} line {number}: {detail}") from None
+                if ids is None:
+                    continue
+                for i in ids:
+                    if not 0 <= i < size:
+                        raise CliError(f"{name} line {number}: id {i} is not in the vocabulary (0 .. {size - 1})")
+                chunks.append(b"".join([table[i] for i in ids]))
+            out.write(b"".join(chunks))
+    meter.finish()
+
+
+def _line_ids(fmt: str, line: bytes, pieces: PieceTable) -> list[int] | None:
+    """The ids on one input line of decode (None: a blank jsonl line, skipped). Raises
+    ValueError, KeyError or UnicodeDecodeError when the line is not in the format."""
+    if fmt == "ids":
+        return [int(word) for word in line.split()]
+    if fmt == "jsonl":
+        if not line.strip():
+            return None
+        record = json.loads(line)
+        ids = record["ids"] if isinstance(record, dict) else None
+        if not isinstance(ids, list) or not all(type(i) is int for i in ids):
+            raise ValueError('no list of integer ids under "ids"')
+        return ids
+    ids = []
+    for word in line.decode("utf-8").split(" "):
+        word = word.rstrip("\r\n")
+        if word:
+            ids.append(pieces.id_of(word))
+    return ids
+
+
+def _first_bad_word(line: bytes) -> str:
+    """The first word of an ids line that is not an integer (for the error message)."""
+    for word in line.split():
+        try:
+            int(word)
+        except ValueError:
+            return word.decode("utf-8", "replace")
+    return line.decode("utf-8", "replace").strip()

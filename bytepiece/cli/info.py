@@ -1,0 +1,134 @@
+"""``bytepiece info``: what a model holds, and how well it compresses a text.
+
+A report for people (or ``--json`` for scripts): sizes, special ids, the
+distribution of piece lengths, the model's normalisation and default alpha, and
+bytes and characters per token on the ``--text`` files, which are read as
+``encode`` reads its inputs (line batches, the same normalisation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from ..model import FIRST_PIECE_ID, SPECIAL_PIECES
+from .common import TextOut, line_batches, load_tokenizer, model_option, normalized
+
+
+@click.command("info")
+@model_option
+@click.option(
+    "--text",
+    "text_paths",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="Also measure bytes per token (best segmentation) on this text file; repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a report.")
+@click.option("--no-normalize", is_flag=True, help="Do not NFC-normalise the --text files.")
+def info_command(model_path, text_paths, as_json, no_normalize):
+    """Describe a model: sizes, special ids, piece lengths, compression on a text.
+
+    \b
+    Examples:
+      bytepiece info -m my.model
+      bytepiece info -m my.model --text corpora/en.heldout.txt
+    """
+    tok = load_tokenizer(model_path, normalize=False if no_normalize else None)
+    report = _model_report(tok, model_path)
+    measured = [_measure_text(tok, path) for path in text_paths]
+    if measured:
+        report["texts"] = measured
+    out = TextOut()
+    if as_json:
+        out.write(json.dumps(report, ensure_ascii=False) + "\n")
+    else:
+        _write_text_report(out, model_path, report)
+    out.flush()
+
+
+def _model_report(tok, model_path: str) -> dict:
+    """What ``--json`` prints about the model (the keys are the report's wording)."""
+    import zipfile
+
+    vocab = tok.vocabulary
+    lengths: dict = {}
+    for piece in vocab.pieces:
+        lengths[len(piece)] = lengths.get(len(piece), 0) + 1
+    not_utf8 = 0
+    multi_digit = 0
+    for piece in vocab.pieces:
+        try:
+            piece.decode("utf-8")
+        except UnicodeDecodeError:
+            not_utf8 += len(piece) > 1
+        if len(piece) > 1 and sum(48 <= b <= 57 for b in piece) > 1:
+            multi_digit += 1
+    return {
+        "model": model_path,
+        "file format": "zip" if zipfile.is_zipfile(model_path) else "json",
+        "file bytes": os.path.getsize(model_path),
+        "vocabulary size": tok.vocab_size,
+        "pieces": len(vocab),
+        "special ids": {name: i for i, name in enumerate(SPECIAL_PIECES)},
+        "longest piece (bytes)": max(lengths),
+        "piece lengths (bytes: pieces)": dict(sorted(lengths.items())),
+        "multi-byte pieces that are not valid UTF-8": not_utf8,
+        "pieces with two or more digits": multi_digit,
+        "total count": sum(vocab.counts),
+        "normalization": tok.normalization,
+        "default alpha": tok.alpha,
+        "special tokens": tok.special_tokens,
+    }
+
+
+def _measure_text(tok, path: str) -> dict:
+    """Bytes, characters and tokens (best segmentation) of one --text file."""
+    total_bytes = tokens = chars = 0
+    for _name, _first, batch in line_batches([path]):
+        datas = normalized(tok, batch)
+        for ids in tok.encode_batch(datas):
+            tokens += len(ids)
+        total_bytes += sum(len(d) for d in datas)
+        chars += sum(len(d.decode("utf-8", "replace")) for d in datas)
+    return {
+        "text": "<stdin>" if path == "-" else path,
+        "bytes": total_bytes,
+        "characters": chars,
+        "tokens": tokens,
+        "bytes per token": round(total_bytes / tokens, 4) if tokens else None,
+        "characters per token": round(chars / tokens, 4) if tokens else None,
+    }
+
+
+def _write_text_report(out: TextOut, model_path: str, report: dict) -> None:
+    """The report for people: the same facts as ``--json``, with a bar chart of piece lengths."""
+    lengths = report["piece lengths (bytes: pieces)"]
+    out.write(f"model:               {model_path} ({report['file format']}, {report['file bytes']} bytes)\n")
+    out.write(
+        f"vocabulary size:     {report['vocabulary size']} ({report['pieces']} pieces + {FIRST_PIECE_ID} special ids)\n"
+    )
+    out.write("special ids:         " + ", ".join(f"{n}={i}" for n, i in report["special ids"].items()) + "\n")
+    out.write(f"longest piece:       {report['longest piece (bytes)']} bytes\n")
+    out.write(f"not valid UTF-8:     {report['multi-byte pieces that are not valid UTF-8']} multi-byte pieces\n")
+    out.write(f"with 2+ digits:      {report['pieces with two or more digits']} pieces\n")
+    out.write(f"normalization:       {report['normalization']}\n")
+    alpha = report["default alpha"]
+    out.write(f"default alpha:       {alpha:g}" + (" (Viterbi)" if alpha < 0 else "") + "\n")
+    specials = report["special tokens"]
+    out.write("special tokens:      " + (", ".join(f"{t}={i}" for t, i in specials.items()) or "none") + "\n")
+    out.write("piece lengths (bytes, pieces):\n")
+    widest = max(lengths.values())
+    for length, n in lengths.items():
+        bar = "#" * max(1, round(40 * n / widest))
+        out.write(f"  {length:>3} {n:>7}  {bar}\n")
+    for m in report.get("texts", []):
+        if not m["tokens"]:
+            out.write(f"text {m['text']}: empty\n")
+            continue
+        out.write(
+            f"text {m['text']}: {m['bytes']} bytes, {m['tokens']} tokens, "
+            f"{m['bytes per token']} bytes/token, {m['characters per token']} characters/token\n"
+        )

@@ -1,0 +1,150 @@
+"""``bytepiece sample``: sampled segmentations of a text with their exact probabilities.
+
+A sample's probability is computed on the lattice (its score and log Z, through the
+Tokenizer's public queries), not estimated from the draws. ``--check`` goes further:
+it lists every segmentation by brute force and compares the frequencies of many
+draws with the exact probabilities by a chi-square test, both from
+:mod:`bytepiece.reference`, so the sampler is checked against something that does
+not share its code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import click
+
+from ..model import FIRST_PIECE_ID, PieceTable
+from .common import CliError, TextOut, check_alpha, load_tokenizer, model_option
+
+
+@click.command("sample")
+@model_option
+@click.argument("text")
+@click.option(
+    "-n",
+    "--samples",
+    "count",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many segmentations to draw.",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=0.1,
+    show_default=True,
+    callback=check_alpha,
+    help="Sharpness: segmentations are drawn with probability proportional to "
+    "exp(alpha * score); 0 is uniform, larger is closer to the best one.",
+)
+@click.option("--seed", type=int, default=None, help="Seed; the same seed shows the same samples.")
+@click.option(
+    "--check",
+    "check",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Draw N samples and compare their frequencies with the exact probabilities "
+    "of every segmentation (chi-square test). TEXT must be short enough to enumerate.",
+)
+@click.option("--no-normalize", is_flag=True, help="Do not NFC-normalise TEXT.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for --check.")
+def sample_command(model_path, text, count, alpha, seed, check, no_normalize, threads):
+    """Show sampled segmentations of TEXT with their exact probabilities.
+
+    Each line is: probability, `*` when it is the best (Viterbi) segmentation,
+    then the pieces (written as in `encode --format pieces`). Probabilities are
+    exact: exp(alpha * score) over the sum of that over every segmentation,
+    computed on the lattice.
+
+    \b
+    Examples:
+      bytepiece sample -m my.model "unbelievable" --alpha 0.1 -n 5 --seed 1
+      bytepiece sample -m my.model "tokenizer" --check 100000
+    """
+    if alpha < 0:
+        raise click.BadParameter("must be >= 0 to sample", param_hint="'--alpha'")
+    tok = load_tokenizer(model_path, seed=seed, normalize=False if no_normalize else None)
+    data = tok.normalize_bytes(text.encode("utf-8", "surrogateescape"))
+    if not data:
+        raise CliError("TEXT is empty: nothing to segment")
+    shown = PieceTable(tok.id_bytes, spaces=True)
+    segmentations = _enumerate_for_check(tok, data) if check is not None else None
+    logz = tok.log_partition(data, alpha)
+    best = tok.encode(data)
+    out = TextOut()
+    draws = tok.encode_batch([data] * count, alpha=alpha, keys=list(range(count)), num_threads=threads)
+    out.write(
+        f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): "
+        f"p={_prob(tok, best, alpha, logz, data):.6g}, {' '.join(shown[i] for i in best)}\n"
+    )
+    for ids in draws:
+        mark = "*" if ids == best else " "
+        out.write(f"{_prob(tok, ids, alpha, logz, data):.6g}\t{mark}\t{' '.join(shown[i] for i in ids)}\n")
+    if check is not None:
+        _check_sampler(tok, data, alpha, logz, segmentations, check, threads, shown, out)
+    out.flush()
+
+
+def _prob(tok, ids: Sequence[int], alpha: float, logz: float, data: bytes) -> float:
+    """The exact probability of one segmentation of ``data`` (its score as the lattice sums it)."""
+    return math.exp(alpha * tok.score(data, list(ids)) - logz)
+
+
+def _enumerate_for_check(tok, data: bytes) -> list[tuple[int, ...]]:
+    """Every segmentation of ``data`` (as ids), or a CliError when there are too many."""
+    from ..reference import enumerate_segmentations  # (only --check needs the oracle)
+
+    pieces = {p: i for i, p in enumerate(tok.id_bytes) if i >= FIRST_PIECE_ID}
+    max_len = max(len(p) for p in tok.id_bytes)
+    try:
+        return enumerate_segmentations(data, pieces, max_len)
+    except ValueError as error:
+        raise CliError(f"--check: {error}; try a shorter TEXT") from None
+
+
+def _check_sampler(tok, data, alpha, logz, segmentations, draws, threads, shown, out) -> None:
+    """Draw ``draws`` samples and write their frequencies next to the exact probabilities
+    (from the enumeration: each segmentation's score is the exact sum of its pieces'
+    log-probabilities) with a chi-square test."""
+    from ..reference import chi_square, chi_square_sf
+
+    log_probs = tok.piece_log_probs
+    log_weights = [alpha * math.fsum(float(log_probs[i - FIRST_PIECE_ID]) for i in seg) for seg in segmentations]
+    top = max(log_weights)
+    logz_enum = top + math.log(math.fsum(math.exp(w - top) for w in log_weights))
+    exact = {seg: math.exp(w - logz_enum) for seg, w in zip(segmentations, log_weights)}
+    observed: dict = {}
+    done = 0
+    while done < draws:
+        step = min(100_000, draws - done)
+        for ids in tok.encode_batch([data] * step, alpha=alpha, keys=range(done, done + step), num_threads=threads):
+            key = tuple(ids)
+            observed[key] = observed.get(key, 0) + 1
+        done += step
+    unknown = [seg for seg in observed if seg not in exact]
+    if unknown:
+        raise CliError(
+            f"--check: the sampler produced a segmentation that enumeration did not find: "
+            f"{' '.join(shown[i] for i in unknown[0])}"
+        )
+    statistic, dof, pooled = chi_square([(exact[seg] * draws, observed.get(seg, 0)) for seg in segmentations])
+    p_value = chi_square_sf(statistic, dof) if dof > 0 else 1.0
+    out.write(
+        f"# check: {draws} draws, {len(segmentations)} segmentations, "
+        f"log Z by enumeration={logz_enum:.6f} (lattice {logz:.6f})\n"
+    )
+    out.write("# exact\tempirical\tcount\tpieces\n")
+    ranked = sorted(segmentations, key=lambda seg: -exact[seg])
+    for seg in ranked[:20]:
+        c = observed.get(seg, 0)
+        out.write(f"{exact[seg]:.6g}\t{c / draws:.6g}\t{c}\t{' '.join(shown[i] for i in seg)}\n")
+    if len(ranked) > 20:
+        rest = ranked[20:]
+        c = sum(observed.get(seg, 0) for seg in rest)
+        out.write(f"{math.fsum(exact[s] for s in rest):.6g}\t{c / draws:.6g}\t{c}\t({len(rest)} more segmentations)\n")
+    note = f", {pooled} rare ones pooled" if pooled else ""
+    out.write(f"# chi-square={statistic:.4f} df={dof} p-value={p_value:.4g}{note}\n")

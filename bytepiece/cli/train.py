@@ -1,0 +1,394 @@
+"""``bytepiece train``: a vocabulary from text files, folders or stdin, with a summary.
+
+The command turns its options into a :class:`bytepiece.Trainer` (an option left
+unset is not passed, so the Trainer's default is the only one), trains on the
+files (or on a Dask cluster with a --dask option) and writes each model through
+:func:`bytepiece.model.save_model`. Output paths are checked before the corpus is
+read, so a run that would end refusing to overwrite a file does no work. stdin is
+copied to a temporary file first: training may read its corpus twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..model import FIRST_PIECE_ID, save_model
+from .common import (
+    CliError,
+    TextOut,
+    binary_stream,
+    dask_options,
+    dask_where,
+    line_batches,
+    load_tokenizer,
+    normalized,
+    progress_meter,
+    progress_option,
+    refuse_existing,
+    writing,
+)
+
+BUNDLED_CORPORA = "corpora"
+DEFAULT_MODEL = "bytepiece.model"
+
+
+def _bundled_corpus() -> list[str]:
+    """The bundled ``corpora/*.train.txt``, found from the current directory (a checkout)."""
+    files = sorted(str(p) for p in Path(BUNDLED_CORPORA).glob("*.train.txt"))
+    if not files:
+        raise CliError(
+            f"no PATH given and no bundled corpus in {os.path.abspath(BUNDLED_CORPORA)}/*.train.txt; "
+            "run from a bytepiece checkout or name the files to train on"
+        )
+    return files
+
+
+def _model_paths(output: str, sizes: Sequence[int]) -> list[str]:
+    """Where the models go: OUTPUT for one size, OUTPUT.SIZE for each of several (largest first)."""
+    if len(sizes) <= 1:
+        return [output]
+    return [f"{output}.{size}" for size in sorted(sizes, reverse=True)]
+
+
+def _spool_stdin(directory: str | None) -> str:
+    """Copy stdin to a temporary file: training may read its corpus twice."""
+    import shutil
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="bytepiece-stdin-", suffix=".txt", dir=directory)
+    with os.fdopen(fd, "wb") as handle:
+        shutil.copyfileobj(binary_stream(sys.stdin), handle, 1 << 20)
+    return path
+
+
+def _peak_memory_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return None
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return max(own, children) * scale / 1e6
+
+
+def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
+    total_bytes = tokens = 0
+    for _name, _first, batch in line_batches(paths):
+        datas = normalized(tok, batch)
+        tokens += sum(len(ids) for ids in tok.encode_batch(datas))
+        total_bytes += sum(len(d) for d in datas)
+    return total_bytes, tokens
+
+
+@click.command("train")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, allow_dash=True))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Model file to write (atomically). With several --vocab-size values: OUTPUT.SIZE each.",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing model files.")
+@click.option(
+    "--vocab-size",
+    "vocab_sizes",
+    type=click.IntRange(min=259),
+    multiple=True,
+    help="Vocabulary size, counting the 256 single bytes and the 3 special ids "
+    "(default: the Trainer's, 10000). Repeat for several models in one run, "
+    "e.g. --vocab-size 8000 --vocab-size 32000.",
+)
+@click.option(
+    "--order",
+    type=click.IntRange(min=1),
+    default=6,
+    show_default=True,
+    help="Longest byte n-gram counted in the first stage.",
+)
+@click.option(
+    "--min-count",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Drop pieces seen fewer times than this.",
+)
+@click.option(
+    "--max-piece-length",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Longest piece, in bytes (default: the Trainer's, 24; 36 with --no-em, as 0.6.3).",
+)
+@click.option("--isolate-digits", is_flag=True, help="Keep every digit a piece of its own.")
+@click.option("--no-ensure-unicode", is_flag=True, help="Allow multi-byte pieces that are not whole UTF-8 characters.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Threads for counting and pruning; the model is the same for any number.",
+)
+@click.option(
+    "--errors",
+    "encoding_errors",
+    type=click.Choice(["strict", "replace", "bytes"]),
+    default="strict",
+    show_default=True,
+    help="Invalid UTF-8 in the corpus: stop with an error, replace it (U+FFFD), or train on raw bytes.",
+)
+@click.option(
+    "--no-em",
+    is_flag=True,
+    help="Stop after BytePiece 0.6.3's algorithm, without the Unigram EM refinement "
+    "(the vocabulary 0.6.3 itself would train).",
+)
+@click.option(
+    "--em-seed",
+    type=click.Choice(["ngrams", "tagged"]),
+    default=None,
+    help="Where the EM starts: the most frequent byte n-grams (default: the Trainer's, "
+    "ngrams), or also 0.6.3's tagged and pruned vocabulary (tagged: slower, and "
+    "measurably worse on held-out text; the previous default).",
+)
+@click.option(
+    "--script-floor",
+    type=click.FloatRange(min=0, max=0.5),
+    default=None,
+    help="Script balance of the EM stage for mixed corpora: a script with less than "
+    "this share of the text weighs as if it had this share, or 3 times its own "
+    "if that is less (default: the Trainer's, 0.25; 0 = plain likelihood). Higher "
+    "gives minority scripts (e.g. Chinese among English) more pieces. "
+    "Example: --script-floor 0.3",
+)
+@click.option(
+    "--balance",
+    type=click.FloatRange(min=0, min_open=True, max=1),
+    default=None,
+    help="Tempered script shares before the floor: a script with share p of the "
+    "text weighs as p**BALANCE (default: the Trainer's, 1.0 = off). Example: --balance 0.5",
+)
+@click.option(
+    "--eval",
+    "eval_paths",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Held-out text: report bytes per token on it for each model. Repeatable.",
+)
+@click.option(
+    "--ngram-memory",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="MB",
+    help="Memory budget of the n-gram table (default: the Trainer's, 4000 MB; 0 = none). "
+    "On a corpus whose n-grams do not fit, the rarest are dropped and the counts become "
+    "approximate (a message says so) instead of the run running out of memory. "
+    "Example: --ngram-memory 500",
+)
+@click.option(
+    "--em-sample",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="MB",
+    help="EM runs on a uniform sample of the corpus this big (default: the Trainer's, 64 MB).",
+)
+@dask_options
+@progress_option
+def train_command(
+    paths,
+    output,
+    force,
+    vocab_sizes,
+    order,
+    min_count,
+    max_piece_length,
+    isolate_digits,
+    no_ensure_unicode,
+    workers,
+    encoding_errors,
+    no_em,
+    em_seed,
+    script_floor,
+    balance,
+    eval_paths,
+    ngram_memory,
+    em_sample,
+    dask_scheduler,
+    dask_scheduler_file,
+    dask_local,
+    dask_blocksize,
+    progress,
+):
+    """Train a vocabulary on text files, folders (every file in them) or stdin (-).
+
+    With no PATH, trains on the bundled corpora/*.train.txt of a bytepiece
+    checkout (run from its top folder) and writes bytepiece.model. Prints a
+    summary when done; progress goes to stderr. Ctrl-C leaves no model file.
+
+    The corpus is streamed (read once; twice with --no-em or --em-seed tagged;
+    never held), so memory does not grow
+    with it past two budgets: the n-gram table (--ngram-memory) and the EM
+    sample (--em-sample). A corpus whose n-grams do not fit the first drops
+    its rarest n-grams (the summary says so) rather than running out of memory.
+
+    \b
+    Examples:
+      bytepiece train
+      bytepiece train -o big.model --ngram-memory 500 --em-sample 32 big-corpus/
+      bytepiece train -o my.model --vocab-size 16000 data/ extra.txt
+      bytepiece train -o my.model --vocab-size 8000 --vocab-size 32000 \\
+          --eval corpora/en.heldout.txt corpora/en.train.txt
+      cat *.txt | bytepiece train -o my.model --vocab-size 4000 -
+    """
+    dask = dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
+    if dask and "-" in paths and "local_workers" not in dask:
+        raise CliError("stdin (-) cannot be read by the workers of a remote Dask cluster; give files")
+    sizes = sorted(set(vocab_sizes), reverse=True)
+    targets = _model_paths(output, sizes)
+    for target in targets:
+        refuse_existing(target, force)
+    if not paths:
+        paths = _bundled_corpus()
+    from ..trainer import Trainer
+
+    trainer = Trainer(
+        **_trainer_options(
+            sizes,
+            order=order,
+            min_count=min_count,
+            max_piece_length=max_piece_length,
+            isolate_digits=isolate_digits,
+            no_ensure_unicode=no_ensure_unicode,
+            no_em=no_em,
+            em_seed=em_seed,
+            script_floor=script_floor,
+            balance=balance,
+            ngram_memory=ngram_memory,
+            em_sample=em_sample,
+            verbose=progress_meter(progress, "train").enabled,
+        )
+    )
+    start = time.monotonic()
+    _train(trainer, paths, workers, encoding_errors, dask)
+    seconds = time.monotonic() - start
+    if len(targets) != len(trainer.pieces):  # one size left to the trainer's default
+        targets = _model_paths(output, [0] * len(trainer.pieces))
+    for pieces, target in zip(trainer.pieces, targets):
+        with writing(target):
+            save_model(target, pieces, overwrite=force)
+    _print_summary(trainer, paths, targets, seconds, eval_paths)
+
+
+def _trainer_options(
+    sizes: Sequence[int],
+    *,
+    order: int,
+    min_count: int,
+    max_piece_length: int | None,
+    isolate_digits: bool,
+    no_ensure_unicode: bool,
+    no_em: bool,
+    em_seed: str | None,
+    script_floor: float | None,
+    balance: float | None,
+    ngram_memory: float | None,
+    em_sample: float | None,
+    verbose: bool,
+) -> dict:
+    """The Trainer's keyword arguments for the command's options; an option not given
+    is left out, so that the Trainer's default is the only default."""
+    options: dict[str, Any] = {
+        "order": order,
+        "max_piece_length": max_piece_length,
+        "min_count": min_count,
+        "isolate_digits": isolate_digits,
+        "ensure_unicode": not no_ensure_unicode,
+        "verbose": verbose,
+    }
+    if no_em:
+        options["em"] = False
+    if em_seed is not None:
+        options["em_seed"] = em_seed
+    if script_floor is not None:
+        options["em_script_floor"] = script_floor
+    if balance is not None:
+        options["em_balance"] = balance
+    if ngram_memory is not None:
+        options["ngram_memory"] = round(ngram_memory * 1e6)
+    if em_sample is not None:
+        options["em_sample_bytes"] = max(1, round(em_sample * 1e6))
+    if sizes:
+        options["max_vocab_size"] = list(sizes) if len(sizes) > 1 else sizes[0]
+    return options
+
+
+def _train(trainer, paths: Sequence[str], workers: int, encoding_errors: str, dask: dict) -> None:
+    """Run the trainer on the paths (stdin spooled to a file), with its errors said in
+    the command line's terms."""
+    from ..corpus import CorpusEncodingError
+
+    spooled = None
+    try:
+        if "-" in paths:
+            spooled = _spool_stdin(None)
+            paths = [spooled if p == "-" else p for p in paths]
+        if dask:  # counting on the cluster; --workers threads prune and run EM here
+            from ..distributed import train_files_on_dask
+
+            train_files_on_dask(trainer, list(paths), workers=workers, errors=encoding_errors, **dask)
+        else:
+            trainer.train_files(list(paths), workers=workers, errors=encoding_errors)
+    except CorpusEncodingError as error:
+        if error.path is not None:  # say it in the command line's terms
+            shown = "<stdin>" if error.path == spooled else error.path
+            raise CliError(
+                f"{shown}: not valid UTF-8 at byte offset {error.offset}; "
+                "use --errors replace (or --errors bytes) to train anyway"
+            ) from None
+        raise
+    except MemoryError:
+        if click.get_current_context().find_root().params.get("debug"):
+            raise
+        raise CliError(
+            f"out of memory while training (n-gram budget {trainer.ngram_memory / 1e6:g} MB, EM sample "
+            f"{trainer.em_sample_bytes / 1e6:g} MB); lower --ngram-memory (and --em-sample) to fit this "
+            "machine: rare n-grams are then dropped instead"
+        ) from None
+    finally:
+        if spooled is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(spooled)
+
+
+def _print_summary(trainer, paths: Sequence[str], targets: Sequence[str], seconds: float, eval_paths) -> None:
+    out = TextOut()
+    peak = _peak_memory_mb()
+    corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")
+    out.write(
+        f"trained on {len(paths)} path(s)"
+        + (f", {corpus_bytes / 1e6:.1f} MB" if corpus_bytes else "")
+        + f" in {seconds:.1f} s"
+        + (f", peak memory {peak:.0f} MB" if peak else "")
+        + "\n"
+    )
+    if getattr(trainer, "stats", {}).get("ngram_budget_hit"):
+        out.write(
+            f"n-gram memory budget ({trainer.ngram_memory / 1e6:g} MB) hit: the rarest n-grams were "
+            "dropped, so counts are approximate (raise --ngram-memory for exact ones)\n"
+        )
+    for pieces, target in zip(trainer.pieces, targets):
+        line = f"{target}: vocabulary size {len(pieces) + FIRST_PIECE_ID}"
+        if eval_paths:
+            nbytes, tokens = _bytes_per_token(load_tokenizer(target), eval_paths)
+            line += f", {nbytes / max(tokens, 1):.3f} bytes/token on {', '.join(eval_paths)}"
+        out.write(line + "\n")
+    out.flush()
