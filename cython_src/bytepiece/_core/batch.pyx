@@ -64,7 +64,7 @@ cdef struct FlatOut:
 
 
 cdef Py_ssize_t run_texts_flat(const Model* M, int mode, TextIn* texts, Py_ssize_t count, bint chunked,
-                               const uint64_t* seeds, const uint64_t* keys, 
+                               const uint64_t* seeds, const uint64_t* keys,
                                uint8_t* scratch, Workspace* ws, FlatOut* o) noexcept nogil:
     """Segment the gathered texts into flat arrays (encode_many_flat); returns as run_texts."""
     cdef Py_ssize_t i, j, n, m, off = 0

@@ -172,7 +172,7 @@ def count_viterbi_pairs(Lattice lattice, list texts, weights, PairCounts out, *,
 
 
 cdef int viterbi_sums(Lattice lattice, list texts, const int64_t* iw, const double* fw, PairCounts pairs,
-                       int64_t* unigrams, double* counts, PairCounts odd) except -1:
+                      int64_t* unigrams, double* counts, PairCounts odd) except -1:
     """The Viterbi segmentation of each text, summed as asked: text i's integer weight
     iw[i] per adjacent pair into `pairs` and per piece into `unigrams`, its float weight
     fw[i] per piece into `counts` (each NULL / None when not wanted); given `odd`, the

@@ -32,7 +32,7 @@ cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n,
                                  double* marginals, double weight) noexcept nogil:
     """forward_backward in log space (logaddexp per edge): for alpha * |logp| beyond
     LINEAR_LIMIT, where the linear-space version's weights could leave the normal range."""
-    cdef Py_ssize_t e, cs, ce, i, lo
+    cdef Py_ssize_t e, cs, ce, i
     cdef int k, j
     cdef double logz_total = 0.0, logz, c, acc
     cdef double* fwd = ws.score
@@ -207,8 +207,8 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
 
 
 cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
-                                    bint logspace, Workspace* ws, EdgeStore* es, double* bwd, double* counts,
-                                    const int32_t* ids, double* marginals, double weight) noexcept nogil:
+                             bint logspace, Workspace* ws, EdgeStore* es, double* bwd, double* counts,
+                             const int32_t* ids, double* marginals, double weight) noexcept nogil:
     """Adds expected piece counts (by id) times `weight` to counts, boundary probabilities
     to marginals (either may be NULL; marginals need weight 1); returns log Z (the sum
     over chunks). bwd holds n + 1 doubles. Linear space (M.q holds exp(alpha * logp))
@@ -216,4 +216,3 @@ cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bin
     if logspace:
         return forward_backward_log(M, x, n, chunked, ws, bwd, counts, ids, marginals, weight)
     return forward_backward_linear(M, x, n, chunked, ws, es, bwd, counts, ids, marginals, weight)
-

@@ -313,4 +313,3 @@ cdef class DrawStream:
         self.calls += 1
         return self.lattice.encode_one(data, alpha, self.lattice.mode_of(alpha, MODE_EXACT), self.word, call,
                                        bos, eos)
-

@@ -9,11 +9,11 @@
 # keyed by the packed n-gram, like the count tables) are prefetched a few bytes ahead,
 # since a corpus pass reads them at random.
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING
 from libc.math cimport INFINITY, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from .common.bigmem cimport big_alloc, big_free
 from .common.byteviews cimport ByteViews, views_free, views_of
@@ -229,7 +229,6 @@ cdef class NgramModel:
         cdef list parts = [struct.pack("<8sq", b"BPNGMOD1", self.order),
                            np.asarray(<double[:256]>self.uni).astype("<f8").tobytes()]
         cdef int L
-        cdef size_t i
         for L in range(2, self.order + 1):
             keys, vals = self._dump(L)
             parts.append(struct.pack("<q", len(keys)))

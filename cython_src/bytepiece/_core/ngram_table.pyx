@@ -17,10 +17,9 @@
 #   the budget). Until that happens the counts are exact; `pruned_below` records the
 #   largest threshold ever used (0 = exact).
 
-cimport cython
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
 from .common.bigmem cimport big_alloc, big_free
@@ -355,7 +354,7 @@ cdef class NgramTable:
                     j = i + EXPAND_AHEAD           # (as in _expand_level)
                     if j < other.tabs[L].cap and other.tabs[L].slots[j].count and self.tabs[L].cap:
                         prefetch(&self.tabs[L].slots[splitmix64_mix(other.tabs[L].slots[j].key)
-                                                              & (self.tabs[L].cap - 1)])
+                                                     & (self.tabs[L].cap - 1)])
                     if other.tabs[L].slots[i].count:
                         rc = ct_add(&self.tabs[L], other.tabs[L].slots[i].key, other.tabs[L].slots[i].count)
                         if rc < 0:
@@ -429,14 +428,11 @@ cdef class NgramTable:
         cdef list parts = [struct.pack("<8sqqqq", magic, self.order, self.total, self.budget,
                                        self.pruned_below)]
         cdef int L
-        cdef size_t i, j
-        cdef int64_t[::1] unis
         import numpy as np
         parts.append(np.asarray(<int64_t[:256]>self.uni).astype("<i8").tobytes())
         for L in range(2, self.order + 1):
             keys = np.empty(self.tabs[L].size, dtype=np.uint64)
             counts = np.empty(self.tabs[L].size, dtype=np.int64)
-            j = 0
             kv = keys
             cv = counts
             self._dump(L, kv, cv)

@@ -6,7 +6,6 @@
 # length and bytes, so collisions can never merge two pieces. Like the n-gram tables it
 # merges associatively and serialises to bytes, for any map/reduce engine.
 
-cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_SetItem
 from libc.stdint cimport int64_t, uint8_t, uint64_t
@@ -15,8 +14,6 @@ from libc.string cimport memcmp, memcpy, memset
 
 from .common.bigmem cimport big_alloc, big_free, big_realloc
 from .common.hashing cimport hash_bytes
-
-import struct
 
 
 cdef inline void put_le64(uint8_t* q, int64_t v) noexcept nogil:
@@ -301,14 +298,14 @@ cdef class PieceTable:
     @staticmethod
     def from_bytes(data):
         data = bytes(data)
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(data), off = 16, i, n
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data), off = 16, n
         cdef const uint8_t* base = <const uint8_t*>PyBytes_AS_STRING(data)
         cdef int64_t count, length
         if size < 16 or memcmp(base, b"BPPIECE1", 8) != 0:
             raise ValueError("not a serialised PieceTable")
         n = get_le64(base + 8)
         cdef PieceTable t = PieceTable()
-        for i in range(n):
+        for _ in range(n):
             if off + 16 > size:
                 raise ValueError("truncated PieceTable")
             count = get_le64(base + off)

@@ -269,7 +269,7 @@ def nbest(Lattice lattice, bytes data, int n, *, bint chunked=True):
     the order of the prefixes; across chunks the order within the last chunk,
     then the order of the chunks before it. So nbest(x, 1) is the Viterbi path.
     """
-    cdef Py_ssize_t length = PyBytes_GET_SIZE(data), cs, ce, i, m, r, cnt
+    cdef Py_ssize_t length = PyBytes_GET_SIZE(data), cs, ce, m, r, cnt
     cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
     cdef Model M
     cdef Workspace ws
@@ -400,7 +400,8 @@ def forward_log(Lattice lattice, bytes data, double alpha, *, bint chunked=True)
 
 def boundary_marginals(Lattice lattice, bytes data, double alpha, *, bint chunked=True, bint logspace=False):
     """(log Z, p) where p[i] is the probability that a piece boundary falls at byte i
-    (i = 0 .. len(data)) under exp(alpha*score)/Z (in log space when logspace, or when alpha * |logp| is too large for linear space)."""
+    (i = 0 .. len(data)) under exp(alpha*score)/Z (in log space when logspace, or when
+    alpha * |logp| is too large for linear space)."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
     cdef Model M

@@ -17,14 +17,14 @@
 # - Text is cut into chunks (chunks.pxd); Viterbi restarts its scores at each chunk.
 
 from libc.math cimport INFINITY, exp, frexp, log
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memmove, memset
+from libc.string cimport memmove, memset
 
 from .chunks cimport is_chunk_start
 from .common.realloc cimport realloc_into
 from .common.rng cimport RNG_XOSHIRO, Rng, rng_next, rng_uniform
-from .trie cimport Trie, trie_edges
+from .trie cimport trie_edges
 
 
 # ---------------------------------------------------------------------------
@@ -83,7 +83,6 @@ cdef void ws_free(Workspace* ws) noexcept nogil:
     memset(ws, 0, sizeof(Workspace))
 
 
-
 cdef Py_ssize_t backtrack(Workspace* ws, Py_ssize_t n, int32_t* out_val, int32_t* out_end) noexcept nogil:
     cdef Py_ssize_t e = n, m = 0, i
     cdef int32_t t
@@ -99,8 +98,8 @@ cdef Py_ssize_t backtrack(Workspace* ws, Py_ssize_t n, int32_t* out_val, int32_t
 
 
 cdef inline double viterbi_best(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ssize_t cs,
-                                 const double* score, bint skip_whole, int32_t* bs_out,
-                                 int32_t* bv_out) noexcept nogil:
+                                const double* score, bint skip_whole, int32_t* bs_out,
+                                int32_t* bv_out) noexcept nogil:
     """The best score of a path to e whose last piece x[s:e] starts at s >= cs, and that
     piece's start and index. Walks the reversed trie back from e and relaxes each piece
     as it is met, shortest first, so >= lets the longest win ties (as in 0.6.3); fusing
@@ -185,7 +184,6 @@ cdef inline Py_ssize_t viterbi_loop(const Model* M, const uint8_t* x, Py_ssize_t
         ws.back[e] = bs
         ws.backv[e] = bv
     return backtrack(ws, n, out_val, out_end)
-
 
 
 # ---------------------------------------------------------------------------
@@ -426,8 +424,8 @@ cdef Py_ssize_t seg_exact_log(const Model* M, const uint8_t* x, Py_ssize_t n, bi
 
 
 cdef inline Py_ssize_t exact_walk(const Model* M, const uint8_t* x, Py_ssize_t e, Py_ssize_t cs,
-                           const double* score, double* cum, int32_t* pairs,
-                           double* tot_out) noexcept nogil:
+                                  const double* score, double* cum, int32_t* pairs,
+                                  double* tot_out) noexcept nogil:
     """Walk the reversed trie back from e, weighing each piece x[s:e] as it is met with
     the mantissas of its start (shortest first; every single byte is a piece, so k >= 1
     and the first start is e - 1); keeps the edges as (start, piece) pairs and the

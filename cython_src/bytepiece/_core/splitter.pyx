@@ -7,10 +7,8 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.stdlib cimport calloc, free, malloc
 
-from .common.byteviews cimport ByteViews, views_free, views_of
 from .piece_table cimport PieceTable
 
 import numpy as np
@@ -111,7 +109,6 @@ cdef class PieceSplitter:
         cdef bytes p
         cdef const uint8_t* x
         cdef int32_t node, cap
-        cdef uint64_t key
         cdef int32_t child
         cdef int singles = 0
         lp = np.ascontiguousarray(logprobs, dtype=np.float64)

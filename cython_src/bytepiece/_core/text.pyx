@@ -18,7 +18,6 @@
 # yet, is passed to unicodedata.normalize with the GIL.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -332,7 +331,6 @@ cdef void raise_unencodable(list datas, Py_ssize_t i, object form) except *:
         d = _normalize(form, d)
     d.encode("utf-8")
     raise UnicodeEncodeError("utf-8", d, 0, len(d), "surrogates not allowed")
-
 
 
 cdef Py_ssize_t utf8_total(const TextIn* texts, Py_ssize_t count) noexcept nogil:
