@@ -42,6 +42,7 @@ def atomic_write(
 
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
+        handle: IO
         if mode == "w":
             handle = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline="")
         else:

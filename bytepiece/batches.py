@@ -40,29 +40,29 @@ class BatchEncoder:
         self, texts: list, alpha: float, seed_words, key_words, sampler: int, bos: int, eos: int, threads: int
     ) -> list[list[int]]:
         """The id list of every text (seed_words/key_words: one per text when alpha >= 0)."""
-        options = {
-            "sampler": sampler,
-            "bos": bos,
-            "eos": eos,
-            "form": self.form,
-            "convert": self.convert,
-            "threads": threads,
-            "submit": _parallel.submit,
-        }
-        n = len(texts)
-        if n <= LIST_BATCH_TEXTS:
-            return encode_lists(self.lattice, texts, alpha=alpha, seed_words=seed_words, key_words=key_words, **options)
-        results: list[list[int]] = []
-        for lo in range(0, n, LIST_BATCH_TEXTS):
-            hi = min(lo + LIST_BATCH_TEXTS, n)
-            results += encode_lists(
+
+        def part(lo: int, hi: int) -> list[list[int]]:
+            return encode_lists(
                 self.lattice,
                 texts[lo:hi],
                 alpha=alpha,
                 seed_words=None if seed_words is None else seed_words[lo:hi],
                 key_words=None if key_words is None else key_words[lo:hi],
-                **options,
+                sampler=sampler,
+                bos=bos,
+                eos=eos,
+                form=self.form,
+                convert=self.convert,
+                threads=threads,
+                submit=_parallel.submit,
             )
+
+        n = len(texts)
+        if n <= LIST_BATCH_TEXTS:
+            return part(0, n)
+        results: list[list[int]] = []
+        for lo in range(0, n, LIST_BATCH_TEXTS):
+            results += part(lo, min(lo + LIST_BATCH_TEXTS, n))
         return results
 
     def arrays(
@@ -174,7 +174,7 @@ class BatchEncoder:
             else:
                 a, b = rows[run], rows[run + 1]
                 out[at : at + b - a] = flat[a:b]
-                if with_ends:
+                if flat_ends is not None:
                     ends[at : at + b - a] = flat_ends[a:b] + lo
                 at += b - a
                 run += 1

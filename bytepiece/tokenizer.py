@@ -43,7 +43,11 @@ from .special import SpecialSet, SpecialTokens
 
 Text = Union[str, bytes, bytearray, memoryview]
 
-_nfc = unicodedata.normalize
+
+def _nfc(form: str, text: str) -> str:
+    """unicodedata.normalize with the model's form (a str: "NFC", "NFKC", "NFD" or "NFKD")."""
+    return unicodedata.normalize(form, text)  # type: ignore[arg-type]
+
 
 SAMPLERS = {name: _CORE_SAMPLERS[name] for name in ("exact", "legacy-v1")}
 _EXACT = SAMPLERS["exact"]
@@ -273,6 +277,7 @@ class Tokenizer:
         # The hot path of per-line encoding: kept free of helper calls for str input. An
         # ASCII str is left as it is (no normal form changes ASCII) and the lattice reads
         # its buffer in place.
+        data: str | bytes
         if type(text) is str:
             if not text.isascii():
                 data = (_nfc(self._form, text) if self._normalize else text).encode("utf-8")
@@ -340,7 +345,7 @@ class Tokenizer:
         if not self._normalize or data.isascii():
             return data
         text = data.decode("utf-8", "surrogateescape")
-        if unicodedata.is_normalized(self._form, text):
+        if unicodedata.is_normalized(self._form, text):  # type: ignore[arg-type]
             return data
         return _nfc(self._form, text).encode("utf-8", "surrogateescape")
 
@@ -480,14 +485,14 @@ class Tokenizer:
 
     @cached_property
     def _piece2id(self) -> dict:
-        mapping = {p: i for i, p in enumerate(self._vocab.pieces, FIRST_PIECE_ID)}
+        mapping: dict[bytes | str, int] = {p: i for i, p in enumerate(self._vocab.pieces, FIRST_PIECE_ID)}
         mapping.update({name: i for i, name in enumerate(SPECIAL_PIECES)})
         mapping.update(self._special_ids)
         return mapping
 
     @cached_property
     def _id2piece(self) -> dict:
-        mapping = dict(enumerate(SPECIAL_PIECES))
+        mapping: dict[int, bytes | str] = dict(enumerate(SPECIAL_PIECES))
         mapping.update(enumerate(self._vocab.pieces, FIRST_PIECE_ID))
         mapping.update({i: name for name, i in self._special_ids.items()})
         return mapping

@@ -1,0 +1,16 @@
+import numpy as np
+import numpy.typing as npt
+
+from .lattice import Lattice
+
+def nbest(
+    lattice: Lattice, data: bytes, n: int, *, chunked: bool = True
+) -> list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], float]]: ...
+def path_score(
+    lattice: Lattice, data: bytes, ends: npt.NDArray[np.int32], *, chunked: bool = True
+) -> tuple[float, npt.NDArray[np.int32]]: ...
+def entropy(lattice: Lattice, data: bytes, alpha: float, *, chunked: bool = True) -> tuple[float, float, float]: ...
+def forward_log(lattice: Lattice, data: bytes, alpha: float, *, chunked: bool = True) -> npt.NDArray[np.float64]: ...
+def boundary_marginals(
+    lattice: Lattice, data: bytes, alpha: float, *, chunked: bool = True, logspace: bool = False
+) -> tuple[float, npt.NDArray[np.float64]]: ...
