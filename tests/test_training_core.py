@@ -313,7 +313,7 @@ def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length)
     assert list(table.to_dict(min_count).items()) == [(k, v) for k, v in ordered if v >= min_count]
     pieces, weights = table.pieces_and_counts()
     assert sorted(zip(pieces, weights.tolist())) == ordered
-    # partition == the Python loop of Trainer._prune_pieces over a dict
+    # partition == 0.6.3's Python loop over a dict
     ref = dict(ordered)
     for b in range(256):
         ref.setdefault(bytes([b]), 1)
@@ -449,7 +449,7 @@ def test_ngram_candidates_in_bytes_order_and_merged_with_the_single_bytes():
     bytes and prefixes of each other included); the trainer's merge of them with the 256
     single bytes is the bytes order of the whole."""
     from bytepiece._training import ngram_candidates
-    from bytepiece.trainer import _with_single_bytes
+    from bytepiece.training.em import with_single_bytes
 
     chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)] + [b"a\x00b a\x00 \x00\x00a " * 5]
     for limit in (25, 10_000):
@@ -458,7 +458,7 @@ def test_ngram_candidates_in_bytes_order_and_merged_with_the_single_bytes():
         assert ordered == sorted(keys) and len(keys) > 20
         assert dict(zip(ordered, ordered_counts.tolist())) == dict(zip(keys, counts.tolist()))
         singles = {bytes([c]): c + 1 for c in range(256)}
-        pieces, merged = _with_single_bytes(ordered, ordered_counts, singles)
+        pieces, merged = with_single_bytes(ordered, ordered_counts, singles)
         assert pieces == sorted(list(singles) + ordered)
         want = dict(zip(ordered, ordered_counts.tolist()))
         want.update(singles)
@@ -489,15 +489,15 @@ def test_bytes_order_sorts_by_bytes(items):
 
 
 def test_chunk_keys_are_blake2b():
-    """The sample keys computed in C are the trainer's _chunk_key (hashlib's BLAKE2b of
+    """The sample keys computed in C are the trainer's chunk_key (hashlib's BLAKE2b of
     digest size 8, little-endian), at every length around the 128-byte block size."""
     import os
 
     from bytepiece._training import chunk_keys
-    from bytepiece.trainer import _chunk_key
+    from bytepiece.training.sample import chunk_key
 
     chunks = [os.urandom(n) for n in range(400)] + [b"", "中文".encode() * 1000]
-    assert chunk_keys(chunks).tolist() == [_chunk_key(c) for c in chunks]
+    assert chunk_keys(chunks).tolist() == [chunk_key(c) for c in chunks]
     assert chunk_keys([]).tolist() == []
 
 
