@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
-import hashlib
 import json
 import os
 import pathlib
@@ -767,3 +766,76 @@ def test_em_parts_of_a_hash_sorted_sample_are_those_of_counting_it():
         assert (count, nbytes) == (len(sample), int(lengths.sum()))
         in_hash_order = [chunks[i] for i in np.argsort(given[shuffle], kind="stable")]
         assert same(groups, em_parts(in_hash_order, 0.5, EM_PARTS, 0.1))
+
+
+# ---------------------------------------------------------------------------
+# The pieces of the pipeline: options, engines, samples
+
+
+def test_options_are_checked_and_read_as_the_trainer_arguments():
+    from bytepiece.training import EmOptions, TrainerOptions
+
+    t = Trainer(max_vocab_size=[300, 500], em_shrink=0.4, em=False, verbose=False)
+    assert isinstance(t.options, TrainerOptions) and isinstance(t.options.em, EmOptions)
+    assert t.options.max_vocab_size == (500, 300) and t.max_vocab_size == [500, 300]
+    assert (t.em, t.em_shrink, t.options.em.shrink, t.max_piece_length, t.engine) == (False, 0.4, 0.4, 36, "thread")
+    t.em_shrink = 0.5  # an argument set afterwards is checked and used
+    assert t.options.em.shrink == 0.5
+    with pytest.raises(TrainerError, match="em_shrink"):
+        t.em_shrink = 2
+    assert t.em_shrink == 0.5
+    with pytest.raises(AttributeError):
+        t.no_such_option  # noqa: B018
+    with pytest.raises(TrainerError, match="order"):
+        TrainerOptions(order=0)
+    with pytest.raises(TrainerError, match="engine"):
+        Trainer(engine="gpu")
+    # derived values
+    tagged = Trainer(em_seed="tagged", em_pairs=1.0, max_piece_length=300, verbose=False).options
+    assert (tagged.tagging, tagged.pair_length, tagged.sample_bytes) == (True, 255, 64_000_000)
+    plain = Trainer(verbose=False).options
+    assert (plain.tagging, plain.pair_length, plain.candidate_limit) == (False, 0, 40_000)
+    assert t.options.sample_bytes == 0 and Trainer(ngram_memory=0).options.budget_entries == 0
+
+
+def _weighted(scale, x):
+    return scale * x
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+@pytest.mark.parametrize("workers", [1, 3])
+def test_local_engines_map_in_block_order(kind, workers):
+    """A block function with its settings bound (a partial of a module-level function)
+    runs on threads or forked processes; the results come back in block order."""
+    import functools
+
+    from bytepiece.training.engines import map_in_order
+
+    func = functools.partial(_weighted, 3)
+    assert list(map_in_order(func, iter(range(50)), workers, kind)) == [3 * x for x in range(50)]
+
+
+def test_sample_collectors_merge_to_the_bottom_of_the_whole():
+    """Block samples folded in place (a local run) or merged in any grouping without
+    changing their inputs (a cluster's merge tree) give the bottom-k sample of all the
+    chunks at once."""
+    from bytepiece.training.sample import SampleCollector
+
+    rng = np.random.default_rng(2)
+    chunks = [bytes(rng.integers(97, 100, rng.integers(1, 30)).astype(np.uint8)) for _ in range(3000)]
+    budget = 5000
+    whole = SampleCollector.of_chunks(chunks, budget).pairs()
+    blocks = [chunks[i : i + 170] for i in range(0, len(chunks), 170)]
+    folded = SampleCollector.of_chunks(blocks[0], budget)
+    for block in blocks[1:]:
+        folded.add(SampleCollector.of_chunks(block, budget))
+    assert folded.pairs() == whole and sum(len(c) for _, c in whole) <= budget
+    parts = [SampleCollector.of_chunks(block, budget) for block in blocks]
+    before = [p.pairs() for p in parts]
+    tree = SampleCollector.union(
+        [SampleCollector.union(parts[i : i + 3], budget) for i in range(0, len(parts), 3)], budget
+    )
+    assert tree.pairs() == whole and [p.pairs() for p in parts] == before
+    assert SampleCollector.of_pairs(whole, budget).pairs() == whole
+    again = SampleCollector.of_chunks(chunks, budget).result()
+    assert again == [c for _, c in whole]

@@ -607,3 +607,38 @@ def test_freed_big_tables_go_back_to_the_system():
     for line in out.split("\n")[:-1]:
         size, held, left = map(int, line.split())
         assert size > 8 << 20 and held < 1.2 * size and left < 0.1 * size, out
+
+
+# ---------------------------------------------------------------------------
+# 0.6.3's re-segmentation on the one weighted-Viterbi-count engine
+
+
+def test_resegment_sums_like_python_and_keeps_int_and_float_counts():
+    """resegment adds each text's count to the pieces of its Viterbi split (as a Python
+    loop over the lattice's splits would, on one or several threads); a piece's total
+    is an int when every count it received was one, a float otherwise."""
+    from bytepiece._lattice import Lattice
+    from bytepiece.training.prune import SLICE_TEXTS, resegment
+
+    rng = np.random.default_rng(4)
+    keep = {bytes([b]): int(1 + b % 5) for b in range(256)}
+    keep.update({bytes(rng.integers(97, 103, rng.integers(2, 5)).astype(np.uint8)): 7 for _ in range(60)})
+    keys = list(keep)
+    values = np.array(list(keep.values()), dtype=np.float64)
+    lattice = Lattice(keys, np.log(values) - np.log(sum(keep.values())), np.arange(len(keys)))
+    texts = [bytes(rng.integers(96, 104, rng.integers(1, 12)).astype(np.uint8)) for _ in range(SLICE_TEXTS + 500)]
+    for counts in (
+        [int(c) for c in rng.integers(1, 9, len(texts))],
+        [float(c) + 0.25 for c in rng.integers(1, 9, len(texts))],
+        [int(c) if i % 3 else float(c) + 0.5 for i, c in enumerate(rng.integers(1, 9, len(texts)))],
+    ):
+        want: dict = {}
+        for text, count in zip(texts, counts):
+            for i in lattice.encode(text, chunked=False):
+                want[keys[i]] = want.get(keys[i], 0) + count
+        for workers in (1, 2):
+            got = resegment(keep, texts, counts, workers)
+            assert got == want and list(got) == [k for k in keys if k in want]
+            assert [type(v) for v in got.values()] == [type(want[k]) for k in got]
+    ints = np.array([int(c) for c in rng.integers(1, 9, len(texts))], dtype=np.int64)
+    assert all(type(v) is int for v in resegment(keep, texts, ints).values())

@@ -66,8 +66,8 @@ class SampleCollector:
     def of_chunks(cls, chunks: list[bytes], budget: int) -> SampleCollector:
         """The bottom sample of one block's chunks."""
         keys = kernels.chunk_keys(chunks)
-        # (the lengths travel with the sample: read here, while the new chunks are in the
-        # cache, a pass over them costs a fifth of what it costs once they are not)
+        # (the lengths travel with the sample: read here, while the chunks are still in the
+        # cache, not in a later pass over them)
         lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
         order = trim_order(keys, lengths, budget)
         return cls(budget, keys[order], [chunks[i] for i in order.tolist()], lengths[order])
