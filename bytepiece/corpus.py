@@ -109,7 +109,7 @@ def expand_paths(paths: PathLike | Iterable[PathLike]) -> list[str]:
         if isinstance(p, bytes):
             p = os.fsdecode(p)
         if os.path.isdir(p):
-            found = []
+            found: list[str] = []
             for root, dirs, names in os.walk(p, onerror=_walk_error):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(os.path.join(root, n) for n in names if not n.startswith("."))
@@ -208,6 +208,7 @@ class TextSource:
                 f"{type(texts).__name__}; use train_files() for paths"
             )
         self.texts = texts
+        self.count: int | None
         try:
             self.count = len(texts)  # type: ignore[arg-type]
         except TypeError:

@@ -200,11 +200,11 @@ def merge_counts(items: Iterable[Counts | str | os.PathLike[str]], allow_overlap
     """Sum counts of the same stage and settings (Counts objects or file paths). The
     result equals counting all their sources in one run. A source named twice raises
     ValueError (it would be counted twice) unless ``allow_overlap``."""
-    items = [c if isinstance(c, Counts) else load_counts(c) for c in items]
-    if not items:
+    counts = [c if isinstance(c, Counts) else load_counts(c) for c in items]
+    if not counts:
         raise ValueError("nothing to merge")
-    first = items[0]
-    for c in items[1:]:
+    first = counts[0]
+    for c in counts[1:]:
         if c.stage != first.stage:
             raise ValueError(f"cannot merge {first.stage} counts with {c.stage} counts")
         if c.settings != first.settings:
@@ -214,16 +214,16 @@ def merge_counts(items: Iterable[Counts | str | os.PathLike[str]], allow_overlap
                 if first.settings.get(k) != c.settings.get(k)
             }
             raise ValueError(f"counts made with different settings: {diff}")
-    sources = [s for c in items for s in c.sources]
+    sources = [s for c in counts for s in c.sources]
     if not allow_overlap and len(set(sources)) != len(sources):
         dup = sorted({s for s in sources if sources.count(s) > 1})
         raise ValueError(f"these sources are in more than one of the counts: {dup}")
     s = first.settings
-    nbytes = sum(c.nbytes for c in items)
+    nbytes = sum(c.nbytes for c in counts)
     if first.stage == "ngrams":
         settings = ngrams.NgramSettings(s["order"], s["isolate_digits"], s["budget"], 0)
-        parts = [ngrams.NgramPart(c.table, c.nbytes, None) for c in items]
+        parts = [ngrams.NgramPart(c.table, c.nbytes, None) for c in counts]
         return Counts("ngrams", s, ngrams.merge_parts(settings, parts, False).table, sources=sources, nbytes=nbytes)
-    piece_settings = pieces.PieceSettings(s["isolate_digits"], s["ensure_unicode"], s["pair_length"], s["sample_bytes"])
-    merged = pieces.merge_parts(piece_settings, [c.part() for c in items], False)
+    block_settings = pieces.PieceSettings(s["isolate_digits"], s["ensure_unicode"], s["pair_length"], s["sample_bytes"])
+    merged = pieces.merge_parts(block_settings, [c.part() for c in counts], False)
     return Counts("pieces", s, merged.pieces, merged.pairs, sample_pairs(merged.sample), sources, nbytes)

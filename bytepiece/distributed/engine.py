@@ -171,10 +171,10 @@ class DaskRunner(Runner):
                 shared.release()
 
 
-def count_task(count, errors: str, storage_options: dict, block, shared):
+def count_task(count_block, errors: str, storage_options: dict, block, shared):
     """A map task: one block (documents, or a file range read here) counted into a part."""
     documents, _, _ = block_documents(block, errors, storage_options)
-    return count(shared, documents)
+    return count_block(shared, documents)
 
 
 def merge_task(merge, parts: list):
@@ -204,7 +204,7 @@ def map_reduce(
     if client is None:
         merged = None
         for block in blocks:
-            part = count_task(job.count, errors, storage_options, block, shared)
+            part = count_task(job.count_block, errors, storage_options, block, shared)
             merged = merge_task(job.merge, [part] if merged is None else [merged, part])
         return merged
     from distributed import wait
@@ -241,7 +241,9 @@ def map_reduce(
                 running -= done
             if isinstance(block, list):
                 block = client.scatter([block], hash=False)[0]  # (a list would scatter item by item)
-            future = submit(count_task, job.count, errors, storage_options, block, shared, kind=f"{job.name}_task")
+            future = submit(
+                count_task, job.count_block, errors, storage_options, block, shared, kind=f"{job.name}_task"
+            )
             del block  # the cluster has it; the driver keeps no block
             running.add(future)
             add(future)

@@ -26,7 +26,8 @@ _PART_SUFFIXES = (".ids.npy", ".rows.npy")
 
 
 def _count_lines_task(block, storage_options) -> int:
-    _, data = read_block(*block, storage_options)
+    path, offset, length = block
+    _, data = read_block(path, offset, length, storage_options)
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 

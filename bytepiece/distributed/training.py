@@ -152,7 +152,7 @@ def _model_of(options: TrainerOptions, ngrams: Counts):
 class SavedCounts:
     """Counts saved earlier, as the training stages read them (a count source)."""
 
-    total_bytes = None
+    total_bytes: int | None = None
     sample_with_ngrams = False
 
     def __init__(self, options: TrainerOptions, ngrams: Counts, pieces: Counts):

@@ -46,8 +46,8 @@ class CountingJob(NamedTuple):
 
     #: "ngrams" or "pieces" (names the tasks on a cluster)
     name: str
-    #: count(shared, documents) -> part; parts have an ``nbytes`` field
-    count: Callable[[Any, list], Any]
+    #: count_block(shared, documents) -> part; parts have an ``nbytes`` field
+    count_block: Callable[[Any, list], Any]
     #: merge(parts, reuse_first) -> part; with reuse_first the first part may be changed
     #: and returned (a local fold), otherwise no part is changed (a task's inputs)
     merge: Callable[[list, bool], Any]
@@ -143,10 +143,10 @@ class LocalEngine(Engine, Runner):
 
     def reduce(self, job: CountingJob, corpus, workers: int, progress: Progress):
         merged = None
-        count = partial(job.count, job.shared)
+        count = partial(job.count_block, job.shared)
         for part in map_in_order(count, corpus.blocks(), workers, self.kind):
             merged = part if merged is None else job.merge([merged, part], True)
-            progress.advance(part.nbytes, lambda merged=merged: job.status(merged))
+            progress.advance(part.nbytes, partial(job.status, merged))
             del part  # (merged: its table is freed before the next one arrives)
         return merged
 
@@ -162,6 +162,8 @@ def map_in_order(func: Callable, items: Iterable, workers: int, kind: str = "thr
         for item in items:
             yield func(item)
         return
+    submit: Callable[[Any], Any]
+    result: Callable[[Any], Any]
     if kind == "thread":
         executor = ThreadPoolExecutor(workers)
         submit = partial(executor.submit, func)

@@ -164,7 +164,7 @@ class TrainerOptions:
 
     order: int = 6
     max_vocab_size: tuple[int, ...] = (10000,)
-    max_piece_length: float | None = None
+    max_piece_length: float = None  # type: ignore[assignment]  # (None: by `use_em`)
     min_count: int = 2
     isolate_digits: bool = False
     ensure_unicode: bool = True

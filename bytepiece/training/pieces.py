@@ -101,10 +101,10 @@ def job(settings: PieceSettings, model) -> CountingJob:
 
 def finish(part: PiecePart | None, options: TrainerOptions, progress: Progress) -> PieceResult:
     """The end of the piece stage, given the merged part (whatever engine made it)."""
-    tagged = options.tagging and part is not None
-    progress.finish(f"; {len(part.pieces)} distinct pieces" if tagged else "; EM sample only")
-    pair_counts = part.pairs.to_dict(options.min_count) if part is not None and part.pairs is not None else {}
-    sample = part.sample if part is not None else None
-    if sample is None:
-        sample = SampleCollector(options.sample_bytes)
-    return PieceResult(part.pieces if tagged else None, pair_counts, sample)
+    if part is None:
+        part = PiecePart(kernels.new_piece_table(), None, None, 0)
+    tagged = part.pieces if options.tagging else None
+    progress.finish(f"; {len(part.pieces)} distinct pieces" if options.tagging else "; EM sample only")
+    pair_counts: dict[bytes, int] = part.pairs.to_dict(options.min_count) if part.pairs is not None else {}
+    sample = part.sample if part.sample is not None else SampleCollector(options.sample_bytes)
+    return PieceResult(tagged, pair_counts, sample)

@@ -70,7 +70,7 @@ class CorpusCounts:
         return self.runner.reduce(pieces.job(settings, model), self.corpus, workers, progress)
 
 
-def run_stages(options: TrainerOptions, source: CountSource, workers: int) -> tuple[list[dict[bytes, int]], dict]:
+def run_stages(options: TrainerOptions, source: CountSource, workers: int) -> tuple[list[dict], dict]:
     """(one vocabulary {piece: count} per size, largest first; statistics)."""
     if not isinstance(workers, int) or workers < 1:
         raise TrainerError(f"workers must be an integer >= 1, not {workers!r}")
@@ -100,24 +100,27 @@ def run_stages(options: TrainerOptions, source: CountSource, workers: int) -> tu
     stage_seconds["count_ngrams"], stage_start = _lap(stage_start)
 
     # 2. pieces (or only the EM sample)
-    sample: SampleCollector | SampleParts
+    em_sample: SampleParts | None = None
+    collector: SampleCollector | None = None
+    pair_counts: dict[bytes, int] = {}
+    tagged = None
     if early is not None:
-        sample = early.result()
-        Progress(options.verbose, "EM sample").log(f"{sample.count} chunks, drawn while counting n-grams")
-        tagged, pair_counts = None, {}
+        em_sample = early.result()
+        Progress(options.verbose, "EM sample").log(f"{em_sample.num_chunks} chunks, drawn while counting n-grams")
     else:
         label = "count pieces" if options.tagging else "draw the EM sample"
         progress = Progress(options.verbose, label, stats["corpus_bytes"])
-        part = source.count_pieces(pieces.settings_of(options), model, workers, progress)
-        if model is not None and (part is None or len(part.pieces) == 0):
+        counted_pieces = source.count_pieces(pieces.settings_of(options), model, workers, progress)
+        if model is not None and (counted_pieces is None or len(counted_pieces.pieces) == 0):
             raise EmptyCorpusError("the corpus is empty: no text to train on")
-        tagged, pair_counts, sample = pieces.finish(part, options, progress)
-        del part
+        tagged, pair_counts, collector = pieces.finish(counted_pieces, options, progress)
+        del counted_pieces
     del model
     memory.return_free_memory()
     stage_seconds["count_pieces"], stage_start = _lap(stage_start)
 
     # 3. 0.6.3's pruning, and 4. the EM
+    result: list[dict]
     if not options.use_em:
         result = prune.prune_pieces(tagged, options.max_vocab_size, options, workers, _pruning(options))
     else:
@@ -128,9 +131,10 @@ def run_stages(options: TrainerOptions, source: CountSource, workers: int) -> tu
             seed = dict(byte_counts)  # (the n-gram candidates join in the EM)
         del tagged
         memory.return_free_memory()
-        if isinstance(sample, SampleCollector):
-            sample = sample_parts(sample, options.em.balance, options.em.script_floor)
-        found = em.run(options, seed, pair_counts, candidates, sample, stats["corpus_bytes"], workers)
+        if em_sample is None:
+            assert collector is not None
+            em_sample = sample_parts(collector, options.em.balance, options.em.script_floor)
+        found = em.run(options, seed, pair_counts, candidates, em_sample, stats["corpus_bytes"], workers)
         stats["em_sample_bytes"] = found.sample_bytes
         result = found.pieces
     stage_seconds["prune_em"], _ = _lap(stage_start)

@@ -113,7 +113,7 @@ def drop_wasted(keep: Mapping[bytes, Count], workers: int = 1) -> dict[bytes, Co
 
 def prune_pieces(
     table, sizes: Sequence[int], options: TrainerOptions, workers: int, progress: Progress
-) -> list[dict[bytes, int]]:
+) -> list[dict[bytes, Count]]:
     """0.6.3's pruning of the piece stage's PieceTable, one vocabulary per size (largest
     first): the pieces below min_count or above max_piece_length re-segmented into the
     others, the wasted pieces dropped, then each size cut in turn."""

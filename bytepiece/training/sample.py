@@ -148,7 +148,7 @@ class Group(NamedTuple):
 class SampleParts(NamedTuple):
     """The EM sample as the EM reads it: how many chunks and bytes it holds, and its parts."""
 
-    count: int
+    num_chunks: int
     nbytes: int
     groups: list[Group]
 
@@ -278,7 +278,7 @@ def script_targets(share: np.ndarray, balance: float, floor: float) -> np.ndarra
     scaled down in proportion (repeated until none of them falls below it; all equal
     when the floor cannot be met)."""
     present = share > 0
-    target = np.zeros_like(share)
+    target = np.zeros(len(share), dtype=np.float64)
     target[present] = share[present] ** balance
     target /= target.sum()
     if floor <= 0:
@@ -319,7 +319,7 @@ def script_weights(
     )
     if multiplicity is not None:
         lengths *= multiplicity
-    share = np.bincount(script, weights=lengths, minlength=NO_VOTE)
+    share = np.bincount(script, weights=lengths, minlength=NO_VOTE).astype(np.float64)
     share /= max(share.sum(), 1.0)
     present = share > 0
     if present.sum() <= 1:
