@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..corpus import reiterable_texts
 from ..model import save_model
 from .engines import Engine, engine_for_call
 from .options import (
@@ -119,6 +120,7 @@ class Trainer:
 
         >>> Trainer(engine="dask").train(texts, client=client)    # doctest: +SKIP
         """
+        reiterable_texts(texts)  # (bad texts are refused before a cluster is looked for)
         engine = engine_for_call(self.options.engine, engine_options)
         self.train_corpus(engine, engine.corpus_of_texts(texts, self.options.block_chars), workers)
 
