@@ -38,7 +38,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 
@@ -287,7 +286,7 @@ def bytes_per_token(kind, path, text):
         from bytepiece import Tokenizer
 
         return nbytes / max(len(Tokenizer(path).encode(text)), 1)
-    lines = [l for l in text.split("\n") if l]
+    lines = [line for line in text.split("\n") if line]
     if kind == "spm":
         import sentencepiece as spm
 
@@ -321,12 +320,12 @@ def main(argv=None):
         ap.error("--repeats must be at least 1")
     corpora = os.path.join(REPO, "corpora")
     langs = sorted(f.split(".")[0] for f in os.listdir(corpora) if f.endswith(".train.txt"))
-    train = args.train or [os.path.join(corpora, f"{l}.train.txt") for l in langs]
+    train = args.train or [os.path.join(corpora, f"{lang}.train.txt") for lang in langs]
     if args.heldout:
         heldout = dict(h.split("=", 1) for h in args.heldout)
     else:
-        heldout = {l: os.path.join(corpora, f"{l}.heldout.txt") for l in langs}
-    texts = {l: open(p, encoding="utf-8", newline="").read() for l, p in heldout.items()}
+        heldout = {lang: os.path.join(corpora, f"{lang}.heldout.txt") for lang in langs}
+    texts = {lang: open(p, encoding="utf-8", newline="").read() for lang, p in heldout.items()}
     size_mb = sum(os.path.getsize(f) for f in train) / 1e6
     print(
         f"train: {len(train)} files, {size_mb:.1f} MB; vocab size {args.vocab_size}; {args.workers} workers/threads",
@@ -348,13 +347,13 @@ def main(argv=None):
                     print(f"{peer}: skipped ({str(error).strip()[:300]})", file=sys.stderr)
                     skipped.add(peer)
                     continue
-                bpt = {l: bytes_per_token(kind, path, t) for l, t in texts.items()}
+                bpt = {lang: bytes_per_token(kind, path, t) for lang, t in texts.items()}
                 runs.setdefault(peer, []).append(
                     {"seconds": wall, "cpu_seconds": cpu, "peak_mb": peak / 1e6, "bytes_per_token": bpt}
                 )
                 print(
                     f"{peer} (run {rep + 1}): {wall:.1f}s ({cpu:.1f}s CPU), {peak / 1e6:.0f} MB, "
-                    + ", ".join(f"{l} {v:.3f}" for l, v in bpt.items()),
+                    + ", ".join(f"{lang} {v:.3f}" for lang, v in bpt.items()),
                     file=sys.stderr,
                 )
     # One row per peer: the median of its runs (the compression of its last run: a trainer
@@ -369,10 +368,10 @@ def main(argv=None):
         )
         for peer, rs in runs.items()
     ]
-    head = ["trainer", "wall s", "CPU s", "peak MB"] + [f"{l} B/tok" for l in texts]
+    head = ["trainer", "wall s", "CPU s", "peak MB"] + [f"{lang} B/tok" for lang in texts]
     rows = [
         [r["peer"], f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['peak_mb']:.0f}"]
-        + [f"{r['bytes_per_token'][l]:.3f}" for l in texts]
+        + [f"{r['bytes_per_token'][lang]:.3f}" for lang in texts]
         for r in results
     ]
     ours = next((r for r in results if r["peer"] == "bytepiece"), None)
@@ -396,7 +395,7 @@ def main(argv=None):
                     f"{ratio['cpu_seconds']:.2f}",
                     f"{ratio['peak_mb']:.2f}",
                 ]
-                + [f"{ours['bytes_per_token'][l] / r['bytes_per_token'][l]:.3f}" for l in texts]
+                + [f"{ours['bytes_per_token'][lang] / r['bytes_per_token'][lang]:.3f}" for lang in texts]
             )
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")

@@ -25,27 +25,17 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write
-from .model import (
-    FIRST_PIECE_ID,
-    SPECIAL_PIECES,
-    ModelError,
-    Vocabulary,
-    save_model,
-    vocabulary_from_counts,
-)
+from .model import FIRST_PIECE_ID, SPECIAL_PIECES, ModelError, Vocabulary
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tokenizer import Tokenizer
 
 __all__ = [
     "bytes_to_unicode",
-    "convert_to_bytepiece",
+    "convert_to_bytepiece",  # noqa: F822 (loaded on first use: see the end of the module)
     "from_sentencepiece",
     "to_huggingface",
     "to_sentencepiece",
@@ -183,7 +173,7 @@ def _alternative_spellings(x: float) -> list[str]:
     """Decimal spellings of x with more digits, then of points inside x's rounding interval."""
     from decimal import Decimal
 
-    out = ["%.*e" % (digits - 1, x) for digits in (18, 19, 20, 21, 23, 25)]
+    out = [f"{x:.{digits - 1}e}" for digits in (18, 19, 20, 21, 23, 25)]
     ulp = Decimal(math.ulp(x))
     out += [format(Decimal(x) + ulp * k / 8, ".25e") for k in (1, -1, 2, -2, 3, -3)]
     return out
@@ -388,66 +378,17 @@ def from_sentencepiece(path: str | os.PathLike | bytes) -> Vocabulary:
 
 
 # ---------------------------------------------------------------------------
-# BytePiece 0.6.3's convert_to_bytepiece
+# BytePiece 0.6.3's convert_to_bytepiece lives with 0.6.3's pruning, whose moves it
+# repeats (bytepiece.training.prune); it is found here too, loaded on first use.
+
+_FROM_TRAINING = {"convert_to_bytepiece": "convert_to_bytepiece", "prune_wasted": "drop_wasted"}
 
 
-def prune_wasted(pieces: Mapping[bytes, int | float]) -> dict[bytes, int | float]:
-    """0.6.3's "drop wasted pieces" to a fixed point: every piece hands its count to the
-    pieces of its own Viterbi segmentation (whole piece, no chunking) under the current
-    counts; pieces that receive nothing go; repeat until the size stops changing."""
-    keep = dict(pieces)
-    while True:
-        received = _split_counts(keep, list(keep.items()))
-        changed = len(received) != len(keep)
-        keep = received
-        if not changed:
-            return keep
+def __getattr__(name: str):
+    if name in _FROM_TRAINING:
+        from .training import prune
 
-
-def convert_to_bytepiece(pieces: Mapping[str | bytes, int | float], path: str | os.PathLike) -> None:
-    """Write a bytepiece model from ``{piece: count}`` (pieces str or bytes), as 0.6.3's
-    ``convert_to_bytepiece`` does: missing single bytes get count 1, wasted pieces (whose
-    best segmentation is not themselves) give their count to their parts, and ids follow
-    (length, bytes).
-
-    >>> convert_to_bytepiece({"hello": 10, "world": 7}, "hw.model")   # doctest: +SKIP
-    """
-    table: dict[bytes, int | float] = {}
-    for key, count in pieces.items():
-        piece = key if isinstance(key, bytes) else str(key).encode("utf-8")
-        if not piece:
-            raise ValueError("a piece must not be empty")
-        if (
-            isinstance(count, bool)
-            or not isinstance(count, (int, float, np.integer, np.floating))
-            or not (count > 0 and math.isfinite(count))
-        ):
-            raise ValueError(f"piece {piece!r} has count {count!r}; counts must be finite numbers > 0")
-        table[piece] = table.get(piece, 0) + (int(count) if isinstance(count, (int, np.integer)) else float(count))
-    for b in range(256):
-        table.setdefault(bytes([b]), 1)
-    # 0.6.3 runs its trainer's pruning with min_count 1: a longer piece counted below 1
-    # is split into the others first.
-    keep = {k: v for k, v in table.items() if len(k) == 1 or v >= 1}
-    drop = [(k, v) for k, v in table.items() if not (len(k) == 1 or v >= 1)]
-    if drop:
-        for piece, count in _split_counts(keep, drop).items():
-            keep[piece] += count
-    save_model(path, vocabulary_from_counts(prune_wasted(keep)))
-
-
-def _split_counts(keep: Mapping[bytes, int | float], drop) -> dict[bytes, int | float]:
-    """{piece of keep: count received} when every (piece, count) of drop is segmented
-    (Viterbi, whole piece) with the unigram model of keep."""
-    from ._core.batch import encode_lists
-    from ._core.lattice import Lattice
-
-    keys = list(keep)
-    counts = list(keep.values())
-    logp = np.log(np.asarray(counts, dtype=np.float64)) - np.log(sum(counts))
-    lattice = Lattice(keys, logp, np.arange(len(keys)))
-    received: dict[bytes, int | float] = {}
-    for (_, count), ids in zip(drop, encode_lists(lattice, [k for k, _ in drop], chunked=False)):
-        for i in ids:
-            received[keys[i]] = received.get(keys[i], 0) + count
-    return received
+        value = getattr(prune, _FROM_TRAINING[name])
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

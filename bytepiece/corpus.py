@@ -22,7 +22,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
-from typing import List, Union
+from typing import Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -57,9 +57,9 @@ class CorpusEncodingError(CorpusError):
 def _chunk_regex(maxlen: int, isolate_digits: bool, raw: bool):
     if maxlen > 0:
         if isolate_digits:
-            pattern = r"\d|[^\n\d]{,%d}\n{1,100}|[^\n\d]{1,%d}" % (maxlen, maxlen)
+            pattern = rf"\d|[^\n\d]{{,{maxlen}}}\n{{1,100}}|[^\n\d]{{1,{maxlen}}}"
         else:
-            pattern = r".{,%d}\n{1,100}|.{1,%d}" % (maxlen, maxlen)
+            pattern = rf".{{,{maxlen}}}\n{{1,100}}|.{{1,{maxlen}}}"
     else:
         pattern = r"\d|[^\n\d]*\n+|[^\n\d]+" if isolate_digits else r".*\n+|.+"
     if raw:
@@ -109,7 +109,7 @@ def expand_paths(paths: PathLike | Iterable[PathLike]) -> list[str]:
         if isinstance(p, bytes):
             p = os.fsdecode(p)
         if os.path.isdir(p):
-            found = []
+            found: list[str] = []
             for root, dirs, names in os.walk(p, onerror=_walk_error):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(os.path.join(root, n) for n in names if not n.startswith("."))
@@ -208,6 +208,7 @@ class TextSource:
                 f"{type(texts).__name__}; use train_files() for paths"
             )
         self.texts = texts
+        self.count: int | None
         try:
             self.count = len(texts)  # type: ignore[arg-type]
         except TypeError:
@@ -222,6 +223,18 @@ class TextSource:
 
     def describe(self) -> str:
         return f"{self.count} texts" if self.count is not None else "texts"
+
+
+def reiterable_texts(texts: Iterable[str]) -> TextSource:
+    """A TextSource of documents that may be read more than once: a generator (whose
+    second pass would find nothing) is refused."""
+    source = TextSource(texts)
+    if iter(texts) is texts:
+        raise TypeError(
+            "texts must be re-iterable (a list, or an object whose __iter__ "
+            "starts over): it may be read twice; a generator can be read only once"
+        )
+    return source
 
 
 class FileSource:

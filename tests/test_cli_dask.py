@@ -7,8 +7,8 @@ from click.testing import CliRunner
 
 pytest.importorskip("distributed")
 
-from bytepiece import cli  # noqa: E402
-from bytepiece.distributed import load_encoded  # noqa: E402
+from bytepiece import cli
+from bytepiece.distributed import load_encoded
 
 CORPUS = "".join(
     f"Line {i}: the quick brown fox jumps over the lazy dog; 北京 {i % 7}, café {i % 11}.\n" for i in range(400)

@@ -19,16 +19,15 @@ import sys
 import time
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 pytest.importorskip("distributed")
 
-from clusters import TIMEOUT, two_workers  # noqa: E402
+from clusters import TIMEOUT, two_workers
 
-from bytepiece import Tokenizer  # noqa: E402
-from bytepiece.corpus import CorpusEncodingError  # noqa: E402
-from bytepiece.distributed import (  # noqa: E402
+from bytepiece import Tokenizer
+from bytepiece.corpus import CorpusEncodingError
+from bytepiece.distributed import (
     UNTAGGED,
     Counts,
     DaskTrainer,
@@ -43,7 +42,7 @@ from bytepiece.distributed import (  # noqa: E402
     train_files_on_dask,
     train_from_counts,
 )
-from bytepiece.trainer import Trainer  # noqa: E402
+from bytepiece.trainer import Trainer
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CORPORA = REPO / "corpora"

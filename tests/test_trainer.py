@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
-import hashlib
 import json
 import os
 import pathlib
@@ -98,20 +97,20 @@ def test_same_model_whatever_workers(tmp_path, em):
 
 
 def test_fractions_of_the_sample_are_spread_over_it():
-    from bytepiece.trainer import _spread
+    from bytepiece.training.sample import spread
 
     groups = [([bytes([i])], np.ones(1)) for i in range(16)]
-    assert _spread(groups, 1.0) is groups
-    assert [g[0][0][0] for g in _spread(groups, 0.5)] == list(range(0, 16, 2))
-    assert [g[0][0][0] for g in _spread(groups, 0.25)] == [0, 4, 8, 12]
-    assert [g[0][0][0] for g in _spread(groups, 0.01)] == [0]
+    assert spread(groups, 1.0) is groups
+    assert [g[0][0][0] for g in spread(groups, 0.5)] == list(range(0, 16, 2))
+    assert [g[0][0][0] for g in spread(groups, 0.25)] == [0, 4, 8, 12]
+    assert [g[0][0][0] for g in spread(groups, 0.01)] == [0]
 
 
 def test_most_costly_is_the_head_of_the_full_sort():
     """The pruning's cut sorts only the pieces tied at it: the same pieces as the first
     keep_n of the full lexsort (single bytes, then loss, count and index), with ties in
     loss and count, infinite losses (kept characters) and cuts inside each."""
-    from bytepiece.trainer import _most_costly
+    from bytepiece.training.em import most_costly
 
     rng = np.random.default_rng(9)
     n = 3000
@@ -123,15 +122,15 @@ def test_most_costly_is_the_head_of_the_full_sort():
     loss[lengths == 1] = np.inf
     full = np.lexsort((np.arange(n), -counts, -loss, lengths > 1))
     for keep_n in (100, 256, 257, 290, 300, 1000, 2999, 3000, 4000):
-        assert np.array_equal(_most_costly(loss, counts, lengths, keep_n), np.sort(full[:keep_n])), keep_n
+        assert np.array_equal(most_costly(loss, counts, lengths, keep_n), np.sort(full[:keep_n])), keep_n
     with_nan = loss.copy()  # (a NaN takes the full sort)
     with_nan[np.flatnonzero(lengths > 1)[:3]] = np.nan
     full = np.lexsort((np.arange(n), -counts, -with_nan, lengths > 1))
-    assert np.array_equal(_most_costly(with_nan, counts, lengths, 1000), np.sort(full[:1000]))
+    assert np.array_equal(most_costly(with_nan, counts, lengths, 1000), np.sort(full[:1000]))
 
 
 def test_first_bytes_of_pieces_in_bytes_order():
-    from bytepiece.trainer import _first_bytes
+    from bytepiece.training.em import first_bytes
 
     rng = np.random.default_rng(3)
     pieces = sorted(
@@ -139,7 +138,7 @@ def test_first_bytes_of_pieces_in_bytes_order():
         | {rng.integers(0, 256, rng.integers(2, 9)).astype(np.uint8).tobytes() for _ in range(3000)}
     )
     lengths = np.fromiter(map(len, pieces), dtype=np.int64)
-    assert np.array_equal(_first_bytes(lengths), [p[0] for p in pieces])
+    assert np.array_equal(first_bytes(lengths), [p[0] for p in pieces])
     assert len(pieces) > 3000
 
 
@@ -212,16 +211,18 @@ def test_an_interrupted_run_leaves_nothing_for_the_next(monkeypatch, tmp_path):
     does not leak into the next run of the same Trainer, on other texts and threads."""
     first = [f"alpha beta gamma {i % 9} delta\n" for i in range(300)]
     second = [f"uno dos tres {i % 7} cuatro cinco\n" for i in range(300)]
-    trainer = Trainer(max_vocab_size=300, verbose=False)
-    original = Trainer._em
+    from bytepiece.training import em
 
-    def interrupted(self, *args, **kwargs):
+    trainer = Trainer(max_vocab_size=300, verbose=False)
+    original = em.run
+
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Trainer, "_em", interrupted)
+    monkeypatch.setattr(em, "run", interrupted)
     with pytest.raises(KeyboardInterrupt):
         trainer.train(first, workers=2)
-    monkeypatch.setattr(Trainer, "_em", original)
+    monkeypatch.setattr(em, "run", original)
     trainer.train(second, workers=1)
     fresh = Trainer(max_vocab_size=300, verbose=False)
     fresh.train(second, workers=1)
@@ -351,13 +352,14 @@ def test_ngram_seed_skips_the_tagging_and_the_063_pruning(monkeypatch):
     bytes: no n-gram model is built, nothing is tagged or pruned the 0.6.3 way; the tagged
     seed does all three, and the two give different vocabularies."""
     from bytepiece._core import ngram_model
+    from bytepiece.training import prune
 
     docs = small_corpus()
     calls = collections.Counter()
     for owner, name in (
         (ngram_model, "count_pieces_block"),
         (ngram_model, "finish_ngrams"),
-        (Trainer, "_prune_pieces"),
+        (prune, "prune_pieces"),
     ):
         original = getattr(owner, name)
 
@@ -377,7 +379,7 @@ def test_ngram_seed_skips_the_tagging_and_the_063_pruning(monkeypatch):
         if seed == "ngrams":
             assert calls == {}
         else:
-            assert calls["count_pieces_block"] >= 1 and calls["finish_ngrams"] == 1 and calls["_prune_pieces"] == 1
+            assert calls["count_pieces_block"] >= 1 and calls["finish_ngrams"] == 1 and calls["prune_pieces"] == 1
     assert models["ngrams"] != models["tagged"]
     with pytest.raises(TrainerError, match="em_seed"):
         Trainer(em_seed="bytes")
@@ -512,7 +514,7 @@ def test_kept_characters_never_crowd_out_single_bytes():
 
 
 def test_scripts_of_chunks():
-    from bytepiece.trainer import _scripts
+    from bytepiece.training.sample import scripts
 
     chunks = [
         s.encode()
@@ -529,18 +531,18 @@ def test_scripts_of_chunks():
         )
     ]
     # ASCII, Han, Cyrillic, kana (CJK), Hangul, Arabic, mostly-ASCII code, mostly-ASCII Latin, empty
-    assert _scripts(chunks).tolist() == [0, 8, 2, 8, 9, 4, 0, 0, 0]
+    assert scripts(chunks).tolist() == [0, 8, 2, 8, 9, 4, 0, 0, 0]
     # a tie goes to the lower script; continuation bytes do not vote
-    assert _scripts(["ab中文".encode()]).tolist() == [0]
-    assert _scripts(["a中文".encode()]).tolist() == [8]
+    assert scripts(["ab中文".encode()]).tolist() == [0]
+    assert scripts(["a中文".encode()]).tolist() == [8]
 
 
 def test_script_weights_follow_the_tempered_shares():
-    from bytepiece.trainer import _script_weights
+    from bytepiece.training.sample import script_weights
 
     en, zh = b"english words here\n", "中文的句子\n".encode()
     sample = [en] * 60 + [zh] * 10 + [en] * 26
-    w = _script_weights(sample, 0.5)
+    w = script_weights(sample, 0.5)
     lengths = np.array([len(c) for c in sample], dtype=float)
     is_zh = np.array([c == zh for c in sample])
     share = np.array([lengths[~is_zh].sum(), lengths[is_zh].sum()]) / lengths.sum()
@@ -549,15 +551,15 @@ def test_script_weights_follow_the_tempered_shares():
     np.testing.assert_allclose(got, want, rtol=1e-12)  # each script weighs p**0.5, renormalised
     assert (w[is_zh] > 1).all() and (w[~is_zh] < 1).all()  # the minority gains
     assert np.isclose((w * lengths).sum(), lengths.sum())  # total mass unchanged
-    assert (_script_weights(sample, 1.0) == 1).all()  # off
-    assert (_script_weights([en] * 5, 0.3) == 1).all()  # one script: nothing to balance
+    assert (script_weights(sample, 1.0) == 1).all()  # off
+    assert (script_weights([en] * 5, 0.3) == 1).all()  # one script: nothing to balance
     # distinct chunks with multiplicities weigh as the repeated sample
     mult = np.array([86.0, 10.0])
-    np.testing.assert_allclose(_script_weights([en, zh], 0.5, mult), [w[0], w[60]], rtol=1e-12)
+    np.testing.assert_allclose(script_weights([en, zh], 0.5, mult), [w[0], w[60]], rtol=1e-12)
 
 
 def test_script_floor_raises_small_scripts_and_leaves_big_ones_in_proportion():
-    from bytepiece.trainer import SCRIPT_MAX_BOOST, _script_targets, _script_weights
+    from bytepiece.training.sample import SCRIPT_MAX_BOOST, script_targets, script_weights
 
     assert SCRIPT_MAX_BOOST == 3.0
     share = np.zeros(10)
@@ -565,7 +567,7 @@ def test_script_floor_raises_small_scripts_and_leaves_big_ones_in_proportion():
     def targets(shares, floor, balance=1.0, which=(0, 2, 8, 9)):
         share[:] = 0
         share[list(which[: len(shares)])] = shares
-        got = _script_targets(share, balance, floor)
+        got = script_targets(share, balance, floor)
         assert np.isclose(got.sum(), 1.0) and (got[share == 0] == 0).all()
         return got[list(which[: len(shares)])]
 
@@ -585,10 +587,10 @@ def test_script_floor_raises_small_scripts_and_leaves_big_ones_in_proportion():
     # per chunk: a 9:1 sample with floor 0.25 weighs the minority's bytes 2.5x
     en, zh = b"english words here ok\n", "中文的句子句子\n".encode()
     assert len(en) == len(zh)
-    w = _script_weights([en] * 9 + [zh], 1.0, floor=0.25)
+    w = script_weights([en] * 9 + [zh], 1.0, floor=0.25)
     np.testing.assert_allclose(w, [0.75 / 0.9] * 9 + [2.5])
-    assert (_script_weights([en] * 9 + [zh], 1.0, floor=0.0) == 1).all()  # off
-    assert (_script_weights([en] * 9 + [zh], 1.0, floor=0.05) == 1).all()  # nothing below it
+    assert (script_weights([en] * 9 + [zh], 1.0, floor=0.0) == 1).all()  # off
+    assert (script_weights([en] * 9 + [zh], 1.0, floor=0.05) == 1).all()  # nothing below it
 
 
 @needs_corpora
@@ -597,14 +599,16 @@ def test_estimated_rounds_skip_the_e_steps_after_the_first_grow_rounds(monkeypat
     uses the grow pass's estimates instead of an E-step; the E-steps left are Viterbi
     (em_hard) while the vocabulary grows, forward-backward after the last grow round."""
     docs = small_corpus()
+    from bytepiece.training import em
+
     steps = []
-    original = Trainer._em_step
+    original = em.e_step
 
-    def spy(self, pieces, counts, groups, workers, hard=False):
+    def spy(state, pieces, counts, groups, workers, hard=False):
         steps.append(hard)
-        return original(self, pieces, counts, groups, workers, hard)
+        return original(state, pieces, counts, groups, workers, hard)
 
-    monkeypatch.setattr(Trainer, "_em_step", spy)
+    monkeypatch.setattr(em, "e_step", spy)
     models = {}
     for estimated, hard, want in [
         (0, True, [True] * 4 + [False]),
@@ -673,7 +677,7 @@ def test_balanced_em_gives_a_minority_script_more_compression(balanced):
 def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
     from collections import Counter
 
-    from bytepiece.trainer import _em_parts, _group_bytes, _script_weights
+    from bytepiece.training.sample import em_parts, group_bytes, script_weights
 
     sample = [
         b"x = 1\n",
@@ -686,8 +690,8 @@ def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
         "中文的句子\n".encode(),
         b"unique line\n",
     ]
-    weights = _script_weights(sample, 0.5)
-    parts = _em_parts(sample, 0.5, 3)
+    weights = script_weights(sample, 0.5)
+    parts = em_parts(sample, 0.5, 3)
     mass: Counter = Counter()
     seen = []
     assert len(parts) == 3
@@ -702,24 +706,31 @@ def test_em_parts_keep_each_distinct_chunk_once_with_its_multiplicity():
     for t, w in zip(sample, weights.tolist()):
         want[t] += w
     assert mass.keys() == want.keys() and all(abs(mass[t] - want[t]) < 1e-12 for t in want)
-    assert abs(_group_bytes(parts) - float(np.dot(weights, [len(c) for c in sample]))) < 1e-9
-    again = _em_parts(sample, 0.5, 3)  # deterministic
+    assert abs(group_bytes(parts) - float(np.dot(weights, [len(c) for c in sample]))) < 1e-9
+    again = em_parts(sample, 0.5, 3)  # deterministic
     assert [g.texts for g in again] == [g.texts for g in parts]
     assert all(np.array_equal(g1.weights, g2.weights) for g1, g2 in zip(again, parts))
 
 
 def test_em_parts_of_a_hash_sorted_sample_are_those_of_counting_it():
-    """Given the sample's hashes (it is sorted by them) and lengths, _distinct_runs finds
-    the distinct chunks as runs of equal hashes: _em_parts gives the same parts from them
+    """Given the sample's hashes (it is sorted by them) and lengths, distinct_runs finds
+    the distinct chunks as runs of equal hashes: em_parts gives the same parts from them
     as from counting the chunks. It declines (None: the caller counts) a sample that is
     not sorted by the hashes given, or two chunks that share a hash."""
-    from bytepiece.trainer import EM_PARTS, _chunk_key, _distinct_runs, _em_parts, _Sample
+    from bytepiece.training.sample import (
+        EM_PARTS,
+        SampleCollector,
+        chunk_key,
+        distinct_runs,
+        em_parts,
+        sample_parts,
+    )
 
     rng = np.random.default_rng(5)
     lines = [f"line {i} {'中文' * (i % 3)}\n".encode() for i in range(40)]
     sample = [lines[i] for i in rng.integers(0, 40, 300)]  # many repeats
-    sample.sort(key=_chunk_key)
-    keys = np.array([_chunk_key(c) for c in sample], dtype=np.uint64)
+    sample.sort(key=chunk_key)
+    keys = np.array([chunk_key(c) for c in sample], dtype=np.uint64)
     lengths = np.array([len(c) for c in sample], dtype=np.int64)
 
     def same(a, b):
@@ -727,31 +738,104 @@ def test_em_parts_of_a_hash_sorted_sample_are_those_of_counting_it():
             x.texts == y.texts and np.array_equal(x.weights, y.weights) and x.mass == y.mass for x, y in zip(a, b)
         )
 
-    counted = _em_parts(sample, 0.5, 4, 0.1)
+    counted = em_parts(sample, 0.5, 4, 0.1)
     # (the collector's view: its chunks in any order, and the order that sorts them)
     shuffle = rng.permutation(len(sample))
     chunks = [sample[i] for i in shuffle]
     order = np.argsort(shuffle)
     assert [chunks[i] for i in order] == sample
-    distinct = _distinct_runs(chunks, order, keys, lengths)
+    distinct = distinct_runs(chunks, order, keys, lengths)
     assert distinct is not None
-    assert same(_em_parts(None, 0.5, 4, 0.1, distinct), counted)
+    assert same(em_parts(None, 0.5, 4, 0.1, distinct), counted)
     assert sum(len(g.texts) for g in counted) == len(set(sample)) < len(sample)
     # a collision: the second distinct chunk given the first one's hash
     second = int(np.flatnonzero(keys != keys[0])[0])
     run = np.flatnonzero(keys == keys[second])
     fake = keys.copy()
     fake[run] = keys[0]
-    assert _distinct_runs(chunks, order, fake, lengths) is None
+    assert distinct_runs(chunks, order, fake, lengths) is None
     # not sorted by the keys given
     shuffled = keys[::-1].copy()
-    assert _distinct_runs(chunks, order, shuffled, lengths) is None
+    assert distinct_runs(chunks, order, shuffled, lengths) is None
     # The trainer's collector gives the same parts, counted instead when hashes collide
     # (the collector sorts by the hashes it is given).
     for given in (keys, fake):
-        collector = _Sample(1 << 30)
-        collector.add((given[shuffle], chunks, lengths[shuffle]))
-        count, nbytes, groups = Trainer(em_balance=0.5, em_script_floor=0.1)._sample_parts(collector)
+        collector = SampleCollector(1 << 30)
+        collector.add(SampleCollector(1 << 30, given[shuffle], chunks, lengths[shuffle]))
+        count, nbytes, groups = sample_parts(collector, 0.5, 0.1)
         assert (count, nbytes) == (len(sample), int(lengths.sum()))
         in_hash_order = [chunks[i] for i in np.argsort(given[shuffle], kind="stable")]
-        assert same(groups, _em_parts(in_hash_order, 0.5, EM_PARTS, 0.1))
+        assert same(groups, em_parts(in_hash_order, 0.5, EM_PARTS, 0.1))
+
+
+# ---------------------------------------------------------------------------
+# The pieces of the pipeline: options, engines, samples
+
+
+def test_options_are_checked_and_read_as_the_trainer_arguments():
+    from bytepiece.training import EmOptions, TrainerOptions
+
+    t = Trainer(max_vocab_size=[300, 500], em_shrink=0.4, em=False, verbose=False)
+    assert isinstance(t.options, TrainerOptions) and isinstance(t.options.em, EmOptions)
+    assert t.options.max_vocab_size == (500, 300) and t.max_vocab_size == [500, 300]
+    assert (t.em, t.em_shrink, t.options.em.shrink, t.max_piece_length, t.engine) == (False, 0.4, 0.4, 36, "thread")
+    t.em_shrink = 0.5  # an argument set afterwards is checked and used
+    assert t.options.em.shrink == 0.5
+    with pytest.raises(TrainerError, match="em_shrink"):
+        t.em_shrink = 2
+    assert t.em_shrink == 0.5
+    with pytest.raises(AttributeError):
+        t.no_such_option  # noqa: B018
+    with pytest.raises(TrainerError, match="order"):
+        TrainerOptions(order=0)
+    with pytest.raises(TrainerError, match="engine"):
+        Trainer(engine="gpu")
+    # derived values
+    tagged = Trainer(em_seed="tagged", em_pairs=1.0, max_piece_length=300, verbose=False).options
+    assert (tagged.tagging, tagged.pair_length, tagged.sample_bytes) == (True, 255, 64_000_000)
+    plain = Trainer(verbose=False).options
+    assert (plain.tagging, plain.pair_length, plain.candidate_limit) == (False, 0, 40_000)
+    assert t.options.sample_bytes == 0 and Trainer(ngram_memory=0).options.budget_entries == 0
+
+
+def _weighted(scale, x):
+    return scale * x
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+@pytest.mark.parametrize("workers", [1, 3])
+def test_local_engines_map_in_block_order(kind, workers):
+    """A block function with its settings bound (a partial of a module-level function)
+    runs on threads or forked processes; the results come back in block order."""
+    import functools
+
+    from bytepiece.training.engines import map_in_order
+
+    func = functools.partial(_weighted, 3)
+    assert list(map_in_order(func, iter(range(50)), workers, kind)) == [3 * x for x in range(50)]
+
+
+def test_sample_collectors_merge_to_the_bottom_of_the_whole():
+    """Block samples folded in place (a local run) or merged in any grouping without
+    changing their inputs (a cluster's merge tree) give the bottom-k sample of all the
+    chunks at once."""
+    from bytepiece.training.sample import SampleCollector
+
+    rng = np.random.default_rng(2)
+    chunks = [bytes(rng.integers(97, 100, rng.integers(1, 30)).astype(np.uint8)) for _ in range(3000)]
+    budget = 5000
+    whole = SampleCollector.of_chunks(chunks, budget).pairs()
+    blocks = [chunks[i : i + 170] for i in range(0, len(chunks), 170)]
+    folded = SampleCollector.of_chunks(blocks[0], budget)
+    for block in blocks[1:]:
+        folded.add(SampleCollector.of_chunks(block, budget))
+    assert folded.pairs() == whole and sum(len(c) for _, c in whole) <= budget
+    parts = [SampleCollector.of_chunks(block, budget) for block in blocks]
+    before = [p.pairs() for p in parts]
+    tree = SampleCollector.union(
+        [SampleCollector.union(parts[i : i + 3], budget) for i in range(0, len(parts), 3)], budget
+    )
+    assert tree.pairs() == whole and [p.pairs() for p in parts] == before
+    assert SampleCollector.of_pairs(whole, budget).pairs() == whole
+    again = SampleCollector.of_chunks(chunks, budget).result()
+    assert again == [c for _, c in whole]

@@ -17,10 +17,10 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from clusters import two_workers  # noqa: E402
+from clusters import two_workers
 
-from bytepiece.distributed import DaskTrainer, train_texts_on_dask  # noqa: E402
-from bytepiece.trainer import Trainer, TrainerError  # noqa: E402
+from bytepiece.distributed import DaskTrainer, train_texts_on_dask
+from bytepiece.trainer import Trainer, TrainerError
 
 CORPORA = pathlib.Path(__file__).resolve().parent.parent / "corpora"
 TEXT = "".join(

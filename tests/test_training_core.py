@@ -246,57 +246,6 @@ def test_models_of_counts_are_suffix_closed_even_with_eight_0xff():
     assert again.suffix_closed and again.logprob(b"\xff" * 8) == model.logprob(b"\xff" * 8)
 
 
-PIECE = st.lists(ALPHABET, min_size=1, max_size=6).map(b"".join)
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.dictionaries(PIECE, st.integers(1, 50), max_size=30),
-    st.lists(CHUNK, max_size=10),
-    st.lists(st.integers(-3, 9), min_size=10, max_size=10),
-)
-def test_piece_splitter_matches_the_lattice_viterbi(extra, texts, weights):
-    from bytepiece._core.lattice import Lattice
-
-    vocab = {bytes([b]): 1 + b % 7 for b in range(256)}
-    vocab.update(extra)
-    pieces = list(vocab)
-    counts = np.array([vocab[p] for p in pieces], dtype=np.float64)
-    logp = np.log(counts) - np.log(counts.sum())
-    weights = weights[: len(texts)]
-    lattice = Lattice(pieces, logp, np.arange(len(pieces)))
-    expected = np.zeros(len(pieces), dtype=np.int64)
-    for text, w in zip(texts, weights):
-        for i in lattice.segment(text, chunked=False)[0]:
-            expected[i] += w
-    from bytepiece._core.splitter import PieceSplitter
-
-    splitter = PieceSplitter(pieces, logp)
-    assert splitter.counts(texts, weights).tolist() == expected.tolist()
-    table = PieceTable()
-    for text, w in zip(texts, weights):
-        if w > 0:
-            table.add(text, w)
-    expected = np.zeros(len(pieces), dtype=np.int64)
-    for text, w in table.items():
-        for i in lattice.segment(text, chunked=False)[0]:
-            expected[i] += w
-    assert splitter.count_table(table).tolist() == expected.tolist()
-
-
-def test_piece_splitter_checks_its_vocabulary():
-    from bytepiece._core.splitter import PieceSplitter
-
-    singles = [bytes([b]) for b in range(256)]
-    logp = np.full(258, -7.0)
-    with pytest.raises(ValueError):
-        PieceSplitter(singles[:-1] + [b"ab", b"ab", b"c"], logp)  # twice; one byte missing
-    with pytest.raises(ValueError):
-        PieceSplitter(singles + [b"", b"x"], logp)
-    with pytest.raises(ValueError):
-        PieceSplitter(singles + [b"ab", b"cd"], np.r_[logp[:-1], np.inf])
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.dictionaries(st.binary(max_size=12), st.integers(1, 5), max_size=40), st.integers(1, 4), st.integers(1, 10))
 def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length):
@@ -308,7 +257,7 @@ def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length)
     assert list(table.to_dict(min_count).items()) == [(k, v) for k, v in ordered if v >= min_count]
     pieces, weights = table.pieces_and_counts()
     assert sorted(zip(pieces, weights.tolist())) == ordered
-    # partition == the Python loop of Trainer._prune_pieces over a dict
+    # partition == 0.6.3's Python loop over a dict
     ref = dict(ordered)
     for b in range(256):
         ref.setdefault(bytes([b]), 1)
@@ -444,7 +393,7 @@ def test_ngram_candidates_in_bytes_order_and_merged_with_the_single_bytes():
     bytes and prefixes of each other included); the trainer's merge of them with the 256
     single bytes is the bytes order of the whole."""
     from bytepiece._core.ngram_table import ngram_candidates
-    from bytepiece.trainer import _with_single_bytes
+    from bytepiece.training.em import with_single_bytes
 
     chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)] + [b"a\x00b a\x00 \x00\x00a " * 5]
     for limit in (25, 10_000):
@@ -453,7 +402,7 @@ def test_ngram_candidates_in_bytes_order_and_merged_with_the_single_bytes():
         assert ordered == sorted(keys) and len(keys) > 20
         assert dict(zip(ordered, ordered_counts.tolist())) == dict(zip(keys, counts.tolist()))
         singles = {bytes([c]): c + 1 for c in range(256)}
-        pieces, merged = _with_single_bytes(ordered, ordered_counts, singles)
+        pieces, merged = with_single_bytes(ordered, ordered_counts, singles)
         assert pieces == sorted(list(singles) + ordered)
         want = dict(zip(ordered, ordered_counts.tolist()))
         want.update(singles)
@@ -484,15 +433,15 @@ def test_bytes_order_sorts_by_bytes(items):
 
 
 def test_chunk_keys_are_blake2b():
-    """The sample keys computed in C are the trainer's _chunk_key (hashlib's BLAKE2b of
+    """The sample keys computed in C are the trainer's chunk_key (hashlib's BLAKE2b of
     digest size 8, little-endian), at every length around the 128-byte block size."""
     import os
 
     from bytepiece._core.chunk_keys import chunk_keys
-    from bytepiece.trainer import _chunk_key
+    from bytepiece.training.sample import chunk_key
 
     chunks = [os.urandom(n) for n in range(400)] + [b"", "中文".encode() * 1000]
-    assert chunk_keys(chunks).tolist() == [_chunk_key(c) for c in chunks]
+    assert chunk_keys(chunks).tolist() == [chunk_key(c) for c in chunks]
     assert chunk_keys([]).tolist() == []
 
 
@@ -604,3 +553,38 @@ def test_freed_big_tables_go_back_to_the_system():
     for line in out.split("\n")[:-1]:
         size, held, left = map(int, line.split())
         assert size > 8 << 20 and held < 1.2 * size and left < 0.1 * size, out
+
+
+# ---------------------------------------------------------------------------
+# 0.6.3's re-segmentation on the one weighted-Viterbi-count engine
+
+
+def test_resegment_sums_like_python_and_keeps_int_and_float_counts():
+    """resegment adds each text's count to the pieces of its Viterbi split (as a Python
+    loop over the lattice's splits would, on one or several threads); a piece's total
+    is an int when every count it received was one, a float otherwise."""
+    from bytepiece._core.lattice import Lattice
+    from bytepiece.training.prune import SLICE_TEXTS, resegment
+
+    rng = np.random.default_rng(4)
+    keep = {bytes([b]): int(1 + b % 5) for b in range(256)}
+    keep.update({bytes(rng.integers(97, 103, rng.integers(2, 5)).astype(np.uint8)): 7 for _ in range(60)})
+    keys = list(keep)
+    values = np.array(list(keep.values()), dtype=np.float64)
+    lattice = Lattice(keys, np.log(values) - np.log(sum(keep.values())), np.arange(len(keys)))
+    texts = [bytes(rng.integers(96, 104, rng.integers(1, 12)).astype(np.uint8)) for _ in range(SLICE_TEXTS + 500)]
+    for counts in (
+        [int(c) for c in rng.integers(1, 9, len(texts))],
+        [float(c) + 0.25 for c in rng.integers(1, 9, len(texts))],
+        [int(c) if i % 3 else float(c) + 0.5 for i, c in enumerate(rng.integers(1, 9, len(texts)))],
+    ):
+        want: dict = {}
+        for text, count in zip(texts, counts):
+            for i in lattice.segment(text, chunked=False)[0].tolist():
+                want[keys[i]] = want.get(keys[i], 0) + count
+        for workers in (1, 2):
+            got = resegment(keep, texts, counts, workers)
+            assert got == want and list(got) == [k for k in keys if k in want]
+            assert [type(v) for v in got.values()] == [type(want[k]) for k in got]
+    ints = np.array([int(c) for c in rng.integers(1, 9, len(texts))], dtype=np.int64)
+    assert all(type(v) is int for v in resegment(keep, texts, ints).values())

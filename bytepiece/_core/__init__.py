@@ -13,6 +13,5 @@ Built from ``cython_src/bytepiece/_core/``, one module per concept:
 - ``ngram_table``, ``piece_table``, ``pair_counts``: the trainer's counting tables;
 - ``ngram_model``: the n-gram model and 0.6.3's tagging;
 - ``chunk_keys``: the EM sample's per-chunk keys and scripts;
-- ``splitter``: 0.6.3's re-segmentation of pieces;
 - ``testing``: hooks for the test suite.
 """
