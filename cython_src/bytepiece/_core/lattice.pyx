@@ -43,6 +43,19 @@ import numpy as np
 SAMPLERS = {"exact": MODE_EXACT, "exact-logspace": MODE_EXACT_LOG, "legacy-v1": MODE_LEGACY_V1}
 
 
+cdef inline Py_ssize_t segment_one(const Model* M, int mode, const uint8_t* x, Py_ssize_t n, uint64_t seed_word,
+                                   uint64_t key_word, Workspace* ws) noexcept nogil:
+    """One segmentation of a text (chunked) into ws.out_val / ws.out_end: the draw of
+    (seed_word, key_word) unless mode is Viterbi. Returns the number of pieces, or -1
+    when out of memory."""
+    cdef Rng rng
+    if mode != MODE_VITERBI:
+        rng_init(&rng, seed_word, key_word, RNG_XOSHIRO)
+    if ws_reserve(ws, n, M.trie.max_len) < 0:
+        return -1
+    return segment(M, mode, x, n, True, False, &rng, ws, ws.out_val, ws.out_end)
+
+
 cdef class Lattice:
     """A vocabulary compiled for segmentation.
 
@@ -193,7 +206,6 @@ cdef class Lattice:
         <eos> when they are >= 0: the per-call path of viterbi, sample and DrawStream."""
         cdef object keep = None
         cdef Model M
-        cdef Rng rng
         cdef Workspace ws
         cdef char stack[STACK_WORKSPACE]
         cdef Py_ssize_t n, m
@@ -206,13 +218,9 @@ cdef class Lattice:
         else:
             keep = self.weights_for(alpha, mode)
             self.fill_model(&M, alpha, keep)
-        if mode != MODE_VITERBI:
-            rng_init(&rng, seed_word, key_word, RNG_XOSHIRO)
         ws_init(&ws, stack, sizeof(stack))
         with nogil:
-            m = -1
-            if ws_reserve(&ws, n, M.trie.max_len) == 0:
-                m = segment(&M, mode, x, n, True, False, &rng, &ws, ws.out_val, ws.out_end)
+            m = segment_one(&M, mode, x, n, seed_word, key_word, &ws)
         try:
             if m < 0:
                 raise MemoryError()
@@ -227,7 +235,6 @@ cdef class Lattice:
         cdef int mode = self.mode_of(alpha, sampler)
         cdef object keep = self.weights_for(alpha, mode)
         cdef Model M
-        cdef Rng rng
         cdef Workspace ws
         cdef char stack[STACK_WORKSPACE]
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data), m, i, start
@@ -235,13 +242,9 @@ cdef class Lattice:
         cdef list out
         cdef object item
         self.fill_model(&M, alpha, keep)
-        if mode != MODE_VITERBI:
-            rng_init(&rng, seed_word, key_word, RNG_XOSHIRO)
         ws_init(&ws, stack, sizeof(stack))
         with nogil:
-            m = -1
-            if ws_reserve(&ws, n, M.trie.max_len) == 0:
-                m = segment(&M, mode, <const uint8_t*>x, n, True, False, &rng, &ws, ws.out_val, ws.out_end)
+            m = segment_one(&M, mode, <const uint8_t*>x, n, seed_word, key_word, &ws)
         try:
             if m < 0:
                 raise MemoryError()

@@ -24,7 +24,7 @@ from .piece_table cimport PieceTable
 
 import struct
 
-from .ngram_table import ReadyResult, select_candidates
+from .ngram_table import ReadyResult, read_level, select_candidates
 
 cdef uint64_t EMPTY_KEY = 0xFFFFFFFFFFFFFFFFULL
 
@@ -280,12 +280,8 @@ cdef class NgramModel:
             m.uni[i] = uni[i]
         m.size = 256
         for L in range(2, order + 1):
-            n = struct.unpack_from("<q", data, off)[0]
-            off += 8
-            kv = np.frombuffer(data, dtype="<u8", count=n, offset=off).astype(np.uint64)
-            off += 8 * n
-            vv = np.frombuffer(data, dtype="<f8", count=n, offset=off).astype(np.float64)
-            off += 8 * n
+            kv, vv, off = read_level(data, off, "<f8")
+            n = kv.shape[0]
             m._alloc(L, n)
             for i in range(n):
                 m._put(L, kv[i], vv[i])

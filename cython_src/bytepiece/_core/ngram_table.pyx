@@ -468,12 +468,8 @@ cdef class NgramTable:
         cdef uint64_t[::1] kv
         cdef int64_t[::1] cv
         for L in range(2, order + 1):
-            n = struct.unpack_from("<q", data, off)[0]
-            off += 8
-            kv = np.frombuffer(data, dtype="<u8", count=n, offset=off).astype(np.uint64)
-            off += 8 * n
-            cv = np.frombuffer(data, dtype="<i8", count=n, offset=off).astype(np.int64)
-            off += 8 * n
+            kv, cv, off = read_level(data, off, "<i8")
+            n = kv.shape[0]
             if ct_init(&t.tabs[L], <size_t>(n * 2)) < 0:
                 raise MemoryError()
             for i in range(n):
@@ -532,6 +528,19 @@ cdef tuple level_candidates(NgramTable table, int L, int64_t min_count, Py_ssize
         keep = counts >= np.partition(counts, kth)[kth]
         keys, counts = keys[keep], counts[keep]
     return L, keys, counts
+
+
+def read_level(data, Py_ssize_t off, str value_dtype):
+    """(keys, values, the offset after them) of one n-gram length as to_bytes writes it
+    at data[off:]: a little-endian int64 count n, n packed keys (uint64), n values of
+    value_dtype (little-endian). The n-gram model's files use the same layout."""
+    import numpy as np
+    n = struct.unpack_from("<q", data, off)[0]
+    off += 8
+    keys = np.frombuffer(data, dtype="<u8", count=n, offset=off).astype(np.uint64)
+    off += 8 * n
+    values = np.frombuffer(data, dtype=value_dtype, count=n, offset=off).astype(value_dtype[1:])
+    return keys, values, off + 8 * n
 
 
 def select_candidates(list parts, Py_ssize_t limit, bint bytes_order=False):

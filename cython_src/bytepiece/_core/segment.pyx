@@ -147,7 +147,9 @@ cdef inline Py_ssize_t viterbi_loop(const Model* M, const uint8_t* x, Py_ssize_t
                                     bint forbid_whole, Workspace* ws, int32_t* out_val,
                                     int32_t* out_end) noexcept nogil:
     """seg_viterbi's loop: viterbi_best written out (the per-line hot loop), with the flags
-    constant at every call site."""
+    constant at every call site. (The trie walk of trie_edges is written out here, in
+    exact_walk and in forward_backward_linear on purpose: each hot loop fuses it with its
+    own work per edge instead of storing the edges and reading them again.)"""
     cdef Py_ssize_t e, cs = 0
     cdef int32_t s, bs = 0, bv = 0, node, t, v
     cdef double c, best
