@@ -109,10 +109,10 @@ def example(text: str, alpha: float, draws: int, rows: int) -> None:
 
 
 def load_suite():
-    """tests/test_sampling_exact.py as a module (its cases, statistics and constants)."""
+    """tests/core/test_sampling_exact.py as a module (its cases, statistics and constants)."""
     # The test module imports its neighbours (tests/strategies.py) as pytest would find them.
     sys.path.insert(0, str(REPO / "tests"))
-    spec = importlib.util.spec_from_file_location("suite", REPO / "tests" / "test_sampling_exact.py")
+    spec = importlib.util.spec_from_file_location("suite", REPO / "tests" / "core" / "test_sampling_exact.py")
     suite = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(suite)
     return suite

@@ -20,13 +20,13 @@ MODE=asan
 if [[ "${1:-}" == "--valgrind" ]]; then MODE=valgrind; shift; fi
 
 SUBSET=(
-  tests/test_reliability_properties.py
-  tests/test_reliability_models.py
-  tests/test_reliability_concurrency.py
-  tests/test_tokenizer.py
-  tests/test_model.py
-  tests/test_sampling_exact.py
-  tests/test_golden.py
+  tests/reliability/test_reliability_properties.py
+  tests/reliability/test_reliability_models.py
+  tests/reliability/test_reliability_concurrency.py
+  tests/api/test_tokenizer.py
+  tests/api/test_model.py
+  tests/core/test_sampling_exact.py
+  tests/core/test_golden.py
 )
 if [[ $# -gt 0 ]]; then SUBSET=("$@"); fi
 
@@ -79,7 +79,7 @@ else
     || { tail -30 "$ASAN_DIR/build.log"; exit 2; }
   export PYTHONPATH="$ASAN_DIR/src" PYTHONMALLOC=malloc
   # A small subset: valgrind is about 50x slower.
-  VG_TESTS=(${VG_TESTS:-tests/test_tokenizer.py})
+  VG_TESTS=(${VG_TESTS:-tests/api/test_tokenizer.py})
   echo "== pytest under valgrind memcheck: ${VG_TESTS[*]}"
   valgrind --tool=memcheck --error-exitcode=99 --leak-check=no --track-origins=no \
     --suppressions=/dev/null --log-file="$ASAN_DIR/valgrind.%p.log" \

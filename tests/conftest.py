@@ -48,3 +48,10 @@ def _deterministic_unseeded_tokenizers(request, monkeypatch):
     base = int.from_bytes(hashlib.sha256(request.node.nodeid.encode()).digest()[:8], "little")
     counter = itertools.count(1)
     monkeypatch.setattr(keys, "random_seed", lambda: (base + next(counter)) % (1 << 64))
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that need Dask or torch are slow too: ``-m "not slow"`` is the fast suite."""
+    for item in items:
+        if item.get_closest_marker("dask") or item.get_closest_marker("torch"):
+            item.add_marker(pytest.mark.slow)

@@ -1,4 +1,4 @@
-"""Vocabularies trained by BytePiece 0.6.3 itself, for tests/test_trainer.py.
+"""Vocabularies trained by BytePiece 0.6.3 itself, for tests/training/test_trainer.py.
 
 Run with the interpreter of a venv that has bytepiece==0.6.3 installed, from
 outside the repository (so that `import bytepiece` finds 0.6.3, not us):
@@ -15,7 +15,6 @@ The test trains ours with em=False on the same lines and options and compares.
 """
 
 import json
-import os
 import pathlib
 import sys
 

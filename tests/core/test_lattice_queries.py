@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from strategies import ALPHABET, vocab_and_text  # noqa: E402
 
-TESTS = pathlib.Path(__file__).resolve().parent
+TESTS = pathlib.Path(__file__).resolve().parents[1]
 CORPORA = TESTS.parent / "corpora"
 ALPHAS = (0.0, 0.1, 0.5, 1.0, 5.0)
 HYP = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -113,6 +113,7 @@ def test_entropy_log_prob_and_marginals_match_the_enumeration(vt, alpha):
         assert math.isclose(alpha * got_score - logz, math.log(dist[path]), rel_tol=1e-9, abs_tol=1e-9)
 
 
+@pytest.mark.slow
 @HYP
 @given(tokenizer_and_text(), st.sampled_from(ALPHAS), st.integers(1, 30))
 def test_tokenizer_methods_match_the_oracle(tto, alpha, n):
@@ -281,6 +282,7 @@ def test_alpha_zero_counts_segmentations(tok):
 # k distinct samples without replacement
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tokenizer_and_text(), st.sampled_from(ALPHAS), st.integers(1, 12), st.integers(0, 1000))
 def test_sample_distinct_returns_distinct_valid_segmentations(tto, alpha, k, key):
@@ -319,6 +321,7 @@ def _small_tokenizer():
     return tok, oracle, "abaé".encode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
 def test_sample_distinct_is_successive_sampling(alpha):
     """The ordered pair (first, second) has probability p(a) * p(b) / (1 - p(a)).
@@ -347,6 +350,7 @@ def test_sample_distinct_is_successive_sampling(alpha):
     assert len(e) >= 10 and pvalue > 1e-4, (len(e), pvalue)
 
 
+@pytest.mark.slow
 def test_sample_distinct_inclusion_weights_are_unbiased():
     """sum over the k drawn of p / q * f estimates E_p[f] without bias (f = number of
     pieces); 3,000 fixed-key draws, |z| < 4.5 (about 1e-5 two-sided)."""

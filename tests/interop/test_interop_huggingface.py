@@ -39,6 +39,7 @@ def corpus(name: str) -> str:
     return (REPO / "corpora" / f"{name}.heldout.txt").read_text("utf-8")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CORPORA)
 def test_viterbi_agrees_on_every_line_and_whole_file(bp, hf, name):
     text = corpus(name)
@@ -77,6 +78,7 @@ def test_decode_and_pieces_that_split_characters(bp, hf):
     assert any(len(p) == 1 and p[0] >= 0x80 for p in bp.ids_to_pieces(ids))
 
 
+@pytest.mark.slow
 def test_nfc_normaliser(bp, hf):
     decomposed = "e\u0301te\u0301"
     assert hf.encode(decomposed).ids == bp.encode(decomposed)
@@ -111,6 +113,7 @@ def test_known_difference_special_tokens_are_honoured_by_default(bp, hf):
     assert bp.encode("<bos>") != [1]
 
 
+@pytest.mark.slow
 def test_transformers_loads_it(bp, hf_path):
     transformers = pytest.importorskip("transformers")
     fast = transformers.PreTrainedTokenizerFast(
@@ -128,6 +131,7 @@ def test_transformers_loads_it(bp, hf_path):
     assert batch["input_ids"][0] == bp.encode("a b c")
 
 
+@pytest.mark.slow
 def test_export_into_a_folder_or_file(bp, tmp_path):
     assert bp.export_huggingface(tmp_path) == str(tmp_path / "tokenizer.json")
     target = tmp_path / "custom.json"
@@ -135,6 +139,7 @@ def test_export_into_a_folder_or_file(bp, tmp_path):
     assert tokenizers.Tokenizer.from_file(str(target)).get_vocab_size() == bp.vocab_size
 
 
+@pytest.mark.slow
 def test_known_difference_only_viterbi(tmp_path):
     # A model whose file says "sample with alpha 0.1" exports Viterbi only.
     sampling = Tokenizer(VENDORED_MODEL, alpha=0.1, seed=2)
@@ -152,6 +157,7 @@ def test_known_difference_str_input_only(bp, hf):
         hf.encode(raw)
 
 
+@pytest.mark.slow
 def test_known_difference_shortest_score_spelling_without_tokenizers(bp, monkeypatch):
     # Exported where tokenizers is not installed, the scores get their shortest spelling;
     # tokenizers then reads about a quarter of them one ulp off, and exact ties between

@@ -16,7 +16,7 @@ import pytest
 from bytepiece.corpus import CorpusEncodingError, CorpusError, EmptyCorpusError, normalize
 from bytepiece.trainer import Trainer, TrainerError, convert_to_bytepiece
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+REPO = pathlib.Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"
 CORPORA = REPO / "corpora"
 sys.path.insert(0, str(GOLDEN))
@@ -80,6 +80,7 @@ def test_em_off_model_file_is_063_format(tmp_path):
 # Determinism and streaming
 
 
+@pytest.mark.slow
 @needs_corpora
 @pytest.mark.parametrize("em", [False, True])
 def test_same_model_whatever_workers(tmp_path, em):
@@ -142,6 +143,7 @@ def test_first_bytes_of_pieces_in_bytes_order():
     assert len(pieces) > 3000
 
 
+@pytest.mark.slow
 @needs_corpora
 def test_grow_and_round_fractions_change_the_model_and_stay_deterministic(tmp_path):
     """The grow passes, the rounds and the first E-step (half the sample by default) may
@@ -346,6 +348,7 @@ def test_em_logs_likelihood_per_iteration(capsys, seed, stages, absent):
         assert stage not in err
 
 
+@pytest.mark.slow
 @needs_corpora
 def test_ngram_seed_skips_the_tagging_and_the_063_pruning(monkeypatch):
     """With the default n-gram seed the EM starts from the n-gram candidates and the 256
@@ -593,6 +596,7 @@ def test_script_floor_raises_small_scripts_and_leaves_big_ones_in_proportion():
     assert (script_weights([en] * 9 + [zh], 1.0, floor=0.05) == 1).all()  # nothing below it
 
 
+@pytest.mark.slow
 @needs_corpora
 def test_estimated_rounds_skip_the_e_steps_after_the_first_grow_rounds(monkeypatch, capsys):
     """After each of the first em_estimated_rounds grow rounds (never the last) the pruning
@@ -643,6 +647,7 @@ def test_max_piece_length_defaults_to_24_with_em_and_to_0_6_3s_36_without():
     assert longest[None] <= 24 < longest[36] <= 36, longest
 
 
+@pytest.mark.slow
 @needs_corpora
 @pytest.mark.parametrize(
     "balanced", [{"em_script_floor": 0.3}, {"em_script_floor": 0, "em_balance": 0.5}], ids=["floor", "tempered"]

@@ -104,6 +104,7 @@ def _shared() -> Tokenizer:
 # -- numpy ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_dtype_is_the_smallest_that_holds_every_id():
     assert id_dtype(65536) == np.uint16 and id_dtype(65537) == np.int32
     base = {bytes([b]): 1 for b in range(256)}

@@ -703,6 +703,7 @@ LINE_TEXT = st.lists(
 ).map(lambda parts: "".join(a + b for a, b in parts))
 
 
+@pytest.mark.slow
 @given(LINE_TEXT)
 @settings(max_examples=25, deadline=None)
 def test_round_trip_of_any_text(text):
@@ -741,6 +742,7 @@ def test_empty_inputs(runner, model, tmp_path):
     assert "empty" in ok(run(runner, "info", "-m", model, "--text", empty)).stdout
 
 
+@pytest.mark.slow
 def test_encode_follows_the_models_normalization_and_default_alpha(runner, model_path, tmp_path):
     nfd = "cafe\u0301 re\u0301sume\u0301\n".encode()
     raw_model = tmp_path / "raw.json"

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 import zipfile
-import zlib
 
 import pytest
 from conftest import REPO, VENDORED_MODEL
@@ -84,6 +83,7 @@ def _load_only_model_error(path) -> Tokenizer | None:
 # Damaged real models
 
 
+@pytest.mark.slow
 def test_truncated_json_model_is_a_model_error(tmp_path, real_json):
     rng = random.Random(0)
     cuts = [0, 1, 2, len(real_json) - 1, len(real_json) - 2] + [rng.randrange(len(real_json)) for _ in range(40)]
@@ -94,6 +94,7 @@ def test_truncated_json_model_is_a_model_error(tmp_path, real_json):
             Tokenizer(str(path))
 
 
+@pytest.mark.slow
 def test_bit_flipped_json_model_loads_or_is_a_model_error(tmp_path, real_json):
     rng = random.Random(1)
     path = tmp_path / "flipped.model"
@@ -105,6 +106,7 @@ def test_bit_flipped_json_model_loads_or_is_a_model_error(tmp_path, real_json):
         _load_only_model_error(path)
 
 
+@pytest.mark.slow
 def test_truncated_and_corrupted_zip_models_are_model_errors(tmp_path, real_zip):
     """Random cuts, random byte changes anywhere and changes aimed at the zip headers
     (local header at the start, central directory at the end)."""
@@ -211,6 +213,7 @@ def test_oversized_models_are_refused_before_they_are_read(tmp_path, monkeypatch
         Tokenizer(str(big))
 
 
+@pytest.mark.slow
 def test_default_size_limit_bounds_memory_of_a_zip_bomb(tmp_path):
     """A 1.1 GiB zip bomb (about 1 MB on disk) is refused by a fresh process whose peak
     memory stays small."""
@@ -373,6 +376,7 @@ def test_one_huge_piece(tmp_path):
     assert time.perf_counter() - start < 5
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason="known: the core walks back up to max_len bytes per position, "
@@ -398,6 +402,7 @@ def test_long_run_against_a_long_run_piece_is_not_quadratic():
         pytest.fail("encoding 300 KB took more than 3 s")
 
 
+@pytest.mark.slow
 def test_many_pieces(tmp_path):
     """100,000 pieces load in bounded time and segment correctly (docs/reliability.md
     reports loading 1,000,000)."""
@@ -417,6 +422,7 @@ def test_many_pieces(tmp_path):
     assert tok.score(text, best) >= tok.score(text, tok.tokenize(text, alpha=0.2, key=0))
 
 
+@pytest.mark.slow
 def test_deeply_repeated_prefixes():
     """a, aa, aaa, ... up to 3000 bytes: every position of a long run of 'a' has 3000
     incoming edges; loading is quick and encoding is linear in text length times that."""

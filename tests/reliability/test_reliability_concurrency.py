@@ -125,6 +125,7 @@ def _threaded(tok, ops, threads=THREADS):
     return results
 
 
+@pytest.mark.slow
 def test_eight_threads_sharing_one_tokenizer_equal_a_serial_run(shared, ops, serial):
     results = _threaded(shared, ops)
     mismatches = [i for i, (a, b) in enumerate(zip(results, serial)) if a != b]
@@ -171,6 +172,7 @@ def _worker_op(op):
     return _run_op(_WORKER_TOK, op)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_worker_processes_equal_the_serial_run(method, shared, ops, serial):
     subset = ops[::6] if method == "fork" else ops[::15]
@@ -190,6 +192,7 @@ def _busy(tok, stop, texts):
         tok.encode(texts[0], alpha=0.2, key=1)
 
 
+@pytest.mark.slow
 def test_fork_while_other_threads_are_inside_the_core(shared):
     """Fork 30 times while 3 threads hammer the same tokenizer (long texts, batches
     with threads of their own). Each child encodes, samples and runs a threaded

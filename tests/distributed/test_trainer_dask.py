@@ -22,7 +22,9 @@ from clusters import two_workers
 from bytepiece.distributed import DaskTrainer, train_texts_on_dask
 from bytepiece.trainer import Trainer, TrainerError
 
-CORPORA = pathlib.Path(__file__).resolve().parent.parent / "corpora"
+pytestmark = pytest.mark.dask
+
+CORPORA = pathlib.Path(__file__).resolve().parents[2] / "corpora"
 TEXT = "".join(
     f"Row {i}: the quick brown fox jumps over the lazy dog; 上海 {i % 5}, naïve {i % 9}.\n" for i in range(300)
 )

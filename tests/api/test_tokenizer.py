@@ -78,6 +78,7 @@ def test_0_6_3_api_surface(tok):
         tok.id_to_piece(tok.vocab_size)
 
 
+@pytest.mark.slow
 def test_nfc_normalisation_by_default_and_optional(model_path):
     decomposed = "e\u0301te\u0301"
     tok = Tokenizer(model_path)
@@ -86,6 +87,7 @@ def test_nfc_normalisation_by_default_and_optional(model_path):
     assert raw.decode(raw.encode(decomposed)) == decomposed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ["", "\n", "a\r\nb", "\x00\x01 \U0001f600 \u200d", "ｶﾀｶﾅ", "e\u0301"])
 def test_round_trip_without_normalisation(model_path, text):
     tok = Tokenizer(model_path, normalize=False)
@@ -123,6 +125,7 @@ def test_bad_arguments(tok):
         tok.encode_batch(["a", "b"], alpha=0.1, keys=[1])
 
 
+@pytest.mark.slow
 def test_keyed_samples_are_pure_functions(model_path):
     a = Tokenizer(model_path, seed=7)
     b = Tokenizer(model_path, seed=7)
@@ -154,6 +157,7 @@ def test_alpha_semantics(tok):
     assert tok.encode(TEXT, alpha=0.0, key=1) != viterbi
 
 
+@pytest.mark.slow
 def test_large_single_chunk_samples_are_valid(tok):
     data = ("lorem ipsum dolor sit amet " * 40000).encode()  # over 1 MB, one chunk
     for alpha in (0.0, 0.1, 1.0, 50.0):
@@ -176,6 +180,7 @@ def test_encode_batch_equals_one_by_one(tok):
 BATCH_ALPHABET = "aZ \n\x00éÿĀ中文😀\u0301\u0316e\u0958\u2126\uf900ﬁ\u1100\u1161\u11a8가\u09c7\u09be"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("normalize", [True, False, "NFKC", "NFD"])
 def test_encode_batch_normalises_and_encodes_as_encode_does(model_path, normalize):
     tok = Tokenizer(model_path, seed=5, normalize=normalize)
@@ -192,6 +197,7 @@ def test_encode_batch_normalises_and_encodes_as_encode_does(model_path, normaliz
         tok.encode_batch(["ok", "é\ud800"])
 
 
+@pytest.mark.slow
 def test_encode_batch_lists_are_tracked_by_the_cycle_collector(tok):
     import gc
 
@@ -202,6 +208,7 @@ def test_encode_batch_lists_are_tracked_by_the_cycle_collector(tok):
     assert gc.collect() >= 1
 
 
+@pytest.mark.slow
 def test_nfc_inert_characters_are_those_unicodedata_leaves_alone():
     """The batch path skips unicodedata.normalize for str made of "inert" characters
     (class 0, NFC quick check Yes); check that set against unicodedata itself."""
@@ -237,6 +244,7 @@ def _sample_in_child(args):
     return [tok.encode(TEXT, alpha=0.1) for _ in range(3)], tok.encode(TEXT, alpha=0.1, key="k")
 
 
+@pytest.mark.slow
 def test_seeded_sequences_are_the_same_in_a_fresh_process(model_path):
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
@@ -248,6 +256,7 @@ def _draw_after_fork(tok, queue):
     queue.put([tok.encode(TEXT, alpha=0.1) for _ in range(3)])
 
 
+@pytest.mark.slow
 def test_forked_children_draw_different_unkeyed_samples(model_path):
     tok = Tokenizer(model_path, seed=5)
     tok.encode(TEXT, alpha=0.1)  # the parent has sampled before forking
@@ -296,7 +305,7 @@ def test_import_is_side_effect_free():
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        cwd=os.path.dirname(os.path.dirname(__file__)),
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
         check=True,
     )
     assert out.stdout.strip() == "False"

@@ -21,6 +21,7 @@ def chat():
     return Tokenizer(VENDORED_MODEL, seed=5, special_tokens=[EOT, START, END])
 
 
+@pytest.mark.slow
 def test_special_tokens_take_the_ids_after_the_pieces(chat):
     n = len(chat.vocabulary.pieces) + 3
     assert chat.special_tokens == {EOT: n, START: n + 1, END: n + 2}
@@ -107,6 +108,7 @@ def test_keyed_sampling_with_special_tokens_is_reproducible(chat):
     assert len(draws) > 1 and runs[0] and runs[1]
 
 
+@pytest.mark.slow
 def test_special_tokens_saved_in_the_model_file_and_reloaded(chat, tmp_path):
     path = tmp_path / "chat.model"
     chat.save(path)
@@ -121,6 +123,7 @@ def test_special_tokens_saved_in_the_model_file_and_reloaded(chat, tmp_path):
     assert more.special_tokens == {**chat.special_tokens, "<extra>": chat.vocab_size}
 
 
+@pytest.mark.slow
 def test_plain_model_stays_byte_identical(tmp_path, tok):
     path = tmp_path / "plain.model"
     tok.save(path)

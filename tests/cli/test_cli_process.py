@@ -120,6 +120,7 @@ def test_head_in_a_shell_pipeline(env, model_path, big_text):
     assert result.stderr == b""
 
 
+@pytest.mark.slow
 def test_progress_is_shown_by_default_only_on_a_terminal(env, model_path, big_text):
     """stderr a terminal (a pty here): progress lines on it, stdout unchanged; a pipe: nothing."""
     import pty
@@ -149,6 +150,7 @@ def test_progress_is_shown_by_default_only_on_a_terminal(env, model_path, big_te
     assert piped.stdout == out
 
 
+@pytest.mark.slow
 def test_output_file_is_atomic_and_not_clobbered(env, model_path, big_text, tmp_path):
     target = tmp_path / "out.ids"
     assert run(env, "encode", "-m", model_path, "-o", target, big_text).returncode == 0
@@ -159,6 +161,7 @@ def test_output_file_is_atomic_and_not_clobbered(env, model_path, big_text, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ids"]
 
 
+@pytest.mark.slow
 def test_interrupted_train_leaves_no_model(env, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_bytes(b"".join(p.read_bytes() for p in sorted(CORPORA.glob("*.train.txt"))))
@@ -207,6 +210,7 @@ def _peak_rss_kib(env, args, data: bytes) -> int:
     return rss
 
 
+@pytest.mark.slow
 def test_encode_streams_in_constant_memory(env, model_path):
     line = b"A line of plain text, repeated many times so that the input is large 0123456789.\n"
     args = ("encode", "-m", model_path, "--threads", "1")
@@ -219,6 +223,7 @@ def test_encode_streams_in_constant_memory(env, model_path):
     assert large - small < allowance, (small, large)
 
 
+@pytest.mark.slow
 def test_one_long_line_costs_a_small_multiple_of_its_size(env, model_path):
     """A line is one lattice; Viterbi over a long one keeps a window of positions, not
     16 bytes of scores and back-pointers per byte, so the peak grows by the ids (Python
@@ -233,6 +238,7 @@ def test_one_long_line_costs_a_small_multiple_of_its_size(env, model_path):
     assert per_byte < limit, (peaks, per_byte)
 
 
+@pytest.mark.slow
 def test_installed_console_script(env, model_path, tmp_path):
     """The `bytepiece` script that `pip install` puts next to the interpreter."""
     script = Path(sys.executable).with_name("bytepiece")

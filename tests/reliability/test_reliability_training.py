@@ -104,6 +104,7 @@ def corpora(tmp_path_factory):
     return small, large
 
 
+@pytest.mark.slow
 def test_a_budget_keeps_training_memory_flat_as_the_corpus_grows(corpora, tmp_path):
     small, large = corpora
     peaks = []
@@ -121,6 +122,7 @@ def test_a_budget_keeps_training_memory_flat_as_the_corpus_grows(corpora, tmp_pa
     assert peaks[1] < LIMIT_MB
 
 
+@pytest.mark.slow
 def test_without_a_budget_running_out_of_memory_is_a_clean_error(corpora, tmp_path):
     _, large = corpora
     target = tmp_path / "out.model"

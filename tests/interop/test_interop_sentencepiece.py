@@ -193,6 +193,7 @@ def _sp_tokenize(sp, text: str) -> list:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CORPORA)
 def test_import_agrees_on_every_line(trained, name):
     sp = spm.SentencePieceProcessor(model_file=str(trained["plain"]))

@@ -10,6 +10,8 @@ pytest.importorskip("distributed")
 from bytepiece import cli
 from bytepiece.distributed import load_encoded
 
+pytestmark = pytest.mark.dask
+
 CORPUS = "".join(
     f"Line {i}: the quick brown fox jumps over the lazy dog; 北京 {i % 7}, café {i % 11}.\n" for i in range(400)
 )

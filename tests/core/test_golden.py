@@ -16,7 +16,7 @@ from conftest import SHARED_COMPAT, VENDORED_MODEL
 
 from bytepiece import Tokenizer
 
-GOLDEN = pathlib.Path(__file__).parent / "golden"
+GOLDEN = pathlib.Path(__file__).resolve().parents[1] / "golden"
 
 
 def _cases():
@@ -30,6 +30,7 @@ def test_golden_files_cover_the_vendored_model():
     assert (GOLDEN / (VENDORED_MODEL.name[: -len(".zip")] + ".jsonl.gz")).is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("golden, model", list(_cases()))
 def test_encode_and_tokenize_equal_0_6_3(golden, model):
     if not model.is_file():

@@ -30,6 +30,7 @@ def _tiny_model(**overrides) -> dict:
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [VENDORED_MODEL, *COMPAT_MODELS], ids=lambda p: p.name)
 def test_compat_models_load_from_zip_json_and_dict(path, tmp_path):
     raw = _raw_json(path)
@@ -44,6 +45,7 @@ def test_compat_models_load_from_zip_json_and_dict(path, tmp_path):
     assert tok.vocab_size == len(from_zip) + 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [VENDORED_MODEL, *COMPAT_MODELS], ids=lambda p: p.name)
 def test_save_writes_exactly_what_bytepiece_0_6_3_writes(path, tmp_path):
     # The author's published files were written by 0.6.3's Trainer.save.
@@ -190,6 +192,7 @@ _json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.text(), _json_values, max_size=6))
 @example({"YQ==": [3, 'a\n"é', 7], "Yg==": [True, "b", 2], "Yw==": [4, "c", 2.5], "bWV0YQ==": {"k": [1]}})

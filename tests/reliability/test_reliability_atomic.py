@@ -77,6 +77,7 @@ def model_versions(tmp_path_factory):
     return d / "a.json", (d / "a.json").read_bytes(), (d / "b.json").read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killing_a_model_writer_never_loses_the_model(sig, tmp_path, model_versions):
     """A process saves a 3 MB model over and over (alternating two versions); it is
@@ -146,6 +147,7 @@ def big_input(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killing_the_cli_encoder_keeps_the_previous_output(sig, tmp_path, big_input):
     """`bytepiece encode -o OUT --force` on 24 MB, killed at a random moment: OUT is

@@ -44,7 +44,9 @@ from bytepiece.distributed import (
 )
 from bytepiece.trainer import Trainer
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.dask
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 CORPORA = REPO / "corpora"
 
 # Options kept small so that the local reference trains in a few seconds.

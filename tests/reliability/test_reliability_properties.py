@@ -22,7 +22,7 @@ import random
 import unicodedata
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bytepiece import Tokenizer
@@ -93,6 +93,7 @@ def _valid_segmentation(tok: Tokenizer, data: bytes, pieces) -> None:
 # Round trips
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     vocab=vocabularies(),
@@ -112,6 +113,7 @@ def test_bytes_round_trip_for_any_vocabulary(vocab, data, alpha, key):
     assert tok.encode(memoryview(data), alpha=alpha, key=key) == ids
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(text=text_without_surrogates, alpha=st.one_of(st.just(-1.0), st.floats(0.0, 5.0)), key=st.integers(0, 1000))
 def test_str_round_trip_on_the_real_model(real_tok, raw_tok, text, alpha, key):
@@ -174,6 +176,7 @@ def _dense_case(seed: int):
     return vocabulary_from_counts(pieces), bytes(rng.choice(letters) for _ in range(rng.randint(50, 600)))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     case=st.one_of(st.tuples(vocabularies(), texts_bytes), st.integers(0, 2**32).map(_dense_case)),
@@ -193,6 +196,7 @@ def test_bounded_memory_viterbi_equals_viterbi(case, first_cap, chunked):
     assert got[1].tolist() == expected[1].tolist()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     vocab=vocabularies(),
@@ -241,6 +245,7 @@ def test_lattice_quantities_equal_the_reference_oracle(vocab, data, alpha):
     assert tok.entropy(data, alpha) == pytest.approx(ref.entropy(data, alpha), rel=1e-7, abs=1e-7)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=texts_bytes, alpha=st.floats(0.0, 1e6), key=st.integers(0, 2**64 - 1))
 def test_huge_alpha_samples_stay_valid_and_tend_to_viterbi(real_tok, data, alpha, key):
@@ -269,6 +274,7 @@ def test_huge_alpha_samples_stay_valid_and_tend_to_viterbi(real_tok, data, alpha
     eos=st.booleans(),
     base_key=st.integers(0, 10**6),
 )
+@pytest.mark.slow
 def test_encode_batch_equals_one_by_one(vocab, texts, alpha, threads, bos, eos, base_key):
     tok = Tokenizer(vocab, seed=base_key)
     keys = [(base_key, i) for i in range(len(texts))]

@@ -32,6 +32,8 @@ from bytepiece.data import (  # noqa: E402
 from bytepiece.model import EOS_ID, vocabulary_from_counts  # noqa: E402
 from bytepiece.reference import ReferenceLattice  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 SENTENCES = [
     "Stochastic segmentation exists to be used while a model trains.",
     "Every epoch sees each document segmented afresh.",

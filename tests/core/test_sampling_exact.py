@@ -82,9 +82,9 @@ from bytepiece.reference import ReferenceLattice, split_chunks
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from strategies import ALPHABET, vocab_and_text  # noqa: E402
+from strategies import vocab_and_text  # noqa: E402
 
-TESTS = pathlib.Path(__file__).resolve().parent
+TESTS = pathlib.Path(__file__).resolve().parents[1]
 VENDORED_MODEL = TESTS / "data" / "bytepiece.plus.40k.zip"
 SHARED_COMPAT = TESTS.parent.parent / "shared" / "compat"
 
@@ -323,6 +323,7 @@ def run(case: str, alpha: float, sampler: int, rng_kind: int, n: int = N_DRAWS):
 # The exact sampler (and its log-space twin) passes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", ALPHAS)
 @pytest.mark.parametrize("case", ALL_CASES)
 @pytest.mark.parametrize("name,sampler", EXACT_SAMPLERS)
@@ -442,6 +443,7 @@ def rejected(pvalues: dict) -> set:
     return {key for key, (p_chi2, p_tv) in pvalues.items() if min(p_chi2, p_tv) < THRESHOLD}
 
 
+@pytest.mark.slow
 def test_power_legacy_v1_is_rejected():
     """v1 keeps one running score per position and replaces it with probability
     sigmoid(alpha * gain): with equal scores that is 1/2 per challenger, so three
@@ -459,6 +461,7 @@ def test_power_legacy_v1_is_rejected():
         assert (case, 0.0) in bad and (case, 0.1) in bad
 
 
+@pytest.mark.slow
 def test_power_weak_generator_is_rejected():
     """The exact algorithm fed 4-bit uniforms: a three-way equal choice comes out
     6/16, 5/16, 5/16 instead of 1/3 each."""
@@ -549,6 +552,7 @@ def test_keyed_draws_are_reproducible_and_distinct():
 # The documentation says what this module does
 
 
+@pytest.mark.slow
 def test_docs_state_this_family_and_the_table_script_runs(tmp_path):
     import subprocess
     import sys
