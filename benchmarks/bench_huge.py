@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import pathlib
-import resource
 import shutil
 import subprocess
 import sys
@@ -175,7 +174,8 @@ def main() -> int:
             r.update(case=case, mb=size, mb_per_s=size / r["seconds"], extra_mb=r["peak_mb"] - r["base_mb"])
             results.append(r)
             print(
-                f"{case:8} {size:7g} {r['seconds']:8.2f} {r['mb_per_s']:7.2f} {r['peak_mb']:12.0f} {r['extra_mb']:11.0f}",
+                f"{case:8} {size:7g} {r['seconds']:8.2f} {r['mb_per_s']:7.2f} "
+                f"{r['peak_mb']:12.0f} {r['extra_mb']:11.0f}",
                 flush=True,
             )
     finally:

@@ -29,7 +29,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Sequence as SequenceABC
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable
 
 import numpy as np
 
@@ -129,7 +129,7 @@ def flatten(id_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     if id_lists and all(isinstance(ids, np.ndarray) for ids in id_lists):
         return np.concatenate(id_lists).astype(np.int32, copy=False), offsets
     if id_lists and hasattr(id_lists[0], "numpy"):  # torch tensors
-        return np.concatenate([ids.numpy() for ids in id_lists]).astype(np.int32, copy=False), offsets
+        return np.concatenate([ids.numpy() for ids in id_lists]).astype(np.int32, copy=False), offsets  # type: ignore[attr-defined]
     ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32, count=int(offsets[-1]))
     return ids, offsets
 
@@ -247,14 +247,14 @@ class EncodeTransform:
     ):
         if seed is None:
             raise ValueError("EncodeTransform needs a fixed base seed (an int, str, bytes or tuple)")
+        vocab: ModelSource
         if isinstance(tokenizer, Tokenizer):
             vocab = tokenizer.vocabulary
             normalize = tokenizer.normalize if normalize is None else normalize
         else:
             vocab = tokenizer
         # A tokenizer of our own, seeded with the base seed, shares nothing with the caller's.
-        options = {} if normalize is None else {"normalize": normalize}
-        self.tokenizer = Tokenizer(vocab, seed=seed, **options)
+        self.tokenizer = Tokenizer(vocab, seed=seed, normalize=normalize)
         alpha = float(self.tokenizer.alpha if alpha is None else alpha)
         if not math.isfinite(alpha):
             raise ValueError(f"alpha must be a finite number (negative for Viterbi), not {alpha}")
@@ -557,7 +557,7 @@ def _build_torch_classes() -> None:
             epoch, index = _split_key(key, self.transform.epoch)
             return self._item(index, self.transform.encode_list(self.texts[index], index, epoch))
 
-        def __getitems__(self, keys: Sequence) -> list:
+        def __getitems__(self, keys: Sequence) -> Sequence:
             keys = keys if isinstance(keys, list) else list(keys)
             epoch = None
             if all(type(k) is int for k in keys):  # plain indices: the common case
@@ -752,6 +752,7 @@ def _build_torch_classes() -> None:
 
         def _packed(self):
             size = self.block_size
+            assert size is not None  # (only __iter__ with a block size calls this)
             eos = [] if self.transform.add_eos else [EOS_ID]
             buffers: dict = {}
             for shards, _, lists in self._batches():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Tuple, Union
+from typing import Union
 
 try:
     # BLAKE2 is built into CPython; importing hashlib would also load OpenSSL's

@@ -38,7 +38,7 @@ from .model import (
     load_model,
     save_model,
 )
-from .queries import LatticeQueries, Piece
+from .queries import LatticeQueries
 from .special import SpecialSet, SpecialTokens
 
 Text = Union[str, bytes, bytearray, memoryview]

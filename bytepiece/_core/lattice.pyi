@@ -4,9 +4,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from typing import Union
-
-Text = Union[str, bytes]
+Text = str | bytes
 
 #: The samplers by name.
 SAMPLERS: dict[str, int]

@@ -31,7 +31,7 @@ _COUNTS_MAGIC = b"BPCOUNT1"
 UNTAGGED = "untagged"
 
 
-def ngram_settings(options: TrainerOptions, errors: str) -> dict:
+def ngram_settings(options: TrainerOptions, errors: str | None) -> dict:
     """The options n-gram counts depend on (saved with them)."""
     return {
         "order": options.order,
@@ -41,7 +41,7 @@ def ngram_settings(options: TrainerOptions, errors: str) -> dict:
     }
 
 
-def piece_settings(options: TrainerOptions, errors: str, digest: str) -> dict:
+def piece_settings(options: TrainerOptions, errors: str | None, digest: str) -> dict:
     """The options piece counts depend on, and the digest of the n-gram model that tagged them."""
     s = ngram_settings(options, errors)
     s.update(

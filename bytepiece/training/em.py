@@ -47,7 +47,7 @@ class EmState:
     of those pieces, and how many pairs the last grow round's tables held."""
 
     def __init__(self) -> None:
-        self._lattice_of: tuple[list[bytes], object] | None = None
+        self._lattice_of: tuple[list[bytes], kernels.Lattice] | None = None
         self._lengths_of: tuple[list[bytes], np.ndarray] | None = None
         self.pair_table_size = 0
 
@@ -82,7 +82,7 @@ def logprobs(lengths: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 def run(
     options: TrainerOptions,
-    seed: dict[bytes, int],
+    seed: dict[bytes, int | float],
     pairs: dict[bytes, int],
     candidates: tuple[list[bytes], np.ndarray],
     sample: SampleParts,
@@ -159,7 +159,7 @@ def run(
 
 def initial_vocabulary(
     options: TrainerOptions,
-    seed: dict[bytes, int],
+    seed: dict[bytes, int | float],
     pairs: dict[bytes, int],
     candidates: tuple[list[bytes], np.ndarray],
     progress: Progress,
@@ -202,7 +202,7 @@ def initial_vocabulary(
     return [everything[i] for i in order.tolist()], counts[order]
 
 
-def with_single_bytes(keys: list[bytes], counts: np.ndarray, singles: dict[bytes, int]):
+def with_single_bytes(keys: list[bytes], counts: np.ndarray, singles: dict[bytes, int | float]):
     """(pieces, float64 counts): the 256 single bytes (with their counts in `singles`) and
     `keys` (in bytes order, each of two bytes or more, with `counts`), merged in bytes
     order: bytes([c]) just before the keys that start with c."""

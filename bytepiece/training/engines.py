@@ -215,7 +215,9 @@ def _install_in_worker(func: Callable) -> None:
 
 
 def _run_in_worker(item):
-    return _WorkerFunction.func(item)
+    func = _WorkerFunction.func
+    assert func is not None, "the pool initializer installs the block function"
+    return func(item)
 
 
 # ---------------------------------------------------------------------------

@@ -581,7 +581,7 @@ def test_trie_finds_every_piece_whatever_their_shared_endings():
 
 def test_lattice_rejects_bad_piece_lists():
     singles = [bytes([b]) for b in range(256)]
-    zeros = lambda k: np.full(k, -1.0)  # noqa: E731
+    zeros = lambda k: np.full(k, -1.0)
     ok = singles + [b"ab", bytearray(b"ba")]  # any bytes-like piece is taken as bytes
     lattice = Lattice(ok, zeros(len(ok)), np.arange(len(ok)))
     assert encode_lists(lattice, [b"abba"], chunked=False) == [[256, 257]]

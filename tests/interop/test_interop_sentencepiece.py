@@ -79,7 +79,7 @@ def test_export_agreement_on_the_corpora(bp, sp, name):
 def test_export_keeps_ids(bp, sp):
     assert sp.get_piece_size() >= bp.vocab_size
     assert [sp.id_to_piece(i) for i in range(3)] == ["<unk>", "<s>", "</s>"]
-    for i, piece in enumerate(bp.vocabulary.pieces[:2000] + bp.vocabulary.pieces[-2000:]):
+    for piece in bp.vocabulary.pieces[:2000] + bp.vocabulary.pieces[-2000:]:
         j = bp.piece_to_id(piece)
         if sp.IsUnused(j):
             continue

@@ -132,12 +132,12 @@ def test_lone_surrogates_raise_a_clear_value_error(real_tok, raw_tok, text):
     has_surrogate = any(0xD800 <= ord(c) <= 0xDFFF for c in text)
     for tok in (real_tok, raw_tok):
         calls = [
-            lambda: tok.encode(text),
-            lambda: tok.encode(text, alpha=0.1, key=1),
-            lambda: tok.tokenize(text),
-            lambda: tok.encode_batch(["ok", text], alpha=0.1, keys=[0, 1]),
-            lambda: tok.nbest(text, 2),
-            lambda: tok.log_partition(text, 0.5),
+            lambda tok=tok: tok.encode(text),
+            lambda tok=tok: tok.encode(text, alpha=0.1, key=1),
+            lambda tok=tok: tok.tokenize(text),
+            lambda tok=tok: tok.encode_batch(["ok", text], alpha=0.1, keys=[0, 1]),
+            lambda tok=tok: tok.nbest(text, 2),
+            lambda tok=tok: tok.log_partition(text, 0.5),
         ]
         for call in calls:
             if has_surrogate:

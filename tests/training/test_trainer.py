@@ -844,3 +844,26 @@ def test_sample_collectors_merge_to_the_bottom_of_the_whole():
     assert SampleCollector.of_pairs(whole, budget).pairs() == whole
     again = SampleCollector.of_chunks(chunks, budget).result()
     assert again == [c for _, c in whole]
+
+
+def test_trainer_arguments_default_to_the_options_defaults():
+    """Trainer's signature lists every option with its default for readers; the options
+    objects hold the same defaults, so a Trainer and TrainerOptions() agree."""
+    import inspect
+
+    from bytepiece.training.options import TRAINER_ARGUMENTS, TrainerOptions, option_value
+
+    defaults = TrainerOptions()
+    parameters = inspect.signature(Trainer.__init__).parameters
+    assert set(TRAINER_ARGUMENTS) <= set(parameters)
+    for name in TRAINER_ARGUMENTS:
+        default = parameters[name].default
+        if name == "max_vocab_size":
+            default = [default]
+        if name == "max_piece_length":  # None: 24 with EM (the default), 36 without
+            assert default is None and option_value(defaults, name) == 24
+            continue
+        if name == "engine":
+            assert default == "thread" and defaults.engine == "thread"
+            continue
+        assert option_value(defaults, name) == default, name
