@@ -46,8 +46,8 @@ class BatchEncoder:
                 self.lattice,
                 texts[lo:hi],
                 alpha=alpha,
-                seed_words=None if seed_words is None else seed_words[lo:hi],
-                key_words=None if key_words is None else key_words[lo:hi],
+                seed_words=_part(seed_words, lo, hi),
+                key_words=_part(key_words, lo, hi),
                 sampler=sampler,
                 bos=bos,
                 eos=eos,
@@ -87,8 +87,8 @@ class BatchEncoder:
                 self.lattice,
                 texts[lo:hi],
                 alpha=alpha,
-                seed_words=None if seed_words is None else seed_words[lo:hi],
-                key_words=None if key_words is None else key_words[lo:hi],
+                seed_words=_part(seed_words, lo, hi),
+                key_words=_part(key_words, lo, hi),
                 sampler=sampler,
                 bos=bos,
                 eos=eos,
@@ -183,6 +183,11 @@ class BatchEncoder:
             if with_ends:
                 ends[at] = len(data)
         return (out, ends) if with_ends else out
+
+
+def _part(words: np.ndarray | None, lo: int, hi: int) -> np.ndarray | None:
+    """The key words of texts lo .. hi - 1 (None for Viterbi, which draws none)."""
+    return None if words is None else words[lo:hi]
 
 
 def join_flat(parts: Sequence, dtype, with_offsets: bool):

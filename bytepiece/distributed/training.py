@@ -15,9 +15,9 @@ from typing import Any
 
 from ..progress import Progress
 from ..training import Trainer, TrainerError, TrainerOptions, kernels, ngrams, pieces
-from .cluster import with_default_client
+from .cluster import DASK_OPTIONS, with_default_client
 from .counts import Counts, load_counts, model_digest, ngram_settings, piece_settings, sample_pairs
-from .engine import DEFAULT_BLOCKSIZE, DEFAULT_SPLIT_EVERY, DaskEngine, FileBlocks
+from .engine import DaskEngine, FileBlocks
 
 
 class DaskTrainer(Trainer):
@@ -33,23 +33,12 @@ class DaskTrainer(Trainer):
     (or ``Trainer.train`` for documents). ``stats["stage_seconds"]`` times each stage.
     """
 
-    def __init__(
-        self,
-        *args: Any,
-        client=None,
-        address: str | None = None,
-        scheduler_file=None,
-        local_workers: int | None = None,
-        blocksize: int = DEFAULT_BLOCKSIZE,
-        split_every: int = DEFAULT_SPLIT_EVERY,
-        storage_options: dict | None = None,
-        **kwargs: Any,
-    ):
-        if blocksize < 1:
-            raise TrainerError(f"blocksize must be positive, not {blocksize!r}")
-        kwargs["engine"] = DaskEngine(
-            client, address, scheduler_file, local_workers, blocksize, split_every, storage_options
-        )
+    def __init__(self, *args: Any, **kwargs: Any):
+        # (the Dask options are DaskEngine's: they are taken out and given to it)
+        where = {name: kwargs.pop(name) for name in DASK_OPTIONS if name in kwargs}
+        if where.get("blocksize", 1) < 1:
+            raise TrainerError(f"blocksize must be positive, not {where['blocksize']!r}")
+        kwargs["engine"] = DaskEngine(**where)
         super().__init__(*args, **kwargs)
 
     def count_ngrams(self, paths, errors: str = "strict") -> Counts:

@@ -9,12 +9,15 @@ from .segment cimport Model, Workspace
 cdef struct EdgeStore:
     int32_t* start      # the edges of one chunk, grouped by end position
     int32_t* value
-    double* weight      # exp(alpha * logp) of the piece, read back in order by the backward pass
+    # per edge: exp(alpha * logp) of its piece (forward-backward), or its running share
+    # of its end position's forward sum (draws.pyx)
+    double* weight
     int64_t* first      # first[e]: index of the first edge ending at e (first[e + 1]: past the last)
     size_t cap          # room for this many edges
     size_t npos         # and positions
 
 
+cdef int es_reserve(EdgeStore* es, size_t edges, size_t positions) noexcept nogil
 cdef void es_free(EdgeStore* es) noexcept nogil
 cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                              bint logspace, Workspace* ws, EdgeStore* es, double* bwd, double* counts,

@@ -15,7 +15,7 @@ from libc.string cimport memset
 
 from .chunks cimport chunk_end
 from .common.realloc cimport realloc_into
-from .segment cimport RENORM_HIGH, RENORM_LOW, Model, Workspace, pow2
+from .segment cimport RENORM_HIGH, RENORM_LOW, Model, Workspace, enter_constraint, pow2
 from .trie cimport trie_edges
 
 
@@ -32,16 +32,22 @@ cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n,
                                  double* marginals, double weight) noexcept nogil:
     """forward_backward in log space (logaddexp per edge): for alpha * |logp| beyond
     LINEAR_LIMIT, where the linear-space version's weights could leave the normal range."""
-    cdef Py_ssize_t e, cs, ce, i
+    cdef Py_ssize_t e, cs, ce, i, lo
     cdef int k, j
     cdef double logz_total = 0.0, logz, c, acc
     cdef double* fwd = ws.score
+    cdef int32_t* walk_lo = ws.back      # the lower bound of each position's walk (constraints)
     cs = 0
     while cs < n:
         ce = chunk_end(x, cs, n, chunked)
         fwd[cs] = 0.0
+        lo = cs
         for e in range(cs + 1, ce + 1):
-            k = trie_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+            if enter_constraint(M, e, &lo, &fwd[e], -INFINITY):
+                walk_lo[e] = -1
+                continue
+            walk_lo[e] = <int32_t>lo
+            k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
             acc = -INFINITY
             for j in range(k):
                 acc = logaddexp(acc, fwd[ws.starts[j]] + M.alpha * M.logp[ws.values[j]])
@@ -51,7 +57,9 @@ cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n,
             bwd[i] = -INFINITY
         bwd[ce] = 0.0
         for e in range(ce, cs, -1):
-            k = trie_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+            if walk_lo[e] < 0:
+                continue
+            k = trie_edges(&M.trie, x, e, walk_lo[e], ws.starts, ws.values)
             for j in range(k):
                 c = M.alpha * M.logp[ws.values[j]] + bwd[e]
                 bwd[ws.starts[j]] = logaddexp(bwd[ws.starts[j]], c)
@@ -103,7 +111,7 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
     `ids` NULL: piece index i counts at counts[i]. Counts are added times `weight` (beta
     starts from weight / Z; the marginals too are scaled by it). Returns NaN when out
     of memory."""
-    cdef Py_ssize_t e, cs, ce, i, renormed
+    cdef Py_ssize_t e, cs, ce, i, renormed, wlo
     cdef int ex
     cdef int64_t d, ref, j, used, lo, hi
     cdef double logz_total = 0.0, tot, t, be, w
@@ -127,6 +135,7 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
         fx[cs] = 0
         renormed = cs
         used = 0
+        wlo = cs
         for e in range(cs + 1, ce + 1):
             if es.cap - <size_t>used < room and es_reserve(es, <size_t>used + room, 0) < 0:
                 return NAN
@@ -134,11 +143,14 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
             va = es.value
             wt = es.weight
             es.first[e] = used
+            if enter_constraint(M, e, &wlo, &f[e], 0.0):   # (no edges: nothing ends at e)
+                fx[e] = fx[e - 1]
+                continue
             lo = used
             node = 0
             s = <int32_t>(e - 1)
             tot = 0.0
-            while s >= cs:
+            while s >= wlo:
                 tn = base[node] + x[s]
                 if check[tn] != node:
                     break

@@ -31,5 +31,6 @@ cdef class Lattice:
     cdef int mode_of(self, double alpha, int sampler) except -1
     cdef object weights_for(self, double alpha, int mode)
     cdef void fill_model(self, Model* M, double alpha, object weights)
+    cdef int constrain(self, Model* M, object cuts, object banned, Py_ssize_t n) except -1
     cdef object encode_one(self, object data, double alpha, int mode, uint64_t seed_word, uint64_t key_word,
                            int bos, int eos)

@@ -180,6 +180,8 @@ cdef class Lattice:
         M.trie = self.trie
         M.logp = self.logp_ptr
         M.alpha = alpha
+        M.cuts = NULL
+        M.banned = NULL
         if q is None:
             M.q = self.logp_ptr
         elif type(q) is int:
@@ -187,6 +189,22 @@ cdef class Lattice:
         else:
             view = q
             M.q = &view[0]
+
+    cdef int constrain(self, Model* M, object cuts, object banned, Py_ssize_t n) except -1:
+        """Point the model at the constraints of a text of n bytes (uint8 arrays of n + 1
+        entries, or None; the caller keeps them alive while the model is used)."""
+        cdef const uint8_t[::1] view
+        if cuts is not None:
+            view = cuts
+            if view.shape[0] != n + 1:
+                raise ValueError(f"the required boundaries need {n + 1} entries, not {view.shape[0]}")
+            M.cuts = &view[0]
+        if banned is not None:
+            view = banned
+            if view.shape[0] != n + 1:
+                raise ValueError(f"the forbidden boundaries need {n + 1} entries, not {view.shape[0]}")
+            M.banned = &view[0]
+        return 0
 
     # -- one text ------------------------------------------------------------
     def viterbi(self, object data, int bos=-1, int eos=-1):
@@ -215,6 +233,8 @@ cdef class Lattice:
             M.logp = self.logp_ptr
             M.alpha = alpha
             M.q = self._last_q
+            M.cuts = NULL
+            M.banned = NULL
         else:
             keep = self.weights_for(alpha, mode)
             self.fill_model(&M, alpha, keep)
@@ -260,27 +280,37 @@ cdef class Lattice:
             ws_free(&ws)
 
     def segment(self, const uint8_t[::1] data, *, double alpha=-1.0, uint64_t seed_word=0,
-                uint64_t key_word=0, int sampler=MODE_EXACT, bint chunked=True):
+                uint64_t key_word=0, int sampler=MODE_EXACT, bint chunked=True, cuts=None, banned=None):
         """(piece indices, end positions) of one segmentation of data, as int32 arrays;
-        chunked=False segments data as one chunk (newlines do not cut it)."""
+        chunked=False segments data as one chunk (newlines do not cut it). cuts and
+        banned (uint8 arrays of len(data) + 1, or None) are the positions where a piece
+        boundary is required or forbidden; ValueError("no segmentation ...") when they
+        leave none."""
         cdef int mode = self.mode_of(alpha, sampler)
         cdef object keep = self.weights_for(alpha, mode)
         cdef Model M
         cdef Rng rng
         cdef Workspace ws
         cdef Py_ssize_t n = data.shape[0], m
+        cdef double last
         vals = np.empty(n, dtype=np.int32)
         ends = np.empty(n, dtype=np.int32)
         cdef int32_t[::1] vv = vals, ee = ends
         self.fill_model(&M, alpha, keep)
+        self.constrain(&M, cuts, banned, n)
+        if mode == MODE_LEGACY_V1 and (M.cuts != NULL or M.banned != NULL):
+            raise ValueError("the legacy sampler takes no constraints")
         rng_init(&rng, seed_word, key_word, RNG_XOSHIRO)
         memset(&ws, 0, sizeof(Workspace))
         with nogil:
             m = segment(&M, mode, &data[0] if n else NULL, n, chunked, False, &rng, &ws,
                         &vv[0] if n else NULL, &ee[0] if n else NULL)
+            last = ws.score[n] if m > 0 else 1.0
             ws_free(&ws)
         if m < 0:
             raise MemoryError()
+        if (M.cuts != NULL or M.banned != NULL) and (last == -INFINITY or (mode == MODE_EXACT and last == 0.0)):
+            raise ValueError("no segmentation satisfies the constraints")
         return vals[:m], ends[:m]
 
     def __reduce__(self):

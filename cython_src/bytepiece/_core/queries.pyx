@@ -25,6 +25,9 @@ from .segment cimport (
     MODE_EXACT_LOG,
     Model,
     Workspace,
+    enter_constraint,
+    log_weights,
+    reverse_pieces,
     ws_free,
     ws_reserve,
     ws_start,
@@ -75,17 +78,20 @@ cdef void kbest_chunk(const Model* M, const uint8_t* x, Py_ssize_t cs, Py_ssize_
     repeatedly take the best head; a tie goes to the longer piece (edges are collected
     shortest first, so the later edge), and within one edge the better prefix comes
     first. The heads per edge live in kb.head (at most max_len edges)."""
-    cdef Py_ssize_t k = kb.k, e, slot
+    cdef Py_ssize_t k = kb.k, e, slot, lo = cs
     cdef int K, j, bj
     cdef int32_t s, r
-    cdef double c, best
+    cdef double c, best, unused
     kb.count[cs] = 1
     kb.score[cs * k] = 0.0
     kb.start[cs * k] = -1
     kb.value[cs * k] = -1
     kb.prev[cs * k] = -1
     for e in range(cs + 1, ce + 1):
-        K = trie_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+        if enter_constraint(M, e, &lo, &unused, 0.0):
+            kb.count[e] = 0          # no path ends here; edges from e find none to extend
+            continue
+        K = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
         for j in range(K):
             kb.head[j] = 0
         r = 0
@@ -114,9 +120,8 @@ cdef void kbest_chunk(const Model* M, const uint8_t* x, Py_ssize_t cs, Py_ssize_
 cdef Py_ssize_t kbest_backtrack(const KBest* kb, Py_ssize_t cs, Py_ssize_t ce, int rank,
                                 int32_t* out_val, int32_t* out_end) noexcept nogil:
     """The pieces of the rank-th best path into ce (from cs), in text order."""
-    cdef Py_ssize_t e = ce, m = 0, i, slot
+    cdef Py_ssize_t e = ce, m = 0, slot
     cdef int r = rank
-    cdef int32_t t
     while e > cs:
         slot = e * kb.k + r
         out_val[m] = kb.value[slot]
@@ -124,9 +129,7 @@ cdef Py_ssize_t kbest_backtrack(const KBest* kb, Py_ssize_t cs, Py_ssize_t ce, i
         m += 1
         r = kb.prev[slot]
         e = kb.start[slot]
-    for i in range(m // 2):
-        t = out_val[i]; out_val[i] = out_val[m - 1 - i]; out_val[m - 1 - i] = t
-        t = out_end[i]; out_end[i] = out_end[m - 1 - i]; out_end[m - 1 - i] = t
+    reverse_pieces(out_val, out_end, m)
     return m
 
 
@@ -188,7 +191,7 @@ cdef double forward_entropy(const Model* M, const uint8_t* x, Py_ssize_t n, bint
                             double* ent_total, double* esc_total) noexcept nogil:
     """log Z (summed over chunks); adds the entropy and the expected score to the totals.
     ent and esc hold n + 1 doubles (per-position entropy and expected score)."""
-    cdef Py_ssize_t e, cs = 0
+    cdef Py_ssize_t e, cs = 0, lo = 0
     cdef int k, j
     cdef double logz_total = 0.0, top, tot, lw, w, h, g
     cdef double* fwd = ws.score
@@ -197,19 +200,22 @@ cdef double forward_entropy(const Model* M, const uint8_t* x, Py_ssize_t n, bint
     esc[0] = 0.0
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
-            cs = e - 1
+            cs = lo = e - 1
             logz_total += fwd[cs]
             ent_total[0] += ent[cs]
             esc_total[0] += esc[cs]
             fwd[cs] = 0.0
             ent[cs] = 0.0
             esc[cs] = 0.0
-        k = trie_edges(&M.trie, x, e, cs, ws.starts, ws.values)
-        top = -INFINITY
-        for j in range(k):
-            ws.weights[j] = fwd[ws.starts[j]] + M.alpha * M.logp[ws.values[j]]
-            if ws.weights[j] > top:
-                top = ws.weights[j]
+        ent[e] = 0.0
+        esc[e] = 0.0
+        if enter_constraint(M, e, &lo, &fwd[e], -INFINITY):
+            continue
+        k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+        top = log_weights(M, fwd, ws.starts, ws.values, k, ws.weights)
+        if top == -INFINITY:     # no allowed path reaches e (constraints)
+            fwd[e] = -INFINITY
+            continue
         tot = 0.0
         for j in range(k):
             tot += exp(ws.weights[j] - top)
@@ -234,20 +240,20 @@ cdef double forward_entropy(const Model* M, const uint8_t* x, Py_ssize_t n, bint
 cdef void forward_global(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                          Workspace* ws, double* fwd) noexcept nogil:
     """The forward log-sums into fwd[0 .. n], edges kept inside chunks, never reset."""
-    cdef Py_ssize_t e, cs = 0
+    cdef Py_ssize_t e, lo = 0
     cdef int k, j
-    cdef double top, tot, c
+    cdef double top, tot
     fwd[0] = 0.0
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
-            cs = e - 1
-        k = trie_edges(&M.trie, x, e, cs, ws.starts, ws.values)
-        top = -INFINITY
-        for j in range(k):
-            c = fwd[ws.starts[j]] + M.alpha * M.logp[ws.values[j]]
-            ws.weights[j] = c
-            if c > top:
-                top = c
+            lo = e - 1
+        if enter_constraint(M, e, &lo, &fwd[e], -INFINITY):
+            continue
+        k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+        top = log_weights(M, fwd, ws.starts, ws.values, k, ws.weights)
+        if top == -INFINITY:     # no allowed path reaches e (constraints)
+            fwd[e] = -INFINITY
+            continue
         tot = 0.0
         for j in range(k):
             tot += exp(ws.weights[j] - top)

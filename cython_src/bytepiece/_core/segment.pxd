@@ -9,6 +9,7 @@
 # the Model (immutable) and writes only the Workspace its caller owns, so any number
 # of threads run kernels at once without locks.
 
+from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -56,6 +57,23 @@ cdef struct Model:
     const double* logp   # per piece index
     const double* q      # exp(alpha * logp) per piece index (sampling in linear space)
     double alpha
+    const uint8_t* cuts     # NULL, or 1 at each position where a boundary is required ...
+    const uint8_t* banned   # ... or forbidden (constraints.py; len(text) + 1 entries)
+
+
+cdef inline bint enter_constraint(const Model* M, Py_ssize_t e, Py_ssize_t* lo, double* value,
+                                  double unreachable) noexcept nogil:
+    """The constraints at end position e, for a kernel walking back from e to lo: a
+    required boundary at e - 1 moves lo up to it (no piece crosses it); a forbidden one
+    at e makes e unreachable (its value is set to `unreachable`: -inf for scores and log
+    sums, 0 for linear sums) and returns True, so that the caller skips e. Edges that
+    start at an unreachable position then weigh nothing in every kernel."""
+    if M.cuts != NULL and M.cuts[e - 1]:
+        lo[0] = e - 1
+    if M.banned != NULL and M.banned[e]:
+        value[0] = unreachable
+        return True
+    return False
 
 
 cdef struct Workspace:
@@ -91,6 +109,31 @@ cdef inline double pow2(int64_t d) noexcept nogil:
     bits = <uint64_t>(d + 1023) << 52
     memcpy(&out, &bits, sizeof(double))
     return out
+
+
+cdef inline void reverse_pieces(int32_t* vals, int32_t* ends, Py_ssize_t m) noexcept nogil:
+    """Reverse m pieces (indices and end positions) in place: a backward walk writes
+    them last first."""
+    cdef Py_ssize_t i
+    cdef int32_t t
+    for i in range(m // 2):
+        t = vals[i]; vals[i] = vals[m - 1 - i]; vals[m - 1 - i] = t
+        t = ends[i]; ends[i] = ends[m - 1 - i]; ends[m - 1 - i] = t
+
+
+cdef inline double log_weights(const Model* M, const double* fwd, const int32_t* starts,
+                               const int32_t* values, int k, double* out) noexcept nogil:
+    """out[j] = fwd[starts[j]] + alpha * logp of the k edges (their log forward weights,
+    fwd a log-space forward sum); returns the largest (-inf when every start is
+    unreachable)."""
+    cdef int j
+    cdef double top = -INFINITY, c
+    for j in range(k):
+        c = fwd[starts[j]] + M.alpha * M.logp[values[j]]
+        out[j] = c
+        if c > top:
+            top = c
+    return top
 
 
 cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil

@@ -84,16 +84,13 @@ cdef void ws_free(Workspace* ws) noexcept nogil:
 
 
 cdef Py_ssize_t backtrack(Workspace* ws, Py_ssize_t n, int32_t* out_val, int32_t* out_end) noexcept nogil:
-    cdef Py_ssize_t e = n, m = 0, i
-    cdef int32_t t
+    cdef Py_ssize_t e = n, m = 0
     while e > 0:
         out_val[m] = ws.backv[e]
         out_end[m] = <int32_t>e
         m += 1
         e = ws.back[e]
-    for i in range(m // 2):
-        t = out_val[i]; out_val[i] = out_val[m - 1 - i]; out_val[m - 1 - i] = t
-        t = out_end[i]; out_end[i] = out_end[m - 1 - i]; out_end[m - 1 - i] = t
+    reverse_pieces(out_val, out_end, m)
     return m
 
 
@@ -136,21 +133,23 @@ cdef Py_ssize_t seg_viterbi(const Model* M, const uint8_t* x, Py_ssize_t n, bint
     that covers all of a text of two bytes or more. The loop is compiled once for each
     use (per-line encoding, the trainer's single chunks, split scores), so that neither
     flag is tested inside it."""
+    if M.cuts != NULL or M.banned != NULL:
+        return viterbi_loop(M, x, n, chunked, False, True, ws, out_val, out_end)
     if forbid_whole:
-        return viterbi_loop(M, x, n, chunked, True, ws, out_val, out_end)
+        return viterbi_loop(M, x, n, chunked, True, False, ws, out_val, out_end)
     if chunked:
-        return viterbi_loop(M, x, n, True, False, ws, out_val, out_end)
-    return viterbi_loop(M, x, n, False, False, ws, out_val, out_end)
+        return viterbi_loop(M, x, n, True, False, False, ws, out_val, out_end)
+    return viterbi_loop(M, x, n, False, False, False, ws, out_val, out_end)
 
 
 cdef inline Py_ssize_t viterbi_loop(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
-                                    bint forbid_whole, Workspace* ws, int32_t* out_val,
+                                    bint forbid_whole, bint constrained, Workspace* ws, int32_t* out_val,
                                     int32_t* out_end) noexcept nogil:
     """seg_viterbi's loop: viterbi_best written out (the per-line hot loop), with the flags
     constant at every call site. (The trie walk of trie_edges is written out here, in
     exact_walk and in forward_backward_linear on purpose: each hot loop fuses it with its
     own work per edge instead of storing the edges and reading them again.)"""
-    cdef Py_ssize_t e, cs = 0
+    cdef Py_ssize_t e, cs = 0, lo = 0
     cdef int32_t s, bs = 0, bv = 0, node, t, v
     cdef double c, best
     cdef const int32_t* base = M.trie.base
@@ -164,12 +163,16 @@ cdef inline Py_ssize_t viterbi_loop(const Model* M, const uint8_t* x, Py_ssize_t
     ws.score[0] = 0.0
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
-            cs = e - 1
+            cs = lo = e - 1
             ws.score[cs] = 0.0           # 0.6.3 scores each chunk from 0
+        if constrained and enter_constraint(M, e, &lo, &ws.score[e], -INFINITY):
+            ws.back[e] = <int32_t>(e - 1)
+            ws.backv[e] = -1
+            continue
         best = -INFINITY
         node = 0
         s = <int32_t>(e - 1)
-        while s >= cs:
+        while s >= lo:
             t = base[node] + x[s]
             if check[t] != node:
                 break
@@ -228,16 +231,13 @@ cdef Py_ssize_t vw_emit(ViterbiWindow* w, Py_ssize_t q, Py_ssize_t done, Py_ssiz
                         int32_t* out_val, int32_t* out_end) noexcept nogil:
     """Write the pieces of the chosen path from `done` to q (both boundaries of it) at
     out[m:], in text order; returns the new m."""
-    cdef Py_ssize_t e = q, k = 0, i
-    cdef int32_t t
+    cdef Py_ssize_t e = q, k = 0
     while e > done:
         out_val[m + k] = w.backv[e - w.base]
         out_end[m + k] = <int32_t>e
         k += 1
         e = w.back[e - w.base]
-    for i in range(k // 2):
-        t = out_val[m + i]; out_val[m + i] = out_val[m + k - 1 - i]; out_val[m + k - 1 - i] = t
-        t = out_end[m + i]; out_end[m + i] = out_end[m + k - 1 - i]; out_end[m + k - 1 - i] = t
+    reverse_pieces(out_val + m, out_end + m, k)
     return m + k
 
 
@@ -378,12 +378,8 @@ cdef inline double edge_weights_log(const Model* M, Workspace* ws, int k) noexce
     """Forward weights exp(F[s] + alpha*logp - max) of the k edges, as running sums in
     ws.weights (the max goes to ws.weights[k]); returns their sum."""
     cdef int j
-    cdef double top = -INFINITY, c, tot = 0.0
-    for j in range(k):
-        c = ws.score[ws.starts[j]] + M.alpha * M.logp[ws.values[j]]
-        ws.weights[j] = c
-        if c > top:
-            top = c
+    cdef double tot = 0.0
+    cdef double top = log_weights(M, ws.score, ws.starts, ws.values, k, ws.weights)
     for j in range(k):
         tot += exp(ws.weights[j] - top)
         ws.weights[j] = tot
@@ -406,7 +402,7 @@ cdef inline int pick(const double* cum, int k, double tot, Rng* rng) noexcept no
 cdef Py_ssize_t seg_exact_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                               Rng* rng, Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
     """seg_exact with forward sums in log space, for alphas whose linear weights could underflow."""
-    cdef Py_ssize_t e, cs = 0
+    cdef Py_ssize_t e, cs = 0, lo = 0
     cdef int k, j
     cdef double tot
     if ws_reserve(ws, n, M.trie.max_len) < 0:
@@ -414,10 +410,15 @@ cdef Py_ssize_t seg_exact_log(const Model* M, const uint8_t* x, Py_ssize_t n, bi
     ws.score[0] = 0.0
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
-            cs = e - 1
+            cs = lo = e - 1
             ws.score[cs] = 0.0
-        k = trie_edges(&M.trie, x, e, cs, ws.starts, ws.values)
+        if enter_constraint(M, e, &lo, &ws.score[e], -INFINITY):
+            continue
+        k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
         tot = edge_weights_log(M, ws, k)
+        if ws.weights[k] == -INFINITY:    # every start unreachable (constraints)
+            ws.score[e] = -INFINITY
+            continue
         ws.score[e] = ws.weights[k] + log(tot)
         j = pick(ws.weights, k, tot, rng) if k > 1 else 0   # one edge: no choice to draw
         ws.back[e] = ws.starts[j]
@@ -484,24 +485,30 @@ cdef inline double xoshiro_uniform(Rng* rng) noexcept nogil:
 
 
 cdef Py_ssize_t exact_plain(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Rng* rng,
-                            Workspace* ws, Py_ssize_t* cs_io) noexcept nogil:
+                            Workspace* ws, Py_ssize_t* cs_io, Py_ssize_t* lo_io) noexcept nogil:
     """seg_exact's loop while every forward sum stays within [2**-100, 2**960], so that
     every exponent is 0 and there is none to keep (short texts never leave it). Returns
-    the first position whose sum leaves it, not done yet, or n + 1; its chunk start goes
-    to cs_io. The loop is compiled twice: for xoshiro256** (the generator users get),
-    whose draws then skip the test of the generator kind, and for any kind."""
+    the first position whose sum leaves it, not done yet, or n + 1; its chunk start and
+    the lower bound of its walk go to cs_io and lo_io. The loop is compiled for
+    xoshiro256** (the generator users get), whose draws then skip the test of the
+    generator kind, and for any kind; each with and without constraints."""
+    cdef bint constrained = M.cuts != NULL or M.banned != NULL
     if rng.kind == RNG_XOSHIRO:
-        return exact_plain_loop(M, x, n, chunked, rng, ws, cs_io, True)
-    return exact_plain_loop(M, x, n, chunked, rng, ws, cs_io, False)
+        if constrained:
+            return exact_plain_loop(M, x, n, chunked, rng, ws, cs_io, lo_io, True, True)
+        return exact_plain_loop(M, x, n, chunked, rng, ws, cs_io, lo_io, True, False)
+    if constrained:
+        return exact_plain_loop(M, x, n, chunked, rng, ws, cs_io, lo_io, False, True)
+    return exact_plain_loop(M, x, n, chunked, rng, ws, cs_io, lo_io, False, False)
 
 
 cdef inline Py_ssize_t exact_plain_loop(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
-                                        Rng* rng, Workspace* ws, Py_ssize_t* cs_io,
-                                        bint xoshiro) noexcept nogil:
-    """exact_plain's loop; `xoshiro` is a constant at both call sites. The generator
-    state is a local copy (written back on return) that the compiler can keep in
-    registers, not memory behind a pointer."""
-    cdef Py_ssize_t e, cs = 0
+                                        Rng* rng, Workspace* ws, Py_ssize_t* cs_io, Py_ssize_t* lo_io,
+                                        bint xoshiro, bint constrained) noexcept nogil:
+    """exact_plain's loop; `xoshiro` and `constrained` are constants at every call site.
+    The generator state is a local copy (written back on return) that the compiler can
+    keep in registers, not memory behind a pointer."""
+    cdef Py_ssize_t e, cs = 0, lo = 0
     cdef Py_ssize_t k, j
     cdef double tot, u
     cdef Rng r = rng[0]
@@ -513,11 +520,14 @@ cdef inline Py_ssize_t exact_plain_loop(const Model* M, const uint8_t* x, Py_ssi
     cdef int32_t* backv = ws.backv
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
-            cs = e - 1
+            cs = lo = e - 1
             score[cs] = 1.0
-        k = exact_walk(M, x, e, cs, score, cum, pairs, &tot)
+        if constrained and enter_constraint(M, e, &lo, &score[e], 0.0):
+            continue
+        k = exact_walk(M, x, e, lo, score, cum, pairs, &tot)
         if not (low <= tot <= high):
             cs_io[0] = cs
+            lo_io[0] = lo
             rng[0] = r
             return e
         score[e] = tot
@@ -528,12 +538,13 @@ cdef inline Py_ssize_t exact_plain_loop(const Model* M, const uint8_t* x, Py_ssi
         back[e] = pairs[2 * j]
         backv[e] = pairs[2 * j + 1]
     cs_io[0] = cs
+    lo_io[0] = lo
     rng[0] = r
     return n + 1
 
 
 cdef void exact_scaled(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Rng* rng,
-                       Workspace* ws, Py_ssize_t e0, Py_ssize_t cs) noexcept nogil:
+                       Workspace* ws, Py_ssize_t e0, Py_ssize_t cs, Py_ssize_t lo) noexcept nogil:
     """seg_exact's loop from position e0 on, with exponents; every position before e0 has
     exponent 0. Positions from `renormed` (the last one whose exponent changed) to e - 1
     share the exponent `cur`, so edges that all start there are weighed without any
@@ -551,11 +562,14 @@ cdef void exact_scaled(const Model* M, const uint8_t* x, Py_ssize_t n, bint chun
         expo[p] = 0
     for e in range(e0, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
-            cs = e - 1
+            cs = lo = e - 1
             score[cs] = 1.0
             expo[cs] = 0
             cur = 0
-        k = exact_walk(M, x, e, cs, score, cum, pairs, &tot)
+        if enter_constraint(M, e, &lo, &score[e], 0.0):
+            expo[e] = cur
+            continue
+        k = exact_walk(M, x, e, lo, score, cum, pairs, &tot)
         if pairs[2 * k - 2] >= renormed:   # the longest piece starts after the last renormalisation
             ee = cur
         else:
@@ -589,14 +603,14 @@ cdef Py_ssize_t seg_exact(const Model* M, const uint8_t* x, Py_ssize_t n, bint c
     exact_scaled takes over, redoing that position. The walk keeps the running sum of
     the weights, which is all the pick needs.
     """
-    cdef Py_ssize_t e, cs = 0
+    cdef Py_ssize_t e, cs = 0, lo = 0
     cdef Rng r = rng[0]       # a local copy the compiler can keep in registers
     if ws_reserve(ws, n, M.trie.max_len) < 0:
         return -1
     ws.score[0] = 1.0
-    e = exact_plain(M, x, n, chunked, &r, ws, &cs)
+    e = exact_plain(M, x, n, chunked, &r, ws, &cs, &lo)
     if e <= n:
-        exact_scaled(M, x, n, chunked, &r, ws, e, cs)
+        exact_scaled(M, x, n, chunked, &r, ws, e, cs, lo)
     rng[0] = r
     return backtrack(ws, n, out_val, out_end)
 
@@ -607,7 +621,7 @@ cdef Py_ssize_t segment(const Model* M, int mode, const uint8_t* x, Py_ssize_t n
     if n == 0:
         return 0
     if mode == MODE_VITERBI:
-        if n > WINDOW_MIN and not forbid_whole:
+        if n > WINDOW_MIN and not forbid_whole and M.cuts == NULL and M.banned == NULL:
             return seg_viterbi_window(M, x, n, chunked, WINDOW_FIRST, out_val, out_end)
         return seg_viterbi(M, x, n, chunked, forbid_whole, ws, out_val, out_end)
     if mode == MODE_LEGACY_V1:

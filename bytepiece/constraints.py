@@ -1,0 +1,152 @@
+"""Constrained segmentation: byte positions where a piece boundary must, or must not, fall.
+
+A constraint restricts the lattice itself, so every algorithm on it (Viterbi, exact
+sampling, n-best, log Z, entropy, marginals, distinct samples) answers for the
+constrained set of segmentations, and probabilities stay exact: a sample is drawn with
+probability ``exp(alpha * score) / Z`` where Z sums over the allowed segmentations only.
+
+- ``required_boundaries``: no piece may cross these positions (a piece may start or end
+  there). The single bytes always leave a segmentation.
+- ``forbidden_boundaries``: no piece may start or end at these positions, so one piece
+  must span across each. They can leave no segmentation at all (a ValueError names
+  the first position no allowed piece reaches).
+
+Positions are byte offsets in the UTF-8 text as the tokenizer sees it (after its
+normalisation), 0 .. len(bytes); either argument is a sequence of positions or a boolean
+mask of length len(bytes) + 1. Conveniences build required boundaries from the text:
+:func:`regex_boundaries` (every match of a pattern is a whole run of pieces) and
+:func:`digit_groups` (digits in groups of n, right-aligned, as numbers are written).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Union
+
+import numpy as np
+
+Positions = Union[Sequence[int], np.ndarray]
+
+
+class Constraints:
+    """Validated constraints for one text of ``n`` bytes: ``cuts`` and ``banned`` are uint8
+    arrays of n + 1 entries (1 where a boundary is required / forbidden), or None when
+    that kind of constraint is absent. ``Constraints.none()`` constrains nothing."""
+
+    __slots__ = ("banned", "cuts")
+
+    def __init__(self, cuts: np.ndarray | None, banned: np.ndarray | None):
+        self.cuts = cuts
+        self.banned = banned
+
+    @property
+    def empty(self) -> bool:
+        return self.cuts is None and self.banned is None
+
+
+def _mask(spec, n: int, name: str) -> np.ndarray | None:
+    """A uint8 mask of n + 1 entries from positions or a boolean mask (None: no constraint)."""
+    if spec is None:
+        return None
+    arr = np.asarray(spec)
+    if arr.dtype == bool:
+        if arr.shape != (n + 1,):
+            raise ValueError(f"{name} as a mask needs {n + 1} entries (len(bytes) + 1), not {arr.shape}")
+        mask = arr.astype(np.uint8)
+    else:
+        if arr.size == 0:
+            return None
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"{name} must be byte positions (integers) or a boolean mask, not {arr.dtype}")
+        bad = arr[(arr < 0) | (arr > n)]
+        if bad.size:
+            raise ValueError(f"{name}: position {int(bad[0])} is outside the text (0 .. {n})")
+        mask = np.zeros(n + 1, dtype=np.uint8)
+        mask[arr] = 1
+    return mask if mask.any() else None
+
+
+def resolve(data: bytes, required=None, forbidden=None, chunked: bool = True) -> Constraints:
+    """Check the constraints against the text's bytes ``data`` and make them masks.
+
+    Forbidding position 0 or len(data), or a position where the text starts a new chunk
+    (after a run of newlines: a boundary always falls there), or both requiring and
+    forbidding one position, is a ValueError naming the position."""
+    n = len(data)
+    cuts = _mask(required, n, "required_boundaries")
+    banned = _mask(forbidden, n, "forbidden_boundaries")
+    if banned is not None:
+        for end in (0, n):
+            if banned[end]:
+                raise ValueError(f"forbidden_boundaries: position {end} is an end of the text, always a boundary")
+        if chunked and n > 1:
+            raw = np.frombuffer(data, dtype=np.uint8)
+            starts = np.flatnonzero((raw[:-1] == 10) & (raw[1:] != 10)) + 1
+            hit = starts[banned[starts] == 1]
+            if hit.size:
+                raise ValueError(
+                    f"forbidden_boundaries: position {int(hit[0])} starts a new chunk (after a run of "
+                    f"newlines), where a boundary always falls"
+                )
+        if cuts is not None:
+            both = np.flatnonzero(cuts & banned)
+            if both.size:
+                raise ValueError(f"position {int(both[0])} is both a required and a forbidden boundary")
+    if cuts is not None:
+        cuts[0] = cuts[n] = 0  # (the ends are boundaries anyway)
+        if not cuts.any():
+            cuts = None
+    return Constraints(cuts, banned)
+
+
+def regex_boundaries(data: bytes, pattern: str | bytes | re.Pattern) -> list[int]:
+    """Required boundaries that make every match of ``pattern`` in ``data`` a whole run of
+    pieces: the start and end of each non-empty match. A str pattern is matched against
+    the UTF-8 text (positions are converted to bytes)."""
+    if isinstance(pattern, re.Pattern):
+        regex = pattern
+    else:
+        regex = re.compile(pattern)
+    out: list[int] = []
+    if isinstance(regex.pattern, bytes):
+        for m in regex.finditer(data):
+            if m.end() > m.start():
+                out += (m.start(), m.end())
+        return out
+    text = data.decode("utf-8", "surrogateescape")
+    offsets = _char_to_byte(text)
+    for found in regex.finditer(text):
+        if found.end() > found.start():
+            out += (offsets[found.start()], offsets[found.end()])
+    return out
+
+
+def digit_groups(data: bytes, size: int = 3) -> list[int]:
+    """Required boundaries that keep ASCII digits in groups of ``size``, right-aligned
+    (``1234567`` as ``1 234 567``), never merged with what is around them."""
+    if size < 1:
+        raise ValueError(f"the digit group size must be >= 1, not {size}")
+    out: list[int] = []
+    for m in re.finditer(rb"[0-9]+", data):
+        start, end = m.span()
+        out.append(start)
+        out.extend(range(end - size, start, -size))
+        out.append(end)
+    return out
+
+
+def _char_to_byte(text: str) -> np.ndarray:
+    """Byte offset of every character position 0 .. len(text) in the text's UTF-8."""
+    lengths = np.fromiter((len(ch.encode("utf-8", "surrogateescape")) for ch in text), dtype=np.int64, count=len(text))
+    out = np.zeros(len(text) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out
+
+
+def merge(*groups: Iterable[int] | None) -> list[int] | None:
+    """The union of several lists of positions (None when all are None)."""
+    parts = [list(g) for g in groups if g is not None]
+    if not parts:
+        return None
+    return sorted(set().union(*parts))

@@ -1,0 +1,256 @@
+# Many exact draws of one text from one forward pass, each with its log-probability:
+# what importance sampling over segmentations needs (Tokenizer.sample).
+#
+# Why it is built this way: the single-draw sampler (segment.pyx) makes each position's
+# backward choice during its forward pass, which suits one draw but redoes the pass for
+# every draw. Here the forward pass stores, for every edge, the cumulative share of its
+# end position's forward sum that the edges before it (and it) take; a draw then walks
+# back from the end, choosing one incoming edge per visited boundary with one uniform,
+# so n draws cost one pass plus n walks of a few steps per piece. Forward sums are kept
+# as in forward-backward (mantissa * 2**exponent; a log-space pass for very large alpha),
+# chunk by chunk, with the same constraints as every other kernel. Draw i takes its
+# generator from (seed word, hash of key word and i), so the draws of (seed, key) do not
+# depend on how many are asked for, and the log-probability of each is alpha * score -
+# log Z with the score summed as path_score sums it.
+
+from libc.math cimport INFINITY, exp, frexp, log
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from cpython.bytes cimport PyBytes_AS_STRING
+from libc.string cimport memset
+
+from .chunks cimport is_chunk_start
+from .common.hashing cimport hash_words
+from .forward_backward cimport EdgeStore, es_free, es_reserve
+from .common.rng cimport RNG_XOSHIRO, Rng, rng_init, rng_uniform
+from .lattice cimport Lattice
+from .segment cimport (
+    LINEAR_LIMIT,
+    MODE_EXACT,
+    RENORM_HIGH,
+    RENORM_LOW,
+    Model,
+    Workspace,
+    enter_constraint,
+    log_weights,
+    pow2,
+    reverse_pieces,
+    ws_free,
+    ws_reserve,
+)
+from .trie cimport trie_edges
+
+import numpy as np
+
+
+cdef enum:
+    INT64_MIN_EXPONENT = -(1 << 62)
+
+
+cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Workspace* ws,
+                        EdgeStore* sh, double* logz) noexcept nogil:
+    """The forward pass in linear space (mantissa ws.score * 2**ws.expo): every edge with
+    its running share of its end's sum. logz gets log Z (-inf when no segmentation
+    satisfies the constraints). -1 when out of memory."""
+    cdef Py_ssize_t e, cs = 0, lo = 0
+    cdef int64_t used = 0, j, first, d, ref
+    cdef int k, i, ex
+    cdef double tot, w, run
+    cdef double* f = ws.score
+    cdef int64_t* fx = ws.expo
+    cdef double total_logz = 0.0
+    f[0] = 1.0
+    fx[0] = 0
+    sh.first[0] = 0
+    sh.first[1] = 0
+    for e in range(1, n + 1):
+        sh.first[e] = used
+        if chunked and e > 1 and is_chunk_start(x, e - 1):
+            cs = lo = e - 1
+            total_logz += log(f[cs]) + <double>fx[cs] * 0.6931471805599453
+            f[cs] = 1.0
+            fx[cs] = 0
+        if enter_constraint(M, e, &lo, &f[e], 0.0):
+            fx[e] = fx[e - 1]
+            continue
+        k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+        if es_reserve(sh, <size_t>(used + k), 0) < 0:
+            return -1
+        first = used
+        ref = INT64_MIN_EXPONENT             # the largest exponent of a reachable start
+        for i in range(k):
+            if f[ws.starts[i]] > 0.0 and fx[ws.starts[i]] > ref:
+                ref = fx[ws.starts[i]]
+        if ref == INT64_MIN_EXPONENT:        # no start is reachable (constraints)
+            ref = fx[e - 1]
+        tot = 0.0
+        for i in range(k):
+            w = f[ws.starts[i]] * M.q[ws.values[i]]
+            d = fx[ws.starts[i]] - ref
+            if d != 0 and w > 0.0:
+                w = w * pow2(d)
+            tot += w
+            sh.start[used] = ws.starts[i]
+            sh.value[used] = ws.values[i]
+            sh.weight[used] = tot
+            used += 1
+        if tot > 0.0:
+            run = 1.0 / tot
+            for j in range(first, used):
+                sh.weight[j] *= run
+            sh.weight[used - 1] = 1.0
+        if RENORM_LOW <= tot <= RENORM_HIGH:
+            f[e] = tot
+            fx[e] = ref
+        else:
+            f[e] = frexp(tot, &ex)
+            fx[e] = ref + ex
+    sh.first[n + 1] = used
+    logz[0] = total_logz + (log(f[n]) + <double>fx[n] * 0.6931471805599453 if f[n] > 0.0 else -INFINITY)
+    return 0
+
+
+cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Workspace* ws,
+                     EdgeStore* sh, double* logz) noexcept nogil:
+    """forward_linear in log space (ws.score holds log sums), for alphas whose linear
+    weights could leave the normal range."""
+    cdef Py_ssize_t e, cs = 0, lo = 0
+    cdef int64_t used = 0, j, first
+    cdef int k, i
+    cdef double top, tot
+    cdef double* F = ws.score
+    cdef double total_logz = 0.0
+    F[0] = 0.0
+    sh.first[0] = 0
+    sh.first[1] = 0
+    for e in range(1, n + 1):
+        sh.first[e] = used
+        if chunked and e > 1 and is_chunk_start(x, e - 1):
+            cs = lo = e - 1
+            total_logz += F[cs]
+            F[cs] = 0.0
+        if enter_constraint(M, e, &lo, &F[e], -INFINITY):
+            continue
+        k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+        if es_reserve(sh, <size_t>(used + k), 0) < 0:
+            return -1
+        top = log_weights(M, F, ws.starts, ws.values, k, ws.weights)
+        if top == -INFINITY:
+            F[e] = -INFINITY
+            for i in range(k):
+                sh.start[used] = ws.starts[i]
+                sh.value[used] = ws.values[i]
+                sh.weight[used] = 1.0
+                used += 1
+            continue
+        first = used
+        tot = 0.0
+        for i in range(k):
+            tot += exp(ws.weights[i] - top)
+            sh.start[used] = ws.starts[i]
+            sh.value[used] = ws.values[i]
+            sh.weight[used] = tot
+            used += 1
+        for j in range(first, used):
+            sh.weight[j] /= tot
+        sh.weight[used - 1] = 1.0
+        F[e] = top + log(tot)
+    sh.first[n + 1] = used
+    logz[0] = total_logz + F[n]
+    return 0
+
+
+cdef Py_ssize_t draw_one(const EdgeStore* sh, Py_ssize_t n, Rng* rng, int32_t* vals, int32_t* ends) noexcept nogil:
+    """One backward walk: the pieces of a draw (in text order) into vals/ends; returns
+    how many."""
+    cdef Py_ssize_t e = n, m = 0
+    cdef int64_t j, last
+    cdef double u
+    while e > 0:
+        j = sh.first[e]
+        last = sh.first[e + 1] - 1
+        if last > j:
+            u = rng_uniform(rng)
+            while j < last and sh.weight[j] <= u:
+                j += 1
+        vals[m] = sh.value[j]
+        ends[m] = <int32_t>e
+        m += 1
+        e = sh.start[j]
+    reverse_pieces(vals, ends, m)
+    return m
+
+
+cdef double path_score(const Model* M, const uint8_t* x, bint chunked, const int32_t* vals,
+                       const int32_t* ends, Py_ssize_t m) noexcept nogil:
+    """The score of a segmentation, summed from 0 in each chunk and the chunk sums added
+    left to right (as queries.path_score sums it)."""
+    cdef Py_ssize_t i
+    cdef int32_t s = 0
+    cdef double total = 0.0, chunk = 0.0
+    for i in range(m):
+        if chunked and s > 0 and is_chunk_start(x, s):
+            total = total + chunk
+            chunk = 0.0
+        chunk = chunk + M.logp[vals[i]]
+        s = ends[i]
+    return total + chunk
+
+
+def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uint64_t seed_word,
+                uint64_t key_word, *, bint chunked=True, cuts=None, banned=None):
+    """``count`` exact draws of data from exp(alpha * score) / Z, from one forward pass:
+    (piece indices, end positions, row offsets, log-probabilities), the first two flat
+    int32 arrays (draw i is [rows[i], rows[i + 1])), log-probabilities float64. Draw i
+    uses the generator of (seed_word, hash of (key_word, i)). ValueError when the
+    constraints (cuts, banned: as Lattice.segment) leave no segmentation."""
+    cdef Py_ssize_t n = len(data), i, m, total = 0
+    cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
+    cdef Model M
+    cdef Workspace ws
+    cdef EdgeStore sh
+    cdef Rng rng
+    cdef double logz = 0.0
+    cdef int rc = 0
+    if count < 0:
+        raise ValueError(f"cannot draw {count} samples")
+    if not (alpha >= 0 and alpha < INFINITY):
+        raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
+    cdef bint linear = alpha * lattice.min_logprob >= -LINEAR_LIMIT
+    keep = lattice.weights_for(alpha, MODE_EXACT) if linear else None
+    lattice.fill_model(&M, alpha, keep)
+    lattice.constrain(&M, cuts, banned, n)
+    vals = np.empty(max(1, count * n), dtype=np.int32)
+    ends = np.empty(max(1, count * n), dtype=np.int32)
+    rows = np.zeros(count + 1, dtype=np.int64)
+    logps = np.empty(count, dtype=np.float64)
+    cdef int32_t[::1] vv = vals, ee = ends
+    cdef int64_t[::1] rv = rows
+    cdef double[::1] lv = logps
+    memset(&ws, 0, sizeof(Workspace))
+    memset(&sh, 0, sizeof(EdgeStore))
+    try:
+        if n == 0:
+            logps[:] = 0.0
+            return vals[:0], ends[:0], rows, logps
+        with nogil:
+            rc = ws_reserve(&ws, n, M.trie.max_len)
+            if rc == 0:
+                rc = es_reserve(&sh, <size_t>(64 * (M.trie.max_len + 1)), <size_t>(n + 2))
+            if rc == 0:
+                rc = (forward_linear(&M, x, n, chunked, &ws, &sh, &logz) if linear
+                      else forward_log(&M, x, n, chunked, &ws, &sh, &logz))
+        if rc < 0:
+            raise MemoryError()
+        if logz == -INFINITY:
+            raise ValueError("no segmentation satisfies the constraints")
+        with nogil:
+            for i in range(count):
+                rng_init(&rng, seed_word, hash_words(key_word, <uint64_t>i), RNG_XOSHIRO)
+                m = draw_one(&sh, n, &rng, &vv[total], &ee[total])
+                lv[i] = alpha * path_score(&M, x, chunked, &vv[total], &ee[total], m) - logz
+                total += m
+                rv[i + 1] = total
+        return vals[:total], ends[:total], rows, logps
+    finally:
+        ws_free(&ws)
+        es_free(&sh)
