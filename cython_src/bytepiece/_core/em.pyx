@@ -124,7 +124,7 @@ def expected_counts(Lattice lattice, list texts, double[::1] counts, *, double a
         with nogil:
             for i in range(count):
                 logz = forward_backward(&M, ptrs[i], lens[i], chunked, not linear, &ws, &es, bwd,
-                                        cnt, idp, NULL, 1.0 if wp == NULL else wp[i])
+                                        cnt, idp, NULL, 1.0 if wp == NULL else wp[i], NULL)
                 if logz != logz:
                     break
                 total += logz if wp == NULL else wp[i] * logz

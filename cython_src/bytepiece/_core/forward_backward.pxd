@@ -17,8 +17,19 @@ cdef struct EdgeStore:
     size_t npos         # and positions
 
 
+cdef struct EdgePosteriors:
+    int32_t* start      # the edges whose posterior probability is above 0 ...
+    int32_t* end
+    int32_t* value      # (piece index)
+    double* prob        # ... and that probability
+    size_t size
+    size_t cap
+
+
+cdef void ep_free(EdgePosteriors* ep) noexcept nogil
 cdef int es_reserve(EdgeStore* es, size_t edges, size_t positions) noexcept nogil
 cdef void es_free(EdgeStore* es) noexcept nogil
 cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                              bint logspace, Workspace* ws, EdgeStore* es, double* bwd, double* counts,
-                             const int32_t* ids, double* marginals, double weight) noexcept nogil
+                             const int32_t* ids, double* marginals, double weight,
+                             EdgePosteriors* posteriors) noexcept nogil

@@ -27,14 +27,38 @@ cdef inline double logaddexp(double a, double b) noexcept nogil:
     return a + log(1.0 + exp(b - a))
 
 
+cdef int ep_push(EdgePosteriors* ep, int32_t s, int32_t e, int32_t v, double p) noexcept nogil:
+    """Append one edge's posterior; -1 when out of memory."""
+    cdef size_t cap
+    if ep.size == ep.cap:
+        cap = 2 * ep.cap if ep.cap else 1024
+        if (realloc_into(<void**>&ep.start, cap * sizeof(int32_t)) < 0
+                or realloc_into(<void**>&ep.end, cap * sizeof(int32_t)) < 0
+                or realloc_into(<void**>&ep.value, cap * sizeof(int32_t)) < 0
+                or realloc_into(<void**>&ep.prob, cap * sizeof(double)) < 0):
+            return -1
+        ep.cap = cap
+    ep.start[ep.size] = s
+    ep.end[ep.size] = e
+    ep.value[ep.size] = v
+    ep.prob[ep.size] = p
+    ep.size += 1
+    return 0
+
+
+cdef void ep_free(EdgePosteriors* ep) noexcept nogil:
+    free(ep.start); free(ep.end); free(ep.value); free(ep.prob)
+    memset(ep, 0, sizeof(EdgePosteriors))
+
+
 cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                                  Workspace* ws, double* bwd, double* counts, const int32_t* ids,
-                                 double* marginals, double weight) noexcept nogil:
+                                 double* marginals, double weight, EdgePosteriors* posteriors) noexcept nogil:
     """forward_backward in log space (logaddexp per edge): for alpha * |logp| beyond
     LINEAR_LIMIT, where the linear-space version's weights could leave the normal range."""
     cdef Py_ssize_t e, cs, ce, i, lo
     cdef int k, j
-    cdef double logz_total = 0.0, logz, c, acc
+    cdef double logz_total = 0.0, logz, c, acc, t
     cdef double* fwd = ws.score
     cdef int32_t* walk_lo = ws.back      # the lower bound of each position's walk (constraints)
     cs = 0
@@ -65,6 +89,10 @@ cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n,
                 bwd[ws.starts[j]] = logaddexp(bwd[ws.starts[j]], c)
                 if counts != NULL:
                     counts[ids[ws.values[j]]] += weight * exp(fwd[ws.starts[j]] + c - logz)
+                if posteriors != NULL:
+                    t = exp(fwd[ws.starts[j]] + c - logz)
+                    if t > 0.0 and ep_push(posteriors, ws.starts[j], <int32_t>e, ws.values[j], t) < 0:
+                        return NAN
         if marginals != NULL:
             for i in range(cs, ce):
                 marginals[i] = exp(fwd[i] + bwd[i] - logz)
@@ -97,7 +125,8 @@ cdef void es_free(EdgeStore* es) noexcept nogil:
 
 cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                                     Workspace* ws, EdgeStore* es, double* beta, double* counts,
-                                    const int32_t* ids, double* marginals, double weight) noexcept nogil:
+                                    const int32_t* ids, double* marginals, double weight,
+                                    EdgePosteriors* posteriors) noexcept nogil:
     """forward_backward in linear space: no exp or log per edge, one trie walk per position
     (the forward pass stores the edges it finds, the backward pass reads them back).
 
@@ -210,6 +239,9 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
                 if counts != NULL:
                     v = va[j]
                     counts[v if ids == NULL else ids[v]] += f[s] * t
+                if posteriors != NULL and f[s] * t > 0.0:
+                    if ep_push(posteriors, s, <int32_t>e, va[j], f[s] * t) < 0:
+                        return NAN
         if marginals != NULL:
             for i in range(cs, ce):
                 marginals[i] = f[i] * beta[i]
@@ -220,11 +252,13 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
 
 cdef double forward_backward(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                              bint logspace, Workspace* ws, EdgeStore* es, double* bwd, double* counts,
-                             const int32_t* ids, double* marginals, double weight) noexcept nogil:
+                             const int32_t* ids, double* marginals, double weight,
+                             EdgePosteriors* posteriors) noexcept nogil:
     """Adds expected piece counts (by id) times `weight` to counts, boundary probabilities
-    to marginals (either may be NULL; marginals need weight 1); returns log Z (the sum
+    to marginals and every edge's posterior probability to posteriors (each may be NULL;
+    marginals and posteriors need weight 1); returns log Z (the sum
     over chunks). bwd holds n + 1 doubles. Linear space (M.q holds exp(alpha * logp))
     unless logspace."""
     if logspace:
-        return forward_backward_log(M, x, n, chunked, ws, bwd, counts, ids, marginals, weight)
-    return forward_backward_linear(M, x, n, chunked, ws, es, bwd, counts, ids, marginals, weight)
+        return forward_backward_log(M, x, n, chunked, ws, bwd, counts, ids, marginals, weight, posteriors)
+    return forward_backward_linear(M, x, n, chunked, ws, es, bwd, counts, ids, marginals, weight, posteriors)

@@ -14,10 +14,10 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.math cimport INFINITY, exp, log
 from libc.stdint cimport int32_t, uint8_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from .chunks cimport chunk_end, is_chunk_start
-from .forward_backward cimport EdgeStore, es_free, forward_backward
+from .forward_backward cimport EdgePosteriors, EdgeStore, ep_free, es_free, forward_backward
 from .lattice cimport Lattice
 from .segment cimport (
     LINEAR_LIMIT,
@@ -263,7 +263,7 @@ cdef void forward_global(const Model* M, const uint8_t* x, Py_ssize_t n, bint ch
 # ---------------------------------------------------------------------------
 # The queries
 
-def nbest(Lattice lattice, bytes data, int n, *, bint chunked=True):
+def nbest(Lattice lattice, bytes data, int n, *, bint chunked=True, cuts=None, banned=None):
     """The n best segmentations of `data`, best first, as a list of
     (piece indices, end positions, score) with int32 numpy arrays.
 
@@ -294,6 +294,7 @@ def nbest(Lattice lattice, bytes data, int n, *, bint chunked=True):
     ends = np.empty(length, dtype=np.int32)
     cdef int32_t[::1] vv = vals, ee = ends
     lattice.fill_model(&M, -1.0, None)
+    lattice.constrain(&M, cuts, banned, length)
     # Per chunk: its ranked paths as (score, first piece, number of pieces) in vals/ends.
     levels = []
     try:
@@ -357,7 +358,7 @@ def path_score(Lattice lattice, bytes data, const int32_t[::1] ends, *, bint chu
     return (-INFINITY if crosses else total), vals
 
 
-def entropy(Lattice lattice, bytes data, double alpha, *, bint chunked=True):
+def entropy(Lattice lattice, bytes data, double alpha, *, bint chunked=True, cuts=None, banned=None):
     """(log Z, entropy in nats, expected score) of the distribution
     exp(alpha * score) / Z over the segmentations of `data`.
 
@@ -378,13 +379,14 @@ def entropy(Lattice lattice, bytes data, double alpha, *, bint chunked=True):
     cdef double[::1] hv = h, gv = g
     ws_start(&ws, length, lattice.trie.max_len)
     lattice.fill_model(&M, alpha, None)
+    lattice.constrain(&M, cuts, banned, length)
     with nogil:
         logz = forward_entropy(&M, x, length, chunked, &ws, &hv[0], &gv[0], &ent, &escore)
         ws_free(&ws)
     return logz, ent, escore
 
 
-def forward_log(Lattice lattice, bytes data, double alpha, *, bint chunked=True):
+def forward_log(Lattice lattice, bytes data, double alpha, *, bint chunked=True, cuts=None, banned=None):
     """F[e] = log of the sum of exp(alpha * score) over the segmentations of data[:e]
     (pieces stay inside chunks; F is not reset at chunk starts, so F[len] = log Z).
     Float64 numpy array of len(data) + 1 entries."""
@@ -398,13 +400,15 @@ def forward_log(Lattice lattice, bytes data, double alpha, *, bint chunked=True)
     cdef double[::1] fv = out
     ws_start(&ws, length, lattice.trie.max_len)
     lattice.fill_model(&M, alpha, None)
+    lattice.constrain(&M, cuts, banned, length)
     with nogil:
         forward_global(&M, x, length, chunked, &ws, &fv[0])
         ws_free(&ws)
     return out
 
 
-def boundary_marginals(Lattice lattice, bytes data, double alpha, *, bint chunked=True, bint logspace=False):
+def boundary_marginals(Lattice lattice, bytes data, double alpha, *, bint chunked=True, bint logspace=False,
+                       cuts=None, banned=None):
     """(log Z, p) where p[i] is the probability that a piece boundary falls at byte i
     (i = 0 .. len(data)) under exp(alpha*score)/Z (in log space when logspace, or when
     alpha * |logp| is too large for linear space)."""
@@ -423,11 +427,117 @@ def boundary_marginals(Lattice lattice, bytes data, double alpha, *, bint chunke
     keep = lattice.weights_for(alpha, MODE_EXACT if linear else MODE_EXACT_LOG)
     ws_start(&ws, n, lattice.trie.max_len)
     lattice.fill_model(&M, alpha, keep)
+    lattice.constrain(&M, cuts, banned, n)
     memset(&es, 0, sizeof(EdgeStore))
     with nogil:
-        logz = forward_backward(&M, x, n, chunked, not linear, &ws, &es, &bv[0], NULL, NULL, &mv[0], 1.0)
+        logz = forward_backward(&M, x, n, chunked, not linear, &ws, &es, &bv[0], NULL, NULL, &mv[0], 1.0, NULL)
         ws_free(&ws)
         es_free(&es)
     if logz != logz:
         raise MemoryError()
     return logz, marg
+
+
+def piece_marginals(Lattice lattice, bytes data, double alpha, *, bint chunked=True, bint logspace=False,
+                    cuts=None, banned=None):
+    """(log Z, starts, ends, piece indices, probabilities): every edge of the lattice whose
+    posterior probability under exp(alpha*score)/Z is above 0 (the probability that a
+    segmentation drawn from it has that piece there), in no particular order."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
+    cdef Model M
+    cdef Workspace ws
+    cdef EdgeStore es
+    cdef EdgePosteriors ep
+    cdef double logz
+    if not (alpha >= 0 and alpha < INFINITY):
+        raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
+    bwd = np.empty(n + 1, dtype=np.float64)
+    cdef double[::1] bv = bwd
+    cdef bint linear = not logspace and alpha * lattice.min_logprob >= -LINEAR_LIMIT
+    keep = lattice.weights_for(alpha, MODE_EXACT if linear else MODE_EXACT_LOG)
+    ws_start(&ws, n, lattice.trie.max_len)
+    lattice.fill_model(&M, alpha, keep)
+    memset(&es, 0, sizeof(EdgeStore))
+    memset(&ep, 0, sizeof(EdgePosteriors))
+    try:
+        lattice.constrain(&M, cuts, banned, n)
+        with nogil:
+            logz = forward_backward(&M, x, n, chunked, not linear, &ws, &es, &bv[0], NULL, NULL, NULL, 1.0, &ep)
+        if logz != logz:
+            raise MemoryError()
+        size = ep.size
+        starts = np.empty(size, dtype=np.int32)
+        ends = np.empty(size, dtype=np.int32)
+        values = np.empty(size, dtype=np.int32)
+        probs = np.empty(size, dtype=np.float64)
+        if size:
+            memcpy(<void*><size_t>starts.ctypes.data, ep.start, size * sizeof(int32_t))
+            memcpy(<void*><size_t>ends.ctypes.data, ep.end, size * sizeof(int32_t))
+            memcpy(<void*><size_t>values.ctypes.data, ep.value, size * sizeof(int32_t))
+            memcpy(<void*><size_t>probs.ctypes.data, ep.prob, size * sizeof(double))
+        return logz, starts, ends, values, probs
+    finally:
+        ws_free(&ws)
+        es_free(&es)
+        ep_free(&ep)
+
+
+def edges(Lattice lattice, bytes data, *, bint chunked=True, cuts=None, banned=None):
+    """(starts, ends, piece indices) of every edge of the lattice of data: each piece of
+    the vocabulary at each place it may stand (inside a chunk, across no required
+    boundary, starting and ending at no forbidden one), by end position, shortest first."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), e, lo = 0, used = 0, cap
+    cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
+    cdef Model M
+    cdef Workspace ws
+    cdef int k, j
+    cdef double unused
+    lattice.fill_model(&M, -1.0, None)
+    lattice.constrain(&M, cuts, banned, n)
+    cap = max(16, 4 * n)
+    starts = np.empty(cap, dtype=np.int32)
+    ends = np.empty(cap, dtype=np.int32)
+    values = np.empty(cap, dtype=np.int32)
+    cdef int32_t[::1] sv = starts, ev = ends, vv = values
+    ws_start(&ws, n, lattice.trie.max_len)
+    try:
+        for e in range(1, n + 1):
+            if chunked and e > 1 and is_chunk_start(x, e - 1):
+                lo = e - 1
+            if enter_constraint(&M, e, &lo, &unused, 0.0):
+                continue
+            k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+            if used + k > cap:
+                cap = 2 * cap + k
+                starts = np.resize(starts, cap)
+                ends = np.resize(ends, cap)
+                values = np.resize(values, cap)
+                sv = starts
+                ev = ends
+                vv = values
+            for j in range(k):
+                if M.banned != NULL and M.banned[ws.starts[j]]:
+                    continue
+                sv[used] = ws.starts[j]
+                ev[used] = <int32_t>e
+                vv[used] = ws.values[j]
+                used += 1
+    finally:
+        ws_free(&ws)
+    return starts[:used], ends[:used], values[:used]
+
+
+def first_unreachable(Lattice lattice, bytes data, *, bint chunked=True, cuts=None, banned=None):
+    """The first position that no allowed segmentation of a prefix reaches although a
+    boundary may fall there (-1 when the end is reached): what to name when the
+    constraints leave no segmentation."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), e
+    fwd = forward_log(lattice, data, 0.0, chunked=chunked, cuts=cuts, banned=banned)
+    cdef const uint8_t[::1] ban
+    if banned is not None:
+        ban = banned
+    for e in range(1, n + 1):
+        if fwd[e] == -INFINITY and (banned is None or not ban[e]):
+            return e
+    return -1
