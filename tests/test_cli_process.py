@@ -182,6 +182,34 @@ def test_interrupted_train_leaves_no_model(env, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]  # no model, no temp file
 
 
+def test_train_reports_its_own_peak_memory_not_an_earlier_process(env, tmp_path):
+    """bash execs the last command of ``-c``, so train runs in the process that waited for
+    a 400 MB Python just before (and that was forked from this test process): neither
+    of their peaks is train's."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes((CORPORA / "en.train.txt").read_bytes()[:300_000])
+    big = f'"{sys.executable}" -c "x = bytes(400_000_000); x = b\'1\' * 400_000_000"'
+    train = " ".join(f'"{a}"' for a in command("train", "-o", tmp_path / "m.model", "--vocab-size", "1000", corpus))
+    result = subprocess.run(["bash", "-c", f"{big}; exec {train}"], capture_output=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.decode()
+    peak = float(summary.split("peak memory ")[1].split(" MB")[0])
+    assert 5 < peak < 250, summary  # training this takes well under 100 MB
+
+
+def test_peak_memory_counts_a_child_the_run_started():
+    """A child process started during the run (a fork pool's worker, a local Dask
+    worker) counts when it peaked higher than this process."""
+    from bytepiece.cli.train import _PeakMemory
+
+    peak = _PeakMemory()
+    # (bigger than this process and than every child it waited for before)
+    size = int(max(_PeakMemory._own_bytes(), _PeakMemory._rusage_bytes("RUSAGE_CHILDREN")) + 200e6)
+    subprocess.run([sys.executable, "-c", f"x = b'1' * {size}"], check=True, timeout=60)
+    assert peak.mb() >= size / 1e6
+    assert _PeakMemory().mb() < size / 1e6  # a later run: that child is not its own
+
+
 # Runs a command with its output discarded and prints its peak RSS (KiB). The probe is a
 # small process of its own because a child's ru_maxrss starts from its parent's peak.
 RSS_PROBE = (

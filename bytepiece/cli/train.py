@@ -69,15 +69,53 @@ def _spool_stdin(directory: str | None) -> str:
     return path
 
 
-def _peak_memory_mb() -> float | None:
-    try:
-        import resource
-    except ImportError:  # not on this platform
-        return None
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
-    return max(own, children) * scale / 1e6
+class _PeakMemory:
+    """The peak resident memory of this run, for the summary.
+
+    It is this process's own peak, or the peak of a child process this run started
+    and waited for (the fork pool of ``engine="process"``, the workers of
+    ``--dask-local``) when that is higher. Neither ``getrusage`` figure alone says
+    that: ``RUSAGE_CHILDREN`` keeps the largest child ever waited for by this process
+    *or by the process it replaced*, so ``bash -c 'big; bytepiece train'`` (bash
+    execs the last command) reported ``big``; and on Linux ``RUSAGE_SELF`` also
+    keeps the peak of the process that forked this one before its exec (a big
+    Python that runs ``bytepiece train`` as a subprocess). So the own peak is the
+    high-water mark of this program's memory (``VmHWM`` in /proc/self/status, where
+    there is one; ``RUSAGE_SELF`` elsewhere), and the children's figure is read when
+    the run starts and counts only if it rose during the run.
+    """
+
+    def __init__(self) -> None:
+        self._children_before = self._rusage_bytes("RUSAGE_CHILDREN")
+
+    @staticmethod
+    def _rusage_bytes(who: str) -> int | None:
+        try:
+            import resource
+        except ImportError:  # not on this platform
+            return None
+        scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+        return resource.getrusage(getattr(resource, who)).ru_maxrss * scale
+
+    @classmethod
+    def _own_bytes(cls) -> int | None:
+        try:
+            with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024  # "VmHWM:  123456 kB"
+        except (OSError, ValueError, IndexError):
+            pass
+        return cls._rusage_bytes("RUSAGE_SELF")
+
+    def mb(self) -> float | None:
+        own = self._own_bytes()
+        if own is None:
+            return None
+        children = self._rusage_bytes("RUSAGE_CHILDREN") or 0
+        if self._children_before is not None and children > self._children_before:
+            own = max(own, children)  # a child of this run peaked higher
+        return own / 1e6
 
 
 def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
@@ -277,6 +315,7 @@ def train_command(
             verbose=progress_meter(progress, "train").enabled,
         )
     )
+    peak = _PeakMemory()
     start = time.monotonic()
     _train(trainer, paths, workers, encoding_errors, dask)
     seconds = time.monotonic() - start
@@ -285,7 +324,7 @@ def train_command(
     for pieces, target in zip(trainer.pieces, targets):
         with writing(target):
             save_model(target, pieces, overwrite=force)
-    _print_summary(trainer, paths, targets, seconds, eval_paths)
+    _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths)
 
 
 def _trainer_options(
@@ -369,9 +408,10 @@ def _train(trainer, paths: Sequence[str], workers: int, encoding_errors: str, da
                 os.unlink(spooled)
 
 
-def _print_summary(trainer, paths: Sequence[str], targets: Sequence[str], seconds: float, eval_paths) -> None:
+def _print_summary(
+    trainer, paths: Sequence[str], targets: Sequence[str], seconds: float, peak: float | None, eval_paths
+) -> None:
     out = TextOut()
-    peak = _peak_memory_mb()
     corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")
     out.write(
         f"trained on {len(paths)} path(s)"
