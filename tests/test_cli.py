@@ -775,3 +775,88 @@ def test_train_help_states_the_trainers_balance_defaults():
     assert f"(default: the Trainer's, {params['em_balance'].default} = off)" in text
     assert f"(default: the Trainer's, {params['em_seed'].default})" in text
     assert f"(default: the Trainer's, {EM_MAX_PIECE_LENGTH}; {MAX_PIECE_LENGTH} with --no-em" in text
+
+
+# ---------------------------------------------------------------------------
+# info: pieces that split a character
+
+
+# What each handmade piece is: (starts inside a character, ends inside one, well-formed).
+UTF8_SHAPES = {
+    b"ab": (False, False, True),
+    "中".encode(): (False, False, True),
+    "中文!".encode(): (False, False, True),
+    b"\xe4\xb8": (False, True, True),  # the first two bytes of 中
+    b"a\xe4": (False, True, True),
+    b"\xf0\x9f\x99": (False, True, True),  # the first three of 🙂
+    b"\xb8\xad": (True, False, True),  # the last two of 中
+    b"\xad\xe6": (True, True, True),  # the end of 中, the start of 文
+    b"\x80\x80\x80": (True, False, True),  # continuation bytes only: a start inside
+    b"\xff\xfe": (False, False, False),
+    b"\xc0\x80": (False, False, False),  # an overlong NUL
+    b"\xe0\x80": (False, False, False),  # the start of an overlong form
+    b"\xed\xa0\x80": (False, False, False),  # a surrogate
+    b"\xf4\x90": (False, False, False),  # the start of a code point above U+10FFFF
+    b"\x80\x80\x80\x80": (True, False, False),  # four continuation bytes in a row
+    b"\xe4a": (False, False, False),  # a lead byte without its continuation bytes
+    b"a\x80": (False, False, False),  # a continuation byte where a character starts
+}
+
+
+def test_utf8_shape_of_handmade_pieces():
+    from bytepiece.cli.info import utf8_shape
+
+    for piece, shape in UTF8_SHAPES.items():
+        assert utf8_shape(piece) == shape, piece
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12), st.data())
+def test_utf8_shape_of_every_slice_of_valid_text(text, data):
+    """Any slice of valid UTF-8 is well-formed; it starts inside a character exactly when
+    its first byte is a continuation byte, and ends inside one exactly when the byte after
+    it is (except for slices of continuation bytes only, which only start inside)."""
+    from bytepiece.cli.info import utf8_shape
+
+    raw = text.encode("utf-8")
+    a = data.draw(st.integers(0, len(raw) - 1))
+    b = data.draw(st.integers(a + 1, len(raw)))
+    piece = raw[a:b]
+    starts, ends, well_formed = utf8_shape(piece)
+    continuation = [0x80 <= x < 0xC0 for x in raw] + [False]
+    assert well_formed
+    assert starts == continuation[a]
+    assert ends == (continuation[b] and not all(continuation[a:b]))
+    if not starts and not ends:
+        piece.decode("utf-8")  # whole characters
+
+
+def test_info_counts_pieces_that_split_a_character_apart_from_bytes_that_are_not_utf8(runner, tmp_path):
+    """A default model has pieces that end inside a character (ensure_unicode forbids only
+    starting inside one); info says which, instead of calling them all "not valid UTF-8"."""
+    from bytepiece import save_model
+
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts.update(dict.fromkeys(UTF8_SHAPES, 5))
+    path = tmp_path / "handmade.model"
+    save_model(path, counts)
+    report = json.loads(ok(run(runner, "info", "-m", path, "--json")).stdout)
+    assert report["multi-byte pieces that split a character"] == 6
+    assert report["multi-byte pieces that start inside a character"] == 3
+    assert report["multi-byte pieces that end inside a character"] == 4
+    assert report["multi-byte pieces that are not UTF-8 at all"] == 8
+    assert not any("not valid UTF-8" in key for key in report)
+    text = ok(run(runner, "info", "-m", path)).stdout
+    assert "split a character:   6 multi-byte pieces (start inside one: 3, end inside one: 4)" in text
+    assert "not UTF-8 at all:    8 multi-byte pieces" in text
+
+
+def test_no_ensure_unicode_help_says_what_the_default_forbids(runner, corpus, tmp_path):
+    help_text = " ".join(ok(run(runner, "train", "--help")).stdout.split())
+    assert "start inside a UTF-8 character (by default none does" in help_text
+    assert "may end inside one" in help_text
+    target = tmp_path / "default.model"
+    ok(run(runner, "train", "-o", target, "--vocab-size", "400", corpus))
+    report = json.loads(ok(run(runner, "info", "-m", target, "--json")).stdout)
+    assert report["multi-byte pieces that start inside a character"] == 0
+    assert report["multi-byte pieces that are not UTF-8 at all"] == 0

@@ -168,7 +168,13 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     help="Longest piece, in bytes (default: the Trainer's, 24; 36 with --no-em, as 0.6.3).",
 )
 @click.option("--isolate-digits", is_flag=True, help="Keep every digit a piece of its own.")
-@click.option("--no-ensure-unicode", is_flag=True, help="Allow multi-byte pieces that are not whole UTF-8 characters.")
+@click.option(
+    "--no-ensure-unicode",
+    is_flag=True,
+    help="Also allow multi-byte pieces that start inside a UTF-8 character (by default none does, as "
+    "0.6.3's ensure_unicode). Either way a piece may end inside one, e.g. the first two bytes of a "
+    "three-byte character; `bytepiece info` counts both kinds.",
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
