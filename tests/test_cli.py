@@ -197,7 +197,7 @@ def test_jsonl_has_ids_pieces_and_byte_offsets(runner, model, text_file, tok):
     records = [json.loads(line) for line in out.splitlines()]
     assert len(records) == len(lines_of(TEXT))
     for record, line in zip(records, lines_of(TEXT)):
-        assert set(record) == {"line", "ids", "pieces", "offsets", "char_offsets"}
+        assert set(record) - {"bytes"} == {"line", "ids", "pieces", "offsets", "char_offsets"}
         text = line.decode("utf-8")
         expected = tok.encode_with_offsets(text, add_eos=True)
         assert record["ids"] == expected.ids
@@ -210,6 +210,38 @@ def test_jsonl_has_ids_pieces_and_byte_offsets(runner, model, text_file, tok):
     # Lines where pieces split a character (emoji, 東京): neighbours share that character.
     split = [r for r in records if any(a[1] > b[0] for a, b in zip(r["char_offsets"], r["char_offsets"][1:]))]
     assert len(split) >= 2
+
+
+def test_jsonl_pieces_are_json_text_and_bytes_that_are_not_utf8_are_base64(runner, model, tok):
+    """A JSON reader gets each piece's text (a newline, not backslash-n); a piece that is
+    not valid UTF-8 on its own is null there, with its bytes in base64 under "bytes"."""
+    import base64
+
+    data = "Tab\there, back\\slash, ▁, 🙂 and 東京\r\n".encode() + b"raw \xff\xfe \xe6\x9d end\n" + b"plain\n"
+    out = ok(run(runner, "encode", "-m", model, "-f", "jsonl", "--bos", "--eos", input=data)).stdout_bytes
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 3
+    for record, line in zip(records, lines_of(data)):
+        ids, pieces = record["ids"], record["pieces"]
+        raw = record.get("bytes", [None] * len(ids))
+        assert len(pieces) == len(raw) == len(ids)
+        assert pieces[0] == "<bos>" and pieces[-1] == "<eos>"
+        got = []
+        for i, text, b64 in zip(ids[1:-1], pieces[1:-1], raw[1:-1]):
+            assert (text is None) != (b64 is None)
+            piece = text.encode("utf-8") if text is not None else base64.b64decode(b64)
+            assert piece == tok.id_bytes[i]
+            got.append(piece)
+        assert b"".join(got) == line
+    first, second, third = records
+    shown = "".join(p for p in first["pieces"][1:-1] if p is not None)
+    assert "\t" in shown and "\r\n" in shown and "\\slash" in shown
+    assert "\\t" not in shown and "\\r" not in shown and "\\u2581" not in shown  # no escapes of ours
+    assert None in first["pieces"]  # the emoji's pieces split it
+    assert any(b64 and b"\xff" in base64.b64decode(b64) for b64 in second["bytes"])
+    assert "bytes" not in third  # only lines with such pieces carry the field
+    back = ok(run(runner, "decode", "-m", model, "-f", "jsonl", input=out)).stdout_bytes
+    assert back == data
 
 
 def test_bos_eos(runner, model, tok):

@@ -12,12 +12,13 @@ which writes numpy shards with the same ids.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
 import click
 
-from ..model import PieceTable
+from ..model import FIRST_PIECE_ID, SPECIAL_PIECES, PieceTable
 from .common import (
     CliError,
     check_alpha,
@@ -49,7 +50,8 @@ from .common import (
     show_default=True,
     help="ids: space-separated ids; pieces: readable pieces (see below); "
     "jsonl: one JSON object per line with ids, pieces, byte offsets and "
-    "character offsets (within the line, as Tokenizer.encode_with_offsets).",
+    "character offsets (within the line, as Tokenizer.encode_with_offsets); "
+    "see below for its pieces.",
 )
 @click.option(
     "--alpha",
@@ -115,6 +117,15 @@ def encode_command(
       a byte that is not valid UTF-8 \\xNN.
 
     \b
+    jsonl format: "pieces" holds each piece's text as a JSON string (a
+      newline is a newline, no escapes of ours), <pad>/<bos>/<eos> their
+      names, and null for a piece whose bytes are not valid UTF-8 on their
+      own (e.g. part of a character). A line with such pieces also has
+      "bytes": a list as long as "pieces", with the piece's bytes in
+      base64 where "pieces" is null, and null elsewhere. "ids" is what
+      `decode --format jsonl` reads.
+
+    \b
     Examples:
       bytepiece encode -m my.model corpus.txt > corpus.ids
       cat corpus.txt | bytepiece encode -m my.model --format pieces | head
@@ -165,7 +176,26 @@ class _OutputLines:
         self.fmt = fmt
         self.id_bytes = tok.id_bytes
         self.id_text = [str(i) for i in range(tok.vocab_size)] if fmt == "ids" else []
-        self.pieces = PieceTable(self.id_bytes, spaces=(fmt == "pieces"))
+        self.pieces = PieceTable(self.id_bytes, spaces=True)
+        self._json_text: dict[int, str | None] = {}
+
+    def json_text(self, i: int) -> str | None:
+        """The text of id ``i`` in a jsonl record: the piece's own text (no escapes), the
+        name of a special id, or None when the bytes are not valid UTF-8 on their own."""
+        try:
+            return self._json_text[i]
+        except KeyError:
+            pass
+        text: str | None
+        if i < FIRST_PIECE_ID:
+            text = SPECIAL_PIECES[i]
+        else:
+            try:
+                text = self.id_bytes[i].decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+        self._json_text[i] = text
+        return text
 
     def text(self, first_line: int, datas: list[bytes], results: list[list[int]]) -> str:
         """The lines for ``results``, the ids of ``datas`` (input lines ``first_line`` on)."""
@@ -184,13 +214,15 @@ class _OutputLines:
                 starts.append(at)
                 at += len(self.id_bytes[i])
                 ends.append(at)
-            record = {
-                "line": k,
-                "ids": ids,
-                "pieces": [pieces[i] for i in ids],
-                "offsets": [list(span) for span in zip(starts, ends)],
-                "char_offsets": [list(span) for span in char_spans(data, starts, ends)],
-            }
+            texts = [self.json_text(i) for i in ids]
+            record: dict = {"line": k, "ids": ids, "pieces": texts}
+            if None in texts:  # those pieces' bytes, in base64, at the same places
+                record["bytes"] = [
+                    None if text is not None else base64.b64encode(self.id_bytes[i]).decode("ascii")
+                    for i, text in zip(ids, texts)
+                ]
+            record["offsets"] = [list(span) for span in zip(starts, ends)]
+            record["char_offsets"] = [list(span) for span in char_spans(data, starts, ends)]
             lines.append(json.dumps(record, ensure_ascii=False) + "\n")
         return "".join(lines)
 
