@@ -438,6 +438,19 @@ def test_sample_check_compares_with_exact_frequencies(runner, model):
     assert math.isclose(enum_z, lattice_z, rel_tol=1e-6)
 
 
+def test_sample_check_prints_only_the_check_unless_samples_are_asked_for(runner, model):
+    args = ("sample", "-m", model, "token", "--seed", "3", "--check", "2000")
+    alone = ok(run(runner, *args)).stdout.splitlines()
+    assert alone[0].startswith("# check: 2000 draws")
+    rows = [line.split("\t") for line in alone if not line.startswith("#")]
+    assert rows and all(len(row) == 4 for row in rows)  # exact, empirical, count, pieces: no samples
+    with_samples = ok(run(runner, *args, "-n", "3")).stdout.splitlines()
+    samples = [line for line in with_samples if not line.startswith("#") and len(line.split("\t")) == 3]
+    assert len(samples) == 3
+    assert with_samples[-len(alone) :] == alone  # the same check after them
+    assert len(ok(run(runner, *args, "-n", "10")).stdout.splitlines()) == len(alone) + 11  # -n 10 given: shown
+
+
 def test_sample_check_refuses_texts_too_long_to_enumerate(runner, model):
     text = "a rather long sentence that has far too many segmentations to list"
     fails(run(runner, "sample", "-m", model, text, "--check", "10"), 1, "--check", "segmentations")
