@@ -599,6 +599,33 @@ def test_train_options_reach_the_trainer(runner, corpus, tmp_path):
     assert not any(len(p) > 1 and any(48 <= b <= 57 for b in p) for p in pieces)
 
 
+def test_train_workers_default_to_the_usable_cores(runner, corpus, tmp_path, monkeypatch):
+    from bytepiece import Trainer
+
+    seen = []
+    real_train_files = Trainer.train_files
+
+    def spy(self, paths, workers=1, **kwargs):
+        seen.append(workers)
+        return real_train_files(self, paths, workers=workers, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_files", spy)
+    cores = {"n": 3}
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores["n"])), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores["n"])
+    ok(run(runner, "train", "-o", tmp_path / "three.model", "--vocab-size", "300", corpus))
+    cores["n"] = 64  # a big machine: capped
+    ok(run(runner, "train", "-o", tmp_path / "many.model", "--vocab-size", "300", corpus))
+    ok(run(runner, "train", "-o", tmp_path / "one.model", "--vocab-size", "300", "--workers", "1", corpus))
+    assert seen == [3, cli_common.MAX_DEFAULT_WORKERS, 1]
+    # the trainer's promise, which the help repeats: the same model bytes for any number
+    assert (tmp_path / "three.model").read_bytes() == (tmp_path / "one.model").read_bytes()
+    assert (tmp_path / "many.model").read_bytes() == (tmp_path / "one.model").read_bytes()
+    help_text = " ".join(ok(run(runner, "train", "--help")).stdout.split())
+    assert "byte for byte the same whatever their number" in help_text
+    assert f"the usable cores, at most {cli_common.MAX_DEFAULT_WORKERS}" in help_text
+
+
 def test_train_from_stdin_and_folders(runner, corpus, tmp_path):
     a = ok(run(runner, "train", "-o", tmp_path / "a.model", "--vocab-size", "300", "-", input=CORPUS))
     folder = tmp_path / "texts"

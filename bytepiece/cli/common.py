@@ -132,6 +132,26 @@ def dask_where(address, scheduler_file, local, blocksize) -> dict:
 
 
 # ---------------------------------------------------------------------------
+# Cores
+
+# The default number of workers of train: every usable core, but no more than this, so
+# that a command run without options on a big shared machine does not take it over
+# (--workers asks for more).
+MAX_DEFAULT_WORKERS = 8
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    return min(usable_cores(), MAX_DEFAULT_WORKERS)
+
+
+# ---------------------------------------------------------------------------
 # The model
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 
 import click
 
@@ -35,6 +34,7 @@ from .common import (
     progress_meter,
     progress_option,
     refuse_existing,
+    usable_cores,
 )
 
 
@@ -151,7 +151,7 @@ def encode_command(
     with open_output(output, force) as out:
         line_number = 0
         # a batch per thread, so that threads have work; keys make batching invisible
-        for _name, _first, batch in line_batches(inputs, threads=threads or _usable_cores()):
+        for _name, _first, batch in line_batches(inputs, threads=threads or usable_cores()):
             meter.advance(sum(len(line) for line in batch))
             datas = normalized(tok, batch)
             keys = range(line_number + 1, line_number + 1 + len(datas)) if sampling else None
@@ -161,12 +161,6 @@ def encode_command(
             out.write(formatter.text(line_number + 1, datas, results).encode("utf-8"))
             line_number += len(datas)
     meter.finish()
-
-
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 class _OutputLines:

@@ -22,11 +22,13 @@ import click
 
 from ..model import FIRST_PIECE_ID, save_model
 from .common import (
+    MAX_DEFAULT_WORKERS,
     CliError,
     TextOut,
     binary_stream,
     dask_options,
     dask_where,
+    default_workers,
     line_batches,
     load_tokenizer,
     normalized,
@@ -178,9 +180,10 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Threads for counting and pruning; the model is the same for any number.",
+    default=default_workers,
+    show_default=f"the usable cores, at most {MAX_DEFAULT_WORKERS}",
+    help="Threads for counting, pruning and EM. The model file is byte for byte the same "
+    "whatever their number; only the time and memory change.",
 )
 @click.option(
     "--errors",
