@@ -648,6 +648,53 @@ def test_train_without_paths_uses_the_bundled_corpus(runner, corpus, tmp_path, m
     fails(run(runner, "train", "--vocab-size", "300"), 1, "bytepiece.model", "--force")
 
 
+def test_a_second_run_of_the_main_job_refuses_at_once_and_says_how_to_rerun(runner, tmp_path, monkeypatch):
+    from bytepiece import Trainer
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpora").mkdir()
+    (tmp_path / "corpora" / "xx.train.txt").write_text(CORPUS, encoding="utf-8")
+    (tmp_path / "bytepiece.model").write_text("an earlier run's model")
+
+    def must_not_train(self, *args, **kwargs):
+        raise AssertionError("trained before checking the output")
+
+    monkeypatch.setattr(Trainer, "train_files", must_not_train)
+    result = fails(run(runner, "train"), 1, "bytepiece.model", "nothing was trained")
+    assert "bytepiece train --force" in result.stderr and "bytepiece train -o other.model" in result.stderr
+    assert (tmp_path / "bytepiece.model").read_text() == "an earlier run's model"
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    ok(run(runner, "train", "-o", "other.model", "--vocab-size", "300"))  # the two ways it names
+    ok(run(runner, "train", "--force", "--vocab-size", "300"))
+    assert Tokenizer(tmp_path / "bytepiece.model").vocab_size == 300
+
+
+def test_every_command_with_an_output_checks_it_before_working(runner, model, text_file, tmp_path, monkeypatch):
+    import bytepiece.distributed
+    from bytepiece import Trainer
+    from bytepiece.cli import encode as cli_encode
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("worked before checking the output")
+
+    monkeypatch.setattr(cli_encode, "load_tokenizer", no_work)
+    monkeypatch.setattr(Trainer, "train_files", no_work)
+    monkeypatch.setattr(bytepiece.distributed, "encode_files", no_work)
+    existing = tmp_path / "existing"
+    existing.write_text("keep")
+    for command in (["encode", "-m", model], ["decode", "-m", model], ["train", "--vocab-size", "300"]):
+        fails(run(runner, *command, "-o", existing, text_file), 1, str(existing), "--force")
+    for command in (["encode-shards", "-m", model], ["encode", "-m", model, "--dask-local", "1"]):
+        fails(run(runner, *command, "-o", existing, text_file), 1, str(existing), "not a folder")
+    missing = tmp_path / "no" / "such" / "folder" / "out"
+    for command in (["encode", "-m", model], ["decode", "-m", model], ["train", "--vocab-size", "300"]):
+        fails(run(runner, *command, "-o", missing, text_file), 1, str(missing), "does not exist")
+    under_a_file = existing / "shards"
+    fails(run(runner, "encode-shards", "-m", model, "-o", under_a_file, text_file), 1, "is not a folder")
+    assert existing.read_text() == "keep"
+
+
 def test_train_errors(runner, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine\n\xff\xfe broken\n")

@@ -273,6 +273,22 @@ def refuse_existing(path: str, force: bool) -> None:
         raise CliError(f"{path}: the folder {folder} is not writable")
 
 
+def refuse_output_folder(path: str) -> None:
+    """Check a folder that will receive shards, before any work: a folder (or a path that
+    can become one) that this process can write to. URLs are left to the workers."""
+    if "://" in path or "::" in path:
+        return
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise CliError(f"{path}: exists and is not a folder; give a folder for the shards")
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise CliError(f"{path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CliError(f"{path}: the folder {existing} is not writable")
+
+
 @contextlib.contextmanager
 def writing(path: str) -> Iterator[None]:
     """Name the output file (not atomic_write's temporary file) in write errors."""

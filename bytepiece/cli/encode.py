@@ -34,6 +34,7 @@ from .common import (
     progress_meter,
     progress_option,
     refuse_existing,
+    refuse_output_folder,
     usable_cores,
 )
 
@@ -275,6 +276,7 @@ def encode_shards_command(
 
 
 def _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict) -> None:
+    refuse_output_folder(output)  # before the model is loaded or any block encoded
     from ..distributed import encode_files
 
     index = encode_files(

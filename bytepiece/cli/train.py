@@ -301,7 +301,15 @@ def train_command(
         raise CliError("stdin (-) cannot be read by the workers of a remote Dask cluster; give files")
     sizes = sorted(set(vocab_sizes), reverse=True)
     targets = _model_paths(output, sizes)
-    for target in targets:
+    main_job = not paths and click.get_current_context().get_parameter_source("output") is not (
+        click.core.ParameterSource.COMMANDLINE
+    )
+    for target in targets:  # before any work: a second run of the main job stops here
+        if main_job and not force and os.path.lexists(target):
+            raise CliError(
+                f"{target}: already exists, so nothing was trained. To train again, add --force to "
+                f"replace it (bytepiece train --force) or write another file (bytepiece train -o other.model)"
+            )
         refuse_existing(target, force)
     if not paths:
         paths = _bundled_corpus()
