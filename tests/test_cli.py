@@ -979,3 +979,34 @@ def test_no_ensure_unicode_help_says_what_the_default_forbids(runner, corpus, tm
     report = json.loads(ok(run(runner, "info", "-m", target, "--json")).stdout)
     assert report["multi-byte pieces that start inside a character"] == 0
     assert report["multi-byte pieces that are not UTF-8 at all"] == 0
+
+
+# ---------------------------------------------------------------------------
+# --quiet
+
+
+def test_quiet_silences_progress_and_summaries_but_not_errors(runner, model, text_file, corpus, tmp_path):
+    plain = ok(run(runner, "encode", "-m", model, text_file))
+    shown = ok(run(runner, "encode", "-m", model, "--progress", text_file))
+    assert "encode: done in" in shown.stderr
+    quiet = ok(run(runner, "encode", "-m", model, "-q", text_file))
+    assert quiet.stderr == "" and quiet.stdout_bytes == plain.stdout_bytes  # the data is not touched
+    assert run(runner, "encode", "-m", model, "--quiet", "--progress", text_file).exit_code == 2
+    back = ok(run(runner, "decode", "-m", model, "--quiet", input=plain.stdout_bytes))
+    assert back.stderr == "" and back.stdout_bytes == TEXT
+    assert run(runner, "decode", "-m", model, "-q", "--progress", input="3").exit_code == 2
+    fails(run(runner, "decode", "-m", model, "-q", input="3 x\n"), 1, "'x' is not an id")  # errors still print
+
+    trained = ok(run(runner, "train", "-o", tmp_path / "q.model", "--vocab-size", "300", "-q", corpus))
+    assert trained.stdout == "" and trained.stderr == "" and (tmp_path / "q.model").exists()
+    evaluated = ok(
+        run(runner, "train", "-o", tmp_path / "e.model", "--vocab-size", "300", "-q", "--eval", corpus, corpus)
+    )
+    assert evaluated.stdout.startswith(f"{tmp_path / 'e.model'}: vocabulary size 300, ")
+    assert len(evaluated.stdout.splitlines()) == 1 and "bytes/token" in evaluated.stdout
+    assert run(runner, "train", "-o", tmp_path / "p.model", "-q", "--progress", corpus).exit_code == 2
+
+    shards = ok(run(runner, "encode-shards", "-m", model, "-o", tmp_path / "shards", "--quiet", text_file))
+    assert shards.stdout == "" and shards.stderr == "" and (tmp_path / "shards" / "index.json").exists()
+    loud = ok(run(runner, "encode-shards", "-m", model, "-o", tmp_path / "shards2", text_file))
+    assert "shard(s)" in loud.stdout

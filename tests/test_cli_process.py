@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -120,15 +121,13 @@ def test_head_in_a_shell_pipeline(env, model_path, big_text):
     assert result.stderr == b""
 
 
-def test_progress_is_shown_by_default_only_on_a_terminal(env, model_path, big_text):
-    """stderr a terminal (a pty here): progress lines on it, stdout unchanged; a pipe: nothing."""
+def _on_a_terminal(env, *args):
+    """Run with stderr on a pty: (exit status, stdout, what the terminal got)."""
     import pty
 
     master, slave = pty.openpty()
     try:
-        process = subprocess.Popen(
-            command("encode", "-m", model_path, big_text), stdout=subprocess.PIPE, stderr=slave, env=env
-        )
+        process = subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=slave, env=env)
         os.close(slave)
         out, _ = process.communicate(timeout=120)
         shown = b""
@@ -142,11 +141,31 @@ def test_progress_is_shown_by_default_only_on_a_terminal(env, model_path, big_te
             shown += data
     finally:
         os.close(master)
-    assert process.returncode == 0
-    assert b"encode: " in shown and b"MB/s" in shown
+    return process.returncode, out, shown.decode("utf-8", "replace")
+
+
+def test_progress_is_shown_by_default_only_on_a_terminal(env, model_path, big_text):
+    """stderr a terminal (a pty here): progress lines on it, stdout unchanged; a pipe: nothing."""
+    status, out, shown = _on_a_terminal(env, "encode", "-m", model_path, big_text)
+    assert status == 0
+    assert "encode: " in shown and "MB/s" in shown
     piped = run(env, "encode", "-m", model_path, big_text)
     assert piped.returncode == 0 and piped.stderr == b""
     assert piped.stdout == out
+
+
+def test_a_terminal_gets_a_progress_bar_and_quiet_silences_it(env, model_path, big_text, tmp_path):
+    status, out, shown = _on_a_terminal(env, "encode", "-m", model_path, big_text)
+    assert status == 0
+    assert re.search(r"encode \[[#-]+\] +\d+%", shown), shown  # a bar, redrawn in place
+    last = shown.rstrip("\r\n").split("\r\x1b[K")[-1]
+    assert last.startswith("encode: done in") and "MB/s" in last and "ETA" not in last
+    status, quiet_out, shown = _on_a_terminal(env, "encode", "-m", model_path, "--quiet", big_text)
+    assert status == 0 and shown == "" and quiet_out == out
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes((CORPORA / "en.train.txt").read_bytes()[:200_000])
+    status, out, shown = _on_a_terminal(env, "train", "-o", tmp_path / "q.model", "--vocab-size", "500", "-q", corpus)
+    assert status == 0 and shown == "" and out == b"" and (tmp_path / "q.model").exists()
 
 
 def test_output_file_is_atomic_and_not_clobbered(env, model_path, big_text, tmp_path):

@@ -69,12 +69,28 @@ def output_option(f):
     )(f)
 
 
-def progress_option(f):
-    return click.option(
-        "--progress/--no-progress",
-        default=None,
-        help="Show progress on stderr (default: only when stderr is a terminal).",
-    )(f)
+QUIET_HELP = "Print no progress and no summary of the run; errors and warnings still print."
+
+
+def progress_option(f=None, *, quiet_help: str = QUIET_HELP):
+    """--progress/--no-progress and -q/--quiet."""
+
+    def decorate(f):
+        f = quiet_option(f, quiet_help=quiet_help)
+        return click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="Show progress on stderr (default: a progress bar when stderr is a terminal, nothing otherwise).",
+        )(f)
+
+    return decorate(f) if f is not None else decorate
+
+
+def quiet_option(f=None, *, quiet_help: str = QUIET_HELP):
+    def decorate(f):
+        return click.option("-q", "--quiet", is_flag=True, help=quiet_help)(f)
+
+    return decorate(f) if f is not None else decorate
 
 
 def inputs_argument(f):
@@ -185,9 +201,14 @@ def normalized(tok, lines: list[bytes]) -> list[bytes]:
 # Progress on stderr
 
 
-def progress_meter(enabled: bool | None, stage: str, total: int | None = None) -> Progress:
-    """The progress report of a command (``encode: 12.3 MB, 4.5 MB/s, ...``); with
-    ``enabled=None`` (no --progress/--no-progress) it is on when stderr is a terminal."""
+def progress_meter(enabled: bool | None, stage: str, total: int | None = None, quiet: bool = False) -> Progress:
+    """The progress report of a command (a bar on a terminal, ``encode: done in ...``);
+    with ``enabled=None`` (no --progress/--no-progress) it is on when stderr is a
+    terminal, and --quiet turns it off."""
+    if quiet:
+        if enabled:
+            raise click.UsageError("--quiet and --progress contradict each other; give one")
+        enabled = False
     return Progress(enabled, stage, total, prefix="")
 
 

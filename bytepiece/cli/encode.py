@@ -33,6 +33,7 @@ from .common import (
     output_option,
     progress_meter,
     progress_option,
+    quiet_option,
     refuse_existing,
     refuse_output_folder,
     usable_cores,
@@ -96,6 +97,7 @@ def encode_command(
     output,
     force,
     progress,
+    quiet,
     dask_scheduler,
     dask_scheduler_file,
     dask_local,
@@ -139,7 +141,7 @@ def encode_command(
             raise CliError("--dask options write numpy shards: give their folder with -o")
         if fmt != "ids" or not inputs or "-" in inputs:
             raise CliError("--dask options encode files (not stdin) into id shards: no --format pieces/jsonl")
-        _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where)
+        _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet)
         return
     if output not in (None, "-"):
         refuse_existing(output, force)
@@ -148,7 +150,7 @@ def encode_command(
         alpha = tok.alpha  # the model's own default (-1: Viterbi)
     sampling = alpha >= 0
     formatter = _OutputLines(tok, fmt)
-    meter = progress_meter(progress, "encode", input_size(inputs))
+    meter = progress_meter(progress, "encode", input_size(inputs), quiet)
     with open_output(output, force) as out:
         line_number = 0
         # a batch per thread, so that threads have work; keys make batching invisible
@@ -244,6 +246,7 @@ class _OutputLines:
 @click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
 @click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
 @click.option("--no-normalize", is_flag=True, help="Encode the bytes as they are (no NFC).")
+@quiet_option(quiet_help="Do not print the closing line (lines, tokens, shards); errors still print.")
 @dask_options
 def encode_shards_command(
     model_path,
@@ -254,6 +257,7 @@ def encode_shards_command(
     bos,
     eos,
     no_normalize,
+    quiet,
     dask_scheduler,
     dask_scheduler_file,
     dask_local,
@@ -272,10 +276,12 @@ def encode_shards_command(
       bytepiece encode-shards -m my.model -o s3://bucket/tokens/ --dask-scheduler tcp://10.0.0.1:8786 s3://bucket/corpus/
     """
     where = dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
-    _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where)
+    _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet)
 
 
-def _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict) -> None:
+def _encode_shards(
+    model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict, quiet: bool = False
+) -> None:
     refuse_output_folder(output)  # before the model is loaded or any block encoded
     from ..distributed import encode_files
 
@@ -290,7 +296,8 @@ def _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normali
         normalize=not no_normalize,
         **where,
     )
-    click.echo(f"{index['lines']} lines, {index['tokens']} tokens in {len(index['parts'])} shard(s) in {output}")
+    if not quiet:
+        click.echo(f"{index['lines']} lines, {index['tokens']} tokens in {len(index['parts'])} shard(s) in {output}")
 
 
 # ---------------------------------------------------------------------------
@@ -311,7 +318,7 @@ def _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normali
 )
 @output_option
 @progress_option
-def decode_command(model_path, inputs, fmt, output, force, progress):
+def decode_command(model_path, inputs, fmt, output, force, progress, quiet):
     """Decode id lines (or stdin) back to text.
 
     The bytes of each line's ids are written back to back, with nothing added:
@@ -329,7 +336,7 @@ def decode_command(model_path, inputs, fmt, output, force, progress):
     table = tok.id_bytes
     size = len(table)
     pieces = PieceTable(table, spaces=True)
-    meter = progress_meter(progress, "decode", input_size(inputs))
+    meter = progress_meter(progress, "decode", input_size(inputs), quiet)
     with open_output(output, force) as out:
         for name, first, batch in line_batches(inputs):
             meter.advance(sum(len(line) for line in batch))

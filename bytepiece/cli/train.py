@@ -249,7 +249,10 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     help="EM runs on a uniform sample of the corpus this big (default: the Trainer's, 64 MB).",
 )
 @dask_options
-@progress_option
+@progress_option(
+    quiet_help="Print no progress and no summary: only errors, the --eval figures if asked "
+    "for, and the warning that the n-gram budget was hit."
+)
 def train_command(
     paths,
     output,
@@ -274,6 +277,7 @@ def train_command(
     dask_local,
     dask_blocksize,
     progress,
+    quiet,
 ):
     """Train a vocabulary on text files, folders (every file in them) or stdin (-).
 
@@ -329,7 +333,7 @@ def train_command(
             balance=balance,
             ngram_memory=ngram_memory,
             em_sample=em_sample,
-            verbose=progress_meter(progress, "train").enabled,
+            verbose=progress_meter(progress, "train", quiet=quiet).enabled,
         )
     )
     peak = _PeakMemory()
@@ -341,7 +345,7 @@ def train_command(
     for pieces, target in zip(trainer.pieces, targets):
         with writing(target):
             save_model(target, pieces, overwrite=force)
-    _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths)
+    _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths, quiet)
 
 
 def _trainer_options(
@@ -426,23 +430,34 @@ def _train(trainer, paths: Sequence[str], workers: int, encoding_errors: str, da
 
 
 def _print_summary(
-    trainer, paths: Sequence[str], targets: Sequence[str], seconds: float, peak: float | None, eval_paths
+    trainer,
+    paths: Sequence[str],
+    targets: Sequence[str],
+    seconds: float,
+    peak: float | None,
+    eval_paths,
+    quiet: bool = False,
 ) -> None:
+    """What the run did, on stdout. With --quiet only what was asked for (the --eval
+    figures) and the warning that counts are approximate remain."""
     out = TextOut()
     corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")
-    out.write(
-        f"trained on {len(paths)} path(s)"
-        + (f", {corpus_bytes / 1e6:.1f} MB" if corpus_bytes else "")
-        + f" in {seconds:.1f} s"
-        + (f", peak memory {peak:.0f} MB" if peak else "")
-        + "\n"
-    )
+    if not quiet:
+        out.write(
+            f"trained on {len(paths)} path(s)"
+            + (f", {corpus_bytes / 1e6:.1f} MB" if corpus_bytes else "")
+            + f" in {seconds:.1f} s"
+            + (f", peak memory {peak:.0f} MB" if peak else "")
+            + "\n"
+        )
     if getattr(trainer, "stats", {}).get("ngram_budget_hit"):
         out.write(
             f"n-gram memory budget ({trainer.ngram_memory / 1e6:g} MB) hit: the rarest n-grams were "
             "dropped, so counts are approximate (raise --ngram-memory for exact ones)\n"
         )
     for pieces, target in zip(trainer.pieces, targets):
+        if quiet and not eval_paths:
+            continue
         line = f"{target}: vocabulary size {len(pieces) + FIRST_PIECE_ID}"
         if eval_paths:
             nbytes, tokens = _bytes_per_token(load_tokenizer(target), eval_paths)
