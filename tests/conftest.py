@@ -1,4 +1,4 @@
-"""Shared fixtures: the vendored model and, when ../shared is present, the other compat models."""
+"""Shared fixtures: the vendored models (tests/data; see its NOTICE) and deterministic seeds."""
 
 from __future__ import annotations
 
@@ -20,9 +20,17 @@ except ImportError:  # hypothesis is a test extra; modules that need it skip wit
 
 TESTS = pathlib.Path(__file__).resolve().parent
 REPO = TESTS.parent
-VENDORED_MODEL = TESTS / "data" / "bytepiece.plus.40k.zip"
-SHARED_COMPAT = REPO.parent / "shared" / "compat"
-COMPAT_MODELS = sorted(SHARED_COMPAT.glob("*.zip")) if SHARED_COMPAT.is_dir() else []
+DATA = TESTS / "data"
+# BytePiece 0.6.3 models published by its author, vendored with their licence in
+# tests/data: the one most tests use, and all four for the compatibility tests.
+VENDORED_MODEL = DATA / "bytepiece.plus.40k.zip"
+COMPAT_MODEL_NAMES = (
+    "bytepiece.plus.40k.zip",
+    "bytepiece_80k.zip",
+    "bytepiece.id.eu.plus.80k.zip",
+    "bytepiece.zh.id.eu.40k.zip",
+)
+COMPAT_MODELS = [DATA / name for name in COMPAT_MODEL_NAMES]
 
 
 @pytest.fixture(scope="session")

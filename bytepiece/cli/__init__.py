@@ -10,7 +10,9 @@ other commands.
 Why it is built this way:
 
 - stdout carries only data (ids, pieces, samples, reports); progress goes to
-  stderr, and only when stderr is a terminal or ``--progress`` asks for it.
+  stderr, and only when stderr is a terminal (a bar, redrawn in place) or
+  ``--progress`` asks for it (then only stage lines, no bar); ``--quiet`` leaves
+  only errors and warnings.
 - Text is read as bytes, one line at a time, in batches of lines, so memory
   stays flat on files of any size. A line keeps its line ending (``\\n`` or
   ``\\r\\n``, or nothing on a last line without one): its ids include those

@@ -69,12 +69,28 @@ def output_option(f):
     )(f)
 
 
-def progress_option(f):
-    return click.option(
-        "--progress/--no-progress",
-        default=None,
-        help="Show progress on stderr (default: only when stderr is a terminal).",
-    )(f)
+QUIET_HELP = "Print no progress and no summary of the run; errors and warnings still print."
+
+
+def progress_option(f=None, *, quiet_help: str = QUIET_HELP):
+    """--progress/--no-progress and -q/--quiet."""
+
+    def decorate(f):
+        f = quiet_option(f, quiet_help=quiet_help)
+        return click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="Show progress on stderr (default: a progress bar when stderr is a terminal, nothing otherwise).",
+        )(f)
+
+    return decorate(f) if f is not None else decorate
+
+
+def quiet_option(f=None, *, quiet_help: str = QUIET_HELP):
+    def decorate(f):
+        return click.option("-q", "--quiet", is_flag=True, help=quiet_help)(f)
+
+    return decorate(f) if f is not None else decorate
 
 
 def inputs_argument(f):
@@ -132,6 +148,26 @@ def dask_where(address, scheduler_file, local, blocksize) -> dict:
 
 
 # ---------------------------------------------------------------------------
+# Cores
+
+# The default number of workers of train: every usable core, but no more than this, so
+# that a command run without options on a big shared machine does not take it over
+# (--workers asks for more).
+MAX_DEFAULT_WORKERS = 8
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    return min(usable_cores(), MAX_DEFAULT_WORKERS)
+
+
+# ---------------------------------------------------------------------------
 # The model
 
 
@@ -165,9 +201,14 @@ def normalized(tok, lines: list[bytes]) -> list[bytes]:
 # Progress on stderr
 
 
-def progress_meter(enabled: bool | None, stage: str, total: int | None = None) -> Progress:
-    """The progress report of a command (``encode: 12.3 MB, 4.5 MB/s, ...``); with
-    ``enabled=None`` (no --progress/--no-progress) it is on when stderr is a terminal."""
+def progress_meter(enabled: bool | None, stage: str, total: int | None = None, quiet: bool = False) -> Progress:
+    """The progress report of a command (a bar on a terminal, ``encode: done in ...``);
+    with ``enabled=None`` (no --progress/--no-progress) it is on when stderr is a
+    terminal, and --quiet turns it off."""
+    if quiet:
+        if enabled:
+            raise click.UsageError("--quiet and --progress contradict each other; give one")
+        enabled = False
     return Progress(enabled, stage, total, prefix="")
 
 
@@ -251,6 +292,22 @@ def refuse_existing(path: str, force: bool) -> None:
         raise CliError(f"{path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise CliError(f"{path}: the folder {folder} is not writable")
+
+
+def refuse_output_folder(path: str) -> None:
+    """Check a folder that will receive shards, before any work: a folder (or a path that
+    can become one) that this process can write to. URLs are left to the workers."""
+    if "://" in path or "::" in path:
+        return
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise CliError(f"{path}: exists and is not a folder; give a folder for the shards")
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise CliError(f"{path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CliError(f"{path}: the folder {existing} is not writable")
 
 
 @contextlib.contextmanager

@@ -12,12 +12,12 @@ which writes numpy shards with the same ids.
 
 from __future__ import annotations
 
+import base64
 import json
-import os
 
 import click
 
-from ..model import PieceTable
+from ..model import FIRST_PIECE_ID, SPECIAL_PIECES, PieceTable
 from .common import (
     CliError,
     check_alpha,
@@ -33,7 +33,10 @@ from .common import (
     output_option,
     progress_meter,
     progress_option,
+    quiet_option,
     refuse_existing,
+    refuse_output_folder,
+    usable_cores,
 )
 
 
@@ -49,7 +52,8 @@ from .common import (
     show_default=True,
     help="ids: space-separated ids; pieces: readable pieces (see below); "
     "jsonl: one JSON object per line with ids, pieces, byte offsets and "
-    "character offsets (within the line, as Tokenizer.encode_with_offsets).",
+    "character offsets (within the line, as Tokenizer.encode_with_offsets); "
+    "see below for its pieces.",
 )
 @click.option(
     "--alpha",
@@ -93,6 +97,7 @@ def encode_command(
     output,
     force,
     progress,
+    quiet,
     dask_scheduler,
     dask_scheduler_file,
     dask_local,
@@ -115,6 +120,15 @@ def encode_command(
       a byte that is not valid UTF-8 \\xNN.
 
     \b
+    jsonl format: "pieces" holds each piece's text as a JSON string (a
+      newline is a newline, no escapes of ours), <pad>/<bos>/<eos> their
+      names, and null for a piece whose bytes are not valid UTF-8 on their
+      own (e.g. part of a character). A line with such pieces also has
+      "bytes": a list as long as "pieces", with the piece's bytes in
+      base64 where "pieces" is null, and null elsewhere. "ids" is what
+      `decode --format jsonl` reads.
+
+    \b
     Examples:
       bytepiece encode -m my.model corpus.txt > corpus.ids
       cat corpus.txt | bytepiece encode -m my.model --format pieces | head
@@ -127,7 +141,7 @@ def encode_command(
             raise CliError("--dask options write numpy shards: give their folder with -o")
         if fmt != "ids" or not inputs or "-" in inputs:
             raise CliError("--dask options encode files (not stdin) into id shards: no --format pieces/jsonl")
-        _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where)
+        _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet)
         return
     if output not in (None, "-"):
         refuse_existing(output, force)
@@ -136,11 +150,11 @@ def encode_command(
         alpha = tok.alpha  # the model's own default (-1: Viterbi)
     sampling = alpha >= 0
     formatter = _OutputLines(tok, fmt)
-    meter = progress_meter(progress, "encode", input_size(inputs))
+    meter = progress_meter(progress, "encode", input_size(inputs), quiet)
     with open_output(output, force) as out:
         line_number = 0
         # a batch per thread, so that threads have work; keys make batching invisible
-        for _name, _first, batch in line_batches(inputs, threads=threads or _usable_cores()):
+        for _name, _first, batch in line_batches(inputs, threads=threads or usable_cores()):
             meter.advance(sum(len(line) for line in batch))
             datas = normalized(tok, batch)
             keys = range(line_number + 1, line_number + 1 + len(datas)) if sampling else None
@@ -152,12 +166,6 @@ def encode_command(
     meter.finish()
 
 
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
-
 class _OutputLines:
     """encode's output lines for a batch, in one of its formats (ids, pieces, jsonl)."""
 
@@ -165,7 +173,26 @@ class _OutputLines:
         self.fmt = fmt
         self.id_bytes = tok.id_bytes
         self.id_text = [str(i) for i in range(tok.vocab_size)] if fmt == "ids" else []
-        self.pieces = PieceTable(self.id_bytes, spaces=(fmt == "pieces"))
+        self.pieces = PieceTable(self.id_bytes, spaces=True)
+        self._json_text: dict[int, str | None] = {}
+
+    def json_text(self, i: int) -> str | None:
+        """The text of id ``i`` in a jsonl record: the piece's own text (no escapes), the
+        name of a special id, or None when the bytes are not valid UTF-8 on their own."""
+        try:
+            return self._json_text[i]
+        except KeyError:
+            pass
+        text: str | None
+        if i < FIRST_PIECE_ID:
+            text = SPECIAL_PIECES[i]
+        else:
+            try:
+                text = self.id_bytes[i].decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+        self._json_text[i] = text
+        return text
 
     def text(self, first_line: int, datas: list[bytes], results: list[list[int]]) -> str:
         """The lines for ``results``, the ids of ``datas`` (input lines ``first_line`` on)."""
@@ -184,13 +211,15 @@ class _OutputLines:
                 starts.append(at)
                 at += len(self.id_bytes[i])
                 ends.append(at)
-            record = {
-                "line": k,
-                "ids": ids,
-                "pieces": [pieces[i] for i in ids],
-                "offsets": [list(span) for span in zip(starts, ends)],
-                "char_offsets": [list(span) for span in char_spans(data, starts, ends)],
-            }
+            texts = [self.json_text(i) for i in ids]
+            record: dict = {"line": k, "ids": ids, "pieces": texts}
+            if None in texts:  # those pieces' bytes, in base64, at the same places
+                record["bytes"] = [
+                    None if text is not None else base64.b64encode(self.id_bytes[i]).decode("ascii")
+                    for i, text in zip(ids, texts)
+                ]
+            record["offsets"] = [list(span) for span in zip(starts, ends)]
+            record["char_offsets"] = [list(span) for span in char_spans(data, starts, ends)]
             lines.append(json.dumps(record, ensure_ascii=False) + "\n")
         return "".join(lines)
 
@@ -217,6 +246,7 @@ class _OutputLines:
 @click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
 @click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
 @click.option("--no-normalize", is_flag=True, help="Encode the bytes as they are (no NFC).")
+@quiet_option(quiet_help="Do not print the closing line (lines, tokens, shards); errors still print.")
 @dask_options
 def encode_shards_command(
     model_path,
@@ -227,6 +257,7 @@ def encode_shards_command(
     bos,
     eos,
     no_normalize,
+    quiet,
     dask_scheduler,
     dask_scheduler_file,
     dask_local,
@@ -245,10 +276,13 @@ def encode_shards_command(
       bytepiece encode-shards -m my.model -o s3://bucket/tokens/ --dask-scheduler tcp://10.0.0.1:8786 s3://bucket/corpus/
     """
     where = dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
-    _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where)
+    _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet)
 
 
-def _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict) -> None:
+def _encode_shards(
+    model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict, quiet: bool = False
+) -> None:
+    refuse_output_folder(output)  # before the model is loaded or any block encoded
     from ..distributed import encode_files
 
     index = encode_files(
@@ -262,7 +296,8 @@ def _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normali
         normalize=not no_normalize,
         **where,
     )
-    click.echo(f"{index['lines']} lines, {index['tokens']} tokens in {len(index['parts'])} shard(s) in {output}")
+    if not quiet:
+        click.echo(f"{index['lines']} lines, {index['tokens']} tokens in {len(index['parts'])} shard(s) in {output}")
 
 
 # ---------------------------------------------------------------------------
@@ -283,7 +318,7 @@ def _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normali
 )
 @output_option
 @progress_option
-def decode_command(model_path, inputs, fmt, output, force, progress):
+def decode_command(model_path, inputs, fmt, output, force, progress, quiet):
     """Decode id lines (or stdin) back to text.
 
     The bytes of each line's ids are written back to back, with nothing added:
@@ -301,7 +336,7 @@ def decode_command(model_path, inputs, fmt, output, force, progress):
     table = tok.id_bytes
     size = len(table)
     pieces = PieceTable(table, spaces=True)
-    meter = progress_meter(progress, "decode", input_size(inputs))
+    meter = progress_meter(progress, "decode", input_size(inputs), quiet)
     with open_output(output, force) as out:
         for name, first, batch in line_batches(inputs):
             meter.advance(sum(len(line) for line in batch))

@@ -57,14 +57,19 @@ def _model_report(tok, model_path: str) -> dict:
     lengths: dict = {}
     for piece in vocab.pieces:
         lengths[len(piece)] = lengths.get(len(piece), 0) + 1
-    not_utf8 = 0
+    split = starts_inside = ends_inside = not_utf8 = 0
     multi_digit = 0
     for piece in vocab.pieces:
-        try:
-            piece.decode("utf-8")
-        except UnicodeDecodeError:
-            not_utf8 += len(piece) > 1
-        if len(piece) > 1 and sum(48 <= b <= 57 for b in piece) > 1:
+        if len(piece) < 2:
+            continue  # (single bytes: all 256 are in every model)
+        starts, ends, well_formed = utf8_shape(piece)
+        if not well_formed:
+            not_utf8 += 1
+        elif starts or ends:
+            split += 1
+            starts_inside += starts
+            ends_inside += ends
+        if sum(48 <= b <= 57 for b in piece) > 1:
             multi_digit += 1
     return {
         "model": model_path,
@@ -75,13 +80,66 @@ def _model_report(tok, model_path: str) -> dict:
         "special ids": {name: i for i, name in enumerate(SPECIAL_PIECES)},
         "longest piece (bytes)": max(lengths),
         "piece lengths (bytes: pieces)": dict(sorted(lengths.items())),
-        "multi-byte pieces that are not valid UTF-8": not_utf8,
+        "multi-byte pieces that split a character": split,
+        "multi-byte pieces that start inside a character": starts_inside,
+        "multi-byte pieces that end inside a character": ends_inside,
+        "multi-byte pieces that are not UTF-8 at all": not_utf8,
         "pieces with two or more digits": multi_digit,
         "total count": sum(vocab.counts),
         "normalization": tok.normalization,
         "default alpha": tok.alpha,
         "special tokens": tok.special_tokens,
     }
+
+
+# The second byte of a character, by its first byte (RFC 3629): what rules out
+# overlong forms, surrogates and code points above U+10FFFF.
+_SECOND_BYTE = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
+
+
+def utf8_shape(piece: bytes) -> tuple[bool, bool, bool]:
+    """How a piece sits in UTF-8 text: (starts inside a character, ends inside one,
+    well-formed).
+
+    Well-formed means that the bytes occur in some valid UTF-8 text: whole characters,
+    possibly preceded by the last 1-3 bytes of one (the piece starts inside a
+    character: its first byte is a continuation byte, which the trainer's
+    ensure_unicode forbids) and followed by the first bytes of one (the piece ends
+    inside a character, which nothing forbids: pieces such as the first two bytes of
+    a three-byte character are common). A piece that is not well-formed holds bytes
+    that no UTF-8 text has in that order: 0xC0, 0xC1, 0xF5-0xFF, an overlong form, a
+    surrogate, a lead byte without its continuation bytes, four continuation bytes
+    in a row. A piece of continuation bytes only counts as starting inside a
+    character (where it ends cannot be told).
+    """
+    n = len(piece)
+    i = 0
+    while i < n and 0x80 <= piece[i] < 0xC0:
+        i += 1
+    starts = i > 0
+    if i > 3:  # a character has at most three continuation bytes
+        return starts, False, False
+    while i < n:
+        lead = piece[i]
+        if lead < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= lead <= 0xDF:
+            need = 1
+        elif 0xE0 <= lead <= 0xEF:
+            need = 2
+        elif 0xF0 <= lead <= 0xF4:
+            need = 3
+        else:  # 0xC0, 0xC1, 0xF5-0xFF, or a continuation byte where a character starts
+            return starts, False, False
+        low, high = _SECOND_BYTE.get(lead, (0x80, 0xBF))
+        for j in range(1, need + 1):
+            if i + j == n:
+                return starts, True, True  # the character goes on past the piece's end
+            if not (low <= piece[i + j] <= high if j == 1 else 0x80 <= piece[i + j] <= 0xBF):
+                return starts, False, False
+        i += need + 1
+    return starts, False, True
 
 
 def _measure_text(tok, path: str) -> dict:
@@ -112,7 +170,12 @@ def _write_text_report(out: TextOut, model_path: str, report: dict) -> None:
     )
     out.write("special ids:         " + ", ".join(f"{n}={i}" for n, i in report["special ids"].items()) + "\n")
     out.write(f"longest piece:       {report['longest piece (bytes)']} bytes\n")
-    out.write(f"not valid UTF-8:     {report['multi-byte pieces that are not valid UTF-8']} multi-byte pieces\n")
+    out.write(
+        f"split a character:   {report['multi-byte pieces that split a character']} multi-byte pieces "
+        f"(start inside one: {report['multi-byte pieces that start inside a character']}, "
+        f"end inside one: {report['multi-byte pieces that end inside a character']})\n"
+    )
+    out.write(f"not UTF-8 at all:    {report['multi-byte pieces that are not UTF-8 at all']} multi-byte pieces\n")
     out.write(f"with 2+ digits:      {report['pieces with two or more digits']} pieces\n")
     out.write(f"normalization:       {report['normalization']}\n")
     alpha = report["default alpha"]

@@ -29,7 +29,7 @@ from .common import CliError, TextOut, check_alpha, load_tokenizer, model_option
     type=click.IntRange(min=1),
     default=10,
     show_default=True,
-    help="How many segmentations to draw.",
+    help="How many segmentations to draw and show (with --check: none unless given).",
 )
 @click.option(
     "--alpha",
@@ -48,11 +48,13 @@ from .common import CliError, TextOut, check_alpha, load_tokenizer, model_option
     default=None,
     metavar="N",
     help="Draw N samples and compare their frequencies with the exact probabilities "
-    "of every segmentation (chi-square test). TEXT must be short enough to enumerate.",
+    "of every segmentation (chi-square test); prints only that report unless -n is given. "
+    "TEXT must be short enough to enumerate.",
 )
 @click.option("--no-normalize", is_flag=True, help="Do not NFC-normalise TEXT.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for --check.")
-def sample_command(model_path, text, count, alpha, seed, check, no_normalize, threads):
+@click.pass_context
+def sample_command(ctx, model_path, text, count, alpha, seed, check, no_normalize, threads):
     """Show sampled segmentations of TEXT with their exact probabilities.
 
     Each line is: probability, `*` when it is the best (Viterbi) segmentation,
@@ -67,6 +69,8 @@ def sample_command(model_path, text, count, alpha, seed, check, no_normalize, th
     """
     if alpha < 0:
         raise click.BadParameter("must be >= 0 to sample", param_hint="'--alpha'")
+    if check is not None and ctx.get_parameter_source("count") is not click.core.ParameterSource.COMMANDLINE:
+        count = 0  # --check alone: the check's report, not also samples nobody asked for
     tok = load_tokenizer(model_path, seed=seed, normalize=False if no_normalize else None)
     data = tok.normalize_bytes(text.encode("utf-8", "surrogateescape"))
     if not data:
@@ -76,14 +80,15 @@ def sample_command(model_path, text, count, alpha, seed, check, no_normalize, th
     logz = tok.log_partition(data, alpha)
     best = tok.encode(data)
     out = TextOut()
-    draws = tok.encode_batch([data] * count, alpha=alpha, keys=list(range(count)), num_threads=threads)
-    out.write(
-        f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): "
-        f"p={_prob(tok, best, alpha, logz, data):.6g}, {' '.join(shown[i] for i in best)}\n"
-    )
-    for ids in draws:
-        mark = "*" if ids == best else " "
-        out.write(f"{_prob(tok, ids, alpha, logz, data):.6g}\t{mark}\t{' '.join(shown[i] for i in ids)}\n")
+    if count:
+        draws = tok.encode_batch([data] * count, alpha=alpha, keys=list(range(count)), num_threads=threads)
+        out.write(
+            f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): "
+            f"p={_prob(tok, best, alpha, logz, data):.6g}, {' '.join(shown[i] for i in best)}\n"
+        )
+        for ids in draws:
+            mark = "*" if ids == best else " "
+            out.write(f"{_prob(tok, ids, alpha, logz, data):.6g}\t{mark}\t{' '.join(shown[i] for i in ids)}\n")
     if check is not None:
         _check_sampler(tok, data, alpha, logz, segmentations, check, threads, shown, out)
     out.flush()

@@ -22,11 +22,13 @@ import click
 
 from ..model import FIRST_PIECE_ID, save_model
 from .common import (
+    MAX_DEFAULT_WORKERS,
     CliError,
     TextOut,
     binary_stream,
     dask_options,
     dask_where,
+    default_workers,
     line_batches,
     load_tokenizer,
     normalized,
@@ -69,15 +71,53 @@ def _spool_stdin(directory: str | None) -> str:
     return path
 
 
-def _peak_memory_mb() -> float | None:
-    try:
-        import resource
-    except ImportError:  # not on this platform
-        return None
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
-    return max(own, children) * scale / 1e6
+class _PeakMemory:
+    """The peak resident memory of this run, for the summary.
+
+    It is this process's own peak, or the peak of a child process this run started
+    and waited for (the fork pool of ``engine="process"``, the workers of
+    ``--dask-local``) when that is higher. Neither ``getrusage`` figure alone says
+    that: ``RUSAGE_CHILDREN`` keeps the largest child ever waited for by this process
+    *or by the process it replaced*, so ``bash -c 'big; bytepiece train'`` (bash
+    execs the last command) reported ``big``; and on Linux ``RUSAGE_SELF`` also
+    keeps the peak of the process that forked this one before its exec (a big
+    Python that runs ``bytepiece train`` as a subprocess). So the own peak is the
+    high-water mark of this program's memory (``VmHWM`` in /proc/self/status, where
+    there is one; ``RUSAGE_SELF`` elsewhere), and the children's figure is read when
+    the run starts and counts only if it rose during the run.
+    """
+
+    def __init__(self) -> None:
+        self._children_before = self._rusage_bytes("RUSAGE_CHILDREN")
+
+    @staticmethod
+    def _rusage_bytes(who: str) -> int | None:
+        try:
+            import resource
+        except ImportError:  # not on this platform
+            return None
+        scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+        return resource.getrusage(getattr(resource, who)).ru_maxrss * scale
+
+    @classmethod
+    def _own_bytes(cls) -> int | None:
+        try:
+            with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024  # "VmHWM:  123456 kB"
+        except (OSError, ValueError, IndexError):
+            pass
+        return cls._rusage_bytes("RUSAGE_SELF")
+
+    def mb(self) -> float | None:
+        own = self._own_bytes()
+        if own is None:
+            return None
+        children = self._rusage_bytes("RUSAGE_CHILDREN") or 0
+        if self._children_before is not None and children > self._children_before:
+            own = max(own, children)  # a child of this run peaked higher
+        return own / 1e6
 
 
 def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
@@ -130,13 +170,20 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     help="Longest piece, in bytes (default: the Trainer's, 24; 36 with --no-em, as 0.6.3).",
 )
 @click.option("--isolate-digits", is_flag=True, help="Keep every digit a piece of its own.")
-@click.option("--no-ensure-unicode", is_flag=True, help="Allow multi-byte pieces that are not whole UTF-8 characters.")
+@click.option(
+    "--no-ensure-unicode",
+    is_flag=True,
+    help="Also allow multi-byte pieces that start inside a UTF-8 character (by default none does, as "
+    "0.6.3's ensure_unicode). Either way a piece may end inside one, e.g. the first two bytes of a "
+    "three-byte character; `bytepiece info` counts both kinds.",
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Threads for counting and pruning; the model is the same for any number.",
+    default=default_workers,
+    show_default=f"the usable cores, at most {MAX_DEFAULT_WORKERS}",
+    help="Threads for counting, pruning and EM. The model file is byte for byte the same "
+    "whatever their number; only the time and memory change.",
 )
 @click.option(
     "--errors",
@@ -202,7 +249,10 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     help="EM runs on a uniform sample of the corpus this big (default: the Trainer's, 64 MB).",
 )
 @dask_options
-@progress_option
+@progress_option(
+    quiet_help="Print no progress and no summary: only errors, the --eval figures if asked "
+    "for, and the warning that the n-gram budget was hit."
+)
 def train_command(
     paths,
     output,
@@ -227,6 +277,7 @@ def train_command(
     dask_local,
     dask_blocksize,
     progress,
+    quiet,
 ):
     """Train a vocabulary on text files, folders (every file in them) or stdin (-).
 
@@ -254,7 +305,15 @@ def train_command(
         raise CliError("stdin (-) cannot be read by the workers of a remote Dask cluster; give files")
     sizes = sorted(set(vocab_sizes), reverse=True)
     targets = _model_paths(output, sizes)
-    for target in targets:
+    main_job = not paths and click.get_current_context().get_parameter_source("output") is not (
+        click.core.ParameterSource.COMMANDLINE
+    )
+    for target in targets:  # before any work: a second run of the main job stops here
+        if main_job and not force and os.path.lexists(target):
+            raise CliError(
+                f"{target}: already exists, so nothing was trained. To train again, add --force to "
+                f"replace it (bytepiece train --force) or write another file (bytepiece train -o other.model)"
+            )
         refuse_existing(target, force)
     if not paths:
         paths = _bundled_corpus()
@@ -274,9 +333,10 @@ def train_command(
             balance=balance,
             ngram_memory=ngram_memory,
             em_sample=em_sample,
-            verbose=progress_meter(progress, "train").enabled,
+            verbose=progress_meter(progress, "train", quiet=quiet).enabled,
         )
     )
+    peak = _PeakMemory()
     start = time.monotonic()
     _train(trainer, paths, workers, encoding_errors, dask)
     seconds = time.monotonic() - start
@@ -285,7 +345,7 @@ def train_command(
     for pieces, target in zip(trainer.pieces, targets):
         with writing(target):
             save_model(target, pieces, overwrite=force)
-    _print_summary(trainer, paths, targets, seconds, eval_paths)
+    _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths, quiet)
 
 
 def _trainer_options(
@@ -369,23 +429,35 @@ def _train(trainer, paths: Sequence[str], workers: int, encoding_errors: str, da
                 os.unlink(spooled)
 
 
-def _print_summary(trainer, paths: Sequence[str], targets: Sequence[str], seconds: float, eval_paths) -> None:
+def _print_summary(
+    trainer,
+    paths: Sequence[str],
+    targets: Sequence[str],
+    seconds: float,
+    peak: float | None,
+    eval_paths,
+    quiet: bool = False,
+) -> None:
+    """What the run did, on stdout. With --quiet only what was asked for (the --eval
+    figures) and the warning that counts are approximate remain."""
     out = TextOut()
-    peak = _peak_memory_mb()
     corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")
-    out.write(
-        f"trained on {len(paths)} path(s)"
-        + (f", {corpus_bytes / 1e6:.1f} MB" if corpus_bytes else "")
-        + f" in {seconds:.1f} s"
-        + (f", peak memory {peak:.0f} MB" if peak else "")
-        + "\n"
-    )
+    if not quiet:
+        out.write(
+            f"trained on {len(paths)} path(s)"
+            + (f", {corpus_bytes / 1e6:.1f} MB" if corpus_bytes else "")
+            + f" in {seconds:.1f} s"
+            + (f", peak memory {peak:.0f} MB" if peak else "")
+            + "\n"
+        )
     if getattr(trainer, "stats", {}).get("ngram_budget_hit"):
         out.write(
             f"n-gram memory budget ({trainer.ngram_memory / 1e6:g} MB) hit: the rarest n-grams were "
             "dropped, so counts are approximate (raise --ngram-memory for exact ones)\n"
         )
     for pieces, target in zip(trainer.pieces, targets):
+        if quiet and not eval_paths:
+            continue
         line = f"{target}: vocabulary size {len(pieces) + FIRST_PIECE_ID}"
         if eval_paths:
             nbytes, tokens = _bytes_per_token(load_tokenizer(target), eval_paths)

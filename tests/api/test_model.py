@@ -7,7 +7,7 @@ import json
 import zipfile
 
 import pytest
-from conftest import COMPAT_MODELS, VENDORED_MODEL
+from conftest import COMPAT_MODELS
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +31,7 @@ def _tiny_model(**overrides) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", [VENDORED_MODEL, *COMPAT_MODELS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", COMPAT_MODELS, ids=lambda p: p.name)
 def test_compat_models_load_from_zip_json_and_dict(path, tmp_path):
     raw = _raw_json(path)
     json_path = tmp_path / "model.json"
@@ -46,7 +46,7 @@ def test_compat_models_load_from_zip_json_and_dict(path, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", [VENDORED_MODEL, *COMPAT_MODELS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", COMPAT_MODELS, ids=lambda p: p.name)
 def test_save_writes_exactly_what_bytepiece_0_6_3_writes(path, tmp_path):
     # The author's published files were written by 0.6.3's Trainer.save.
     out = tmp_path / "copy.model"

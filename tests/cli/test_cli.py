@@ -197,7 +197,7 @@ def test_jsonl_has_ids_pieces_and_byte_offsets(runner, model, text_file, tok):
     records = [json.loads(line) for line in out.splitlines()]
     assert len(records) == len(lines_of(TEXT))
     for record, line in zip(records, lines_of(TEXT)):
-        assert set(record) == {"line", "ids", "pieces", "offsets", "char_offsets"}
+        assert set(record) - {"bytes"} == {"line", "ids", "pieces", "offsets", "char_offsets"}
         text = line.decode("utf-8")
         expected = tok.encode_with_offsets(text, add_eos=True)
         assert record["ids"] == expected.ids
@@ -210,6 +210,38 @@ def test_jsonl_has_ids_pieces_and_byte_offsets(runner, model, text_file, tok):
     # Lines where pieces split a character (emoji, 東京): neighbours share that character.
     split = [r for r in records if any(a[1] > b[0] for a, b in zip(r["char_offsets"], r["char_offsets"][1:]))]
     assert len(split) >= 2
+
+
+def test_jsonl_pieces_are_json_text_and_bytes_that_are_not_utf8_are_base64(runner, model, tok):
+    """A JSON reader gets each piece's text (a newline, not backslash-n); a piece that is
+    not valid UTF-8 on its own is null there, with its bytes in base64 under "bytes"."""
+    import base64
+
+    data = "Tab\there, back\\slash, ▁, 🙂 and 東京\r\n".encode() + b"raw \xff\xfe \xe6\x9d end\n" + b"plain\n"
+    out = ok(run(runner, "encode", "-m", model, "-f", "jsonl", "--bos", "--eos", input=data)).stdout_bytes
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 3
+    for record, line in zip(records, lines_of(data)):
+        ids, pieces = record["ids"], record["pieces"]
+        raw = record.get("bytes", [None] * len(ids))
+        assert len(pieces) == len(raw) == len(ids)
+        assert pieces[0] == "<bos>" and pieces[-1] == "<eos>"
+        got = []
+        for i, text, b64 in zip(ids[1:-1], pieces[1:-1], raw[1:-1]):
+            assert (text is None) != (b64 is None)
+            piece = text.encode("utf-8") if text is not None else base64.b64decode(b64)
+            assert piece == tok.id_bytes[i]
+            got.append(piece)
+        assert b"".join(got) == line
+    first, second, third = records
+    shown = "".join(p for p in first["pieces"][1:-1] if p is not None)
+    assert "\t" in shown and "\r\n" in shown and "\\slash" in shown
+    assert "\\t" not in shown and "\\r" not in shown and "\\u2581" not in shown  # no escapes of ours
+    assert None in first["pieces"]  # the emoji's pieces split it
+    assert any(b64 and b"\xff" in base64.b64decode(b64) for b64 in second["bytes"])
+    assert "bytes" not in third  # only lines with such pieces carry the field
+    back = ok(run(runner, "decode", "-m", model, "-f", "jsonl", input=out)).stdout_bytes
+    assert back == data
 
 
 def test_bos_eos(runner, model, tok):
@@ -406,6 +438,19 @@ def test_sample_check_compares_with_exact_frequencies(runner, model):
     assert math.isclose(enum_z, lattice_z, rel_tol=1e-6)
 
 
+def test_sample_check_prints_only_the_check_unless_samples_are_asked_for(runner, model):
+    args = ("sample", "-m", model, "token", "--seed", "3", "--check", "2000")
+    alone = ok(run(runner, *args)).stdout.splitlines()
+    assert alone[0].startswith("# check: 2000 draws")
+    rows = [line.split("\t") for line in alone if not line.startswith("#")]
+    assert rows and all(len(row) == 4 for row in rows)  # exact, empirical, count, pieces: no samples
+    with_samples = ok(run(runner, *args, "-n", "3")).stdout.splitlines()
+    samples = [line for line in with_samples if not line.startswith("#") and len(line.split("\t")) == 3]
+    assert len(samples) == 3
+    assert with_samples[-len(alone) :] == alone  # the same check after them
+    assert len(ok(run(runner, *args, "-n", "10")).stdout.splitlines()) == len(alone) + 11  # -n 10 given: shown
+
+
 def test_sample_check_refuses_texts_too_long_to_enumerate(runner, model):
     text = "a rather long sentence that has far too many segmentations to list"
     fails(run(runner, "sample", "-m", model, text, "--check", "10"), 1, "--check", "segmentations")
@@ -554,6 +599,33 @@ def test_train_options_reach_the_trainer(runner, corpus, tmp_path):
     assert not any(len(p) > 1 and any(48 <= b <= 57 for b in p) for p in pieces)
 
 
+def test_train_workers_default_to_the_usable_cores(runner, corpus, tmp_path, monkeypatch):
+    from bytepiece import Trainer
+
+    seen = []
+    real_train_files = Trainer.train_files
+
+    def spy(self, paths, workers=1, **kwargs):
+        seen.append(workers)
+        return real_train_files(self, paths, workers=workers, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_files", spy)
+    cores = {"n": 3}
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores["n"])), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores["n"])
+    ok(run(runner, "train", "-o", tmp_path / "three.model", "--vocab-size", "300", corpus))
+    cores["n"] = 64  # a big machine: capped
+    ok(run(runner, "train", "-o", tmp_path / "many.model", "--vocab-size", "300", corpus))
+    ok(run(runner, "train", "-o", tmp_path / "one.model", "--vocab-size", "300", "--workers", "1", corpus))
+    assert seen == [3, cli_common.MAX_DEFAULT_WORKERS, 1]
+    # the trainer's promise, which the help repeats: the same model bytes for any number
+    assert (tmp_path / "three.model").read_bytes() == (tmp_path / "one.model").read_bytes()
+    assert (tmp_path / "many.model").read_bytes() == (tmp_path / "one.model").read_bytes()
+    help_text = " ".join(ok(run(runner, "train", "--help")).stdout.split())
+    assert "byte for byte the same whatever their number" in help_text
+    assert f"the usable cores, at most {cli_common.MAX_DEFAULT_WORKERS}" in help_text
+
+
 def test_train_from_stdin_and_folders(runner, corpus, tmp_path):
     a = ok(run(runner, "train", "-o", tmp_path / "a.model", "--vocab-size", "300", "-", input=CORPUS))
     folder = tmp_path / "texts"
@@ -574,6 +646,53 @@ def test_train_without_paths_uses_the_bundled_corpus(runner, corpus, tmp_path, m
     assert Tokenizer(tmp_path / "bytepiece.model").vocab_size == 300
     assert "bytepiece.model" in result.stdout
     fails(run(runner, "train", "--vocab-size", "300"), 1, "bytepiece.model", "--force")
+
+
+def test_a_second_run_of_the_main_job_refuses_at_once_and_says_how_to_rerun(runner, tmp_path, monkeypatch):
+    from bytepiece import Trainer
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpora").mkdir()
+    (tmp_path / "corpora" / "xx.train.txt").write_text(CORPUS, encoding="utf-8")
+    (tmp_path / "bytepiece.model").write_text("an earlier run's model")
+
+    def must_not_train(self, *args, **kwargs):
+        raise AssertionError("trained before checking the output")
+
+    monkeypatch.setattr(Trainer, "train_files", must_not_train)
+    result = fails(run(runner, "train"), 1, "bytepiece.model", "nothing was trained")
+    assert "bytepiece train --force" in result.stderr and "bytepiece train -o other.model" in result.stderr
+    assert (tmp_path / "bytepiece.model").read_text() == "an earlier run's model"
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    ok(run(runner, "train", "-o", "other.model", "--vocab-size", "300"))  # the two ways it names
+    ok(run(runner, "train", "--force", "--vocab-size", "300"))
+    assert Tokenizer(tmp_path / "bytepiece.model").vocab_size == 300
+
+
+def test_every_command_with_an_output_checks_it_before_working(runner, model, text_file, tmp_path, monkeypatch):
+    import bytepiece.distributed
+    from bytepiece import Trainer
+    from bytepiece.cli import encode as cli_encode
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("worked before checking the output")
+
+    monkeypatch.setattr(cli_encode, "load_tokenizer", no_work)
+    monkeypatch.setattr(Trainer, "train_files", no_work)
+    monkeypatch.setattr(bytepiece.distributed, "encode_files", no_work)
+    existing = tmp_path / "existing"
+    existing.write_text("keep")
+    for command in (["encode", "-m", model], ["decode", "-m", model], ["train", "--vocab-size", "300"]):
+        fails(run(runner, *command, "-o", existing, text_file), 1, str(existing), "--force")
+    for command in (["encode-shards", "-m", model], ["encode", "-m", model, "--dask-local", "1"]):
+        fails(run(runner, *command, "-o", existing, text_file), 1, str(existing), "not a folder")
+    missing = tmp_path / "no" / "such" / "folder" / "out"
+    for command in (["encode", "-m", model], ["decode", "-m", model], ["train", "--vocab-size", "300"]):
+        fails(run(runner, *command, "-o", missing, text_file), 1, str(missing), "does not exist")
+    under_a_file = existing / "shards"
+    fails(run(runner, "encode-shards", "-m", model, "-o", under_a_file, text_file), 1, "is not a folder")
+    assert existing.read_text() == "keep"
 
 
 def test_train_errors(runner, tmp_path):
@@ -777,3 +896,119 @@ def test_train_help_states_the_trainers_balance_defaults():
     assert f"(default: the Trainer's, {params['em_balance'].default} = off)" in text
     assert f"(default: the Trainer's, {params['em_seed'].default})" in text
     assert f"(default: the Trainer's, {EM_MAX_PIECE_LENGTH}; {MAX_PIECE_LENGTH} with --no-em" in text
+
+
+# ---------------------------------------------------------------------------
+# info: pieces that split a character
+
+
+# What each handmade piece is: (starts inside a character, ends inside one, well-formed).
+UTF8_SHAPES = {
+    b"ab": (False, False, True),
+    "中".encode(): (False, False, True),
+    "中文!".encode(): (False, False, True),
+    b"\xe4\xb8": (False, True, True),  # the first two bytes of 中
+    b"a\xe4": (False, True, True),
+    b"\xf0\x9f\x99": (False, True, True),  # the first three of 🙂
+    b"\xb8\xad": (True, False, True),  # the last two of 中
+    b"\xad\xe6": (True, True, True),  # the end of 中, the start of 文
+    b"\x80\x80\x80": (True, False, True),  # continuation bytes only: a start inside
+    b"\xff\xfe": (False, False, False),
+    b"\xc0\x80": (False, False, False),  # an overlong NUL
+    b"\xe0\x80": (False, False, False),  # the start of an overlong form
+    b"\xed\xa0\x80": (False, False, False),  # a surrogate
+    b"\xf4\x90": (False, False, False),  # the start of a code point above U+10FFFF
+    b"\x80\x80\x80\x80": (True, False, False),  # four continuation bytes in a row
+    b"\xe4a": (False, False, False),  # a lead byte without its continuation bytes
+    b"a\x80": (False, False, False),  # a continuation byte where a character starts
+}
+
+
+def test_utf8_shape_of_handmade_pieces():
+    from bytepiece.cli.info import utf8_shape
+
+    for piece, shape in UTF8_SHAPES.items():
+        assert utf8_shape(piece) == shape, piece
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12), st.data())
+def test_utf8_shape_of_every_slice_of_valid_text(text, data):
+    """Any slice of valid UTF-8 is well-formed; it starts inside a character exactly when
+    its first byte is a continuation byte, and ends inside one exactly when the byte after
+    it is (except for slices of continuation bytes only, which only start inside)."""
+    from bytepiece.cli.info import utf8_shape
+
+    raw = text.encode("utf-8")
+    a = data.draw(st.integers(0, len(raw) - 1))
+    b = data.draw(st.integers(a + 1, len(raw)))
+    piece = raw[a:b]
+    starts, ends, well_formed = utf8_shape(piece)
+    continuation = [0x80 <= x < 0xC0 for x in raw] + [False]
+    assert well_formed
+    assert starts == continuation[a]
+    assert ends == (continuation[b] and not all(continuation[a:b]))
+    if not starts and not ends:
+        piece.decode("utf-8")  # whole characters
+
+
+def test_info_counts_pieces_that_split_a_character_apart_from_bytes_that_are_not_utf8(runner, tmp_path):
+    """A default model has pieces that end inside a character (ensure_unicode forbids only
+    starting inside one); info says which, instead of calling them all "not valid UTF-8"."""
+    from bytepiece import save_model
+
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts.update(dict.fromkeys(UTF8_SHAPES, 5))
+    path = tmp_path / "handmade.model"
+    save_model(path, counts)
+    report = json.loads(ok(run(runner, "info", "-m", path, "--json")).stdout)
+    assert report["multi-byte pieces that split a character"] == 6
+    assert report["multi-byte pieces that start inside a character"] == 3
+    assert report["multi-byte pieces that end inside a character"] == 4
+    assert report["multi-byte pieces that are not UTF-8 at all"] == 8
+    assert not any("not valid UTF-8" in key for key in report)
+    text = ok(run(runner, "info", "-m", path)).stdout
+    assert "split a character:   6 multi-byte pieces (start inside one: 3, end inside one: 4)" in text
+    assert "not UTF-8 at all:    8 multi-byte pieces" in text
+
+
+def test_no_ensure_unicode_help_says_what_the_default_forbids(runner, corpus, tmp_path):
+    help_text = " ".join(ok(run(runner, "train", "--help")).stdout.split())
+    assert "start inside a UTF-8 character (by default none does" in help_text
+    assert "may end inside one" in help_text
+    target = tmp_path / "default.model"
+    ok(run(runner, "train", "-o", target, "--vocab-size", "400", corpus))
+    report = json.loads(ok(run(runner, "info", "-m", target, "--json")).stdout)
+    assert report["multi-byte pieces that start inside a character"] == 0
+    assert report["multi-byte pieces that are not UTF-8 at all"] == 0
+
+
+# ---------------------------------------------------------------------------
+# --quiet
+
+
+def test_quiet_silences_progress_and_summaries_but_not_errors(runner, model, text_file, corpus, tmp_path):
+    plain = ok(run(runner, "encode", "-m", model, text_file))
+    shown = ok(run(runner, "encode", "-m", model, "--progress", text_file))
+    assert "encode: done in" in shown.stderr
+    quiet = ok(run(runner, "encode", "-m", model, "-q", text_file))
+    assert quiet.stderr == "" and quiet.stdout_bytes == plain.stdout_bytes  # the data is not touched
+    assert run(runner, "encode", "-m", model, "--quiet", "--progress", text_file).exit_code == 2
+    back = ok(run(runner, "decode", "-m", model, "--quiet", input=plain.stdout_bytes))
+    assert back.stderr == "" and back.stdout_bytes == TEXT
+    assert run(runner, "decode", "-m", model, "-q", "--progress", input="3").exit_code == 2
+    fails(run(runner, "decode", "-m", model, "-q", input="3 x\n"), 1, "'x' is not an id")  # errors still print
+
+    trained = ok(run(runner, "train", "-o", tmp_path / "q.model", "--vocab-size", "300", "-q", corpus))
+    assert trained.stdout == "" and trained.stderr == "" and (tmp_path / "q.model").exists()
+    evaluated = ok(
+        run(runner, "train", "-o", tmp_path / "e.model", "--vocab-size", "300", "-q", "--eval", corpus, corpus)
+    )
+    assert evaluated.stdout.startswith(f"{tmp_path / 'e.model'}: vocabulary size 300, ")
+    assert len(evaluated.stdout.splitlines()) == 1 and "bytes/token" in evaluated.stdout
+    assert run(runner, "train", "-o", tmp_path / "p.model", "-q", "--progress", corpus).exit_code == 2
+
+    shards = ok(run(runner, "encode-shards", "-m", model, "-o", tmp_path / "shards", "--quiet", text_file))
+    assert shards.stdout == "" and shards.stderr == "" and (tmp_path / "shards" / "index.json").exists()
+    loud = ok(run(runner, "encode-shards", "-m", model, "-o", tmp_path / "shards2", text_file))
+    assert "shard(s)" in loud.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -112,6 +113,7 @@ def test_closing_the_pipe_early_is_quiet(env, model_path, big_text):
     assert err == b""
 
 
+@pytest.mark.slow
 def test_head_in_a_shell_pipeline(env, model_path, big_text):
     script = f'"{sys.executable}" -m bytepiece encode -m "{model_path}" "{big_text}" | head -n 3'
     result = subprocess.run(["sh", "-c", script], capture_output=True, env=env, timeout=120)
@@ -120,16 +122,13 @@ def test_head_in_a_shell_pipeline(env, model_path, big_text):
     assert result.stderr == b""
 
 
-@pytest.mark.slow
-def test_progress_is_shown_by_default_only_on_a_terminal(env, model_path, big_text):
-    """stderr a terminal (a pty here): progress lines on it, stdout unchanged; a pipe: nothing."""
+def _on_a_terminal(env, *args):
+    """Run with stderr on a pty: (exit status, stdout, what the terminal got)."""
     import pty
 
     master, slave = pty.openpty()
     try:
-        process = subprocess.Popen(
-            command("encode", "-m", model_path, big_text), stdout=subprocess.PIPE, stderr=slave, env=env
-        )
+        process = subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=slave, env=env)
         os.close(slave)
         out, _ = process.communicate(timeout=120)
         shown = b""
@@ -143,11 +142,33 @@ def test_progress_is_shown_by_default_only_on_a_terminal(env, model_path, big_te
             shown += data
     finally:
         os.close(master)
-    assert process.returncode == 0
-    assert b"encode: " in shown and b"MB/s" in shown
+    return process.returncode, out, shown.decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_progress_is_shown_by_default_only_on_a_terminal(env, model_path, big_text):
+    """stderr a terminal (a pty here): progress lines on it, stdout unchanged; a pipe: nothing."""
+    status, out, shown = _on_a_terminal(env, "encode", "-m", model_path, big_text)
+    assert status == 0
+    assert "encode: " in shown and "MB/s" in shown
     piped = run(env, "encode", "-m", model_path, big_text)
     assert piped.returncode == 0 and piped.stderr == b""
     assert piped.stdout == out
+
+
+@pytest.mark.slow
+def test_a_terminal_gets_a_progress_bar_and_quiet_silences_it(env, model_path, big_text, tmp_path):
+    status, out, shown = _on_a_terminal(env, "encode", "-m", model_path, big_text)
+    assert status == 0
+    assert re.search(r"encode \[[#-]+\] +\d+%", shown), shown  # a bar, redrawn in place
+    last = shown.rstrip("\r\n").split("\r\x1b[K")[-1]
+    assert last.startswith("encode: done in") and "MB/s" in last and "ETA" not in last
+    status, quiet_out, shown = _on_a_terminal(env, "encode", "-m", model_path, "--quiet", big_text)
+    assert status == 0 and shown == "" and quiet_out == out
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes((CORPORA / "en.train.txt").read_bytes()[:200_000])
+    status, out, shown = _on_a_terminal(env, "train", "-o", tmp_path / "q.model", "--vocab-size", "500", "-q", corpus)
+    assert status == 0 and shown == "" and out == b"" and (tmp_path / "q.model").exists()
 
 
 @pytest.mark.slow
@@ -183,6 +204,36 @@ def test_interrupted_train_leaves_no_model(env, tmp_path):
     assert process.returncode == 130, (out, first + err)
     assert b"Error: interrupted" in err and b"Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]  # no model, no temp file
+
+
+@pytest.mark.slow
+def test_train_reports_its_own_peak_memory_not_an_earlier_process(env, tmp_path):
+    """bash execs the last command of ``-c``, so train runs in the process that waited for
+    a 400 MB Python just before (and that was forked from this test process): neither
+    of their peaks is train's."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes((CORPORA / "en.train.txt").read_bytes()[:300_000])
+    big = f'"{sys.executable}" -c "x = bytes(400_000_000); x = b\'1\' * 400_000_000"'
+    train = " ".join(f'"{a}"' for a in command("train", "-o", tmp_path / "m.model", "--vocab-size", "1000", corpus))
+    result = subprocess.run(["bash", "-c", f"{big}; exec {train}"], capture_output=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.decode()
+    peak = float(summary.split("peak memory ")[1].split(" MB")[0])
+    assert 5 < peak < 250, summary  # training this takes well under 100 MB
+
+
+@pytest.mark.slow
+def test_peak_memory_counts_a_child_the_run_started():
+    """A child process started during the run (a fork pool's worker, a local Dask
+    worker) counts when it peaked higher than this process."""
+    from bytepiece.cli.train import _PeakMemory
+
+    peak = _PeakMemory()
+    # (bigger than this process and than every child it waited for before)
+    size = int(max(_PeakMemory._own_bytes(), _PeakMemory._rusage_bytes("RUSAGE_CHILDREN")) + 200e6)
+    subprocess.run([sys.executable, "-c", f"x = b'1' * {size}"], check=True, timeout=60)
+    assert peak.mb() >= size / 1e6
+    assert _PeakMemory().mb() < size / 1e6  # a later run: that child is not its own
 
 
 # Runs a command with its output discarded and prints its peak RSS (KiB). The probe is a

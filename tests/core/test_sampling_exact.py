@@ -85,8 +85,8 @@ from hypothesis import strategies as st  # noqa: E402
 from strategies import vocab_and_text  # noqa: E402
 
 TESTS = pathlib.Path(__file__).resolve().parents[1]
-VENDORED_MODEL = TESTS / "data" / "bytepiece.plus.40k.zip"
-SHARED_COMPAT = TESTS.parent.parent / "shared" / "compat"
+DATA = TESTS / "data"
+VENDORED_MODEL = DATA / "bytepiece.plus.40k.zip"
 
 FAMILY_ALPHA = 0.01
 N_DRAWS = 20_000
@@ -188,16 +188,14 @@ CASES = {
     "real-zh": _real(VENDORED_MODEL, "自然语言"),
     "real-code": _real(VENDORED_MODEL, "for (i = 0;"),
 }
-# More real vocabularies from the shared compat models; without ../shared those cases
-# skip (and leave the family).
+# More real vocabularies, from two other vendored compat models (tests/data).
 COMPAT_CASES = {
     "compat-zh-eu": ("bytepiece.zh.id.eu.40k.zip", "中文分词"),
     "compat-en-80k": ("bytepiece_80k.zip", "tokenizer"),
 }
 for _name, (_file, _text) in COMPAT_CASES.items():
-    if (SHARED_COMPAT / _file).is_file():
-        CASES[_name] = _real(SHARED_COMPAT / _file, _text)
-ALL_CASES = sorted(set(CASES) | set(COMPAT_CASES))
+    CASES[_name] = _real(DATA / _file, _text)
+ALL_CASES = sorted(CASES)
 
 CORPORA = TESTS.parent / "corpora"
 LONG_CASES = {"long-en": ("en.heldout.txt", 0), "long-zh": ("zh.heldout.txt", 0), "long-code": ("code.heldout.txt", 0)}
@@ -328,8 +326,6 @@ def run(case: str, alpha: float, sampler: int, rng_kind: int, n: int = N_DRAWS):
 @pytest.mark.parametrize("case", ALL_CASES)
 @pytest.mark.parametrize("name,sampler", EXACT_SAMPLERS)
 def test_exact_sampler_fits(name, sampler, case, alpha):
-    if case not in CASES:
-        pytest.skip(f"needs {SHARED_COMPAT / COMPAT_CASES[case][0]}")
     p_chi2, p_tv, tv, cells = run(case, alpha, sampler, RNG_XOSHIRO)
     assert p_chi2 >= THRESHOLD, f"chi-square rejects {name} on {case} at alpha={alpha}: p={p_chi2:.3g}"
     assert p_tv >= THRESHOLD, f"TV rejects {name} on {case} at alpha={alpha}: TV={tv:.4f}, p<={p_tv:.3g}"
@@ -559,17 +555,13 @@ def test_docs_state_this_family_and_the_table_script_runs(tmp_path):
 
     doc = (TESTS.parent / "docs" / "exact-sampling.md").read_text(encoding="utf-8")
 
-    def size(cases: int) -> int:
-        return len(EXACT_SAMPLERS) * len(ALPHAS) * (cases * 2 + len(LONG_CASES))
-
-    base, with_compat = size(len(ALL_CASES) - len(COMPAT_CASES)), size(len(ALL_CASES))
-    assert FAMILY_SIZE in (base, with_compat)
-    assert f"= {with_compat} tests when `../shared/compat`" in doc
-    assert f"{base} without its two extra cases" in doc
+    # every case runs (the compat models are vendored): the family is all of them
+    assert FAMILY_SIZE == len(EXACT_SAMPLERS) * len(ALPHAS) * (len(ALL_CASES) * 2 + len(LONG_CASES))
+    assert f"= {FAMILY_SIZE} tests" in doc
     import re
 
-    stated = re.search(rf"{FAMILY_ALPHA:g} / {with_compat} = ([0-9.]+(?:e-?[0-9]+)?)", doc)
-    assert stated and math.isclose(float(stated.group(1)), FAMILY_ALPHA / with_compat, rel_tol=0.02)
+    stated = re.search(rf"{FAMILY_ALPHA:g} / {FAMILY_SIZE} = ([0-9.]+(?:e-?[0-9]+)?)", doc)
+    assert stated and math.isclose(float(stated.group(1)), FAMILY_ALPHA / FAMILY_SIZE, rel_tol=0.02)
     assert f"{N_DRAWS:,} samples" in doc and f"{N_LONG:,} draws per alpha" in doc
     # The script behind the doc's tables runs, and loads this module for --power.
     script = TESTS.parent / "benchmarks" / "sampling_table.py"

@@ -13,8 +13,8 @@ with this project installed (both packages are called ``bytepiece``):
 (pyahocorasick must be built from source with AHOCORASICK_BYTES=1: BytePiece
 0.6.3 feeds it bytes, which the prebuilt wheels reject.)
 
-For every model zip in the models folder (default: ``shared/compat`` next to
-the repository, i.e. ``<repo>/../shared/compat``; ``--models-dir`` to change)
+For every model zip in the models folder (default: ``tests/data``, where the
+four models are vendored; ``--models-dir`` to change)
 it writes ``tests/golden/<zip name without .zip>.jsonl.gz``: one JSON object
 per line,
 
@@ -91,7 +91,7 @@ def corpus_texts(path, n_lines=300, n_paras=180, n_big=2, big_bytes=8000):
     with open(path, encoding="utf-8", newline="") as f:
         data = f.read()
     lines = data.split("\n")[:-1]  # the file ends with '\n'
-    nonblank = [i for i, l in enumerate(lines) if l.strip()]
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
     texts = []
 
     # Single lines, spread evenly over the file; every other one keeps '\n'.
@@ -111,9 +111,9 @@ def corpus_texts(path, n_lines=300, n_paras=180, n_big=2, big_bytes=8000):
             block = block[:-1]
         if k % 3 == 0:
             widened = []
-            for l in block:
-                widened.extend([l] * (2 + k % 3) if not l.strip() else [l])
-                if l.strip() and k % 2 == 0:
+            for line in block:
+                widened.extend([line] * (2 + k % 3) if not line.strip() else [line])
+                if line.strip() and k % 2 == 0:
                     widened.extend([""] * (1 + k % 4))
             block = widened
         text = "\n".join(block) + "\n"
@@ -328,7 +328,7 @@ def write_gz(path, lines):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models-dir", default=os.path.join(os.path.dirname(REPO), "shared", "compat"))
+    ap.add_argument("--models-dir", default=os.path.join(REPO, "tests", "data"))
     ap.add_argument("--corpora-dir", default=os.path.join(REPO, "corpora"))
     ap.add_argument("--out-dir", default=HERE)
     args = ap.parse_args()
@@ -338,13 +338,13 @@ def main():
     zips = sorted(glob.glob(os.path.join(args.models_dir, "*.zip")))
     if not zips:
         sys.exit(f"no model zips in {args.models_dir}")
-    print("%d texts, %d characters" % (len(texts), sum(map(len, texts))))
+    print(f"{len(texts)} texts, {sum(map(len, texts))} characters")
     for zip_path in zips:
         stem = os.path.basename(zip_path)[: -len(".zip")]
         tokenizer = bytepiece.Tokenizer(load_model(zip_path))
         out = os.path.join(args.out_dir, stem + ".jsonl.gz")
         write_gz(out, golden_lines(tokenizer, texts))
-        print("%s: %d bytes" % (out, os.path.getsize(out)))
+        print(f"{out}: {os.path.getsize(out)} bytes")
     return 0
 
 

@@ -3,7 +3,9 @@
 Run with the interpreter of a venv that has bytepiece==0.6.3 installed, from
 outside the repository (so that `import bytepiece` finds 0.6.3, not us):
 
-    cd /tmp && /tmp/bp063/bin/python /work/main/tests/golden/train_reference_063.py
+    cd /tmp && /tmp/bp063/bin/python REPO/tests/golden/train_reference_063.py
+
+(REPO being the absolute path of this checkout.)
 
 For each case below it trains 0.6.3's Trainer on the first lines of a bundled
 corpus (each line one document) and writes tests/golden/trained_063_NAME.json:
