@@ -18,15 +18,28 @@ from ._core.lattice import Lattice
 
 
 def sample_distinct(
-    lattice: Lattice, data: bytes, k: int, alpha: float, seed_word: int, key_word: int, piece_logp: dict[bytes, float]
+    lattice: Lattice,
+    data: bytes,
+    k: int,
+    alpha: float,
+    seed_word: int,
+    key_word: int,
+    logprobs: np.ndarray,
+    cuts: np.ndarray | None = None,
+    banned: np.ndarray | None = None,
 ) -> list[tuple[list[bytes], float, float]]:
     """(pieces, log_prob, inclusion) of k distinct draws (see Tokenizer.sample_distinct);
-    piece_logp maps each piece to its log-probability."""
+    logprobs holds each piece index's log-probability; cuts and banned are constraints
+    (bytepiece.constraints) or None."""
     n = len(data)
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed_word, key_word, 0x5D157])))
-    forward = _queries.forward_log(lattice, data, alpha).tolist()
+    forward = _queries.forward_log(lattice, data, alpha, cuts=cuts, banned=banned).tolist()
     logz = forward[n]
-    walk = _Walk(lattice.max_len, piece_logp, data, alpha, forward, logz)
+    starts, ends, values = _queries.edges(lattice, data, cuts=cuts, banned=banned)
+    edges_at: dict[int, list[tuple[int, float]]] = {}
+    for s, e, lp in zip(starts.tolist(), ends.tolist(), logprobs[values].tolist()):
+        edges_at.setdefault(e, []).append((s, lp))
+    walk = _Walk(edges_at, data, alpha, forward, logz)
 
     drawn: list[tuple[int, ...]] = []  # boundaries of each drawn path, from the end back
     results = []
@@ -62,34 +75,19 @@ class _Walk:
     """
 
     def __init__(
-        self, max_len: int, piece_logp: dict[bytes, float], data: bytes, alpha: float, forward: list[float], logz: float
+        self, edges_at: dict[int, list[tuple[int, float]]], data: bytes, alpha: float, forward: list[float], logz: float
     ):
+        self.edges_at = edges_at  # end -> [(start, log-probability)], the lattice's edges
         self.data = data
         self.alpha = alpha
         self.forward = forward
         self.logz = logz
-        self.max_len = max_len
-        self.piece_logp = piece_logp
-        self.edges_at: dict[int, list[tuple[int, float]]] = {}
         self.memo: dict[tuple[int, ...], float] = {}
-        raw = data
-        self.chunk_start = [0] * (len(data) + 1)
-        cs = 0
-        for e in range(1, len(data) + 1):
-            if e > 1 and raw[e - 2] == 10 and raw[e - 1] != 10:
-                cs = e - 1
-            self.chunk_start[e] = cs
 
     def edges(self, e: int) -> list[tuple[int, float]]:
-        """(start, log-probability) of the pieces ending at e, inside e's chunk."""
-        got = self.edges_at.get(e)
-        if got is None:
-            lo = max(self.chunk_start[e], e - self.max_len)
-            table = self.piece_logp
-            data = self.data
-            got = [(s, table[data[s:e]]) for s in range(e - 1, lo - 1, -1) if data[s:e] in table]
-            self.edges_at[e] = got
-        return got
+        """(start, log-probability) of the pieces ending at e (the lattice's edges: inside
+        e's chunk, within the constraints)."""
+        return self.edges_at.get(e, [])
 
     def _branch(self, s: int, logp: float, suffix: float, paths: list[tuple[int, ...]], depth: int) -> float:
         """Log of the not-yet-drawn mass below the edge (s, logp) at this depth; `paths`
@@ -123,6 +121,7 @@ class _Walk:
         self.memo = {}
         paths = list(drawn)
         cuts: list[int] = []
+        chosen: list[float] = []  # the log-probabilities of the pieces, last first
         suffix = 0.0
         depth = 0
         while e > 0:
@@ -134,13 +133,13 @@ class _Walk:
             s, lp = options[j]
             paths = [p for p in paths if p[depth] == s]
             cuts.append(s)
+            chosen.append(lp)
             suffix = suffix + lp
             depth += 1
             e = s
         score = 0.0
-        for i in range(len(cuts) - 1, -1, -1):  # left to right, as the other scores
-            start, end = cuts[i], ([len(self.data)] + cuts)[i]
-            score = score + self.piece_logp[self.data[start:end]]
+        for lp in reversed(chosen):  # left to right, as the other scores
+            score = score + lp
         return tuple(cuts), score
 
 

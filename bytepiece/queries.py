@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any, Callable, Union
 
 import numpy as np
@@ -186,11 +185,6 @@ class LatticeQueries:
         return marg
 
     # -- k distinct samples ------------------------------------------------------
-    @cached_property
-    def piece_logprob_table(self) -> dict[bytes, float]:
-        """piece bytes -> log-probability."""
-        return dict(zip(self._pieces, self._logprobs.tolist()))
-
     def sample_distinct(self, text, k: int, alpha: float = 1.0, *, key=None) -> list[tuple[list[bytes], float, float]]:
         """``k`` distinct segmentations drawn without replacement, as
         ``(pieces, log_prob, inclusion)`` in the order drawn.
@@ -218,4 +212,4 @@ class LatticeQueries:
             raise ValueError(f"k must be >= 1, not {k}")
         data = self.to_bytes(text)
         seed_word, key_word = self.words(key)
-        return distinct.sample_distinct(self.lattice, data, k, alpha, seed_word, key_word, self.piece_logprob_table)
+        return distinct.sample_distinct(self.lattice, data, k, alpha, seed_word, key_word, self._logprobs)
