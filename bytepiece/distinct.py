@@ -46,11 +46,11 @@ def sample_distinct(
     gumbel = float(rng.gumbel())  # the largest perturbed log p: Gumbel(log 1)
     log_left = 0.0  # log of the mass not drawn yet
     while len(drawn) < k and log_left > -math.inf:
-        cuts, score = walk.draw(drawn, rng)
-        drawn.append(cuts)
+        path, score = walk.draw(drawn, rng)
+        drawn.append(path)
         log_p = alpha * score - logz
-        bounds = [n, *cuts]
-        pieces = [data[bounds[i + 1] : bounds[i]] for i in range(len(cuts))][::-1]
+        bounds = [n, *path]
+        pieces = [data[bounds[i + 1] : bounds[i]] for i in range(len(path))][::-1]
         results.append((pieces, log_p))
         log_left = walk.residual(drawn)
         if log_left > -math.inf:  # the next perturbed value, below the last one

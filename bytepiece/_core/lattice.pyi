@@ -39,6 +39,8 @@ class Lattice:
         key_word: int = 0,
         sampler: int = ...,
         chunked: bool = True,
+        cuts: npt.NDArray[np.uint8] | None = None,
+        banned: npt.NDArray[np.uint8] | None = None,
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]: ...
     def __reduce__(self) -> Any: ...
 
