@@ -11,7 +11,7 @@ text by the caller, so the result never depends on the thread count.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Callable
 
 import numpy as np
@@ -19,22 +19,139 @@ import numpy as np
 from . import _parallel
 from ._core.batch import encode_flat, encode_lists
 from ._core.lattice import Lattice
+from .encoding import TextEncoder, check_alpha, sampler_code
 from .model import BOS_ID, EOS_ID
+from .special import SpecialSet
 
 #: Texts per core call of one batch of lists (bounds the memory of the shared buffer).
 LIST_BATCH_TEXTS = 1 << 16
 
 
 class BatchEncoder:
-    """Batches over one lattice. ``form`` is the Unicode normal form the core applies to
-    str (None: none); ``convert`` turns any other input into bytes; ``dtype`` is the id
-    type of flat arrays."""
+    """Batches over one tokenizer's lattice. ``form`` is the Unicode normal form the core
+    applies to str (None: none); ``convert`` turns any other input into bytes; ``dtype``
+    is the id type of flat arrays. ``encoder`` (a TextEncoder) encodes the texts that
+    need the careful path; ``words(key)`` gives a keyed draw's (seed word, key word) and
+    ``draw_block(n)`` the (stream word, first number) of n consecutive unkeyed draws."""
 
-    def __init__(self, lattice: Lattice, form: str | None, convert: Callable, dtype):
+    def __init__(
+        self,
+        lattice: Lattice,
+        form: str | None,
+        convert: Callable,
+        dtype,
+        encoder: TextEncoder,
+        words: Callable[[object], tuple[int, int]],
+        draw_block: Callable[[int], tuple[int, int]],
+        default_alpha: float,
+    ):
         self.lattice = lattice
         self.form = form
         self.convert = convert
         self.dtype = np.dtype(dtype)
+        self.encoder = encoder
+        self.words = words
+        self.draw_block = draw_block
+        self.default_alpha = default_alpha
+
+    def encode_batch(
+        self,
+        texts: Sequence,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        alpha: float | None = None,
+        keys: Sequence | None = None,
+        num_threads: int | None = None,
+        *,
+        sampler: str = "exact",
+        allowed_special: SpecialSet = (),
+        disallowed_special: SpecialSet = (),
+        as_numpy: bool = False,
+        return_offsets: bool = False,
+    ):
+        """``[encode(t) for t in texts]`` on several threads, the GIL released in the core.
+
+        >>> tok.encode_batch(["a text", "another"], alpha=0.1, keys=[0, 1])   # doctest: +SKIP
+        >>> ids, rows = tok.encode_batch(["a text", "another"], as_numpy=True)  # doctest: +SKIP
+
+        With ``keys`` (one per text) each result depends only on (seed, key, text, alpha),
+        never on ``num_threads`` or the position in the batch. Without keys the texts
+        draw consecutive calls of this tokenizer's unkeyed stream.
+
+        ``as_numpy=True`` returns ``(ids, rows)``: all ids in one array of
+        :attr:`id_dtype` and int64 row offsets (text ``i`` is ``ids[rows[i]:rows[i + 1]]``),
+        built without Python lists. With ``return_offsets`` as well, a third int32 array
+        of shape (number of ids, 2) holds every token's byte span within its text.
+        ``return_offsets`` alone gives one :class:`Encoding` per text. For the special
+        token arguments see :meth:`encode`.
+        """
+        alpha = check_alpha(self.default_alpha if alpha is None else alpha)
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("encode_batch takes a sequence of texts; use encode for one text")
+        texts = list(texts)
+        n = len(texts)
+        if keys is not None:
+            keys = list(keys)
+            if len(keys) != n:
+                raise ValueError(f"keys has {len(keys)} entries for {n} texts")
+        code = sampler_code(sampler)
+        if allowed_special or disallowed_special or (return_offsets and not as_numpy):
+            special = (allowed_special, disallowed_special)
+            text_keys = [None] * n if keys is None else keys
+            if as_numpy:
+                encoded = (
+                    self.encoder.array(t, add_bos, add_eos, alpha, k, sampler, *special, return_offsets)
+                    for t, k in zip(texts, text_keys)
+                )
+                return self.join_arrays(encoded, return_offsets)
+            encodings = [
+                self.encoder.encode_with_offsets(
+                    t,
+                    add_bos,
+                    add_eos,
+                    alpha,
+                    key=k,
+                    sampler=sampler,
+                    allowed_special=special[0],
+                    disallowed_special=special[1],
+                )
+                for t, k in zip(texts, text_keys)
+            ]
+            return encodings if return_offsets else [e.ids for e in encodings]
+        seeds, words = self.draw_words(n, alpha, keys)
+        bos = BOS_ID if add_bos else -1
+        eos = EOS_ID if add_eos else -1
+        threads = _parallel.thread_count(num_threads, texts)
+        if as_numpy:
+            return self.arrays(texts, alpha, seeds, words, code, bos, eos, threads, return_offsets)
+        return self.lists(texts, alpha, seeds, words, code, bos, eos, threads)
+
+    def draw_words(self, n: int, alpha: float, keys) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(seed words, key words) of n texts, one each: from ``keys`` (one per text), or
+        n consecutive unkeyed draws when keys is None; (None, None) for Viterbi."""
+        if alpha < 0:
+            return None, None
+        seeds = np.empty(n, dtype=np.uint64)
+        key_words = np.empty(n, dtype=np.uint64)
+        if keys is None:
+            stream_word, first = self.draw_block(n)
+            seeds.fill(stream_word)
+            key_words[:] = np.arange(n, dtype=np.uint64)
+            key_words += np.uint64(first)
+        else:
+            for i, key in enumerate(keys):
+                seeds[i], key_words[i] = self.words(key)
+        return seeds, key_words
+
+    def join_arrays(self, encoded: Iterable, with_ends: bool) -> tuple:
+        """(ids, rows[, spans]) from one text's ``ids`` array (or with ``with_ends``, its
+        ``(ids, ends)`` pair) at a time, as ``TextEncoder.array`` gives them, joined as
+        the flat path joins its blocks."""
+        parts = []
+        for got in encoded:
+            ids, ends = got if with_ends else (got, None)
+            parts.append((ids, np.array([0, len(ids)], dtype=np.int64), ends))
+        return join_flat(parts, self.dtype, with_ends)
 
     def lists(
         self, texts: list, alpha: float, seed_words, key_words, sampler: int, bos: int, eos: int, threads: int
@@ -104,85 +221,6 @@ class BatchEncoder:
         else:
             _parallel.run_parallel(run_block, blocks, threads)
         return join_flat(parts, self.dtype, with_offsets)
-
-    def text_array(
-        self,
-        data: bytes,
-        parts: list[tuple[int, int, int]],
-        alpha: float,
-        seed_words,
-        key_words,
-        sampler: int,
-        add_bos: bool,
-        add_eos: bool,
-        with_ends: bool,
-    ):
-        """The ids of one text as an array of dtype, written by the core (no Python int
-        per token). ``parts`` are the text's runs of ordinary text and special tokens
-        (``SpecialTokens.split``); the runs go to the core as one batch, run j drawn with
-        (seed_words[j], key_words[j]). With ``with_ends``, (ids, ends): the int32 end byte
-        of every token (0 for <bos>, the text's length for <eos>)."""
-        runs = [data[lo:hi] if (lo or hi != len(data)) else data for lo, hi, special in parts if special < 0]
-        specials = [special for _, _, special in parts if special >= 0]
-        if not parts:
-            runs = [data]  # an empty text still gets its <bos>/<eos>
-        small = self.dtype == np.uint16
-        if not specials:
-            ids, _, ends = encode_flat(
-                self.lattice,
-                runs,
-                alpha=alpha,
-                seed_words=seed_words,
-                key_words=key_words,
-                sampler=sampler,
-                bos=BOS_ID if add_bos else -1,
-                eos=EOS_ID if add_eos else -1,
-                small=small,
-                with_ends=with_ends,
-            )
-            # The core's buffers have room for one token per byte; keep only what is used.
-            if ids.base is not None and 2 * len(ids) < ids.base.size:
-                ids = ids.copy()
-                ends = None if ends is None else ends.copy()
-            return (ids, ends) if with_ends else ids
-        flat, rows, flat_ends = encode_flat(
-            self.lattice,
-            runs,
-            alpha=alpha,
-            seed_words=seed_words,
-            key_words=key_words,
-            sampler=sampler,
-            small=small,
-            with_ends=with_ends,
-        )
-        size = len(flat) + len(specials) + add_bos + add_eos
-        out = np.empty(size, dtype=self.dtype)
-        ends = np.empty(size if with_ends else 0, dtype=np.int32)
-        at = 0
-        if add_bos:
-            out[0] = BOS_ID
-            if with_ends:
-                ends[0] = 0
-            at = 1
-        run = 0
-        for lo, hi, special in parts:
-            if special >= 0:
-                out[at] = special
-                if with_ends:
-                    ends[at] = hi
-                at += 1
-            else:
-                a, b = rows[run], rows[run + 1]
-                out[at : at + b - a] = flat[a:b]
-                if flat_ends is not None:
-                    ends[at : at + b - a] = flat_ends[a:b] + lo
-                at += b - a
-                run += 1
-        if add_eos:
-            out[at] = EOS_ID
-            if with_ends:
-                ends[at] = len(data)
-        return (out, ends) if with_ends else out
 
 
 def _part(words: np.ndarray | None, lo: int, hi: int) -> np.ndarray | None:

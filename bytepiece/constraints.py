@@ -27,6 +27,7 @@ from typing import Union
 import numpy as np
 
 Positions = Union[Sequence[int], np.ndarray]
+Pattern = Union[str, bytes, "re.Pattern[str]", "re.Pattern[bytes]"]
 
 
 class Constraints:
@@ -43,6 +44,25 @@ class Constraints:
     @property
     def empty(self) -> bool:
         return self.cuts is None and self.banned is None
+
+    def part(self, lo: int, hi: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The constraints of the bytes lo .. hi - 1 (a run of ordinary text between special
+        tokens), positions counted from lo. A forbidden boundary at either end is a
+        ValueError: a special token always has boundaries around it."""
+        cuts = None if self.cuts is None else self.cuts[lo : hi + 1].copy()
+        banned = None if self.banned is None else self.banned[lo : hi + 1].copy()
+        if banned is not None:
+            for end, at in ((0, lo), (hi - lo, hi)):
+                if banned[end]:
+                    raise ValueError(
+                        f"forbidden_boundaries: position {at} is next to a special token, always a boundary"
+                    )
+        if cuts is not None:
+            cuts[0] = cuts[-1] = 0
+            cuts = cuts if cuts.any() else None
+        if banned is not None and not banned.any():
+            banned = None
+        return cuts, banned
 
 
 def _mask(spec, n: int, name: str) -> np.ndarray | None:
@@ -65,6 +85,70 @@ def _mask(spec, n: int, name: str) -> np.ndarray | None:
         mask = np.zeros(n + 1, dtype=np.uint8)
         mask[arr] = 1
     return mask if mask.any() else None
+
+
+def build(data: bytes, required=None, forbidden=None, regex: Pattern | None = None) -> Constraints | None:
+    """The constraints of a text (its bytes as the tokenizer sees them) from the
+    arguments the Tokenizer's methods take; None when they constrain nothing."""
+    if regex is not None:
+        found = regex_boundaries(data, regex)
+        if required is not None:
+            arr = np.asarray(required)
+            found += (np.flatnonzero(arr) if arr.dtype == bool else arr.ravel()).tolist()
+        required = found
+    limits = resolve(data, required, forbidden)
+    return None if limits.empty else limits
+
+
+def masks(
+    data: bytes, required=None, forbidden=None, regex: Pattern | None = None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(cuts, banned) of the constraints of a text, the arrays the core takes ((None,
+    None) when there are none)."""
+    if required is None and forbidden is None and regex is None:
+        return None, None
+    built = build(data, required, forbidden, regex)
+    return (None, None) if built is None else (built.cuts, built.banned)
+
+
+def check_reachable(lattice, data: bytes, cuts, banned, logz: float | None = None) -> None:
+    """The ValueError naming a position when the constraints leave no segmentation of
+    data; ``logz`` (log Z under them, -inf when nothing is left), when known, saves the
+    check a pass over the text."""
+    if cuts is None and banned is None:
+        return
+    if logz is None:
+        from ._core.queries import first_unreachable
+
+        if first_unreachable(lattice, data, cuts=cuts, banned=banned) < 0:
+            return
+    elif logz != -np.inf:
+        return
+    raise no_segmentation(lattice, data, cuts, banned)
+
+
+def segment(lattice, run: bytes, cuts, banned, *, offset: int = 0, **options):
+    """lattice.segment(run, cuts=..., banned=..., **options), with the error that names
+    the first position no allowed piece reaches when the constraints leave no
+    segmentation (positions counted from `offset`, the run's place in the text)."""
+    try:
+        return lattice.segment(run, cuts=cuts, banned=banned, **options)
+    except ValueError as error:
+        if "no segmentation" not in str(error):
+            raise
+        raise no_segmentation(lattice, run, cuts, banned, offset) from None
+
+
+def no_segmentation(lattice, data: bytes, cuts, banned, offset: int = 0) -> ValueError:
+    """The ValueError for constraints that leave no segmentation of data."""
+    from ._core.queries import first_unreachable
+
+    at = first_unreachable(lattice, data, cuts=cuts, banned=banned)
+    where = f"byte {offset + at}" if at >= 0 else "the end of the text"
+    return ValueError(
+        f"the boundary constraints leave no segmentation: no allowed piece reaches {where} "
+        f"(every piece that would end there starts at a forbidden boundary or crosses a required one)"
+    )
 
 
 def resolve(data: bytes, required=None, forbidden=None, chunked: bool = True) -> Constraints:

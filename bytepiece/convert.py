@@ -75,7 +75,7 @@ def hf_tokenizer_json(tok: Tokenizer) -> dict[str, Any]:
     """The ``tokenizer.json`` document for ``tok`` (see the module docstring)."""
     table = bytes_to_unicode()
     vocab: list[tuple[str, float]] = [(name, HF_RESERVED_SCORE) for name in SPECIAL_PIECES]
-    for piece, logp in zip(tok.vocabulary.pieces, tok._logprobs.tolist()):
+    for piece, logp in zip(tok.vocabulary.pieces, tok.piece_log_probs.tolist()):
         vocab.append(("".join(table[b] for b in piece), logp))
     special = list(tok.vocabulary.special_tokens)
     mapped = {text for text, _ in vocab}
@@ -218,7 +218,7 @@ def sentencepiece_pieces(tok: Tokenizer) -> list[tuple[str, float, int]]:
     def placeholder(i: int) -> tuple[str, float, int]:
         return (f"<bytepiece:{i}>", 0.0, SP_UNUSED)
 
-    for i, (piece, logp) in enumerate(zip(tok.vocabulary.pieces, tok._logprobs.tolist()), FIRST_PIECE_ID):
+    for i, (piece, logp) in enumerate(zip(tok.vocabulary.pieces, tok.piece_log_probs.tolist()), FIRST_PIECE_ID):
         if len(piece) == 1 and (piece[0] >= 0x80 or piece[0] == 0):
             # Bytes >= 0x80 (and NUL, which SentencePiece does not match): byte pieces,
             # reached by byte fallback.

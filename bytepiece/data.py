@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Sequence as SequenceABC
@@ -33,6 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .encoding import check_alpha
 from .model import EOS_ID, PAD_ID, ModelSource
 from .tokenizer import Text, Tokenizer
 
@@ -255,10 +255,7 @@ class EncodeTransform:
             vocab = tokenizer
         # A tokenizer of our own, seeded with the base seed, shares nothing with the caller's.
         self.tokenizer = Tokenizer(vocab, seed=seed, normalize=normalize)
-        alpha = float(self.tokenizer.alpha if alpha is None else alpha)
-        if not math.isfinite(alpha):
-            raise ValueError(f"alpha must be a finite number (negative for Viterbi), not {alpha}")
-        self.alpha = alpha
+        self.alpha = check_alpha(self.tokenizer.alpha if alpha is None else alpha)
         self.seed = seed
         self.add_bos = bool(add_bos)
         self.add_eos = bool(add_eos)

@@ -1,16 +1,19 @@
 """Exact answers about the whole segmentation lattice of a text: the Tokenizer's
-n-best, score, log_prob, log_partition, entropy, boundary_marginals and
-sample_distinct, which it holds as a LatticeQueries object.
+nbest, score, log_prob, log_partition, entropy, boundary_marginals, piece_marginals,
+expected_counts and lattice, which it holds as a LatticeQueries object (the draws,
+``sample`` and ``sample_distinct``, are in :mod:`bytepiece.sampling`).
 
 The sampler draws a segmentation with probability ``exp(alpha * score) / Z``. The same
 lattice gives, exactly and in one or two passes over the text, the quantities around
-that distribution (the compiled ``bytepiece._core.queries`` does the passes): the n
-best segmentations, the log-probability of a given segmentation, log Z, the entropy,
-the probability that a piece boundary falls at each byte, and k distinct samples
-drawn without replacement.
+that distribution (the compiled ``bytepiece._core`` does the passes): the n best
+segmentations, the log-probability of a given segmentation, log Z, the entropy, the
+probability that a piece boundary falls at each byte or that a piece stands at each
+place, the expected count of every piece; and the lattice itself, every edge with its
+score.
 
 All answers are per the model's chunking (text is cut after each run of newlines,
-and no piece crosses a cut), exactly as ``tokenize`` segments.
+and no piece crosses a cut), exactly as ``tokenize`` segments, and under the boundary
+constraints given (:mod:`bytepiece.constraints`), which restrict the lattice itself.
 :mod:`bytepiece.reference` computes the same things by brute force; the tests check
 one against the other.
 """
@@ -23,44 +26,48 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from . import distinct
+from . import _parallel, constraints
+from ._core import em as _em
 from ._core import queries as _queries
 from ._core.lattice import Lattice
+from .constraints import Pattern, Positions
+from .encoding import check_sampling_alpha
+from .model import FIRST_PIECE_ID
 
 Piece = Union[bytes, bytearray, str, int]
+
+#: Texts per block of expected_counts (a fixed size, so that sums do not depend on threads).
+COUNT_BLOCK = 64
+#: The fields of piece_marginals' array: an edge of the lattice and its probability.
+MARGINAL_FIELDS = np.dtype([("start", np.int32), ("end", np.int32), ("id", np.int32), ("prob", np.float64)])
+#: The fields of lattice()'s array: an edge and its piece's log-probability.
+EDGE_FIELDS = np.dtype([("start", np.int32), ("end", np.int32), ("id", np.int32), ("logp", np.float64)])
 
 
 class LatticeQueries:
     """Exact lattice queries over one tokenizer's lattice.
 
-    ``to_bytes`` turns a text into the bytes the lattice segments (the tokenizer's
-    normalisation); ``words(key)`` gives the (seed word, key word) of a draw;
-    ``id_bytes`` maps ids to piece bytes; ``pieces`` and ``logprobs`` are the
-    vocabulary's, in the lattice's order."""
+    ``lattice`` is the compiled lattice; ``to_bytes`` turns a text into the bytes it
+    segments (the tokenizer's normalisation); ``id_bytes`` maps ids to piece bytes;
+    ``logprobs`` are the pieces' log-probabilities, in the lattice's order."""
 
     def __init__(
         self,
         lattice: Lattice,
         to_bytes: Callable[[Any], bytes],
-        words: Callable[[Any], tuple[int, int]],
         id_bytes: Sequence[bytes],
-        pieces: Sequence[bytes],
         logprobs: np.ndarray,
     ):
-        self.lattice = lattice
+        self._lattice = lattice
         self.to_bytes = to_bytes
-        self.words = words
         self.id_bytes = id_bytes
-        self._pieces = pieces
         self._logprobs = logprobs
 
     # -- helpers -------------------------------------------------------------
-    @staticmethod
-    def _check_query_alpha(alpha) -> float:
-        alpha = float(alpha)
-        if not (0.0 <= alpha < math.inf):
-            raise ValueError(f"alpha must be a finite number >= 0, not {alpha}")
-        return alpha
+    def _log_partition(self, data: bytes, alpha: float, cuts, banned) -> float:
+        logz, _, _ = _queries.entropy(self._lattice, data, alpha, cuts=cuts, banned=banned)
+        constraints.check_reachable(self._lattice, data, cuts, banned, logz)
+        return float(logz)
 
     def _piece_bytes(self, piece: Piece) -> bytes:
         if isinstance(piece, bytes):
@@ -77,7 +84,15 @@ class LatticeQueries:
         raise TypeError(f"a piece must be bytes, str or an id, not {type(piece).__name__}")
 
     # -- queries ---------------------------------------------------------------
-    def nbest(self, text, n: int = 5) -> list[tuple[list[bytes], float]]:
+    def nbest(
+        self,
+        text,
+        n: int = 5,
+        *,
+        required_boundaries: Positions | None = None,
+        forbidden_boundaries: Positions | None = None,
+        boundary_regex: Pattern | None = None,
+    ) -> list[tuple[list[bytes], float]]:
         """The ``n`` best segmentations of ``text`` as ``(pieces, score)``, best first.
 
         >>> tok.nbest("tokenizer", 2)                        # doctest: +SKIP
@@ -93,10 +108,13 @@ class LatticeQueries:
         if n < 1:
             raise ValueError(f"n must be >= 1, not {n}")
         data = self.to_bytes(text)
+        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
         out = []
-        for _, ends, score in _queries.nbest(self.lattice, data, n):
-            cuts = [0] + ends.tolist()
-            out.append(([data[a:b] for a, b in zip(cuts, cuts[1:])], float(score)))
+        for _, ends, score in _queries.nbest(self._lattice, data, n, cuts=cuts, banned=banned):
+            bounds = [0] + ends.tolist()
+            out.append(([data[a:b] for a, b in zip(bounds, bounds[1:])], float(score)))
+        if data and not out:
+            constraints.check_reachable(self._lattice, data, cuts, banned, -math.inf)
         return out
 
     def score(self, text, pieces: Sequence[Piece]) -> float:
@@ -115,10 +133,19 @@ class LatticeQueries:
         ends = np.cumsum([len(p) for p in parts], dtype=np.int64).astype(np.int32)
         if any(len(p) == 0 for p in parts):
             raise ValueError("pieces must not be empty")
-        score, _ = _queries.path_score(self.lattice, data, ends)
+        score, _ = _queries.path_score(self._lattice, data, ends)
         return float(score)
 
-    def log_prob(self, text, pieces: Sequence[Piece], alpha: float = 1.0) -> float:
+    def log_prob(
+        self,
+        text,
+        pieces: Sequence[Piece],
+        alpha: float = 1.0,
+        *,
+        required_boundaries: Positions | None = None,
+        forbidden_boundaries: Positions | None = None,
+        boundary_regex: Pattern | None = None,
+    ) -> float:
         """log P(pieces) under the sampling distribution exp(alpha * score) / Z.
 
         >>> tok.log_prob("tokenizer", [b"token", b"ize", b"r"], alpha=0.1)   # doctest: +SKIP
@@ -128,15 +155,34 @@ class LatticeQueries:
         -4.59...
 
         Works for any segmentation, e.g. one drawn by ``tokenize(text, alpha)``;
-        ``-inf`` for one the model cannot produce (a piece across a chunk boundary).
+        ``-inf`` for one the model cannot produce (a piece across a chunk boundary) or
+        that breaks the boundary constraints given (then Z sums over the segmentations
+        that keep them).
         """
-        alpha = self._check_query_alpha(alpha)
+        alpha = check_sampling_alpha(alpha)
         score = self.score(text, pieces)
         if score == -math.inf:
             return -math.inf
-        return alpha * score - self.log_partition(text, alpha)
+        data = self.to_bytes(text)
+        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        if cuts is not None or banned is not None:
+            ends = np.cumsum([len(self._piece_bytes(p)) for p in pieces])
+            starts = ends - [len(self._piece_bytes(p)) for p in pieces]
+            if not _keeps(starts, ends, cuts, banned):
+                return -math.inf
+        # log P <= 0; rounding in alpha * score and log Z (both large for a long text or a
+        # large alpha) must not make it positive.
+        return min(alpha * score - self._log_partition(data, alpha, cuts, banned), 0.0)
 
-    def log_partition(self, text, alpha: float = 1.0) -> float:
+    def log_partition(
+        self,
+        text,
+        alpha: float = 1.0,
+        *,
+        required_boundaries: Positions | None = None,
+        forbidden_boundaries: Positions | None = None,
+        boundary_regex: Pattern | None = None,
+    ) -> float:
         """log Z, Z = the sum of exp(alpha * score) over all segmentations of ``text``.
 
         >>> tok.log_partition("ab", alpha=0.0)     # doctest: +SKIP
@@ -145,11 +191,20 @@ class LatticeQueries:
         (``alpha=0`` gives the log of the number of segmentations: here ``ab`` and
         ``a b``.)
         """
-        alpha = self._check_query_alpha(alpha)
-        logz, _, _ = _queries.entropy(self.lattice, self.to_bytes(text), alpha)
-        return float(logz)
+        alpha = check_sampling_alpha(alpha)
+        data = self.to_bytes(text)
+        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        return self._log_partition(data, alpha, cuts, banned)
 
-    def entropy(self, text, alpha: float = 1.0) -> float:
+    def entropy(
+        self,
+        text,
+        alpha: float = 1.0,
+        *,
+        required_boundaries: Positions | None = None,
+        forbidden_boundaries: Positions | None = None,
+        boundary_regex: Pattern | None = None,
+    ) -> float:
         """Entropy in nats of the segmentation distribution exp(alpha * score) / Z.
 
         >>> tok.entropy("tokenizer", alpha=0.1)    # doctest: +SKIP
@@ -159,11 +214,22 @@ class LatticeQueries:
         cancellation, so it stays accurate (and >= 0) when the distribution is nearly
         deterministic. ``alpha=0`` gives ``log_partition(text, 0)``.
         """
-        alpha = self._check_query_alpha(alpha)
-        _, ent, _ = _queries.entropy(self.lattice, self.to_bytes(text), alpha)
+        alpha = check_sampling_alpha(alpha)
+        data = self.to_bytes(text)
+        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        logz, ent, _ = _queries.entropy(self._lattice, data, alpha, cuts=cuts, banned=banned)
+        constraints.check_reachable(self._lattice, data, cuts, banned, logz)
         return max(float(ent), 0.0)
 
-    def boundary_marginals(self, text, alpha: float = 1.0) -> np.ndarray:
+    def boundary_marginals(
+        self,
+        text,
+        alpha: float = 1.0,
+        *,
+        required_boundaries: Positions | None = None,
+        forbidden_boundaries: Positions | None = None,
+        boundary_regex: Pattern | None = None,
+    ) -> np.ndarray:
         """For each byte position i = 0 .. len(bytes): P(a piece boundary falls at i).
 
         >>> tok.boundary_marginals("ab", alpha=1.0)  # doctest: +SKIP
@@ -172,44 +238,122 @@ class LatticeQueries:
         Positions are in the UTF-8 bytes of the (NFC-normalised) text; the first and
         last entries are always 1, and so is every chunk boundary.
         """
-        alpha = self._check_query_alpha(alpha)
+        alpha = check_sampling_alpha(alpha)
         data = self.to_bytes(text)
-        _, marg = _queries.boundary_marginals(self.lattice, data, alpha)
+        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        logz, marg = _queries.boundary_marginals(self._lattice, data, alpha, cuts=cuts, banned=banned)
+        constraints.check_reachable(self._lattice, data, cuts, banned, logz)
         # Rounding can leave a probability a few ulps outside [0, 1]; boundaries that are
-        # certain (the ends, every chunk start) are exactly 1.
+        # certain (the ends, every chunk start, every required one) are exactly 1, and
+        # forbidden ones exactly 0.
         np.clip(marg, 0.0, 1.0, out=marg)
         raw = np.frombuffer(data, dtype=np.uint8)
         starts = np.flatnonzero((raw[:-1] == 10) & (raw[1:] != 10)) + 1
         marg[starts] = 1.0
         marg[0] = marg[-1] = 1.0
+        if cuts is not None:
+            marg[cuts == 1] = 1.0
+        if banned is not None:
+            marg[banned == 1] = 0.0
         return marg
 
-    # -- k distinct samples ------------------------------------------------------
-    def sample_distinct(self, text, k: int, alpha: float = 1.0, *, key=None) -> list[tuple[list[bytes], float, float]]:
-        """``k`` distinct segmentations drawn without replacement, as
-        ``(pieces, log_prob, inclusion)`` in the order drawn.
+    # -- pieces: posteriors, expected counts, the lattice ----------------------------------
+    def piece_marginals(
+        self,
+        text,
+        alpha: float = 1.0,
+        *,
+        required_boundaries: Positions | None = None,
+        forbidden_boundaries: Positions | None = None,
+        boundary_regex: Pattern | None = None,
+    ) -> np.ndarray:
+        """Every piece occurrence (edge of the lattice) with probability above 0 that a
+        segmentation drawn from exp(alpha * score) / Z has that piece there: a numpy
+        structured array with fields ``start``, ``end`` (byte positions), ``id`` and
+        ``prob``, sorted by (start, end).
 
-        >>> tok.sample_distinct("tokenizer", 3, alpha=0.1, key=0)    # doctest: +SKIP
-        [([b't', b'oke', b'n', b'i', b'z', b'e', b'r'], -5.12..., 0.0158...), ...]
+        >>> tok.piece_marginals("ab", 1.0)   # doctest: +SKIP
+        array([(0, 1, 100, 0.1), (0, 2, 4132, 0.9), (1, 2, 101, 0.1)], dtype=...)
 
-        The draws are successive sampling: the first with probability
-        p = exp(alpha * score) / Z, each next one with probability proportional to p among
-        the segmentations not drawn yet (the distribution of the k largest of
-        log p + Gumbel noise). Exact: the mass still available under every branch of the
-        lattice is summed afresh (no subtraction of probabilities), so nothing is lost to
-        cancellation even when one segmentation holds nearly all the mass.
-
-        ``log_prob`` is log p. ``inclusion`` is the probability that the segmentation is
-        among the k, *given the threshold* kappa (the (k+1)-th largest perturbed log p,
-        drawn alongside): q = 1 - exp(-exp(log p - kappa)). Then sum(p / q * f(pieces))
-        over the k is an unbiased estimate of E_p[f] (priority sampling; Kool, van Hoof and
-        Welling, 2019). When the text has at most k segmentations all are returned, with
-        q = 1. ``key`` makes the result reproducible, as for ``tokenize``.
+        The probabilities of the edges that start (or end) at a position sum to its
+        boundary marginal; summed by id they are the text's expected counts.
         """
-        alpha = self._check_query_alpha(alpha)
-        k = int(k)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, not {k}")
+        alpha = check_sampling_alpha(alpha)
         data = self.to_bytes(text)
-        seed_word, key_word = self.words(key)
-        return distinct.sample_distinct(self.lattice, data, k, alpha, seed_word, key_word, self._logprobs)
+        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        logz, starts, ends, values, probs = _queries.piece_marginals(
+            self._lattice, data, alpha, cuts=cuts, banned=banned
+        )
+        constraints.check_reachable(self._lattice, data, cuts, banned, logz)
+        out = np.empty(len(starts), dtype=MARGINAL_FIELDS)
+        out["start"], out["end"], out["id"] = starts, ends, values + FIRST_PIECE_ID
+        out["prob"] = np.minimum(probs, 1.0)
+        return out[np.lexsort((out["end"], out["start"]))]
+
+    def expected_counts(self, texts, alpha: float = 1.0, *, num_threads: int | None = None) -> np.ndarray:
+        """The expected number of times each id occurs in a segmentation of the texts drawn
+        from exp(alpha * score) / Z (the E-step of Unigram training), summed over the
+        texts: a float64 array indexed by id.
+
+        >>> counts = tok.expected_counts(["a text", "another text"], alpha=0.5)  # doctest: +SKIP
+
+        Runs on several threads. The texts are summed in blocks of a fixed size, and the
+        blocks in order, so the result does not depend on the number of threads, bit for
+        bit."""
+        alpha = check_sampling_alpha(alpha)
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("expected_counts takes a sequence of texts")
+        datas = [self.to_bytes(t) for t in texts]
+        threads = _parallel.thread_count(num_threads, datas)
+        blocks = [(i, lo, min(lo + COUNT_BLOCK, len(datas))) for i, lo in enumerate(range(0, len(datas), COUNT_BLOCK))]
+        size = len(self.id_bytes)
+        parts: list = [None] * len(blocks)
+
+        def run_block(index: int, lo: int, hi: int) -> None:
+            counts = np.zeros(size, dtype=np.float64)
+            _em.expected_counts(self._lattice, datas[lo:hi], counts, alpha=alpha, chunked=True)
+            parts[index] = counts
+
+        _parallel.run_parallel(run_block, blocks, threads)
+        total = np.zeros(size, dtype=np.float64)
+        for part in parts:
+            total += part
+        return total
+
+    def lattice(
+        self,
+        text,
+        *,
+        required_boundaries: Positions | None = None,
+        forbidden_boundaries: Positions | None = None,
+        boundary_regex: Pattern | None = None,
+    ) -> np.ndarray:
+        """The lattice of ``text``: every place a piece of the vocabulary may stand, as a
+        numpy structured array with fields ``start``, ``end`` (byte positions), ``id`` and
+        ``logp`` (the piece's log-probability), sorted by (end, start) descending start:
+        for each end position its edges, shortest first. A segmentation's score is the
+        sum of its edges' ``logp``; ``score`` scores one given as ids.
+
+        >>> tok.lattice("ab")   # doctest: +SKIP
+        array([(0, 1, 100, -7.7), (1, 2, 101, -8.1), (0, 2, 4132, -9.3)], dtype=...)
+        """
+        data = self.to_bytes(text)
+        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        starts, ends, values = _queries.edges(self._lattice, data, cuts=cuts, banned=banned)
+        out = np.empty(len(starts), dtype=EDGE_FIELDS)
+        out["start"], out["end"], out["id"] = starts, ends, values + FIRST_PIECE_ID
+        out["logp"] = self._logprobs[values]
+        return out
+
+
+def _keeps(starts: np.ndarray, ends: np.ndarray, cuts, banned) -> bool:
+    """Whether pieces from starts to ends keep the constraints: none crosses a required
+    boundary, none starts or ends at a forbidden one."""
+    if banned is not None and (banned[starts].any() or banned[ends].any()):
+        return False
+    if cuts is not None:
+        before = np.concatenate([[0], np.cumsum(cuts)])  # required boundaries at positions < i
+        inside = before[ends] - before[starts + 1]  # at positions start+1 .. end-1
+        if inside.any():
+            return False
+    return True

@@ -1,7 +1,7 @@
 """A small, readable pure-Python segmentation lattice: the oracle for the compiled core.
 
 Nothing here is fast; everything here is meant to be obviously right, for short
-inputs. The compiled lattice (``bytepiece._lattice``) answers the same
+inputs. The compiled lattice (``bytepiece._core``) answers the same
 questions in one pass over the text; the tests compare the two.
 
 The model is a vocabulary ``{piece bytes: log-probability}``. A segmentation of
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 Path = tuple[bytes, ...]
 
@@ -257,6 +257,69 @@ class ReferenceLattice:
     def nbest(self, data: bytes, n: int) -> list[tuple[list[bytes], float]]:
         """The n best segmentations with their scores (see :meth:`ranked` for ties)."""
         return self.ranked(data)[:n]
+
+    # -- piece posteriors -----------------------------------------------------
+    def piece_marginals(self, data: bytes, alpha: float) -> dict[tuple[int, int, bytes], float]:
+        """{(start, end, piece): probability that a segmentation has that piece there},
+        summed over the enumerated distribution (edges of probability 0 are left out)."""
+        out: dict[tuple[int, int, bytes], float] = {}
+        for path, p in self.distribution(data, alpha).items():
+            i = 0
+            for piece in path:
+                edge = (i, i + len(piece), piece)
+                out[edge] = out.get(edge, 0.0) + p
+                i += len(piece)
+        return {edge: p for edge, p in out.items() if p > 0}
+
+
+def keeps_constraints(path: Sequence[bytes], required: Collection[int] = (), forbidden: Collection[int] = ()) -> bool:
+    """Whether a segmentation keeps boundary constraints: no piece crosses a required
+    position (one strictly inside it), no piece starts or ends at a forbidden one."""
+    i = 0
+    for piece in path:
+        j = i + len(piece)
+        if i in forbidden or j in forbidden or any(r in required for r in range(i + 1, j)):
+            return False
+        i = j
+    return True
+
+
+class ConstrainedReference(ReferenceLattice):
+    """The oracle restricted to the segmentations that keep boundary constraints (byte
+    positions where a boundary is required or forbidden; see bytepiece.constraints).
+    Every answer is by enumeration of the allowed segmentations, for short texts."""
+
+    def __init__(
+        self,
+        vocab: Mapping[bytes, float],
+        required: Collection[int] = (),
+        forbidden: Collection[int] = (),
+        chunked: bool = True,
+    ):
+        super().__init__(vocab, chunked)
+        self.required = frozenset(required)
+        self.forbidden = frozenset(forbidden)
+
+    def allows(self, path: Sequence[bytes]) -> bool:
+        return keeps_constraints(path, self.required, self.forbidden)
+
+    def segmentations(self, data: bytes) -> Iterator[tuple[Path, float]]:
+        return (item for item in super().segmentations(data) if self.allows(item[0]))
+
+    def ranked(self, data: bytes) -> list[tuple[list[bytes], float]]:
+        return [item for item in super().ranked(data) if self.allows(item[0])]
+
+    def log_partition(self, data: bytes, alpha: float) -> float:
+        return self.log_partition_enumerated(data, alpha)
+
+    def viterbi(self, data: bytes) -> list[bytes]:
+        ranked = self.ranked(data)
+        if not ranked:
+            raise ValueError("the constraints leave no segmentation")
+        return ranked[0][0]
+
+    def argmax_enumerated(self, data: bytes) -> list[bytes]:
+        return self.viterbi(data)
 
 
 # ---------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import numpy.typing as npt
 
 Text = str | bytes
 
+#: The largest alpha the samplers and lattice queries take.
+MAX_ALPHA: float
 #: The samplers by name.
 SAMPLERS: dict[str, int]
 

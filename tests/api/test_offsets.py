@@ -28,7 +28,7 @@ def check_encoding(tok: Tokenizer, text, enc: Encoding) -> None:
             assert a == b and ca == cb
             continue
         assert a == at and b > a
-        assert tok._id_bytes[i] == data[a:b]
+        assert tok.id_bytes[i] == data[a:b]
         at = b
         if s is not None:
             # the shortest substring holding the token's bytes: character ca holds byte a,

@@ -251,12 +251,12 @@ def test_special_tokens_property(fragments):
     names = {i: t for t, i in tok.special_tokens.items()}
     for i, (a, b) in zip(enc.ids, enc.offsets):
         assert a == at and b > a
-        assert data[a:b] == (names[i].encode() if i in names else tok._id_bytes[i])
+        assert data[a:b] == (names[i].encode() if i in names else tok.id_bytes[i])
         at = b
     assert at == len(data)
     assert tok.decode(enc.ids) == tok.normalize_text(text)
     # Honoured exactly where the text holds them (never inside ordinary runs).
     plain = [i for i in enc.ids if i not in names]
-    assert not any(tok._id_bytes[i] in (EOT.encode(), START.encode(), END.encode()) for i in plain)
+    assert not any(tok.id_bytes[i] in (EOT.encode(), START.encode(), END.encode()) for i in plain)
     assert sum(i in names for i in enc.ids) == sum(tok.normalize_text(text).count(t) for t in (EOT, START, END))
     assert tok.encode(text) == tok.encode_with_offsets(text).ids

@@ -235,7 +235,7 @@ def test_pickle_keeps_keyed_samples_and_renews_unkeyed_stream(tok):
     copy = pickle.loads(pickle.dumps(tok))
     assert copy.encode(TEXT) == tok.encode(TEXT)
     assert copy.encode(TEXT, alpha=0.2, key=11) == tok.encode(TEXT, alpha=0.2, key=11)
-    assert copy._stream_word != tok._stream_word
+    assert copy._stream.word != tok._stream.word
 
 
 def _sample_in_child(args):

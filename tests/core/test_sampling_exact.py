@@ -390,7 +390,7 @@ def run_long(case: str, alpha: float, sampler: int, rng_kind: int, n: int = N_LO
     tok = _vendored()
     lattice = tok._lattice
     text = long_text(case)
-    lengths = np.array([len(p) for p in tok._id_bytes], dtype=np.int64)
+    lengths = np.array([len(p) for p in tok.id_bytes], dtype=np.int64)
     draws = testing.encode_with_generator(
         lattice,
         [text] * n,

@@ -25,6 +25,7 @@ from .common.rng cimport RNG_XOSHIRO, Rng, rng_init, rng_uniform
 from .lattice cimport Lattice
 from .segment cimport (
     LINEAR_LIMIT,
+    check_alpha,
     MODE_EXACT,
     RENORM_HIGH,
     RENORM_LOW,
@@ -213,8 +214,7 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
     cdef int rc = 0
     if count < 0:
         raise ValueError(f"cannot draw {count} samples")
-    if not (alpha >= 0 and alpha < INFINITY):
-        raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
+    check_alpha(alpha)
     cdef bint linear = alpha * lattice.min_logprob >= -LINEAR_LIMIT
     keep = lattice.weights_for(alpha, MODE_EXACT) if linear else None
     lattice.fill_model(&M, alpha, keep)

@@ -8,7 +8,6 @@
 # several threads; sums are in a fixed text order (floats) or integers (pairs), so the
 # result does not depend on how many threads there are.
 
-from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
@@ -19,6 +18,7 @@ from .lattice cimport Lattice
 from .pair_counts cimport PairCounts, pair_half
 from .segment cimport (
     LINEAR_LIMIT,
+    check_alpha,
     MODE_EXACT,
     MODE_EXACT_LOG,
     MODE_VITERBI,
@@ -89,8 +89,7 @@ def expected_counts(Lattice lattice, list texts, double[::1] counts, *, double a
     cdef int32_t max_id = int(np.asarray(lattice.ids).max())
     if counts.shape[0] <= max_id:
         raise ValueError(f"counts needs at least {max_id + 1} entries")
-    if not (alpha >= 0 and alpha < INFINITY):
-        raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
+    check_alpha(alpha)
     cdef ByteViews views
     cdef const uint8_t** ptrs
     cdef Py_ssize_t* lens

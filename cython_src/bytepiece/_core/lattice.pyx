@@ -13,7 +13,7 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF, PyObject
-from libc.math cimport INFINITY, NAN
+from libc.math cimport NAN
 from libc.stdint cimport int32_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
@@ -22,10 +22,12 @@ from .common.rng cimport RNG_XOSHIRO, Rng, rng_init
 from .id_lists cimport ids_to_objs
 from .segment cimport (
     LINEAR_LIMIT,
+    check_alpha,
     MODE_EXACT,
     MODE_EXACT_LOG,
     MODE_LEGACY_V1,
     MODE_VITERBI,
+    NO_SEGMENTATION,
     STACK_WORKSPACE,
     Model,
     Workspace,
@@ -40,6 +42,10 @@ from .trie cimport trie_build, trie_free
 import numpy as np
 
 #: The samplers by name: the `sampler` argument of Lattice.sample and of the batches.
+from .segment cimport MAX_ALPHA as ALPHA_LIMIT
+
+#: The largest alpha the samplers take (segment.pxd says why).
+MAX_ALPHA = ALPHA_LIMIT
 SAMPLERS = {"exact": MODE_EXACT, "exact-logspace": MODE_EXACT_LOG, "legacy-v1": MODE_LEGACY_V1}
 
 
@@ -140,8 +146,7 @@ cdef class Lattice:
         large for linear-space weights."""
         if alpha < 0:
             return MODE_VITERBI
-        if alpha != alpha or alpha == INFINITY:
-            raise ValueError(f"alpha must be a finite number, not {alpha}")
+        check_alpha(alpha)
         if sampler == MODE_LEGACY_V1:
             return MODE_LEGACY_V1
         if sampler == MODE_EXACT_LOG or alpha * self.min_logprob < -LINEAR_LIMIT:
@@ -292,7 +297,6 @@ cdef class Lattice:
         cdef Rng rng
         cdef Workspace ws
         cdef Py_ssize_t n = data.shape[0], m
-        cdef double last
         vals = np.empty(n, dtype=np.int32)
         ends = np.empty(n, dtype=np.int32)
         cdef int32_t[::1] vv = vals, ee = ends
@@ -305,12 +309,11 @@ cdef class Lattice:
         with nogil:
             m = segment(&M, mode, &data[0] if n else NULL, n, chunked, False, &rng, &ws,
                         &vv[0] if n else NULL, &ee[0] if n else NULL)
-            last = ws.score[n] if m > 0 else 1.0
             ws_free(&ws)
+        if m == NO_SEGMENTATION:
+            raise ValueError("no segmentation satisfies the constraints")
         if m < 0:
             raise MemoryError()
-        if (M.cuts != NULL or M.banned != NULL) and (last == -INFINITY or (mode == MODE_EXACT and last == 0.0)):
-            raise ValueError("no segmentation satisfies the constraints")
         return vals[:m], ends[:m]
 
     def __reduce__(self):

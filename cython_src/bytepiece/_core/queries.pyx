@@ -21,6 +21,7 @@ from .forward_backward cimport EdgePosteriors, EdgeStore, ep_free, es_free, forw
 from .lattice cimport Lattice
 from .segment cimport (
     LINEAR_LIMIT,
+    check_alpha,
     MODE_EXACT,
     MODE_EXACT_LOG,
     Model,
@@ -372,8 +373,7 @@ def entropy(Lattice lattice, bytes data, double alpha, *, bint chunked=True, cut
     cdef Model M
     cdef Workspace ws
     cdef double logz, ent = 0.0, escore = 0.0
-    if not (alpha >= 0 and alpha < INFINITY):
-        raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
+    check_alpha(alpha)
     h = np.empty(length + 1, dtype=np.float64)
     g = np.empty(length + 1, dtype=np.float64)
     cdef double[::1] hv = h, gv = g
@@ -394,8 +394,7 @@ def forward_log(Lattice lattice, bytes data, double alpha, *, bint chunked=True,
     cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
     cdef Model M
     cdef Workspace ws
-    if not (alpha >= 0 and alpha < INFINITY):
-        raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
+    check_alpha(alpha)
     out = np.empty(length + 1, dtype=np.float64)
     cdef double[::1] fv = out
     ws_start(&ws, length, lattice.trie.max_len)
@@ -417,8 +416,7 @@ def boundary_marginals(Lattice lattice, bytes data, double alpha, *, bint chunke
     cdef Model M
     cdef Workspace ws
     cdef double logz
-    if not (alpha >= 0 and alpha < INFINITY):
-        raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
+    check_alpha(alpha)
     marg = np.ones(n + 1, dtype=np.float64)
     bwd = np.empty(n + 1, dtype=np.float64)
     cdef double[::1] mv = marg, bv = bwd
@@ -450,8 +448,7 @@ def piece_marginals(Lattice lattice, bytes data, double alpha, *, bint chunked=T
     cdef EdgeStore es
     cdef EdgePosteriors ep
     cdef double logz
-    if not (alpha >= 0 and alpha < INFINITY):
-        raise ValueError(f"alpha must be finite and >= 0, not {alpha}")
+    check_alpha(alpha)
     bwd = np.empty(n + 1, dtype=np.float64)
     cdef double[::1] bv = bwd
     cdef bint linear = not logspace and alpha * lattice.min_logprob >= -LINEAR_LIMIT

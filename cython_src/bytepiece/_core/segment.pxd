@@ -45,11 +45,27 @@ cdef extern from *:
     #define BP_RENORM_LOW 0x1p-100
     #define BP_RENORM_HIGH 0x1p100
     #define BP_PLAIN_HIGH 0x1p960
+    #define BP_MAX_ALPHA 1e4
     """
     const double LINEAR_LIMIT "BP_LINEAR_LIMIT"
     const double RENORM_LOW "BP_RENORM_LOW"
     const double RENORM_HIGH "BP_RENORM_HIGH"
     const double PLAIN_HIGH "BP_PLAIN_HIGH"
+    const double MAX_ALPHA "BP_MAX_ALPHA"
+
+
+# The samplers and the lattice queries take 0 <= alpha <= MAX_ALPHA. Log-space sums hold
+# alpha * score, so their absolute precision is an ulp of that product: beyond MAX_ALPHA
+# the differences between nearly tied segmentations drown in rounding (and products
+# overflow long before alpha reaches the float range). As alpha grows the distribution
+# tends to Viterbi's ties shared evenly; alpha < 0 asks for Viterbi itself.
+cdef inline int check_alpha(double alpha) except -1:
+    if not (alpha >= 0 and alpha <= MAX_ALPHA):
+        raise ValueError(
+            f"alpha must be a number from 0 to {MAX_ALPHA:g} for sampling and lattice queries, not {alpha} "
+            f"(a negative alpha gives Viterbi, the limit of large alphas)"
+        )
+    return 0
 
 
 cdef struct Model:
@@ -139,6 +155,11 @@ cdef inline double log_weights(const Model* M, const double* fwd, const int32_t*
 cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil
 cdef int ws_start(Workspace* ws, Py_ssize_t n, int32_t max_len) except -1
 cdef void ws_free(Workspace* ws) noexcept nogil
+
+# segment's result when boundary constraints leave a chunk without a segmentation
+# (-1 is out of memory).
+cdef enum:
+    NO_SEGMENTATION = -2
 
 cdef Py_ssize_t segment(const Model* M, int mode, const uint8_t* x, Py_ssize_t n, bint chunked,
                         bint forbid_whole, Rng* rng, Workspace* ws,

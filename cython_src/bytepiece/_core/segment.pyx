@@ -21,7 +21,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memmove, memset
 
-from .chunks cimport is_chunk_start
+from .chunks cimport chunk_end, is_chunk_start
 from .common.realloc cimport realloc_into
 from .common.rng cimport RNG_XOSHIRO, Rng, rng_next, rng_uniform
 from .trie cimport trie_edges
@@ -620,6 +620,47 @@ cdef Py_ssize_t segment(const Model* M, int mode, const uint8_t* x, Py_ssize_t n
                         int32_t* out_val, int32_t* out_end) noexcept nogil:
     if n == 0:
         return 0
+    if M.cuts != NULL or M.banned != NULL:
+        return segment_constrained(M, mode, x, n, chunked, rng, ws, out_val, out_end)
+    return segment_free(M, mode, x, n, chunked, forbid_whole, rng, ws, out_val, out_end)
+
+
+cdef bint reached(int mode, double last) noexcept nogil:
+    """Whether a kernel's value at a chunk's end says that some segmentation reaches it
+    (Viterbi and log sums: -inf when none; linear sums: 0)."""
+    if mode == MODE_EXACT:
+        return last != 0.0
+    return last != -INFINITY
+
+
+cdef Py_ssize_t segment_constrained(const Model* M, int mode, const uint8_t* x, Py_ssize_t n, bint chunked,
+                                    Rng* rng, Workspace* ws, int32_t* out_val, int32_t* out_end) noexcept nogil:
+    """segment under boundary constraints, one chunk at a time, so that a chunk the
+    constraints leave without a segmentation is noticed (the kernels restart their sums
+    at every chunk start, which would hide it). The random stream runs on from chunk to
+    chunk, one uniform per position as in one pass. Returns NO_SEGMENTATION then."""
+    cdef Model part = M[0]
+    cdef Py_ssize_t cs = 0, ce, m = 0, got, i
+    while cs < n:
+        ce = chunk_end(x, cs, n, chunked)
+        part.cuts = M.cuts + cs if M.cuts != NULL else NULL
+        part.banned = M.banned + cs if M.banned != NULL else NULL
+        got = segment_free(&part, mode, x + cs, ce - cs, False, False, rng, ws, out_val + m, out_end + m)
+        if got < 0:
+            return got
+        if not reached(mode, ws.score[ce - cs]):
+            return NO_SEGMENTATION
+        for i in range(m, m + got):
+            out_end[i] += <int32_t>cs
+        m += got
+        cs = ce
+    return m
+
+
+cdef Py_ssize_t segment_free(const Model* M, int mode, const uint8_t* x, Py_ssize_t n, bint chunked,
+                             bint forbid_whole, Rng* rng, Workspace* ws,
+                             int32_t* out_val, int32_t* out_end) noexcept nogil:
+    """One kernel over the whole text (its chunks restart inside the kernel)."""
     if mode == MODE_VITERBI:
         if n > WINDOW_MIN and not forbid_whole and M.cuts == NULL and M.banned == NULL:
             return seg_viterbi_window(M, x, n, chunked, WINDOW_FIRST, out_val, out_end)

@@ -1,0 +1,88 @@
+"""Ids, pieces and bytes: the vocabulary's table, and decoding.
+
+Ids 0, 1, 2 are ``<pad>``, ``<bos>``, ``<eos>`` (they decode to nothing, as in
+BytePiece 0.6.3); the pieces follow from id 3 in the model's order; a model's special
+tokens take the ids after the pieces and decode to their text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+
+import numpy as np
+
+from .model import FIRST_PIECE_ID, SPECIAL_PIECES
+
+
+class UnknownIdError(KeyError, ValueError):
+    """An id outside the vocabulary (a KeyError, as in BytePiece 0.6.3, and a ValueError)."""
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class IdTable:
+    """Lookups between ids, pieces (bytes) and special tokens (str) for one vocabulary."""
+
+    def __init__(self, pieces: Sequence[bytes], special_ids: dict[str, int]):
+        self.pieces = pieces
+        self.special_ids = special_ids
+        #: The bytes each id decodes to, indexed by id.
+        self.id_bytes: tuple[bytes, ...] = tuple(
+            [b""] * FIRST_PIECE_ID + list(pieces) + [t.encode("utf-8") for t in special_ids]
+        )
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The exact bytes of ``ids`` (special ids contribute nothing); UnknownIdError
+        names the first id outside the vocabulary."""
+        table = self.id_bytes
+        if isinstance(ids, np.ndarray):
+            ids = ids.tolist()
+        elif not isinstance(ids, (list, tuple)):
+            ids = list(ids)
+        try:
+            if ids and (min(ids) < 0 or max(ids) >= len(table)):
+                raise IndexError
+            return b"".join([table[i] for i in ids])
+        except (IndexError, TypeError):
+            bad = next(
+                i
+                for i in ids
+                if not (isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < len(table))
+            )
+            raise UnknownIdError(f"id {bad!r} is not in the vocabulary (0 .. {len(table) - 1})") from None
+
+    def piece_to_id(self, piece):
+        """Id of a piece (bytes), of '<pad>', '<bos>', '<eos>' or of a special token (str)."""
+        return self.piece_ids[piece]
+
+    def id_to_piece(self, i):
+        """Piece (bytes) of an id; '<pad>', '<bos>', '<eos>' for 0, 1, 2; a special token's str."""
+        return self.id_pieces[i]
+
+    def pieces_to_ids(self, pieces):
+        """[piece_to_id(p) for p in pieces]."""
+        table = self.piece_ids
+        return [table[p] for p in pieces]
+
+    def ids_to_pieces(self, ids):
+        """[id_to_piece(i) for i in ids]."""
+        table = self.id_pieces
+        return [table[i] for i in ids]
+
+    @cached_property
+    def piece_ids(self) -> dict:
+        """piece (bytes) or name (str) -> id."""
+        mapping: dict[bytes | str, int] = {p: i for i, p in enumerate(self.pieces, FIRST_PIECE_ID)}
+        mapping.update({name: i for i, name in enumerate(SPECIAL_PIECES)})
+        mapping.update(self.special_ids)
+        return mapping
+
+    @cached_property
+    def id_pieces(self) -> dict:
+        """id -> piece (bytes) or name (str)."""
+        mapping: dict[int, bytes | str] = dict(enumerate(SPECIAL_PIECES))
+        mapping.update(enumerate(self.pieces, FIRST_PIECE_ID))
+        mapping.update({i: name for name, i in self.special_ids.items()})
+        return mapping

@@ -1,0 +1,141 @@
+"""Draws from the segmentation lattice, with their probabilities: the Tokenizer's
+``sample`` (many independent draws from one forward pass) and ``sample_distinct``
+(draws without replacement), held as a LatticeSampler.
+
+``encode(text, alpha=...)`` draws one segmentation per call. Research that weighs
+segmentations (importance sampling of a language model's marginal likelihood over
+tokenizations, estimates over the distribution) needs many draws of one text and the
+exact probability of each. ``sample`` runs the forward pass once and walks back from
+it once per draw, so n draws cost far less than n calls; every draw comes with its
+log-probability under exp(alpha * score) / Z, from the same pass. ``sample_distinct``
+(:mod:`bytepiece.distinct`) gives k different segmentations with the inclusion
+probabilities that make unbiased estimates from them.
+
+Both take the boundary constraints of :mod:`bytepiece.constraints`; the draws are then
+from the constrained distribution, exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import constraints, distinct
+from ._core import draws as _draws
+from ._core.lattice import Lattice
+from .constraints import Pattern, Positions
+from .encoding import check_sampling_alpha
+from .model import FIRST_PIECE_ID
+
+
+class LatticeSampler:
+    """Draws over one tokenizer's lattice: ``to_bytes`` turns a text into the bytes it
+    segments, ``words(key)`` gives a draw's (seed word, key word) (the next unkeyed one
+    when key is None), ``logprobs`` are the pieces' log-probabilities."""
+
+    def __init__(
+        self,
+        lattice: Lattice,
+        to_bytes: Callable[[Any], bytes],
+        words: Callable[[Any], tuple[int, int]],
+        logprobs: np.ndarray,
+    ):
+        self._lattice = lattice
+        self.to_bytes = to_bytes
+        self.words = words
+        self._logprobs = logprobs
+
+    def sample(
+        self,
+        text,
+        n: int,
+        alpha: float,
+        *,
+        key=None,
+        with_log_prob: bool = False,
+        required_boundaries: Positions | None = None,
+        forbidden_boundaries: Positions | None = None,
+        boundary_regex: Pattern | None = None,
+    ) -> list:
+        """``n`` independent exact draws of the segmentation of ``text`` from
+        exp(alpha * score) / Z, from one forward pass: a list of ``n`` id lists, or with
+        ``with_log_prob=True`` a list of ``(ids, log_prob)``.
+
+        >>> tok.sample("tokenizer", 3, 0.1, key=7, with_log_prob=True)   # doctest: +SKIP
+        [([14826, 5394, 117], -3.39...), ([85, 3437, 4292, 117], -5.06...), ...]
+
+        ``log_prob`` is the exact log-probability of that segmentation under the sampling
+        distribution (``log_prob(text, pieces, alpha)``): what importance sampling over
+        segmentations needs as the proposal's probability. Draws cost one pass over the
+        text plus a short walk each, not one pass each. With ``key``, the draws are a pure
+        function of (seed, key, text, alpha) and draw ``i`` does not depend on ``n``;
+        without it, each call takes one number of the tokenizer's unkeyed stream.
+        Boundary constraints as in :meth:`tokenize`.
+        """
+        alpha = check_sampling_alpha(alpha)
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, not {n}")
+        data = self.to_bytes(text)
+        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        seed_word, key_word = self.words(key)
+        try:
+            vals, _, rows, logps = _draws.sample_many(
+                self._lattice, data, n, alpha, seed_word, key_word, cuts=cuts, banned=banned
+            )
+        except ValueError as error:
+            if "no segmentation" not in str(error):
+                raise
+            raise constraints.no_segmentation(self._lattice, data, cuts, banned) from None
+        ids = (vals + FIRST_PIECE_ID).tolist()
+        cut = rows.tolist()
+        draws = [ids[cut[i] : cut[i + 1]] for i in range(n)]
+        if with_log_prob:
+            # log P <= 0: rounding in alpha * score and log Z must not make it positive.
+            return list(zip(draws, np.minimum(logps, 0.0).tolist()))
+        return draws
+
+    def sample_distinct(
+        self,
+        text,
+        k: int,
+        alpha: float = 1.0,
+        *,
+        key=None,
+        required_boundaries: Positions | None = None,
+        forbidden_boundaries: Positions | None = None,
+        boundary_regex: Pattern | None = None,
+    ) -> list[tuple[list[bytes], float, float]]:
+        """``k`` distinct segmentations drawn without replacement, as
+        ``(pieces, log_prob, inclusion)`` in the order drawn.
+
+        >>> tok.sample_distinct("tokenizer", 3, alpha=0.1, key=0)    # doctest: +SKIP
+        [([b't', b'oke', b'n', b'i', b'z', b'e', b'r'], -5.12..., 0.0158...), ...]
+
+        The draws are successive sampling: the first with probability
+        p = exp(alpha * score) / Z, each next one with probability proportional to p among
+        the segmentations not drawn yet (the distribution of the k largest of
+        log p + Gumbel noise). Exact: the mass still available under every branch of the
+        lattice is summed afresh (no subtraction of probabilities), so nothing is lost to
+        cancellation even when one segmentation holds nearly all the mass.
+
+        ``log_prob`` is log p. ``inclusion`` is the probability that the segmentation is
+        among the k, *given the threshold* kappa (the (k+1)-th largest perturbed log p,
+        drawn alongside): q = 1 - exp(-exp(log p - kappa)). Then sum(p / q * f(pieces))
+        over the k is an unbiased estimate of E_p[f] (priority sampling; Kool, van Hoof and
+        Welling, 2019). When the text has at most k segmentations all are returned, with
+        q = 1. ``key`` makes the result reproducible, as for ``tokenize``; boundary
+        constraints as in :meth:`tokenize`.
+        """
+        alpha = check_sampling_alpha(alpha)
+        k = int(k)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, not {k}")
+        data = self.to_bytes(text)
+        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        constraints.check_reachable(self._lattice, data, cuts, banned)
+        seed_word, key_word = self.words(key)
+        lattice, logprobs = self._lattice, self._logprobs
+        return distinct.sample_distinct(lattice, data, k, alpha, seed_word, key_word, logprobs, cuts, banned)

@@ -1,0 +1,433 @@
+"""The lattice for research, through the Tokenizer: many draws per pass with their
+probabilities, boundary constraints on every call, piece marginals, expected counts,
+the lattice's edges, StochasTok, and the range of alpha.
+
+Kernel-level exactness under constraints is in tests/core/test_constraints.py; here
+the Python API is checked against the brute-force oracle on a real tokenizer and
+against its own other answers. The statistical tests use fixed keys and state their
+levels.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+from bytepiece import Tokenizer
+from bytepiece.model import vocabulary_from_counts
+from bytepiece.reference import ConstrainedReference, chi_square, chi_square_sf, keeps_constraints
+
+TEXT = "The tokenizer splits 1234567 into pieces."
+
+
+def _pieces_of(tok, ids):
+    return [tok.id_bytes[i] for i in ids]
+
+
+def _small_tokenizer():
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts.update({b"a": 40, b"b": 30, b"ab": 50, b"ba": 20, b"abab": 10, b"aba": 15, b"bab": 5})
+    return Tokenizer(vocabulary_from_counts(counts), seed=3)
+
+
+def _oracle(tok, required=(), forbidden=()):
+    return ConstrainedReference(dict(zip(tok.vocabulary.pieces, tok.piece_log_probs.tolist())), required, forbidden)
+
+
+# ---------------------------------------------------------------------------
+# sample: many draws from one pass
+
+
+def test_sample_draws_carry_their_exact_log_probability(tok):
+    draws = tok.sample(TEXT, 20, 0.3, key="s", with_log_prob=True)
+    assert len(draws) == 20
+    for ids, logp in draws:
+        assert tok.decode(ids) == TEXT
+        assert logp == pytest.approx(tok.log_prob(TEXT, ids, 0.3), rel=1e-9, abs=1e-12)
+        assert logp <= 0
+
+
+def test_sample_is_keyed_and_draw_i_does_not_depend_on_n(tok):
+    eight = tok.sample(TEXT, 8, 0.2, key=11)
+    assert tok.sample(TEXT, 3, 0.2, key=11) == eight[:3]
+    assert tok.sample(TEXT, 64, 0.2, key=11)[:8] == eight
+    assert tok.sample(TEXT, 8, 0.2, key=12) != eight
+    # A copy of the tokenizer in another process gives the same keyed draws (pickling
+    # keeps the seed), and so do threads sharing one tokenizer.
+    copy = pickle.loads(pickle.dumps(tok))
+    assert copy.sample(TEXT, 8, 0.2, key=11) == eight
+    got = []
+    workers = [threading.Thread(target=lambda: got.append(tok.sample(TEXT, 8, 0.2, key=11))) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert got == [eight] * 4
+
+
+def test_unkeyed_sample_calls_draw_fresh_samples(tok):
+    first = tok.sample(TEXT, 8, 0.5)
+    second = tok.sample(TEXT, 8, 0.5)
+    assert first != second
+    assert tok.sample(TEXT, 0, 0.5) == []
+    with pytest.raises(ValueError, match="n must be"):
+        tok.sample(TEXT, -1, 0.5)
+
+
+def test_sample_frequencies_match_the_exact_distribution():
+    """40,000 draws of a 6-byte text from one call; chi-square at level 0.001."""
+    tok = _small_tokenizer()
+    text = b"ababab"
+    oracle = _oracle(tok)
+    dist = oracle.distribution(text, 0.7)
+    draws = tok.sample(text, 40_000, 0.7, key=5)
+    seen: dict = {}
+    for ids in draws:
+        path = tuple(_pieces_of(tok, ids))
+        assert path in dist
+        seen[path] = seen.get(path, 0) + 1
+    stat, dof, _ = chi_square([(40_000 * p, seen.get(path, 0)) for path, p in dist.items()])
+    assert chi_square_sf(stat, dof) > 0.001
+
+
+# ---------------------------------------------------------------------------
+# Constraints through the API
+
+
+def test_required_boundaries_as_positions_or_a_mask_agree(tok):
+    data = TEXT.encode()
+    positions = [4, 13, 20]
+    mask = np.zeros(len(data) + 1, dtype=bool)
+    mask[positions] = True
+    pieces = tok.tokenize(TEXT, required_boundaries=positions)
+    assert pieces == tok.tokenize(TEXT, required_boundaries=mask)
+    assert keeps_constraints(pieces, set(positions))
+    assert b"".join(pieces) == data
+    ids = tok.encode(TEXT, required_boundaries=positions)
+    assert _pieces_of(tok, ids) == pieces
+    assert tok.encode(TEXT, required_boundaries=positions, as_numpy=True).tolist() == ids
+
+
+def test_viterbi_under_constraints_is_the_best_allowed_segmentation():
+    tok = _small_tokenizer()
+    text = b"abababba"
+    for required, forbidden in [({2}, set()), (set(), {2}), ({3, 5}, {1}), (set(), {4}), (set(), {4, 6})]:
+        oracle = _oracle(tok, required, forbidden)
+        kw = {"required_boundaries": sorted(required), "forbidden_boundaries": sorted(forbidden)}
+        if not list(oracle.segmentations(text)):
+            with pytest.raises(ValueError, match="no allowed piece reaches byte 7"):
+                tok.tokenize(text, **kw)
+            continue
+        got = tok.tokenize(text, **kw)
+        assert got == oracle.viterbi(text)
+        best = tok.nbest(text, 50, **kw)
+        assert best == oracle.nbest(text, 50)
+
+
+def test_every_query_takes_the_constraints():
+    tok = _small_tokenizer()
+    text = b"abababba"
+    required, forbidden = [3], [5]
+    kw = {"required_boundaries": required, "forbidden_boundaries": forbidden}
+    oracle = _oracle(tok, set(required), set(forbidden))
+    alpha = 0.6
+    assert tok.log_partition(text, alpha, **kw) == pytest.approx(oracle.log_partition(text, alpha), rel=1e-12)
+    assert tok.entropy(text, alpha, **kw) == pytest.approx(oracle.entropy(text, alpha), rel=1e-9)
+    marg = tok.boundary_marginals(text, alpha, **kw)
+    assert marg.tolist() == pytest.approx(oracle.boundary_marginals(text, alpha), abs=1e-12)
+    assert marg[3] == 1.0 and marg[5] == 0.0
+    for path, p in oracle.distribution(text, alpha).items():
+        assert tok.log_prob(text, list(path), alpha, **kw) == pytest.approx(math.log(p), rel=1e-9)
+    unconstrained = [b"ab", b"ab", b"ab", b"ba"]  # crosses 3
+    assert tok.log_prob(text, unconstrained, alpha) > -math.inf
+    assert tok.log_prob(text, unconstrained, alpha, **kw) == -math.inf
+    for ids, logp in tok.sample(text, 50, alpha, key=1, with_log_prob=True, **kw):
+        pieces = _pieces_of(tok, ids)
+        assert keeps_constraints(pieces, set(required), set(forbidden))
+        assert logp == pytest.approx(oracle.log_prob(text, pieces, alpha), rel=1e-9)
+    distinct = tok.sample_distinct(text, 4, alpha, key=1, **kw)
+    assert len({tuple(p) for p, _, _ in distinct}) == len(distinct)
+    assert all(keeps_constraints(p, set(required), set(forbidden)) for p, _, _ in distinct)
+    pm = tok.piece_marginals(text, alpha, **kw)
+    want = oracle.piece_marginals(text, alpha)
+    got = {(int(r["start"]), int(r["end"]), tok.id_bytes[r["id"]]): float(r["prob"]) for r in pm}
+    assert got.keys() == want.keys()
+    for edge, p in want.items():
+        assert got[edge] == pytest.approx(p, rel=1e-9)
+    edges = tok.lattice(text, **kw)
+    assert not any(r["start"] < 3 < r["end"] for r in edges)
+    assert not any(5 in (r["start"], r["end"]) for r in edges)
+
+
+def test_boundary_regex_keeps_matches_whole(tok):
+    # Digits in right-aligned groups of three, as numbers are written.
+    groups = r"\d{1,3}(?=(?:\d{3})*(?!\d))"
+    pieces = tok.tokenize(TEXT, boundary_regex=groups)
+    data = TEXT.encode()
+    start = data.index(b"1234567")
+    ends = set(np.cumsum([len(p) for p in pieces]).tolist())
+    assert {start + 1, start + 4, start + 7} <= ends | {start}
+    assert b"".join(pieces) == data
+    # A bytes pattern works the same; the regex combines with explicit positions.
+    assert tok.tokenize(TEXT, boundary_regex=groups.encode()) == pieces
+    both = tok.tokenize(TEXT, boundary_regex=groups, required_boundaries=[2])
+    assert 2 in set(np.cumsum([len(p) for p in both]).tolist())
+    # Whitespace-delimited words: no piece holds a space and a letter.
+    words = tok.tokenize(TEXT, boundary_regex=r"\S+")
+    assert all(not (b" " in p and p.strip()) for p in words)
+
+
+def test_str_regex_positions_are_bytes_of_the_normalised_text(tok):
+    text = "héllo wörld"
+    pieces = tok.tokenize(text, boundary_regex=r"\S+")
+    data = text.encode()
+    ends = set(np.cumsum([len(p) for p in pieces]).tolist())
+    assert data.index(b" ") in ends and data.index(b" ") + 1 in ends | {0}
+
+
+def test_constraints_errors_name_the_position(tok):
+    data = TEXT.encode()
+    with pytest.raises(ValueError, match="outside the text"):
+        tok.encode(TEXT, required_boundaries=[len(data) + 1])
+    with pytest.raises(ValueError, match=r"position 3 is both a required and a forbidden"):
+        tok.encode(TEXT, required_boundaries=[3], forbidden_boundaries=[3])
+    with pytest.raises(ValueError, match="position 0 is an end"):
+        tok.encode(TEXT, forbidden_boundaries=[0])
+    with pytest.raises(ValueError, match=str(len(data) + 1)):
+        tok.encode(TEXT, required_boundaries=np.zeros(5, dtype=bool))
+    with pytest.raises(TypeError, match="integers"):
+        tok.encode(TEXT, required_boundaries=[1.5])
+    with pytest.raises(ValueError, match="starts a new chunk"):
+        tok.encode("ab\ncd", forbidden_boundaries=[3])
+    # Forbidding every boundary of a run no piece spans: the error names the byte.
+    with pytest.raises(ValueError, match=r"no allowed piece reaches byte \d+"):
+        tok.encode("qqqqqqqqqqqqqqqqqqqqqqqqqqqqqq", forbidden_boundaries=list(range(1, 30)))
+    with pytest.raises(ValueError, match=r"no allowed piece reaches byte \d+"):
+        tok.log_partition("qqqqqqqqqqqqqqqqqqqqqqqqqqqqqq", 0.5, forbidden_boundaries=list(range(1, 30)))
+    with pytest.raises(ValueError, match=r"no allowed piece reaches byte \d+"):
+        tok.sample("qqqqqqqqqqqqqqqqqqqqqqqqqqqqqq", 2, 0.5, forbidden_boundaries=list(range(1, 30)))
+
+
+def test_a_failing_chunk_is_noticed_even_when_a_later_chunk_is_fine(tok):
+    """The kernels restart at every chunk start; a first chunk with no allowed
+    segmentation must still be an error, not a silent wrong answer."""
+    text = "qqqqqqqqqq\nfine"
+    with pytest.raises(ValueError, match=r"no allowed piece reaches byte"):
+        tok.encode(text, forbidden_boundaries=list(range(1, 10)))
+    with pytest.raises(ValueError, match=r"no allowed piece reaches byte"):
+        tok.encode(text, alpha=0.3, key=1, forbidden_boundaries=list(range(1, 10)))
+
+
+def test_constraints_with_special_tokens_use_positions_in_the_whole_text():
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts.update({b"ab": 50, b"abab": 40})
+    tok = Tokenizer(vocabulary_from_counts(counts), special_tokens=["<eot>"])
+    text = "abab<eot>abab"
+    eot = tok.special_tokens["<eot>"]
+    assert tok.encode(text, allowed_special="all") == [tok.piece_to_id(b"abab"), eot, tok.piece_to_id(b"abab")]
+    got = tok.encode(text, allowed_special="all", required_boundaries=[11])
+    assert got == [tok.piece_to_id(b"abab"), eot, tok.piece_to_id(b"ab"), tok.piece_to_id(b"ab")]
+    with pytest.raises(ValueError, match="next to a special token"):
+        tok.encode(text, allowed_special="all", forbidden_boundaries=[4])
+
+
+# ---------------------------------------------------------------------------
+# Piece marginals, expected counts, the lattice
+
+
+def test_piece_marginals_sum_to_the_boundary_marginals(tok):
+    pm = tok.piece_marginals(TEXT, 0.4)
+    assert pm.dtype.names == ("start", "end", "id", "prob")
+    assert (pm["prob"] > 0).all() and (pm["prob"] <= 1).all()
+    bm = tok.boundary_marginals(TEXT, 0.4)
+    n = len(TEXT.encode())
+    by_start = np.zeros(n + 1)
+    np.add.at(by_start, pm["start"], pm["prob"])
+    by_end = np.zeros(n + 1)
+    np.add.at(by_end, pm["end"], pm["prob"])
+    assert by_start[:-1] == pytest.approx(bm[:-1], abs=1e-12)
+    assert by_end[1:] == pytest.approx(bm[1:], abs=1e-12)
+    order = np.lexsort((pm["end"], pm["start"]))
+    assert (order == np.arange(len(pm))).all()
+
+
+def test_piece_marginals_match_the_oracle():
+    tok = _small_tokenizer()
+    text = b"abab\nba"
+    oracle = _oracle(tok)
+    for alpha in (0.0, 0.5, 2.0):
+        want = oracle.piece_marginals(text, alpha)
+        pm = tok.piece_marginals(text, alpha)
+        got = {(int(r["start"]), int(r["end"]), tok.id_bytes[r["id"]]): float(r["prob"]) for r in pm}
+        assert got.keys() == want.keys()
+        for edge, p in want.items():
+            assert got[edge] == pytest.approx(p, rel=1e-9)
+
+
+def test_expected_counts_sum_piece_marginals_over_texts(tok):
+    texts = [TEXT, "another line of text", "", "数字 42"]
+    counts = tok.expected_counts(texts, 0.25)
+    assert counts.shape == (tok.vocab_size,)
+    want = np.zeros(tok.vocab_size)
+    for t in texts:
+        if t:
+            pm = tok.piece_marginals(t, 0.25)
+            np.add.at(want, pm["id"], pm["prob"])
+    assert counts == pytest.approx(want, abs=1e-9)
+    # The sums are in a fixed order: the thread count changes nothing, bit for bit.
+    many = texts * 50
+    assert np.array_equal(
+        tok.expected_counts(many, 0.25, num_threads=1), tok.expected_counts(many, 0.25, num_threads=2)
+    )
+    with pytest.raises(TypeError):
+        tok.expected_counts("one text", 0.25)
+
+
+def test_lattice_lists_every_edge_and_scores_any_segmentation(tok):
+    edges = tok.lattice("tokenizer")
+    assert edges.dtype.names == ("start", "end", "id", "logp")
+    data = b"tokenizer"
+    for r in edges:
+        assert tok.id_bytes[r["id"]] == data[r["start"] : r["end"]]
+        assert r["logp"] == tok.piece_log_probs[r["id"] - 3]
+    spans = {(int(r["start"]), int(r["end"])) for r in edges}
+    for s in range(len(data)):
+        for e in range(s + 1, len(data) + 1):
+            assert ((s, e) in spans) == (tok.vocabulary.pieces.count(data[s:e]) > 0) if e - s <= 16 else True
+    ids = tok.encode("tokenizer", alpha=0.5, key=2)
+    score = sum(float(edges[(edges["start"] == s) & (edges["id"] == i)]["logp"][0]) for s, i in _starts(tok, ids))
+    assert tok.score("tokenizer", ids) == pytest.approx(score, rel=1e-12)
+
+
+def _starts(tok, ids):
+    at = 0
+    for i in ids:
+        yield at, i
+        at += len(tok.id_bytes[i])
+
+
+# ---------------------------------------------------------------------------
+# StochasTok
+
+
+def _splits(tok, token):
+    piece = tok.id_bytes[token]
+    pieces = set(tok.vocabulary.pieces)
+    return [
+        (tok.piece_to_id(piece[:j]), tok.piece_to_id(piece[j:]))
+        for j in range(1, len(piece))
+        if piece[:j] in pieces and piece[j:] in pieces
+    ]
+
+
+def test_stochastok_keeps_the_text_and_is_keyed(tok):
+    ids = tok.encode(TEXT * 5)
+    out = tok.stochastok(ids, 0.3, key=4)
+    assert tok.decode(out) == TEXT * 5
+    assert len(ids) < len(out) <= len(ids) + int(len(ids) * 0.3)
+    assert tok.stochastok(ids, 0.3, key=4) == out
+    assert tok.stochastok(ids, 0.3, key=5) != out
+    assert tok.stochastok(ids, 0.0, key=4) == ids
+    assert len(tok.stochastok(ids, 5.0, key=4, max_splits=3)) == len(ids) + 3
+    arr = tok.stochastok(np.array(ids, dtype=tok.id_dtype), 0.3, key=4)
+    assert arr.dtype == tok.id_dtype and arr.tolist() == out
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.stochastok([tok.vocab_size], 0.5)
+    with pytest.raises(ValueError, match="p must be"):
+        tok.stochastok(ids, -0.1)
+
+
+def test_stochastok_replaces_a_token_by_one_of_its_splits_uniformly():
+    """One token with three two-piece splits, p = 1 on a sequence of one: the split made
+    is uniform over the three (chi-square over 6,000 keys at level 0.001)."""
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts.update({b"abcd": 5, b"bcd": 5, b"ab": 5, b"cd": 5, b"abc": 5})
+    tok = Tokenizer(vocabulary_from_counts(counts))
+    token = tok.piece_to_id(b"abcd")
+    options = _splits(tok, token)
+    assert sorted(options) == sorted(tok._splitter.splits(token))
+    assert len(options) == 3
+    seen = dict.fromkeys(options, 0)
+    for k in range(6000):
+        out = tuple(tok.stochastok([token], 1.0, key=k))
+        seen[out] += 1
+    stat, dof, _ = chi_square([(2000.0, c) for c in seen.values()])
+    assert chi_square_sf(stat, dof) > 0.001
+
+
+def test_stochastok_split_counts_follow_the_procedure():
+    """[T] * 10 where T = "ab" splits only into (a, b) and a, b never split; p = 1 makes
+    10 attempts, each picking a uniform position of the current sequence. The number of
+    splits is a Markov chain (r unsplit of L tokens: split with probability r / L), whose
+    exact distribution the observed counts over 20,000 keys must fit (chi-square at
+    level 0.001). Picking positions of the original sequence, or stopping at the first
+    failure, would not."""
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts[b"ab"] = 9
+    tok = Tokenizer(vocabulary_from_counts(counts))
+    t = tok.piece_to_id(b"ab")
+    n = 10
+    dist = {0: 1.0}  # splits so far -> probability
+    for _ in range(n):
+        nxt: dict = {}
+        for s, p in dist.items():
+            r, length = n - s, n + s
+            nxt[s + 1] = nxt.get(s + 1, 0.0) + p * r / length
+            nxt[s] = nxt.get(s, 0.0) + p * (1 - r / length)
+        dist = nxt
+    draws = 20_000
+    seen: dict = {}
+    for k in range(draws):
+        s = len(tok.stochastok([t] * n, 1.0, key=k)) - n
+        seen[s] = seen.get(s, 0) + 1
+    stat, dof, _ = chi_square([(draws * p, seen.get(s, 0)) for s, p in dist.items()])
+    assert chi_square_sf(stat, dof) > 0.001
+
+
+# ---------------------------------------------------------------------------
+# The range of alpha
+
+
+@pytest.mark.parametrize("alpha", [1e5, 1e30, 5e306, 1e308, math.inf, math.nan])
+def test_alphas_beyond_the_limit_are_refused_everywhere(tok, alpha):
+    ids = tok.encode(TEXT)
+    calls = [
+        lambda: tok.encode(TEXT, alpha=alpha),
+        lambda: tok.encode(TEXT, alpha=alpha, key=1),
+        lambda: tok.encode_batch([TEXT], alpha=alpha),
+        lambda: tok.tokenize(TEXT, alpha=alpha),
+        lambda: tok.log_partition(TEXT, alpha),
+        lambda: tok.log_prob(TEXT, ids, alpha),
+        lambda: tok.entropy(TEXT, alpha),
+        lambda: tok.boundary_marginals(TEXT, alpha),
+        lambda: tok.piece_marginals(TEXT, alpha),
+        lambda: tok.sample(TEXT, 2, alpha),
+        lambda: tok.sample_distinct(TEXT, 2, alpha),
+        lambda: tok.expected_counts([TEXT], alpha),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="alpha"):
+            call()
+
+
+def test_the_largest_alpha_gives_viterbi_ties_shared_evenly():
+    """At alpha = MAX_ALPHA every answer is still a number in range; a text of nine
+    equally good segmentations (one run of x's) splits the mass evenly among them."""
+    from bytepiece._core.lattice import MAX_ALPHA
+
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts.update({b"xx": 100, b"xxx": 100})
+    tok = Tokenizer(vocabulary_from_counts(counts), seed=1)
+    text = b"xxxxxx"  # xx|xx|xx and xxx|xxx score differently; find the ties from nbest
+    best = tok.nbest(text, 20)
+    top = [p for p, s in best if s == best[0][1]]
+    ids = tok.encode(text)
+    assert tok.log_prob(text, ids, MAX_ALPHA) == pytest.approx(-math.log(len(top)), abs=1e-9)
+    assert tok.entropy(text, MAX_ALPHA) == pytest.approx(math.log(len(top)), abs=1e-9)
+    for _, logp in tok.sample(text, 20, MAX_ALPHA, key=1, with_log_prob=True):
+        assert -math.log(len(top)) - 1e-9 <= logp <= 0
+    assert all(tuple(tok.tokenize(text, MAX_ALPHA, key=k)) in {tuple(p) for p in top} for k in range(50))
