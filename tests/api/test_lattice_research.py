@@ -251,8 +251,15 @@ def test_piece_marginals_sum_to_the_boundary_marginals(tok):
     np.add.at(by_end, pm["end"], pm["prob"])
     assert by_start[:-1] == pytest.approx(bm[:-1], abs=1e-12)
     assert by_end[1:] == pytest.approx(bm[1:], abs=1e-12)
-    order = np.lexsort((pm["end"], pm["start"]))
+    # The order of lattice(): by end, then the shortest piece first.
+    order = np.lexsort((-pm["start"], pm["end"]))
     assert (order == np.arange(len(pm))).all()
+    edges = tok.lattice(TEXT)
+    assert (np.lexsort((-edges["start"], edges["end"])) == np.arange(len(edges))).all()
+    kept = {(int(s), int(e)) for s, e in zip(pm["start"], pm["end"])}
+    assert [(int(s), int(e)) for s, e in zip(edges["start"], edges["end"]) if (s, e) in kept] == list(
+        zip(pm["start"].tolist(), pm["end"].tolist())
+    )
 
 
 def test_piece_marginals_match_the_oracle():
