@@ -4,7 +4,9 @@ The blocks are read from the Markdown by their fence:
 
 - ``pycon``: doctest examples (``>>>``), checked against the output shown (ELLIPSIS and
   NORMALIZE_WHITESPACE, as doctest), the blocks of one page in order in one namespace;
-- ``python``: code run as it is, in the same namespace as the page's other Python;
+- ``python``: code run as it is, in the same namespace as the page's other Python; a
+  ``python`` block written as a session (its first line starts with ``>>>``) is checked
+  as ``pycon`` is, since it could not run as code;
 - ``console``: ``$ command`` lines run by bash, each followed by the output it must
   print (the same checker, so ``...`` stands for what varies, such as timings);
 - ``sh``: commands that must succeed.
@@ -107,7 +109,7 @@ def test_python_examples(page, folder):
         if reason or lang not in ("pycon", "python"):
             continue
         where = f"{_page_id(page)}:{line}"
-        if lang == "python":
+        if lang == "python" and not code.lstrip().startswith(">>>"):
             exec(compile(code, where, "exec"), namespace)
             continue
         test = parser.get_doctest(code, namespace, where, str(page), line)
