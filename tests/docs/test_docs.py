@@ -17,8 +17,9 @@ comment ``<!-- docs-test: slow -->``, and its test is marked slow. A block
 right after a line ``<!-- not run: REASON -->`` is skipped, and the test says why; only
 the set-up commands that install from the network are marked so (CI runs those itself,
 .ci/run). Each page runs in a fresh folder holding links to the repository's corpora,
-tests/data and examples, so relative paths in the examples resolve as in a clone and
-files they write do not land in the checkout.
+tests, examples, benchmarks, scripts and pyproject.toml (so that a page's pytest command
+runs with the project's settings), so relative paths in the examples resolve as in a
+clone and files they write do not land in the checkout.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[ \t]*$")
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<reason>.+?)\s*-->")
-LINKED = ("corpora", "tests", "examples", "benchmarks", "scripts")
+LINKED = ("corpora", "tests", "examples", "benchmarks", "scripts", "pyproject.toml")
 CHECKER = doctest.OutputChecker()
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
