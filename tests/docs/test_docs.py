@@ -4,7 +4,9 @@ The blocks are read from the Markdown by their fence:
 
 - ``pycon``: doctest examples (``>>>``), checked against the output shown (ELLIPSIS and
   NORMALIZE_WHITESPACE, as doctest), the blocks of one page in order in one namespace;
-- ``python``: code run as it is, in the same namespace as the page's other Python;
+- ``python``: code run as it is, in the same namespace as the page's other Python; a
+  ``python`` block written as a session (its first line starts with ``>>>``) is checked
+  as ``pycon`` is, since it could not run as code;
 - ``console``: ``$ command`` lines run by bash, each followed by the output it must
   print (the same checker, so ``...`` stands for what varies, such as timings);
 - ``sh``: commands that must succeed.
@@ -15,8 +17,9 @@ comment ``<!-- docs-test: slow -->``, and its test is marked slow. A block
 right after a line ``<!-- not run: REASON -->`` is skipped, and the test says why; only
 the set-up commands that install from the network are marked so (CI runs those itself,
 .ci/run). Each page runs in a fresh folder holding links to the repository's corpora,
-tests/data and examples, so relative paths in the examples resolve as in a clone and
-files they write do not land in the checkout.
+tests, examples, benchmarks, scripts and pyproject.toml (so that a page's pytest command
+runs with the project's settings), so relative paths in the examples resolve as in a
+clone and files they write do not land in the checkout.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[ \t]*$")
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<reason>.+?)\s*-->")
-LINKED = ("corpora", "tests", "examples", "benchmarks", "scripts")
+LINKED = ("corpora", "tests", "examples", "benchmarks", "scripts", "pyproject.toml")
 CHECKER = doctest.OutputChecker()
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -107,7 +110,7 @@ def test_python_examples(page, folder):
         if reason or lang not in ("pycon", "python"):
             continue
         where = f"{_page_id(page)}:{line}"
-        if lang == "python":
+        if lang == "python" and not code.lstrip().startswith(">>>"):
             exec(compile(code, where, "exec"), namespace)
             continue
         test = parser.get_doctest(code, namespace, where, str(page), line)
