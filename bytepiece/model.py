@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import math
 import os
@@ -255,42 +256,83 @@ def _entry_text(key: str, value: Any) -> str:
 MAX_MODEL_BYTES = 1 << 30
 
 
-def _read_json(path: str) -> Any:
+def _read_model_bytes(path: str) -> bytes:
+    """The model text of a file: a JSON file's bytes, or a zip's one member, at most
+    MAX_MODEL_BYTES of them. A regular file is checked for a zip in place; anything else
+    (a pipe: ``-m /dev/stdin``, ``-m <(cat m.model)``; a device) cannot seek, so it is
+    read once into memory, up to the limit, and recognised as a zip there."""
     limit = MAX_MODEL_BYTES
-    too_large = f"model {path!r}: larger than {limit} bytes, too large for a model"
     # Errors opening the path keep their type (FileNotFoundError, IsADirectoryError,
     # PermissionError) for callers that test it; everything after that is the file's fault.
     with open(path, "rb") as handle:
         try:
             info = os.fstat(handle.fileno())
-            regular = stat.S_ISREG(info.st_mode)
-            # Only a regular file can be a zip (is_zipfile reads a device or pipe to its end).
-            import zipfile  # (imported here: most models are plain JSON)
+            if stat.S_ISREG(info.st_mode):
+                import zipfile  # (imported here: most models are plain JSON)
 
-            is_zip = regular and zipfile.is_zipfile(handle)
-            if regular and not is_zip and info.st_size > limit:
-                raise ModelError(too_large)
-            if is_zip:
+                if zipfile.is_zipfile(handle):
+                    return _zip_member(handle, path)
+                if info.st_size > limit:
+                    raise ModelError(_too_large(path))
                 handle.seek(0)
-                with zipfile.ZipFile(handle) as archive:
-                    members = [m for m in archive.infolist() if not m.is_dir()]
-                    if len(members) != 1:
-                        raise ModelError(
-                            f"model {path!r}: a zipped model must hold exactly one file, found {len(members)}"
-                        )
-                    if members[0].file_size > limit:
-                        raise ModelError(too_large)
-                    with archive.open(members[0]) as member:
-                        raw = member.read(limit + 1)
+                raw = _read_bounded(handle, info.st_size, path)
             else:
-                handle.seek(0)
-                raw = handle.read(limit + 1)
+                raw = _read_bounded(handle, 0, path)
+                import zipfile
+
+                buffer = io.BytesIO(raw)
+                if zipfile.is_zipfile(buffer):
+                    return _zip_member(buffer, path)
         except (ModelError, MemoryError):
             raise
         except Exception as error:  # zipfile, zlib, lzma, bz2, struct, OSError, UnicodeDecodeError ...
-            raise ModelError(f"model {path!r}: cannot read the archive: {type(error).__name__}: {error}") from error
-    if len(raw) > limit:
-        raise ModelError(too_large)
+            raise ModelError(f"model {path!r}: cannot read it: {type(error).__name__}: {error}") from error
+    return raw
+
+
+def _too_large(path: str) -> str:
+    return f"model {path!r}: larger than {MAX_MODEL_BYTES} bytes, too large for a model"
+
+
+def _read_bounded(handle: Any, expected: int, path: str) -> bytes:
+    """Everything handle has left, refused once it is more than MAX_MODEL_BYTES; reads
+    expected + 1 bytes first (the size of a regular file: one read), then blocks."""
+    limit = MAX_MODEL_BYTES
+    parts = []
+    size = 0
+    want = min(expected, limit) + 1
+    while True:
+        block = handle.read(want)
+        if not block:
+            break
+        parts.append(block)
+        size += len(block)
+        if size > limit:
+            raise ModelError(_too_large(path))
+        want = min(1 << 20, limit + 1 - size)
+    return b"".join(parts)
+
+
+def _zip_member(archive_file: Any, path: str) -> bytes:
+    """The one file of a zipped model (its size checked before it is read)."""
+    import zipfile
+
+    archive_file.seek(0)
+    with zipfile.ZipFile(archive_file) as archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            raise ModelError(f"model {path!r}: a zipped model must hold exactly one file, found {len(members)}")
+        if members[0].file_size > MAX_MODEL_BYTES:
+            raise ModelError(_too_large(path))
+        with archive.open(members[0]) as member:
+            raw = member.read(MAX_MODEL_BYTES + 1)
+    if len(raw) > MAX_MODEL_BYTES:
+        raise ModelError(_too_large(path))
+    return raw
+
+
+def _read_json(path: str) -> Any:
+    raw = _read_model_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -405,6 +447,12 @@ def _check_metadata(special: Sequence[Any], normalization: Any, alpha: Any, wher
             raise ModelError(
                 f"model {where}: special token {token!r} is defined twice or is one of {', '.join(SPECIAL_PIECES)}"
             )
+        try:
+            token.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate: no bytes to match or decode to
+            raise ModelError(
+                f"model {where}: special token {token!r} is not valid Unicode ({error.reason} at {error.start})"
+            ) from None
         seen.add(token)
 
 
@@ -418,10 +466,13 @@ def _validate_pieces(pieces: Sequence[bytes], counts: Sequence[int | float], whe
         raise ModelError(f"model {where}: all 256 single bytes must be pieces; {len(missing)} missing ({shown})")
     if len(set(pieces)) != len(pieces):
         raise ModelError(f"model {where}: a piece appears twice")
+    # The total as the tokenizer computes it (float() of the exact sum): integer counts
+    # whose float values add up to a finite number can still have an exact sum beyond
+    # the float range.
     try:
-        total = math.fsum(counts)
-    except OverflowError:  # fsum raises instead of returning inf when a partial sum overflows
-        total = math.inf
+        total = float(sum(counts))
+    except OverflowError:  # (an int too large for a float, at the end or on the way)
+        raise ModelError(f"model {where}: the counts add up to more than the largest float") from None
     if not math.isfinite(total):
         raise ModelError(f"model {where}: the counts add up to {total}")
 
