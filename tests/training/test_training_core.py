@@ -588,3 +588,83 @@ def test_resegment_sums_like_python_and_keeps_int_and_float_counts():
             assert [type(v) for v in got.values()] == [type(want[k]) for k in got]
     ints = np.array([int(c) for c in rng.integers(1, 9, len(texts))], dtype=np.int64)
     assert all(type(v) is int for v in resegment(keep, texts, ints).values())
+
+
+# Heavy repetition (the per-length buffers of the sorted pass fill and are cut back),
+# zero bytes (an n-gram and its extension by zero bytes have the same sort key), and
+# chunks shorter than the order (tails of every length).
+SORT_ALPHABET = st.sampled_from([b"a", b"b", b"\x00", b" ", "中".encode(), "é".encode(), b"\xff", b"ab\x00"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.lists(SORT_ALPHABET, max_size=60).map(b"".join), min_size=1, max_size=30),
+    st.integers(3, 8),
+    st.integers(1, 3),
+    st.sampled_from([0, 1, 3, 40, 100_000]),
+    st.booleans(),
+)
+def test_candidates_by_sorting_a_compact_table_equal_those_of_its_expansion(
+    chunks, order, min_count, limit, bytes_order
+):
+    """A spent compact table (release=True) gives its candidates by sorting its entries in
+    place, never expanding it: the same candidates and counts, in either order, on any
+    number of threads, and len() still says how many distinct n-grams it held."""
+    from bytepiece._core.ngram_table import candidates_by_sorting, ngram_candidates
+
+    reference = count_ngrams_block(chunks, order)
+    want = ngram_candidates(reference, min_count, limit, 1, release=False, bytes_order=bytes_order)
+    for threads in (1, 2):
+        table = count_ngrams_block(chunks, order)
+        assert table.compact
+        got = ngram_candidates(table, min_count, limit, threads, release=True, bytes_order=bytes_order)
+        assert got[0] == want[0] and got[1].tolist() == want[1].tolist()
+        assert table.released and len(table) == len(reference)
+    with pytest.raises(ValueError, match="compact"):
+        candidates_by_sorting(count_ngrams_block(chunks, order, compact=False), min_count, limit)
+
+
+def test_candidates_by_sorting_cut_back_their_buffers_like_the_limit():
+    """Many distinct n-grams and a small limit: the per-length buffers are cut back to the
+    entries counted at least as often as their limit-th most frequent, more than once,
+    and ties at the cut are all kept, as level_candidates keeps them."""
+    import random
+
+    from bytepiece._core.ngram_table import candidates_by_sorting
+
+    rng = random.Random(5)
+    chunks = [bytes(rng.choice(b"abcdefgh") for _ in range(300)) for _ in range(400)]
+    table = count_ngrams_block(chunks, 6)
+    reference = count_ngrams_block(chunks, 6)
+    reference.get(b"ab")  # (expanded: the per-length counts to check against)
+    for L, keys, counts in candidates_by_sorting(table, 1, 7):
+        everything = sorted((c for _, c in reference.items(L)), reverse=True)
+        bar = everything[min(7, len(everything)) - 1]
+        assert len(keys) == sum(1 for c in everything if c >= bar) >= min(7, len(everything))
+        assert counts.min() >= bar
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.lists(st.lists(st.tuples(st.integers(0, 1599), st.integers(0, 9)), max_size=300), min_size=1, max_size=4),
+    st.integers(-1, 12),
+)
+def test_pair_sums_of_several_tables_equal_their_merge(n, per_table, min_count):
+    """pair_sums gives what merging the tables and reading arrays(min_count) gives, without
+    growing a table, and how many distinct pairs they hold."""
+    from bytepiece._core.pair_counts import PairCounts, pair_sums
+
+    tables, merged = [], PairCounts(n)
+    for entries in per_table:
+        keys = np.array([k % (n * n) for k, _ in entries], dtype=np.int64)
+        values = np.array([v for _, v in entries], dtype=np.int64)
+        table = PairCounts(n)
+        table.add_array(keys, values)
+        merged.add_array(keys, values)
+        tables.append(table)
+    want_keys, want_values = merged.arrays(min_count)
+    keys, values, distinct = pair_sums(tables, min_count)
+    order = np.argsort(keys)
+    assert keys[order].tolist() == want_keys.tolist() and values[order].tolist() == want_values.tolist()
+    assert distinct == len(merged)
