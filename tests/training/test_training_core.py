@@ -272,8 +272,9 @@ def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length)
 @settings(max_examples=60, deadline=None)
 @given(st.lists(CHUNKS, min_size=1, max_size=4), st.integers(1, 8), st.sampled_from([0, 5, 20, 60, 400]))
 def test_compact_counting_equals_full_counting(blocks, order, budget):
-    """Compact tables (the longest n-gram per position) give the very counts, budget
-    drops and pruned_below of full counting, through merges and pickling."""
+    """Compact tables (the longest n-gram per position) give the very counts of full
+    counting, through merges and pickling, until the budget is hit; past it both drop
+    the rarest n-grams (in different ways) and never count more than there is."""
 
     def run(compact):
         acc = None
@@ -285,13 +286,18 @@ def test_compact_counting_equals_full_counting(blocks, order, budget):
 
     full, compact = run(False), run(True)
     assert not full.compact
-    assert compact.pruned_below == full.pruned_below
-    assert NgramTable.from_bytes(compact.to_bytes()).items(order) == full.items(order)
-    for L in range(order + 1):
-        assert compact.items(L) == full.items(L)
-    assert len(compact) == len(full) and not compact.compact
+    ref = brute_ngrams([c for chunks in blocks for c in chunks], order)
+    if full.pruned_below == 0 and compact.pruned_below == 0:
+        assert NgramTable.from_bytes(compact.to_bytes()).items(order) == full.items(order)
+        for L in range(order + 1):
+            assert compact.items(L) == full.items(L)
+        assert len(compact) == len(full) and not compact.compact
+    else:
+        assert budget > 0
+        for table in (full, compact):
+            for L in range(1, order + 1):
+                assert all(0 < count <= ref[L][gram] for gram, count in table.items(L))
     if budget == 0:
-        ref = brute_ngrams([c for chunks in blocks for c in chunks], order)
         assert all(full.items(L) == sorted(ref[L].items()) for L in range(1, order + 1))
 
 
@@ -308,16 +314,31 @@ def test_compact_and_full_tables_merge_either_way():
     assert again.compact and again.get(b"ab") == 3 and not again.compact
 
 
-def test_compact_counting_switches_to_full_mid_block_like_full_counting():
+def test_a_compact_table_over_its_budget_folds_what_it_drops_into_the_prefixes():
+    """Over its budget a compact table stays compact (one hash update per byte) and drops
+    its rarest entries into their prefixes: the shorter n-grams keep (nearly) their whole
+    counts, which dropping alone would not give (every occurrence of "ab" here is the
+    start of a rare 6-gram, and most 6-grams are dropped)."""
     import random
 
     rng = random.Random(5)
-    chunks = [bytes(rng.choice(b"abcde\n\xe4\xb8\xad") for _ in range(rng.randint(1, 30))) for _ in range(700)]
+    chunks = [b"ab" + bytes(rng.choice(b"cdefghijklmnop") for _ in range(6)) for _ in range(3000)]
+    chunks += [bytes(rng.choice(b"abcde\n\xe4\xb8\xad") for _ in range(rng.randint(1, 30))) for _ in range(700)]
+    exact = count_ngrams_block(chunks, 6)
     for budget in (100, 400, 1500, 5000):
-        full = count_ngrams_block(chunks, 6, budget, compact=False)
-        compact = count_ngrams_block(chunks, 6, budget)
-        assert compact.pruned_below == full.pruned_below
-        assert all(compact.items(L) == full.items(L) for L in range(7))
+        capped = count_ngrams_block(chunks, 6, budget)
+        assert capped.compact and capped.pruned_below >= 2
+        assert len(capped) < len(exact)
+        for L in range(1, 7):
+            everything = dict(exact.items(L))
+            assert all(0 < count <= everything[gram] for gram, count in capped.items(L))
+        # (a prefix's own entry, made of folded counts, can still fall under a threshold
+        # and be dropped: "ab" loses a few occurrences at the smallest budgets)
+        assert capped.get(b"ab") >= 0.95 * exact.get(b"ab")
+        assert capped.get(b"a") == exact.get(b"a") and capped.get(b"") == exact.get(b"")
+        if budget >= 1500:
+            pairs = sum(count for _, count in capped.items(2))
+            assert pairs >= 0.99 * sum(count for _, count in exact.items(2))
 
 
 @settings(max_examples=40, deadline=None)

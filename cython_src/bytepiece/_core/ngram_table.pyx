@@ -14,8 +14,9 @@
 #   counted, and the shorter counts follow from it (see NgramTable).
 # - A memory budget caps the tables: when the entries of lengths >= 2 outgrow it, the
 #   rarest ones are dropped (the smallest count threshold that brings them under half
-#   the budget). Until that happens the counts are exact; `pruned_below` records the
-#   largest threshold ever used (0 = exact).
+#   the budget); a compact table folds them into their prefixes, so the counts of the
+#   shorter n-grams stay whole. Until that happens the counts are exact; `pruned_below`
+#   records the largest threshold ever used (0 = exact).
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint64_t
@@ -74,19 +75,35 @@ cdef int ct_resize(CountTable* t, size_t cap) noexcept nogil:
 
 
 cdef int ct_drop_below(CountTable* t, int64_t threshold) noexcept nogil:
-    """Drops entries with count < threshold (rebuilding the table, shrunk to fit)."""
-    cdef CountTable n
-    cdef size_t i, keep = 0
+    """Drops the entries with count < threshold, in place: no second table, so a table at
+    its budget never needs twice its memory to shrink. The entries left are then moved
+    back to where a lookup finds them: from an empty slot, once round the table, each
+    entry goes to the first empty slot of its probe path (its home up to itself), which
+    keeps every path free of holes (a path never runs through the starting slot, so the
+    entries before an entry's own slot on its path are settled already)."""
+    cdef size_t i, j, start = 0, mask, home, n = t.cap
+    if t.cap == 0:
+        return 0
+    mask = t.cap - 1
+    # (a slot empty before the drops: no probe path runs through it)
+    while start < n and t.slots[start].count != 0:   # (a table is never full)
+        start += 1
+    if start == n:
+        return 0
     for i in range(t.cap):
-        if t.slots[i].count >= threshold:
-            keep += 1
-    if ct_init(&n, keep * 2 + 16) < 0:
-        return -1
-    for i in range(t.cap):
-        if t.slots[i].count >= threshold:
-            ct_put_new(&n, t.slots[i].key, t.slots[i].count)
-    ct_free(t)
-    t[0] = n
+        if t.slots[i].count != 0 and t.slots[i].count < threshold:
+            t.slots[i].count = 0
+            t.size -= 1
+    for i in range(1, n):
+        j = (start + i) & mask
+        if t.slots[j].count == 0:
+            continue
+        home = splitmix64_mix(t.slots[j].key) & mask
+        while home != j and t.slots[home].count != 0:
+            home = (home + 1) & mask
+        if home != j:
+            t.slots[home] = t.slots[j]
+            t.slots[j].count = 0
     return 0
 
 
@@ -108,10 +125,11 @@ cdef class NgramTable:
     exactly one of those, so the full counts follow by adding each table into
     the next shorter one, longest first (`_expand`, done once, when counts are
     read, serialised with to_bytes, or merged with a full table). Compact tables
-    merge by plain addition. The memory budget keeps its meaning: while
-    (order - 1) x compact entries fits the budget the full table fits too and
-    nothing would be dropped; past that the table is expanded and counts on
-    the full way, so results never depend on the representation.
+    merge by plain addition. The memory budget counts a compact table's own
+    entries, and a compact table stays compact when it is hit: the entries it drops
+    are folded into their prefixes (_fold_below), so that every shorter n-gram keeps
+    its whole count. Until the budget is hit the counts are exact and the same as
+    full counting's; past it both are approximate, in different ways.
     """
 
     def __cinit__(self, int order, int64_t budget=0, bint compact=True):
@@ -199,23 +217,20 @@ cdef class NgramTable:
             s += self.tabs[L].cap * 16
         return s
 
-    cdef int _enforce_budget(self) noexcept nogil:
-        """If over budget, drop the rarest entries so that at most budget/2 remain."""
+    cdef int _enforce_budget(self, size_t coming=0) noexcept nogil:
+        """If over budget (or `coming` more entries would put it over), drop the rarest
+        entries so that at most budget/2 remain (the smallest count threshold that leaves
+        at most that many). A compact table folds what it drops into the prefixes
+        (_fold_below), so that the counts of the shorter n-grams it keeps stay whole; a
+        full table drops them. Drops happen in place, so a table at its budget never
+        needs a second copy of itself."""
         cdef size_t n = self._entries(), target, above
         cdef int64_t* hist
         cdef int64_t threshold, c
         cdef int L
         cdef size_t i
         cdef int HMAX = 1 << 16
-        if self.budget == 0:
-            return 0
-        if self.compact:
-            if <size_t>(self.order - 1) * n <= <size_t>self.budget:
-                return 0        # the full table has at most (order - 1) x n entries
-            if self._expand() < 0:
-                return -1
-            n = self._entries()
-        if n <= <size_t>self.budget:
+        if self.budget == 0 or n + coming <= <size_t>self.budget:
             return 0
         target = <size_t>(self.budget // 2)
         hist = <int64_t*>calloc(HMAX + 1, sizeof(int64_t))
@@ -233,11 +248,30 @@ cdef class NgramTable:
             above -= hist[threshold]
             threshold += 1
         free(hist)
-        for L in range(2, self.order + 1):
+        for L in range(self.order, 1, -1):   # (longest first: a length's drops join the next)
+            if self.compact and L > 2:
+                if self._fold_below(L, threshold) < 0:
+                    return -1
             if ct_drop_below(&self.tabs[L], threshold) < 0:
                 return -1
         if threshold > self.pruned_below:
             self.pruned_below = threshold
+        return 0
+
+    cdef int _fold_below(self, int L, int64_t threshold) noexcept nogil:
+        """Adds the count of every entry of length L under the threshold to its prefix one
+        byte shorter, as a tail. In a compact table an n-gram's count is the sum of the
+        entries that start with it, so moving a dropped entry's count to its prefix keeps
+        the count of every shorter n-gram it starts with: only the dropped n-gram loses
+        its count (it may come back later with a partial one). (The caller then drops the
+        entries under the threshold.)"""
+        cdef size_t i
+        cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
+        cdef CountTable* t = &self.tabs[L]
+        for i in range(t.cap):
+            if t.slots[i].count and t.slots[i].count < threshold:
+                if ct_add(&self.tabs[L - 1], t.slots[i].key & mask, t.slots[i].count) < 0:
+                    return -1
         return 0
 
     cdef int _count_chunk(self, const uint8_t* x, Py_ssize_t n) noexcept nogil:
@@ -342,10 +376,15 @@ cdef class NgramTable:
             self.expand()
             other.expand()
         with nogil:
+            # (room first: adding a whole table past the budget would double a level's
+            # table before the drops)
+            rc = self._enforce_budget(other._entries())
             self.total += other.total
             for b in range(256):
                 self.uni[b] += other.uni[b]
             for L in range(2, self.order + 1):
+                if rc < 0:
+                    break
                 if self.tabs[L].cap == 0 and other.tabs[L].cap:
                     rc = ct_init(&self.tabs[L], other.tabs[L].size * 2)
                     if rc < 0:
