@@ -140,7 +140,11 @@ def run_stages(options: TrainerOptions, source: CountSource, workers: int) -> tu
     stage_seconds["prune_em"], _ = _lap(stage_start)
     stats["seconds"] = time.perf_counter() - start
     Progress(options.verbose, "train").log(
-        "finished in {:.1f}s: {}".format(stats["seconds"], ", ".join(f"{len(p) + NUM_SPECIAL} pieces" for p in result))
+        "finished in {:.1f}s: {}{}".format(
+            stats["seconds"],
+            ", ".join(f"{len(p) + NUM_SPECIAL} pieces" for p in result),
+            "; the n-gram memory budget was hit: counts were approximate" if stats["ngram_budget_hit"] else "",
+        )
     )
     return result, stats
 
