@@ -258,3 +258,116 @@ def test_model_text_is_the_json_of_the_model_dict():
         plain.replace(counts=tuple(c + 0.5 for c in counts)),
     ):
         assert _model_text(vocab) == json.dumps(vocab.to_dict(), indent=4, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------
+# The fast parse of a well-formed model and the entry-by-entry one agree
+
+
+def _outcome(parse, data):
+    try:
+        return parse(data, "<test>")
+    except ModelError as error:
+        return ("ModelError", str(error))
+
+
+_EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "key",
+                "key-bits",
+                "key-newline",
+                "key-empty",
+                "key-int",
+                "id",
+                "id-bool",
+                "id-float",
+                "swap-ids",
+                "count",
+                "count-float",
+                "count-zero",
+                "count-huge",
+                "count-bool",
+                "value-tuple",
+                "value-short",
+                "meta",
+                "drop",
+            ]
+        ),
+        st.integers(0, 10**6),
+    ),
+    max_size=3,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EDITS)
+@example([])
+@example([("key-bits", 258)])
+@example([("meta", 1)])
+def test_the_fast_parse_answers_what_the_checked_parse_answers(edits):
+    """_parse (a whole column at a time, falling back entry by entry when a model is off
+    the common shape) gives the vocabulary or the error that _parse_checked gives, for
+    models edited in the ways real and hostile files differ."""
+    from bytepiece.model import METADATA_KEY, _parse, _parse_checked, _parse_fast
+
+    data = _tiny_model()
+    for kind, where in edits:
+        keys = [k for k in data if k != METADATA_KEY]
+        key = keys[where % len(keys)]
+        value = data[key]
+        if kind.startswith(("id", "swap", "count", "value")) and not (isinstance(value, list) and len(value) == 3):
+            continue  # (an earlier edit made it a tuple or a pair)
+        if kind == "swap-ids" and not isinstance(data[keys[(where + 1) % len(keys)]], list):
+            continue
+        if kind == "key":
+            data["%" + key[1:]] = data.pop(key)
+        elif kind == "key-bits":  # same piece, other padding bits: not canonical
+            if key.endswith("==") and key[1] in "AQgw":
+                data[key[0] + "BCD"[" AQgw".index(key[1]) % 3] + "=="] = [len(data) + 3, "", 1]
+        elif kind == "key-newline":
+            data[key + "\n"] = data.pop(key)
+        elif kind == "key-empty":
+            data[""] = [len(data) + 3, "", 2]
+        elif kind == "key-int":
+            data[where] = data.pop(key)
+        elif kind == "id":
+            value[0] = where % (len(data) + 5)
+        elif kind == "id-bool":
+            value[0] = True
+        elif kind == "id-float":
+            value[0] = float(value[0])
+        elif kind == "swap-ids":
+            other = data[keys[(where + 1) % len(keys)]]
+            value[0], other[0] = other[0], value[0]
+        elif kind == "count":
+            value[2] = where - 500_000
+        elif kind == "count-float":
+            value[2] = where / 7
+        elif kind == "count-zero":
+            value[2] = 0
+        elif kind == "count-huge":
+            value[2] = 10**400 if where % 2 else float("inf")
+        elif kind == "count-bool":
+            value[2] = True
+        elif kind == "value-tuple":
+            data[key] = tuple(value)
+        elif kind == "value-short":
+            data[key] = value[:2]
+        elif kind == "meta":
+            data[METADATA_KEY] = {"special_tokens": ["<x>"], "alpha": where % 3 - 1} if where % 4 else {"format": 9}
+        elif kind == "drop":
+            del data[key]
+    assert _outcome(_parse, data) == _outcome(_parse_checked, data)
+    if not edits:
+        assert _parse_fast(data, "<test>") is not None  # (a well-formed model takes the fast path)
+
+
+@pytest.mark.parametrize("path", [VENDORED_MODEL, *COMPAT_MODELS], ids=lambda p: p.name)
+def test_published_models_take_the_fast_parse(path):
+    from bytepiece.model import _parse_checked, _parse_fast
+
+    data = json.loads(_raw_json(path))
+    fast = _parse_fast(data, "<test>")
+    assert fast is not None and fast == _parse_checked(data, "<test>")
