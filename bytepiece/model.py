@@ -169,7 +169,8 @@ def load_model(source: ModelSource) -> Vocabulary:
         return _parse(source, "<dict>")
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        return _parse(_read_json(path), repr(path))
+        raw = _read_model_bytes(path)
+        return _parse_layout(raw, repr(path)) or _parse(_read_json(raw, repr(path)), repr(path))
     raise TypeError(f"a model is a path, a dict in BytePiece format or a Vocabulary, not {type(source).__name__}")
 
 
@@ -332,25 +333,53 @@ def _zip_member(archive_file: Any, path: str) -> bytes:
     return raw
 
 
-def _read_json(path: str) -> Any:
-    raw = _read_model_bytes(path)
+def _read_json(raw: bytes, where: str) -> Any:
+    """The JSON value of a model file's bytes."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ModelError(f"model {path!r}: not UTF-8 text (byte {error.start})") from error
+        raise ModelError(f"model {where}: not UTF-8 text (byte {error.start})") from error
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ModelError(
-            f"model {path!r}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from error
+        raise ModelError(f"model {where}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})") from error
     except RecursionError as error:
-        raise ModelError(f"model {path!r}: JSON nested too deeply") from error
+        raise ModelError(f"model {where}: JSON nested too deeply") from error
     except ValueError as error:  # e.g. an integer with more digits than int() accepts
-        raise ModelError(f"model {path!r}: not JSON ({error})") from error
+        raise ModelError(f"model {where}: not JSON ({error})") from error
 
 
 _SINGLE_BYTES = frozenset(bytes([b]) for b in range(256))
+
+
+def _parse_layout(raw: bytes, where: str) -> Vocabulary | None:
+    """The vocabulary of a model file in the layout 0.6.3 writes (json.dumps(indent=4)),
+    read straight from its bytes by the compiled core without a JSON tree
+    (_core/model_file.pyx; the metadata entry, when there is one, through json); None when
+    the file is in any other shape, for the JSON parse to read. Whenever this answers, it
+    answers what the JSON parse would (the same vocabulary, or the same error from the
+    checks they share)."""
+    from ._core.model_file import parse_model_json
+
+    parsed = parse_model_json(raw)
+    if parsed is None:
+        return None
+    pieces, counts, tail = parsed
+    special: tuple[str, ...] = ()
+    normalization, alpha = DEFAULT_NORMALIZATION, DEFAULT_ALPHA
+    if tail:
+        try:
+            meta = json.loads("{" + raw[tail:].decode("utf-8"))
+        except (ValueError, RecursionError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+            return None
+        if type(meta) is not dict or list(meta) != [METADATA_KEY]:
+            return None
+        special, normalization, alpha = _parse_metadata(meta[METADATA_KEY], where)
+    distinct = set(pieces)
+    if len(distinct) != len(pieces):
+        return None
+    _validate_pieces(pieces, counts, where, distinct)
+    return Vocabulary(tuple(pieces), tuple(counts), special, normalization, alpha)
 
 
 def _parse(data: Any, where: str) -> Vocabulary:

@@ -371,3 +371,61 @@ def test_published_models_take_the_fast_parse(path):
     data = json.loads(_raw_json(path))
     fast = _parse_fast(data, "<test>")
     assert fast is not None and fast == _parse_checked(data, "<test>")
+
+
+_INSERTS = [b'"', b"\\", b"\\u00e9", b"\\ud800", b"\xed\xa0\x80", b"\xc3", b"=", b"0", b"-", b".5", b" ", b"\n", b"\t"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(st.binary(min_size=2, max_size=6), st.integers(1, 10**20), max_size=12),
+    st.booleans(),
+    st.lists(
+        st.tuples(st.sampled_from(["flip", "cut", "insert"]), st.integers(0, 10**9), st.integers(0, 255)), max_size=2
+    ),
+)
+@example({b"ab": 5}, False, [])
+@example({b"ab": 5}, True, [])
+def test_reading_a_file_in_the_layout_answers_what_the_json_parse_answers(extra, meta, edits):
+    """A model file in 0.6.3's layout is read from its bytes (_core/model_file.pyx); any
+    other file goes to json. For files written by save_model, plain or with metadata,
+    then damaged byte by byte, the layout reader answers nothing or what the JSON parse
+    answers (the same vocabulary, or the same error)."""
+    from bytepiece.model import _model_text, _parse, _parse_layout, _read_json
+
+    pieces = {bytes([b]): 1 + b for b in range(256)}
+    pieces.update(extra)
+    vocab = vocabulary_from_counts(pieces)
+    if meta:
+        vocab = vocab.replace(special_tokens=("<|x|>", "é"), alpha=0.5)
+    raw = bytearray(_model_text(vocab).encode("utf-8"))
+    for kind, at, byte in edits:
+        at %= len(raw)
+        if kind == "flip":
+            raw[at] = byte
+        elif kind == "cut":
+            del raw[at : at + 1 + byte % 8]
+        else:
+            raw[at:at] = _INSERTS[byte % len(_INSERTS)]
+    raw = bytes(raw)
+
+    def outcome(parse):
+        try:
+            return parse()
+        except ModelError as error:
+            return str(error)
+
+    layout = outcome(lambda: _parse_layout(raw, "<test>"))
+    through_json = outcome(lambda: _parse(_read_json(raw, "<test>"), "<test>"))
+    if not edits and max(pieces.values()) < 10**18:  # (longer counts go to json)
+        assert layout == through_json == vocab
+    if layout is not None:
+        assert layout == through_json
+
+
+@pytest.mark.parametrize("path", [VENDORED_MODEL, *COMPAT_MODELS], ids=lambda p: p.name)
+def test_published_model_files_are_read_in_their_layout(path):
+    from bytepiece.model import _parse_layout
+
+    vocab = _parse_layout(_raw_json(path), "<test>")
+    assert vocab is not None and vocab == load_model(json.loads(_raw_json(path)))
