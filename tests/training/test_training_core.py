@@ -689,3 +689,42 @@ def test_pair_sums_of_several_tables_equal_their_merge(n, per_table, min_count):
     order = np.argsort(keys)
     assert keys[order].tolist() == want_keys.tolist() and values[order].tolist() == want_values.tolist()
     assert distinct == len(merged)
+
+
+def test_a_doubling_table_gives_back_the_old_slots_as_it_reads_them():
+    """Growing a table moves its entries into one twice as large; the old one's slots are
+    given back to the system a 2 MB stripe at a time as they are read, so a doubling
+    peaks near the new table's size, not the new one's plus the old one's (1.5 times).
+    Both the n-gram tables and the pair tables. Run in a fresh process (its peak is its
+    own)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import numpy as np
+        from bytepiece._core.ngram_table import count_ngrams_block
+        from bytepiece._core.pair_counts import PairCounts
+        def hwm():
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM"))
+        rng = np.random.default_rng(1)
+        count_ngrams_block([b"abc"], 3, compact=False)  # (first use)
+        # ~1.78M distinct 3-grams: the table doubles from 32 to 64 MB on the last ones
+        chunk = rng.integers(0, 256, 1_900_000, dtype=np.uint8).tobytes()
+        base = hwm()
+        table = count_ngrams_block([chunk], 3, compact=False)
+        print(table.nbytes >> 20, (hwm() - base) >> 20)
+        del table
+        keys = np.unique(rng.integers(0, 1 << 40, 1_600_000, dtype=np.int64))
+        ones = np.ones(len(keys), dtype=np.int64)
+        pairs = PairCounts(1 << 21)
+        base = hwm()
+        pairs.add_array(keys, ones)  # (1.6M pairs: the table doubles from 32 to 64 MB)
+        print(64, (hwm() - base) >> 20)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    for line in out.split("\n")[:-1]:
+        table_mb, peak_mb = map(int, line.split())
+        assert table_mb >= 64, out
+        assert peak_mb < 1.2 * table_mb, out  # (not 1.5 x: the old slots went as they were read)

@@ -37,6 +37,33 @@ MAX_ORDER = C_MAX_ORDER
 
 cdef enum:
     EXPAND_AHEAD = 16  # copies from one table into another fetch the target slot this many entries ahead
+    STRIPE_SLOTS = (1 << 21) // 16   # the slots of a 2 MB stripe (a huge page)
+
+
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    /* Gives back to the system the 2 MB stripe of a table's data that ends at slot `end`,
+       when the data is a mapping of its own (big_alloc puts it on a 2 MB boundary): its
+       pages read as zeros afterwards, and the caller never reads them again. */
+    static inline void bp_release_stripe(void* data, size_t end, size_t slot_size) {
+        size_t stripe = (size_t)1 << 21;
+        if (((size_t)data & (stripe - 1)) == 0)
+            madvise((char*)data + end * slot_size - stripe, stripe, MADV_DONTNEED);
+    }
+    #else
+    static inline void bp_release_stripe(void* data, size_t end, size_t slot_size) {
+        (void)data; (void)end; (void)slot_size;
+    }
+    #endif
+    """
+    void bp_release_stripe(void* data, size_t end, size_t slot_size) noexcept nogil
+
+
+cdef inline void release_read(CSlot* slots, size_t end) noexcept nogil:
+    """Releases the stripe of slots just read by a resize (end: a multiple of STRIPE_SLOTS)."""
+    bp_release_stripe(slots, end, sizeof(CSlot))
 
 
 # ---------------------------------------------------------------------------
@@ -62,6 +89,9 @@ cdef void ct_free(CountTable* t) noexcept nogil:
 
 
 cdef int ct_resize(CountTable* t, size_t cap) noexcept nogil:
+    """Moves the entries into a table of `cap` slots. The old slots are given back to the
+    system a stripe at a time as they are read (release_read), so a doubling needs about
+    the new table's memory, not the new one's and the old one's."""
     cdef CountTable n
     cdef size_t i
     if ct_init(&n, cap) < 0:
@@ -69,6 +99,8 @@ cdef int ct_resize(CountTable* t, size_t cap) noexcept nogil:
     for i in range(t.cap):
         if t.slots[i].count != 0:
             ct_put_new(&n, t.slots[i].key, t.slots[i].count)
+        if ((i + 1) & (STRIPE_SLOTS - 1)) == 0:
+            release_read(t.slots, i + 1)
     ct_free(t)
     t[0] = n
     return 0

@@ -21,6 +21,27 @@ import numpy as np
 
 cdef enum:
     PREFETCH_AHEAD = 8
+    STRIPE_SLOTS = (1 << 21) // 16   # the slots of a 2 MB stripe
+
+
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    /* The 2 MB stripe of a table's data that ends at slot `end`, given back to the system
+       when the data is a mapping of its own (on a 2 MB boundary); never read again. */
+    static inline void bp_release_pair_stripe(void* data, size_t end, size_t slot_size) {
+        size_t stripe = (size_t)1 << 21;
+        if (((size_t)data & (stripe - 1)) == 0)
+            madvise((char*)data + end * slot_size - stripe, stripe, MADV_DONTNEED);
+    }
+    #else
+    static inline void bp_release_pair_stripe(void* data, size_t end, size_t slot_size) {
+        (void)data; (void)end; (void)slot_size;
+    }
+    #endif
+    """
+    void bp_release_stripe "bp_release_pair_stripe"(void* data, size_t end, size_t slot_size) noexcept nogil
 
 
 cdef class PairCounts:
@@ -53,6 +74,8 @@ cdef class PairCounts:
         return (_pair_counts_from_arrays, (self.num_pieces, keys, values))
 
     cdef int _resize(self, Py_ssize_t cap) noexcept nogil:
+        # (the old slots go back to the system a 2 MB stripe at a time as they are read:
+        # a doubling needs about the new table's memory, not the new and the old ones')
         cdef PairSlot* old = self.slots
         cdef Py_ssize_t i, j
         cdef PairSlot* fresh = <PairSlot*>big_alloc(cap * sizeof(PairSlot), 1)
@@ -64,6 +87,8 @@ cdef class PairCounts:
                 while fresh[j].key:
                     j = (j + 1) & (cap - 1)
                 fresh[j] = old[i]
+            if ((i + 1) & (STRIPE_SLOTS - 1)) == 0:
+                bp_release_stripe(old, <size_t>(i + 1), sizeof(PairSlot))
         self.slots, self.cap = fresh, cap
         big_free(old)
         return 0
