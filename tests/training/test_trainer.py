@@ -927,3 +927,28 @@ def test_the_summary_says_when_the_counts_became_approximate(capsys):
     roomy = Trainer(max_vocab_size=300, verbose=True, ngram_memory=0)
     roomy.train(docs)
     assert not roomy.stats["ngram_budget_hit"] and "approximate" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_em_sample_is_cut_into_parts_once_the_ngram_table_is_spent(monkeypatch, workers):
+    """The n-gram stage's peak is its table and the sample drawn beside it: the sample's
+    parts (a copy of its index, per-chunk weights) are made after the table is spent."""
+    from bytepiece.training import ngrams, pipeline
+
+    events = []
+    finish, parts = ngrams.finish, pipeline.sample_parts
+
+    def spy_finish(*args, **kwargs):
+        result = finish(*args, **kwargs)
+        events.append("table spent")
+        return result
+
+    def spy_parts(*args, **kwargs):
+        events.append("sample parts")
+        return parts(*args, **kwargs)
+
+    monkeypatch.setattr(ngrams, "finish", spy_finish)
+    monkeypatch.setattr(pipeline, "sample_parts", spy_parts)
+    trainer = Trainer(max_vocab_size=300, verbose=False)
+    trainer.train([f"line {i} of some text\n" * 3 for i in range(300)], workers=workers)
+    assert events == ["table spent", "sample parts"]
