@@ -78,11 +78,17 @@ def find_model() -> str | None:
     return None
 
 
+BYTEPIECE_PATH = REPO  # (--repo: another built checkout, to compare versions)
+
+
 def run_process(code: str, *args: str) -> tuple[float, float]:
     """(wall seconds, peak MB) of a new interpreter running code (which prints its peak)."""
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ, PYTHONPATH=BYTEPIECE_PATH)
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
+    # (from a neutral folder: `python -c` puts the current folder first on sys.path)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, cwd=tempfile.gettempdir()
+    )
     wall = time.perf_counter() - start
     if out.returncode != 0:
         raise RuntimeError(f"{code.strip().splitlines()[:2]} ... failed:\n{out.stderr[-2000:]}")
@@ -97,7 +103,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="bytepiece_80k.zip (default: found beside the tests)")
     ap.add_argument("--runs", type=int, default=9, help="runs of each, alternating (default %(default)s)")
+    ap.add_argument("--repo", default=REPO, help="the bytepiece checkout to run (built in place; default this one)")
     args = ap.parse_args(argv)
+    global BYTEPIECE_PATH
+    BYTEPIECE_PATH = os.path.abspath(args.repo)
     model = args.model or find_model()
     if model is None:
         sys.exit("bytepiece_80k.zip not found: copy it from shared/compat/ and pass --model PATH")
@@ -117,7 +126,8 @@ def main(argv=None) -> int:
             results["sentencepiece"].append(run_process(SENTENCEPIECE, spm_model, LINE))
             out = subprocess.run(
                 [sys.executable, "-c", STEPS, model, LINE],
-                env=dict(os.environ, PYTHONPATH=REPO),
+                env=dict(os.environ, PYTHONPATH=BYTEPIECE_PATH),
+                cwd=tempfile.gettempdir(),
                 capture_output=True,
                 text=True,
                 check=True,
