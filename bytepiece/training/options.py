@@ -155,7 +155,9 @@ class TrainerOptions:
     machine: a quarter of the memory the process may use beyond 256 MB, between 16 MB
     and 1 GB
     (:func:`bytepiece.training.memory.auto_ngram_memory`), so that the memory a run
-    needs is bounded whatever the corpus's size. ``block_chars`` sizes the blocks
+    needs is bounded whatever the corpus's size. Once the budget is hit the counts, and
+    possibly the model, depend on it, hence on the machine: give ``ngram_memory`` to get
+    the same model everywhere. ``block_chars`` sizes the blocks
     the work is split into. ``engine`` runs the counting on ``workers`` threads
     ("thread", the default: one process, the counting loops run without the GIL,
     tables merge in place and nothing is pickled or duplicated), on processes
