@@ -90,7 +90,10 @@ def merge_parts(settings: NgramSettings, parts: list[NgramPart], reuse_first: bo
 
 def table_status(part: NgramPart) -> str:
     # (not len(table): that would expand a compact table mid-stream)
-    return f", {part.table.nbytes / 1e6:.0f} MB table"
+    status = f", {part.table.nbytes / 1e6:.0f} MB table"
+    if part.table.pruned_below:
+        status += f", budget hit: n-grams seen < {part.table.pruned_below} times dropped, counts approximate"
+    return status
 
 
 def job(settings: NgramSettings) -> CountingJob:
@@ -113,7 +116,8 @@ def finish(table, options: TrainerOptions, workers: int, release: bool, progress
     progress.finish(f"; {len(table)} distinct n-grams")
     if table.pruned_below:
         progress.log(
-            f"memory budget hit (ngram_memory={options.ngram_memory} bytes): n-grams seen fewer than "
-            f"{table.pruned_below} times in a block were dropped, so counts are approximate"
+            f"memory budget hit (ngram_memory={options.ngram_memory / 1e6:g} MB): n-grams seen fewer than "
+            f"{table.pruned_below} times at a time were dropped (their counts folded into their "
+            "prefixes), so counts are approximate"
         )
     return NgramResult(model, candidates, byte_counts, table.total, len(table), table.pruned_below > 0)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import kernels, memory
 from .engines import Engine
 
 NUM_SPECIAL = 3  # <pad>, <bos>, <eos>
@@ -151,7 +151,13 @@ class TrainerOptions:
     rather than held-out text: see benchmarks/README.md).
 
     ``ngram_memory`` caps the n-gram table (bytes; 0 = no cap); rare n-grams are
-    dropped when it is hit, and a message says so. ``block_chars`` sizes the blocks
+    dropped when it is hit, and a message says so. The default (None) sizes it from the
+    machine: a quarter of the memory the process may use beyond 256 MB, between 16 MB
+    and 1 GB
+    (:func:`bytepiece.training.memory.auto_ngram_memory`), so that the memory a run
+    needs is bounded whatever the corpus's size. Once the budget is hit the counts, and
+    possibly the model, depend on it, hence on the machine: give ``ngram_memory`` to get
+    the same model everywhere. ``block_chars`` sizes the blocks
     the work is split into. ``engine`` runs the counting on ``workers`` threads
     ("thread", the default: one process, the counting loops run without the GIL,
     tables merge in place and nothing is pickled or duplicated), on processes
@@ -170,7 +176,7 @@ class TrainerOptions:
     ensure_unicode: bool = True
     use_em: bool = True
     em: EmOptions = field(default_factory=EmOptions)
-    ngram_memory: int = 4_000_000_000
+    ngram_memory: int = None  # type: ignore[assignment]  # (None: sized from the machine)
     block_chars: int = 1_000_000
     engine: Any = "thread"
     verbose: bool = True
@@ -200,6 +206,8 @@ class TrainerOptions:
             raise TrainerError(f"max_piece_length must be >= 1, not {length!r}")
         if not (isinstance(self.engine, str) and self.engine in ENGINE_NAMES) and not isinstance(self.engine, Engine):
             raise TrainerError(f"engine must be 'process', 'thread' or 'dask', not {self.engine!r}")
+        if self.ngram_memory is None:
+            object.__setattr__(self, "ngram_memory", memory.auto_ngram_memory())
         if self.ngram_memory < 0:
             raise TrainerError(f"ngram_memory must be >= 0 (0 = unbounded), not {self.ngram_memory!r}")
         object.__setattr__(self, "max_vocab_size", tuple(sorted((int(s) for s in sizes), reverse=True)))

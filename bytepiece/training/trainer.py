@@ -82,7 +82,7 @@ class Trainer:
         em_iterations: int = 1,
         em_final_iterations: int = 0,
         em_sample_bytes: int = 64_000_000,
-        ngram_memory: int = 4_000_000_000,
+        ngram_memory: int | None = None,
         block_chars: int = 1_000_000,
         engine: str | Engine = "thread",
         verbose: bool = True,

@@ -765,14 +765,14 @@ def test_train_memory_budgets_reach_the_trainer_and_the_summary(runner, corpus, 
             "--vocab-size",
             "300",
             "--ngram-memory",
-            "0.2",
+            "0.05",
             "--em-sample",
             "0.01",
             corpus,
         )
     )
-    assert seen == {"ngram_memory": 200_000, "em_sample_bytes": 10_000}
-    assert "n-gram memory budget (0.2 MB) hit" in tight.stdout and "approximate" in tight.stdout
+    assert seen == {"ngram_memory": 50_000, "em_sample_bytes": 10_000}
+    assert "n-gram memory budget (0.05 MB) hit" in tight.stdout and "approximate" in tight.stdout
     assert Tokenizer(tmp_path / "tight.model").vocab_size == 300
     for bad in (["--ngram-memory", "-1"], ["--em-sample", "0"], ["--ngram-memory", "x"]):
         assert run(runner, "train", "-o", tmp_path / "z", *bad, corpus).exit_code == 2
