@@ -7,7 +7,7 @@ import json
 import zipfile
 
 import pytest
-from conftest import COMPAT_MODELS
+from conftest import COMPAT_MODELS, VENDORED_MODEL
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
