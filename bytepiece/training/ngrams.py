@@ -36,6 +36,7 @@ class NgramSettings(NamedTuple):
     isolate_digits: bool
     budget: int  # entries of the table (0: no cap)
     sample_bytes: int  # the EM sample drawn in the same pass (0: none)
+    form: str = "NFC"  # the normalisation of the text
 
 
 class NgramPart(NamedTuple):
@@ -58,12 +59,14 @@ class NgramResult(NamedTuple):
 
 
 def settings_of(options: TrainerOptions, sample_bytes: int = 0) -> NgramSettings:
-    return NgramSettings(options.order, bool(options.isolate_digits), options.budget_entries, int(sample_bytes))
+    return NgramSettings(
+        options.order, bool(options.isolate_digits), options.budget_entries, int(sample_bytes), options.normalization
+    )
 
 
 def count_block(settings: NgramSettings, shared: None, documents: list) -> NgramPart:
     """The NgramPart of one block of documents (str, or bytes in raw mode)."""
-    chunks = chunk_block(documents, settings.isolate_digits)
+    chunks = chunk_block(documents, settings.isolate_digits, settings.form)
     table = kernels.count_ngrams_block(chunks, settings.order, settings.budget)
     sample = SampleCollector.of_chunks(chunks, settings.sample_bytes) if settings.sample_bytes else None
     return NgramPart(table, sum(map(len, chunks)), sample)

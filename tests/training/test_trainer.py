@@ -250,6 +250,7 @@ def test_several_sizes_give_one_model_each(tmp_path):
     trainer.save(tmp_path / "m")
     for size, pieces in zip([400, 350, 300], trainer.pieces):
         data = json.loads((tmp_path / f"m.{size}").read_text(encoding="utf-8"))
+        assert data.pop("__bytepiece__")["normalization"] == "none"  # (a new model is lossless)
         assert len(data) == len(pieces) <= size - 3
         assert sorted(v[0] for v in data.values()) == list(range(3, 3 + len(data)))
         assert all(isinstance(v[2], int) and v[2] >= 1 for v in data.values())
@@ -866,6 +867,10 @@ def test_trainer_arguments_default_to_the_options_defaults():
             continue
         if name == "engine":
             assert default == "thread" and defaults.engine == "thread"
+            continue
+        if name == "normalization":  # None: "none" with EM (the default), 0.6.3's NFC without
+            assert default is None and option_value(defaults, name) == "none"
+            assert TrainerOptions(use_em=False).normalization == "NFC"
             continue
         if name == "ngram_memory":  # None: sized from the machine's memory
             assert default is None and option_value(defaults, name) == auto_ngram_memory()
