@@ -16,7 +16,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import math
 import os
@@ -284,10 +283,21 @@ class TextOut:
 
 
 def refuse_existing(path: str, force: bool) -> None:
-    """Check an output path before any work: not there (unless --force), in a writable folder."""
+    """Check an output path before any work: not there (unless --force), in a writable
+    folder. A character device, a FIFO or /dev/stdout is written into (nothing is
+    replaced, so no --force is needed); a symbolic link's target is what gets replaced;
+    a directory, socket or block device is refused."""
+    from ..atomic import STREAM, output_kind, output_target
+
+    try:
+        kind = output_kind(path)
+    except OSError as error:
+        raise CliError(f"{path}: {error.strerror}") from None
+    if kind == STREAM:
+        return
     if not force and os.path.lexists(path):
         raise CliError(f"{path}: already exists; use --force to overwrite it")
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(os.path.abspath(output_target(path)))
     if not os.path.isdir(folder):
         raise CliError(f"{path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
@@ -312,15 +322,13 @@ def refuse_output_folder(path: str) -> None:
 
 @contextlib.contextmanager
 def writing(path: str) -> Iterator[None]:
-    """Name the output file (not atomic_write's temporary file) in write errors."""
+    """Say "already exists" when the output appeared while the command ran (without
+    --force). Write errors name the output already (atomic_write names its path, not
+    its temporary file)."""
     try:
         yield
     except FileExistsError:
         raise CliError(f"{path}: already exists; use --force to overwrite it") from None
-    except OSError as error:
-        if error.filename is None or error.filename == path or error.errno == errno.EPIPE:
-            raise
-        raise CliError(f"{path}: cannot write it ({error.strerror})") from None
 
 
 @contextlib.contextmanager
