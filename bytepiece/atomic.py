@@ -15,6 +15,11 @@ What a path names decides how it is written (as ``cp``, ``tee`` and shells do):
   so this is not atomic);
 - anything else (a directory, a socket, a block device) is refused with an
   :class:`OSError` naming the path, before anything is written.
+
+Where the file system does not allow hard links (FAT, exFAT, some FUSE mounts), the
+no-overwrite rename (``overwrite=False``) falls back to creating the target
+exclusively and renaming over that placeholder: it still never replaces a file it
+did not create.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 # Write errors that concern the file being written even when the OS names no file.
 _OUTPUT_ERRNOS = frozenset(
     getattr(errno, name) for name in ("ENOSPC", "EFBIG", "EDQUOT", "EIO", "EROFS") if hasattr(errno, name)
+)
+# os.link fails with these where the file system has no hard links.
+_NO_LINKS = frozenset(
+    getattr(errno, name) for name in ("EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EMLINK") if hasattr(errno, name)
 )
 _FD_PATH = re.compile(r"^/(?:dev/fd|proc/self/fd)/([0-9]+)$")
 _STD_PATHS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
@@ -186,8 +195,27 @@ def _with_filename(error: OSError, path: str) -> OSError:
 
 
 def _rename_no_clobber(tmp: str, target: str) -> None:
-    """Move ``tmp`` to ``target`` unless ``target`` exists (FileExistsError then)."""
-    os.link(tmp, target)  # fails with FileExistsError instead of clobbering
+    """Move ``tmp`` to ``target`` unless ``target`` exists (FileExistsError then).
+
+    A hard link is atomic and fails on an existing name. Where the file system has
+    none, ``target`` is created exclusively (the same refusal) and ``tmp`` renamed
+    over that placeholder of ours."""
+    try:
+        os.link(tmp, target)  # fails with FileExistsError instead of clobbering
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno not in _NO_LINKS:
+            raise
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        os.close(os.open(target, flags, 0o666 & ~_UMASK))
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(target)  # our empty placeholder
+            raise
+        return
     os.unlink(tmp)
 
 

@@ -3,7 +3,8 @@
 A regular file (or nothing) is replaced atomically; a symbolic link's target is
 replaced and the link kept; a character device, a FIFO and this process's own
 descriptors (/dev/stdout, /dev/fd/N) are written into; anything else is refused
-before a byte is written.
+before a byte is written. Where hard links are not permitted, writing without
+overwriting still never replaces a file.
 
 No test here writes to the system's own /dev/null or /dev/stdout through code that
 could replace them: device nodes are made in a temporary folder, and the one test that
@@ -12,6 +13,7 @@ names /dev/stdout first asks bytepiece.atomic how it would write it.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
@@ -24,6 +26,7 @@ from click.testing import CliRunner
 from conftest import REPO, VENDORED_MODEL
 
 from bytepiece import Tokenizer, load_model
+from bytepiece import atomic as atomic_module
 from bytepiece.atomic import STREAM, atomic_write, output_kind
 from bytepiece.cli import main
 
@@ -222,3 +225,43 @@ def test_a_socket_or_directory_is_refused_before_writing(tmp_path, tok):
     with pytest.raises(IsADirectoryError):
         tok.save(folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "sock"]
+
+
+# ---------------------------------------------------------------------------
+# no hard links
+
+
+@pytest.fixture
+def no_hard_links(monkeypatch):
+    def refuse(src, dst, *args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted", src, None, dst)
+
+    monkeypatch.setattr(atomic_module.os, "link", refuse)
+
+
+def test_without_hard_links_a_new_file_is_still_written(tmp_path, no_hard_links):
+    target = tmp_path / "new.txt"
+    with atomic_write(target, "w", overwrite=False) as handle:
+        handle.write("content")
+    assert target.read_text() == "content"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~atomic_module._UMASK)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.txt"]
+    result = cli("encode", "-m", VENDORED_MODEL, "-o", tmp_path / "out.ids", input=TEXT)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.ids").read_bytes().count(b"\n") == 2
+
+
+def test_without_hard_links_nothing_is_ever_overwritten(tmp_path, no_hard_links):
+    target = tmp_path / "t.txt"
+    target.write_text("theirs")
+    with pytest.raises(FileExistsError):
+        with atomic_write(target, "w", overwrite=False) as handle:
+            handle.write("ours")
+    # a file that appears while we write is not replaced either
+    late = tmp_path / "late.txt"
+    with pytest.raises(FileExistsError):
+        with atomic_write(late, "w", overwrite=False) as handle:
+            handle.write("ours")
+            late.write_text("theirs, written meanwhile")
+    assert target.read_text() == "theirs" and late.read_text() == "theirs, written meanwhile"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late.txt", "t.txt"]
