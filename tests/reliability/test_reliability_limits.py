@@ -11,15 +11,24 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import threading
 import time
 
 import numpy as np
 import pytest
-from conftest import VENDORED_MODEL
+from click.testing import CliRunner
+from conftest import REPO, VENDORED_MODEL
 
-from bytepiece import Tokenizer, _parallel, distinct
+from bytepiece import Tokenizer, _parallel, distinct, reference
 from bytepiece._core import queries as _queries
+from bytepiece.cli import main
+from bytepiece.model import FIRST_PIECE_ID
+from bytepiece.reference import enumerate_segmentations
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +237,63 @@ def test_sample_distinct_work_grows_linearly_with_k(tok, monkeypatch):
         assert len(tok.sample_distinct(text, k, alpha=0.1, key=3)) == k
         work[k] = calls["n"]
     assert work[60] < 6 * work[15], work  # linear: about 4 times; it was about 16
+
+
+# ---------------------------------------------------------------------------
+# sample --check
+
+
+def _pieces_of(tok):
+    return {p: i for i, p in enumerate(tok.id_bytes) if i >= FIRST_PIECE_ID}, max(map(len, tok.id_bytes))
+
+
+def test_enumeration_costs_what_it_lists(tok):
+    """A text with one long segmentation: each step copied the whole prefix before
+    (quadratic: 200,000 pieces took about 40 s); now it is one pass."""
+    pieces, max_len = _pieces_of(tok)
+    data = ("\U0001f9ff" * 50_000).encode()
+    start = time.monotonic()
+    (only,) = enumerate_segmentations(data, pieces, max_len)
+    assert time.monotonic() - start < 10
+    assert bytes(b"".join(tok.id_bytes[i] for i in only)) == data
+    # the order and the result of a text with many segmentations are unchanged
+    small = b"unbelievable"
+    listed = enumerate_segmentations(small, pieces, max_len)
+    assert len(listed) == len(set(listed)) > 100
+    assert all(b"".join(tok.id_bytes[i] for i in seg) == small for seg in listed)
+    assert listed == sorted(listed, key=lambda seg: [len(tok.id_bytes[i]) for i in seg])
+
+
+def test_enumeration_refuses_to_list_too_many_pieces(tok, monkeypatch):
+    pieces, max_len = _pieces_of(tok)
+    data = ("\U0001f9ff" * 1_000).encode()
+    with pytest.raises(ValueError, match="pieces in all"):
+        enumerate_segmentations(data, pieces, max_len, max_pieces=3_999)
+    assert len(enumerate_segmentations(data, pieces, max_len, max_pieces=4_000)) == 1
+    monkeypatch.setattr(reference, "ENUMERATION_PIECES", 3_999)
+    result = CliRunner().invoke(main, ["sample", "-m", str(VENDORED_MODEL), data.decode(), "--check", "10"])
+    assert result.exit_code == 1 and result.stderr.startswith("Error: --check needs a text short enough"), result.output
+
+
+@pytest.mark.slow
+def test_sample_check_on_a_long_text_runs_in_bounded_memory():
+    """--check's draws were all held at once: N draws of a text of n pieces took N * n
+    list slots (1.6 GB at 5,000 characters; an error at 10,000)."""
+    text = "\U0001f9ff" * 5_000  # one segmentation of 20,000 pieces
+    peaks = []
+    for draws in (10, 3_000):
+        script = (
+            "import resource, sys\n"
+            "from bytepiece.cli import main\n"
+            "try:\n"
+            "    main(sys.argv[1:])\n"
+            "except SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            "sys.stderr.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+        )
+        args = ["sample", "-m", str(VENDORED_MODEL), text, "--check", str(draws)]
+        done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, env=ENV, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert b"1 segmentations" in done.stdout
+        peaks.append(int(done.stderr.split()[-1]))
+    assert peaks[1] - peaks[0] < 60_000, peaks  # KiB; it was about 500 MB more
