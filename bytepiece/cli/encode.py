@@ -17,7 +17,7 @@ import json
 
 import click
 
-from ..model import FIRST_PIECE_ID, SPECIAL_PIECES, PieceTable
+from ..model import FIRST_PIECE_ID, SPECIAL_PIECES, PieceTable, parse_piece
 from .common import (
     CliError,
     check_alpha,
@@ -335,7 +335,7 @@ def decode_command(model_path, inputs, fmt, output, force, progress, quiet):
     tok = load_tokenizer(model_path)
     table = tok.id_bytes
     size = len(table)
-    pieces = PieceTable(table, spaces=True)
+    pieces = _PieceIds(table)
     meter = progress_meter(progress, "decode", input_size(inputs), quiet)
     with open_output(output, force) as out:
         for name, first, batch in line_batches(inputs):
@@ -357,7 +357,29 @@ def decode_command(model_path, inputs, fmt, output, force, progress, quiet):
     meter.finish()
 
 
-def _line_ids(fmt: str, line: bytes, pieces: PieceTable) -> list[int] | None:
+class _PieceIds:
+    """The id of each word of decode's pieces format. A special id's name (``<pad>``,
+    ``<bos>``, ``<eos>``) is that id; any other word is a piece's escaped text, looked up
+    among the model's pieces only, so that a real piece whose text is ``<pad>`` (which
+    encode writes ``\\x3cpad>``) keeps its own id and its text."""
+
+    def __init__(self, id_bytes):
+        self.id_bytes = id_bytes
+        self._ids: dict[bytes, int] | None = None
+
+    def id_of(self, word: str) -> int:
+        if word in SPECIAL_PIECES:
+            return SPECIAL_PIECES.index(word)
+        if self._ids is None:
+            self._ids = {piece: i for i, piece in enumerate(self.id_bytes) if i >= FIRST_PIECE_ID}
+        raw = parse_piece(word, spaces=True)
+        try:
+            return self._ids[raw]
+        except KeyError:
+            raise ValueError(f"{word!r} is not a piece of this model") from None
+
+
+def _line_ids(fmt: str, line: bytes, pieces: _PieceIds) -> list[int] | None:
     """The ids on one input line of decode (None: a blank jsonl line, skipped). Raises
     ValueError, KeyError or UnicodeDecodeError when the line is not in the format."""
     if fmt == "ids":
