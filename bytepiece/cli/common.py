@@ -29,6 +29,7 @@ from ..progress import Progress
 
 BATCH_LINES = 1000  # lines per batch (per thread, for encode)
 BATCH_BYTES = 1 << 22  # ... or fewer, once a batch holds this many bytes
+DEFAULT_MAX_LINE = 256_000_000  # bytes: the longest input line (--max-line)
 
 
 class CliError(click.ClickException):
@@ -44,6 +45,42 @@ def check_alpha(ctx, param, value):
     if value is not None and not math.isfinite(value):
         raise click.BadParameter(f"must be a finite number, not {value}")
     return value
+
+
+def max_line_option(f=None, *, what: str = "input"):
+    """--max-line MB: the longest line read (0: no limit)."""
+
+    def decorate(f):
+        return click.option(
+            "--max-line",
+            "max_line",
+            type=Megabytes(),
+            default=DEFAULT_MAX_LINE / 1e6,
+            show_default=True,
+            metavar="MB",
+            help=f"Longest {what} line, in MB (0: no limit). A longer one stops the run with an "
+            "error naming it, instead of filling the memory (an input without newlines, such as "
+            "/dev/zero, is one endless line).",
+        )(f)
+
+    return decorate(f) if f is not None else decorate
+
+
+class Megabytes(click.ParamType):
+    """A size in MB (a finite number >= 0) given as bytes: None for 0 (no limit)."""
+
+    name = "MB"
+
+    def convert(self, value, param, ctx):
+        if value is None:
+            return value
+        try:
+            mb = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of MB", param, ctx)
+        if not math.isfinite(mb) or mb < 0 or mb > 1e12:
+            self.fail(f"must be a finite number of MB from 0 to 1e12, not {value}", param, ctx)
+        return None if mb == 0 else max(1, round(mb * 1e6))
 
 
 def model_option(f):
@@ -234,7 +271,7 @@ def binary_stream(stream) -> IO[bytes]:
 
 
 @contextlib.contextmanager
-def _open_input(path: str) -> Iterator[IO[bytes]]:
+def open_input(path: str) -> Iterator[IO[bytes]]:
     if path == "-":
         yield binary_stream(sys.stdin)
     else:
@@ -242,19 +279,29 @@ def _open_input(path: str) -> Iterator[IO[bytes]]:
             yield handle
 
 
-def line_batches(paths: Sequence[str], threads: int = 1) -> Iterator[tuple[str, int, list[bytes]]]:
+def line_batches(
+    paths: Sequence[str], threads: int = 1, max_line: int | None = DEFAULT_MAX_LINE
+) -> Iterator[tuple[str, int, list[bytes]]]:
     """(input name, number of its first line, lines) in batches of BATCH_LINES lines per
-    thread (or BATCH_BYTES bytes); lines keep their endings. No paths: stdin."""
+    thread (or BATCH_BYTES bytes); lines keep their endings. No paths: stdin. A line
+    longer than ``max_line`` bytes (None: no limit) stops with a CliError naming it,
+    before more than that is read of it."""
     max_lines = BATCH_LINES * threads
     if not paths and getattr(sys.stdin, "isatty", lambda: False)():
         click.echo("bytepiece: reading from the terminal; end with Ctrl-D", err=True)
     for path in paths or ("-",):
         name = "<stdin>" if path == "-" else path
-        with _open_input(path) as handle:
+        with open_input(path) as handle:
             batch: list[bytes] = []
             size = 0
             first = 1
-            for line in handle:
+            if max_line is None:
+                lines: Iterator[bytes] = iter(handle)
+            else:
+                lines = iter(functools.partial(handle.readline, max_line + 1), b"")
+            for line in lines:
+                if max_line is not None and len(line) > max_line:
+                    raise CliError(too_long(name, first + len(batch), max_line))
                 batch.append(line)
                 size += len(line)
                 if len(batch) >= max_lines or size >= BATCH_BYTES:
@@ -263,6 +310,13 @@ def line_batches(paths: Sequence[str], threads: int = 1) -> Iterator[tuple[str, 
                     batch, size = [], 0
             if batch:
                 yield name, first, batch
+
+
+def too_long(name: str, number: int, max_line: int) -> str:
+    return (
+        f"{name} line {number}: longer than {max_line / 1e6:g} MB; raise --max-line "
+        "(0: no limit) if such a line is meant"
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -27,8 +27,10 @@ from .common import (
     inputs_argument,
     line_batches,
     load_tokenizer,
+    max_line_option,
     model_option,
     normalized,
+    open_input,
     open_output,
     output_option,
     progress_meter,
@@ -36,6 +38,7 @@ from .common import (
     quiet_option,
     refuse_existing,
     refuse_output_folder,
+    too_long,
     usable_cores,
 )
 
@@ -81,6 +84,7 @@ from .common import (
 @click.option(
     "--no-normalize", is_flag=True, help="Encode the bytes as they are; by default text is NFC-normalised first."
 )
+@max_line_option
 @output_option
 @progress_option
 @dask_options
@@ -94,6 +98,7 @@ def encode_command(
     eos,
     threads,
     no_normalize,
+    max_line,
     output,
     force,
     progress,
@@ -154,7 +159,7 @@ def encode_command(
     with open_output(output, force) as out:
         line_number = 0
         # a batch per thread, so that threads have work; keys make batching invisible
-        for _name, _first, batch in line_batches(inputs, threads=threads or usable_cores()):
+        for _name, _first, batch in line_batches(inputs, threads=threads or usable_cores(), max_line=max_line):
             meter.advance(sum(len(line) for line in batch))
             datas = normalized(tok, batch)
             keys = range(line_number + 1, line_number + 1 + len(datas)) if sampling else None
@@ -316,14 +321,17 @@ def _encode_shards(
     show_default=True,
     help="What the input lines hold (as written by `bytepiece encode`).",
 )
+@max_line_option(what="jsonl")
 @output_option
 @progress_option
-def decode_command(model_path, inputs, fmt, output, force, progress, quiet):
+def decode_command(model_path, inputs, fmt, max_line, output, force, progress, quiet):
     """Decode id lines (or stdin) back to text.
 
     The bytes of each line's ids are written back to back, with nothing added:
     line endings come from the ids themselves, so `encode | decode` gives back
     the input byte for byte. Special ids (<pad>, <bos>, <eos>) decode to nothing.
+    The ids and pieces formats are read in blocks, so memory stays small even on
+    one endless line; a jsonl line is read whole, up to --max-line.
 
     \b
     Examples:
@@ -334,27 +342,93 @@ def decode_command(model_path, inputs, fmt, output, force, progress, quiet):
         refuse_existing(output, force)
     tok = load_tokenizer(model_path)
     table = tok.id_bytes
-    size = len(table)
     pieces = _PieceIds(table)
     meter = progress_meter(progress, "decode", input_size(inputs), quiet)
     with open_output(output, force) as out:
-        for name, first, batch in line_batches(inputs):
-            meter.advance(sum(len(line) for line in batch))
-            chunks = []
-            for number, line in enumerate(batch, first):
-                try:
-                    ids = _line_ids(fmt, line, pieces)
-                except (ValueError, KeyError, UnicodeDecodeError) as error:
-                    detail = str(error) if fmt != "ids" else f"{_first_bad_word(line)!r} is not an id"
-                    raise CliError(f"{name} line {number}: {detail}") from None
-                if ids is None:
-                    continue
-                for i in ids:
-                    if not 0 <= i < size:
-                        raise CliError(f"{name} line {number}: id {i} is not in the vocabulary (0 .. {size - 1})")
-                chunks.append(b"".join([table[i] for i in ids]))
-            out.write(b"".join(chunks))
+        if fmt == "jsonl":
+            for name, first, batch in line_batches(inputs, max_line=max_line):
+                meter.advance(sum(len(line) for line in batch))
+                chunks = []
+                for number, line in enumerate(batch, first):
+                    ids = _checked_ids(fmt, line, pieces, len(table), name, number)
+                    if ids is not None:
+                        chunks.append(b"".join([table[i] for i in ids]))
+                out.write(b"".join(chunks))
+        else:
+            for name, first, part in _blocks_of_words(inputs, fmt, max_line):
+                meter.advance(len(part))
+                out.write(b"".join([table[i] for i in _part_ids(fmt, part, pieces, len(table), name, first)]))
     meter.finish()
+
+
+DECODE_BLOCK = 1 << 18  # bytes of ids or pieces read at a time
+
+
+def _blocks_of_words(paths, fmt: str, max_word: int | None):
+    """(input name, number of the line it starts in, part) for the ids or pieces of the
+    inputs, cut into parts of about DECODE_BLOCK bytes, each ending at a newline or, in a
+    long line, after a separator, so that no id or piece is cut and memory stays bounded
+    whatever the lines' lengths. A single word longer than ``max_word`` bytes stops
+    with a CliError."""
+    separators = (b" ", b"\t", b"\r", b"\x0b", b"\x0c") if fmt == "ids" else (b" ",)
+    for path in paths or ("-",):
+        name = "<stdin>" if path == "-" else path
+        with open_input(path) as handle:
+            number = 1
+            pending = b""
+            while True:
+                block = handle.read(DECODE_BLOCK)
+                data = pending + block if pending else block
+                if not block:
+                    cut = len(data)
+                else:
+                    cut = data.rfind(b"\n") + 1 or max(data.rfind(sep) for sep in separators) + 1
+                    if cut == 0 and max_word is not None and len(data) > max_word:
+                        raise CliError(too_long(name, number, max_word))
+                if cut:
+                    part, pending = data[:cut], data[cut:]
+                    yield name, number, part
+                    number += part.count(b"\n")
+                else:
+                    pending = data
+                if not block:
+                    break
+
+
+def _part_ids(fmt: str, part: bytes, pieces: _PieceIds, size: int, name: str, first: int) -> list[int]:
+    """The ids in a part of an ids or pieces input (lines from ``first`` on); a CliError
+    naming the line when one is not an id of this model."""
+    try:
+        if fmt == "ids":
+            ids = [int(word) for word in part.split()]
+        else:
+            ids = []
+            for text in part.decode("utf-8").split("\n"):
+                for word in text.split(" "):
+                    word = word.rstrip("\r")
+                    if word:
+                        ids.append(pieces.id_of(word))
+        if ids and (min(ids) < 0 or max(ids) >= size):
+            raise ValueError
+        return ids
+    except (ValueError, KeyError, UnicodeDecodeError):
+        # find the line, and say what is wrong with it
+        for number, line in enumerate(part.split(b"\n"), first):
+            _checked_ids(fmt, line, pieces, size, name, number)
+        raise  # (not reached: some line fails)
+
+
+def _checked_ids(fmt: str, line: bytes, pieces: _PieceIds, size: int, name: str, number: int) -> list[int] | None:
+    """The ids of one line (None: a blank jsonl line), or a CliError naming the line."""
+    try:
+        ids = _line_ids(fmt, line, pieces)
+    except (ValueError, KeyError, UnicodeDecodeError) as error:
+        detail = str(error) if fmt != "ids" else f"{_first_bad_word(line)!r} is not an id"
+        raise CliError(f"{name} line {number}: {detail}") from None
+    for i in ids or ():
+        if not 0 <= i < size:
+            raise CliError(f"{name} line {number}: id {i} is not in the vocabulary (0 .. {size - 1})")
+    return ids
 
 
 class _PieceIds:

@@ -92,3 +92,89 @@ def test_json_lines_decode_back():
     assert ok(run("decode", "-m", MODEL, "-f", "jsonl", input=ids)).stdout_bytes == Tokenizer(MODEL).decode_bytes(
         [11962, 15659]
     )
+
+
+# ---------------------------------------------------------------------------
+# long lines
+
+
+LINES = (
+    "Hello world, this is a test.\r\n"
+    "Second line: café, naïve, 東京, emoji 🙂 and tabs\tinside\n"
+    "\n"
+    "back\\slash and ▁ the marker itself\n"
+    "last line without a newline"
+).encode()
+
+
+@pytest.mark.parametrize("block", [1, 2, 7, 64, 1 << 18])
+@pytest.mark.parametrize("fmt", ["ids", "pieces"])
+def test_decode_in_blocks_of_any_size_gives_the_same_bytes_and_lines(monkeypatch, block, fmt):
+    from bytepiece.cli import encode as encode_module
+
+    coded = ok(run("encode", "-m", MODEL, "-f", fmt, input=LINES)).stdout_bytes
+    monkeypatch.setattr(encode_module, "DECODE_BLOCK", block)
+    assert ok(run("decode", "-m", MODEL, "-f", fmt, input=coded)).stdout_bytes == LINES
+    one_line = coded.replace(b"\n", b" ") if fmt == "ids" else coded.replace(b"\n", b" ")
+    assert ok(run("decode", "-m", MODEL, "-f", fmt, input=one_line)).stdout_bytes == LINES
+    bad = coded.split(b"\n")
+    bad[3] = bad[3] + (b" 12x" if fmt == "ids" else b" \\q")
+    fails(run("decode", "-m", MODEL, "-f", fmt, input=b"\n".join(bad)), 1, "<stdin> line 4")
+    bad = coded.split(b"\n")
+    bad[2] = b"99999999" if fmt == "ids" else b"\xff"
+    fails(run("decode", "-m", MODEL, "-f", fmt, input=b"\n".join(bad)), 1, "<stdin> line 3")
+
+
+def test_a_line_longer_than_max_line_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_bytes(b"short line\n" + b"x" * 1_500_000 + b"\nshort again\n")
+    fails(run("encode", "-m", MODEL, "--max-line", "1", path), 1, "long.txt line 2", "--max-line")
+    assert ok(run("encode", "-m", MODEL, "--max-line", "2", path)).stdout.count("\n") == 3
+    assert ok(run("encode", "-m", MODEL, "--max-line", "0", path)).stdout.count("\n") == 3
+    jsonl = tmp_path / "long.jsonl"
+    jsonl.write_text('{"ids": [5]}\n' + '{"ids": [' + ", ".join(["5"] * 600_000) + "]}\n")
+    fails(run("decode", "-m", MODEL, "-f", "jsonl", "--max-line", "1", jsonl), 1, "long.jsonl line 2")
+    assert ok(run("decode", "-m", MODEL, "-f", "jsonl", jsonl)).stdout_bytes == Tokenizer(MODEL).id_bytes[5] * 600_001
+    for bad in ("-1", "nan", "inf", "x", "1e400"):
+        fails(run("encode", "-m", MODEL, "--max-line", bad, path), 2)
+
+
+def test_an_endless_line_stops_at_the_limit():
+    done = process("encode", "-m", MODEL, "--max-line", "4", "/dev/zero")
+    assert done.returncode == 1 and done.stdout == b""
+    assert done.stderr.decode().strip() == (
+        "Error: /dev/zero line 1: longer than 4 MB; raise --max-line (0: no limit) if such a line is meant"
+    )
+
+
+@pytest.mark.slow
+def test_decoding_one_long_line_streams():
+    """One line of ids used to be read and split whole: about 100 bytes per id."""
+    script = (
+        "import sys\n"
+        "from bytepiece.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        # (VmHWM: ru_maxrss would also count the forked parent's pages before exec)
+        "sys.stderr.write([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
+    )
+    peaks = []
+    for count in (100_000, 3_000_000):
+        line = b" ".join([b"11962", b"15659", b"35"] * (count // 3)) + b"\n"
+        for fmt, data in (("ids", line), ("pieces", None)):
+            if data is None:
+                data = ok(run("encode", "-m", MODEL, "-f", "pieces", input=LINES)).stdout_bytes.replace(b"\n", b" ")
+                data = data * (count // 20)
+            done = subprocess.run(
+                [sys.executable, "-c", script, "decode", "-m", MODEL, "-f", fmt],
+                input=data,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=ENV,
+                timeout=600,
+            )
+            assert done.returncode == 0, done.stderr[-2000:]
+            peaks.append(int(done.stderr.split()[-1]))
+    assert peaks[2] - peaks[0] < 40_000 and peaks[3] - peaks[1] < 40_000, peaks  # KiB
