@@ -11,6 +11,7 @@ copied to a temporary file first: training may read its corpus twice.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import time
@@ -60,15 +61,55 @@ def _model_paths(output: str, sizes: Sequence[int]) -> list[str]:
     return [f"{output}.{size}" for size in sorted(sizes, reverse=True)]
 
 
+SPOOL_PREFIX = "bytepiece-stdin-"
+
+
 def _spool_stdin(directory: str | None) -> str:
-    """Copy stdin to a temporary file: training may read its corpus twice."""
+    """Copy stdin to a temporary file (training may read its corpus twice). The copy is
+    removed if copying fails or is interrupted; its name carries this process's id, so
+    that a copy left by a run killed outright (SIGKILL) is removed by the next run."""
     import shutil
     import tempfile
 
-    fd, path = tempfile.mkstemp(prefix="bytepiece-stdin-", suffix=".txt", dir=directory)
-    with os.fdopen(fd, "wb") as handle:
-        shutil.copyfileobj(binary_stream(sys.stdin), handle, 1 << 20)
+    if sys.stdin is None:
+        raise CliError("stdin is closed: there is no corpus to read from -")
+    folder = directory or tempfile.gettempdir()
+    _sweep_dead_copies(folder)
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", suffix=".txt", dir=folder)
+    except OSError as error:
+        raise CliError(f"cannot copy stdin to a temporary file in {folder} ({error.strerror}); set TMPDIR") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            shutil.copyfileobj(binary_stream(sys.stdin), handle, 1 << 20)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        if isinstance(error, OSError) and error.filename is None:
+            full = error.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
+            advice = "; set TMPDIR to a folder with room for the corpus" if full else ""
+            raise CliError(f"cannot copy stdin to {path} ({error.strerror}){advice}") from None
+        raise
     return path
+
+
+def _sweep_dead_copies(folder: str) -> None:
+    """Remove stdin copies left in ``folder`` by runs that no longer exist."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(SPOOL_PREFIX) and n.endswith(".txt")]
+    except OSError:
+        return
+    for name in names:
+        pid_text = name[len(SPOOL_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+        except (PermissionError, OverflowError, ValueError):
+            pass  # alive under another user, or not a pid
 
 
 class _PeakMemory:

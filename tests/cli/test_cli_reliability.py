@@ -7,6 +7,7 @@ streams themselves are the subject.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -178,3 +179,93 @@ def test_decoding_one_long_line_streams():
             assert done.returncode == 0, done.stderr[-2000:]
             peaks.append(int(done.stderr.split()[-1]))
     assert peaks[2] - peaks[0] < 40_000 and peaks[3] - peaks[1] < 40_000, peaks  # KiB
+
+
+# ---------------------------------------------------------------------------
+# train - (its copy of stdin)
+
+CORPUS = (REPO / "corpora" / "en.heldout.txt").read_bytes()
+
+
+class InterruptedInput(io.RawIOBase):
+    """stdin that gives some text, then Ctrl-C."""
+
+    def __init__(self):
+        self.sent = False
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self.sent:
+            raise KeyboardInterrupt
+        self.sent = True
+        data = CORPUS[: len(buffer)]
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@pytest.fixture
+def spool_dir(tmp_path, monkeypatch):
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_train_stdin_interrupted_while_copying_leaves_no_copy(tmp_path, spool_dir):
+    result = run("train", "-o", tmp_path / "m.model", "--vocab-size", "300", "-", input=InterruptedInput())
+    assert result.exit_code == 130, result.output
+    assert list(spool_dir.iterdir()) == [] and not (tmp_path / "m.model").exists()
+
+
+def test_train_stdin_on_a_full_tmpdir_leaves_no_copy_and_says_so(tmp_path):
+    """A file-size limit makes the copy fail as a full disk would (EFBIG; Python ignores
+    SIGXFSZ); the copy must not stay behind, keeping the disk full."""
+    import resource
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bytepiece", "train", "-o", tmp_path / "m.model", "--vocab-size", "300", "-"],
+        input=CORPUS * 3,
+        capture_output=True,
+        env={**ENV, "TMPDIR": str(folder)},
+        timeout=300,
+        preexec_fn=small_files,
+    )
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.decode().splitlines()
+    assert line.startswith(f"Error: cannot copy stdin to {folder}/bytepiece-stdin-") and "TMPDIR" in line, line
+    assert list(folder.iterdir()) == [] and not (tmp_path / "m.model").exists()
+
+
+def test_train_stdin_closed_is_one_line_and_leaves_no_copy(tmp_path):
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "bytepiece", "train", "-o", tmp_path / "m.model", "--vocab-size", "300", "-"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env={**ENV, "TMPDIR": str(folder)},
+        timeout=300,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert done.returncode == 1 and done.stderr.decode().strip() == (
+        "Error: stdin is closed: there is no corpus to read from -"
+    ), done.stderr
+    assert list(folder.iterdir()) == []
+
+
+def test_a_copy_left_by_a_killed_run_is_removed_by_the_next(tmp_path, spool_dir):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = spool_dir / f"bytepiece-stdin-{int(dead.stdout)}-abc.txt"
+    left.write_bytes(b"left behind")
+    ok(run("train", "-o", tmp_path / "m.model", "--vocab-size", "300", "-q", "-", input=CORPUS[:20_000]))
+    assert list(spool_dir.iterdir()) == []
