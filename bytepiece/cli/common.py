@@ -358,13 +358,19 @@ def refuse_existing(path: str, force: bool) -> None:
         raise CliError(f"{path}: the folder {folder} is not writable")
 
 
-def refuse_output_folder(path: str) -> None:
+def refuse_output_folder(path: str, force: bool = False) -> None:
     """Check a folder that will receive shards, before any work: a folder (or a path that
-    can become one) that this process can write to. URLs are left to the workers."""
+    can become one) that this process can write to, and empty unless --force. URLs are
+    left to the workers (and to encode_files, which refuses a folder that is not empty)."""
     if "://" in path or "::" in path:
         return
     if os.path.lexists(path) and not os.path.isdir(path):
         raise CliError(f"{path}: exists and is not a folder; give a folder for the shards")
+    if not force and os.path.isdir(path) and os.listdir(path):
+        raise CliError(
+            f"{path}: the folder is not empty; use --force to replace the shards in it "
+            "(files that are not its shards are left alone)"
+        )
     existing = os.path.abspath(path)
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
@@ -372,6 +378,13 @@ def refuse_output_folder(path: str) -> None:
         raise CliError(f"{path}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise CliError(f"{path}: the folder {existing} is not writable")
+
+
+def refuse_missing_inputs(paths: Sequence[str]) -> None:
+    """Local inputs that do not exist stop the run before anything is made."""
+    for path in paths:
+        if "://" not in path and "::" not in path and not os.path.exists(path):
+            raise CliError(f"{path}: no such file or folder")
 
 
 @contextlib.contextmanager

@@ -37,6 +37,7 @@ from .common import (
     progress_option,
     quiet_option,
     refuse_existing,
+    refuse_missing_inputs,
     refuse_output_folder,
     too_long,
     usable_cores,
@@ -146,7 +147,7 @@ def encode_command(
             raise CliError("--dask options write numpy shards: give their folder with -o")
         if fmt != "ids" or not inputs or "-" in inputs:
             raise CliError("--dask options encode files (not stdin) into id shards: no --format pieces/jsonl")
-        _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet)
+        _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet, force)
         return
     if output not in (None, "-"):
         refuse_existing(output, force)
@@ -251,6 +252,12 @@ class _OutputLines:
 @click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
 @click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
 @click.option("--no-normalize", is_flag=True, help="Encode the bytes as they are (no NFC).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a folder that is not empty: the new shards replace those of an earlier run "
+    "(once they are all written); other files are left alone.",
+)
 @quiet_option(quiet_help="Do not print the closing line (lines, tokens, shards); errors still print.")
 @dask_options
 def encode_shards_command(
@@ -262,6 +269,7 @@ def encode_shards_command(
     bos,
     eos,
     no_normalize,
+    force,
     quiet,
     dask_scheduler,
     dask_scheduler_file,
@@ -270,10 +278,12 @@ def encode_shards_command(
 ):
     """Encode files, folders or URLs into numpy token shards, on a Dask cluster.
 
-    Writes OUTPUT/part-NNNNN.ids.npy and .rows.npy per block and OUTPUT/index.json
-    (see docs/distributed.md). Lines are encoded as `bytepiece encode` encodes them,
-    with the same keys, so the ids do not depend on the cluster or the block size.
-    Without a --dask option the blocks are encoded in this process.
+    Writes OUTPUT/part-NNNNN-RUN.ids.npy and .rows.npy per block and, last,
+    OUTPUT/index.json (see docs/distributed.md). Lines are encoded as `bytepiece
+    encode` encodes them, with the same keys, so the ids do not depend on the
+    cluster or the block size. Without a --dask option the blocks are encoded in
+    this process. OUTPUT must be empty unless --force; an interrupted run leaves
+    it as it was.
 
     \b
     Examples:
@@ -281,13 +291,14 @@ def encode_shards_command(
       bytepiece encode-shards -m my.model -o s3://bucket/tokens/ --dask-scheduler tcp://10.0.0.1:8786 s3://bucket/corpus/
     """
     where = dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
-    _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet)
+    _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet, force)
 
 
 def _encode_shards(
-    model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict, quiet: bool = False
+    model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict, quiet: bool = False, force=False
 ) -> None:
-    refuse_output_folder(output)  # before the model is loaded or any block encoded
+    refuse_missing_inputs(inputs)  # before the model is loaded, the folder made or any block encoded
+    refuse_output_folder(output, force)
     from ..distributed import encode_files
 
     index = encode_files(
@@ -299,6 +310,7 @@ def _encode_shards(
         add_bos=bos,
         add_eos=eos,
         normalize=not no_normalize,
+        overwrite=force,
         **where,
     )
     if not quiet:
