@@ -14,6 +14,7 @@ with a new, empty pool.
 
 from __future__ import annotations
 
+import operator
 import os
 import queue
 import threading
@@ -165,9 +166,15 @@ def thread_count(num_threads: int | None, texts: Sequence) -> int:
     """The threads a batch of texts runs on: num_threads when given, else as many cores as
     the batch has MIN_BYTES_PER_THREAD for."""
     if num_threads is not None:
-        if num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, not {num_threads}")
-        return num_threads
+        if isinstance(num_threads, bool):
+            raise TypeError("num_threads must be an integer, not bool")
+        try:
+            count = operator.index(num_threads)  # (numpy integers too; not 1.5, nor "2")
+        except TypeError:
+            raise TypeError(f"num_threads must be an integer, not {type(num_threads).__name__}") from None
+        if count < 1:
+            raise ValueError(f"num_threads must be >= 1, not {count}")
+        return count
     cores = usable_cores()
     size = sum(len(t) for t in texts)
     return max(1, min(cores, size // MIN_BYTES_PER_THREAD))

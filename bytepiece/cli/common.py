@@ -16,6 +16,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import math
 import os
@@ -38,6 +39,23 @@ class CliError(click.ClickException):
 
 # ---------------------------------------------------------------------------
 # Options shared by several commands
+
+
+#: Upper bounds of counting options: beyond them a value is a usage error (status 2),
+#: not an OverflowError deep inside.
+MAX_THREADS = 1024
+MAX_LOCAL_WORKERS = 256
+MAX_DRAWS = 10**9
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (a usage error, status 2)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number is not None and not math.isfinite(number):
+            self.fail(f"must be a finite number, not {value}", param, ctx)
+        return number
 
 
 def check_alpha(ctx, param, value):
@@ -140,14 +158,14 @@ def inputs_argument(f):
 def dask_options(f):
     f = click.option(
         "--dask-blocksize",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=2**62),
         default=None,
         metavar="BYTES",
         help="Bytes of input per Dask task (default 32 MiB).",
     )(f)
     f = click.option(
         "--dask-local",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=MAX_LOCAL_WORKERS),
         default=None,
         metavar="N",
         help="Run on a Dask cluster of N worker processes on this machine.",
@@ -270,9 +288,37 @@ def binary_stream(stream) -> IO[bytes]:
     return getattr(stream, "buffer", stream)
 
 
+#: How errors name stdout (a write to a full disk, a closed pipe...).
+STDOUT = "<stdout>"
+
+
+def require_stdout(what: str = "the output") -> None:
+    """Stop before any work when stdout is closed (``>&-``): there is nowhere to write
+    ``what``."""
+    if sys.stdout is None:
+        raise CliError(f"stdout is closed: there is nowhere to write {what}")
+
+
+def require_stdin() -> None:
+    if sys.stdin is None:
+        raise CliError("stdin is closed: there is no input to read (name the input files)")
+
+
+@contextlib.contextmanager
+def stdout_errors() -> Iterator[None]:
+    """Name stdout in a write error that names no file (a full disk, a file too large)."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None or error.errno == errno.EPIPE:
+            raise
+        raise OSError(error.errno, error.strerror, STDOUT) from error
+
+
 @contextlib.contextmanager
 def open_input(path: str) -> Iterator[IO[bytes]]:
     if path == "-":
+        require_stdin()
         yield binary_stream(sys.stdin)
     else:
         with open(path, "rb") as handle:
@@ -324,16 +370,24 @@ def too_long(name: str, number: int, max_line: int) -> str:
 
 
 class TextOut:
-    """UTF-8 text to binary stdout, whatever the locale."""
+    """UTF-8 text to binary stdout, whatever the locale. When stdout is closed, the text
+    goes to stderr with ``or_stderr`` (a report that must not be lost), else stopping
+    with a CliError."""
 
-    def __init__(self) -> None:
-        self.stream = binary_stream(sys.stdout)
+    def __init__(self, or_stderr: bool = False) -> None:
+        if sys.stdout is None and or_stderr and sys.stderr is not None:
+            self.stream = binary_stream(sys.stderr)
+        else:
+            require_stdout()
+            self.stream = binary_stream(sys.stdout)
 
     def write(self, text: str) -> None:
-        self.stream.write(text.encode("utf-8", "surrogateescape"))
+        with stdout_errors():
+            self.stream.write(text.encode("utf-8", "surrogateescape"))
 
     def flush(self) -> None:
-        self.stream.flush()
+        with stdout_errors():
+            self.stream.flush()
 
 
 def refuse_existing(path: str, force: bool) -> None:
@@ -402,9 +456,11 @@ def writing(path: str) -> Iterator[None]:
 def open_output(path: str | None, force: bool) -> Iterator[IO[bytes]]:
     """Binary stdout, or an atomic file that appears only if the command succeeds."""
     if path is None or path == "-":
+        require_stdout("the output; give -o FILE")
         stream = binary_stream(sys.stdout)
-        yield stream
-        stream.flush()
+        with stdout_errors():
+            yield stream
+            stream.flush()
         return
     from ..atomic import atomic_write
 

@@ -19,6 +19,7 @@ import click
 
 from ..model import FIRST_PIECE_ID, SPECIAL_PIECES, PieceTable, parse_piece
 from .common import (
+    MAX_THREADS,
     CliError,
     check_alpha,
     dask_options,
@@ -39,6 +40,7 @@ from .common import (
     refuse_existing,
     refuse_missing_inputs,
     refuse_output_folder,
+    require_stdout,
     too_long,
     usable_cores,
 )
@@ -78,7 +80,7 @@ from .common import (
 @click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_THREADS),
     default=None,
     help="Threads for encoding (default: as many as useful). Never changes the output.",
 )
@@ -151,6 +153,8 @@ def encode_command(
         return
     if output not in (None, "-"):
         refuse_existing(output, force)
+    else:
+        require_stdout("the ids; give -o FILE")
     tok = load_tokenizer(model_path, seed=seed, normalize=False if no_normalize else None)
     if alpha is None:
         alpha = tok.alpha  # the model's own default (-1: Viterbi)
@@ -352,6 +356,8 @@ def decode_command(model_path, inputs, fmt, max_line, output, force, progress, q
     """
     if output not in (None, "-"):
         refuse_existing(output, force)
+    else:
+        require_stdout("the text; give -o FILE")
     tok = load_tokenizer(model_path)
     table = tok.id_bytes
     pieces = _PieceIds(table)
@@ -437,6 +443,8 @@ def _checked_ids(fmt: str, line: bytes, pieces: _PieceIds, size: int, name: str,
     except (ValueError, KeyError, UnicodeDecodeError) as error:
         detail = str(error) if fmt != "ids" else f"{_first_bad_word(line)!r} is not an id"
         raise CliError(f"{name} line {number}: {detail}") from None
+    except RecursionError:
+        raise CliError(f"{name} line {number}: JSON nested too deeply") from None
     for i in ids or ():
         if not 0 <= i < size:
             raise CliError(f"{name} line {number}: id {i} is not in the vocabulary (0 .. {size - 1})")

@@ -16,7 +16,16 @@ from collections.abc import Sequence
 import click
 
 from ..model import FIRST_PIECE_ID, PieceTable
-from .common import CliError, TextOut, check_alpha, load_tokenizer, model_option
+from .common import (
+    MAX_DRAWS,
+    MAX_THREADS,
+    CliError,
+    TextOut,
+    check_alpha,
+    load_tokenizer,
+    model_option,
+    require_stdout,
+)
 
 #: --check draws its samples in batches of at most this many ids in all.
 CHECK_IDS_PER_BATCH = 1 << 20
@@ -29,7 +38,7 @@ CHECK_IDS_PER_BATCH = 1 << 20
     "-n",
     "--samples",
     "count",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_DRAWS),
     default=10,
     show_default=True,
     help="How many segmentations to draw and show (with --check: none unless given).",
@@ -47,7 +56,7 @@ CHECK_IDS_PER_BATCH = 1 << 20
 @click.option(
     "--check",
     "check",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_DRAWS),
     default=None,
     metavar="N",
     help="Draw N samples and compare their frequencies with the exact probabilities "
@@ -55,7 +64,9 @@ CHECK_IDS_PER_BATCH = 1 << 20
     "TEXT must be short enough to enumerate.",
 )
 @click.option("--no-normalize", is_flag=True, help="Do not NFC-normalise TEXT.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for --check.")
+@click.option(
+    "--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None, help="Threads for drawing the samples."
+)
 @click.pass_context
 def sample_command(ctx, model_path, text, count, alpha, seed, check, no_normalize, threads):
     """Show sampled segmentations of TEXT with their exact probabilities.
@@ -72,6 +83,7 @@ def sample_command(ctx, model_path, text, count, alpha, seed, check, no_normaliz
     """
     if alpha < 0:
         raise click.BadParameter("must be >= 0 to sample", param_hint="'--alpha'")
+    require_stdout("the samples")
     if check is not None and ctx.get_parameter_source("count") is not click.core.ParameterSource.COMMANDLINE:
         count = 0  # --check alone: the check's report, not also samples nobody asked for
     tok = load_tokenizer(model_path, seed=seed, normalize=False if no_normalize else None)

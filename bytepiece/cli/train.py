@@ -24,7 +24,10 @@ import click
 from ..model import FIRST_PIECE_ID, save_model
 from .common import (
     MAX_DEFAULT_WORKERS,
+    MAX_THREADS,
+    STDOUT,
     CliError,
+    FiniteFloatRange,
     TextOut,
     binary_stream,
     dask_options,
@@ -184,7 +187,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 @click.option(
     "--vocab-size",
     "vocab_sizes",
-    type=click.IntRange(min=259),
+    type=click.IntRange(min=259, max=2**31 - 1),
     multiple=True,
     help="Vocabulary size, counting the 256 single bytes and the 3 special ids "
     "(default: the Trainer's, 10000). Repeat for several models in one run, "
@@ -192,21 +195,21 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 )
 @click.option(
     "--order",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=8),
     default=6,
     show_default=True,
     help="Longest byte n-gram counted in the first stage.",
 )
 @click.option(
     "--min-count",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=2**53),
     default=2,
     show_default=True,
     help="Drop pieces seen fewer times than this.",
 )
 @click.option(
     "--max-piece-length",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=2**31 - 1),
     default=None,
     help="Longest piece, in bytes (default: the Trainer's, 24; 36 with --no-em, as 0.6.3).",
 )
@@ -220,7 +223,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_THREADS),
     default=default_workers,
     show_default=f"the usable cores, at most {MAX_DEFAULT_WORKERS}",
     help="Threads for counting, pruning and EM. The model file is byte for byte the same "
@@ -250,7 +253,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 )
 @click.option(
     "--script-floor",
-    type=click.FloatRange(min=0, max=0.5),
+    type=FiniteFloatRange(min=0, max=0.5),
     default=None,
     help="Script balance of the EM stage for mixed corpora: a script with less than "
     "this share of the text weighs as if it had this share, or 3 times its own "
@@ -260,7 +263,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 )
 @click.option(
     "--balance",
-    type=click.FloatRange(min=0, min_open=True, max=1),
+    type=FiniteFloatRange(min=0, min_open=True, max=1),
     default=None,
     help="Tempered script shares before the floor: a script with share p of the "
     "text weighs as p**BALANCE (default: the Trainer's, 1.0 = off). Example: --balance 0.5",
@@ -274,7 +277,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 )
 @click.option(
     "--ngram-memory",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=1e9),
     default=None,
     metavar="MB",
     help="Memory budget of the n-gram table (default: the Trainer's, 4000 MB; 0 = none). "
@@ -284,7 +287,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 )
 @click.option(
     "--em-sample",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True, max=1e9),
     default=None,
     metavar="MB",
     help="EM runs on a uniform sample of the corpus this big (default: the Trainer's, 64 MB).",
@@ -386,7 +389,13 @@ def train_command(
     for pieces, target in zip(trainer.pieces, targets):
         with writing(target):
             save_model(target, pieces, overwrite=force)
-    _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths, quiet)
+    try:
+        _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths, quiet)
+    except OSError as error:
+        if error.filename != STDOUT:
+            raise
+        written = ", ".join(targets)
+        raise CliError(f"{STDOUT}: {error.strerror}: the summary was lost ({written} written)") from None
 
 
 def _trainer_options(
@@ -481,7 +490,7 @@ def _print_summary(
 ) -> None:
     """What the run did, on stdout. With --quiet only what was asked for (the --eval
     figures) and the warning that counts are approximate remain."""
-    out = TextOut()
+    out = TextOut(or_stderr=True)  # (stdout closed: the summary and its warning go to stderr)
     corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")
     if not quiet:
         out.write(

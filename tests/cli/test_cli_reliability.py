@@ -46,11 +46,12 @@ def fails(result, code=1, *needles):
     return result
 
 
-def process(*args, input=None, **kwargs):
+def process(*args, input=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs):
     return subprocess.run(
         [sys.executable, "-m", "bytepiece", *map(str, args)],
         input=input,
-        capture_output=True,
+        stdout=stdout,
+        stderr=stderr,
         env=ENV,
         timeout=300,
         **kwargs,
@@ -86,6 +87,12 @@ def test_decode_pieces_keeps_pieces_named_like_special_ids(special_named_model):
     # the names themselves are the special ids, which decode to nothing
     assert ok(run("decode", "-m", special_named_model, "-f", "pieces", input="<pad> hello <eos>\n")).stdout == "hello"
     fails(run("decode", "-m", special_named_model, "-f", "pieces", input="hello \\x3cunk>\n"), 1, "<stdin> line 1")
+
+
+def test_jsonl_decode_of_deeply_nested_json_names_the_line(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"ids": [5]}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    fails(run("decode", "-m", MODEL, "-f", "jsonl", path), 1, "deep.jsonl line 2", "nested too deeply")
 
 
 def test_json_lines_decode_back():
@@ -269,3 +276,116 @@ def test_a_copy_left_by_a_killed_run_is_removed_by_the_next(tmp_path, spool_dir)
     left.write_bytes(b"left behind")
     ok(run("train", "-o", tmp_path / "m.model", "--vocab-size", "300", "-q", "-", input=CORPUS[:20_000]))
     assert list(spool_dir.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------
+# closed and full streams, out-of-range options
+
+
+def _one_error_line(done, needle):
+    err = done.stderr.decode()
+    assert done.returncode == 1, (done.returncode, err)
+    assert len(err.strip().splitlines()) == 1 and err.startswith("Error: ") and "Traceback" not in err, err
+    assert "Exception ignored" not in err and needle in err, err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_writing_to_a_full_device_is_one_line_naming_stdout(tmp_path):
+    text = tmp_path / "in.txt"
+    text.write_text("hello world\n")
+    cases = [
+        ["--help"],
+        ["--version"],
+        ["encode", "--help"],
+        ["encode", "-m", MODEL, text],
+        ["decode", "-m", MODEL, "-f", "ids"],
+        ["sample", "-m", MODEL, "hello"],
+        ["info", "-m", MODEL],
+    ]
+    for args in cases:
+        with open("/dev/full", "wb") as full:
+            done = process(*args, input=b"11962 15659\n", stdout=full)
+        _one_error_line(done, "<stdout>: No space left on device")
+    with open("/dev/full", "wb") as full:
+        done = process(
+            "train", "-o", tmp_path / "m.model", "--vocab-size", "300", REPO / "corpora" / "en.heldout.txt", stdout=full
+        )
+    _one_error_line(done, "the summary was lost")
+    assert (tmp_path / "m.model").exists()
+
+
+def _closed(fd):
+    return lambda: os.close(fd)
+
+
+def test_closed_stdout_and_stdin_are_one_line_each(tmp_path):
+    text = tmp_path / "in.txt"
+    text.write_text("hello world\n")
+    for args, what in (
+        (["encode", "-m", MODEL, text], "stdout is closed"),
+        (["decode", "-m", MODEL, text], "stdout is closed"),
+        (["sample", "-m", MODEL, "hello"], "stdout is closed"),
+        (["info", "-m", MODEL], "stdout is closed"),
+    ):
+        done = process(*args, preexec_fn=_closed(1))
+        _one_error_line(done, what)
+    for args in (["encode", "-m", MODEL], ["decode", "-m", MODEL, "-"], ["info", "-m", MODEL, "--text", "-"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "bytepiece", *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=ENV,
+            timeout=120,
+            preexec_fn=_closed(0),
+        )
+        _one_error_line(done, "stdin is closed")
+    # with -o, a closed stdout does not matter; train puts its summary on stderr
+    assert process("encode", "-m", MODEL, "-o", tmp_path / "ids", text, preexec_fn=_closed(1)).returncode == 0
+    done = process(
+        "train",
+        "-o",
+        tmp_path / "m.model",
+        "--vocab-size",
+        "300",
+        REPO / "corpora" / "en.heldout.txt",
+        preexec_fn=_closed(1),
+    )
+    assert done.returncode == 0 and b"vocabulary size 300" in done.stderr, done.stderr
+    assert (tmp_path / "m.model").exists()
+    assert process("--help", preexec_fn=_closed(1)).returncode == 0
+
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--vocab-size", HUGE],
+        ["train", "--min-count", HUGE],
+        ["train", "--workers", HUGE],
+        ["train", "--order", "9"],
+        ["train", "--max-piece-length", HUGE],
+        ["train", "--ngram-memory", "inf"],
+        ["train", "--ngram-memory", "nan"],
+        ["train", "--ngram-memory", "1e300"],
+        ["train", "--em-sample", "nan"],
+        ["train", "--em-sample", "1e300"],
+        ["train", "--script-floor", "nan"],
+        ["train", "--balance", "nan"],
+        ["train", "--dask-local", HUGE],
+        ["encode", "-m", MODEL, "--threads", HUGE],
+        ["encode", "-m", MODEL, "--dask-blocksize", HUGE, "--dask-local", "1"],
+        ["sample", "-m", MODEL, "x", "-n", HUGE],
+        ["sample", "-m", MODEL, "x", "--check", HUGE],
+        ["sample", "-m", MODEL, "x", "--threads", HUGE],
+        ["decode", "-m", MODEL, "--max-line", "nan"],
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors(args, tmp_path):
+    if args[0] == "train":
+        args = [*args, "-o", tmp_path / "m.model", str(REPO / "corpora" / "en.heldout.txt")]
+    result = run(*args, input="x\n")
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert "Traceback" not in result.output and "Error: Invalid value" in result.stderr
+    assert not (tmp_path / "m.model").exists()

@@ -298,3 +298,21 @@ def test_sample_check_on_a_long_text_runs_in_bounded_memory():
         assert b"1 segmentations" in done.stdout
         peaks.append(int(done.stderr.split()[-1]))
     assert peaks[1] - peaks[0] < 60_000, peaks  # KiB; it was about 500 MB more
+
+
+def test_num_threads_must_be_an_integer_on_every_batch_path(tok):
+    """num_threads=1.5 ran on the list path and failed on the numpy path; now neither
+    takes a non-integer (as range() does not), and a numpy integer is an integer."""
+    texts = ["hello world"] * 70
+    expected = tok.encode_batch(texts, num_threads=1)
+    for as_numpy in (False, True):
+        for bad in (1.5, 2.0, "2", True):
+            with pytest.raises(TypeError, match="num_threads must be an integer"):
+                tok.encode_batch(texts, num_threads=bad, as_numpy=as_numpy)
+        got = tok.encode_batch(texts, num_threads=np.int64(2), as_numpy=as_numpy)
+        if as_numpy:
+            ids, rows = got
+            got = [ids[rows[i] : rows[i + 1]].tolist() for i in range(len(texts))]
+        assert got == expected
+        with pytest.raises(ValueError, match=">= 1"):
+            tok.encode_batch(texts, num_threads=0, as_numpy=as_numpy)
