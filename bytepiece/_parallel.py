@@ -174,7 +174,8 @@ def thread_count(num_threads: int | None, texts: Sequence) -> int:
             raise TypeError(f"num_threads must be an integer, not {type(num_threads).__name__}") from None
         if count < 1:
             raise ValueError(f"num_threads must be >= 1, not {count}")
-        return count
+        # (more threads than the pool has helpers, plus this one, would only wait)
+        return min(count, max_helpers() + 1)
     cores = usable_cores()
     size = sum(len(t) for t in texts)
     return max(1, min(cores, size // MIN_BYTES_PER_THREAD))
