@@ -14,7 +14,7 @@ import os
 import click
 
 from ..model import FIRST_PIECE_ID, SPECIAL_PIECES
-from .common import TextOut, line_batches, load_tokenizer, model_option, normalized
+from .common import TextOut, line_batches, load_tokenizer, model_option, normalized, require_stdout
 
 
 @click.command("info")
@@ -36,6 +36,7 @@ def info_command(model_path, text_paths, as_json, no_normalize):
       bytepiece info -m my.model
       bytepiece info -m my.model --text corpora/en.heldout.txt
     """
+    require_stdout("the report")
     tok = load_tokenizer(model_path, normalize=False if no_normalize else None)
     report = _model_report(tok, model_path)
     measured = [_measure_text(tok, path) for path in text_paths]

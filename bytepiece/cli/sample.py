@@ -16,7 +16,19 @@ from collections.abc import Sequence
 import click
 
 from ..model import FIRST_PIECE_ID, PieceTable
-from .common import CliError, TextOut, check_alpha, load_tokenizer, model_option
+from .common import (
+    MAX_DRAWS,
+    MAX_THREADS,
+    CliError,
+    TextOut,
+    check_alpha,
+    load_tokenizer,
+    model_option,
+    require_stdout,
+)
+
+#: --check draws its samples in batches of at most this many ids in all.
+CHECK_IDS_PER_BATCH = 1 << 20
 
 
 @click.command("sample")
@@ -26,7 +38,7 @@ from .common import CliError, TextOut, check_alpha, load_tokenizer, model_option
     "-n",
     "--samples",
     "count",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_DRAWS),
     default=10,
     show_default=True,
     help="How many segmentations to draw and show (with --check: none unless given).",
@@ -44,7 +56,7 @@ from .common import CliError, TextOut, check_alpha, load_tokenizer, model_option
 @click.option(
     "--check",
     "check",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_DRAWS),
     default=None,
     metavar="N",
     help="Draw N samples and compare their frequencies with the exact probabilities "
@@ -52,7 +64,9 @@ from .common import CliError, TextOut, check_alpha, load_tokenizer, model_option
     "TEXT must be short enough to enumerate.",
 )
 @click.option("--no-normalize", is_flag=True, help="Do not NFC-normalise TEXT.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for --check.")
+@click.option(
+    "--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None, help="Threads for drawing the samples."
+)
 @click.pass_context
 def sample_command(ctx, model_path, text, count, alpha, seed, check, no_normalize, threads):
     """Show sampled segmentations of TEXT with their exact probabilities.
@@ -69,6 +83,7 @@ def sample_command(ctx, model_path, text, count, alpha, seed, check, no_normaliz
     """
     if alpha < 0:
         raise click.BadParameter("must be >= 0 to sample", param_hint="'--alpha'")
+    require_stdout("the samples")
     if check is not None and ctx.get_parameter_source("count") is not click.core.ParameterSource.COMMANDLINE:
         count = 0  # --check alone: the check's report, not also samples nobody asked for
     tok = load_tokenizer(model_path, seed=seed, normalize=False if no_normalize else None)
@@ -81,14 +96,16 @@ def sample_command(ctx, model_path, text, count, alpha, seed, check, no_normaliz
     best = tok.encode(data)
     out = TextOut()
     if count:
-        draws = tok.encode_batch([data] * count, alpha=alpha, keys=list(range(count)), num_threads=threads)
         out.write(
             f"# {len(data)} bytes, alpha={alpha:g}, log Z={logz:.6f}; best (*): "
             f"p={_prob(tok, best, alpha, logz, data):.6g}, {' '.join(shown[i] for i in best)}\n"
         )
-        for ids in draws:
-            mark = "*" if ids == best else " "
-            out.write(f"{_prob(tok, ids, alpha, logz, data):.6g}\t{mark}\t{' '.join(shown[i] for i in ids)}\n")
+        batch = max(1, min(100_000, CHECK_IDS_PER_BATCH // max(1, len(best))))  # (bounded memory)
+        for first in range(0, count, batch):
+            keys = range(first, min(count, first + batch))
+            for ids in tok.encode_batch([data] * len(keys), alpha=alpha, keys=keys, num_threads=threads):
+                mark = "*" if ids == best else " "
+                out.write(f"{_prob(tok, ids, alpha, logz, data):.6g}\t{mark}\t{' '.join(shown[i] for i in ids)}\n")
     if check is not None:
         _check_sampler(tok, data, alpha, logz, segmentations, check, threads, shown, out)
     out.flush()
@@ -108,7 +125,7 @@ def _enumerate_for_check(tok, data: bytes) -> list[tuple[int, ...]]:
     try:
         return enumerate_segmentations(data, pieces, max_len)
     except ValueError as error:
-        raise CliError(f"--check: {error}; try a shorter TEXT") from None
+        raise CliError(f"--check needs a text short enough to list every segmentation of: {error}") from None
 
 
 def _check_sampler(tok, data, alpha, logz, segmentations, draws, threads, shown, out) -> None:
@@ -124,8 +141,11 @@ def _check_sampler(tok, data, alpha, logz, segmentations, draws, threads, shown,
     exact = {seg: math.exp(w - logz_enum) for seg, w in zip(segmentations, log_weights)}
     observed: dict = {}
     done = 0
+    # Draws in batches that hold at most CHECK_IDS_PER_BATCH ids, however long the text.
+    longest = max((len(seg) for seg in segmentations), default=1)
+    batch = max(1, min(100_000, CHECK_IDS_PER_BATCH // max(1, longest)))
     while done < draws:
-        step = min(100_000, draws - done)
+        step = min(batch, draws - done)
         for ids in tok.encode_batch([data] * step, alpha=alpha, keys=range(done, done + step), num_threads=threads):
             key = tuple(ids)
             observed[key] = observed.get(key, 0) + 1
