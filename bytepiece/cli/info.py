@@ -178,7 +178,9 @@ def _write_text_report(out: TextOut, model_path: str, report: dict) -> None:
     )
     out.write(f"not UTF-8 at all:    {report['multi-byte pieces that are not UTF-8 at all']} multi-byte pieces\n")
     out.write(f"with 2+ digits:      {report['pieces with two or more digits']} pieces\n")
-    out.write(f"normalization:       {report['normalization']}\n")
+    form = report["normalization"]
+    meaning = "text encoded as it is, decoded back exactly" if form == "none" else "applied before encoding"
+    out.write(f"normalization:       {form} ({meaning})\n")
     alpha = report["default alpha"]
     out.write(f"default alpha:       {alpha:g}" + (" (Viterbi)" if alpha < 0 else "") + "\n")
     specials = report["special tokens"]

@@ -57,6 +57,12 @@ def _bundled_corpus() -> list[str]:
     return files
 
 
+def _default_workers() -> int:
+    from ..training.memory import default_workers as memory_default
+
+    return memory_default(default_workers())
+
+
 def _model_paths(output: str, sizes: Sequence[int]) -> list[str]:
     """Where the models go: OUTPUT for one size, OUTPUT.SIZE for each of several (largest first)."""
     if len(sizes) <= 1:
@@ -222,10 +228,21 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     "three-byte character; `bytepiece info` counts both kinds.",
 )
 @click.option(
+    "--normalize",
+    "normalization",
+    type=click.Choice(["none", "nfc", "nfkc", "nfd", "nfkd"], case_sensitive=False),
+    default=None,
+    show_default="none (NFC with --no-em, as 0.6.3)",
+    help="The Unicode normalisation of the training text, recorded in the model so that "
+    "encoding applies the same. 'none' keeps the text as it is: decoding then gives back "
+    "exactly what was encoded. 'nfc' is what BytePiece 0.6.3 does (its files stay plain "
+    "0.6.3 files); the others are written with a metadata entry 0.6.3 cannot read.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1, max=MAX_THREADS),
-    default=default_workers,
-    show_default=f"the usable cores, at most {MAX_DEFAULT_WORKERS}",
+    default=_default_workers,
+    show_default=f"the usable cores, at most {MAX_DEFAULT_WORKERS}, one per 256 MB the process may use",
     help="Threads for counting, pruning and EM. The model file is byte for byte the same "
     "whatever their number; only the time and memory change.",
 )
@@ -307,6 +324,7 @@ def train_command(
     max_piece_length,
     isolate_digits,
     no_ensure_unicode,
+    normalization,
     workers,
     encoding_errors,
     no_em,
@@ -377,6 +395,7 @@ def train_command(
             balance=balance,
             ngram_memory=ngram_memory,
             em_sample=em_sample,
+            normalization=normalization,
             verbose=progress_meter(progress, "train", quiet=quiet).enabled,
         )
     )
@@ -386,9 +405,9 @@ def train_command(
     seconds = time.monotonic() - start
     if len(targets) != len(trainer.pieces):  # one size left to the trainer's default
         targets = _model_paths(output, [0] * len(trainer.pieces))
-    for pieces, target in zip(trainer.pieces, targets):
+    for vocabulary, target in zip(trainer.vocabularies, targets):
         with writing(target):
-            save_model(target, pieces, overwrite=force)
+            save_model(target, vocabulary, overwrite=force)
     try:
         _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths, quiet)
     except OSError as error:
@@ -412,6 +431,7 @@ def _trainer_options(
     balance: float | None,
     ngram_memory: float | None,
     em_sample: float | None,
+    normalization: str | None,
     verbose: bool,
 ) -> dict:
     """The Trainer's keyword arguments for the command's options; an option not given
@@ -436,6 +456,8 @@ def _trainer_options(
         options["ngram_memory"] = round(ngram_memory * 1e6)
     if em_sample is not None:
         options["em_sample_bytes"] = max(1, round(em_sample * 1e6))
+    if normalization is not None:
+        options["normalization"] = normalization
     if sizes:
         options["max_vocab_size"] = list(sizes) if len(sizes) > 1 else sizes[0]
     return options

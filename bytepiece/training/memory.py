@@ -116,3 +116,14 @@ def auto_ngram_memory() -> int:
     if room is None:
         return AUTO_NGRAM_MAX
     return int(min(max((room - AUTO_NGRAM_RESERVE) * AUTO_NGRAM_SHARE, AUTO_NGRAM_MIN), AUTO_NGRAM_MAX))
+
+
+def default_workers(cores: int) -> int:
+    """The threads a training run uses by default: the usable ``cores``, but one for every
+    AUTO_NGRAM_RESERVE bytes the process may use (at least one). Each thread counts a
+    block into tables of its own, so on a machine (or under a limit) with little memory
+    a second thread would cost more memory than it saves time."""
+    room = available_memory()
+    if room is None:
+        return max(1, cores)
+    return max(1, min(cores, room // AUTO_NGRAM_RESERVE))

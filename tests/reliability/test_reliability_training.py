@@ -33,7 +33,9 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="RLIMIT_DATA covers anonymous mappings on Linux only"
 )
 
-BUDGET = ["--ngram-memory", "8", "--em-sample", "1"]
+# (one worker: with more, up to workers + 1 blocks' tables are in flight, a plateau that
+# a 1 MB corpus of one block never reaches)
+BUDGET = ["--ngram-memory", "8", "--em-sample", "1", "--workers", "1"]
 LIMIT_MB = 160  # the 4 MB corpus needs ~200 MB (RSS) with no budget, ~70 MB with BUDGET
 
 # Runs a command under an RLIMIT_DATA of argv[1] MB (0: none) and prints its peak RSS (KiB)
@@ -126,7 +128,8 @@ def test_a_budget_keeps_training_memory_flat_as_the_corpus_grows(corpora, tmp_pa
 @pytest.mark.slow
 def test_the_default_budget_is_sized_from_the_memory_the_process_may_use(corpora, tmp_path):
     """With no --ngram-memory the budget is a share of what the process may use (here its
-    RLIMIT_DATA), so the run that needs ~200 MB without a budget fits under the limit."""
+    RLIMIT_DATA), and so is the default number of workers (each counts into tables of its
+    own), so the run that needs ~200 MB without a budget fits under the limit."""
     _, large = corpora
     target = tmp_path / "auto.model"
     peak, status, out, err = _train(target, large, ["--em-sample", "1"], limit_mb=LIMIT_MB)
@@ -147,3 +150,16 @@ def test_without_a_budget_running_out_of_memory_is_a_clean_error(corpora, tmp_pa
     assert "--ngram-memory" in lines[0] and "n-gram budget 0 MB" in lines[0]
     assert out == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no model, no temporary file
+
+
+def test_the_default_workers_follow_the_memory_the_process_may_use(monkeypatch):
+    from bytepiece.training import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 160_000_000)
+    assert memory.default_workers(8) == 1
+    monkeypatch.setattr(memory, "available_memory", lambda: 600_000_000)
+    assert memory.default_workers(8) == 2
+    monkeypatch.setattr(memory, "available_memory", lambda: 24_000_000_000)
+    assert memory.default_workers(2) == 2
+    monkeypatch.setattr(memory, "available_memory", lambda: None)
+    assert memory.default_workers(3) == 3
