@@ -20,12 +20,24 @@ from . import _parallel
 from ._core import draws as _draws
 from ._core.batch import encode_flat, encode_lists
 from ._core.lattice import Lattice
+from .constraints import Pattern
 from .encoding import TextEncoder, check_alpha, sampler_code
 from .model import BOS_ID, EOS_ID
 from .special import SpecialSet
 
 #: Texts per core call of one batch of lists (bounds the memory of the shared buffer).
 LIST_BATCH_TEXTS = 1 << 16
+
+
+def _per_text(spec: Sequence | None, n: int, name: str) -> list:
+    """One constraint entry per text (None: none for any)."""
+    if spec is None:
+        return [None] * n
+    if isinstance(spec, (str, bytes)) or not isinstance(spec, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} in encode_batch is a sequence with one entry per text (positions, a mask or None)")
+    if len(spec) != n:
+        raise ValueError(f"{name} has {len(spec)} entries for {n} texts")
+    return list(spec)
 
 
 class BatchEncoder:
@@ -70,6 +82,9 @@ class BatchEncoder:
         as_numpy: bool = False,
         return_offsets: bool = False,
         num_samples: int | None = None,
+        required_boundaries: Sequence | None = None,
+        forbidden_boundaries: Sequence | None = None,
+        boundary_regex: Pattern | None = None,
     ):
         """``[encode(t) for t in texts]`` on several threads, the GIL released in the core.
 
@@ -92,6 +107,11 @@ class BatchEncoder:
         lists (text ``i`` with key ``keys[i]`` gives ``sample(text, k, alpha, key=keys[i])``),
         or with ``as_numpy`` one array of ids and rows over the ``n * k`` draws (draw j
         of text i is row ``i * k + j``).
+
+        ``required_boundaries`` / ``forbidden_boundaries`` give each text's boundary
+        constraints (a sequence with one entry per text: positions, a mask or None) and
+        ``boundary_regex`` one pattern for every text, as :meth:`encode` takes them; text
+        ``i`` then gives ``encode(texts[i], key=keys[i], ...)`` with its constraints.
         """
         alpha = check_alpha(self.default_alpha if alpha is None else alpha)
         if isinstance(texts, (str, bytes)):
@@ -103,6 +123,23 @@ class BatchEncoder:
             if len(keys) != n:
                 raise ValueError(f"keys has {len(keys)} entries for {n} texts")
         code = sampler_code(sampler)
+        if required_boundaries is not None or forbidden_boundaries is not None or boundary_regex is not None:
+            if num_samples is not None or return_offsets:
+                raise ValueError(
+                    "boundary constraints in encode_batch do not combine with num_samples or return_offsets; "
+                    "call sample or encode_with_offsets per text"
+                )
+            required = _per_text(required_boundaries, n, "required_boundaries")
+            forbidden = _per_text(forbidden_boundaries, n, "forbidden_boundaries")
+            text_keys = [None] * n if keys is None else keys
+            special = (allowed_special, disallowed_special)
+            results = [
+                self.encoder.spans(t, add_bos, add_eos, alpha, k, sampler, *special, (r, f, boundary_regex), False)[0]
+                for t, k, r, f in zip(texts, text_keys, required, forbidden)
+            ]
+            if as_numpy:
+                return self.join_arrays((np.array(ids, dtype=self.dtype) for ids in results), False)
+            return results
         if num_samples is not None:
             if allowed_special or disallowed_special or return_offsets or sampler != "exact" or alpha < 0:
                 raise ValueError(

@@ -93,6 +93,7 @@ _COMMANDS = {
     "encode": ("encode", "encode_command"),
     "encode-shards": ("encode", "encode_shards_command"),
     "info": ("info", "info_command"),
+    "lattice": ("lattice", "lattice_command"),
     "sample": ("sample", "sample_command"),
     "train": ("train", "train_command"),
 }
@@ -184,6 +185,7 @@ def main(debug: bool) -> None:
       bytepiece encode -m my.model text.txt > text.ids
       bytepiece decode -m my.model text.ids > text.txt
       bytepiece sample -m my.model "Hello world" --alpha 0.1 -n 5
+      bytepiece lattice -m my.model "Hello world" --alpha 0.1
       bytepiece info -m my.model --text text.txt
 
     Run `bytepiece COMMAND --help` for each command's options.

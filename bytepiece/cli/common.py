@@ -20,6 +20,7 @@ import errno
 import functools
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import IO
@@ -99,6 +100,59 @@ class Megabytes(click.ParamType):
         if not math.isfinite(mb) or mb < 0 or mb > 1e12:
             self.fail(f"must be a finite number of MB from 0 to 1e12, not {value}", param, ctx)
         return None if mb == 0 else max(1, round(mb * 1e6))
+
+
+def boundary_options(f):
+    """--split-digits N and --boundary-regex REGEX: boundary constraints on each text
+    (bytepiece.constraints), as a Boundaries in the parameter "boundaries"."""
+
+    def compile_regex(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            regex = re.compile(value)
+        except re.error as error:
+            raise click.BadParameter(f"{value!r} is not a regular expression: {error}") from None
+        if regex.match(""):
+            raise click.BadParameter(f"{value!r} matches the empty string: a pattern must match some text")
+        return regex
+
+    f = click.option(
+        "--boundary-regex",
+        metavar="REGEX",
+        callback=compile_regex,
+        default=None,
+        help="Every match of this Python regular expression is a whole run of pieces: no piece "
+        "crosses its start or end (e.g. '\\S+' keeps words apart, '\\{\\{.*?\\}\\}' template fields).",
+    )(f)
+    return click.option(
+        "--split-digits",
+        type=click.IntRange(min=1),
+        metavar="N",
+        default=None,
+        help="Keep digits in groups of N, right-aligned as numbers are written (1234567 as 1 234 567 "
+        "with 3), never merged with what is around them.",
+    )(f)
+
+
+class Boundaries:
+    """The required boundaries --split-digits and --boundary-regex give a text (its bytes
+    as the tokenizer sees them); ``active`` is False when neither was given."""
+
+    def __init__(self, split_digits: int | None, regex: re.Pattern | None):
+        self.split_digits = split_digits
+        self.regex = regex
+        self.active = split_digits is not None or regex is not None
+
+    def positions(self, data: bytes) -> list[int] | None:
+        if not self.active:
+            return None
+        from ..constraints import digit_groups, merge, regex_boundaries
+
+        return merge(
+            digit_groups(data, self.split_digits) if self.split_digits else None,
+            regex_boundaries(data, self.regex) if self.regex is not None else None,
+        )
 
 
 def model_option(f):
@@ -181,7 +235,7 @@ def dask_options(f):
         default=None,
         metavar="ADDRESS",
         help="Run on the Dask cluster of this scheduler (tcp://host:8786); the workers "
-        "read the inputs, so paths must be visible to them. Needs bytepiece[dask].",
+        "read the inputs, so paths must be visible to them. Needs Dask: pip install 'dask[distributed]'.",
     )(f)
 
 

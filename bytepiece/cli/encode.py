@@ -20,7 +20,9 @@ import click
 from ..model import FIRST_PIECE_ID, SPECIAL_PIECES, PieceTable, parse_piece
 from .common import (
     MAX_THREADS,
+    Boundaries,
     CliError,
+    boundary_options,
     check_alpha,
     dask_options,
     dask_where,
@@ -85,8 +87,12 @@ from .common import (
     help="Threads for encoding (default: as many as useful). Never changes the output.",
 )
 @click.option(
-    "--no-normalize", is_flag=True, help="Encode the bytes as they are; by default text is NFC-normalised first."
+    "--no-normalize",
+    is_flag=True,
+    help="Encode the bytes as they are; by default text gets the model's normalisation first "
+    "(NFC for a 0.6.3 model; none for a model trained with the default --normalize none).",
 )
+@boundary_options
 @max_line_option
 @output_option
 @progress_option
@@ -101,6 +107,8 @@ def encode_command(
     eos,
     threads,
     no_normalize,
+    split_digits,
+    boundary_regex,
     max_line,
     output,
     force,
@@ -141,10 +149,14 @@ def encode_command(
       bytepiece encode -m my.model corpus.txt > corpus.ids
       cat corpus.txt | bytepiece encode -m my.model --format pieces | head
       bytepiece encode -m my.model --alpha 0.1 --seed 7 --eos -o train.ids corpus.txt
+      bytepiece encode -m my.model --split-digits 3 --boundary-regex '\\S+' corpus.txt
       bytepiece encode -m my.model --dask-local 4 -o tokens/ corpus/
     """
     where = dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
+    boundaries = Boundaries(split_digits, boundary_regex)
     if where:
+        if boundaries.active:
+            raise CliError("--split-digits and --boundary-regex are not available with --dask options")
         if output in (None, "-"):
             raise CliError("--dask options write numpy shards: give their folder with -o")
         if fmt != "ids" or not inputs or "-" in inputs:
@@ -159,7 +171,7 @@ def encode_command(
     if alpha is None:
         alpha = tok.alpha  # the model's own default (-1: Viterbi)
     sampling = alpha >= 0
-    formatter = _OutputLines(tok, fmt)
+    formatter = OutputLines(tok, fmt)
     meter = progress_meter(progress, "encode", input_size(inputs), quiet)
     with open_output(output, force) as out:
         line_number = 0
@@ -168,15 +180,22 @@ def encode_command(
             meter.advance(sum(len(line) for line in batch))
             datas = normalized(tok, batch)
             keys = range(line_number + 1, line_number + 1 + len(datas)) if sampling else None
+            required = [boundaries.positions(d) for d in datas] if boundaries.active else None
             results = tok.encode_batch(
-                datas, add_bos=bos, add_eos=eos, alpha=alpha if sampling else -1, keys=keys, num_threads=threads
+                datas,
+                add_bos=bos,
+                add_eos=eos,
+                alpha=alpha if sampling else -1,
+                keys=keys,
+                num_threads=threads,
+                required_boundaries=required,
             )
             out.write(formatter.text(line_number + 1, datas, results).encode("utf-8"))
             line_number += len(datas)
     meter.finish()
 
 
-class _OutputLines:
+class OutputLines:
     """encode's output lines for a batch, in one of its formats (ids, pieces, jsonl)."""
 
     def __init__(self, tok, fmt: str):

@@ -1,8 +1,8 @@
 """Training and encoding on a Dask cluster, and count files that merge later.
 
 Nothing here imports Dask until a cluster is asked for: ``pip install
-bytepiece[dask]`` adds it. See docs/distributed.md for how to run it on
-several machines.
+"dask[distributed]"`` (or installing bytepiece with its ``dask`` extra) adds it.
+See docs/distributed.md for how to run it on several machines.
 
 >>> from bytepiece.distributed import DaskTrainer            # doctest: +SKIP
 >>> t = DaskTrainer(max_vocab_size=8000, address="tcp://10.0.0.1:8786")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 import threading
 
 import numpy as np
@@ -488,3 +489,29 @@ def test_encode_transform_samples_several_views_of_a_document(tok):
     assert [tok.decode(v) for v in full] == [TEXT] * 4
     with pytest.raises(ValueError, match="alpha"):
         EncodeTransform(tok, alpha=-1, seed=4).samples(TEXT, 7, 2)
+
+
+def test_encode_batch_takes_constraints_per_text(tok):
+    """encode_batch with constraints gives, text by text, what encode gives with the same
+    key and constraints (Viterbi and keyed samples, lists and numpy)."""
+    texts = ["Call 5551234567 now.", "in 2024 there were 1000000 of them", "no digits"]
+    required = [[5, 8], None, [2]]
+    for alpha, keys in ((-1.0, None), (0.3, [11, 12, 13])):
+        got = tok.encode_batch(texts, alpha=alpha, keys=keys, required_boundaries=required, boundary_regex=r"[0-9]+")
+        text_keys = keys or [None] * 3
+        want = [
+            tok.encode(t, alpha=alpha, key=k, required_boundaries=r, boundary_regex=r"[0-9]+")
+            for t, k, r in zip(texts, text_keys, required)
+        ]
+        assert got == want
+        ids, rows = tok.encode_batch(
+            texts, alpha=alpha, keys=keys, required_boundaries=required, boundary_regex=r"[0-9]+", as_numpy=True
+        )
+        assert [ids[rows[i] : rows[i + 1]].tolist() for i in range(3)] == want
+    for ids, text in zip(tok.encode_batch(texts, boundary_regex=r"[0-9]+"), texts):
+        digits = [p for m in re.finditer(r"[0-9]+", text) for p in m.span()]
+        assert keeps_constraints(_pieces_of(tok, ids), digits, ())
+    with pytest.raises(ValueError, match="2 entries for 3 texts"):
+        tok.encode_batch(texts, required_boundaries=[None, None])
+    with pytest.raises(ValueError, match="num_samples"):
+        tok.encode_batch(texts, alpha=0.1, num_samples=2, boundary_regex="x")

@@ -1015,7 +1015,8 @@ def test_quiet_silences_progress_and_summaries_but_not_errors(runner, model, tex
 
 
 @pytest.mark.parametrize(
-    ("option", "recorded"), [([], "none"), (["--normalize", "nfc"], "NFC"), (["--no-em"], "NFC"), (["--normalize", "NFKC"], "NFKC")]
+    ("option", "recorded"),
+    [([], "none"), (["--normalize", "nfc"], "NFC"), (["--no-em"], "NFC"), (["--normalize", "NFKC"], "NFKC")],
 )
 def test_train_records_the_normalization_it_trained_with(runner, tmp_path, option, recorded):
     """By default a trained model keeps text as it is (decoding gives back what was
