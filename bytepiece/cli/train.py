@@ -315,7 +315,9 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     type=FiniteFloatRange(min=0, max=1e9),
     default=None,
     metavar="MB",
-    help="Memory budget of the n-gram table (default: the Trainer's, 4000 MB; 0 = none). "
+    help="Memory budget of the n-gram table (default: a quarter of the memory this process may use "
+    "beyond 256 MB, from 16 MB to 1000 MB; 0 = none). Give it to make a large run's model "
+    "independent of the machine. "
     "On a corpus whose n-grams do not fit, the rarest are dropped and the counts become "
     "approximate (a message says so) instead of the run running out of memory. "
     "Example: --ngram-memory 500",
