@@ -18,8 +18,7 @@ import operator
 import os
 import queue
 import threading
-from collections.abc import Sequence
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 #: Batches smaller than this many bytes per thread are not worth a thread.
 MIN_BYTES_PER_THREAD = 1 << 16

@@ -11,8 +11,7 @@ text by the caller, so the result never depends on the thread count.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 

@@ -26,7 +26,7 @@ from typing import Union
 
 import numpy as np
 
-Positions = Union[Sequence[int], np.ndarray]
+Positions = Sequence[int] | np.ndarray
 Pattern = Union[str, bytes, "re.Pattern[str]", "re.Pattern[bytes]"]
 
 

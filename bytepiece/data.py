@@ -26,9 +26,9 @@ from __future__ import annotations
 import copy
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Sequence as SequenceABC
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import operator
 import os
 import struct
-from typing import Union
 
 try:
     # BLAKE2 is built into CPython; importing hashlib would also load OpenSSL's
@@ -25,7 +24,7 @@ except ImportError:  # pragma: no cover - a CPython built without it
     from hashlib import blake2b
 
 MASK64 = (1 << 64) - 1
-Key = Union[int, str, bytes, tuple["Key", ...]]
+Key = int | str | bytes | tuple["Key", ...]
 
 # Domains keep the three uses of the seed apart.
 _INT_KEYS, _HASHED_KEYS, _STREAM = b"int-keys", b"hashed-keys", b"stream"

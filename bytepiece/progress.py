@@ -21,7 +21,8 @@ import math
 import os
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 REDRAW_SECONDS = 0.1  # the bar is redrawn at most this often
 BAR_WIDTH = 24  # cells of the bar, fewer on a narrow terminal (the line never wraps)

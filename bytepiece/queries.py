@@ -21,8 +21,8 @@ one against the other.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, Callable, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from .constraints import Pattern, Positions
 from .encoding import check_sampling_alpha
 from .model import FIRST_PIECE_ID
 
-Piece = Union[bytes, bytearray, str, int]
+Piece = bytes | bytearray | str | int
 
 #: Texts per block of expected_counts (a fixed size, so that sums do not depend on threads).
 COUNT_BLOCK = 64

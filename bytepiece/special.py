@@ -11,10 +11,9 @@ Tokenizer segments each run of ordinary text on its own.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence, Set
-from typing import Callable, Union
+from collections.abc import Callable, Sequence, Set
 
-SpecialSet = Union[str, Set[str], Sequence[str]]
+SpecialSet = str | Set[str] | Sequence[str]
 
 #: Compiled patterns kept per tokenizer (one per distinct set of tokens asked for).
 _MAX_PATTERNS = 64

@@ -19,7 +19,6 @@ import functools
 import os
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Union
 
 import numpy as np
 
@@ -46,7 +45,7 @@ from .stochastok import TokenSplitter
 
 __all__ = ["Tokenizer", "Encoding", "UnknownIdError", "Text", "id_dtype", "char_spans"]
 
-Text = Union[str, bytes, bytearray, memoryview]
+Text = str | bytes | bytearray | memoryview
 
 
 _EXACT = SAMPLERS["exact"]

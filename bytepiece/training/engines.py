@@ -27,11 +27,11 @@ from __future__ import annotations
 import collections
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from functools import partial
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from ..corpus import FileSource, iter_blocks, reiterable_texts
 from ..progress import Progress

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Union
 
 import numpy as np
 
@@ -30,7 +29,7 @@ from . import kernels
 from .engines import map_in_threads
 from .options import NUM_SPECIAL, TrainerOptions
 
-Count = Union[int, float]
+Count = int | float
 #: Texts per slice when the counting is spread over threads.
 SLICE_TEXTS = 8192
 
