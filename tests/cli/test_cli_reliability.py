@@ -289,6 +289,7 @@ def _one_error_line(done, needle):
     assert "Exception ignored" not in err and needle in err, err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_writing_to_a_full_device_is_one_line_naming_stdout(tmp_path):
     text = tmp_path / "in.txt"
@@ -318,6 +319,7 @@ def _closed(fd):
     return lambda: os.close(fd)
 
 
+@pytest.mark.slow
 def test_closed_stdout_and_stdin_are_one_line_each(tmp_path):
     text = tmp_path / "in.txt"
     text.write_text("hello world\n")

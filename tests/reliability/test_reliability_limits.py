@@ -194,6 +194,7 @@ DISTINCT_TEXTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", DISTINCT_TEXTS)
 def test_sample_distinct_draws_exactly_what_it_drew_before(tok, text):
     data = text.encode()

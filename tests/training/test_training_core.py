@@ -691,6 +691,7 @@ def test_pair_sums_of_several_tables_equal_their_merge(n, per_table, min_count):
     assert distinct == len(merged)
 
 
+@pytest.mark.slow
 def test_a_doubling_table_gives_back_the_old_slots_as_it_reads_them():
     """Growing a table moves its entries into one twice as large; the old one's slots are
     given back to the system a 2 MB stripe at a time as they are read, so a doubling
