@@ -11,6 +11,7 @@ Built from ``cython_src/bytepiece/_core/``, one module per concept:
 - ``text``: UTF-8 and NFC without the GIL; ``id_lists``: fast Python lists of ids;
 - ``em``: the trainer's passes over its sample (E-steps, pairs, split scores);
 - ``ngram_table``, ``piece_table``, ``pair_counts``: the trainer's counting tables;
+- ``ngram_candidates``: the candidate pieces read out of a counted n-gram table;
 - ``ngram_model``: the n-gram model and 0.6.3's tagging;
 - ``chunk_keys``: the EM sample's per-chunk keys and scripts;
 - ``testing``: hooks for the test suite.

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._core import chunk_keys as _chunk_keys
 from .._core import em as _em
+from .._core import ngram_candidates as _ngram_candidates
 from .._core import ngram_model as _ngram_model
 from .._core import ngram_table as _ngram_table
 from .._core import piece_table as _piece_table
@@ -63,7 +64,7 @@ def finish_ngrams(table, min_count: int, limit: int, threads: int, release: bool
 
 def ngram_candidates_in_bytes_order(table, min_count: int, limit: int, threads: int, release: bool):
     """(candidate keys in bytes order, their int64 counts), without building a model."""
-    return _ngram_table.ngram_candidates(table, min_count, limit, threads, release, bytes_order=True)
+    return _ngram_candidates.ngram_candidates(table, min_count, limit, threads, release, bytes_order=True)
 
 
 def ngram_model_from_table(table, min_count: int):

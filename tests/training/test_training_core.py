@@ -391,7 +391,7 @@ def test_ngram_candidates_match_candidates(compact, threads, release):
     """ngram_candidates (level by level, on threads, no model) picks the candidates of
     candidates(), whatever the number of threads; release=True spends the table but
     its len() still answers."""
-    from bytepiece._core.ngram_table import ngram_candidates
+    from bytepiece._core.ngram_candidates import ngram_candidates
 
     chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)] + ["héllo wörld ".encode() * 3]
     ref_table = count_ngrams_block(chunks, 6, compact=compact)
@@ -413,7 +413,7 @@ def test_ngram_candidates_in_bytes_order_and_merged_with_the_single_bytes():
     """bytes_order=True: the same candidates and counts, in bytes order (keys holding zero
     bytes and prefixes of each other included); the trainer's merge of them with the 256
     single bytes is the bytes order of the whole."""
-    from bytepiece._core.ngram_table import ngram_candidates
+    from bytepiece._core.ngram_candidates import ngram_candidates
     from bytepiece.training.em import with_single_bytes
 
     chunks = [("abcabc 中文中文 " * 7 + str(i)).encode() for i in range(40)] + [b"a\x00b a\x00 \x00\x00a " * 5]
@@ -631,7 +631,7 @@ def test_candidates_by_sorting_a_compact_table_equal_those_of_its_expansion(
     """A spent compact table (release=True) gives its candidates by sorting its entries in
     place, never expanding it: the same candidates and counts, in either order, on any
     number of threads, and len() still says how many distinct n-grams it held."""
-    from bytepiece._core.ngram_table import candidates_by_sorting, ngram_candidates
+    from bytepiece._core.ngram_candidates import candidates_by_sorting, ngram_candidates
 
     reference = count_ngrams_block(chunks, order)
     want = ngram_candidates(reference, min_count, limit, 1, release=False, bytes_order=bytes_order)
@@ -651,7 +651,7 @@ def test_candidates_by_sorting_cut_back_their_buffers_like_the_limit():
     and ties at the cut are all kept, as level_candidates keeps them."""
     import random
 
-    from bytepiece._core.ngram_table import candidates_by_sorting
+    from bytepiece._core.ngram_candidates import candidates_by_sorting
 
     rng = random.Random(5)
     chunks = [bytes(rng.choice(b"abcdefgh") for _ in range(300)) for _ in range(400)]

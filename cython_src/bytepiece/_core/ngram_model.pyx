@@ -19,12 +19,14 @@ from .common.bigmem cimport big_alloc, big_free
 from .common.byteviews cimport ByteViews, views_free, views_of
 from .common.hashing cimport hash_bytes, splitmix64_mix
 from .common.prefetch cimport prefetch
-from .ngram_table cimport PF_AHEAD, PF_MASK, PF_RING, C_MAX_ORDER, CountTable, NgramTable, ct_get, level_candidates
+from .ngram_candidates cimport level_candidates
+from .ngram_table cimport PF_AHEAD, PF_MASK, PF_RING, C_MAX_ORDER, CountTable, NgramTable, ct_get
 from .piece_table cimport PieceTable
 
 import struct
 
-from .ngram_table import ReadyResult, read_level, select_candidates
+from .ngram_candidates import ReadyResult, select_candidates
+from .ngram_table import read_level
 
 cdef uint64_t EMPTY_KEY = 0xFFFFFFFFFFFFFFFFULL
 
