@@ -555,7 +555,7 @@ cdef inline bint exact_plain_loop(const Model* M, const uint8_t* x, Py_ssize_t s
     cdef const AcPiece* P = M.ac.pieces
     cdef const double* q = M.q
     cdef Py_ssize_t e, cs = run.cs, k, j, i
-    cdef int32_t state = run.state, prev
+    cdef int32_t state = run.state, prev, v
     cdef int32_t* p
     cdef double tot, u
     cdef Rng r = run.rng
@@ -573,6 +573,17 @@ cdef inline bint exact_plain_loop(const Model* M, const uint8_t* x, Py_ssize_t s
                 continue
         else:
             state = ac_next(nodes, state, x[e - 1])
+        v = nodes[state].out
+        if P[v].next < 0:         # the single byte alone: its weight is the sum, no choice
+            tot = score[e - 1] * q[v]
+            if not (low <= tot <= high):
+                run.e = e
+                state = prev
+                left = True
+                break
+            score[e] = tot
+            backv[e] = v
+            continue
         k = exact_chain(nodes, P, state, e, pend)
         p = pend - 2 * k
         tot = 0.0
