@@ -152,12 +152,15 @@ cdef inline Py_ssize_t viterbi_loop(const Model* M, const uint8_t* x, Py_ssize_t
                                     bint forbid_whole, bint constrained, Workspace* ws) noexcept nogil:
     """seg_viterbi's loop, with the flags constant at every call site: one automaton step
     per byte, then the output chain relaxed as it is walked (longest first, replacing on a
-    strictly better score: the longest of equal scores wins, as in 0.6.3)."""
+    strictly better score: the longest of equal scores wins, as in 0.6.3). Without
+    constraints the automaton runs one position ahead: the next position's transition
+    (a load that depends only on this one's state) is issued before this position's
+    chain, whose exit the branch predictor often misses."""
     cdef const AcNode* nodes = M.ac.nodes
     cdef const AcPiece* P = M.ac.pieces
     cdef const double* logp = M.logp
     cdef Py_ssize_t e, m
-    cdef int32_t state = 0, v, bv
+    cdef int32_t state = 0, nxt = 0, v, bv
     cdef double c, best
     cdef double* score
     cdef int32_t* backv
@@ -166,6 +169,8 @@ cdef inline Py_ssize_t viterbi_loop(const Model* M, const uint8_t* x, Py_ssize_t
     score = ws.score
     backv = ws.backv
     score[0] = 0.0
+    if not constrained:
+        nxt = ac_next(nodes, 0, x[0])
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
             score[e - 1] = 0.0           # 0.6.3 scores each chunk from 0
@@ -175,7 +180,9 @@ cdef inline Py_ssize_t viterbi_loop(const Model* M, const uint8_t* x, Py_ssize_t
                 backv[e] = byte_piece(M, x[e - 1])
                 continue
         else:
-            state = ac_next(nodes, state, x[e - 1])
+            state = nxt                  # (its transition was made on the last round)
+            if e < n:
+                nxt = ac_next(nodes, 0 if chunked and is_chunk_start(x, e) else state, x[e])
         v = nodes[state].out
         if forbid_whole and e == n and n > 1 and P[v].len == n:
             v = P[v].next
@@ -550,59 +557,62 @@ cdef inline bint exact_plain_loop(const Model* M, const uint8_t* x, Py_ssize_t s
                                   bint xoshiro, bint constrained) noexcept nogil:
     """exact_plain's loop; `xoshiro` and `constrained` are constants at every call site.
     The generator state is a local copy (written back on return) that the compiler can
-    keep in registers, not memory behind a pointer."""
+    keep in registers, not memory behind a pointer. Without constraints the automaton
+    runs one position ahead, as in viterbi_loop."""
     cdef const AcNode* nodes = M.ac.nodes
     cdef const AcPiece* P = M.ac.pieces
     cdef const double* q = M.q
-    cdef Py_ssize_t e, cs = run.cs, k, j, i
-    cdef int32_t state = run.state, prev, v
+    cdef Py_ssize_t e = run.e, cs = run.cs, k, j, i
+    cdef int32_t state = run.state, cur = 0, nxt = 0, v
     cdef int32_t* p
     cdef double tot, u
     cdef Rng r = run.rng
     cdef double low = RENORM_LOW, high = PLAIN_HIGH
-    cdef bint left = False
-    for e in range(run.e, stop):
-        prev = state
-        if chunked and e > 1 and is_chunk_start(x, e - 1):
+    cdef bint left = False, restart
+    if not constrained and e < stop:
+        nxt = ac_next(nodes, 0 if chunked and e > 1 and is_chunk_start(x, e - 1) else state, x[e - 1])
+    while e < stop:
+        # state: the automaton after position e - 1 (before a restart at e - 1)
+        restart = chunked and e > 1 and is_chunk_start(x, e - 1)
+        if restart:
             cs = e - 1
             score[cs] = 1.0
-            state = 0
         if constrained:
-            if advance(M, x, e, &state, &score[e], 0.0):
+            cur = 0 if restart else state
+            if advance(M, x, e, &cur, &score[e], 0.0):
                 backv[e] = byte_piece(M, x[e - 1])
+                state = cur
+                e += 1
                 continue
         else:
-            state = ac_next(nodes, state, x[e - 1])
-        v = nodes[state].out
+            cur = nxt
+            if e + 1 < stop:
+                nxt = ac_next(nodes, 0 if chunked and is_chunk_start(x, e) else cur, x[e])
+        v = nodes[cur].out
         if P[v].next < 0:         # the single byte alone: its weight is the sum, no choice
             tot = score[e - 1] * q[v]
             if not (low <= tot <= high):
-                run.e = e
-                state = prev
                 left = True
                 break
             score[e] = tot
             backv[e] = v
-            continue
-        k = exact_chain(nodes, P, state, e, pend)
-        p = pend - 2 * k
-        tot = 0.0
-        for i in range(k):
-            tot += score[p[2 * i]] * q[p[2 * i + 1]]
-            cum[i] = tot
-        if not (low <= tot <= high):
-            run.e = e
-            state = prev
-            left = True
-            break
-        score[e] = tot
-        j = 0                     # one edge: no choice to draw
-        if k > 1:
+        else:
+            k = exact_chain(nodes, P, cur, e, pend)
+            p = pend - 2 * k
+            tot = 0.0
+            for i in range(k):
+                tot += score[p[2 * i]] * q[p[2 * i + 1]]
+                cum[i] = tot
+            if not (low <= tot <= high):
+                left = True
+                break
+            score[e] = tot
             u = (xoshiro_uniform(&r) if xoshiro else rng_uniform(&r)) * tot
             j = exact_pick_at(cum, k, u)
-        backv[e] = p[2 * j + 1]
-    if not left:
-        run.e = stop
+            backv[e] = p[2 * j + 1]
+        state = cur
+        e += 1
+    run.e = e                     # (left: the position whose sum left the range, not done)
     run.cs = cs
     run.state = state
     run.rng = r
