@@ -41,7 +41,9 @@ cdef enum:
 # [RENORM_LOW, PLAIN_HIGH = 2**960]: a sum of at most max_len weights (each <= 1, as
 # logp <= 0) times mantissas <= 2**960 cannot overflow, and the low end keeps every
 # product normal. Its sums are then the exact scalings by powers of two of
-# exact_scaled's, so both loops draw the same samples.
+# exact_scaled's, so both loops draw the same samples. When a sum leaves that range,
+# exact_plain rescales the sums that later edges read by one power of two (exact) and
+# goes on; exact_scaled takes over only when they cannot all fit the range at one scale.
 cdef extern from *:
     """
     #define BP_LINEAR_LIMIT 600.0

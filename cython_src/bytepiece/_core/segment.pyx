@@ -23,7 +23,7 @@
 # - Text is cut into chunks (chunks.pxd); every kernel restarts its sums and the
 #   automaton at each chunk start.
 
-from libc.math cimport INFINITY, exp, frexp, log
+from libc.math cimport INFINITY, exp, frexp, ldexp, log
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memmove, memset
@@ -453,9 +453,11 @@ cdef Py_ssize_t seg_exact_log(const Model* M, const uint8_t* x, Py_ssize_t n, bi
 # The exact sampler in linear space.
 #
 # Forward sums are mantissa (score) * 2**exponent (expo), both indexed by absolute
-# position through pointers shifted by the window's base. exact_plain runs while no
-# exponent is needed; from the first position whose sum leaves the mantissa range,
-# exact_scaled takes over, redoing that position. Both run up to a stop position (the
+# position through pointers shifted by the window's base. exact_plain keeps no exponent:
+# when a sum leaves its range it multiplies the last max_len sums (all that later edges
+# read) by one power of two and redoes the position (plain_rescale), so a long chunk
+# stays in it; only when those sums are too far apart for one scale does exact_scaled
+# take over, redoing that position. Both run up to a stop position (the
 # end of the window, or of the text), keeping what the next run needs in an ExactRun.
 
 cdef struct ExactRun:
@@ -534,12 +536,40 @@ cdef inline double xoshiro_uniform(Rng* rng) noexcept nogil:
     return <double>(rng_next(rng) >> 11) * (1.0 / 9007199254740992.0)
 
 
+cdef bint plain_rescale(double* score, Py_ssize_t lo, Py_ssize_t e, double tot) noexcept nogil:
+    """For exact_plain, when the sum tot at e has left its range: multiply score[lo:e] (the
+    sums that edges into e and later positions may start at) by the one power of two that
+    puts the largest of them and tot just below 2**900, if every nonzero one then lies in
+    [RENORM_LOW, PLAIN_HIGH]; returns whether it did (False: nothing changed). Scaling
+    normal numbers by a power of two is exact, so the sums stay exact scalings of
+    exact_scaled's and the draws are unchanged."""
+    cdef double hi = tot, least = tot, v
+    cdef Py_ssize_t s
+    cdef int ex
+    if not (0.0 < tot < INFINITY):
+        return False
+    for s in range(lo, e):
+        v = score[s]
+        if v > hi:
+            hi = v
+        if v != 0.0 and v < least:
+            least = v
+    frexp(hi, &ex)
+    ex = 900 - ex                             # hi * 2**ex in [2**899, 2**900)
+    if ldexp(least, ex) < RENORM_LOW:        # the spread is too wide for one scale
+        return False
+    for s in range(lo, e):
+        score[s] = ldexp(score[s], ex)
+    return True
+
+
 cdef bint exact_plain(const Model* M, const uint8_t* x, Py_ssize_t stop, bint chunked, ExactRun* run,
                       double* score, int32_t* backv, double* cum, int32_t* pend) noexcept nogil:
     """The exact sampler's loop while every forward sum stays within [2**-100, 2**960], so
     that every exponent is 0 and there is none to keep (short texts never leave it), from
-    run.e up to stop. Returns True at the first position whose sum leaves that range (not
-    done: run.e is that position and run.state the state before it). The loop is
+    run.e up to stop; a sum that leaves that range is brought back by plain_rescale.
+    Returns True at the first position where that fails (not done: run.e is that position
+    and run.state the state before it). The loop is
     compiled for xoshiro256** (the generator users get), whose draws then skip the test of
     the generator kind, and for any kind; each with and without constraints."""
     cdef bint constrained = M.cuts != NULL or M.banned != NULL
@@ -562,7 +592,7 @@ cdef inline bint exact_plain_loop(const Model* M, const uint8_t* x, Py_ssize_t s
     cdef const AcNode* nodes = M.ac.nodes
     cdef const AcPiece* P = M.ac.pieces
     cdef const double* q = M.q
-    cdef Py_ssize_t e = run.e, cs = run.cs, k, j, i
+    cdef Py_ssize_t e = run.e, cs = run.cs, k, j, i, L = M.ac.max_len
     cdef int32_t state = run.state, cur = 0, nxt = 0, v
     cdef int32_t* p
     cdef double tot, u
@@ -592,8 +622,10 @@ cdef inline bint exact_plain_loop(const Model* M, const uint8_t* x, Py_ssize_t s
         if P[v].next < 0:         # the single byte alone: its weight is the sum, no choice
             tot = score[e - 1] * q[v]
             if not (low <= tot <= high):
-                left = True
-                break
+                if not plain_rescale(score, e - L if e - L > cs else cs, e, tot):
+                    left = True
+                    break
+                tot = score[e - 1] * q[v]
             score[e] = tot
             backv[e] = v
         else:
@@ -604,8 +636,13 @@ cdef inline bint exact_plain_loop(const Model* M, const uint8_t* x, Py_ssize_t s
                 tot += score[p[2 * i]] * q[p[2 * i + 1]]
                 cum[i] = tot
             if not (low <= tot <= high):
-                left = True
-                break
+                if not plain_rescale(score, e - L if e - L > cs else cs, e, tot):
+                    left = True
+                    break
+                tot = 0.0
+                for i in range(k):
+                    tot += score[p[2 * i]] * q[p[2 * i + 1]]
+                    cum[i] = tot
             score[e] = tot
             u = (xoshiro_uniform(&r) if xoshiro else rng_uniform(&r)) * tot
             j = exact_pick_at(cum, k, u)
