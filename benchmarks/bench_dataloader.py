@@ -44,7 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]  # this checkout, bench_encode
-MODEL_CANDIDATES = [ROOT / "tests/data/bytepiece.plus.40k.zip", Path("/work/shared/compat/bytepiece.plus.40k.zip")]
+MODEL = ROOT / "tests" / "data" / "bytepiece.plus.40k.zip"  # vendored (tests/data/NOTICE)
 TARGET = 5.0
 
 
@@ -162,9 +162,9 @@ def main(argv=None) -> int:
     from bytepiece import Tokenizer
     from bytepiece.data import EncodeTransform, EpochSampler, TokenizedDataset
 
-    model = Path(args.model) if args.model else next((p for p in MODEL_CANDIDATES if p.exists()), None)
-    if model is None:
-        sys.exit("no model found: pass --model PATH")
+    model = Path(args.model) if args.model else MODEL
+    if not model.exists():
+        sys.exit(f"no model at {model}: pass --model PATH")
     paths = args.text or sorted(glob.glob(str(ROOT / "corpora" / "*.train.txt")))
     if not paths:
         sys.exit("no text found: pass --text PATH")

@@ -10,7 +10,11 @@ Cases, each size in a fresh process so that its peak RSS is its own:
 - ``stream``: an N MB file read in batches of lines through
   ``Tokenizer.encode_batch`` (what a data pipeline does), results dropped;
 - ``cli``: ``bytepiece encode -m MODEL FILE > /dev/null`` on the same file;
-- ``cli-line``: ``bytepiece encode`` on the one-line file of ``line``.
+- ``cli-line``: ``bytepiece encode`` on the one-line file of ``line``;
+- ``train`` (asked for by name, ``--cases train``): ``bytepiece train`` with default
+  settings but 2 workers and 32k pieces on the 200 MB slice and the whole ~1 GB corpus
+  of ``build_gb_corpus.py`` (``--gb-corpus``, default /tmp/bytepiece-gb; run that
+  script first), measured as ``bench_scale.py`` measures (peak PSS of the process).
 
 For each case the script prints MB, seconds, MB/s, peak RSS and peak RSS minus
 the process's RSS after loading the model, then a linearity verdict (the
@@ -146,7 +150,10 @@ def main() -> int:
     parser.add_argument("--tmp", default=tempfile.gettempdir())
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--gb-corpus", default="/tmp/bytepiece-gb", help="build_gb_corpus.py's output (train)")
     args = parser.parse_args()
+    if "train" in args.cases.split(","):
+        return _train_at_scale(pathlib.Path(args.gb_corpus), args.json)
     if args.quick:
         args.line_sizes, args.file_sizes = "6.25,12.5,25", "32,64,128"
     cases = args.cases.split(",")
@@ -206,6 +213,36 @@ def main() -> int:
                 print(f"  line-sample / line time at {r['mb']:g} MB: {r['seconds'] / vit['seconds']:.2f}x")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def _train_at_scale(corpus: pathlib.Path, json_path: str | None) -> int:
+    """The ``train`` case: the slice, then the whole corpus; time and peak memory against
+    size (bench_scale.py's runs)."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    import bench_scale
+
+    if not (corpus / "code.train.txt").exists():
+        print(f"train: no corpus in {corpus}; run benchmarks/build_gb_corpus.py first")
+        return 1
+    bench_scale.byte_compile_bytepiece()
+    results = []
+    print(f"{'case':8} {'MB':>7} {'seconds':>8} {'MB/s':>7} {'peak MB':>8}  budget hit")
+    with tempfile.TemporaryDirectory() as work:
+        for which in ("slice", "train"):
+            files = [str(corpus / f"{group}.{which}.txt") for group in bench_scale.GROUPS]
+            size = sum(os.path.getsize(f) for f in files) / 1e6
+            wall, cpu, peak, summary = bench_scale.train(files, "default", 32000, 2, os.path.join(work, "m.model"))
+            hit = "budget" in summary and "hit" in summary
+            results.append({"case": "train", "mb": size, "seconds": wall, "cpu": cpu, "peak_mb": peak, "hit": hit})
+            print(f"{'train':8} {size:7.0f} {wall:8.1f} {size / wall:7.2f} {peak:8.0f}  {'yes' if hit else 'no'}")
+    first, last = results[0], results[-1]
+    print(
+        f"\ntrain: {first['mb'] / first['seconds']:.1f} -> {last['mb'] / last['seconds']:.1f} MB/s over "
+        f"{first['mb']:.0f}..{last['mb']:.0f} MB; peak {first['peak_mb']:.0f} -> {last['peak_mb']:.0f} MB"
+    )
+    if json_path:
+        pathlib.Path(json_path).write_text(json.dumps(results, indent=1))
     return 0
 
 

@@ -4,12 +4,17 @@ Why it is built this way: the core segments without the GIL, so threads of this
 process are what a batch runs on. Starting a thread per batch costs a round trip
 through the scheduler (``Thread.start`` waits until the new thread runs), which is a
 noticeable share of a batch of thousands of short lines, so helper threads are kept
-between batches, each sleeping on a queue. A forked child has none of its parent's
-threads: it starts with a new, empty pool.
+between batches, each sleeping on a queue. The pool is capped (a few times the
+usable cores: more threads than cores only add memory and switching, since the
+segmenting does not wait on anything) and a helper idle for ``IDLE_SECONDS`` exits,
+so that a batch asking for a thousand threads leaves neither a thousand threads nor
+their stacks behind. A forked child has none of its parent's threads: it starts
+with a new, empty pool.
 """
 
 from __future__ import annotations
 
+import operator
 import os
 import queue
 import threading
@@ -22,27 +27,70 @@ MIN_BYTES_PER_THREAD = 1 << 16
 BLOCK_TEXTS = 64
 
 
+#: The most helper threads the pool holds: this many per usable core, at least MIN_HELPERS.
+HELPERS_PER_CORE = 2
+MIN_HELPERS = 4
+#: A helper with no task for this long exits (the next batch starts a new one).
+IDLE_SECONDS = 30.0
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def max_helpers() -> int:
+    return max(MIN_HELPERS, HELPERS_PER_CORE * usable_cores())
+
+
 class HelperPool:
     """Daemon threads kept between batches, each running the tasks put on one queue.
-    The pool only grows, to the most helpers one batch asked for."""
+
+    The pool grows to the most helpers a batch asked for, up to :func:`max_helpers`;
+    a task asked of more helpers than that runs on fewer (every task here lets the
+    caller go on without it). A helper that has waited ``IDLE_SECONDS`` for a task
+    exits."""
 
     def __init__(self) -> None:
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._size = 0
 
+    @property
+    def size(self) -> int:
+        """Helper threads alive (or starting)."""
+        return self._size
+
     def _serve(self) -> None:
         while True:
-            self._tasks.get()()
+            try:
+                task = self._tasks.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:  # (submit puts its tasks under the lock: none is stranded)
+                    if self._tasks.empty():
+                        self._size -= 1
+                        return
+                continue
+            try:
+                task()
+            except BaseException:  # a task reports its own errors; keep the helper alive
+                pass
+            del task  # (release what the task holds before waiting again)
 
     def submit(self, task: Callable[[], object], helpers: int) -> None:
-        """Run task() on `helpers` threads of the pool (soon; the caller does not wait)."""
+        """Run task() on `helpers` threads of the pool (at most max_helpers(); soon; the
+        caller does not wait)."""
+        helpers = min(helpers, max_helpers())
+        if helpers <= 0:
+            return
         with self._lock:
             while self._size < helpers:
                 threading.Thread(target=self._serve, name="bytepiece-helper", daemon=True).start()
                 self._size += 1
-        for _ in range(helpers):
-            self._tasks.put(task)
+            for _ in range(helpers):
+                self._tasks.put(task)
 
 
 _pool = HelperPool()
@@ -118,10 +166,17 @@ def thread_count(num_threads: int | None, texts: Sequence) -> int:
     """The threads a batch of texts runs on: num_threads when given, else as many cores as
     the batch has MIN_BYTES_PER_THREAD for."""
     if num_threads is not None:
-        if num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, not {num_threads}")
-        return num_threads
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if isinstance(num_threads, bool):
+            raise TypeError("num_threads must be an integer, not bool")
+        try:
+            count = operator.index(num_threads)  # (numpy integers too; not 1.5, nor "2")
+        except TypeError:
+            raise TypeError(f"num_threads must be an integer, not {type(num_threads).__name__}") from None
+        if count < 1:
+            raise ValueError(f"num_threads must be >= 1, not {count}")
+        # (more threads than the pool has helpers, plus this one, would only wait)
+        return min(count, max_helpers() + 1)
+    cores = usable_cores()
     size = sum(len(t) for t in texts)
     return max(1, min(cores, size // MIN_BYTES_PER_THREAD))
 

@@ -17,14 +17,27 @@ from typing import Callable
 import numpy as np
 
 from . import _parallel
+from ._core import draws as _draws
 from ._core.batch import encode_flat, encode_lists
 from ._core.lattice import Lattice
+from .constraints import Pattern
 from .encoding import TextEncoder, check_alpha, sampler_code
 from .model import BOS_ID, EOS_ID
 from .special import SpecialSet
 
 #: Texts per core call of one batch of lists (bounds the memory of the shared buffer).
 LIST_BATCH_TEXTS = 1 << 16
+
+
+def _per_text(spec: Sequence | None, n: int, name: str) -> list:
+    """One constraint entry per text (None: none for any)."""
+    if spec is None:
+        return [None] * n
+    if isinstance(spec, (str, bytes)) or not isinstance(spec, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} in encode_batch is a sequence with one entry per text (positions, a mask or None)")
+    if len(spec) != n:
+        raise ValueError(f"{name} has {len(spec)} entries for {n} texts")
+    return list(spec)
 
 
 class BatchEncoder:
@@ -68,6 +81,10 @@ class BatchEncoder:
         disallowed_special: SpecialSet = (),
         as_numpy: bool = False,
         return_offsets: bool = False,
+        num_samples: int | None = None,
+        required_boundaries: Sequence | None = None,
+        forbidden_boundaries: Sequence | None = None,
+        boundary_regex: Pattern | None = None,
     ):
         """``[encode(t) for t in texts]`` on several threads, the GIL released in the core.
 
@@ -84,6 +101,17 @@ class BatchEncoder:
         of shape (number of ids, 2) holds every token's byte span within its text.
         ``return_offsets`` alone gives one :class:`Encoding` per text. For the special
         token arguments see :meth:`encode`.
+
+        ``num_samples=k`` (with ``alpha >= 0``) draws k independent segmentations of every
+        text from one forward pass each, as :meth:`sample` does: a list per text of k id
+        lists (text ``i`` with key ``keys[i]`` gives ``sample(text, k, alpha, key=keys[i])``),
+        or with ``as_numpy`` one array of ids and rows over the ``n * k`` draws (draw j
+        of text i is row ``i * k + j``).
+
+        ``required_boundaries`` / ``forbidden_boundaries`` give each text's boundary
+        constraints (a sequence with one entry per text: positions, a mask or None) and
+        ``boundary_regex`` one pattern for every text, as :meth:`encode` takes them; text
+        ``i`` then gives ``encode(texts[i], key=keys[i], ...)`` with its constraints.
         """
         alpha = check_alpha(self.default_alpha if alpha is None else alpha)
         if isinstance(texts, (str, bytes)):
@@ -95,6 +123,35 @@ class BatchEncoder:
             if len(keys) != n:
                 raise ValueError(f"keys has {len(keys)} entries for {n} texts")
         code = sampler_code(sampler)
+        if required_boundaries is not None or forbidden_boundaries is not None or boundary_regex is not None:
+            if num_samples is not None or return_offsets:
+                raise ValueError(
+                    "boundary constraints in encode_batch do not combine with num_samples or return_offsets; "
+                    "call sample or encode_with_offsets per text"
+                )
+            required = _per_text(required_boundaries, n, "required_boundaries")
+            forbidden = _per_text(forbidden_boundaries, n, "forbidden_boundaries")
+            text_keys = [None] * n if keys is None else keys
+            special = (allowed_special, disallowed_special)
+            results = [
+                self.encoder.spans(t, add_bos, add_eos, alpha, k, sampler, *special, (r, f, boundary_regex), False)[0]
+                for t, k, r, f in zip(texts, text_keys, required, forbidden)
+            ]
+            if as_numpy:
+                return self.join_arrays((np.array(ids, dtype=self.dtype) for ids in results), False)
+            return results
+        if num_samples is not None:
+            if allowed_special or disallowed_special or return_offsets or sampler != "exact" or alpha < 0:
+                raise ValueError(
+                    "num_samples draws exact samples (alpha >= 0) of plain texts: it does not combine with "
+                    "special tokens, offsets or another sampler"
+                )
+            count = int(num_samples)
+            if count < 0:
+                raise ValueError(f"num_samples must be >= 0, not {num_samples}")
+            seeds, words = self.draw_words(n, alpha, keys)
+            threads = _parallel.thread_count(num_threads, texts)
+            return self.samples(texts, count, alpha, seeds, words, add_bos, add_eos, threads, as_numpy)
         if allowed_special or disallowed_special or (return_offsets and not as_numpy):
             special = (allowed_special, disallowed_special)
             text_keys = [None] * n if keys is None else keys
@@ -125,6 +182,40 @@ class BatchEncoder:
         if as_numpy:
             return self.arrays(texts, alpha, seeds, words, code, bos, eos, threads, return_offsets)
         return self.lists(texts, alpha, seeds, words, code, bos, eos, threads)
+
+    def samples(
+        self,
+        texts: list,
+        count: int,
+        alpha: float,
+        seeds,
+        words,
+        add_bos: bool,
+        add_eos: bool,
+        threads: int,
+        as_numpy: bool,
+    ):
+        """``count`` draws of every text (text i with seeds[i], words[i]), from one forward
+        pass per text, on ``threads`` threads (blocks of texts)."""
+        out: list = [None] * len(texts)
+        head = [BOS_ID] if add_bos else []
+        tail = [EOS_ID] if add_eos else []
+
+        def run_block(index: int, lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                got, _ = _draws.sample_many(
+                    self.lattice, self.convert(texts[i]), count, alpha, int(seeds[i]), int(words[i]), lists=True
+                )
+                out[i] = [head + ids + tail for ids in got] if (head or tail) else got
+
+        _parallel.run_parallel(run_block, _parallel.blocks(len(texts), threads), threads)
+        if not as_numpy:
+            return out
+        draws = [ids for per_text in out for ids in per_text]
+        rows = np.zeros(len(draws) + 1, dtype=np.int64)
+        np.cumsum([len(ids) for ids in draws], out=rows[1:])
+        flat = np.fromiter((i for ids in draws for i in ids), dtype=self.dtype, count=int(rows[-1]))
+        return flat, rows
 
     def draw_words(self, n: int, alpha: float, keys) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(seed words, key words) of n texts, one each: from ``keys`` (one per text), or

@@ -68,13 +68,15 @@ def _chunk_regex(maxlen: int, isolate_digits: bool, raw: bool):
     return re.compile(pattern)
 
 
-def normalize(text: str, maxlen: int = 0, isolate_digits: bool = False) -> list[bytes]:
-    """NFC, then the UTF-8 chunks BytePiece 0.6.3's ``normalize`` returns.
+def normalize(text: str, maxlen: int = 0, isolate_digits: bool = False, form: str = "NFC") -> list[bytes]:
+    """NFC (or the normal form ``form``; "none" keeps the text as it is), then the UTF-8
+    chunks BytePiece 0.6.3's ``normalize`` returns.
 
     >>> normalize("ab\\n\\ncd", 10000)
     [b'ab\\n\\n', b'cd']
     """
-    text = unicodedata.normalize("NFC", text)
+    if form != "none":
+        text = unicodedata.normalize(form, text)  # type: ignore[arg-type]
     return [t.encode("utf-8") for t in _chunk_regex(maxlen, isolate_digits, False).findall(text)]
 
 
@@ -83,14 +85,14 @@ def normalize_bytes(data: bytes, maxlen: int = 0, isolate_digits: bool = False) 
     return _chunk_regex(maxlen, isolate_digits, True).findall(data)
 
 
-def chunk_block(block: Sequence[str | bytes], isolate_digits: bool = False) -> list[bytes]:
-    """All chunks of a block of documents (str: normalised; bytes: raw mode)."""
+def chunk_block(block: Sequence[str | bytes], isolate_digits: bool = False, form: str = "NFC") -> list[bytes]:
+    """All chunks of a block of documents (str: normalised with ``form``; bytes: raw mode)."""
     out: list[bytes] = []
     for doc in block:
         if isinstance(doc, bytes):
             out.extend(normalize_bytes(doc, MAX_CHUNK_CHARS, isolate_digits))
         else:
-            out.extend(normalize(doc, MAX_CHUNK_CHARS, isolate_digits))
+            out.extend(normalize(doc, MAX_CHUNK_CHARS, isolate_digits, form))
     return out
 
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .encoding import check_alpha
-from .model import EOS_ID, PAD_ID, ModelSource
+from .model import BOS_ID, EOS_ID, PAD_ID, ModelSource
 from .tokenizer import Text, Tokenizer
 
 __all__ = [
@@ -303,6 +303,16 @@ class EncodeTransform:
 
     def __call__(self, text: Text, index, epoch: int | None = None):
         return _convert(self.encode_list(text, index, epoch), self.output)
+
+    def samples(self, text: Text, index, num_samples: int, epoch: int | None = None) -> list:
+        """``num_samples`` independent segmentations of one document, from one forward pass
+        (``Tokenizer.sample`` with the document's key): several views of it in one
+        epoch, e.g. for consistency training. Needs ``alpha >= 0``."""
+        if self.alpha < 0:
+            raise ValueError("samples() draws segmentations: it needs alpha >= 0")
+        ids = self.tokenizer.sample(text, num_samples, self.alpha, key=self.key(index, epoch))
+        head, tail = [BOS_ID] * self.add_bos, [EOS_ID] * self.add_eos
+        return [_convert(self._truncate(head + one + tail), self.output) for one in ids]
 
     def keys(self, indices: Iterable, epoch: int | None = None) -> list:
         """``[key(i, epoch) for i in indices]``, quickly for plain int indices."""

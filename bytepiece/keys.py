@@ -12,6 +12,7 @@ randomised ``hash``):
 
 from __future__ import annotations
 
+import operator
 import os
 import struct
 from typing import Union
@@ -34,27 +35,34 @@ def _digest(data: bytes) -> int:
     return int.from_bytes(blake2b(data, digest_size=8).digest(), "little")
 
 
+_NOT_A_KEY = "a key must be an int, str, bytes or a tuple of those, not {}"
+
+
+def _integer(value) -> int:
+    """An integer key of any type (numpy's, an int subclass, anything with ``__index__``)
+    as the equal Python int, so that equal integers are the same key. bool (Python's or
+    numpy's) is not a key: True would otherwise be key 1."""
+    if isinstance(value, bool):
+        raise TypeError(_NOT_A_KEY.format("bool"))
+    try:
+        return operator.index(value)
+    except TypeError:
+        name = type(value).__name__
+        raise TypeError(_NOT_A_KEY.format("bool" if name in ("bool", "bool_") else name)) from None
+
+
 def _encode(value: Key) -> bytes:
     """An unambiguous byte encoding of a key (type-tagged, length-prefixed)."""
-    if isinstance(value, bool):
-        raise TypeError("a key must be an int, str, bytes or a tuple of those, not bool")
-    if isinstance(value, int):
-        body = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
-        tag = b"i"
-    elif isinstance(value, str):
+    if isinstance(value, str):
         body, tag = value.encode("utf-8", "surrogatepass"), b"s"
     elif isinstance(value, (bytes, bytearray, memoryview)):
         body, tag = bytes(value), b"b"
     elif isinstance(value, tuple):
         body, tag = b"".join(_encode(v) for v in value), b"t"
-    else:
-        # numpy integers and the like
-        try:
-            return _encode(int(value.__index__()))
-        except AttributeError:
-            raise TypeError(
-                f"a key must be an int, str, bytes or a tuple of those, not {type(value).__name__}"
-            ) from None
+    else:  # an int, numpy's integers and the like (the same bytes for equal values)
+        number = _integer(value)
+        body = number.to_bytes((number.bit_length() + 8) // 8, "little", signed=True)
+        tag = b"i"
     return tag + struct.pack("<Q", len(body)) + body
 
 
@@ -74,7 +82,10 @@ def seed_words(seed: Key) -> tuple[int, int, int]:
 
 
 def key_words(key: Key, int_word: int, hashed_word: int) -> tuple[int, int]:
-    """(seed word, key word) for a keyed call."""
+    """(seed word, key word) for a keyed call. An integer in [0, 2**64) of any type is
+    the key word itself; equal integers of different types are the same key."""
+    if type(key) is not int and not isinstance(key, (str, bytes, bytearray, memoryview, tuple)):
+        key = _integer(key)
     if type(key) is int and 0 <= key <= MASK64:
         return int_word, key
     return hashed_word, _digest(_encode(key))

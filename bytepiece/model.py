@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import math
+import operator
 import os
 import stat
 import unicodedata
@@ -167,7 +169,8 @@ def load_model(source: ModelSource) -> Vocabulary:
         return _parse(source, "<dict>")
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        return _parse(_read_json(path), repr(path))
+        raw = _read_model_bytes(path)
+        return _parse_layout(raw, repr(path)) or _parse(_read_json(raw, repr(path)), repr(path))
     raise TypeError(f"a model is a path, a dict in BytePiece format or a Vocabulary, not {type(source).__name__}")
 
 
@@ -255,59 +258,197 @@ def _entry_text(key: str, value: Any) -> str:
 MAX_MODEL_BYTES = 1 << 30
 
 
-def _read_json(path: str) -> Any:
+def _read_model_bytes(path: str) -> bytes:
+    """The model text of a file: a JSON file's bytes, or a zip's one member, at most
+    MAX_MODEL_BYTES of them. A regular file is checked for a zip in place; anything else
+    (a pipe: ``-m /dev/stdin``, ``-m <(cat m.model)``; a device) cannot seek, so it is
+    read once into memory, up to the limit, and recognised as a zip there."""
     limit = MAX_MODEL_BYTES
-    too_large = f"model {path!r}: larger than {limit} bytes, too large for a model"
     # Errors opening the path keep their type (FileNotFoundError, IsADirectoryError,
     # PermissionError) for callers that test it; everything after that is the file's fault.
     with open(path, "rb") as handle:
         try:
             info = os.fstat(handle.fileno())
-            regular = stat.S_ISREG(info.st_mode)
-            # Only a regular file can be a zip (is_zipfile reads a device or pipe to its end).
-            import zipfile  # (imported here: most models are plain JSON)
+            if stat.S_ISREG(info.st_mode):
+                import zipfile  # (imported here: most models are plain JSON)
 
-            is_zip = regular and zipfile.is_zipfile(handle)
-            if regular and not is_zip and info.st_size > limit:
-                raise ModelError(too_large)
-            if is_zip:
+                if zipfile.is_zipfile(handle):
+                    return _zip_member(handle, path)
+                if info.st_size > limit:
+                    raise ModelError(_too_large(path))
                 handle.seek(0)
-                with zipfile.ZipFile(handle) as archive:
-                    members = [m for m in archive.infolist() if not m.is_dir()]
-                    if len(members) != 1:
-                        raise ModelError(
-                            f"model {path!r}: a zipped model must hold exactly one file, found {len(members)}"
-                        )
-                    if members[0].file_size > limit:
-                        raise ModelError(too_large)
-                    with archive.open(members[0]) as member:
-                        raw = member.read(limit + 1)
+                raw = _read_bounded(handle, info.st_size, path)
             else:
-                handle.seek(0)
-                raw = handle.read(limit + 1)
+                raw = _read_bounded(handle, 0, path)
+                import zipfile
+
+                buffer = io.BytesIO(raw)
+                if zipfile.is_zipfile(buffer):
+                    return _zip_member(buffer, path)
         except (ModelError, MemoryError):
             raise
         except Exception as error:  # zipfile, zlib, lzma, bz2, struct, OSError, UnicodeDecodeError ...
-            raise ModelError(f"model {path!r}: cannot read the archive: {type(error).__name__}: {error}") from error
-    if len(raw) > limit:
-        raise ModelError(too_large)
+            raise ModelError(f"model {path!r}: cannot read it: {type(error).__name__}: {error}") from error
+    return raw
+
+
+def _too_large(path: str) -> str:
+    return f"model {path!r}: larger than {MAX_MODEL_BYTES} bytes, too large for a model"
+
+
+def _read_bounded(handle: Any, expected: int, path: str) -> bytes:
+    """Everything handle has left, refused once it is more than MAX_MODEL_BYTES; reads
+    expected + 1 bytes first (the size of a regular file: one read), then blocks."""
+    limit = MAX_MODEL_BYTES
+    parts = []
+    size = 0
+    want = min(expected, limit) + 1
+    while True:
+        block = handle.read(want)
+        if not block:
+            break
+        parts.append(block)
+        size += len(block)
+        if size > limit:
+            raise ModelError(_too_large(path))
+        want = min(1 << 20, limit + 1 - size)
+    return b"".join(parts)
+
+
+def _zip_member(archive_file: Any, path: str) -> bytes:
+    """The one file of a zipped model (its size checked before it is read)."""
+    import zipfile
+
+    archive_file.seek(0)
+    with zipfile.ZipFile(archive_file) as archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            raise ModelError(f"model {path!r}: a zipped model must hold exactly one file, found {len(members)}")
+        if members[0].file_size > MAX_MODEL_BYTES:
+            raise ModelError(_too_large(path))
+        with archive.open(members[0]) as member:
+            raw = member.read(MAX_MODEL_BYTES + 1)
+    if len(raw) > MAX_MODEL_BYTES:
+        raise ModelError(_too_large(path))
+    return raw
+
+
+def _read_json(raw: bytes, where: str) -> Any:
+    """The JSON value of a model file's bytes."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ModelError(f"model {path!r}: not UTF-8 text (byte {error.start})") from error
+        raise ModelError(f"model {where}: not UTF-8 text (byte {error.start})") from error
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ModelError(
-            f"model {path!r}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from error
+        raise ModelError(f"model {where}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})") from error
     except RecursionError as error:
-        raise ModelError(f"model {path!r}: JSON nested too deeply") from error
+        raise ModelError(f"model {where}: JSON nested too deeply") from error
     except ValueError as error:  # e.g. an integer with more digits than int() accepts
-        raise ModelError(f"model {path!r}: not JSON ({error})") from error
+        raise ModelError(f"model {where}: not JSON ({error})") from error
+
+
+_SINGLE_BYTES = frozenset(bytes([b]) for b in range(256))
+
+
+def _parse_layout(raw: bytes, where: str) -> Vocabulary | None:
+    """The vocabulary of a model file in the layout 0.6.3 writes (json.dumps(indent=4)),
+    read straight from its bytes by the compiled core without a JSON tree
+    (_core/model_file.pyx; the metadata entry, when there is one, through json); None when
+    the file is in any other shape, for the JSON parse to read. Whenever this answers, it
+    answers what the JSON parse would (the same vocabulary, or the same error from the
+    checks they share)."""
+    from ._core.model_file import parse_model_json
+
+    parsed = parse_model_json(raw)
+    if parsed is None:
+        return None
+    pieces, counts, tail = parsed
+    special: tuple[str, ...] = ()
+    normalization, alpha = DEFAULT_NORMALIZATION, DEFAULT_ALPHA
+    if tail:
+        try:
+            meta = json.loads("{" + raw[tail:].decode("utf-8"))
+        except (ValueError, RecursionError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+            return None
+        if type(meta) is not dict or list(meta) != [METADATA_KEY]:
+            return None
+        special, normalization, alpha = _parse_metadata(meta[METADATA_KEY], where)
+    distinct = set(pieces)
+    if len(distinct) != len(pieces):
+        return None
+    _validate_pieces(pieces, counts, where, distinct)
+    return Vocabulary(tuple(pieces), tuple(counts), special, normalization, alpha)
 
 
 def _parse(data: Any, where: str) -> Vocabulary:
+    """The vocabulary of a model's JSON object: _parse_fast's answer when it has one (a
+    well-formed model), else _parse_checked's, which names the first problem."""
+    if type(data) is dict:
+        vocab = _parse_fast(data, where)
+        if vocab is not None:
+            return vocab
+    return _parse_checked(data, where)
+
+
+def _parse_fast(data: dict, where: str) -> Vocabulary | None:
+    """The vocabulary of a model in the common shape (str keys in canonical base64, each
+    mapping to a list [id, text, count], ids 3, 4, ... in file order, counts positive
+    ints or finite floats), checked a whole column at a time in C loops (set(map(type,
+    ...)), min, a base64 round trip of the joined keys); None when anything is off that
+    shape, and _parse_checked then finds the problem. Whenever this answers, it answers
+    what _parse_checked would: the same vocabulary, or the same error from the checks
+    they share (the metadata, _validate_pieces)."""
+    keys = list(data)
+    values = list(data.values())
+    if METADATA_KEY in data:
+        special, normalization, alpha = _parse_metadata(data[METADATA_KEY], where)
+        at = keys.index(METADATA_KEY)
+        del keys[at], values[at]
+    else:
+        special, normalization, alpha = (), DEFAULT_NORMALIZATION, DEFAULT_ALPHA
+    n = len(keys)
+    if n == 0 or set(map(type, keys)) != {str} or set(map(type, values)) != {list} or set(map(len, values)) != {3}:
+        return None
+    ids = list(map(_first, values))
+    if set(map(type, ids)) != {int} or not all(map(operator.eq, ids, range(FIRST_PIECE_ID, FIRST_PIECE_ID + n))):
+        return None
+    del ids
+    counts = list(map(_third, values))
+    count_types = set(map(type, counts))
+    if count_types == {int}:
+        if min(counts) <= 0 or not _finite(max(counts)):
+            return None
+    elif not count_types <= {int, float} or not all(c > 0 and _finite(c) for c in counts):
+        return None
+    try:
+        pieces = list(map(binascii.a2b_base64, keys))
+    except (binascii.Error, ValueError):  # (not base64, not ASCII)
+        return None
+    # Every key is exactly the base64 of its piece (canonical: no other character, the
+    # padding in place, the bits it leaves over zero), so two keys are one piece only
+    # when they are equal: the keys joined by newlines are what encoding gives.
+    if b"".join(map(binascii.b2a_base64, pieces)) != ("\n".join(keys) + "\n").encode("ascii", "replace"):
+        return None
+    distinct = set(pieces)
+    if len(distinct) != n or b"" in distinct:
+        return None
+    _validate_pieces(pieces, counts, where, distinct)
+    return Vocabulary(tuple(pieces), tuple(counts), special, normalization, alpha)
+
+
+def _first(value: list) -> Any:
+    return value[0]
+
+
+def _third(value: list) -> Any:
+    return value[2]
+
+
+def _parse_checked(data: Any, where: str) -> Vocabulary:
+    """The vocabulary of a model's JSON object, checked entry by entry: the first problem
+    found is the error."""
     if not isinstance(data, Mapping):
         raise ModelError(
             f"model {where}: expected a JSON object {{base64 piece: [id, text, count]}}, got {type(data).__name__}"
@@ -405,23 +546,38 @@ def _check_metadata(special: Sequence[Any], normalization: Any, alpha: Any, wher
             raise ModelError(
                 f"model {where}: special token {token!r} is defined twice or is one of {', '.join(SPECIAL_PIECES)}"
             )
+        try:
+            token.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate: no bytes to match or decode to
+            raise ModelError(
+                f"model {where}: special token {token!r} is not valid Unicode ({error.reason} at {error.start})"
+            ) from None
         seen.add(token)
 
 
-def _validate_pieces(pieces: Sequence[bytes], counts: Sequence[int | float], where: str) -> None:
+def _validate_pieces(
+    pieces: Sequence[bytes], counts: Sequence[int | float], where: str, distinct: set[bytes] | None = None
+) -> None:
+    """The checks of a whole vocabulary (`distinct`: set(pieces), when the caller has it)."""
     if not pieces:
         raise ModelError(f"model {where}: the vocabulary is empty")
-    singles = {p for p in pieces if len(p) == 1}
+    if distinct is None:
+        distinct = set(pieces)
+    singles = _SINGLE_BYTES & distinct
     if len(singles) != 256:
         missing = [b for b in range(256) if bytes([b]) not in singles]
         shown = ", ".join(f"0x{b:02X}" for b in missing[:8]) + (" ..." if len(missing) > 8 else "")
         raise ModelError(f"model {where}: all 256 single bytes must be pieces; {len(missing)} missing ({shown})")
-    if len(set(pieces)) != len(pieces):
+    if len(distinct) != len(pieces):
         raise ModelError(f"model {where}: a piece appears twice")
+    del distinct
+    # The total as the tokenizer computes it (float() of the exact sum): integer counts
+    # whose float values add up to a finite number can still have an exact sum beyond
+    # the float range.
     try:
-        total = math.fsum(counts)
-    except OverflowError:  # fsum raises instead of returning inf when a partial sum overflows
-        total = math.inf
+        total = float(sum(counts))
+    except OverflowError:  # (an int too large for a float, at the end or on the way)
+        raise ModelError(f"model {where}: the counts add up to more than the largest float") from None
     if not math.isfinite(total):
         raise ModelError(f"model {where}: the counts add up to {total}")
 

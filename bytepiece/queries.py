@@ -270,10 +270,11 @@ class LatticeQueries:
         """Every piece occurrence (edge of the lattice) with probability above 0 that a
         segmentation drawn from exp(alpha * score) / Z has that piece there: a numpy
         structured array with fields ``start``, ``end`` (byte positions), ``id`` and
-        ``prob``, sorted by (start, end).
+        ``prob``, in the order of :meth:`lattice` (by end position; for each end, the
+        shortest piece first).
 
         >>> tok.piece_marginals("ab", 1.0)   # doctest: +SKIP
-        array([(0, 1, 100, 0.1), (0, 2, 4132, 0.9), (1, 2, 101, 0.1)], dtype=...)
+        array([(0, 1, 100, 0.1), (1, 2, 101, 0.1), (0, 2, 4132, 0.9)], dtype=...)
 
         The probabilities of the edges that start (or end) at a position sum to its
         boundary marginal; summed by id they are the text's expected counts.
@@ -285,10 +286,13 @@ class LatticeQueries:
             self._lattice, data, alpha, cuts=cuts, banned=banned
         )
         constraints.check_reachable(self._lattice, data, cuts, banned, logz)
+        # The core lists the edges from the last end position back, shortest first; a
+        # stable sort by end (a radix sort on int32) puts the ends in order and keeps that.
+        order = np.argsort(ends, kind="stable")
         out = np.empty(len(starts), dtype=MARGINAL_FIELDS)
-        out["start"], out["end"], out["id"] = starts, ends, values + FIRST_PIECE_ID
-        out["prob"] = np.minimum(probs, 1.0)
-        return out[np.lexsort((out["end"], out["start"]))]
+        out["start"], out["end"], out["id"] = starts[order], ends[order], values[order] + FIRST_PIECE_ID
+        out["prob"] = np.minimum(probs[order], 1.0)
+        return out
 
     def expected_counts(self, texts, alpha: float = 1.0, *, num_threads: int | None = None) -> np.ndarray:
         """The expected number of times each id occurs in a segmentation of the texts drawn
@@ -330,8 +334,8 @@ class LatticeQueries:
     ) -> np.ndarray:
         """The lattice of ``text``: every place a piece of the vocabulary may stand, as a
         numpy structured array with fields ``start``, ``end`` (byte positions), ``id`` and
-        ``logp`` (the piece's log-probability), sorted by (end, start) descending start:
-        for each end position its edges, shortest first. A segmentation's score is the
+        ``logp`` (the piece's log-probability), by end position and, for each end, the
+        shortest piece first. A segmentation's score is the
         sum of its edges' ``logp``; ``score`` scores one given as ids.
 
         >>> tok.lattice("ab")   # doctest: +SKIP

@@ -326,21 +326,35 @@ class ConstrainedReference(ReferenceLattice):
 # Every segmentation as piece ids
 
 ENUMERATION_LIMIT = 100_000
+#: The most pieces a listing may hold in all (the segmentations' lengths added up).
+ENUMERATION_PIECES = 5_000_000
 
 
 def enumerate_segmentations(
-    data: bytes, pieces: Mapping[bytes, int], max_len: int, limit: int = ENUMERATION_LIMIT
+    data: bytes,
+    pieces: Mapping[bytes, int],
+    max_len: int,
+    limit: int | None = None,
+    max_pieces: int | None = None,
 ) -> list[tuple[int, ...]]:
     """Every segmentation of ``data`` into pieces (as id tuples), in the lattice's chunks.
 
     ``pieces`` maps piece bytes to ids; ``max_len`` bounds the piece length looked up.
     The order is depth-first, shorter first piece first. Raises ValueError when there
-    are more than ``limit`` (counted before any is listed).
+    are more than ``limit`` segmentations (default :data:`ENUMERATION_LIMIT`) or when
+    they hold more than ``max_pieces`` pieces in all (default
+    :data:`ENUMERATION_PIECES`), both counted before any is listed. The work and the
+    memory are those of the listing itself: each position's pieces are looked up once,
+    and a segmentation costs its own length (prefixes are shared while it is built).
 
     >>> enumerate_segmentations(b"ab\\nc", {b"a": 1, b"b": 2, b"ab": 3, b"\\n": 4, b"c": 5, b"\\nc": 6}, 2)
     [(1, 2, 4, 5), (3, 4, 5)]
     """
+    limit = ENUMERATION_LIMIT if limit is None else limit
+    max_pieces = ENUMERATION_PIECES if max_pieces is None else max_pieces
     n = len(data)
+    # Every prefix of a piece: the walk from a position stops at the first that is none.
+    prefixes = {piece[:m] for piece in pieces if len(piece) <= max_len for m in range(1, len(piece) + 1)}
     # ends[s]: (id, end) of the pieces that start at s and stay inside its chunk
     ends: list[list[tuple[int, int]]] = []
     chunk_end = 0
@@ -349,24 +363,58 @@ def enumerate_segmentations(
         for s in range(chunk_start, chunk_end):
             here = []
             for e in range(s + 1, min(chunk_end, s + max_len) + 1):
-                i = pieces.get(data[s:e])
+                head = data[s:e]
+                if head not in prefixes:
+                    break
+                i = pieces.get(head)
                 if i is not None:
                     here.append((i, e))
             ends.append(here)
+    # From each position: how many ways to the end, and their pieces in all; both
+    # saturate just above their limit, so that the numbers stay small.
+    count_cap, pieces_cap = limit + 1, max_pieces + 1
     counts = [0] * (n + 1)
+    lengths = [0] * (n + 1)
     counts[n] = 1
     for s in range(n - 1, -1, -1):
-        counts[s] = sum(counts[e] for _, e in ends[s])
+        c = total = 0
+        for _, e in ends[s]:
+            c += counts[e]
+            total += lengths[e] + counts[e]
+        counts[s] = min(c, count_cap)
+        lengths[s] = min(total, pieces_cap)
     if counts[0] > limit:
-        raise ValueError(f"the text has {counts[0]} segmentations; at most {limit} can be enumerated")
+        raise ValueError(f"the text has more than {limit} segmentations; at most {limit} can be enumerated")
+    if lengths[0] > max_pieces:
+        raise ValueError(
+            f"its segmentations hold more than {max_pieces} pieces in all; at most {max_pieces} can be enumerated"
+        )
     found: list[tuple[int, ...]] = []
-    stack: list[tuple[int, tuple[int, ...]]] = [(0, ())]  # depth first, without recursion
-    while stack:
-        s, prefix = stack.pop()
+    if counts[0] == 0:
+        return found
+    # Depth first without recursion: one shared path, and per depth the next piece to try.
+    path: list[int] = []
+    at: list[int] = [0]  # the position reached at each depth
+    tried: list[int] = [0]  # how many of the pieces from that position are done
+    while at:
+        s = at[-1]
         if s == n:
-            found.append(prefix)
-            continue
-        stack.extend((e, prefix + (i,)) for i, e in reversed(ends[s]))
+            found.append(tuple(path))
+        options = ends[s] if s < n else []
+        j = tried[-1]
+        while j < len(options) and counts[options[j][1]] == 0:
+            j += 1  # (a piece after which the text cannot be finished)
+        if j < len(options):
+            tried[-1] = j + 1
+            i, e = options[j]
+            path.append(i)
+            at.append(e)
+            tried.append(0)
+        else:
+            at.pop()
+            tried.pop()
+            if path:
+                path.pop()
     return found
 
 

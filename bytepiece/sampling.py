@@ -27,7 +27,6 @@ from ._core import draws as _draws
 from ._core.lattice import Lattice
 from .constraints import Pattern, Positions
 from .encoding import check_sampling_alpha
-from .model import FIRST_PIECE_ID
 
 
 class LatticeSampler:
@@ -82,19 +81,16 @@ class LatticeSampler:
         cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
         seed_word, key_word = self.words(key)
         try:
-            vals, _, rows, logps = _draws.sample_many(
-                self._lattice, data, n, alpha, seed_word, key_word, cuts=cuts, banned=banned
+            draws, logps = _draws.sample_many(
+                self._lattice, data, n, alpha, seed_word, key_word, cuts=cuts, banned=banned, lists=True
             )
         except ValueError as error:
             if "no segmentation" not in str(error):
                 raise
             raise constraints.no_segmentation(self._lattice, data, cuts, banned) from None
-        ids = (vals + FIRST_PIECE_ID).tolist()
-        cut = rows.tolist()
-        draws = [ids[cut[i] : cut[i + 1]] for i in range(n)]
         if with_log_prob:
             # log P <= 0: rounding in alpha * score and log Z must not make it positive.
-            return list(zip(draws, np.minimum(logps, 0.0).tolist()))
+            return [(ids, min(logp, 0.0)) for ids, logp in zip(draws, logps)]
         return draws
 
     def sample_distinct(

@@ -35,8 +35,6 @@ rm -rf "$ASAN_DIR/src"
 mkdir -p "$ASAN_DIR/src"
 # The tracked files plus untracked ones not ignored (work in progress is checked too).
 (cd "$REPO" && git ls-files -co --exclude-standard -z) | (cd "$REPO" && xargs -0 cp --parents -t "$ASAN_DIR/src" 2>/dev/null || true)
-# Compat models beside the tree, when present, are used by some tests.
-if [[ -d "$REPO/../shared" && ! -e "$ASAN_DIR/shared" ]]; then ln -s "$REPO/../shared" "$ASAN_DIR/shared"; fi
 rm -f "$ASAN_DIR"/src/bytepiece/*.so "$ASAN_DIR"/src/cython_src/*.c
 
 if [[ ! -x "$ASAN_DIR/venv/bin/python" ]]; then

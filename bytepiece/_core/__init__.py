@@ -15,3 +15,15 @@ Built from ``cython_src/bytepiece/_core/``, one module per concept:
 - ``chunk_keys``: the EM sample's per-chunk keys and scripts;
 - ``testing``: hooks for the test suite.
 """
+
+import importlib.util as _util
+import os as _os
+
+if _util.find_spec(__name__ + ".lattice") is None:
+    _where = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    raise ImportError(
+        f"bytepiece's compiled core is not built in {_where}. Python imported the source folder "
+        "(it does when it runs inside a clone of the repository) and no extension was compiled "
+        "there. In the clone, run `pip install -e .` (or `python setup.py build_ext --inplace`); "
+        "or run Python outside the clone to use an installed bytepiece."
+    )

@@ -1,8 +1,13 @@
+from typing import Literal, overload
+
 import numpy as np
 import numpy.typing as npt
 
 from .lattice import Lattice
 
+Mask = npt.NDArray[np.uint8] | None
+
+@overload
 def sample_many(
     lattice: Lattice,
     data: bytes,
@@ -12,6 +17,21 @@ def sample_many(
     key_word: int,
     *,
     chunked: bool = True,
-    cuts: npt.NDArray[np.uint8] | None = None,
-    banned: npt.NDArray[np.uint8] | None = None,
+    cuts: Mask = None,
+    banned: Mask = None,
+    lists: Literal[False] = False,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
+@overload
+def sample_many(
+    lattice: Lattice,
+    data: bytes,
+    count: int,
+    alpha: float,
+    seed_word: int,
+    key_word: int,
+    *,
+    chunked: bool = True,
+    cuts: Mask = None,
+    banned: Mask = None,
+    lists: Literal[True],
+) -> tuple[list[list[int]], list[float]]: ...

@@ -41,7 +41,7 @@ import sys
 import click
 
 from .. import __version__
-from .common import CliError
+from .common import STDOUT, CliError
 
 __all__ = ["main", "CliError"]
 
@@ -71,10 +71,20 @@ def _describe(error: BaseException) -> str:
 
 def _quiet_broken_pipe() -> None:
     # Point stdout at /dev/null so that the interpreter's final flush does not fail again.
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+def _raised_by_echo(error: BaseException) -> bool:
+    """Whether ``error`` was raised while click.echo wrote to stdout (a --help, a summary)."""
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is click.utils.echo.__code__:
+            return not tb.tb_frame.f_locals.get("err")
+        tb = tb.tb_next
+    return False
 
 
 # command name -> (module of this package, the click command in it)
@@ -83,6 +93,7 @@ _COMMANDS = {
     "encode": ("encode", "encode_command"),
     "encode-shards": ("encode", "encode_shards_command"),
     "info": ("info", "info_command"),
+    "lattice": ("lattice", "lattice_command"),
     "sample": ("sample", "sample_command"),
     "train": ("train", "train_command"),
 }
@@ -107,6 +118,22 @@ class _Group(click.Group):
                 self.get_command(ctx, cmd_name)
         return super().resolve_command(ctx, args)
 
+    def main(self, *args, **kwargs):
+        """click's main, plus: a failure to write what click itself prints (--help and
+        --version to a full disk, say) is one line on stderr and status 1, not a
+        traceback."""
+        try:
+            return super().main(*args, **kwargs)
+        except OSError as error:
+            if kwargs.get("standalone_mode") is False:
+                raise
+            _quiet_broken_pipe()
+            if error.errno == errno.EPIPE:
+                sys.exit(0)
+            with contextlib.suppress(Exception):
+                click.echo(f"Error: {STDOUT}: {error.strerror or error}", err=True)
+            sys.exit(1)
+
     def invoke(self, ctx: click.Context):
         debug = bool(ctx.params.get("debug"))
         try:
@@ -126,7 +153,15 @@ class _Group(click.Group):
                 ctx.exit(0)
             if debug:
                 raise
+            if error.filename is None and _raised_by_echo(error):  # (click writing a command's --help)
+                error = OSError(error.errno, error.strerror, STDOUT)
+            if error.filename == STDOUT:
+                _quiet_broken_pipe()  # (what is left in stdout's buffer must not fail again at exit)
             raise CliError(_describe(error)) from None
+        except RecursionError:
+            if debug:
+                raise
+            raise CliError("input nested too deeply to read") from None
         except Exception as error:
             if debug:
                 raise
@@ -150,6 +185,7 @@ def main(debug: bool) -> None:
       bytepiece encode -m my.model text.txt > text.ids
       bytepiece decode -m my.model text.ids > text.txt
       bytepiece sample -m my.model "Hello world" --alpha 0.1 -n 5
+      bytepiece lattice -m my.model "Hello world" --alpha 0.1
       bytepiece info -m my.model --text text.txt
 
     Run `bytepiece COMMAND --help` for each command's options.

@@ -20,6 +20,7 @@ import errno
 import functools
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import IO
@@ -30,6 +31,7 @@ from ..progress import Progress
 
 BATCH_LINES = 1000  # lines per batch (per thread, for encode)
 BATCH_BYTES = 1 << 22  # ... or fewer, once a batch holds this many bytes
+DEFAULT_MAX_LINE = 256_000_000  # bytes: the longest input line (--max-line)
 
 
 class CliError(click.ClickException):
@@ -40,11 +42,117 @@ class CliError(click.ClickException):
 # Options shared by several commands
 
 
+#: Upper bounds of counting options: beyond them a value is a usage error (status 2),
+#: not an OverflowError deep inside.
+MAX_THREADS = 1024
+MAX_LOCAL_WORKERS = 256
+MAX_DRAWS = 10**9
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (a usage error, status 2)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number is not None and not math.isfinite(number):
+            self.fail(f"must be a finite number, not {value}", param, ctx)
+        return number
+
+
 def check_alpha(ctx, param, value):
     """click callback: --alpha must be finite (a usage error, status 2, otherwise)."""
     if value is not None and not math.isfinite(value):
         raise click.BadParameter(f"must be a finite number, not {value}")
     return value
+
+
+def max_line_option(f=None, *, what: str = "input"):
+    """--max-line MB: the longest line read (0: no limit)."""
+
+    def decorate(f):
+        return click.option(
+            "--max-line",
+            "max_line",
+            type=Megabytes(),
+            default=DEFAULT_MAX_LINE / 1e6,
+            show_default=True,
+            metavar="MB",
+            help=f"Longest {what} line, in MB (0: no limit). A longer one stops the run with an "
+            "error naming it, instead of filling the memory (an input without newlines, such as "
+            "/dev/zero, is one endless line).",
+        )(f)
+
+    return decorate(f) if f is not None else decorate
+
+
+class Megabytes(click.ParamType):
+    """A size in MB (a finite number >= 0) given as bytes: None for 0 (no limit)."""
+
+    name = "MB"
+
+    def convert(self, value, param, ctx):
+        if value is None:
+            return value
+        try:
+            mb = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of MB", param, ctx)
+        if not math.isfinite(mb) or mb < 0 or mb > 1e12:
+            self.fail(f"must be a finite number of MB from 0 to 1e12, not {value}", param, ctx)
+        return None if mb == 0 else max(1, round(mb * 1e6))
+
+
+def boundary_options(f):
+    """--split-digits N and --boundary-regex REGEX: boundary constraints on each text
+    (bytepiece.constraints), as a Boundaries in the parameter "boundaries"."""
+
+    def compile_regex(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            regex = re.compile(value)
+        except re.error as error:
+            raise click.BadParameter(f"{value!r} is not a regular expression: {error}") from None
+        if regex.match(""):
+            raise click.BadParameter(f"{value!r} matches the empty string: a pattern must match some text")
+        return regex
+
+    f = click.option(
+        "--boundary-regex",
+        metavar="REGEX",
+        callback=compile_regex,
+        default=None,
+        help="Every match of this Python regular expression is a whole run of pieces: no piece "
+        "crosses its start or end (e.g. '\\S+' keeps words apart, '\\{\\{.*?\\}\\}' template fields).",
+    )(f)
+    return click.option(
+        "--split-digits",
+        type=click.IntRange(min=1),
+        metavar="N",
+        default=None,
+        help="Keep digits in groups of N, right-aligned as numbers are written (1234567 as 1 234 567 "
+        "with 3), never merged with what is around them.",
+    )(f)
+
+
+class Boundaries:
+    """The required boundaries --split-digits and --boundary-regex give a text (its bytes
+    as the tokenizer sees them); ``active`` is False when neither was given."""
+
+    def __init__(self, split_digits: int | None, regex: re.Pattern | None):
+        self.split_digits = split_digits
+        self.regex = regex
+        self.active = split_digits is not None or regex is not None
+
+    def positions(self, data: bytes) -> list[int] | None:
+        if not self.active:
+            return None
+        from ..constraints import digit_groups, merge, regex_boundaries
+
+        return merge(
+            digit_groups(data, self.split_digits) if self.split_digits else None,
+            regex_boundaries(data, self.regex) if self.regex is not None else None,
+        )
 
 
 def model_option(f):
@@ -104,14 +212,14 @@ def inputs_argument(f):
 def dask_options(f):
     f = click.option(
         "--dask-blocksize",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=2**62),
         default=None,
         metavar="BYTES",
         help="Bytes of input per Dask task (default 32 MiB).",
     )(f)
     f = click.option(
         "--dask-local",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=MAX_LOCAL_WORKERS),
         default=None,
         metavar="N",
         help="Run on a Dask cluster of N worker processes on this machine.",
@@ -127,7 +235,7 @@ def dask_options(f):
         default=None,
         metavar="ADDRESS",
         help="Run on the Dask cluster of this scheduler (tcp://host:8786); the workers "
-        "read the inputs, so paths must be visible to them. Needs bytepiece[dask].",
+        "read the inputs, so paths must be visible to them. Needs Dask: pip install 'dask[distributed]'.",
     )(f)
 
 
@@ -234,28 +342,66 @@ def binary_stream(stream) -> IO[bytes]:
     return getattr(stream, "buffer", stream)
 
 
+#: How errors name stdout (a write to a full disk, a closed pipe...).
+STDOUT = "<stdout>"
+
+
+def require_stdout(what: str = "the output") -> None:
+    """Stop before any work when stdout is closed (``>&-``): there is nowhere to write
+    ``what``."""
+    if sys.stdout is None:
+        raise CliError(f"stdout is closed: there is nowhere to write {what}")
+
+
+def require_stdin() -> None:
+    if sys.stdin is None:
+        raise CliError("stdin is closed: there is no input to read (name the input files)")
+
+
 @contextlib.contextmanager
-def _open_input(path: str) -> Iterator[IO[bytes]]:
+def stdout_errors() -> Iterator[None]:
+    """Name stdout in a write error that names no file (a full disk, a file too large)."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None or error.errno == errno.EPIPE:
+            raise
+        raise OSError(error.errno, error.strerror, STDOUT) from error
+
+
+@contextlib.contextmanager
+def open_input(path: str) -> Iterator[IO[bytes]]:
     if path == "-":
+        require_stdin()
         yield binary_stream(sys.stdin)
     else:
         with open(path, "rb") as handle:
             yield handle
 
 
-def line_batches(paths: Sequence[str], threads: int = 1) -> Iterator[tuple[str, int, list[bytes]]]:
+def line_batches(
+    paths: Sequence[str], threads: int = 1, max_line: int | None = DEFAULT_MAX_LINE
+) -> Iterator[tuple[str, int, list[bytes]]]:
     """(input name, number of its first line, lines) in batches of BATCH_LINES lines per
-    thread (or BATCH_BYTES bytes); lines keep their endings. No paths: stdin."""
+    thread (or BATCH_BYTES bytes); lines keep their endings. No paths: stdin. A line
+    longer than ``max_line`` bytes (None: no limit) stops with a CliError naming it,
+    before more than that is read of it."""
     max_lines = BATCH_LINES * threads
     if not paths and getattr(sys.stdin, "isatty", lambda: False)():
         click.echo("bytepiece: reading from the terminal; end with Ctrl-D", err=True)
     for path in paths or ("-",):
         name = "<stdin>" if path == "-" else path
-        with _open_input(path) as handle:
+        with open_input(path) as handle:
             batch: list[bytes] = []
             size = 0
             first = 1
-            for line in handle:
+            if max_line is None:
+                lines: Iterator[bytes] = iter(handle)
+            else:
+                lines = iter(functools.partial(handle.readline, max_line + 1), b"")
+            for line in lines:
+                if max_line is not None and len(line) > max_line:
+                    raise CliError(too_long(name, first + len(batch), max_line))
                 batch.append(line)
                 size += len(line)
                 if len(batch) >= max_lines or size >= BATCH_BYTES:
@@ -266,41 +412,73 @@ def line_batches(paths: Sequence[str], threads: int = 1) -> Iterator[tuple[str, 
                 yield name, first, batch
 
 
+def too_long(name: str, number: int, max_line: int) -> str:
+    return (
+        f"{name} line {number}: longer than {max_line / 1e6:g} MB; raise --max-line "
+        "(0: no limit) if such a line is meant"
+    )
+
+
 # ---------------------------------------------------------------------------
 # Writing outputs
 
 
 class TextOut:
-    """UTF-8 text to binary stdout, whatever the locale."""
+    """UTF-8 text to binary stdout, whatever the locale. When stdout is closed, the text
+    goes to stderr with ``or_stderr`` (a report that must not be lost), else stopping
+    with a CliError."""
 
-    def __init__(self) -> None:
-        self.stream = binary_stream(sys.stdout)
+    def __init__(self, or_stderr: bool = False) -> None:
+        if sys.stdout is None and or_stderr and sys.stderr is not None:
+            self.stream = binary_stream(sys.stderr)
+        else:
+            require_stdout()
+            self.stream = binary_stream(sys.stdout)
 
     def write(self, text: str) -> None:
-        self.stream.write(text.encode("utf-8", "surrogateescape"))
+        with stdout_errors():
+            self.stream.write(text.encode("utf-8", "surrogateescape"))
 
     def flush(self) -> None:
-        self.stream.flush()
+        with stdout_errors():
+            self.stream.flush()
 
 
 def refuse_existing(path: str, force: bool) -> None:
-    """Check an output path before any work: not there (unless --force), in a writable folder."""
+    """Check an output path before any work: not there (unless --force), in a writable
+    folder. A character device, a FIFO or /dev/stdout is written into (nothing is
+    replaced, so no --force is needed); a symbolic link's target is what gets replaced;
+    a directory, socket or block device is refused."""
+    from ..atomic import STREAM, output_kind, output_target
+
+    try:
+        kind = output_kind(path)
+    except OSError as error:
+        raise CliError(f"{path}: {error.strerror}") from None
+    if kind == STREAM:
+        return
     if not force and os.path.lexists(path):
         raise CliError(f"{path}: already exists; use --force to overwrite it")
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(os.path.abspath(output_target(path)))
     if not os.path.isdir(folder):
         raise CliError(f"{path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise CliError(f"{path}: the folder {folder} is not writable")
 
 
-def refuse_output_folder(path: str) -> None:
+def refuse_output_folder(path: str, force: bool = False) -> None:
     """Check a folder that will receive shards, before any work: a folder (or a path that
-    can become one) that this process can write to. URLs are left to the workers."""
+    can become one) that this process can write to, and empty unless --force. URLs are
+    left to the workers (and to encode_files, which refuses a folder that is not empty)."""
     if "://" in path or "::" in path:
         return
     if os.path.lexists(path) and not os.path.isdir(path):
         raise CliError(f"{path}: exists and is not a folder; give a folder for the shards")
+    if not force and os.path.isdir(path) and os.listdir(path):
+        raise CliError(
+            f"{path}: the folder is not empty; use --force to replace the shards in it "
+            "(files that are not its shards are left alone)"
+        )
     existing = os.path.abspath(path)
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
@@ -310,26 +488,33 @@ def refuse_output_folder(path: str) -> None:
         raise CliError(f"{path}: the folder {existing} is not writable")
 
 
+def refuse_missing_inputs(paths: Sequence[str]) -> None:
+    """Local inputs that do not exist stop the run before anything is made."""
+    for path in paths:
+        if "://" not in path and "::" not in path and not os.path.exists(path):
+            raise CliError(f"{path}: no such file or folder")
+
+
 @contextlib.contextmanager
 def writing(path: str) -> Iterator[None]:
-    """Name the output file (not atomic_write's temporary file) in write errors."""
+    """Say "already exists" when the output appeared while the command ran (without
+    --force). Write errors name the output already (atomic_write names its path, not
+    its temporary file)."""
     try:
         yield
     except FileExistsError:
         raise CliError(f"{path}: already exists; use --force to overwrite it") from None
-    except OSError as error:
-        if error.filename is None or error.filename == path or error.errno == errno.EPIPE:
-            raise
-        raise CliError(f"{path}: cannot write it ({error.strerror})") from None
 
 
 @contextlib.contextmanager
 def open_output(path: str | None, force: bool) -> Iterator[IO[bytes]]:
     """Binary stdout, or an atomic file that appears only if the command succeeds."""
     if path is None or path == "-":
+        require_stdout("the output; give -o FILE")
         stream = binary_stream(sys.stdout)
-        yield stream
-        stream.flush()
+        with stdout_errors():
+            yield stream
+            stream.flush()
         return
     from ..atomic import atomic_write
 

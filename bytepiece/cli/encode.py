@@ -17,9 +17,12 @@ import json
 
 import click
 
-from ..model import FIRST_PIECE_ID, SPECIAL_PIECES, PieceTable
+from ..model import FIRST_PIECE_ID, SPECIAL_PIECES, PieceTable, parse_piece
 from .common import (
+    MAX_THREADS,
+    Boundaries,
     CliError,
+    boundary_options,
     check_alpha,
     dask_options,
     dask_where,
@@ -27,15 +30,20 @@ from .common import (
     inputs_argument,
     line_batches,
     load_tokenizer,
+    max_line_option,
     model_option,
     normalized,
+    open_input,
     open_output,
     output_option,
     progress_meter,
     progress_option,
     quiet_option,
     refuse_existing,
+    refuse_missing_inputs,
     refuse_output_folder,
+    require_stdout,
+    too_long,
     usable_cores,
 )
 
@@ -74,13 +82,18 @@ from .common import (
 @click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_THREADS),
     default=None,
     help="Threads for encoding (default: as many as useful). Never changes the output.",
 )
 @click.option(
-    "--no-normalize", is_flag=True, help="Encode the bytes as they are; by default text is NFC-normalised first."
+    "--no-normalize",
+    is_flag=True,
+    help="Encode the bytes as they are; by default text gets the model's normalisation first "
+    "(NFC for a 0.6.3 model; none for a model trained with the default --normalize none).",
 )
+@boundary_options
+@max_line_option
 @output_option
 @progress_option
 @dask_options
@@ -94,6 +107,9 @@ def encode_command(
     eos,
     threads,
     no_normalize,
+    split_digits,
+    boundary_regex,
+    max_line,
     output,
     force,
     progress,
@@ -133,40 +149,53 @@ def encode_command(
       bytepiece encode -m my.model corpus.txt > corpus.ids
       cat corpus.txt | bytepiece encode -m my.model --format pieces | head
       bytepiece encode -m my.model --alpha 0.1 --seed 7 --eos -o train.ids corpus.txt
+      bytepiece encode -m my.model --split-digits 3 --boundary-regex '\\S+' corpus.txt
       bytepiece encode -m my.model --dask-local 4 -o tokens/ corpus/
     """
     where = dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
+    boundaries = Boundaries(split_digits, boundary_regex)
     if where:
+        if boundaries.active:
+            raise CliError("--split-digits and --boundary-regex are not available with --dask options")
         if output in (None, "-"):
             raise CliError("--dask options write numpy shards: give their folder with -o")
         if fmt != "ids" or not inputs or "-" in inputs:
             raise CliError("--dask options encode files (not stdin) into id shards: no --format pieces/jsonl")
-        _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet)
+        _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet, force)
         return
     if output not in (None, "-"):
         refuse_existing(output, force)
+    else:
+        require_stdout("the ids; give -o FILE")
     tok = load_tokenizer(model_path, seed=seed, normalize=False if no_normalize else None)
     if alpha is None:
         alpha = tok.alpha  # the model's own default (-1: Viterbi)
     sampling = alpha >= 0
-    formatter = _OutputLines(tok, fmt)
+    formatter = OutputLines(tok, fmt)
     meter = progress_meter(progress, "encode", input_size(inputs), quiet)
     with open_output(output, force) as out:
         line_number = 0
         # a batch per thread, so that threads have work; keys make batching invisible
-        for _name, _first, batch in line_batches(inputs, threads=threads or usable_cores()):
+        for _name, _first, batch in line_batches(inputs, threads=threads or usable_cores(), max_line=max_line):
             meter.advance(sum(len(line) for line in batch))
             datas = normalized(tok, batch)
             keys = range(line_number + 1, line_number + 1 + len(datas)) if sampling else None
+            required = [boundaries.positions(d) for d in datas] if boundaries.active else None
             results = tok.encode_batch(
-                datas, add_bos=bos, add_eos=eos, alpha=alpha if sampling else -1, keys=keys, num_threads=threads
+                datas,
+                add_bos=bos,
+                add_eos=eos,
+                alpha=alpha if sampling else -1,
+                keys=keys,
+                num_threads=threads,
+                required_boundaries=required,
             )
             out.write(formatter.text(line_number + 1, datas, results).encode("utf-8"))
             line_number += len(datas)
     meter.finish()
 
 
-class _OutputLines:
+class OutputLines:
     """encode's output lines for a batch, in one of its formats (ids, pieces, jsonl)."""
 
     def __init__(self, tok, fmt: str):
@@ -246,6 +275,12 @@ class _OutputLines:
 @click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
 @click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
 @click.option("--no-normalize", is_flag=True, help="Encode the bytes as they are (no NFC).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a folder that is not empty: the new shards replace those of an earlier run "
+    "(once they are all written); other files are left alone.",
+)
 @quiet_option(quiet_help="Do not print the closing line (lines, tokens, shards); errors still print.")
 @dask_options
 def encode_shards_command(
@@ -257,6 +292,7 @@ def encode_shards_command(
     bos,
     eos,
     no_normalize,
+    force,
     quiet,
     dask_scheduler,
     dask_scheduler_file,
@@ -265,10 +301,12 @@ def encode_shards_command(
 ):
     """Encode files, folders or URLs into numpy token shards, on a Dask cluster.
 
-    Writes OUTPUT/part-NNNNN.ids.npy and .rows.npy per block and OUTPUT/index.json
-    (see docs/distributed.md). Lines are encoded as `bytepiece encode` encodes them,
-    with the same keys, so the ids do not depend on the cluster or the block size.
-    Without a --dask option the blocks are encoded in this process.
+    Writes OUTPUT/part-NNNNN-RUN.ids.npy and .rows.npy per block and, last,
+    OUTPUT/index.json (see docs/distributed.md). Lines are encoded as `bytepiece
+    encode` encodes them, with the same keys, so the ids do not depend on the
+    cluster or the block size. Without a --dask option the blocks are encoded in
+    this process. OUTPUT must be empty unless --force; an interrupted run leaves
+    it as it was.
 
     \b
     Examples:
@@ -276,13 +314,14 @@ def encode_shards_command(
       bytepiece encode-shards -m my.model -o s3://bucket/tokens/ --dask-scheduler tcp://10.0.0.1:8786 s3://bucket/corpus/
     """
     where = dask_where(dask_scheduler, dask_scheduler_file, dask_local, dask_blocksize)
-    _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet)
+    _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet, force)
 
 
 def _encode_shards(
-    model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict, quiet: bool = False
+    model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where: dict, quiet: bool = False, force=False
 ) -> None:
-    refuse_output_folder(output)  # before the model is loaded or any block encoded
+    refuse_missing_inputs(inputs)  # before the model is loaded, the folder made or any block encoded
+    refuse_output_folder(output, force)
     from ..distributed import encode_files
 
     index = encode_files(
@@ -294,6 +333,7 @@ def _encode_shards(
         add_bos=bos,
         add_eos=eos,
         normalize=not no_normalize,
+        overwrite=force,
         **where,
     )
     if not quiet:
@@ -316,14 +356,17 @@ def _encode_shards(
     show_default=True,
     help="What the input lines hold (as written by `bytepiece encode`).",
 )
+@max_line_option(what="jsonl")
 @output_option
 @progress_option
-def decode_command(model_path, inputs, fmt, output, force, progress, quiet):
+def decode_command(model_path, inputs, fmt, max_line, output, force, progress, quiet):
     """Decode id lines (or stdin) back to text.
 
     The bytes of each line's ids are written back to back, with nothing added:
     line endings come from the ids themselves, so `encode | decode` gives back
     the input byte for byte. Special ids (<pad>, <bos>, <eos>) decode to nothing.
+    The ids and pieces formats are read in blocks, so memory stays small even on
+    one endless line; a jsonl line is read whole, up to --max-line.
 
     \b
     Examples:
@@ -332,32 +375,124 @@ def decode_command(model_path, inputs, fmt, output, force, progress, quiet):
     """
     if output not in (None, "-"):
         refuse_existing(output, force)
+    else:
+        require_stdout("the text; give -o FILE")
     tok = load_tokenizer(model_path)
     table = tok.id_bytes
-    size = len(table)
-    pieces = PieceTable(table, spaces=True)
+    pieces = _PieceIds(table)
     meter = progress_meter(progress, "decode", input_size(inputs), quiet)
     with open_output(output, force) as out:
-        for name, first, batch in line_batches(inputs):
-            meter.advance(sum(len(line) for line in batch))
-            chunks = []
-            for number, line in enumerate(batch, first):
-                try:
-                    ids = _line_ids(fmt, line, pieces)
-                except (ValueError, KeyError, UnicodeDecodeError) as error:
-                    detail = str(error) if fmt != "ids" else f"{_first_bad_word(line)!r} is not an id"
-                    raise CliError(f"{name} line {number}: {detail}") from None
-                if ids is None:
-                    continue
-                for i in ids:
-                    if not 0 <= i < size:
-                        raise CliError(f"{name} line {number}: id {i} is not in the vocabulary (0 .. {size - 1})")
-                chunks.append(b"".join([table[i] for i in ids]))
-            out.write(b"".join(chunks))
+        if fmt == "jsonl":
+            for name, first, batch in line_batches(inputs, max_line=max_line):
+                meter.advance(sum(len(line) for line in batch))
+                chunks = []
+                for number, line in enumerate(batch, first):
+                    ids = _checked_ids(fmt, line, pieces, len(table), name, number)
+                    if ids is not None:
+                        chunks.append(b"".join([table[i] for i in ids]))
+                out.write(b"".join(chunks))
+        else:
+            for name, first, part in _blocks_of_words(inputs, fmt, max_line):
+                meter.advance(len(part))
+                out.write(b"".join([table[i] for i in _part_ids(fmt, part, pieces, len(table), name, first)]))
     meter.finish()
 
 
-def _line_ids(fmt: str, line: bytes, pieces: PieceTable) -> list[int] | None:
+DECODE_BLOCK = 1 << 18  # bytes of ids or pieces read at a time
+
+
+def _blocks_of_words(paths, fmt: str, max_word: int | None):
+    """(input name, number of the line it starts in, part) for the ids or pieces of the
+    inputs, cut into parts of about DECODE_BLOCK bytes, each ending at a newline or, in a
+    long line, after a separator, so that no id or piece is cut and memory stays bounded
+    whatever the lines' lengths. A single word longer than ``max_word`` bytes stops
+    with a CliError."""
+    separators = (b" ", b"\t", b"\r", b"\x0b", b"\x0c") if fmt == "ids" else (b" ",)
+    for path in paths or ("-",):
+        name = "<stdin>" if path == "-" else path
+        with open_input(path) as handle:
+            number = 1
+            pending = b""
+            while True:
+                block = handle.read(DECODE_BLOCK)
+                data = pending + block if pending else block
+                if not block:
+                    cut = len(data)
+                else:
+                    cut = data.rfind(b"\n") + 1 or max(data.rfind(sep) for sep in separators) + 1
+                    if cut == 0 and max_word is not None and len(data) > max_word:
+                        raise CliError(too_long(name, number, max_word))
+                if cut:
+                    part, pending = data[:cut], data[cut:]
+                    yield name, number, part
+                    number += part.count(b"\n")
+                else:
+                    pending = data
+                if not block:
+                    break
+
+
+def _part_ids(fmt: str, part: bytes, pieces: _PieceIds, size: int, name: str, first: int) -> list[int]:
+    """The ids in a part of an ids or pieces input (lines from ``first`` on); a CliError
+    naming the line when one is not an id of this model."""
+    try:
+        if fmt == "ids":
+            ids = [int(word) for word in part.split()]
+        else:
+            ids = []
+            for text in part.decode("utf-8").split("\n"):
+                for word in text.split(" "):
+                    word = word.rstrip("\r")
+                    if word:
+                        ids.append(pieces.id_of(word))
+        if ids and (min(ids) < 0 or max(ids) >= size):
+            raise ValueError
+        return ids
+    except (ValueError, KeyError, UnicodeDecodeError):
+        # find the line, and say what is wrong with it
+        for number, line in enumerate(part.split(b"\n"), first):
+            _checked_ids(fmt, line, pieces, size, name, number)
+        raise  # (not reached: some line fails)
+
+
+def _checked_ids(fmt: str, line: bytes, pieces: _PieceIds, size: int, name: str, number: int) -> list[int] | None:
+    """The ids of one line (None: a blank jsonl line), or a CliError naming the line."""
+    try:
+        ids = _line_ids(fmt, line, pieces)
+    except (ValueError, KeyError, UnicodeDecodeError) as error:
+        detail = str(error) if fmt != "ids" else f"{_first_bad_word(line)!r} is not an id"
+        raise CliError(f"{name} line {number}: {detail}") from None
+    except RecursionError:
+        raise CliError(f"{name} line {number}: JSON nested too deeply") from None
+    for i in ids or ():
+        if not 0 <= i < size:
+            raise CliError(f"{name} line {number}: id {i} is not in the vocabulary (0 .. {size - 1})")
+    return ids
+
+
+class _PieceIds:
+    """The id of each word of decode's pieces format. A special id's name (``<pad>``,
+    ``<bos>``, ``<eos>``) is that id; any other word is a piece's escaped text, looked up
+    among the model's pieces only, so that a real piece whose text is ``<pad>`` (which
+    encode writes ``\\x3cpad>``) keeps its own id and its text."""
+
+    def __init__(self, id_bytes):
+        self.id_bytes = id_bytes
+        self._ids: dict[bytes, int] | None = None
+
+    def id_of(self, word: str) -> int:
+        if word in SPECIAL_PIECES:
+            return SPECIAL_PIECES.index(word)
+        if self._ids is None:
+            self._ids = {piece: i for i, piece in enumerate(self.id_bytes) if i >= FIRST_PIECE_ID}
+        raw = parse_piece(word, spaces=True)
+        try:
+            return self._ids[raw]
+        except KeyError:
+            raise ValueError(f"{word!r} is not a piece of this model") from None
+
+
+def _line_ids(fmt: str, line: bytes, pieces: _PieceIds) -> list[int] | None:
     """The ids on one input line of decode (None: a blank jsonl line, skipped). Raises
     ValueError, KeyError or UnicodeDecodeError when the line is not in the format."""
     if fmt == "ids":

@@ -14,7 +14,7 @@ import os
 import click
 
 from ..model import FIRST_PIECE_ID, SPECIAL_PIECES
-from .common import TextOut, line_batches, load_tokenizer, model_option, normalized
+from .common import TextOut, line_batches, load_tokenizer, model_option, normalized, require_stdout
 
 
 @click.command("info")
@@ -36,6 +36,7 @@ def info_command(model_path, text_paths, as_json, no_normalize):
       bytepiece info -m my.model
       bytepiece info -m my.model --text corpora/en.heldout.txt
     """
+    require_stdout("the report")
     tok = load_tokenizer(model_path, normalize=False if no_normalize else None)
     report = _model_report(tok, model_path)
     measured = [_measure_text(tok, path) for path in text_paths]
@@ -177,7 +178,9 @@ def _write_text_report(out: TextOut, model_path: str, report: dict) -> None:
     )
     out.write(f"not UTF-8 at all:    {report['multi-byte pieces that are not UTF-8 at all']} multi-byte pieces\n")
     out.write(f"with 2+ digits:      {report['pieces with two or more digits']} pieces\n")
-    out.write(f"normalization:       {report['normalization']}\n")
+    form = report["normalization"]
+    meaning = "text encoded as it is, decoded back exactly" if form == "none" else "applied before encoding"
+    out.write(f"normalization:       {form} ({meaning})\n")
     alpha = report["default alpha"]
     out.write(f"default alpha:       {alpha:g}" + (" (Viterbi)" if alpha < 0 else "") + "\n")
     specials = report["special tokens"]

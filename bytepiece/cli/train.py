@@ -11,6 +11,7 @@ copied to a temporary file first: training may read its corpus twice.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import time
@@ -23,7 +24,10 @@ import click
 from ..model import FIRST_PIECE_ID, save_model
 from .common import (
     MAX_DEFAULT_WORKERS,
+    MAX_THREADS,
+    STDOUT,
     CliError,
+    FiniteFloatRange,
     TextOut,
     binary_stream,
     dask_options,
@@ -53,6 +57,12 @@ def _bundled_corpus() -> list[str]:
     return files
 
 
+def _default_workers() -> int:
+    from ..training.memory import default_workers as memory_default
+
+    return memory_default(default_workers())
+
+
 def _model_paths(output: str, sizes: Sequence[int]) -> list[str]:
     """Where the models go: OUTPUT for one size, OUTPUT.SIZE for each of several (largest first)."""
     if len(sizes) <= 1:
@@ -60,15 +70,55 @@ def _model_paths(output: str, sizes: Sequence[int]) -> list[str]:
     return [f"{output}.{size}" for size in sorted(sizes, reverse=True)]
 
 
+SPOOL_PREFIX = "bytepiece-stdin-"
+
+
 def _spool_stdin(directory: str | None) -> str:
-    """Copy stdin to a temporary file: training may read its corpus twice."""
+    """Copy stdin to a temporary file (training may read its corpus twice). The copy is
+    removed if copying fails or is interrupted; its name carries this process's id, so
+    that a copy left by a run killed outright (SIGKILL) is removed by the next run."""
     import shutil
     import tempfile
 
-    fd, path = tempfile.mkstemp(prefix="bytepiece-stdin-", suffix=".txt", dir=directory)
-    with os.fdopen(fd, "wb") as handle:
-        shutil.copyfileobj(binary_stream(sys.stdin), handle, 1 << 20)
+    if sys.stdin is None:
+        raise CliError("stdin is closed: there is no corpus to read from -")
+    folder = directory or tempfile.gettempdir()
+    _sweep_dead_copies(folder)
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", suffix=".txt", dir=folder)
+    except OSError as error:
+        raise CliError(f"cannot copy stdin to a temporary file in {folder} ({error.strerror}); set TMPDIR") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            shutil.copyfileobj(binary_stream(sys.stdin), handle, 1 << 20)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        if isinstance(error, OSError) and error.filename is None:
+            full = error.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
+            advice = "; set TMPDIR to a folder with room for the corpus" if full else ""
+            raise CliError(f"cannot copy stdin to {path} ({error.strerror}){advice}") from None
+        raise
     return path
+
+
+def _sweep_dead_copies(folder: str) -> None:
+    """Remove stdin copies left in ``folder`` by runs that no longer exist."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(SPOOL_PREFIX) and n.endswith(".txt")]
+    except OSError:
+        return
+    for name in names:
+        pid_text = name[len(SPOOL_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+        except (PermissionError, OverflowError, ValueError):
+            pass  # alive under another user, or not a pid
 
 
 class _PeakMemory:
@@ -143,7 +193,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 @click.option(
     "--vocab-size",
     "vocab_sizes",
-    type=click.IntRange(min=259),
+    type=click.IntRange(min=259, max=2**31 - 1),
     multiple=True,
     help="Vocabulary size, counting the 256 single bytes and the 3 special ids "
     "(default: the Trainer's, 10000). Repeat for several models in one run, "
@@ -151,21 +201,21 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 )
 @click.option(
     "--order",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=8),
     default=6,
     show_default=True,
     help="Longest byte n-gram counted in the first stage.",
 )
 @click.option(
     "--min-count",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=2**53),
     default=2,
     show_default=True,
     help="Drop pieces seen fewer times than this.",
 )
 @click.option(
     "--max-piece-length",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=2**31 - 1),
     default=None,
     help="Longest piece, in bytes (default: the Trainer's, 24; 36 with --no-em, as 0.6.3).",
 )
@@ -178,10 +228,21 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     "three-byte character; `bytepiece info` counts both kinds.",
 )
 @click.option(
+    "--normalize",
+    "normalization",
+    type=click.Choice(["none", "nfc", "nfkc", "nfd", "nfkd"], case_sensitive=False),
+    default=None,
+    show_default="none (NFC with --no-em, as 0.6.3)",
+    help="The Unicode normalisation of the training text, recorded in the model so that "
+    "encoding applies the same. 'none' keeps the text as it is: decoding then gives back "
+    "exactly what was encoded. 'nfc' is what BytePiece 0.6.3 does (its files stay plain "
+    "0.6.3 files); the others are written with a metadata entry 0.6.3 cannot read.",
+)
+@click.option(
     "--workers",
-    type=click.IntRange(min=1),
-    default=default_workers,
-    show_default=f"the usable cores, at most {MAX_DEFAULT_WORKERS}",
+    type=click.IntRange(min=1, max=MAX_THREADS),
+    default=_default_workers,
+    show_default=f"the usable cores, at most {MAX_DEFAULT_WORKERS}, one per 256 MB the process may use",
     help="Threads for counting, pruning and EM. The model file is byte for byte the same "
     "whatever their number; only the time and memory change.",
 )
@@ -209,7 +270,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 )
 @click.option(
     "--script-floor",
-    type=click.FloatRange(min=0, max=0.5),
+    type=FiniteFloatRange(min=0, max=0.5),
     default=None,
     help="Script balance of the EM stage for mixed corpora: a script with less than "
     "this share of the text weighs as if it had this share, or 3 times its own "
@@ -219,7 +280,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 )
 @click.option(
     "--balance",
-    type=click.FloatRange(min=0, min_open=True, max=1),
+    type=FiniteFloatRange(min=0, min_open=True, max=1),
     default=None,
     help="Tempered script shares before the floor: a script with share p of the "
     "text weighs as p**BALANCE (default: the Trainer's, 1.0 = off). Example: --balance 0.5",
@@ -233,7 +294,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 )
 @click.option(
     "--ngram-memory",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=1e9),
     default=None,
     metavar="MB",
     help="Memory budget of the n-gram table (default: the Trainer's, 4000 MB; 0 = none). "
@@ -243,7 +304,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
 )
 @click.option(
     "--em-sample",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True, max=1e9),
     default=None,
     metavar="MB",
     help="EM runs on a uniform sample of the corpus this big (default: the Trainer's, 64 MB).",
@@ -263,6 +324,7 @@ def train_command(
     max_piece_length,
     isolate_digits,
     no_ensure_unicode,
+    normalization,
     workers,
     encoding_errors,
     no_em,
@@ -333,6 +395,7 @@ def train_command(
             balance=balance,
             ngram_memory=ngram_memory,
             em_sample=em_sample,
+            normalization=normalization,
             verbose=progress_meter(progress, "train", quiet=quiet).enabled,
         )
     )
@@ -342,10 +405,16 @@ def train_command(
     seconds = time.monotonic() - start
     if len(targets) != len(trainer.pieces):  # one size left to the trainer's default
         targets = _model_paths(output, [0] * len(trainer.pieces))
-    for pieces, target in zip(trainer.pieces, targets):
+    for vocabulary, target in zip(trainer.vocabularies, targets):
         with writing(target):
-            save_model(target, pieces, overwrite=force)
-    _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths, quiet)
+            save_model(target, vocabulary, overwrite=force)
+    try:
+        _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths, quiet)
+    except OSError as error:
+        if error.filename != STDOUT:
+            raise
+        written = ", ".join(targets)
+        raise CliError(f"{STDOUT}: {error.strerror}: the summary was lost ({written} written)") from None
 
 
 def _trainer_options(
@@ -362,6 +431,7 @@ def _trainer_options(
     balance: float | None,
     ngram_memory: float | None,
     em_sample: float | None,
+    normalization: str | None,
     verbose: bool,
 ) -> dict:
     """The Trainer's keyword arguments for the command's options; an option not given
@@ -386,6 +456,8 @@ def _trainer_options(
         options["ngram_memory"] = round(ngram_memory * 1e6)
     if em_sample is not None:
         options["em_sample_bytes"] = max(1, round(em_sample * 1e6))
+    if normalization is not None:
+        options["normalization"] = normalization
     if sizes:
         options["max_vocab_size"] = list(sizes) if len(sizes) > 1 else sizes[0]
     return options
@@ -440,7 +512,7 @@ def _print_summary(
 ) -> None:
     """What the run did, on stdout. With --quiet only what was asked for (the --eval
     figures) and the warning that counts are approximate remain."""
-    out = TextOut()
+    out = TextOut(or_stderr=True)  # (stdout closed: the summary and its warning go to stderr)
     corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")
     if not quiet:
         out.write(

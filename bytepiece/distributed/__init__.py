@@ -1,8 +1,8 @@
 """Training and encoding on a Dask cluster, and count files that merge later.
 
 Nothing here imports Dask until a cluster is asked for: ``pip install
-bytepiece[dask]`` adds it. See docs/distributed.md for how to run it on
-several machines.
+"dask[distributed]"`` (or installing bytepiece with its ``dask`` extra) adds it.
+See docs/distributed.md for how to run it on several machines.
 
 >>> from bytepiece.distributed import DaskTrainer            # doctest: +SKIP
 >>> t = DaskTrainer(max_vocab_size=8000, address="tcp://10.0.0.1:8786")
@@ -26,7 +26,7 @@ from .blocks import DEFAULT_BLOCKSIZE, BlockEncodingError, list_blocks, list_fil
 from .cluster import connect
 from .counts import UNTAGGED, Counts, load_counts, merge_counts, model_digest
 from .engine import DEFAULT_SPLIT_EVERY, IN_FLIGHT_PER_THREAD, DaskEngine
-from .shards import encode_files, iter_encoded, load_encoded
+from .shards import ShardError, encode_files, iter_encoded, load_encoded
 from .training import (
     DaskTrainer,
     count_ngrams,
@@ -53,6 +53,7 @@ __all__ = [
     "encode_files",
     "load_encoded",
     "iter_encoded",
+    "ShardError",
     "connect",
     "model_digest",
     "UNTAGGED",

@@ -2,7 +2,7 @@
 cluster started for the run, or the session's default client.
 
 Dask is imported only here and only when a cluster is asked for, so ``import
-bytepiece.distributed`` works without it (``pip install bytepiece[dask]`` adds it).
+bytepiece.distributed`` works without it (``pip install "dask[distributed]"``, the ``dask`` extra, adds it).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ def import_dask_distributed():
     try:
         import distributed
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("Dask is not installed: pip install 'bytepiece[dask]'") from error
+        raise ImportError(
+            "Dask is not installed: pip install 'dask[distributed]' (the dask extra of bytepiece)"
+        ) from error
     return distributed
 
 

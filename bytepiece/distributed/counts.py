@@ -36,6 +36,7 @@ def ngram_settings(options: TrainerOptions, errors: str | None) -> dict:
     return {
         "order": options.order,
         "isolate_digits": bool(options.isolate_digits),
+        "normalization": options.normalization,
         "budget": options.budget_entries,
         "errors": errors,
     }
@@ -221,9 +222,12 @@ def merge_counts(items: Iterable[Counts | str | os.PathLike[str]], allow_overlap
     s = first.settings
     nbytes = sum(c.nbytes for c in counts)
     if first.stage == "ngrams":
-        settings = ngrams.NgramSettings(s["order"], s["isolate_digits"], s["budget"], 0)
+        form = s.get("normalization", "NFC")
+        settings = ngrams.NgramSettings(s["order"], s["isolate_digits"], s["budget"], 0, form)
         parts = [ngrams.NgramPart(c.table, c.nbytes, None) for c in counts]
         return Counts("ngrams", s, ngrams.merge_parts(settings, parts, False).table, sources=sources, nbytes=nbytes)
-    block_settings = pieces.PieceSettings(s["isolate_digits"], s["ensure_unicode"], s["pair_length"], s["sample_bytes"])
+    block_settings = pieces.PieceSettings(
+        s["isolate_digits"], s["ensure_unicode"], s["pair_length"], s["sample_bytes"], s.get("normalization", "NFC")
+    )
     merged = pieces.merge_parts(block_settings, [c.part() for c in counts], False)
     return Counts("pieces", s, merged.pieces, merged.pairs, sample_pairs(merged.sample), sources, nbytes)

@@ -44,7 +44,7 @@ class EmResult(NamedTuple):
 class EmState:
     """What one EM run reuses between steps: the lattice of the current list of pieces
     (its trie built once per list, its log-probabilities replaced per step), the lengths
-    of those pieces, and how many pairs the last grow round's tables held."""
+    of those pieces, and how many pairs the largest of the last grow round's tables held."""
 
     def __init__(self) -> None:
         self._lattice_of: tuple[list[bytes], kernels.Lattice] | None = None
@@ -343,12 +343,12 @@ def grow(
     lengths = state.lengths(pieces)
     lattice = state.lattice(pieces, logprobs(lengths, counts))
     # Pair tables per thread, each taking every `threads`-th group; integer weights make
-    # the merged sums the same whatever the number of threads. Each thread keeps the
-    # two halves of the pairs (pair_half) apart: the halves are merged and read on two
+    # the summed counts the same whatever the number of threads. Each thread keeps the
+    # two halves of the pairs (pair_half) apart: the halves are summed and read on two
     # threads at once.
     threads = max(1, min(workers, len(groups)))
-    # (each sized for as many pairs as the last round's merged half held: no doubling on
-    # the way, and the largest then takes in the others without growing)
+    # (each sized for as many pairs as the largest table of the last round held: no
+    # doubling on the way)
     expected = state.pair_table_size
     tables = [[kernels.pair_table(n, expected), kernels.pair_table(n, expected)] for _ in range(threads)]
     fixed = [np.rint(group.weights * (1 << PAIR_WEIGHT_BITS)).astype(np.int64) for group in groups]
@@ -360,27 +360,27 @@ def grow(
 
     floor = max(options.min_count, 2)  # candidates seen fewer times are cut anyway
 
-    def merged(half: int):
-        parts = sorted((per_thread[half] for per_thread in tables), key=len)
+    def summed(half: int):
+        # (the threads' tables are summed pair by pair, not merged into one: a merge grows
+        # the largest table while the others still exist; unsorted: most_frequent_first
+        # orders them completely)
+        parts = [per_thread[half] for per_thread in tables]
         for per_thread in tables:
             per_thread[half] = None
-        total = parts.pop()  # merge into the largest: it grows least
-        while parts:
-            total.merge(parts.pop())  # (each freed as soon as it is merged)
-        # (unsorted: most_frequent_first orders them completely)
-        return len(total), total.arrays(floor << PAIR_WEIGHT_BITS, sort=False)
+        keys, freq, _ = kernels.pair_sums(parts, floor << PAIR_WEIGHT_BITS)
+        return keys, freq
 
     if threads > 1:
         with ThreadPoolExecutor(threads) as ex:
             list(ex.map(count_pairs, range(threads)))
     else:
         count_pairs(0)
-    halves = list(map_in_threads(merged, (0, 1), min(workers, 2)))
-    state.pair_table_size = max(size for size, _ in halves)
-    keys = np.concatenate([arrays[0] for _, arrays in halves])
-    fixed_freq = np.concatenate([arrays[1] for _, arrays in halves])
+    state.pair_table_size = max(len(table) for per_thread in tables for table in per_thread)
+    halves = list(map_in_threads(summed, (0, 1), min(workers, 2)))
+    keys = np.concatenate([half[0] for half in halves])
+    fixed_freq = np.concatenate([half[1] for half in halves])
     del halves
-    tables.clear()  # (the merged tables are gone already; the weights go too)
+    tables.clear()  # (the tables are gone already; the weights go too)
     fixed.clear()
     memory.return_free_memory()
     # Most frequent first; ties by the (length, bytes) rank of the left piece, then of the

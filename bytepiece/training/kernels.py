@@ -17,6 +17,7 @@ from .._core import ngram_table as _ngram_table
 from .._core import piece_table as _piece_table
 from .._core.lattice import Lattice
 from .._core.pair_counts import PairCounts
+from .._core.pair_counts import pair_sums as _pair_sums
 
 #: The longest n-gram the tables pack (8 bytes in 64 bits).
 MAX_ORDER: int = _ngram_table.MAX_ORDER
@@ -125,3 +126,9 @@ def count_viterbi_pairs(
     """Adds each text's integer weight for every pair of adjacent pieces of its Viterbi
     split to pairs (the odd half of the keys to odd) and for every piece to unigrams."""
     _em.count_viterbi_pairs(lattice, texts, weights, pairs, unigrams=unigrams, odd=odd)
+
+
+def pair_sums(tables: list, min_count: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(keys, int64 sums, distinct pairs): the pairs whose count summed over the tables is
+    at least min_count, in no particular order; the tables are spent."""
+    return _pair_sums(tables, min_count)

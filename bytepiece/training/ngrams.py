@@ -36,6 +36,7 @@ class NgramSettings(NamedTuple):
     isolate_digits: bool
     budget: int  # entries of the table (0: no cap)
     sample_bytes: int  # the EM sample drawn in the same pass (0: none)
+    form: str = "NFC"  # the normalisation of the text
 
 
 class NgramPart(NamedTuple):
@@ -58,12 +59,14 @@ class NgramResult(NamedTuple):
 
 
 def settings_of(options: TrainerOptions, sample_bytes: int = 0) -> NgramSettings:
-    return NgramSettings(options.order, bool(options.isolate_digits), options.budget_entries, int(sample_bytes))
+    return NgramSettings(
+        options.order, bool(options.isolate_digits), options.budget_entries, int(sample_bytes), options.normalization
+    )
 
 
 def count_block(settings: NgramSettings, shared: None, documents: list) -> NgramPart:
     """The NgramPart of one block of documents (str, or bytes in raw mode)."""
-    chunks = chunk_block(documents, settings.isolate_digits)
+    chunks = chunk_block(documents, settings.isolate_digits, settings.form)
     table = kernels.count_ngrams_block(chunks, settings.order, settings.budget)
     sample = SampleCollector.of_chunks(chunks, settings.sample_bytes) if settings.sample_bytes else None
     return NgramPart(table, sum(map(len, chunks)), sample)
@@ -90,7 +93,10 @@ def merge_parts(settings: NgramSettings, parts: list[NgramPart], reuse_first: bo
 
 def table_status(part: NgramPart) -> str:
     # (not len(table): that would expand a compact table mid-stream)
-    return f", {part.table.nbytes / 1e6:.0f} MB table"
+    status = f", {part.table.nbytes / 1e6:.0f} MB table"
+    if part.table.pruned_below:
+        status += f", budget hit: n-grams seen < {part.table.pruned_below} times dropped, counts approximate"
+    return status
 
 
 def job(settings: NgramSettings) -> CountingJob:
@@ -113,7 +119,8 @@ def finish(table, options: TrainerOptions, workers: int, release: bool, progress
     progress.finish(f"; {len(table)} distinct n-grams")
     if table.pruned_below:
         progress.log(
-            f"memory budget hit (ngram_memory={options.ngram_memory} bytes): n-grams seen fewer than "
-            f"{table.pruned_below} times in a block were dropped, so counts are approximate"
+            f"memory budget hit (ngram_memory={options.ngram_memory / 1e6:g} MB): n-grams seen fewer than "
+            f"{table.pruned_below} times at a time were dropped (their counts folded into their "
+            "prefixes), so counts are approximate"
         )
     return NgramResult(model, candidates, byte_counts, table.total, len(table), table.pruned_below > 0)

@@ -17,11 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from ..model import NORMALIZATIONS
+from . import kernels, memory
 from .engines import Engine
 
 NUM_SPECIAL = 3  # <pad>, <bos>, <eos>
 MIN_VOCAB_SIZE = 256 + NUM_SPECIAL
+#: Ids are int32 in the core.
+MAX_VOCAB_SIZE = 2**31 - 1
 MAX_PIECE_LENGTH = 36  # 0.6.3's default
 EM_MAX_PIECE_LENGTH = 24  # the default with EM
 ENGINE_NAMES = ("process", "thread", "dask")
@@ -150,8 +153,22 @@ class TrainerOptions:
     without EM and to 24 with it (longer pieces measurably fit the training text
     rather than held-out text: see benchmarks/README.md).
 
+    ``normalization`` is the Unicode normalisation applied to the training text and
+    recorded in the model, so that the model encodes text as it was trained: "NFC"
+    (BytePiece 0.6.3's), "NFKC", "NFD", "NFKD" or "none" (case does not matter). The
+    default (None) is "none" with the EM, so that a new model is lossless
+    (``decode(encode(x)) == x`` for every str), and "NFC" with ``use_em=False``, whose
+    model files are 0.6.3's byte for byte. A model recording anything but NFC carries
+    the metadata entry, which BytePiece 0.6.3 itself cannot read (docs/interop.md).
+
     ``ngram_memory`` caps the n-gram table (bytes; 0 = no cap); rare n-grams are
-    dropped when it is hit, and a message says so. ``block_chars`` sizes the blocks
+    dropped when it is hit, and a message says so. The default (None) sizes it from the
+    machine: a quarter of the memory the process may use beyond 256 MB, between 16 MB
+    and 1 GB
+    (:func:`bytepiece.training.memory.auto_ngram_memory`), so that the memory a run
+    needs is bounded whatever the corpus's size. Once the budget is hit the counts, and
+    possibly the model, depend on it, hence on the machine: give ``ngram_memory`` to get
+    the same model everywhere. ``block_chars`` sizes the blocks
     the work is split into. ``engine`` runs the counting on ``workers`` threads
     ("thread", the default: one process, the counting loops run without the GIL,
     tables merge in place and nothing is pickled or duplicated), on processes
@@ -170,7 +187,8 @@ class TrainerOptions:
     ensure_unicode: bool = True
     use_em: bool = True
     em: EmOptions = field(default_factory=EmOptions)
-    ngram_memory: int = 4_000_000_000
+    normalization: str = None  # type: ignore[assignment]  # (None: by `use_em`)
+    ngram_memory: int = None  # type: ignore[assignment]  # (None: sized from the machine)
     block_chars: int = 1_000_000
     engine: Any = "thread"
     verbose: bool = True
@@ -187,9 +205,10 @@ class TrainerOptions:
         if not sizes:
             raise TrainerError("max_vocab_size is an empty list")
         for size in sizes:
-            if not _is_int(size) or size < MIN_VOCAB_SIZE:
+            if not _is_int(size) or not MIN_VOCAB_SIZE <= size <= MAX_VOCAB_SIZE:
                 raise TrainerError(
-                    f"max_vocab_size must be an integer >= {MIN_VOCAB_SIZE} (256 bytes + 3 special ids), not {size!r}"
+                    f"max_vocab_size must be an integer from {MIN_VOCAB_SIZE} (256 bytes + 3 special ids) "
+                    f"to {MAX_VOCAB_SIZE}, not {size!r}"
                 )
         if not (isinstance(self.min_count, (int, np.integer)) and self.min_count >= 1):
             raise TrainerError(f"min_count must be an integer >= 1, not {self.min_count!r}")
@@ -200,8 +219,13 @@ class TrainerOptions:
             raise TrainerError(f"max_piece_length must be >= 1, not {length!r}")
         if not (isinstance(self.engine, str) and self.engine in ENGINE_NAMES) and not isinstance(self.engine, Engine):
             raise TrainerError(f"engine must be 'process', 'thread' or 'dask', not {self.engine!r}")
-        if self.ngram_memory < 0:
-            raise TrainerError(f"ngram_memory must be >= 0 (0 = unbounded), not {self.ngram_memory!r}")
+        if self.ngram_memory is None:
+            object.__setattr__(self, "ngram_memory", memory.auto_ngram_memory())
+        if not _is_int(self.ngram_memory) or self.ngram_memory < 0:
+            raise TrainerError(
+                f"ngram_memory must be a number of bytes >= 0 (0 = unbounded), not {self.ngram_memory!r}"
+            )
+        object.__setattr__(self, "normalization", resolve_normalization(self.normalization, self.use_em))
         object.__setattr__(self, "max_vocab_size", tuple(sorted((int(s) for s in sizes), reverse=True)))
         object.__setattr__(self, "max_piece_length", length)
         object.__setattr__(self, "min_count", int(self.min_count))
@@ -244,6 +268,18 @@ class TrainerOptions:
         return int(self.em.ngrams * self.max_vocab_size[0]) if (self.use_em and self.em.ngrams > 0) else 0
 
 
+def resolve_normalization(value: Any, use_em: bool) -> str:
+    """A normalisation option as a model records it ("NFC", ..., "none"); None picks
+    the default ("none" with the EM, 0.6.3's "NFC" without)."""
+    if value is None:
+        return "none" if use_em else "NFC"
+    if isinstance(value, str):
+        for name in NORMALIZATIONS:
+            if value.lower() == name.lower():
+                return name
+    raise TrainerError(f"normalization must be one of {', '.join(NORMALIZATIONS)} (any case), not {value!r}")
+
+
 #: Trainer's keyword arguments, in order, with where each one lives in the options:
 #: (group, field) with group "" for TrainerOptions and "em" for EmOptions.
 TRAINER_ARGUMENTS: dict[str, tuple[str, str]] = {
@@ -254,6 +290,7 @@ TRAINER_ARGUMENTS: dict[str, tuple[str, str]] = {
     "isolate_digits": ("", "isolate_digits"),
     "ensure_unicode": ("", "ensure_unicode"),
     "em": ("", "use_em"),
+    "normalization": ("", "normalization"),
     **{
         f"em_{name}": ("em", name)
         for name in (

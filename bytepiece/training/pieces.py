@@ -29,6 +29,7 @@ class PieceSettings(NamedTuple):
     ensure_unicode: bool
     pair_length: int  # adjacent pairs up to this many bytes are counted (0: none)
     sample_bytes: int  # the EM sample (0: none)
+    form: str = "NFC"  # the normalisation of the text
 
 
 class PiecePart(NamedTuple):
@@ -51,13 +52,17 @@ class PieceResult(NamedTuple):
 
 def settings_of(options: TrainerOptions) -> PieceSettings:
     return PieceSettings(
-        bool(options.isolate_digits), bool(options.ensure_unicode), options.pair_length, options.sample_bytes
+        bool(options.isolate_digits),
+        bool(options.ensure_unicode),
+        options.pair_length,
+        options.sample_bytes,
+        options.normalization,
     )
 
 
 def count_block(settings: PieceSettings, model, documents: list) -> PiecePart:
     """The PiecePart of one block of documents, tagged with `model` (None: only the sample)."""
-    chunks = chunk_block(documents, settings.isolate_digits)
+    chunks = chunk_block(documents, settings.isolate_digits, settings.form)
     if model is None:
         pieces, pairs = kernels.new_piece_table(), None
     else:

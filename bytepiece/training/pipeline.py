@@ -88,7 +88,9 @@ def run_stages(options: TrainerOptions, source: CountSource, workers: int) -> tu
     )
     if part is None or part.table.total == 0:
         raise EmptyCorpusError("the corpus is empty: no text to train on")
-    early = None if part.sample is None else _parts_in_background(part.sample, options, workers)
+    # (the sample's parts are made once the table is spent, not beside it: the stage's
+    # peak is the table and the sample, and making the parts copies the sample's index)
+    sample = part.sample
     table = part.table
     del part
     counted = ngrams.finish(table, options, workers, owned, progress)
@@ -97,6 +99,8 @@ def run_stages(options: TrainerOptions, source: CountSource, workers: int) -> tu
     stats.update(corpus_bytes=counted.corpus_bytes, ngrams=counted.distinct, ngram_budget_hit=counted.budget_hit)
     del counted
     memory.return_free_memory()
+    early = None if sample is None else _parts_in_background(sample, options, workers)
+    del sample
     stage_seconds["count_ngrams"], stage_start = _lap(stage_start)
 
     # 2. pieces (or only the EM sample)
@@ -140,7 +144,11 @@ def run_stages(options: TrainerOptions, source: CountSource, workers: int) -> tu
     stage_seconds["prune_em"], _ = _lap(stage_start)
     stats["seconds"] = time.perf_counter() - start
     Progress(options.verbose, "train").log(
-        "finished in {:.1f}s: {}".format(stats["seconds"], ", ".join(f"{len(p) + NUM_SPECIAL} pieces" for p in result))
+        "finished in {:.1f}s: {}{}".format(
+            stats["seconds"],
+            ", ".join(f"{len(p) + NUM_SPECIAL} pieces" for p in result),
+            "; the n-gram memory budget was hit: counts were approximate" if stats["ngram_budget_hit"] else "",
+        )
     )
     return result, stats
 

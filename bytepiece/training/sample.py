@@ -39,15 +39,54 @@ def chunk_key(chunk: bytes) -> int:
 def trim_order(keys: np.ndarray, lengths: np.ndarray, budget: int) -> np.ndarray:
     """The indices of the sample kept, in hash order (stable): the prefix that fits in
     budget bytes."""
-    order = np.argsort(keys, kind="stable")
-    return order[: int(np.searchsorted(np.cumsum(lengths[order]), budget, side="right"))]
+    return bottom(keys, lengths, budget, None)[0]
+
+
+def bottom(keys: np.ndarray, lengths: np.ndarray, budget: int, cutoff: int | None) -> tuple[np.ndarray, int | None]:
+    """(the indices kept, in hash order (stable): the prefix that fits in budget bytes of
+    the chunks with keys at most the cutoff; the new cutoff). The first chunk left out
+    does not fit, and the chunks ranked before it only get more as chunks are added: no
+    chunk ranked after it is ever kept, so its key is the cutoff. Without one, dropping
+    that chunk would let a later, smaller chunk ranked after it in (a union of blocks
+    would keep what the whole corpus does not). Chunks with equal keys are copies of one
+    chunk: those held when the cutoff is learned rank before the chunk left out (kept
+    here: at most the cutoff), those added afterwards rank after it (dropped on arrival:
+    below the cutoff only)."""
+    ranked = np.argsort(keys, kind="stable")
+    if cutoff is not None:
+        ranked = ranked[: int(np.searchsorted(keys[ranked], np.uint64(cutoff), side="right"))]
+    kept = int(np.searchsorted(np.cumsum(lengths[ranked]), budget, side="right"))
+    if kept < len(ranked):
+        cutoff = int(keys[ranked[kept]])
+    return ranked[:kept], cutoff
+
+
+def _arrivals(collector: SampleCollector, cutoff: int | None) -> tuple[list[np.ndarray], list[bytes], list[np.ndarray]]:
+    """(keys, chunks, lengths) of a collector's chunks that may join a sample whose cutoff
+    is known: those below it."""
+    if cutoff is None:
+        return collector.keys, collector.chunks, collector.lengths
+    keys_out, chunks_out, lengths_out = [], [], []
+    for keys, lengths, first in zip(collector.keys, collector.lengths, _starts(collector.lengths)):
+        below = np.flatnonzero(keys < np.uint64(cutoff))
+        keys_out.append(keys[below])
+        lengths_out.append(lengths[below])
+        chunks_out.extend([collector.chunks[first + i] for i in below.tolist()])
+    return keys_out, chunks_out, lengths_out
+
+
+def _min_cutoff(*cutoffs: int | None) -> int | None:
+    known = [c for c in cutoffs if c is not None]
+    return min(known) if known else None
 
 
 class SampleCollector:
     """A bottom-k sample being drawn: chunks with their hashes (uint64) and lengths
-    (int64), up to ``budget`` bytes once trimmed. Adding another collector keeps the
-    union, cut back to the budget whenever it holds twice that; the result is the
-    bottom of everything added."""
+    (int64), up to ``budget`` bytes once trimmed, and a cutoff (see :func:`bottom`): no
+    chunk with a key at or above it is ever kept, so such chunks are dropped on arrival.
+    Adding another collector keeps the union, cut back to the budget whenever it holds
+    twice that; the result is the bottom of everything added, however it was cut into
+    collectors."""
 
     def __init__(
         self,
@@ -55,12 +94,14 @@ class SampleCollector:
         keys: np.ndarray | None = None,
         chunks: list[bytes] | None = None,
         lengths: np.ndarray | None = None,
+        cutoff: int | None = None,
     ):
         self.budget = int(budget)
         self.keys = [np.zeros(0, dtype=np.uint64) if keys is None else keys]
         self.lengths = [np.zeros(0, dtype=np.int64) if lengths is None else lengths]
         self.chunks: list[bytes] = [] if chunks is None else chunks
         self.size = int(self.lengths[0].sum())
+        self.cutoff = cutoff
 
     @classmethod
     def of_chunks(cls, chunks: list[bytes], budget: int) -> SampleCollector:
@@ -69,8 +110,8 @@ class SampleCollector:
         # (the lengths travel with the sample: read here, while the chunks are still in the
         # cache, not in a later pass over them)
         lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
-        order = trim_order(keys, lengths, budget)
-        return cls(budget, keys[order], [chunks[i] for i in order.tolist()], lengths[order])
+        order, cutoff = bottom(keys, lengths, budget, None)
+        return cls(budget, keys[order], [chunks[i] for i in order.tolist()], lengths[order], cutoff)
 
     @classmethod
     def of_pairs(cls, pairs: list[tuple[int, bytes]], budget: int) -> SampleCollector:
@@ -84,29 +125,42 @@ class SampleCollector:
     def union(cls, samples: list[SampleCollector], budget: int) -> SampleCollector:
         """A new collector holding the bottom of the union of samples, trimmed to the
         budget; the samples are left as they are."""
-        keys, chunks, lengths = _concatenated(samples)
-        order = trim_order(keys, lengths, budget)
-        return cls(budget, keys[order], [chunks[i] for i in order.tolist()], lengths[order])
+        keys_parts: list[np.ndarray] = []
+        chunks: list[bytes] = []
+        lengths_parts: list[np.ndarray] = []
+        cutoff = None
+        for sample in samples:  # (in order: each one's chunks arrive after the others')
+            keys, more, lengths = _arrivals(sample, cutoff)
+            keys_parts.extend(keys)
+            chunks.extend(more)
+            lengths_parts.extend(lengths)
+            cutoff = _min_cutoff(cutoff, sample.cutoff)
+        all_keys = np.concatenate(keys_parts or [np.zeros(0, dtype=np.uint64)])
+        all_lengths = np.concatenate(lengths_parts or [np.zeros(0, dtype=np.int64)])
+        order, cutoff = bottom(all_keys, all_lengths, budget, cutoff)
+        return cls(budget, all_keys[order], [chunks[i] for i in order.tolist()], all_lengths[order], cutoff)
 
     def add(self, other: SampleCollector | None) -> None:
         """Add another collector's chunks (it is spent)."""
         if other is None:
             return
-        self.keys.extend(other.keys)
-        self.lengths.extend(other.lengths)
-        self.chunks.extend(other.chunks)
-        self.size += other.size
+        keys, chunks, lengths = _arrivals(other, self.cutoff)
+        self.keys.extend(keys)
+        self.lengths.extend(lengths)
+        self.chunks.extend(chunks)
+        self.size += sum(int(part.sum()) for part in lengths)
+        self.cutoff = _min_cutoff(self.cutoff, other.cutoff)
         if self.size > 2 * self.budget:
-            keys, chunks, lengths = _concatenated([self])
-            order = trim_order(keys, lengths, self.budget)
-            self.keys, self.lengths = [keys[order]], [lengths[order]]
-            self.chunks = [chunks[i] for i in order.tolist()]
+            all_keys, all_chunks, all_lengths = _concatenated([self])
+            order, self.cutoff = bottom(all_keys, all_lengths, self.budget, self.cutoff)
+            self.keys, self.lengths = [all_keys[order]], [all_lengths[order]]
+            self.chunks = [all_chunks[i] for i in order.tolist()]
             self.size = int(self.lengths[0].sum())
 
     def pairs(self) -> list[tuple[int, bytes]]:
         """The sample as (hash, chunk) pairs in hash order."""
         keys, chunks, lengths = _concatenated([self])
-        order = trim_order(keys, lengths, self.budget)
+        order, _ = bottom(keys, lengths, self.budget, self.cutoff)
         return [(k, chunks[i]) for k, i in zip(keys[order].tolist(), order.tolist())]
 
     def keyed_result(self) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
@@ -115,7 +169,7 @@ class SampleCollector:
         itself is not made (a pass over the chunk objects, most of them out of the cache
         by now). The collector is spent."""
         keys, chunks, lengths = _concatenated([self])
-        order = trim_order(keys, lengths, self.budget)
+        order, _ = bottom(keys, lengths, self.budget, self.cutoff)
         self.keys, self.lengths, self.chunks = [], [], []
         return chunks, order, keys[order], lengths[order]
 
@@ -123,6 +177,15 @@ class SampleCollector:
         """The sample, in hash order; the collector is spent."""
         chunks, order, _, _ = self.keyed_result()
         return [chunks[i] for i in order.tolist()]
+
+
+def _starts(lengths: list[np.ndarray]) -> list[int]:
+    """Where each of a collector's key arrays starts in its list of chunks."""
+    starts, at = [], 0
+    for part in lengths:
+        starts.append(at)
+        at += len(part)
+    return starts
 
 
 def _concatenated(samples: list[SampleCollector]) -> tuple[np.ndarray, list[bytes], np.ndarray]:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..corpus import reiterable_texts
-from ..model import save_model
+from ..model import Vocabulary, save_model, vocabulary_from_counts
 from .engines import Engine, engine_for_call
 from .options import (
     TRAINER_ARGUMENTS,
@@ -64,6 +64,7 @@ class Trainer:
         ensure_unicode: bool = True,
         *,
         em: bool = True,
+        normalization: str | None = None,
         em_seed: str = "ngrams",
         em_seed_factor: float = 4.0,
         em_pairs: float = 0.0,
@@ -82,7 +83,7 @@ class Trainer:
         em_iterations: int = 1,
         em_final_iterations: int = 0,
         em_sample_bytes: int = 64_000_000,
-        ngram_memory: int = 4_000_000_000,
+        ngram_memory: int | None = None,
         block_chars: int = 1_000_000,
         engine: str | Engine = "thread",
         verbose: bool = True,
@@ -152,8 +153,9 @@ class Trainer:
         self.pieces, self.stats = run_stages(self.options, source, workers)
 
     def save(self, path) -> None:
-        """Write the model(s) in BytePiece 0.6.3's JSON format, atomically. With
-        several sizes, one file per size: ``path.SIZE``."""
+        """Write the model(s) in BytePiece 0.6.3's JSON format, atomically, recording the
+        training text's normalisation (a plain 0.6.3 file when it is NFC). With several
+        sizes, one file per size: ``path.SIZE``."""
         if not self.pieces:
             raise TrainerError("nothing to save: train first")
         path = os.fspath(path)
@@ -161,5 +163,12 @@ class Trainer:
             paths = [path]
         else:
             paths = [f"{path}.{size}" for size in self.options.max_vocab_size]
-        for pieces, p in zip(self.pieces, paths):
-            save_model(p, pieces)
+        for vocab, p in zip(self.vocabularies, paths):
+            save_model(p, vocab)
+
+    @property
+    def vocabularies(self) -> list[Vocabulary]:
+        """The trained models (largest first), numbered as 0.6.3 numbers pieces and
+        recording the training text's normalisation: what ``save`` writes."""
+        form = self.options.normalization
+        return [vocabulary_from_counts(pieces).replace(normalization=form) for pieces in self.pieces]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 import threading
 
 import numpy as np
@@ -251,8 +252,15 @@ def test_piece_marginals_sum_to_the_boundary_marginals(tok):
     np.add.at(by_end, pm["end"], pm["prob"])
     assert by_start[:-1] == pytest.approx(bm[:-1], abs=1e-12)
     assert by_end[1:] == pytest.approx(bm[1:], abs=1e-12)
-    order = np.lexsort((pm["end"], pm["start"]))
+    # The order of lattice(): by end, then the shortest piece first.
+    order = np.lexsort((-pm["start"], pm["end"]))
     assert (order == np.arange(len(pm))).all()
+    edges = tok.lattice(TEXT)
+    assert (np.lexsort((-edges["start"], edges["end"])) == np.arange(len(edges))).all()
+    kept = {(int(s), int(e)) for s, e in zip(pm["start"], pm["end"])}
+    assert [(int(s), int(e)) for s, e in zip(edges["start"], edges["end"]) if (s, e) in kept] == list(
+        zip(pm["start"].tolist(), pm["end"].tolist())
+    )
 
 
 def test_piece_marginals_match_the_oracle():
@@ -431,3 +439,79 @@ def test_the_largest_alpha_gives_viterbi_ties_shared_evenly():
     for _, logp in tok.sample(text, 20, MAX_ALPHA, key=1, with_log_prob=True):
         assert -math.log(len(top)) - 1e-9 <= logp <= 0
     assert all(tuple(tok.tokenize(text, MAX_ALPHA, key=k)) in {tuple(p) for p in top} for k in range(50))
+
+
+# ---------------------------------------------------------------------------
+# Many draws in batches and data loaders
+
+
+def test_encode_batch_num_samples_equals_sample_per_text(tok):
+    texts = [TEXT, "another line", "", "数字 42"]
+    keys = [("doc", i) for i in range(len(texts))]
+    got = tok.encode_batch(texts, alpha=0.3, keys=keys, num_samples=5)
+    assert got == [tok.sample(t, 5, 0.3, key=k) for t, k in zip(texts, keys)]
+    many = texts * 40
+    many_keys = [("doc", i) for i in range(len(many))]
+    one = tok.encode_batch(many, alpha=0.3, keys=many_keys, num_samples=3, num_threads=1)
+    assert tok.encode_batch(many, alpha=0.3, keys=many_keys, num_samples=3, num_threads=2) == one
+    ids, rows = tok.encode_batch(texts, alpha=0.3, keys=keys, num_samples=5, as_numpy=True, add_eos=True)
+    assert ids.dtype == tok.id_dtype and len(rows) == len(texts) * 5 + 1
+    for i in range(len(texts)):
+        for j in range(5):
+            assert ids[rows[i * 5 + j] : rows[i * 5 + j + 1]].tolist() == got[i][j] + [2]
+
+
+def test_unkeyed_batch_samples_take_consecutive_stream_numbers(tok):
+    a, b = Tokenizer(tok.vocabulary, seed=9), Tokenizer(tok.vocabulary, seed=9)
+    texts = ["one text", "two texts", "three"]
+    assert a.encode_batch(texts, alpha=0.3, num_samples=2) == [b.sample(t, 2, 0.3) for t in texts]
+
+
+def test_num_samples_refuses_what_it_cannot_do(tok):
+    with pytest.raises(ValueError, match="num_samples"):
+        tok.encode_batch([TEXT], alpha=-1, num_samples=2)
+    with pytest.raises(ValueError, match="num_samples"):
+        tok.encode_batch([TEXT], alpha=0.1, num_samples=2, return_offsets=True)
+    with pytest.raises(ValueError, match="num_samples must be"):
+        tok.encode_batch([TEXT], alpha=0.1, num_samples=-1)
+
+
+def test_encode_transform_samples_several_views_of_a_document(tok):
+    from bytepiece.data import EncodeTransform
+
+    transform = EncodeTransform(tok, alpha=0.3, seed=4, add_eos=True, max_length=6)
+    views = transform.samples(TEXT, 7, 4, epoch=2)
+    assert len(views) == 4
+    assert all(v[-1] == 2 and len(v) <= 6 for v in views)
+    assert views == transform.samples(TEXT, 7, 4, epoch=2)
+    assert views != transform.samples(TEXT, 7, 4, epoch=3)
+    full = EncodeTransform(tok, alpha=0.3, seed=4).samples(TEXT, 7, 4, epoch=2)
+    assert [tok.decode(v) for v in full] == [TEXT] * 4
+    with pytest.raises(ValueError, match="alpha"):
+        EncodeTransform(tok, alpha=-1, seed=4).samples(TEXT, 7, 2)
+
+
+def test_encode_batch_takes_constraints_per_text(tok):
+    """encode_batch with constraints gives, text by text, what encode gives with the same
+    key and constraints (Viterbi and keyed samples, lists and numpy)."""
+    texts = ["Call 5551234567 now.", "in 2024 there were 1000000 of them", "no digits"]
+    required = [[5, 8], None, [2]]
+    for alpha, keys in ((-1.0, None), (0.3, [11, 12, 13])):
+        got = tok.encode_batch(texts, alpha=alpha, keys=keys, required_boundaries=required, boundary_regex=r"[0-9]+")
+        text_keys = keys or [None] * 3
+        want = [
+            tok.encode(t, alpha=alpha, key=k, required_boundaries=r, boundary_regex=r"[0-9]+")
+            for t, k, r in zip(texts, text_keys, required)
+        ]
+        assert got == want
+        ids, rows = tok.encode_batch(
+            texts, alpha=alpha, keys=keys, required_boundaries=required, boundary_regex=r"[0-9]+", as_numpy=True
+        )
+        assert [ids[rows[i] : rows[i + 1]].tolist() for i in range(3)] == want
+    for ids, text in zip(tok.encode_batch(texts, boundary_regex=r"[0-9]+"), texts):
+        digits = [p for m in re.finditer(r"[0-9]+", text) for p in m.span()]
+        assert keeps_constraints(_pieces_of(tok, ids), digits, ())
+    with pytest.raises(ValueError, match="2 entries for 3 texts"):
+        tok.encode_batch(texts, required_boundaries=[None, None])
+    with pytest.raises(ValueError, match="num_samples"):
+        tok.encode_batch(texts, alpha=0.1, num_samples=2, boundary_regex="x")

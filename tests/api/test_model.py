@@ -7,7 +7,7 @@ import json
 import zipfile
 
 import pytest
-from conftest import COMPAT_MODELS
+from conftest import COMPAT_MODELS, VENDORED_MODEL
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -258,3 +258,174 @@ def test_model_text_is_the_json_of_the_model_dict():
         plain.replace(counts=tuple(c + 0.5 for c in counts)),
     ):
         assert _model_text(vocab) == json.dumps(vocab.to_dict(), indent=4, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------
+# The fast parse of a well-formed model and the entry-by-entry one agree
+
+
+def _outcome(parse, data):
+    try:
+        return parse(data, "<test>")
+    except ModelError as error:
+        return ("ModelError", str(error))
+
+
+_EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "key",
+                "key-bits",
+                "key-newline",
+                "key-empty",
+                "key-int",
+                "id",
+                "id-bool",
+                "id-float",
+                "swap-ids",
+                "count",
+                "count-float",
+                "count-zero",
+                "count-huge",
+                "count-bool",
+                "value-tuple",
+                "value-short",
+                "meta",
+                "drop",
+            ]
+        ),
+        st.integers(0, 10**6),
+    ),
+    max_size=3,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EDITS)
+@example([])
+@example([("key-bits", 258)])
+@example([("meta", 1)])
+def test_the_fast_parse_answers_what_the_checked_parse_answers(edits):
+    """_parse (a whole column at a time, falling back entry by entry when a model is off
+    the common shape) gives the vocabulary or the error that _parse_checked gives, for
+    models edited in the ways real and hostile files differ."""
+    from bytepiece.model import METADATA_KEY, _parse, _parse_checked, _parse_fast
+
+    data = _tiny_model()
+    for kind, where in edits:
+        keys = [k for k in data if k != METADATA_KEY]
+        key = keys[where % len(keys)]
+        value = data[key]
+        if kind.startswith(("id", "swap", "count", "value")) and not (isinstance(value, list) and len(value) == 3):
+            continue  # (an earlier edit made it a tuple or a pair)
+        if kind == "swap-ids" and not isinstance(data[keys[(where + 1) % len(keys)]], list):
+            continue
+        if kind == "key":
+            data["%" + key[1:]] = data.pop(key)
+        elif kind == "key-bits":  # same piece, other padding bits: not canonical
+            if key.endswith("==") and key[1] in "AQgw":
+                data[key[0] + "BCD"[" AQgw".index(key[1]) % 3] + "=="] = [len(data) + 3, "", 1]
+        elif kind == "key-newline":
+            data[key + "\n"] = data.pop(key)
+        elif kind == "key-empty":
+            data[""] = [len(data) + 3, "", 2]
+        elif kind == "key-int":
+            data[where] = data.pop(key)
+        elif kind == "id":
+            value[0] = where % (len(data) + 5)
+        elif kind == "id-bool":
+            value[0] = True
+        elif kind == "id-float":
+            value[0] = float(value[0])
+        elif kind == "swap-ids":
+            other = data[keys[(where + 1) % len(keys)]]
+            value[0], other[0] = other[0], value[0]
+        elif kind == "count":
+            value[2] = where - 500_000
+        elif kind == "count-float":
+            value[2] = where / 7
+        elif kind == "count-zero":
+            value[2] = 0
+        elif kind == "count-huge":
+            value[2] = 10**400 if where % 2 else float("inf")
+        elif kind == "count-bool":
+            value[2] = True
+        elif kind == "value-tuple":
+            data[key] = tuple(value)
+        elif kind == "value-short":
+            data[key] = value[:2]
+        elif kind == "meta":
+            data[METADATA_KEY] = {"special_tokens": ["<x>"], "alpha": where % 3 - 1} if where % 4 else {"format": 9}
+        elif kind == "drop":
+            del data[key]
+    assert _outcome(_parse, data) == _outcome(_parse_checked, data)
+    if not edits:
+        assert _parse_fast(data, "<test>") is not None  # (a well-formed model takes the fast path)
+
+
+@pytest.mark.parametrize("path", [VENDORED_MODEL, *COMPAT_MODELS], ids=lambda p: p.name)
+def test_published_models_take_the_fast_parse(path):
+    from bytepiece.model import _parse_checked, _parse_fast
+
+    data = json.loads(_raw_json(path))
+    fast = _parse_fast(data, "<test>")
+    assert fast is not None and fast == _parse_checked(data, "<test>")
+
+
+_INSERTS = [b'"', b"\\", b"\\u00e9", b"\\ud800", b"\xed\xa0\x80", b"\xc3", b"=", b"0", b"-", b".5", b" ", b"\n", b"\t"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(st.binary(min_size=2, max_size=6), st.integers(1, 10**20), max_size=12),
+    st.booleans(),
+    st.lists(
+        st.tuples(st.sampled_from(["flip", "cut", "insert"]), st.integers(0, 10**9), st.integers(0, 255)), max_size=2
+    ),
+)
+@example({b"ab": 5}, False, [])
+@example({b"ab": 5}, True, [])
+def test_reading_a_file_in_the_layout_answers_what_the_json_parse_answers(extra, meta, edits):
+    """A model file in 0.6.3's layout is read from its bytes (_core/model_file.pyx); any
+    other file goes to json. For files written by save_model, plain or with metadata,
+    then damaged byte by byte, the layout reader answers nothing or what the JSON parse
+    answers (the same vocabulary, or the same error)."""
+    from bytepiece.model import _model_text, _parse, _parse_layout, _read_json
+
+    pieces = {bytes([b]): 1 + b for b in range(256)}
+    pieces.update(extra)
+    vocab = vocabulary_from_counts(pieces)
+    if meta:
+        vocab = vocab.replace(special_tokens=("<|x|>", "é"), alpha=0.5)
+    raw = bytearray(_model_text(vocab).encode("utf-8"))
+    for kind, at, byte in edits:
+        at %= len(raw)
+        if kind == "flip":
+            raw[at] = byte
+        elif kind == "cut":
+            del raw[at : at + 1 + byte % 8]
+        else:
+            raw[at:at] = _INSERTS[byte % len(_INSERTS)]
+    raw = bytes(raw)
+
+    def outcome(parse):
+        try:
+            return parse()
+        except ModelError as error:
+            return str(error)
+
+    layout = outcome(lambda: _parse_layout(raw, "<test>"))
+    through_json = outcome(lambda: _parse(_read_json(raw, "<test>"), "<test>"))
+    if not edits and max(pieces.values()) < 10**18:  # (longer counts go to json)
+        assert layout == through_json == vocab
+    if layout is not None:
+        assert layout == through_json
+
+
+@pytest.mark.parametrize("path", [VENDORED_MODEL, *COMPAT_MODELS], ids=lambda p: p.name)
+def test_published_model_files_are_read_in_their_layout(path):
+    from bytepiece.model import _parse_layout
+
+    vocab = _parse_layout(_raw_json(path), "<test>")
+    assert vocab is not None and vocab == load_model(json.loads(_raw_json(path)))

@@ -142,6 +142,46 @@ def test_int_and_str_keys_do_not_collide(tok):
     assert tok.encode(TEXT, alpha=0.1, key=5) != tok.encode(TEXT, alpha=0.1, key="5")
 
 
+INTEGER_TYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.intp]
+
+
+def test_an_integer_key_of_any_type_is_the_equal_python_int(tok):
+    """A numpy integer (or any integer type) is the same key as the equal Python int, in
+    every entry point; bool, Python's or numpy's, is refused rather than taken for 0/1."""
+    import enum
+
+    class Level(enum.IntEnum):
+        FIVE = 5
+
+    text = "Hello world, unbelievable tokenizers"
+    expected = tok.encode(text, alpha=0.1, key=5)
+    for kind in [*INTEGER_TYPES, Level, lambda v: np.array(v)[()]]:
+        key = Level.FIVE if kind is Level else kind(5)
+        assert tok.encode(text, alpha=0.1, key=key) == expected, kind
+        assert tok.tokenize(text, alpha=0.1, key=key) == tok.tokenize(text, alpha=0.1, key=5), kind
+        assert tok.sample_distinct(text, 3, alpha=0.1, key=key) == tok.sample_distinct(text, 3, alpha=0.1, key=5)
+    for value in (0, 127, 2**63 - 1, 2**64 - 1):  # the key word itself, up to uint64's top
+        assert tok.encode(text, alpha=0.1, key=np.uint64(value)) == tok.encode(text, alpha=0.1, key=value)
+    for value in (-1, -128):  # negative: hashed, as the equal int is
+        assert tok.encode(text, alpha=0.1, key=np.int8(value)) == tok.encode(text, alpha=0.1, key=value)
+    # a batch keyed by an array is keyed as by the equal range, on both batch paths
+    texts = [text + str(i) for i in range(40)]
+    by_range = tok.encode_batch(texts, alpha=0.1, keys=range(40))
+    for keys in (np.arange(40), np.arange(40, dtype=np.uint32), list(np.arange(40, dtype=np.int16))):
+        assert tok.encode_batch(texts, alpha=0.1, keys=keys) == by_range
+        ids, rows = tok.encode_batch(texts, alpha=0.1, keys=keys, as_numpy=True)
+        assert [ids[rows[i] : rows[i + 1]].tolist() for i in range(40)] == by_range
+    # inside tuple keys and as seeds, too
+    assert tok.encode(text, alpha=0.1, key=(np.int64(3), 41)) == tok.encode(text, alpha=0.1, key=(3, 41))
+    seeded = Tokenizer(tok.vocabulary, seed=np.uint16(7))
+    assert seeded.encode(text, alpha=0.1, key=1) == Tokenizer(tok.vocabulary, seed=7).encode(text, alpha=0.1, key=1)
+    for flag in (True, np.True_, np.False_):
+        with pytest.raises(TypeError, match="not bool"):
+            tok.encode(text, alpha=0.1, key=flag)
+    with pytest.raises(TypeError, match="float"):
+        tok.encode(text, alpha=0.1, key=np.float64(5))
+
+
 def test_set_seed_reproduces_the_unkeyed_sequence(model_path):
     tok = Tokenizer(model_path, seed=3)
     first = [tok.encode(TEXT, alpha=0.1) for _ in range(5)]

@@ -505,7 +505,7 @@ def test_info_report(runner, model, tok):
     assert f"vocabulary size:     {tok.vocab_size}" in out
     assert "<pad>=0, <bos>=1, <eos>=2" in out
     assert "piece lengths" in out and "longest piece:       36 bytes" in out
-    assert "normalization:       NFC" in out and "default alpha:       -1 (Viterbi)" in out
+    assert "normalization:       NFC (applied before encoding)" in out and "default alpha:       -1 (Viterbi)" in out
 
 
 def test_info_json_and_bytes_per_token(runner, model, text_file, tok):
@@ -765,14 +765,14 @@ def test_train_memory_budgets_reach_the_trainer_and_the_summary(runner, corpus, 
             "--vocab-size",
             "300",
             "--ngram-memory",
-            "0.2",
+            "0.05",
             "--em-sample",
             "0.01",
             corpus,
         )
     )
-    assert seen == {"ngram_memory": 200_000, "em_sample_bytes": 10_000}
-    assert "n-gram memory budget (0.2 MB) hit" in tight.stdout and "approximate" in tight.stdout
+    assert seen == {"ngram_memory": 50_000, "em_sample_bytes": 10_000}
+    assert "n-gram memory budget (0.05 MB) hit" in tight.stdout and "approximate" in tight.stdout
     assert Tokenizer(tmp_path / "tight.model").vocab_size == 300
     for bad in (["--ngram-memory", "-1"], ["--em-sample", "0"], ["--ngram-memory", "x"]):
         assert run(runner, "train", "-o", tmp_path / "z", *bad, corpus).exit_code == 2
@@ -1012,3 +1012,27 @@ def test_quiet_silences_progress_and_summaries_but_not_errors(runner, model, tex
     assert shards.stdout == "" and shards.stderr == "" and (tmp_path / "shards" / "index.json").exists()
     loud = ok(run(runner, "encode-shards", "-m", model, "-o", tmp_path / "shards2", text_file))
     assert "shard(s)" in loud.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "recorded"),
+    [([], "none"), (["--normalize", "nfc"], "NFC"), (["--no-em"], "NFC"), (["--normalize", "NFKC"], "NFKC")],
+)
+def test_train_records_the_normalization_it_trained_with(runner, tmp_path, option, recorded):
+    """By default a trained model keeps text as it is (decoding gives back what was
+    encoded, the Kelvin sign and decomposed accents too); --normalize picks a form, and
+    --no-em (0.6.3's mode) keeps 0.6.3's NFC. The model records it and info says it."""
+    from bytepiece import Tokenizer
+
+    text = "".join(f"Caf\u0065\u0301 at 300 \u212a, line {i} of the corpus.\n" for i in range(300))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(text, encoding="utf-8")
+    target = tmp_path / "out.model"
+    ok(run(runner, "train", "-o", str(target), "--vocab-size", "300", *option, str(corpus)))
+    tok = Tokenizer(str(target))
+    assert tok.normalization == recorded
+    sample = "Caf\u0065\u0301 \u212a"
+    assert (tok.decode(tok.encode(sample)) == sample) is (recorded == "none")
+    assert tok.decode(tok.encode(sample)) == (sample if recorded == "none" else unicodedata.normalize(recorded, sample))
+    out = ok(run(runner, "info", "-m", str(target))).stdout
+    assert f"normalization:       {recorded} (" in out

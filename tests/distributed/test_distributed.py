@@ -310,7 +310,7 @@ def test_encoding_again_into_a_folder_leaves_only_its_own_parts(corpus, tokenize
     # A second run with fewer blocks must not leave the first run's extra parts behind.
     out = tmp_path / "out"
     many = encode_files(corpus, tokenizer, str(out), blocksize=9_000, add_eos=True)
-    few = encode_files(corpus, tokenizer, str(out), blocksize=1 << 20, add_eos=True)
+    few = encode_files(corpus, tokenizer, str(out), blocksize=1 << 20, add_eos=True, overwrite=True)
     assert len(many["parts"]) > len(few["parts"]) >= 1
     listed = {p["name"] + s for p in few["parts"] for s in (".ids.npy", ".rows.npy")}
     assert set(os.listdir(out)) == listed | {"index.json"}

@@ -15,11 +15,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import os
 import random
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 
@@ -509,3 +511,104 @@ def test_arbitrary_bytes_as_a_model_file(tmp_path_factory, data):
     path.write_bytes(data)
     with pytest.raises(ModelError):
         Tokenizer(str(path))
+
+
+# ---------------------------------------------------------------------------
+# Errors that must name the file (issue 22, items 11 and 12)
+
+
+def _counts_whose_exact_sum_overflows() -> list[int]:
+    """Five integer counts, each a finite float, whose float values add up to a finite
+    number (so math.fsum passes) while their exact sum, which the tokenizer turns into a
+    float, is beyond the float range: each rounds down by almost half a unit."""
+    top = int(sys.float_info.max)
+    x = float(top // 5)
+    for _ in range(64):
+        count = int(x) + int(math.ulp(x)) // 2 - 1
+        counts = [count] * 5
+        try:
+            float(sum(counts))
+        except OverflowError:
+            if math.isfinite(math.fsum(counts)):
+                return counts
+        x = math.nextafter(x, math.inf)
+    raise AssertionError("no such counts found")
+
+
+def test_counts_whose_exact_sum_is_beyond_the_float_range_are_a_model_error(tmp_path):
+    model = _base_model()
+    for key, count in zip(list(model), _counts_whose_exact_sum_overflows()):
+        model[key][2] = count
+    path = tmp_path / "overflow.model"
+    path.write_text(json.dumps(model))
+    with pytest.raises(ModelError, match="overflow.model.*add up"):
+        load_model(str(path))
+    with pytest.raises(ModelError, match="overflow.model"):
+        Tokenizer(str(path))
+    with pytest.raises(ModelError, match="<dict>"):
+        Tokenizer(model)
+
+
+def test_special_token_that_is_a_lone_surrogate_is_a_model_error(tmp_path):
+    model = _base_model()
+    model["__bytepiece__"] = {"special_tokens": ["<|ok|>", "\ud800"]}
+    path = tmp_path / "surrogate.model"
+    path.write_text(json.dumps(model))  # (ASCII JSON: the surrogate is an escape)
+    with pytest.raises(ModelError, match=r"surrogate.model.*special token '\\ud800'"):
+        load_model(str(path))
+    with pytest.raises(ModelError, match="surrogate.model"):
+        Tokenizer(str(path))
+    del model["__bytepiece__"]
+    with pytest.raises(ModelError, match="special token"):
+        Tokenizer(model, special_tokens=["a\udfffb"])
+
+
+def _serve_through_fifo(path, data: bytes) -> threading.Thread:
+    """A writer thread that sends data through the FIFO at path (opened by the reader)."""
+
+    def write():
+        try:
+            with open(path, "wb") as handle:
+                handle.write(data)
+        except BrokenPipeError:  # the reader stopped early (the size limit)
+            pass
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("kind", ["json", "zip"])
+def test_model_loads_from_a_pipe(kind, tmp_path, real_zip, real_json):
+    """`-m /dev/stdin` and `-m <(cat m.model)` hand the loader a pipe, which cannot seek:
+    it is read once into memory (bounded by the size limit), a zip recognised there."""
+    fifo = tmp_path / "model.fifo"
+    os.mkfifo(fifo)
+    writer = _serve_through_fifo(fifo, real_json if kind == "json" else real_zip)
+    from_pipe = load_model(str(fifo))
+    writer.join(10)
+    assert from_pipe == load_model(str(VENDORED_MODEL))
+
+
+def test_model_from_a_pipe_is_bounded_by_the_size_limit(tmp_path, monkeypatch, real_json):
+    monkeypatch.setattr(model_module, "MAX_MODEL_BYTES", len(real_json) - 1)
+    fifo = tmp_path / "big.fifo"
+    os.mkfifo(fifo)
+    writer = _serve_through_fifo(fifo, real_json)
+    with pytest.raises(ModelError, match="big.fifo.*too large"):
+        load_model(str(fifo))
+    writer.join(10)
+
+
+def test_model_loads_from_standard_input_when_it_is_a_pipe(real_json):
+    code = "import bytepiece; print(len(bytepiece.Tokenizer('/dev/stdin').encode('hello world')))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=real_json,
+        capture_output=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    assert int(out.stdout) > 0

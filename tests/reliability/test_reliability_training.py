@@ -8,9 +8,10 @@ The corpus is streamed, so what can grow with it is the n-gram table (capped by
   (the rarest n-grams are dropped and the summary says so);
 - under a hard limit on the process's data memory (RLIMIT_DATA, which a
   failing malloc reports instead of the OOM killer), a run with a budget that
-  fits finishes and writes a working model, and a run without one stops with
-  a one-line error that names the option to lower, leaving no model and no
-  temporary file behind.
+  fits finishes and writes a working model, so does a run with the default
+  budget (sized from that limit), and a run without one (``--ngram-memory 0``)
+  stops with a one-line error that names the option to lower, leaving no model
+  and no temporary file behind.
 
 The synthetic corpus draws words from 50,000 random letter strings, so its
 distinct n-grams keep growing with its size, as a real large corpus's do.
@@ -32,7 +33,9 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="RLIMIT_DATA covers anonymous mappings on Linux only"
 )
 
-BUDGET = ["--ngram-memory", "8", "--em-sample", "1"]
+# (one worker: with more, up to workers + 1 blocks' tables are in flight, a plateau that
+# a 1 MB corpus of one block never reaches)
+BUDGET = ["--ngram-memory", "8", "--em-sample", "1", "--workers", "1"]
 LIMIT_MB = 160  # the 4 MB corpus needs ~200 MB (RSS) with no budget, ~70 MB with BUDGET
 
 # Runs a command under an RLIMIT_DATA of argv[1] MB (0: none) and prints its peak RSS (KiB)
@@ -123,13 +126,40 @@ def test_a_budget_keeps_training_memory_flat_as_the_corpus_grows(corpora, tmp_pa
 
 
 @pytest.mark.slow
+def test_the_default_budget_is_sized_from_the_memory_the_process_may_use(corpora, tmp_path):
+    """With no --ngram-memory the budget is a share of what the process may use (here its
+    RLIMIT_DATA), and so is the default number of workers (each counts into tables of its
+    own), so the run that needs ~200 MB without a budget fits under the limit."""
+    _, large = corpora
+    target = tmp_path / "auto.model"
+    peak, status, out, err = _train(target, large, ["--em-sample", "1"], limit_mb=LIMIT_MB)
+    assert status == 0, err[-2000:]
+    assert "n-gram memory budget (16 MB) hit" in out and "approximate" in out
+    assert peak < LIMIT_MB
+    assert Tokenizer(target).vocab_size == 2000
+
+
+@pytest.mark.slow
 def test_without_a_budget_running_out_of_memory_is_a_clean_error(corpora, tmp_path):
     _, large = corpora
     target = tmp_path / "out.model"
-    _, status, out, err = _train(target, large, [], limit_mb=LIMIT_MB)
+    _, status, out, err = _train(target, large, ["--ngram-memory", "0"], limit_mb=LIMIT_MB)
     assert status == 1, (out, err[-2000:])
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: out of memory"), err[-2000:]
-    assert "--ngram-memory" in lines[0] and "4000 MB" in lines[0]
+    assert "--ngram-memory" in lines[0] and "n-gram budget 0 MB" in lines[0]
     assert out == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no model, no temporary file
+
+
+def test_the_default_workers_follow_the_memory_the_process_may_use(monkeypatch):
+    from bytepiece.training import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 160_000_000)
+    assert memory.default_workers(8) == 1
+    monkeypatch.setattr(memory, "available_memory", lambda: 600_000_000)
+    assert memory.default_workers(8) == 2
+    monkeypatch.setattr(memory, "available_memory", lambda: 24_000_000_000)
+    assert memory.default_workers(2) == 2
+    monkeypatch.setattr(memory, "available_memory", lambda: None)
+    assert memory.default_workers(3) == 3

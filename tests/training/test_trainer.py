@@ -250,6 +250,7 @@ def test_several_sizes_give_one_model_each(tmp_path):
     trainer.save(tmp_path / "m")
     for size, pieces in zip([400, 350, 300], trainer.pieces):
         data = json.loads((tmp_path / f"m.{size}").read_text(encoding="utf-8"))
+        assert data.pop("__bytepiece__")["normalization"] == "none"  # (a new model is lossless)
         assert len(data) == len(pieces) <= size - 3
         assert sorted(v[0] for v in data.values()) == list(range(3, 3 + len(data)))
         assert all(isinstance(v[2], int) and v[2] >= 1 for v in data.values())
@@ -851,6 +852,7 @@ def test_trainer_arguments_default_to_the_options_defaults():
     objects hold the same defaults, so a Trainer and TrainerOptions() agree."""
     import inspect
 
+    from bytepiece.training.memory import auto_ngram_memory
     from bytepiece.training.options import TRAINER_ARGUMENTS, TrainerOptions, option_value
 
     defaults = TrainerOptions()
@@ -866,4 +868,92 @@ def test_trainer_arguments_default_to_the_options_defaults():
         if name == "engine":
             assert default == "thread" and defaults.engine == "thread"
             continue
+        if name == "normalization":  # None: "none" with EM (the default), 0.6.3's NFC without
+            assert default is None and option_value(defaults, name) == "none"
+            assert TrainerOptions(use_em=False).normalization == "NFC"
+            continue
+        if name == "ngram_memory":  # None: sized from the machine's memory
+            assert default is None and option_value(defaults, name) == auto_ngram_memory()
+            continue
         assert option_value(defaults, name) == default, name
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_sample_collectors_give_the_bottom_of_the_whole_however_the_corpus_is_cut(seed):
+    """Chunks of very different lengths, copies of one chunk, budgets of a few chunks and
+    blocks of any size: folding block samples in place and merging them in a tree both
+    give the corpus's own bottom sample. A trim drops the first chunk that does not fit;
+    without the cutoff it leaves behind, a later, smaller chunk ranked after the dropped
+    one would take its place (the union of blocks would keep what the whole does not)."""
+    from bytepiece.training.sample import SampleCollector
+
+    rng = np.random.default_rng(seed)
+    longest = int(rng.choice([3, 30, 300]))
+    chunks = [bytes(rng.integers(97, 100, rng.integers(1, longest)).astype(np.uint8)) for _ in range(1500)]
+    budget = int(rng.integers(10, 3000))
+    whole = SampleCollector.of_chunks(chunks, budget).pairs()
+    step = int(rng.integers(1, 300))
+    blocks = [chunks[i : i + step] for i in range(0, len(chunks), step)]
+    folded = SampleCollector.of_chunks(blocks[0], budget)
+    for block in blocks[1:]:
+        folded.add(SampleCollector.of_chunks(block, budget))
+    assert folded.pairs() == whole
+    parts = [SampleCollector.of_chunks(block, budget) for block in blocks]
+    group = int(rng.integers(1, 5))
+    tree = SampleCollector.union(
+        [SampleCollector.union(parts[i : i + group], budget) for i in range(0, len(parts), group)], budget
+    )
+    assert tree.pairs() == whole
+
+
+def test_the_default_ngram_budget_is_a_share_of_the_memory_the_process_may_use(monkeypatch):
+    """ngram_memory=None sizes the n-gram budget from the machine: a quarter of what the
+    process may use (MemAvailable, its rlimits, its cgroup) beyond 256 MB, within
+    [16 MB, 1 GB]; an explicit value (0: none) is kept."""
+    from bytepiece.training import memory
+
+    for room, budget in ((None, 10**9), (10**11, 10**9), (2_256_000_000, 5 * 10**8), (10**7, 16 * 10**6)):
+        monkeypatch.setattr(memory, "available_memory", lambda room=room: room)
+        assert Trainer().ngram_memory == budget == Trainer(ngram_memory=None).options.ngram_memory
+        assert Trainer(ngram_memory=0).ngram_memory == 0 and Trainer(ngram_memory=123).ngram_memory == 123
+    monkeypatch.undo()
+    room = memory.available_memory()
+    assert room is None or room > 0
+
+
+def test_the_summary_says_when_the_counts_became_approximate(capsys):
+    docs = [" ".join(f"w{i * 7919 % 10007}x{i}" for i in range(j, j + 40)) + "\n" for j in range(2000)]
+    tight = Trainer(max_vocab_size=300, verbose=True, ngram_memory=20_000, block_chars=5_000)
+    tight.train(docs)
+    err = capsys.readouterr().err
+    assert tight.stats["ngram_budget_hit"]
+    assert "memory budget hit" in err and "counts are approximate" in err
+    assert "the n-gram memory budget was hit: counts were approximate" in err.strip().splitlines()[-1]
+    roomy = Trainer(max_vocab_size=300, verbose=True, ngram_memory=0)
+    roomy.train(docs)
+    assert not roomy.stats["ngram_budget_hit"] and "approximate" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_em_sample_is_cut_into_parts_once_the_ngram_table_is_spent(monkeypatch, workers):
+    """The n-gram stage's peak is its table and the sample drawn beside it: the sample's
+    parts (a copy of its index, per-chunk weights) are made after the table is spent."""
+    from bytepiece.training import ngrams, pipeline
+
+    events = []
+    finish, parts = ngrams.finish, pipeline.sample_parts
+
+    def spy_finish(*args, **kwargs):
+        result = finish(*args, **kwargs)
+        events.append("table spent")
+        return result
+
+    def spy_parts(*args, **kwargs):
+        events.append("sample parts")
+        return parts(*args, **kwargs)
+
+    monkeypatch.setattr(ngrams, "finish", spy_finish)
+    monkeypatch.setattr(pipeline, "sample_parts", spy_parts)
+    trainer = Trainer(max_vocab_size=300, verbose=False)
+    trainer.train([f"line {i} of some text\n" * 3 for i in range(300)], workers=workers)
+    assert events == ["table spent", "sample parts"]

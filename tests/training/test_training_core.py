@@ -272,8 +272,9 @@ def test_piece_table_sorted_exports_and_partition(counts, min_count, max_length)
 @settings(max_examples=60, deadline=None)
 @given(st.lists(CHUNKS, min_size=1, max_size=4), st.integers(1, 8), st.sampled_from([0, 5, 20, 60, 400]))
 def test_compact_counting_equals_full_counting(blocks, order, budget):
-    """Compact tables (the longest n-gram per position) give the very counts, budget
-    drops and pruned_below of full counting, through merges and pickling."""
+    """Compact tables (the longest n-gram per position) give the very counts of full
+    counting, through merges and pickling, until the budget is hit; past it both drop
+    the rarest n-grams (in different ways) and never count more than there is."""
 
     def run(compact):
         acc = None
@@ -285,13 +286,18 @@ def test_compact_counting_equals_full_counting(blocks, order, budget):
 
     full, compact = run(False), run(True)
     assert not full.compact
-    assert compact.pruned_below == full.pruned_below
-    assert NgramTable.from_bytes(compact.to_bytes()).items(order) == full.items(order)
-    for L in range(order + 1):
-        assert compact.items(L) == full.items(L)
-    assert len(compact) == len(full) and not compact.compact
+    ref = brute_ngrams([c for chunks in blocks for c in chunks], order)
+    if full.pruned_below == 0 and compact.pruned_below == 0:
+        assert NgramTable.from_bytes(compact.to_bytes()).items(order) == full.items(order)
+        for L in range(order + 1):
+            assert compact.items(L) == full.items(L)
+        assert len(compact) == len(full) and not compact.compact
+    else:
+        assert budget > 0
+        for table in (full, compact):
+            for L in range(1, order + 1):
+                assert all(0 < count <= ref[L][gram] for gram, count in table.items(L))
     if budget == 0:
-        ref = brute_ngrams([c for chunks in blocks for c in chunks], order)
         assert all(full.items(L) == sorted(ref[L].items()) for L in range(1, order + 1))
 
 
@@ -308,16 +314,31 @@ def test_compact_and_full_tables_merge_either_way():
     assert again.compact and again.get(b"ab") == 3 and not again.compact
 
 
-def test_compact_counting_switches_to_full_mid_block_like_full_counting():
+def test_a_compact_table_over_its_budget_folds_what_it_drops_into_the_prefixes():
+    """Over its budget a compact table stays compact (one hash update per byte) and drops
+    its rarest entries into their prefixes: the shorter n-grams keep (nearly) their whole
+    counts, which dropping alone would not give (every occurrence of "ab" here is the
+    start of a rare 6-gram, and most 6-grams are dropped)."""
     import random
 
     rng = random.Random(5)
-    chunks = [bytes(rng.choice(b"abcde\n\xe4\xb8\xad") for _ in range(rng.randint(1, 30))) for _ in range(700)]
+    chunks = [b"ab" + bytes(rng.choice(b"cdefghijklmnop") for _ in range(6)) for _ in range(3000)]
+    chunks += [bytes(rng.choice(b"abcde\n\xe4\xb8\xad") for _ in range(rng.randint(1, 30))) for _ in range(700)]
+    exact = count_ngrams_block(chunks, 6)
     for budget in (100, 400, 1500, 5000):
-        full = count_ngrams_block(chunks, 6, budget, compact=False)
-        compact = count_ngrams_block(chunks, 6, budget)
-        assert compact.pruned_below == full.pruned_below
-        assert all(compact.items(L) == full.items(L) for L in range(7))
+        capped = count_ngrams_block(chunks, 6, budget)
+        assert capped.compact and capped.pruned_below >= 2
+        assert len(capped) < len(exact)
+        for L in range(1, 7):
+            everything = dict(exact.items(L))
+            assert all(0 < count <= everything[gram] for gram, count in capped.items(L))
+        # (a prefix's own entry, made of folded counts, can still fall under a threshold
+        # and be dropped: "ab" loses a few occurrences at the smallest budgets)
+        assert capped.get(b"ab") >= 0.95 * exact.get(b"ab")
+        assert capped.get(b"a") == exact.get(b"a") and capped.get(b"") == exact.get(b"")
+        if budget >= 1500:
+            pairs = sum(count for _, count in capped.items(2))
+            assert pairs >= 0.99 * sum(count for _, count in exact.items(2))
 
 
 @settings(max_examples=40, deadline=None)
@@ -588,3 +609,122 @@ def test_resegment_sums_like_python_and_keeps_int_and_float_counts():
             assert [type(v) for v in got.values()] == [type(want[k]) for k in got]
     ints = np.array([int(c) for c in rng.integers(1, 9, len(texts))], dtype=np.int64)
     assert all(type(v) is int for v in resegment(keep, texts, ints).values())
+
+
+# Heavy repetition (the per-length buffers of the sorted pass fill and are cut back),
+# zero bytes (an n-gram and its extension by zero bytes have the same sort key), and
+# chunks shorter than the order (tails of every length).
+SORT_ALPHABET = st.sampled_from([b"a", b"b", b"\x00", b" ", "中".encode(), "é".encode(), b"\xff", b"ab\x00"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.lists(SORT_ALPHABET, max_size=60).map(b"".join), min_size=1, max_size=30),
+    st.integers(3, 8),
+    st.integers(1, 3),
+    st.sampled_from([0, 1, 3, 40, 100_000]),
+    st.booleans(),
+)
+def test_candidates_by_sorting_a_compact_table_equal_those_of_its_expansion(
+    chunks, order, min_count, limit, bytes_order
+):
+    """A spent compact table (release=True) gives its candidates by sorting its entries in
+    place, never expanding it: the same candidates and counts, in either order, on any
+    number of threads, and len() still says how many distinct n-grams it held."""
+    from bytepiece._core.ngram_table import candidates_by_sorting, ngram_candidates
+
+    reference = count_ngrams_block(chunks, order)
+    want = ngram_candidates(reference, min_count, limit, 1, release=False, bytes_order=bytes_order)
+    for threads in (1, 2):
+        table = count_ngrams_block(chunks, order)
+        assert table.compact
+        got = ngram_candidates(table, min_count, limit, threads, release=True, bytes_order=bytes_order)
+        assert got[0] == want[0] and got[1].tolist() == want[1].tolist()
+        assert table.released and len(table) == len(reference)
+    with pytest.raises(ValueError, match="compact"):
+        candidates_by_sorting(count_ngrams_block(chunks, order, compact=False), min_count, limit)
+
+
+def test_candidates_by_sorting_cut_back_their_buffers_like_the_limit():
+    """Many distinct n-grams and a small limit: the per-length buffers are cut back to the
+    entries counted at least as often as their limit-th most frequent, more than once,
+    and ties at the cut are all kept, as level_candidates keeps them."""
+    import random
+
+    from bytepiece._core.ngram_table import candidates_by_sorting
+
+    rng = random.Random(5)
+    chunks = [bytes(rng.choice(b"abcdefgh") for _ in range(300)) for _ in range(400)]
+    table = count_ngrams_block(chunks, 6)
+    reference = count_ngrams_block(chunks, 6)
+    reference.get(b"ab")  # (expanded: the per-length counts to check against)
+    for L, keys, counts in candidates_by_sorting(table, 1, 7):
+        everything = sorted((c for _, c in reference.items(L)), reverse=True)
+        bar = everything[min(7, len(everything)) - 1]
+        assert len(keys) == sum(1 for c in everything if c >= bar) >= min(7, len(everything))
+        assert counts.min() >= bar
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.lists(st.lists(st.tuples(st.integers(0, 1599), st.integers(0, 9)), max_size=300), min_size=1, max_size=4),
+    st.integers(-1, 12),
+)
+def test_pair_sums_of_several_tables_equal_their_merge(n, per_table, min_count):
+    """pair_sums gives what merging the tables and reading arrays(min_count) gives, without
+    growing a table, and how many distinct pairs they hold."""
+    from bytepiece._core.pair_counts import PairCounts, pair_sums
+
+    tables, merged = [], PairCounts(n)
+    for entries in per_table:
+        keys = np.array([k % (n * n) for k, _ in entries], dtype=np.int64)
+        values = np.array([v for _, v in entries], dtype=np.int64)
+        table = PairCounts(n)
+        table.add_array(keys, values)
+        merged.add_array(keys, values)
+        tables.append(table)
+    want_keys, want_values = merged.arrays(min_count)
+    keys, values, distinct = pair_sums(tables, min_count)
+    order = np.argsort(keys)
+    assert keys[order].tolist() == want_keys.tolist() and values[order].tolist() == want_values.tolist()
+    assert distinct == len(merged)
+
+
+def test_a_doubling_table_gives_back_the_old_slots_as_it_reads_them():
+    """Growing a table moves its entries into one twice as large; the old one's slots are
+    given back to the system a 2 MB stripe at a time as they are read, so a doubling
+    peaks near the new table's size, not the new one's plus the old one's (1.5 times).
+    Both the n-gram tables and the pair tables. Run in a fresh process (its peak is its
+    own)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import numpy as np
+        from bytepiece._core.ngram_table import count_ngrams_block
+        from bytepiece._core.pair_counts import PairCounts
+        def hwm():
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM"))
+        rng = np.random.default_rng(1)
+        count_ngrams_block([b"abc"], 3, compact=False)  # (first use)
+        # ~1.78M distinct 3-grams: the table doubles from 32 to 64 MB on the last ones
+        chunk = rng.integers(0, 256, 1_900_000, dtype=np.uint8).tobytes()
+        base = hwm()
+        table = count_ngrams_block([chunk], 3, compact=False)
+        print(table.nbytes >> 20, (hwm() - base) >> 20)
+        del table
+        keys = np.unique(rng.integers(0, 1 << 40, 1_600_000, dtype=np.int64))
+        ones = np.ones(len(keys), dtype=np.int64)
+        pairs = PairCounts(1 << 21)
+        base = hwm()
+        pairs.add_array(keys, ones)  # (1.6M pairs: the table doubles from 32 to 64 MB)
+        print(64, (hwm() - base) >> 20)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    for line in out.split("\n")[:-1]:
+        table_mb, peak_mb = map(int, line.split())
+        assert table_mb >= 64, out
+        assert peak_mb < 1.2 * table_mb, out  # (not 1.5 x: the old slots went as they were read)

@@ -3,10 +3,10 @@
 #
 # Why it is built this way: the single-draw sampler (segment.pyx) makes each position's
 # backward choice during its forward pass, which suits one draw but redoes the pass for
-# every draw. Here the forward pass stores, for every edge, the cumulative share of its
-# end position's forward sum that the edges before it (and it) take; a draw then walks
-# back from the end, choosing one incoming edge per visited boundary with one uniform,
-# so n draws cost one pass plus n walks of a few steps per piece. Forward sums are kept
+# every draw. Here the forward pass stores, for every edge, the running sum of its end
+# position's edge weights up to it (the last is the end's forward sum); a draw then walks
+# back from the end, choosing one incoming edge per visited boundary with one uniform
+# scaled by that sum, so n draws cost one pass plus n walks of a few steps per piece. Forward sums are kept
 # as in forward-backward (mantissa * 2**exponent; a log-space pass for very large alpha),
 # chunk by chunk, with the same constraints as every other kernel. Draw i takes its
 # generator from (seed word, hash of key word and i), so the draws of (seed, key) do not
@@ -16,11 +16,13 @@
 from libc.math cimport INFINITY, exp, frexp, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from cpython.bytes cimport PyBytes_AS_STRING
-from libc.string cimport memset
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 
 from .chunks cimport is_chunk_start
 from .common.hashing cimport hash_words
 from .forward_backward cimport EdgeStore, es_free, es_reserve
+from .id_lists cimport ids_to_objs
 from .common.rng cimport RNG_XOSHIRO, Rng, rng_init, rng_uniform
 from .lattice cimport Lattice
 from .automaton cimport ac_edges
@@ -50,13 +52,14 @@ cdef enum:
 cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Workspace* ws,
                         EdgeStore* sh, double* logz) noexcept nogil:
     """The forward pass in linear space (mantissa ws.score * 2**ws.expo): every edge with
-    its running share of its end's sum. logz gets log Z (-inf when no segmentation
-    satisfies the constraints). -1 when out of memory."""
+    the running sum of its end's weights up to it (the last is the end's total). logz
+    gets log Z (-inf when no segmentation satisfies the constraints). -1 when out of
+    memory."""
     cdef Py_ssize_t e, cs = 0
-    cdef int64_t used = 0, j, first, d, ref
+    cdef int64_t used = 0, d, ref
     cdef int k, i, ex
     cdef int32_t state = 0
-    cdef double tot, w, run
+    cdef double tot, w
     cdef double* f = ws.score
     cdef int64_t* fx = ws.expo
     cdef double total_logz = 0.0
@@ -76,9 +79,8 @@ cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chu
             fx[e] = fx[e - 1]
             continue
         k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
-        if es_reserve(sh, <size_t>(used + k), 0) < 0:
+        if <size_t>(used + k) > sh.cap and es_reserve(sh, <size_t>(used + k), 0) < 0:
             return -1
-        first = used
         ref = INT64_MIN_EXPONENT             # the largest exponent of a reachable start
         for i in range(k):
             if f[ws.starts[i]] > 0.0 and fx[ws.starts[i]] > ref:
@@ -96,11 +98,6 @@ cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chu
             sh.value[used] = ws.values[i]
             sh.weight[used] = tot
             used += 1
-        if tot > 0.0:
-            run = 1.0 / tot
-            for j in range(first, used):
-                sh.weight[j] *= run
-            sh.weight[used - 1] = 1.0
         if RENORM_LOW <= tot <= RENORM_HIGH:
             f[e] = tot
             fx[e] = ref
@@ -117,7 +114,7 @@ cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunke
     """forward_linear in log space (ws.score holds log sums), for alphas whose linear
     weights could leave the normal range."""
     cdef Py_ssize_t e, cs = 0
-    cdef int64_t used = 0, j, first
+    cdef int64_t used = 0
     cdef int k, i
     cdef int32_t state = 0
     cdef double top, tot
@@ -136,7 +133,7 @@ cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunke
         if advance(M, x, e, &state, &F[e], -INFINITY):
             continue
         k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
-        if es_reserve(sh, <size_t>(used + k), 0) < 0:
+        if <size_t>(used + k) > sh.cap and es_reserve(sh, <size_t>(used + k), 0) < 0:
             return -1
         top = log_weights(M, F, ws.starts, ws.values, k, ws.weights)
         if top == -INFINITY:
@@ -147,7 +144,6 @@ cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunke
                 sh.weight[used] = 1.0
                 used += 1
             continue
-        first = used
         tot = 0.0
         for i in range(k):
             tot += exp(ws.weights[i] - top)
@@ -155,9 +151,6 @@ cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunke
             sh.value[used] = ws.values[i]
             sh.weight[used] = tot
             used += 1
-        for j in range(first, used):
-            sh.weight[j] /= tot
-        sh.weight[used - 1] = 1.0
         F[e] = top + log(tot)
     sh.first[n + 1] = used
     logz[0] = total_logz + F[n]
@@ -174,7 +167,7 @@ cdef Py_ssize_t draw_one(const EdgeStore* sh, Py_ssize_t n, Rng* rng, int32_t* v
         j = sh.first[e]
         last = sh.first[e + 1] - 1
         if last > j:
-            u = rng_uniform(rng)
+            u = rng_uniform(rng) * sh.weight[last]
             while j < last and sh.weight[j] <= u:
                 j += 1
         vals[m] = sh.value[j]
@@ -201,13 +194,22 @@ cdef double path_score(const Model* M, const uint8_t* x, bint chunked, const int
     return total + chunk
 
 
+cdef void copy_out(object array, const void* source, size_t size) except *:
+    """memcpy into a new numpy array's buffer."""
+    cdef unsigned char[::1] target = array.view(np.uint8)
+    if size:
+        memcpy(&target[0], source, size)
+
+
 def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uint64_t seed_word,
-                uint64_t key_word, *, bint chunked=True, cuts=None, banned=None):
+                uint64_t key_word, *, bint chunked=True, cuts=None, banned=None, bint lists=False):
     """``count`` exact draws of data from exp(alpha * score) / Z, from one forward pass:
     (piece indices, end positions, row offsets, log-probabilities), the first two flat
-    int32 arrays (draw i is [rows[i], rows[i + 1])), log-probabilities float64. Draw i
-    uses the generator of (seed_word, hash of (key_word, i)). ValueError when the
-    constraints (cuts, banned: as Lattice.segment) leave no segmentation."""
+    int32 arrays (draw i is [rows[i], rows[i + 1])), log-probabilities float64. With
+    ``lists``, (a list of the draws' id lists, a list of their log-probabilities), built
+    without numpy (the ids are the lattice's). Draw i uses the generator of (seed_word,
+    hash of (key_word, i)). ValueError when the constraints (cuts, banned: as
+    Lattice.segment) leave no segmentation."""
     cdef Py_ssize_t n = len(data), i, m, total = 0
     cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
     cdef Model M
@@ -216,6 +218,10 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
     cdef Rng rng
     cdef double logz = 0.0
     cdef int rc = 0
+    cdef int32_t* vp = NULL
+    cdef int32_t* ep = NULL
+    cdef int64_t* rp = NULL
+    cdef double* lp = NULL
     if count < 0:
         raise ValueError(f"cannot draw {count} samples")
     check_alpha(alpha)
@@ -223,38 +229,55 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
     keep = lattice.weights_for(alpha, MODE_EXACT) if linear else None
     lattice.fill_model(&M, alpha, keep)
     lattice.constrain(&M, cuts, banned, n)
-    vals = np.empty(max(1, count * n), dtype=np.int32)
-    ends = np.empty(max(1, count * n), dtype=np.int32)
-    rows = np.zeros(count + 1, dtype=np.int64)
-    logps = np.empty(count, dtype=np.float64)
-    cdef int32_t[::1] vv = vals, ee = ends
-    cdef int64_t[::1] rv = rows
-    cdef double[::1] lv = logps
     memset(&ws, 0, sizeof(Workspace))
     memset(&sh, 0, sizeof(EdgeStore))
     try:
-        if n == 0:
-            logps[:] = 0.0
-            return vals[:0], ends[:0], rows, logps
-        with nogil:
-            rc = ws_reserve(&ws, n, M.ac.max_len)
-            if rc == 0:
-                rc = es_reserve(&sh, <size_t>(64 * (M.ac.max_len + 1)), <size_t>(n + 2))
-            if rc == 0:
-                rc = (forward_linear(&M, x, n, chunked, &ws, &sh, &logz) if linear
-                      else forward_log(&M, x, n, chunked, &ws, &sh, &logz))
-        if rc < 0:
+        # Draws go to one buffer of count * n pieces (no draw has more pieces than bytes).
+        vp = <int32_t*>malloc(max(1, count * n) * sizeof(int32_t))
+        ep = <int32_t*>malloc(max(1, count * n) * sizeof(int32_t))
+        rp = <int64_t*>malloc((count + 1) * sizeof(int64_t))
+        lp = <double*>malloc(max(1, count) * sizeof(double))
+        if vp == NULL or ep == NULL or rp == NULL or lp == NULL:
             raise MemoryError()
-        if logz == -INFINITY:
-            raise ValueError("no segmentation satisfies the constraints")
+        rp[0] = 0
+        if n > 0:
+            with nogil:
+                rc = ws_reserve(&ws, n, M.ac.max_len)
+                if rc == 0:
+                    rc = es_reserve(&sh, <size_t>(64 * (M.ac.max_len + 1)), <size_t>(n + 2))
+                if rc == 0:
+                    rc = (forward_linear(&M, x, n, chunked, &ws, &sh, &logz) if linear
+                          else forward_log(&M, x, n, chunked, &ws, &sh, &logz))
+            if rc < 0:
+                raise MemoryError()
+            if logz == -INFINITY:
+                raise ValueError("no segmentation satisfies the constraints")
         with nogil:
             for i in range(count):
-                rng_init(&rng, seed_word, hash_words(key_word, <uint64_t>i), RNG_XOSHIRO)
-                m = draw_one(&sh, n, &rng, &vv[total], &ee[total])
-                lv[i] = alpha * path_score(&M, x, chunked, &vv[total], &ee[total], m) - logz
+                m = 0
+                if n > 0:
+                    rng_init(&rng, seed_word, hash_words(key_word, <uint64_t>i), RNG_XOSHIRO)
+                    m = draw_one(&sh, n, &rng, &vp[total], &ep[total])
+                lp[i] = alpha * path_score(&M, x, chunked, &vp[total], &ep[total], m) - logz
                 total += m
-                rv[i + 1] = total
-        return vals[:total], ends[:total], rows, logps
+                rp[i + 1] = total
+        if lists:
+            return ([ids_to_objs(&vp[rp[i]], rp[i + 1] - rp[i], lattice._id_ptrs, -1, -1, False)
+                     for i in range(count)],
+                    [lp[i] for i in range(count)])
+        vals = np.empty(total, dtype=np.int32)
+        ends = np.empty(total, dtype=np.int32)
+        rows = np.empty(count + 1, dtype=np.int64)
+        logps = np.empty(count, dtype=np.float64)
+        copy_out(vals, vp, total * sizeof(int32_t))
+        copy_out(ends, ep, total * sizeof(int32_t))
+        copy_out(rows, rp, (count + 1) * sizeof(int64_t))
+        copy_out(logps, lp, count * sizeof(double))
+        return vals, ends, rows, logps
     finally:
         ws_free(&ws)
         es_free(&sh)
+        free(vp)
+        free(ep)
+        free(rp)
+        free(lp)

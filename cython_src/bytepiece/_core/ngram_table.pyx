@@ -14,12 +14,13 @@
 #   counted, and the shorter counts follow from it (see NgramTable).
 # - A memory budget caps the tables: when the entries of lengths >= 2 outgrow it, the
 #   rarest ones are dropped (the smallest count threshold that brings them under half
-#   the budget). Until that happens the counts are exact; `pruned_below` records the
-#   largest threshold ever used (0 = exact).
+#   the budget); a compact table folds them into their prefixes, so the counts of the
+#   shorter n-grams stay whole. Until that happens the counts are exact; `pruned_below`
+#   records the largest threshold ever used (0 = exact).
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from .common.bigmem cimport big_alloc, big_free
@@ -36,6 +37,33 @@ MAX_ORDER = C_MAX_ORDER
 
 cdef enum:
     EXPAND_AHEAD = 16  # copies from one table into another fetch the target slot this many entries ahead
+    STRIPE_SLOTS = (1 << 21) // 16   # the slots of a 2 MB stripe (a huge page)
+
+
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    /* Gives back to the system the 2 MB stripe of a table's data that ends at slot `end`,
+       when the data is a mapping of its own (big_alloc puts it on a 2 MB boundary): its
+       pages read as zeros afterwards, and the caller never reads them again. */
+    static inline void bp_release_stripe(void* data, size_t end, size_t slot_size) {
+        size_t stripe = (size_t)1 << 21;
+        if (((size_t)data & (stripe - 1)) == 0)
+            madvise((char*)data + end * slot_size - stripe, stripe, MADV_DONTNEED);
+    }
+    #else
+    static inline void bp_release_stripe(void* data, size_t end, size_t slot_size) {
+        (void)data; (void)end; (void)slot_size;
+    }
+    #endif
+    """
+    void bp_release_stripe(void* data, size_t end, size_t slot_size) noexcept nogil
+
+
+cdef inline void release_read(CSlot* slots, size_t end) noexcept nogil:
+    """Releases the stripe of slots just read by a resize (end: a multiple of STRIPE_SLOTS)."""
+    bp_release_stripe(slots, end, sizeof(CSlot))
 
 
 # ---------------------------------------------------------------------------
@@ -61,6 +89,9 @@ cdef void ct_free(CountTable* t) noexcept nogil:
 
 
 cdef int ct_resize(CountTable* t, size_t cap) noexcept nogil:
+    """Moves the entries into a table of `cap` slots. The old slots are given back to the
+    system a stripe at a time as they are read (release_read), so a doubling needs about
+    the new table's memory, not the new one's and the old one's."""
     cdef CountTable n
     cdef size_t i
     if ct_init(&n, cap) < 0:
@@ -68,25 +99,43 @@ cdef int ct_resize(CountTable* t, size_t cap) noexcept nogil:
     for i in range(t.cap):
         if t.slots[i].count != 0:
             ct_put_new(&n, t.slots[i].key, t.slots[i].count)
+        if ((i + 1) & (STRIPE_SLOTS - 1)) == 0:
+            release_read(t.slots, i + 1)
     ct_free(t)
     t[0] = n
     return 0
 
 
 cdef int ct_drop_below(CountTable* t, int64_t threshold) noexcept nogil:
-    """Drops entries with count < threshold (rebuilding the table, shrunk to fit)."""
-    cdef CountTable n
-    cdef size_t i, keep = 0
+    """Drops the entries with count < threshold, in place: no second table, so a table at
+    its budget never needs twice its memory to shrink. The entries left are then moved
+    back to where a lookup finds them: from an empty slot, once round the table, each
+    entry goes to the first empty slot of its probe path (its home up to itself), which
+    keeps every path free of holes (a path never runs through the starting slot, so the
+    entries before an entry's own slot on its path are settled already)."""
+    cdef size_t i, j, start = 0, mask, home, n = t.cap
+    if t.cap == 0:
+        return 0
+    mask = t.cap - 1
+    # (a slot empty before the drops: no probe path runs through it)
+    while start < n and t.slots[start].count != 0:   # (a table is never full)
+        start += 1
+    if start == n:
+        return 0
     for i in range(t.cap):
-        if t.slots[i].count >= threshold:
-            keep += 1
-    if ct_init(&n, keep * 2 + 16) < 0:
-        return -1
-    for i in range(t.cap):
-        if t.slots[i].count >= threshold:
-            ct_put_new(&n, t.slots[i].key, t.slots[i].count)
-    ct_free(t)
-    t[0] = n
+        if t.slots[i].count != 0 and t.slots[i].count < threshold:
+            t.slots[i].count = 0
+            t.size -= 1
+    for i in range(1, n):
+        j = (start + i) & mask
+        if t.slots[j].count == 0:
+            continue
+        home = splitmix64_mix(t.slots[j].key) & mask
+        while home != j and t.slots[home].count != 0:
+            home = (home + 1) & mask
+        if home != j:
+            t.slots[home] = t.slots[j]
+            t.slots[j].count = 0
     return 0
 
 
@@ -108,10 +157,11 @@ cdef class NgramTable:
     exactly one of those, so the full counts follow by adding each table into
     the next shorter one, longest first (`_expand`, done once, when counts are
     read, serialised with to_bytes, or merged with a full table). Compact tables
-    merge by plain addition. The memory budget keeps its meaning: while
-    (order - 1) x compact entries fits the budget the full table fits too and
-    nothing would be dropped; past that the table is expanded and counts on
-    the full way, so results never depend on the representation.
+    merge by plain addition. The memory budget counts a compact table's own
+    entries, and a compact table stays compact when it is hit: the entries it drops
+    are folded into their prefixes (_fold_below), so that every shorter n-gram keeps
+    its whole count. Until the budget is hit the counts are exact and the same as
+    full counting's; past it both are approximate, in different ways.
     """
 
     def __cinit__(self, int order, int64_t budget=0, bint compact=True):
@@ -199,23 +249,20 @@ cdef class NgramTable:
             s += self.tabs[L].cap * 16
         return s
 
-    cdef int _enforce_budget(self) noexcept nogil:
-        """If over budget, drop the rarest entries so that at most budget/2 remain."""
+    cdef int _enforce_budget(self, size_t coming=0) noexcept nogil:
+        """If over budget (or `coming` more entries would put it over), drop the rarest
+        entries so that at most budget/2 remain (the smallest count threshold that leaves
+        at most that many). A compact table folds what it drops into the prefixes
+        (_fold_below), so that the counts of the shorter n-grams it keeps stay whole; a
+        full table drops them. Drops happen in place, so a table at its budget never
+        needs a second copy of itself."""
         cdef size_t n = self._entries(), target, above
         cdef int64_t* hist
         cdef int64_t threshold, c
         cdef int L
         cdef size_t i
         cdef int HMAX = 1 << 16
-        if self.budget == 0:
-            return 0
-        if self.compact:
-            if <size_t>(self.order - 1) * n <= <size_t>self.budget:
-                return 0        # the full table has at most (order - 1) x n entries
-            if self._expand() < 0:
-                return -1
-            n = self._entries()
-        if n <= <size_t>self.budget:
+        if self.budget == 0 or n + coming <= <size_t>self.budget:
             return 0
         target = <size_t>(self.budget // 2)
         hist = <int64_t*>calloc(HMAX + 1, sizeof(int64_t))
@@ -233,11 +280,30 @@ cdef class NgramTable:
             above -= hist[threshold]
             threshold += 1
         free(hist)
-        for L in range(2, self.order + 1):
+        for L in range(self.order, 1, -1):   # (longest first: a length's drops join the next)
+            if self.compact and L > 2:
+                if self._fold_below(L, threshold) < 0:
+                    return -1
             if ct_drop_below(&self.tabs[L], threshold) < 0:
                 return -1
         if threshold > self.pruned_below:
             self.pruned_below = threshold
+        return 0
+
+    cdef int _fold_below(self, int L, int64_t threshold) noexcept nogil:
+        """Adds the count of every entry of length L under the threshold to its prefix one
+        byte shorter, as a tail. In a compact table an n-gram's count is the sum of the
+        entries that start with it, so moving a dropped entry's count to its prefix keeps
+        the count of every shorter n-gram it starts with: only the dropped n-gram loses
+        its count (it may come back later with a partial one). (The caller then drops the
+        entries under the threshold.)"""
+        cdef size_t i
+        cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
+        cdef CountTable* t = &self.tabs[L]
+        for i in range(t.cap):
+            if t.slots[i].count and t.slots[i].count < threshold:
+                if ct_add(&self.tabs[L - 1], t.slots[i].key & mask, t.slots[i].count) < 0:
+                    return -1
         return 0
 
     cdef int _count_chunk(self, const uint8_t* x, Py_ssize_t n) noexcept nogil:
@@ -342,10 +408,15 @@ cdef class NgramTable:
             self.expand()
             other.expand()
         with nogil:
+            # (room first: adding a whole table past the budget would double a level's
+            # table before the drops)
+            rc = self._enforce_budget(other._entries())
             self.total += other.total
             for b in range(256):
                 self.uni[b] += other.uni[b]
             for L in range(2, self.order + 1):
+                if rc < 0:
+                    break
                 if self.tabs[L].cap == 0 and other.tabs[L].cap:
                     rc = ct_init(&self.tabs[L], other.tabs[L].size * 2)
                     if rc < 0:
@@ -585,6 +656,321 @@ def count_ngrams_block(list chunks, int order, int64_t budget=0, bint compact=Tr
     return t
 
 
+# ---------------------------------------------------------------------------
+# Candidates of a compact table without expanding it (the default EM path)
+#
+# Expanding a compact table builds a hash table per length, each as large as the one
+# above it (a second copy of the counts, plus a doubling's transient), only to read
+# the candidates out of it. Instead, when the table may be spent: each length's entries
+# are sorted in place, in the table's own slots, by their bytes (the packed key
+# byte-swapped: first byte most significant; a shorter n-gram before its extensions),
+# and one merged pass over the sorted lengths visits every n-gram in bytes order: the
+# full count of an n-gram is the sum of the longest n-grams and tails that start with
+# it, a contiguous run in that order, so each length keeps one running sum. No memory
+# beyond the table's own but the candidates; the same counts, so the same candidates.
+
+cdef extern from *:
+    """
+    static inline uint64_t bp_bswap64(uint64_t x) { return __builtin_bswap64(x); }
+    """
+    uint64_t bp_bswap64(uint64_t x) noexcept nogil
+
+
+cdef inline uint64_t top_mask(int d) noexcept nogil:
+    """The mask of the first d bytes of a byte-swapped key (1 <= d <= 8)."""
+    return 0xFFFFFFFFFFFFFFFFULL << (64 - 8 * d) if d < 8 else 0xFFFFFFFFFFFFFFFFULL
+
+
+cdef void sort_slots(CSlot* a, size_t n, int depth, int last) noexcept nogil:
+    """In-place MSD radix sort (American flag) of a[:n] by key (unsigned), reading the
+    digits depth..last-1 (digit d is byte 7 - d of the key); the keys are equal in the
+    digits before depth."""
+    cdef size_t count[256]
+    cdef size_t nxt[256]
+    cdef size_t end[256]
+    cdef size_t i, j, s
+    cdef int b, d, shift
+    cdef CSlot v, w
+    if n < 2 or depth >= last:
+        return
+    if n <= 24:
+        for i in range(1, n):
+            v = a[i]
+            j = i
+            while j > 0 and a[j - 1].key > v.key:
+                a[j] = a[j - 1]
+                j -= 1
+            a[j] = v
+        return
+    shift = 56 - 8 * depth
+    memset(count, 0, sizeof(count))
+    for i in range(n):
+        count[(a[i].key >> shift) & 255] += 1
+    s = 0
+    for b in range(256):
+        nxt[b] = s
+        s += count[b]
+        end[b] = s
+    for b in range(256):
+        while nxt[b] < end[b]:
+            v = a[nxt[b]]
+            d = (v.key >> shift) & 255
+            while d != b:
+                w = a[nxt[d]]
+                a[nxt[d]] = v
+                nxt[d] += 1
+                v = w
+                d = (v.key >> shift) & 255
+            a[nxt[b]] = v
+            nxt[b] += 1
+    s = 0
+    for b in range(256):
+        if count[b] > 1:
+            sort_slots(a + s, count[b], depth + 1, last)
+        s += count[b]
+
+
+cdef size_t sort_level(CountTable* t, int L) noexcept nogil:
+    """Moves the entries of one length to the front of its slots (the table is no longer
+    a hash table), byte-swaps their keys and sorts them; returns how many there are."""
+    cdef size_t i, n = 0
+    for i in range(t.cap):
+        if t.slots[i].count != 0:
+            t.slots[n].key = bp_bswap64(t.slots[i].key)
+            t.slots[n].count = t.slots[i].count
+            n += 1
+    sort_slots(t.slots, n, 0, L)
+    return n
+
+
+cdef struct TopBuffer:
+    # the n-grams of one length that may still be among its `limit` most frequent
+    uint64_t* keys
+    int64_t* counts
+    size_t size
+    size_t cap
+
+
+cdef int64_t kth_largest(int64_t* a, size_t n, size_t k) noexcept nogil:
+    """The k-th largest of a[:n] (1 <= k <= n); reorders a."""
+    cdef size_t lo = 0, hi = n - 1, i, j, target = n - k
+    cdef int64_t pivot, t
+    while lo < hi:
+        pivot = a[lo + (hi - lo) // 2]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                t = a[i]; a[i] = a[j]; a[j] = t
+                i += 1
+                if j == 0:
+                    break
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            return a[target]
+    return a[target]
+
+
+cdef int top_push(TopBuffer* b, uint64_t key, int64_t count, size_t limit, int64_t* scratch) noexcept nogil:
+    """Adds an entry; when the buffer is full, keeps only the entries counted at least as
+    often as its limit-th most frequent (never one of the final ones: see top_finish)."""
+    cdef size_t i, n
+    cdef int64_t bar
+    cdef void* grown
+    if b.size == b.cap:
+        if limit > 0 and b.size > limit:
+            memcpy(scratch, b.counts, b.size * sizeof(int64_t))
+            bar = kth_largest(scratch, b.size, limit)
+            n = 0
+            for i in range(b.size):
+                if b.counts[i] >= bar:
+                    b.keys[n] = b.keys[i]
+                    b.counts[n] = b.counts[i]
+                    n += 1
+            b.size = n
+        if b.size * 4 > b.cap * 3:  # (ties kept it full: grow)
+            grown = realloc(b.keys, 2 * b.cap * sizeof(uint64_t))
+            if grown == NULL:
+                return -1
+            b.keys = <uint64_t*>grown
+            grown = realloc(b.counts, 2 * b.cap * sizeof(int64_t))
+            if grown == NULL:
+                return -1
+            b.counts = <int64_t*>grown
+            b.cap *= 2
+            return -2  # (the caller's scratch must grow too)
+    b.keys[b.size] = key
+    b.counts[b.size] = count
+    b.size += 1
+    return 0
+
+
+cdef struct ScanState:
+    int order
+    int64_t min_count
+    size_t limit
+    size_t distinct          # n-grams of lengths 2..order visited
+    TopBuffer top[C_MAX_ORDER + 1]
+    int64_t* scratch
+    size_t scratch_cap
+    uint64_t cur[C_MAX_ORDER + 1]
+    int64_t acc[C_MAX_ORDER + 1]
+    bint open_[C_MAX_ORDER + 1]
+
+
+cdef int scan_emit(ScanState* st, int L, uint64_t skey, int64_t count) noexcept nogil:
+    cdef uint64_t key = bp_bswap64(skey)
+    cdef int rc
+    cdef void* grown
+    st.distinct += 1
+    if count < st.min_count or count <= 0 or not whole_chars(key, L):
+        return 0
+    while True:
+        rc = top_push(&st.top[L], key, count, st.limit, st.scratch)
+        if rc != -2:
+            return rc
+        if st.top[L].cap > st.scratch_cap:
+            grown = realloc(st.scratch, st.top[L].cap * sizeof(int64_t))
+            if grown == NULL:
+                return -1
+            st.scratch = <int64_t*>grown
+            st.scratch_cap = st.top[L].cap
+
+
+cdef int scan_close(ScanState* st, int d) noexcept nogil:
+    """Emits the running sums of lengths d.. (their runs have ended)."""
+    cdef int e
+    for e in range(d, st.order):
+        if st.open_[e]:
+            if scan_emit(st, e, st.cur[e], st.acc[e]) < 0:
+                return -1
+            st.open_[e] = False
+    return 0
+
+
+cdef int scan_levels(NgramTable table, size_t* sizes, ScanState* st) noexcept nogil:
+    """The merged pass over the sorted lengths 2..order (see above)."""
+    cdef size_t pos[C_MAX_ORDER + 1]
+    cdef int L, best, d, order = table.order
+    cdef uint64_t skey, p
+    cdef int64_t c
+    memset(pos, 0, sizeof(pos))
+    while True:
+        best = 0
+        for L in range(2, order + 1):
+            # smallest key first; on equal keys (an n-gram and its extension by zero
+            # bytes) the shorter one, the prefix
+            if pos[L] < sizes[L] and (
+                best == 0 or table.tabs[L].slots[pos[L]].key < table.tabs[best].slots[pos[best]].key
+            ):
+                best = L
+        if best == 0:
+            break
+        skey = table.tabs[best].slots[pos[best]].key
+        c = table.tabs[best].slots[pos[best]].count
+        pos[best] += 1
+        for d in range(2, min(best, order - 1) + 1):
+            p = skey & top_mask(d)
+            if not st.open_[d] or st.cur[d] != p:
+                if scan_close(st, d) < 0:
+                    return -1
+                break
+        for d in range(2, min(best, order - 1) + 1):
+            if not st.open_[d]:
+                st.cur[d] = skey & top_mask(d)
+                st.acc[d] = 0
+                st.open_[d] = True
+            st.acc[d] += c
+        if best == order:
+            if scan_emit(st, order, skey, c) < 0:
+                return -1
+    return scan_close(st, 2)
+
+
+def _sort_levels(NgramTable table, list levels, size_t[::1] sizes):
+    cdef int L
+    cdef size_t n
+    for L in levels:
+        with nogil:
+            n = sort_level(&table.tabs[L], L)
+        sizes[L] = n
+
+
+def candidates_by_sorting(NgramTable table, int64_t min_count, Py_ssize_t limit, int threads=1):
+    """The parts ngram_candidates picks from a compact table (level_candidates of each
+    length after expanding it), found by sorting the table in place instead; the table's
+    counts are spent (released) afterwards."""
+    import numpy as np
+    cdef int L, order = table.order, rc
+    cdef ScanState st
+    cdef size_t cap
+    table.check_usable()
+    if not table.compact:
+        raise ValueError("candidates_by_sorting reads a compact table")
+    sizes = np.zeros(C_MAX_ORDER + 1, dtype=np.uintp)
+    cdef size_t[::1] sv = sizes
+    if threads > 1:  # (the longest n-grams, most of the entries, on a helper thread)
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(1) as pool:
+            longest = pool.submit(_sort_levels, table, [order], sizes)
+            _sort_levels(table, list(range(2, order)), sizes)
+            longest.result()
+    else:
+        _sort_levels(table, list(range(2, order + 1)), sizes)
+    memset(&st, 0, sizeof(ScanState))
+    st.order = order
+    st.min_count = min_count
+    st.limit = <size_t>limit if limit > 0 else 0
+    cap = 2 * st.limit + 1024 if limit > 0 else 1 << 16
+    try:
+        for L in range(2, order + 1):
+            st.top[L].keys = <uint64_t*>malloc(cap * sizeof(uint64_t))
+            st.top[L].counts = <int64_t*>malloc(cap * sizeof(int64_t))
+            st.top[L].cap = cap
+            if st.top[L].keys == NULL or st.top[L].counts == NULL:
+                raise MemoryError()
+        st.scratch = <int64_t*>malloc(cap * sizeof(int64_t))
+        st.scratch_cap = cap
+        if st.scratch == NULL:
+            raise MemoryError()
+        with nogil:
+            rc = scan_levels(table, &sv[0], &st)
+        if rc < 0:
+            raise MemoryError()
+        for L in range(2, order + 1):
+            table.release_level(L)
+        table.released_len = st.distinct
+        table.released = True
+        table.compact = False
+        parts = []
+        for L in range(order, 1, -1):
+            n = st.top[L].size
+            keys = np.empty(n, dtype=np.uint64)
+            counts = np.empty(n, dtype=np.int64)
+            if n:
+                memcpy(<void*><size_t>keys.ctypes.data, st.top[L].keys, n * sizeof(uint64_t))
+                memcpy(<void*><size_t>counts.ctypes.data, st.top[L].counts, n * sizeof(int64_t))
+            if limit > 0 and <Py_ssize_t>n > limit:
+                kth = n - limit
+                keep = counts >= np.partition(counts, kth)[kth]
+                keys, counts = keys[keep], counts[keep]
+            parts.append((L, keys, counts))
+        return parts
+    finally:
+        for L in range(C_MAX_ORDER + 1):
+            free(st.top[L].keys)
+            free(st.top[L].counts)
+        free(st.scratch)
+
+
 def ngram_candidates(NgramTable table, int64_t min_count, Py_ssize_t limit, int threads=1,
                      bint release=False, bint bytes_order=False):
     """table.candidates(min_count, limit) -- the same candidates -- without building an
@@ -597,6 +983,8 @@ def ngram_candidates(NgramTable table, int64_t min_count, Py_ssize_t limit, int 
     from concurrent.futures import ThreadPoolExecutor
     cdef int L, rc, order = table.order
     table.check_usable()
+    if table.compact and release:  # (the table is spent: sorted in place, never expanded)
+        return select_candidates(candidates_by_sorting(table, min_count, limit, threads), limit, bytes_order)
     pool = ThreadPoolExecutor(threads) if threads > 1 else None
     pending = {}
     try:

@@ -9,6 +9,8 @@
 # run of keys is added with the slot of a key a few places on fetched ahead.
 
 from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
 
 from .common.bigmem cimport big_alloc, big_free
 from .common.hashing cimport murmur_fmix64
@@ -19,6 +21,27 @@ import numpy as np
 
 cdef enum:
     PREFETCH_AHEAD = 8
+    STRIPE_SLOTS = (1 << 21) // 16   # the slots of a 2 MB stripe
+
+
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    /* The 2 MB stripe of a table's data that ends at slot `end`, given back to the system
+       when the data is a mapping of its own (on a 2 MB boundary); never read again. */
+    static inline void bp_release_pair_stripe(void* data, size_t end, size_t slot_size) {
+        size_t stripe = (size_t)1 << 21;
+        if (((size_t)data & (stripe - 1)) == 0)
+            madvise((char*)data + end * slot_size - stripe, stripe, MADV_DONTNEED);
+    }
+    #else
+    static inline void bp_release_pair_stripe(void* data, size_t end, size_t slot_size) {
+        (void)data; (void)end; (void)slot_size;
+    }
+    #endif
+    """
+    void bp_release_stripe "bp_release_pair_stripe"(void* data, size_t end, size_t slot_size) noexcept nogil
 
 
 cdef class PairCounts:
@@ -51,6 +74,8 @@ cdef class PairCounts:
         return (_pair_counts_from_arrays, (self.num_pieces, keys, values))
 
     cdef int _resize(self, Py_ssize_t cap) noexcept nogil:
+        # (the old slots go back to the system a 2 MB stripe at a time as they are read:
+        # a doubling needs about the new table's memory, not the new and the old ones')
         cdef PairSlot* old = self.slots
         cdef Py_ssize_t i, j
         cdef PairSlot* fresh = <PairSlot*>big_alloc(cap * sizeof(PairSlot), 1)
@@ -62,6 +87,8 @@ cdef class PairCounts:
                 while fresh[j].key:
                     j = (j + 1) & (cap - 1)
                 fresh[j] = old[i]
+            if ((i + 1) & (STRIPE_SLOTS - 1)) == 0:
+                bp_release_stripe(old, <size_t>(i + 1), sizeof(PairSlot))
         self.slots, self.cap = fresh, cap
         big_free(old)
         return 0
@@ -170,6 +197,102 @@ cdef class PairCounts:
             return keys[:m], values[:m]
         order = np.argsort(keys[:m], kind="stable")
         return keys[:m][order], values[:m][order]
+
+
+cdef uint64_t TAKEN = (<uint64_t>1) << 63   # (a key's flag in pair_sums: its count is in a sum already)
+
+
+cdef inline PairSlot* find_slot(PairSlot* slots, Py_ssize_t cap, uint64_t k) noexcept nogil:
+    """The slot holding the stored key k (key + 1) in a table's slots, or NULL."""
+    cdef Py_ssize_t mask = cap - 1
+    cdef Py_ssize_t j = <Py_ssize_t>(murmur_fmix64(k) & <uint64_t>mask)
+    while slots[j].key:
+        if slots[j].key == k:
+            return &slots[j]
+        j = (j + 1) & mask
+    return NULL
+
+
+cdef int push(int64_t** keys, int64_t** values, Py_ssize_t* n, Py_ssize_t* cap, int64_t key,
+              int64_t value) noexcept nogil:
+    cdef void* grown
+    if n[0] == cap[0]:
+        grown = realloc(keys[0], 2 * cap[0] * sizeof(int64_t))
+        if grown == NULL:
+            return -1
+        keys[0] = <int64_t*>grown
+        grown = realloc(values[0], 2 * cap[0] * sizeof(int64_t))
+        if grown == NULL:
+            return -1
+        values[0] = <int64_t*>grown
+        cap[0] *= 2
+    keys[0][n[0]] = key
+    values[0][n[0]] = value
+    n[0] += 1
+    return 0
+
+
+cdef int sum_tables(PairSlot** slots, Py_ssize_t* caps, Py_ssize_t m, int64_t min_count, int64_t** keys,
+                    int64_t** values, Py_ssize_t* n, Py_ssize_t* cap, Py_ssize_t* distinct) noexcept nogil:
+    cdef Py_ssize_t a, b, i
+    cdef uint64_t k
+    cdef int64_t total
+    cdef PairSlot* other
+    for a in range(m):
+        for i in range(caps[a]):
+            k = slots[a][i].key
+            if k == 0 or (k & TAKEN):
+                continue
+            total = slots[a][i].value
+            distinct[0] += 1
+            for b in range(a + 1, m):
+                other = find_slot(slots[b], caps[b], k)
+                if other != NULL:
+                    total += other.value
+                    other.key |= TAKEN   # (still non-zero: the probe chains through it hold)
+            if total >= min_count and push(keys, values, n, cap, <int64_t>(k - 1), total) < 0:
+                return -1
+    return 0
+
+
+def pair_sums(list tables, int64_t min_count):
+    """(keys, sums, distinct): the pairs whose count summed over the tables (of one
+    vocabulary) is at least min_count, as int64 arrays in no particular order, and how
+    many distinct pairs the tables hold: what merging them and reading
+    ``arrays(min_count, sort=False)`` gives, without a merged table (merging grows the
+    largest table while the others still exist). Each table's entries are looked up in
+    the tables after it, and flagged there once summed. The tables are spent."""
+    cdef Py_ssize_t m = len(tables), a, n = 0, cap = 1 << 16, distinct = 0
+    cdef PairCounts t
+    cdef int status
+    cdef int64_t* out_keys = <int64_t*>malloc(cap * sizeof(int64_t))
+    cdef int64_t* out_values = <int64_t*>malloc(cap * sizeof(int64_t))
+    cdef PairSlot** slots = <PairSlot**>malloc(max(m, 1) * sizeof(PairSlot*))
+    cdef Py_ssize_t* caps = <Py_ssize_t*>malloc(max(m, 1) * sizeof(Py_ssize_t))
+    try:
+        if out_keys == NULL or out_values == NULL or slots == NULL or caps == NULL:
+            raise MemoryError()
+        for a in range(m):
+            t = tables[a]
+            if t.num_pieces != (<PairCounts>tables[0]).num_pieces:
+                raise ValueError("pair tables of different vocabularies")
+            slots[a] = t.slots
+            caps[a] = t.cap
+        with nogil:
+            status = sum_tables(slots, caps, m, min_count, &out_keys, &out_values, &n, &cap, &distinct)
+        if status < 0:
+            raise MemoryError()
+        keys = np.empty(n, dtype=np.int64)
+        values = np.empty(n, dtype=np.int64)
+        if n:
+            memcpy(<void*><size_t>keys.ctypes.data, out_keys, n * sizeof(int64_t))
+            memcpy(<void*><size_t>values.ctypes.data, out_values, n * sizeof(int64_t))
+        return keys, values, distinct
+    finally:
+        free(out_keys)
+        free(out_values)
+        free(slots)
+        free(caps)
 
 
 def _pair_counts_from_arrays(num_pieces, keys, values):
