@@ -1,7 +1,9 @@
 """Reading a training corpus as a stream of blocks, and cutting text into chunks.
 
 A corpus is either an iterable of ``str`` (each one a document, as BytePiece
-0.6.3's ``Trainer.train`` takes them) or a list of files and folders. Either
+0.6.3's ``Trainer.train`` takes them) or a list of files and folders (a folder
+gives the files under it that :func:`select_files` chooses: not hidden, not
+binary, matching the include/exclude patterns if any). Either
 way it is read one block at a time (a list of documents adding up to roughly
 ``block_chars`` characters), so the whole corpus is never in memory. Block
 boundaries depend only on the corpus and ``block_chars``, never on the number
@@ -21,6 +23,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
+from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Union
 
@@ -100,32 +103,192 @@ def chunk_block(block: Sequence[str | bytes], isolate_digits: bool = False, form
 # Paths
 
 
-def expand_paths(paths: PathLike | Iterable[PathLike]) -> list[str]:
-    """Files named directly, plus every file under each folder (recursively, sorted,
-    hidden entries skipped). Raises CorpusError for missing or unreadable paths."""
+#: Folders never walked into, besides hidden ones (names starting with ".").
+SKIPPED_FOLDERS = frozenset({"__pycache__"})
+#: Bytes of a file looked at to tell whether it is binary.
+SNIFF_BYTES = 8192
+#: The first bytes of formats that are never text: gzip, xz, zstd, 7z, zip, PNG, JPEG,
+#: GIF, PDF, ELF, WebAssembly (and bzip2, whose "BZh" is checked further).
+BINARY_SIGNATURES = (
+    b"\x1f\x8b",
+    b"\xfd7zXZ\x00",
+    b"\x28\xb5\x2f\xfd",
+    b"7z\xbc\xaf\x27\x1c",
+    b"PK\x03\x04",
+    b"PK\x05\x06",
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"%PDF-",
+    b"\x7fELF",
+    b"\x00asm",
+)
+
+
+def looks_binary(head: bytes) -> bool:
+    """Whether a file starting with ``head`` (its first :data:`SNIFF_BYTES` bytes) is
+    binary: it holds a NUL byte, or starts with a known binary signature.
+
+    >>> looks_binary(b"plain text\\n"), looks_binary(b"\\x1f\\x8b\\x08rest"), looks_binary(b"a\\x00b")
+    (False, True, True)
+    """
+    if b"\x00" in head:
+        return True
+    if head.startswith(b"BZh"):  # bzip2: "BZh", the block size 1-9, then the block magic
+        return len(head) >= 10 and head[3] in b"123456789" and head[4:10] == b"1AY&SY"
+    return head.startswith(BINARY_SIGNATURES)
+
+
+class FileSelection:
+    """The files :func:`select_files` chose: ``files`` (to read, in order) and
+    ``skipped_binary`` (files in folders left out because they look binary)."""
+
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.skipped_binary: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"FileSelection({len(self.files)} files, {len(self.skipped_binary)} skipped as binary)"
+
+
+def _patterns(patterns, name: str) -> tuple[str, ...]:
+    if patterns is None:
+        return ()
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    out = tuple(patterns)
+    for pattern in out:
+        if not isinstance(pattern, str):
+            raise TypeError(f"{name} must be glob patterns (str), not {pattern!r}")
+        if not pattern:
+            raise CorpusError(f"{name}: an empty pattern matches no file")
+    return out
+
+
+def _matches(rel: str, patterns: tuple[str, ...]) -> bool:
+    """Whether the path ``rel`` (relative to the folder given, "/" between its parts) or
+    its last part matches one of the fnmatch patterns."""
+    name = rel.rsplit("/", 1)[-1]
+    return any(fnmatchcase(rel, p) or fnmatchcase(name, p) for p in patterns)
+
+
+def _describe_patterns(include: tuple[str, ...], exclude: tuple[str, ...]) -> str:
+    said = []
+    if include:
+        said.append("include " + " ".join(repr(p) for p in include))
+    if exclude:
+        said.append("exclude " + " ".join(repr(p) for p in exclude))
+    return "; ".join(said)
+
+
+def select_files(
+    paths: PathLike | Iterable[PathLike],
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+) -> FileSelection:
+    """The files to read for ``paths``: files named directly (always taken, whatever
+    they hold), plus the files under each folder (recursively, sorted) that
+
+    - are not hidden, nor in a hidden folder or a ``__pycache__`` folder;
+    - match one of the ``include`` patterns, if any are given, and none of the
+      ``exclude`` patterns (a folder matching an ``exclude`` pattern is not walked).
+      Patterns are fnmatch globs (``*``, ``?``, ``[...]``; ``*`` also matches "/"),
+      matched against the path relative to the folder given (with "/" between
+      folders) and against the file name: ``include="*.txt"`` takes ``a.txt`` and
+      ``sub/b.txt``, ``exclude="sub/*"`` leaves out everything under ``sub``;
+    - do not look binary (see :func:`looks_binary`: a NUL byte in their first 8 KB, or
+      the signature of gzip, zip, PNG, JPEG, PDF...): these are left out and listed in
+      ``skipped_binary``.
+
+    Raises :class:`CorpusError` for missing or unreadable paths, and
+    :class:`EmptyCorpusError` (one line naming the folder and the patterns) for a
+    folder that yields no file, before anything is read.
+
+    >>> select_files(["corpora/"], include="*.train.txt", exclude="zh.*").files  # doctest: +SKIP
+    ['corpora/en.train.txt']
+    """
+    include_p = _patterns(include, "include")
+    exclude_p = _patterns(exclude, "exclude")
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
-    files: list[str] = []
+    selection = FileSelection()
     for p in paths:
         p = os.fspath(p)
         if isinstance(p, bytes):
             p = os.fsdecode(p)
         if os.path.isdir(p):
-            found: list[str] = []
-            for root, dirs, names in os.walk(p, onerror=_walk_error):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(os.path.join(root, n) for n in names if not n.startswith("."))
-            files.extend(sorted(found))
+            _select_in_folder(p, include_p, exclude_p, selection)
         elif os.path.exists(p):
-            files.append(p)
+            _check_file(p)
+            selection.files.append(p)
         else:
             raise CorpusError(f"{p}: no such file or folder")
-    for f in files:
-        if not os.path.isfile(f):
-            raise CorpusError(f"{f}: not a regular file")
-        if not os.access(f, os.R_OK):
-            raise CorpusError(f"{f}: not readable (permission denied)")
-    return files
+    return selection
+
+
+def _select_in_folder(folder: str, include: tuple[str, ...], exclude: tuple[str, ...], selection: FileSelection):
+    found: list[tuple[str, str]] = []  # (path, path relative to the folder)
+    for root, dirs, names in os.walk(folder, onerror=_walk_error):
+        rel_root = os.path.relpath(root, folder).replace(os.sep, "/")
+        prefix = "" if rel_root == "." else rel_root + "/"
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and d not in SKIPPED_FOLDERS and not _matches(prefix + d, exclude)
+        )
+        for n in names:
+            rel = prefix + n
+            if n.startswith(".") or (include and not _matches(rel, include)) or _matches(rel, exclude):
+                continue
+            found.append((os.path.join(root, n), rel))
+    skipped = 0
+    taken = 0
+    for f, _rel in sorted(found):
+        _check_file(f)
+        if _file_looks_binary(f):
+            selection.skipped_binary.append(f)
+            skipped += 1
+        else:
+            selection.files.append(f)
+            taken += 1
+    if not taken:
+        patterns = _describe_patterns(include, exclude)
+        if patterns:
+            why = f"no file in this folder matches the patterns ({patterns})"
+            if skipped:
+                why += f", but {skipped} binary file(s) skipped"
+        elif skipped:
+            why = f"no file to train on in this folder ({skipped} skipped as binary)"
+        else:
+            why = "no file to train on in this folder (it is empty, or holds only hidden files)"
+        raise EmptyCorpusError(f"{folder}: {why}")
+
+
+def _check_file(f: str) -> None:
+    if not os.path.isfile(f):
+        raise CorpusError(f"{f}: not a regular file")
+    if not os.access(f, os.R_OK):
+        raise CorpusError(f"{f}: not readable (permission denied)")
+
+
+def _file_looks_binary(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError as error:
+        raise CorpusError(f"{path}: cannot open ({error.strerror})") from error
+    return looks_binary(head)
+
+
+def expand_paths(
+    paths: PathLike | Iterable[PathLike],
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+) -> list[str]:
+    """Files named directly, plus every file under each folder (recursively, sorted;
+    hidden entries, ``__pycache__`` folders and binary files skipped) that matches the
+    ``include`` and ``exclude`` glob patterns: :func:`select_files` says how. Raises
+    CorpusError for missing or unreadable paths and for a folder that yields no file."""
+    return select_files(paths, include, exclude).files
 
 
 def _walk_error(error: OSError) -> None:
@@ -242,10 +405,12 @@ def reiterable_texts(texts: Iterable[str]) -> TextSource:
 class FileSource:
     """Documents read from files and folders."""
 
-    def __init__(self, paths, errors: str = "strict"):
+    def __init__(self, paths, errors: str = "strict", include=None, exclude=None):
         if errors not in ERROR_MODES:
             raise ValueError(f"errors must be one of {ERROR_MODES}, not {errors!r}")
-        self.files = expand_paths(paths)
+        selection = select_files(paths, include, exclude)
+        self.files = selection.files
+        self.skipped_binary = selection.skipped_binary
         self.errors = errors
         self.count = None
         self.total_bytes = sum(os.path.getsize(f) for f in self.files)

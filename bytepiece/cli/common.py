@@ -166,15 +166,21 @@ def model_option(f):
     )(f)
 
 
-def output_option(f):
-    f = click.option("--force", is_flag=True, help="Overwrite the -o file if it exists.")(f)
-    return click.option(
-        "-o",
-        "--output",
-        type=click.Path(dir_okay=False, allow_dash=True),
-        default=None,
-        help="Write here (atomically) instead of stdout.",
-    )(f)
+def output_option(f=None, *, folder_help: str | None = None):
+    """-o/--output and --force. With ``folder_help`` -o may also name a folder (what
+    for, said in the help); the command then checks which it needs."""
+
+    def decorate(f):
+        f = click.option("--force", is_flag=True, help="Overwrite the -o file if it exists.")(f)
+        return click.option(
+            "-o",
+            "--output",
+            type=click.Path(dir_okay=folder_help is not None, allow_dash=True),
+            default=None,
+            help="Write here (atomically) instead of stdout." + (f" {folder_help}" if folder_help else ""),
+        )(f)
+
+    return decorate(f) if f is not None else decorate
 
 
 QUIET_HELP = "Print no progress and no summary of the run; errors and warnings still print."

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 import click
 
@@ -94,7 +95,7 @@ from .common import (
 )
 @boundary_options
 @max_line_option
-@output_option
+@output_option(folder_help="With a --dask option, the folder for the numpy shards (--force: replace them).")
 @progress_option
 @dask_options
 def encode_command(
@@ -164,6 +165,8 @@ def encode_command(
         _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet, force)
         return
     if output not in (None, "-"):
+        if os.path.isdir(output):
+            raise CliError(f"{output}: is a folder; -o names a file (a folder of shards needs a --dask option)")
         refuse_existing(output, force)
     else:
         require_stdout("the ids; give -o FILE")

@@ -286,6 +286,24 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     "text weighs as p**BALANCE (default: the Trainer's, 1.0 = off). Example: --balance 0.5",
 )
 @click.option(
+    "--include",
+    "include",
+    multiple=True,
+    metavar="GLOB",
+    help="Take from folders only the files matching this glob (fnmatch: *, ?, [...]), "
+    "matched against the path relative to the folder given and against the file name. "
+    "Repeatable: a file matching any is taken. Files named directly are always taken. "
+    "Example: --include '*.txt'",
+)
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out of folders the files (and folders) matching this glob, as --include "
+    "matches. Repeatable. Example: --exclude '*.heldout.txt'",
+)
+@click.option(
     "--eval",
     "eval_paths",
     multiple=True,
@@ -331,6 +349,8 @@ def train_command(
     em_seed,
     script_floor,
     balance,
+    include,
+    exclude,
     eval_paths,
     ngram_memory,
     em_sample,
@@ -341,11 +361,17 @@ def train_command(
     progress,
     quiet,
 ):
-    """Train a vocabulary on text files, folders (every file in them) or stdin (-).
+    """Train a vocabulary on text files, folders (the text files in them) or stdin (-).
 
     With no PATH, trains on the bundled corpora/*.train.txt of a bytepiece
     checkout (run from its top folder) and writes bytepiece.model. Prints a
     summary when done; progress goes to stderr. Ctrl-C leaves no model file.
+
+    A folder gives every file under it but hidden ones, __pycache__ folders
+    and files that look binary (a NUL byte in the first 8 KB, or a gzip, zip,
+    PNG, JPEG, PDF... signature: skipped, and counted in the summary);
+    --include and --exclude choose among them. A file named directly is
+    always read.
 
     The corpus is streamed (read once; twice with --no-em or --em-seed tagged;
     never held), so memory does not grow
@@ -358,6 +384,8 @@ def train_command(
       bytepiece train
       bytepiece train -o big.model --ngram-memory 500 --em-sample 32 big-corpus/
       bytepiece train -o my.model --vocab-size 16000 data/ extra.txt
+      bytepiece train -o my.model --include '*.train.txt' corpora/
+      bytepiece train -o my.model --include '*.txt' --exclude '*.heldout.txt' data/
       bytepiece train -o my.model --vocab-size 8000 --vocab-size 32000 \\
           --eval corpora/en.heldout.txt corpora/en.train.txt
       cat *.txt | bytepiece train -o my.model --vocab-size 4000 -
@@ -379,6 +407,7 @@ def train_command(
         refuse_existing(target, force)
     if not paths:
         paths = _bundled_corpus()
+    paths, skipped = _select_files(paths, include, exclude)  # (before any work: an empty folder stops here)
     from ..trainer import Trainer
 
     trainer = Trainer(
@@ -409,7 +438,7 @@ def train_command(
         with writing(target):
             save_model(target, vocabulary, overwrite=force)
     try:
-        _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths, quiet)
+        _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths, quiet, skipped)
     except OSError as error:
         if error.filename != STDOUT:
             raise
@@ -463,6 +492,23 @@ def _trainer_options(
     return options
 
 
+def _select_files(paths: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> tuple[list[str], int]:
+    """The files to read (each folder replaced by the files chosen in it; stdin, -, kept
+    in its place) and how many files in folders were skipped as binary."""
+    from ..corpus import select_files
+
+    files: list[str] = []
+    skipped = 0
+    for p in paths:
+        if p == "-":
+            files.append(p)
+            continue
+        selection = select_files([p], include or None, exclude or None)
+        files.extend(selection.files)
+        skipped += len(selection.skipped_binary)
+    return files, skipped
+
+
 def _train(trainer, paths: Sequence[str], workers: int, encoding_errors: str, dask: dict) -> None:
     """Run the trainer on the paths (stdin spooled to a file), with its errors said in
     the command line's terms."""
@@ -509,14 +555,17 @@ def _print_summary(
     peak: float | None,
     eval_paths,
     quiet: bool = False,
+    skipped: int = 0,
 ) -> None:
-    """What the run did, on stdout. With --quiet only what was asked for (the --eval
-    figures) and the warning that counts are approximate remain."""
+    """What the run did, on stdout (``paths``: the files read, folders expanded;
+    ``skipped``: the files in folders left out as binary). With --quiet only what was
+    asked for (the --eval figures) and the warning that counts are approximate remain."""
     out = TextOut(or_stderr=True)  # (stdout closed: the summary and its warning go to stderr)
     corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")
     if not quiet:
         out.write(
-            f"trained on {len(paths)} path(s)"
+            f"trained on {len(paths)} file{'' if len(paths) == 1 else 's'}"
+            + (f" ({skipped} skipped as binary)" if skipped else "")
             + (f", {corpus_bytes / 1e6:.1f} MB" if corpus_bytes else "")
             + f" in {seconds:.1f} s"
             + (f", peak memory {peak:.0f} MB" if peak else "")

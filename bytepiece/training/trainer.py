@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..corpus import reiterable_texts
+from ..corpus import ERROR_MODES, FileSelection, reiterable_texts, select_files
 from ..model import Vocabulary, save_model, vocabulary_from_counts
 from .engines import Engine, engine_for_call
 from .options import (
@@ -51,7 +51,9 @@ class Trainer:
     options: TrainerOptions
     #: one {piece: count} per size (largest first), once trained
     pieces: list[dict[bytes, int]]
-    #: what the last run measured: corpus_bytes, ngrams, ngram_budget_hit, seconds, ...
+    #: what the last run measured: corpus_bytes, ngrams, ngram_budget_hit, seconds, ...;
+    #: after train_files also files (how many were read) and skipped_binary (the files
+    #: in folders left out as binary)
     stats: dict
 
     def __init__(
@@ -125,8 +127,29 @@ class Trainer:
         engine = engine_for_call(self.options.engine, engine_options)
         self.train_corpus(engine, engine.corpus_of_texts(texts, self.options.block_chars), workers)
 
-    def train_files(self, paths, workers: int = 1, errors: str = "strict", **engine_options: Any) -> None:
-        """Train on files and folders (every file under a folder), streaming.
+    def train_files(
+        self,
+        paths,
+        workers: int = 1,
+        errors: str = "strict",
+        *,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        **engine_options: Any,
+    ) -> None:
+        """Train on files and folders, streaming.
+
+        A file named in ``paths`` is always read. A folder gives every file under it
+        except hidden ones (and those in hidden or ``__pycache__`` folders), files that
+        look binary (a NUL byte in the first 8 KB, or a gzip, zip, PNG, JPEG, PDF...
+        signature: skipped, and listed in ``stats["skipped_binary"]``), and, with
+        ``include`` / ``exclude`` (fnmatch globs, one or a list), the files matching no
+        ``include`` pattern or some ``exclude`` pattern. Patterns are matched against
+        the path relative to the folder given and against the file name (see
+        :func:`bytepiece.corpus.select_files`). A folder that yields no file is an
+        error, raised before any work. ``stats["files"]`` counts the files read.
+
+        >>> t.train_files(["corpora/"], include="*.train.txt", exclude="zh.*")  # doctest: +SKIP
 
         ``errors``: "strict" (invalid UTF-8 raises an error naming the file and
         byte offset), "replace" (U+FFFD), or "bytes" (train on the raw bytes).
@@ -134,9 +157,19 @@ class Trainer:
         ``scheduler_file``, ``local_workers``, ``blocksize``, ``split_every``,
         ``storage_options``) the counting runs on a Dask cluster whose workers
         read the files (:mod:`bytepiece.distributed`); the model is the same.
+        URLs (``s3://...``) are listed by the cluster's engine as they are: the
+        patterns apply to local folders only.
         """
+        if errors not in ERROR_MODES:
+            raise ValueError(f"errors must be one of {ERROR_MODES}, not {errors!r}")
         engine = engine_for_call(self.options.engine, engine_options)
-        self.train_corpus(engine, engine.corpus_of_files(paths, errors, self.options.block_chars), workers)
+        named, selection, urls = _select_local_files(paths, include, exclude)
+        corpus = engine.corpus_of_files(named, errors, self.options.block_chars)
+        self.train_corpus(engine, corpus, workers)
+        files = len(selection.files)
+        if urls:  # (their files are known to the engine's corpus only)
+            files = len(getattr(corpus, "sources", selection.files + urls))
+        self.stats.update(files=files, skipped_binary=list(selection.skipped_binary))
 
     def train_corpus(self, engine: Engine, corpus, workers: int) -> None:
         """Train on a corpus that ``engine`` made (``engine.corpus_of_texts`` /
@@ -172,3 +205,30 @@ class Trainer:
         recording the training text's normalisation: what ``save`` writes."""
         form = self.options.normalization
         return [vocabulary_from_counts(pieces).replace(normalization=form) for pieces in self.pieces]
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path or "::" in path
+
+
+def _select_local_files(paths, include, exclude) -> tuple[list[str], FileSelection, list[str]]:
+    """(the paths with each local folder replaced by the files chosen in it, the
+    selection of the local paths, the URLs left as they are)."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    named: list[str] = []
+    urls: list[str] = []
+    selection = FileSelection()
+    for p in paths:
+        p = os.fsdecode(os.fspath(p))
+        if _is_url(p):
+            if include is not None or exclude is not None:
+                raise TrainerError(f"{p}: include= and exclude= select files in local folders, not in URLs")
+            named.append(p)
+            urls.append(p)
+            continue
+        chosen = select_files([p], include, exclude)
+        named.extend(chosen.files)
+        selection.files.extend(chosen.files)
+        selection.skipped_binary.extend(chosen.skipped_binary)
+    return named, selection, urls

@@ -180,3 +180,25 @@ def test_force_refuses_to_replace_an_index_that_is_not_ours(tok, inputs, tmp_pat
     with pytest.raises(FileExistsError, match="not a bytepiece shard index"):
         encode_files(a, tok, str(out), overwrite=True)
     assert os.listdir(out) == ["index.json"] and (out / "index.json").read_text() == '{"somebody": "else"}'
+
+
+@pytest.mark.dask
+@pytest.mark.slow
+def test_encode_with_dask_takes_a_folder_and_replaces_it_with_force(inputs, tmp_path):
+    """`bytepiece encode --dask-local N -o DIR`: -o names a folder here (click once refused
+    any existing folder, even with --force); without a --dask option a folder is refused."""
+    pytest.importorskip("distributed")
+    runner = CliRunner()
+    out = tmp_path / "shards"
+    args = ["encode", "-m", str(VENDORED_MODEL), "--dask-local", "1", "-o", str(out), *inputs[0]]
+    first = runner.invoke(main, args)
+    assert first.exit_code == 0, first.output
+    before = json.loads((out / "index.json").read_text())
+    again = runner.invoke(main, args)
+    assert again.exit_code == 1 and "--force" in again.stderr
+    forced = runner.invoke(main, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    after = json.loads((out / "index.json").read_text())
+    assert after["lines"] == before["lines"] and after["tokens"] == before["tokens"]
+    plain = runner.invoke(main, ["encode", "-m", str(VENDORED_MODEL), "-o", str(out), *inputs[0]])
+    assert plain.exit_code == 1 and "is a folder" in plain.stderr
