@@ -5,6 +5,8 @@ Cases, each size in a fresh process so that its peak RSS is its own:
 - ``line``: one line of N MB (English, Chinese and code text with the newlines
   replaced by spaces, so the whole line is a single chunk of the lattice)
   through ``Tokenizer.encode``;
+- ``line-sample``: the same line through ``Tokenizer.encode(data, alpha=0.1)``
+  (one exact sample of the whole lattice);
 - ``stream``: an N MB file read in batches of lines through
   ``Tokenizer.encode_batch`` (what a data pipeline does), results dropped;
 - ``cli``: ``bytepiece encode -m MODEL FILE > /dev/null`` on the same file;
@@ -56,11 +58,11 @@ tok.encode("warm up")
 base = rss_mb()
 tokens = 0
 start = time.perf_counter()
-if case == "line":
+if case in ("line", "line-sample"):
     with open(path, "rb") as f:
         data = f.read()
     start = time.perf_counter()
-    tokens = len(tok.encode(data))
+    tokens = len(tok.encode(data, alpha=0.1) if case == "line-sample" else tok.encode(data))
     del data
 else:
     with open(path, "rb") as f:
@@ -141,7 +143,7 @@ def _run_cli(path: pathlib.Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default="line,cli-line,stream,cli")
+    parser.add_argument("--cases", default="line,line-sample,cli-line,stream,cli")
     parser.add_argument("--line-sizes", default="12.5,25,50,100", help="MB, comma-separated")
     parser.add_argument("--file-sizes", default="128,256,512,1024", help="MB, comma-separated")
     parser.add_argument("--batch", type=int, default=10000, help="lines per encode_batch call (stream)")
@@ -158,16 +160,16 @@ def main() -> int:
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="bench_huge.", dir=args.tmp))
     results = []
     try:
-        print(f"{'case':8} {'MB':>7} {'seconds':>8} {'MB/s':>7} {'peak RSS MB':>12} {'- model MB':>11}")
+        print(f"{'case':11} {'MB':>7} {'seconds':>8} {'MB/s':>7} {'peak RSS MB':>12} {'- model MB':>11}")
         plans = []
         for size in args.line_sizes.split(","):  # both one-line cases on a file before the next size
-            plans += [(case, float(size)) for case in ("line", "cli-line") if case in cases]
+            plans += [(case, float(size)) for case in ("line", "line-sample", "cli-line") if case in cases]
         for case in ("stream", "cli"):
             if case in cases:
                 plans += [(case, float(s)) for s in args.file_sizes.split(",")]
         files = {}
         for case, size in plans:
-            one_line = case in ("line", "cli-line")
+            one_line = case in ("line", "line-sample", "cli-line")
             key = (one_line, size)
             if key not in files:
                 for old in list(files.values()):
@@ -181,7 +183,7 @@ def main() -> int:
             r.update(case=case, mb=size, mb_per_s=size / r["seconds"], extra_mb=r["peak_mb"] - r["base_mb"])
             results.append(r)
             print(
-                f"{case:8} {size:7g} {r['seconds']:8.2f} {r['mb_per_s']:7.2f} "
+                f"{case:11} {size:7g} {r['seconds']:8.2f} {r['mb_per_s']:7.2f} "
                 f"{r['peak_mb']:12.0f} {r['extra_mb']:11.0f}",
                 flush=True,
             )
@@ -203,6 +205,12 @@ def main() -> int:
             f"{last['extra_mb']:.0f} MB ({per_mb:.1f} MB per input MB at the largest; "
             f"{growth:.2f} MB per added input MB)"
         )
+        if case in ("line", "line-sample"):  # the child holds the input bytes too
+            print(f"  {case}: beyond the input itself, {per_mb - 1:.1f} bytes per input byte at the largest")
+        if case == "line-sample" and any(r["case"] == "line" for r in results):
+            for r in rows:
+                vit = next(v for v in results if v["case"] == "line" and v["mb"] == r["mb"])
+                print(f"  line-sample / line time at {r['mb']:g} MB: {r['seconds'] / vit['seconds']:.2f}x")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -165,6 +165,28 @@ def test_a_forbidden_boundary_no_piece_spans_names_the_position():
         lattice.segment(text, banned=banned)
 
 
+@pytest.mark.parametrize("alpha, sampler", [(-1.0, 1), (0.0, 1), (0.5, 1), (0.5, 2), (5000.0, 1)])
+def test_a_chunk_left_without_segmentation_is_an_error_for_every_kernel(alpha, sampler):
+    """Constraints that leave a later chunk without a segmentation: segment raises for
+    every kernel (a sampler's choices at the forbidden positions are still pieces, so the
+    walk back never reads a choice it did not make), n-best has no path (it must not
+    combine the first chunk's paths with none), many draws raise."""
+    vocab = {bytes([b]): -5.0 for b in range(256)}
+    vocab[b"ab"] = -1.0
+    pieces, lattice = _lattice(vocab)
+    text = b"ab\nabcd\nab"
+    for forbidden, first in (({6}, 7), ({6, 7}, 8), ({5, 6}, 7)):
+        _, banned = _masks(len(text), (), forbidden)  # nothing spans c|d
+        assert queries.first_unreachable(lattice, text, banned=banned) == first
+        for _ in range(20):
+            with pytest.raises(ValueError, match="no segmentation"):
+                lattice.segment(text, alpha=alpha, seed_word=1, key_word=_, sampler=sampler, banned=banned)
+        assert queries.nbest(lattice, text, 3, banned=banned) == []
+        if alpha >= 0:
+            with pytest.raises(ValueError, match="no segmentation"):
+                draws.sample_many(lattice, text, 3, alpha, 1, 2, banned=banned)
+
+
 # ---------------------------------------------------------------------------
 # Frequencies: constrained draws follow exp(alpha * score) / Z over the allowed set
 

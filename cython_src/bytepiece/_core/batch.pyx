@@ -12,13 +12,13 @@
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from .common.atomics cimport fetch_add, load_acquire, store_release, yield_thread
 from .common.rng cimport RNG_XOSHIRO, Rng, rng_init
 from .id_lists cimport ids_to_objs, track_lists
 from .lattice cimport Lattice
-from .segment cimport MODE_EXACT, MODE_VITERBI, Model, Workspace, segment, ws_free, ws_reserve
+from .segment cimport MODE_EXACT, MODE_VITERBI, Model, Workspace, segment, ws_free
 from .text cimport (
     TextIn,
     check_nfc_texts,
@@ -69,6 +69,7 @@ cdef Py_ssize_t run_texts_flat(const Model* M, int mode, TextIn* texts, Py_ssize
     """Segment the gathered texts into flat arrays (encode_many_flat); returns as run_texts."""
     cdef Py_ssize_t i, j, n, m, off = 0
     cdef const uint8_t* x
+    cdef int32_t* ends
     cdef Rng rng
     o.rows[0] = 0
     for i in range(count):
@@ -77,9 +78,8 @@ cdef Py_ssize_t run_texts_flat(const Model* M, int mode, TextIn* texts, Py_ssize
             return i
         if mode != MODE_VITERBI:
             rng_init(&rng, seeds[i], keys[i], RNG_XOSHIRO)
-        if ws_reserve(ws, n, M.trie.max_len) < 0:
-            return -2
-        m = segment(M, mode, x, n, chunked, False, &rng, ws, ws.out_val, ws.out_end)
+        ends = NULL if o.ends == NULL else o.ends + off + (1 if o.bos >= 0 else 0)
+        m = segment(M, mode, x, n, chunked, False, &rng, ws, NULL, ends)
         if m < 0:
             return -2
         if o.bos >= 0:
@@ -89,12 +89,10 @@ cdef Py_ssize_t run_texts_flat(const Model* M, int mode, TextIn* texts, Py_ssize
             off += 1
         if o.out16 != NULL:
             for j in range(m):
-                o.out16[off + j] = <uint16_t>o.ids[ws.out_val[j]]
+                o.out16[off + j] = <uint16_t>o.ids[ws.result[j]]
         else:
             for j in range(m):
-                o.out32[off + j] = o.ids[ws.out_val[j]]
-        if o.ends != NULL:
-            memcpy(o.ends + off, ws.out_end, m * sizeof(int32_t))
+                o.out32[off + j] = o.ids[ws.result[j]]
         off += m
         if o.eos >= 0:
             if o.out16 != NULL: o.out16[off] = <uint16_t>o.eos
@@ -146,9 +144,7 @@ cdef Py_ssize_t batch_chunk(BatchState* b, Workspace* ws, uint8_t* scratch) noex
             continue
         if b.mode != MODE_VITERBI:
             rng_init(&rng, b.seeds[i], b.keys[i], RNG_XOSHIRO)
-        m = -1
-        if ws_reserve(ws, n, b.M.trie.max_len) == 0:
-            m = segment(&b.M, b.mode, x, n, b.chunked, False, &rng, ws, b.vals + b.first[i], ws.out_end)
+        m = segment(&b.M, b.mode, x, n, b.chunked, False, &rng, ws, b.vals + b.first[i], NULL)
         b.nout[i] = m if m >= 0 else NOUT_NO_MEMORY
     store_release(&b.done[c], 1)
     return c
@@ -202,11 +198,10 @@ cdef object batch_one_text(Lattice lat, _ListBatch job, Py_ssize_t i, object for
         if b.mode != MODE_VITERBI:
             rng_init(&rng, b.seeds[i], b.keys[i], RNG_XOSHIRO)
         with nogil:
-            if ws_reserve(ws, n, b.M.trie.max_len) == 0:
-                m = segment(&b.M, b.mode, x, n, b.chunked, False, &rng, ws, ws.out_val, ws.out_end)
+            m = segment(&b.M, b.mode, x, n, b.chunked, False, &rng, ws, NULL, NULL)
         if m < 0:
             raise MemoryError()
-        return ids_to_objs(ws.out_val, m, lat._id_ptrs, bos, eos, True)
+        return ids_to_objs(ws.result, m, lat._id_ptrs, bos, eos, True)
     finally:
         free(scratch)
 

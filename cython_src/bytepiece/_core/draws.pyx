@@ -25,6 +25,7 @@ from .forward_backward cimport EdgeStore, es_free, es_reserve
 from .id_lists cimport ids_to_objs
 from .common.rng cimport RNG_XOSHIRO, Rng, rng_init, rng_uniform
 from .lattice cimport Lattice
+from .automaton cimport ac_edges
 from .segment cimport (
     LINEAR_LIMIT,
     check_alpha,
@@ -33,14 +34,13 @@ from .segment cimport (
     RENORM_LOW,
     Model,
     Workspace,
-    enter_constraint,
+    advance,
     log_weights,
     pow2,
     reverse_pieces,
     ws_free,
     ws_reserve,
 )
-from .trie cimport trie_edges
 
 import numpy as np
 
@@ -55,9 +55,10 @@ cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chu
     the running sum of its end's weights up to it (the last is the end's total). logz
     gets log Z (-inf when no segmentation satisfies the constraints). -1 when out of
     memory."""
-    cdef Py_ssize_t e, cs = 0, lo = 0
+    cdef Py_ssize_t e, cs = 0
     cdef int64_t used = 0, d, ref
     cdef int k, i, ex
+    cdef int32_t state = 0
     cdef double tot, w
     cdef double* f = ws.score
     cdef int64_t* fx = ws.expo
@@ -69,14 +70,15 @@ cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chu
     for e in range(1, n + 1):
         sh.first[e] = used
         if chunked and e > 1 and is_chunk_start(x, e - 1):
-            cs = lo = e - 1
+            cs = e - 1
+            state = 0
             total_logz += log(f[cs]) + <double>fx[cs] * 0.6931471805599453
             f[cs] = 1.0
             fx[cs] = 0
-        if enter_constraint(M, e, &lo, &f[e], 0.0):
+        if advance(M, x, e, &state, &f[e], 0.0):
             fx[e] = fx[e - 1]
             continue
-        k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+        k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
         if <size_t>(used + k) > sh.cap and es_reserve(sh, <size_t>(used + k), 0) < 0:
             return -1
         ref = INT64_MIN_EXPONENT             # the largest exponent of a reachable start
@@ -111,9 +113,10 @@ cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunke
                      EdgeStore* sh, double* logz) noexcept nogil:
     """forward_linear in log space (ws.score holds log sums), for alphas whose linear
     weights could leave the normal range."""
-    cdef Py_ssize_t e, cs = 0, lo = 0
+    cdef Py_ssize_t e, cs = 0
     cdef int64_t used = 0
     cdef int k, i
+    cdef int32_t state = 0
     cdef double top, tot
     cdef double* F = ws.score
     cdef double total_logz = 0.0
@@ -123,12 +126,13 @@ cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunke
     for e in range(1, n + 1):
         sh.first[e] = used
         if chunked and e > 1 and is_chunk_start(x, e - 1):
-            cs = lo = e - 1
+            cs = e - 1
+            state = 0
             total_logz += F[cs]
             F[cs] = 0.0
-        if enter_constraint(M, e, &lo, &F[e], -INFINITY):
+        if advance(M, x, e, &state, &F[e], -INFINITY):
             continue
-        k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+        k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
         if <size_t>(used + k) > sh.cap and es_reserve(sh, <size_t>(used + k), 0) < 0:
             return -1
         top = log_weights(M, F, ws.starts, ws.values, k, ws.weights)
@@ -238,9 +242,9 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
         rp[0] = 0
         if n > 0:
             with nogil:
-                rc = ws_reserve(&ws, n, M.trie.max_len)
+                rc = ws_reserve(&ws, n, M.ac.max_len)
                 if rc == 0:
-                    rc = es_reserve(&sh, <size_t>(64 * (M.trie.max_len + 1)), <size_t>(n + 2))
+                    rc = es_reserve(&sh, <size_t>(64 * (M.ac.max_len + 1)), <size_t>(n + 2))
                 if rc == 0:
                     rc = (forward_linear(&M, x, n, chunked, &ws, &sh, &logz) if linear
                           else forward_log(&M, x, n, chunked, &ws, &sh, &logz))

@@ -108,7 +108,7 @@ def expected_counts(Lattice lattice, list texts, double[::1] counts, *, double a
         ptrs, lens, longest = views.ptrs, views.lens, views.longest
         bwd = <double*>malloc((longest + 1) * sizeof(double))
         memset(&ws, 0, sizeof(Workspace))
-        if bwd == NULL or ws_reserve(&ws, longest, lattice.trie.max_len) < 0:
+        if bwd == NULL or ws_reserve(&ws, longest, lattice.ac.max_len) < 0:
             ws_free(&ws)
             raise MemoryError()
         keep = lattice.weights_for(alpha, MODE_EXACT if linear else MODE_EXACT_LOG)

@@ -4,9 +4,11 @@
 #
 # Why it is built this way: the E-step of the trainer runs this over a whole sample per
 # round, so the common case avoids exp and log per edge: forward sums are kept in linear
-# space as mantissa * 2**exponent (as the exact sampler keeps them), one trie walk per
-# position stores the edges that the backward pass reads back (EdgeStore). When
-# alpha * |logp| is beyond LINEAR_LIMIT a log-space version (logaddexp per edge) runs.
+# space as mantissa * 2**exponent (as the exact sampler keeps them), and the forward
+# pass stores each position's edges (read from the automaton) for the backward pass to
+# read back (EdgeStore). When alpha * |logp| is beyond LINEAR_LIMIT a log-space version
+# (logaddexp per edge) runs, which keeps each position's automaton state instead and
+# reads the edges from it again on the way back.
 
 from libc.math cimport INFINITY, NAN, exp, frexp, ldexp, log
 from libc.stdint cimport int32_t, int64_t, uint8_t
@@ -15,8 +17,8 @@ from libc.string cimport memset
 
 from .chunks cimport chunk_end
 from .common.realloc cimport realloc_into
-from .segment cimport RENORM_HIGH, RENORM_LOW, Model, Workspace, enter_constraint, pow2
-from .trie cimport trie_edges
+from .automaton cimport ac_edges
+from .segment cimport RENORM_HIGH, RENORM_LOW, Model, Workspace, advance, pow2
 
 
 cdef inline double logaddexp(double a, double b) noexcept nogil:
@@ -56,22 +58,23 @@ cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n,
                                  double* marginals, double weight, EdgePosteriors* posteriors) noexcept nogil:
     """forward_backward in log space (logaddexp per edge): for alpha * |logp| beyond
     LINEAR_LIMIT, where the linear-space version's weights could leave the normal range."""
-    cdef Py_ssize_t e, cs, ce, i, lo
+    cdef Py_ssize_t e, cs, ce, i
     cdef int k, j
+    cdef int32_t state
     cdef double logz_total = 0.0, logz, c, acc, t
     cdef double* fwd = ws.score
-    cdef int32_t* walk_lo = ws.back      # the lower bound of each position's walk (constraints)
+    cdef int32_t* states = ws.aux        # each position's automaton state (-1: unreachable)
     cs = 0
     while cs < n:
         ce = chunk_end(x, cs, n, chunked)
         fwd[cs] = 0.0
-        lo = cs
+        state = 0
         for e in range(cs + 1, ce + 1):
-            if enter_constraint(M, e, &lo, &fwd[e], -INFINITY):
-                walk_lo[e] = -1
+            if advance(M, x, e, &state, &fwd[e], -INFINITY):
+                states[e] = -1
                 continue
-            walk_lo[e] = <int32_t>lo
-            k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+            states[e] = state
+            k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
             acc = -INFINITY
             for j in range(k):
                 acc = logaddexp(acc, fwd[ws.starts[j]] + M.alpha * M.logp[ws.values[j]])
@@ -81,9 +84,9 @@ cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n,
             bwd[i] = -INFINITY
         bwd[ce] = 0.0
         for e in range(ce, cs, -1):
-            if walk_lo[e] < 0:
+            if states[e] < 0:
                 continue
-            k = trie_edges(&M.trie, x, e, walk_lo[e], ws.starts, ws.values)
+            k = ac_edges(&M.ac, states[e], e, ws.starts, ws.values)
             for j in range(k):
                 c = M.alpha * M.logp[ws.values[j]] + bwd[e]
                 bwd[ws.starts[j]] = logaddexp(bwd[ws.starts[j]], c)
@@ -140,18 +143,15 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
     `ids` NULL: piece index i counts at counts[i]. Counts are added times `weight` (beta
     starts from weight / Z; the marginals too are scaled by it). Returns NaN when out
     of memory."""
-    cdef Py_ssize_t e, cs, ce, i, renormed, wlo
-    cdef int ex
+    cdef Py_ssize_t e, cs, ce, i, renormed
+    cdef int ex, k
     cdef int64_t d, ref, j, used, lo, hi
     cdef double logz_total = 0.0, tot, t, be, w
     cdef double* f = ws.score
     cdef int64_t* fx = ws.expo
     cdef const double* q = M.q
-    cdef const int32_t* base = M.trie.base
-    cdef const int32_t* check = M.trie.check
-    cdef const int32_t* value = M.trie.value
-    cdef size_t room = <size_t>M.trie.max_len + 1
-    cdef int32_t s, v, node, tn
+    cdef size_t room = <size_t>M.ac.max_len + 1
+    cdef int32_t s, v, state
     cdef int32_t* st
     cdef int32_t* va
     cdef double* wt
@@ -164,7 +164,7 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
         fx[cs] = 0
         renormed = cs
         used = 0
-        wlo = cs
+        state = 0
         for e in range(cs + 1, ce + 1):
             if es.cap - <size_t>used < room and es_reserve(es, <size_t>used + room, 0) < 0:
                 return NAN
@@ -172,27 +172,17 @@ cdef double forward_backward_linear(const Model* M, const uint8_t* x, Py_ssize_t
             va = es.value
             wt = es.weight
             es.first[e] = used
-            if enter_constraint(M, e, &wlo, &f[e], 0.0):   # (no edges: nothing ends at e)
+            if advance(M, x, e, &state, &f[e], 0.0):   # (no edges: nothing ends at e)
                 fx[e] = fx[e - 1]
                 continue
             lo = used
-            node = 0
-            s = <int32_t>(e - 1)
+            k = ac_edges(&M.ac, state, e, st + used, va + used)
             tot = 0.0
-            while s >= wlo:
-                tn = base[node] + x[s]
-                if check[tn] != node:
-                    break
-                node = tn
-                v = value[node]
-                if v >= 0:
-                    st[used] = s
-                    va[used] = v
-                    w = q[v]
-                    wt[used] = w
-                    tot += f[s] * w           # right if every start shares one exponent
-                    used += 1
-                s -= 1
+            for j in range(lo, lo + k):
+                w = q[va[j]]
+                wt[j] = w
+                tot += f[st[j]] * w           # right if every start shares one exponent
+            used += k
             if st[used - 1] >= renormed:      # the smallest start: all starts share one exponent
                 ref = fx[e - 1]
             else:

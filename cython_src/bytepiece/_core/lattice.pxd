@@ -6,11 +6,11 @@ from cpython.ref cimport PyObject
 from libc.stdint cimport int32_t, uint64_t
 
 from .segment cimport Model
-from .trie cimport Trie
+from .automaton cimport Automaton
 
 
 cdef class Lattice:
-    cdef Trie trie
+    cdef Automaton ac
     cdef double[::1] logp
     cdef const double* logp_ptr
     cdef int32_t[::1] ids
@@ -24,7 +24,7 @@ cdef class Lattice:
     cdef const double* _last_q  # ... and that address as a pointer (the per-call fast path)
     cdef tuple _id_objs         # the id of each piece index as a Python int ...
     cdef PyObject** _id_ptrs    # ... and as pointers (borrowed from _id_objs), for ids_to_objs
-    cdef Lattice _trie_owner    # a lattice made by with_logprobs borrows its trie from this one
+    cdef Lattice _ac_owner      # a lattice made by with_logprobs borrows its automaton from this one
     cdef int32_t _id_shift      # ids[i] == i + _id_shift for every i, or -1
     cdef object __weakref__
 

@@ -1,5 +1,5 @@
-# The Python surface of the compiled core for one text: a vocabulary compiled into a
-# trie with its log-probabilities (Lattice), the Viterbi segmentation and exact samples
+# The Python surface of the compiled core for one text: a vocabulary compiled into an
+# automaton with its log-probabilities (Lattice), the Viterbi segmentation and exact samples
 # of one text, and a tokenizer's stream of unkeyed draws (DrawStream). Batches are in
 # batch.pyx, the lattice queries in queries.pyx, the trainer's passes in em.pyx; they
 # all take a Lattice.
@@ -34,10 +34,9 @@ from .segment cimport (
     segment,
     ws_free,
     ws_init,
-    ws_reserve,
 )
 from .text cimport text_bytes
-from .trie cimport trie_build, trie_free
+from .automaton cimport Automaton, automaton_build, automaton_free
 
 import numpy as np
 
@@ -51,15 +50,13 @@ SAMPLERS = {"exact": MODE_EXACT, "exact-logspace": MODE_EXACT_LOG, "legacy-v1": 
 
 cdef inline Py_ssize_t segment_one(const Model* M, int mode, const uint8_t* x, Py_ssize_t n, uint64_t seed_word,
                                    uint64_t key_word, Workspace* ws) noexcept nogil:
-    """One segmentation of a text (chunked) into ws.out_val / ws.out_end: the draw of
-    (seed_word, key_word) unless mode is Viterbi. Returns the number of pieces, or -1
-    when out of memory."""
+    """One segmentation of a text (chunked) into ws.result: the draw of (seed_word,
+    key_word) unless mode is Viterbi. Returns the number of pieces, or -1 when out of
+    memory."""
     cdef Rng rng
     if mode != MODE_VITERBI:
         rng_init(&rng, seed_word, key_word, RNG_XOSHIRO)
-    if ws_reserve(ws, n, M.trie.max_len) < 0:
-        return -1
-    return segment(M, mode, x, n, True, False, &rng, ws, ws.out_val, ws.out_end)
+    return segment(M, mode, x, n, True, False, &rng, ws, NULL, NULL)
 
 
 cdef class Lattice:
@@ -70,7 +67,7 @@ cdef class Lattice:
     must be pieces. Immutable after construction; safe to share across threads.
     """
     def __cinit__(self):
-        memset(&self.trie, 0, sizeof(Trie))
+        memset(&self.ac, 0, sizeof(Automaton))
 
     def __init__(self, pieces, logprobs, ids):
         pieces = list(pieces)
@@ -82,12 +79,12 @@ cdef class Lattice:
             raise ValueError("log-probabilities must be finite and <= 0")
         if len(id_arr) and id_arr.min() < 0:
             raise ValueError("ids must be >= 0")
-        trie_build(&self.trie, pieces)      # (it checks the pieces too)
+        automaton_build(&self.ac, pieces)   # (it checks the pieces too)
         self.logp = logp
         self.logp_ptr = &self.logp[0]
         self.ids = id_arr
         self.num_pieces = len(pieces)
-        self.max_len = self.trie.max_len
+        self.max_len = self.ac.max_len
         self.min_logprob = float(logp.min())
         self._weights = {}
         self._weight_arrays = []
@@ -104,13 +101,13 @@ cdef class Lattice:
             self._id_ptrs[i] = <PyObject*>obj
 
     def __dealloc__(self):
-        if self._trie_owner is None:
-            trie_free(&self.trie)
+        if self._ac_owner is None:
+            automaton_free(&self.ac)
         free(self._id_ptrs)
 
     def with_logprobs(self, logprobs):
-        """The same pieces and ids with other log-probabilities, without building the trie
-        again (the new lattice shares this one's)."""
+        """The same pieces and ids with other log-probabilities, without building the
+        automaton again (the new lattice shares this one's)."""
         logp = np.ascontiguousarray(logprobs, dtype=np.float64)
         if logp.shape != (self.num_pieces,):
             raise ValueError(f"need {self.num_pieces} log-probabilities, not {logp.shape}")
@@ -118,8 +115,8 @@ cdef class Lattice:
             raise ValueError("log-probabilities must be finite and <= 0")
         cdef Lattice out = Lattice.__new__(Lattice)
         cdef Py_ssize_t i
-        out.trie = self.trie
-        out._trie_owner = self if self._trie_owner is None else self._trie_owner
+        out.ac = self.ac
+        out._ac_owner = self if self._ac_owner is None else self._ac_owner
         out.logp = logp
         out.logp_ptr = &out.logp[0] if self.num_pieces else NULL
         out.ids = self.ids
@@ -182,7 +179,7 @@ cdef class Lattice:
     cdef void fill_model(self, Model* M, double alpha, object q):
         """The kernels' view of this lattice for alpha; q is weights_for's answer."""
         cdef double[::1] view
-        M.trie = self.trie
+        M.ac = self.ac
         M.logp = self.logp_ptr
         M.alpha = alpha
         M.cuts = NULL
@@ -234,7 +231,7 @@ cdef class Lattice:
         cdef Py_ssize_t n, m
         cdef const uint8_t* x = text_bytes(data, &n)
         if mode == MODE_EXACT and alpha == self._last_alpha:    # a sampling loop's usual case
-            M.trie = self.trie
+            M.ac = self.ac
             M.logp = self.logp_ptr
             M.alpha = alpha
             M.q = self._last_q
@@ -249,7 +246,7 @@ cdef class Lattice:
         try:
             if m < 0:
                 raise MemoryError()
-            return ids_to_objs(ws.out_val, m, self._id_ptrs, bos, eos, False)
+            return ids_to_objs(ws.result, m, self._id_ptrs, bos, eos, False)
         finally:
             ws_free(&ws)
 
@@ -262,7 +259,7 @@ cdef class Lattice:
         cdef Model M
         cdef Workspace ws
         cdef char stack[STACK_WORKSPACE]
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), m, i, start
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), m, i, start, end
         cdef const char* x = PyBytes_AS_STRING(data)
         cdef list out
         cdef object item
@@ -276,10 +273,11 @@ cdef class Lattice:
             out = PyList_New(m)
             start = 0
             for i in range(m):
-                item = PyBytes_FromStringAndSize(x + start, ws.out_end[i] - start)
+                end = start + self.ac.pieces[ws.result[i]].len
+                item = PyBytes_FromStringAndSize(x + start, end - start)
                 Py_INCREF(item)
                 PyList_SET_ITEM(out, i, item)
-                start = ws.out_end[i]
+                start = end
             return out
         finally:
             ws_free(&ws)

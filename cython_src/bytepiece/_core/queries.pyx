@@ -19,6 +19,7 @@ from libc.string cimport memcpy, memset
 from .chunks cimport chunk_end, is_chunk_start
 from .forward_backward cimport EdgePosteriors, EdgeStore, ep_free, es_free, forward_backward
 from .lattice cimport Lattice
+from .automaton cimport ac_edges, ac_piece_at
 from .segment cimport (
     LINEAR_LIMIT,
     check_alpha,
@@ -26,14 +27,13 @@ from .segment cimport (
     MODE_EXACT_LOG,
     Model,
     Workspace,
-    enter_constraint,
+    advance,
     log_weights,
     reverse_pieces,
     ws_free,
     ws_reserve,
     ws_start,
 )
-from .trie cimport Trie, trie_edges
 
 import heapq
 
@@ -79,9 +79,9 @@ cdef void kbest_chunk(const Model* M, const uint8_t* x, Py_ssize_t cs, Py_ssize_
     repeatedly take the best head; a tie goes to the longer piece (edges are collected
     shortest first, so the later edge), and within one edge the better prefix comes
     first. The heads per edge live in kb.head (at most max_len edges)."""
-    cdef Py_ssize_t k = kb.k, e, slot, lo = cs
+    cdef Py_ssize_t k = kb.k, e, slot
     cdef int K, j, bj
-    cdef int32_t s, r
+    cdef int32_t s, r, state = 0
     cdef double c, best, unused
     kb.count[cs] = 1
     kb.score[cs * k] = 0.0
@@ -89,10 +89,10 @@ cdef void kbest_chunk(const Model* M, const uint8_t* x, Py_ssize_t cs, Py_ssize_
     kb.value[cs * k] = -1
     kb.prev[cs * k] = -1
     for e in range(cs + 1, ce + 1):
-        if enter_constraint(M, e, &lo, &unused, 0.0):
+        if advance(M, x, e, &state, &unused, 0.0):
             kb.count[e] = 0          # no path ends here; edges from e find none to extend
             continue
-        K = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+        K = ac_edges(&M.ac, state, e, ws.starts, ws.values)
         for j in range(K):
             kb.head[j] = 0
         r = 0
@@ -175,25 +175,14 @@ cdef list combine_ranked(list levels, Py_ssize_t n):
     return results
 
 
-cdef int32_t piece_at(const Trie* trie, const uint8_t* x, Py_ssize_t s, Py_ssize_t e,
-                      Workspace* ws) noexcept nogil:
-    """The index of the piece x[s:e], or -1 when it is not in the vocabulary."""
-    cdef int k
-    if e - s > trie.max_len:
-        return -1
-    k = trie_edges(trie, x, e, s, ws.starts, ws.values)
-    if k > 0 and ws.starts[k - 1] == s:
-        return ws.values[k - 1]
-    return -1
-
-
 cdef double forward_entropy(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                             Workspace* ws, double* ent, double* esc,
                             double* ent_total, double* esc_total) noexcept nogil:
     """log Z (summed over chunks); adds the entropy and the expected score to the totals.
     ent and esc hold n + 1 doubles (per-position entropy and expected score)."""
-    cdef Py_ssize_t e, cs = 0, lo = 0
+    cdef Py_ssize_t e, cs = 0
     cdef int k, j
+    cdef int32_t state = 0
     cdef double logz_total = 0.0, top, tot, lw, w, h, g
     cdef double* fwd = ws.score
     fwd[0] = 0.0
@@ -201,7 +190,8 @@ cdef double forward_entropy(const Model* M, const uint8_t* x, Py_ssize_t n, bint
     esc[0] = 0.0
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
-            cs = lo = e - 1
+            cs = e - 1
+            state = 0
             logz_total += fwd[cs]
             ent_total[0] += ent[cs]
             esc_total[0] += esc[cs]
@@ -210,9 +200,9 @@ cdef double forward_entropy(const Model* M, const uint8_t* x, Py_ssize_t n, bint
             esc[cs] = 0.0
         ent[e] = 0.0
         esc[e] = 0.0
-        if enter_constraint(M, e, &lo, &fwd[e], -INFINITY):
+        if advance(M, x, e, &state, &fwd[e], -INFINITY):
             continue
-        k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+        k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
         top = log_weights(M, fwd, ws.starts, ws.values, k, ws.weights)
         if top == -INFINITY:     # no allowed path reaches e (constraints)
             fwd[e] = -INFINITY
@@ -241,16 +231,17 @@ cdef double forward_entropy(const Model* M, const uint8_t* x, Py_ssize_t n, bint
 cdef void forward_global(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                          Workspace* ws, double* fwd) noexcept nogil:
     """The forward log-sums into fwd[0 .. n], edges kept inside chunks, never reset."""
-    cdef Py_ssize_t e, lo = 0
+    cdef Py_ssize_t e
     cdef int k, j
+    cdef int32_t state = 0
     cdef double top, tot
     fwd[0] = 0.0
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
-            lo = e - 1
-        if enter_constraint(M, e, &lo, &fwd[e], -INFINITY):
+            state = 0
+        if advance(M, x, e, &state, &fwd[e], -INFINITY):
             continue
-        k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+        k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
         top = log_weights(M, fwd, ws.starts, ws.values, k, ws.weights)
         if top == -INFINITY:     # no allowed path reaches e (constraints)
             fwd[e] = -INFINITY
@@ -287,7 +278,7 @@ def nbest(Lattice lattice, bytes data, int n, *, bint chunked=True, cuts=None, b
         return [(np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32), 0.0)]
     memset(&kb, 0, sizeof(KBest))
     memset(&ws, 0, sizeof(Workspace))
-    if kbest_reserve(&kb, length, n, lattice.trie.max_len) < 0 or ws_reserve(&ws, length, lattice.trie.max_len) < 0:
+    if kbest_reserve(&kb, length, n, lattice.ac.max_len) < 0 or ws_reserve(&ws, length, lattice.ac.max_len) < 0:
         kbest_free(&kb)
         ws_free(&ws)
         raise MemoryError()
@@ -309,6 +300,8 @@ def nbest(Lattice lattice, bytes data, int n, *, bint chunked=True, cuts=None, b
             for r in range(cnt):
                 m = kbest_backtrack(&kb, cs, ce, <int>r, &vv[0], &ee[0])
                 paths.append((kb.score[ce * kb.k + r], vals[:m].copy(), ends[:m].copy()))
+            if not paths:
+                return []            # constraints leave this chunk, so the text, no segmentation
             levels.append(paths)
             cs = ce
     finally:
@@ -328,34 +321,29 @@ def path_score(Lattice lattice, bytes data, const int32_t[::1] ends, *, bint chu
     cdef int32_t s = 0, e, value
     cdef double total = 0.0, chunk = 0.0
     cdef bint crosses = False
-    cdef Workspace ws
     if (m == 0) != (length == 0) or (m and ends[m - 1] != length):
         raise ValueError("the pieces do not cover the text")
     vals = np.empty(m, dtype=np.int32)
     cdef int32_t[::1] vv = vals
-    ws_start(&ws, length, lattice.trie.max_len)
-    try:
-        for i in range(m):
-            e = ends[i]
-            if e <= s or e > length:
-                raise ValueError("piece end positions must increase strictly")
-            value = piece_at(&lattice.trie, x, s, e, &ws)
-            if value < 0:
-                raise ValueError(f"piece {i} ({data[s:e]!r}) is not in the vocabulary")
-            vv[i] = value
-            if chunked and s > 0 and is_chunk_start(x, s):
-                total = total + chunk
-                chunk = 0.0
-            if chunked and not crosses:
-                for p in range(s + 1, e):
-                    if is_chunk_start(x, p):
-                        crosses = True
-                        break
-            chunk = chunk + lattice.logp[value]
-            s = e
-        total = total + chunk
-    finally:
-        ws_free(&ws)
+    for i in range(m):
+        e = ends[i]
+        if e <= s or e > length:
+            raise ValueError("piece end positions must increase strictly")
+        value = ac_piece_at(&lattice.ac, x, s, e)
+        if value < 0:
+            raise ValueError(f"piece {i} ({data[s:e]!r}) is not in the vocabulary")
+        vv[i] = value
+        if chunked and s > 0 and is_chunk_start(x, s):
+            total = total + chunk
+            chunk = 0.0
+        if chunked and not crosses:
+            for p in range(s + 1, e):
+                if is_chunk_start(x, p):
+                    crosses = True
+                    break
+        chunk = chunk + lattice.logp[value]
+        s = e
+    total = total + chunk
     return (-INFINITY if crosses else total), vals
 
 
@@ -377,7 +365,7 @@ def entropy(Lattice lattice, bytes data, double alpha, *, bint chunked=True, cut
     h = np.empty(length + 1, dtype=np.float64)
     g = np.empty(length + 1, dtype=np.float64)
     cdef double[::1] hv = h, gv = g
-    ws_start(&ws, length, lattice.trie.max_len)
+    ws_start(&ws, length, lattice.ac.max_len)
     lattice.fill_model(&M, alpha, None)
     lattice.constrain(&M, cuts, banned, length)
     with nogil:
@@ -397,7 +385,7 @@ def forward_log(Lattice lattice, bytes data, double alpha, *, bint chunked=True,
     check_alpha(alpha)
     out = np.empty(length + 1, dtype=np.float64)
     cdef double[::1] fv = out
-    ws_start(&ws, length, lattice.trie.max_len)
+    ws_start(&ws, length, lattice.ac.max_len)
     lattice.fill_model(&M, alpha, None)
     lattice.constrain(&M, cuts, banned, length)
     with nogil:
@@ -423,7 +411,7 @@ def boundary_marginals(Lattice lattice, bytes data, double alpha, *, bint chunke
     cdef bint linear = not logspace and alpha * lattice.min_logprob >= -LINEAR_LIMIT
     cdef EdgeStore es
     keep = lattice.weights_for(alpha, MODE_EXACT if linear else MODE_EXACT_LOG)
-    ws_start(&ws, n, lattice.trie.max_len)
+    ws_start(&ws, n, lattice.ac.max_len)
     lattice.fill_model(&M, alpha, keep)
     lattice.constrain(&M, cuts, banned, n)
     memset(&es, 0, sizeof(EdgeStore))
@@ -453,7 +441,7 @@ def piece_marginals(Lattice lattice, bytes data, double alpha, *, bint chunked=T
     cdef double[::1] bv = bwd
     cdef bint linear = not logspace and alpha * lattice.min_logprob >= -LINEAR_LIMIT
     keep = lattice.weights_for(alpha, MODE_EXACT if linear else MODE_EXACT_LOG)
-    ws_start(&ws, n, lattice.trie.max_len)
+    ws_start(&ws, n, lattice.ac.max_len)
     lattice.fill_model(&M, alpha, keep)
     memset(&es, 0, sizeof(EdgeStore))
     memset(&ep, 0, sizeof(EdgePosteriors))
@@ -484,11 +472,12 @@ def edges(Lattice lattice, bytes data, *, bint chunked=True, cuts=None, banned=N
     """(starts, ends, piece indices) of every edge of the lattice of data: each piece of
     the vocabulary at each place it may stand (inside a chunk, across no required
     boundary, starting and ending at no forbidden one), by end position, shortest first."""
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), e, lo = 0, used = 0, cap
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), e, used = 0, cap
     cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
     cdef Model M
     cdef Workspace ws
     cdef int k, j
+    cdef int32_t state = 0
     cdef double unused
     lattice.fill_model(&M, -1.0, None)
     lattice.constrain(&M, cuts, banned, n)
@@ -497,14 +486,14 @@ def edges(Lattice lattice, bytes data, *, bint chunked=True, cuts=None, banned=N
     ends = np.empty(cap, dtype=np.int32)
     values = np.empty(cap, dtype=np.int32)
     cdef int32_t[::1] sv = starts, ev = ends, vv = values
-    ws_start(&ws, n, lattice.trie.max_len)
+    ws_start(&ws, n, lattice.ac.max_len)
     try:
         for e in range(1, n + 1):
             if chunked and e > 1 and is_chunk_start(x, e - 1):
-                lo = e - 1
-            if enter_constraint(&M, e, &lo, &unused, 0.0):
+                state = 0
+            if advance(&M, x, e, &state, &unused, 0.0):
                 continue
-            k = trie_edges(&M.trie, x, e, lo, ws.starts, ws.values)
+            k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
             if used + k > cap:
                 cap = 2 * cap + k
                 starts = np.resize(starts, cap)

@@ -4,17 +4,20 @@
 # forward-backward, the lattice queries, the batch driver and the trainer's passes
 # use these types too.
 #
-# Every kernel writes the chosen pieces (index and end position) in text order and
-# returns how many, or -1 when out of memory. Nothing here is global: a kernel reads
-# the Model (immutable) and writes only the Workspace its caller owns, so any number
-# of threads run kernels at once without locks.
+# Every kernel reads the lattice's edges from the vocabulary's Aho-Corasick automaton
+# (automaton.pxd), one transition per byte, and keeps per position only what it must:
+# its value (score or forward sum) and the piece it chose there (the piece's start is
+# the position minus its length). The chosen path is read back from the end into the
+# same array, so a result costs no more room than the choices. Nothing here is global:
+# a kernel reads the Model (immutable) and writes only the Workspace its caller owns, so
+# any number of threads run kernels at once without locks.
 
 from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from .common.rng cimport Rng
-from .trie cimport Trie
+from .automaton cimport AcNode, AcPiece, Automaton, ac_next
 
 
 cdef enum Mode:
@@ -38,7 +41,9 @@ cdef enum:
 # [RENORM_LOW, PLAIN_HIGH = 2**960]: a sum of at most max_len weights (each <= 1, as
 # logp <= 0) times mantissas <= 2**960 cannot overflow, and the low end keeps every
 # product normal. Its sums are then the exact scalings by powers of two of
-# exact_scaled's, so both loops draw the same samples.
+# exact_scaled's, so both loops draw the same samples. When a sum leaves that range,
+# exact_plain rescales the sums that later edges read by one power of two (exact) and
+# goes on; exact_scaled takes over only when they cannot all fit the range at one scale.
 cdef extern from *:
     """
     #define BP_LINEAR_LIMIT 600.0
@@ -69,7 +74,7 @@ cdef inline int check_alpha(double alpha) except -1:
 
 
 cdef struct Model:
-    Trie trie
+    Automaton ac
     const double* logp   # per piece index
     const double* q      # exp(alpha * logp) per piece index (sampling in linear space)
     double alpha
@@ -77,33 +82,42 @@ cdef struct Model:
     const uint8_t* banned   # ... or forbidden (constraints.py; len(text) + 1 entries)
 
 
-cdef inline bint enter_constraint(const Model* M, Py_ssize_t e, Py_ssize_t* lo, double* value,
-                                  double unreachable) noexcept nogil:
-    """The constraints at end position e, for a kernel walking back from e to lo: a
-    required boundary at e - 1 moves lo up to it (no piece crosses it); a forbidden one
-    at e makes e unreachable (its value is set to `unreachable`: -inf for scores and log
-    sums, 0 for linear sums) and returns True, so that the caller skips e. Edges that
-    start at an unreachable position then weigh nothing in every kernel."""
+cdef inline bint advance(const Model* M, const uint8_t* x, Py_ssize_t e, int32_t* state, double* value,
+                         double unreachable) noexcept nogil:
+    """Move the automaton's state over byte x[e - 1] under the constraints at end
+    position e: a required boundary at e - 1 restarts it at the root first (no piece
+    crosses the boundary); a forbidden one at e makes e unreachable (its value is set to
+    `unreachable`: -inf for scores and log sums, 0 for linear sums) and returns True, so
+    that the caller skips e's edges. Edges that start at an unreachable position then
+    weigh nothing in every kernel."""
     if M.cuts != NULL and M.cuts[e - 1]:
-        lo[0] = e - 1
+        state[0] = 0
+    state[0] = ac_next(M.ac.nodes, state[0], x[e - 1])
     if M.banned != NULL and M.banned[e]:
         value[0] = unreachable
         return True
     return False
 
 
+cdef inline int32_t byte_piece(const Model* M, uint8_t c) noexcept nogil:
+    """The piece index of the single byte c."""
+    return M.ac.nodes[M.ac.nodes[0].base + c].out
+
+
 cdef struct Workspace:
-    double* score        # Viterbi best score / forward mantissa / forward log weight
+    double* score        # per position: Viterbi best score / forward mantissa / forward log weight
     int64_t* expo        # forward exponent (linear-space sampling)
-    int32_t* back        # back-pointer: start of the chosen last piece
-    int32_t* backv       # back-pointer: its piece index
+    int32_t* aux         # a kernel's own int per position (an automaton state, say)
+    int32_t* backv       # the piece chosen at each position; then the result, read back into it
     int32_t* starts      # edges of one position (max_len of them at most)
     int32_t* values
     int32_t* pairs       # the same room as (start, value) pairs, for the exact sampler
     double* weights
-    int32_t* out_val     # room for the result: piece indices and end positions
-    int32_t* out_end
+    int32_t* result      # segment()'s pieces in text order (in backv or in long_out)
+    int32_t* long_out    # room for the result of a long text (the bounded-memory kernels)
+    Py_ssize_t long_cap
     Py_ssize_t cap       # texts up to cap - 1 bytes fit
+    Py_ssize_t edges     # room for this many edges of one position (starts, values; pairs twice)
     void* block          # the malloc'd block behind the arrays (NULL: caller's buffer)
     void* stack          # a caller's buffer for small texts, and its size
     size_t stack_size
@@ -155,14 +169,22 @@ cdef inline double log_weights(const Model* M, const double* fwd, const int32_t*
 cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil
 cdef int ws_start(Workspace* ws, Py_ssize_t n, int32_t max_len) except -1
 cdef void ws_free(Workspace* ws) noexcept nogil
+cdef Py_ssize_t read_back(const Model* M, int32_t* backv, Py_ssize_t n) noexcept nogil
+cdef void copy_out(const Model* M, const int32_t* vals, Py_ssize_t m, Py_ssize_t first, int32_t* out_val,
+                   int32_t* out_end) noexcept nogil
 
 # segment's result when boundary constraints leave a chunk without a segmentation
 # (-1 is out of memory).
 cdef enum:
     NO_SEGMENTATION = -2
 
+# segment() writes the pieces into ws.result (and copies them to out_val, their end
+# positions to out_end, when those are not NULL: constraints need out_val). Returns how
+# many, -1 when out of memory.
 cdef Py_ssize_t segment(const Model* M, int mode, const uint8_t* x, Py_ssize_t n, bint chunked,
                         bint forbid_whole, Rng* rng, Workspace* ws,
                         int32_t* out_val, int32_t* out_end) noexcept nogil
 cdef Py_ssize_t seg_viterbi_window(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
-                                   Py_ssize_t first_cap, int32_t* out_val, int32_t* out_end) noexcept nogil
+                                   Py_ssize_t first_cap, int32_t* out_val) noexcept nogil
+cdef Py_ssize_t seg_exact_windowed(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Rng* rng,
+                                   Workspace* ws, Py_ssize_t window) noexcept nogil

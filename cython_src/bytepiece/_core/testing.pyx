@@ -1,7 +1,7 @@
 # Hooks for the test suite, kept off the classes users see: samples driven by a weak
-# generator (the statistical tests must reject them), the bounded-memory Viterbi with a
-# window small enough to exercise it on short texts, and Viterbi without the piece
-# that covers a whole text (what em.split_scores scores).
+# generator (the statistical tests must reject them), the bounded-memory Viterbi and
+# exact sampler with a window small enough to exercise them on short texts, and Viterbi
+# without the piece that covers a whole text (what em.split_scores scores).
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport int32_t, uint8_t, uint64_t
@@ -11,7 +11,17 @@ from libc.string cimport memset
 from .common.rng cimport RNG_COARSE, RNG_LCG31, RNG_XOSHIRO, Rng, rng_init
 from .id_lists cimport ids_to_list, ids_to_objs
 from .lattice cimport Lattice
-from .segment cimport MODE_EXACT, MODE_VITERBI, Model, Workspace, seg_viterbi_window, segment, ws_free, ws_reserve
+from .segment cimport (
+    MODE_EXACT,
+    MODE_VITERBI,
+    Model,
+    Workspace,
+    copy_out,
+    seg_exact_windowed,
+    seg_viterbi_window,
+    segment,
+    ws_free,
+)
 from .text cimport text_bytes
 
 import numpy as np
@@ -42,12 +52,10 @@ def encode_with_generator(Lattice lattice, list datas, double alpha, const uint6
             x = text_bytes(datas[i], &n)
             rng_init(&rng, seed_words[i], key_words[i], generator)
             with nogil:
-                m = -1
-                if ws_reserve(&ws, n, M.trie.max_len) == 0:
-                    m = segment(&M, mode, x, n, chunked, False, &rng, &ws, ws.out_val, ws.out_end)
+                m = segment(&M, mode, x, n, chunked, False, &rng, &ws, NULL, NULL)
             if m < 0:
                 raise MemoryError()
-            out.append(ids_to_objs(ws.out_val, m, lattice._id_ptrs, -1, -1, False))
+            out.append(ids_to_objs(ws.result, m, lattice._id_ptrs, -1, -1, False))
     finally:
         ws_free(&ws)
     return out
@@ -65,7 +73,40 @@ def viterbi_windowed(Lattice lattice, const uint8_t[::1] data, Py_ssize_t first_
     lattice.fill_model(&M, -1.0, None)
     if n:
         with nogil:
-            m = seg_viterbi_window(&M, &data[0], n, chunked, first_cap, &vv[0], &ee[0])
+            m = seg_viterbi_window(&M, &data[0], n, chunked, first_cap, &vv[0])
+            if m > 0:
+                copy_out(&M, &vv[0], m, 0, NULL, &ee[0])
+    if m < 0:
+        raise MemoryError()
+    return vals[:m], ends[:m]
+
+
+def sample_windowed(Lattice lattice, const uint8_t[::1] data, double alpha, uint64_t seed_word, uint64_t key_word,
+                    Py_ssize_t window, *, bint chunked=True):
+    """(piece indices, end positions) of the exact draw of (seed_word, key_word), by the
+    sampler that long texts take, keeping forward sums for a window of `window`
+    positions (at least 4 * (max_len + 1)); for tests: any window gives the draw of
+    Lattice.segment."""
+    cdef int mode = lattice.mode_of(alpha, MODE_EXACT)
+    cdef object keep = lattice.weights_for(alpha, mode)
+    cdef Model M
+    cdef Rng rng
+    cdef Workspace ws
+    cdef Py_ssize_t n = data.shape[0], m = 0
+    if mode != MODE_EXACT:
+        raise ValueError("the windowed sampler is the linear-space one (alpha too large)")
+    vals = np.empty(n, dtype=np.int32)
+    ends = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] vv = vals, ee = ends
+    lattice.fill_model(&M, alpha, keep)
+    rng_init(&rng, seed_word, key_word, RNG_XOSHIRO)
+    memset(&ws, 0, sizeof(Workspace))
+    if n:
+        with nogil:
+            m = seg_exact_windowed(&M, &data[0], n, chunked, &rng, &ws, window)
+            if m > 0:
+                copy_out(&M, ws.result, m, 0, &vv[0], &ee[0])
+            ws_free(&ws)
     if m < 0:
         raise MemoryError()
     return vals[:m], ends[:m]
