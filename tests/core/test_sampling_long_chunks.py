@@ -39,6 +39,6 @@ def tok():
 @pytest.mark.parametrize("name, size, alpha", sorted(PINNED))
 def test_long_chunk_samples_are_those_of_the_exponent_loop(tok, name, size, alpha):
     text = (REPO / "corpora" / f"{name}.heldout.txt").read_bytes().replace(b"\n", b" ")
-    data = (text * 10)[:size]                   # one chunk: no newline
+    data = (text * 10)[:size]  # one chunk: no newline
     ids = tok.encode(data, alpha=alpha, key=11)
     assert (hashlib.sha256(repr(ids).encode()).hexdigest()[:16], len(ids)) == PINNED[name, size, alpha]
