@@ -221,22 +221,28 @@ def _rename_no_clobber(tmp: str, target: str) -> None:
 
 def _sweep_dead_writers(directory: str, base: str) -> None:
     """Remove temporaries left beside ``base`` by writers that were killed outright
-    (SIGKILL, power loss): their names carry the writer's pid, and a pid that no
-    longer runs cannot be writing. A live pid (even a reused one) is left alone."""
-    prefix = f".{base}."
+    (SIGKILL, power loss): their names carry the writer's pid."""
+    remove_files_of_dead_processes(directory, f".{base}.", ".tmp", ".")
+
+
+def remove_files_of_dead_processes(folder: str, prefix: str, suffix: str, separator: str) -> None:
+    """Remove the files ``PREFIX<pid>SEPARATOR...SUFFIX`` in ``folder`` whose pid no longer
+    runs: scratch files of processes killed outright, which a live process names after
+    its own pid. A live pid (even a reused one), this process's own, or a name that is no
+    pid is left alone."""
     try:
-        entries = [e.name for e in os.scandir(directory) if e.name.startswith(prefix) and e.name.endswith(".tmp")]
+        names = [e.name for e in os.scandir(folder) if e.name.startswith(prefix) and e.name.endswith(suffix)]
     except OSError:
         return
-    for name in entries:
-        pid_text = name[len(prefix) :].split(".", 1)[0]
+    for name in names:
+        pid_text = name[len(prefix) :].split(separator, 1)[0]
         if not pid_text.isdigit() or int(pid_text) == os.getpid():
             continue
         try:
             os.kill(int(pid_text), 0)
         except ProcessLookupError:
             with contextlib.suppress(OSError):
-                os.unlink(os.path.join(directory, name))
+                os.unlink(os.path.join(folder, name))
         except (PermissionError, OverflowError, ValueError):
             pass  # alive under another user, or not a pid: leave it
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 
+from ..atomic import remove_files_of_dead_processes
 from ..model import FIRST_PIECE_ID, save_model
 from .common import (
     MAX_DEFAULT_WORKERS,
@@ -104,21 +105,7 @@ def _spool_stdin(directory: str | None) -> str:
 
 def _sweep_dead_copies(folder: str) -> None:
     """Remove stdin copies left in ``folder`` by runs that no longer exist."""
-    try:
-        names = [n for n in os.listdir(folder) if n.startswith(SPOOL_PREFIX) and n.endswith(".txt")]
-    except OSError:
-        return
-    for name in names:
-        pid_text = name[len(SPOOL_PREFIX) :].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(folder, name))
-        except (PermissionError, OverflowError, ValueError):
-            pass  # alive under another user, or not a pid
+    remove_files_of_dead_processes(folder, SPOOL_PREFIX, ".txt", "-")
 
 
 class _PeakMemory:

@@ -175,6 +175,19 @@ cdef list combine_ranked(list levels, Py_ssize_t n):
     return results
 
 
+cdef inline double edges_log_sum(const Model* M, const double* fwd, Workspace* ws, int k) noexcept nogil:
+    """log(sum of exp) of the k edges' log forward weights (which log_weights leaves in
+    ws.weights for the caller); -inf when no allowed path reaches them (constraints)."""
+    cdef int j
+    cdef double tot = 0.0
+    cdef double top = log_weights(M, fwd, ws.starts, ws.values, k, ws.weights)
+    if top == -INFINITY:
+        return top
+    for j in range(k):
+        tot += exp(ws.weights[j] - top)
+    return top + log(tot)
+
+
 cdef double forward_entropy(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                             Workspace* ws, double* ent, double* esc,
                             double* ent_total, double* esc_total) noexcept nogil:
@@ -183,7 +196,7 @@ cdef double forward_entropy(const Model* M, const uint8_t* x, Py_ssize_t n, bint
     cdef Py_ssize_t e, cs = 0
     cdef int k, j
     cdef int32_t state = 0
-    cdef double logz_total = 0.0, top, tot, lw, w, h, g
+    cdef double logz_total = 0.0, lw, w, h, g
     cdef double* fwd = ws.score
     fwd[0] = 0.0
     ent[0] = 0.0
@@ -203,14 +216,9 @@ cdef double forward_entropy(const Model* M, const uint8_t* x, Py_ssize_t n, bint
         if advance(M, x, e, &state, &fwd[e], -INFINITY):
             continue
         k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
-        top = log_weights(M, fwd, ws.starts, ws.values, k, ws.weights)
-        if top == -INFINITY:     # no allowed path reaches e (constraints)
-            fwd[e] = -INFINITY
+        fwd[e] = edges_log_sum(M, fwd, ws, k)
+        if fwd[e] == -INFINITY:  # no allowed path reaches e (constraints)
             continue
-        tot = 0.0
-        for j in range(k):
-            tot += exp(ws.weights[j] - top)
-        fwd[e] = top + log(tot)
         h = 0.0
         g = 0.0
         for j in range(k):
@@ -232,9 +240,8 @@ cdef void forward_global(const Model* M, const uint8_t* x, Py_ssize_t n, bint ch
                          Workspace* ws, double* fwd) noexcept nogil:
     """The forward log-sums into fwd[0 .. n], edges kept inside chunks, never reset."""
     cdef Py_ssize_t e
-    cdef int k, j
+    cdef int k
     cdef int32_t state = 0
-    cdef double top, tot
     fwd[0] = 0.0
     for e in range(1, n + 1):
         if chunked and e > 1 and is_chunk_start(x, e - 1):
@@ -242,14 +249,7 @@ cdef void forward_global(const Model* M, const uint8_t* x, Py_ssize_t n, bint ch
         if advance(M, x, e, &state, &fwd[e], -INFINITY):
             continue
         k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
-        top = log_weights(M, fwd, ws.starts, ws.values, k, ws.weights)
-        if top == -INFINITY:     # no allowed path reaches e (constraints)
-            fwd[e] = -INFINITY
-            continue
-        tot = 0.0
-        for j in range(k):
-            tot += exp(ws.weights[j] - top)
-        fwd[e] = top + log(tot)
+        fwd[e] = edges_log_sum(M, fwd, ws, k)  # (-inf where constraints leave no path)
 
 
 # ---------------------------------------------------------------------------
