@@ -20,7 +20,7 @@ from ._core import draws as _draws
 from ._core.batch import encode_flat, encode_lists
 from ._core.lattice import Lattice
 from .constraints import Pattern
-from .encoding import TextEncoder, check_alpha, sampler_code
+from .encoding import TextEncoder, check_alpha, check_count, sampler_code
 from .model import BOS_ID, EOS_ID
 from .special import SpecialSet
 
@@ -117,6 +117,8 @@ class BatchEncoder:
             raise TypeError("encode_batch takes a sequence of texts; use encode for one text")
         texts = list(texts)
         n = len(texts)
+        if num_threads is not None:
+            _parallel.thread_count(num_threads, ())  # (checked on every path, used on some)
         if keys is not None:
             keys = list(keys)
             if len(keys) != n:
@@ -145,9 +147,7 @@ class BatchEncoder:
                     "num_samples draws exact samples (alpha >= 0) of plain texts: it does not combine with "
                     "special tokens, offsets or another sampler"
                 )
-            count = int(num_samples)
-            if count < 0:
-                raise ValueError(f"num_samples must be >= 0, not {num_samples}")
+            count = check_count(num_samples, "num_samples", minimum=0)
             seeds, words = self.draw_words(n, alpha, keys)
             threads = _parallel.thread_count(num_threads, texts)
             return self.samples(texts, count, alpha, seeds, words, add_bos, add_eos, threads, as_numpy)

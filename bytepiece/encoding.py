@@ -12,6 +12,7 @@ as the fast path does; later runs draw with key words derived from it.
 
 from __future__ import annotations
 
+import operator
 import struct
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -46,9 +47,21 @@ class Encoding(NamedTuple):
     char_offsets: list[tuple[int, int]]
 
 
+def _alpha_number(alpha, limits: str) -> float:
+    """alpha as a float: a number (not a string), finite or not; one too large for a
+    float is the ValueError an out-of-range alpha gets."""
+    if isinstance(alpha, (str, bytes, bytearray)):
+        raise TypeError(f"alpha must be a number, not {type(alpha).__name__} {alpha!r}")
+    try:
+        return float(alpha)
+    except OverflowError:
+        shown = f"an integer of {len(str(abs(int(alpha))))} digits" if isinstance(alpha, int) else repr(alpha)
+        raise ValueError(f"alpha must be {limits}, not {shown}") from None
+
+
 def check_alpha(alpha) -> float:
     """alpha as a float: negative for Viterbi, else a sampling alpha up to MAX_ALPHA."""
-    alpha = float(alpha)
+    alpha = _alpha_number(alpha, f"negative (Viterbi) or a number from 0 to {MAX_ALPHA:g} (sampling)")
     if not alpha <= MAX_ALPHA:  # (NaN too)
         raise ValueError(
             f"alpha must be negative (Viterbi) or a number from 0 to {MAX_ALPHA:g} (sampling), not {alpha}"
@@ -58,13 +71,31 @@ def check_alpha(alpha) -> float:
 
 def check_sampling_alpha(alpha) -> float:
     """alpha as a float from 0 to MAX_ALPHA: the alphas of sampling and lattice queries."""
-    alpha = float(alpha)
+    alpha = _alpha_number(alpha, f"a number from 0 to {MAX_ALPHA:g} here")
     if not (0.0 <= alpha <= MAX_ALPHA):
         raise ValueError(
             f"alpha must be a number from 0 to {MAX_ALPHA:g} here, not {alpha} (as alpha grows the "
             f"distribution tends to Viterbi's ties shared evenly)"
         )
     return alpha
+
+
+#: The largest count (n-best size, number of draws) the core takes: a C int.
+MAX_COUNT = 2**31 - 1
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """A count argument (n, k, num_samples) as an int from ``minimum`` to MAX_COUNT: any
+    integer type (numpy's too), never a bool, a float or a string."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not bool")
+    try:
+        count = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
+    if not minimum <= count <= MAX_COUNT:
+        raise ValueError(f"{name} must be from {minimum} to {MAX_COUNT}, not {count}")
+    return count
 
 
 def sampler_code(sampler: str) -> int:
@@ -246,8 +277,7 @@ class TextEncoder:
         input, characters are counted as UTF-8 lead bytes (exact for valid UTF-8).
         The ids equal ``encode``'s for the same arguments (and key).
         """
-        if alpha is None:
-            alpha = self.default_alpha
+        alpha = self.default_alpha if alpha is None else check_alpha(alpha)
         ids, starts, ends, data = self.spans(
             text, add_bos, add_eos, alpha, key, sampler, allowed_special, disallowed_special
         )

@@ -31,7 +31,7 @@ from ._core import em as _em
 from ._core import queries as _queries
 from ._core.lattice import Lattice
 from .constraints import Pattern, Positions
-from .encoding import check_sampling_alpha
+from .encoding import check_count, check_sampling_alpha
 from .model import FIRST_PIECE_ID
 
 Piece = bytes | bytearray | str | int
@@ -104,9 +104,7 @@ class LatticeQueries:
         ordered as Viterbi breaks them (the longer last piece first, recursively), so
         ``nbest(text, 1)[0][0] == tokenize(text)``.
         """
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"n must be >= 1, not {n}")
+        n = check_count(n, "n")
         data = self.to_bytes(text)
         cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
         out = []

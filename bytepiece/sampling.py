@@ -26,7 +26,7 @@ from . import constraints, distinct
 from ._core import draws as _draws
 from ._core.lattice import Lattice
 from .constraints import Pattern, Positions
-from .encoding import check_sampling_alpha
+from .encoding import check_count, check_sampling_alpha
 
 
 class LatticeSampler:
@@ -74,9 +74,7 @@ class LatticeSampler:
         Boundary constraints as in :meth:`tokenize`.
         """
         alpha = check_sampling_alpha(alpha)
-        n = int(n)
-        if n < 0:
-            raise ValueError(f"n must be >= 0, not {n}")
+        n = check_count(n, "n", minimum=0)
         data = self.to_bytes(text)
         cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
         seed_word, key_word = self.words(key)
@@ -126,9 +124,7 @@ class LatticeSampler:
         constraints as in :meth:`tokenize`.
         """
         alpha = check_sampling_alpha(alpha)
-        k = int(k)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, not {k}")
+        k = check_count(k, "k")
         data = self.to_bytes(text)
         cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
         constraints.check_reachable(self._lattice, data, cuts, banned)

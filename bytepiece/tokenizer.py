@@ -214,6 +214,8 @@ class Tokenizer:
         """
         if alpha is None:
             alpha = self._alpha
+        elif type(alpha) is not float:
+            alpha = check_alpha(alpha)
         if required_boundaries is not None or forbidden_boundaries is not None or boundary_regex is not None:
             bounds = (required_boundaries, forbidden_boundaries, boundary_regex)
             _, starts, ends, data = self._encoder.spans(text, False, False, alpha, key, sampler, bounds=bounds)
@@ -257,6 +259,8 @@ class Tokenizer:
         """
         if alpha is None:
             alpha = self._alpha
+        elif type(alpha) is not float:  # (a float goes on: the core checks its range)
+            alpha = check_alpha(alpha)
         if required_boundaries is not None or forbidden_boundaries is not None or boundary_regex is not None:
             bounds = (required_boundaries, forbidden_boundaries, boundary_regex)
             ids = self._encoder.spans(

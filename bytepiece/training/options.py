@@ -133,8 +133,8 @@ class EmOptions:
                 f"em_round_fraction, em_grow_fraction and em_first_fraction must be in (0, 1], "
                 f"not {self.round_fraction!r}, {self.grow_fraction!r}, {self.first_fraction!r}"
             )
-        if self.sample_bytes < 1:
-            raise TrainerError(f"em_sample_bytes must be positive, not {self.sample_bytes!r}")
+        if not 1 <= self.sample_bytes <= 1e15:  # (NaN, inf and ints past a float's range too)
+            raise TrainerError(f"em_sample_bytes must be a number of bytes from 1 to 1e15, not {self.sample_bytes!r}")
         # (stored as the stages use them)
         object.__setattr__(self, "grow_rounds", int(self.grow_rounds))
         object.__setattr__(self, "estimated_rounds", int(self.estimated_rounds))

@@ -1,0 +1,118 @@
+"""Reliability: numeric arguments are accepted or refused the same way at every entry point.
+
+What the hostile-input pass (scripts/hostile_pass.py --part api) found, pinned:
+
+- ``alpha`` as a string was taken by some calls (``encode_batch``, every lattice query,
+  ``Tokenizer(alpha=...)``) and refused by others (``encode``): it is a TypeError
+  everywhere now;
+- an ``alpha`` too large for a float (``10**400``) raised OverflowError: it is the
+  ValueError any alpha out of range gets;
+- counts (``nbest``'s n, ``sample``'s n, ``sample_distinct``'s k, ``num_samples``)
+  past a C int or infinite raised OverflowError, and a float was silently truncated:
+  integers only, from their minimum to 2**31 - 1;
+- ``num_threads`` went unchecked on the special-token path of ``encode_batch``;
+- ``Trainer(em_sample_bytes=inf)`` raised OverflowError, not TrainerError.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import VENDORED_MODEL
+
+from bytepiece import Tokenizer, Trainer
+from bytepiece.training import TrainerError
+
+TEXT = "hello world"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return Tokenizer(VENDORED_MODEL, seed=2)
+
+
+def _alpha_calls(tok):
+    pieces = tok.tokenize(TEXT)
+    return {
+        "Tokenizer(alpha=)": lambda a: Tokenizer(tok.vocabulary, alpha=a),
+        "encode": lambda a: tok.encode(TEXT, alpha=a),
+        "encode keyed": lambda a: tok.encode(TEXT, alpha=a, key=1),
+        "tokenize keyed": lambda a: tok.tokenize(TEXT, alpha=a, key=1),
+        "encode numpy": lambda a: tok.encode(TEXT, alpha=a, as_numpy=True),
+        "encode_batch": lambda a: tok.encode_batch([TEXT], alpha=a),
+        "encode_batch keyed": lambda a: tok.encode_batch([TEXT], alpha=a, keys=[1]),
+        "encode_with_offsets": lambda a: tok.encode_with_offsets(TEXT, alpha=a, key=1),
+        "sample": lambda a: tok.sample(TEXT, 2, a, key=1),
+        "sample_distinct": lambda a: tok.sample_distinct(TEXT, 2, a),
+        "log_prob": lambda a: tok.log_prob(TEXT, pieces, a),
+        "log_partition": lambda a: tok.log_partition(TEXT, a),
+        "entropy": lambda a: tok.entropy(TEXT, a),
+        "boundary_marginals": lambda a: tok.boundary_marginals(TEXT, a),
+        "piece_marginals": lambda a: tok.piece_marginals(TEXT, a),
+    }
+
+
+@pytest.mark.parametrize("alpha", ["0.5", b"1", "1"])
+def test_alpha_as_a_string_is_a_type_error_everywhere(tok, alpha):
+    for name, call in _alpha_calls(tok).items():
+        with pytest.raises(TypeError, match="alpha must be a number"):
+            call(alpha)
+            pytest.fail(f"{name} took alpha={alpha!r}")
+
+
+def test_alpha_too_large_for_a_float_is_a_value_error_everywhere(tok):
+    for name, call in _alpha_calls(tok).items():
+        with pytest.raises(ValueError, match="alpha must be"):
+            call(10**400)
+            pytest.fail(f"{name} took alpha=10**400")
+
+
+def test_alpha_of_any_number_type_gives_the_same_result(tok):
+    want = tok.encode(TEXT, alpha=0.5, key=4)
+    for alpha in (np.float32(0.5), np.float64(0.5), 0.5):
+        assert tok.encode(TEXT, alpha=alpha, key=4) == want
+    assert (
+        tok.encode(TEXT, alpha=1, key=4)
+        == tok.encode(TEXT, alpha=1.0, key=4)
+        == tok.encode(TEXT, alpha=np.int64(1), key=4)
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda t: t.nbest(TEXT, 2**31), ValueError),
+        (lambda t: t.nbest(TEXT, 10**400), ValueError),
+        (lambda t: t.nbest(TEXT, 0), ValueError),
+        (lambda t: t.nbest(TEXT, 2.0), TypeError),
+        (lambda t: t.nbest(TEXT, True), TypeError),
+        (lambda t: t.sample_distinct(TEXT, float("inf"), 0.1), TypeError),
+        (lambda t: t.sample_distinct(TEXT, 2**63, 0.1), ValueError),
+        (lambda t: t.sample(TEXT, 1.5, 0.1), TypeError),
+        (lambda t: t.sample(TEXT, -1, 0.1), ValueError),
+        (lambda t: t.encode_batch([TEXT], alpha=0.1, num_samples=2**31), ValueError),
+        (lambda t: t.encode_batch([TEXT], alpha=0.1, num_samples="2"), TypeError),
+    ],
+)
+def test_counts_are_integers_within_a_c_int(tok, call, error):
+    with pytest.raises(error):
+        call(tok)
+
+
+def test_counts_of_any_integer_type_are_the_same_count(tok):
+    assert tok.nbest(TEXT, np.int64(3)) == tok.nbest(TEXT, 3)
+    assert tok.sample(TEXT, np.uint8(2), 0.1, key=9) == tok.sample(TEXT, 2, 0.1, key=9)
+    assert tok.sample(TEXT, 0, 0.1, key=9) == []
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True])
+def test_num_threads_is_checked_on_every_encode_batch_path(tok, threads):
+    for options in ({}, {"allowed_special": "all"}, {"return_offsets": True}, {"as_numpy": True}):
+        with pytest.raises((TypeError, ValueError), match="num_threads"):
+            tok.encode_batch([TEXT], num_threads=threads, **options)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 10**400, 0, -5])
+def test_trainer_em_sample_bytes_out_of_range_is_a_trainer_error(value):
+    with pytest.raises(TrainerError, match="em_sample_bytes"):
+        Trainer(em_sample_bytes=value)
