@@ -165,7 +165,7 @@ def thread_count(num_threads: int | None, texts: Sequence) -> int:
     """The threads a batch of texts runs on: num_threads when given, else as many cores as
     the batch has MIN_BYTES_PER_THREAD for."""
     if num_threads is not None:
-        if isinstance(num_threads, bool):
+        if isinstance(num_threads, bool) or type(num_threads).__name__ in ("bool", "bool_"):  # (numpy's too)
             raise TypeError("num_threads must be an integer, not bool")
         try:
             count = operator.index(num_threads)  # (numpy integers too; not 1.5, nor "2")

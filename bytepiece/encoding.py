@@ -87,7 +87,7 @@ MAX_COUNT = 2**31 - 1
 def check_count(value, name: str, minimum: int = 1) -> int:
     """A count argument (n, k, num_samples) as an int from ``minimum`` to MAX_COUNT: any
     integer type (numpy's too), never a bool, a float or a string."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):  # (numpy's too)
         raise TypeError(f"{name} must be an integer, not bool")
     try:
         count = operator.index(value)

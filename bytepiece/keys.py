@@ -41,13 +41,14 @@ def _integer(value) -> int:
     """An integer key of any type (numpy's, an int subclass, anything with ``__index__``)
     as the equal Python int, so that equal integers are the same key. bool (Python's or
     numpy's) is not a key: True would otherwise be key 1."""
-    if isinstance(value, bool):
+    # (numpy's bool is checked by name: some numpy versions let operator.index take it,
+    # with a DeprecationWarning)
+    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):
         raise TypeError(_NOT_A_KEY.format("bool"))
     try:
         return operator.index(value)
     except TypeError:
-        name = type(value).__name__
-        raise TypeError(_NOT_A_KEY.format("bool" if name in ("bool", "bool_") else name)) from None
+        raise TypeError(_NOT_A_KEY.format(type(value).__name__)) from None
 
 
 def _encode(value: Key) -> bytes:
