@@ -276,15 +276,13 @@ class Tokenizer:
                 text, add_bos, add_eos, alpha, key, sampler, allowed_special, disallowed_special, with_spans=False
             )[0]
             return ids.__iter__() if iter else ids
-        # The hot path of per-line encoding: kept free of helper calls for str input. An
-        # ASCII str is left as it is (no normal form changes ASCII) and the lattice reads
-        # its buffer in place.
+        # The hot path of per-line encoding: kept free of helper calls for str input. A str
+        # goes to the core as it is (no normal form changes ASCII; other text is normalised
+        # first): the core reads an ASCII str's buffer in place and encodes any other into
+        # a buffer of the call's own.
         data: str | bytes
         if type(text) is str:
-            if not text.isascii():
-                data = (normalize_form(self._form, text) if self._normalize else text).encode("utf-8")
-            else:
-                data = text
+            data = normalize_form(self._form, text) if self._normalize and not text.isascii() else text
         else:
             data = self._to_bytes(text)
         bos = BOS_ID if add_bos else -1

@@ -349,3 +349,24 @@ def test_import_is_side_effect_free():
         check=True,
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("size", [10, 3000, 50_000])  # (on the call's stack, and past it)
+def test_a_non_ascii_str_encodes_as_its_utf8_and_keeps_no_utf8_copy(tok, size):
+    """The core encodes a non-ASCII str into a buffer of its own: the same ids as its
+    UTF-8 bytes, keyed samples too, and no UTF-8 copy left cached on the caller's str
+    (which would double the memory of a corpus held as str)."""
+    text = ("中文 text, ünïcödé and 😀 " * (size // 20 + 1))[:size]
+    before = sys.getsizeof(text)
+    assert tok.encode(text) == tok.encode(text.encode("utf-8"))
+    assert tok.encode(text, alpha=0.2, key=5) == tok.encode(text.encode("utf-8"), alpha=0.2, key=5)
+    assert tok.decode(tok.encode(text)) == text
+    assert sys.getsizeof(text) == before
+
+
+def test_a_lone_surrogate_is_refused_naming_its_position(tok):
+    for text in ("ab\ud800cd", "中\udfff" + "文" * 10_000):
+        with pytest.raises(UnicodeEncodeError, match="surrogates not allowed"):
+            tok.encode(text)
+        with pytest.raises(UnicodeEncodeError):
+            tok.encode(text, alpha=0.1)

@@ -35,7 +35,7 @@ from .segment cimport (
     ws_free,
     ws_init,
 )
-from .text cimport text_bytes
+from .text cimport text_utf8
 from .automaton cimport Automaton, automaton_build, automaton_free
 
 import numpy as np
@@ -46,6 +46,9 @@ from .segment cimport MAX_ALPHA as ALPHA_LIMIT
 #: The largest alpha the samplers take (segment.pxd says why).
 MAX_ALPHA = ALPHA_LIMIT
 SAMPLERS = {"exact": MODE_EXACT, "exact-logspace": MODE_EXACT_LOG, "legacy-v1": MODE_LEGACY_V1}
+
+cdef enum:
+    TEXT_STACK = 8192   # bytes of stack a per-call method lends a non-ASCII str's UTF-8
 
 
 cdef inline Py_ssize_t segment_one(const Model* M, int mode, const uint8_t* x, Py_ssize_t n, uint64_t seed_word,
@@ -223,13 +226,16 @@ cdef class Lattice:
     cdef object encode_one(self, object data, double alpha, int mode, uint64_t seed_word,
                            uint64_t key_word, int bos, int eos):
         """Ids of one segmentation of data (bytes, or a str read as UTF-8), with <bos> and
-        <eos> when they are >= 0: the per-call path of viterbi, sample and DrawStream."""
+        <eos> when they are >= 0: the per-call path of viterbi, sample and DrawStream. A
+        non-ASCII str is encoded into a buffer of the call's own (text_utf8)."""
         cdef object keep = None
         cdef Model M
         cdef Workspace ws
         cdef char stack[STACK_WORKSPACE]
+        cdef uint8_t text_stack[TEXT_STACK]
+        cdef uint8_t* text_heap = NULL
         cdef Py_ssize_t n, m
-        cdef const uint8_t* x = text_bytes(data, &n)
+        cdef const uint8_t* x
         if mode == MODE_EXACT and alpha == self._last_alpha:    # a sampling loop's usual case
             M.ac = self.ac
             M.logp = self.logp_ptr
@@ -241,14 +247,16 @@ cdef class Lattice:
             keep = self.weights_for(alpha, mode)
             self.fill_model(&M, alpha, keep)
         ws_init(&ws, stack, sizeof(stack))
-        with nogil:
-            m = segment_one(&M, mode, x, n, seed_word, key_word, &ws)
         try:
+            x = text_utf8(data, text_stack, TEXT_STACK, &text_heap, &n)
+            with nogil:
+                m = segment_one(&M, mode, x, n, seed_word, key_word, &ws)
             if m < 0:
                 raise MemoryError()
             return ids_to_objs(ws.result, m, self._id_ptrs, bos, eos, False)
         finally:
             ws_free(&ws)
+            free(text_heap)
 
     def pieces(self, bytes data, double alpha=-1.0, uint64_t seed_word=0, uint64_t key_word=0, *,
                int sampler=MODE_EXACT):

@@ -32,6 +32,8 @@ cdef inline const uint8_t* text_bytes(object data, Py_ssize_t* n) except NULL:
     return <const uint8_t*>PyBytes_AS_STRING(data)
 
 
+cdef const uint8_t* text_utf8(object data, uint8_t* stack, Py_ssize_t room, uint8_t** heap,
+                              Py_ssize_t* n) except NULL
 cdef Py_ssize_t gather_texts(list datas, object form, object convert, TextIn* out, list keep) except -1
 cdef Py_ssize_t check_nfc_texts(TextIn* texts, Py_ssize_t count) noexcept nogil
 cdef Py_ssize_t normalise_left(list datas, TextIn* texts, Py_ssize_t count, list keep) except -1

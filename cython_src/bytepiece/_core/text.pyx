@@ -19,6 +19,7 @@
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc
 from libc.string cimport memcpy, memset
 
 from .common.atomics cimport load_acquire, store_release
@@ -219,6 +220,37 @@ cdef Py_ssize_t utf8_encode(const TextIn* t, uint8_t* out) noexcept nogil:
     if t.kind == 2:
         return utf8_of_units(<const uint16_t*>t.chars, t.size, out)
     return utf8_of_units(<const uint32_t*>t.chars, t.size, out)
+
+
+cdef const uint8_t* text_utf8(object data, uint8_t* stack, Py_ssize_t room, uint8_t** heap,
+                              Py_ssize_t* n) except NULL:
+    """The bytes to segment of one text: a bytes object's or an ASCII str's, in place; a
+    non-ASCII str's UTF-8, encoded into `stack` (`room` bytes) or, when it needs more,
+    into a buffer put in *heap (which the caller frees). Unlike PyUnicode_AsUTF8AndSize
+    (text_bytes), it leaves no UTF-8 copy cached on the caller's str."""
+    cdef TextIn t
+    cdef uint8_t* out
+    cdef Py_ssize_t need
+    if type(data) is not str or PyUnicode_IS_ASCII(data):
+        return text_bytes(data, n)
+    t.ptr = NULL
+    t.chars = PyUnicode_DATA(data)
+    t.size = PyUnicode_GET_LENGTH(data)
+    t.kind = PyUnicode_KIND(data)
+    t.check_nfc = False
+    need = utf8_size_bound(&t)
+    if need <= room:
+        out = stack
+    else:
+        out = <uint8_t*>malloc(need)
+        if out == NULL:
+            raise MemoryError()
+        heap[0] = out
+    n[0] = utf8_encode(&t, out)
+    if n[0] < 0:  # a lone surrogate: the error str.encode gives, naming it
+        data.encode("utf-8")
+        raise UnicodeEncodeError("utf-8", data, 0, len(data), "surrogates not allowed")
+    return out
 
 
 cdef Py_ssize_t gather_texts(list datas, object form, object convert, TextIn* out, list keep) except -1:
