@@ -132,12 +132,7 @@ def atomic_write(
         fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
         with _named_errors(path, tmp):
-            handle: IO
-            if mode == "w":
-                handle = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline="")
-            else:
-                handle = os.fdopen(fd, "wb")
-            with handle:
+            with _fd_handle(fd, mode, encoding) as handle:
                 yield handle
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -163,13 +158,16 @@ def _stream_handle(path: str, mode: str, encoding: str | None) -> Iterator[IO]:
             raise OSError(error.errno, f"cannot write there ({error.strerror})", path) from None
     else:
         fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
-    handle: IO
-    if mode == "w":
-        handle = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline="")
-    else:
-        handle = os.fdopen(fd, "wb")
-    with handle:
+    with _fd_handle(fd, mode, encoding) as handle:
         yield handle
+
+
+def _fd_handle(fd: int, mode: str, encoding: str | None) -> IO:
+    """A file object over descriptor fd: text ("w": UTF-8 unless told, newlines as written)
+    or binary ("wb")."""
+    if mode == "w":
+        return os.fdopen(fd, "w", encoding=encoding or "utf-8", newline="")
+    return os.fdopen(fd, "wb")
 
 
 @contextlib.contextmanager

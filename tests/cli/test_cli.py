@@ -11,6 +11,8 @@ import os
 import unicodedata
 
 import pytest
+from cli_helpers import fails as check_fails
+from cli_helpers import invoke, ok
 from click.testing import CliRunner
 from conftest import REPO, VENDORED_MODEL
 from hypothesis import given, settings
@@ -50,24 +52,11 @@ def text_file(tmp_path):
 
 
 def run(runner, *args, input=None):
-    return runner.invoke(main, [str(a) for a in args], input=input, catch_exceptions=True)
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
-    return result
+    return invoke(*args, input=input, runner=runner)
 
 
 def fails(result, code=1, *needles):
-    assert result.exit_code == code, (result.exit_code, result.output)
-    if code == 1:
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-        assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in result.stderr, (needle, result.stderr)
-    assert result.stdout == ""
-    return result
+    return check_fails(result, code, *needles, quiet_stdout=True)
 
 
 def lines_of(data: bytes):

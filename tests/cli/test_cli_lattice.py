@@ -12,10 +12,10 @@ import math
 import re
 
 import pytest
+from cli_helpers import invoke, ok
 from click.testing import CliRunner
 
 from bytepiece import Tokenizer
-from bytepiece.cli import main
 from bytepiece.reference import keeps_constraints
 
 TEXT = "Call 5551234567 in 2024, then again."
@@ -27,13 +27,7 @@ def runner():
 
 
 def run(runner, *args, input=None):
-    result = runner.invoke(main, [str(a) for a in args], input=input, catch_exceptions=True)
-    return result
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
-    return result
+    return invoke(*args, input=input, runner=runner)
 
 
 def _digit_cuts(data: bytes, size: int) -> list[int]:

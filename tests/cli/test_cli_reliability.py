@@ -14,11 +14,10 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
+from cli_helpers import fails, invoke, ok
 from conftest import REPO, VENDORED_MODEL
 
 from bytepiece import Tokenizer
-from bytepiece.cli import main
 from bytepiece.model import save_model
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -27,23 +26,7 @@ MODEL = str(VENDORED_MODEL)
 
 
 def run(*args, input=None):
-    return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=True)
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
-    return result
-
-
-def fails(result, code=1, *needles):
-    assert result.exit_code == code, (result.exit_code, result.output)
-    if code == 1:
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-        assert "Traceback" not in result.output and "(run `bytepiece --debug" not in result.stderr
-    for needle in needles:
-        assert needle in result.stderr, (needle, result.stderr)
-    return result
+    return invoke(*args, input=input)
 
 
 def process(*args, input=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs):
