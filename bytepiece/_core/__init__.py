@@ -4,6 +4,7 @@ Built from ``cython_src/bytepiece/_core/``, one module per concept:
 
 - ``trie``: the reversed double-array trie of a vocabulary;
 - ``segment``: the segmentation kernels (Viterbi, windowed Viterbi, the samplers);
+- ``workspace``: the kernels' per-call scratch space;
 - ``forward_backward``: log Z, expected piece counts, boundary marginals;
 - ``lattice``: ``Lattice`` (a compiled vocabulary; one text at a time) and ``DrawStream``;
 - ``batch``: many texts on several threads, as id lists or flat arrays;

@@ -1,5 +1,5 @@
 # The segmentation kernels' shared vocabulary: the model as the kernels see it, the
-# modes, the per-call scratch space, and the one dispatch. segment.pyx holds the
+# modes, and the one dispatch (the per-call scratch space is workspace.pxd's). segment.pyx holds the
 # kernels (Viterbi, windowed Viterbi, the exact samplers, the legacy sampler);
 # forward-backward, the lattice queries, the batch driver and the trainer's passes
 # use these types too.
@@ -18,6 +18,7 @@ from libc.string cimport memcpy, memset
 
 from .common.rng cimport Rng
 from .automaton cimport AcNode, AcPiece, Automaton, ac_next
+from .workspace cimport Workspace, ws_free, ws_init, ws_long, ws_reserve, ws_start
 
 
 cdef enum Mode:
@@ -104,32 +105,6 @@ cdef inline int32_t byte_piece(const Model* M, uint8_t c) noexcept nogil:
     return M.ac.nodes[M.ac.nodes[0].base + c].out
 
 
-cdef struct Workspace:
-    double* score        # per position: Viterbi best score / forward mantissa / forward log weight
-    int64_t* expo        # forward exponent (linear-space sampling)
-    int32_t* aux         # a kernel's own int per position (an automaton state, say)
-    int32_t* backv       # the piece chosen at each position; then the result, read back into it
-    int32_t* starts      # edges of one position (max_len of them at most)
-    int32_t* values
-    int32_t* pairs       # the same room as (start, value) pairs, for the exact sampler
-    double* weights
-    int32_t* result      # segment()'s pieces in text order (in backv or in long_out)
-    int32_t* long_out    # room for the result of a long text (the bounded-memory kernels)
-    Py_ssize_t long_cap
-    Py_ssize_t cap       # texts up to cap - 1 bytes fit
-    Py_ssize_t edges     # room for this many edges of one position (starts, values; pairs twice)
-    void* block          # the malloc'd block behind the arrays (NULL: caller's buffer)
-    void* stack          # a caller's buffer for small texts, and its size
-    size_t stack_size
-
-
-cdef inline void ws_init(Workspace* ws, void* stack, size_t stack_size) noexcept nogil:
-    """An empty workspace that may use the caller's buffer `stack` for a small text."""
-    memset(ws, 0, sizeof(Workspace))
-    ws.stack = stack
-    ws.stack_size = stack_size
-
-
 cdef inline double pow2(int64_t d) noexcept nogil:
     """2.0**d for d <= 0, built from its bits (0 below the normal range)."""
     cdef uint64_t bits
@@ -166,9 +141,6 @@ cdef inline double log_weights(const Model* M, const double* fwd, const int32_t*
     return top
 
 
-cdef int ws_reserve(Workspace* ws, Py_ssize_t n, int32_t max_len) noexcept nogil
-cdef int ws_start(Workspace* ws, Py_ssize_t n, int32_t max_len) except -1
-cdef void ws_free(Workspace* ws) noexcept nogil
 cdef Py_ssize_t read_back(const Model* M, int32_t* backv, Py_ssize_t n) noexcept nogil
 cdef void copy_out(const Model* M, const int32_t* vals, Py_ssize_t m, Py_ssize_t first, int32_t* out_val,
                    int32_t* out_end) noexcept nogil
