@@ -4,8 +4,8 @@ one line; bytepiece against SentencePiece with the same vocabulary.
     python benchmarks/bench_cold_start.py                     # 9 alternating runs each
     python benchmarks/bench_cold_start.py --model M.zip --runs 15
 
-The model is BytePiece's published 80k model (bytepiece_80k.zip: tests/data/ when it is
-there, else ../shared/compat/ beside the checkout, else --model); it is converted once
+The model is BytePiece's published 80k model (tests/data/bytepiece_80k.zip, or
+--model); it is converted once
 with ``Tokenizer.convert_to_sentencepiece`` into a temporary folder. Each run is a
 process of its own (``python -c``), bytepiece and SentencePiece alternating; the table
 gives the median (and range) of the whole process's wall time and peak memory (the
@@ -69,13 +69,8 @@ print(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
 
 
 def find_model() -> str | None:
-    for candidate in (
-        os.path.join(REPO, "tests", "data", "bytepiece_80k.zip"),
-        os.path.join(os.path.dirname(REPO), "shared", "compat", "bytepiece_80k.zip"),
-    ):
-        if os.path.exists(candidate):
-            return candidate
-    return None
+    candidate = os.path.join(REPO, "tests", "data", "bytepiece_80k.zip")
+    return candidate if os.path.exists(candidate) else None
 
 
 BYTEPIECE_PATH = REPO  # (--repo: another built checkout, to compare versions)
@@ -109,7 +104,7 @@ def main(argv=None) -> int:
     BYTEPIECE_PATH = os.path.abspath(args.repo)
     model = args.model or find_model()
     if model is None:
-        sys.exit("bytepiece_80k.zip not found: copy it from shared/compat/ and pass --model PATH")
+        sys.exit("tests/data/bytepiece_80k.zip not found: pass --model PATH (a BytePiece model)")
     byte_compile_bytepiece()
     sys.path.insert(0, REPO)
     from bytepiece import Tokenizer

@@ -47,7 +47,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_CANDIDATES = [ROOT / "tests/data/bytepiece.plus.40k.zip", Path("/work/shared/compat/bytepiece.plus.40k.zip")]
+MODEL_CANDIDATES = [ROOT / "tests/data/bytepiece.plus.40k.zip"]
 BP063_PYTHON = "/tmp/bp063/bin/python"
 
 

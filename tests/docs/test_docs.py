@@ -183,8 +183,11 @@ def test_shell_examples(page, folder):
 
 
 def test_no_example_refers_outside_the_repository():
-    """No page sends a reader to files a clone does not have."""
-    for page in PAGES:
+    """No page, and no script or module, sends a reader to files a clone does not have."""
+    sources = [
+        p for folder in ("bytepiece", "benchmarks", "scripts", "examples") for p in (REPO / folder).rglob("*.py")
+    ]
+    for page in [*PAGES, *sources]:
         text = page.read_text(encoding="utf-8")
         outside = [m.group(0) for m in OUTSIDE.finditer(text)]
-        assert not outside, f"{_page_id(page)} refers outside the repository: {outside}"
+        assert not outside, f"{page.relative_to(REPO)} refers outside the repository: {outside}"
