@@ -14,11 +14,12 @@ with a new, empty pool.
 
 from __future__ import annotations
 
-import operator
 import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
+
+from .keys import exact_integer
 
 #: Batches smaller than this many bytes per thread are not worth a thread.
 MIN_BYTES_PER_THREAD = 1 << 16
@@ -165,12 +166,10 @@ def thread_count(num_threads: int | None, texts: Sequence) -> int:
     """The threads a batch of texts runs on: num_threads when given, else as many cores as
     the batch has MIN_BYTES_PER_THREAD for."""
     if num_threads is not None:
-        if isinstance(num_threads, bool) or type(num_threads).__name__ in ("bool", "bool_"):  # (numpy's too)
-            raise TypeError("num_threads must be an integer, not bool")
         try:
-            count = operator.index(num_threads)  # (numpy integers too; not 1.5, nor "2")
-        except TypeError:
-            raise TypeError(f"num_threads must be an integer, not {type(num_threads).__name__}") from None
+            count = exact_integer(num_threads)  # (numpy integers too; not 1.5, nor "2")
+        except TypeError as error:
+            raise TypeError(f"num_threads must be an integer, not {error}") from None
         if count < 1:
             raise ValueError(f"num_threads must be >= 1, not {count}")
         # (more threads than the pool has helpers, plus this one, would only wait)

@@ -12,7 +12,6 @@ as the fast path does; later runs draw with key words derived from it.
 
 from __future__ import annotations
 
-import operator
 import struct
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from . import constraints
 from ._core.batch import encode_flat
 from ._core.lattice import MAX_ALPHA, Lattice
 from ._core.lattice import SAMPLERS as CORE_SAMPLERS
-from .keys import blake2b
+from .keys import blake2b, exact_integer
 from .model import BOS_ID, EOS_ID, FIRST_PIECE_ID
 from .special import SpecialSet, SpecialTokens
 
@@ -87,12 +86,10 @@ MAX_COUNT = 2**31 - 1
 def check_count(value, name: str, minimum: int = 1) -> int:
     """A count argument (n, k, num_samples) as an int from ``minimum`` to MAX_COUNT: any
     integer type (numpy's too), never a bool, a float or a string."""
-    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):  # (numpy's too)
-        raise TypeError(f"{name} must be an integer, not bool")
     try:
-        count = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
+        count = exact_integer(value)
+    except TypeError as error:
+        raise TypeError(f"{name} must be an integer, not {error}") from None
     if not minimum <= count <= MAX_COUNT:
         raise ValueError(f"{name} must be from {minimum} to {MAX_COUNT}, not {count}")
     return count

@@ -37,18 +37,28 @@ def _digest(data: bytes) -> int:
 _NOT_A_KEY = "a key must be an int, str, bytes or a tuple of those, not {}"
 
 
-def _integer(value) -> int:
-    """An integer key of any type (numpy's, an int subclass, anything with ``__index__``)
-    as the equal Python int, so that equal integers are the same key. bool (Python's or
-    numpy's) is not a key: True would otherwise be key 1."""
-    # (numpy's bool is checked by name: some numpy versions let operator.index take it,
-    # with a DeprecationWarning)
-    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):
-        raise TypeError(_NOT_A_KEY.format("bool"))
+def exact_integer(value) -> int:
+    """The equal Python int of an integer of any type (numpy's, an int subclass, anything
+    with ``__index__``); TypeError, with the type's name as its message, for anything else
+    and for a bool, Python's or numpy's (True is neither key 1 nor a count of 1). Keys and
+    the API's counts (n, k, num_samples, num_threads) are read with it. (numpy's bool is
+    refused by name: some numpy versions let operator.index take it, with a warning.)"""
+    name = type(value).__name__
+    if isinstance(value, bool) or name in ("bool", "bool_"):
+        raise TypeError("bool")
     try:
         return operator.index(value)
     except TypeError:
-        raise TypeError(_NOT_A_KEY.format(type(value).__name__)) from None
+        raise TypeError(name) from None
+
+
+def _integer(value) -> int:
+    """An integer key of any type as the equal Python int, so that equal integers are the
+    same key; bool is not a key."""
+    try:
+        return exact_integer(value)
+    except TypeError as error:
+        raise TypeError(_NOT_A_KEY.format(error)) from None
 
 
 def _encode(value: Key) -> bytes:
