@@ -143,15 +143,18 @@ class Boundaries:
         self.split_digits = split_digits
         self.regex = regex
         self.active = split_digits is not None or regex is not None
+        if self.active:  # (imported once here: positions runs for every line)
+            from .. import constraints
+
+            self._constraints = constraints
 
     def positions(self, data: bytes) -> list[int] | None:
         if not self.active:
             return None
-        from ..constraints import digit_groups, merge, regex_boundaries
-
-        return merge(
-            digit_groups(data, self.split_digits) if self.split_digits else None,
-            regex_boundaries(data, self.regex) if self.regex is not None else None,
+        c = self._constraints
+        return c.merge(
+            c.digit_groups(data, self.split_digits) if self.split_digits else None,
+            c.regex_boundaries(data, self.regex) if self.regex is not None else None,
         )
 
 
