@@ -21,6 +21,7 @@ import numpy as np
 
 from . import constraints
 from ._core.batch import encode_flat
+from ._core.constrained import encode_constrained
 from ._core.lattice import MAX_ALPHA, Lattice
 from ._core.lattice import SAMPLERS as CORE_SAMPLERS
 from .keys import blake2b, exact_integer
@@ -246,6 +247,19 @@ class TextEncoder:
                 starts.append(len(data))
                 ends.append(len(data))
         return ids, starts, ends, data
+
+    def constrained(self, text, add_bos: bool, add_eos: bool, alpha: float, key, required, forbidden):
+        """The ids :meth:`spans` gives a text under boundary constraints when it has no
+        special tokens and samples with the exact sampler, from the core's per-call path
+        (constrained.pyx reads the usual forms of the constraints without numpy); None
+        when the careful path must read them (it raises the error that names the value)."""
+        data = self.to_bytes(text)
+        bos = BOS_ID if add_bos else -1
+        eos = EOS_ID if add_eos else -1
+        ids = encode_constrained(self.lattice, data, alpha, self.words, key, bos, eos, required, forbidden)
+        if ids is False:
+            raise constraints.no_segmentation(self.lattice, data, *constraints.masks(data, required, forbidden))
+        return ids
 
     def encode_with_offsets(
         self,

@@ -262,6 +262,14 @@ class Tokenizer:
         elif type(alpha) is not float:  # (a float goes on: the core checks its range)
             alpha = check_alpha(alpha)
         if required_boundaries is not None or forbidden_boundaries is not None or boundary_regex is not None:
+            if boundary_regex is None and sampler == "exact" and not (allowed_special or disallowed_special):
+                ids = self._encoder.constrained(
+                    text, add_bos, add_eos, alpha, key, required_boundaries, forbidden_boundaries
+                )
+                if ids is not None:
+                    if as_numpy:
+                        return np.array(ids, dtype=self.id_dtype)
+                    return ids.__iter__() if iter else ids
             bounds = (required_boundaries, forbidden_boundaries, boundary_regex)
             ids = self._encoder.spans(
                 text, add_bos, add_eos, alpha, key, sampler, allowed_special, disallowed_special, bounds, False

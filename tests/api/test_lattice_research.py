@@ -113,6 +113,58 @@ def test_required_boundaries_as_positions_or_a_mask_agree(tok):
     assert tok.encode(TEXT, required_boundaries=positions, as_numpy=True).tolist() == ids
 
 
+def _careful_encode(tok, text, alpha, key, required, forbidden):
+    """encode's ids from the careful path (numpy masks, the runs of spans)."""
+    bounds = (required, forbidden, None)
+    return tok._encoder.spans(text, False, True, alpha, key, "exact", (), (), bounds, False)[0]
+
+
+def _outcome(call, *args, **kwargs):
+    try:
+        return call(*args, **kwargs)
+    except (TypeError, ValueError) as error:
+        return type(error), str(error)
+
+
+def test_encode_under_constraints_is_the_careful_paths_answer_in_every_form():
+    """encode reads the usual forms of the constraints in the core (a boolean mask, int
+    positions as a list, tuple or int array) and leaves every other form, and every
+    invalid value, to the careful path: ids, errors and the unkeyed stream are the
+    careful path's, for Viterbi and sampling, keyed or not."""
+    fast, careful = (Tokenizer("tests/data/bytepiece.plus.40k.zip", seed=3) for _ in range(2))
+    text = "Pieces never cross 1234567 here.\n\nNor there, at the start of a chunk."
+    n = len(text.encode())
+    mask = np.zeros(n + 1, dtype=bool)
+    mask[[6, 19, 23]] = True
+    forms = [
+        ([6, 19, 23], None),
+        ((6, 19), [2]),
+        (np.array([6, 19], dtype=np.int64), np.array([2], dtype=np.int32)),
+        (mask, None),
+        (None, [2, 9]),
+        ([6], [6]),  # both required and forbidden
+        (None, [34]),  # a chunk start
+        (None, [0]),
+        ([n + 1], None),
+        ([10**30], None),
+        ([1.5], None),
+        ([True, False], None),
+        ("12", None),
+        (np.zeros(3, dtype=bool), None),
+        (mask[::2], None),
+        ([], None),
+    ]
+    for required, forbidden in forms:
+        for alpha in (-1.0, 0.2, math.nan, 1e9):
+            for key in (None, 5):
+                options = {"alpha": alpha, "key": key, "add_eos": True}
+                got = _outcome(
+                    fast.encode, text, required_boundaries=required, forbidden_boundaries=forbidden, **options
+                )
+                want = _outcome(_careful_encode, careful, text, alpha, key, required, forbidden)
+                assert got == want, (required, forbidden, alpha, key)
+
+
 def test_viterbi_under_constraints_is_the_best_allowed_segmentation():
     tok = _small_tokenizer()
     text = b"abababba"

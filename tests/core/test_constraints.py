@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pytest
 
-from bytepiece._core import draws, queries
+from bytepiece._core import draws, queries, testing
 from bytepiece._core.lattice import Lattice
 from bytepiece.reference import ConstrainedReference, chi_square, chi_square_sf, keeps_constraints
 
@@ -163,6 +163,41 @@ def test_a_forbidden_boundary_no_piece_spans_names_the_position():
     assert queries.first_unreachable(lattice, text, banned=banned) == 4
     with pytest.raises(ValueError, match="no segmentation"):
         lattice.segment(text, banned=banned)
+
+
+def test_the_exact_sampler_picks_an_edge_even_when_the_uniform_reaches_the_total():
+    """u == total (a product rounded up, or a total of 0 where constraints leave no start
+    reachable) picks the last edge; the padding after the sums is never an edge."""
+    assert testing.pick_edge([1.0, 2.0], 0.5) == 0
+    assert testing.pick_edge([1.0, 2.0], 1.0) == 1
+    assert testing.pick_edge([1.0, 2.0], 2.0) == 1
+    assert testing.pick_edge([0.0, 0.0], 0.0) == 1
+    assert testing.pick_edge([0.0] * 6, 0.0) == 5
+    assert testing.pick_edge([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 4.5) == 4
+
+
+def test_a_position_whose_pieces_all_start_unreachable_is_no_segmentation_for_every_call():
+    """Two pieces end at byte 7, both starting at a forbidden position: the sampler's
+    sums there are 0, and every call (Lattice.segment, the Tokenizer's per-call
+    constrained path) says that nothing is left instead of walking back over a choice it
+    never made."""
+    from bytepiece import Tokenizer
+    from bytepiece.model import vocabulary_from_counts
+
+    vocab = {bytes([b]): -5.0 for b in range(256)}
+    vocab.update({b"ab": -1.0, b"cd": -2.0})
+    pieces, lattice = _lattice(vocab)
+    text = b"ab\nabcd\nab"
+    _, banned = _masks(len(text), (), {5, 6})
+    assert queries.first_unreachable(lattice, text, banned=banned) == 7
+    for alpha in (-1.0, 0.0, 0.5, 5000.0):
+        for key in range(50):
+            with pytest.raises(ValueError, match="no segmentation"):
+                lattice.segment(text, alpha=alpha, seed_word=1, key_word=key, banned=banned)
+    tok = Tokenizer(vocabulary_from_counts({p: round(100 * math.exp(5 + lp)) for p, lp in vocab.items()}))
+    for key in range(50):
+        with pytest.raises(ValueError, match="no allowed piece reaches byte 7"):
+            tok.encode(text, alpha=0.5, key=key, forbidden_boundaries=[5, 6])
 
 
 @pytest.mark.parametrize("alpha, sampler", [(-1.0, 1), (0.0, 1), (0.5, 1), (0.5, 2), (5000.0, 1)])

@@ -141,6 +141,23 @@ cdef inline double log_weights(const Model* M, const double* fwd, const int32_t*
     return top
 
 
+cdef inline Py_ssize_t exact_pick_at(double* cum, Py_ssize_t k, double u) noexcept nogil:
+    """The edge that u = uniform * total picks among k >= 2 edges, from their running
+    sums cum (room for k + 3: the padding makes the first four comparisons fixed). The
+    last sum (the total) never counts: u below it would not, and u == total (a product
+    rounded up, or a total of 0 where constraints leave no start reachable) must still
+    pick an edge, not the padding."""
+    cdef Py_ssize_t i, j
+    cum[k - 1] = INFINITY
+    cum[k] = INFINITY
+    cum[k + 1] = INFINITY
+    cum[k + 2] = INFINITY
+    j = (cum[0] <= u) + (cum[1] <= u) + (cum[2] <= u) + (cum[3] <= u)
+    for i in range(4, k):
+        j += cum[i] <= u
+    return j
+
+
 cdef Py_ssize_t read_back(const Model* M, int32_t* backv, Py_ssize_t n) noexcept nogil
 cdef void copy_out(const Model* M, const int32_t* vals, Py_ssize_t m, Py_ssize_t first, int32_t* out_val,
                    int32_t* out_end) noexcept nogil

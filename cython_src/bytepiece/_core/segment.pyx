@@ -447,18 +447,6 @@ cdef double reweigh_linear(const Model* M, const double* score, const int64_t* e
     return tot
 
 
-cdef inline Py_ssize_t exact_pick_at(double* cum, Py_ssize_t k, double u) noexcept nogil:
-    """exact_pick for k >= 2 edges, given the scaled uniform u = uniform * total."""
-    cdef Py_ssize_t i, j
-    cum[k] = INFINITY
-    cum[k + 1] = INFINITY
-    cum[k + 2] = INFINITY
-    j = (cum[0] <= u) + (cum[1] <= u) + (cum[2] <= u) + (cum[3] <= u)
-    for i in range(4, k):
-        j += cum[i] <= u
-    return j
-
-
 cdef inline Py_ssize_t exact_pick(double* cum, Py_ssize_t k, double tot, Rng* rng) noexcept nogil:
     """pick() on running sums, with a fixed number of comparisons for up to four edges
     (most positions): cum[k - 1] == tot > u never counts, nor does the padding. One edge:

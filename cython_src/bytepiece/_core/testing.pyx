@@ -1,7 +1,8 @@
 # Hooks for the test suite, kept off the classes users see: samples driven by a weak
 # generator (the statistical tests must reject them), the bounded-memory Viterbi and
 # exact sampler with a window small enough to exercise them on short texts, and Viterbi
-# without the piece that covers a whole text (what em.split_scores scores).
+# without the piece that covers a whole text (what em.split_scores scores), and the
+# exact sampler's choice among one position's edges.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport int32_t, uint8_t, uint64_t
@@ -17,6 +18,7 @@ from .segment cimport (
     Model,
     Workspace,
     copy_out,
+    exact_pick_at,
     seg_exact_windowed,
     seg_viterbi_window,
     segment,
@@ -133,3 +135,20 @@ def viterbi_split(Lattice lattice, bytes data, *, bint forbid_whole=False):
         return ids_to_list(buf, m, &lattice.ids[0], -1, -1)
     finally:
         free(buf)
+
+
+def pick_edge(list sums, double u):
+    """The index the exact sampler picks for the scaled uniform u among edges whose
+    running sums are `sums` (at least two)."""
+    cdef Py_ssize_t k = len(sums), i
+    if k < 2:
+        raise ValueError("pick_edge needs at least two edges")
+    cdef double* cum = <double*>malloc((k + 3) * sizeof(double))
+    if cum == NULL:
+        raise MemoryError()
+    try:
+        for i in range(k):
+            cum[i] = sums[i]
+        return exact_pick_at(cum, k, u)
+    finally:
+        free(cum)
