@@ -203,7 +203,14 @@ class BatchEncoder:
         def run_block(index: int, lo: int, hi: int) -> None:
             for i in range(lo, hi):
                 got, _ = _draws.sample_many(
-                    self.lattice, self.convert(texts[i]), count, alpha, int(seeds[i]), int(words[i]), lists=True
+                    self.lattice,
+                    self.convert(texts[i]),
+                    count,
+                    alpha,
+                    int(seeds[i]),
+                    int(words[i]),
+                    lists=True,
+                    log_probs=False,
                 )
                 out[i] = [head + ids + tail for ids in got] if (head or tail) else got
 

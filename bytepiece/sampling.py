@@ -24,9 +24,9 @@ import numpy as np
 
 from . import constraints, distinct
 from ._core import draws as _draws
-from ._core.lattice import Lattice
+from ._core.lattice import MAX_ALPHA, Lattice
 from .constraints import Pattern, Positions
-from .encoding import check_count, check_sampling_alpha
+from .encoding import MAX_COUNT, check_count, check_sampling_alpha
 
 
 class LatticeSampler:
@@ -73,20 +73,33 @@ class LatticeSampler:
         without it, each call takes one number of the tokenizer's unkeyed stream.
         Boundary constraints as in :meth:`tokenize`.
         """
-        alpha = check_sampling_alpha(alpha)
-        n = check_count(n, "n", minimum=0)
+        if type(alpha) is not float or not 0.0 <= alpha <= MAX_ALPHA:  # (the usual case costs no call)
+            alpha = check_sampling_alpha(alpha)
+        if type(n) is not int or not 0 <= n <= MAX_COUNT:
+            n = check_count(n, "n", minimum=0)
         data = self.to_bytes(text)
-        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        cuts = banned = None
+        if required_boundaries is not None or forbidden_boundaries is not None or boundary_regex is not None:
+            cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
         seed_word, key_word = self.words(key)
         try:
             draws, logps = _draws.sample_many(
-                self._lattice, data, n, alpha, seed_word, key_word, cuts=cuts, banned=banned, lists=True
+                self._lattice,
+                data,
+                n,
+                alpha,
+                seed_word,
+                key_word,
+                cuts=cuts,
+                banned=banned,
+                lists=True,
+                log_probs=with_log_prob,
             )
         except ValueError as error:
             if "no segmentation" not in str(error):
                 raise
             raise constraints.no_segmentation(self._lattice, data, cuts, banned) from None
-        if with_log_prob:
+        if logps is not None:
             # log P <= 0: rounding in alpha * score and log Z must not make it positive.
             return [(ids, min(logp, 0.0)) for ids, logp in zip(draws, logps)]
         return draws

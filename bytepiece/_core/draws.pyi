@@ -20,7 +20,8 @@ def sample_many(
     cuts: Mask = None,
     banned: Mask = None,
     lists: Literal[False] = False,
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
+    log_probs: bool = True,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.float64] | None]: ...
 @overload
 def sample_many(
     lattice: Lattice,
@@ -34,4 +35,5 @@ def sample_many(
     cuts: Mask = None,
     banned: Mask = None,
     lists: Literal[True],
-) -> tuple[list[list[int]], list[float]]: ...
+    log_probs: bool = True,
+) -> tuple[list[list[int]], list[float] | None]: ...

@@ -38,7 +38,9 @@ from .segment cimport (
     log_weights,
     pow2,
     reverse_pieces,
+    STACK_WORKSPACE,
     ws_free,
+    ws_init,
     ws_reserve,
 )
 
@@ -161,15 +163,20 @@ cdef Py_ssize_t draw_one(const EdgeStore* sh, Py_ssize_t n, Rng* rng, int32_t* v
     """One backward walk: the pieces of a draw (in text order) into vals/ends; returns
     how many."""
     cdef Py_ssize_t e = n, m = 0
-    cdef int64_t j, last
+    cdef int64_t j, i, first, last
     cdef double u
+    cdef const double* w = sh.weight
     while e > 0:
-        j = sh.first[e]
+        first = sh.first[e]
         last = sh.first[e + 1] - 1
-        if last > j:
-            u = rng_uniform(rng) * sh.weight[last]
-            while j < last and sh.weight[j] <= u:
-                j += 1
+        j = first
+        if last > first:
+            # The first edge whose running sum exceeds u: the sums only grow, so it is the
+            # count of those at most u (the last, the total, never counts). Counted
+            # without a branch on the outcome, which is random and would mispredict.
+            u = rng_uniform(rng) * w[last]
+            for i in range(first, last):
+                j += w[i] <= u
         vals[m] = sh.value[j]
         ends[m] = <int32_t>e
         m += 1
@@ -202,12 +209,14 @@ cdef void copy_out(object array, const void* source, size_t size) except *:
 
 
 def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uint64_t seed_word,
-                uint64_t key_word, *, bint chunked=True, cuts=None, banned=None, bint lists=False):
+                uint64_t key_word, *, bint chunked=True, cuts=None, banned=None, bint lists=False,
+                bint log_probs=True):
     """``count`` exact draws of data from exp(alpha * score) / Z, from one forward pass:
     (piece indices, end positions, row offsets, log-probabilities), the first two flat
     int32 arrays (draw i is [rows[i], rows[i + 1])), log-probabilities float64. With
     ``lists``, (a list of the draws' id lists, a list of their log-probabilities), built
-    without numpy (the ids are the lattice's). Draw i uses the generator of (seed_word,
+    without numpy (the ids are the lattice's). With ``log_probs=False`` the
+    log-probabilities are not computed (None in their place). Draw i uses the generator of (seed_word,
     hash of (key_word, i)). ValueError when the constraints (cuts, banned: as
     Lattice.segment) leave no segmentation."""
     cdef Py_ssize_t n = len(data), i, m, total = 0
@@ -218,10 +227,13 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
     cdef Rng rng
     cdef double logz = 0.0
     cdef int rc = 0
-    cdef int32_t* vp = NULL
-    cdef int32_t* ep = NULL
-    cdef int64_t* rp = NULL
-    cdef double* lp = NULL
+    cdef char stack[STACK_WORKSPACE]
+    cdef char* block = NULL
+    cdef size_t pieces, size
+    cdef int32_t* vp
+    cdef int32_t* ep
+    cdef int64_t* rp
+    cdef double* lp
     if count < 0:
         raise ValueError(f"cannot draw {count} samples")
     check_alpha(alpha)
@@ -229,16 +241,20 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
     keep = lattice.weights_for(alpha, MODE_EXACT) if linear else None
     lattice.fill_model(&M, alpha, keep)
     lattice.constrain(&M, cuts, banned, n)
-    memset(&ws, 0, sizeof(Workspace))
+    ws_init(&ws, stack, sizeof(stack))
     memset(&sh, 0, sizeof(EdgeStore))
     try:
-        # Draws go to one buffer of count * n pieces (no draw has more pieces than bytes).
-        vp = <int32_t*>malloc(max(1, count * n) * sizeof(int32_t))
-        ep = <int32_t*>malloc(max(1, count * n) * sizeof(int32_t))
-        rp = <int64_t*>malloc((count + 1) * sizeof(int64_t))
-        lp = <double*>malloc(max(1, count) * sizeof(double))
-        if vp == NULL or ep == NULL or rp == NULL or lp == NULL:
+        # The draws go to one block: log-probabilities, row offsets, then count * n
+        # pieces and their ends (no draw has more pieces than bytes).
+        pieces = <size_t>max(1, count * n)
+        size = (count + 1) * (sizeof(double) + sizeof(int64_t)) + 2 * pieces * sizeof(int32_t)
+        block = <char*>malloc(size)
+        if block == NULL:
             raise MemoryError()
+        lp = <double*>block
+        rp = <int64_t*>(block + (count + 1) * sizeof(double))
+        vp = <int32_t*>(block + (count + 1) * (sizeof(double) + sizeof(int64_t)))
+        ep = vp + pieces
         rp[0] = 0
         if n > 0:
             with nogil:
@@ -258,13 +274,14 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
                 if n > 0:
                     rng_init(&rng, seed_word, hash_words(key_word, <uint64_t>i), RNG_XOSHIRO)
                     m = draw_one(&sh, n, &rng, &vp[total], &ep[total])
-                lp[i] = alpha * path_score(&M, x, chunked, &vp[total], &ep[total], m) - logz
+                if log_probs:
+                    lp[i] = alpha * path_score(&M, x, chunked, &vp[total], &ep[total], m) - logz
                 total += m
                 rp[i + 1] = total
         if lists:
             return ([ids_to_objs(&vp[rp[i]], rp[i + 1] - rp[i], lattice._id_ptrs, -1, -1, False)
                      for i in range(count)],
-                    [lp[i] for i in range(count)])
+                    [lp[i] for i in range(count)] if log_probs else None)
         vals = np.empty(total, dtype=np.int32)
         ends = np.empty(total, dtype=np.int32)
         rows = np.empty(count + 1, dtype=np.int64)
@@ -272,12 +289,11 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
         copy_out(vals, vp, total * sizeof(int32_t))
         copy_out(ends, ep, total * sizeof(int32_t))
         copy_out(rows, rp, (count + 1) * sizeof(int64_t))
+        if not log_probs:
+            return vals, ends, rows, None
         copy_out(logps, lp, count * sizeof(double))
         return vals, ends, rows, logps
     finally:
         ws_free(&ws)
         es_free(&sh)
-        free(vp)
-        free(ep)
-        free(rp)
-        free(lp)
+        free(block)
