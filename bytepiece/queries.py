@@ -280,17 +280,13 @@ class LatticeQueries:
         alpha = check_sampling_alpha(alpha)
         data = self.to_bytes(text)
         cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
-        logz, starts, ends, values, probs = _queries.piece_marginals(
-            self._lattice, data, alpha, cuts=cuts, banned=banned
+        # The core finds each end position's edges shortest first, and sorts the edges by
+        # end, keeping that order.
+        logz, table = _queries.piece_marginal_table(
+            self._lattice, data, alpha, MARGINAL_FIELDS, FIRST_PIECE_ID, cuts=cuts, banned=banned
         )
         constraints.check_reachable(self._lattice, data, cuts, banned, logz)
-        # The core lists the edges from the last end position back, shortest first; a
-        # stable sort by end (a radix sort on int32) puts the ends in order and keeps that.
-        order = np.argsort(ends, kind="stable")
-        out = np.empty(len(starts), dtype=MARGINAL_FIELDS)
-        out["start"], out["end"], out["id"] = starts[order], ends[order], values[order] + FIRST_PIECE_ID
-        out["prob"] = np.minimum(probs[order], 1.0)
-        return out
+        return table
 
     def expected_counts(self, texts, alpha: float = 1.0, *, num_threads: int | None = None) -> np.ndarray:
         """The expected number of times each id occurs in a segmentation of the texts drawn

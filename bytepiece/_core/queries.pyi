@@ -1,3 +1,5 @@
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -37,6 +39,17 @@ def piece_marginals(
     cuts: Mask = None,
     banned: Mask = None,
 ) -> tuple[float, npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float64]]: ...
+def piece_marginal_table(
+    lattice: Lattice,
+    data: bytes,
+    alpha: float,
+    fields: np.dtype[Any],
+    id_offset: int,
+    *,
+    chunked: bool = True,
+    cuts: Mask = None,
+    banned: Mask = None,
+) -> tuple[float, npt.NDArray[np.void]]: ...
 def edges(
     lattice: Lattice, data: bytes, *, chunked: bool = True, cuts: Mask = None, banned: Mask = None
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.int32]]: ...

@@ -12,7 +12,7 @@
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.math cimport INFINITY, exp, log
-from libc.stdint cimport int32_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -424,17 +424,15 @@ def boundary_marginals(Lattice lattice, bytes data, double alpha, *, bint chunke
     return logz, marg
 
 
-def piece_marginals(Lattice lattice, bytes data, double alpha, *, bint chunked=True, bint logspace=False,
-                    cuts=None, banned=None):
-    """(log Z, starts, ends, piece indices, probabilities): every edge of the lattice whose
-    posterior probability under exp(alpha*score)/Z is above 0 (the probability that a
-    segmentation drawn from it has that piece there), in no particular order."""
+cdef double edge_posteriors(Lattice lattice, bytes data, double alpha, bint chunked, bint logspace, object cuts,
+                            object banned, EdgePosteriors* ep) except? -1.0:
+    """log Z, with every edge whose posterior probability under exp(alpha*score)/Z is
+    above 0 in ep (the caller frees it), in no particular order."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
     cdef Model M
     cdef Workspace ws
     cdef EdgeStore es
-    cdef EdgePosteriors ep
     cdef double logz
     check_alpha(alpha)
     bwd = np.empty(n + 1, dtype=np.float64)
@@ -444,13 +442,27 @@ def piece_marginals(Lattice lattice, bytes data, double alpha, *, bint chunked=T
     ws_start(&ws, n, lattice.ac.max_len)
     lattice.fill_model(&M, alpha, keep)
     memset(&es, 0, sizeof(EdgeStore))
-    memset(&ep, 0, sizeof(EdgePosteriors))
     try:
         lattice.constrain(&M, cuts, banned, n)
         with nogil:
-            logz = forward_backward(&M, x, n, chunked, not linear, &ws, &es, &bv[0], NULL, NULL, NULL, 1.0, &ep)
+            logz = forward_backward(&M, x, n, chunked, not linear, &ws, &es, &bv[0], NULL, NULL, NULL, 1.0, ep)
         if logz != logz:
             raise MemoryError()
+        return logz
+    finally:
+        ws_free(&ws)
+        es_free(&es)
+
+
+def piece_marginals(Lattice lattice, bytes data, double alpha, *, bint chunked=True, bint logspace=False,
+                    cuts=None, banned=None):
+    """(log Z, starts, ends, piece indices, probabilities): every edge of the lattice whose
+    posterior probability under exp(alpha*score)/Z is above 0 (the probability that a
+    segmentation drawn from it has that piece there), in no particular order."""
+    cdef EdgePosteriors ep
+    memset(&ep, 0, sizeof(EdgePosteriors))
+    try:
+        logz = edge_posteriors(lattice, data, alpha, chunked, logspace, cuts, banned, &ep)
         size = ep.size
         starts = np.empty(size, dtype=np.int32)
         ends = np.empty(size, dtype=np.int32)
@@ -463,8 +475,54 @@ def piece_marginals(Lattice lattice, bytes data, double alpha, *, bint chunked=T
             memcpy(<void*><size_t>probs.ctypes.data, ep.prob, size * sizeof(double))
         return logz, starts, ends, values, probs
     finally:
-        ws_free(&ws)
-        es_free(&es)
+        ep_free(&ep)
+
+
+def piece_marginal_table(Lattice lattice, bytes data, double alpha, object fields, int32_t id_offset, *,
+                         bint chunked=True, cuts=None, banned=None):
+    """(log Z, table): piece_marginals' edges as a structured array of dtype ``fields``
+    (int32 start, end and id, float64 prob), by end position and, for each end, in the
+    order the core found them (a stable counting sort by end), ids the piece indices plus
+    id_offset, probabilities at most 1."""
+    cdef EdgePosteriors ep
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i, e, size, row
+    cdef int64_t* slot = NULL
+    cdef int64_t total = 0, c
+    cdef char* base
+    cdef Py_ssize_t item = fields.itemsize
+    cdef Py_ssize_t o_start = fields.fields["start"][1], o_end = fields.fields["end"][1]
+    cdef Py_ssize_t o_id = fields.fields["id"][1], o_prob = fields.fields["prob"][1]
+    cdef double p
+    memset(&ep, 0, sizeof(EdgePosteriors))
+    try:
+        logz = edge_posteriors(lattice, data, alpha, chunked, False, cuts, banned, &ep)
+        size = ep.size
+        table = np.empty(size, dtype=fields)
+        if size == 0:
+            return logz, table
+        base = <char*><size_t>table.ctypes.data
+        slot = <int64_t*>malloc((n + 2) * sizeof(int64_t))
+        if slot == NULL:
+            raise MemoryError()
+        with nogil:
+            memset(slot, 0, (n + 2) * sizeof(int64_t))
+            for i in range(size):
+                slot[ep.end[i]] += 1
+            for e in range(n + 1):
+                c = slot[e]
+                slot[e] = total
+                total += c
+            for i in range(size):
+                row = slot[ep.end[i]]
+                slot[ep.end[i]] += 1
+                (<int32_t*>(base + row * item + o_start))[0] = ep.start[i]
+                (<int32_t*>(base + row * item + o_end))[0] = ep.end[i]
+                (<int32_t*>(base + row * item + o_id))[0] = ep.value[i] + id_offset
+                p = ep.prob[i]
+                (<double*>(base + row * item + o_prob))[0] = p if p <= 1.0 else 1.0
+        return logz, table
+    finally:
+        free(slot)
         ep_free(&ep)
 
 
