@@ -128,6 +128,35 @@ def queries(tok, label: str, lines) -> None:
     report(f"{label}.queries", out)
 
 
+def research(tok, label: str, lines) -> None:
+    """The lattice API of the research features: many draws with their probabilities,
+    constrained calls, piece marginals, the edge list, expected counts, StochasTok."""
+    texts = ["tokenizer", "1234567 apples\n\nand 89 pears", "的了是", "a" * 40] + lines[:60]
+    report(f"{label}.sample", [tok.sample(t, 9, 0.2, key=i, with_log_prob=True) for i, t in enumerate(texts)])
+    report(f"{label}.sample_ids", [tok.sample(t, 3, 1.0, key=("s", i)) for i, t in enumerate(texts)])
+    report(f"{label}.sample_batch", tok.encode_batch(texts, alpha=0.1, keys=range(len(texts)), num_samples=4))
+    out = []
+    for i, t in enumerate(texts):
+        n = len(tok.normalize_bytes(t.encode()))
+        required = list(range(0, n + 1, 5))
+        mask = np.zeros(n + 1, dtype=bool)
+        mask[required] = True
+        out.append(
+            (
+                tok.encode(t, required_boundaries=required),
+                tok.encode(t, required_boundaries=mask, alpha=0.3, key=i),
+                tok.tokenize(t, boundary_regex=r"[0-9]+|\\S+"),
+                tok.sample(t, 4, 0.5, key=i, required_boundaries=required, with_log_prob=True),
+                tok.log_partition(t, 0.5, required_boundaries=required),
+            )
+        )
+    report(f"{label}.constrained", out)
+    report(f"{label}.piece_marginals", [tok.piece_marginals(t, 0.3).tolist() for t in texts])
+    report(f"{label}.lattice", [tok.lattice(t).tolist() for t in texts[:20]])
+    report(f"{label}.expected_counts", tok.expected_counts(texts, 0.3).tolist())
+    report(f"{label}.stochastok", [tok.stochastok(tok.encode(t), 0.3, key=i) for i, t in enumerate(texts)])
+
+
 def trained_models(tmp: Path) -> None:
     from bytepiece import Trainer
 
@@ -218,6 +247,7 @@ def main() -> None:
         segmentations(compat, "compat", lines)
         samples(compat, "compat", lines)
         queries(compat, "compat", lines)
+        research(compat, "compat", lines)
         trainer = Trainer(max_vocab_size=16000, verbose=False)
         trainer.train_files([str(CORPORA / f"{n}.train.txt") for n in ("code", "en", "zh")], workers=2)
         model = tmp / "trained.model"
@@ -226,6 +256,7 @@ def main() -> None:
         segmentations(own, "trained", lines)
         samples(own, "trained", lines)
         queries(own, "trained", lines)
+        research(own, "trained", lines)
         interop(compat, tmp)
         trained_models(tmp)
         cli_outputs(tmp, model)

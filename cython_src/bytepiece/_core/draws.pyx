@@ -17,7 +17,7 @@ from libc.math cimport INFINITY, exp, frexp, log
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from cpython.bytes cimport PyBytes_AS_STRING
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 
 from .chunks cimport is_chunk_start
 from .common.hashing cimport hash_words
@@ -37,7 +37,6 @@ from .segment cimport (
     advance,
     log_weights,
     pow2,
-    reverse_pieces,
     STACK_WORKSPACE,
     ws_free,
     ws_init,
@@ -160,12 +159,13 @@ cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunke
 
 
 cdef Py_ssize_t draw_one(const EdgeStore* sh, Py_ssize_t n, Rng* rng, int32_t* vals, int32_t* ends) noexcept nogil:
-    """One backward walk: the pieces of a draw (in text order) into vals/ends; returns
-    how many."""
-    cdef Py_ssize_t e = n, m = 0
+    """One backward walk: the pieces of a draw into vals[0 .. m) in text order, and their
+    end positions into ends unless it is NULL; returns m. Both have room for n (the walk
+    writes them from n - 1 down, then moves them to the front)."""
+    cdef Py_ssize_t e = n, w = n
     cdef int64_t j, i, first, last
     cdef double u
-    cdef const double* w = sh.weight
+    cdef const double* weights = sh.weight
     while e > 0:
         first = sh.first[e]
         last = sh.first[e + 1] - 1
@@ -174,15 +174,19 @@ cdef Py_ssize_t draw_one(const EdgeStore* sh, Py_ssize_t n, Rng* rng, int32_t* v
             # The first edge whose running sum exceeds u: the sums only grow, so it is the
             # count of those at most u (the last, the total, never counts). Counted
             # without a branch on the outcome, which is random and would mispredict.
-            u = rng_uniform(rng) * w[last]
+            u = rng_uniform(rng) * weights[last]
             for i in range(first, last):
-                j += w[i] <= u
-        vals[m] = sh.value[j]
-        ends[m] = <int32_t>e
-        m += 1
+                j += weights[i] <= u
+        w -= 1
+        vals[w] = sh.value[j]
+        if ends != NULL:
+            ends[w] = <int32_t>e
         e = sh.start[j]
-    reverse_pieces(vals, ends, m)
-    return m
+    if w > 0:
+        memmove(vals, vals + w, (n - w) * sizeof(int32_t))
+        if ends != NULL:
+            memmove(ends, ends + w, (n - w) * sizeof(int32_t))
+    return n - w
 
 
 cdef double path_score(const Model* M, const uint8_t* x, bint chunked, const int32_t* vals,
@@ -234,6 +238,7 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
     cdef int32_t* ep
     cdef int64_t* rp
     cdef double* lp
+    cdef bint keep_ends
     if count < 0:
         raise ValueError(f"cannot draw {count} samples")
     check_alpha(alpha)
@@ -256,6 +261,7 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
         vp = <int32_t*>(block + (count + 1) * (sizeof(double) + sizeof(int64_t)))
         ep = vp + pieces
         rp[0] = 0
+        keep_ends = log_probs or not lists
         if n > 0:
             with nogil:
                 rc = ws_reserve(&ws, n, M.ac.max_len)
@@ -273,7 +279,7 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
                 m = 0
                 if n > 0:
                     rng_init(&rng, seed_word, hash_words(key_word, <uint64_t>i), RNG_XOSHIRO)
-                    m = draw_one(&sh, n, &rng, &vp[total], &ep[total])
+                    m = draw_one(&sh, n, &rng, &vp[total], &ep[total] if keep_ends else NULL)
                 if log_probs:
                     lp[i] = alpha * path_score(&M, x, chunked, &vp[total], &ep[total], m) - logz
                 total += m
