@@ -24,6 +24,7 @@ import numpy as np
 
 from . import keys as _keys
 from ._core.lattice import DrawStream, Lattice
+from ._core.tokenizer_core import TokenizerCore
 from .batches import BatchEncoder
 from .constraints import Pattern, Positions
 from .encoding import SAMPLERS, Encoding, Normalizer, TextEncoder, char_spans, check_alpha, normalize_form, sampler_code
@@ -68,7 +69,7 @@ def _forward(component: str, method: Callable):
     return call
 
 
-class Tokenizer:
+class Tokenizer(TokenizerCore):
     """A byte-level Unigram tokenizer; a drop-in replacement for BytePiece 0.6.3's.
 
     >>> tok = Tokenizer("bytepiece.model", seed=42)          # doctest: +SKIP
@@ -117,6 +118,7 @@ class Tokenizer:
         self._normalizer = Normalizer(self._form)
         self._to_bytes = self._normalizer.to_bytes
         self._alpha = float(vocab.alpha)
+        self._bos_id, self._eos_id = BOS_ID, EOS_ID
         counts = np.asarray(vocab.counts, dtype=np.float64)
         # Same arithmetic as 0.6.3 (np.log of each count minus np.log of the integer
         # total), so that Viterbi ties are decided on identical floating-point scores.
@@ -228,35 +230,26 @@ class Tokenizer:
             pieces = self._lattice.pieces(self._to_bytes(text), alpha, seed_word, key_word, sampler=code)
         return pieces.__iter__() if iter else pieces
 
-    def encode(
+    # encode() is TokenizerCore.encode (bytepiece._core.tokenizer_core): the common call
+    # runs there, compiled; every other call comes here.
+    def _encode_careful(
         self,
         text: Text,
-        add_bos: bool = False,
-        add_eos: bool = False,
-        alpha: float | None = None,
-        iter: bool = False,
-        *,
-        key=None,
-        sampler: str = "exact",
-        allowed_special: SpecialSet = (),
-        disallowed_special: SpecialSet = (),
-        as_numpy: bool = False,
-        required_boundaries: Positions | None = None,
-        forbidden_boundaries: Positions | None = None,
-        boundary_regex: Pattern | None = None,
+        add_bos: bool,
+        add_eos: bool,
+        alpha: float | None,
+        iter: bool,
+        key,
+        sampler: str,
+        allowed_special: SpecialSet,
+        disallowed_special: SpecialSet,
+        as_numpy: bool,
+        required_boundaries: Positions | None,
+        forbidden_boundaries: Positions | None,
+        boundary_regex: Pattern | None,
     ):
-        """Ids of ``text`` (see :meth:`tokenize` for ``alpha``, ``key``, ``sampler`` and the
-        boundary constraints).
-
-        >>> tok.encode("tokenizer", add_eos=True)           # doctest: +SKIP
-        [13720, 4292, 117, 2]
-
-        Special tokens (``special_tokens`` of the model) found in ``text`` are encoded as
-        ordinary text unless listed in ``allowed_special`` (a set of them, or ``"all"``);
-        those found in ``disallowed_special`` (a set or ``"all"``: every special token not
-        allowed) raise ValueError. ``as_numpy=True`` returns a numpy array of
-        :attr:`id_dtype` (uint16 when the vocabulary has at most 65536 ids).
-        """
+        """encode() for every call: argument checks, special tokens, constraints, numpy
+        output, keys of any kind."""
         if alpha is None:
             alpha = self._alpha
         elif type(alpha) is not float:  # (a float goes on: the core checks its range)
@@ -284,10 +277,8 @@ class Tokenizer:
                 text, add_bos, add_eos, alpha, key, sampler, allowed_special, disallowed_special, with_spans=False
             )[0]
             return ids.__iter__() if iter else ids
-        # The hot path of per-line encoding: kept free of helper calls for str input. A str
-        # goes to the core as it is (no normal form changes ASCII; other text is normalised
-        # first): the core reads an ASCII str's buffer in place and encodes any other into
-        # a buffer of the call's own.
+        # A plain call with a key of another kind, another sampler or an alpha that is not a
+        # float: as TokenizerCore.encode does it (a str goes to the core as it is).
         data: str | bytes
         if type(text) is str:
             data = normalize_form(self._form, text) if self._normalize and not text.isascii() else text

@@ -42,6 +42,36 @@ def reference_viterbi(tok: Tokenizer, data: bytes) -> list[bytes]:
     return out
 
 
+def _outcome(call, listed: bool, *args, **kwargs):
+    """The result of a call (listed when it is an iterator), or its error."""
+    try:
+        got = call(*args, **kwargs)
+        return list(got) if listed else got
+    except (TypeError, ValueError) as error:
+        return type(error), str(error)
+
+
+def test_the_compiled_encode_gives_the_careful_paths_ids_for_every_plain_call(model_path):
+    """encode() runs the common call compiled (TokenizerCore.encode) and the rest in
+    Python (_encode_careful); both give the same ids, errors and unkeyed stream for every
+    plain call: str (ASCII, composed, decomposed), bytes, bytearray, <bos>/<eos>, iter,
+    the default, float, int and NaN alphas, and keys of every kind."""
+    fast, careful = (Tokenizer(model_path, seed=77) for _ in range(2))
+    texts = ["tokenizer", "héllo wörld", unicodedata.normalize("NFD", "héllo wörld"), b"bytes \xff", "", "a\n\nb"]
+    texts.append(bytearray(b"a bytearray"))
+    keys = [None, 0, 5, 2**64 - 1, 2**64, -1, "k", ("t", 1), np.int64(9), True]
+    for text in texts:
+        for alpha in (None, -1.0, 0.0, 0.3, 1, float("nan"), 5000.0):
+            for key in keys:
+                for bos, eos, it in ((False, False, False), (True, True, False), (False, True, True)):
+                    careful_args = (text, bos, eos, alpha, it, key, "exact", (), (), False, None, None, None)
+                    outcome = [
+                        _outcome(fast.encode, it, text, bos, eos, alpha, it, key=key),
+                        _outcome(careful._encode_careful, it, *careful_args),
+                    ]
+                    assert outcome[0] == outcome[1], (text, alpha, key, bos, eos, it)
+
+
 def test_viterbi_matches_the_0_6_3_algorithm(tok):
     for text in [TEXT, "a" * 300, "的" * 200, "\n\n\nx\n", "", "\r\n\r\nab\r\n", "x" * 40 + "\n" * 5]:
         data = unicodedata.normalize("NFC", text).encode()

@@ -1,5 +1,6 @@
-# A vocabulary compiled for segmentation (lattice.pyx). The batch driver, the lattice
-# queries, the trainer's passes and the test hooks read its fields through this
+# A vocabulary compiled for segmentation, and a tokenizer's stream of unkeyed draws
+# (lattice.pyx). The batch driver, the lattice queries, the trainer's passes, the
+# Tokenizer's compiled part and the test hooks read their fields through this
 # declaration.
 
 from cpython.ref cimport PyObject
@@ -34,3 +35,11 @@ cdef class Lattice:
     cdef int constrain(self, Model* M, object cuts, object banned, Py_ssize_t n) except -1
     cdef object encode_one(self, object data, double alpha, int mode, uint64_t seed_word, uint64_t key_word,
                            int bos, int eos)
+
+
+cdef class DrawStream:
+    cdef readonly Lattice lattice
+    cdef public uint64_t word
+    cdef uint64_t calls
+
+    cdef object encode_next(self, object data, double alpha, int bos, int eos)

@@ -331,10 +331,6 @@ cdef class DrawStream:
     it. Call k samples as a call keyed by the word k would, with the stream word as
     seed word. Call numbers are taken with the GIL held, so threads sharing a stream
     never take the same one; a forked or unpickled copy sets a word of its own."""
-    cdef readonly Lattice lattice
-    cdef public uint64_t word
-    cdef uint64_t calls
-
     def __init__(self, Lattice lattice, uint64_t word):
         self.lattice = lattice
         self.word = word
@@ -351,6 +347,10 @@ cdef class DrawStream:
     def sample(self, object data, double alpha, int bos=-1, int eos=-1):
         """lattice.sample(data, alpha, word, call number): the per-call path of unkeyed
         sampling, without Python objects for the key."""
+        return self.encode_next(data, alpha, bos, eos)
+
+    cdef object encode_next(self, object data, double alpha, int bos, int eos):
+        """The ids of the next unkeyed draw of data (DrawStream.sample)."""
         cdef uint64_t call = self.calls
         self.calls += 1
         return self.lattice.encode_one(data, alpha, self.lattice.mode_of(alpha, MODE_EXACT), self.word, call,

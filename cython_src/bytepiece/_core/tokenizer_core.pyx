@@ -1,0 +1,85 @@
+# The compiled part of the Tokenizer: the attributes that encode's per-call path reads,
+# held in C slots, and that path itself.
+#
+# Why it is built this way: a 60-byte line costs about two microseconds to segment, and
+# a Python method around the call added a sixth to that (its twelve defaults, a dozen
+# attribute and global lookups). bytepiece.tokenizer.Tokenizer subclasses TokenizerCore:
+# its attributes _lattice, _stream, _alpha, ... are these slots, set from Python as any
+# attribute is. encode() here serves the common call (str or bytes, Viterbi or the exact
+# sampler, unkeyed or with an int key, no special tokens, constraints or numpy output)
+# with direct C calls into the lattice; every other call goes to the Tokenizer's Python
+# method _encode_careful, which gives the same ids for the common calls too.
+
+from cpython.object cimport PyObject_GetIter
+from libc.stdint cimport uint64_t
+
+from .lattice cimport DrawStream, Lattice
+from .segment cimport MODE_EXACT, MODE_VITERBI
+
+from unicodedata import normalize as _normalize_form
+
+
+cdef class TokenizerCore:
+    """The slots of a Tokenizer that encode's fast path reads (set by Tokenizer._init and
+    set_seed), and encode itself."""
+    cdef public Lattice _lattice
+    cdef public DrawStream _stream
+    cdef public double _alpha          # the default alpha (negative: Viterbi)
+    cdef public bint _normalize        # whether str input is normalised ...
+    cdef public object _form           # ... to this form ("NFC", ...)
+    cdef public object _to_bytes       # bytes-like input -> the bytes the lattice segments
+    cdef public uint64_t _int_word     # the seed word of int keys (keys.seed_words)
+    cdef public int _bos_id, _eos_id
+
+    def encode(self, text, add_bos=False, add_eos=False, alpha=None, iter=False, *, key=None,
+               sampler="exact", allowed_special=(), disallowed_special=(), as_numpy=False,
+               required_boundaries=None, forbidden_boundaries=None, boundary_regex=None):
+        """Ids of ``text`` (see :meth:`tokenize` for ``alpha``, ``key``, ``sampler`` and the
+        boundary constraints).
+
+        >>> tok.encode("tokenizer", add_eos=True)           # doctest: +SKIP
+        [13720, 4292, 117, 2]
+
+        Special tokens (``special_tokens`` of the model) found in ``text`` are encoded as
+        ordinary text unless listed in ``allowed_special`` (a set of them, or ``"all"``);
+        those found in ``disallowed_special`` (a set or ``"all"``: every special token not
+        allowed) raise ValueError. ``as_numpy=True`` returns a numpy array of
+        :attr:`id_dtype` (uint16 when the vocabulary has at most 65536 ids). ``iter=True``
+        returns an iterator over the ids, as in BytePiece 0.6.3.
+        """
+        cdef double a
+        cdef int bos, eos
+        cdef uint64_t key_word = 0
+        cdef bint fast = (
+            not as_numpy and not allowed_special and not disallowed_special and required_boundaries is None
+            and forbidden_boundaries is None and boundary_regex is None and sampler == "exact"
+            and (alpha is None or type(alpha) is float)
+        )
+        if fast and key is not None:
+            if type(key) is int and 0 <= key <= 0xFFFFFFFFFFFFFFFF:
+                key_word = key
+            else:
+                fast = False     # (the careful path hashes other keys)
+        if not fast:
+            return self._encode_careful(
+                text, add_bos, add_eos, alpha, iter, key, sampler, allowed_special, disallowed_special, as_numpy,
+                required_boundaries, forbidden_boundaries, boundary_regex,
+            )
+        a = self._alpha if alpha is None else <double>alpha
+        # A str goes to the core as it is (no normal form changes ASCII; other text is
+        # normalised first): the core reads an ASCII str's buffer in place and encodes
+        # any other into a buffer of the call's own.
+        if type(text) is str:
+            data = _normalize_form(self._form, text) if self._normalize and not text.isascii() else text
+        else:
+            data = self._to_bytes(text)
+        bos = self._bos_id if add_bos else -1
+        eos = self._eos_id if add_eos else -1
+        if a < 0:  # (NaN is not < 0: mode_of rejects it below)
+            ids = self._lattice.encode_one(data, -1.0, MODE_VITERBI, 0, 0, bos, eos)
+        elif key is None:
+            ids = self._stream.encode_next(data, a, bos, eos)
+        else:
+            ids = self._lattice.encode_one(data, a, self._lattice.mode_of(a, MODE_EXACT), self._int_word, key_word,
+                                           bos, eos)
+        return PyObject_GetIter(ids) if iter else ids
