@@ -158,7 +158,7 @@ cdef class NgramTable:
     read, serialised with to_bytes, or merged with a full table). Compact tables
     merge by plain addition. The memory budget counts a compact table's own
     entries, and a compact table stays compact when it is hit: the entries it drops
-    are folded into their prefixes (_fold_below), so that every shorter n-gram keeps
+    are folded into their prefixes (fold_below), so that every shorter n-gram keeps
     its whole count. Until the budget is hit the counts are exact and the same as
     full counting's; past it both are approximate, in different ways.
     """
@@ -248,63 +248,6 @@ cdef class NgramTable:
             s += self.tabs[L].cap * 16
         return s
 
-    cdef int _enforce_budget(self, size_t coming=0) noexcept nogil:
-        """If over budget (or `coming` more entries would put it over), drop the rarest
-        entries so that at most budget/2 remain (the smallest count threshold that leaves
-        at most that many). A compact table folds what it drops into the prefixes
-        (_fold_below), so that the counts of the shorter n-grams it keeps stay whole; a
-        full table drops them. Drops happen in place, so a table at its budget never
-        needs a second copy of itself."""
-        cdef size_t n = self._entries(), target, above
-        cdef int64_t* hist
-        cdef int64_t threshold, c
-        cdef int L
-        cdef size_t i
-        cdef int HMAX = 1 << 16
-        if self.budget == 0 or n + coming <= <size_t>self.budget:
-            return 0
-        target = <size_t>(self.budget // 2)
-        hist = <int64_t*>calloc(HMAX + 1, sizeof(int64_t))
-        if hist == NULL:
-            return -1
-        for L in range(2, self.order + 1):
-            for i in range(self.tabs[L].cap):
-                c = self.tabs[L].slots[i].count
-                if c:
-                    hist[c if c < HMAX else HMAX] += 1
-        # smallest threshold t such that entries with count >= t fit the target
-        above = n
-        threshold = 1
-        while threshold < HMAX and above > target:
-            above -= hist[threshold]
-            threshold += 1
-        free(hist)
-        for L in range(self.order, 1, -1):   # (longest first: a length's drops join the next)
-            if self.compact and L > 2:
-                if self._fold_below(L, threshold) < 0:
-                    return -1
-            if ct_drop_below(&self.tabs[L], threshold) < 0:
-                return -1
-        if threshold > self.pruned_below:
-            self.pruned_below = threshold
-        return 0
-
-    cdef int _fold_below(self, int L, int64_t threshold) noexcept nogil:
-        """Adds the count of every entry of length L under the threshold to its prefix one
-        byte shorter, as a tail. In a compact table an n-gram's count is the sum of the
-        entries that start with it, so moving a dropped entry's count to its prefix keeps
-        the count of every shorter n-gram it starts with: only the dropped n-gram loses
-        its count (it may come back later with a partial one). (The caller then drops the
-        entries under the threshold.)"""
-        cdef size_t i
-        cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
-        cdef CountTable* t = &self.tabs[L]
-        for i in range(t.cap):
-            if t.slots[i].count and t.slots[i].count < threshold:
-                if ct_add(&self.tabs[L - 1], t.slots[i].key & mask, t.slots[i].count) < 0:
-                    return -1
-        return 0
-
     cdef int _count_chunk(self, const uint8_t* x, Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t i, j
         cdef int L, top
@@ -384,11 +327,11 @@ cdef class NgramTable:
                     if rc < 0:
                         break
                     if self.budget and (i & 63) == 63:
-                        rc = self._enforce_budget()
+                        rc = enforce_budget(self)
                         if rc < 0:
                             break
                 if rc == 0:
-                    rc = self._enforce_budget()
+                    rc = enforce_budget(self)
             if rc < 0:
                 raise MemoryError()
         finally:
@@ -409,7 +352,7 @@ cdef class NgramTable:
         with nogil:
             # (room first: adding a whole table past the budget would double a level's
             # table before the drops)
-            rc = self._enforce_budget(other._entries())
+            rc = enforce_budget(self, other._entries())
             self.total += other.total
             for b in range(256):
                 self.uni[b] += other.uni[b]
@@ -432,7 +375,7 @@ cdef class NgramTable:
                 if rc < 0:
                     break
             if rc == 0:
-                rc = self._enforce_budget()
+                rc = enforce_budget(self)
         if rc < 0:
             raise MemoryError()
         if other.pruned_below > self.pruned_below:
@@ -546,6 +489,69 @@ cdef class NgramTable:
             for i in range(n):
                 ct_put_new(&t.tabs[L], kv[i], cv[i])
         return t
+
+
+# ---------------------------------------------------------------------------
+# The memory budget: module-level functions over a table (the class counts; these
+# decide what it may keep). count and merge call enforce_budget between chunks.
+
+cdef int enforce_budget(NgramTable table, size_t coming=0) noexcept nogil:
+    """If over budget (or `coming` more entries would put it over), drop the rarest
+    entries so that at most budget/2 remain (the smallest count threshold that leaves
+    at most that many). A compact table folds what it drops into the prefixes
+    (fold_below), so that the counts of the shorter n-grams it keeps stay whole; a
+    full table drops them. Drops happen in place, so a table at its budget never
+    needs a second copy of itself."""
+    cdef size_t n = table._entries(), target, above
+    cdef int64_t* hist
+    cdef int64_t threshold, c
+    cdef int L
+    cdef size_t i
+    cdef int HMAX = 1 << 16
+    if table.budget == 0 or n + coming <= <size_t>table.budget:
+        return 0
+    target = <size_t>(table.budget // 2)
+    hist = <int64_t*>calloc(HMAX + 1, sizeof(int64_t))
+    if hist == NULL:
+        return -1
+    for L in range(2, table.order + 1):
+        for i in range(table.tabs[L].cap):
+            c = table.tabs[L].slots[i].count
+            if c:
+                hist[c if c < HMAX else HMAX] += 1
+    # smallest threshold t such that entries with count >= t fit the target
+    above = n
+    threshold = 1
+    while threshold < HMAX and above > target:
+        above -= hist[threshold]
+        threshold += 1
+    free(hist)
+    for L in range(table.order, 1, -1):   # (longest first: a length's drops join the next)
+        if table.compact and L > 2:
+            if fold_below(table, L, threshold) < 0:
+                return -1
+        if ct_drop_below(&table.tabs[L], threshold) < 0:
+            return -1
+    if threshold > table.pruned_below:
+        table.pruned_below = threshold
+    return 0
+
+
+cdef int fold_below(NgramTable table, int L, int64_t threshold) noexcept nogil:
+    """Adds the count of every entry of length L under the threshold to its prefix one
+    byte shorter, as a tail. In a compact table an n-gram's count is the sum of the
+    entries that start with it, so moving a dropped entry's count to its prefix keeps
+    the count of every shorter n-gram it starts with: only the dropped n-gram loses
+    its count (it may come back later with a partial one). (The caller then drops the
+    entries under the threshold.)"""
+    cdef size_t i
+    cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
+    cdef CountTable* level = &table.tabs[L]
+    for i in range(level.cap):
+        if level.slots[i].count and level.slots[i].count < threshold:
+            if ct_add(&table.tabs[L - 1], level.slots[i].key & mask, level.slots[i].count) < 0:
+                return -1
+    return 0
 
 
 def read_level(data, Py_ssize_t off, str value_dtype):
