@@ -89,4 +89,3 @@ cdef class NgramTable:
     cdef size_t _entries(self) noexcept nogil
     cdef int _count_chunk(self, const uint8_t* x, Py_ssize_t n) noexcept nogil
     cdef int _count_chunk_compact(self, const uint8_t* x, Py_ssize_t n) noexcept nogil
-    cdef void _dump(self, int L, uint64_t[::1] keys, int64_t[::1] counts)

@@ -1,6 +1,6 @@
 # Counting byte n-grams (stage 1 of training): NgramTable, one open-addressing table
-# of (packed n-gram, count) per length, and the n-gram candidates the EM starts from
-# (ngram_table.pxd declares what the n-gram model reads).
+# of (packed n-gram, count) per length (ngram_table.pxd declares what the n-gram model
+# and the candidates read; the candidates the EM starts from are in ngram_candidates.pyx).
 #
 # Why it is built this way:
 # - Everything is a map/merge over blocks of chunks: count_ngrams_block turns a list of
@@ -17,6 +17,10 @@
 #   the budget); a compact table folds them into their prefixes, so the counts of the
 #   shorter n-grams stay whole. Until that happens the counts are exact; `pruned_below`
 #   records the largest threshold ever used (0 = exact).
+# - The module reads top down: the count tables (CountTable, ct_*); the NgramTable class,
+#   which counts, expands, merges and answers; then the memory budget and the byte
+#   format, module-level functions over a table: they decide what a table keeps and how
+#   it travels, and the class stays about counting.
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
@@ -426,69 +430,21 @@ cdef class NgramTable:
         from .ngram_candidates import ngram_candidates  # (that module reads this one's tables)
         return ngram_candidates(self, min_count, limit)      # (one thread, the table kept)
 
-    # -- serialisation -------------------------------------------------------
+    # -- bytes (the format itself: table_bytes and table_from_bytes, below the class) --
     def to_bytes(self):
         """A self-contained byte string of the full counts; NgramTable.from_bytes rebuilds
         the table."""
         self.expand()
-        return self._serialise(b"BPNGRAM1")
+        return table_bytes(self, b"BPNGRAM1")
 
     def __reduce__(self):
         # pickling (between processes) keeps a compact table compact: half the bytes
-        return (NgramTable.from_bytes, (self._serialise(b"BPNGRAMC" if self.compact else b"BPNGRAM1"),))
-
-    def _serialise(self, bytes magic):
-        self.check_usable()
-        cdef list parts = [struct.pack("<8sqqqq", magic, self.order, self.total, self.budget,
-                                       self.pruned_below)]
-        cdef int L
-        import numpy as np
-        parts.append(np.asarray(<int64_t[:256]>self.uni).astype("<i8").tobytes())
-        for L in range(2, self.order + 1):
-            keys = np.empty(self.tabs[L].size, dtype=np.uint64)
-            counts = np.empty(self.tabs[L].size, dtype=np.int64)
-            kv = keys
-            cv = counts
-            self._dump(L, kv, cv)
-            parts.append(struct.pack("<q", self.tabs[L].size))
-            parts.append(keys.astype("<u8").tobytes())
-            parts.append(counts.astype("<i8").tobytes())
-        return b"".join(parts)
-
-    cdef void _dump(self, int L, uint64_t[::1] keys, int64_t[::1] counts):
-        cdef size_t i, j = 0
-        for i in range(self.tabs[L].cap):
-            if self.tabs[L].slots[i].count:
-                keys[j] = self.tabs[L].slots[i].key
-                counts[j] = self.tabs[L].slots[i].count
-                j += 1
+        return (NgramTable.from_bytes, (table_bytes(self, b"BPNGRAMC" if self.compact else b"BPNGRAM1"),))
 
     @staticmethod
     def from_bytes(data):
-        import numpy as np
-        data = bytes(data)
-        magic, order, total, budget, pruned = struct.unpack_from("<8sqqqq", data, 0)
-        if magic != b"BPNGRAM1" and magic != b"BPNGRAMC":
-            raise ValueError("not a serialised NgramTable")
-        cdef NgramTable t = NgramTable(order, budget, magic == b"BPNGRAMC")
-        cdef Py_ssize_t off = 40, n, i
-        cdef int L
-        t.total = total
-        t.pruned_below = pruned
-        uni = np.frombuffer(data, dtype="<i8", count=256, offset=off)
-        off += 256 * 8
-        for i in range(256):
-            t.uni[i] = uni[i]
-        cdef uint64_t[::1] kv
-        cdef int64_t[::1] cv
-        for L in range(2, order + 1):
-            kv, cv, off = read_level(data, off, "<i8")
-            n = kv.shape[0]
-            if ct_init(&t.tabs[L], <size_t>(n * 2)) < 0:
-                raise MemoryError()
-            for i in range(n):
-                ct_put_new(&t.tabs[L], kv[i], cv[i])
-        return t
+        """The table that to_bytes (or pickling) wrote."""
+        return table_from_bytes(data)
 
 
 # ---------------------------------------------------------------------------
@@ -552,6 +508,69 @@ cdef int fold_below(NgramTable table, int L, int64_t threshold) noexcept nogil:
             if ct_add(&table.tabs[L - 1], level.slots[i].key & mask, level.slots[i].count) < 0:
                 return -1
     return 0
+
+
+# ---------------------------------------------------------------------------
+# The byte format of a table (to_bytes, from_bytes, pickling): module-level functions
+# over a table. A header "<8sqqqq" (magic, order, total, budget, pruned_below), the 256
+# single-byte counts (<i8), then each length 2..order as read_level reads it. The magic
+# says which counts: BPNGRAM1 full ones, BPNGRAMC a compact table's own (pickling).
+
+cdef bytes table_bytes(NgramTable table, bytes magic):
+    """The table's counts as they stand (the caller expands it first for full ones)."""
+    table.check_usable()
+    cdef list parts = [struct.pack("<8sqqqq", magic, table.order, table.total, table.budget,
+                                   table.pruned_below)]
+    cdef int L
+    import numpy as np
+    parts.append(np.asarray(<int64_t[:256]>table.uni).astype("<i8").tobytes())
+    for L in range(2, table.order + 1):
+        keys = np.empty(table.tabs[L].size, dtype=np.uint64)
+        counts = np.empty(table.tabs[L].size, dtype=np.int64)
+        dump_level(table, L, keys, counts)
+        parts.append(struct.pack("<q", table.tabs[L].size))
+        parts.append(keys.astype("<u8").tobytes())
+        parts.append(counts.astype("<i8").tobytes())
+    return b"".join(parts)
+
+
+cdef void dump_level(NgramTable table, int L, uint64_t[::1] keys, int64_t[::1] counts):
+    """The entries of length L into keys and counts (room for all of them), in slot order."""
+    cdef size_t i, j = 0
+    cdef const CountTable* level = &table.tabs[L]
+    for i in range(level.cap):
+        if level.slots[i].count:
+            keys[j] = level.slots[i].key
+            counts[j] = level.slots[i].count
+            j += 1
+
+
+cdef NgramTable table_from_bytes(data):
+    """The table table_bytes wrote (NgramTable.from_bytes)."""
+    import numpy as np
+    data = bytes(data)
+    magic, order, total, budget, pruned = struct.unpack_from("<8sqqqq", data, 0)
+    if magic != b"BPNGRAM1" and magic != b"BPNGRAMC":
+        raise ValueError("not a serialised NgramTable")
+    cdef NgramTable table = NgramTable(order, budget, magic == b"BPNGRAMC")
+    cdef Py_ssize_t off = 40, n, i
+    cdef int L
+    table.total = total
+    table.pruned_below = pruned
+    uni = np.frombuffer(data, dtype="<i8", count=256, offset=off)
+    off += 256 * 8
+    for i in range(256):
+        table.uni[i] = uni[i]
+    cdef uint64_t[::1] kv
+    cdef int64_t[::1] cv
+    for L in range(2, order + 1):
+        kv, cv, off = read_level(data, off, "<i8")
+        n = kv.shape[0]
+        if ct_init(&table.tabs[L], <size_t>(n * 2)) < 0:
+            raise MemoryError()
+        for i in range(n):
+            ct_put_new(&table.tabs[L], kv[i], cv[i])
+    return table
 
 
 def read_level(data, Py_ssize_t off, str value_dtype):
