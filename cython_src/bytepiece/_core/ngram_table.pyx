@@ -38,6 +38,8 @@ cdef bint LITTLE_ENDIAN = sys.byteorder == "little"
 
 MAX_ORDER = C_MAX_ORDER
 
+cdef uint64_t ALL_BYTES = 0xFFFFFFFFFFFFFFFFULL   # the mask of a whole packed key
+
 cdef enum:
     EXPAND_AHEAD = 16  # copies from one table into another fetch the target slot this many entries ahead
     STRIPE_SLOTS = (1 << 21) // 16   # the slots of a 2 MB stripe (a huge page)
@@ -142,6 +144,22 @@ cdef int ct_drop_below(CountTable* t, int64_t threshold) noexcept nogil:
     return 0
 
 
+cdef int ct_add_all(CountTable* into, const CountTable* src, uint64_t mask) noexcept nogil:
+    """Adds every entry of src into `into` under the key `key & mask`: with ALL_BYTES, the
+    same keys (merging two tables); with the low L - 1 bytes, the prefixes of src's
+    n-grams of length L (expanding a compact table). While an entry is added, the slot of
+    the one EXPAND_AHEAD entries on is fetched: `into` is far larger than the caches."""
+    cdef size_t i, j
+    for i in range(src.cap):
+        j = i + EXPAND_AHEAD
+        if j < src.cap and src.slots[j].count and into.cap:
+            prefetch(&into.slots[splitmix64_mix(src.slots[j].key & mask) & (into.cap - 1)])
+        if src.slots[i].count:
+            if ct_add(into, src.slots[i].key & mask, src.slots[i].count) < 0:
+                return -1
+    return 0
+
+
 # ---------------------------------------------------------------------------
 
 cdef class NgramTable:
@@ -194,20 +212,7 @@ cdef class NgramTable:
         """One step of _expand: add the counts of length L into their prefixes. After the
         steps order..L the counts of lengths >= L - 1 are final (finish_ngrams starts
         on them while the shorter lengths are still being expanded)."""
-        cdef size_t i, j
-        cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
-        cdef CountTable* t = &self.tabs[L]
-        cdef CountTable* into = &self.tabs[L - 1]
-        for i in range(t.cap):
-            # (the slot of a prefix a few entries ahead is fetched while this one is added:
-            # `into` is far larger than the caches)
-            j = i + EXPAND_AHEAD
-            if j < t.cap and t.slots[j].count and into.cap:
-                prefetch(&into.slots[splitmix64_mix(t.slots[j].key & mask) & (into.cap - 1)])
-            if t.slots[i].count:
-                if ct_add(into, t.slots[i].key & mask, t.slots[i].count) < 0:
-                    return -1
-        return 0
+        return ct_add_all(&self.tabs[L - 1], &self.tabs[L], (1ULL << (8 * (L - 1))) - 1)
 
     cdef int expand(self) except -1:
         self.check_usable()
@@ -344,7 +349,6 @@ cdef class NgramTable:
     def merge(self, NgramTable other):
         """Adds other's counts into this table (returns self)."""
         cdef int L, rc = 0
-        cdef size_t i, j
         cdef int b
         self.check_usable()
         other.check_usable()
@@ -367,15 +371,7 @@ cdef class NgramTable:
                     rc = ct_init(&self.tabs[L], other.tabs[L].size * 2)
                     if rc < 0:
                         break
-                for i in range(other.tabs[L].cap):
-                    j = i + EXPAND_AHEAD           # (as in _expand_level)
-                    if j < other.tabs[L].cap and other.tabs[L].slots[j].count and self.tabs[L].cap:
-                        prefetch(&self.tabs[L].slots[splitmix64_mix(other.tabs[L].slots[j].key)
-                                                     & (self.tabs[L].cap - 1)])
-                    if other.tabs[L].slots[i].count:
-                        rc = ct_add(&self.tabs[L], other.tabs[L].slots[i].key, other.tabs[L].slots[i].count)
-                        if rc < 0:
-                            break
+                rc = ct_add_all(&self.tabs[L], &other.tabs[L], ALL_BYTES)
                 if rc < 0:
                     break
             if rc == 0:
