@@ -8,6 +8,11 @@
 # same behaviour when a whole column is -inf. The model's tables (one per n-gram length,
 # keyed by the packed n-gram, like the count tables) are prefetched a few bytes ahead,
 # since a corpus pass reads them at random.
+#
+# The module reads top down: the model's tables (ProbTable, pt_*); the NgramModel class,
+# which holds the log-probabilities and builds them from counts; finish_ngrams, the
+# stage's end; then the tagging Viterbi (tag_chunk) and its map step count_pieces_block,
+# module-level functions that only read a model, so the class stays about the model.
 
 from cpython.bytes cimport PyBytes_AS_STRING
 from libc.math cimport INFINITY, log
@@ -294,113 +299,6 @@ cdef class NgramModel:
     def __reduce__(self):
         return (NgramModel.from_bytes, (self.to_bytes(),))
 
-    # -- the tagging Viterbi ---------------------------------------------------
-    cdef inline void _start_probes(self, const uint8_t* x, Py_ssize_t j, uint64_t* keys,
-                                   size_t* slot) noexcept nogil:
-        """Keys and home slots of the n-grams of lengths 2..order ending at byte j, and
-        a prefetch of each slot."""
-        cdef int b, top = self.order - 1 if j >= self.order - 1 else <int>j
-        cdef uint64_t key = x[j]
-        for b in range(1, top + 1):
-            key = (key << 8) | x[j - b]
-            keys[b] = key
-            slot[b] = pt_slot(&self.tabs[b + 1], key)
-            prefetch(&self.tabs[b + 1].slots[slot[b]])
-
-    cdef Py_ssize_t _tag(self, const uint8_t* x, Py_ssize_t n, bint ensure_unicode,
-                         double* prev, double* cur, double* node, uint8_t* routes,
-                         int32_t* starts) noexcept nogil:
-        """Piece start positions of one chunk into starts (followed by n); returns how many
-        pieces. routes holds n * order bytes."""
-        cdef int order = self.order, a, b, best_a, st, top
-        cdef Py_ssize_t i, m
-        cdef uint64_t key
-        cdef uint64_t keys[PF_RING][C_MAX_ORDER]
-        cdef size_t slot[PF_RING][C_MAX_ORDER]
-        cdef bint closed = self.suffix_closed
-        cdef double s, best
-        cdef double* tmp
-        if n == 0:
-            return 0
-        if closed:
-            for i in range(min(n, PF_AHEAD)):
-                self._start_probes(x, i, keys[i & PF_MASK], slot[i & PF_MASK])
-        for i in range(n):
-            # node scores of byte i in each state: log P(x[i] | the b bytes before it)
-            node[0] = self.uni[x[i]]
-            top = order - 1 if i >= order - 1 else <int>i
-            key = x[i]
-            if closed:
-                # the n-grams ending at i, shortest first; none is present after
-                # the first that is missing, so stop there. The probes of byte
-                # i + PF_AHEAD were started (prefetched) PF_AHEAD bytes ago.
-                if i + PF_AHEAD < n:
-                    self._start_probes(x, i + PF_AHEAD, keys[(i + PF_AHEAD) & PF_MASK],
-                                       slot[(i + PF_AHEAD) & PF_MASK])
-                b = 1
-                while b <= top:
-                    node[b] = pt_get_at(&self.tabs[b + 1], keys[i & PF_MASK][b], slot[i & PF_MASK][b])
-                    if node[b] == -INFINITY:
-                        break
-                    b += 1
-                while b < order:
-                    node[b] = -INFINITY
-                    b += 1
-            else:
-                for b in range(1, order):
-                    if b > top:
-                        node[b] = -INFINITY
-                        continue
-                    key = (key << 8) | x[i - b]
-                    node[b] = pt_get(&self.tabs[b + 1], key)
-            if ensure_unicode and x[i] >= 128 and x[i] < 192:
-                node[0] = -INFINITY
-            if i == 0:
-                for b in range(order):
-                    cur[b] = node[b]
-                continue
-            tmp = prev; prev = cur; cur = tmp
-            # state 0: from any state
-            best = -INFINITY; best_a = 0
-            for a in range(order):
-                s = prev[a] + node[0]
-                if s > best:
-                    best = s; best_a = a
-            cur[0] = best
-            routes[(i - 1) * order] = <uint8_t>best_a
-            for b in range(1, order):
-                best = -INFINITY; best_a = 0
-                s = prev[b - 1] + node[b]
-                if s > best:
-                    best = s; best_a = b - 1
-                if b == order - 1:
-                    s = prev[b] + node[b]
-                    if s > best:
-                        best = s; best_a = b
-                cur[b] = best
-                routes[(i - 1) * order + b] = <uint8_t>best_a
-        # final state: first maximum
-        best = cur[0]; st = 0
-        for b in range(1, order):
-            if cur[b] > best:
-                best = cur[b]; st = b
-        # backtrack; record starts (state 0) from the end
-        m = 0
-        i = n - 1
-        while True:
-            if st == 0:
-                starts[m] = <int32_t>i
-                m += 1
-            if i == 0:
-                break
-            st = routes[(i - 1) * order + st]
-            i -= 1
-        # reverse in place
-        for a in range(m // 2):
-            b = starts[a]; starts[a] = starts[m - 1 - a]; starts[m - 1 - a] = b
-        starts[m] = <int32_t>n
-        return m
-
     def tokenize(self, bytes chunk, bint ensure_unicode=True):
         """The pieces of one chunk by the tagging Viterbi (0.6.3's Trainer._tokenize)."""
         cdef Py_ssize_t n = len(chunk), m, i
@@ -412,7 +310,7 @@ cdef class NgramModel:
             if buf == NULL or routes == NULL or starts == NULL:
                 raise MemoryError()
             with nogil:
-                m = self._tag(x, n, ensure_unicode, buf, buf + self.order, buf + 2 * self.order,
+                m = tag_chunk(self, x, n, ensure_unicode, buf, buf + self.order, buf + 2 * self.order,
                               routes, starts)
             return [chunk[starts[i]:starts[i + 1]] for i in range(m)]
         finally:
@@ -494,6 +392,117 @@ def _run_level(pool, NgramModel m, NgramTable table, int L, int64_t min_count, u
     return pool.submit(_level, m, table, L, min_count, uni, limit)
 
 
+# ---------------------------------------------------------------------------
+# The tagging Viterbi: module-level functions over a model (the class holds the
+# model; these read it), and count_pieces_block, the map step that counts what they cut.
+
+cdef inline void start_probes(NgramModel model, const uint8_t* x, Py_ssize_t j, uint64_t* keys,
+                              size_t* slot) noexcept nogil:
+    """Keys and home slots of the n-grams of lengths 2..order ending at byte j, and
+    a prefetch of each slot."""
+    cdef int b, top = model.order - 1 if j >= model.order - 1 else <int>j
+    cdef uint64_t key = x[j]
+    for b in range(1, top + 1):
+        key = (key << 8) | x[j - b]
+        keys[b] = key
+        slot[b] = pt_slot(&model.tabs[b + 1], key)
+        prefetch(&model.tabs[b + 1].slots[slot[b]])
+
+cdef Py_ssize_t tag_chunk(NgramModel model, const uint8_t* x, Py_ssize_t n, bint ensure_unicode,
+                          double* prev, double* cur, double* node, uint8_t* routes,
+                          int32_t* starts) noexcept nogil:
+    """Piece start positions of one chunk into starts (followed by n); returns how many
+    pieces. routes holds n * order bytes."""
+    cdef int order = model.order, a, b, best_a, st, top
+    cdef Py_ssize_t i, m
+    cdef uint64_t key
+    cdef uint64_t keys[PF_RING][C_MAX_ORDER]
+    cdef size_t slot[PF_RING][C_MAX_ORDER]
+    cdef bint closed = model.suffix_closed
+    cdef double s, best
+    cdef double* tmp
+    if n == 0:
+        return 0
+    if closed:
+        for i in range(min(n, PF_AHEAD)):
+            start_probes(model, x, i, keys[i & PF_MASK], slot[i & PF_MASK])
+    for i in range(n):
+        # node scores of byte i in each state: log P(x[i] | the b bytes before it)
+        node[0] = model.uni[x[i]]
+        top = order - 1 if i >= order - 1 else <int>i
+        key = x[i]
+        if closed:
+            # the n-grams ending at i, shortest first; none is present after
+            # the first that is missing, so stop there. The probes of byte
+            # i + PF_AHEAD were started (prefetched) PF_AHEAD bytes ago.
+            if i + PF_AHEAD < n:
+                start_probes(model, x, i + PF_AHEAD, keys[(i + PF_AHEAD) & PF_MASK],
+                             slot[(i + PF_AHEAD) & PF_MASK])
+            b = 1
+            while b <= top:
+                node[b] = pt_get_at(&model.tabs[b + 1], keys[i & PF_MASK][b], slot[i & PF_MASK][b])
+                if node[b] == -INFINITY:
+                    break
+                b += 1
+            while b < order:
+                node[b] = -INFINITY
+                b += 1
+        else:
+            for b in range(1, order):
+                if b > top:
+                    node[b] = -INFINITY
+                    continue
+                key = (key << 8) | x[i - b]
+                node[b] = pt_get(&model.tabs[b + 1], key)
+        if ensure_unicode and x[i] >= 128 and x[i] < 192:
+            node[0] = -INFINITY
+        if i == 0:
+            for b in range(order):
+                cur[b] = node[b]
+            continue
+        tmp = prev; prev = cur; cur = tmp
+        # state 0: from any state
+        best = -INFINITY; best_a = 0
+        for a in range(order):
+            s = prev[a] + node[0]
+            if s > best:
+                best = s; best_a = a
+        cur[0] = best
+        routes[(i - 1) * order] = <uint8_t>best_a
+        for b in range(1, order):
+            best = -INFINITY; best_a = 0
+            s = prev[b - 1] + node[b]
+            if s > best:
+                best = s; best_a = b - 1
+            if b == order - 1:
+                s = prev[b] + node[b]
+                if s > best:
+                    best = s; best_a = b
+            cur[b] = best
+            routes[(i - 1) * order + b] = <uint8_t>best_a
+    # final state: first maximum
+    best = cur[0]; st = 0
+    for b in range(1, order):
+        if cur[b] > best:
+            best = cur[b]; st = b
+    # backtrack; record starts (state 0) from the end
+    m = 0
+    i = n - 1
+    while True:
+        if st == 0:
+            starts[m] = <int32_t>i
+            m += 1
+        if i == 0:
+            break
+        st = routes[(i - 1) * order + st]
+        i -= 1
+    # reverse in place
+    for a in range(m // 2):
+        b = starts[a]; starts[a] = starts[m - 1 - a]; starts[m - 1 - a] = b
+    starts[m] = <int32_t>n
+    return m
+
+
 def count_pieces_block(list chunks, NgramModel model, bint ensure_unicode=True,
                        int max_pair_length=0):
     """Map step: segment each chunk with the tagging Viterbi and count the pieces.
@@ -525,8 +534,8 @@ def count_pieces_block(list chunks, NgramModel model, bint ensure_unicode=True,
         with nogil:
             for i in range(m):
                 x = ptrs[i]
-                np_ = model._tag(x, lens[i], ensure_unicode, buf, buf + order, buf + 2 * order,
-                                 routes, starts)
+                np_ = tag_chunk(model, x, lens[i], ensure_unicode, buf, buf + order, buf + 2 * order,
+                                routes, starts)
                 for k in range(np_):
                     s = starts[k]
                     e = starts[k + 1]
