@@ -11,8 +11,9 @@
 #
 # The module reads top down: the model's tables (ProbTable, pt_*); the NgramModel class,
 # which holds the log-probabilities and builds them from counts; finish_ngrams, the
-# stage's end; then the tagging Viterbi (tag_chunk) and its map step count_pieces_block,
-# module-level functions that only read a model, so the class stays about the model.
+# stage's end; then, as module-level functions over a model, its byte format and the
+# tagging Viterbi (tag_chunk) with its map step count_pieces_block: the class stays
+# about the model.
 
 from cpython.bytes cimport PyBytes_AS_STRING
 from libc.math cimport INFINITY, log
@@ -71,6 +72,35 @@ cdef inline double pt_get(const ProbTable* t, uint64_t key) noexcept nogil:
     return pt_get_at(t, key, pt_slot(t, key))
 
 
+cdef int pt_init(ProbTable* t, size_t n) noexcept nogil:
+    """Room for n n-grams, every slot free; -1: out of memory."""
+    cdef size_t c = 16
+    cdef size_t i
+    while c * 2 < n * 3:      # load factor at most 2/3
+        c <<= 1
+    t.slots = <PSlotD*>big_alloc(c * sizeof(PSlotD), 0)
+    if t.slots == NULL:
+        return -1
+    for i in range(c):
+        t.slots[i].key = EMPTY_KEY
+    t.cap = c
+    t.ones_val = -INFINITY
+    return 0
+
+
+cdef void pt_put(ProbTable* t, uint64_t key, double v) noexcept nogil:
+    """Stores an n-gram known to be absent (pt_init made room for it)."""
+    cdef size_t mask = t.cap - 1
+    cdef size_t i = splitmix64_mix(key) & mask
+    if key == EMPTY_KEY:
+        t.ones_val = v
+        return
+    while t.slots[i].key != EMPTY_KEY:
+        i = (i + 1) & mask
+    t.slots[i].key = key
+    t.slots[i].val = v
+
+
 cdef class NgramModel:
     """The n-gram log-probabilities used by the tagging Viterbi.
 
@@ -121,36 +151,6 @@ cdef class NgramModel:
         cdef int L
         for L in range(C_MAX_ORDER + 1):
             big_free(self.tabs[L].slots)
-
-    cdef int _alloc_nogil(self, int L, size_t n) noexcept nogil:
-        cdef size_t c = 16
-        cdef size_t i
-        while c * 2 < n * 3:      # load factor at most 2/3
-            c <<= 1
-        self.tabs[L].slots = <PSlotD*>big_alloc(c * sizeof(PSlotD), 0)
-        if self.tabs[L].slots == NULL:
-            return -1
-        for i in range(c):
-            self.tabs[L].slots[i].key = EMPTY_KEY
-        self.tabs[L].cap = c
-        self.tabs[L].ones_val = -INFINITY
-        return 0
-
-    cdef int _alloc(self, int L, size_t n) except -1:
-        if self._alloc_nogil(L, n) < 0:
-            raise MemoryError()
-        return 0
-
-    cdef void _put(self, int L, uint64_t key, double v) noexcept nogil:
-        cdef size_t mask = self.tabs[L].cap - 1
-        cdef size_t i = splitmix64_mix(key) & mask
-        if key == EMPTY_KEY:
-            self.tabs[L].ones_val = v
-            return
-        while self.tabs[L].slots[i].key != EMPTY_KEY:
-            i = (i + 1) & mask
-        self.tabs[L].slots[i].key = key
-        self.tabs[L].slots[i].val = v
 
     @staticmethod
     def from_table(NgramTable table, int64_t min_count):
@@ -203,7 +203,7 @@ cdef class NgramModel:
         for i in range(ct.cap):
             if ct.slots[i].count >= min_count and ct.slots[i].count > 0:
                 n += 1
-        if self._alloc_nogil(L, n) < 0:
+        if pt_init(&self.tabs[L], n) < 0:
             return -1
         for i in range(ct.cap):
             c = ct.slots[i].count
@@ -215,7 +215,7 @@ cdef class NgramModel:
                     cp = ct_get(&table.tabs[L - 1], key & mask)
                 if cp <= 0:
                     continue     # prefix lost to the memory budget
-                self._put(L, key, log(<double>c) - log(<double>cp))
+                pt_put(&self.tabs[L], key, log(<double>c) - log(<double>cp))
                 added += 1
         return added
 
@@ -231,70 +231,15 @@ cdef class NgramModel:
             key |= (<uint64_t>ngram[t]) << (8 * t)
         return pt_get(&self.tabs[n], key)
 
+    # -- bytes (the format itself: model_bytes and model_from_bytes, below the class) --
     def to_bytes(self):
-        import numpy as np
-        cdef list parts = [struct.pack("<8sq", b"BPNGMOD1", self.order),
-                           np.asarray(<double[:256]>self.uni).astype("<f8").tobytes()]
-        cdef int L
-        for L in range(2, self.order + 1):
-            keys, vals = self._dump(L)
-            parts.append(struct.pack("<q", len(keys)))
-            parts.append(keys.astype("<u8").tobytes())
-            parts.append(vals.astype("<f8").tobytes())
-        return b"".join(parts)
-
-    def _dump(self, int L):
-        """(keys, values) of the n-grams of length L, in slot order (numpy arrays)."""
-        import numpy as np
-        cdef const ProbTable* t = &self.tabs[L]
-        cdef size_t i, n = 0
-        for i in range(t.cap):
-            if t.slots[i].key != EMPTY_KEY:
-                n += 1
-        if t.ones_val != -INFINITY:
-            n += 1
-        keys = np.empty(n, dtype=np.uint64)
-        vals = np.empty(n, dtype=np.float64)
-        cdef uint64_t[::1] kv = keys
-        cdef double[::1] vv = vals
-        n = 0
-        for i in range(t.cap):
-            if t.slots[i].key != EMPTY_KEY:
-                kv[n] = t.slots[i].key
-                vv[n] = t.slots[i].val
-                n += 1
-        if t.ones_val != -INFINITY:
-            kv[n] = EMPTY_KEY
-            vv[n] = t.ones_val
-        return keys, vals
+        """A self-contained byte string of the model; NgramModel.from_bytes rebuilds it."""
+        return model_bytes(self)
 
     @staticmethod
     def from_bytes(data):
-        import numpy as np
-        data = bytes(data)
-        magic, order = struct.unpack_from("<8sq", data, 0)
-        if magic != b"BPNGMOD1":
-            raise ValueError("not a serialised NgramModel")
-        cdef NgramModel m = NgramModel()
-        cdef Py_ssize_t off = 16, n, i
-        cdef int L
-        cdef uint64_t[::1] kv
-        cdef double[::1] vv
-        m.order = order
-        uni = np.frombuffer(data, dtype="<f8", count=256, offset=off)
-        off += 256 * 8
-        for i in range(256):
-            m.uni[i] = uni[i]
-        m.size = 256
-        for L in range(2, order + 1):
-            kv, vv, off = read_level(data, off, "<f8")
-            n = kv.shape[0]
-            m._alloc(L, n)
-            for i in range(n):
-                m._put(L, kv[i], vv[i])
-            m.size += n
-        m._check_closed()
-        return m
+        """The model that to_bytes (or pickling) wrote."""
+        return model_from_bytes(data)
 
     def __reduce__(self):
         return (NgramModel.from_bytes, (self.to_bytes(),))
@@ -390,6 +335,80 @@ def _run_level(pool, NgramModel m, NgramTable table, int L, int64_t min_count, u
     if pool is None:
         return ReadyResult(_level(m, table, L, min_count, uni, limit))
     return pool.submit(_level, m, table, L, min_count, uni, limit)
+
+
+# ---------------------------------------------------------------------------
+# The byte format of a model (to_bytes, from_bytes, pickling): module-level functions
+# over a model. A header "<8sq" (BPNGMOD1, order), the 256 single-byte
+# log-probabilities (<f8), then each length 2..order as read_level reads it (values <f8).
+
+cdef bytes model_bytes(NgramModel model):
+    import numpy as np
+    cdef list parts = [struct.pack("<8sq", b"BPNGMOD1", model.order),
+                       np.asarray(<double[:256]>model.uni).astype("<f8").tobytes()]
+    cdef int L
+    for L in range(2, model.order + 1):
+        keys, vals = level_arrays(model, L)
+        parts.append(struct.pack("<q", len(keys)))
+        parts.append(keys.astype("<u8").tobytes())
+        parts.append(vals.astype("<f8").tobytes())
+    return b"".join(parts)
+
+
+cdef tuple level_arrays(NgramModel model, int L):
+    """(keys, values) of the n-grams of length L, in slot order (numpy arrays)."""
+    import numpy as np
+    cdef const ProbTable* t = &model.tabs[L]
+    cdef size_t i, n = 0
+    for i in range(t.cap):
+        if t.slots[i].key != EMPTY_KEY:
+            n += 1
+    if t.ones_val != -INFINITY:
+        n += 1
+    keys = np.empty(n, dtype=np.uint64)
+    vals = np.empty(n, dtype=np.float64)
+    cdef uint64_t[::1] kv = keys
+    cdef double[::1] vv = vals
+    n = 0
+    for i in range(t.cap):
+        if t.slots[i].key != EMPTY_KEY:
+            kv[n] = t.slots[i].key
+            vv[n] = t.slots[i].val
+            n += 1
+    if t.ones_val != -INFINITY:
+        kv[n] = EMPTY_KEY
+        vv[n] = t.ones_val
+    return keys, vals
+
+
+cdef NgramModel model_from_bytes(data):
+    """The model model_bytes wrote (NgramModel.from_bytes)."""
+    import numpy as np
+    data = bytes(data)
+    magic, order = struct.unpack_from("<8sq", data, 0)
+    if magic != b"BPNGMOD1":
+        raise ValueError("not a serialised NgramModel")
+    cdef NgramModel model = NgramModel()
+    cdef Py_ssize_t off = 16, n, i
+    cdef int L
+    cdef uint64_t[::1] kv
+    cdef double[::1] vv
+    model.order = order
+    uni = np.frombuffer(data, dtype="<f8", count=256, offset=off)
+    off += 256 * 8
+    for i in range(256):
+        model.uni[i] = uni[i]
+    model.size = 256
+    for L in range(2, order + 1):
+        kv, vv, off = read_level(data, off, "<f8")
+        n = kv.shape[0]
+        if pt_init(&model.tabs[L], n) < 0:
+            raise MemoryError()
+        for i in range(n):
+            pt_put(&model.tabs[L], kv[i], vv[i])
+        model.size += n
+    model._check_closed()
+    return model
 
 
 # ---------------------------------------------------------------------------
