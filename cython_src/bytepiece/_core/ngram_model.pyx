@@ -8,6 +8,12 @@
 # same behaviour when a whole column is -inf. The model's tables (one per n-gram length,
 # keyed by the packed n-gram, like the count tables) are prefetched a few bytes ahead,
 # since a corpus pass reads them at random.
+#
+# The module reads top down: the model's tables (ProbTable, pt_*); the NgramModel class,
+# which holds the log-probabilities and builds them from counts; finish_ngrams, the
+# stage's end; then, as module-level functions over a model, its byte format and the
+# tagging Viterbi (tag_chunk) with its map step count_pieces_block: the class stays
+# about the model.
 
 from cpython.bytes cimport PyBytes_AS_STRING
 from libc.math cimport INFINITY, log
@@ -66,6 +72,35 @@ cdef inline double pt_get(const ProbTable* t, uint64_t key) noexcept nogil:
     return pt_get_at(t, key, pt_slot(t, key))
 
 
+cdef int pt_init(ProbTable* t, size_t n) noexcept nogil:
+    """Room for n n-grams, every slot free; -1: out of memory."""
+    cdef size_t c = 16
+    cdef size_t i
+    while c * 2 < n * 3:      # load factor at most 2/3
+        c <<= 1
+    t.slots = <PSlotD*>big_alloc(c * sizeof(PSlotD), 0)
+    if t.slots == NULL:
+        return -1
+    for i in range(c):
+        t.slots[i].key = EMPTY_KEY
+    t.cap = c
+    t.ones_val = -INFINITY
+    return 0
+
+
+cdef void pt_put(ProbTable* t, uint64_t key, double v) noexcept nogil:
+    """Stores an n-gram known to be absent (pt_init made room for it)."""
+    cdef size_t mask = t.cap - 1
+    cdef size_t i = splitmix64_mix(key) & mask
+    if key == EMPTY_KEY:
+        t.ones_val = v
+        return
+    while t.slots[i].key != EMPTY_KEY:
+        i = (i + 1) & mask
+    t.slots[i].key = key
+    t.slots[i].val = v
+
+
 cdef class NgramModel:
     """The n-gram log-probabilities used by the tagging Viterbi.
 
@@ -116,36 +151,6 @@ cdef class NgramModel:
         cdef int L
         for L in range(C_MAX_ORDER + 1):
             big_free(self.tabs[L].slots)
-
-    cdef int _alloc_nogil(self, int L, size_t n) noexcept nogil:
-        cdef size_t c = 16
-        cdef size_t i
-        while c * 2 < n * 3:      # load factor at most 2/3
-            c <<= 1
-        self.tabs[L].slots = <PSlotD*>big_alloc(c * sizeof(PSlotD), 0)
-        if self.tabs[L].slots == NULL:
-            return -1
-        for i in range(c):
-            self.tabs[L].slots[i].key = EMPTY_KEY
-        self.tabs[L].cap = c
-        self.tabs[L].ones_val = -INFINITY
-        return 0
-
-    cdef int _alloc(self, int L, size_t n) except -1:
-        if self._alloc_nogil(L, n) < 0:
-            raise MemoryError()
-        return 0
-
-    cdef void _put(self, int L, uint64_t key, double v) noexcept nogil:
-        cdef size_t mask = self.tabs[L].cap - 1
-        cdef size_t i = splitmix64_mix(key) & mask
-        if key == EMPTY_KEY:
-            self.tabs[L].ones_val = v
-            return
-        while self.tabs[L].slots[i].key != EMPTY_KEY:
-            i = (i + 1) & mask
-        self.tabs[L].slots[i].key = key
-        self.tabs[L].slots[i].val = v
 
     @staticmethod
     def from_table(NgramTable table, int64_t min_count):
@@ -198,7 +203,7 @@ cdef class NgramModel:
         for i in range(ct.cap):
             if ct.slots[i].count >= min_count and ct.slots[i].count > 0:
                 n += 1
-        if self._alloc_nogil(L, n) < 0:
+        if pt_init(&self.tabs[L], n) < 0:
             return -1
         for i in range(ct.cap):
             c = ct.slots[i].count
@@ -210,7 +215,7 @@ cdef class NgramModel:
                     cp = ct_get(&table.tabs[L - 1], key & mask)
                 if cp <= 0:
                     continue     # prefix lost to the memory budget
-                self._put(L, key, log(<double>c) - log(<double>cp))
+                pt_put(&self.tabs[L], key, log(<double>c) - log(<double>cp))
                 added += 1
         return added
 
@@ -226,180 +231,18 @@ cdef class NgramModel:
             key |= (<uint64_t>ngram[t]) << (8 * t)
         return pt_get(&self.tabs[n], key)
 
+    # -- bytes (the format itself: model_bytes and model_from_bytes, below the class) --
     def to_bytes(self):
-        import numpy as np
-        cdef list parts = [struct.pack("<8sq", b"BPNGMOD1", self.order),
-                           np.asarray(<double[:256]>self.uni).astype("<f8").tobytes()]
-        cdef int L
-        for L in range(2, self.order + 1):
-            keys, vals = self._dump(L)
-            parts.append(struct.pack("<q", len(keys)))
-            parts.append(keys.astype("<u8").tobytes())
-            parts.append(vals.astype("<f8").tobytes())
-        return b"".join(parts)
-
-    def _dump(self, int L):
-        """(keys, values) of the n-grams of length L, in slot order (numpy arrays)."""
-        import numpy as np
-        cdef const ProbTable* t = &self.tabs[L]
-        cdef size_t i, n = 0
-        for i in range(t.cap):
-            if t.slots[i].key != EMPTY_KEY:
-                n += 1
-        if t.ones_val != -INFINITY:
-            n += 1
-        keys = np.empty(n, dtype=np.uint64)
-        vals = np.empty(n, dtype=np.float64)
-        cdef uint64_t[::1] kv = keys
-        cdef double[::1] vv = vals
-        n = 0
-        for i in range(t.cap):
-            if t.slots[i].key != EMPTY_KEY:
-                kv[n] = t.slots[i].key
-                vv[n] = t.slots[i].val
-                n += 1
-        if t.ones_val != -INFINITY:
-            kv[n] = EMPTY_KEY
-            vv[n] = t.ones_val
-        return keys, vals
+        """A self-contained byte string of the model; NgramModel.from_bytes rebuilds it."""
+        return model_bytes(self)
 
     @staticmethod
     def from_bytes(data):
-        import numpy as np
-        data = bytes(data)
-        magic, order = struct.unpack_from("<8sq", data, 0)
-        if magic != b"BPNGMOD1":
-            raise ValueError("not a serialised NgramModel")
-        cdef NgramModel m = NgramModel()
-        cdef Py_ssize_t off = 16, n, i
-        cdef int L
-        cdef uint64_t[::1] kv
-        cdef double[::1] vv
-        m.order = order
-        uni = np.frombuffer(data, dtype="<f8", count=256, offset=off)
-        off += 256 * 8
-        for i in range(256):
-            m.uni[i] = uni[i]
-        m.size = 256
-        for L in range(2, order + 1):
-            kv, vv, off = read_level(data, off, "<f8")
-            n = kv.shape[0]
-            m._alloc(L, n)
-            for i in range(n):
-                m._put(L, kv[i], vv[i])
-            m.size += n
-        m._check_closed()
-        return m
+        """The model that to_bytes (or pickling) wrote."""
+        return model_from_bytes(data)
 
     def __reduce__(self):
         return (NgramModel.from_bytes, (self.to_bytes(),))
-
-    # -- the tagging Viterbi ---------------------------------------------------
-    cdef inline void _start_probes(self, const uint8_t* x, Py_ssize_t j, uint64_t* keys,
-                                   size_t* slot) noexcept nogil:
-        """Keys and home slots of the n-grams of lengths 2..order ending at byte j, and
-        a prefetch of each slot."""
-        cdef int b, top = self.order - 1 if j >= self.order - 1 else <int>j
-        cdef uint64_t key = x[j]
-        for b in range(1, top + 1):
-            key = (key << 8) | x[j - b]
-            keys[b] = key
-            slot[b] = pt_slot(&self.tabs[b + 1], key)
-            prefetch(&self.tabs[b + 1].slots[slot[b]])
-
-    cdef Py_ssize_t _tag(self, const uint8_t* x, Py_ssize_t n, bint ensure_unicode,
-                         double* prev, double* cur, double* node, uint8_t* routes,
-                         int32_t* starts) noexcept nogil:
-        """Piece start positions of one chunk into starts (followed by n); returns how many
-        pieces. routes holds n * order bytes."""
-        cdef int order = self.order, a, b, best_a, st, top
-        cdef Py_ssize_t i, m
-        cdef uint64_t key
-        cdef uint64_t keys[PF_RING][C_MAX_ORDER]
-        cdef size_t slot[PF_RING][C_MAX_ORDER]
-        cdef bint closed = self.suffix_closed
-        cdef double s, best
-        cdef double* tmp
-        if n == 0:
-            return 0
-        if closed:
-            for i in range(min(n, PF_AHEAD)):
-                self._start_probes(x, i, keys[i & PF_MASK], slot[i & PF_MASK])
-        for i in range(n):
-            # node scores of byte i in each state: log P(x[i] | the b bytes before it)
-            node[0] = self.uni[x[i]]
-            top = order - 1 if i >= order - 1 else <int>i
-            key = x[i]
-            if closed:
-                # the n-grams ending at i, shortest first; none is present after
-                # the first that is missing, so stop there. The probes of byte
-                # i + PF_AHEAD were started (prefetched) PF_AHEAD bytes ago.
-                if i + PF_AHEAD < n:
-                    self._start_probes(x, i + PF_AHEAD, keys[(i + PF_AHEAD) & PF_MASK],
-                                       slot[(i + PF_AHEAD) & PF_MASK])
-                b = 1
-                while b <= top:
-                    node[b] = pt_get_at(&self.tabs[b + 1], keys[i & PF_MASK][b], slot[i & PF_MASK][b])
-                    if node[b] == -INFINITY:
-                        break
-                    b += 1
-                while b < order:
-                    node[b] = -INFINITY
-                    b += 1
-            else:
-                for b in range(1, order):
-                    if b > top:
-                        node[b] = -INFINITY
-                        continue
-                    key = (key << 8) | x[i - b]
-                    node[b] = pt_get(&self.tabs[b + 1], key)
-            if ensure_unicode and x[i] >= 128 and x[i] < 192:
-                node[0] = -INFINITY
-            if i == 0:
-                for b in range(order):
-                    cur[b] = node[b]
-                continue
-            tmp = prev; prev = cur; cur = tmp
-            # state 0: from any state
-            best = -INFINITY; best_a = 0
-            for a in range(order):
-                s = prev[a] + node[0]
-                if s > best:
-                    best = s; best_a = a
-            cur[0] = best
-            routes[(i - 1) * order] = <uint8_t>best_a
-            for b in range(1, order):
-                best = -INFINITY; best_a = 0
-                s = prev[b - 1] + node[b]
-                if s > best:
-                    best = s; best_a = b - 1
-                if b == order - 1:
-                    s = prev[b] + node[b]
-                    if s > best:
-                        best = s; best_a = b
-                cur[b] = best
-                routes[(i - 1) * order + b] = <uint8_t>best_a
-        # final state: first maximum
-        best = cur[0]; st = 0
-        for b in range(1, order):
-            if cur[b] > best:
-                best = cur[b]; st = b
-        # backtrack; record starts (state 0) from the end
-        m = 0
-        i = n - 1
-        while True:
-            if st == 0:
-                starts[m] = <int32_t>i
-                m += 1
-            if i == 0:
-                break
-            st = routes[(i - 1) * order + st]
-            i -= 1
-        # reverse in place
-        for a in range(m // 2):
-            b = starts[a]; starts[a] = starts[m - 1 - a]; starts[m - 1 - a] = b
-        starts[m] = <int32_t>n
-        return m
 
     def tokenize(self, bytes chunk, bint ensure_unicode=True):
         """The pieces of one chunk by the tagging Viterbi (0.6.3's Trainer._tokenize)."""
@@ -412,7 +255,7 @@ cdef class NgramModel:
             if buf == NULL or routes == NULL or starts == NULL:
                 raise MemoryError()
             with nogil:
-                m = self._tag(x, n, ensure_unicode, buf, buf + self.order, buf + 2 * self.order,
+                m = tag_chunk(self, x, n, ensure_unicode, buf, buf + self.order, buf + 2 * self.order,
                               routes, starts)
             return [chunk[starts[i]:starts[i + 1]] for i in range(m)]
         finally:
@@ -494,6 +337,191 @@ def _run_level(pool, NgramModel m, NgramTable table, int L, int64_t min_count, u
     return pool.submit(_level, m, table, L, min_count, uni, limit)
 
 
+# ---------------------------------------------------------------------------
+# The byte format of a model (to_bytes, from_bytes, pickling): module-level functions
+# over a model. A header "<8sq" (BPNGMOD1, order), the 256 single-byte
+# log-probabilities (<f8), then each length 2..order as read_level reads it (values <f8).
+
+cdef bytes model_bytes(NgramModel model):
+    import numpy as np
+    cdef list parts = [struct.pack("<8sq", b"BPNGMOD1", model.order),
+                       np.asarray(<double[:256]>model.uni).astype("<f8").tobytes()]
+    cdef int L
+    for L in range(2, model.order + 1):
+        keys, vals = level_arrays(model, L)
+        parts.append(struct.pack("<q", len(keys)))
+        parts.append(keys.astype("<u8").tobytes())
+        parts.append(vals.astype("<f8").tobytes())
+    return b"".join(parts)
+
+
+cdef tuple level_arrays(NgramModel model, int L):
+    """(keys, values) of the n-grams of length L, in slot order (numpy arrays)."""
+    import numpy as np
+    cdef const ProbTable* t = &model.tabs[L]
+    cdef size_t i, n = 0
+    for i in range(t.cap):
+        if t.slots[i].key != EMPTY_KEY:
+            n += 1
+    if t.ones_val != -INFINITY:
+        n += 1
+    keys = np.empty(n, dtype=np.uint64)
+    vals = np.empty(n, dtype=np.float64)
+    cdef uint64_t[::1] kv = keys
+    cdef double[::1] vv = vals
+    n = 0
+    for i in range(t.cap):
+        if t.slots[i].key != EMPTY_KEY:
+            kv[n] = t.slots[i].key
+            vv[n] = t.slots[i].val
+            n += 1
+    if t.ones_val != -INFINITY:
+        kv[n] = EMPTY_KEY
+        vv[n] = t.ones_val
+    return keys, vals
+
+
+cdef NgramModel model_from_bytes(data):
+    """The model model_bytes wrote (NgramModel.from_bytes)."""
+    import numpy as np
+    data = bytes(data)
+    magic, order = struct.unpack_from("<8sq", data, 0)
+    if magic != b"BPNGMOD1":
+        raise ValueError("not a serialised NgramModel")
+    cdef NgramModel model = NgramModel()
+    cdef Py_ssize_t off = 16, n, i
+    cdef int L
+    cdef uint64_t[::1] kv
+    cdef double[::1] vv
+    model.order = order
+    uni = np.frombuffer(data, dtype="<f8", count=256, offset=off)
+    off += 256 * 8
+    for i in range(256):
+        model.uni[i] = uni[i]
+    model.size = 256
+    for L in range(2, order + 1):
+        kv, vv, off = read_level(data, off, "<f8")
+        n = kv.shape[0]
+        if pt_init(&model.tabs[L], n) < 0:
+            raise MemoryError()
+        for i in range(n):
+            pt_put(&model.tabs[L], kv[i], vv[i])
+        model.size += n
+    model._check_closed()
+    return model
+
+
+# ---------------------------------------------------------------------------
+# The tagging Viterbi: module-level functions over a model (the class holds the
+# model; these read it), and count_pieces_block, the map step that counts what they cut.
+
+cdef inline void start_probes(NgramModel model, const uint8_t* x, Py_ssize_t j, uint64_t* keys,
+                              size_t* slot) noexcept nogil:
+    """Keys and home slots of the n-grams of lengths 2..order ending at byte j, and
+    a prefetch of each slot."""
+    cdef int b, top = model.order - 1 if j >= model.order - 1 else <int>j
+    cdef uint64_t key = x[j]
+    for b in range(1, top + 1):
+        key = (key << 8) | x[j - b]
+        keys[b] = key
+        slot[b] = pt_slot(&model.tabs[b + 1], key)
+        prefetch(&model.tabs[b + 1].slots[slot[b]])
+
+cdef Py_ssize_t tag_chunk(NgramModel model, const uint8_t* x, Py_ssize_t n, bint ensure_unicode,
+                          double* prev, double* cur, double* node, uint8_t* routes,
+                          int32_t* starts) noexcept nogil:
+    """Piece start positions of one chunk into starts (followed by n); returns how many
+    pieces. routes holds n * order bytes."""
+    cdef int order = model.order, a, b, best_a, st, top
+    cdef Py_ssize_t i, m
+    cdef uint64_t key
+    cdef uint64_t keys[PF_RING][C_MAX_ORDER]
+    cdef size_t slot[PF_RING][C_MAX_ORDER]
+    cdef bint closed = model.suffix_closed
+    cdef double s, best
+    cdef double* tmp
+    if n == 0:
+        return 0
+    if closed:
+        for i in range(min(n, PF_AHEAD)):
+            start_probes(model, x, i, keys[i & PF_MASK], slot[i & PF_MASK])
+    for i in range(n):
+        # node scores of byte i in each state: log P(x[i] | the b bytes before it)
+        node[0] = model.uni[x[i]]
+        top = order - 1 if i >= order - 1 else <int>i
+        key = x[i]
+        if closed:
+            # the n-grams ending at i, shortest first; none is present after
+            # the first that is missing, so stop there. The probes of byte
+            # i + PF_AHEAD were started (prefetched) PF_AHEAD bytes ago.
+            if i + PF_AHEAD < n:
+                start_probes(model, x, i + PF_AHEAD, keys[(i + PF_AHEAD) & PF_MASK],
+                             slot[(i + PF_AHEAD) & PF_MASK])
+            b = 1
+            while b <= top:
+                node[b] = pt_get_at(&model.tabs[b + 1], keys[i & PF_MASK][b], slot[i & PF_MASK][b])
+                if node[b] == -INFINITY:
+                    break
+                b += 1
+            while b < order:
+                node[b] = -INFINITY
+                b += 1
+        else:
+            for b in range(1, order):
+                if b > top:
+                    node[b] = -INFINITY
+                    continue
+                key = (key << 8) | x[i - b]
+                node[b] = pt_get(&model.tabs[b + 1], key)
+        if ensure_unicode and x[i] >= 128 and x[i] < 192:
+            node[0] = -INFINITY
+        if i == 0:
+            for b in range(order):
+                cur[b] = node[b]
+            continue
+        tmp = prev; prev = cur; cur = tmp
+        # state 0: from any state
+        best = -INFINITY; best_a = 0
+        for a in range(order):
+            s = prev[a] + node[0]
+            if s > best:
+                best = s; best_a = a
+        cur[0] = best
+        routes[(i - 1) * order] = <uint8_t>best_a
+        for b in range(1, order):
+            best = -INFINITY; best_a = 0
+            s = prev[b - 1] + node[b]
+            if s > best:
+                best = s; best_a = b - 1
+            if b == order - 1:
+                s = prev[b] + node[b]
+                if s > best:
+                    best = s; best_a = b
+            cur[b] = best
+            routes[(i - 1) * order + b] = <uint8_t>best_a
+    # final state: first maximum
+    best = cur[0]; st = 0
+    for b in range(1, order):
+        if cur[b] > best:
+            best = cur[b]; st = b
+    # backtrack; record starts (state 0) from the end
+    m = 0
+    i = n - 1
+    while True:
+        if st == 0:
+            starts[m] = <int32_t>i
+            m += 1
+        if i == 0:
+            break
+        st = routes[(i - 1) * order + st]
+        i -= 1
+    # reverse in place
+    for a in range(m // 2):
+        b = starts[a]; starts[a] = starts[m - 1 - a]; starts[m - 1 - a] = b
+    starts[m] = <int32_t>n
+    return m
+
+
 def count_pieces_block(list chunks, NgramModel model, bint ensure_unicode=True,
                        int max_pair_length=0):
     """Map step: segment each chunk with the tagging Viterbi and count the pieces.
@@ -525,8 +553,8 @@ def count_pieces_block(list chunks, NgramModel model, bint ensure_unicode=True,
         with nogil:
             for i in range(m):
                 x = ptrs[i]
-                np_ = model._tag(x, lens[i], ensure_unicode, buf, buf + order, buf + 2 * order,
-                                 routes, starts)
+                np_ = tag_chunk(model, x, lens[i], ensure_unicode, buf, buf + order, buf + 2 * order,
+                                routes, starts)
                 for k in range(np_):
                     s = starts[k]
                     e = starts[k + 1]

@@ -87,8 +87,5 @@ cdef class NgramTable:
     cdef int check_usable(self) except -1
     cdef void release_level(self, int L) noexcept nogil
     cdef size_t _entries(self) noexcept nogil
-    cdef int _enforce_budget(self, size_t coming=*) noexcept nogil
-    cdef int _fold_below(self, int L, int64_t threshold) noexcept nogil
     cdef int _count_chunk(self, const uint8_t* x, Py_ssize_t n) noexcept nogil
     cdef int _count_chunk_compact(self, const uint8_t* x, Py_ssize_t n) noexcept nogil
-    cdef void _dump(self, int L, uint64_t[::1] keys, int64_t[::1] counts)

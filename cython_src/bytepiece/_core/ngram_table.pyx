@@ -1,6 +1,6 @@
 # Counting byte n-grams (stage 1 of training): NgramTable, one open-addressing table
-# of (packed n-gram, count) per length, and the n-gram candidates the EM starts from
-# (ngram_table.pxd declares what the n-gram model reads).
+# of (packed n-gram, count) per length (ngram_table.pxd declares what the n-gram model
+# and the candidates read; the candidates the EM starts from are in ngram_candidates.pyx).
 #
 # Why it is built this way:
 # - Everything is a map/merge over blocks of chunks: count_ngrams_block turns a list of
@@ -17,6 +17,10 @@
 #   the budget); a compact table folds them into their prefixes, so the counts of the
 #   shorter n-grams stay whole. Until that happens the counts are exact; `pruned_below`
 #   records the largest threshold ever used (0 = exact).
+# - The module reads top down: the count tables (CountTable, ct_*); the NgramTable class,
+#   which counts, expands, merges and answers; then the memory budget and the byte
+#   format, module-level functions over a table: they decide what a table keeps and how
+#   it travels, and the class stays about counting.
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
@@ -33,6 +37,8 @@ import sys
 cdef bint LITTLE_ENDIAN = sys.byteorder == "little"
 
 MAX_ORDER = C_MAX_ORDER
+
+cdef uint64_t ALL_BYTES = 0xFFFFFFFFFFFFFFFFULL   # the mask of a whole packed key
 
 cdef enum:
     EXPAND_AHEAD = 16  # copies from one table into another fetch the target slot this many entries ahead
@@ -138,6 +144,22 @@ cdef int ct_drop_below(CountTable* t, int64_t threshold) noexcept nogil:
     return 0
 
 
+cdef int ct_add_all(CountTable* into, const CountTable* src, uint64_t mask) noexcept nogil:
+    """Adds every entry of src into `into` under the key `key & mask`: with ALL_BYTES, the
+    same keys (merging two tables); with the low L - 1 bytes, the prefixes of src's
+    n-grams of length L (expanding a compact table). While an entry is added, the slot of
+    the one EXPAND_AHEAD entries on is fetched: `into` is far larger than the caches."""
+    cdef size_t i, j
+    for i in range(src.cap):
+        j = i + EXPAND_AHEAD
+        if j < src.cap and src.slots[j].count and into.cap:
+            prefetch(&into.slots[splitmix64_mix(src.slots[j].key & mask) & (into.cap - 1)])
+        if src.slots[i].count:
+            if ct_add(into, src.slots[i].key & mask, src.slots[i].count) < 0:
+                return -1
+    return 0
+
+
 # ---------------------------------------------------------------------------
 
 cdef class NgramTable:
@@ -158,7 +180,7 @@ cdef class NgramTable:
     read, serialised with to_bytes, or merged with a full table). Compact tables
     merge by plain addition. The memory budget counts a compact table's own
     entries, and a compact table stays compact when it is hit: the entries it drops
-    are folded into their prefixes (_fold_below), so that every shorter n-gram keeps
+    are folded into their prefixes (fold_below), so that every shorter n-gram keeps
     its whole count. Until the budget is hit the counts are exact and the same as
     full counting's; past it both are approximate, in different ways.
     """
@@ -190,20 +212,7 @@ cdef class NgramTable:
         """One step of _expand: add the counts of length L into their prefixes. After the
         steps order..L the counts of lengths >= L - 1 are final (finish_ngrams starts
         on them while the shorter lengths are still being expanded)."""
-        cdef size_t i, j
-        cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
-        cdef CountTable* t = &self.tabs[L]
-        cdef CountTable* into = &self.tabs[L - 1]
-        for i in range(t.cap):
-            # (the slot of a prefix a few entries ahead is fetched while this one is added:
-            # `into` is far larger than the caches)
-            j = i + EXPAND_AHEAD
-            if j < t.cap and t.slots[j].count and into.cap:
-                prefetch(&into.slots[splitmix64_mix(t.slots[j].key & mask) & (into.cap - 1)])
-            if t.slots[i].count:
-                if ct_add(into, t.slots[i].key & mask, t.slots[i].count) < 0:
-                    return -1
-        return 0
+        return ct_add_all(&self.tabs[L - 1], &self.tabs[L], (1ULL << (8 * (L - 1))) - 1)
 
     cdef int expand(self) except -1:
         self.check_usable()
@@ -247,63 +256,6 @@ cdef class NgramTable:
         for L in range(2, self.order + 1):
             s += self.tabs[L].cap * 16
         return s
-
-    cdef int _enforce_budget(self, size_t coming=0) noexcept nogil:
-        """If over budget (or `coming` more entries would put it over), drop the rarest
-        entries so that at most budget/2 remain (the smallest count threshold that leaves
-        at most that many). A compact table folds what it drops into the prefixes
-        (_fold_below), so that the counts of the shorter n-grams it keeps stay whole; a
-        full table drops them. Drops happen in place, so a table at its budget never
-        needs a second copy of itself."""
-        cdef size_t n = self._entries(), target, above
-        cdef int64_t* hist
-        cdef int64_t threshold, c
-        cdef int L
-        cdef size_t i
-        cdef int HMAX = 1 << 16
-        if self.budget == 0 or n + coming <= <size_t>self.budget:
-            return 0
-        target = <size_t>(self.budget // 2)
-        hist = <int64_t*>calloc(HMAX + 1, sizeof(int64_t))
-        if hist == NULL:
-            return -1
-        for L in range(2, self.order + 1):
-            for i in range(self.tabs[L].cap):
-                c = self.tabs[L].slots[i].count
-                if c:
-                    hist[c if c < HMAX else HMAX] += 1
-        # smallest threshold t such that entries with count >= t fit the target
-        above = n
-        threshold = 1
-        while threshold < HMAX and above > target:
-            above -= hist[threshold]
-            threshold += 1
-        free(hist)
-        for L in range(self.order, 1, -1):   # (longest first: a length's drops join the next)
-            if self.compact and L > 2:
-                if self._fold_below(L, threshold) < 0:
-                    return -1
-            if ct_drop_below(&self.tabs[L], threshold) < 0:
-                return -1
-        if threshold > self.pruned_below:
-            self.pruned_below = threshold
-        return 0
-
-    cdef int _fold_below(self, int L, int64_t threshold) noexcept nogil:
-        """Adds the count of every entry of length L under the threshold to its prefix one
-        byte shorter, as a tail. In a compact table an n-gram's count is the sum of the
-        entries that start with it, so moving a dropped entry's count to its prefix keeps
-        the count of every shorter n-gram it starts with: only the dropped n-gram loses
-        its count (it may come back later with a partial one). (The caller then drops the
-        entries under the threshold.)"""
-        cdef size_t i
-        cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
-        cdef CountTable* t = &self.tabs[L]
-        for i in range(t.cap):
-            if t.slots[i].count and t.slots[i].count < threshold:
-                if ct_add(&self.tabs[L - 1], t.slots[i].key & mask, t.slots[i].count) < 0:
-                    return -1
-        return 0
 
     cdef int _count_chunk(self, const uint8_t* x, Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t i, j
@@ -384,11 +336,11 @@ cdef class NgramTable:
                     if rc < 0:
                         break
                     if self.budget and (i & 63) == 63:
-                        rc = self._enforce_budget()
+                        rc = enforce_budget(self)
                         if rc < 0:
                             break
                 if rc == 0:
-                    rc = self._enforce_budget()
+                    rc = enforce_budget(self)
             if rc < 0:
                 raise MemoryError()
         finally:
@@ -397,7 +349,6 @@ cdef class NgramTable:
     def merge(self, NgramTable other):
         """Adds other's counts into this table (returns self)."""
         cdef int L, rc = 0
-        cdef size_t i, j
         cdef int b
         self.check_usable()
         other.check_usable()
@@ -409,7 +360,7 @@ cdef class NgramTable:
         with nogil:
             # (room first: adding a whole table past the budget would double a level's
             # table before the drops)
-            rc = self._enforce_budget(other._entries())
+            rc = enforce_budget(self, other._entries())
             self.total += other.total
             for b in range(256):
                 self.uni[b] += other.uni[b]
@@ -420,19 +371,11 @@ cdef class NgramTable:
                     rc = ct_init(&self.tabs[L], other.tabs[L].size * 2)
                     if rc < 0:
                         break
-                for i in range(other.tabs[L].cap):
-                    j = i + EXPAND_AHEAD           # (as in _expand_level)
-                    if j < other.tabs[L].cap and other.tabs[L].slots[j].count and self.tabs[L].cap:
-                        prefetch(&self.tabs[L].slots[splitmix64_mix(other.tabs[L].slots[j].key)
-                                                     & (self.tabs[L].cap - 1)])
-                    if other.tabs[L].slots[i].count:
-                        rc = ct_add(&self.tabs[L], other.tabs[L].slots[i].key, other.tabs[L].slots[i].count)
-                        if rc < 0:
-                            break
+                rc = ct_add_all(&self.tabs[L], &other.tabs[L], ALL_BYTES)
                 if rc < 0:
                     break
             if rc == 0:
-                rc = self._enforce_budget()
+                rc = enforce_budget(self)
         if rc < 0:
             raise MemoryError()
         if other.pruned_below > self.pruned_below:
@@ -483,69 +426,147 @@ cdef class NgramTable:
         from .ngram_candidates import ngram_candidates  # (that module reads this one's tables)
         return ngram_candidates(self, min_count, limit)      # (one thread, the table kept)
 
-    # -- serialisation -------------------------------------------------------
+    # -- bytes (the format itself: table_bytes and table_from_bytes, below the class) --
     def to_bytes(self):
         """A self-contained byte string of the full counts; NgramTable.from_bytes rebuilds
         the table."""
         self.expand()
-        return self._serialise(b"BPNGRAM1")
+        return table_bytes(self, b"BPNGRAM1")
 
     def __reduce__(self):
         # pickling (between processes) keeps a compact table compact: half the bytes
-        return (NgramTable.from_bytes, (self._serialise(b"BPNGRAMC" if self.compact else b"BPNGRAM1"),))
-
-    def _serialise(self, bytes magic):
-        self.check_usable()
-        cdef list parts = [struct.pack("<8sqqqq", magic, self.order, self.total, self.budget,
-                                       self.pruned_below)]
-        cdef int L
-        import numpy as np
-        parts.append(np.asarray(<int64_t[:256]>self.uni).astype("<i8").tobytes())
-        for L in range(2, self.order + 1):
-            keys = np.empty(self.tabs[L].size, dtype=np.uint64)
-            counts = np.empty(self.tabs[L].size, dtype=np.int64)
-            kv = keys
-            cv = counts
-            self._dump(L, kv, cv)
-            parts.append(struct.pack("<q", self.tabs[L].size))
-            parts.append(keys.astype("<u8").tobytes())
-            parts.append(counts.astype("<i8").tobytes())
-        return b"".join(parts)
-
-    cdef void _dump(self, int L, uint64_t[::1] keys, int64_t[::1] counts):
-        cdef size_t i, j = 0
-        for i in range(self.tabs[L].cap):
-            if self.tabs[L].slots[i].count:
-                keys[j] = self.tabs[L].slots[i].key
-                counts[j] = self.tabs[L].slots[i].count
-                j += 1
+        return (NgramTable.from_bytes, (table_bytes(self, b"BPNGRAMC" if self.compact else b"BPNGRAM1"),))
 
     @staticmethod
     def from_bytes(data):
-        import numpy as np
-        data = bytes(data)
-        magic, order, total, budget, pruned = struct.unpack_from("<8sqqqq", data, 0)
-        if magic != b"BPNGRAM1" and magic != b"BPNGRAMC":
-            raise ValueError("not a serialised NgramTable")
-        cdef NgramTable t = NgramTable(order, budget, magic == b"BPNGRAMC")
-        cdef Py_ssize_t off = 40, n, i
-        cdef int L
-        t.total = total
-        t.pruned_below = pruned
-        uni = np.frombuffer(data, dtype="<i8", count=256, offset=off)
-        off += 256 * 8
-        for i in range(256):
-            t.uni[i] = uni[i]
-        cdef uint64_t[::1] kv
-        cdef int64_t[::1] cv
-        for L in range(2, order + 1):
-            kv, cv, off = read_level(data, off, "<i8")
-            n = kv.shape[0]
-            if ct_init(&t.tabs[L], <size_t>(n * 2)) < 0:
-                raise MemoryError()
-            for i in range(n):
-                ct_put_new(&t.tabs[L], kv[i], cv[i])
-        return t
+        """The table that to_bytes (or pickling) wrote."""
+        return table_from_bytes(data)
+
+
+# ---------------------------------------------------------------------------
+# The memory budget: module-level functions over a table (the class counts; these
+# decide what it may keep). count and merge call enforce_budget between chunks.
+
+cdef int enforce_budget(NgramTable table, size_t coming=0) noexcept nogil:
+    """If over budget (or `coming` more entries would put it over), drop the rarest
+    entries so that at most budget/2 remain (the smallest count threshold that leaves
+    at most that many). A compact table folds what it drops into the prefixes
+    (fold_below), so that the counts of the shorter n-grams it keeps stay whole; a
+    full table drops them. Drops happen in place, so a table at its budget never
+    needs a second copy of itself."""
+    cdef size_t n = table._entries(), target, above
+    cdef int64_t* hist
+    cdef int64_t threshold, c
+    cdef int L
+    cdef size_t i
+    cdef int HMAX = 1 << 16
+    if table.budget == 0 or n + coming <= <size_t>table.budget:
+        return 0
+    target = <size_t>(table.budget // 2)
+    hist = <int64_t*>calloc(HMAX + 1, sizeof(int64_t))
+    if hist == NULL:
+        return -1
+    for L in range(2, table.order + 1):
+        for i in range(table.tabs[L].cap):
+            c = table.tabs[L].slots[i].count
+            if c:
+                hist[c if c < HMAX else HMAX] += 1
+    # smallest threshold t such that entries with count >= t fit the target
+    above = n
+    threshold = 1
+    while threshold < HMAX and above > target:
+        above -= hist[threshold]
+        threshold += 1
+    free(hist)
+    for L in range(table.order, 1, -1):   # (longest first: a length's drops join the next)
+        if table.compact and L > 2:
+            if fold_below(table, L, threshold) < 0:
+                return -1
+        if ct_drop_below(&table.tabs[L], threshold) < 0:
+            return -1
+    if threshold > table.pruned_below:
+        table.pruned_below = threshold
+    return 0
+
+
+cdef int fold_below(NgramTable table, int L, int64_t threshold) noexcept nogil:
+    """Adds the count of every entry of length L under the threshold to its prefix one
+    byte shorter, as a tail. In a compact table an n-gram's count is the sum of the
+    entries that start with it, so moving a dropped entry's count to its prefix keeps
+    the count of every shorter n-gram it starts with: only the dropped n-gram loses
+    its count (it may come back later with a partial one). (The caller then drops the
+    entries under the threshold.)"""
+    cdef size_t i
+    cdef uint64_t mask = (1ULL << (8 * (L - 1))) - 1
+    cdef CountTable* level = &table.tabs[L]
+    for i in range(level.cap):
+        if level.slots[i].count and level.slots[i].count < threshold:
+            if ct_add(&table.tabs[L - 1], level.slots[i].key & mask, level.slots[i].count) < 0:
+                return -1
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# The byte format of a table (to_bytes, from_bytes, pickling): module-level functions
+# over a table. A header "<8sqqqq" (magic, order, total, budget, pruned_below), the 256
+# single-byte counts (<i8), then each length 2..order as read_level reads it. The magic
+# says which counts: BPNGRAM1 full ones, BPNGRAMC a compact table's own (pickling).
+
+cdef bytes table_bytes(NgramTable table, bytes magic):
+    """The table's counts as they stand (the caller expands it first for full ones)."""
+    table.check_usable()
+    cdef list parts = [struct.pack("<8sqqqq", magic, table.order, table.total, table.budget,
+                                   table.pruned_below)]
+    cdef int L
+    import numpy as np
+    parts.append(np.asarray(<int64_t[:256]>table.uni).astype("<i8").tobytes())
+    for L in range(2, table.order + 1):
+        keys = np.empty(table.tabs[L].size, dtype=np.uint64)
+        counts = np.empty(table.tabs[L].size, dtype=np.int64)
+        dump_level(table, L, keys, counts)
+        parts.append(struct.pack("<q", table.tabs[L].size))
+        parts.append(keys.astype("<u8").tobytes())
+        parts.append(counts.astype("<i8").tobytes())
+    return b"".join(parts)
+
+
+cdef void dump_level(NgramTable table, int L, uint64_t[::1] keys, int64_t[::1] counts):
+    """The entries of length L into keys and counts (room for all of them), in slot order."""
+    cdef size_t i, j = 0
+    cdef const CountTable* level = &table.tabs[L]
+    for i in range(level.cap):
+        if level.slots[i].count:
+            keys[j] = level.slots[i].key
+            counts[j] = level.slots[i].count
+            j += 1
+
+
+cdef NgramTable table_from_bytes(data):
+    """The table table_bytes wrote (NgramTable.from_bytes)."""
+    import numpy as np
+    data = bytes(data)
+    magic, order, total, budget, pruned = struct.unpack_from("<8sqqqq", data, 0)
+    if magic != b"BPNGRAM1" and magic != b"BPNGRAMC":
+        raise ValueError("not a serialised NgramTable")
+    cdef NgramTable table = NgramTable(order, budget, magic == b"BPNGRAMC")
+    cdef Py_ssize_t off = 40, n, i
+    cdef int L
+    table.total = total
+    table.pruned_below = pruned
+    uni = np.frombuffer(data, dtype="<i8", count=256, offset=off)
+    off += 256 * 8
+    for i in range(256):
+        table.uni[i] = uni[i]
+    cdef uint64_t[::1] kv
+    cdef int64_t[::1] cv
+    for L in range(2, order + 1):
+        kv, cv, off = read_level(data, off, "<i8")
+        n = kv.shape[0]
+        if ct_init(&table.tabs[L], <size_t>(n * 2)) < 0:
+            raise MemoryError()
+        for i in range(n):
+            ct_put_new(&table.tabs[L], kv[i], cv[i])
+    return table
 
 
 def read_level(data, Py_ssize_t off, str value_dtype):
