@@ -154,25 +154,80 @@ class Normalizer:
 
 
 class TextEncoder:
-    """The careful path over one tokenizer's parts: its lattice, special tokens,
-    ``to_bytes`` (its normalisation), ``words(key)`` (the seed and key words of a draw),
-    the id type of its arrays and its default alpha."""
+    """The careful path over one tokenizer's parts: its lattice, special tokens, its
+    ``normalizer``, ``words(key)`` (the seed and key words of a draw), the id type of its
+    arrays and its default alpha."""
 
     def __init__(
         self,
         lattice: Lattice,
         special: SpecialTokens,
-        to_bytes: Callable,
+        normalizer: Normalizer,
         words: Callable[[object], tuple[int, int]],
         dtype,
         default_alpha: float,
     ):
         self.lattice = lattice
         self.special = special
-        self.to_bytes = to_bytes
+        self.to_bytes = normalizer.to_bytes
+        self.form = normalizer.form if normalizer.active else None  # (of str input)
         self.words = words
         self.dtype = np.dtype(dtype)
         self.default_alpha = default_alpha
+
+    def encode(
+        self,
+        text,
+        add_bos: bool,
+        add_eos: bool,
+        alpha: float | None,
+        iter: bool,
+        key,
+        sampler: str,
+        allowed: SpecialSet,
+        disallowed: SpecialSet,
+        as_numpy: bool,
+        required,
+        forbidden,
+        regex,
+    ):
+        """Tokenizer.encode for every call (TokenizerCore.encode runs the common ones
+        compiled and sends the rest here): argument checks, special tokens, boundary
+        constraints, numpy output, keys of every kind."""
+        if alpha is None:
+            alpha = self.default_alpha
+        elif type(alpha) is not float:  # (a float goes on: the core checks its range)
+            alpha = check_alpha(alpha)
+        if required is not None or forbidden is not None or regex is not None:
+            ids = None
+            if regex is None and sampler == "exact" and not (allowed or disallowed):
+                ids = self.constrained(text, add_bos, add_eos, alpha, key, required, forbidden)
+            if ids is None:
+                bounds = (required, forbidden, regex)
+                ids = self.spans(text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed, bounds, False)[0]
+            if as_numpy:
+                return np.array(ids, dtype=self.dtype)
+        elif as_numpy:
+            return self.array(text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed)
+        elif allowed or disallowed:
+            ids = self.spans(text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed, with_spans=False)[0]
+        else:
+            # A plain call with a key of another kind, another sampler or an alpha that is
+            # not a float: as TokenizerCore.encode does it (a str goes to the core as it is).
+            data = text
+            if type(text) is not str:
+                data = self.to_bytes(text)
+            elif self.form is not None and not text.isascii():
+                data = normalize_form(self.form, text)
+            bos = BOS_ID if add_bos else -1
+            eos = EOS_ID if add_eos else -1
+            if alpha < 0:  # NaN is not < 0: the core rejects it below
+                ids = self.lattice.viterbi(data, bos, eos)
+            else:
+                seed_word, key_word = self.words(key)
+                code = sampler_code(sampler)
+                ids = self.lattice.sample(data, alpha, seed_word, key_word, bos, eos, sampler=code)
+        return ids.__iter__() if iter else ids
 
     def _runs(self, data: bytes, allowed: SpecialSet, disallowed: SpecialSet) -> list[tuple[int, int, int]]:
         """(start, end, special id or -1) of the text's runs."""

@@ -8,9 +8,10 @@ and a ``DrawStream`` for unkeyed samples; ``SpecialTokens`` (bytepiece.special);
 a ``TextEncoder`` for the careful path of one text (bytepiece.encoding); a
 ``BatchEncoder`` (bytepiece.batches); the ``IdTable`` of ids and pieces
 (bytepiece.ids); ``LatticeQueries`` (bytepiece.queries), a ``LatticeSampler``
-(bytepiece.sampling) and a ``TokenSplitter`` (bytepiece.stochastok). Its own code is
-argument handling and the fast path of ``encode``; the methods of the parts it exposes
-keep their documentation.
+(bytepiece.sampling) and a ``TokenSplitter`` (bytepiece.stochastok). Its compiled base
+``TokenizerCore`` (bytepiece._core.tokenizer_core) runs the common call of ``encode``;
+its own code is argument handling, and the methods of the parts it exposes keep their
+documentation.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ._core.lattice import DrawStream, Lattice
 from ._core.tokenizer_core import TokenizerCore
 from .batches import BatchEncoder
 from .constraints import Pattern, Positions
-from .encoding import SAMPLERS, Encoding, Normalizer, TextEncoder, char_spans, check_alpha, normalize_form, sampler_code
+from .encoding import Encoding, Normalizer, TextEncoder, char_spans, check_alpha, sampler_code
 from .ids import IdTable, UnknownIdError
 from .model import (
     BOS_ID,
@@ -41,15 +42,12 @@ from .model import (
 )
 from .queries import LatticeQueries
 from .sampling import LatticeSampler
-from .special import SpecialSet, SpecialTokens
+from .special import SpecialTokens
 from .stochastok import TokenSplitter
 
 __all__ = ["Tokenizer", "Encoding", "UnknownIdError", "Text", "id_dtype", "char_spans"]
 
 Text = str | bytes | bytearray | memoryview
-
-
-_EXACT = SAMPLERS["exact"]
 
 
 def id_dtype(vocab_size: int):
@@ -136,7 +134,7 @@ class Tokenizer(TokenizerCore):
         self._ids = IdTable(vocab.pieces, self._special_ids)
         self._special = SpecialTokens(self._special_ids, self._normalizer.normalize_text)
         self._encoder = TextEncoder(
-            self._lattice, self._special, self._to_bytes, self._words, self.id_dtype, self._alpha
+            self._lattice, self._special, self._normalizer, self._words, self.id_dtype, self._alpha
         )
         self._batches = BatchEncoder(
             self._lattice,
@@ -231,74 +229,8 @@ class Tokenizer(TokenizerCore):
         return pieces.__iter__() if iter else pieces
 
     # encode() is TokenizerCore.encode (bytepiece._core.tokenizer_core): the common call
-    # runs there, compiled; every other call comes here.
-    def _encode_careful(
-        self,
-        text: Text,
-        add_bos: bool,
-        add_eos: bool,
-        alpha: float | None,
-        iter: bool,
-        key,
-        sampler: str,
-        allowed_special: SpecialSet,
-        disallowed_special: SpecialSet,
-        as_numpy: bool,
-        required_boundaries: Positions | None,
-        forbidden_boundaries: Positions | None,
-        boundary_regex: Pattern | None,
-    ):
-        """encode() for every call: argument checks, special tokens, constraints, numpy
-        output, keys of any kind."""
-        if alpha is None:
-            alpha = self._alpha
-        elif type(alpha) is not float:  # (a float goes on: the core checks its range)
-            alpha = check_alpha(alpha)
-        if required_boundaries is not None or forbidden_boundaries is not None or boundary_regex is not None:
-            if boundary_regex is None and sampler == "exact" and not (allowed_special or disallowed_special):
-                ids = self._encoder.constrained(
-                    text, add_bos, add_eos, alpha, key, required_boundaries, forbidden_boundaries
-                )
-                if ids is not None:
-                    if as_numpy:
-                        return np.array(ids, dtype=self.id_dtype)
-                    return ids.__iter__() if iter else ids
-            bounds = (required_boundaries, forbidden_boundaries, boundary_regex)
-            ids = self._encoder.spans(
-                text, add_bos, add_eos, alpha, key, sampler, allowed_special, disallowed_special, bounds, False
-            )[0]
-            if as_numpy:
-                return np.array(ids, dtype=self.id_dtype)
-            return ids.__iter__() if iter else ids
-        if as_numpy:
-            return self._encoder.array(text, add_bos, add_eos, alpha, key, sampler, allowed_special, disallowed_special)
-        if allowed_special or disallowed_special:
-            ids = self._encoder.spans(
-                text, add_bos, add_eos, alpha, key, sampler, allowed_special, disallowed_special, with_spans=False
-            )[0]
-            return ids.__iter__() if iter else ids
-        # A plain call with a key of another kind, another sampler or an alpha that is not a
-        # float: as TokenizerCore.encode does it (a str goes to the core as it is).
-        data: str | bytes
-        if type(text) is str:
-            data = normalize_form(self._form, text) if self._normalize and not text.isascii() else text
-        else:
-            data = self._to_bytes(text)
-        bos = BOS_ID if add_bos else -1
-        eos = EOS_ID if add_eos else -1
-        if alpha < 0:  # NaN is not < 0: the core rejects it below
-            ids = self._lattice.viterbi(data, bos, eos)
-        elif key is None and sampler == "exact":
-            ids = self._stream.sample(data, alpha, bos, eos)
-        else:
-            if key is None:
-                seed_word, key_word = self._stream.word, self._stream.take()
-            else:
-                seed_word, key_word = _keys.key_words(key, self._int_word, self._hashed_word)
-            code = _EXACT if sampler == "exact" else sampler_code(sampler)
-            ids = self._lattice.sample(data, alpha, seed_word, key_word, bos, eos, sampler=code)
-        return ids.__iter__() if iter else ids
-
+    # runs there, compiled; every other call goes to the careful path of bytepiece.encoding.
+    _encode_careful = _forward("_encoder", TextEncoder.encode)
     encode_with_offsets = _forward("_encoder", TextEncoder.encode_with_offsets)
 
     def decode(self, ids: Iterable[int]) -> str:

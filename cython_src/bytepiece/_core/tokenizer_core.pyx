@@ -7,8 +7,9 @@
 # its attributes _lattice, _stream, _alpha, ... are these slots, set from Python as any
 # attribute is. encode() here serves the common call (str or bytes, Viterbi or the exact
 # sampler, unkeyed or with an int key, no special tokens, constraints or numpy output)
-# with direct C calls into the lattice; every other call goes to the Tokenizer's Python
-# method _encode_careful, which gives the same ids for the common calls too.
+# with direct C calls into the lattice; every other call goes to _encode_careful, the
+# careful path in Python (bytepiece.encoding.TextEncoder.encode), which gives the same
+# ids for the common calls too.
 
 from cpython.object cimport PyObject_GetIter
 from libc.stdint cimport uint64_t
