@@ -46,6 +46,21 @@ cdef enum:
     PIECE_STACK = 2048   # pieces of stack lent to the result of a short text
 
 
+ctypedef fused position_t:
+    int32_t
+    int64_t
+
+
+cdef bint mark_positions(const position_t* positions, Py_ssize_t size, Py_ssize_t n, uint8_t* mask) noexcept nogil:
+    """Mark each of the positions in mask; False when one lies outside 0 .. n."""
+    cdef Py_ssize_t i
+    for i in range(size):
+        if positions[i] < 0 or positions[i] > n:
+            return False
+        mask[positions[i]] = 1
+    return True
+
+
 cdef object mask_of(object spec, Py_ssize_t n):
     """The uint8 mask (n + 1 entries, any buffer) of one constraint argument: the
     argument itself when it is a C-contiguous boolean mask of n + 1 entries, a new bytes
@@ -56,8 +71,6 @@ cdef object mask_of(object spec, Py_ssize_t n):
     cdef Py_ssize_t i, size, pos
     cdef bytes out
     cdef uint8_t* m
-    cdef const int64_t* p64
-    cdef const int32_t* p32
     cdef bint marked = False
     if spec is None:
         return None
@@ -104,20 +117,10 @@ cdef object mask_of(object spec, Py_ssize_t n):
         m = <uint8_t*>PyBytes_AS_STRING(out)
         memset(m, 0, n + 1)
         if view.itemsize == 8 and view.format[0] in b"ql":
-            p64 = <const int64_t*>view.buf
-            for i in range(size):
-                if p64[i] < 0 or p64[i] > n:
-                    return False
-                m[p64[i]] = 1
+            marked = mark_positions(<const int64_t*>view.buf, size, n, m)
         elif view.itemsize == 4 and view.format[0] in b"il":
-            p32 = <const int32_t*>view.buf
-            for i in range(size):
-                if p32[i] < 0 or p32[i] > n:
-                    return False
-                m[p32[i]] = 1
-        else:
-            return False
-        return out
+            marked = mark_positions(<const int32_t*>view.buf, size, n, m)
+        return out if marked else False
     finally:
         PyBuffer_Release(&view)
 
