@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 import unicodedata
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import numpy as np
 
@@ -313,8 +313,13 @@ class TextEncoder:
         eos = EOS_ID if add_eos else -1
         ids = encode_constrained(self.lattice, data, alpha, self.words, key, bos, eos, required, forbidden)
         if ids is False:
-            raise constraints.no_segmentation(self.lattice, data, *constraints.masks(data, required, forbidden))
+            self.no_segmentation(data, required, forbidden)
         return ids
+
+    def no_segmentation(self, data: bytes, required, forbidden) -> NoReturn:
+        """Raise the ValueError that names the first position the constraints leave no
+        allowed piece to reach."""
+        raise constraints.no_segmentation(self.lattice, data, *constraints.masks(data, required, forbidden))
 
     def encode_with_offsets(
         self,

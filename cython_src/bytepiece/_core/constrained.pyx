@@ -22,13 +22,13 @@ from cpython.buffer cimport (
 )
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_AsSsize_t, PyLong_CheckExact
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from .common.rng cimport RNG_XOSHIRO, Rng, rng_init
 from .id_lists cimport ids_to_objs
-from .lattice cimport Lattice
+from .lattice cimport DrawStream, Lattice
 from .segment cimport (
     MODE_EXACT,
     MAX_ALPHA,
@@ -164,6 +164,15 @@ def encode_constrained(Lattice lattice, bytes data, double alpha, object words, 
     Lattice.viterbi puts them. None when the careful path must handle the call (an
     argument it reads differently, or one it rejects with an error naming it); False
     when the constraints leave no segmentation."""
+    return constrained_ids(lattice, data, alpha, words, key, None, 0, 0, bos, eos, required, forbidden)
+
+
+cdef object constrained_ids(Lattice lattice, bytes data, double alpha, object words, object key, DrawStream stream,
+                            uint64_t seed_word, uint64_t key_word, int bos, int eos, object required,
+                            object forbidden):
+    """encode_constrained, with the draw's words from words(key) when words is given,
+    else from the next unkeyed draw of stream when it is given, else (seed_word,
+    key_word); taken only once the arguments are known to be valid."""
     cdef Model M
     cdef Workspace ws
     cdef Rng rng
@@ -174,7 +183,6 @@ def encode_constrained(Lattice lattice, bytes data, double alpha, object words, 
     cdef int32_t* pieces = piece_stack
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data), m
     cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
-    cdef unsigned long long seed_word = 0, key_word = 0
     cdef int mode = MODE_VITERBI
     if not alpha < 0 and not (0 <= alpha <= MAX_ALPHA):
         return None
@@ -202,7 +210,12 @@ def encode_constrained(Lattice lattice, bytes data, double alpha, object words, 
         if M.cuts != NULL and not cuts_inside(M.cuts, n):
             M.cuts = NULL
         if alpha >= 0:
-            seed_word, key_word = words(key)
+            if words is not None:
+                seed_word, key_word = words(key)
+            elif stream is not None:
+                seed_word = stream.word
+                key_word = stream.calls
+                stream.calls += 1
             rng_init(&rng, seed_word, key_word, RNG_XOSHIRO)
         if n > PIECE_STACK:
             pieces = <int32_t*>malloc(n * sizeof(int32_t))

@@ -6,14 +6,15 @@
 # attribute and global lookups). bytepiece.tokenizer.Tokenizer subclasses TokenizerCore:
 # its attributes _lattice, _stream, _alpha, ... are these slots, set from Python as any
 # attribute is. encode() here serves the common call (str or bytes, Viterbi or the exact
-# sampler, unkeyed or with an int key, no special tokens, constraints or numpy output)
-# with direct C calls into the lattice; every other call goes to _encode_careful, the
+# sampler, unkeyed or with an int key, boundary constraints as a mask or positions, no
+# special tokens or numpy output) with direct C calls into the lattice; every other call goes to _encode_careful, the
 # careful path in Python (bytepiece.encoding.TextEncoder.encode), which gives the same
 # ids for the common calls too.
 
 from cpython.object cimport PyObject_GetIter
 from libc.stdint cimport uint64_t
 
+from .constrained cimport constrained_ids
 from .lattice cimport DrawStream, Lattice
 from .segment cimport MODE_EXACT, MODE_VITERBI
 
@@ -51,10 +52,10 @@ cdef class TokenizerCore:
         cdef double a
         cdef int bos, eos
         cdef uint64_t key_word = 0
+        cdef bint constrained = required_boundaries is not None or forbidden_boundaries is not None
         cdef bint fast = (
-            not as_numpy and not allowed_special and not disallowed_special and required_boundaries is None
-            and forbidden_boundaries is None and boundary_regex is None and sampler == "exact"
-            and (alpha is None or type(alpha) is float)
+            not as_numpy and not allowed_special and not disallowed_special and boundary_regex is None
+            and sampler == "exact" and (alpha is None or type(alpha) is float)
         )
         if fast and key is not None:
             if type(key) is int and 0 <= key <= 0xFFFFFFFFFFFFFFFF:
@@ -67,6 +68,16 @@ cdef class TokenizerCore:
                 required_boundaries, forbidden_boundaries, boundary_regex,
             )
         a = self._alpha if alpha is None else <double>alpha
+        bos = self._bos_id if add_bos else -1
+        eos = self._eos_id if add_eos else -1
+        if constrained:
+            ids = self._encode_constrained(text, a, key, key_word, bos, eos, required_boundaries, forbidden_boundaries)
+            if ids is None:
+                return self._encode_careful(
+                    text, add_bos, add_eos, alpha, iter, key, sampler, allowed_special, disallowed_special,
+                    as_numpy, required_boundaries, forbidden_boundaries, boundary_regex,
+                )
+            return PyObject_GetIter(ids) if iter else ids
         # A str goes to the core as it is (no normal form changes ASCII; other text is
         # normalised first): the core reads an ASCII str's buffer in place and encodes
         # any other into a buffer of the call's own.
@@ -74,8 +85,6 @@ cdef class TokenizerCore:
             data = _normalize_form(self._form, text) if self._normalize and not text.isascii() else text
         else:
             data = self._to_bytes(text)
-        bos = self._bos_id if add_bos else -1
-        eos = self._eos_id if add_eos else -1
         if a < 0:  # (NaN is not < 0: mode_of rejects it below)
             ids = self._lattice.encode_one(data, -1.0, MODE_VITERBI, 0, 0, bos, eos)
         elif key is None:
@@ -84,3 +93,18 @@ cdef class TokenizerCore:
             ids = self._lattice.encode_one(data, a, self._lattice.mode_of(a, MODE_EXACT), self._int_word, key_word,
                                            bos, eos)
         return PyObject_GetIter(ids) if iter else ids
+
+    cdef object _encode_constrained(self, object text, double alpha, object key, uint64_t key_word, int bos, int eos,
+                                    object required, object forbidden):
+        """encode under boundary constraints (constrained.pyx): the ids, or None when the
+        careful path must read the constraints (it raises the error that names them)."""
+        if type(text) is str:
+            text = _normalize_form(self._form, text) if self._normalize and not text.isascii() else text
+            data = text.encode("utf-8")
+        else:
+            data = self._to_bytes(text)
+        ids = constrained_ids(self._lattice, data, alpha, None, None, self._stream if key is None else None,
+                              self._int_word, key_word, bos, eos, required, forbidden)
+        if ids is False:
+            self._encoder.no_segmentation(data, required, forbidden)
+        return ids
