@@ -22,6 +22,7 @@ import numpy as np
 from . import constraints
 from ._core.batch import encode_flat
 from ._core.constrained import encode_constrained
+from ._core.draws import MAX_COUNT
 from ._core.lattice import MAX_ALPHA, Lattice
 from ._core.lattice import SAMPLERS as CORE_SAMPLERS
 from .keys import blake2b, exact_integer
@@ -78,10 +79,6 @@ def check_sampling_alpha(alpha) -> float:
             f"distribution tends to Viterbi's ties shared evenly)"
         )
     return alpha
-
-
-#: The largest count (n-best size, number of draws) the core takes: a C int.
-MAX_COUNT = 2**31 - 1
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:
@@ -304,10 +301,9 @@ class TextEncoder:
         return ids, starts, ends, data
 
     def constrained(self, text, add_bos: bool, add_eos: bool, alpha: float, key, required, forbidden):
-        """The ids :meth:`spans` gives a text under boundary constraints when it has no
-        special tokens and samples with the exact sampler, from the core's per-call path
-        (constrained.pyx reads the usual forms of the constraints without numpy); None
-        when the careful path must read them (it raises the error that names the value)."""
+        """The ids :meth:`spans` gives under boundary constraints (no special tokens, the
+        exact sampler), from the core's per-call path; None when the careful path must
+        read the constraints (it raises the error that names the value)."""
         data = self.to_bytes(text)
         bos = BOS_ID if add_bos else -1
         eos = EOS_ID if add_eos else -1
@@ -317,8 +313,7 @@ class TextEncoder:
         return ids
 
     def no_segmentation(self, data: bytes, required, forbidden) -> NoReturn:
-        """Raise the ValueError that names the first position the constraints leave no
-        allowed piece to reach."""
+        """Raise the ValueError naming the first position no allowed piece reaches."""
         raise constraints.no_segmentation(self.lattice, data, *constraints.masks(data, required, forbidden))
 
     def encode_with_offsets(

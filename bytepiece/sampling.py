@@ -58,21 +58,9 @@ class LatticeSampler:
         forbidden_boundaries: Positions | None = None,
         boundary_regex: Pattern | None = None,
     ) -> list:
-        """``n`` independent exact draws of the segmentation of ``text`` from
-        exp(alpha * score) / Z, from one forward pass: a list of ``n`` id lists, or with
-        ``with_log_prob=True`` a list of ``(ids, log_prob)``.
-
-        >>> tok.sample("tokenizer", 3, 0.1, key=7, with_log_prob=True)   # doctest: +SKIP
-        [([14826, 5394, 117], -3.39...), ([85, 3437, 4292, 117], -5.06...), ...]
-
-        ``log_prob`` is the exact log-probability of that segmentation under the sampling
-        distribution (``log_prob(text, pieces, alpha)``): what importance sampling over
-        segmentations needs as the proposal's probability. Draws cost one pass over the
-        text plus a short walk each, not one pass each. With ``key``, the draws are a pure
-        function of (seed, key, text, alpha) and draw ``i`` does not depend on ``n``;
-        without it, each call takes one number of the tokenizer's unkeyed stream.
-        Boundary constraints as in :meth:`tokenize`.
-        """
+        """Tokenizer.sample for every call (TokenizerCore.sample runs the common ones
+        compiled and sends the rest here): argument checks, keys of every kind, boundary
+        constraints."""
         if type(alpha) is not float or not 0.0 <= alpha <= MAX_ALPHA:  # (the usual case costs no call)
             alpha = check_sampling_alpha(alpha)
         if type(n) is not int or not 0 <= n <= MAX_COUNT:

@@ -271,7 +271,7 @@ class Tokenizer(TokenizerCore):
     log_partition = _forward("_queries", LatticeQueries.log_partition)
     entropy = _forward("_queries", LatticeQueries.entropy)
     boundary_marginals = _forward("_queries", LatticeQueries.boundary_marginals)
-    sample = _forward("_sampler", LatticeSampler.sample)
+    # sample() is TokenizerCore.sample: the common call runs compiled, the rest in LatticeSampler.sample.
     sample_distinct = _forward("_sampler", LatticeSampler.sample_distinct)
     piece_marginals = _forward("_queries", LatticeQueries.piece_marginals)
     expected_counts = _forward("_queries", LatticeQueries.expected_counts)

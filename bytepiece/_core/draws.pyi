@@ -7,6 +7,9 @@ from .lattice import Lattice
 
 Mask = npt.NDArray[np.uint8] | None
 
+#: The largest number of draws (and n-best size, sample count) the core takes.
+MAX_COUNT: int
+
 @overload
 def sample_many(
     lattice: Lattice,

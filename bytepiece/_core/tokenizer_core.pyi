@@ -72,6 +72,18 @@ class TokenizerCore:
         forbidden_boundaries: Any = None,
         boundary_regex: Any = None,
     ) -> npt.NDArray[np.integer[Any]]: ...
+    def sample(
+        self,
+        text: Text,
+        n: int,
+        alpha: float,
+        *,
+        key: Any = None,
+        with_log_prob: bool = False,
+        required_boundaries: Any = None,
+        forbidden_boundaries: Any = None,
+        boundary_regex: Any = None,
+    ) -> list[Any]: ...
     def _encode_careful(
         self,
         text: Text,

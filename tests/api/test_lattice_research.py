@@ -52,6 +52,22 @@ def test_sample_draws_carry_their_exact_log_probability(tok):
         assert logp <= 0
 
 
+def test_the_compiled_sample_gives_the_careful_paths_draws(model_path):
+    """sample() runs the common call compiled (TokenizerCore.sample) and the rest in
+    Python (LatticeSampler.sample); both give the same draws, log-probabilities, errors
+    and unkeyed stream."""
+    fast, careful = (Tokenizer(model_path, seed=5) for _ in range(2))
+    for text in ("tokenizer", "héllo wörld", b"bytes \xff", "", "a\n\nb 12345"):
+        for n in (0, 1, 5, np.int64(3), -1, 2.0, True):
+            for alpha in (0.0, 0.2, 1, float("nan"), -0.5, 1e9):
+                for key in (None, 3, 2**64, "k", -2):
+                    for with_log_prob in (False, True):
+                        options = {"key": key, "with_log_prob": with_log_prob}
+                        got = _outcome(fast.sample, text, n, alpha, **options)
+                        want = _outcome(careful._sampler.sample, text, n, alpha, **options)
+                        assert got == want, (text, n, alpha, key, with_log_prob)
+
+
 def test_sample_is_keyed_and_draw_i_does_not_depend_on_n(tok):
     eight = tok.sample(TEXT, 8, 0.2, key=11)
     assert tok.sample(TEXT, 3, 0.2, key=11) == eight[:3]

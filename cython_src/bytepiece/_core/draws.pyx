@@ -14,6 +14,7 @@
 # log Z with the score summed as path_score sums it.
 
 from libc.math cimport INFINITY, exp, frexp, log
+from libc.limits cimport INT_MAX
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from cpython.bytes cimport PyBytes_AS_STRING
 from libc.stdlib cimport free, malloc
@@ -44,6 +45,10 @@ from .segment cimport (
 )
 
 import numpy as np
+
+
+#: The largest number of draws (and n-best size, sample count) the core takes: a C int.
+MAX_COUNT = INT_MAX
 
 
 cdef enum:
@@ -220,9 +225,15 @@ def sample_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uin
     int32 arrays (draw i is [rows[i], rows[i + 1])), log-probabilities float64. With
     ``lists``, (a list of the draws' id lists, a list of their log-probabilities), built
     without numpy (the ids are the lattice's). With ``log_probs=False`` the
-    log-probabilities are not computed (None in their place). Draw i uses the generator of (seed_word,
-    hash of (key_word, i)). ValueError when the constraints (cuts, banned: as
-    Lattice.segment) leave no segmentation."""
+    log-probabilities are not computed (None in their place). Draw i uses the generator
+    of (seed_word, hash of (key_word, i)). ValueError when the constraints (cuts,
+    banned: as Lattice.segment) leave no segmentation."""
+    return draw_many(lattice, data, count, alpha, seed_word, key_word, chunked, cuts, banned, lists, log_probs)
+
+
+cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alpha, uint64_t seed_word,
+                      uint64_t key_word, bint chunked, object cuts, object banned, bint lists, bint log_probs):
+    """sample_many, for callers in the core."""
     cdef Py_ssize_t n = len(data), i, m, total = 0
     cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
     cdef Model M

@@ -15,8 +15,11 @@ from cpython.object cimport PyObject_GetIter
 from libc.stdint cimport uint64_t
 
 from .constrained cimport constrained_ids
+from .draws cimport draw_many
 from .lattice cimport DrawStream, Lattice
-from .segment cimport MODE_EXACT, MODE_VITERBI
+from .segment cimport MAX_ALPHA, MODE_EXACT, MODE_VITERBI
+
+from .draws import MAX_COUNT
 
 from unicodedata import normalize as _normalize_form
 
@@ -98,13 +101,59 @@ cdef class TokenizerCore:
                                     object required, object forbidden):
         """encode under boundary constraints (constrained.pyx): the ids, or None when the
         careful path must read the constraints (it raises the error that names them)."""
-        if type(text) is str:
-            text = _normalize_form(self._form, text) if self._normalize and not text.isascii() else text
-            data = text.encode("utf-8")
-        else:
-            data = self._to_bytes(text)
+        data = self._bytes_of(text)
         ids = constrained_ids(self._lattice, data, alpha, None, None, self._stream if key is None else None,
                               self._int_word, key_word, bos, eos, required, forbidden)
         if ids is False:
             self._encoder.no_segmentation(data, required, forbidden)
         return ids
+
+    def sample(self, text, n, alpha, *, key=None, with_log_prob=False, required_boundaries=None,
+               forbidden_boundaries=None, boundary_regex=None):
+        """``n`` independent exact draws of the segmentation of ``text`` from
+        exp(alpha * score) / Z, from one forward pass: a list of ``n`` id lists, or with
+        ``with_log_prob=True`` a list of ``(ids, log_prob)``.
+
+        >>> tok.sample("tokenizer", 3, 0.1, key=7, with_log_prob=True)   # doctest: +SKIP
+        [([14826, 5394, 117], -3.39...), ([85, 3437, 4292, 117], -5.06...), ...]
+
+        ``log_prob`` is the exact log-probability of that segmentation under the sampling
+        distribution (``log_prob(text, pieces, alpha)``): what importance sampling over
+        segmentations needs as the proposal's probability. Draws cost one pass over the
+        text plus a short walk each, not one pass each. With ``key``, the draws are a pure
+        function of (seed, key, text, alpha) and draw ``i`` does not depend on ``n``;
+        without it, each call takes one number of the tokenizer's unkeyed stream.
+        Boundary constraints as in :meth:`tokenize`.
+        """
+        cdef uint64_t seed_word, key_word
+        if (type(alpha) is not float or not 0.0 <= alpha <= MAX_ALPHA or type(n) is not int
+                or not 0 <= n <= MAX_COUNT or required_boundaries is not None or forbidden_boundaries is not None
+                or boundary_regex is not None
+                or (key is not None and not (type(key) is int and 0 <= key <= 0xFFFFFFFFFFFFFFFF))):
+            return self._sampler.sample(
+                text, n, alpha, key=key, with_log_prob=with_log_prob, required_boundaries=required_boundaries,
+                forbidden_boundaries=forbidden_boundaries, boundary_regex=boundary_regex,
+            )
+        data = self._bytes_of(text)
+        if key is None:
+            seed_word = self._stream.word
+            key_word = self._stream.calls
+            self._stream.calls += 1
+        else:
+            seed_word = self._int_word
+            key_word = key
+        draws, logps = draw_many(self._lattice, data, n, alpha, seed_word, key_word, True, None, None, True,
+                                 with_log_prob)
+        if with_log_prob:
+            # log P <= 0: rounding in alpha * score and log Z must not make it positive.
+            return [(ids, 0.0 if logp > 0.0 else logp) for ids, logp in zip(draws, logps)]
+        return draws
+
+    cdef bytes _bytes_of(self, object text):
+        """The bytes the lattice segments (Normalizer.to_bytes): a str normalised and
+        encoded as UTF-8, other input as to_bytes takes it."""
+        if type(text) is str:
+            if self._normalize and not text.isascii():
+                text = _normalize_form(self._form, text)
+            return text.encode("utf-8")
+        return self._to_bytes(text)
