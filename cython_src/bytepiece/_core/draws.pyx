@@ -6,9 +6,11 @@
 # every draw. Here the forward pass stores, for every edge, the running sum of its end
 # position's edge weights up to it (the last is the end's forward sum); a draw then walks
 # back from the end, choosing one incoming edge per visited boundary with one uniform
-# scaled by that sum, so n draws cost one pass plus n walks of a few steps per piece. Forward sums are kept
-# as in forward-backward (mantissa * 2**exponent; a log-space pass for very large alpha),
-# chunk by chunk, with the same constraints as every other kernel. Draw i takes its
+# scaled by that sum, so n draws cost one pass plus n walks of a few steps per piece.
+# An edge's sum, start and piece sit side by side (one Edge), as a step of the walk
+# reads them together. Forward sums are kept as in forward-backward (mantissa *
+# 2**exponent; a log-space pass for very large alpha), chunk by chunk, with the same
+# constraints as every other kernel. Draw i takes its
 # generator from (seed word, hash of key word and i), so the draws of (seed, key) do not
 # depend on how many are asked for, and the log-probability of each is alpha * score -
 # log Z with the score summed as path_score sums it.
@@ -22,7 +24,7 @@ from libc.string cimport memcpy, memmove, memset
 
 from .chunks cimport is_chunk_start
 from .common.hashing cimport hash_words
-from .forward_backward cimport EdgeStore, es_free, es_reserve
+from .common.realloc cimport realloc_into
 from .id_lists cimport ids_to_objs
 from .common.rng cimport RNG_XOSHIRO, Rng, rng_init, rng_uniform
 from .lattice cimport Lattice
@@ -55,14 +57,43 @@ cdef enum:
     INT64_MIN_EXPONENT = -(1 << 62)
 
 
+cdef struct Edge:
+    double weight       # the running sum of its end position's edge weights up to it
+    int32_t start
+    int32_t value       # (piece index)
+
+
+cdef struct EdgeStore:
+    Edge* edges         # grouped by end position; an edge's fields side by side, as a draw reads them
+    int64_t* first      # first[e]: index of the first edge ending at e (first[e + 1]: past the last)
+    size_t cap          # room for this many edges
+
+
+cdef int es_reserve(EdgeStore* es, size_t edges) noexcept nogil:
+    """Room for `edges` edges (growing geometrically); -1 when out of memory."""
+    if edges > es.cap:
+        edges = edges if edges > 2 * es.cap else 2 * es.cap
+        if realloc_into(<void**>&es.edges, edges * sizeof(Edge)) < 0:
+            return -1
+        es.cap = edges
+    return 0
+
+
+cdef void es_free(EdgeStore* es) noexcept nogil:
+    free(es.edges)
+    free(es.first)
+    memset(es, 0, sizeof(EdgeStore))
+
+
 cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Workspace* ws,
                         EdgeStore* sh, double* logz) noexcept nogil:
     """The forward pass in linear space (mantissa ws.score * 2**ws.expo): every edge with
     the running sum of its end's weights up to it (the last is the end's total). logz
     gets log Z (-inf when no segmentation satisfies the constraints). -1 when out of
-    memory."""
-    cdef Py_ssize_t e, cs = 0
-    cdef int64_t used = 0, d, ref
+    memory. Every position from `renormed` on has the exponent `cur`, so edges that all
+    start there are summed without comparing or scaling exponents (almost always)."""
+    cdef Py_ssize_t e, cs = 0, renormed = 0
+    cdef int64_t used = 0, d, ref, cur = 0
     cdef int k, i, ex
     cdef int32_t state = 0
     cdef double tot, w
@@ -81,35 +112,49 @@ cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chu
             total_logz += log(f[cs]) + <double>fx[cs] * 0.6931471805599453
             f[cs] = 1.0
             fx[cs] = 0
+            cur = 0
+            renormed = cs
         if advance(M, x, e, &state, &f[e], 0.0):
             fx[e] = fx[e - 1]
             continue
         k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
-        if <size_t>(used + k) > sh.cap and es_reserve(sh, <size_t>(used + k), 0) < 0:
+        if <size_t>(used + k) > sh.cap and es_reserve(sh, <size_t>(used + k)) < 0:
             return -1
-        ref = INT64_MIN_EXPONENT             # the largest exponent of a reachable start
-        for i in range(k):
-            if f[ws.starts[i]] > 0.0 and fx[ws.starts[i]] > ref:
-                ref = fx[ws.starts[i]]
-        if ref == INT64_MIN_EXPONENT:        # no start is reachable (constraints)
-            ref = fx[e - 1]
         tot = 0.0
-        for i in range(k):
-            w = f[ws.starts[i]] * M.q[ws.values[i]]
-            d = fx[ws.starts[i]] - ref
-            if d != 0 and w > 0.0:
-                w = w * pow2(d)
-            tot += w
-            sh.start[used] = ws.starts[i]
-            sh.value[used] = ws.values[i]
-            sh.weight[used] = tot
-            used += 1
+        if ws.starts[k - 1] >= renormed:     # (the longest piece's start) every start has exponent cur
+            ref = cur
+            for i in range(k):
+                tot += f[ws.starts[i]] * M.q[ws.values[i]]
+                sh.edges[used].weight = tot
+                sh.edges[used].start = ws.starts[i]
+                sh.edges[used].value = ws.values[i]
+                used += 1
+        else:
+            ref = INT64_MIN_EXPONENT             # the largest exponent of a reachable start
+            for i in range(k):
+                if f[ws.starts[i]] > 0.0 and fx[ws.starts[i]] > ref:
+                    ref = fx[ws.starts[i]]
+            if ref == INT64_MIN_EXPONENT:        # no start is reachable (constraints)
+                ref = fx[e - 1]
+            for i in range(k):
+                w = f[ws.starts[i]] * M.q[ws.values[i]]
+                d = fx[ws.starts[i]] - ref
+                if d != 0 and w > 0.0:
+                    w = w * pow2(d)
+                tot += w
+                sh.edges[used].weight = tot
+                sh.edges[used].start = ws.starts[i]
+                sh.edges[used].value = ws.values[i]
+                used += 1
         if RENORM_LOW <= tot <= RENORM_HIGH:
             f[e] = tot
             fx[e] = ref
         else:
             f[e] = frexp(tot, &ex)
             fx[e] = ref + ex
+        if fx[e] != cur:
+            cur = fx[e]
+            renormed = e
     sh.first[n + 1] = used
     logz[0] = total_logz + (log(f[n]) + <double>fx[n] * 0.6931471805599453 if f[n] > 0.0 else -INFINITY)
     return 0
@@ -139,23 +184,23 @@ cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunke
         if advance(M, x, e, &state, &F[e], -INFINITY):
             continue
         k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
-        if <size_t>(used + k) > sh.cap and es_reserve(sh, <size_t>(used + k), 0) < 0:
+        if <size_t>(used + k) > sh.cap and es_reserve(sh, <size_t>(used + k)) < 0:
             return -1
         top = log_weights(M, F, ws.starts, ws.values, k, ws.weights)
         if top == -INFINITY:
             F[e] = -INFINITY
             for i in range(k):
-                sh.start[used] = ws.starts[i]
-                sh.value[used] = ws.values[i]
-                sh.weight[used] = 1.0
+                sh.edges[used].weight = 1.0
+                sh.edges[used].start = ws.starts[i]
+                sh.edges[used].value = ws.values[i]
                 used += 1
             continue
         tot = 0.0
         for i in range(k):
             tot += exp(ws.weights[i] - top)
-            sh.start[used] = ws.starts[i]
-            sh.value[used] = ws.values[i]
-            sh.weight[used] = tot
+            sh.edges[used].weight = tot
+            sh.edges[used].start = ws.starts[i]
+            sh.edges[used].value = ws.values[i]
             used += 1
         F[e] = top + log(tot)
     sh.first[n + 1] = used
@@ -170,7 +215,7 @@ cdef Py_ssize_t draw_one(const EdgeStore* sh, Py_ssize_t n, Rng* rng, int32_t* v
     cdef Py_ssize_t e = n, w = n
     cdef int64_t j, i, first, last
     cdef double u
-    cdef const double* weights = sh.weight
+    cdef const Edge* edges = sh.edges
     while e > 0:
         first = sh.first[e]
         last = sh.first[e + 1] - 1
@@ -179,14 +224,14 @@ cdef Py_ssize_t draw_one(const EdgeStore* sh, Py_ssize_t n, Rng* rng, int32_t* v
             # The first edge whose running sum exceeds u: the sums only grow, so it is the
             # count of those at most u (the last, the total, never counts). Counted
             # without a branch on the outcome, which is random and would mispredict.
-            u = rng_uniform(rng) * weights[last]
+            u = rng_uniform(rng) * edges[last].weight
             for i in range(first, last):
-                j += weights[i] <= u
+                j += edges[i].weight <= u
         w -= 1
-        vals[w] = sh.value[j]
+        vals[w] = edges[j].value
         if ends != NULL:
             ends[w] = <int32_t>e
-        e = sh.start[j]
+        e = edges[j].start
     if w > 0:
         memmove(vals, vals + w, (n - w) * sizeof(int32_t))
         if ends != NULL:
@@ -277,7 +322,8 @@ cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alph
             with nogil:
                 rc = ws_reserve(&ws, n, M.ac.max_len)
                 if rc == 0:
-                    rc = es_reserve(&sh, <size_t>(64 * (M.ac.max_len + 1)), <size_t>(n + 2))
+                    sh.first = <int64_t*>malloc((n + 2) * sizeof(int64_t))
+                    rc = -1 if sh.first == NULL else es_reserve(&sh, <size_t>(64 * (M.ac.max_len + 1)))
                 if rc == 0:
                     rc = (forward_linear(&M, x, n, chunked, &ws, &sh, &logz) if linear
                           else forward_log(&M, x, n, chunked, &ws, &sh, &logz))
