@@ -250,26 +250,31 @@ class BatchEncoder:
             parts.append((ids, np.array([0, len(ids)], dtype=np.int64), ends))
         return join_flat(parts, self.dtype, with_ends)
 
+    def _core_options(
+        self, alpha: float, seed_words, key_words, sampler: int, bos: int, eos: int, lo: int, hi: int
+    ) -> dict:
+        """The keyword arguments that encode_lists and encode_flat share, for texts lo to
+        hi: the draw (alpha, the texts' words, the sampler), bos and eos, and how the
+        texts become bytes."""
+        return {
+            "alpha": alpha,
+            "seed_words": _part(seed_words, lo, hi),
+            "key_words": _part(key_words, lo, hi),
+            "sampler": sampler,
+            "bos": bos,
+            "eos": eos,
+            "form": self.form,
+            "convert": self.convert,
+        }
+
     def lists(
         self, texts: list, alpha: float, seed_words, key_words, sampler: int, bos: int, eos: int, threads: int
     ) -> list[list[int]]:
         """The id list of every text (seed_words/key_words: one per text when alpha >= 0)."""
 
         def part(lo: int, hi: int) -> list[list[int]]:
-            return encode_lists(
-                self.lattice,
-                texts[lo:hi],
-                alpha=alpha,
-                seed_words=_part(seed_words, lo, hi),
-                key_words=_part(key_words, lo, hi),
-                sampler=sampler,
-                bos=bos,
-                eos=eos,
-                form=self.form,
-                convert=self.convert,
-                threads=threads,
-                submit=_parallel.submit,
-            )
+            options = self._core_options(alpha, seed_words, key_words, sampler, bos, eos, lo, hi)
+            return encode_lists(self.lattice, texts[lo:hi], **options, threads=threads, submit=_parallel.submit)
 
         n = len(texts)
         if n <= LIST_BATCH_TEXTS:
@@ -297,20 +302,8 @@ class BatchEncoder:
         small = self.dtype == np.uint16
 
         def run_block(index: int, lo: int, hi: int) -> None:
-            parts[index] = encode_flat(
-                self.lattice,
-                texts[lo:hi],
-                alpha=alpha,
-                seed_words=_part(seed_words, lo, hi),
-                key_words=_part(key_words, lo, hi),
-                sampler=sampler,
-                bos=bos,
-                eos=eos,
-                small=small,
-                with_ends=with_offsets,
-                form=self.form,
-                convert=self.convert,
-            )
+            options = self._core_options(alpha, seed_words, key_words, sampler, bos, eos, lo, hi)
+            parts[index] = encode_flat(self.lattice, texts[lo:hi], **options, small=small, with_ends=with_offsets)
 
         if threads <= 1:
             for block in blocks:
