@@ -318,10 +318,7 @@ cdef class NgramTable:
                         rc = enforce_budget(self)
                         if rc < 0:
                             break
-                if rc == 0:
-                    rc = enforce_budget(self)
-            if rc < 0:
-                raise MemoryError()
+            finish_adding(self, rc)
         finally:
             views_free(&views)
 
@@ -353,10 +350,7 @@ cdef class NgramTable:
                 rc = ct_add_all(&self.tabs[L], &other.tabs[L], ALL_BYTES)
                 if rc < 0:
                     break
-            if rc == 0:
-                rc = enforce_budget(self)
-        if rc < 0:
-            raise MemoryError()
+        finish_adding(self, rc)
         if other.pruned_below > self.pruned_below:
             self.pruned_below = other.pruned_below
         return self
@@ -425,6 +419,17 @@ cdef class NgramTable:
 # ---------------------------------------------------------------------------
 # The memory budget: module-level functions over a table (the class counts; these
 # decide what it may keep). count and merge call enforce_budget between chunks.
+
+cdef int finish_adding(NgramTable table, int rc) except -1:
+    """The end of count and merge: when adding went well (rc == 0), the budget once more;
+    MemoryError when anything failed (rc < 0)."""
+    if rc == 0:
+        with nogil:
+            rc = enforce_budget(table)
+    if rc < 0:
+        raise MemoryError()
+    return 0
+
 
 cdef int enforce_budget(NgramTable table, size_t coming=0) noexcept nogil:
     """If over budget (or `coming` more entries would put it over), drop the rarest
