@@ -7,6 +7,7 @@ from .lattice import Lattice
 
 Mask = npt.NDArray[np.uint8] | None
 
+# (one overload per return type: the signatures repeat on purpose)
 @overload
 def sample_many(
     lattice: Lattice,
