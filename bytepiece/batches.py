@@ -57,6 +57,7 @@ class BatchEncoder:
         draw_block: Callable[[int], tuple[int, int]],
         default_alpha: float,
     ):
+        # (the parts kept as attributes, as every façade part does: alike by shape only)
         self.lattice = lattice
         self.form = form
         self.convert = convert
@@ -66,6 +67,8 @@ class BatchEncoder:
         self.draw_block = draw_block
         self.default_alpha = default_alpha
 
+    # (encode_batch's parameters mirror TokenizerCore.encode's on purpose: a batch takes
+    # what one text takes)
     def encode_batch(
         self,
         texts: Sequence,
@@ -255,6 +258,8 @@ class BatchEncoder:
     ) -> list[list[int]]:
         """The id list of every text (seed_words/key_words: one per text when alpha >= 0)."""
 
+        # (encode_lists here and encode_flat in arrays spell out the arguments they share on
+        # purpose: passing them as one dict slows every encode_batch call measurably.)
         def part(lo: int, hi: int) -> list[list[int]]:
             return encode_lists(
                 self.lattice,

@@ -241,6 +241,8 @@ class TextEncoder:
         seed_word, key_word = self.words(key)
         return alpha, seed_word, key_word, code
 
+    # (spans and array take the same parameters on purpose: array gives, as one numpy
+    # array, the ids spans gives for the same arguments.)
     def spans(
         self,
         text,
@@ -258,6 +260,8 @@ class TextEncoder:
         empty unless ``with_spans``. ``bounds``: the (required, forbidden, regex) boundary
         constraints, or () for none."""
         data = self.to_bytes(text)
+        # (_runs and _draw's Viterbi case, written out: encode with special tokens comes
+        # through here on every call, and the two method calls cost it a few percent.)
         if allowed or disallowed:
             parts = self.special.split(data, allowed, disallowed)
         else:
@@ -395,6 +399,8 @@ class TextEncoder:
         if not parts:
             runs = [data]  # an empty text still gets its <bos>/<eos>
         small = self.dtype == np.uint16
+        # (The two calls of encode_flat spell out their arguments on purpose: passing them
+        # as one dict slows every encode(as_numpy=True) call measurably.)
         if not specials:
             ids, _, ends = encode_flat(
                 self.lattice,

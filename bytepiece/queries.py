@@ -64,6 +64,13 @@ class LatticeQueries:
         self._logprobs = logprobs
 
     # -- helpers -------------------------------------------------------------
+    def _masks(self, text, required, forbidden, regex) -> tuple[bytes, Any, Any]:
+        """(the text's bytes, cuts, banned): the bytes a query segments and the masks of
+        its boundary constraints (None where there are none)."""
+        data = self.to_bytes(text)
+        cuts, banned = constraints.masks(data, required, forbidden, regex)
+        return data, cuts, banned
+
     def _log_partition(self, data: bytes, alpha: float, cuts, banned) -> float:
         logz, _, _ = _queries.entropy(self._lattice, data, alpha, cuts=cuts, banned=banned)
         constraints.check_reachable(self._lattice, data, cuts, banned, logz)
@@ -84,6 +91,8 @@ class LatticeQueries:
         raise TypeError(f"a piece must be bytes, str or an id, not {type(piece).__name__}")
 
     # -- queries ---------------------------------------------------------------
+    # (The queries' parameter lists repeat on purpose: each public method spells out its
+    # own signature, as help() and the Tokenizer's forwarded methods show it.)
     def nbest(
         self,
         text,
@@ -105,8 +114,7 @@ class LatticeQueries:
         ``nbest(text, 1)[0][0] == tokenize(text)``.
         """
         n = check_count(n, "n")
-        data = self.to_bytes(text)
-        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        data, cuts, banned = self._masks(text, required_boundaries, forbidden_boundaries, boundary_regex)
         out = []
         for _, ends, score in _queries.nbest(self._lattice, data, n, cuts=cuts, banned=banned):
             bounds = [0] + ends.tolist()
@@ -161,8 +169,7 @@ class LatticeQueries:
         score = self.score(text, pieces)
         if score == -math.inf:
             return -math.inf
-        data = self.to_bytes(text)
-        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        data, cuts, banned = self._masks(text, required_boundaries, forbidden_boundaries, boundary_regex)
         if cuts is not None or banned is not None:
             ends = np.cumsum([len(self._piece_bytes(p)) for p in pieces])
             starts = ends - [len(self._piece_bytes(p)) for p in pieces]
@@ -190,8 +197,7 @@ class LatticeQueries:
         ``a b``.)
         """
         alpha = check_sampling_alpha(alpha)
-        data = self.to_bytes(text)
-        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        data, cuts, banned = self._masks(text, required_boundaries, forbidden_boundaries, boundary_regex)
         return self._log_partition(data, alpha, cuts, banned)
 
     def entropy(
@@ -213,8 +219,7 @@ class LatticeQueries:
         deterministic. ``alpha=0`` gives ``log_partition(text, 0)``.
         """
         alpha = check_sampling_alpha(alpha)
-        data = self.to_bytes(text)
-        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        data, cuts, banned = self._masks(text, required_boundaries, forbidden_boundaries, boundary_regex)
         logz, ent, _ = _queries.entropy(self._lattice, data, alpha, cuts=cuts, banned=banned)
         constraints.check_reachable(self._lattice, data, cuts, banned, logz)
         return max(float(ent), 0.0)
@@ -237,8 +242,7 @@ class LatticeQueries:
         last entries are always 1, and so is every chunk boundary.
         """
         alpha = check_sampling_alpha(alpha)
-        data = self.to_bytes(text)
-        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        data, cuts, banned = self._masks(text, required_boundaries, forbidden_boundaries, boundary_regex)
         logz, marg = _queries.boundary_marginals(self._lattice, data, alpha, cuts=cuts, banned=banned)
         constraints.check_reachable(self._lattice, data, cuts, banned, logz)
         # Rounding can leave a probability a few ulps outside [0, 1]; boundaries that are
@@ -278,8 +282,7 @@ class LatticeQueries:
         boundary marginal; summed by id they are the text's expected counts.
         """
         alpha = check_sampling_alpha(alpha)
-        data = self.to_bytes(text)
-        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        data, cuts, banned = self._masks(text, required_boundaries, forbidden_boundaries, boundary_regex)
         # The core finds each end position's edges shortest first, and sorts the edges by
         # end, keeping that order.
         logz, table = _queries.piece_marginal_table(
@@ -335,8 +338,7 @@ class LatticeQueries:
         >>> tok.lattice("ab")   # doctest: +SKIP
         array([(0, 1, 100, -7.7), (1, 2, 101, -8.1), (0, 2, 4132, -9.3)], dtype=...)
         """
-        data = self.to_bytes(text)
-        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        data, cuts, banned = self._masks(text, required_boundaries, forbidden_boundaries, boundary_regex)
         starts, ends, values = _queries.edges(self._lattice, data, cuts=cuts, banned=banned)
         out = np.empty(len(starts), dtype=EDGE_FIELDS)
         out["start"], out["end"], out["id"] = starts, ends, values + FIRST_PIECE_ID

@@ -264,7 +264,8 @@ class Tokenizer(TokenizerCore):
     encode_batch = _forward("_batches", BatchEncoder.encode_batch)
 
     # -- exact answers from the lattice, and token splitting --------------------
-    # (bytepiece.queries and bytepiece.stochastok, with their documentation.)
+    # (bytepiece.queries, .sampling and .stochastok, with their documentation; one line
+    # a forwarded method, alike on purpose.)
     nbest = _forward("_queries", LatticeQueries.nbest)
     score = _forward("_queries", LatticeQueries.score)
     log_prob = _forward("_queries", LatticeQueries.log_prob)

@@ -6,6 +6,8 @@ import numpy.typing as npt
 
 from .lattice import Lattice
 
+# (encode_lists and encode_flat take the same batch arguments on purpose: the same ids,
+# as lists or as one flat array)
 def encode_lists(
     lattice: Lattice,
     datas: list[Any],

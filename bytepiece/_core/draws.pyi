@@ -10,6 +10,7 @@ Mask = npt.NDArray[np.uint8] | None
 #: The largest number of draws (and n-best size, sample count) the core takes.
 MAX_COUNT: int
 
+# (one overload per return type: the signatures repeat on purpose)
 @overload
 def sample_many(
     lattice: Lattice,

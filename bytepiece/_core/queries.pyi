@@ -7,6 +7,9 @@ from .lattice import Lattice
 
 Mask = npt.NDArray[np.uint8] | None
 
+# (The queries, like draws.sample_many, all take a lattice, a text, alpha and the
+# constraint masks: their signatures are alike on purpose.)
+
 def nbest(
     lattice: Lattice, data: bytes, n: int, *, chunked: bool = True, cuts: Mask = None, banned: Mask = None
 ) -> list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], float]]: ...

@@ -18,6 +18,7 @@ class TokenizerCore:
     _int_word: int
     _bos_id: int
     _eos_id: int
+    # (one overload per return type: the signatures repeat on purpose)
     @overload
     def encode(
         self,

@@ -88,6 +88,7 @@ def _raised_by_echo(error: BaseException) -> bool:
 
 
 # command name -> (module of this package, the click command in it)
+# (a table, alike by shape with other tables such as training.options.TRAINER_ARGUMENTS)
 _COMMANDS = {
     "decode": ("encode", "decode_command"),
     "encode": ("encode", "encode_command"),

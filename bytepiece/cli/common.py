@@ -27,6 +27,7 @@ from typing import IO
 
 import click
 
+from .._parallel import usable_cores
 from ..progress import Progress
 
 BATCH_LINES = 1000  # lines per batch (per thread, for encode)
@@ -218,6 +219,7 @@ def inputs_argument(f):
     )(f)
 
 
+# (three options alike by shape on purpose: click declares each with its own type and help)
 def dask_options(f):
     f = click.option(
         "--dask-blocksize",
@@ -271,13 +273,6 @@ def dask_where(address, scheduler_file, local, blocksize) -> dict:
 # that a command run without options on a big shared machine does not take it over
 # (--workers asks for more).
 MAX_DEFAULT_WORKERS = 8
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask, where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def default_workers() -> int:

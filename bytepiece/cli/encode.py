@@ -49,20 +49,21 @@ from .common import (
 )
 
 
+def format_option(text: str):
+    """-f/--format: the form of the id lines, which encode writes and decode reads
+    (``text`` is the option's help)."""
+    choice = click.Choice(["ids", "pieces", "jsonl"])
+    return click.option("-f", "--format", "fmt", type=choice, default="ids", show_default=True, help=text)
+
+
 @click.command("encode")
 @model_option
 @inputs_argument
-@click.option(
-    "-f",
-    "--format",
-    "fmt",
-    type=click.Choice(["ids", "pieces", "jsonl"]),
-    default="ids",
-    show_default=True,
-    help="ids: space-separated ids; pieces: readable pieces (see below); "
+@format_option(
+    "ids: space-separated ids; pieces: readable pieces (see below); "
     "jsonl: one JSON object per line with ids, pieces, byte offsets and "
     "character offsets (within the line, as Tokenizer.encode_with_offsets); "
-    "see below for its pieces.",
+    "see below for its pieces."
 )
 @click.option(
     "--alpha",
@@ -350,15 +351,7 @@ def _encode_shards(
 @click.command("decode")
 @model_option
 @inputs_argument
-@click.option(
-    "-f",
-    "--format",
-    "fmt",
-    type=click.Choice(["ids", "pieces", "jsonl"]),
-    default="ids",
-    show_default=True,
-    help="What the input lines hold (as written by `bytepiece encode`).",
-)
+@format_option("What the input lines hold (as written by `bytepiece encode`).")
 @max_line_option(what="jsonl")
 @output_option
 @progress_option

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import click
 
 from ..model import FIRST_PIECE_ID, PieceTable
+
+# (much as lattice.py's: each command imports by name what it uses from .common)
 from .common import (
     MAX_DRAWS,
     MAX_THREADS,

@@ -166,6 +166,8 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     return total_bytes, tokens
 
 
+# (The options below are alike by shape on purpose: click declares each with its own
+# type, default and help.)
 @click.command("train")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, allow_dash=True))
 @click.option(
@@ -399,6 +401,7 @@ def train_command(
     paths, skipped = _select_files(paths, include, exclude)  # (before any work: an empty folder stops here)
     from ..trainer import Trainer
 
+    # (every option passed on by name: alike by shape with other keyword calls only)
     trainer = Trainer(
         **_trainer_options(
             sizes,

@@ -20,6 +20,8 @@ PLACES = ("client", "address", "scheduler_file", "local_workers")
 DASK_OPTIONS = PLACES + ("blocksize", "split_every", "storage_options")
 
 
+# (as convert._sp_pb: an optional dependency imported on first use, with the pip line
+# in the error; alike by shape, each with its own message)
 def import_dask_distributed():
     try:
         import distributed

@@ -80,6 +80,8 @@ def logprobs(lengths: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.log(c) - np.log(c.sum())
 
 
+# (run and initial_vocabulary share their first parameters on purpose: the second
+# is the first step of the first)
 def run(
     options: TrainerOptions,
     seed: dict[bytes, int | float],

@@ -111,6 +111,8 @@ class EmOptions:
     final_iterations: int = 0
     sample_bytes: int = 64_000_000
 
+    # (The fields above and the checks below are alike by shape only: each option has its
+    # own default, rule and message.)
     def __post_init__(self) -> None:
         if not 0 < self.shrink < 1:
             raise TrainerError(f"em_shrink must be in (0, 1), not {self.shrink!r}")

@@ -56,6 +56,8 @@ class Trainer:
     #: in folders left out as binary)
     stats: dict
 
+    # (The em_* parameters mirror EmOptions' fields, one for one and alike by shape, on
+    # purpose: the public signature spells every option out.)
     def __init__(
         self,
         order: int = 6,

@@ -17,6 +17,8 @@ B2B_IV[:] = [0x6A09E667F3BCC908ULL, 0xBB67AE8584CAA73BULL, 0x3C6EF372FE94F82BULL
              0xA54FF53A5F1D36F1ULL, 0x510E527FADE682D1ULL, 0x9B05688C2B3E6C1FULL,
              0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL]
 
+# (A table of numbers, its rows alike by shape; the last two repeat the first two, as
+# RFC 7693 gives it for 12 rounds.)
 cdef uint8_t B2B_SIGMA[12][16]
 B2B_SIGMA[:] = [
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],

@@ -29,6 +29,7 @@ from libc.string cimport memset
 from .common.rng cimport RNG_XOSHIRO, Rng, rng_init
 from .id_lists cimport ids_to_objs
 from .lattice cimport DrawStream, Lattice
+# (much as lattice.pyx's: both run segment's kernels per call, and name what they use)
 from .segment cimport (
     MODE_EXACT,
     MAX_ALPHA,

@@ -160,6 +160,8 @@ cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chu
     return 0
 
 
+# (forward_log repeats forward_linear's walk on purpose: a kernel per arithmetic, so
+# that neither branches per edge on linear or log space.)
 cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Workspace* ws,
                      EdgeStore* sh, double* logz) noexcept nogil:
     """forward_linear in log space (ws.score holds log sums), for alphas whose linear

@@ -177,6 +177,7 @@ cdef int viterbi_sums(Lattice lattice, list texts, const int64_t* iw, const doub
     fw[i] per piece into `counts` (each NULL / None when not wanted); given `odd`, the
     pairs of the odd half (pair_half) go there instead of `pairs`. The loop runs with
     the GIL released."""
+    # (declared as the passes over a list of texts declare them: alike by shape only)
     cdef Py_ssize_t count = len(texts), i, j, m, longest = 0
     cdef int64_t npieces = lattice.num_pieces
     cdef ByteViews views

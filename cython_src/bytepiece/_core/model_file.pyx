@@ -181,6 +181,8 @@ def parse_model_json(const uint8_t[::1] raw):
         if p[0] != 123:          # '{'
             return None
         pos = 1
+        # (The steps below are alike by shape on purpose: each reads one literal or one
+        # value of the layout, in the order the file has them.)
         while True:
             # separator and key: '\n    "'
             if not starts(p + pos, n - pos, b'\n    "', 6):

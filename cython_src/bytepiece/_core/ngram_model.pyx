@@ -360,6 +360,8 @@ cdef tuple level_arrays(NgramModel model, int L):
     import numpy as np
     cdef const ProbTable* t = &model.tabs[L]
     cdef size_t i, n = 0
+    # (counted, then copied out, as ngram_candidates.level_candidates does for a count
+    # table: alike by shape, over other slots and another test)
     for i in range(t.cap):
         if t.slots[i].key != EMPTY_KEY:
             n += 1

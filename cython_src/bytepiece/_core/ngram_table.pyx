@@ -26,7 +26,7 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
-from .common.bigmem cimport big_alloc, big_free
+from .common.bigmem cimport big_alloc, big_free, big_release_stripe
 from .common.byteviews cimport ByteViews, views_free, views_of
 from .common.hashing cimport splitmix64_mix
 from .common.prefetch cimport prefetch
@@ -45,30 +45,9 @@ cdef enum:
     STRIPE_SLOTS = (1 << 21) // 16   # the slots of a 2 MB stripe (a huge page)
 
 
-cdef extern from *:
-    """
-    #if defined(__linux__)
-    #include <sys/mman.h>
-    /* Gives back to the system the 2 MB stripe of a table's data that ends at slot `end`,
-       when the data is a mapping of its own (big_alloc puts it on a 2 MB boundary): its
-       pages read as zeros afterwards, and the caller never reads them again. */
-    static inline void bp_release_stripe(void* data, size_t end, size_t slot_size) {
-        size_t stripe = (size_t)1 << 21;
-        if (((size_t)data & (stripe - 1)) == 0)
-            madvise((char*)data + end * slot_size - stripe, stripe, MADV_DONTNEED);
-    }
-    #else
-    static inline void bp_release_stripe(void* data, size_t end, size_t slot_size) {
-        (void)data; (void)end; (void)slot_size;
-    }
-    #endif
-    """
-    void bp_release_stripe(void* data, size_t end, size_t slot_size) noexcept nogil
-
-
 cdef inline void release_read(CSlot* slots, size_t end) noexcept nogil:
     """Releases the stripe of slots just read by a resize (end: a multiple of STRIPE_SLOTS)."""
-    bp_release_stripe(slots, end, sizeof(CSlot))
+    big_release_stripe(slots, end, sizeof(CSlot))
 
 
 # ---------------------------------------------------------------------------
@@ -339,10 +318,7 @@ cdef class NgramTable:
                         rc = enforce_budget(self)
                         if rc < 0:
                             break
-                if rc == 0:
-                    rc = enforce_budget(self)
-            if rc < 0:
-                raise MemoryError()
+            finish_adding(self, rc)
         finally:
             views_free(&views)
 
@@ -374,10 +350,7 @@ cdef class NgramTable:
                 rc = ct_add_all(&self.tabs[L], &other.tabs[L], ALL_BYTES)
                 if rc < 0:
                     break
-            if rc == 0:
-                rc = enforce_budget(self)
-        if rc < 0:
-            raise MemoryError()
+        finish_adding(self, rc)
         if other.pruned_below > self.pruned_below:
             self.pruned_below = other.pruned_below
         return self
@@ -446,6 +419,17 @@ cdef class NgramTable:
 # ---------------------------------------------------------------------------
 # The memory budget: module-level functions over a table (the class counts; these
 # decide what it may keep). count and merge call enforce_budget between chunks.
+
+cdef int finish_adding(NgramTable table, int rc) except -1:
+    """The end of count and merge: when adding went well (rc == 0), the budget once more;
+    MemoryError when anything failed (rc < 0)."""
+    if rc == 0:
+        with nogil:
+            rc = enforce_budget(table)
+    if rc < 0:
+        raise MemoryError()
+    return 0
+
 
 cdef int enforce_budget(NgramTable table, size_t coming=0) noexcept nogil:
     """If over budget (or `coming` more entries would put it over), drop the rarest

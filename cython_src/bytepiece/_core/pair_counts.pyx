@@ -12,7 +12,7 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
-from .common.bigmem cimport big_alloc, big_free
+from .common.bigmem cimport big_alloc, big_free, big_release_stripe
 from .common.hashing cimport murmur_fmix64
 from .common.prefetch cimport prefetch
 
@@ -22,26 +22,6 @@ import numpy as np
 cdef enum:
     PREFETCH_AHEAD = 8
     STRIPE_SLOTS = (1 << 21) // 16   # the slots of a 2 MB stripe
-
-
-cdef extern from *:
-    """
-    #if defined(__linux__)
-    #include <sys/mman.h>
-    /* The 2 MB stripe of a table's data that ends at slot `end`, given back to the system
-       when the data is a mapping of its own (on a 2 MB boundary); never read again. */
-    static inline void bp_release_pair_stripe(void* data, size_t end, size_t slot_size) {
-        size_t stripe = (size_t)1 << 21;
-        if (((size_t)data & (stripe - 1)) == 0)
-            madvise((char*)data + end * slot_size - stripe, stripe, MADV_DONTNEED);
-    }
-    #else
-    static inline void bp_release_pair_stripe(void* data, size_t end, size_t slot_size) {
-        (void)data; (void)end; (void)slot_size;
-    }
-    #endif
-    """
-    void bp_release_stripe "bp_release_pair_stripe"(void* data, size_t end, size_t slot_size) noexcept nogil
 
 
 cdef class PairCounts:
@@ -88,7 +68,7 @@ cdef class PairCounts:
                     j = (j + 1) & (cap - 1)
                 fresh[j] = old[i]
             if ((i + 1) & (STRIPE_SLOTS - 1)) == 0:
-                bp_release_stripe(old, <size_t>(i + 1), sizeof(PairSlot))
+                big_release_stripe(old, <size_t>(i + 1), sizeof(PairSlot))
         self.slots, self.cap = fresh, cap
         big_free(old)
         return 0

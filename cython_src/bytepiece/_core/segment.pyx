@@ -294,6 +294,9 @@ cdef Py_ssize_t seg_viterbi_window(const Model* M, const uint8_t* x, Py_ssize_t 
 
 # ---------------------------------------------------------------------------
 # The legacy sampler and the log-space exact sampler
+#
+# (Their walks begin as the other kernels' do, on purpose: one loop per sampler, so
+# that none branches per byte on the mode.)
 
 cdef Py_ssize_t seg_legacy_v1(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Rng* rng,
                               Workspace* ws) noexcept nogil:
@@ -628,6 +631,7 @@ cdef void exact_scaled(const Model* M, const uint8_t* x, Py_ssize_t stop, bint c
             cur = ee
         j = exact_pick(cum, k, tot, &r)
         backv[e] = p[2 * j + 1]
+    # (the run's state stored back field by field: alike by shape only)
     run.e = stop
     run.cs = cs
     run.renormed = renormed

@@ -97,7 +97,21 @@ cdef extern from *:
         bp_free(p);
         return q;
     }
+
+    /* Gives back to the system the 2 MB stripe of a table's data that ends at byte
+       `end * slot_size`, when the data is a mapping of its own (bp_alloc puts it on a
+       2 MB boundary): its pages read as zeros afterwards, and the caller never reads
+       them again. For a table copied into a new one while it is read, stripe by stripe. */
+    static inline void bp_release_stripe(void* data, size_t end, size_t slot_size) {
+    #if BP_HAVE_MMAP
+        if (((size_t)data & (BP_HUGE - 1)) == 0)
+            madvise((char*)data + end * slot_size - BP_HUGE, BP_HUGE, MADV_DONTNEED);
+    #else
+        (void)data; (void)end; (void)slot_size;
+    #endif
+    }
     """
     void* big_alloc "bp_alloc"(size_t n, int zero) nogil
     void big_free "bp_free"(void* p) nogil
     void* big_realloc "bp_realloc"(void* p, size_t n) nogil
+    void big_release_stripe "bp_release_stripe"(void* data, size_t end, size_t slot_size) noexcept nogil
