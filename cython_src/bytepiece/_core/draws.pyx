@@ -53,10 +53,6 @@ import numpy as np
 MAX_COUNT = INT_MAX
 
 
-cdef enum:
-    INT64_MIN_EXPONENT = -(1 << 62)
-
-
 cdef struct Edge:
     double weight       # the running sum of its end position's edge weights up to it
     int32_t start
@@ -130,11 +126,15 @@ cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chu
                 sh.edges[used].value = ws.values[i]
                 used += 1
         else:
-            ref = INT64_MIN_EXPONENT             # the largest exponent of a reachable start
+            # The reference exponent: the largest above 0 of a reachable start, else the
+            # previous position's. Any one power of two would do (scaling all of a
+            # position's edges by it changes no comparison, and the sums stay exact); this
+            # one fixes the last bits of log Z as they have always been.
+            ref = 0
             for i in range(k):
                 if f[ws.starts[i]] > 0.0 and fx[ws.starts[i]] > ref:
                     ref = fx[ws.starts[i]]
-            if ref == INT64_MIN_EXPONENT:        # no start is reachable (constraints)
+            if ref == 0:
                 ref = fx[e - 1]
             for i in range(k):
                 w = f[ws.starts[i]] * M.q[ws.values[i]]
