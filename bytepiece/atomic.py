@@ -42,6 +42,10 @@ _OUTPUT_ERRNOS = frozenset(
 _NO_LINKS = frozenset(
     getattr(errno, name) for name in ("EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EMLINK") if hasattr(errno, name)
 )
+# A temporary output file: created here and only here (as mkstemp opens its files).
+_TEMPORARY_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+) | getattr(os, "O_BINARY", 0)
 _FD_PATH = re.compile(r"^/(?:dev/fd|proc/self/fd)/([0-9]+)$")
 _STD_PATHS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 
@@ -126,11 +130,17 @@ def atomic_write(
     directory = os.path.dirname(os.path.abspath(target))
     base = os.path.basename(target)
     _sweep_dead_writers(directory, base)
-    import tempfile  # (here, so that `import bytepiece` does not load it)
-
-    with _named_errors(path):
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=directory)
+    tmp = None
     try:
+        # `tmp` names the temporary file before it exists, so that an interrupt (Ctrl-C,
+        # a SIGTERM handler) landing as it is created still finds it to remove.
+        while tmp is None:
+            tmp = os.path.join(directory, f".{base}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+            try:
+                with _named_errors(path):
+                    fd = os.open(tmp, _TEMPORARY_FLAGS, 0o600)
+            except FileExistsError:
+                tmp = None  # (another's file: pick another name)
         with _named_errors(path, tmp):
             with _fd_handle(fd, mode, encoding) as handle:
                 yield handle
@@ -142,8 +152,9 @@ def atomic_write(
             else:
                 _rename_no_clobber(tmp, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
 
 
@@ -251,5 +262,5 @@ os.umask(_UMASK)
 
 
 def _set_default_permissions(path: str) -> None:
-    # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+    # The temporary file is created 0600; give the result the permissions a plain open() would.
     os.chmod(path, 0o666 & ~_UMASK)

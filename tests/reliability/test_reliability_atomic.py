@@ -110,6 +110,27 @@ def test_killing_a_model_writer_never_loses_the_model(sig, tmp_path, model_versi
         Tokenizer(str(target))  # and it loads
 
 
+def test_an_interrupt_as_the_temporary_file_is_made_leaves_nothing_behind(tmp_path, monkeypatch):
+    """Ctrl-C that lands just after the temporary file exists, before atomic_write has its
+    name: the interrupt still stops the write, the target keeps its old content and no
+    temporary file is left beside it."""
+    real_open = os.open
+
+    def open_then_interrupted(file, flags, *args, **kwargs):
+        fd = real_open(file, flags, *args, **kwargs)
+        if os.fspath(file).endswith(".tmp"):  # (the temporary file: created, not yet written)
+            os.kill(os.getpid(), signal.SIGINT)
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_interrupted)
+    target = tmp_path / "model.json"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt), atomic_write(target, "wb") as f:
+        f.write(b"new")
+    assert target.read_bytes() == b"old"
+    assert _leftovers(tmp_path, {"model.json"}) == []
+
+
 def test_the_next_write_sweeps_what_a_sigkilled_writer_left(tmp_path):
     # Nothing can delete a named temporary at SIGKILL; the next write to the same
     # target removes it (its name carries the dead writer's pid).
