@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ._core import queries as _queries
 from ._core.lattice import Lattice
+from ._numpy import np
 
 
 def sample_distinct(

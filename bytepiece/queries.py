@@ -20,16 +20,16 @@ one against the other.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import numpy as np
 
 from . import _parallel, constraints
 from ._core import em as _em
 from ._core import queries as _queries
 from ._core.lattice import Lattice
+from ._numpy import is_integer, np
 from .constraints import Pattern, Positions
 from .encoding import check_count, check_sampling_alpha
 from .model import FIRST_PIECE_ID
@@ -38,10 +38,13 @@ Piece = bytes | bytearray | str | int
 
 #: Texts per block of expected_counts (a fixed size, so that sums do not depend on threads).
 COUNT_BLOCK = 64
-#: The fields of piece_marginals' array: an edge of the lattice and its probability.
-MARGINAL_FIELDS = np.dtype([("start", np.int32), ("end", np.int32), ("id", np.int32), ("prob", np.float64)])
-#: The fields of lattice()'s array: an edge and its piece's log-probability.
-EDGE_FIELDS = np.dtype([("start", np.int32), ("end", np.int32), ("id", np.int32), ("logp", np.float64)])
+
+
+@functools.cache
+def edge_fields(value: str) -> np.dtype:
+    """The fields of an array of edges with one float each: piece_marginals' ("prob",
+    the edge's probability) and lattice()'s ("logp", its piece's log-probability)."""
+    return np.dtype([("start", np.int32), ("end", np.int32), ("id", np.int32), (value, np.float64)])
 
 
 class LatticeQueries:
@@ -76,7 +79,7 @@ class LatticeQueries:
             return bytes(piece)
         if isinstance(piece, str):
             return piece.encode("utf-8")
-        if isinstance(piece, (int, np.integer)) and not isinstance(piece, bool):
+        if is_integer(piece) and not isinstance(piece, bool):
             table = self.id_bytes
             if 3 <= piece < len(table):
                 return table[piece]
@@ -287,7 +290,7 @@ class LatticeQueries:
         # The core lists the edges from the last end position back, shortest first; a
         # stable sort by end (a radix sort on int32) puts the ends in order and keeps that.
         order = np.argsort(ends, kind="stable")
-        out = np.empty(len(starts), dtype=MARGINAL_FIELDS)
+        out = np.empty(len(starts), dtype=edge_fields("prob"))
         out["start"], out["end"], out["id"] = starts[order], ends[order], values[order] + FIRST_PIECE_ID
         out["prob"] = np.minimum(probs[order], 1.0)
         return out
@@ -342,7 +345,7 @@ class LatticeQueries:
         data = self.to_bytes(text)
         cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
         starts, ends, values = _queries.edges(self._lattice, data, cuts=cuts, banned=banned)
-        out = np.empty(len(starts), dtype=EDGE_FIELDS)
+        out = np.empty(len(starts), dtype=edge_fields("logp"))
         out["start"], out["end"], out["id"] = starts, ends, values + FIRST_PIECE_ID
         out["logp"] = self._logprobs[values]
         return out

@@ -20,11 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from . import constraints, distinct
-from ._core import draws as _draws
 from ._core.lattice import Lattice
+from ._numpy import np
 from .constraints import Pattern, Positions
 from .encoding import check_count, check_sampling_alpha
 
@@ -78,6 +76,8 @@ class LatticeSampler:
         data = self.to_bytes(text)
         cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
         seed_word, key_word = self.words(key)
+        from ._core import draws as _draws  # (it imports numpy: not at import time)
+
         try:
             draws, logps = _draws.sample_many(
                 self._lattice, data, n, alpha, seed_word, key_word, cuts=cuts, banned=banned, lists=True

@@ -20,10 +20,9 @@ import os
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 
-import numpy as np
-
 from . import keys as _keys
 from ._core.lattice import DrawStream, Lattice
+from ._numpy import np
 from .batches import BatchEncoder
 from .constraints import Pattern, Positions
 from .encoding import SAMPLERS, Encoding, Normalizer, TextEncoder, char_spans, check_alpha, normalize_form, sampler_code
@@ -53,7 +52,12 @@ _EXACT = SAMPLERS["exact"]
 
 def id_dtype(vocab_size: int):
     """The smallest numpy integer type that holds every id: uint16 up to 65536 ids, else int32."""
-    return np.uint16 if vocab_size <= 1 << 16 else np.int32
+    return getattr(np, _id_type_name(vocab_size))
+
+
+def _id_type_name(vocab_size: int) -> str:
+    """The name of id_dtype(vocab_size), known without importing numpy."""
+    return "uint16" if vocab_size <= 1 << 16 else "int32"
 
 
 def _forward(component: str, method: Callable):
@@ -130,17 +134,15 @@ class Tokenizer:
         first_special = n + FIRST_PIECE_ID
         self._special_ids = {t: first_special + j for j, t in enumerate(vocab.special_tokens)}
         self.vocab_size = first_special + len(vocab.special_tokens)
-        self.id_dtype = id_dtype(self.vocab_size)
+        id_type = _id_type_name(self.vocab_size)  # (numpy's type of it: the id_dtype property)
         self._ids = IdTable(vocab.pieces, self._special_ids)
         self._special = SpecialTokens(self._special_ids, self._normalizer.normalize_text)
-        self._encoder = TextEncoder(
-            self._lattice, self._special, self._to_bytes, self._words, self.id_dtype, self._alpha
-        )
+        self._encoder = TextEncoder(self._lattice, self._special, self._to_bytes, self._words, id_type, self._alpha)
         self._batches = BatchEncoder(
             self._lattice,
             self._form if self._normalize else None,
             self._to_bytes,
-            self.id_dtype,
+            id_type,
             self._encoder,
             self._words,
             self._draw_block,
@@ -353,6 +355,12 @@ class Tokenizer:
         """The bytes each id decodes to, indexed by id (``b""`` for ``<pad>``, ``<bos>``,
         ``<eos>``; a special token's UTF-8)."""
         return self._ids.id_bytes
+
+    @property
+    def id_dtype(self):
+        """The numpy type of the ids in arrays (``as_numpy=True``): uint16 when every id
+        fits, else int32."""
+        return id_dtype(self.vocab_size)
 
     @property
     def special_tokens(self) -> dict:

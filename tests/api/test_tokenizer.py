@@ -351,6 +351,21 @@ def test_import_is_side_effect_free():
     assert out.stdout.strip() == "False"
 
 
+def test_importing_and_loading_a_model_leave_numpy_unimported():
+    """numpy costs a cold start more than everything else together; the package imports
+    it when something first needs it (bytepiece._numpy)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        "import sys, bytepiece\n"
+        "vocab = bytepiece.load_model(sys.argv[1])\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported'\n"
+        "tok = bytepiece.Tokenizer(vocab)\n"
+        "assert tok.encode('abc', as_numpy=True).tolist() == tok.encode('abc')\n"
+    )
+    model = os.path.join(root, "tests", "data", "bytepiece_80k.zip")
+    subprocess.run([sys.executable, "-c", code, model], cwd=root, check=True, timeout=120)
+
+
 @pytest.mark.parametrize("size", [10, 3000, 50_000])  # (on the call's stack, and past it)
 def test_a_non_ascii_str_encodes_as_its_utf8_and_keeps_no_utf8_copy(tok, size):
     """The core encodes a non-ASCII str into a buffer of its own: the same ids as its

@@ -38,7 +38,7 @@ from .segment cimport (
 from .text cimport text_utf8
 from .automaton cimport Automaton, automaton_build, automaton_free
 
-import numpy as np
+from .._numpy import np
 
 #: The samplers by name: the `sampler` argument of Lattice.sample and of the batches.
 from .segment cimport MAX_ALPHA as ALPHA_LIMIT
