@@ -129,7 +129,7 @@ class Tokenizer:
         logprobs = np.log(counts) - np.log(float(sum(vocab.counts)))
         self._logprobs = logprobs
         n = len(vocab.pieces)
-        self._lattice = Lattice(list(vocab.pieces), logprobs, np.arange(FIRST_PIECE_ID, FIRST_PIECE_ID + n))
+        self._lattice = Lattice(list(vocab.pieces), logprobs, range(FIRST_PIECE_ID, FIRST_PIECE_ID + n))
         # User special tokens take the ids after the pieces.
         first_special = n + FIRST_PIECE_ID
         self._special_ids = {t: first_special + j for j, t in enumerate(vocab.special_tokens)}
