@@ -364,7 +364,7 @@ def _parse_layout(raw: bytes, where: str) -> Vocabulary | None:
     parsed = parse_model_json(raw)
     if parsed is None:
         return None
-    pieces, counts, tail = parsed
+    pieces, counts, tail, singles = parsed  # (the pieces are distinct)
     special: tuple[str, ...] = ()
     normalization, alpha = DEFAULT_NORMALIZATION, DEFAULT_ALPHA
     if tail:
@@ -375,10 +375,10 @@ def _parse_layout(raw: bytes, where: str) -> Vocabulary | None:
         if type(meta) is not dict or list(meta) != [METADATA_KEY]:
             return None
         special, normalization, alpha = _parse_metadata(meta[METADATA_KEY], where)
-    distinct = set(pieces)
-    if len(distinct) != len(pieces):
-        return None
-    _validate_pieces(pieces, counts, where, distinct)
+    if singles == 256:
+        _check_total(counts, where)  # (what _validate_pieces checks that the core has not)
+    else:
+        _validate_pieces(pieces, counts, where)  # (it names the missing bytes)
     return Vocabulary(tuple(pieces), tuple(counts), special, normalization, alpha)
 
 
@@ -571,6 +571,10 @@ def _validate_pieces(
     if len(distinct) != len(pieces):
         raise ModelError(f"model {where}: a piece appears twice")
     del distinct
+    _check_total(counts, where)
+
+
+def _check_total(counts: Sequence[int | float], where: str) -> None:
     # The total as the tokenizer computes it (float() of the exact sum): integer counts
     # whose float values add up to a finite number can still have an exact sum beyond
     # the float range.
