@@ -59,7 +59,7 @@ class LatticeQueries:
         lattice: Lattice,
         to_bytes: Callable[[Any], bytes],
         id_bytes: Sequence[bytes],
-        logprobs: np.ndarray,
+        logprobs: Sequence[float],
     ):
         self._lattice = lattice
         self.to_bytes = to_bytes
@@ -347,7 +347,7 @@ class LatticeQueries:
         starts, ends, values = _queries.edges(self._lattice, data, cuts=cuts, banned=banned)
         out = np.empty(len(starts), dtype=edge_fields("logp"))
         out["start"], out["end"], out["id"] = starts, ends, values + FIRST_PIECE_ID
-        out["logp"] = self._logprobs[values]
+        out["logp"] = np.asarray(self._logprobs)[values]
         return out
 
 

@@ -17,12 +17,11 @@ from the constrained distribution, exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import constraints, distinct
 from ._core.lattice import Lattice
-from ._numpy import np
 from .constraints import Pattern, Positions
 from .encoding import check_count, check_sampling_alpha
 
@@ -37,7 +36,7 @@ class LatticeSampler:
         lattice: Lattice,
         to_bytes: Callable[[Any], bytes],
         words: Callable[[Any], tuple[int, int]],
-        logprobs: np.ndarray,
+        logprobs: Sequence[float],
     ):
         self._lattice = lattice
         self.to_bytes = to_bytes

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 
 from . import keys as _keys
-from ._core.lattice import DrawStream, Lattice
+from ._core.lattice import DrawStream, Lattice, log_probs
 from ._numpy import np
 from .batches import BatchEncoder
 from .constraints import Pattern, Positions
@@ -121,12 +121,10 @@ class Tokenizer:
         self._normalizer = Normalizer(self._form)
         self._to_bytes = self._normalizer.to_bytes
         self._alpha = float(vocab.alpha)
-        counts = np.asarray(vocab.counts, dtype=np.float64)
-        # Same arithmetic as 0.6.3 (np.log of each count minus np.log of the integer
-        # total), so that Viterbi ties are decided on identical floating-point scores.
-        # float() rounds the exact total as numpy's int64 cast does, and also takes
-        # totals beyond 64 bits (on which np.log of a Python int raises TypeError).
-        logprobs = np.log(counts) - np.log(float(sum(vocab.counts)))
+        # 0.6.3's arithmetic (the log of each count minus the log of the integer total,
+        # rounded once), so that Viterbi ties are decided on the same floating-point
+        # scores; with the C library's log, not numpy's (log_probs says where they differ).
+        logprobs = log_probs(vocab.counts)
         self._logprobs = logprobs
         n = len(vocab.pieces)
         self._lattice = Lattice(list(vocab.pieces), logprobs, range(FIRST_PIECE_ID, FIRST_PIECE_ID + n))
@@ -371,7 +369,7 @@ class Tokenizer:
     def piece_log_probs(self) -> np.ndarray:
         """The log-probability of every piece, the values the lattice scores with: entry i
         is that of id i + 3 (a read-only float64 view)."""
-        view = self._logprobs.view()
+        view = np.frombuffer(self._logprobs, dtype=np.float64)
         view.flags.writeable = False
         return view
 

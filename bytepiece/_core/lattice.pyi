@@ -1,3 +1,4 @@
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,8 @@ Text = str | bytes
 MAX_ALPHA: float
 #: The samplers by name.
 SAMPLERS: dict[str, int]
+
+def log_probs(counts: Sequence[int | float]) -> array[float]: ...
 
 class Lattice:
     num_pieces: int
