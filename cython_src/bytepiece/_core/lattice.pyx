@@ -14,7 +14,7 @@ from cpython.array cimport array, clone
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF, PyObject
-from libc.math cimport NAN, isfinite, log
+from libc.math cimport NAN, exp, isfinite, log
 from libc.stdint cimport int32_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
@@ -215,8 +215,11 @@ cdef class Lattice:
     cdef object weights_for(self, double alpha, int mode):
         """exp(alpha * logp) for linear-space sampling, else None. The first 16 alphas are
         cached for the object's lifetime and returned as their address (an int); later ones
-        are computed per call and returned as an array the caller holds while it works."""
+        are computed per call and returned as an array('d') the caller holds while it works.
+        (The C library's exp, as log_probs takes its log: sampling needs no numpy.)"""
         cdef double[::1] view
+        cdef array q
+        cdef Py_ssize_t i
         if mode != MODE_EXACT:
             return None
         if alpha == self._last_alpha:        # (never true for NaN, the initial value)
@@ -227,7 +230,9 @@ cdef class Lattice:
             self._last_q = <const double*><size_t>address
             self._last_alpha = alpha
             return address
-        q = np.exp(alpha * np.asarray(self.logp))
+        q = clone(array("d"), self.num_pieces, False)
+        for i in range(self.num_pieces):
+            q.data.as_doubles[i] = exp(alpha * self.logp_ptr[i])
         if len(self._weights) >= 16:
             return q
         view = q
