@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 
+from ._core.id_lists import atomic_tuple
 from ._numpy import is_array, is_integer
 from .model import FIRST_PIECE_ID, SPECIAL_PIECES
 
@@ -28,7 +29,7 @@ class IdTable:
         self.pieces = pieces
         self.special_ids = special_ids
         #: The bytes each id decodes to, indexed by id.
-        self.id_bytes: tuple[bytes, ...] = tuple(
+        self.id_bytes: tuple[bytes, ...] = atomic_tuple(
             [b""] * FIRST_PIECE_ID + list(pieces) + [t.encode("utf-8") for t in special_ids]
         )
 

@@ -20,7 +20,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from .common.rng cimport RNG_XOSHIRO, Rng, rng_init
-from .id_lists cimport ids_to_objs
+from .id_lists cimport ids_to_objs, untracked_tuple
 from .segment cimport (
     LINEAR_LIMIT,
     check_alpha,
@@ -148,7 +148,7 @@ cdef class Lattice:
         self._weight_arrays = []
         self._last_alpha = NAN
         self._last_address = None
-        self._id_objs = tuple(id_arr.tolist())
+        self._id_objs = untracked_tuple(id_arr.tolist())
         self._id_shift = iv[0]
         for i in range(n):
             if iv[i] != iv[0] + i:

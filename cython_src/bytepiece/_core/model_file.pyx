@@ -19,6 +19,8 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memset
 
+from .id_lists cimport untracked_tuple
+
 
 cdef int B64[256]          # the value of a base64 character, -1 for any other byte
 cdef const char* B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -196,7 +198,7 @@ cdef int all_distinct(list pieces) except -1:
 
 def parse_model_json(const uint8_t[::1] raw):
     """(pieces, counts, tail, singles) of a model file in 0.6.3's layout: the pieces
-    (bytes, all distinct) and counts (int) in id order, the offset of the metadata entry's
+    (bytes, all distinct) and counts (int) in id order, as tuples (untracked_tuple), the offset of the metadata entry's
     key (0: none; the caller parses the entry) and how many pieces are a single byte;
     None when the file is not exactly in that layout or two of its pieces are equal."""
     cdef Py_ssize_t n = raw.shape[0], pos, used, size, expect = 3, ws, singles = 0
@@ -224,7 +226,9 @@ def parse_model_json(const uint8_t[::1] raw):
             if starts(p + pos, n - pos, b'__bytepiece__"', 14):
                 if expect == 3:
                     return None
-                return (pieces, counts, pos - 1, singles) if all_distinct(pieces) else None
+                if not all_distinct(pieces):
+                    return None
+                return untracked_tuple(pieces), untracked_tuple(counts), pos - 1, singles
             used = b64_key(p + pos, n - pos, buf, &size)
             if used < 0:
                 return None
@@ -268,6 +272,8 @@ def parse_model_json(const uint8_t[::1] raw):
             for ws in range(pos, n):     # (JSON allows whitespace after the object)
                 if not (p[ws] == 32 or p[ws] == 9 or p[ws] == 10 or p[ws] == 13):
                     return None
-            return (pieces, counts, 0, singles) if all_distinct(pieces) else None
+            if not all_distinct(pieces):
+                return None
+            return untracked_tuple(pieces), untracked_tuple(counts), 0, singles
     finally:
         free(buf)
