@@ -28,10 +28,8 @@ pieces look like to people, like the text rendering in the file.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import io
-import json
 import math
 import operator
 import os
@@ -141,7 +139,7 @@ class Vocabulary:
         """The model as BytePiece 0.6.3's JSON object (plus the metadata entry, last,
         when the model is not plain)."""
         out: dict[str, Any] = {
-            base64.b64encode(piece).decode("ascii"): [
+            binascii.b2a_base64(piece, newline=False).decode("ascii"): [
                 index + FIRST_PIECE_ID,
                 piece.decode("utf-8", errors="ignore"),
                 count,
@@ -193,6 +191,8 @@ def save_model(
 def _model_text(vocab: Vocabulary) -> str:
     """_dumps_indented(vocab.to_dict()), written in one pass over the pieces when every
     count is an int (a trained model's are): no dict of a list per piece first."""
+    import json  # (here and below: loading a model in 0.6.3's layout needs no json)
+
     encode_str = json.encoder.encode_basestring
     b64 = binascii.b2a_base64
     entries = []
@@ -229,6 +229,8 @@ def _piece_entry(key: str, index: int, text: str, count: int) -> str:
 
 def _entry_text(key: str, value: Any) -> str:
     """One entry of _dumps_indented's object, without the indentation before it."""
+    import json
+
     encode_str = json.encoder.encode_basestring  # (ensure_ascii=False's escaping)
     if (
         type(value) is list
@@ -335,6 +337,8 @@ def _zip_member(archive_file: Any, path: str) -> bytes:
 
 def _read_json(raw: bytes, where: str) -> Any:
     """The JSON value of a model file's bytes."""
+    import json
+
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -368,6 +372,8 @@ def _parse_layout(raw: bytes, where: str) -> Vocabulary | None:
     special: tuple[str, ...] = ()
     normalization, alpha = DEFAULT_NORMALIZATION, DEFAULT_ALPHA
     if tail:
+        import json
+
         try:
             meta = json.loads("{" + raw[tail:].decode("utf-8"))
         except (ValueError, RecursionError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
@@ -449,6 +455,8 @@ def _third(value: list) -> Any:
 def _parse_checked(data: Any, where: str) -> Vocabulary:
     """The vocabulary of a model's JSON object, checked entry by entry: the first problem
     found is the error."""
+    import base64
+
     if not isinstance(data, Mapping):
         raise ModelError(
             f"model {where}: expected a JSON object {{base64 piece: [id, text, count]}}, got {type(data).__name__}"
@@ -470,7 +478,7 @@ def _parse_checked(data: Any, where: str) -> Vocabulary:
         if not isinstance(key, str):
             raise ModelError(f"model {where}: piece key {key!r} is not a base64 string")
         try:
-            piece = base64.b64decode(key, validate=True)
+            piece = base64.b64decode(key, validate=True)  # (its errors, named below)
         except (binascii.Error, ValueError) as error:
             raise ModelError(f"model {where}: piece key {key!r} is not valid base64 ({error})") from error
         if not piece:
@@ -488,7 +496,7 @@ def _parse_checked(data: Any, where: str) -> Vocabulary:
         if not (count > 0 and _finite(count)):
             raise ModelError(f"model {where}: piece {key!r} has count {count!r}; counts must be finite and > 0")
         if piece_id in by_id:
-            first = base64.b64encode(by_id[piece_id][0]).decode()
+            first = binascii.b2a_base64(by_id[piece_id][0], newline=False).decode()
             raise ModelError(f"model {where}: id {piece_id} is used twice (pieces {first!r} and {key!r})")
         by_id[piece_id] = (piece, count)
     n = len(by_id)
