@@ -339,6 +339,7 @@ cdef int automaton_build(Automaton* A, list pieces) except -1:
     not bytes are replaced by bytes(item) in the list. ValueError (nothing allocated) if
     a piece is empty or appears twice, or a single byte is missing."""
     cdef Py_ssize_t nkeys = len(pieces), singles = 0, i, nodes = 1
+    cdef int32_t shared
     cdef bytes piece
     cdef size_t room = max(nkeys, 1)
     cdef int64_t total = 0
@@ -372,13 +373,13 @@ cdef int automaton_build(Automaton* A, list pieces) except -1:
             if kl[i] > A.max_len:
                 A.max_len = kl[i]
         sort_keys(kp, kl, kv, tmp, nkeys)
-        for i in range(1, nkeys):
-            if key_cmp(kp[kv[i - 1]], kl[kv[i - 1]], kp[kv[i]], kl[kv[i]]) == 0:
-                raise ValueError("a piece appears twice")
         # The trie's nodes: the root and, per key in sorted order, the bytes after its
-        # common prefix with the key before it.
+        # common prefix with the key before it (all of it: the same key twice).
         for i in range(nkeys):
-            nodes += kl[kv[i]] - (common_prefix(kp[kv[i - 1]], kl[kv[i - 1]], kp[kv[i]], kl[kv[i]]) if i else 0)
+            shared = common_prefix(kp[kv[i - 1]], kl[kv[i - 1]], kp[kv[i]], kl[kv[i]]) if i else 0
+            if shared == kl[kv[i]] and shared == kl[kv[i - 1]]:
+                raise ValueError("a piece appears twice")
+            nodes += kl[kv[i]] - shared
         if singles != 256:
             raise ValueError(f"all 256 single bytes must be pieces ({256 - singles} missing)")
         if total >= (1 << 30):
