@@ -9,6 +9,7 @@
 # allocations trigger would otherwise walk all of them.
 
 from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.long cimport PyLong_FromLong
 from cpython.ref cimport Py_INCREF, PyObject
 from libc.stdint cimport int32_t
@@ -87,6 +88,21 @@ cdef tuple untracked_tuple(object items):
     for item in out:
         if PyObject_IS_GC(item):
             return out
+    PyObject_GC_UnTrack(out)
+    return out
+
+
+cdef tuple id_objects(const int32_t* ids, Py_ssize_t n, PyObject** ptrs):
+    """The prebuilt int objects of ids_to_objs: a tuple of the n ids as ints (untracked,
+    as untracked_tuple makes it), each also written to ptrs[i] (borrowed from the tuple)."""
+    cdef tuple out = PyTuple_New(n)
+    cdef object item
+    cdef Py_ssize_t i
+    for i in range(n):
+        item = PyLong_FromLong(ids[i])
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(out, i, item)
+        ptrs[i] = <PyObject*>item
     PyObject_GC_UnTrack(out)
     return out
 

@@ -20,7 +20,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from .common.rng cimport RNG_XOSHIRO, Rng, rng_init
-from .id_lists cimport ids_to_objs, untracked_tuple
+from .id_lists cimport id_objects, ids_to_objs
 from .segment cimport (
     LINEAR_LIMIT,
     check_alpha,
@@ -148,7 +148,6 @@ cdef class Lattice:
         self._weight_arrays = []
         self._last_alpha = NAN
         self._last_address = None
-        self._id_objs = untracked_tuple(id_arr.tolist())
         self._id_shift = iv[0]
         for i in range(n):
             if iv[i] != iv[0] + i:
@@ -157,8 +156,7 @@ cdef class Lattice:
         self._id_ptrs = <PyObject**>malloc(max(1, len(pieces)) * sizeof(PyObject*))
         if self._id_ptrs == NULL:
             raise MemoryError()
-        for i, obj in enumerate(self._id_objs):
-            self._id_ptrs[i] = <PyObject*>obj
+        self._id_objs = id_objects(&iv[0], n, self._id_ptrs)
 
     def __dealloc__(self):
         if self._ac_owner is None:
