@@ -63,26 +63,52 @@ class Vocabulary:
     ``len(pieces) + 3 + j``), the text normalisation and the default alpha.
 
     Immutable; equal when every field is, and hashable. (A plain class rather than a
-    frozen dataclass, so that ``import bytepiece`` does not load dataclasses and inspect.)"""
+    frozen dataclass, so that ``import bytepiece`` does not load dataclasses and inspect.)
+
+    A model read from a file in 0.6.3's layout brings its counts as an array of int64
+    (an int object per count would be 2.5 MB of a cold start's peak for the 80k model);
+    :attr:`counts` makes them a tuple when it is first read, and the tokenizer reads
+    the array (:meth:`_count_values`)."""
 
     pieces: tuple[bytes, ...]
-    counts: tuple[int | float, ...]
     special_tokens: tuple[str, ...]
     normalization: str
     alpha: float
+    _counts: Sequence[int | float]
     _FIELDS = ("pieces", "counts", "special_tokens", "normalization", "alpha")
 
     def __init__(
         self,
         pieces: tuple[bytes, ...],
-        counts: tuple[int | float, ...],
+        counts: Sequence[int | float],
         special_tokens: tuple[str, ...] = (),
         normalization: str = DEFAULT_NORMALIZATION,
         alpha: float = DEFAULT_ALPHA,
     ) -> None:
         for name, value in zip(self._FIELDS, (pieces, counts, special_tokens, normalization, alpha)):
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, "_counts" if name == "counts" else name, value)
         _check_metadata(self.special_tokens, self.normalization, self.alpha, "<vocabulary>")
+
+    @property
+    def counts(self) -> tuple[int | float, ...]:
+        """The pieces' counts, in id order."""
+        counts = self._counts
+        if type(counts) is not tuple:
+            counts = tuple(counts)
+            object.__setattr__(self, "_counts", counts)
+        return counts
+
+    def _count_values(self) -> Sequence[int | float]:
+        """The counts as they are held: the tuple, or the int64 array of a loaded model."""
+        return self._counts
+
+    def __reduce__(self) -> tuple:
+        return (Vocabulary, self._values())
+
+    def __setstate__(self, state: dict) -> None:  # (a pickle of a version before _counts)
+        state = dict(state)
+        state["_counts"] = state.pop("counts", state.get("_counts"))
+        self.__dict__.update(state)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"cannot assign to {name!r}: a Vocabulary is immutable (use replace)")
@@ -126,7 +152,7 @@ class Vocabulary:
         """A copy with some fields changed (validated)."""
         fields: dict[str, Any] = {
             "pieces": self.pieces,
-            "counts": self.counts,
+            "counts": self._counts,
             "special_tokens": self.special_tokens,
             "normalization": self.normalization,
             "alpha": self.alpha,
@@ -448,7 +474,7 @@ def _parse_layout(raw: bytes, where: str) -> Vocabulary | None:
     parsed = parse_model_json(raw)
     if parsed is None:
         return None
-    pieces, counts, tail, singles = parsed  # (the pieces are distinct)
+    pieces, counts, tail, singles = parsed  # (distinct pieces; counts: an int64 array of positive counts)
     special: tuple[str, ...] = ()
     normalization, alpha = DEFAULT_NORMALIZATION, DEFAULT_ALPHA
     if tail:
@@ -461,11 +487,12 @@ def _parse_layout(raw: bytes, where: str) -> Vocabulary | None:
         if type(meta) is not dict or list(meta) != [METADATA_KEY]:
             return None
         special, normalization, alpha = _parse_metadata(meta[METADATA_KEY], where)
-    if singles == 256:
-        _check_total(counts, where)  # (what _validate_pieces checks that the core has not)
-    else:
-        _validate_pieces(pieces, counts, where)  # (it names the missing bytes)
-    return Vocabulary(tuple(pieces), tuple(counts), special, normalization, alpha)
+    # The core checked what _validate_pieces checks but the single bytes, which it only
+    # counted (_validate_pieces names the missing ones), and the total: counts of at most
+    # 18 digits add up to a finite float.
+    if singles != 256:
+        _validate_pieces(pieces, counts, where)
+    return Vocabulary(pieces, counts, special, normalization, alpha)
 
 
 def _parse(data: Any, where: str) -> Vocabulary:

@@ -124,7 +124,7 @@ class Tokenizer:
         # 0.6.3's arithmetic (the log of each count minus the log of the integer total,
         # rounded once), so that Viterbi ties are decided on the same floating-point
         # scores; with the C library's log, not numpy's (log_probs says where they differ).
-        logprobs = log_probs(vocab.counts)
+        logprobs = log_probs(vocab._count_values())
         self._logprobs = logprobs
         n = len(vocab.pieces)
         self._lattice = Lattice(list(vocab.pieces), logprobs, range(FIRST_PIECE_ID, FIRST_PIECE_ID + n))

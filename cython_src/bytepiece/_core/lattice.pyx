@@ -52,18 +52,40 @@ cdef enum:
     TEXT_STACK = 8192   # bytes of stack a per-call method lends a non-ASCII str's UTF-8
 
 
+cdef bint all_positive(array values):
+    cdef Py_ssize_t i
+    for i in range(len(values)):
+        if values.data.as_longlongs[i] <= 0:
+            return False
+    return True
+
+
 def log_probs(counts):
-    """The pieces' scores from their counts, as an array('d'): log(count) - log(total),
-    total the exact sum of the counts rounded once to a float (0.6.3's arithmetic).
+    """The pieces' scores from their counts (a sequence of numbers, or an array('q') of
+    positive ones), as an array('d'): log(count) - log(total), total the exact sum of the
+    counts rounded once to a float (0.6.3's arithmetic).
 
     The C library's log, so that building a tokenizer needs no numpy. It is also what
     numpy's log is on most machines; where numpy runs a SIMD log of its own (x86-64 with
     AVX-512, in the usual wheels) the two differ in the last bit for a few counts in
     ten thousand, and these scores are the C library's on every machine."""
     cdef Py_ssize_t i, n = len(counts)
-    cdef double minus = log(float(sum(counts)))
     cdef array out = clone(array("d"), n, False)
     cdef double* view = out.data.as_doubles
+    cdef const long long* values
+    cdef unsigned long long low = 0, high = 0, v
+    cdef double minus
+    if type(counts) is array and counts.typecode == "q" and all_positive(counts):
+        values = (<array>counts).data.as_longlongs
+        for i in range(n):              # (the exact total: 128 bits, as two words)
+            v = <unsigned long long>values[i]
+            low += v
+            high += low < v
+        minus = log(float((<object>high << 64) | low))
+        for i in range(n):
+            view[i] = log(<double>values[i]) - minus
+        return out
+    minus = log(float(sum(counts)))
     for i in range(n):
         view[i] = log(<double>counts[i]) - minus
     return out

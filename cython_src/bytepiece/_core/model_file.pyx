@@ -14,6 +14,7 @@
 # vocabulary, at the moment the file's bytes are still held), that the pieces are
 # distinct, and counts the single bytes among them.
 
+from cpython.array cimport array, clone, resize_smart
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
@@ -198,15 +199,17 @@ cdef int all_distinct(list pieces) except -1:
 
 def parse_model_json(const uint8_t[::1] raw):
     """(pieces, counts, tail, singles) of a model file in 0.6.3's layout: the pieces
-    (bytes, all distinct) and counts (int) in id order, as tuples (untracked_tuple), the offset of the metadata entry's
-    key (0: none; the caller parses the entry) and how many pieces are a single byte;
-    None when the file is not exactly in that layout or two of its pieces are equal."""
+    (bytes, all distinct; an untracked_tuple) and their counts (an array('q'): no int
+    object per count) in id order, the offset of the metadata entry's key (0: none; the
+    caller parses the entry) and how many pieces are a single byte. None when the file
+    is not exactly in that layout or two of its pieces are equal."""
     cdef Py_ssize_t n = raw.shape[0], pos, used, size, expect = 3, ws, singles = 0
     cdef const uint8_t* p
     cdef int64_t ident, count
     cdef uint8_t* buf
     cdef uint8_t seen[256]
-    cdef list pieces = [], counts = []
+    cdef list pieces = []
+    cdef array counts = clone(array("q"), 0, False)
     memset(seen, 0, sizeof(seen))
     if n < 2:
         return None
@@ -228,7 +231,7 @@ def parse_model_json(const uint8_t[::1] raw):
                     return None
                 if not all_distinct(pieces):
                     return None
-                return untracked_tuple(pieces), untracked_tuple(counts), pos - 1, singles
+                return untracked_tuple(pieces), counts, pos - 1, singles
             used = b64_key(p + pos, n - pos, buf, &size)
             if used < 0:
                 return None
@@ -258,7 +261,8 @@ def parse_model_json(const uint8_t[::1] raw):
                 return None
             pos += 6
             pieces.append(PyBytes_FromStringAndSize(<char*>buf, size))
-            counts.append(count)
+            resize_smart(counts, expect - 2)
+            counts.data.as_longlongs[expect - 3] = count
             if size == 1 and not seen[buf[0]]:
                 seen[buf[0]] = 1
                 singles += 1
@@ -274,6 +278,6 @@ def parse_model_json(const uint8_t[::1] raw):
                     return None
             if not all_distinct(pieces):
                 return None
-            return untracked_tuple(pieces), untracked_tuple(counts), 0, singles
+            return untracked_tuple(pieces), counts, 0, singles
     finally:
         free(buf)
