@@ -9,14 +9,15 @@ usable cores: more threads than cores only add memory and switching, since the
 segmenting does not wait on anything) and a helper idle for ``IDLE_SECONDS`` exits,
 so that a batch asking for a thousand threads leaves neither a thousand threads nor
 their stacks behind. A forked child has none of its parent's threads: it starts
-with a new, empty pool.
+with a new, empty pool. The pool is made, and threading and queue imported, when a
+batch first needs helpers: import bytepiece loads this module, and a process that
+encodes a line at a time never starts a thread.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
-import queue
-import threading
 from collections.abc import Callable, Sequence
 
 from .keys import exact_integer
@@ -54,8 +55,10 @@ class HelperPool:
     exits."""
 
     def __init__(self) -> None:
+        import queue
+
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._size = 0
 
     @property
@@ -64,6 +67,8 @@ class HelperPool:
         return self._size
 
     def _serve(self) -> None:
+        import queue
+
         while True:
             try:
                 task = self._tasks.get(timeout=IDLE_SECONDS)
@@ -82,6 +87,8 @@ class HelperPool:
     def submit(self, task: Callable[[], object], helpers: int) -> None:
         """Run task() on `helpers` threads of the pool (at most max_helpers(); soon; the
         caller does not wait)."""
+        import threading
+
         helpers = min(helpers, max_helpers())
         if helpers <= 0:
             return
@@ -93,17 +100,31 @@ class HelperPool:
                 self._tasks.put(task)
 
 
-_pool = HelperPool()
+_pool: HelperPool | None = None  # (made by the first batch that needs helpers)
+_pool_lock = _thread.allocate_lock()
 
 
 def submit(task: Callable[[], object], helpers: int) -> None:
     """Run task() on `helpers` threads of this process's pool (soon; the caller does not wait)."""
-    _pool.submit(task, helpers)
+    pool = _pool
+    if pool is None:
+        pool = _make_pool()
+    pool.submit(task, helpers)
+
+
+def _make_pool() -> HelperPool:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = HelperPool()
+        return _pool
 
 
 def run_parallel(run_block: Callable[..., None], blocks: Sequence[tuple], threads: int) -> None:
     """run_block(*block) for every block, on this thread and threads - 1 helpers; returns
     when every block that was started has finished; re-raises the first error."""
+    import threading
+
     errors: list = []
     done = threading.Condition()
     state = {"next": 0, "running": 0}
@@ -180,8 +201,9 @@ def thread_count(num_threads: int | None, texts: Sequence) -> int:
 
 
 def _new_pool_in_child() -> None:
-    global _pool
-    _pool = HelperPool()  # the parent's helper threads do not exist in the child
+    global _pool, _pool_lock
+    _pool = None  # the parent's helper threads do not exist in the child
+    _pool_lock = _thread.allocate_lock()
 
 
 if hasattr(os, "register_at_fork"):

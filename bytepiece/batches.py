@@ -11,14 +11,13 @@ text by the caller, so the result never depends on the thread count.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
-import numpy as np
-
 from . import _parallel
-from ._core import draws as _draws
 from ._core.batch import encode_flat, encode_lists
 from ._core.lattice import Lattice
+from ._numpy import is_array, np
 from .constraints import Pattern
 from .encoding import TextEncoder, check_alpha, check_count, sampler_code
 from .model import BOS_ID, EOS_ID
@@ -32,7 +31,7 @@ def _per_text(spec: Sequence | None, n: int, name: str) -> list:
     """One constraint entry per text (None: none for any)."""
     if spec is None:
         return [None] * n
-    if isinstance(spec, (str, bytes)) or not isinstance(spec, (Sequence, np.ndarray)):
+    if isinstance(spec, (str, bytes)) or not (isinstance(spec, Sequence) or is_array(spec)):
         raise TypeError(f"{name} in encode_batch is a sequence with one entry per text (positions, a mask or None)")
     if len(spec) != n:
         raise ValueError(f"{name} has {len(spec)} entries for {n} texts")
@@ -61,11 +60,16 @@ class BatchEncoder:
         self.lattice = lattice
         self.form = form
         self.convert = convert
-        self.dtype = np.dtype(dtype)
+        self._dtype = dtype  # (a numpy type or its name: see dtype)
         self.encoder = encoder
         self.words = words
         self.draw_block = draw_block
         self.default_alpha = default_alpha
+
+    @functools.cached_property
+    def dtype(self) -> np.dtype:
+        """numpy's dtype of the id type given (made on first use: numpy is imported then)."""
+        return np.dtype(self._dtype)
 
     # (encode_batch's parameters mirror TokenizerCore.encode's on purpose: a batch takes
     # what one text takes)
@@ -199,6 +203,8 @@ class BatchEncoder:
     ):
         """``count`` draws of every text (text i with seeds[i], words[i]), from one forward
         pass per text, on ``threads`` threads (blocks of texts)."""
+        from ._core import draws as _draws  # (it imports numpy: not at import time)
+
         out: list = [None] * len(texts)
         head = [BOS_ID] if add_bos else []
         tail = [EOS_ID] if add_eos else []

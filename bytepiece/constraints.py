@@ -24,9 +24,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Union
 
-import numpy as np
+from ._numpy import np
 
-Positions = Sequence[int] | np.ndarray
+Positions = Union[Sequence[int], "np.ndarray"]  # (a str: reading np.ndarray would import numpy)
 Pattern = Union[str, bytes, "re.Pattern[str]", "re.Pattern[bytes]"]
 
 

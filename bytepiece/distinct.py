@@ -17,11 +17,11 @@ the same order, so the draws are the same.
 from __future__ import annotations
 
 import math
-
-import numpy as np
+from collections.abc import Sequence
 
 from ._core import queries as _queries
 from ._core.lattice import Lattice
+from ._numpy import np
 
 
 def sample_distinct(
@@ -31,7 +31,7 @@ def sample_distinct(
     alpha: float,
     seed_word: int,
     key_word: int,
-    logprobs: np.ndarray,
+    logprobs: Sequence[float],
     cuts: np.ndarray | None = None,
     banned: np.ndarray | None = None,
 ) -> list[tuple[list[bytes], float, float]]:
@@ -46,7 +46,7 @@ def sample_distinct(
         raise ValueError("no segmentation satisfies the constraints")
     starts, ends, values = _queries.edges(lattice, data, cuts=cuts, banned=banned)
     edges_at: dict[int, list[tuple[int, float]]] = {}
-    for s, e, lp in zip(starts.tolist(), ends.tolist(), logprobs[values].tolist()):
+    for s, e, lp in zip(starts.tolist(), ends.tolist(), np.asarray(logprobs)[values].tolist()):
         edges_at.setdefault(e, []).append((s, lp))
     walk = _Walk(edges_at, data, alpha, forward, logz)
 

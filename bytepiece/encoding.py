@@ -12,12 +12,11 @@ as the fast path does; later runs draw with key words derived from it.
 
 from __future__ import annotations
 
+import functools
 import struct
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, NoReturn
-
-import numpy as np
 
 from . import constraints
 from ._core.batch import encode_flat
@@ -25,6 +24,7 @@ from ._core.constrained import encode_constrained
 from ._core.draws import MAX_COUNT
 from ._core.lattice import MAX_ALPHA, Lattice
 from ._core.lattice import SAMPLERS as CORE_SAMPLERS
+from ._numpy import np
 from .keys import blake2b, exact_integer
 from .model import BOS_ID, EOS_ID, FIRST_PIECE_ID
 from .special import SpecialSet, SpecialTokens
@@ -169,7 +169,7 @@ class TextEncoder:
         self.to_bytes = normalizer.to_bytes
         self.form = normalizer.form if normalizer.active else None  # (of str input)
         self.words = words
-        self.dtype = np.dtype(dtype)
+        self._dtype = dtype  # (a numpy type or its name: see dtype)
         self.default_alpha = default_alpha
 
     def encode(
@@ -225,6 +225,11 @@ class TextEncoder:
                 code = sampler_code(sampler)
                 ids = self.lattice.sample(data, alpha, seed_word, key_word, bos, eos, sampler=code)
         return ids.__iter__() if iter else ids
+
+    @functools.cached_property
+    def dtype(self) -> np.dtype:
+        """numpy's dtype of the id type given (made on first use: numpy is imported then)."""
+        return np.dtype(self._dtype)
 
     def _runs(self, data: bytes, allowed: SpecialSet, disallowed: SpecialSet) -> list[tuple[int, int, int]]:
         """(start, end, special id or -1) of the text's runs."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 
-import numpy as np
-
+from ._core.id_lists import atomic_tuple
+from ._numpy import is_array, is_integer
 from .model import FIRST_PIECE_ID, SPECIAL_PIECES
 
 
@@ -29,7 +29,7 @@ class IdTable:
         self.pieces = pieces
         self.special_ids = special_ids
         #: The bytes each id decodes to, indexed by id.
-        self.id_bytes: tuple[bytes, ...] = tuple(
+        self.id_bytes: tuple[bytes, ...] = atomic_tuple(
             [b""] * FIRST_PIECE_ID + list(pieces) + [t.encode("utf-8") for t in special_ids]
         )
 
@@ -37,20 +37,14 @@ class IdTable:
         """The exact bytes of ``ids`` (special ids contribute nothing); UnknownIdError
         names the first id outside the vocabulary."""
         table = self.id_bytes
-        if isinstance(ids, np.ndarray):
-            ids = ids.tolist()
-        elif not isinstance(ids, (list, tuple)):
-            ids = list(ids)
+        if not isinstance(ids, (list, tuple)):
+            ids = ids.tolist() if is_array(ids) else list(ids)
         try:
             if ids and (min(ids) < 0 or max(ids) >= len(table)):
                 raise IndexError
             return b"".join([table[i] for i in ids])
         except (IndexError, TypeError):
-            bad = next(
-                i
-                for i in ids
-                if not (isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < len(table))
-            )
+            bad = next(i for i in ids if not (is_integer(i) and not isinstance(i, bool) and 0 <= i < len(table)))
             raise UnknownIdError(f"id {bad!r} is not in the vocabulary (0 .. {len(table) - 1})") from None
 
     def piece_to_id(self, piece):

@@ -28,10 +28,8 @@ pieces look like to people, like the text rendering in the file.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import io
-import json
 import math
 import operator
 import os
@@ -65,26 +63,52 @@ class Vocabulary:
     ``len(pieces) + 3 + j``), the text normalisation and the default alpha.
 
     Immutable; equal when every field is, and hashable. (A plain class rather than a
-    frozen dataclass, so that ``import bytepiece`` does not load dataclasses and inspect.)"""
+    frozen dataclass, so that ``import bytepiece`` does not load dataclasses and inspect.)
+
+    A model read from a file in 0.6.3's layout brings its counts as an array of int64
+    (an int object per count would be 2.5 MB of a cold start's peak for the 80k model);
+    :attr:`counts` makes them a tuple when it is first read, and the tokenizer reads
+    the array (:meth:`_count_values`)."""
 
     pieces: tuple[bytes, ...]
-    counts: tuple[int | float, ...]
     special_tokens: tuple[str, ...]
     normalization: str
     alpha: float
+    _counts: Sequence[int | float]
     _FIELDS = ("pieces", "counts", "special_tokens", "normalization", "alpha")
 
     def __init__(
         self,
         pieces: tuple[bytes, ...],
-        counts: tuple[int | float, ...],
+        counts: Sequence[int | float],
         special_tokens: tuple[str, ...] = (),
         normalization: str = DEFAULT_NORMALIZATION,
         alpha: float = DEFAULT_ALPHA,
     ) -> None:
         for name, value in zip(self._FIELDS, (pieces, counts, special_tokens, normalization, alpha)):
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, "_counts" if name == "counts" else name, value)
         _check_metadata(self.special_tokens, self.normalization, self.alpha, "<vocabulary>")
+
+    @property
+    def counts(self) -> tuple[int | float, ...]:
+        """The pieces' counts, in id order."""
+        counts = self._counts
+        if type(counts) is not tuple:
+            counts = tuple(counts)
+            object.__setattr__(self, "_counts", counts)
+        return counts
+
+    def _count_values(self) -> Sequence[int | float]:
+        """The counts as they are held: the tuple, or the int64 array of a loaded model."""
+        return self._counts
+
+    def __reduce__(self) -> tuple:
+        return (Vocabulary, self._values())
+
+    def __setstate__(self, state: dict) -> None:  # (a pickle of a version before _counts)
+        state = dict(state)
+        state["_counts"] = state.pop("counts", state.get("_counts"))
+        self.__dict__.update(state)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"cannot assign to {name!r}: a Vocabulary is immutable (use replace)")
@@ -128,7 +152,7 @@ class Vocabulary:
         """A copy with some fields changed (validated)."""
         fields: dict[str, Any] = {
             "pieces": self.pieces,
-            "counts": self.counts,
+            "counts": self._counts,
             "special_tokens": self.special_tokens,
             "normalization": self.normalization,
             "alpha": self.alpha,
@@ -141,7 +165,7 @@ class Vocabulary:
         """The model as BytePiece 0.6.3's JSON object (plus the metadata entry, last,
         when the model is not plain)."""
         out: dict[str, Any] = {
-            base64.b64encode(piece).decode("ascii"): [
+            binascii.b2a_base64(piece, newline=False).decode("ascii"): [
                 index + FIRST_PIECE_ID,
                 piece.decode("utf-8", errors="ignore"),
                 count,
@@ -193,6 +217,8 @@ def save_model(
 def _model_text(vocab: Vocabulary) -> str:
     """_dumps_indented(vocab.to_dict()), written in one pass over the pieces when every
     count is an int (a trained model's are): no dict of a list per piece first."""
+    import json  # (here and below: loading a model in 0.6.3's layout needs no json)
+
     encode_str = json.encoder.encode_basestring
     b64 = binascii.b2a_base64
     entries = []
@@ -229,6 +255,8 @@ def _piece_entry(key: str, index: int, text: str, count: int) -> str:
 
 def _entry_text(key: str, value: Any) -> str:
     """One entry of _dumps_indented's object, without the indentation before it."""
+    import json
+
     encode_str = json.encoder.encode_basestring  # (ensure_ascii=False's escaping)
     if (
         type(value) is list
@@ -260,36 +288,116 @@ MAX_MODEL_BYTES = 1 << 30
 
 def _read_model_bytes(path: str) -> bytes:
     """The model text of a file: a JSON file's bytes, or a zip's one member, at most
-    MAX_MODEL_BYTES of them. A regular file is checked for a zip in place; anything else
-    (a pipe: ``-m /dev/stdin``, ``-m <(cat m.model)``; a device) cannot seek, so it is
-    read once into memory, up to the limit, and recognised as a zip there."""
+    MAX_MODEL_BYTES of them. A file is read once into memory, up to the limit, and
+    recognised as a zip there (a pipe: ``-m /dev/stdin``, ``-m <(cat m.model)``; a
+    device, cannot seek); only a regular file larger than the limit is checked for a zip
+    in place (its member may still be small enough)."""
     limit = MAX_MODEL_BYTES
     # Errors opening the path keep their type (FileNotFoundError, IsADirectoryError,
     # PermissionError) for callers that test it; everything after that is the file's fault.
     with open(path, "rb") as handle:
         try:
             info = os.fstat(handle.fileno())
-            if stat.S_ISREG(info.st_mode):
-                import zipfile  # (imported here: most models are plain JSON)
+            regular = stat.S_ISREG(info.st_mode)
+            if regular and info.st_size > limit:
+                import zipfile
 
                 if zipfile.is_zipfile(handle):
                     return _zip_member(handle, path)
-                if info.st_size > limit:
-                    raise ModelError(_too_large(path))
-                handle.seek(0)
-                raw = _read_bounded(handle, info.st_size, path)
-            else:
-                raw = _read_bounded(handle, 0, path)
-                import zipfile
-
-                buffer = io.BytesIO(raw)
-                if zipfile.is_zipfile(buffer):
-                    return _zip_member(buffer, path)
+                raise ModelError(_too_large(path))
+            return _unzipped(_read_bounded(handle, info.st_size if regular else 0, path), path)
         except (ModelError, MemoryError):
             raise
         except Exception as error:  # zipfile, zlib, lzma, bz2, struct, OSError, UnicodeDecodeError ...
             raise ModelError(f"model {path!r}: cannot read it: {type(error).__name__}: {error}") from error
+
+
+#: The signature of a zip archive's end record, and how far from the end of a file
+#: zipfile.is_zipfile looks for it (the record and an archive comment of up to 64 KiB).
+_END_OF_ARCHIVE = b"PK\x05\x06"
+_END_SEARCH = 22 + (1 << 16)
+
+
+def _unzipped(raw: bytes, path: str) -> bytes:
+    """raw itself, or its one member when it is a zip archive, as zipfile.is_zipfile
+    decides: a file without the end record's signature near its end is none, and zipfile
+    is not even imported for it (most models are plain JSON); an archive in the simplest
+    form is read by _simple_zip_member, any other by zipfile."""
+    if _END_OF_ARCHIVE not in raw[-_END_SEARCH:]:
+        return raw
+    member = _simple_zip_member(raw)
+    if member is not None:
+        return member
+    import zipfile
+
+    buffer = io.BytesIO(raw)
+    if zipfile.is_zipfile(buffer):
+        return _zip_member(buffer, path)
     return raw
+
+
+def _simple_zip_member(data: bytes) -> bytes | None:
+    """The one member of a zip archive in its simplest form -- nothing before it, no
+    archive comment, no zip64 record, one entry: a file, stored or deflated, not
+    encrypted -- read without zipfile, whose import is 4 ms and 1 MB of a cold start (the
+    published models are such archives). It answers only after the checks zipfile makes
+    on the way to that member's bytes (the headers, the names, the extra fields, the size
+    and the CRC), so that it answers what zipfile reads; for any other archive, or
+    anything unexpected, None, and zipfile reads the file (and names the problem)."""
+    import struct
+    import zlib
+
+    end = len(data) - 22
+    if end < 46 or data[end : end + 4] != _END_OF_ARCHIVE or data[end - 20 : end - 16] == b"PK\x06\x07":
+        return None
+    disk, start_disk, here, entries, size, at, comment = struct.unpack_from("<4H2LH", data, end + 4)
+    if disk or start_disk or here != 1 or entries != 1 or comment or size < 46 or at + size != end:
+        return None
+    # The central directory's entry (zipfile's structCentralDir).
+    (sig, _, _, version, _, flags, method, _, _, crc, packed, unpacked, name_size, extra_size, comment_size, _, _, _,
+     offset) = struct.unpack_from("<4s4B4HL2L5H2L", data, at)  # fmt: skip
+    name = data[at + 46 : at + 46 + name_size]
+    extra = data[at + 46 + name_size : at + 46 + name_size + extra_size]
+    if sig != b"PK\x01\x02" or size != 46 + name_size + extra_size + comment_size or version > 63:
+        return None
+    if flags & 0x61 or method not in (0, 8) or unpacked > MAX_MODEL_BYTES:  # (encrypted, patched; compression)
+        return None
+    try:
+        text = name.decode("utf-8" if flags & 0x800 else "cp437")
+    except UnicodeDecodeError:
+        return None
+    if not text or "\0" in text or text.endswith("/"):  # (a directory is not the member)
+        return None
+    while len(extra) >= 4:  # (zipfile refuses a corrupt extra field and reads zip64 sizes from one)
+        kind, length = struct.unpack_from("<2H", extra)
+        if length + 4 > len(extra) or kind == 1:
+            return None
+        extra = extra[length + 4 :]
+    # The member's local header (structFileHeader): the same name, then the data.
+    if offset + 30 > at:
+        return None
+    sig, _, _, local_flags, _, _, _, _, _, _, local_name_size, local_extra_size = struct.unpack_from(
+        "<4s2B4HL2L2H", data, offset
+    )
+    begin = offset + 30 + local_name_size + local_extra_size
+    if sig != b"PK\x03\x04" or data[offset + 30 : offset + 30 + local_name_size] != name:
+        return None
+    if (local_flags ^ flags) & 0x800 or begin + packed > at:
+        return None
+    body = memoryview(data)[begin : begin + packed]
+    if method == 0:
+        member = bytes(body) if packed == unpacked else None
+    else:
+        inflate = zlib.decompressobj(-15)
+        try:
+            member = inflate.decompress(body, unpacked + 1)
+        except zlib.error:
+            return None
+        if len(member) != unpacked or not inflate.eof or inflate.unused_data:
+            return None
+    if member is None or zlib.crc32(member) != crc:
+        return None
+    return member
 
 
 def _too_large(path: str) -> str:
@@ -335,6 +443,8 @@ def _zip_member(archive_file: Any, path: str) -> bytes:
 
 def _read_json(raw: bytes, where: str) -> Any:
     """The JSON value of a model file's bytes."""
+    import json
+
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -364,10 +474,12 @@ def _parse_layout(raw: bytes, where: str) -> Vocabulary | None:
     parsed = parse_model_json(raw)
     if parsed is None:
         return None
-    pieces, counts, tail = parsed
+    pieces, counts, tail, singles = parsed  # (distinct pieces; counts: an int64 array of positive counts)
     special: tuple[str, ...] = ()
     normalization, alpha = DEFAULT_NORMALIZATION, DEFAULT_ALPHA
     if tail:
+        import json
+
         try:
             meta = json.loads("{" + raw[tail:].decode("utf-8"))
         except (ValueError, RecursionError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
@@ -375,11 +487,12 @@ def _parse_layout(raw: bytes, where: str) -> Vocabulary | None:
         if type(meta) is not dict or list(meta) != [METADATA_KEY]:
             return None
         special, normalization, alpha = _parse_metadata(meta[METADATA_KEY], where)
-    distinct = set(pieces)
-    if len(distinct) != len(pieces):
-        return None
-    _validate_pieces(pieces, counts, where, distinct)
-    return Vocabulary(tuple(pieces), tuple(counts), special, normalization, alpha)
+    # The core checked what _validate_pieces checks but the single bytes, which it only
+    # counted (_validate_pieces names the missing ones), and the total: counts of at most
+    # 18 digits add up to a finite float.
+    if singles != 256:
+        _validate_pieces(pieces, counts, where)
+    return Vocabulary(pieces, counts, special, normalization, alpha)
 
 
 def _parse(data: Any, where: str) -> Vocabulary:
@@ -449,6 +562,8 @@ def _third(value: list) -> Any:
 def _parse_checked(data: Any, where: str) -> Vocabulary:
     """The vocabulary of a model's JSON object, checked entry by entry: the first problem
     found is the error."""
+    import base64
+
     if not isinstance(data, Mapping):
         raise ModelError(
             f"model {where}: expected a JSON object {{base64 piece: [id, text, count]}}, got {type(data).__name__}"
@@ -470,7 +585,7 @@ def _parse_checked(data: Any, where: str) -> Vocabulary:
         if not isinstance(key, str):
             raise ModelError(f"model {where}: piece key {key!r} is not a base64 string")
         try:
-            piece = base64.b64decode(key, validate=True)
+            piece = base64.b64decode(key, validate=True)  # (its errors, named below)
         except (binascii.Error, ValueError) as error:
             raise ModelError(f"model {where}: piece key {key!r} is not valid base64 ({error})") from error
         if not piece:
@@ -488,7 +603,7 @@ def _parse_checked(data: Any, where: str) -> Vocabulary:
         if not (count > 0 and _finite(count)):
             raise ModelError(f"model {where}: piece {key!r} has count {count!r}; counts must be finite and > 0")
         if piece_id in by_id:
-            first = base64.b64encode(by_id[piece_id][0]).decode()
+            first = binascii.b2a_base64(by_id[piece_id][0], newline=False).decode()
             raise ModelError(f"model {where}: id {piece_id} is used twice (pieces {first!r} and {key!r})")
         by_id[piece_id] = (piece, count)
     n = len(by_id)
@@ -571,6 +686,10 @@ def _validate_pieces(
     if len(distinct) != len(pieces):
         raise ModelError(f"model {where}: a piece appears twice")
     del distinct
+    _check_total(counts, where)
+
+
+def _check_total(counts: Sequence[int | float], where: str) -> None:
     # The total as the tokenizer computes it (float() of the exact sum): integer counts
     # whose float values add up to a finite number can still have an exact sum beyond
     # the float range.

@@ -20,16 +20,16 @@ one against the other.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import numpy as np
 
 from . import _parallel, constraints
 from ._core import em as _em
 from ._core import queries as _queries
 from ._core.lattice import Lattice
+from ._numpy import is_integer, np
 from .constraints import Pattern, Positions
 from .encoding import check_count, check_sampling_alpha
 from .model import FIRST_PIECE_ID
@@ -38,10 +38,13 @@ Piece = bytes | bytearray | str | int
 
 #: Texts per block of expected_counts (a fixed size, so that sums do not depend on threads).
 COUNT_BLOCK = 64
-#: The fields of piece_marginals' array: an edge of the lattice and its probability.
-MARGINAL_FIELDS = np.dtype([("start", np.int32), ("end", np.int32), ("id", np.int32), ("prob", np.float64)])
-#: The fields of lattice()'s array: an edge and its piece's log-probability.
-EDGE_FIELDS = np.dtype([("start", np.int32), ("end", np.int32), ("id", np.int32), ("logp", np.float64)])
+
+
+@functools.cache
+def edge_fields(value: str) -> np.dtype:
+    """The fields of an array of edges with one float each: piece_marginals' ("prob",
+    the edge's probability) and lattice()'s ("logp", its piece's log-probability)."""
+    return np.dtype([("start", np.int32), ("end", np.int32), ("id", np.int32), (value, np.float64)])
 
 
 class LatticeQueries:
@@ -56,7 +59,7 @@ class LatticeQueries:
         lattice: Lattice,
         to_bytes: Callable[[Any], bytes],
         id_bytes: Sequence[bytes],
-        logprobs: np.ndarray,
+        logprobs: Sequence[float],
     ):
         self._lattice = lattice
         self.to_bytes = to_bytes
@@ -83,7 +86,7 @@ class LatticeQueries:
             return bytes(piece)
         if isinstance(piece, str):
             return piece.encode("utf-8")
-        if isinstance(piece, (int, np.integer)) and not isinstance(piece, bool):
+        if is_integer(piece) and not isinstance(piece, bool):
             table = self.id_bytes
             if 3 <= piece < len(table):
                 return table[piece]
@@ -286,7 +289,7 @@ class LatticeQueries:
         # The core finds each end position's edges shortest first, and sorts the edges by
         # end, keeping that order.
         logz, table = _queries.piece_marginal_table(
-            self._lattice, data, alpha, MARGINAL_FIELDS, FIRST_PIECE_ID, cuts=cuts, banned=banned
+            self._lattice, data, alpha, edge_fields("prob"), FIRST_PIECE_ID, cuts=cuts, banned=banned
         )
         constraints.check_reachable(self._lattice, data, cuts, banned, logz)
         return table
@@ -340,9 +343,9 @@ class LatticeQueries:
         """
         data, cuts, banned = self._masks(text, required_boundaries, forbidden_boundaries, boundary_regex)
         starts, ends, values = _queries.edges(self._lattice, data, cuts=cuts, banned=banned)
-        out = np.empty(len(starts), dtype=EDGE_FIELDS)
+        out = np.empty(len(starts), dtype=edge_fields("logp"))
         out["start"], out["end"], out["id"] = starts, ends, values + FIRST_PIECE_ID
-        out["logp"] = self._logprobs[values]
+        out["logp"] = np.asarray(self._logprobs)[values]
         return out
 
 

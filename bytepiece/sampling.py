@@ -17,10 +17,8 @@ from the constrained distribution, exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
-
-import numpy as np
 
 from . import constraints, distinct
 from ._core import draws as _draws
@@ -39,7 +37,7 @@ class LatticeSampler:
         lattice: Lattice,
         to_bytes: Callable[[Any], bytes],
         words: Callable[[Any], tuple[int, int]],
-        logprobs: np.ndarray,
+        logprobs: Sequence[float],
     ):
         self._lattice = lattice
         self.to_bytes = to_bytes
@@ -70,6 +68,7 @@ class LatticeSampler:
         if required_boundaries is not None or forbidden_boundaries is not None or boundary_regex is not None:
             cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
         seed_word, key_word = self.words(key)
+
         try:
             draws, logps = _draws.sample_many(
                 self._lattice,

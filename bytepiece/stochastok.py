@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-import numpy as np
+from ._numpy import is_array, np
 
 #: Mixed into the random state so these draws never coincide with a segmentation's.
 _DOMAIN = 0x53544F43  # "STOC"
@@ -90,7 +90,7 @@ class TokenSplitter:
             max_splits = int(max_splits)
             if max_splits < 0:
                 raise ValueError(f"max_splits must be >= 0, not {max_splits}")
-        as_array = isinstance(ids, np.ndarray)
+        as_array = is_array(ids)
         tokens: list[int] = np.asarray(ids).ravel().tolist() if as_array else [int(i) for i in ids]
         size = len(self.id_bytes)
         for token in tokens:

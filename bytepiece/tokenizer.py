@@ -21,11 +21,10 @@ import os
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 
-import numpy as np
-
 from . import keys as _keys
-from ._core.lattice import DrawStream, Lattice
+from ._core.lattice import DrawStream, Lattice, count_total
 from ._core.tokenizer_core import TokenizerCore
+from ._numpy import np
 from .batches import BatchEncoder
 from .constraints import Pattern, Positions
 from .encoding import Encoding, Normalizer, TextEncoder, char_spans, check_alpha, sampler_code
@@ -52,7 +51,12 @@ Text = str | bytes | bytearray | memoryview
 
 def id_dtype(vocab_size: int):
     """The smallest numpy integer type that holds every id: uint16 up to 65536 ids, else int32."""
-    return np.uint16 if vocab_size <= 1 << 16 else np.int32
+    return getattr(np, _id_type_name(vocab_size))
+
+
+def _id_type_name(vocab_size: int) -> str:
+    """The name of id_dtype(vocab_size), known without importing numpy."""
+    return "uint16" if vocab_size <= 1 << 16 else "int32"
 
 
 def _forward(component: str, method: Callable):
@@ -117,30 +121,28 @@ class Tokenizer(TokenizerCore):
         self._to_bytes = self._normalizer.to_bytes
         self._alpha = float(vocab.alpha)
         self._bos_id, self._eos_id = BOS_ID, EOS_ID
-        counts = np.asarray(vocab.counts, dtype=np.float64)
-        # Same arithmetic as 0.6.3 (np.log of each count minus np.log of the integer
-        # total), so that Viterbi ties are decided on identical floating-point scores.
-        # float() rounds the exact total as numpy's int64 cast does, and also takes
-        # totals beyond 64 bits (on which np.log of a Python int raises TypeError).
-        logprobs = np.log(counts) - np.log(float(sum(vocab.counts)))
+        counts = vocab._count_values()
+        # Same arithmetic as 0.6.3 (np.log of each count minus np.log of the integer total,
+        # rounded once to a float), so that Viterbi ties are decided on identical
+        # floating-point scores: numpy's log, which on x86-64 with AVX-512 differs from the
+        # C library's in the last bit now and then. This is where a tokenizer imports numpy.
+        logprobs = np.log(np.asarray(counts, dtype=np.float64)) - np.log(count_total(counts))
         self._logprobs = logprobs
         n = len(vocab.pieces)
-        self._lattice = Lattice(list(vocab.pieces), logprobs, np.arange(FIRST_PIECE_ID, FIRST_PIECE_ID + n))
+        self._lattice = Lattice(list(vocab.pieces), logprobs, range(FIRST_PIECE_ID, FIRST_PIECE_ID + n))
         # User special tokens take the ids after the pieces.
         first_special = n + FIRST_PIECE_ID
         self._special_ids = {t: first_special + j for j, t in enumerate(vocab.special_tokens)}
         self.vocab_size = first_special + len(vocab.special_tokens)
-        self.id_dtype = id_dtype(self.vocab_size)
+        id_type = _id_type_name(self.vocab_size)  # (numpy's type of it: the id_dtype property)
         self._ids = IdTable(vocab.pieces, self._special_ids)
         self._special = SpecialTokens(self._special_ids, self._normalizer.normalize_text)
-        self._encoder = TextEncoder(
-            self._lattice, self._special, self._normalizer, self._words, self.id_dtype, self._alpha
-        )
+        self._encoder = TextEncoder(self._lattice, self._special, self._normalizer, self._words, id_type, self._alpha)
         self._batches = BatchEncoder(
             self._lattice,
             self._form if self._normalize else None,
             self._to_bytes,
-            self.id_dtype,
+            id_type,
             self._encoder,
             self._words,
             self._draw_block,
@@ -287,6 +289,12 @@ class Tokenizer(TokenizerCore):
         return self._ids.id_bytes
 
     @property
+    def id_dtype(self):
+        """The numpy type of the ids in arrays (``as_numpy=True``): uint16 when every id
+        fits, else int32."""
+        return id_dtype(self.vocab_size)
+
+    @property
     def special_tokens(self) -> dict:
         """The model's special tokens and their ids (after the pieces)."""
         return dict(self._special_ids)
@@ -295,7 +303,7 @@ class Tokenizer(TokenizerCore):
     def piece_log_probs(self) -> np.ndarray:
         """The log-probability of every piece, the values the lattice scores with: entry i
         is that of id i + 3 (a read-only float64 view)."""
-        view = self._logprobs.view()
+        view = np.frombuffer(self._logprobs, dtype=np.float64)
         view.flags.writeable = False
         return view
 

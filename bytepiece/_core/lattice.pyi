@@ -11,6 +11,8 @@ MAX_ALPHA: float
 #: The samplers by name.
 SAMPLERS: dict[str, int]
 
+def count_total(counts: Sequence[int | float]) -> float: ...
+
 class Lattice:
     num_pieces: int
     max_len: int

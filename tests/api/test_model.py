@@ -429,3 +429,58 @@ def test_published_model_files_are_read_in_their_layout(path):
 
     vocab = _parse_layout(_raw_json(path), "<test>")
     assert vocab is not None and vocab == load_model(json.loads(_raw_json(path)))
+
+
+def _zip_outcome(read):
+    try:
+        return read()
+    except Exception as error:  # (what the loader turns into a ModelError naming it)
+        return f"{type(error).__name__}: {error}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.binary(max_size=300),
+    st.sampled_from([zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]),
+    st.sampled_from(["m.json", "mé.model", "dir/", "a\x00b", "x" * 70]),
+    st.booleans(),
+    st.sampled_from([b"", b"comment", b"PK\x05\x06"]),
+    st.sampled_from([b"", b"prefix "]),
+    st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 255), st.booleans()), max_size=3),
+)
+@example(b'{"a": 1}', zipfile.ZIP_DEFLATED, "m.json", False, b"", b"", [])
+@example(b'{"a": 1}', zipfile.ZIP_STORED, "m.json", False, b"", b"", [])
+def test_zips_read_without_zipfile_give_what_zipfile_gives(payload, method, name, second, comment, prefix, edits):
+    """The simplest zips (one member, stored or deflated, nothing around them) are read
+    without importing zipfile (model._simple_zip_member); every other file goes through
+    zipfile as before. For archives of every kind, then damaged byte by byte (anywhere,
+    or in the last 120 bytes where the directory is), the loader gives the same member,
+    the same plain bytes or the same error as zipfile.is_zipfile and zipfile's read."""
+    import io
+
+    from bytepiece.model import _simple_zip_member, _unzipped, _zip_member
+
+    buffer = io.BytesIO()
+    buffer.write(prefix)
+    with zipfile.ZipFile(buffer, "a" if prefix else "w", compression=method) as archive:
+        archive.writestr(name, payload)
+        if second:
+            archive.writestr("second.json", b"{}")
+        archive.comment = comment
+    raw = bytearray(buffer.getvalue())
+    for at, byte, near_end in edits:
+        raw[(len(raw) - 1 - at % min(120, len(raw))) if near_end else at % len(raw)] = byte
+    raw = bytes(raw)
+
+    def through_zipfile():
+        if zipfile.is_zipfile(io.BytesIO(raw)):
+            return _zip_member(io.BytesIO(raw), "<test>")
+        return raw
+
+    expected = _zip_outcome(through_zipfile)
+    assert _zip_outcome(lambda: _unzipped(raw, "<test>")) == expected
+    simple = _simple_zip_member(raw)
+    if simple is not None:
+        assert simple == expected
+    if not (edits or prefix or comment or second) and method in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED):
+        assert simple == payload or name in ("dir/", "a\x00b")  # (the simplest zips take the short path)

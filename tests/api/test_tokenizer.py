@@ -381,6 +381,31 @@ def test_import_is_side_effect_free():
     assert out.stdout.strip() == "False"
 
 
+def test_numpy_comes_with_the_first_tokenizer_not_with_import_bytepiece():
+    """numpy costs a cold start more than everything else together: ``import bytepiece``
+    and reading a model leave it unimported (bytepiece._numpy imports it on first use);
+    building a Tokenizer imports it, for the scores' log, which must be numpy's as in
+    BytePiece 0.6.3 (on x86-64 with AVX-512 the C library's differs in the last bit now
+    and then, and Viterbi ties would follow those bits)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        "import sys, bytepiece\n"
+        "assert 'numpy' not in sys.modules, 'imported by import bytepiece'\n"
+        "vocab = bytepiece.load_model(sys.argv[1])\n"
+        "assert 'numpy' not in sys.modules, 'imported by load_model'\n"
+        "tok = bytepiece.Tokenizer(vocab, seed=1)\n"
+        "assert 'numpy' in sys.modules\n"
+        "import numpy as np\n"
+        "counts = np.asarray(vocab.counts, dtype=np.float64)\n"
+        "expected = np.log(counts) - np.log(float(sum(vocab.counts)))\n"
+        "assert tok.piece_log_probs.tobytes() == expected.tobytes(), 'scores are not numpy log'\n"
+        "line = 'Hello world, one line to encode.'\n"
+        "assert tok.encode(line, as_numpy=True).tolist() == tok.encode(line)\n"
+    )
+    model = os.path.join(root, "tests", "data", "bytepiece_80k.zip")
+    subprocess.run([sys.executable, "-c", code, model], cwd=root, check=True, timeout=120)
+
+
 @pytest.mark.parametrize("size", [10, 3000, 50_000])  # (on the call's stack, and past it)
 def test_a_non_ascii_str_encodes_as_its_utf8_and_keeps_no_utf8_copy(tok, size):
     """The core encodes a non-ASCII str into a buffer of its own: the same ids as its

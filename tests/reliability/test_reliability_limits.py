@@ -211,7 +211,7 @@ def test_sample_distinct_draws_exactly_what_it_drew_before(tok, text):
             for key in (0, 11):
                 for cuts, banned in constraints:
                     seed_word, key_word = tok._words(key)
-                    args = (tok._lattice, data, k, alpha, seed_word, key_word, tok._logprobs, cuts, banned)
+                    args = (tok._lattice, data, k, alpha, seed_word, key_word, tok.piece_log_probs, cuts, banned)
                     if n and _queries.forward_log(tok._lattice, data, alpha, cuts=cuts, banned=banned)[n] == -math.inf:
                         # (the walk used to fail with "Probabilities contain NaN" here)
                         with pytest.raises(ValueError, match="no segmentation satisfies the constraints"):

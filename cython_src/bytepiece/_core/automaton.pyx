@@ -10,7 +10,10 @@
 # pieces down together (the pieces that share a prefix are adjacent, so each node is met
 # once): a node's failure is the transition on its last byte from its parent's failure,
 # which is final because every node above it is. The whole build is linear in the total
-# length of the pieces; lookups never allocate.
+# length of the pieces; lookups never allocate. The double array is sized from the number
+# of trie nodes, counted from the sorted pieces (first-fit placement fills it almost
+# without holes), and what is left after the last node is given back: a model's largest
+# allocation, it is also what a cold start's peak memory is made of.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
@@ -104,6 +107,14 @@ cdef inline int key_cmp(const uint8_t* a, int32_t la, const uint8_t* b, int32_t 
             return <int>a[i] - <int>b[i]
         i += 1
     return la - lb
+
+
+cdef inline int32_t common_prefix(const uint8_t* a, int32_t la, const uint8_t* b, int32_t lb) noexcept nogil:
+    """The length of the longest common prefix of a and b."""
+    cdef int32_t i = 0
+    while i < la and i < lb and a[i] == b[i]:
+        i += 1
+    return i
 
 
 cdef inline uint64_t key_head(const uint8_t* a, int32_t la) noexcept nogil:
@@ -311,11 +322,24 @@ cdef int set_links(Automaton* A, const uint8_t** kp, const int32_t* kl, const in
     return 0
 
 
+cdef int trim_slots(Automaton* A, int32_t cap) except -1:
+    """Give back the free slots after the last node (first-fit placement leaves almost
+    none before it), keeping the 256 slots of padding."""
+    cdef int32_t last = cap - 1
+    while last > 0 and A.nodes[last].check == -1:
+        last -= 1
+    A.size = last + 1
+    if realloc_into(<void**>&A.nodes, (<size_t>A.size + 256) * sizeof(AcNode)) < 0:
+        raise MemoryError()
+    return 0
+
+
 cdef int automaton_build(Automaton* A, list pieces) except -1:
     """The automaton of the byte strings `pieces` (piece i has index i). Items that are
     not bytes are replaced by bytes(item) in the list. ValueError (nothing allocated) if
     a piece is empty or appears twice, or a single byte is missing."""
-    cdef Py_ssize_t nkeys = len(pieces), singles = 0, i
+    cdef Py_ssize_t nkeys = len(pieces), singles = 0, i, nodes = 1
+    cdef int32_t shared
     cdef bytes piece
     cdef size_t room = max(nkeys, 1)
     cdef int64_t total = 0
@@ -349,9 +373,13 @@ cdef int automaton_build(Automaton* A, list pieces) except -1:
             if kl[i] > A.max_len:
                 A.max_len = kl[i]
         sort_keys(kp, kl, kv, tmp, nkeys)
-        for i in range(1, nkeys):
-            if key_cmp(kp[kv[i - 1]], kl[kv[i - 1]], kp[kv[i]], kl[kv[i]]) == 0:
+        # The trie's nodes: the root and, per key in sorted order, the bytes after its
+        # common prefix with the key before it (all of it: the same key twice).
+        for i in range(nkeys):
+            shared = common_prefix(kp[kv[i - 1]], kl[kv[i - 1]], kp[kv[i]], kl[kv[i]]) if i else 0
+            if shared == kl[kv[i]] and shared == kl[kv[i - 1]]:
                 raise ValueError("a piece appears twice")
+            nodes += kl[kv[i]] - shared
         if singles != 256:
             raise ValueError(f"all 256 single bytes must be pieces ({256 - singles} missing)")
         if total >= (1 << 30):
@@ -363,9 +391,10 @@ cdef int automaton_build(Automaton* A, list pieces) except -1:
             A.pieces[i].len = kl[i]
             A.pieces[i].next = -1
         A.num_pieces = <int32_t>nkeys
-        grow_slots(A, fl, max(512, <int32_t>(total * 1.1) + 512))
+        # (room for every node and a little more: the array grows if placement needs it)
+        grow_slots(A, fl, <int32_t>(nodes + nodes // 16 + 512))
         fill_trie(A, fl, kp, kl, kv, nkeys)
-        A.size = fl.cap
+        trim_slots(A, fl.cap)
         set_links(A, kp, kl, kv, nkeys)
     except BaseException:
         automaton_free(A)

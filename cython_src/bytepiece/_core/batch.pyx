@@ -35,7 +35,7 @@ from .text cimport (
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 
-import numpy as np
+from .._numpy import np
 
 
 cdef extern from "Python.h":

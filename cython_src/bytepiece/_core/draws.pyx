@@ -46,7 +46,7 @@ from .segment cimport (
     ws_reserve,
 )
 
-import numpy as np
+from .._numpy import np
 
 
 #: The largest number of draws (and n-best size, sample count) the core takes: a C int.

@@ -29,7 +29,7 @@ from .segment cimport (
     ws_reserve,
 )
 
-import numpy as np
+from .._numpy import np
 
 
 def split_scores(Lattice lattice, list datas):

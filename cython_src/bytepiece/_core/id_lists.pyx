@@ -1,4 +1,5 @@
-# Lists of ids for Python, built fast: the per-text result of encode and of a batch.
+# Lists of ids for Python, built fast: the per-text result of encode and of a batch; and
+# a vocabulary's tuples, kept out of the cycle collector's walks.
 #
 # Why it is built this way: a batch of short lines spends as much time building lists
 # as segmenting. So a list takes, for each token, a new reference to a prebuilt int
@@ -8,6 +9,7 @@
 # allocations trigger would otherwise walk all of them.
 
 from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.long cimport PyLong_FromLong
 from cpython.ref cimport Py_INCREF, PyObject
 from libc.stdint cimport int32_t
@@ -19,6 +21,7 @@ cdef extern from "Python.h":
     void PyObject_GC_Track(object o)
     void PyObject_GC_UnTrack(object o)
     int PyObject_GC_IsTracked(object o)
+    int PyObject_IS_GC(object o)
 
 
 cdef list ids_to_objs(const int32_t* vals, Py_ssize_t m, PyObject** objs, int bos, int eos,
@@ -72,3 +75,38 @@ cdef int track_lists(list lists) except -1:
     if not PyObject_GC_IsTracked(lists):     # (encode_lists builds it untracked)
         PyObject_GC_Track(lists)
     return 0
+
+
+cdef tuple untracked_tuple(object items):
+    """tuple(items), untracked by the cycle collector when none of its items is an object
+    the collector tracks (bytes, int, float, str): such a tuple can be part of no cycle.
+    CPython untracks it itself, but only at the first collection that walks it, item by
+    item; a vocabulary's tuples (80k items each) would otherwise be walked by that
+    collection, or by the full one at exit (about 5 ms for a tokenizer's four)."""
+    cdef tuple out = tuple(items)
+    cdef object item
+    for item in out:
+        if PyObject_IS_GC(item):
+            return out
+    PyObject_GC_UnTrack(out)
+    return out
+
+
+cdef tuple id_objects(const int32_t* ids, Py_ssize_t n, PyObject** ptrs):
+    """The prebuilt int objects of ids_to_objs: a tuple of the n ids as ints (untracked,
+    as untracked_tuple makes it), each also written to ptrs[i] (borrowed from the tuple)."""
+    cdef tuple out = PyTuple_New(n)
+    cdef object item
+    cdef Py_ssize_t i
+    for i in range(n):
+        item = PyLong_FromLong(ids[i])
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(out, i, item)
+        ptrs[i] = <PyObject*>item
+    PyObject_GC_UnTrack(out)
+    return out
+
+
+def atomic_tuple(items):
+    """untracked_tuple(items), for the Python modules."""
+    return untracked_tuple(items)

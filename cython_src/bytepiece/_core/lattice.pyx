@@ -10,16 +10,17 @@
 # to short texts and builds the id list from prebuilt int objects, because a 60-byte
 # line costs only microseconds to segment.
 
+from cpython.array cimport array, clone
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF, PyObject
-from libc.math cimport NAN
+from libc.math cimport NAN, isfinite
 from libc.stdint cimport int32_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from .common.rng cimport RNG_XOSHIRO, Rng, rng_init
-from .id_lists cimport ids_to_objs
+from .id_lists cimport id_objects, ids_to_objs
 from .segment cimport (
     LINEAR_LIMIT,
     check_alpha,
@@ -38,7 +39,7 @@ from .segment cimport (
 from .text cimport text_utf8
 from .automaton cimport Automaton, automaton_build, automaton_free
 
-import numpy as np
+from .._numpy import np
 
 #: The samplers by name: the `sampler` argument of Lattice.sample and of the batches.
 from .segment cimport MAX_ALPHA as ALPHA_LIMIT
@@ -49,6 +50,58 @@ SAMPLERS = {"exact": MODE_EXACT, "exact-logspace": MODE_EXACT_LOG, "legacy-v1": 
 
 cdef enum:
     TEXT_STACK = 8192   # bytes of stack a per-call method lends a non-ASCII str's UTF-8
+
+
+cdef bint all_positive(array values):
+    cdef Py_ssize_t i
+    for i in range(len(values)):
+        if values.data.as_longlongs[i] <= 0:
+            return False
+    return True
+
+
+def count_total(counts):
+    """The exact sum of the pieces' counts (a sequence of numbers, or an array('q') of
+    positive ones) rounded once to a float: the total that 0.6.3's scores, log(count) -
+    log(total), divide by. An array's is summed in C in 128 bits, with no int object
+    per count."""
+    cdef Py_ssize_t i, n = len(counts)
+    cdef const long long* values
+    cdef unsigned long long low = 0, high = 0, v
+    if type(counts) is array and counts.typecode == "q" and all_positive(counts):
+        values = (<array>counts).data.as_longlongs
+        for i in range(n):              # (the exact total: 128 bits, as two words)
+            v = <unsigned long long>values[i]
+            low += v
+            high += low < v
+        return float((<object>high << 64) | low)
+    return float(sum(counts))
+
+
+cdef object float64_buffer(object values):
+    """values as a contiguous float64 buffer: an array('d') as it is (the tokenizer's),
+    anything else through numpy.ascontiguousarray."""
+    if type(values) is array and values.typecode == "d":
+        return values
+    return np.ascontiguousarray(values, dtype=np.float64)
+
+
+cdef object int32_buffer(object values):
+    """values as a contiguous int32 buffer: a range of step 1 (the tokenizer's ids) made
+    into an array('i') here, anything else through numpy.ascontiguousarray."""
+    cdef array out
+    cdef int* view
+    cdef Py_ssize_t i, n
+    cdef int first
+    if type(values) is range and values.step == 1 and -2147483648 <= values.start <= values.stop <= 2147483648:
+        n = len(values)
+        first = values.start
+        out = clone(array("i"), n, False)
+        view = out.data.as_ints
+        for i in range(n):
+            view[i] = first + <int>i
+        return out
+    return np.ascontiguousarray(values, dtype=np.int32)
 
 
 cdef inline Py_ssize_t segment_one(const Model* M, int mode, const uint8_t* x, Py_ssize_t n, uint64_t seed_word,
@@ -73,35 +126,46 @@ cdef class Lattice:
         memset(&self.ac, 0, sizeof(Automaton))
 
     def __init__(self, pieces, logprobs, ids):
+        # (The tokenizer gives an array('d') and a range, read here without numpy.)
+        cdef const double[::1] lv
+        cdef const int32_t[::1] iv
+        cdef Py_ssize_t i, n
+        cdef double low = 0.0
         pieces = list(pieces)
-        logp = np.ascontiguousarray(logprobs, dtype=np.float64)
-        id_arr = np.ascontiguousarray(ids, dtype=np.int32)
-        if not (len(pieces) == len(logp) == len(id_arr)):
+        logp = float64_buffer(logprobs)
+        id_arr = int32_buffer(ids)
+        lv = logp
+        iv = id_arr
+        n = len(pieces)
+        if not (n == lv.shape[0] == iv.shape[0]):
             raise ValueError("pieces, logprobs and ids must have the same length")
-        if not np.all(np.isfinite(logp)) or np.any(logp > 0):
-            raise ValueError("log-probabilities must be finite and <= 0")
-        if len(id_arr) and id_arr.min() < 0:
-            raise ValueError("ids must be >= 0")
+        for i in range(n):
+            if not (isfinite(lv[i]) and lv[i] <= 0):
+                raise ValueError("log-probabilities must be finite and <= 0")
+            low = lv[i] if i == 0 or lv[i] < low else low
+        for i in range(n):
+            if iv[i] < 0:
+                raise ValueError("ids must be >= 0")
         automaton_build(&self.ac, pieces)   # (it checks the pieces too)
         self.logp = logp
         self.logp_ptr = &self.logp[0]
         self.ids = id_arr
-        self.num_pieces = len(pieces)
+        self.num_pieces = n
         self.max_len = self.ac.max_len
-        self.min_logprob = float(logp.min())
+        self.min_logprob = low
         self._weights = {}
         self._weight_arrays = []
         self._last_alpha = NAN
         self._last_address = None
-        self._id_objs = tuple(id_arr.tolist())
-        self._id_shift = -1
-        if len(id_arr) and np.array_equal(id_arr, np.arange(len(id_arr), dtype=np.int64) + int(id_arr[0])):
-            self._id_shift = int(id_arr[0])
+        self._id_shift = iv[0]
+        for i in range(n):
+            if iv[i] != iv[0] + i:
+                self._id_shift = -1
+                break
         self._id_ptrs = <PyObject**>malloc(max(1, len(pieces)) * sizeof(PyObject*))
         if self._id_ptrs == NULL:
             raise MemoryError()
-        for i, obj in enumerate(self._id_objs):
-            self._id_ptrs[i] = <PyObject*>obj
+        self._id_objs = id_objects(&iv[0], n, self._id_ptrs)
 
     def __dealloc__(self):
         if self._ac_owner is None:
@@ -158,7 +222,10 @@ cdef class Lattice:
     cdef object weights_for(self, double alpha, int mode):
         """exp(alpha * logp) for linear-space sampling, else None. The first 16 alphas are
         cached for the object's lifetime and returned as their address (an int); later ones
-        are computed per call and returned as an array the caller holds while it works."""
+        are computed per call and returned as an array the caller holds while it works.
+        numpy's exp, as BytePiece 0.6.3 and every earlier version computed the weights (on
+        x86-64 with AVX-512 it differs from the C library's in the last bit now and then,
+        and the draws are kept bit for bit)."""
         cdef double[::1] view
         if mode != MODE_EXACT:
             return None

@@ -8,12 +8,19 @@
 # over the bytes recognises exactly that layout, decodes each key from base64 straight into
 # its piece and parses the id and the count, and checks the text only as JSON and UTF-8.
 # Anything else -- other whitespace, escapes in a key, a float or huge count, ids out of
-# order -- answers None, and the loader parses the file with json instead: this path only
-# has to be right about what it accepts, never to explain what it refuses.
+# order, two equal pieces -- answers None, and the loader parses the file with json
+# instead: this path only has to be right about what it accepts, never to explain what
+# it refuses. It also checks, without a set of the pieces (several MB for a large
+# vocabulary, at the moment the file's bytes are still held), that the pieces are
+# distinct, and counts the single bytes among them.
 
-from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.stdint cimport int64_t, uint8_t
+from cpython.array cimport array, clone, resize_smart
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, memset
+
+from .id_lists cimport untracked_tuple
 
 
 cdef int B64[256]          # the value of a base64 character, -1 for any other byte
@@ -162,15 +169,48 @@ cdef Py_ssize_t json_int(const uint8_t* p, Py_ssize_t left, int64_t* value) noex
     return i
 
 
+cdef int all_distinct(list pieces) except -1:
+    """1 when no two of the bytes objects are equal, else 0 (an open-addressing table of
+    their indices, by their hash; the hashes stay cached in the objects)."""
+    cdef Py_ssize_t n = len(pieces), size = 16, i, slot
+    cdef int32_t* table
+    cdef bytes piece, other
+    while size < 2 * n:
+        size <<= 1
+    table = <int32_t*>malloc(size * sizeof(int32_t))
+    if table == NULL:
+        raise MemoryError()
+    memset(table, 0xFF, size * sizeof(int32_t))      # (-1: an empty slot)
+    try:
+        for i in range(n):
+            piece = pieces[i]
+            slot = hash(piece) & (size - 1)
+            while table[slot] >= 0:
+                other = pieces[table[slot]]
+                if (PyBytes_GET_SIZE(other) == PyBytes_GET_SIZE(piece)
+                        and memcmp(PyBytes_AS_STRING(other), PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece)) == 0):
+                    return 0
+                slot = (slot + 1) & (size - 1)
+            table[slot] = <int32_t>i
+        return 1
+    finally:
+        free(table)
+
+
 def parse_model_json(const uint8_t[::1] raw):
-    """(pieces, counts, tail) of a model file in 0.6.3's layout: the pieces (bytes) and
-    counts (int) in id order, and the offset of the metadata entry's key (0: none; the
-    caller parses the entry); None when the file is not exactly in that layout."""
-    cdef Py_ssize_t n = raw.shape[0], pos, used, size, expect = 3, ws
+    """(pieces, counts, tail, singles) of a model file in 0.6.3's layout: the pieces
+    (bytes, all distinct; an untracked_tuple) and their counts (an array('q'): no int
+    object per count) in id order, the offset of the metadata entry's key (0: none; the
+    caller parses the entry) and how many pieces are a single byte. None when the file
+    is not exactly in that layout or two of its pieces are equal."""
+    cdef Py_ssize_t n = raw.shape[0], pos, used, size, expect = 3, ws, singles = 0
     cdef const uint8_t* p
     cdef int64_t ident, count
     cdef uint8_t* buf
-    cdef list pieces = [], counts = []
+    cdef uint8_t seen[256]
+    cdef list pieces = []
+    cdef array counts = clone(array("q"), 0, False)
+    memset(seen, 0, sizeof(seen))
     if n < 2:
         return None
     p = &raw[0]
@@ -191,7 +231,9 @@ def parse_model_json(const uint8_t[::1] raw):
             if starts(p + pos, n - pos, b'__bytepiece__"', 14):
                 if expect == 3:
                     return None
-                return pieces, counts, pos - 1
+                if not all_distinct(pieces):
+                    return None
+                return untracked_tuple(pieces), counts, pos - 1, singles
             used = b64_key(p + pos, n - pos, buf, &size)
             if used < 0:
                 return None
@@ -221,7 +263,11 @@ def parse_model_json(const uint8_t[::1] raw):
                 return None
             pos += 6
             pieces.append(PyBytes_FromStringAndSize(<char*>buf, size))
-            counts.append(count)
+            resize_smart(counts, expect - 2)
+            counts.data.as_longlongs[expect - 3] = count
+            if size == 1 and not seen[buf[0]]:
+                seen[buf[0]] = 1
+                singles += 1
             expect += 1
             if pos < n and p[pos] == 44:    # ','
                 pos += 1
@@ -232,6 +278,8 @@ def parse_model_json(const uint8_t[::1] raw):
             for ws in range(pos, n):     # (JSON allows whitespace after the object)
                 if not (p[ws] == 32 or p[ws] == 9 or p[ws] == 10 or p[ws] == 13):
                     return None
-            return pieces, counts, 0
+            if not all_distinct(pieces):
+                return None
+            return untracked_tuple(pieces), counts, 0, singles
     finally:
         free(buf)

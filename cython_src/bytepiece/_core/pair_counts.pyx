@@ -16,7 +16,7 @@ from .common.bigmem cimport big_alloc, big_free, big_release_stripe
 from .common.hashing cimport murmur_fmix64
 from .common.prefetch cimport prefetch
 
-import numpy as np
+from .._numpy import np
 
 
 cdef enum:

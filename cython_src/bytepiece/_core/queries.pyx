@@ -37,7 +37,7 @@ from .segment cimport (
 
 import heapq
 
-import numpy as np
+from .._numpy import np
 
 
 cdef struct KBest:

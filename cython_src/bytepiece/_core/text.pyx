@@ -24,7 +24,7 @@ from libc.string cimport memcpy, memset
 
 from .common.atomics cimport load_acquire, store_release
 
-import numpy as np
+from .._numpy import np
 
 from unicodedata import combining as _combining
 from unicodedata import decomposition as _decomposition
