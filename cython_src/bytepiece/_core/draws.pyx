@@ -63,21 +63,38 @@ cdef struct EdgeStore:
     Edge* edges         # grouped by end position; an edge's fields side by side, as a draw reads them
     int64_t* first      # first[e]: index of the first edge ending at e (first[e + 1]: past the last)
     size_t cap          # room for this many edges
+    bint lent           # edges and first are in the caller's buffer (a short text's), not malloc'd
+
+
+cdef enum:
+    ARENA = 24576       # bytes of stack a short text's draws, edges and positions are lent
 
 
 cdef int es_reserve(EdgeStore* es, size_t edges) noexcept nogil:
-    """Room for `edges` edges (growing geometrically); -1 when out of memory."""
+    """Room for `edges` edges (growing geometrically; edges in a lent buffer move to the
+    heap); -1 when out of memory."""
+    cdef Edge* moved
     if edges > es.cap:
         edges = edges if edges > 2 * es.cap else 2 * es.cap
-        if realloc_into(<void**>&es.edges, edges * sizeof(Edge)) < 0:
+        if es.lent:
+            moved = <Edge*>malloc(edges * sizeof(Edge))
+            if moved == NULL:
+                return -1
+            memcpy(moved, es.edges, es.cap * sizeof(Edge))
+            es.edges = moved
+            es.lent = False
+        elif realloc_into(<void**>&es.edges, edges * sizeof(Edge)) < 0:
             return -1
         es.cap = edges
     return 0
 
 
-cdef void es_free(EdgeStore* es) noexcept nogil:
-    free(es.edges)
-    free(es.first)
+cdef void es_free(EdgeStore* es, const char* lent_from, size_t lent_size) noexcept nogil:
+    """Free what was malloc'd (not what lies in the lent buffer)."""
+    if not es.lent:
+        free(es.edges)
+    if not (lent_from <= <const char*>es.first < lent_from + lent_size):
+        free(es.first)
     memset(es, 0, sizeof(EdgeStore))
 
 
@@ -290,6 +307,8 @@ cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alph
     cdef double logz = 0.0
     cdef int rc = 0
     cdef char stack[STACK_WORKSPACE]
+    cdef char arena[ARENA]             # the draws, positions and first edges of a short text
+    cdef size_t used_arena = 0
     cdef char* block = NULL
     cdef size_t pieces, size
     cdef int32_t* vp
@@ -311,9 +330,14 @@ cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alph
         # pieces and their ends (no draw has more pieces than bytes).
         pieces = <size_t>max(1, count * n)
         size = (count + 1) * (sizeof(double) + sizeof(int64_t)) + 2 * pieces * sizeof(int32_t)
-        block = <char*>malloc(size)
-        if block == NULL:
-            raise MemoryError()
+        size = (size + 15) & ~(<size_t>15)
+        if size <= ARENA // 2:
+            block = arena
+            used_arena = size
+        else:
+            block = <char*>malloc(size)
+            if block == NULL:
+                raise MemoryError()
         lp = <double*>block
         rp = <int64_t*>(block + (count + 1) * sizeof(double))
         vp = <int32_t*>(block + (count + 1) * (sizeof(double) + sizeof(int64_t)))
@@ -324,8 +348,20 @@ cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alph
             with nogil:
                 rc = ws_reserve(&ws, n, M.ac.max_len)
                 if rc == 0:
-                    sh.first = <int64_t*>malloc((n + 2) * sizeof(int64_t))
-                    rc = -1 if sh.first == NULL else es_reserve(&sh, <size_t>(64 * (M.ac.max_len + 1)))
+                    size = (n + 2) * sizeof(int64_t)
+                    if used_arena + size <= ARENA:
+                        sh.first = <int64_t*>(arena + used_arena)
+                        used_arena += (size + 15) & ~(<size_t>15)
+                    else:
+                        sh.first = <int64_t*>malloc(size)
+                    if used_arena + 64 * sizeof(Edge) <= ARENA:   # (the rest of the arena, if it holds 64)
+                        sh.edges = <Edge*>(arena + used_arena)
+                        sh.cap = (ARENA - used_arena) // sizeof(Edge)
+                        sh.lent = True
+                    if sh.first == NULL:
+                        rc = -1
+                    elif not sh.lent:
+                        rc = es_reserve(&sh, <size_t>(64 * (M.ac.max_len + 1)))
                 if rc == 0:
                     rc = (forward_linear(&M, x, n, chunked, &ws, &sh, &logz) if linear
                           else forward_log(&M, x, n, chunked, &ws, &sh, &logz))
@@ -360,5 +396,6 @@ cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alph
         return vals, ends, rows, logps
     finally:
         ws_free(&ws)
-        es_free(&sh)
-        free(block)
+        es_free(&sh, arena, ARENA)
+        if block != arena:
+            free(block)
