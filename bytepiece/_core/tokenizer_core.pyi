@@ -73,6 +73,8 @@ class TokenizerCore:
         forbidden_boundaries: Any = None,
         boundary_regex: Any = None,
     ) -> npt.NDArray[np.integer[Any]]: ...
+    # (sample's parameters mirror LatticeSampler.sample's and the compiled queries':
+    # a text, a count or alpha, a key and the boundary constraints, on purpose)
     def sample(
         self,
         text: Text,
