@@ -196,9 +196,15 @@ class TextEncoder:
         elif type(alpha) is not float:  # (a float goes on: the core checks its range)
             alpha = check_alpha(alpha)
         if required is not None or forbidden is not None or regex is not None:
-            ids = None
+            ids: list[int] | None = None
             if regex is None and sampler == "exact" and not (allowed or disallowed):
-                ids = self.constrained(text, add_bos, add_eos, alpha, key, required, forbidden)
+                # The core's per-call path (None: the careful path must read the constraints).
+                run = self.to_bytes(text)
+                bos, eos = (BOS_ID if add_bos else -1), (EOS_ID if add_eos else -1)
+                got = encode_constrained(self.lattice, run, alpha, self.words, key, bos, eos, required, forbidden)
+                if got is False:
+                    self.no_segmentation(run, required, forbidden)
+                ids = got
             if ids is None:
                 bounds = (required, forbidden, regex)
                 ids = self.spans(text, add_bos, add_eos, alpha, key, sampler, allowed, disallowed, bounds, False)[0]
@@ -211,7 +217,7 @@ class TextEncoder:
         else:
             # A plain call with a key of another kind, another sampler or an alpha that is
             # not a float: as TokenizerCore.encode does it (a str goes to the core as it is).
-            data = text
+            data: str | bytes = text
             if type(text) is not str:
                 data = self.to_bytes(text)
             elif self.form is not None and not text.isascii():
@@ -308,18 +314,6 @@ class TextEncoder:
                 starts.append(len(data))
                 ends.append(len(data))
         return ids, starts, ends, data
-
-    def constrained(self, text, add_bos: bool, add_eos: bool, alpha: float, key, required, forbidden):
-        """The ids :meth:`spans` gives under boundary constraints (no special tokens, the
-        exact sampler), from the core's per-call path; None when the careful path must
-        read the constraints (it raises the error that names the value)."""
-        data = self.to_bytes(text)
-        bos = BOS_ID if add_bos else -1
-        eos = EOS_ID if add_eos else -1
-        ids = encode_constrained(self.lattice, data, alpha, self.words, key, bos, eos, required, forbidden)
-        if ids is False:
-            self.no_segmentation(data, required, forbidden)
-        return ids
 
     def no_segmentation(self, data: bytes, required, forbidden) -> NoReturn:
         """Raise the ValueError naming the first position no allowed piece reaches."""

@@ -452,13 +452,13 @@ def _zip_outcome(read):
 @example(b'{"a": 1}', zipfile.ZIP_STORED, "m.json", False, b"", b"", [])
 def test_zips_read_without_zipfile_give_what_zipfile_gives(payload, method, name, second, comment, prefix, edits):
     """The simplest zips (one member, stored or deflated, nothing around them) are read
-    without importing zipfile (model._simple_zip_member); every other file goes through
+    without importing zipfile (model_archive._simple_zip_member); every other file goes through
     zipfile as before. For archives of every kind, then damaged byte by byte (anywhere,
     or in the last 120 bytes where the directory is), the loader gives the same member,
     the same plain bytes or the same error as zipfile.is_zipfile and zipfile's read."""
     import io
 
-    from bytepiece.model import _simple_zip_member, _unzipped, _zip_member
+    from bytepiece.model_archive import _simple_zip_member, _unzipped, _zip_member
 
     buffer = io.BytesIO()
     buffer.write(prefix)

@@ -30,7 +30,7 @@ from conftest import REPO, VENDORED_MODEL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bytepiece.model as model_module
+import bytepiece.model_archive as model_archive
 from bytepiece import ModelError, Tokenizer, load_model
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -201,9 +201,9 @@ def _zip_bomb(path, size: int) -> None:
 
 
 def test_oversized_models_are_refused_before_they_are_read(tmp_path, monkeypatch):
-    """The size limit (model.MAX_MODEL_BYTES) bounds memory: a zip whose member is
+    """The size limit (model_archive.MAX_MODEL_BYTES) bounds memory: a zip whose member is
     larger, or a plain file larger than it, is refused without being read."""
-    monkeypatch.setattr(model_module, "MAX_MODEL_BYTES", 4 << 20)
+    monkeypatch.setattr(model_archive, "MAX_MODEL_BYTES", 4 << 20)
     bomb = tmp_path / "bomb.zip"
     _zip_bomb(bomb, 8 << 20)
     with pytest.raises(ModelError, match="bomb.zip.*too large"):
@@ -261,7 +261,7 @@ def test_special_paths(tmp_path):
 def test_endless_device_is_refused_in_bounded_memory(monkeypatch):
     if not os.path.exists("/dev/zero"):
         pytest.fail("/dev/zero is missing on this system")
-    monkeypatch.setattr(model_module, "MAX_MODEL_BYTES", 1 << 20)
+    monkeypatch.setattr(model_archive, "MAX_MODEL_BYTES", 1 << 20)
     with pytest.raises(ModelError, match="too large"):
         load_model("/dev/zero")
 
@@ -591,7 +591,7 @@ def test_model_loads_from_a_pipe(kind, tmp_path, real_zip, real_json):
 
 
 def test_model_from_a_pipe_is_bounded_by_the_size_limit(tmp_path, monkeypatch, real_json):
-    monkeypatch.setattr(model_module, "MAX_MODEL_BYTES", len(real_json) - 1)
+    monkeypatch.setattr(model_archive, "MAX_MODEL_BYTES", len(real_json) - 1)
     fifo = tmp_path / "big.fifo"
     os.mkfifo(fifo)
     writer = _serve_through_fifo(fifo, real_json)
