@@ -22,9 +22,9 @@ from typing import Any
 
 from . import constraints, distinct
 from ._core import draws as _draws
-from ._core.lattice import MAX_ALPHA, Lattice
+from ._core.lattice import Lattice
 from .constraints import Pattern, Positions
-from .encoding import MAX_COUNT, check_count, check_sampling_alpha
+from .encoding import check_count, check_sampling_alpha
 
 
 class LatticeSampler:
@@ -59,16 +59,11 @@ class LatticeSampler:
         """Tokenizer.sample for every call (TokenizerCore.sample runs the common ones
         compiled and sends the rest here): argument checks, keys of every kind, boundary
         constraints."""
-        if type(alpha) is not float or not 0.0 <= alpha <= MAX_ALPHA:  # (the usual case costs no call)
-            alpha = check_sampling_alpha(alpha)
-        if type(n) is not int or not 0 <= n <= MAX_COUNT:
-            n = check_count(n, "n", minimum=0)
+        alpha = check_sampling_alpha(alpha)
+        n = check_count(n, "n", minimum=0)
         data = self.to_bytes(text)
-        cuts = banned = None
-        if required_boundaries is not None or forbidden_boundaries is not None or boundary_regex is not None:
-            cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
+        cuts, banned = constraints.masks(data, required_boundaries, forbidden_boundaries, boundary_regex)
         seed_word, key_word = self.words(key)
-
         try:
             draws, logps = _draws.sample_many(
                 self._lattice,

@@ -59,47 +59,48 @@ cdef struct Edge:
     int32_t value       # (piece index)
 
 
-cdef struct EdgeStore:
+cdef struct DrawEdges:
     Edge* edges         # grouped by end position; an edge's fields side by side, as a draw reads them
     int64_t* first      # first[e]: index of the first edge ending at e (first[e + 1]: past the last)
     size_t cap          # room for this many edges
-    bint lent           # edges and first are in the caller's buffer (a short text's), not malloc'd
+    bint edges_lent     # edges, first: in the caller's buffer (a short text's), not malloc'd
+    bint first_lent
 
 
 cdef enum:
     ARENA = 24576       # bytes of stack a short text's draws, edges and positions are lent
 
 
-cdef int es_reserve(EdgeStore* es, size_t edges) noexcept nogil:
+cdef int es_reserve(DrawEdges* es, size_t edges) noexcept nogil:
     """Room for `edges` edges (growing geometrically; edges in a lent buffer move to the
     heap); -1 when out of memory."""
     cdef Edge* moved
     if edges > es.cap:
         edges = edges if edges > 2 * es.cap else 2 * es.cap
-        if es.lent:
+        if es.edges_lent:
             moved = <Edge*>malloc(edges * sizeof(Edge))
             if moved == NULL:
                 return -1
             memcpy(moved, es.edges, es.cap * sizeof(Edge))
             es.edges = moved
-            es.lent = False
+            es.edges_lent = False
         elif realloc_into(<void**>&es.edges, edges * sizeof(Edge)) < 0:
             return -1
         es.cap = edges
     return 0
 
 
-cdef void es_free(EdgeStore* es, const char* lent_from, size_t lent_size) noexcept nogil:
-    """Free what was malloc'd (not what lies in the lent buffer)."""
-    if not es.lent:
+cdef void es_free(DrawEdges* es) noexcept nogil:
+    """Free what was malloc'd (not what lies in a lent buffer)."""
+    if not es.edges_lent:
         free(es.edges)
-    if not (lent_from <= <const char*>es.first < lent_from + lent_size):
+    if not es.first_lent:
         free(es.first)
-    memset(es, 0, sizeof(EdgeStore))
+    memset(es, 0, sizeof(DrawEdges))
 
 
 cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Workspace* ws,
-                        EdgeStore* sh, double* logz) noexcept nogil:
+                        DrawEdges* sh, double* logz) noexcept nogil:
     """The forward pass in linear space (mantissa ws.score * 2**ws.expo): every edge with
     the running sum of its end's weights up to it (the last is the end's total). logz
     gets log Z (-inf when no segmentation satisfies the constraints). -1 when out of
@@ -180,7 +181,7 @@ cdef int forward_linear(const Model* M, const uint8_t* x, Py_ssize_t n, bint chu
 # (forward_log repeats forward_linear's walk on purpose: a kernel per arithmetic, so
 # that neither branches per edge on linear or log space.)
 cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked, Workspace* ws,
-                     EdgeStore* sh, double* logz) noexcept nogil:
+                     DrawEdges* sh, double* logz) noexcept nogil:
     """forward_linear in log space (ws.score holds log sums), for alphas whose linear
     weights could leave the normal range."""
     cdef Py_ssize_t e, cs = 0
@@ -227,7 +228,7 @@ cdef int forward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunke
     return 0
 
 
-cdef Py_ssize_t draw_one(const EdgeStore* sh, Py_ssize_t n, Rng* rng, int32_t* vals, int32_t* ends) noexcept nogil:
+cdef Py_ssize_t draw_one(const DrawEdges* sh, Py_ssize_t n, Rng* rng, int32_t* vals, int32_t* ends) noexcept nogil:
     """One backward walk: the pieces of a draw into vals[0 .. m) in text order, and their
     end positions into ends unless it is NULL; returns m. Both have room for n (the walk
     writes them from n - 1 down, then moves them to the front)."""
@@ -302,7 +303,7 @@ cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alph
     cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
     cdef Model M
     cdef Workspace ws
-    cdef EdgeStore sh
+    cdef DrawEdges sh
     cdef Rng rng
     cdef double logz = 0.0
     cdef int rc = 0
@@ -324,7 +325,7 @@ cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alph
     lattice.fill_model(&M, alpha, keep)
     lattice.constrain(&M, cuts, banned, n)
     ws_init(&ws, stack, sizeof(stack))
-    memset(&sh, 0, sizeof(EdgeStore))
+    memset(&sh, 0, sizeof(DrawEdges))
     try:
         # The draws go to one block: log-probabilities, row offsets, then count * n
         # pieces and their ends (no draw has more pieces than bytes).
@@ -351,16 +352,17 @@ cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alph
                     size = (n + 2) * sizeof(int64_t)
                     if used_arena + size <= ARENA:
                         sh.first = <int64_t*>(arena + used_arena)
+                        sh.first_lent = True
                         used_arena += (size + 15) & ~(<size_t>15)
                     else:
                         sh.first = <int64_t*>malloc(size)
                     if used_arena + 64 * sizeof(Edge) <= ARENA:   # (the rest of the arena, if it holds 64)
                         sh.edges = <Edge*>(arena + used_arena)
                         sh.cap = (ARENA - used_arena) // sizeof(Edge)
-                        sh.lent = True
+                        sh.edges_lent = True
                     if sh.first == NULL:
                         rc = -1
-                    elif not sh.lent:
+                    elif not sh.edges_lent:
                         rc = es_reserve(&sh, <size_t>(64 * (M.ac.max_len + 1)))
                 if rc == 0:
                     rc = (forward_linear(&M, x, n, chunked, &ws, &sh, &logz) if linear
@@ -396,6 +398,6 @@ cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alph
         return vals, ends, rows, logps
     finally:
         ws_free(&ws)
-        es_free(&sh, arena, ARENA)
+        es_free(&sh)
         if block != arena:
             free(block)

@@ -81,13 +81,9 @@ cdef class TokenizerCore:
                     as_numpy, required_boundaries, forbidden_boundaries, boundary_regex,
                 )
             return PyObject_GetIter(ids) if iter else ids
-        # A str goes to the core as it is (no normal form changes ASCII; other text is
-        # normalised first): the core reads an ASCII str's buffer in place and encodes
-        # any other into a buffer of the call's own.
-        if type(text) is str:
-            data = _normalize_form(self._form, text) if self._normalize and not text.isascii() else text
-        else:
-            data = self._to_bytes(text)
+        # A str goes to the core as it is: the core reads an ASCII str's buffer in place
+        # and encodes any other into a buffer of the call's own.
+        data = self._text_in(text)
         if a < 0:  # (NaN is not < 0: mode_of rejects it below)
             ids = self._lattice.encode_one(data, -1.0, MODE_VITERBI, 0, 0, bos, eos)
         elif key is None:
@@ -101,7 +97,7 @@ cdef class TokenizerCore:
                                     object required, object forbidden):
         """encode under boundary constraints (constrained.pyx): the ids, or None when the
         careful path must read the constraints (it raises the error that names them)."""
-        data = self._bytes_of(text)
+        data = self._bytes_in(text)
         ids = constrained_ids(self._lattice, data, alpha, None, None, self._stream if key is None else None,
                               self._int_word, key_word, bos, eos, required, forbidden)
         if ids is False:
@@ -134,7 +130,7 @@ cdef class TokenizerCore:
                 text, n, alpha, key=key, with_log_prob=with_log_prob, required_boundaries=required_boundaries,
                 forbidden_boundaries=forbidden_boundaries, boundary_regex=boundary_regex,
             )
-        data = self._bytes_of(text)
+        data = self._bytes_in(text)
         if key is None:
             seed_word = self._stream.word
             key_word = self._stream.calls
@@ -149,11 +145,14 @@ cdef class TokenizerCore:
             return [(ids, 0.0 if logp > 0.0 else logp) for ids, logp in zip(draws, logps)]
         return draws
 
-    cdef bytes _bytes_of(self, object text):
-        """The bytes the lattice segments (Normalizer.to_bytes): a str normalised and
-        encoded as UTF-8, other input as to_bytes takes it."""
+    cdef object _text_in(self, object text):
+        """What the lattice segments: a str normalised (no normal form changes ASCII, so
+        it is taken as it is), other input as _to_bytes makes it."""
         if type(text) is str:
-            if self._normalize and not text.isascii():
-                text = _normalize_form(self._form, text)
-            return text.encode("utf-8")
+            return _normalize_form(self._form, text) if self._normalize and not text.isascii() else text
         return self._to_bytes(text)
+
+    cdef bytes _bytes_in(self, object text):
+        """_text_in as bytes (what _to_bytes gives, without a Python call for a str)."""
+        data = self._text_in(text)
+        return data.encode("utf-8") if type(data) is str else data
