@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 
 from . import keys as _keys
-from ._core.lattice import DrawStream, Lattice, count_total
+from ._core.lattice import DrawStream, Lattice
 from ._core.tokenizer_core import TokenizerCore
 from ._numpy import np
 from .batches import BatchEncoder
@@ -41,6 +41,7 @@ from .model import (
 )
 from .queries import LatticeQueries
 from .sampling import LatticeSampler
+from .score_cache import piece_scores
 from .special import SpecialTokens
 from .stochastok import TokenSplitter
 
@@ -122,11 +123,10 @@ class Tokenizer(TokenizerCore):
         self._alpha = float(vocab.alpha)
         self._bos_id, self._eos_id = BOS_ID, EOS_ID
         counts = vocab._count_values()
-        # Same arithmetic as 0.6.3 (np.log of each count minus np.log of the integer total,
-        # rounded once to a float), so that Viterbi ties are decided on identical
-        # floating-point scores: numpy's log, which on x86-64 with AVX-512 differs from the
-        # C library's in the last bit now and then. This is where a tokenizer imports numpy.
-        logprobs = np.log(np.asarray(counts, dtype=np.float64)) - np.log(count_total(counts))
+        # Same arithmetic as 0.6.3 (numpy's log of each count minus numpy's log of the
+        # integer total), so that Viterbi ties are decided on identical floating-point
+        # scores; numpy is imported here unless this machine has kept them (score_cache).
+        logprobs = piece_scores(counts)
         self._logprobs = logprobs
         n = len(vocab.pieces)
         self._lattice = Lattice(list(vocab.pieces), logprobs, range(FIRST_PIECE_ID, FIRST_PIECE_ID + n))

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import itertools
+import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
+
+# Tokenizers keep their scores in a cache folder (bytepiece/score_cache.py): the suite,
+# and every process it starts, uses one of its own, never the user's.
+_SCORE_CACHE = tempfile.mkdtemp(prefix="bytepiece-test-scores-")
+os.environ["BYTEPIECE_CACHE_DIR"] = _SCORE_CACHE
+atexit.register(shutil.rmtree, _SCORE_CACHE, ignore_errors=True)
 
 try:
     from hypothesis import settings as _hypothesis_settings

@@ -381,12 +381,14 @@ def test_import_is_side_effect_free():
     assert out.stdout.strip() == "False"
 
 
-def test_numpy_comes_with_the_first_tokenizer_not_with_import_bytepiece():
+def test_numpy_comes_with_a_tokenizer_whose_scores_this_machine_has_not_kept(tmp_path):
     """numpy costs a cold start more than everything else together: ``import bytepiece``
-    and reading a model leave it unimported (bytepiece._numpy imports it on first use);
-    building a Tokenizer imports it, for the scores' log, which must be numpy's as in
-    BytePiece 0.6.3 (on x86-64 with AVX-512 the C library's differs in the last bit now
-    and then, and Viterbi ties would follow those bits)."""
+    and reading a model leave it unimported (bytepiece._numpy imports it on first use).
+    The first Tokenizer of a model imports it for the scores' log, which must be numpy's
+    as in BytePiece 0.6.3 (on x86-64 with AVX-512 the C library's differs in the last bit
+    now and then, and Viterbi ties would follow those bits), and keeps them
+    (score_cache); the next process reads them and never imports numpy, with the same
+    scores to the bit and the same ids."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     code = (
         "import sys, bytepiece\n"
@@ -394,16 +396,32 @@ def test_numpy_comes_with_the_first_tokenizer_not_with_import_bytepiece():
         "vocab = bytepiece.load_model(sys.argv[1])\n"
         "assert 'numpy' not in sys.modules, 'imported by load_model'\n"
         "tok = bytepiece.Tokenizer(vocab, seed=1)\n"
-        "assert 'numpy' in sys.modules\n"
+        "line = 'Hello world, one line to encode.'\n"
+        "ids = tok.encode(line)\n"
+        "print('numpy' in sys.modules, ids)\n"
         "import numpy as np\n"
         "counts = np.asarray(vocab.counts, dtype=np.float64)\n"
         "expected = np.log(counts) - np.log(float(sum(vocab.counts)))\n"
         "assert tok.piece_log_probs.tobytes() == expected.tobytes(), 'scores are not numpy log'\n"
-        "line = 'Hello world, one line to encode.'\n"
-        "assert tok.encode(line, as_numpy=True).tolist() == tok.encode(line)\n"
+        "assert tok.encode(line, as_numpy=True).tolist() == ids\n"
     )
     model = os.path.join(root, "tests", "data", "bytepiece_80k.zip")
-    subprocess.run([sys.executable, "-c", code, model], cwd=root, check=True, timeout=120)
+    env = dict(os.environ, BYTEPIECE_CACHE_DIR=str(tmp_path))
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code, model],
+            cwd=root,
+            env=env,
+            check=True,
+            timeout=120,
+            capture_output=True,
+            text=True,
+        ).stdout.split(" ", 1)
+        for _ in range(2)
+    ]
+    assert [imported for imported, _ in runs] == ["True", "False"]
+    assert runs[0][1] == runs[1][1]
+    assert len(list(tmp_path.iterdir())) == 1
 
 
 @pytest.mark.parametrize("size", [10, 3000, 50_000])  # (on the call's stack, and past it)
