@@ -19,8 +19,9 @@ piece) whose name is a hash of:
 - the byte order.
 
 A later process with the same counts on the same machine and numpy reads the file
-instead of importing numpy (one that has imported numpy already computes the scores,
-which is faster, and only writes a missing file). Where any of those cannot be read (no numpy found, no
+instead of importing numpy. A process that has imported numpy already computes the
+scores, which is faster, and leaves the cache alone: a research loop over many
+vocabularies, or a data-loader worker, writes nothing. Where any of those cannot be read (no numpy found, no
 ``/proc/cpuinfo``) nothing is kept. A file that is short, not ours or fails its
 checksum is ignored and written again; a folder that cannot be written just means the
 scores are computed every time. Files are written atomically, so concurrent processes
@@ -51,18 +52,18 @@ _FLAGS_LINES = (b"flags", b"Features")  # x86's and ARM's lines in /proc/cpuinfo
 
 def piece_scores(counts: Sequence[int | float]) -> array.array[float]:
     """log(count) - log(total) of every piece, as numpy computes it, in an
-    ``array('d')`` (one type whether computed or read from the cache). A
-    process that has imported numpy already computes them, which is faster than reading
-    them, and writes them only where there is no file yet."""
-    path = cache_path(counts)
-    numpy_there = numpy_imported()
-    if path is not None and not numpy_there:
+    ``array('d')`` (one type whether computed or read from the cache). Only a process
+    that has not imported numpy yet reads or writes the cache: one that has computes
+    them, which is faster than reading them, so a program that builds many tokenizers
+    writes at most one file (its first computation imports numpy)."""
+    path = None if numpy_imported() else cache_path(counts)
+    if path is not None:
         kept = read_scores(path, len(counts))
         if kept is not None:
             return kept
     scores = array.array("d")
     scores.frombytes((np.log(np.asarray(counts, dtype=np.float64)) - np.log(count_total(counts))).tobytes())
-    if path is not None and not (numpy_there and os.path.exists(path)):
+    if path is not None:
         write_scores(path, scores)
     return scores
 
@@ -110,7 +111,10 @@ def cache_path(counts: Sequence[int | float]) -> str | None:
 def numpy_identity() -> str | None:
     """What decides numpy's log here, as one string (see the module's docstring), or None
     when it cannot all be read. numpy is located, not imported."""
-    spec = importlib.util.find_spec("numpy")
+    try:
+        spec = importlib.util.find_spec("numpy")
+    except (ImportError, ValueError):
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     core = None
@@ -128,7 +132,10 @@ def numpy_identity() -> str | None:
     flags = cpu_flags()
     if core is None or flags is None:
         return None
-    st = core.stat()
+    try:
+        st = core.stat()
+    except OSError:
+        return None
     settings = [os.environ.get(f"NPY_{what}_CPU_FEATURES", "") for what in ("ENABLE", "DISABLE")]
     return "\n".join([core.path, str(st.st_size), str(st.st_mtime_ns), flags, *settings, sys.byteorder])
 
