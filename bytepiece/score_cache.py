@@ -62,7 +62,7 @@ def piece_scores(counts: Sequence[int | float]) -> array.array[float]:
         if kept is not None:
             return kept
     scores = array.array("d")
-    scores.frombytes((np.log(np.asarray(counts, dtype=np.float64)) - np.log(count_total(counts))).tobytes())
+    scores.frombytes(memoryview(np.log(np.asarray(counts, dtype=np.float64)) - np.log(count_total(counts))).cast("B"))
     if path is not None:
         write_scores(path, scores)
     return scores
@@ -111,24 +111,7 @@ def cache_path(counts: Sequence[int | float]) -> str | None:
 def numpy_identity() -> str | None:
     """What decides numpy's log here, as one string (see the module's docstring), or None
     when it cannot all be read. numpy is located, not imported."""
-    try:
-        spec = importlib.util.find_spec("numpy")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    core = None
-    for root in spec.submodule_search_locations:
-        for sub in ("_core", "core"):  # numpy 2, numpy 1
-            try:
-                with os.scandir(os.path.join(root, sub)) as entries:
-                    core = next((e for e in entries if e.name.startswith("_multiarray_umath.")), None)
-            except OSError:
-                continue
-            if core is not None:
-                break
-        if core is not None:
-            break
+    core = numpy_core()
     flags = cpu_flags()
     if core is None or flags is None:
         return None
@@ -138,6 +121,24 @@ def numpy_identity() -> str | None:
         return None
     settings = [os.environ.get(f"NPY_{what}_CPU_FEATURES", "") for what in ("ENABLE", "DISABLE")]
     return "\n".join([core.path, str(st.st_size), str(st.st_mtime_ns), flags, *settings, sys.byteorder])
+
+
+def numpy_core() -> os.DirEntry[str] | None:
+    """numpy's compiled core (``_multiarray_umath``), found without importing numpy."""
+    try:
+        spec = importlib.util.find_spec("numpy")
+    except (ImportError, ValueError):
+        return None
+    for root in (spec.submodule_search_locations or []) if spec is not None else []:
+        for sub in ("_core", "core"):  # numpy 2, numpy 1
+            try:
+                with os.scandir(os.path.join(root, sub)) as entries:
+                    for entry in entries:
+                        if entry.name.startswith("_multiarray_umath."):
+                            return entry
+            except OSError:
+                pass
+    return None
 
 
 def cpu_flags() -> str | None:
