@@ -11,6 +11,12 @@ Cases, each size in a fresh process so that its peak RSS is its own:
   ``Tokenizer.encode_batch`` (what a data pipeline does), results dropped;
 - ``cli``: ``bytepiece encode -m MODEL FILE > /dev/null`` on the same file;
 - ``cli-line``: ``bytepiece encode`` on the one-line file of ``line``;
+- ``worst``: the worst case for the kernels, in one fresh process: the 40k model
+  with a 4,096-byte piece of spaces added (spaces already have 13 pieces of their
+  own, so every position of a run is the end of 14 pieces) encoding one line of
+  ``--worst-mb`` MB of spaces, against the same size of ordinary text (one line),
+  Viterbi and sampling, interleaved ``--repeats`` times; CPU time per byte, medians
+  with min..max, and the ratio to ordinary text (the target: at most 3x);
 - ``train`` (asked for by name, ``--cases train``): ``bytepiece train`` with default
   settings but 2 workers and 32k pieces on the 200 MB slice and the whole ~1 GB corpus
   of ``build_gb_corpus.py`` (``--gb-corpus``, default /tmp/bytepiece-gb; run that
@@ -24,6 +30,7 @@ Files go to a temporary directory (``--tmp``, default /tmp) and are deleted.
     python benchmarks/bench_huge.py                      # line, cli-line to 100 MB; stream, cli to 1 GB
     python benchmarks/bench_huge.py --quick              # line to 25 MB, stream and cli to 128 MB
     python benchmarks/bench_huge.py --cases line --line-sizes 10,20
+    python benchmarks/bench_huge.py --cases worst --worst-mb 10
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import json
 import os
 import pathlib
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,6 +86,55 @@ seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": seconds, "peak_mb": peak, "base_mb": base, "tokens": tokens}))
 """
+
+
+WORST_CHILD = r"""
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+from bytepiece import Tokenizer
+from bytepiece.model import load_model, vocabulary_from_counts
+
+model, size, repeats, normal_path = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+vocab = load_model(model)
+counts = dict(zip(vocab.pieces, vocab.counts))
+counts[b" " * 4096] = max(counts.values())
+tok = Tokenizer(vocabulary_from_counts(counts), seed=1)
+with open(normal_path, "rb") as f:
+    texts = {"ordinary text": f.read()[:size], "spaces": b" " * size}
+times = {}
+for _ in range(repeats):
+    for name, data in texts.items():
+        for mode, alpha in (("viterbi", None), ("sampling 0.1", 0.1)):
+            start = time.process_time()
+            ids = tok.encode(data) if alpha is None else tok.encode(data, alpha=alpha)
+            times.setdefault(name + "|" + mode, []).append((time.process_time() - start) / size * 1e9)
+            assert len(tok.decode_bytes(ids)) == size
+print(json.dumps(times))
+"""
+
+
+def _worst_case(workdir: pathlib.Path, size_mb: float, repeats: int) -> dict:
+    """The ``worst`` case: a run of one byte under a model with a 4,096-byte piece of
+    it, against ordinary text of the same size, in one fresh process."""
+    normal = workdir / "normal-line.txt"
+    _write_file(normal, int(size_mb * MB), one_line=True)
+    out = subprocess.run(
+        [sys.executable, "-c", WORST_CHILD, str(REPO), str(MODEL), str(int(size_mb * MB)), str(repeats), str(normal)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    times = json.loads(out.stdout)
+    print(f"\nworst case: {size_mb:g} MB, one line, CPU ns per byte over {repeats} interleaved repeats")
+    print(f"{'text':14} {'mode':13} {'median (min..max)':>22} {'x ordinary':>11}")
+    for mode in ("viterbi", "sampling 0.1"):
+        base = statistics.median(times["ordinary text|" + mode])
+        for name in ("ordinary text", "spaces"):
+            t = times[name + "|" + mode]
+            med = statistics.median(t)
+            verdict = "" if name == "ordinary text" else ("  <= 3x: met" if med / base <= 3 else "  > 3x: NOT met")
+            print(f"{name:14} {mode:13} {med:8.1f} ({min(t):5.1f}..{max(t):5.1f}) {med / base:11.2f}{verdict}")
+    return times
 
 
 def _text_block() -> bytes:
@@ -143,10 +200,12 @@ def _run_cli(path: pathlib.Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default="line,line-sample,cli-line,stream,cli")
+    parser.add_argument("--cases", default="line,line-sample,cli-line,stream,cli,worst")
     parser.add_argument("--line-sizes", default="12.5,25,50,100", help="MB, comma-separated")
     parser.add_argument("--file-sizes", default="128,256,512,1024", help="MB, comma-separated")
     parser.add_argument("--batch", type=int, default=10000, help="lines per encode_batch call (stream)")
+    parser.add_argument("--worst-mb", type=float, default=10.0, help="MB of each text of the worst case")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats of the worst case")
     parser.add_argument("--tmp", default=tempfile.gettempdir())
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", help="also write the results here")
@@ -155,12 +214,17 @@ def main() -> int:
     if "train" in args.cases.split(","):
         return _train_at_scale(pathlib.Path(args.gb_corpus), args.json)
     if args.quick:
-        args.line_sizes, args.file_sizes = "6.25,12.5,25", "32,64,128"
+        args.line_sizes, args.file_sizes, args.worst_mb = "6.25,12.5,25", "32,64,128", 4.0
     cases = args.cases.split(",")
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="bench_huge.", dir=args.tmp))
     results = []
+    worst = None
     try:
-        print(f"{'case':11} {'MB':>7} {'seconds':>8} {'MB/s':>7} {'peak RSS MB':>12} {'- model MB':>11}")
+        if "worst" in cases:
+            worst = _worst_case(workdir, args.worst_mb, args.repeats)
+            print()
+        if set(cases) - {"worst"}:
+            print(f"{'case':11} {'MB':>7} {'seconds':>8} {'MB/s':>7} {'peak RSS MB':>12} {'- model MB':>11}")
         plans = []
         for size in args.line_sizes.split(","):  # both one-line cases on a file before the next size
             plans += [(case, float(size)) for case in ("line", "line-sample", "cli-line") if case in cases]
@@ -212,7 +276,7 @@ def main() -> int:
                 vit = next(v for v in results if v["case"] == "line" and v["mb"] == r["mb"])
                 print(f"  line-sample / line time at {r['mb']:g} MB: {r['seconds'] / vit['seconds']:.2f}x")
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
+        pathlib.Path(args.json).write_text(json.dumps({"cases": results, "worst": worst}, indent=1))
     return 0
 
 
