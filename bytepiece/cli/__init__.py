@@ -123,11 +123,12 @@ class _Group(click.Group):
         """click's main, plus: a failure to write what click itself prints (--help and
         --version to a full disk, say) is one line on stderr and status 1, not a
         traceback."""
+        self._debug_raised: OSError | None = None
         try:
             return super().main(*args, **kwargs)
         except OSError as error:
-            if kwargs.get("standalone_mode") is False:
-                raise
+            if kwargs.get("standalone_mode") is False or error is self._debug_raised:
+                raise  # (--debug: a command's error with its traceback)
             _quiet_broken_pipe()
             if error.errno == errno.EPIPE:
                 sys.exit(0)
@@ -153,6 +154,7 @@ class _Group(click.Group):
                 _quiet_broken_pipe()
                 ctx.exit(0)
             if debug:
+                self._debug_raised = error
                 raise
             if error.filename is None and _raised_by_echo(error):  # (click writing a command's --help)
                 error = OSError(error.errno, error.strerror, STDOUT)

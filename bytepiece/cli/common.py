@@ -374,6 +374,18 @@ def stdout_errors() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def naming_input(name: str) -> Iterator[None]:
+    """Name the input in a read error that names no file (EIO from a failing disk or a
+    network file system), which would otherwise pass for a write error on the output."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror, name) from error
+
+
+@contextlib.contextmanager
 def open_input(path: str) -> Iterator[IO[bytes]]:
     if path == "-":
         require_stdin()
@@ -384,12 +396,14 @@ def open_input(path: str) -> Iterator[IO[bytes]]:
 
 
 def line_batches(
-    paths: Sequence[str], threads: int = 1, max_line: int | None = DEFAULT_MAX_LINE
+    paths: Sequence[str], threads: int = 1, max_line: int | None = DEFAULT_MAX_LINE, option: bool = True
 ) -> Iterator[tuple[str, int, list[bytes]]]:
     """(input name, number of its first line, lines) in batches of BATCH_LINES lines per
     thread (or BATCH_BYTES bytes); lines keep their endings. No paths: stdin. A line
     longer than ``max_line`` bytes (None: no limit) stops with a CliError naming it,
-    before more than that is read of it."""
+    before more than that is read of it (``option``: the command has --max-line to raise
+    the limit). A read error names the input. The consumer's own errors do not pass
+    through here: a generator is suspended at its yield while the batch is used."""
     max_lines = BATCH_LINES * threads
     if not paths and getattr(sys.stdin, "isatty", lambda: False)():
         click.echo("bytepiece: reading from the terminal; end with Ctrl-D", err=True)
@@ -403,20 +417,24 @@ def line_batches(
                 lines: Iterator[bytes] = iter(handle)
             else:
                 lines = iter(functools.partial(handle.readline, max_line + 1), b"")
-            for line in lines:
-                if max_line is not None and len(line) > max_line:
-                    raise CliError(too_long(name, first + len(batch), max_line))
-                batch.append(line)
-                size += len(line)
-                if len(batch) >= max_lines or size >= BATCH_BYTES:
-                    yield name, first, batch
-                    first += len(batch)
-                    batch, size = [], 0
+            with naming_input(name):
+                for line in lines:
+                    if max_line is not None and len(line) > max_line:
+                        raise CliError(too_long(name, first + len(batch), max_line, option))
+                    batch.append(line)
+                    size += len(line)
+                    if len(batch) >= max_lines or size >= BATCH_BYTES:
+                        yield name, first, batch
+                        first += len(batch)
+                        batch, size = [], 0
             if batch:
                 yield name, first, batch
 
 
-def too_long(name: str, number: int, max_line: int) -> str:
+def too_long(name: str, number: int, max_line: int, option: bool = True) -> str:
+    """The error for a line over the limit; ``option``: the command has --max-line."""
+    if not option:
+        return f"{name} line {number}: longer than {max_line / 1e6:g} MB, the longest line this command reads"
     return (
         f"{name} line {number}: longer than {max_line / 1e6:g} MB; raise --max-line "
         "(0: no limit) if such a line is meant"

@@ -33,6 +33,7 @@ from .common import (
     load_tokenizer,
     max_line_option,
     model_option,
+    naming_input,
     normalized,
     open_input,
     open_output,
@@ -410,7 +411,8 @@ def _blocks_of_words(paths, fmt: str, max_word: int | None):
             number = 1
             pending = b""
             while True:
-                block = handle.read(DECODE_BLOCK)
+                with naming_input(name):
+                    block = handle.read(DECODE_BLOCK)
                 data = pending + block if pending else block
                 if not block:
                     cut = len(data)
@@ -497,7 +499,7 @@ def _line_ids(fmt: str, line: bytes, pieces: _PieceIds) -> list[int] | None:
         if not line.strip():
             return None
         record = json.loads(line)
-        ids = record["ids"] if isinstance(record, dict) else None
+        ids = record.get("ids") if isinstance(record, dict) else None
         if not isinstance(ids, list) or not all(type(i) is int for i in ids):
             raise ValueError('no list of integer ids under "ids"')
         return ids

@@ -146,7 +146,7 @@ def utf8_shape(piece: bytes) -> tuple[bool, bool, bool]:
 def _measure_text(tok, path: str) -> dict:
     """Bytes, characters and tokens (best segmentation) of one --text file."""
     total_bytes = tokens = chars = 0
-    for _name, _first, batch in line_batches([path]):
+    for _name, _first, batch in line_batches([path], option=False):
         datas = normalized(tok, batch)
         for ids in tok.encode_batch(datas):
             tokens += len(ids)

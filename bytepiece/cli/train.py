@@ -35,7 +35,6 @@ from .common import (
     dask_where,
     default_workers,
     line_batches,
-    load_tokenizer,
     normalized,
     progress_meter,
     progress_option,
@@ -159,7 +158,7 @@ class _PeakMemory:
 
 def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     total_bytes = tokens = 0
-    for _name, _first, batch in line_batches(paths):
+    for _name, _first, batch in line_batches(paths, option=False):
         datas = normalized(tok, batch)
         tokens += sum(len(ids) for ids in tok.encode_batch(datas))
         total_bytes += sum(len(d) for d in datas)
@@ -426,11 +425,19 @@ def train_command(
     seconds = time.monotonic() - start
     if len(targets) != len(trainer.pieces):  # one size left to the trainer's default
         targets = _model_paths(output, [0] * len(trainer.pieces))
+    # --eval before any model is written: an --eval file that cannot be read fails the
+    # run, and a failed run writes nothing.
+    from ..tokenizer import Tokenizer
+
+    figures = [
+        _bytes_per_token(Tokenizer(vocabulary), eval_paths) if eval_paths else (0, 0)
+        for vocabulary in trainer.vocabularies
+    ]
     for vocabulary, target in zip(trainer.vocabularies, targets):
         with writing(target):
             save_model(target, vocabulary, overwrite=force)
     try:
-        _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths, quiet, skipped)
+        _print_summary(trainer, paths, targets, seconds, peak.mb(), eval_paths, figures, quiet, skipped)
     except OSError as error:
         if error.filename != STDOUT:
             raise
@@ -546,12 +553,14 @@ def _print_summary(
     seconds: float,
     peak: float | None,
     eval_paths,
+    figures: Sequence[tuple[int, int]],
     quiet: bool = False,
     skipped: int = 0,
 ) -> None:
     """What the run did, on stdout (``paths``: the files read, folders expanded;
-    ``skipped``: the files in folders left out as binary). With --quiet only what was
-    asked for (the --eval figures) and the warning that counts are approximate remain."""
+    ``figures``: (bytes, tokens) of the --eval files under each model; ``skipped``: the
+    files in folders left out as binary). With --quiet only what was asked for (the
+    --eval figures) and the warning that counts are approximate remain."""
     out = TextOut(or_stderr=True)  # (stdout closed: the summary and its warning go to stderr)
     corpus_bytes = getattr(trainer, "stats", {}).get("corpus_bytes")
     if not quiet:
@@ -568,12 +577,13 @@ def _print_summary(
             f"n-gram memory budget ({trainer.ngram_memory / 1e6:g} MB) hit: the rarest n-grams were "
             "dropped, so counts are approximate (raise --ngram-memory for exact ones)\n"
         )
-    for pieces, target in zip(trainer.pieces, targets):
+    for pieces, target, (nbytes, tokens) in zip(trainer.pieces, targets, figures):
         if quiet and not eval_paths:
             continue
         line = f"{target}: vocabulary size {len(pieces) + FIRST_PIECE_ID}"
-        if eval_paths:
-            nbytes, tokens = _bytes_per_token(load_tokenizer(target), eval_paths)
-            line += f", {nbytes / max(tokens, 1):.3f} bytes/token on {', '.join(eval_paths)}"
+        if eval_paths and tokens:
+            line += f", {nbytes / tokens:.3f} bytes/token on {', '.join(eval_paths)}"
+        elif eval_paths:
+            line += f", no text to measure in {', '.join(eval_paths)}"
         out.write(line + "\n")
     out.flush()

@@ -374,3 +374,89 @@ def test_out_of_range_numbers_are_usage_errors(args, tmp_path):
     assert result.exit_code == 2, (result.exit_code, result.output)
     assert "Traceback" not in result.output and "Error: Invalid value" in result.stderr
     assert not (tmp_path / "m.model").exists()
+
+
+# ---------------------------------------------------------------------------
+# inputs that fail to read, and --eval
+
+# A file whose read fails with EIO and no file name, as a failing disk or network file
+# system gives: this process's memory, unmapped at offset 0 (Linux).
+UNREADABLE = "/proc/self/mem"
+needs_proc_mem = pytest.mark.skipif(not os.path.exists(UNREADABLE), reason="needs Linux's /proc/self/mem")
+
+
+@needs_proc_mem
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["encode", "-m", MODEL],
+        ["encode", "-m", MODEL, "-o", "OUT"],
+        ["decode", "-m", MODEL, "-o", "OUT"],
+        ["decode", "-m", MODEL, "-f", "jsonl"],
+        ["info", "-m", MODEL, "--text"],
+    ],
+    ids=["encode", "encode-o", "decode-o", "decode-jsonl", "info-text"],
+)
+def test_a_read_error_names_the_input_not_the_output(tmp_path, command):
+    """A read error naming no file passed through the output's error handling and came
+    out as `Error: <stdout>: Input/output error` (or named the -o file); info said only
+    `[Errno 5] Input/output error`."""
+    out = tmp_path / "out.txt"
+    args = [out if a == "OUT" else a for a in command] + [UNREADABLE]
+    fails(run(*args), 1, f"{UNREADABLE}: Input/output error")
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+
+def _train_with_eval(tmp_path, eval_path):
+    model = tmp_path / "m.model"
+    result = run(
+        "train", "-q", "-o", model, "--vocab-size", "300", REPO / "corpora" / "en.heldout.txt", "--eval", eval_path
+    )
+    return result, model
+
+
+@needs_proc_mem
+def test_an_eval_file_that_fails_to_read_fails_the_run_before_the_model_is_written(tmp_path):
+    """--eval was measured after the model was written: a failed run (status 1) left
+    a model behind, and the read error named no file."""
+    result, model = _train_with_eval(tmp_path, UNREADABLE)
+    fails(result, 1, f"{UNREADABLE}: Input/output error")
+    assert not model.exists() and os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_an_endless_eval_or_info_line_stops_without_naming_a_missing_option(tmp_path):
+    """train --eval and info --text stop at a 256 MB line, and told the user to raise
+    --max-line, which neither command has."""
+    result, model = _train_with_eval(tmp_path, "/dev/zero")
+    fails(result, 1, "/dev/zero line 1: longer than 256 MB, the longest line this command reads")
+    assert not model.exists()
+    info = fails(run("info", "-m", MODEL, "--text", "/dev/zero"), 1, "/dev/zero line 1: longer than 256 MB")
+    assert "--max-line" not in info.stderr
+
+
+def test_an_empty_eval_file_is_said_to_hold_no_text(tmp_path):
+    """An empty --eval file was reported as `0.000 bytes/token`."""
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    result, model = _train_with_eval(tmp_path, empty)
+    ok(result)
+    assert f"no text to measure in {empty}" in result.stdout and model.exists()
+
+
+def test_a_jsonl_record_without_ids_is_named_as_such():
+    """A JSON object without an "ids" key gave `Error: <stdin> line 1: 'ids'` (a bare
+    KeyError), where other bad records get the format's message."""
+    fails(run("decode", "-m", MODEL, "-f", "jsonl", input='{"ids": [5]}\n{"x": 1}\n'), 1, "<stdin> line 2", '"ids"')
+    assert "no list of integer ids" in run("decode", "-m", MODEL, "-f", "jsonl", input='{"x": 1}\n').stderr
+
+
+def test_debug_shows_the_traceback_of_an_os_error(tmp_path):
+    """With --debug an OSError from a command (a full disk) was still one line, naming
+    stdout even when the output was a file."""
+    text = tmp_path / "in.txt"
+    text.write_text("hello world\n")
+    result = run("--debug", "encode", "-m", MODEL, text, "-o", "/dev/full")
+    assert result.exit_code == 1 and isinstance(result.exception, OSError), (result.exception, result.output)
+    assert result.exception.errno == 28  # ENOSPC, as raised: not renamed
+    fails(run("encode", "-m", MODEL, text, "-o", "/dev/full"), 1, "/dev/full: No space left on device")
