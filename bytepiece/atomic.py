@@ -137,7 +137,7 @@ def atomic_write(
         while tmp is None:
             tmp = os.path.join(directory, f".{base}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
             try:
-                with _named_errors(path):
+                with _named_errors(path, tmp):  # (a missing folder names the output)
                     fd = os.open(tmp, _TEMPORARY_FLAGS, 0o600)
             except FileExistsError:
                 tmp = None  # (another's file: pick another name)

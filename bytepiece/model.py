@@ -492,6 +492,12 @@ def _check_metadata(special: Sequence[Any], normalization: Any, alpha: Any, wher
         raise ModelError(f"model {where}: normalization {normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
         raise ModelError(f"model {where}: alpha {alpha!r} must be a finite number (negative for Viterbi)")
+    from ._core.lattice import MAX_ALPHA  # (what every call that samples accepts)
+
+    if alpha > MAX_ALPHA:
+        raise ModelError(
+            f"model {where}: alpha {alpha!r} is above {MAX_ALPHA:g}, the largest that samples (negative: Viterbi)"
+        )
     seen = set(SPECIAL_PIECES)
     for token in special:
         if not isinstance(token, str) or not token:

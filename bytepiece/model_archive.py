@@ -53,6 +53,10 @@ def read_model_bytes(path: str) -> bytes:
 #: zipfile.is_zipfile looks for it (the record and an archive comment of up to 64 KiB).
 _END_OF_ARCHIVE = b"PK\x05\x06"
 _END_SEARCH = 22 + (1 << 16)
+#: How a zip archive's first entry and a gzip stream begin: a file that starts so but is
+#: no archive is damaged or compressed, not a JSON model with stray bytes.
+_LOCAL_HEADER = b"PK\x03\x04"
+_GZIP = b"\x1f\x8b"
 
 
 def _unzipped(raw: bytes, path: str) -> bytes:
@@ -61,7 +65,7 @@ def _unzipped(raw: bytes, path: str) -> bytes:
     is not even imported for it (most models are plain JSON); an archive in the simplest
     form is read by _simple_zip_member, any other by zipfile."""
     if _END_OF_ARCHIVE not in raw[-_END_SEARCH:]:
-        return raw
+        return _not_an_archive(raw, path)
     member = _simple_zip_member(raw)
     if member is not None:
         return member
@@ -70,6 +74,19 @@ def _unzipped(raw: bytes, path: str) -> bytes:
     buffer = io.BytesIO(raw)
     if zipfile.is_zipfile(buffer):
         return _zip_member(buffer, path)
+    return _not_an_archive(raw, path)
+
+
+def _not_an_archive(raw: bytes, path: str) -> bytes:
+    """raw, to be read as JSON, unless it begins as a zip or gzip file: then it is a
+    damaged archive or a compressed model, which the JSON parser would call "not UTF-8"."""
+    if raw.startswith(_LOCAL_HEADER):
+        raise ModelError(
+            f"model {path!r}: a zip archive without its end (truncated or damaged, such as a "
+            "partial download); download or copy it again"
+        )
+    if raw.startswith(_GZIP):
+        raise ModelError(f"model {path!r}: gzip-compressed; a model is JSON or a zip holding one (gunzip it)")
     return raw
 
 

@@ -179,6 +179,55 @@ def test_zip_with_two_members_is_rejected(tmp_path):
         load_model(path)
 
 
+@pytest.mark.parametrize("keep", [10, 300_000, -10], ids=["header only", "half", "all but the end"])
+def test_a_truncated_zip_is_called_truncated(keep, tmp_path):
+    """A zip cut short (a partial download) has no end record, so it was read as JSON
+    and reported as `not UTF-8 text (byte 10)`."""
+    whole = VENDORED_MODEL.read_bytes()
+    path = tmp_path / "partial.zip"
+    path.write_bytes(whole[:keep])
+    with pytest.raises(ModelError, match=r"partial\.zip.*zip archive without its end \(truncated or damaged"):
+        load_model(path)
+
+
+def test_a_gzipped_model_is_called_gzip(tmp_path):
+    """A gzip-compressed model was reported as `not UTF-8 text (byte 1)`."""
+    import gzip
+
+    path = tmp_path / "m.model.gz"
+    path.write_bytes(gzip.compress(json.dumps(_tiny_model()).encode()))
+    with pytest.raises(ModelError, match=r"m\.model\.gz.*gzip-compressed"):
+        load_model(path)
+
+
+def test_a_model_whose_alpha_no_call_accepts_fails_at_load(tmp_path):
+    """A metadata alpha above MAX_ALPHA loaded, then every encode failed with an error
+    that did not name the model."""
+    from bytepiece._core.lattice import MAX_ALPHA
+
+    model = _tiny_model()
+    for alpha, loads in ((MAX_ALPHA, True), (MAX_ALPHA * 1.001, False), (1e9, False)):
+        model["__bytepiece__"] = {"format": 1, "alpha": alpha}
+        path = _write(tmp_path, json.dumps(model).encode())
+        if loads:
+            assert Tokenizer(str(path)).decode(Tokenizer(str(path)).encode("ab")) == "ab"
+        else:
+            with pytest.raises(ModelError, match=r"bad\.model.*alpha .* is above 10000"):
+                Tokenizer(str(path))
+
+
+def test_saving_into_a_missing_folder_names_the_output(tmp_path):
+    """The error named the temporary file (.m.json.PID.XXXX.tmp), not the path given."""
+    tok = Tokenizer(_tiny_model())
+    target = tmp_path / "no such folder" / "m.json"
+    with pytest.raises(FileNotFoundError) as info:
+        tok.save(target)
+    assert info.value.filename == str(target)
+    with pytest.raises(FileNotFoundError) as info:
+        save_model(target, {bytes([b]): 1 for b in range(256)})
+    assert info.value.filename == str(target)
+
+
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         Tokenizer(str(tmp_path / "nope.model"))
