@@ -125,12 +125,17 @@ class Normalizer:
 
     def to_bytes(self, text) -> bytes:
         """The bytes the lattice segments: a str normalised and encoded as UTF-8, bytes as
-        they are."""
+        they are, and any other bytes-like text (a subclass of bytes such as numpy.bytes_,
+        bytearray, memoryview) as a copy in exact bytes."""
         if isinstance(text, str):
             return (normalize_form(self.form, text) if self.active else text).encode("utf-8")
-        if isinstance(text, bytes):
+        # Exact bytes only: the compiled core takes nothing else (its bytes arguments are
+        # typed exactly, and it reads bytes in place only when type(x) is bytes). Every
+        # public entry point turns its text into bytes here, so this is the one place a
+        # subclass becomes the equal plain bytes.
+        if type(text) is bytes:
             return text
-        if isinstance(text, (bytearray, memoryview)):
+        if isinstance(text, (bytes, bytearray, memoryview)):
             return bytes(text)
         raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
 
