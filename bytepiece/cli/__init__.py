@@ -23,7 +23,10 @@ Why it is built this way:
   so samples with ``--alpha`` and ``--seed`` do not depend on ``--threads``
   or on how lines fall into batches.
 - Every file written goes through :func:`bytepiece.atomic.atomic_write`: an
-  interrupted run leaves the old file or none, never half of one.
+  interrupted run leaves the old file or none, never half of one. SIGTERM (``timeout``,
+  ``docker stop``, a batch scheduler) is raised as an exception in the main thread, so
+  that temporary files are removed on the way out as after Ctrl-C; the process then
+  ends by that signal, as its parent expects.
 - Runtime errors become one ``Error: ...`` line and exit status 1 (2 stays
   click's usage errors); ``bytepiece --debug ...`` shows the traceback. A
   reader that closes the pipe early (``| head``) ends the run quietly, with
@@ -36,7 +39,10 @@ import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 import click
 
@@ -53,6 +59,32 @@ class Interrupted(click.ClickException):
 
     def __init__(self) -> None:
         super().__init__("interrupted")
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the main thread is: a BaseException, so that only cleanup
+    (``finally``, ``except BaseException``) sees it on its way to :meth:`_Group.main`."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into _Terminated while a run lasts, unless a handler of someone
+    else's is installed (the CLI called from a program that handles it) or this is not
+    the main thread (where handlers cannot be set)."""
+    installed = threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    )
+    if installed:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _describe(error: BaseException) -> str:
@@ -125,7 +157,12 @@ class _Group(click.Group):
         traceback."""
         self._debug_raised: OSError | None = None
         try:
-            return super().main(*args, **kwargs)
+            with _sigterm_as_exception():
+                return super().main(*args, **kwargs)
+        except _Terminated:
+            # What the run had half made is gone; now end as SIGTERM ends a process.
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise SystemExit(128 + signal.SIGTERM) from None  # (not reached, but where signals are delayed)
         except OSError as error:
             if kwargs.get("standalone_mode") is False or error is self._debug_raised:
                 raise  # (--debug: a command's error with its traceback)

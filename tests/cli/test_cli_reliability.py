@@ -261,6 +261,34 @@ def test_a_copy_left_by_a_killed_run_is_removed_by_the_next(tmp_path, spool_dir)
     assert list(spool_dir.iterdir()) == []
 
 
+@pytest.mark.slow
+def test_train_stdin_terminated_while_copying_leaves_no_copy(tmp_path):
+    """SIGTERM (`timeout`, a scheduler) while `train -` copied stdin left the copy in
+    $TMPDIR, as SIGKILL does; now the copy goes, and the run ends by the signal."""
+    import signal
+    import time
+
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bytepiece", "train", "-o", tmp_path / "m.model", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**ENV, "TMPDIR": str(spool)},
+    )
+    deadline = time.monotonic() + 60
+    while not list(spool.iterdir()):  # (the copy exists once the first block is in)
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        proc.stdin.write(CORPUS[:65536])
+        proc.stdin.flush()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, (proc.returncode, err[-2000:])
+    assert list(spool.iterdir()) == [] and not (tmp_path / "m.model").exists()
+
+
 # ---------------------------------------------------------------------------
 # closed and full streams, out-of-range options
 

@@ -169,10 +169,12 @@ def big_input(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_killing_the_cli_encoder_keeps_the_previous_output(sig, tmp_path, big_input):
     """`bytepiece encode -o OUT --force` on 24 MB, killed at a random moment: OUT is
-    still the previous file, and no temporary file is left."""
+    still the previous file, and no temporary file is left (SIGTERM, from `timeout` or
+    a scheduler, left it as SIGKILL does: the process ends by the signal, after its
+    cleanup)."""
     out = tmp_path / "out.ids"
     previous = b"previous output, must survive\n"
     rng = random.Random(100 + sig)
@@ -209,6 +211,8 @@ def test_killing_the_cli_encoder_keeps_the_previous_output(sig, tmp_path, big_in
             assert left == [], f"round {round_}: temporary files left"
         if sig == signal.SIGINT:
             assert b"Traceback" not in err, err[-2000:]
+        if sig == signal.SIGTERM:
+            assert proc.returncode == -signal.SIGTERM and err == b"", (proc.returncode, err[-2000:])
 
 
 def test_failed_write_in_process_leaves_nothing(tmp_path):
