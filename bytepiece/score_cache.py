@@ -19,13 +19,14 @@ piece) whose name is a hash of:
 - the byte order.
 
 A later process with the same counts on the same machine and numpy reads the file
-instead of importing numpy. A process that has imported numpy already computes the
-scores, which is faster, and leaves the cache alone: a research loop over many
-vocabularies, or a data-loader worker, writes nothing. Where any of those cannot be read (no numpy found, no
-``/proc/cpuinfo``) nothing is kept. A file that is short, not ours or fails its
-checksum is ignored and written again; a folder that cannot be written just means the
-scores are computed every time. Files are written atomically, so concurrent processes
-never read half of one.
+instead of importing numpy. Its checksum covers its name too, so a file copied or
+renamed to another vocabulary's name is not taken for that vocabulary's scores. A
+process that has imported numpy already computes the scores, which is faster, and leaves
+the cache alone: a research loop over many vocabularies, or a data-loader worker, writes
+nothing. Where any of those cannot be read (no numpy found, no ``/proc/cpuinfo``)
+nothing is kept. A file that is short, not ours or fails its checksum is ignored and
+written again; a folder that cannot be written just means the scores are computed every
+time. Files are written atomically, so concurrent processes never read half of one.
 
 The folder is ``$BYTEPIECE_CACHE_DIR``, else ``$XDG_CACHE_HOME/bytepiece``, else
 ``~/.cache/bytepiece``; ``BYTEPIECE_CACHE_DIR=`` (empty) turns the cache off. Deleting
@@ -45,8 +46,8 @@ from ._core.lattice import count_total
 from ._numpy import np
 from .keys import blake2b
 
-_MAGIC = b"BPSCORE1"
-_HEADER = struct.Struct("<8sQ16s")  # magic, number of scores, BLAKE2b-128 of the scores
+_MAGIC = b"BPSCORE2"
+_HEADER = struct.Struct("<8sQ16s")  # magic, number of scores, BLAKE2b-128 of the file's name and scores
 _FLAGS_LINES = (b"flags", b"Features")  # x86's and ARM's lines in /proc/cpuinfo
 
 
@@ -165,7 +166,7 @@ def read_scores(path: str, n: int) -> array.array[float] | None:
         return None
     magic, count, check = _HEADER.unpack_from(data)
     body = memoryview(data)[_HEADER.size :]
-    if magic != _MAGIC or count != n or blake2b(body, digest_size=16).digest() != check:
+    if magic != _MAGIC or count != n or _checksum(path, body) != check:
         return None
     scores = array.array("d")
     scores.frombytes(body)
@@ -180,7 +181,15 @@ def write_scores(path: str, scores: array.array[float]) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with atomic_write(path, "wb") as f:
-            f.write(_HEADER.pack(_MAGIC, len(body) // 8, blake2b(body, digest_size=16).digest()))
+            f.write(_HEADER.pack(_MAGIC, len(body) // 8, _checksum(path, body)))
             f.write(body)
     except OSError:
         pass
+
+
+def _checksum(path: str, body: bytes | memoryview) -> bytes:
+    """BLAKE2b-128 of the file's name (which hashes the counts and the machine) and the
+    scores: the file vouches for the vocabulary it is named after."""
+    digest = blake2b(os.path.basename(path).encode("utf-8", "surrogateescape"), digest_size=16)
+    digest.update(body)
+    return digest.digest()

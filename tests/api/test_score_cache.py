@@ -93,6 +93,23 @@ def test_a_damaged_file_is_ignored_and_written_again(cache, reads, vocab, damage
     assert kept.read_bytes() == good
 
 
+def test_a_file_under_another_vocabularys_name_is_not_taken_for_its_scores(cache, reads, vocab):
+    """Two vocabularies' files swapped (copied or renamed by hand): each was read as the
+    other's scores, and the tokenizers segmented with the wrong model, silently."""
+    other = Vocabulary(vocab.pieces, tuple(c + 1 for c in vocab.counts))
+    Tokenizer(vocab)
+    Tokenizer(other)
+    first, second = cached_files(cache)
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(b)
+    second.write_bytes(a)
+    reads.clear()
+    assert Tokenizer(vocab).piece_log_probs.tobytes() == numpy_scores(vocab).tobytes()
+    assert Tokenizer(other).piece_log_probs.tobytes() == numpy_scores(other).tobytes()
+    assert reads == ["missed", "missed"]  # computed, and written again under the right names
+    assert sorted([first.read_bytes(), second.read_bytes()]) == sorted([a, b])
+
+
 def test_an_empty_setting_turns_the_cache_off(tmp_path, monkeypatch, vocab):
     monkeypatch.setattr(score_cache, "numpy_imported", lambda: False)
     monkeypatch.setenv("BYTEPIECE_CACHE_DIR", "")
