@@ -3,7 +3,8 @@ target size.
 
 The candidates are the seed (the 256 bytes, or 0.6.3's pruned vocabulary with the
 tagged seed), concatenations of adjacent tagged pieces, and the most frequent byte
-n-grams; they are kept in bytes order throughout. Each round is
+n-grams, none longer than max_piece_length but the single bytes; they are kept in bytes
+order throughout. Each round is
 
 - an **E-step** (:func:`e_step`): expected piece counts by forward-backward, or Viterbi
   counts while the vocabulary still grows, summed over the sample's parts in a fixed
@@ -182,6 +183,7 @@ def initial_vocabulary(
             vocab[p] = c
         progress.log(f"+ {min(limit, len(chosen))} candidate pairs of adjacent pieces")
     keys, key_counts = candidates
+    keys, key_counts = short_enough(keys, key_counts, options.max_piece_length, progress)
     if len(vocab) == 256 and all(len(p) == 1 for p in vocab) and not options.tagging:
         # (the n-gram seed: the single bytes, and candidates of 2 bytes or more that the
         # n-gram stage gave in bytes order; each single byte goes before them)
@@ -202,6 +204,22 @@ def initial_vocabulary(
     del fresh
     order = kernels.bytes_order(everything)
     return [everything[i] for i in order.tolist()], counts[order]
+
+
+def short_enough(keys: list[bytes], counts: np.ndarray, max_length: float, progress: Progress):
+    """The n-gram candidates no longer than max_length, in their order. The n-grams go up
+    to `order` bytes, which max_length may be below: nothing else would stop them (the
+    seed is pruned to the limit, pairs and grown pieces are checked against it), and the
+    EM keeps any candidate that pays. The same lists when none is too long (the models
+    of a limit that never binds do not change)."""
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+    fits = lengths <= max_length
+    if fits.all():
+        return keys, counts
+    # (picked by count x length before this cut: fewer than em_ngrams x the size are left)
+    progress.log(f"- {len(keys) - int(fits.sum())} candidate n-grams longer than max_piece_length")
+    kept = np.flatnonzero(fits)
+    return [keys[i] for i in kept.tolist()], np.asarray(counts)[kept]
 
 
 def with_single_bytes(keys: list[bytes], counts: np.ndarray, singles: dict[bytes, int | float]):
@@ -360,7 +378,9 @@ def grow(
         for g in range(t, len(groups), threads):
             kernels.count_viterbi_pairs(lattice, groups[g].texts, fixed[g], tables[t][0], unis[t], tables[t][1])
 
-    floor = max(options.min_count, 2)  # candidates seen fewer times are cut anyway
+    # (candidates seen fewer times are cut anyway; kernels.pair_sums takes any floor, one
+    # past its int64 sums included)
+    floor = max(options.min_count, 2)
 
     def summed(half: int):
         # (the threads' tables are summed pair by pair, not merged into one: a merge grows

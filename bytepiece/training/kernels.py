@@ -22,10 +22,19 @@ from .._core.pair_counts import pair_sums as _pair_sums
 
 #: The longest n-gram the tables pack (8 bytes in 64 bits).
 MAX_ORDER: int = _ngram_table.MAX_ORDER
+#: The largest count floor (min_count) the core takes: its counts are int64.
+MAX_COUNT_FLOOR = 2**63 - 1
 #: The core's table types, for type checks and annotations.
 NgramTable = _ngram_table.NgramTable
 NgramModel = _ngram_model.NgramModel
 PieceTable = _piece_table.PieceTable
+
+
+def count_floor(min_count: int) -> int:
+    """min_count as the core takes it (an int64; Python ints of any size are valid
+    options). No count of the core comes near 2**63 - 1 (that many bytes of text), so a
+    larger floor keeps what this one keeps: no multi-byte piece."""
+    return min(int(min_count), MAX_COUNT_FLOOR)
 
 
 # -- counting -------------------------------------------------------------------------
@@ -59,16 +68,16 @@ def piece_table_from_bytes(data: bytes):
 # -- the end of the n-gram stage ------------------------------------------------------
 def finish_ngrams(table, min_count: int, limit: int, threads: int, release: bool):
     """(the n-gram model, (candidate keys, counts)); release frees the table's counts."""
-    return _ngram_model.finish_ngrams(table, min_count, limit, threads, release)
+    return _ngram_model.finish_ngrams(table, count_floor(min_count), limit, threads, release)
 
 
 def ngram_candidates_in_bytes_order(table, min_count: int, limit: int, threads: int, release: bool):
     """(candidate keys in bytes order, their int64 counts), without building a model."""
-    return _ngram_candidates.ngram_candidates(table, min_count, limit, threads, release, bytes_order=True)
+    return _ngram_candidates.ngram_candidates(table, count_floor(min_count), limit, threads, release, bytes_order=True)
 
 
 def ngram_model_from_table(table, min_count: int):
-    return NgramModel.from_table(table, min_count)
+    return NgramModel.from_table(table, count_floor(min_count))
 
 
 # -- lists of bytes ----------------------------------------------------------------------
@@ -132,4 +141,7 @@ def count_viterbi_pairs(
 def pair_sums(tables: list, min_count: int) -> tuple[np.ndarray, np.ndarray, int]:
     """(keys, int64 sums, distinct pairs): the pairs whose count summed over the tables is
     at least min_count, in no particular order; the tables are spent."""
-    return _pair_sums(tables, min_count)
+    keys, sums, distinct = _pair_sums(tables, count_floor(min_count))
+    if min_count > MAX_COUNT_FLOOR:  # (the sums are int64: none reaches a floor above the cap)
+        keys, sums = keys[:0], sums[:0]
+    return keys, sums, distinct

@@ -110,6 +110,8 @@ def finish(part: PiecePart | None, options: TrainerOptions, progress: Progress) 
         part = PiecePart(kernels.new_piece_table(), None, None, 0)
     tagged = part.pieces if options.tagging else None
     progress.finish(f"; {len(part.pieces)} distinct pieces" if options.tagging else "; EM sample only")
-    pair_counts: dict[bytes, int] = part.pairs.to_dict(options.min_count) if part.pairs is not None else {}
+    pair_counts: dict[bytes, int] = (
+        part.pairs.to_dict(kernels.count_floor(options.min_count)) if part.pairs is not None else {}
+    )
     sample = part.sample if part.sample is not None else SampleCollector(options.sample_bytes)
     return PieceResult(tagged, pair_counts, sample)

@@ -118,7 +118,7 @@ def prune_pieces(
     others, the wasted pieces dropped, then each size cut in turn."""
     max_length = options.max_piece_length
     max_length = int(max_length) if max_length < 2**62 else 2**62
-    keep, (dropped, dropped_counts) = table.partition(options.min_count, max_length)
+    keep, (dropped, dropped_counts) = table.partition(kernels.count_floor(options.min_count), max_length)
     total = len(keep) + len(dropped) + sum(1 for i in range(256) if table.get(bytes([i])) == 0)
     progress.log(f"{total} pieces: keep {len(keep)}, re-segment {len(dropped)}")
     for piece, count in resegment(keep, dropped, dropped_counts, workers).items():

@@ -472,6 +472,27 @@ def test_bad_workers():
         Trainer(verbose=False).train(["abc\n"], workers=0)
 
 
+@pytest.mark.parametrize("options", [{}, {"em_seed": "tagged", "em_pairs": 1.0}, {"em": False}])
+def test_min_count_beyond_every_count_trains_the_single_bytes(options):
+    """min_count reached the core as an int64, and the EM's grow pass shifted it left 16
+    bits first: from 2**47 on (the command line accepts up to 2**53) training crashed
+    with OverflowError. A floor above every count keeps no multi-byte piece, however far
+    above it is."""
+    docs = ["hello world, hello again\n"] * 40
+    above_all = sum(map(len, docs)) + 1
+    models = []
+    for min_count in (above_all, 2**47, 2**53, 2**63 - 1, 2**63, 10**30):
+        trainer = Trainer(max_vocab_size=300, min_count=min_count, verbose=False, **options)
+        trainer.train(docs)
+        assert trainer.min_count == min_count
+        models.append(trainer.pieces)
+    assert all(len(pieces) == 256 for pieces in models[0])
+    assert all(m == models[0] for m in models), [len(m[0]) for m in models]
+    low = Trainer(max_vocab_size=300, verbose=False, **options)
+    low.train(docs)
+    assert len(low.pieces[0]) > 256  # (the text has pieces to find, under a usual floor)
+
+
 def test_non_utf8_file_names_file_and_offset(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"hello world\n" * 10 + b"caf\xe9\n")
@@ -646,6 +667,34 @@ def test_max_piece_length_defaults_to_24_with_em_and_to_0_6_3s_36_without():
         t.train(docs)
         longest[limit] = max(map(len, t.pieces[0]))
     assert longest[None] <= 24 < longest[36] <= 36, longest
+
+
+@needs_corpora
+@pytest.mark.parametrize(
+    "limit, options",
+    [
+        (1, {}),
+        (2, {}),
+        (3, {}),
+        (4, {}),
+        (2, {"em_seed": "tagged"}),
+        (3, {"em_seed": "tagged", "em_pairs": 1.0}),
+        (7, {"order": 8}),
+        (5, {"order": 8, "em_seed": "tagged", "em_pairs": 1.0}),
+        (2, {"em": False}),
+    ],
+)
+def test_max_piece_length_holds_with_em_whatever_the_order(limit, options):
+    """The EM started from n-gram candidates up to `order` bytes without checking them
+    against max_piece_length, so a limit below the order was ignored (6-byte pieces with
+    a limit of 2; 8-byte ones with order 8 and a limit of 7). No piece but the single
+    bytes may be longer than the limit, in any of the sizes, and the limit is reached."""
+    trainer = Trainer(max_vocab_size=[600, 1000], max_piece_length=limit, verbose=False, **options)
+    trainer.train(small_corpus())
+    for pieces in trainer.pieces:
+        assert all(bytes([b]) in pieces for b in range(256))
+        assert max(map(len, pieces)) <= limit, sorted(pieces, key=len)[-3:]
+    assert max(map(len, trainer.pieces[0])) == limit
 
 
 @pytest.mark.slow
