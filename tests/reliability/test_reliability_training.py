@@ -76,7 +76,7 @@ def _write_corpus(path, megabytes: float, seed: int = 0) -> None:
     path.write_text("".join(lines), encoding="ascii")
 
 
-def _train(target, corpus, extra, limit_mb=0):
+def _train(target, corpus, extra, limit_mb=0, vocab_size=2000):
     """(peak RSS in MB, exit status, stdout, stderr) of `bytepiece train` in a process of its own."""
     command = [
         sys.executable,
@@ -86,7 +86,7 @@ def _train(target, corpus, extra, limit_mb=0):
         "-o",
         str(target),
         "--vocab-size",
-        "2000",
+        str(vocab_size),
         *extra,
         str(corpus),
     ]
@@ -150,6 +150,21 @@ def test_without_a_budget_running_out_of_memory_is_a_clean_error(corpora, tmp_pa
     assert "--ngram-memory" in lines[0] and "n-gram budget 0 MB" in lines[0]
     assert out == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no model, no temporary file
+
+
+def test_a_vocabulary_size_far_beyond_the_corpus_trains_in_little_memory(tmp_path):
+    """--vocab-size 500000000 (within its range) on a small corpus ran out of memory,
+    with advice to lower the budgets that could not help: the n-gram candidates' buffers
+    were sized from the vocabulary size, not from the n-grams there are."""
+    corpus = tmp_path / "small.txt"
+    corpus.write_bytes((REPO / "corpora" / "en.heldout.txt").read_bytes()[:20_000])
+    target = tmp_path / "huge.model"
+    peak, status, out, err = _train(target, corpus, ["-q"], limit_mb=LIMIT_MB, vocab_size=500_000_000)
+    assert status == 0, err[-2000:]
+    tok = Tokenizer(target)
+    assert 300 < tok.vocab_size < 20_000  # every piece the corpus gives, far below the size asked
+    assert tok.decode(tok.encode("the text of the corpus")) == "the text of the corpus"
+    assert peak < LIMIT_MB
 
 
 def test_the_default_workers_follow_the_memory_the_process_may_use(monkeypatch):

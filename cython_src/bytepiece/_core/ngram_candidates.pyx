@@ -361,7 +361,7 @@ def candidates_by_sorting(NgramTable table, int64_t min_count, Py_ssize_t limit,
     import numpy as np
     cdef int L, order = table.order, rc
     cdef ScanState st
-    cdef size_t cap
+    cdef size_t cap, most = 0
     table.check_usable()
     if not table.compact:
         raise ValueError("candidates_by_sorting reads a compact table")
@@ -379,16 +379,21 @@ def candidates_by_sorting(NgramTable table, int64_t min_count, Py_ssize_t limit,
     st.order = order
     st.min_count = min_count
     st.limit = <size_t>limit if limit > 0 else 0
-    cap = 2 * st.limit + 1024 if limit > 0 else 1 << 16
+    # Each level's buffer starts at twice the limit, but no larger than the level's
+    # n-grams need (a limit far above them, from a huge vocabulary size on a small
+    # corpus, asked for gigabytes); the buffers grow when full, and when they prune
+    # does not change what is kept (top_push).
     try:
         for L in range(2, order + 1):
+            cap = min(2 * st.limit + 1024 if limit > 0 else 1 << 16, sv[L] + 1024)
+            most = max(most, cap)
             st.top[L].keys = <uint64_t*>malloc(cap * sizeof(uint64_t))
             st.top[L].counts = <int64_t*>malloc(cap * sizeof(int64_t))
             st.top[L].cap = cap
             if st.top[L].keys == NULL or st.top[L].counts == NULL:
                 raise MemoryError()
-        st.scratch = <int64_t*>malloc(cap * sizeof(int64_t))
-        st.scratch_cap = cap
+        st.scratch = <int64_t*>malloc(max(most, 1) * sizeof(int64_t))
+        st.scratch_cap = max(most, 1)
         if st.scratch == NULL:
             raise MemoryError()
         with nogil:
