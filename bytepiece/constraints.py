@@ -186,8 +186,9 @@ def resolve(data: bytes, required=None, forbidden=None, chunked: bool = True) ->
 
 def regex_boundaries(data: bytes, pattern: str | bytes | re.Pattern) -> list[int]:
     """Required boundaries that make every match of ``pattern`` in ``data`` a whole run of
-    pieces: the start and end of each non-empty match. A str pattern is matched against
-    the UTF-8 text (positions are converted to bytes)."""
+    pieces: the start and end of each match, so a match of no text (a lookahead such as
+    ``(?=[A-Z])``, or ``\b``) is one boundary where it matches. A str pattern is matched
+    against the UTF-8 text (positions are converted to bytes)."""
     if isinstance(pattern, re.Pattern):
         regex = pattern
     else:
@@ -195,14 +196,12 @@ def regex_boundaries(data: bytes, pattern: str | bytes | re.Pattern) -> list[int
     out: list[int] = []
     if isinstance(regex.pattern, bytes):
         for m in regex.finditer(data):
-            if m.end() > m.start():
-                out += (m.start(), m.end())
+            out += m.span()
         return out
     text = data.decode("utf-8", "surrogateescape")
     offsets = _char_to_byte(text)
     for found in regex.finditer(text):
-        if found.end() > found.start():
-            out += (offsets[found.start()], offsets[found.end()])
+        out += (offsets[found.start()], offsets[found.end()])
     return out
 
 

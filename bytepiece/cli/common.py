@@ -114,8 +114,12 @@ def boundary_options(f):
             regex = re.compile(value)
         except re.error as error:
             raise click.BadParameter(f"{value!r} is not a regular expression: {error}") from None
-        if regex.match(""):
-            raise click.BadParameter(f"{value!r} matches the empty string: a pattern must match some text")
+        if regex.match(""):  # (a lookahead or \b matches no text only where it applies)
+            raise click.BadParameter(
+                f"{value!r} matches the empty string, so it would require a boundary almost everywhere; "
+                "make it need some text ('x+', not 'x*'), or use a lookaround such as '(?=[A-Z])' for a "
+                "boundary where it matches"
+            )
         return regex
 
     f = click.option(

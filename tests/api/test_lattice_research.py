@@ -250,6 +250,28 @@ def test_boundary_regex_keeps_matches_whole(tok):
     assert all(not (b" " in p and p.strip()) for p in words)
 
 
+@pytest.mark.parametrize("pattern", [r"(?=[A-Z])", rb"(?=[A-Z])"])
+def test_a_match_of_no_text_is_one_boundary(tok, pattern):
+    """A lookahead matches no text; its matches were skipped, so the pattern changed
+    nothing (b'URL' and b'HT' stayed whole across the boundaries asked for)."""
+    text = "getURL HTTPServer"
+    capitals = {i for i, c in enumerate(text) if c.isupper()}
+    unconstrained = set(np.cumsum([len(p) for p in tok.tokenize(text)]).tolist())
+    assert not capitals <= unconstrained  # (the case: pieces cross some of them)
+    pieces = tok.tokenize(text, boundary_regex=pattern)
+    assert capitals <= set(np.cumsum([len(p) for p in pieces]).tolist())
+    assert b"".join(pieces) == text.encode()
+    assert tok.decode(tok.encode(text, boundary_regex=pattern)) == text
+
+
+def test_word_boundaries_are_boundaries(tok):
+    """\\b, another match of no text: a boundary at each end of a word."""
+    text = "one,two  three"
+    pieces = tok.tokenize(text, boundary_regex=r"\b")
+    ends = set(np.cumsum([len(p) for p in pieces]).tolist())
+    assert {3, 4, 7, 9} <= ends
+
+
 def test_str_regex_positions_are_bytes_of_the_normalised_text(tok):
     text = "héllo wörld"
     pieces = tok.tokenize(text, boundary_regex=r"\S+")

@@ -143,6 +143,15 @@ def test_bad_constraint_options_are_usage_errors(runner, model_path):
         assert result.exit_code == 2, result.output
 
 
+def test_a_lookahead_boundary_regex_splits_where_it_matches(runner, model_path, tok):
+    """--boundary-regex '(?=[A-Z])' was accepted and changed nothing (its matches are
+    empty); 'x*' is refused with what to use instead."""
+    got = ok(run(runner, "encode", "-m", model_path, "-f", "pieces", "--boundary-regex", "(?=[A-Z])", input="getURL\n"))
+    assert got.stdout.split() == ["get", "U", "R", "L", "\\n"]
+    refused = run(runner, "encode", "-m", model_path, "--boundary-regex", "x*", "-")
+    assert refused.exit_code == 2 and "lookaround such as '(?=[A-Z])'" in refused.stderr
+
+
 def test_lattice_prints_every_edge_with_its_log_probability(runner, model_path, tok):
     text = "unbelievable é"
     records = [json.loads(line) for line in ok(run(runner, "lattice", "-m", model_path, text)).stdout.splitlines()]
