@@ -200,6 +200,8 @@ class TextEncoder:
             alpha = self.default_alpha
         elif type(alpha) is not float:  # (a float goes on: the core checks its range)
             alpha = check_alpha(alpha)
+        if sampler != "exact":
+            sampler_code(sampler)  # (a bad name is an error for Viterbi calls too)
         if required is not None or forbidden is not None or regex is not None:
             ids: list[int] | None = None
             if regex is None and sampler == "exact" and not (allowed or disallowed):
@@ -250,10 +252,10 @@ class TextEncoder:
 
     def _draw(self, alpha: float, key, sampler: str) -> tuple[float, int, int, int]:
         """(alpha, seed word, key word, sampler code) of one call; Viterbi draws nothing."""
+        code = sampler_code(sampler)  # (a bad name is an error whatever the alpha)
         if alpha < 0:
             return -1.0, 0, 0, 0
         alpha = check_alpha(alpha)
-        code = sampler_code(sampler)
         seed_word, key_word = self.words(key)
         return alpha, seed_word, key_word, code
 
@@ -284,6 +286,8 @@ class TextEncoder:
             parts = [(0, len(data), -1)] if data else []
         limits = constraints.build(data, *bounds) if bounds else None
         if alpha < 0:
+            if sampler != "exact":
+                sampler_code(sampler)  # (a bad name is an error for Viterbi calls too)
             alpha, seed_word, key_word, code = -1.0, 0, 0, 0
         else:
             alpha, seed_word, key_word, code = self._draw(alpha, key, sampler)

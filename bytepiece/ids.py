@@ -38,6 +38,8 @@ class IdTable:
         names the first id outside the vocabulary."""
         table = self.id_bytes
         if not isinstance(ids, (list, tuple)):
+            if isinstance(ids, (bytes, bytearray, str)):  # (iterable, but not ids: b"abc" read as 97 98 99)
+                raise TypeError(f"decode takes a sequence of ids, not {type(ids).__name__}")
             ids = ids.tolist() if is_array(ids) else list(ids)
         try:
             if ids and (min(ids) < 0 or max(ids) >= len(table)):

@@ -223,6 +223,8 @@ class Tokenizer(TokenizerCore):
             _, starts, ends, data = self._encoder.spans(text, False, False, alpha, key, sampler, bounds=bounds)
             pieces = [data[a:b] for a, b in zip(starts, ends)]
         elif alpha < 0:  # NaN is not < 0: the core rejects it below
+            if sampler != "exact":
+                sampler_code(sampler)  # (a bad name is an error for Viterbi calls too)
             pieces = self._lattice.pieces(self._to_bytes(text))
         else:
             seed_word, key_word = self._words(key)

@@ -61,9 +61,16 @@ class FiniteFloatRange(click.FloatRange):
 
 
 def check_alpha(ctx, param, value):
-    """click callback: --alpha must be finite (a usage error, status 2, otherwise)."""
+    """click callback: --alpha must be finite and at most MAX_ALPHA (a usage error,
+    status 2, otherwise)."""
     if value is not None and not math.isfinite(value):
         raise click.BadParameter(f"must be a finite number, not {value}")
+    from .._core.lattice import MAX_ALPHA
+
+    if value is not None and value > MAX_ALPHA:
+        raise click.BadParameter(
+            f"must be at most {MAX_ALPHA:g} (past that, rounding decides near ties), not {value:g}"
+        )
     return value
 
 

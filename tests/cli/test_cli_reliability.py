@@ -488,3 +488,11 @@ def test_debug_shows_the_traceback_of_an_os_error(tmp_path):
     assert result.exit_code == 1 and isinstance(result.exception, OSError), (result.exception, result.output)
     assert result.exception.errno == 28  # ENOSPC, as raised: not renamed
     fails(run("encode", "-m", MODEL, text, "-o", "/dev/full"), 1, "/dev/full: No space left on device")
+
+
+@pytest.mark.parametrize("command", [["encode", "-m", MODEL], ["sample", "-m", MODEL, "hi"]])
+def test_an_alpha_above_the_limit_is_a_usage_error(command):
+    """--alpha 10000.5 was a runtime error (status 1) after the model had loaded."""
+    assert run(*command, "--alpha", "10000", input="hi\n").exit_code == 0
+    result = run(*command, "--alpha", "10000.5", input="hi\n")
+    assert result.exit_code == 2 and "must be at most 10000" in result.stderr, result.output

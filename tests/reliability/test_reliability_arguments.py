@@ -116,3 +116,34 @@ def test_num_threads_is_checked_on_every_encode_batch_path(tok, threads):
 def test_trainer_em_sample_bytes_out_of_range_is_a_trainer_error(value):
     with pytest.raises(TrainerError, match="em_sample_bytes"):
         Trainer(em_sample_bytes=value)
+
+
+_SAMPLER_CALLS = {
+    "encode": lambda tok, s: tok.encode(TEXT, sampler=s),
+    "encode numpy": lambda tok, s: tok.encode(TEXT, sampler=s, as_numpy=True),
+    "encode special": lambda tok, s: tok.encode(TEXT, sampler=s, allowed_special="all"),
+    "encode constrained": lambda tok, s: tok.encode(TEXT, sampler=s, required_boundaries=[2]),
+    "tokenize": lambda tok, s: tok.tokenize(TEXT, sampler=s),
+    "tokenize constrained": lambda tok, s: tok.tokenize(TEXT, sampler=s, boundary_regex=r"\S+"),
+    "encode_with_offsets": lambda tok, s: tok.encode_with_offsets(TEXT, sampler=s),
+    "encode_batch": lambda tok, s: tok.encode_batch([TEXT], sampler=s),
+    "encode_batch numpy": lambda tok, s: tok.encode_batch([TEXT], sampler=s, as_numpy=True),
+}
+
+
+@pytest.mark.parametrize("call", sorted(_SAMPLER_CALLS))
+def test_an_unknown_sampler_is_an_error_for_viterbi_calls_too(tok, call):
+    """sampler= was only read when sampling, so a misspelt name passed silently on every
+    Viterbi call (tokenize, encode_with_offsets, encode with constraints)."""
+    assert _SAMPLER_CALLS[call](tok, "legacy-v1") is not None  # (a known name: fine)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        _SAMPLER_CALLS[call](tok, "bogus")
+
+
+@pytest.mark.parametrize("not_ids", [b"abc", bytearray(b"abc"), "abc"])
+def test_decoding_bytes_or_text_is_a_type_error(tok, not_ids):
+    """decode(b"abc") read the bytes as the ids 97 98 99 and returned their text."""
+    for decode in (tok.decode, tok.decode_bytes):
+        with pytest.raises(TypeError, match="decode takes a sequence of ids"):
+            decode(not_ids)
+    assert tok.decode(list(b"abc")) == tok.decode([97, 98, 99])  # (ids in a list: as before)
