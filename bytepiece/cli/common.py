@@ -373,25 +373,26 @@ def require_stdin() -> None:
         raise CliError("stdin is closed: there is no input to read (name the input files)")
 
 
-@contextlib.contextmanager
-def stdout_errors() -> Iterator[None]:
-    """Name stdout in a write error that names no file (a full disk, a file too large)."""
-    try:
-        yield
-    except OSError as error:
-        if error.filename is not None or error.errno == errno.EPIPE:
-            raise
-        raise OSError(error.errno, error.strerror, STDOUT) from error
+def stdout_errors() -> contextlib.AbstractContextManager[None]:
+    """Name stdout in a write error that names no file (a full disk, a file too large);
+    a closed pipe (EPIPE) keeps its own handling."""
+    return naming_errors(STDOUT, keep=(errno.EPIPE,))
 
 
-@contextlib.contextmanager
-def naming_input(name: str) -> Iterator[None]:
+def naming_input(name: str) -> contextlib.AbstractContextManager[None]:
     """Name the input in a read error that names no file (EIO from a failing disk or a
     network file system), which would otherwise pass for a write error on the output."""
+    return naming_errors(name)
+
+
+@contextlib.contextmanager
+def naming_errors(name: str, keep: tuple[int, ...] = ()) -> Iterator[None]:
+    """An OSError that names no file, raised again naming ``name`` (errnos in ``keep``
+    pass as they are)."""
     try:
         yield
     except OSError as error:
-        if error.filename is not None:
+        if error.filename is not None or error.errno in keep:
             raise
         raise OSError(error.errno, error.strerror, name) from error
 
