@@ -279,7 +279,7 @@ class OutputLines:
 @click.option("--seed", type=int, default=None, help="Seed for --alpha (default: random, kept in index.json).")
 @click.option("--bos", is_flag=True, help="Start each line with <bos> (id 1).")
 @click.option("--eos", is_flag=True, help="End each line with <eos> (id 2).")
-@click.option("--no-normalize", is_flag=True, help="Encode the bytes as they are (no NFC).")
+@click.option("--no-normalize", is_flag=True, help="Encode the bytes as they are, without the model's normalisation.")
 @click.option(
     "--force",
     is_flag=True,

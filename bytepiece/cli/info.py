@@ -27,7 +27,7 @@ from .common import TextOut, line_batches, load_tokenizer, model_option, normali
     help="Also measure bytes per token (best segmentation) on this text file; repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a report.")
-@click.option("--no-normalize", is_flag=True, help="Do not NFC-normalise the --text files.")
+@click.option("--no-normalize", is_flag=True, help="Measure the --text files without the model's normalisation.")
 def info_command(model_path, text_paths, as_json, no_normalize):
     """Describe a model: sizes, special ids, piece lengths, compression on a text.
 

@@ -220,7 +220,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     "normalization",
     type=click.Choice(["none", "nfc", "nfkc", "nfd", "nfkd"], case_sensitive=False),
     default=None,
-    show_default="none (NFC with --no-em, as 0.6.3)",
+    show_default="none; nfc with --no-em, as 0.6.3",
     help="The Unicode normalisation of the training text, recorded in the model so that "
     "encoding applies the same. 'none' keeps the text as it is: decoding then gives back "
     "exactly what was encoded. 'nfc' is what BytePiece 0.6.3 does (its files stay plain "
@@ -254,7 +254,7 @@ def _bytes_per_token(tok, paths: Sequence[str]) -> tuple[int, int]:
     default=None,
     help="Where the EM starts: the most frequent byte n-grams (default: the Trainer's, "
     "ngrams), or also 0.6.3's tagged and pruned vocabulary (tagged: slower, and "
-    "measurably worse on held-out text; the previous default).",
+    "measurably worse on held-out text).",
 )
 @click.option(
     "--script-floor",
