@@ -66,7 +66,10 @@ def sample_distinct(
     kappa = gumbel if log_left > -math.inf else -math.inf
     out = []
     for pieces, log_p in results:
-        inclusion = 1.0 if kappa == -math.inf else -math.expm1(-math.exp(log_p - kappa))
+        # 1 - exp(-exp(x)), x = log p - kappa: 1.0 to the last bit once x passes about 4, and
+        # exp(x) overflows past about 709 (a path holding nearly all the mass, large alpha)
+        x = log_p - kappa
+        inclusion = 1.0 if x > 700.0 else -math.expm1(-math.exp(x))
         out.append((pieces, log_p, inclusion))
     return out
 

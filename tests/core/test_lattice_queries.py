@@ -367,6 +367,17 @@ def test_sample_distinct_inclusion_weights_are_unbiased():
     assert abs(z) < 4.5, (estimates.mean(), truth)
 
 
+@pytest.mark.parametrize("text, alpha", [("hello world", 300.0), ("自然", 50.0), ("the", 10_000.0)])
+def test_sample_distinct_at_large_alpha_gives_inclusion_one(tok, text, alpha):
+    """When one segmentation holds nearly all the mass, log p - kappa passes 709 and the
+    inclusion probability 1 - exp(-exp(log p - kappa)) raised OverflowError (at alpha 50
+    for a two-character text) instead of being 1."""
+    for k in (1, 2):
+        got = tok.sample_distinct(text, k, alpha, key=0)
+        assert got[0][0] == tok.tokenize(text) and got[0][2] == 1.0
+        assert all(0.0 <= q <= 1.0 for _, _, q in got)
+
+
 def test_split_scores_are_the_best_split_without_the_whole_piece(tok):
     """What the EM pruning charges for removing a piece: the score of its best split into
     other pieces, one float per piece, equal to the Viterbi split's summed log-probs."""
