@@ -38,6 +38,13 @@ def _is_int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
+def checked_workers(workers: Any) -> int:
+    """``workers`` as an int: any integer type (numpy's too) >= 1, not a bool."""
+    if not _is_int(workers) or workers < 1:
+        raise TrainerError(f"workers must be an integer >= 1, not {workers!r}")
+    return int(workers)
+
+
 @dataclass(frozen=True)
 class EmOptions:
     """The EM stage's options (``Trainer``'s ``em_*`` arguments).

@@ -25,7 +25,7 @@ from ..corpus import EmptyCorpusError
 from ..progress import Progress
 from . import em, memory, ngrams, pieces, prune
 from .engines import Runner
-from .options import NUM_SPECIAL, TrainerError, TrainerOptions
+from .options import NUM_SPECIAL, TrainerOptions, checked_workers
 from .sample import SampleCollector, SampleParts, sample_parts
 
 
@@ -72,8 +72,7 @@ class CorpusCounts:
 
 def run_stages(options: TrainerOptions, source: CountSource, workers: int) -> tuple[list[dict], dict]:
     """(one vocabulary {piece: count} per size, largest first; statistics)."""
-    if not isinstance(workers, int) or workers < 1:
-        raise TrainerError(f"workers must be an integer >= 1, not {workers!r}")
+    workers = checked_workers(workers)
     start = stage_start = time.perf_counter()
     stage_seconds: dict[str, float] = {}
     stats: dict = {"workers": workers, "stage_seconds": stage_seconds}

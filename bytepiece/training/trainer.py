@@ -25,6 +25,7 @@ from .options import (
     TRAINER_ARGUMENTS,
     TrainerError,
     TrainerOptions,
+    checked_workers,
     option_value,
     options_from_arguments,
     with_argument,
@@ -176,8 +177,7 @@ class Trainer:
     def train_corpus(self, engine: Engine, corpus, workers: int) -> None:
         """Train on a corpus that ``engine`` made (``engine.corpus_of_texts`` /
         ``corpus_of_files``), counting with that engine."""
-        if not isinstance(workers, int) or workers < 1:
-            raise TrainerError(f"workers must be an integer >= 1, not {workers!r}")
+        workers = checked_workers(workers)
         with engine.running() as runner:
             self.train_counts(CorpusCounts(runner, corpus, engine.sample_with_ngrams), workers)
 

@@ -147,3 +147,17 @@ def test_decoding_bytes_or_text_is_a_type_error(tok, not_ids):
         with pytest.raises(TypeError, match="decode takes a sequence of ids"):
             decode(not_ids)
     assert tok.decode(list(b"abc")) == tok.decode([97, 98, 99])  # (ids in a list: as before)
+
+
+def test_trainer_workers_take_any_integer_type_and_refuse_bools():
+    """train(workers=np.int64(2)) was refused while the constructor takes numpy sizes,
+    and workers=True ran as one worker."""
+    texts = ["hello world, hello there\n"] * 50
+    plain = Trainer(max_vocab_size=300, verbose=False)
+    plain.train(texts, workers=2)
+    numpy_typed = Trainer(max_vocab_size=300, verbose=False)
+    numpy_typed.train(texts, workers=np.int64(2))
+    assert numpy_typed.pieces == plain.pieces
+    for bad in (True, 0, 1.0, "2"):
+        with pytest.raises(TrainerError, match="workers must be an integer >= 1"):
+            Trainer(max_vocab_size=300, verbose=False).train(texts, workers=bad)
