@@ -45,6 +45,16 @@ class Constraints:
     def empty(self) -> bool:
         return self.cuts is None and self.banned is None
 
+    def check_special(self, lo: int, hi: int) -> None:
+        """A required boundary inside the special token at bytes lo .. hi - 1 is a
+        ValueError: a special token is one id, never split."""
+        if self.cuts is not None and hi - lo > 1 and self.cuts[lo + 1 : hi].any():
+            at = lo + 1 + int(np.flatnonzero(self.cuts[lo + 1 : hi])[0])
+            raise ValueError(
+                f"required_boundaries: position {at} is inside a special token (bytes {lo} to {hi}), "
+                "which is never split"
+            )
+
     def part(self, lo: int, hi: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The constraints of the bytes lo .. hi - 1 (a run of ordinary text between special
         tokens), positions counted from lo. A forbidden boundary at either end is a

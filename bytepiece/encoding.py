@@ -297,6 +297,8 @@ class TextEncoder:
         ordinary = 0
         for lo, hi, special in parts:
             if special >= 0:
+                if limits is not None:
+                    limits.check_special(lo, hi)
                 ids.append(special)
                 if with_spans:
                     starts.append(lo)

@@ -260,3 +260,21 @@ def test_special_tokens_property(fragments):
     assert not any(tok.id_bytes[i] in (EOT.encode(), START.encode(), END.encode()) for i in plain)
     assert sum(i in names for i in enc.ids) == sum(tok.normalize_text(text).count(t) for t in (EOT, START, END))
     assert tok.encode(text) == tok.encode_with_offsets(text).ids
+
+
+def test_a_required_boundary_inside_an_allowed_special_token_is_an_error():
+    """A forbidden boundary next to a special token was an error, but a required one
+    inside it was dropped silently: the token stayed one id and the constraint was not
+    kept."""
+    tok = Tokenizer(VENDORED_MODEL, special_tokens=["ab"])
+    text = "hello ab world"  # the token is bytes 6 and 7
+    for call in (
+        lambda: tok.encode(text, allowed_special="all", required_boundaries=[7]),
+        lambda: tok.encode(text, allowed_special="all", boundary_regex="a"),
+        lambda: tok.encode_batch([text], allowed_special="all", required_boundaries=[[7]]),
+    ):
+        with pytest.raises(ValueError, match=r"position 7 is inside a special token \(bytes 6 to 8\)"):
+            call()
+    at_edges = tok.encode(text, allowed_special="all", required_boundaries=[6, 8])
+    assert at_edges == tok.encode(text, allowed_special="all") and tok.piece_to_id("ab") in at_edges
+    assert tok.piece_to_id("ab") not in tok.encode(text, required_boundaries=[7])  # (not allowed: plain text)
