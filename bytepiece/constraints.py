@@ -85,9 +85,16 @@ def _mask(spec, n: int, name: str) -> np.ndarray | None:
             raise ValueError(f"{name} as a mask needs {n + 1} entries (len(bytes) + 1), not {arr.shape}")
         mask = arr.astype(np.uint8)
     else:
+        if arr.ndim == 0:
+            raise TypeError(
+                f"{name} must be a sequence of byte positions or a boolean mask, not the single value "
+                f"{spec!r} (encode_batch takes one such sequence per text)"
+            )
         if arr.size == 0:
             return None
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        if arr.ndim != 1:
+            raise TypeError(f"{name} must be one sequence of byte positions, not an array of shape {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(f"{name} must be byte positions (integers) or a boolean mask, not {arr.dtype}")
         bad = arr[(arr < 0) | (arr > n)]
         if bad.size:

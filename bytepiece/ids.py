@@ -22,6 +22,14 @@ class UnknownIdError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownPieceError(KeyError):
+    """A piece (or special name) that is not in the vocabulary: a KeyError, as a dict
+    lookup in BytePiece 0.6.3 gives, with a message that says so."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class IdTable:
     """Lookups between ids, pieces (bytes) and special tokens (str) for one vocabulary."""
 
@@ -51,21 +59,43 @@ class IdTable:
 
     def piece_to_id(self, piece):
         """Id of a piece (bytes), of '<pad>', '<bos>', '<eos>' or of a special token (str)."""
-        return self.piece_ids[piece]
+        try:
+            return self.piece_ids[piece]
+        except (KeyError, TypeError):
+            raise self._unknown_piece(piece) from None
 
     def id_to_piece(self, i):
         """Piece (bytes) of an id; '<pad>', '<bos>', '<eos>' for 0, 1, 2; a special token's str."""
-        return self.id_pieces[i]
+        try:
+            return self.id_pieces[i]
+        except (KeyError, TypeError):
+            raise self._unknown_id(i) from None
 
     def pieces_to_ids(self, pieces):
         """[piece_to_id(p) for p in pieces]."""
         table = self.piece_ids
-        return [table[p] for p in pieces]
+        try:
+            return [table[p] for p in pieces]
+        except (KeyError, TypeError):
+            raise self._unknown_piece(next(p for p in pieces if not _holds(table, p))) from None
 
     def ids_to_pieces(self, ids):
         """[id_to_piece(i) for i in ids]."""
         table = self.id_pieces
-        return [table[i] for i in ids]
+        try:
+            return [table[i] for i in ids]
+        except (KeyError, TypeError):
+            raise self._unknown_id(next(i for i in ids if not _holds(table, i))) from None
+
+    def _unknown_id(self, i) -> UnknownIdError:
+        return UnknownIdError(f"id {i!r} is not in the vocabulary (0 .. {len(self.id_bytes) - 1})")
+
+    @staticmethod
+    def _unknown_piece(piece) -> UnknownPieceError:
+        return UnknownPieceError(
+            f"{piece!r} is not a piece of this model (a piece is bytes; '<pad>', '<bos>', '<eos>' and "
+            "special tokens are str)"
+        )
 
     @cached_property
     def piece_ids(self) -> dict:
@@ -82,3 +112,11 @@ class IdTable:
         mapping.update(enumerate(self.pieces, FIRST_PIECE_ID))
         mapping.update({i: name for name, i in self.special_ids.items()})
         return mapping
+
+
+def _holds(table: dict, key) -> bool:
+    """Whether ``key`` is in ``table`` (False, not TypeError, for an unhashable key)."""
+    try:
+        return key in table
+    except TypeError:
+        return False

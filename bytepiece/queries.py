@@ -47,6 +47,10 @@ def edge_fields(value: str) -> np.dtype:
     return np.dtype([("start", np.int32), ("end", np.int32), ("id", np.int32), (value, np.float64)])
 
 
+#: nbest counts a text's segmentations first when asked for more paths than this.
+_NBEST_COUNT_FROM = 1024
+
+
 class LatticeQueries:
     """Exact lattice queries over one tokenizer's lattice.
 
@@ -118,8 +122,22 @@ class LatticeQueries:
         """
         n = check_count(n, "n")
         data, cuts, banned = self._masks(text, required_boundaries, forbidden_boundaries, boundary_regex)
+        if n > _NBEST_COUNT_FROM:
+            # No position has more partial paths than the text has segmentations (each
+            # extends to its own one with single bytes), so a larger n only costs memory:
+            # the k-best tables hold n paths per position.
+            logz, _, _ = _queries.entropy(self._lattice, data, 0.0)  # (alpha 0: log of the count)
+            if logz < math.log(n):
+                n = min(n, int(math.exp(logz) * (1 + 1e-9)) + 1)
         out = []
-        for _, ends, score in _queries.nbest(self._lattice, data, n, cuts=cuts, banned=banned):
+        try:
+            ranked = _queries.nbest(self._lattice, data, n, cuts=cuts, banned=banned)
+        except MemoryError:
+            need = (len(data) + 1) * n * 20 / 1e9
+            raise MemoryError(
+                f"nbest: {n} paths at each of {len(data) + 1} positions need about {need:.3g} GB; ask for fewer"
+            ) from None
+        for _, ends, score in ranked:
             bounds = [0] + ends.tolist()
             out.append(([data[a:b] for a, b in zip(bounds, bounds[1:])], float(score)))
         if data and not out:

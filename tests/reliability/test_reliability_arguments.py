@@ -161,3 +161,57 @@ def test_trainer_workers_take_any_integer_type_and_refuse_bools():
     for bad in (True, 0, 1.0, "2"):
         with pytest.raises(TrainerError, match="workers must be an integer >= 1"):
             Trainer(max_vocab_size=300, verbose=False).train(texts, workers=bad)
+
+
+def test_nbest_asked_for_more_paths_than_the_text_has_returns_them_all(tok):
+    """nbest(text, 10**9) sized its tables for 10**9 paths per position and raised a bare
+    MemoryError although "hello world" has 198 segmentations."""
+    every = tok.nbest(TEXT, 198)
+    assert len(every) == 198 and len(tok.nbest(TEXT, 197)) == 197
+    for n in (199, 5_000, 10**9, 2**31 - 1):
+        assert tok.nbest(TEXT, n) == every
+    assert tok.nbest(TEXT, 10**9, required_boundaries=[5]) == tok.nbest(TEXT, 198, required_boundaries=[5])
+
+
+def test_nbest_out_of_memory_says_how_much_it_needed(tok, monkeypatch):
+    from bytepiece import queries
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(queries._queries, "nbest", no_memory)
+    with pytest.raises(MemoryError, match=r"nbest: 7 paths at each of 12 positions need about .* GB; ask for fewer"):
+        tok.nbest(TEXT, 7)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda tok: tok.id_to_piece(10**6), "id 1000000 is not in the vocabulary"),
+        (lambda tok: tok.id_to_piece(-1), "id -1 is not in the vocabulary"),
+        (lambda tok: tok.ids_to_pieces([5, 10**6]), "id 1000000 is not in the vocabulary"),
+        (lambda tok: tok.piece_to_id("zzz"), "'zzz' is not a piece of this model"),
+        (lambda tok: tok.pieces_to_ids([b"he", b"zzz"]), "b'zzz' is not a piece of this model"),
+        (lambda tok: tok.piece_to_id([1]), r"\[1\] is not a piece of this model"),
+    ],
+)
+def test_unknown_ids_and_pieces_are_named(tok, call, message):
+    """id_to_piece and piece_to_id raised a bare KeyError(1000000), where decode names
+    the id and the vocabulary's range."""
+    with pytest.raises(KeyError, match=message):
+        call(tok)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda tok: tok.tokenize(TEXT, required_boundaries=8),
+        lambda tok: tok.encode(TEXT, forbidden_boundaries=3),
+        lambda tok: tok.encode_batch([TEXT], required_boundaries=[8]),
+    ],
+)
+def test_a_single_position_where_a_sequence_is_wanted_says_so(tok, call):
+    """required_boundaries=8 said "must be byte positions (integers) ..., not int64",
+    though 8 is an integer; in encode_batch the mistake is one list for all texts."""
+    with pytest.raises(TypeError, match=r"a sequence of byte positions or a boolean mask, not the single value"):
+        call(tok)
