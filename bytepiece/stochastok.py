@@ -26,6 +26,8 @@ from ._numpy import is_array, np
 
 #: Mixed into the random state so these draws never coincide with a segmentation's.
 _DOMAIN = 0x53544F43  # "STOC"
+#: The most split attempts one call makes (p * len(ids)): 4 GB of random numbers.
+MAX_ATTEMPTS = 1 << 28
 
 
 class TokenSplitter:
@@ -102,6 +104,11 @@ class TokenSplitter:
 
     def _expand(self, tokens: list[int], p: float, max_splits, seed_word: int, key_word: int) -> list[int]:
         n = len(tokens)
+        if n * p > MAX_ATTEMPTS:  # (two random doubles per attempt are drawn up front)
+            raise ValueError(
+                f"p={p:g} asks for {n * p:.3g} split attempts on {n} ids; one call makes at most "
+                f"{MAX_ATTEMPTS:,} (long before that every token is split as far as it goes)"
+            )
         attempts = int(n * p)
         if attempts == 0 or max_splits == 0:
             return tokens

@@ -36,8 +36,9 @@ from .encode import OutputLines
     default=None,
     callback=check_alpha,
     help='Also give each edge\'s posterior probability ("prob") under sampling at this alpha '
-    "(>= 0): the chance that a drawn segmentation has that piece there. Edges that no "
-    "segmentation allowed by the constraints uses are then left out.",
+    "(>= 0): the chance that a drawn segmentation has that piece there. Edges whose chance "
+    "is 0 (no segmentation allowed by the constraints uses them, or, at a large alpha, the "
+    "chance is below the smallest double) are then left out.",
 )
 @boundary_options
 @click.option(

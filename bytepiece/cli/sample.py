@@ -119,7 +119,8 @@ def sample_command(
 
     def chance(ids) -> str:
         logp = min(0.0, alpha * tok.score(data, list(ids)) - logz)  # (exact; rounding kept <= 0)
-        return f"{logp:.6f}" if log_prob else f"{math.exp(logp):.6g}"
+        # (+ 0.0: a value that rounds to zero is shown 0.000000, not -0.000000)
+        return f"{round(logp, 6) + 0.0:.6f}" if log_prob else f"{math.exp(logp):.6g}"
 
     if count:
         name = "log p" if log_prob else "p"

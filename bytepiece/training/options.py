@@ -219,6 +219,9 @@ class TrainerOptions:
                     f"max_vocab_size must be an integer from {MIN_VOCAB_SIZE} (256 bytes + 3 special ids) "
                     f"to {MAX_VOCAB_SIZE}, not {size!r}"
                 )
+        twice = sorted({int(s) for s in sizes if sizes.count(s) > 1})
+        if twice:  # (one model per size: a size given twice would train and save it twice)
+            raise TrainerError(f"max_vocab_size gives {', '.join(map(str, twice))} more than once")
         if not (isinstance(self.min_count, (int, np.integer)) and self.min_count >= 1):
             raise TrainerError(f"min_count must be an integer >= 1, not {self.min_count!r}")
         length = self.max_piece_length

@@ -605,3 +605,13 @@ def test_encode_batch_takes_constraints_per_text(tok):
         tok.encode_batch(texts, required_boundaries=[None, None])
     with pytest.raises(ValueError, match="num_samples"):
         tok.encode_batch(texts, alpha=0.1, num_samples=2, boundary_regex="x")
+
+
+def test_stochastok_refuses_more_attempts_than_it_can_draw(tok):
+    """p=1e300 failed inside numpy ("Maximum allowed dimension exceeded") and p=1e9 tried
+    to allocate 7.45 GiB of random numbers; p > 1 itself stays valid."""
+    ids = tok.encode("tokenizer")
+    for p in (1e300, 1e9):
+        with pytest.raises(ValueError, match=r"split attempts on 3 ids; one call makes at most 268,435,456"):
+            tok.stochastok(ids, p, key=1)
+    assert tok.decode(tok.stochastok(ids, 100.0, key=1)) == "tokenizer"

@@ -179,3 +179,10 @@ def test_lattice_alpha_adds_posterior_probabilities_under_constraints(runner, mo
     assert all(not (r["start"] < c < r["end"]) for r in records for c in cuts)
     result = run(runner, "lattice", "-m", model_path, text, "--alpha", -1)
     assert result.exit_code == 2
+
+
+def test_sample_log_probs_that_round_to_zero_are_not_negative_zero(runner, model_path):
+    """At a large alpha the best path's log p is a tiny negative number, shown as
+    -0.000000."""
+    out = ok(run(runner, "sample", "-m", model_path, "hello world", "--alpha", "500", "--log-prob", "-n", "3")).stdout
+    assert "-0.000000" not in out and "log p=0.000000" in out

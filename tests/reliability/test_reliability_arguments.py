@@ -215,3 +215,10 @@ def test_a_single_position_where_a_sequence_is_wanted_says_so(tok, call):
     though 8 is an integer; in encode_batch the mistake is one list for all texts."""
     with pytest.raises(TypeError, match=r"a sequence of byte positions or a boolean mask, not the single value"):
         call(tok)
+
+
+def test_a_vocabulary_size_given_twice_is_refused():
+    """Trainer(max_vocab_size=[300, 300]) trained the same model twice and save wrote
+    path.300 twice."""
+    with pytest.raises(TrainerError, match="max_vocab_size gives 300 more than once"):
+        Trainer(max_vocab_size=[300, 400, 300])
