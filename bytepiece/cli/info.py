@@ -148,7 +148,7 @@ def _measure_text(tok, path: str) -> dict:
     total_bytes = tokens = chars = 0
     for _name, _first, batch in line_batches([path], option=False):
         datas = normalized(tok, batch)
-        for ids in tok.encode_batch(datas):
+        for ids in tok.encode_batch(datas, alpha=-1.0):  # (the best, whatever alpha the model records)
             tokens += len(ids)
         total_bytes += sum(len(d) for d in datas)
         chars += sum(len(d.decode("utf-8", "replace")) for d in datas)

@@ -146,8 +146,9 @@ def _enumerate_for_check(tok, data: bytes, required: Sequence[int] | None) -> li
     CliError when there are too many."""
     from ..reference import enumerate_segmentations, keeps_constraints  # (only --check needs the oracle)
 
-    pieces = {p: i for i, p in enumerate(tok.id_bytes) if i >= FIRST_PIECE_ID}
-    max_len = max(len(p) for p in tok.id_bytes)
+    # (the model's pieces only: a special token's text is ordinary text to the sampler)
+    pieces = {p: i for i, p in enumerate(tok.vocabulary.pieces, FIRST_PIECE_ID)}
+    max_len = max(map(len, pieces))
     try:
         found = enumerate_segmentations(data, pieces, max_len)
     except ValueError as error:

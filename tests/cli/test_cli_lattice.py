@@ -186,3 +186,28 @@ def test_sample_log_probs_that_round_to_zero_are_not_negative_zero(runner, model
     -0.000000."""
     out = ok(run(runner, "sample", "-m", model_path, "hello world", "--alpha", "500", "--log-prob", "-n", "3")).stdout
     assert "-0.000000" not in out and "log p=0.000000" in out
+
+
+def test_sample_check_treats_a_special_tokens_text_as_ordinary_text(runner, tmp_path):
+    """--check listed segmentations with the special token's id as a piece and crashed
+    (IndexError) looking up its log-probability."""
+    from conftest import VENDORED_MODEL
+
+    model = tmp_path / "special.json"
+    Tokenizer(VENDORED_MODEL, special_tokens=["<|x|>"]).save(model)
+    got = ok(run(runner, "sample", "-m", model, "<|x|>", "--check", "200", "--seed", "1"))
+    assert "segmentations" in got.stdout
+
+
+def test_info_text_measures_the_best_segmentation_whatever_alpha_the_model_records(runner, tmp_path):
+    """A model saved with a default alpha made info --text sample: other figures on each
+    run, none of them the best segmentation's."""
+    from conftest import VENDORED_MODEL
+
+    text = tmp_path / "text.txt"
+    text.write_text("Subword regularisation helps language models.\n" * 20)
+    sampled = tmp_path / "alpha.json"
+    Tokenizer(VENDORED_MODEL, alpha=0.1).save(sampled)
+    plain = ok(run(runner, "info", "-m", VENDORED_MODEL, "--text", text)).stdout.splitlines()[-1]
+    for _ in range(2):
+        assert ok(run(runner, "info", "-m", sampled, "--text", text)).stdout.splitlines()[-1] == plain
