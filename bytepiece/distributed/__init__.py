@@ -26,7 +26,7 @@ from .blocks import DEFAULT_BLOCKSIZE, BlockEncodingError, list_blocks, list_fil
 from .cluster import connect
 from .counts import UNTAGGED, Counts, load_counts, merge_counts, model_digest
 from .engine import DEFAULT_SPLIT_EVERY, IN_FLIGHT_PER_THREAD, DaskEngine
-from .shards import ShardError, encode_files, iter_encoded, load_encoded
+from .shards import InputChangedError, ShardError, encode_files, iter_encoded, load_encoded
 from .training import (
     DaskTrainer,
     count_ngrams,
@@ -54,6 +54,7 @@ __all__ = [
     "load_encoded",
     "iter_encoded",
     "ShardError",
+    "InputChangedError",
     "connect",
     "model_digest",
     "UNTAGGED",

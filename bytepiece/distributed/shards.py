@@ -47,11 +47,16 @@ except ImportError:  # pragma: no cover - a CPython built without it
 SHARDS_FORMAT = "bytepiece-shards/1"
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+")
 _PART_SUFFIXES = (".ids.npy", ".rows.npy")
+_PART_NAME = r"part-[0-9]{5,}-[0-9a-f]+"  # (_part_name's: no folder, nothing outside `out`)
 INDEX = "index.json"
 
 
 class ShardError(ValueError):
     """A shard folder whose parts do not agree with its index (or that has none)."""
+
+
+class InputChangedError(ValueError):
+    """An input file that changed between the two passes of :func:`encode_files`."""
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -71,15 +76,22 @@ def _write_part_file(path: str, array: np.ndarray, storage_options) -> dict:
     return {"bytes": len(data), "blake2b": _digest(data)}
 
 
-def _count_lines_task(block, storage_options) -> int:
+def _count_lines_task(block, storage_options) -> tuple[int, str]:
+    """(the block's lines, the digest of its bytes): the encoding pass checks that it
+    reads the same bytes, since the line numbers (the samples' keys) come from here."""
     path, offset, length = block
     _, data = read_block(path, offset, length, storage_options)
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0), _digest(data)
 
 
-def _encode_task(block, index: int, first_line: int, tok, opts):
+def _encode_task(block, index: int, first_line: int, seen: str, tok, opts):
     path, offset, length = block
     start, data = read_block(path, offset, length, opts["storage_options"])
+    if _digest(data) != seen:
+        raise InputChangedError(
+            f"{path}: changed while it was encoded (bytes from {start} differ from the line-counting "
+            "pass); encode it again once it is no longer written to"
+        )
     lines = _LINE.findall(data)
     if not lines:
         return None
@@ -228,18 +240,20 @@ def _encode_blocks(blocks, tok, opts: dict, where: dict, storage_options) -> tup
         c, close = connect(**where)
     try:
         if c is None:
-            counts = [_count_lines_task(b, storage_options) for b in blocks]
+            seen = [_count_lines_task(b, storage_options) for b in blocks]
         else:
-            counts = c.gather(c.map(_count_lines_task, blocks, storage_options=storage_options, pure=False))
+            seen = c.gather(c.map(_count_lines_task, blocks, storage_options=storage_options, pure=False))
+        counts = [n for n, _ in seen]
+        digests = [d for _, d in seen]
         firsts = np.concatenate([[1], 1 + np.cumsum(counts, dtype=np.int64)])[:-1].tolist() if blocks else []
         if c is None:
-            parts = [_encode_task(b, i, f, tok, opts) for i, (b, f) in enumerate(zip(blocks, firsts))]
+            parts = [_encode_task(b, i, f, d, tok, opts) for i, (b, f, d) in enumerate(zip(blocks, firsts, digests))]
         else:
             tok_ref = c.scatter(tok, broadcast=True, hash=False)
             try:
                 futures = [
-                    c.submit(_encode_task, b, i, f, tok_ref, opts, pure=False)
-                    for i, (b, f) in enumerate(zip(blocks, firsts))
+                    c.submit(_encode_task, b, i, f, d, tok_ref, opts, pure=False)
+                    for i, (b, f, d) in enumerate(zip(blocks, firsts, digests))
                 ]
                 parts = c.gather(futures)
             finally:
@@ -337,15 +351,24 @@ def iter_encoded(out: str, storage_options: dict | None = None):
         raise ShardError(f"{out}: {INDEX} is not valid JSON ({error})") from None
     if not isinstance(index, dict) or index.get("format") != SHARDS_FORMAT or not isinstance(index.get("parts"), list):
         raise ShardError(f"{out}: not a bytepiece shard folder")
+    line = 1  # the next part's first line: the parts follow each other, line after line
     for part in index["parts"]:
-        yield part, *_checked_part(out, index, part, storage_options)
+        ids, rows = _checked_part(out, index, part, line, storage_options)
+        line += len(rows) - 1
+        yield part, ids, rows
+    if line - 1 != index.get("lines"):
+        raise ShardError(f"{out}: {INDEX} counts {index.get('lines')} lines, but its parts hold {line - 1}")
 
 
-def _checked_part(out: str, index: dict, part, storage_options) -> tuple[np.ndarray, np.ndarray]:
+def _checked_part(out: str, index: dict, part, first_line: int, storage_options) -> tuple[np.ndarray, np.ndarray]:
     try:
         name = part["name"]
         lines, tokens = int(part["lines"]), int(part["tokens"])
+        files = part.get("files") or {}  # (an index of an early version records no digests)
+        ok = re.fullmatch(_PART_NAME, name) and int(part["first_line"]) == first_line and isinstance(files, dict)
     except (TypeError, KeyError, ValueError):
+        ok = False
+    if not ok:
         raise ShardError(f"{out}: {INDEX} has a damaged part entry: {str(part)[:200]}") from None
     arrays = []
     for suffix in _PART_SUFFIXES:
@@ -354,7 +377,7 @@ def _checked_part(out: str, index: dict, part, storage_options) -> tuple[np.ndar
             data = read_path(path, storage_options)
         except FileNotFoundError:
             raise ShardError(f"{path}: missing, but {INDEX} lists it") from None
-        recorded = (part.get("files") or {}).get(suffix)
+        recorded = files.get(suffix)
         if recorded is not None and (len(data) != recorded.get("bytes") or _digest(data) != recorded.get("blake2b")):
             raise ShardError(f"{path}: does not match {INDEX} (size or digest): damaged, or from another run")
         try:

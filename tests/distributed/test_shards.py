@@ -202,3 +202,46 @@ def test_encode_with_dask_takes_a_folder_and_replaces_it_with_force(inputs, tmp_
     assert after["lines"] == before["lines"] and after["tokens"] == before["tokens"]
     plain = runner.invoke(main, ["encode", "-m", str(VENDORED_MODEL), "-o", str(out), *inputs[0]])
     assert plain.exit_code == 1 and "is a folder" in plain.stderr
+
+
+def test_an_input_that_changes_between_the_passes_is_an_error(tok, inputs, tmp_path, monkeypatch):
+    """A file truncated after the line-counting pass was encoded as it then was: the
+    run ended well, its index counted the old lines and its keys the old line numbers."""
+    a, _ = inputs
+    out = tmp_path / "out"
+    real = shards_module._count_lines_task
+
+    def count_then_truncate(block, storage_options):
+        counted = real(block, storage_options)
+        if block[0] == a[1]:
+            pathlib.Path(a[1]).write_text("shorter now\n")
+        return counted
+
+    monkeypatch.setattr(shards_module, "_count_lines_task", count_then_truncate)
+    with pytest.raises(shards_module.InputChangedError, match=r"a1\.txt: changed while it was encoded"):
+        encode_files(a, tok, str(out), blocksize=500)
+    assert not out.exists()
+
+
+def test_load_encoded_checks_the_index_itself(tok, inputs, tmp_path):
+    """An index whose parts do not follow each other, whose total disagrees with its
+    parts, or that names a file outside its folder was read as it said."""
+    a, _ = inputs
+    one = tmp_path / "one"
+    encode_files(a, tok, str(one), blocksize=500)
+    pristine = (one / "index.json").read_text()
+
+    def damaged(edit):
+        entry = json.loads(pristine)
+        edit(entry)
+        (one / "index.json").write_text(json.dumps(entry))
+        with pytest.raises(ShardError):
+            load_encoded(str(one))
+
+    damaged(lambda e: e.update(lines=e["lines"] + 1))
+    damaged(lambda e: e["parts"].insert(1, e["parts"][0]))  # a part twice
+    damaged(lambda e: e["parts"].reverse())
+    damaged(lambda e: e["parts"][0].update(name="../two/" + e["parts"][0]["name"]))
+    damaged(lambda e: e.update(parts=[]))
+    (one / "index.json").write_text(pristine)
+    assert _loaded(one) == _lines(tok, a)
