@@ -24,9 +24,11 @@ import numpy as np
 
 from ..training import TrainerOptions, kernels, ngrams, pieces
 from ..training.sample import SampleCollector
-from .storage import read_path, write_path
+from .storage import is_url, read_path, write_path
 
-_COUNTS_MAGIC = b"BPCOUNT1"
+_COUNTS_MAGIC = b"BPCOUNT2"  # (then everything else, then a BLAKE2b-128 of all before it)
+_UNCHECKED_MAGIC = b"BPCOUNT1"  # (files of earlier versions: no digest at the end)
+_CHECK = 16
 #: What piece counts made without tagging (the n-gram EM seed) record as their model.
 UNTAGGED = "untagged"
 
@@ -160,15 +162,29 @@ class Counts:
         parts = [_COUNTS_MAGIC, struct.pack("<q", len(header)), header]
         for s in sections:
             parts += [struct.pack("<q", len(s)), s]
-        write_path(os.fspath(path), b"".join(parts), storage_options)
+        body = b"".join(parts)
+        write_path(os.fspath(path), body + hashlib.blake2b(body, digest_size=_CHECK).digest(), storage_options)
 
 
 def load_counts(path, storage_options: dict | None = None) -> Counts:
-    """Read a file written by :meth:`Counts.save`."""
+    """Read a file written by :meth:`Counts.save`; a file that is not one, or whose
+    digest does not match (damaged, truncated), raises ValueError naming it."""
     path = os.fspath(path)
     data = read_path(path, storage_options)
-    if data[:8] != _COUNTS_MAGIC:
+    if data[:8] == _COUNTS_MAGIC:
+        body, check = data[:-_CHECK], data[-_CHECK:]
+        if len(data) < 8 + _CHECK or hashlib.blake2b(body, digest_size=_CHECK).digest() != check:
+            raise ValueError(f"{path}: a damaged counts file (its digest does not match: truncated or changed)")
+        data = body
+    elif data[:8] != _UNCHECKED_MAGIC:
         raise ValueError(f"{path}: not a bytepiece counts file")
+    try:
+        return _parse_counts(data)
+    except (ValueError, KeyError, IndexError, TypeError, struct.error) as error:
+        raise ValueError(f"{path}: a damaged counts file ({error})") from None
+
+
+def _parse_counts(data: bytes) -> Counts:
     (hlen,) = struct.unpack_from("<q", data, 8)
     header = json.loads(data[16 : 16 + hlen])
     off = 16 + hlen
@@ -216,9 +232,12 @@ def merge_counts(items: Iterable[Counts | str | os.PathLike[str]], allow_overlap
             }
             raise ValueError(f"counts made with different settings: {diff}")
     sources = [s for c in counts for s in c.sources]
-    if not allow_overlap and len(set(sources)) != len(sources):
-        dup = sorted({s for s in sources if sources.count(s) > 1})
-        raise ValueError(f"these sources are in more than one of the counts: {dup}")
+    if not allow_overlap:
+        # (one file under two names, a symbolic link or a linked folder, is one source)
+        files = [s if is_url(s) else os.path.realpath(s) for s in sources]
+        if len(set(files)) != len(files):
+            dup = sorted({s for s, f in zip(sources, files) if files.count(f) > 1})
+            raise ValueError(f"these sources are in more than one of the counts: {dup}")
     s = first.settings
     nbytes = sum(c.nbytes for c in counts)
     if first.stage == "ngrams":

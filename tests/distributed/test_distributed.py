@@ -267,6 +267,36 @@ def test_merge_refuses_mismatched_counts(corpus, tmp_path):
     assert fresh.pieces == reference.pieces
 
 
+def test_merge_refuses_one_file_counted_under_two_names(corpus, tmp_path):
+    """The overlap check compared the names as given, so a file counted once by its path
+    and once through a symbolic link (to it or to its folder) was counted twice."""
+    trainer = Trainer(order=6, verbose=False)
+    linked_folder = tmp_path / "linked"
+    linked_folder.symlink_to(pathlib.Path(corpus[0]).parent)
+    linked_file = tmp_path / "link.txt"
+    linked_file.symlink_to(corpus[0])
+    direct = count_ngrams(corpus[:1], trainer)
+    for other in (linked_folder / pathlib.Path(corpus[0]).name, linked_file):
+        with pytest.raises(ValueError, match="more than one"):
+            merge_counts([direct, count_ngrams([str(other)], trainer)])
+
+
+def test_a_damaged_counts_file_is_refused_naming_it(corpus, tmp_path):
+    """A flipped byte loaded as different counts, silently; a truncated file gave
+    "buffer is smaller than requested size" without its name."""
+    path = tmp_path / "a.bpc"
+    counts = count_ngrams(corpus[:1], Trainer(order=6, verbose=False))
+    counts.save(path)
+    good = path.read_bytes()
+    assert load_counts(path).digest() == counts.digest()
+    for damaged in (good[: len(good) // 2], good[:-3], good + b"xx", good[:100] + bytes([good[100] ^ 1]) + good[101:]):
+        path.write_bytes(damaged)
+        with pytest.raises(ValueError, match=r"a\.bpc: a damaged counts file"):
+            load_counts(path)
+        with pytest.raises(ValueError, match=r"a\.bpc: a damaged counts file"):
+            merge_counts([path, counts])
+
+
 # ---------------------------------------------------------------------------
 # Encoding
 
