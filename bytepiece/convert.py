@@ -78,13 +78,13 @@ def hf_tokenizer_json(tok: Tokenizer) -> dict[str, Any]:
     for piece, logp in zip(tok.vocabulary.pieces, tok.piece_log_probs.tolist()):
         vocab.append(("".join(table[b] for b in piece), logp))
     special = list(tok.vocabulary.special_tokens)
-    mapped = {text for text, _ in vocab}
-    for name in special:
+    mapped = {text for text, _ in vocab[len(SPECIAL_PIECES) :]}
+    for name in [*SPECIAL_PIECES, *special]:  # (Hugging Face matches '<bos>' and the rest in text)
         if name in mapped:
             raise ModelError(
                 f"special token {name!r} spells a piece in the byte-level alphabet; Hugging Face would confuse the two"
             )
-        vocab.append((name, HF_RESERVED_SCORE))
+    vocab += [(name, HF_RESERVED_SCORE) for name in special]
     added = [
         {
             "id": i,

@@ -195,3 +195,17 @@ def test_known_difference_offsets_of_text_that_normalisation_changes(bp, hf):
     assert theirs != ours
     assert [decomposed[a:b] for a, b in theirs][-2:] == [" ", "ok"]
     assert [composed[a:b] for a, b in ours][-2:] == [" ", "ok"]
+
+
+@pytest.mark.parametrize("name", ["<pad>", "<bos>", "<eos>"])
+def test_a_piece_spelled_like_a_reserved_id_is_refused(name, tmp_path):
+    """A real piece spelled <bos> was exported next to the special <bos>: Hugging Face
+    took the piece for the special token (bos_token_id was the piece's id), and decoding
+    with skip_special_tokens dropped the piece's text."""
+    from bytepiece import ModelError
+
+    counts = {bytes([b]): 1 for b in range(256)}
+    counts.update({name.encode(): 11, b"ab": 40})
+    with pytest.raises(ModelError, match=f"special token '{name}' spells a piece"):
+        Tokenizer(vocabulary_from_counts(counts)).export_huggingface(tmp_path / "odd.json")
+    assert not (tmp_path / "odd.json").exists()
