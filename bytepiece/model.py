@@ -201,7 +201,9 @@ def load_model(source: ModelSource) -> Vocabulary:
 def save_model(
     path: str | os.PathLike, pieces: Mapping[bytes, int | float] | Vocabulary, *, overwrite: bool = True
 ) -> None:
-    """Write a model in BytePiece 0.6.3's JSON format, atomically.
+    """Write a model in BytePiece 0.6.3's JSON format, atomically; a path ending in
+    ``.zip`` gets a zip archive holding that file (``NAME.model``), as the published
+    0.6.3 models come.
 
     ``pieces`` maps piece bytes to counts (ids are assigned by (length, bytes),
     as 0.6.3 does) or is a :class:`Vocabulary` whose ids are kept. For a plain
@@ -210,8 +212,17 @@ def save_model(
     the metadata entry as its last key.
     """
     vocab = pieces if isinstance(pieces, Vocabulary) else vocabulary_from_counts(pieces)
+    text = _model_text(vocab)
+    if os.fspath(path).lower().endswith(".zip"):  # (as the published 0.6.3 models come)
+        import zipfile
+
+        member = os.path.basename(os.fspath(path))[: -len(".zip")] + ".model"
+        with atomic_write(path, "wb", overwrite=overwrite) as raw:
+            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr(member, text.encode("utf-8"))
+        return
     with atomic_write(path, "w", overwrite=overwrite) as handle:
-        handle.write(_model_text(vocab))
+        handle.write(text)
 
 
 def _model_text(vocab: Vocabulary) -> str:

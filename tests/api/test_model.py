@@ -228,6 +228,19 @@ def test_saving_into_a_missing_folder_names_the_output(tmp_path):
     assert info.value.filename == str(target)
 
 
+def test_saving_to_a_zip_name_writes_a_zip_as_0_6_3_publishes_them(tmp_path):
+    """save("m.zip") wrote plain JSON under a .zip name (zipfile: BadZipFile)."""
+    tok = Tokenizer(VENDORED_MODEL)
+    tok.save(tmp_path / "m.zip")
+    tok.save(tmp_path / "m.model")
+    with zipfile.ZipFile(tmp_path / "m.zip") as archive:
+        assert archive.namelist() == ["m.model"]
+        assert archive.read("m.model") == (tmp_path / "m.model").read_bytes()
+    assert load_model(tmp_path / "m.zip") == load_model(VENDORED_MODEL)
+    with pytest.raises(FileExistsError):
+        save_model(tmp_path / "m.zip", tok.vocabulary, overwrite=False)
+
+
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         Tokenizer(str(tmp_path / "nope.model"))
