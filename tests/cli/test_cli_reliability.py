@@ -389,6 +389,7 @@ HUGE = "99999999999999999999999"
         ["train", "--dask-local", HUGE],
         ["encode", "-m", MODEL, "--threads", HUGE],
         ["encode", "-m", MODEL, "--dask-blocksize", HUGE, "--dask-local", "1"],
+        ["encode-shards", "-m", MODEL, "-o", "OUT", "--dask-blocksize", "4095", "--dask-local", "1"],
         ["sample", "-m", MODEL, "x", "-n", HUGE],
         ["sample", "-m", MODEL, "x", "--check", HUGE],
         ["sample", "-m", MODEL, "x", "--threads", HUGE],
@@ -396,12 +397,13 @@ HUGE = "99999999999999999999999"
     ],
 )
 def test_out_of_range_numbers_are_usage_errors(args, tmp_path):
+    args = [tmp_path / "out" if a == "OUT" else a for a in args]
     if args[0] == "train":
         args = [*args, "-o", tmp_path / "m.model", str(REPO / "corpora" / "en.heldout.txt")]
     result = run(*args, input="x\n")
     assert result.exit_code == 2, (result.exit_code, result.output)
     assert "Traceback" not in result.output and "Error: Invalid value" in result.stderr
-    assert not (tmp_path / "m.model").exists()
+    assert not (tmp_path / "m.model").exists() and not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------------------
