@@ -233,7 +233,7 @@ def inputs_argument(f):
 # (three options alike by shape on purpose: click declares each with its own type and help)
 #: The smallest --dask-blocksize: a task per few bytes (1 was allowed) spent minutes in
 #: the scheduler on a 300 KB file.
-MIN_DASK_BLOCKSIZE = 4096
+MIN_DASK_BLOCKSIZE = 1024
 
 
 def dask_options(f):

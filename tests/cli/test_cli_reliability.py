@@ -389,7 +389,7 @@ HUGE = "99999999999999999999999"
         ["train", "--dask-local", HUGE],
         ["encode", "-m", MODEL, "--threads", HUGE],
         ["encode", "-m", MODEL, "--dask-blocksize", HUGE, "--dask-local", "1"],
-        ["encode-shards", "-m", MODEL, "-o", "OUT", "--dask-blocksize", "4095", "--dask-local", "1"],
+        ["encode-shards", "-m", MODEL, "-o", "OUT", "--dask-blocksize", "1023", "--dask-local", "1"],
         ["sample", "-m", MODEL, "x", "-n", HUGE],
         ["sample", "-m", MODEL, "x", "--check", HUGE],
         ["sample", "-m", MODEL, "x", "--threads", HUGE],
