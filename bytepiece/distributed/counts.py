@@ -14,7 +14,6 @@ EM sample as (hash, chunk) pairs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -22,6 +21,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from ..keys import blake2b
 from ..training import TrainerOptions, kernels, ngrams, pieces
 from ..training.sample import SampleCollector
 from .storage import is_url, read_path, write_path
@@ -64,7 +64,7 @@ def sample_pairs(sample: SampleCollector | None) -> list[tuple[int, bytes]]:
 def _canonical_digest(data: bytes, header: int, unit: str) -> str:
     """A digest of a serialised NgramTable / NgramModel that ignores hash-table layout
     (entries sorted by key), so equal tables give equal digests."""
-    h = hashlib.blake2b(digest_size=16)
+    h = blake2b(digest_size=16)
     h.update(data[: header + 256 * 8])
     off = header + 256 * 8
     while off < len(data):
@@ -163,7 +163,7 @@ class Counts:
         for s in sections:
             parts += [struct.pack("<q", len(s)), s]
         body = b"".join(parts)
-        write_path(os.fspath(path), body + hashlib.blake2b(body, digest_size=_CHECK).digest(), storage_options)
+        write_path(os.fspath(path), body + blake2b(body, digest_size=_CHECK).digest(), storage_options)
 
 
 def load_counts(path, storage_options: dict | None = None) -> Counts:
@@ -171,11 +171,10 @@ def load_counts(path, storage_options: dict | None = None) -> Counts:
     digest does not match (damaged, truncated), raises ValueError naming it."""
     path = os.fspath(path)
     data = read_path(path, storage_options)
-    if data[:8] == _COUNTS_MAGIC:
-        body, check = data[:-_CHECK], data[-_CHECK:]
-        if len(data) < 8 + _CHECK or hashlib.blake2b(body, digest_size=_CHECK).digest() != check:
+    if data[:8] == _COUNTS_MAGIC:  # (the parse reads its sections by their lengths: the digest after them stays)
+        body = memoryview(data)[:-_CHECK]
+        if len(data) < 8 + _CHECK or blake2b(body, digest_size=_CHECK).digest() != data[-_CHECK:]:
             raise ValueError(f"{path}: a damaged counts file (its digest does not match: truncated or changed)")
-        data = body
     elif data[:8] != _UNCHECKED_MAGIC:
         raise ValueError(f"{path}: not a bytepiece counts file")
     try:

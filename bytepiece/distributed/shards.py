@@ -35,14 +35,10 @@ import re
 
 import numpy as np
 
+from ..keys import blake2b
 from .blocks import DEFAULT_BLOCKSIZE, list_blocks, read_block
 from .cluster import connect
 from .storage import fs_and_path, is_url, join, make_folder, read_path, write_path
-
-try:
-    from _blake2 import blake2b
-except ImportError:  # pragma: no cover - a CPython built without it
-    from hashlib import blake2b
 
 SHARDS_FORMAT = "bytepiece-shards/1"
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+")
