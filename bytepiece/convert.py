@@ -120,10 +120,11 @@ def hf_tokenizer_json(tok: Tokenizer) -> dict[str, Any]:
 
 
 def to_huggingface(tok: Tokenizer, path: str | os.PathLike) -> str:
-    """Write ``tok`` as a Hugging Face ``tokenizer.json``; ``path`` is the file or an
-    existing folder (the file is then ``tokenizer.json`` in it). Returns the file's path.
+    """Write ``tok`` as a Hugging Face ``tokenizer.json``; ``path`` is the file, or a
+    folder (the file is then ``tokenizer.json`` in it): an existing one, or a path
+    ending in a separator, which is made if missing. Returns the file's path.
 
-    >>> tok.export_huggingface("out/")                        # doctest: +SKIP
+    >>> tok.export_huggingface("out/")
     'out/tokenizer.json'
 
     Load it with ``tokenizers.Tokenizer.from_file(path)`` or
@@ -131,9 +132,11 @@ def to_huggingface(tok: Tokenizer, path: str | os.PathLike) -> str:
     eos_token="<eos>", pad_token="<pad>")``.
     """
     path = os.fspath(path)
+    text = hf_tokenizer_text(tok)
+    if path.endswith(("/", os.sep)):
+        os.makedirs(path, exist_ok=True)
     if os.path.isdir(path):
         path = os.path.join(path, "tokenizer.json")
-    text = hf_tokenizer_text(tok)
     with atomic_write(path, "w") as handle:
         handle.write(text)
     return path

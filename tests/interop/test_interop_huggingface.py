@@ -139,6 +139,13 @@ def test_export_into_a_folder_or_file(bp, tmp_path):
     assert tokenizers.Tokenizer.from_file(str(target)).get_vocab_size() == bp.vocab_size
 
 
+def test_export_into_a_new_folder_named_with_a_trailing_separator(bp, tmp_path):
+    # "out/" names a folder even before it exists: it is made, not taken for a file name.
+    path = bp.export_huggingface(f"{tmp_path}/new/")
+    assert path == f"{tmp_path}/new/tokenizer.json"
+    assert json.loads((tmp_path / "new" / "tokenizer.json").read_text(encoding="utf-8"))["model"]["type"] == "Unigram"
+
+
 @pytest.mark.slow
 def test_known_difference_only_viterbi(tmp_path):
     # A model whose file says "sample with alpha 0.1" exports Viterbi only.
