@@ -106,8 +106,11 @@ def atomic_write(
 ) -> Iterator[IO]:
     """Open a temporary file for writing; on success it replaces ``path``.
 
-    >>> with atomic_write("out.txt") as f:   # doctest: +SKIP
-    ...     f.write("all or nothing")
+    >>> with atomic_write("out.txt") as f:
+    ...     _ = f.write("all or nothing")
+    >>> from pathlib import Path
+    >>> Path("out.txt").read_text()
+    'all or nothing'
 
     ``mode`` is ``"w"`` (text, UTF-8 unless ``encoding`` says otherwise) or
     ``"wb"``. With ``overwrite=False`` an existing ``path`` raises

@@ -94,8 +94,11 @@ class BatchEncoder:
     ):
         """``[encode(t) for t in texts]`` on several threads, the GIL released in the core.
 
-        >>> tok.encode_batch(["a text", "another"], alpha=0.1, keys=[0, 1])   # doctest: +SKIP
-        >>> ids, rows = tok.encode_batch(["a text", "another"], as_numpy=True)  # doctest: +SKIP
+        >>> tok.encode_batch(["a text", "another"], alpha=0.1, keys=[0, 1])
+        [[100, 35, 4686, 119], [1256, 13272]]
+        >>> ids, rows = tok.encode_batch(["a text", "another"], as_numpy=True)
+        >>> ids[rows[1]:rows[2]]
+        array([22797], dtype=uint16)
 
         With ``keys`` (one per text) each result depends only on (seed, key, text, alpha),
         never on ``num_threads`` or the position in the batch. Without keys the texts

@@ -17,8 +17,9 @@ the functions and classes that need them; ``TokenizedDataset``, ``TextStream``
 and ``EpochSampler`` are built on first access.
 
 >>> from bytepiece.data import EncodeTransform
->>> transform = EncodeTransform("model.zip", alpha=0.1, seed=0, add_eos=True)  # doctest: +SKIP
->>> transform("Hello world", index=7, epoch=3)                                  # doctest: +SKIP
+>>> transform = EncodeTransform("model.zip", alpha=0.1, seed=0, add_eos=True)
+>>> transform("Hello world", index=7, epoch=3)
+[910, 111, 1351, 35, 13881, 2]
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ def encode_flat(
     """Encode ``texts`` on several threads (GIL released in the core) and return
     (ids, offsets) as numpy: text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
 
-    >>> ids, offsets = encode_flat(tok, ["a text", "another"], alpha=0.1, keys=[0, 1])  # doctest: +SKIP
+    >>> ids, offsets = encode_flat(tok, ["a text", "another"], alpha=0.1, keys=[0, 1])
+    >>> ids, offsets
+    (array([  100,    35,  4686,   119,  1256, 13272], dtype=int32), array([0, 4, 6]))
 
     With ``keys`` each text's sample depends only on (seed, key, text, alpha), not
     on ``num_threads`` nor on its place in the batch.
@@ -213,9 +216,9 @@ class EncodeTransform:
     """(text, index, epoch) -> ids, keyed so that the result depends only on
     (seed, epoch, index, text) — for the given model and ``alpha``.
 
-    >>> transform = EncodeTransform("model.zip", alpha=0.1, seed=0, add_eos=True)  # doctest: +SKIP
-    >>> transform("Hello world", 7, epoch=3)                                        # doctest: +SKIP
-    [12, 9, 301, 2]
+    >>> transform = EncodeTransform("model.zip", alpha=0.1, seed=0, add_eos=True)
+    >>> transform("Hello world", 7, epoch=3)
+    [910, 111, 1351, 35, 13881, 2]
 
     ``tokenizer`` is a :class:`~bytepiece.Tokenizer` or anything ``Tokenizer``
     loads (a model path, a dict); its own seed is ignored: samples come from the
@@ -346,7 +349,10 @@ class EncodeTransform:
         encoded on several threads without Python lists; identical to calling the
         transform one by one.
 
-        >>> ids, offsets = transform.encode_flat(texts, range(len(texts)), epoch=2)  # doctest: +SKIP
+        >>> transform = EncodeTransform(model, alpha=0.1, seed=0)
+        >>> ids, offsets = transform.encode_flat(texts, range(len(texts)), epoch=2)
+        >>> list(ids[offsets[5]:offsets[6]]) == transform(texts[5], 5, epoch=2)
+        True
         """
         ids, offsets = encode_flat(
             self.tokenizer,
@@ -409,7 +415,10 @@ def datasets_map(
 ):
     """Tokenize a Hugging Face ``datasets.Dataset`` for one epoch with ``Dataset.map``.
 
-    >>> train = datasets_map(ds, transform, epoch=3, num_proc=4)             # doctest: +SKIP
+    >>> transform = EncodeTransform(model, alpha=0.1, seed=0)
+    >>> train = datasets_map(ds, transform, epoch=3, num_proc=2)
+    >>> train[7]["input_ids"] == transform(ds[7]["text"], 7, epoch=3)
+    True
 
     Each row is keyed by (epoch, its row index) — or by the value in
     ``index_column`` (a stable document id, which survives shuffle, select and
@@ -466,9 +475,12 @@ def datasets_transform(
 ) -> Callable:
     """A function for ``Dataset.set_transform`` that samples on the fly, nothing cached.
 
-    >>> ds = ds.add_column("index", range(len(ds)))                          # doctest: +SKIP
-    >>> ds.set_transform(datasets_transform(transform))                      # doctest: +SKIP
-    >>> transform.set_epoch(1)   # before each epoch's DataLoader iteration  # doctest: +SKIP
+    >>> transform = EncodeTransform(model, alpha=0.1, seed=0)
+    >>> ds = ds.add_column("index", range(len(ds)))
+    >>> ds.set_transform(datasets_transform(transform))
+    >>> transform.set_epoch(1)   # before each epoch's DataLoader iteration
+    >>> ds[7]["input_ids"] == transform(texts[7], 7)
+    True
 
     ``set_transform`` passes rows without their indices, so the dataset needs a
     column of stable document ids (``index_column``). The epoch is read from
@@ -518,11 +530,14 @@ def _build_torch_classes() -> None:
     class TokenizedDataset(Dataset):
         """Map-style: ``dataset[i]`` is document ``texts[i]`` sampled for the current epoch.
 
-        >>> ds = TokenizedDataset(texts, EncodeTransform(model, alpha=0.1, seed=0))  # doctest: +SKIP
-        >>> loader = DataLoader(ds, batch_size=32, num_workers=2, collate_fn=pad)    # doctest: +SKIP
-        >>> for epoch in range(3):                                                   # doctest: +SKIP
+        >>> ds = TokenizedDataset(texts, EncodeTransform(model, alpha=0.1, seed=0))
+        >>> loader = DataLoader(ds, batch_size=32, num_workers=2, collate_fn=pad)
+        >>> for epoch in range(3):
         ...     ds.set_epoch(epoch)
-        ...     for batch in loader: ...
+        ...     for batch in loader:
+        ...         pass  # (train on batch["input_ids"])
+        >>> len(ds), batch["input_ids"].shape
+        (200, torch.Size([8, ...]))
 
         ``texts`` is any sequence of str or bytes. An index may also be an
         ``(epoch, i)`` pair, as :class:`EpochSampler` yields, which carries the
@@ -589,9 +604,15 @@ def _build_torch_classes() -> None:
         epoch travels with each index — correct even with ``persistent_workers=True``,
         where a ``set_epoch`` on the dataset would never reach the workers.
 
-        >>> sampler = EpochSampler(RandomSampler(ds))                # doctest: +SKIP
-        >>> loader = DataLoader(ds, sampler=sampler, num_workers=2, persistent_workers=True)  # doctest: +SKIP
-        >>> sampler.set_epoch(epoch)                                  # doctest: +SKIP
+        >>> from torch.utils.data import RandomSampler
+        >>> ds = TokenizedDataset(texts, EncodeTransform(model, alpha=0.1, seed=0))
+        >>> sampler = EpochSampler(RandomSampler(ds))
+        >>> loader = DataLoader(ds, sampler=sampler, batch_size=32, num_workers=2,
+        ...                     persistent_workers=True, collate_fn=pad)
+        >>> for epoch in range(2):
+        ...     sampler.set_epoch(epoch)
+        ...     for batch in loader:
+        ...         pass  # (train on batch["input_ids"])
 
         ``set_epoch`` is passed on to the wrapped sampler when it has one
         (``DistributedSampler``).
@@ -617,10 +638,13 @@ def _build_torch_classes() -> None:
         """Streams documents from text files (or an iterable of texts), sampled for
         the current epoch, sharded across DataLoader workers and distributed ranks.
 
-        >>> stream = TextStream(["a.txt", "b.txt"], EncodeTransform(model, alpha=0.1, seed=0))  # doctest: +SKIP
-        >>> stream = TextStream(None, transform, texts=list_of_texts)                      # doctest: +SKIP
-        >>> loader = DataLoader(stream, batch_size=None, num_workers=2)                   # doctest: +SKIP
-        >>> stream.set_epoch(1)                                                           # doctest: +SKIP
+        >>> transform = EncodeTransform(model, alpha=0.1, seed=0)
+        >>> stream = TextStream(["corpus.txt"], transform)
+        >>> stream = TextStream(None, transform, texts=texts)  # (or texts in memory)
+        >>> loader = DataLoader(stream, batch_size=None, num_workers=2)
+        >>> stream.set_epoch(1)
+        >>> sum(1 for ids in loader), sum(1 for text in texts if text)  # (empty ones skipped)
+        (100, 100)
 
         ``files`` is a path or a list of paths; or else ``texts=`` is a sequence
         of texts, or a callable returning a fresh iterable of them (for sources

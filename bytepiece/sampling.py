@@ -100,8 +100,11 @@ class LatticeSampler:
         """``k`` distinct segmentations drawn without replacement, as
         ``(pieces, log_prob, inclusion)`` in the order drawn.
 
-        >>> tok.sample_distinct("tokenizer", 3, alpha=0.1, key=0)    # doctest: +SKIP
-        [([b't', b'oke', b'n', b'i', b'z', b'e', b'r'], -5.12..., 0.0158...), ...]
+        >>> for pieces, log_prob, inclusion in tok.sample_distinct("tokenizer", 3, alpha=0.1, key=0):
+        ...     print(pieces, round(log_prob, 3), round(inclusion, 4))
+        [b'to', b'k', b'e', b'niz', b'er'] -4.288 0.0926
+        [b'token', b'i', b'z', b'e', b'r'] -4.255 0.0956
+        [b't', b'o', b'ken', b'ize', b'r'] -4.287 0.0927
 
         The draws are successive sampling: the first with probability
         p = exp(alpha * score) / Z, each next one with probability proportional to p among

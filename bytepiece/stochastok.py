@@ -78,8 +78,8 @@ class TokenSplitter:
         """StochasTok: ``ids`` with about ``p * len(ids)`` attempts to split a random token
         into two pieces of the vocabulary (see :mod:`bytepiece.stochastok`).
 
-        >>> tok.stochastok(tok.encode("tokenizer"), 0.5, key=1)   # doctest: +SKIP
-        [13720, 108, 3960]
+        >>> tok.stochastok(tok.encode("tokenizer"), 0.5, key=1)
+        [13720, 108, 1463, 117]
 
         The result decodes to the same bytes. ``key`` makes it reproducible (as for
         ``encode``); without one, each call takes the next number of the tokenizer's

@@ -4,10 +4,14 @@ Nothing here imports Dask until a cluster is asked for: ``pip install
 "dask[distributed]"`` (or installing bytepiece with its ``dask`` extra) adds it.
 See docs/distributed.md for how to run it on several machines.
 
->>> from bytepiece.distributed import DaskTrainer            # doctest: +SKIP
->>> t = DaskTrainer(max_vocab_size=8000, address="tcp://10.0.0.1:8786")
->>> t.train_files(["s3://bucket/corpus/"])                    # doctest: +SKIP
->>> t.save("my.model")                                        # doctest: +SKIP
+>>> from bytepiece.distributed import DaskTrainer
+>>> t = DaskTrainer(max_vocab_size=8000, client=client, verbose=False)
+>>> t.train_files(["corpus.txt"])
+>>> t.save("my.model")
+
+(``address="tcp://scheduler:8786"`` instead of ``client`` connects to a running
+cluster, ``local_workers=4`` starts one on this machine; paths may be URLs such as
+``s3://bucket/corpus/``.)
 
 Where things are:
 

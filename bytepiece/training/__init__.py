@@ -1,9 +1,11 @@
 """Training a vocabulary: BytePiece 0.6.3's n-gram algorithm, then Unigram EM.
 
 >>> from bytepiece.training import Trainer
->>> trainer = Trainer(max_vocab_size=8000)                   # doctest: +SKIP
->>> trainer.train_files(["corpus.txt"], workers=2)           # doctest: +SKIP
->>> trainer.save("my.model")                                 # doctest: +SKIP
+>>> trainer = Trainer(max_vocab_size=8000, verbose=False)
+>>> trainer.train_files(["corpus.txt"], workers=2)
+>>> trainer.save("my.model")
+>>> len(trainer.pieces) <= 8000
+True
 
 Where things are: ``options`` (every option and what it does), ``trainer`` (the
 ``Trainer`` class), ``pipeline`` (the stages in order), the stages ``ngrams``,

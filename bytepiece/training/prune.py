@@ -150,7 +150,10 @@ def convert_to_bytepiece(pieces: Mapping[str | bytes, Count], path: str | os.Pat
     best segmentation is not themselves) give their count to their parts, and ids follow
     (length, bytes).
 
-    >>> convert_to_bytepiece({"hello": 10, "world": 7}, "hw.model")   # doctest: +SKIP
+    >>> convert_to_bytepiece({"hello": 10, "world": 7}, "hw.model")
+    >>> from bytepiece import Tokenizer
+    >>> Tokenizer("hw.model").tokenize("hello world")
+    [b'hello', b' ', b'world']
     """
     table: dict[bytes, Count] = {}
     for key, count in pieces.items():

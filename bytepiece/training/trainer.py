@@ -1,8 +1,8 @@
 """``Trainer``: BytePiece 0.6.3's trainer interface over the training pipeline.
 
->>> trainer = Trainer(order=6, max_vocab_size=8000)          # doctest: +SKIP
->>> trainer.train(texts, workers=2)                          # doctest: +SKIP
->>> trainer.save("my.model")                                 # doctest: +SKIP
+>>> trainer = Trainer(order=6, max_vocab_size=8000, verbose=False)
+>>> trainer.train(texts, workers=2)
+>>> trainer.save("my.model")
 
 The class only holds what a run needs and what it produced: its options (checked on
 construction: :class:`~bytepiece.training.options.TrainerOptions`), and afterwards
@@ -124,7 +124,7 @@ class Trainer:
         read here and sent to the workers a block at a time, a bounded number in
         flight (:mod:`bytepiece.distributed`); the model is the same.
 
-        >>> Trainer(engine="dask").train(texts, client=client)    # doctest: +SKIP
+        >>> Trainer(engine="dask", verbose=False).train(texts, client=client)
         """
         reiterable_texts(texts)  # (bad texts are refused before a cluster is looked for)
         engine = engine_for_call(self.options.engine, engine_options)
@@ -152,7 +152,10 @@ class Trainer:
         :func:`bytepiece.corpus.select_files`). A folder that yields no file is an
         error, raised before any work. ``stats["files"]`` counts the files read.
 
-        >>> t.train_files(["corpora/"], include="*.train.txt", exclude="zh.*")  # doctest: +SKIP
+        >>> t = Trainer(max_vocab_size=8000, verbose=False)
+        >>> t.train_files(["corpora/"], include="*.train.txt", exclude="zh.*")
+        >>> t.stats["files"]
+        2
 
         ``errors``: "strict" (invalid UTF-8 raises an error naming the file and
         byte offset), "replace" (U+FFFD), or "bytes" (train on the raw bytes).
