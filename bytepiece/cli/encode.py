@@ -59,7 +59,8 @@ def format_option(text: str):
 
 @click.command("encode")
 @model_option
-@inputs_argument
+# (folders are taken here, for the --dask options; without one they are refused below)
+@click.argument("inputs", nargs=-1, type=click.Path(exists=True, allow_dash=True))
 @format_option(
     "ids: space-separated ids; pieces: readable pieces (see below); "
     "jsonl: one JSON object per line with ids, pieces, byte offsets and "
@@ -166,6 +167,9 @@ def encode_command(
             raise CliError("--dask options encode files (not stdin) into id shards: no --format pieces/jsonl")
         _encode_shards(model_path, inputs, output, alpha, seed, bos, eos, no_normalize, where, quiet, force)
         return
+    for path in inputs:
+        if os.path.isdir(path):
+            raise CliError(f"{path}: is a folder; encode reads files (a folder of inputs needs a --dask option)")
     if output not in (None, "-"):
         if os.path.isdir(output):
             raise CliError(f"{output}: is a folder; -o names a file (a folder of shards needs a --dask option)")

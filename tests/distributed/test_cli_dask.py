@@ -97,6 +97,22 @@ def test_encode_with_a_dask_option_writes_the_same_ids_as_shards(tmp_path, model
     assert not (tmp_path / "p").exists()
 
 
+def test_encode_with_a_dask_option_reads_a_folder_and_without_one_refuses_it(tmp_path, model_path):
+    """As its --help shows: `encode --dask-local N -o tokens/ corpus/` (the folder's files,
+    as encode-shards reads them); without a Dask option a folder is a clear error."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text(CORPUS, encoding="utf-8")
+    expected = invoke("encode", "-m", model_path, folder / "a.txt").stdout
+    invoke("encode", "-m", model_path, "-o", tmp_path / "shards", "--dask-local", 1, folder)
+    ids, rows = load_encoded(str(tmp_path / "shards"))
+    got = [" ".join(map(str, ids[rows[k] : rows[k + 1]].tolist())) for k in range(len(rows) - 1)]
+    assert got == expected.splitlines()
+    result = CliRunner().invoke(cli.main, ["encode", "-m", str(model_path), str(folder)])
+    assert result.exit_code == 1
+    assert f"{folder}: is a folder; encode reads files" in result.output
+
+
 def test_dask_options_are_checked(tmp_path):
     result = CliRunner().invoke(
         cli.main,
