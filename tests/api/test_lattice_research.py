@@ -303,6 +303,21 @@ def test_constraints_errors_name_the_position(tok):
         tok.sample("qqqqqqqqqqqqqqqqqqqqqqqqqqqqqq", 2, 0.5, forbidden_boundaries=list(range(1, 30)))
 
 
+def test_a_position_inside_every_allowed_piece_is_no_failure(tok):
+    """"days" with boundary 1 forbidden is the piece "days": no segmentation has a
+    boundary at 2 (no allowed piece ends there), which harms nothing. Every call takes
+    it, sample_distinct too (it once named byte 2 as leaving no segmentation)."""
+    kw = {"forbidden_boundaries": [1]}
+    assert tok.tokenize("days", **kw) == [b"days"]
+    distinct = tok.sample_distinct("days", 2, 1.0, key=0, **kw)
+    assert [pieces for pieces, _, _ in distinct] == [[b"days"], [b"day", b"s"]]
+    assert sum(math.exp(lp) for _, lp, _ in distinct) == pytest.approx(1.0)
+    # A real failure still names the byte where the allowed paths stop: "dayq" is no
+    # piece, and the pieces ending at 4 start at a forbidden boundary.
+    with pytest.raises(ValueError, match="no allowed piece reaches byte 4"):
+        tok.sample_distinct("dayq", 2, 1.0, key=0, forbidden_boundaries=[1, 2, 3])
+
+
 def test_a_failing_chunk_is_noticed_even_when_a_later_chunk_is_fine(tok):
     """The kernels restart at every chunk start; a first chunk with no allowed
     segmentation must still be an error, not a silent wrong answer."""

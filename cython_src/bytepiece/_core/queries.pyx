@@ -573,15 +573,33 @@ def edges(Lattice lattice, bytes data, *, bint chunked=True, cuts=None, banned=N
 
 
 def first_unreachable(Lattice lattice, bytes data, *, bint chunked=True, cuts=None, banned=None):
-    """The first position that no allowed segmentation of a prefix reaches although a
-    boundary may fall there (-1 when the end is reached): what to name when the
-    constraints leave no segmentation."""
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), e
+    """-1 when some allowed segmentation reaches the end of data. Otherwise the position
+    to name in the error: the first one that no allowed segmentation of the text before
+    it reaches although an allowed path goes on from it to the first boundary every
+    segmentation must have (a required one, a chunk start, the end) that is not reached.
+    A position that nothing reaches but that leads nowhere harms nothing: "days" with
+    boundary 1 forbidden is still the piece "days", and 2 is reached by no piece."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), e, must = n
+    cdef const uint8_t* x = <const uint8_t*>PyBytes_AS_STRING(data)
     fwd = forward_log(lattice, data, 0.0, chunked=chunked, cuts=cuts, banned=banned)
-    cdef const uint8_t[::1] ban
-    if banned is not None:
-        ban = banned
-    for e in range(1, n + 1):
-        if fwd[e] == -INFINITY and (banned is None or not ban[e]):
+    if fwd[n] != -INFINITY:
+        return -1
+    cdef const uint8_t[::1] cut
+    if cuts is not None:
+        cut = cuts
+    for e in range(1, n):
+        if fwd[e] == -INFINITY and ((cuts is not None and cut[e]) or (chunked and is_chunk_start(x, e))):
+            must = e
+            break
+    # The positions from which an allowed path reaches `must` (edges come by end, so
+    # walking them backwards settles each end before the edges that start there).
+    leads = np.zeros(must + 1, dtype=bool)
+    leads[must] = True
+    starts, ends, _ = edges(lattice, data, chunked=chunked, cuts=cuts, banned=banned)
+    for s, e in zip(starts[::-1].tolist(), ends[::-1].tolist()):
+        if e <= must and leads[e]:
+            leads[s] = True
+    for e in range(1, must + 1):
+        if fwd[e] == -INFINITY and leads[e] and (banned is None or not banned[e]):
             return e
-    return -1
+    return must
