@@ -109,9 +109,10 @@ def build(data: bytes, required=None, forbidden=None, regex: Pattern | None = No
     arguments the Tokenizer's methods take; None when they constrain nothing."""
     if regex is not None:
         found = regex_boundaries(data, regex)
-        if required is not None:
-            arr = np.asarray(required)
-            found += (np.flatnonzero(arr) if arr.dtype == bool else arr.ravel()).tolist()
+        # (the positions given are checked as they are without a regex, then joined)
+        given = _mask(required, len(data), "required_boundaries")
+        if given is not None:
+            found += np.flatnonzero(given).tolist()
         required = found
     limits = resolve(data, required, forbidden)
     return None if limits.empty else limits

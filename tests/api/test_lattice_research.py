@@ -245,6 +245,14 @@ def test_boundary_regex_keeps_matches_whole(tok):
     assert tok.tokenize(TEXT, boundary_regex=groups.encode()) == pieces
     both = tok.tokenize(TEXT, boundary_regex=groups, required_boundaries=[2])
     assert 2 in set(np.cumsum([len(p) for p in both]).tolist())
+    mask = np.zeros(len(data) + 1, dtype=bool)
+    mask[2] = True
+    assert tok.tokenize(TEXT, boundary_regex=groups, required_boundaries=mask) == both
+    # ... and the positions given are checked as they are without a regex.
+    with pytest.raises(ValueError, match=f"needs {len(data) + 1} entries"):
+        tok.tokenize(TEXT, boundary_regex=groups, required_boundaries=[True, False, True])
+    with pytest.raises(TypeError, match="one sequence of byte positions"):
+        tok.tokenize(TEXT, boundary_regex=groups, required_boundaries=[[2, 3]])
     # Whitespace-delimited words: no piece holds a space and a letter.
     words = tok.tokenize(TEXT, boundary_regex=r"\S+")
     assert all(not (b" " in p and p.strip()) for p in words)
