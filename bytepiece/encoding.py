@@ -49,9 +49,9 @@ class Encoding(NamedTuple):
 
 
 def _alpha_number(alpha, limits: str) -> float:
-    """alpha as a float: a number (not a string), finite or not; one too large for a
-    float is the ValueError an out-of-range alpha gets."""
-    if isinstance(alpha, (str, bytes, bytearray)):
+    """alpha as a float: a number (not a string, a bool or None), finite or not; one too
+    large for a float is the ValueError an out-of-range alpha gets."""
+    if alpha is None or isinstance(alpha, (str, bytes, bytearray, bool, np.bool_)):
         raise TypeError(f"alpha must be a number, not {type(alpha).__name__} {alpha!r}")
     try:
         return float(alpha)

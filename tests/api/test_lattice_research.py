@@ -513,6 +513,22 @@ def test_stochastok_split_counts_follow_the_procedure():
 # The range of alpha
 
 
+@pytest.mark.parametrize("alpha", [True, np.True_, False, None])
+def test_a_bool_or_none_is_no_alpha(tok, alpha):
+    """True is not alpha 1 (as it is not key 1 nor a count of 1), and None, the "model's
+    default" of encode, is no alpha for a query that needs one: both name alpha."""
+    calls = [
+        lambda: tok.log_partition(TEXT, alpha),
+        lambda: tok.sample(TEXT, 2, alpha, key=1),
+        lambda: tok.sample_distinct(TEXT, 2, alpha),
+        lambda: tok.piece_marginals(TEXT, alpha),
+        lambda: Tokenizer(tok.vocabulary, alpha=alpha) if alpha is not None else tok.encode(TEXT, alpha=True),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="alpha must be a number, not"):
+            call()
+
+
 @pytest.mark.parametrize("alpha", [1e5, 1e30, 5e306, 1e308, math.inf, math.nan])
 def test_alphas_beyond_the_limit_are_refused_everywhere(tok, alpha):
     ids = tok.encode(TEXT)
