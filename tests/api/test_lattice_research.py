@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import pickle
 import re
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -603,6 +605,29 @@ def test_num_samples_refuses_what_it_cannot_do(tok):
         tok.encode_batch([TEXT], alpha=0.1, num_samples=2, return_offsets=True)
     with pytest.raises(ValueError, match="num_samples must be"):
         tok.encode_batch([TEXT], alpha=0.1, num_samples=-1)
+
+
+@pytest.mark.slow
+def test_more_draws_than_memory_holds_say_what_was_asked(model_path):
+    """2**31 - 1 draws pass the count check but need ~111 GiB: the MemoryError says how
+    many draws of how long a text, not nothing (a child process, its memory capped)."""
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
+        "from bytepiece import Tokenizer\n"
+        "tok = Tokenizer(sys.argv[1], seed=0)\n"
+        "for call in (lambda: tok.sample('hello', 2**31 - 1, 0.5, key=1),\n"
+        "             lambda: tok.encode_batch(['hello'], alpha=0.5, num_samples=2**31 - 1)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except MemoryError as error:\n"
+        "        print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(model_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith("2147483647 draws of a text of 5 bytes need room for 111.0 GiB") for line in lines)
 
 
 def test_encode_transform_samples_several_views_of_a_document(tok):

@@ -338,7 +338,10 @@ cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alph
         else:
             block = <char*>malloc(size)
             if block == NULL:
-                raise MemoryError()
+                raise MemoryError(
+                    f"{count} draws of a text of {n} bytes need room for {size / 2**30:.1f} GiB "
+                    f"(a draw may have a piece per byte): ask for fewer draws per call"
+                )
         lp = <double*>block
         rp = <int64_t*>(block + (count + 1) * sizeof(double))
         vp = <int32_t*>(block + (count + 1) * (sizeof(double) + sizeof(int64_t)))
@@ -368,7 +371,7 @@ cdef object draw_many(Lattice lattice, bytes data, Py_ssize_t count, double alph
                     rc = (forward_linear(&M, x, n, chunked, &ws, &sh, &logz) if linear
                           else forward_log(&M, x, n, chunked, &ws, &sh, &logz))
             if rc < 0:
-                raise MemoryError()
+                raise MemoryError(f"no memory for the lattice of a text of {n} bytes")
             if logz == -INFINITY:
                 raise ValueError("no segmentation satisfies the constraints")
         with nogil:
