@@ -291,8 +291,25 @@ def _entry_text(key: str, value: Any) -> str:
     return encode_str(key) + ": [\n        " + ",\n        ".join(items) + "\n    ]"
 
 
+class _RepeatedKey(ValueError):
+    """A JSON object that names one key twice (json.loads would keep the last silently)."""
+
+
+def _object_once(pairs: list[tuple[str, Any]]) -> dict:
+    """json.loads' object_pairs_hook: the object, refusing a key it has already seen."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return found
+
+
 def _read_json(raw: bytes, where: str) -> Any:
-    """The JSON value of a model file's bytes."""
+    """The JSON value of a model file's bytes; a key named twice in one object is an error
+    (a piece listed twice would otherwise take its last count silently)."""
     import json
 
     try:
@@ -300,7 +317,9 @@ def _read_json(raw: bytes, where: str) -> Any:
     except UnicodeDecodeError as error:
         raise ModelError(f"model {where}: not UTF-8 text (byte {error.start})") from error
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_object_once)
+    except _RepeatedKey as error:
+        raise ModelError(f"model {where}: the key {error.args[0]!r} is listed twice") from None
     except json.JSONDecodeError as error:
         raise ModelError(f"model {where}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})") from error
     except RecursionError as error:
@@ -331,8 +350,8 @@ def _parse_layout(raw: bytes, where: str) -> Vocabulary | None:
         import json
 
         try:
-            meta = json.loads("{" + raw[tail:].decode("utf-8"))
-        except (ValueError, RecursionError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+            meta = json.loads("{" + raw[tail:].decode("utf-8"), object_pairs_hook=_object_once)
+        except (ValueError, RecursionError):  # (UnicodeDecodeError, JSONDecodeError, _RepeatedKey)
             return None
         if type(meta) is not dict or list(meta) != [METADATA_KEY]:
             return None

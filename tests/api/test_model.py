@@ -113,6 +113,10 @@ BAD_MODELS = {
     "string count": (None, "not a number"),
     "missing byte": (None, "all 256 single bytes"),
     "duplicate piece": (None, "same piece"),
+    # One key twice: json.loads would keep the last entry and load a wrong count silently.
+    "key listed twice, same id": (None, "the key 'YWI=' is listed twice"),
+    "key listed twice, next id": (None, "the key 'YWI=' is listed twice"),
+    "metadata field twice": (None, "the key 'alpha' is listed twice"),
 }
 
 
@@ -148,6 +152,11 @@ def _bad_model_json(case: str) -> bytes:
     elif case == "duplicate piece":
         # "YWJ=" differs from "YWI=" only in padding bits that decoding ignores: both are b"ab".
         model["YWJ="] = [max(v[0] for v in model.values()) + 1, "ab", 3]
+    elif case.startswith("key listed twice"):
+        again = model[ab][0] if case.endswith("same id") else max(v[0] for v in model.values()) + 1
+        return json.dumps(model, indent=4).encode()[:-2] + f',\n    "{ab}": [{again}, "ab", 999999]\n}}'.encode()
+    elif case == "metadata field twice":
+        return json.dumps(model).encode()[:-1] + b', "__metadata__": {"alpha": 0.1, "alpha": 0.2}}'
     return json.dumps(model).encode()
 
 
