@@ -83,6 +83,8 @@ class Vocabulary:
         normalization: str = DEFAULT_NORMALIZATION,
         alpha: float = DEFAULT_ALPHA,
     ) -> None:
+        if len(pieces) != len(counts):
+            raise ModelError(f"model <vocabulary>: {len(pieces)} pieces but {len(counts)} counts")
         for name, value in zip(self._FIELDS, (pieces, counts, special_tokens, normalization, alpha)):
             object.__setattr__(self, "_counts" if name == "counts" else name, value)
         _check_metadata(self.special_tokens, self.normalization, self.alpha, "<vocabulary>")
@@ -176,11 +178,29 @@ class Vocabulary:
 
 
 def vocabulary_from_counts(pieces: Mapping[bytes, int | float]) -> Vocabulary:
-    """Order pieces as BytePiece 0.6.3 numbers them: by (length, bytes)."""
+    """Order pieces as BytePiece 0.6.3 numbers them: by (length, bytes). Counts are
+    numbers > 0 (numpy's too, kept as int or float), checked as a model file's are."""
     ordered = sorted(pieces.items(), key=lambda item: (len(item[0]), item[0]))
-    vocab = Vocabulary(tuple(p for p, _ in ordered), tuple(c for _, c in ordered))
+    vocab = Vocabulary(tuple(p for p, _ in ordered), tuple(_count_value(p, c, "<pieces>") for p, c in ordered))
     _validate_pieces(vocab.pieces, vocab.counts, "<pieces>")
     return vocab
+
+
+def _count_value(piece: bytes, count: Any, where: str) -> int | float:
+    """A piece's count as the int or float a model file holds (numpy numbers included),
+    when it is a number > 0 and finite; else the ModelError a file with it would get."""
+    if type(count) is not int and type(count) is not float:
+        given, count = count, None
+        if not (isinstance(given, bool) or type(given).__name__.startswith("bool")):
+            try:
+                count = operator.index(given)
+            except TypeError:
+                count = float(given) if hasattr(given, "__float__") else None
+        if count is None:
+            raise ModelError(f"model {where}: piece {piece!r} has count {given!r}, not a number")
+    if not (count > 0 and _finite(count)):
+        raise ModelError(f"model {where}: piece {piece!r} has count {count!r}; counts must be finite and > 0")
+    return count
 
 
 def load_model(source: ModelSource) -> Vocabulary:
@@ -211,7 +231,14 @@ def save_model(
     model with special tokens, another normalisation or a default alpha gets
     the metadata entry as its last key.
     """
-    vocab = pieces if isinstance(pieces, Vocabulary) else vocabulary_from_counts(pieces)
+    if isinstance(pieces, Vocabulary):
+        # (checked as a file is when read: nothing is written that load_model refuses)
+        vocab = pieces
+        for piece, count in zip(vocab.pieces, vocab.counts):
+            _count_value(piece, count, "<vocabulary>")
+        _validate_pieces(vocab.pieces, vocab.counts, "<vocabulary>")
+    else:
+        vocab = vocabulary_from_counts(pieces)
     text = _model_text(vocab)
     if os.fspath(path).lower().endswith(".zip"):  # (as the published 0.6.3 models come)
         import zipfile

@@ -6,13 +6,14 @@ import base64
 import json
 import zipfile
 
+import numpy as np
 import pytest
 from conftest import COMPAT_MODELS, VENDORED_MODEL
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bytepiece import ModelError, Tokenizer, load_model, save_model
-from bytepiece.model import vocabulary_from_counts
+from bytepiece.model import Vocabulary, vocabulary_from_counts
 
 
 def _raw_json(path) -> bytes:
@@ -61,6 +62,35 @@ def test_save_model_from_counts_orders_ids_by_length_then_bytes(tmp_path):
     ids = {base64.b64decode(k): v[0] for k, v in data.items()}
     assert ids[b"\x00"] == 3 and ids[b"\xff"] == 258
     assert ids[b"ab"] == 259 and ids[b"zz"] == 260 and ids[b"aaa"] == 261
+
+
+@pytest.mark.parametrize("count", [0, -3, True, np.True_, "5", float("nan"), 10**400])
+def test_save_refuses_a_count_that_loading_would_refuse(count, tmp_path):
+    """Nothing is written that load_model cannot read: a bad count is the ModelError a
+    file holding it gets, naming the piece, before any file is made."""
+    pieces = {**{bytes([b]): 5 for b in range(256)}, b"ab": count}
+    with pytest.raises(ModelError, match=r"piece b'ab' has count .*(not a number|finite and > 0)"):
+        save_model(tmp_path / "m.model", pieces)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_a_vocabulary_that_loading_would_refuse(tmp_path):
+    singles = tuple(bytes([b]) for b in range(256))
+    with pytest.raises(ModelError, match="257 pieces but 256 counts"):
+        Vocabulary((*singles, b"ab"), (5,) * 256)  # (zip() would drop the last piece)
+    with pytest.raises(ModelError, match="a piece appears twice"):
+        save_model(tmp_path / "m.model", Vocabulary((*singles, b"a"), (5,) * 257))
+    with pytest.raises(ModelError, match=r"piece b'ab' has count 0"):
+        save_model(tmp_path / "m.model", Vocabulary((*singles, b"ab"), (5,) * 256 + (0,)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_numpy_counts_save_as_the_same_numbers(tmp_path):
+    pieces = {**{bytes([b]): 5 for b in range(256)}, b"ab": 7, b"abc": 2.5}
+    save_model(tmp_path / "int.model", pieces)
+    as_numpy = {p: (np.float64(c) if isinstance(c, float) else np.int64(c)) for p, c in pieces.items()}
+    save_model(tmp_path / "numpy.model", as_numpy)
+    assert (tmp_path / "numpy.model").read_bytes() == (tmp_path / "int.model").read_bytes()
 
 
 def test_save_refuses_to_overwrite_when_asked(tmp_path):
