@@ -93,6 +93,17 @@ def output_kind(path: PathLike) -> str:
     raise OSError(errno.EINVAL, f"is {_kind_name(mode)}, not a regular file: refusing to replace it", path)
 
 
+def check_output(path: PathLike) -> None:
+    """Raise, before any work, the OSError naming ``path`` that :func:`atomic_write` would
+    raise for where the path points: a directory, socket or block device there, or no
+    folder to hold it. (What only the write can tell, a full disk, is still the write's.)"""
+    if output_kind(path) == STREAM:
+        return
+    folder = os.path.dirname(os.path.abspath(output_target(path)))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, f"the folder {folder} does not exist", os.fspath(path))
+
+
 def output_target(path: PathLike) -> str:
     """The file an atomic write of ``path`` replaces: the path itself, or the file a
     symbolic link at ``path`` points to (followed to its end)."""

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..atomic import check_output
 from ..corpus import ERROR_MODES, FileSelection, reiterable_texts, select_files
 from ..model import Vocabulary, save_model, vocabulary_from_counts
 from .engines import Engine, engine_for_call
@@ -193,7 +194,9 @@ class Trainer:
     def save(self, path) -> None:
         """Write the model(s) in BytePiece 0.6.3's JSON format, atomically, recording the
         training text's normalisation (a plain 0.6.3 file when it is NFC). With several
-        sizes, one file per size: ``path.SIZE``."""
+        sizes, one file per size: ``path.SIZE``; every one is checked (a folder in the
+        way, no folder to hold it) before any is written, so that a bad one does not
+        leave the others written."""
         if not self.pieces:
             raise TrainerError("nothing to save: train first")
         path = os.fspath(path)
@@ -201,7 +204,10 @@ class Trainer:
             paths = [path]
         else:
             paths = [f"{path}.{size}" for size in self.options.max_vocab_size]
-        for vocab, p in zip(self.vocabularies, paths):
+        vocabularies = self.vocabularies
+        for p in paths:
+            check_output(p)
+        for vocab, p in zip(vocabularies, paths):
             save_model(p, vocab)
 
     @property

@@ -274,6 +274,20 @@ def test_trained_model_loads_in_tokenizer(tmp_path):
     assert tok.decode(tok.encode(text)) == text
 
 
+def test_several_sizes_are_all_checked_before_any_is_written(tmp_path):
+    """A folder where m.300 should go is refused before m.400 is written: the save
+    leaves all of its files or none (nothing half done to clean up)."""
+    trainer = Trainer(max_vocab_size=[300, 400], verbose=False)
+    trainer.train(["the quick brown fox jumps over the lazy dog\n"] * 50 + ["狐狸跳过了懒狗\n"] * 50)
+    (tmp_path / "m.300").mkdir()
+    with pytest.raises(IsADirectoryError, match="m.300"):
+        trainer.save(tmp_path / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.300"]
+    with pytest.raises(FileNotFoundError, match="missing.*does not exist"):
+        trainer.save(tmp_path / "missing" / "m")
+    assert not (tmp_path / "missing").exists()
+
+
 def test_save_is_atomic(tmp_path, monkeypatch):
     trainer = Trainer(max_vocab_size=300, verbose=False)
     trainer.train(["some text to train on\n"] * 30)
