@@ -12,6 +12,7 @@ entry budget, ...) are properties here, computed in one place.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,31 @@ class TrainerError(ValueError):
 
 def _is_int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def _is_number(value: Any) -> bool:
+    """A finite real number (numpy's too), not a bool nor a string."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # (an int beyond a float's range)
+        return False
+
+
+def _check_number(name: str, value: Any, low: float) -> None:
+    if not _is_number(value) or value < low:
+        raise TrainerError(f"{name} must be a finite number >= {low:g}, not {value!r}")
+
+
+def _check_integer(name: str, value: Any, low: int) -> None:
+    if not _is_int(value) or value < low:
+        raise TrainerError(f"{name} must be an integer >= {low}, not {value!r}")
+
+
+def _check_flag(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TrainerError(f"{name} must be True or False, not {value!r}")
 
 
 def checked_workers(workers: Any) -> int:
@@ -125,14 +151,16 @@ class EmOptions:
             raise TrainerError(f"em_shrink must be in (0, 1), not {self.shrink!r}")
         if self.seed not in ("ngrams", "tagged"):
             raise TrainerError(f"em_seed must be 'ngrams' or 'tagged', not {self.seed!r}")
-        if self.seed_factor < 1:
-            raise TrainerError(f"em_seed_factor must be >= 1, not {self.seed_factor!r}")
-        if self.pairs < 0 or self.ngrams < 0:
-            raise TrainerError(f"em_pairs and em_ngrams must be >= 0, not {self.pairs!r}, {self.ngrams!r}")
-        if not _is_int(self.estimated_rounds) or self.estimated_rounds < 0:
-            raise TrainerError(f"em_estimated_rounds must be an integer >= 0, not {self.estimated_rounds!r}")
-        if self.iterations < 1 or self.final_iterations < 0:
-            raise TrainerError("em_iterations must be >= 1 and em_final_iterations >= 0")
+        _check_number("em_seed_factor", self.seed_factor, 1)
+        _check_number("em_pairs", self.pairs, 0)
+        _check_number("em_ngrams", self.ngrams, 0)
+        _check_number("em_grow", self.grow, 0)
+        _check_number("em_keep_chars", self.keep_chars, 0)
+        _check_integer("em_grow_rounds", self.grow_rounds, 0)
+        _check_integer("em_estimated_rounds", self.estimated_rounds, 0)
+        _check_integer("em_iterations", self.iterations, 1)
+        _check_integer("em_final_iterations", self.final_iterations, 0)
+        _check_flag("em_hard", self.hard)
         if not 0 < self.balance <= 1:
             raise TrainerError(f"em_balance must be in (0, 1], not {self.balance!r}")
         if not 0 <= self.script_floor <= 0.5:
@@ -147,6 +175,8 @@ class EmOptions:
         # (stored as the stages use them)
         object.__setattr__(self, "grow_rounds", int(self.grow_rounds))
         object.__setattr__(self, "estimated_rounds", int(self.estimated_rounds))
+        object.__setattr__(self, "iterations", int(self.iterations))
+        object.__setattr__(self, "final_iterations", int(self.final_iterations))
         object.__setattr__(self, "sample_bytes", int(self.sample_bytes))
 
 
@@ -229,6 +259,9 @@ class TrainerOptions:
             length = EM_MAX_PIECE_LENGTH if self.use_em else MAX_PIECE_LENGTH
         if not (length >= 1):
             raise TrainerError(f"max_piece_length must be >= 1, not {length!r}")
+        for name in ("isolate_digits", "ensure_unicode", "use_em", "verbose"):
+            _check_flag(name if name != "use_em" else "em", getattr(self, name))
+        _check_integer("block_chars", self.block_chars, 1)
         if not (isinstance(self.engine, str) and self.engine in ENGINE_NAMES) and not isinstance(self.engine, Engine):
             raise TrainerError(f"engine must be 'process', 'thread' or 'dask', not {self.engine!r}")
         if self.ngram_memory is None:

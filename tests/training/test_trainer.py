@@ -473,6 +473,22 @@ def test_empty_files(tmp_path):
         ({"em_round_fraction": 0}, "em_round_fraction"),
         ({"em_grow_fraction": 1.5}, "em_grow_fraction"),
         ({"em_first_fraction": 0}, "em_first_fraction"),
+        # (each of these passed the constructor and failed deep in training, or never)
+        ({"em_grow": -1}, "em_grow must be a finite number >= 0, not -1"),
+        ({"em_grow": float("nan")}, "em_grow must be a finite number"),
+        ({"em_ngrams": float("inf")}, "em_ngrams must be a finite number"),
+        ({"em_pairs": 10**400}, "em_pairs must be a finite number"),
+        ({"em_seed": "tagged", "em_seed_factor": float("nan")}, "em_seed_factor must be a finite number >= 1"),
+        ({"em_keep_chars": "5"}, "em_keep_chars must be a finite number"),
+        ({"em_iterations": 1.5}, "em_iterations must be an integer >= 1, not 1.5"),
+        ({"em_final_iterations": -1}, "em_final_iterations must be an integer >= 0"),
+        ({"em_grow_rounds": 2.5}, "em_grow_rounds must be an integer"),
+        ({"em_hard": "yes"}, "em_hard must be True or False"),
+        ({"block_chars": "x"}, "block_chars must be an integer >= 1, not 'x'"),
+        ({"block_chars": -1}, "block_chars must be an integer >= 1"),
+        ({"em": "false"}, "em must be True or False, not 'false'"),
+        ({"isolate_digits": 1}, "isolate_digits must be True or False"),
+        ({"verbose": None}, "verbose must be True or False"),
     ],
 )
 def test_bad_options(kwargs, match):
