@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write
@@ -208,18 +209,23 @@ def _sp_pb():
 
 def sentencepiece_pieces(tok: Tokenizer) -> list[tuple[str, float, int]]:
     """(piece, score, type) in SentencePiece id order: id i is bytepiece id i for every
-    i < tok.vocab_size, then the byte pieces that byte fallback still needs."""
+    i < tok.vocab_size, then the byte pieces that byte fallback still needs. Every name
+    is defined once (SentencePiece refuses a model that defines one twice): a piece whose
+    text is taken (by an earlier piece, a byte piece's ``<0xNN>``) becomes a placeholder,
+    and a placeholder's name ``<bytepiece:ID>`` is made unique against every real one."""
     out: list[tuple[str, float, int]] = [
         ("<unk>", 0.0, SP_UNKNOWN),
         ("<s>", 0.0, SP_CONTROL),
         ("</s>", 0.0, SP_CONTROL),
     ]
-    seen = {p for p, _, _ in out}
+    seen = {p for p, _, _ in out} | {f"<0x{b:02X}>" for b in range(256)}
     extra: list[tuple[str, float, int]] = []
     has_byte = set()
+    unnamed: list[int] = []  # (places in `out` of placeholders, named once every real name is known)
 
     def placeholder(i: int) -> tuple[str, float, int]:
-        return (f"<bytepiece:{i}>", 0.0, SP_UNUSED)
+        unnamed.append(i)
+        return ("", 0.0, SP_UNUSED)
 
     for i, (piece, logp) in enumerate(zip(tok.vocabulary.pieces, tok.piece_log_probs.tolist()), FIRST_PIECE_ID):
         if len(piece) == 1 and (piece[0] >= 0x80 or piece[0] == 0):
@@ -249,6 +255,12 @@ def sentencepiece_pieces(tok: Tokenizer) -> list[tuple[str, float, int]]:
     for name in tok.vocabulary.special_tokens:
         out.append((name, 0.0, SP_USER_DEFINED) if name not in seen else placeholder(len(out)))
         seen.add(name)
+    for i in unnamed:
+        name = f"<bytepiece:{i}>"
+        while name in seen:
+            name = name[:-1] + "~>"
+        seen.add(name)
+        out[i] = (name, 0.0, SP_UNUSED)
     missing = [(f"<0x{b:02X}>", -100.0, SP_BYTE) for b in range(256) if b not in has_byte]
     return out + extra + missing
 
@@ -340,6 +352,11 @@ def from_sentencepiece(path: str | os.PathLike | bytes) -> Vocabulary:
         name = pb.TrainerSpec.ModelType.Name(kind)
         raise ModelError(f"SentencePiece model {where}: a {name} model; only Unigram models convert")
     escape = model.normalizer_spec.escape_whitespaces if model.HasField("normalizer_spec") else True
+    for index, p in enumerate(model.pieces):
+        if p.type in (SP_NORMAL, SP_USER_DEFINED) and not math.isfinite(p.score):
+            raise ModelError(f"SentencePiece model {where}: piece {index} ({p.piece!r}) has score {p.score}")
+        if p.type == SP_BYTE and not re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", p.piece):
+            raise ModelError(f"SentencePiece model {where}: byte piece {index} is {p.piece!r}, not <0xNN>")
     normal_scores = [p.score for p in model.pieces if p.type in (SP_NORMAL, SP_USER_DEFINED)]
     floor = (min(normal_scores) if normal_scores else 0.0) - SP_UNK_PENALTY
     scores: dict[bytes, float] = {}

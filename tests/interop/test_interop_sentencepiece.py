@@ -156,6 +156,25 @@ def test_unrepresentable_pieces_keep_their_id_as_unused(tmp_path):
     assert sp.encode("ab") == tok.encode("ab")
 
 
+@pytest.mark.parametrize("first", ["placeholder", "real"])
+def test_placeholder_names_never_clash_with_real_pieces(first, tmp_path):
+    """A piece spelt like a placeholder ("<bytepiece:260>") or a byte piece ("<0x41>"):
+    every name is defined once, or SentencePiece refuses the file ("is already
+    defined"), and a real piece is not made a placeholder to make room."""
+    base = {bytes([b]): 10 for b in range(256)}
+    # Ids go by (length, bytes). "placeholder": 5 x 0xff (not UTF-8: a placeholder) is
+    # id 259, "<0x41>" 260, and the real piece spelt "<bytepiece:259>" 261. "real":
+    # "<0x41>" is 259, the real "<bytepiece:261>" 260, and 16 x 0xff the placeholder 261.
+    odd = b"\xff" * (5 if first == "placeholder" else 16)
+    named = b"<bytepiece:259>" if first == "placeholder" else b"<bytepiece:261>"
+    tok = _tiny({**base, odd: 50, named: 50, b"<0x41>": 50})
+    sp = _sp_of(tok, tmp_path)
+    assert sp.IsUnused(tok.piece_to_id(odd))
+    assert sp.id_to_piece(tok.piece_to_id(named)) == named.decode()
+    assert sp.IsUnused(tok.piece_to_id(b"<0x41>"))  # (the name of byte 0x41's piece)
+    assert sp.id_to_piece(sp.piece_to_id("<0x41>")) == "<0x41>" and sp.IsByte(sp.piece_to_id("<0x41>"))
+
+
 # -- import --------------------------------------------------------------------------
 
 
@@ -251,6 +270,36 @@ def test_import_rejects_bpe_and_garbage(tmp_path):
     bad.write_bytes(b"\xff\xff\xff not a proto")
     with pytest.raises(ModelError, match="bad.model"):
         Tokenizer.from_sentencepiece(bad)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ("nan score", r"piece 100 \('.*'\) has score nan"),
+        ("inf score", r"piece 100 \('.*'\) has score inf"),
+        ("bad byte name", r"byte piece \d+ is '<0xZZ>', not <0xNN>"),
+        ("byte name with more", r"byte piece \d+ is '<0x41junk>', not <0xNN>"),
+    ],
+)
+def test_import_names_the_bad_piece(edit, message, tmp_path):
+    """A score that is not finite or a byte piece not named <0xNN> is a ModelError naming
+    the file and the piece (a bare core error, int()'s message, or <0x41junk> read as
+    0x41 before)."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    _tiny({b"hello": 50}).convert_to_sentencepiece(tmp_path / "src.model")
+    model = pb.ModelProto()
+    model.ParseFromString((tmp_path / "src.model").read_bytes())
+    byte = next(i for i, p in enumerate(model.pieces) if p.type == pb.ModelProto.SentencePiece.BYTE)
+    if edit == "nan score":
+        model.pieces[100].score = float("nan")
+    elif edit == "inf score":
+        model.pieces[100].score = float("inf")
+    else:
+        model.pieces[byte].piece = "<0xZZ>" if edit == "bad byte name" else "<0x41junk>"
+    (tmp_path / "bad.model").write_bytes(model.SerializeToString())
+    with pytest.raises(ModelError, match="bad.model.*" + message):
+        Tokenizer.from_sentencepiece(tmp_path / "bad.model")
 
 
 def test_export_then_import_restores_the_segmentation(bp, tmp_path):
