@@ -17,13 +17,12 @@ weights of each piece add up text after text, as Python's loop over the splits w
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..model import save_model, vocabulary_from_counts
+from ..model import _check_total, _finite, save_model, vocabulary_from_counts
 from ..progress import Progress
 from . import kernels
 from .engines import map_in_threads
@@ -163,12 +162,13 @@ def convert_to_bytepiece(pieces: Mapping[str | bytes, Count], path: str | os.Pat
         if (
             isinstance(count, bool)
             or not isinstance(count, (int, float, np.integer, np.floating))
-            or not (count > 0 and math.isfinite(count))
+            or not (count > 0 and _finite(count))
         ):
             raise ValueError(f"piece {piece!r} has count {count!r}; counts must be finite numbers > 0")
         table[piece] = table.get(piece, 0) + (int(count) if isinstance(count, (int, np.integer)) else float(count))
     for b in range(256):
         table.setdefault(bytes([b]), 1)
+    _check_total(table.values(), "<pieces>")  # (counts that each fit a float may add up to more)
     # 0.6.3 runs its trainer's pruning with min_count 1: a longer piece counted below 1
     # is split into the others first.
     keep = {k: v for k, v in table.items() if len(k) == 1 or v >= 1}

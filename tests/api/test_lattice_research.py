@@ -314,7 +314,7 @@ def test_constraints_errors_name_the_position(tok):
 
 
 def test_a_position_inside_every_allowed_piece_is_no_failure(tok):
-    """"days" with boundary 1 forbidden is the piece "days": no segmentation has a
+    """ "days" with boundary 1 forbidden is the piece "days": no segmentation has a
     boundary at 2 (no allowed piece ends there), which harms nothing. Every call takes
     it, sample_distinct too (it once named byte 2 as leaving no segmentation)."""
     kw = {"forbidden_boundaries": [1]}

@@ -384,6 +384,12 @@ def test_convert_to_bytepiece_rejects_bad_counts(tmp_path):
         convert_to_bytepiece({"a": 0}, tmp_path / "x.model")
     with pytest.raises(ValueError):
         convert_to_bytepiece({"": 3}, tmp_path / "x.model")
+    # Beyond a float: one count (OverflowError from isfinite before), or a total of two.
+    with pytest.raises(ValueError, match=r"piece b'ab' has count 1000.*finite numbers > 0"):
+        convert_to_bytepiece({"ab": 10**400}, tmp_path / "x.model")
+    with pytest.raises(ValueError, match="add up to more than the largest float|add up to inf"):
+        convert_to_bytepiece({"ab": 1e308, "cd": 1e308}, tmp_path / "x.model")
+    assert not (tmp_path / "x.model").exists()
 
 
 def test_control_characters_are_normal_pieces_unlike_0_6_3(bp, sp):
