@@ -24,6 +24,7 @@ and ``EpochSampler`` are built on first access.
 
 from __future__ import annotations
 
+import codecs
 import copy
 import itertools
 import os
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .encoding import check_alpha
+from .keys import exact_integer
 from .model import BOS_ID, EOS_ID, PAD_ID, ModelSource
 from .tokenizer import Text, Tokenizer
 
@@ -57,6 +59,15 @@ _STREAM_BATCH = 256
 _INDEX_BITS = 40
 _INDEX_LIMIT = 1 << _INDEX_BITS
 _EPOCH_LIMIT = 1 << (64 - _INDEX_BITS)
+
+
+def _integer(value, name: str) -> int:
+    """An integer argument (numpy's too) as an int; never a bool, a float or a string
+    (int() would make epoch 2.5 epoch 2, and 2.5 shards match no worker)."""
+    try:
+        return exact_integer(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__} {value!r:.60}") from None
 
 
 def _check_output(output: str) -> str:
@@ -263,15 +274,17 @@ class EncodeTransform:
         self.add_bos = bool(add_bos)
         self.add_eos = bool(add_eos)
         specials = self.add_bos + self.add_eos
-        if max_length is not None and (int(max_length) != max_length or max_length <= specials):
-            raise ValueError(f"max_length must be an int > {specials} (the special ids), not {max_length!r}")
-        self.max_length = None if max_length is None else int(max_length)
+        if max_length is not None:
+            max_length = _integer(max_length, "max_length")
+            if max_length <= specials:
+                raise ValueError(f"max_length must be an int > {specials} (the special ids), not {max_length!r}")
+        self.max_length = max_length
         self.output = _check_output(output)
-        self.epoch = int(epoch)
+        self.epoch = _integer(epoch, "epoch")
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch used by calls that do not pass one."""
-        self.epoch = int(epoch)
+        self.epoch = _integer(epoch, "epoch")
 
     def key(self, index, epoch: int | None = None):
         """The tokenizer key of document ``index`` in ``epoch``.
@@ -282,7 +295,7 @@ class EncodeTransform:
         (a document id string, a huge index) is the hashed tuple key ``(epoch, index)``.
         Either way distinct (epoch, index) pairs get distinct keys.
         """
-        epoch = self.epoch if epoch is None else int(epoch)
+        epoch = self.epoch if epoch is None else _integer(epoch, "epoch")
         if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
             index = int(index)
             if 0 <= index < _INDEX_LIMIT and 0 <= epoch < _EPOCH_LIMIT:
@@ -319,7 +332,7 @@ class EncodeTransform:
 
     def keys(self, indices: Iterable, epoch: int | None = None) -> list:
         """``[key(i, epoch) for i in indices]``, quickly for plain int indices."""
-        epoch = self.epoch if epoch is None else int(epoch)
+        epoch = self.epoch if epoch is None else _integer(epoch, "epoch")
         indices = indices if isinstance(indices, list) else list(indices)
         if (
             0 <= epoch < _EPOCH_LIMIT
@@ -429,7 +442,7 @@ def datasets_map(
     being pure functions) and every new epoch is sampled afresh. Extra keyword
     arguments go to ``Dataset.map``.
     """
-    epoch = transform.epoch if epoch is None else int(epoch)
+    epoch = transform.epoch if epoch is None else _integer(epoch, "epoch")
     function = _DatasetsMapFunction(transform, epoch, text_column, index_column, output_column)
     return dataset.map(
         function,
@@ -507,20 +520,46 @@ def _dist_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int
             pass
         rank = r if rank is None else rank
         world_size = w if world_size is None else world_size
+    rank, world_size = _integer(rank, "rank"), _integer(world_size, "world_size")
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in 0 .. world_size - 1, not {rank} of {world_size}")
-    return int(rank), int(world_size)
+    return rank, world_size
 
 
 def _is_path(source) -> bool:
     return isinstance(source, (str, os.PathLike))
 
 
+def _decoding_error(path, encoding: str, offset: int, reason: str) -> ValueError:
+    """The error for a file that does not decode: it names the file and the byte offset in it."""
+    return ValueError(
+        f"{path}: not valid {encoding} at byte offset {offset} ({reason}); "
+        "pass encoding= if the files are in another encoding"
+    )
+
+
+def _first_undecodable(path, encoding: str) -> tuple[int, str] | None:
+    """(byte offset, reason) of the first bytes of a file that do not decode, or None."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    start = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            pending = decoder.getstate()[0]  # (bytes held back from the last chunk)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:
+                return start - len(pending) + error.start, error.reason
+            if not chunk:
+                return None
+            start += len(chunk)
+
+
 def _split_key(key, default_epoch: int):
     """A map-style index is an int or an (epoch, index) pair from EpochSampler."""
     if isinstance(key, tuple):
         epoch, index = key
-        return int(epoch), index
+        return _integer(epoch, "epoch"), index
     return default_epoch, key
 
 
@@ -571,26 +610,35 @@ def _build_torch_classes() -> None:
         def __len__(self) -> int:
             return len(self.texts)
 
+        def _index(self, index):
+            """A negative int index counted from the end, as a sequence's: the same document, same key."""
+            if isinstance(index, (int, np.integer)) and not isinstance(index, bool) and index < 0:
+                if index < -len(self.texts):
+                    raise IndexError(f"index {index} out of range for {len(self.texts)} documents")
+                return int(index) + len(self.texts)
+            return index
+
         def _item(self, index, ids):
             ids = _convert(ids, self.output)
             return (index, ids) if self.return_index else ids
 
         def __getitem__(self, key):
             epoch, index = _split_key(key, self.transform.epoch)
+            index = self._index(index)
             return self._item(index, self.transform.encode_list(self.texts[index], index, epoch))
 
         def __getitems__(self, keys: Sequence) -> Sequence:
             keys = keys if isinstance(keys, list) else list(keys)
             epoch = None
             if all(type(k) is int for k in keys):  # plain indices: the common case
-                indices = keys
+                indices = keys if not keys or min(keys) >= 0 else [self._index(i) for i in keys]
             else:
                 pairs = [_split_key(k, self.transform.epoch) for k in keys]
                 epochs = {e for e, _ in pairs}
                 if len(epochs) > 1:
                     return [self[k] for k in keys]
                 epoch = epochs.pop() if epochs else None
-                indices = [i for _, i in pairs]
+                indices = [self._index(i) for _, i in pairs]
             texts = [self.texts[i] for i in indices]
             threads = 1 if _in_worker() else None
             if self.output == "list":
@@ -620,12 +668,12 @@ def _build_torch_classes() -> None:
 
         def __init__(self, sampler, epoch: int = 0):
             self.sampler = range(sampler) if isinstance(sampler, int) else sampler
-            self.epoch = int(epoch)
+            self.epoch = _integer(epoch, "epoch")
 
         def set_epoch(self, epoch: int) -> None:
-            self.epoch = int(epoch)
+            self.epoch = _integer(epoch, "epoch")
             if hasattr(self.sampler, "set_epoch"):
-                self.sampler.set_epoch(epoch)
+                self.sampler.set_epoch(self.epoch)
 
         def __len__(self) -> int:
             return len(self.sampler)
@@ -650,13 +698,14 @@ def _build_torch_classes() -> None:
         of texts, or a callable returning a fresh iterable of them (for sources
         read once per pass). A one-shot iterator (``sys.stdin``) works without
         workers. With ``document="line"`` each line of the files is a document (line
-        endings removed); with ``"file"`` each file is one. Empty documents are
-        skipped; the others are numbered in reading order — that number is the
-        key index — and document ``g`` goes to shard ``g % num_shards``; shard ``s`` belongs
-        to rank ``s % world_size`` and, within the rank, to worker
-        ``(s // world_size) % num_workers``. ``rank``/``world_size`` default to
-        ``torch.distributed``'s when it is initialised (create the stream after
-        ``init_process_group``), else 0 and 1.
+        endings removed); with ``"file"`` each file is one, its text as it is (line
+        endings kept). A file that does not decode raises a ValueError naming it and
+        the byte offset. Empty documents are skipped; the others are numbered in
+        reading order — that number is the key index — and document ``g`` goes to
+        shard ``g % num_shards``; shard ``s`` belongs to rank ``s % world_size``
+        and, within the rank, to worker ``(s // world_size) % num_workers``.
+        ``rank``/``world_size`` default to ``torch.distributed``'s when it is
+        initialised (create the stream after ``init_process_group``), else 0 and 1.
 
         Each yielded item is one document's ids — or ``(index, ids)`` with
         ``return_index`` — or, with ``block_size``, a block of exactly that many
@@ -709,8 +758,10 @@ def _build_torch_classes() -> None:
                 raise ValueError("return_index has no meaning for packed blocks")
             self.block_size = None if block_size is None else int(block_size)
             self.drop_last = drop_last
-            if num_shards is not None and num_shards < 1:
-                raise ValueError(f"num_shards must be >= 1, not {num_shards}")
+            if num_shards is not None:
+                num_shards = _integer(num_shards, "num_shards")
+                if num_shards < 1:
+                    raise ValueError(f"num_shards must be >= 1, not {num_shards}")
             self.num_shards = num_shards
             self.rank, self.world_size = _dist_rank_world(rank, world_size)
             self.return_index = return_index
@@ -727,22 +778,34 @@ def _build_torch_classes() -> None:
         # -- reading ---------------------------------------------------------
         def _texts(self, one_shot_ok: bool) -> Iterator[Text]:
             if self.files is None:
-                source = self.texts() if callable(self.texts) else self.texts
-                if iter(source) is source and not one_shot_ok:
+                if callable(self.texts):  # each worker calls it: a fresh iterable of its own
+                    yield from self.texts()
+                    return
+                if iter(self.texts) is self.texts and not one_shot_ok:
                     raise ValueError(
                         "a one-shot iterator cannot be shared by DataLoader workers; pass a "
                         "list, file paths, or a callable returning a fresh iterable"
                     )
-                yield from source
+                yield from self.texts
                 return
             for path in self.files:
-                if self.document == "file":
-                    with open(path, encoding=self.encoding) as f:
-                        yield f.read()
+                if self.document == "file":  # read as bytes: the content as it is, line endings too
+                    with open(path, "rb") as f:
+                        data = f.read()
+                    try:
+                        text = data.decode(self.encoding)
+                    except UnicodeDecodeError as error:
+                        raise _decoding_error(path, self.encoding, error.start, error.reason) from None
+                    yield text
                     continue
-                with open(path, encoding=self.encoding, newline="") as f:
-                    for line in f:
-                        yield line.rstrip("\r\n")
+                try:
+                    with open(path, encoding=self.encoding, newline="") as f:
+                        for line in f:
+                            yield line.rstrip("\r\n")
+                except UnicodeDecodeError as error:
+                    # Its position is in the reader's buffer: find the bytes in the file.
+                    start, reason = _first_undecodable(path, self.encoding) or (error.start, error.reason)
+                    raise _decoding_error(path, self.encoding, start, reason) from None
 
         def _my_documents(self) -> Iterator[tuple[int, int, Text]]:
             """(shard, index, text) of the documents of this rank and worker."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 from collections import Counter
 
 import numpy as np
@@ -451,3 +452,119 @@ def test_torch_and_datasets_are_imported_only_when_used(model_path):
         ]
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# -- argument checks and edge cases ----------------------------------------------
+
+
+def _generate_texts():
+    """A generator function: each call is a fresh pass over TEXTS."""
+    yield from TEXTS
+
+
+def test_stream_texts_callable_returning_a_generator_works_with_workers(transform):
+    # A callable gives each worker a fresh iterable of its own: the one-shot refusal is for iterators only.
+    stream = TextStream(None, transform, texts=_generate_texts, return_index=True)
+    expected = list(stream)
+    assert [i for i, _ in expected] == list(range(len(TEXTS)))
+    loader = DataLoader(stream, batch_size=None, num_workers=2, multiprocessing_context="fork")
+    got = list(loader)
+    assert [i for i, _ in got] == [i for i, _ in expected]  # every document once, in the serial order
+    assert as_lists(ids for _, ids in got) == serial(transform, 0)
+
+
+def test_stream_shard_numbers_must_be_integers(transform):
+    # A fractional num_shards matches no worker's shard and silently dropped documents.
+    for kwargs in (
+        {"num_shards": 2.5},
+        {"num_shards": True},
+        {"num_shards": "2"},
+        {"rank": 0.0, "world_size": 2},
+        {"rank": 0, "world_size": 2.0},
+        {"rank": False, "world_size": 1},
+    ):
+        name = "num_shards" if "num_shards" in kwargs else next(k for k, v in kwargs.items() if type(v) is not int)
+        with pytest.raises(TypeError, match=f"^{name} must be an integer"):
+            TextStream(None, transform, texts=TEXTS, **kwargs)
+    with pytest.raises(ValueError, match="num_shards"):
+        TextStream(None, transform, texts=TEXTS, num_shards=0)
+    # numpy integers are integers.
+    stream = TextStream(None, transform, texts=TEXTS, num_shards=np.int64(3), rank=np.int64(0), world_size=np.int64(1))
+    assert as_lists(stream) == serial(transform, 0)
+
+
+def test_negative_dataset_index_is_the_document_counted_from_the_end(transform):
+    # ds[-1] must be ds[len(ds) - 1], key included, as for any Python sequence.
+    n = len(TEXTS)
+    ds = TokenizedDataset(TEXTS, transform, output="list")
+    assert ds[-1] == ds[n - 1] == serial(transform, 0)[-1]
+    assert ds[np.int64(-2)] == ds[n - 2]
+    assert ds[(3, -1)] == ds[(3, n - 1)] == serial(transform, 3)[-1]
+    assert ds.__getitems__([-1, 0, -n]) == ds.__getitems__([n - 1, 0, 0])
+    assert ds.__getitems__([(3, -2), (3, 1)]) == ds.__getitems__([(3, n - 2), (3, 1)])
+    assert ds.__getitems__([(3, -2), (4, -1)]) == [serial(transform, 3)[-2], serial(transform, 4)[-1]]
+    flat = TokenizedDataset(TEXTS, transform, return_index=True)
+    batch = flat.__getitems__([-1, 5])
+    assert batch.indices == [n - 1, 5] and batch[0][1].tolist() == serial(transform, 0)[-1]
+    assert flat[-1][0] == n - 1
+    for bad in (-n - 1, (0, -n - 1)):
+        with pytest.raises(IndexError):
+            ds[bad]
+        with pytest.raises(IndexError):
+            ds.__getitems__([0, bad])
+
+
+def test_epochs_and_max_length_must_be_integers(model):
+    # int() turned epoch=2.5 into 2, "1" into 1, max_length=True into 1: refuse them, naming the argument.
+    transform = EncodeTransform(model, alpha=ALPHA, seed=7)
+    sampler = EpochSampler(4)
+    for bad in (2.5, "1", True, np.bool_(True), 1.0, None):
+        with pytest.raises(TypeError, match="^epoch must be an integer"):
+            EncodeTransform(model, seed=7, epoch=bad)
+        with pytest.raises(TypeError, match="^epoch must be an integer"):
+            transform.set_epoch(bad)
+        with pytest.raises(TypeError, match="^epoch must be an integer"):
+            EpochSampler(4, epoch=bad)
+        with pytest.raises(TypeError, match="^epoch must be an integer"):
+            sampler.set_epoch(bad)
+        if bad is not None:  # (None is the default epoch there)
+            with pytest.raises(TypeError, match="^epoch must be an integer"):
+                transform("text", 0, epoch=bad)
+            with pytest.raises(TypeError, match="^epoch must be an integer"):
+                transform.encode_flat(["text"], [0], epoch=bad)
+    assert transform.epoch == 0 and sampler.epoch == 0
+    for bad in (True, 2.5, 5.0, float("inf"), "5"):
+        with pytest.raises(TypeError, match="^max_length must be an integer"):
+            EncodeTransform(model, seed=7, max_length=bad)
+    with pytest.raises(ValueError, match="max_length"):
+        EncodeTransform(model, seed=7, max_length=1, add_eos=True)
+    # numpy integers are integers.
+    transform.set_epoch(np.int64(2))
+    sampler.set_epoch(np.int32(2))
+    assert type(transform.epoch) is int and transform.epoch == 2 and list(sampler) == [(2, i) for i in range(4)]
+    truncated = EncodeTransform(model, alpha=ALPHA, seed=7, max_length=np.int64(3), epoch=np.int64(1))
+    assert truncated.max_length == 3 and truncated.epoch == 1 and len(truncated(TEXTS[0], 0)) == 3
+
+
+def test_file_documents_keep_their_bytes(model, tmp_path):
+    # A byte-level tokenizer must see each file exactly as it is: no newline translation.
+    raw = b"line one\r\nline two\rline three\n"
+    (tmp_path / "a.txt").write_bytes(raw)
+    viterbi = EncodeTransform(model, alpha=-1, seed=0)
+    (ids,) = TextStream(tmp_path / "a.txt", viterbi, document="file", output="list")
+    assert viterbi.tokenizer.decode_bytes(ids) == raw
+    assert ids == viterbi.encode_list(raw.decode(), 0)
+
+
+def test_undecodable_files_are_named_with_the_byte_offset(transform, tmp_path):
+    # The decoder's own error gives an offset in its buffer and names no file.
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"ok line\n" * 5000 + b"bad \xff line\n")
+    for document in ("line", "file"):
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: not valid utf-8 at byte offset 40004 "):
+            list(TextStream(path, transform, document=document))
+    # Another encoding, and bytes the decoder can only refuse at the end of the file.
+    (tmp_path / "odd.txt").write_bytes("ab\ncd\n".encode("utf-16") + b"\x00")
+    for document in ("line", "file"):
+        with pytest.raises(ValueError, match="odd.txt: not valid utf-16 at byte offset 14 "):
+            list(TextStream(tmp_path / "odd.txt", transform, encoding="utf-16", document=document))
