@@ -315,7 +315,7 @@ def test_constraints_errors_name_the_position(tok):
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0, 1000.0])
 def test_entropy_of_a_long_line_adds_up_exactly(alpha):
-    """"z" is in no longer piece, so the segmentations of unit * N are N independent
+    """ "z" is in no longer piece, so the segmentations of unit * N are N independent
     ones of unit: H(unit * N) = N * H(unit). On one 140 KB line the forward sums reach
     1e8; entropy once normalised its weights by them and drifted (relative error 8e-6
     at alpha 1000, and H above log Z at alpha 0)."""
@@ -325,6 +325,30 @@ def test_entropy_of_a_long_line_adds_up_exactly(alpha):
     assert tok.entropy(unit * copies, alpha) == pytest.approx(expected, rel=1e-10)
     if alpha == 0.0:  # (the log of the number of segmentations)
         assert tok.entropy(unit * copies, 0.0) == pytest.approx(tok.log_partition(unit * copies, 0.0), rel=1e-10)
+
+
+def test_marginals_of_a_long_line_at_a_large_alpha_keep_their_precision(tok):
+    """At alpha 1e4 the forward log-sums of 30,000 x's reach 1e9, where a double is good
+    to 1e-7: posteriors taken as exp(fwd + c + bwd - log Z) made the certain boundaries
+    0.99974 and E[pieces] 9998.57. Viterbi is "xxx" * 10,000 and the next best is 64,000
+    nats worse, so every one of those boundaries is certain."""
+    text = "x" * 30_000
+    assert set(tok.tokenize(text)) == {b"xxx"}
+    marginals = tok.boundary_marginals(text, 10_000.0)
+    assert marginals[::3].min() == pytest.approx(1.0, abs=1e-12)
+    edges = tok.piece_marginals(text, 10_000.0)
+    assert edges["prob"].sum() == pytest.approx(10_000, abs=1e-8)
+    assert tok.expected_counts([text], 10_000.0).sum() == pytest.approx(10_000, abs=1e-8)
+    # A real line: every byte is either a boundary or inside exactly one piece.
+    line = " ".join(TEXT for _ in range(500))
+    edges = tok.piece_marginals(line, 1000.0)
+    n = len(line.encode())
+    cover = np.zeros(n + 2)
+    np.add.at(cover, edges["start"] + 1, edges["prob"])
+    np.add.at(cover, edges["end"], -edges["prob"])
+    ends = np.zeros(n + 1)
+    np.add.at(ends, edges["end"], edges["prob"])
+    assert np.abs(ends + np.cumsum(cover)[: n + 1] - 1)[1:n].max() < 1e-12
 
 
 def test_a_position_inside_every_allowed_piece_is_no_failure(tok):

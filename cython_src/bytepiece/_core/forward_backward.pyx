@@ -7,10 +7,11 @@
 # space as mantissa * 2**exponent (as the exact sampler keeps them), and the forward
 # pass stores each position's edges (read from the automaton) for the backward pass to
 # read back (EdgeStore). When alpha * |logp| is beyond LINEAR_LIMIT a log-space version
-# (logaddexp per edge) runs, which keeps each position's automaton state instead and
+# runs (forward log-sums as an exact integer part plus a small remainder, so that long
+# texts keep their precision), which keeps each position's automaton state instead and
 # reads the edges from it again on the way back.
 
-from libc.math cimport INFINITY, NAN, exp, frexp, ldexp, log
+from libc.math cimport INFINITY, NAN, exp, floor, frexp, ldexp, log
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free
 from libc.string cimport memset
@@ -19,14 +20,6 @@ from .chunks cimport chunk_end
 from .common.realloc cimport realloc_into
 from .automaton cimport ac_edges
 from .segment cimport RENORM_HIGH, RENORM_LOW, Model, Workspace, advance, pow2
-
-
-cdef inline double logaddexp(double a, double b) noexcept nogil:
-    if a < b:
-        a, b = b, a
-    if b == -INFINITY:
-        return a
-    return a + log(1.0 + exp(b - a))
 
 
 cdef int ep_push(EdgePosteriors* ep, int32_t s, int32_t e, int32_t v, double p) noexcept nogil:
@@ -56,49 +49,91 @@ cdef void ep_free(EdgePosteriors* ep) noexcept nogil:
 cdef double forward_backward_log(const Model* M, const uint8_t* x, Py_ssize_t n, bint chunked,
                                  Workspace* ws, double* bwd, double* counts, const int32_t* ids,
                                  double* marginals, double weight, EdgePosteriors* posteriors) noexcept nogil:
-    """forward_backward in log space (logaddexp per edge): for alpha * |logp| beyond
-    LINEAR_LIMIT, where the linear-space version's weights could leave the normal range."""
+    """forward_backward in log space: for alpha * |logp| beyond LINEAR_LIMIT, where the
+    linear-space version's weights could leave the normal range.
+
+    A forward log-sum grows with the text (1e9 on a 30 KB line at alpha 1e4), and a
+    double that large is only good to 1e-7: posteriors taken as exp(fwd + c + bwd - log Z)
+    lost 1e-4 of a certain boundary. So each forward log-sum is kept as an integer part
+    K[e] (int64, exact) plus a remainder l[e] in [0, 1), and the sums of the edges into e
+    are taken relative to K[e - 1]: every number an edge's weight is computed from is
+    small. The backward pass then needs no log-sums at all: m[e] (bwd) is the
+    probability of a boundary at e, and an edge s -> e is used with probability m[e]
+    times its share of the forward sum at e, which is added to m[s] (the backward draw of
+    the sampler, taken in expectation); the shares are normalised to sum to 1, so no
+    probability is made or lost on the way back. Each position's automaton state is kept
+    for the backward pass to read the edges again. `ids` NULL: piece index i counts at
+    counts[i]."""
     cdef Py_ssize_t e, cs, ce, i
     cdef int k, j
-    cdef int32_t state
-    cdef double logz_total = 0.0, logz, c, acc, t
-    cdef double* fwd = ws.score
-    cdef int32_t* states = ws.aux        # each position's automaton state (-1: unreachable)
+    cdef int32_t state, s, v
+    cdef int64_t ref, ke
+    cdef double logz_total = 0.0, logz, top, tot, t, r, p, le
+    cdef double* l = ws.score
+    cdef int64_t* K = ws.expo
+    cdef double* m = bwd
+    cdef double* w = ws.weights
+    cdef int32_t* states = ws.aux        # each position's automaton state (-1: no edges)
     cs = 0
     while cs < n:
         ce = chunk_end(x, cs, n, chunked)
-        fwd[cs] = 0.0
+        K[cs] = 0
+        l[cs] = 0.0
         state = 0
         for e in range(cs + 1, ce + 1):
-            if advance(M, x, e, &state, &fwd[e], -INFINITY):
+            ref = K[e - 1]
+            K[e] = ref
+            if advance(M, x, e, &state, &l[e], -INFINITY):
                 states[e] = -1
                 continue
             states[e] = state
             k = ac_edges(&M.ac, state, e, ws.starts, ws.values)
-            acc = -INFINITY
+            top = -INFINITY
             for j in range(k):
-                acc = logaddexp(acc, fwd[ws.starts[j]] + M.alpha * M.logp[ws.values[j]])
-            fwd[e] = acc
-        logz = fwd[ce]
+                s = ws.starts[j]
+                w[j] = (<double>(K[s] - ref) + l[s]) + M.alpha * M.logp[ws.values[j]]
+                if w[j] > top:
+                    top = w[j]
+            if top == -INFINITY:         # no allowed path reaches e (constraints)
+                l[e] = top
+                continue
+            tot = 0.0
+            for j in range(k):
+                tot += exp(w[j] - top)
+            t = top + log(tot)
+            r = floor(t)
+            K[e] = ref + <int64_t>r
+            l[e] = t - r
+        logz = <double>K[ce] + l[ce]
         for i in range(cs, ce):
-            bwd[i] = -INFINITY
-        bwd[ce] = 0.0
+            m[i] = 0.0
+        m[ce] = 1.0
         for e in range(ce, cs, -1):
-            if states[e] < 0:
+            if states[e] < 0 or m[e] == 0.0 or l[e] == -INFINITY:
                 continue
             k = ac_edges(&M.ac, states[e], e, ws.starts, ws.values)
+            ke = K[e]
+            le = l[e]
+            tot = 0.0
             for j in range(k):
-                c = M.alpha * M.logp[ws.values[j]] + bwd[e]
-                bwd[ws.starts[j]] = logaddexp(bwd[ws.starts[j]], c)
+                s = ws.starts[j]
+                w[j] = 0.0 if l[s] == -INFINITY else exp(
+                    (<double>(K[s] - ke) + (l[s] - le)) + M.alpha * M.logp[ws.values[j]])
+                tot += w[j]
+            for j in range(k):
+                if w[j] == 0.0:
+                    continue
+                s = ws.starts[j]
+                v = ws.values[j]
+                p = m[e] * (w[j] / tot)          # (shares that sum to 1: m[e] is passed on whole)
+                m[s] += p
                 if counts != NULL:
-                    counts[ids[ws.values[j]]] += weight * exp(fwd[ws.starts[j]] + c - logz)
-                if posteriors != NULL:
-                    t = exp(fwd[ws.starts[j]] + c - logz)
-                    if t > 0.0 and ep_push(posteriors, ws.starts[j], <int32_t>e, ws.values[j], t) < 0:
-                        return NAN
+                    counts[v if ids == NULL else ids[v]] += weight * p
+                if posteriors != NULL and p > 0.0 and ep_push(posteriors, s, <int32_t>e, v, p) < 0:
+                    return NAN
         if marginals != NULL:
             for i in range(cs, ce):
-                marginals[i] = exp(fwd[i] + bwd[i] - logz)
+                marginals[i] = m[i]
             marginals[ce] = 1.0
         logz_total += logz
         cs = ce
