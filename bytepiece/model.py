@@ -569,6 +569,13 @@ def _check_metadata(special: Sequence[Any], normalization: Any, alpha: Any, wher
             raise ModelError(
                 f"model {where}: special token {token!r} is not valid Unicode ({error.reason} at {error.start})"
             ) from None
+        if normalization != "none" and unicodedata.normalize(normalization, token) != token:
+            # (text is normalised before its special tokens are found: such a token would
+            # match text that never held it, and decode to something else)
+            raise ModelError(
+                f"model {where}: special token {token!r} is not in {normalization} form, the model's "
+                f"normalisation (it reads {unicodedata.normalize(normalization, token)!r}); give it in that form"
+            )
         seen.add(token)
 
 

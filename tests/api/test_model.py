@@ -93,6 +93,20 @@ def test_numpy_counts_save_as_the_same_numbers(tmp_path):
     assert (tmp_path / "numpy.model").read_bytes() == (tmp_path / "int.model").read_bytes()
 
 
+def test_a_special_token_is_in_the_models_normal_form():
+    """Text is normalised before its special tokens are found: "ﬁ" under NFKC matched
+    the "fi" of "find" and decoded back as "ﬁnd". Such a token is refused, naming the
+    form it should take; under "none" any token is taken as it is."""
+    vocab = load_model(_tiny_model())
+    with pytest.raises(ModelError, match=r"special token 'ﬁ' is not in NFKC form.*reads 'fi'"):
+        Tokenizer(vocab, normalize="NFKC", special_tokens=["\ufb01"])
+    with pytest.raises(ModelError, match=r"not in NFC form"):
+        Tokenizer(vocab, normalize="NFC", special_tokens=["e\u0301"])
+    tok = Tokenizer(vocab, normalize=False, special_tokens=["\ufb01", "e\u0301"])
+    ids = tok.encode("find e\u0301", allowed_special="all")
+    assert tok.decode(ids) == "find e\u0301" and ids[-1] == tok.piece_to_id("e\u0301") and len(ids) == 6
+
+
 def test_save_refuses_to_overwrite_when_asked(tmp_path):
     out = tmp_path / "m.json"
     out.write_text("keep me")
