@@ -168,7 +168,7 @@ def convert_to_bytepiece(pieces: Mapping[str | bytes, Count], path: str | os.Pat
         table[piece] = table.get(piece, 0) + (int(count) if isinstance(count, (int, np.integer)) else float(count))
     for b in range(256):
         table.setdefault(bytes([b]), 1)
-    _check_total(table.values(), "<pieces>")  # (counts that each fit a float may add up to more)
+    _check_total(list(table.values()), "<pieces>")  # (counts that each fit a float may add up to more)
     # 0.6.3 runs its trainer's pruning with min_count 1: a longer piece counted below 1
     # is split into the others first.
     keep = {k: v for k, v in table.items() if len(k) == 1 or v >= 1}
