@@ -27,6 +27,15 @@ from .special import SpecialSet
 LIST_BATCH_TEXTS = 1 << 16
 
 
+def not_a_text(texts: Sequence) -> TypeError | None:
+    """The TypeError of the first of texts that encode would refuse (not str or bytes:
+    encode's own message, with the text's index); None when there is none."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, (str, bytes, bytearray, memoryview)):
+            return TypeError(f"text {i} must be str or bytes, not {type(text).__name__}")
+    return None
+
+
 def _per_text(spec: Sequence | None, n: int, name: str) -> list:
     """One constraint entry per text (None: none for any)."""
     if spec is None:
@@ -126,71 +135,78 @@ class BatchEncoder:
         if isinstance(texts, (str, bytes)):
             raise TypeError("encode_batch takes a sequence of texts; use encode for one text")
         texts = list(texts)
-        n = len(texts)
-        if num_threads is not None:
-            _parallel.thread_count(num_threads, ())  # (checked on every path, used on some)
-        if keys is not None:
-            keys = list(keys)
-            if len(keys) != n:
-                raise ValueError(f"keys has {len(keys)} entries for {n} texts")
-        code = sampler_code(sampler)
-        if required_boundaries is not None or forbidden_boundaries is not None or boundary_regex is not None:
-            if num_samples is not None or return_offsets:
-                raise ValueError(
-                    "boundary constraints in encode_batch do not combine with num_samples or return_offsets; "
-                    "call sample or encode_with_offsets per text"
-                )
-            required = _per_text(required_boundaries, n, "required_boundaries")
-            forbidden = _per_text(forbidden_boundaries, n, "forbidden_boundaries")
-            text_keys = [None] * n if keys is None else keys
-            special = (allowed_special, disallowed_special)
-            results = [
-                self.encoder.spans(t, add_bos, add_eos, alpha, k, sampler, *special, (r, f, boundary_regex), False)[0]
-                for t, k, r, f in zip(texts, text_keys, required, forbidden)
-            ]
-            if as_numpy:
-                return self.join_arrays((np.array(ids, dtype=self.dtype) for ids in results), False)
-            return results
-        if num_samples is not None:
-            if allowed_special or disallowed_special or return_offsets or sampler != "exact" or alpha < 0:
-                raise ValueError(
-                    "num_samples draws exact samples (alpha >= 0) of plain texts: it does not combine with "
-                    "special tokens, offsets or another sampler"
-                )
-            count = check_count(num_samples, "num_samples", minimum=0)
-            seeds, words = self.draw_words(n, alpha, keys)
-            threads = _parallel.thread_count(num_threads, texts)
-            return self.samples(texts, count, alpha, seeds, words, add_bos, add_eos, threads, as_numpy)
-        if allowed_special or disallowed_special or (return_offsets and not as_numpy):
-            special = (allowed_special, disallowed_special)
-            text_keys = [None] * n if keys is None else keys
-            if as_numpy:
-                encoded = (
-                    self.encoder.array(t, add_bos, add_eos, alpha, k, sampler, *special, return_offsets)
+        try:
+            n = len(texts)
+            if num_threads is not None:
+                _parallel.thread_count(num_threads, ())  # (checked on every path, used on some)
+            if keys is not None:
+                keys = list(keys)
+                if len(keys) != n:
+                    raise ValueError(f"keys has {len(keys)} entries for {n} texts")
+            code = sampler_code(sampler)
+            if required_boundaries is not None or forbidden_boundaries is not None or boundary_regex is not None:
+                if num_samples is not None or return_offsets:
+                    raise ValueError(
+                        "boundary constraints in encode_batch do not combine with num_samples or return_offsets; "
+                        "call sample or encode_with_offsets per text"
+                    )
+                required = _per_text(required_boundaries, n, "required_boundaries")
+                forbidden = _per_text(forbidden_boundaries, n, "forbidden_boundaries")
+                text_keys = [None] * n if keys is None else keys
+                special = (allowed_special, disallowed_special)
+                spans = self.encoder.spans
+                results = [
+                    spans(t, add_bos, add_eos, alpha, k, sampler, *special, (r, f, boundary_regex), False)[0]
+                    for t, k, r, f in zip(texts, text_keys, required, forbidden)
+                ]
+                if as_numpy:
+                    return self.join_arrays((np.array(ids, dtype=self.dtype) for ids in results), False)
+                return results
+            if num_samples is not None:
+                if allowed_special or disallowed_special or return_offsets or sampler != "exact" or alpha < 0:
+                    raise ValueError(
+                        "num_samples draws exact samples (alpha >= 0) of plain texts: it does not combine with "
+                        "special tokens, offsets or another sampler"
+                    )
+                count = check_count(num_samples, "num_samples", minimum=0)
+                seeds, words = self.draw_words(n, alpha, keys)
+                threads = _parallel.thread_count(num_threads, texts)
+                return self.samples(texts, count, alpha, seeds, words, add_bos, add_eos, threads, as_numpy)
+            if allowed_special or disallowed_special or (return_offsets and not as_numpy):
+                special = (allowed_special, disallowed_special)
+                text_keys = [None] * n if keys is None else keys
+                if as_numpy:
+                    encoded = (
+                        self.encoder.array(t, add_bos, add_eos, alpha, k, sampler, *special, return_offsets)
+                        for t, k in zip(texts, text_keys)
+                    )
+                    return self.join_arrays(encoded, return_offsets)
+                encodings = [
+                    self.encoder.encode_with_offsets(
+                        t,
+                        add_bos,
+                        add_eos,
+                        alpha,
+                        key=k,
+                        sampler=sampler,
+                        allowed_special=special[0],
+                        disallowed_special=special[1],
+                    )
                     for t, k in zip(texts, text_keys)
-                )
-                return self.join_arrays(encoded, return_offsets)
-            encodings = [
-                self.encoder.encode_with_offsets(
-                    t,
-                    add_bos,
-                    add_eos,
-                    alpha,
-                    key=k,
-                    sampler=sampler,
-                    allowed_special=special[0],
-                    disallowed_special=special[1],
-                )
-                for t, k in zip(texts, text_keys)
-            ]
-            return encodings if return_offsets else [e.ids for e in encodings]
-        seeds, words = self.draw_words(n, alpha, keys)
-        bos = BOS_ID if add_bos else -1
-        eos = EOS_ID if add_eos else -1
-        threads = _parallel.thread_count(num_threads, texts)
-        if as_numpy:
-            return self.arrays(texts, alpha, seeds, words, code, bos, eos, threads, return_offsets)
-        return self.lists(texts, alpha, seeds, words, code, bos, eos, threads)
+                ]
+                return encodings if return_offsets else [e.ids for e in encodings]
+            seeds, words = self.draw_words(n, alpha, keys)
+            bos = BOS_ID if add_bos else -1
+            eos = EOS_ID if add_eos else -1
+            threads = _parallel.thread_count(num_threads, texts)
+            if as_numpy:
+                return self.arrays(texts, alpha, seeds, words, code, bos, eos, threads, return_offsets)
+            return self.lists(texts, alpha, seeds, words, code, bos, eos, threads)
+        except TypeError:
+            error = not_a_text(texts)  # (a text that is not one: its index is named)
+            if error is None:
+                raise
+            raise error from None
 
     def samples(
         self,

@@ -49,23 +49,30 @@ class IdTable:
             if isinstance(ids, (bytes, bytearray, str)):  # (iterable, but not ids: b"abc" read as 97 98 99)
                 raise TypeError(f"decode takes a sequence of ids, not {type(ids).__name__}")
             ids = ids.tolist() if is_array(ids) else list(ids)
+        # (a bool among the ids indexes as 0 or 1, both special ids that write nothing:
+        # looking for one would cost decode a third of its time on ids that hold <bos>)
         try:
             if ids and (min(ids) < 0 or max(ids) >= len(table)):
                 raise IndexError
             return b"".join([table[i] for i in ids])
         except (IndexError, TypeError):
-            bad = next(i for i in ids if not (is_integer(i) and not isinstance(i, bool) and 0 <= i < len(table)))
-            raise UnknownIdError(f"id {bad!r} is not in the vocabulary (0 .. {len(table) - 1})") from None
+            raise self._unknown_id(next(i for i in ids if not _is_id(i, len(table)) and type(i) is not bool)) from None
 
     def piece_to_id(self, piece):
-        """Id of a piece (bytes), of '<pad>', '<bos>', '<eos>' or of a special token (str)."""
+        """Id of a piece (bytes, or any bytes-like), of '<pad>', '<bos>', '<eos>' or of a
+        special token (str)."""
+        key = piece
+        if type(piece) is not bytes and isinstance(piece, (bytearray, memoryview)):
+            key = bytes(piece)  # (a bytearray is unhashable, a memoryview is not: alike here)
         try:
-            return self.piece_ids[piece]
+            return self.piece_ids[key]
         except (KeyError, TypeError):
             raise self._unknown_piece(piece) from None
 
     def id_to_piece(self, i):
         """Piece (bytes) of an id; '<pad>', '<bos>', '<eos>' for 0, 1, 2; a special token's str."""
+        if type(i) is not int and not _is_id(i, len(self.id_bytes)):  # (True and 100.0 find 1 and 100)
+            raise self._unknown_id(i)
         try:
             return self.id_pieces[i]
         except (KeyError, TypeError):
@@ -73,19 +80,28 @@ class IdTable:
 
     def pieces_to_ids(self, pieces):
         """[piece_to_id(p) for p in pieces]."""
+        if not isinstance(pieces, (list, tuple)):
+            pieces = list(pieces)  # (an iterator is read once: an error reads the pieces again)
+        if not {bytes, str}.issuperset(map(type, pieces)):
+            return [self.piece_to_id(p) for p in pieces]
         table = self.piece_ids
         try:
             return [table[p] for p in pieces]
-        except (KeyError, TypeError):
-            raise self._unknown_piece(next(p for p in pieces if not _holds(table, p))) from None
+        except KeyError:
+            raise self._unknown_piece(next(p for p in pieces if p not in table)) from None
 
     def ids_to_pieces(self, ids):
         """[id_to_piece(i) for i in ids]."""
+        if not isinstance(ids, (list, tuple)):
+            # (an iterator is read once: an error reads the ids again)
+            ids = ids.tolist() if is_array(ids) else list(ids)
+        if not {int}.issuperset(map(type, ids)):
+            return [self.id_to_piece(i) for i in ids]
         table = self.id_pieces
         try:
             return [table[i] for i in ids]
-        except (KeyError, TypeError):
-            raise self._unknown_id(next(i for i in ids if not _holds(table, i))) from None
+        except KeyError:
+            raise self._unknown_id(next(i for i in ids if i not in table)) from None
 
     def _unknown_id(self, i) -> UnknownIdError:
         return UnknownIdError(f"id {i!r} is not in the vocabulary (0 .. {len(self.id_bytes) - 1})")
@@ -114,9 +130,7 @@ class IdTable:
         return mapping
 
 
-def _holds(table: dict, key) -> bool:
-    """Whether ``key`` is in ``table`` (False, not TypeError, for an unhashable key)."""
-    try:
-        return key in table
-    except TypeError:
-        return False
+def _is_id(i, size: int) -> bool:
+    """Whether ``i`` is an id of a vocabulary of ``size`` ids: an integer (numpy's too, never
+    a bool nor a float) from 0 to size - 1."""
+    return is_integer(i) and not isinstance(i, bool) and 0 <= i < size

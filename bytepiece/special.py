@@ -34,18 +34,11 @@ class SpecialTokens:
         if allowed == "all":
             allowed_set = frozenset(names)
         else:
-            if isinstance(allowed, str):
-                raise TypeError('allowed_special is a set of special tokens or "all"')
-            allowed_set = frozenset(allowed)
+            allowed_set = _token_set(allowed, "allowed_special", names)
         if disallowed == "all":
             disallowed_set = frozenset(names) - allowed_set
         else:
-            if isinstance(disallowed, str):
-                raise TypeError('disallowed_special is a set of special tokens or "all"')
-            disallowed_set = frozenset(disallowed)
-        unknown = (allowed_set | disallowed_set) - set(names)
-        if unknown:
-            raise ValueError(f"not special tokens of this model: {sorted(unknown)!r}")
+            disallowed_set = _token_set(disallowed, "disallowed_special", names)
         return allowed_set, disallowed_set
 
     def _pattern(self, tokens: frozenset):
@@ -89,3 +82,32 @@ class SpecialTokens:
         if at < len(data):
             parts.append((at, len(data), -1))
         return parts
+
+
+def _token_set(tokens, name: str, names: dict[str, int]) -> frozenset:
+    """The set of special tokens (of ``names``) an allowed_special or disallowed_special
+    other than "all" names: a collection of str (a str, or bytes, is one token, not a
+    set of them)."""
+    if isinstance(tokens, (str, bytes, bytearray)):  # (iterable, but b"<|x|>" would read as 60 124 ...)
+        raise TypeError(
+            f'{name} is a set of special tokens or "all", not the single {type(tokens).__name__} {tokens!r}'
+        )
+    if not isinstance(tokens, (set, frozenset, list, tuple)):
+        try:
+            tokens = tuple(tokens)  # (an iterator is read once: an error reads it again)
+        except TypeError:
+            raise TypeError(
+                f'{name} is a set of special tokens or "all", not {type(tokens).__name__} {tokens!r}'
+            ) from None
+    try:
+        found = frozenset(tokens)
+    except TypeError:  # (a member that is not hashable, so not a str)
+        found = None
+    if found is None or not names.keys() >= found:
+        # (the first member that is not a str, in order; of a set, the first by its repr)
+        members = sorted(tokens, key=repr) if isinstance(tokens, (set, frozenset)) else tokens
+        for other in members:
+            if not isinstance(other, str):
+                raise TypeError(f"{name} holds special tokens (str), not {type(other).__name__} {other!r}")
+        raise ValueError(f"not special tokens of this model: {sorted(set(tokens) - set(names))!r} (in {name})")
+    return found

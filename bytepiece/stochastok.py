@@ -15,19 +15,30 @@ are kept in a flat array (a split writes the first half in place and appends the
 second) with a "next" link per token to recover the order at the end. Each attempt
 is O(1), whatever the sequence's length. Draws are keyed like every other sample:
 the same (seed, key, ids, p) gives the same result in any process.
+
+The random numbers are those of ``attempts`` draws for the tokens picked followed by
+``attempts`` draws for the splits chosen, as the first version drew them in two arrays;
+they are read in blocks of ``DRAW_BLOCK`` (the second stream a copy of the generator
+advanced past the first), so memory does not grow with p and keyed results stay what
+they were. The attempts stop once no token of the sequence can be split: the rest
+would all be spent.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from ._numpy import is_array, np
+from ._numpy import is_array, is_integer, np
+from .ids import UnknownIdError
+from .keys import exact_integer
 
 #: Mixed into the random state so these draws never coincide with a segmentation's.
 _DOMAIN = 0x53544F43  # "STOC"
-#: The most split attempts one call makes (p * len(ids)): 4 GB of random numbers.
+#: The most split attempts one call makes (p * len(ids)).
 MAX_ATTEMPTS = 1 << 28
+#: Random numbers drawn at a time (of each of the two streams).
+DRAW_BLOCK = 1 << 12
 
 
 class TokenSplitter:
@@ -89,22 +100,43 @@ class TokenSplitter:
         if not (0.0 <= p < math.inf):
             raise ValueError(f"p must be a finite number >= 0, not {p}")
         if max_splits is not None:
-            max_splits = int(max_splits)
+            try:
+                max_splits = exact_integer(max_splits)  # (not 1.7, nor True)
+            except TypeError as error:
+                raise TypeError(f"max_splits must be an integer or None, not {error} {max_splits!r}") from None
             if max_splits < 0:
                 raise ValueError(f"max_splits must be >= 0, not {max_splits}")
         as_array = is_array(ids)
-        tokens: list[int] = np.asarray(ids).ravel().tolist() if as_array else [int(i) for i in ids]
-        size = len(self.id_bytes)
-        for token in tokens:
-            if not 0 <= token < size:
-                raise ValueError(f"id {token} is not in the vocabulary (0 .. {size - 1})")
+        tokens = self._tokens(ids)
         seed_word, key_word = self.words(key)
         out = self._expand(tokens, p, max_splits, seed_word, key_word)
         return np.array(out, dtype=ids.dtype) if as_array else out
 
+    def _tokens(self, ids) -> list[int]:
+        """``ids`` as a new list of Python ints: a sequence of integer ids (numpy's integers
+        too) or a one-dimensional array; an id that is not an integer of the vocabulary
+        (a bool, a float, a str) is an UnknownIdError, as decode gives."""
+        if isinstance(ids, (bytes, bytearray, memoryview, str)):  # (iterable, but not ids: b"ab" read as 97 98)
+            raise TypeError(f"stochastok takes a sequence of ids, not {type(ids).__name__}")
+        if is_array(ids):
+            if ids.ndim != 1:
+                raise ValueError(f"stochastok takes a one-dimensional array of ids, not one of shape {ids.shape}")
+            tokens = ids.tolist()  # (a float or bool array gives floats or bools: refused below)
+        else:
+            tokens = list(ids)
+        size = len(self.id_bytes)
+        for at, token in enumerate(tokens):
+            if type(token) is not int:
+                if isinstance(token, bool) or not is_integer(token):
+                    raise UnknownIdError(f"id {token!r} is not in the vocabulary (0 .. {size - 1})")
+                tokens[at] = token = int(token)
+            if not 0 <= token < size:
+                raise UnknownIdError(f"id {token} is not in the vocabulary (0 .. {size - 1})")
+        return tokens
+
     def _expand(self, tokens: list[int], p: float, max_splits, seed_word: int, key_word: int) -> list[int]:
         n = len(tokens)
-        if n * p > MAX_ATTEMPTS:  # (two random doubles per attempt are drawn up front)
+        if n * p > MAX_ATTEMPTS:  # (the limit of the first version, which drew them all up front)
             raise ValueError(
                 f"p={p:g} asks for {n * p:.3g} split attempts on {n} ids; one call makes at most "
                 f"{MAX_ATTEMPTS:,} (long before that every token is split as far as it goes)"
@@ -113,21 +145,21 @@ class TokenSplitter:
         if attempts == 0 or max_splits == 0:
             return tokens
         offsets, pairs = self._splits()
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed_word, key_word, _DOMAIN])))
-        where = rng.random(attempts).tolist()
-        which = rng.random(attempts).tolist()
         first = offsets.tolist()
         flat = pairs.tolist()
+        splittable = sum(first[token] != first[token + 1] for token in tokens)  # tokens with a split
+        if not splittable:
+            return tokens
         nxt = list(range(1, n)) + [-1]  # nxt[i]: the token after token i (-1: none)
         done = 0
-        for t in range(attempts):
+        for where, which in _draws(seed_word, key_word, attempts):
             count = len(tokens)
-            i = min(int(where[t] * count), count - 1)
+            i = min(int(where * count), count - 1)
             token = tokens[i]
             lo, hi = first[token], first[token + 1]
             if lo == hi:
                 continue
-            left, right = flat[lo + min(int(which[t] * (hi - lo)), hi - lo - 1)]
+            left, right = flat[lo + min(int(which * (hi - lo)), hi - lo - 1)]
             tokens[i] = left
             tokens.append(right)  # the new token, number `count`, follows token i
             nxt.append(nxt[i])
@@ -135,9 +167,25 @@ class TokenSplitter:
             done += 1
             if max_splits is not None and done >= max_splits:
                 break
+            splittable += (first[left] != first[left + 1]) + (first[right] != first[right + 1]) - 1
+            if not splittable:  # (every attempt left would be spent)
+                break
         out = []
         at = 0
         while at != -1:
             out.append(tokens[at])
             at = nxt[at]
         return out
+
+
+def _draws(seed_word: int, key_word: int, attempts: int) -> Iterator[tuple[float, float]]:
+    """(where, which) of each attempt: the t-th and the (attempts + t)-th random number of
+    the draw's generator, as ``where = rng.random(attempts)`` then ``which =
+    rng.random(attempts)`` give them, drawn DRAW_BLOCK at a time."""
+    seeds = np.random.SeedSequence([seed_word, key_word, _DOMAIN])
+    wheres = np.random.Generator(np.random.PCG64(seeds))
+    # (one random double is one 64-bit step of PCG64: `which` starts `attempts` steps on)
+    whiches = np.random.Generator(np.random.PCG64(seeds).advance(attempts))
+    for start in range(0, attempts, DRAW_BLOCK):
+        size = min(DRAW_BLOCK, attempts - start)
+        yield from zip(wheres.random(size).tolist(), whiches.random(size).tolist())

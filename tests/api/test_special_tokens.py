@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -69,6 +70,44 @@ def test_unknown_special_names_are_rejected(chat):
         chat.encode("x", allowed_special={"<nope>"})
     with pytest.raises(TypeError):
         chat.encode("x", allowed_special="<|endoftext|>")
+
+
+@pytest.mark.parametrize("argument", ["allowed_special", "disallowed_special"])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({1, "x"}, "holds special tokens (str), not int 1"),
+        ({1, EOT}, "holds special tokens (str), not int 1"),
+        ([EOT, 2.5, 1], "holds special tokens (str), not float 2.5"),  # (the first, in order)
+        ([EOT.encode()], "holds special tokens (str), not bytes b'<|endoftext|>'"),
+        ([[EOT]], "holds special tokens (str), not list ['<|endoftext|>']"),
+        (iter, "holds special tokens (str), not NoneType None"),  # (iter([EOT, None]), made in the test)
+        (EOT.encode(), "is a set of special tokens or \"all\", not the single bytes b'<|endoftext|>'"),
+        (EOT, "is a set of special tokens or \"all\", not the single str '<|endoftext|>'"),
+        (5, 'is a set of special tokens or "all", not int 5'),
+    ],
+)
+def test_a_special_set_that_is_not_one_of_str_is_named(chat, argument, value, message):
+    """allowed_special={1, "x"} failed in sorted() ("'<' not supported between 'str' and
+    'int'"), and allowed_special=b"<|eot|>" was read byte by byte ("not special tokens of
+    this model: [60, 62, 101, ...]"): bytes are one token as a str is, and a member that
+    is not a str is named with its argument."""
+    if value is iter:
+        value = iter([EOT, None])
+    with pytest.raises(TypeError, match=re.escape(f"{argument} {message}")):
+        chat.encode("x", **{argument: value})
+
+
+def test_a_special_set_of_any_collection_of_str_is_accepted(chat):
+    expected = chat.encode(TEXT, allowed_special={EOT, START, END})
+    for tokens in (
+        [EOT, START, END, EOT],
+        (EOT, START, END),
+        frozenset({EOT, START, END}),
+        dict.fromkeys([EOT, START, END]),
+    ):
+        assert chat.encode(TEXT, allowed_special=tokens) == expected
+    assert chat.encode(TEXT, allowed_special=(t for t in [EOT, START, END])) == expected
 
 
 def test_longest_special_token_wins_and_adjacent_tokens_split():

@@ -14,7 +14,8 @@ import unicodedata
 import numpy as np
 import pytest
 
-from bytepiece import Tokenizer, UnknownIdError
+from bytepiece import Tokenizer, UnknownIdError, stochastok
+from bytepiece.ids import UnknownPieceError
 
 TEXT = "Hello world! Tokenizers split text.\n\n你好，世界。今天天气不错。\n\tdef f(x):\n        return x ** 2\n"
 
@@ -443,3 +444,129 @@ def test_a_lone_surrogate_is_refused_naming_its_position(tok):
             tok.encode(text)
         with pytest.raises(UnicodeEncodeError):
             tok.encode(text, alpha=0.1)
+
+
+def test_stochastok_with_a_large_p_stops_once_nothing_is_left_to_split(tok):
+    """stochastok drew all 2 * p * len(ids) random numbers up front, as Python lists, and
+    went on attempting splits after every token was split as far as it goes: p=1e6 on 7
+    ids took seconds and 634 MB, p=3e7 raised MemoryError. Memory is bounded now (the
+    numbers come in blocks) and the attempts stop when no token can be split."""
+    import tracemalloc
+
+    text = "Tokenization is a fine thing to do"
+    ids = tok.encode(text)
+    tok.stochastok(ids, 1.0, key=0)  # (builds the table of splits, kept for every later call)
+    peaks = {}
+    for p in (10.0, 1e5):
+        tracemalloc.start()
+        try:
+            out = tok.stochastok(ids, p, key=1)
+            peaks[p] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    # (each call copies the table of splits, some 10 MB: the same for any p)
+    grown = peaks[1e5] - peaks[10.0]
+    assert grown < 1 << 20, f"p=1e5 held {grown / 2**20:.1f} MB more than p=10 on {len(ids)} ids"
+    assert tok.decode(out) == text and len(out) <= len(text)
+    assert not any(tok._splitter.splits(t) for t in out)  # (split as far as it goes)
+    # The most attempts a call may make (2**28, once 4 GB of random numbers): at once.
+    most = tok.stochastok(ids, stochastok.MAX_ATTEMPTS / len(ids), key=1)
+    assert tok.decode(most) == text and not any(tok._splitter.splits(t) for t in most)
+
+
+# Produced by stochastok before its random numbers were drawn in blocks (when it drew
+# `where = rng.random(attempts)`, then `which = rng.random(attempts)`, up front), with
+# the `tok` fixture: keyed results must stay what they were, so the blocks must read the
+# same numbers in the same order. (text, p, key, max_splits, the ids it gave)
+_STOCHASTOK_BEFORE_BLOCKS = [
+    ("Tokenization is a fine thing to do", 1.0, 1, None, "87 114 110 104 113 108 125 1260 4271 14911 9127 35 36705"),
+    (
+        "Tokenization is a fine thing to do",
+        3.0,
+        "golden",
+        None,
+        "87 114 110 104 113 23444 35 108 4608 35 105 1325 104 35 1421 4268 2261 2196",
+    ),
+    (
+        TEXT,
+        0.5,
+        7,
+        None,
+        "11962 15659 36 2142 1341 113 1332 4121 15386 35 1420 1452 2486 5022 18758 18169 4894 18281 1694 172 5951 "
+        "18165 1657 133 13 12 4058 35 105 2381 61 13 20019 35 23815 123 35 402 270 13",
+    ),
+    (
+        TEXT,
+        2.0,
+        (3, "x"),
+        10,
+        "11962 15659 36 2142 1341 113 108 125 1294 118 35 13599 35 9984 49 13 13 5022 18758 18169 230 131 133 18281 "
+        "5360 5951 18165 10240 12 4058 35 9099 61 13 24238 23815 123 35 402 270 13",
+    ),
+    ("tokenizer", 1000.0, 2, None, "119 114 110 104 113 108 125 104 117"),
+]
+
+
+@pytest.mark.parametrize("block", [None, 1, 3])  # (None: the module's own block size)
+def test_stochastok_keyed_results_are_those_drawn_before_blocks(tok, monkeypatch, block):
+    """A golden test of the order of stochastok's draws: blocks of any size (1 and 3 put a
+    block boundary everywhere) give the results of the code that drew them up front."""
+    if block is not None:
+        monkeypatch.setattr(stochastok, "DRAW_BLOCK", block)
+    for text, p, key, max_splits, before in _STOCHASTOK_BEFORE_BLOCKS:
+        ids, expected = tok.encode(text), [int(i) for i in before.split()]
+        assert tok.stochastok(ids, p, key=key, max_splits=max_splits) == expected
+        as_array = tok.stochastok(np.array(ids, dtype=tok.id_dtype), p, key=key, max_splits=max_splits)
+        assert as_array.tolist() == expected
+
+
+def test_lookups_of_an_iterator_name_its_first_unknown_item(tok):
+    """ids_to_pieces and pieces_to_ids read a generator, then looked for the bad item in
+    what was left of it: StopIteration when it was the last, the wrong item when another
+    bad one followed."""
+    with pytest.raises(UnknownIdError, match="id -1 is not in the vocabulary"):
+        tok.ids_to_pieces(i for i in [100, -1])
+    with pytest.raises(UnknownIdError, match="id 1000000 is not in the vocabulary"):
+        tok.ids_to_pieces(iter([10**6, 5, -1]))
+    with pytest.raises(UnknownPieceError, match="b'not-a-piece!' is not a piece"):
+        tok.pieces_to_ids(p for p in [b"a", b"not-a-piece!"])
+    with pytest.raises(UnknownPieceError, match="b'zz1' is not a piece"):
+        tok.pieces_to_ids(iter([b"zz1", b"a", b"zz2"]))
+    with pytest.raises(UnknownIdError, match="id -2 is not in the vocabulary"):
+        tok.decode(i for i in [100, -2, -1])
+    assert tok.ids_to_pieces(i for i in [100, 101]) == [b"a", b"b"]
+    assert tok.pieces_to_ids(p for p in [b"a", b"b"]) == [100, 101]
+
+
+@pytest.mark.parametrize("bad", [True, False, np.True_, 100.0, 1.0])
+def test_bools_and_floats_are_not_ids_anywhere(tok, bad):
+    """id_to_piece(True) gave '<bos>' and id_to_piece(100.0) gave b'a' (dict lookups of
+    equal keys), while decode([100.0]) was an UnknownIdError: the lookups refuse them now,
+    with decode's error. (decode still reads a bool as the special id 0 or 1, which
+    writes nothing: checking for one would cost it a third of its time.)"""
+    message = f"id {bad!r} is not in the vocabulary"
+    calls = [
+        lambda: tok.id_to_piece(bad),
+        lambda: tok.ids_to_pieces([100, bad]),
+        lambda: tok.stochastok([100, bad], 1.0, key=1),
+    ]
+    if isinstance(bad, float):
+        calls += [lambda: tok.decode([bad, 100]), lambda: tok.decode_bytes([100, bad])]
+    for call in calls:
+        with pytest.raises(UnknownIdError, match=re.escape(message)):
+            call()
+    assert tok.decode(np.array([1, 100], dtype=np.int64)) == "a"  # (integers of any type: ids)
+    assert tok.ids_to_pieces(np.array([1, 100])) == ["<bos>", b"a"]
+    assert tok.id_to_piece(np.uint16(100)) == b"a" and tok.decode([np.int64(1), 100]) == "a"
+
+
+def test_bytes_like_pieces_are_looked_up_alike(tok):
+    """piece_to_id(memoryview(b"a")) gave 100 and piece_to_id(bytearray(b"a")) raised
+    UnknownPieceError: bytes, bytearray and memoryview are the same piece now."""
+    for piece in (b"a", bytearray(b"a"), memoryview(b"a"), np.bytes_(b"a")):
+        assert tok.piece_to_id(piece) == 100
+        assert tok.pieces_to_ids([b"b", piece]) == [101, 100]
+    with pytest.raises(UnknownPieceError, match=re.escape("bytearray(b'zzz!') is not a piece")):
+        tok.piece_to_id(bytearray(b"zzz!"))
+    with pytest.raises(UnknownPieceError, match=re.escape("bytearray(b'zzz!') is not a piece")):
+        tok.pieces_to_ids([bytearray(b"a"), bytearray(b"zzz!")])

@@ -11,7 +11,11 @@ What the hostile-input pass (scripts/hostile_pass.py --part api) found, pinned:
   past a C int or infinite raised OverflowError, and a float was silently truncated:
   integers only, from their minimum to 2**31 - 1;
 - ``num_threads`` went unchecked on the special-token path of ``encode_batch``;
-- ``Trainer(em_sample_bytes=inf)`` raised OverflowError, not TrainerError.
+- ``Trainer(em_sample_bytes=inf)`` raised OverflowError, not TrainerError;
+- ``stochastok`` read its ids through int() (100.9 as 100, "100" and b"ab" as ids, True
+  as ``<bos>``, a 2-D array flattened) and ``max_splits=1.7`` as 1;
+- a text of ``encode_batch`` that is not one was reported without its index (on the
+  default path as "object of type 'NoneType' has no len()").
 """
 
 from __future__ import annotations
@@ -222,3 +226,76 @@ def test_a_vocabulary_size_given_twice_is_refused():
     path.300 twice."""
     with pytest.raises(TrainerError, match="max_vocab_size gives 300 more than once"):
         Trainer(max_vocab_size=[300, 400, 300])
+
+
+@pytest.mark.parametrize(
+    "ids, error, message",
+    [
+        ([100.9, 101.2], ValueError, r"id 100\.9 is not in the vocabulary"),
+        ([100.0], ValueError, r"id 100\.0 is not in the vocabulary"),
+        (["100", "101"], ValueError, "id '100' is not in the vocabulary"),
+        ([True, 100], ValueError, "id True is not in the vocabulary"),
+        ([100, np.False_], ValueError, "False_? is not in the vocabulary"),
+        (np.array([100.0, 101.0]), ValueError, r"id 100\.0 is not in the vocabulary"),
+        (b"ab", TypeError, "stochastok takes a sequence of ids, not bytes"),
+        (bytearray(b"ab"), TypeError, "stochastok takes a sequence of ids, not bytearray"),
+        ("ab", TypeError, "stochastok takes a sequence of ids, not str"),
+        (np.array([[1248, 1248], [1248, 1248]], dtype=np.uint16), ValueError, r"one-dimensional .* shape \(2, 2\)"),
+    ],
+)
+def test_stochastok_refuses_what_is_not_a_sequence_of_ids(tok, ids, error, message):
+    """stochastok read any iterable through int(): [100.9, 101.2] became [100, 101],
+    ["100", "101"] and b"ab" became ids, True became <bos>, and a 2-D array was
+    flattened; an id that is not an integer is refused now as decode refuses it."""
+    with pytest.raises(error, match=message):
+        tok.stochastok(ids, 0.5, key=1)
+
+
+def test_stochastok_takes_ids_of_any_integer_type(tok):
+    """What stays accepted: lists and tuples of ints, numpy's integers among them, and
+    one-dimensional integer arrays (which give an array of their dtype)."""
+    ids = tok.encode("a tokenizer splits text")
+    expected = tok.stochastok(ids, 2.0, key=3)
+    assert tok.stochastok(tuple(ids), 2.0, key=3) == expected
+    assert tok.stochastok([np.int64(i) for i in ids], 2.0, key=3) == expected
+    for dtype in (np.uint16, np.int32, np.int64):
+        got = tok.stochastok(np.array(ids, dtype=dtype), 2.0, key=3)
+        assert got.dtype == dtype and got.tolist() == expected
+
+
+def test_stochastok_max_splits_is_an_integer_count(tok):
+    """max_splits=1.7 was read as 1 (and True as 1): a count is an integer, as num_samples is."""
+    ids = tok.encode("Tokenization")
+    for bad in (1.7, 1.0, True, "1"):
+        with pytest.raises(TypeError, match=f"max_splits must be an integer or None, not {type(bad).__name__}"):
+            tok.stochastok(ids, 10.0, key=1, max_splits=bad)
+    with pytest.raises(ValueError, match="max_splits must be >= 0, not -1"):
+        tok.stochastok(ids, 10.0, key=1, max_splits=-1)
+    once = tok.stochastok(ids, 10.0, key=1, max_splits=1)
+    assert len(once) == len(ids) + 1 and tok.stochastok(ids, 10.0, key=1, max_splits=np.int64(1)) == once
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"num_threads": 1},
+        {"num_threads": 2},
+        {"as_numpy": True, "num_threads": 2},
+        {"alpha": 0.1, "keys": range(1000), "num_threads": 2},
+        {"alpha": 0.1, "num_samples": 2},
+        {"return_offsets": True},
+        {"required_boundaries": [None] * 1000},
+    ],
+)
+@pytest.mark.parametrize("bad", [None, 7, ["a list"]])
+def test_a_text_of_a_batch_that_is_not_text_is_named_by_its_index(tok, options, bad):
+    """encode_batch with None at position 700 raised "object of type 'NoneType' has no
+    len()" (from counting the batch's bytes) on the default path, and elsewhere encode's
+    "text must be str or bytes, not NoneType", naming neither the text nor its index."""
+    texts: list = ["some text"] * 1000
+    texts[700] = bad
+    with pytest.raises(TypeError, match=f"^text 700 must be str or bytes, not {type(bad).__name__}$"):
+        tok.encode_batch(texts, **options)
+    texts[700] = b"some bytes"  # (bytes and str alike: fine)
+    assert len(tok.encode_batch(texts, **options)) in (2, 1000)
