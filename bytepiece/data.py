@@ -752,7 +752,7 @@ def _build_torch_classes() -> None:
             self.texts = texts
             self.transform = transform
             self.document = document
-            if block_size is not None and (int(block_size) != block_size or block_size < 1):
+            if block_size is not None and _integer(block_size, "block_size") < 1:
                 raise ValueError(f"block_size must be a positive int, not {block_size!r}")
             if block_size is not None and return_index:
                 raise ValueError("return_index has no meaning for packed blocks")

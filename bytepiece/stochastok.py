@@ -96,6 +96,8 @@ class TokenSplitter:
         ``encode``); without one, each call takes the next number of the tokenizer's
         unkeyed stream. A numpy array in gives an array of the same dtype out.
         """
+        if p is None or isinstance(p, (str, bytes, bytearray, bool, np.bool_)):
+            raise TypeError(f"p must be a number, not {type(p).__name__} {p!r}")
         p = float(p)
         if not (0.0 <= p < math.inf):
             raise ValueError(f"p must be a finite number >= 0, not {p}")

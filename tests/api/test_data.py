@@ -488,6 +488,9 @@ def test_stream_shard_numbers_must_be_integers(transform):
             TextStream(None, transform, texts=TEXTS, **kwargs)
     with pytest.raises(ValueError, match="num_shards"):
         TextStream(None, transform, texts=TEXTS, num_shards=0)
+    for bad in (True, 2.0, "4"):  # (True was a block of 1 id, 2.0 one of 2)
+        with pytest.raises(TypeError, match="^block_size must be an integer"):
+            TextStream(None, transform, texts=TEXTS, block_size=bad)
     # numpy integers are integers.
     stream = TextStream(None, transform, texts=TEXTS, num_shards=np.int64(3), rank=np.int64(0), world_size=np.int64(1))
     assert as_lists(stream) == serial(transform, 0)

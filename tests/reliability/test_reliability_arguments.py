@@ -275,6 +275,15 @@ def test_stochastok_max_splits_is_an_integer_count(tok):
     assert len(once) == len(ids) + 1 and tok.stochastok(ids, 10.0, key=1, max_splits=np.int64(1)) == once
 
 
+def test_stochastok_p_is_a_number(tok):
+    """p="0.5" and p=True went through float() (as alpha no longer does)."""
+    ids = tok.encode("Tokenization")
+    for bad in ("0.5", b"1", True, np.True_, None):
+        with pytest.raises(TypeError, match=f"p must be a number, not {type(bad).__name__}"):
+            tok.stochastok(ids, bad, key=1)
+    assert tok.stochastok(ids, np.float32(0.5), key=1) == tok.stochastok(ids, 0.5, key=1)
+
+
 @pytest.mark.parametrize(
     "options",
     [
