@@ -149,8 +149,8 @@ class TokenSplitter:
         offsets, pairs = self._splits()
         # (views of the arrays give Python ints: .tolist() of the whole table took 7 ms a
         # call, more than a short sequence's attempts, or 11 MB to keep)
-        first = memoryview(offsets)
-        flat = memoryview(pairs.reshape(-1))
+        first = offsets.data
+        flat = pairs.reshape(-1).data
         splittable = sum(first[token] != first[token + 1] for token in tokens)  # tokens with a split
         if not splittable:
             return tokens
