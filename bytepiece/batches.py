@@ -19,21 +19,12 @@ from ._core.batch import encode_flat, encode_lists
 from ._core.lattice import Lattice
 from ._numpy import is_array, np
 from .constraints import Pattern
-from .encoding import TextEncoder, check_alpha, check_count, sampler_code
+from .encoding import TextEncoder, check_alpha, check_count, not_a_text, sampler_code
 from .model import BOS_ID, EOS_ID
 from .special import SpecialSet
 
 #: Texts per core call of one batch of lists (bounds the memory of the shared buffer).
 LIST_BATCH_TEXTS = 1 << 16
-
-
-def not_a_text(texts: Sequence) -> TypeError | None:
-    """The TypeError of the first of texts that encode would refuse (not str or bytes:
-    encode's own message, with the text's index); None when there is none."""
-    for i, text in enumerate(texts):
-        if not isinstance(text, (str, bytes, bytearray, memoryview)):
-            return TypeError(f"text {i} must be str or bytes, not {type(text).__name__}")
-    return None
 
 
 def _per_text(spec: Sequence | None, n: int, name: str) -> list:

@@ -60,6 +60,15 @@ def _alpha_number(alpha, limits: str) -> float:
         raise ValueError(f"alpha must be {limits}, not {shown}") from None
 
 
+def not_a_text(texts: Sequence) -> TypeError | None:
+    """The TypeError of the first of texts that encode would refuse (not str or bytes:
+    encode's own message, with the text's index); None when there is none."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, (str, bytes, bytearray, memoryview)):
+            return TypeError(f"text {i} must be str or bytes, not {type(text).__name__}")
+    return None
+
+
 def check_alpha(alpha) -> float:
     """alpha as a float: negative for Viterbi, else a sampling alpha up to MAX_ALPHA."""
     alpha = _alpha_number(alpha, f"negative (Viterbi) or a number from 0 to {MAX_ALPHA:g} (sampling)")

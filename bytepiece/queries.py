@@ -31,7 +31,7 @@ from ._core import queries as _queries
 from ._core.lattice import Lattice
 from ._numpy import is_integer, np
 from .constraints import Pattern, Positions
-from .encoding import check_count, check_sampling_alpha
+from .encoding import check_count, check_sampling_alpha, not_a_text
 from .model import FIRST_PIECE_ID
 
 Piece = bytes | bytearray | str | int
@@ -327,7 +327,14 @@ class LatticeQueries:
         alpha = check_sampling_alpha(alpha)
         if isinstance(texts, (str, bytes)):
             raise TypeError("expected_counts takes a sequence of texts")
-        datas = [self.to_bytes(t) for t in texts]
+        texts = list(texts)
+        try:
+            datas = [self.to_bytes(t) for t in texts]
+        except TypeError:
+            error = not_a_text(texts)  # (a text that is not one: its index is named)
+            if error is None:
+                raise
+            raise error from None
         threads = _parallel.thread_count(num_threads, datas)
         blocks = [(i, lo, min(lo + COUNT_BLOCK, len(datas))) for i, lo in enumerate(range(0, len(datas), COUNT_BLOCK))]
         size = len(self.id_bytes)

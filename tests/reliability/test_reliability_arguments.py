@@ -308,3 +308,11 @@ def test_a_text_of_a_batch_that_is_not_text_is_named_by_its_index(tok, options, 
         tok.encode_batch(texts, **options)
     texts[700] = b"some bytes"  # (bytes and str alike: fine)
     assert len(tok.encode_batch(texts, **options)) in (2, 1000)
+
+
+def test_a_text_of_expected_counts_that_is_not_text_is_named_by_its_index(tok):
+    texts: list = ["some text"] * 10
+    texts[7] = None
+    with pytest.raises(TypeError, match="^text 7 must be str or bytes, not NoneType$"):
+        tok.expected_counts(texts, 0.5)
+    assert tok.expected_counts(iter(["some text", b"more"]), 0.5).sum() > 0  # (any iterable of texts)
