@@ -31,8 +31,9 @@ import bytepiece
 from bytepiece import Tokenizer
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-# Modules whose examples train models, start Dask or load torch / datasets.
+# Modules whose examples train models, export the 40k model, start Dask or load torch / datasets.
 SLOW = {
+    "bytepiece.convert",
     "bytepiece.data",
     "bytepiece.distributed",
     "bytepiece.training",

@@ -139,6 +139,7 @@ def test_export_into_a_folder_or_file(bp, tmp_path):
     assert tokenizers.Tokenizer.from_file(str(target)).get_vocab_size() == bp.vocab_size
 
 
+@pytest.mark.slow
 def test_export_into_a_new_folder_named_with_a_trailing_separator(bp, tmp_path):
     # "out/" names a folder even before it exists: it is made, not taken for a file name.
     path = bp.export_huggingface(f"{tmp_path}/new/")
