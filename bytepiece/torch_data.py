@@ -128,8 +128,11 @@ def build_classes() -> tuple[type, type, type]:
             return len(self.texts)
 
         def _index(self, index):
-            """A negative int index counted from the end, as a sequence's: the same document, same key."""
-            if isinstance(index, (int, np.integer)) and not isinstance(index, bool) and index < 0:
+            """A negative int index counted from the end, as a sequence's: the same document, same
+            key. A bool is no index (True would read document 1 under the key True)."""
+            if isinstance(index, (bool, np.bool_)):
+                raise TypeError(f"a dataset index is an int or an (epoch, int) pair, not {index!r}")
+            if isinstance(index, (int, np.integer)) and index < 0:
                 if index < -len(self.texts):
                     raise IndexError(f"index {index} out of range for {len(self.texts)} documents")
                 return int(index) + len(self.texts)
@@ -184,7 +187,8 @@ def build_classes() -> tuple[type, type, type]:
         """
 
         def __init__(self, sampler, epoch: int = 0):
-            self.sampler = range(sampler) if isinstance(sampler, int) else sampler
+            # (a number of documents, or a sampler; True is neither)
+            self.sampler = range(_integer(sampler, "sampler")) if isinstance(sampler, (int, np.integer)) else sampler
             self.epoch = _integer(epoch, "epoch")
 
         def set_epoch(self, epoch: int) -> None:

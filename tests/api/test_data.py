@@ -515,6 +515,15 @@ def test_negative_dataset_index_is_the_document_counted_from_the_end(transform):
             ds[bad]
         with pytest.raises(IndexError):
             ds.__getitems__([0, bad])
+    # A bool is no index: ds[True] read document 1 under the key (epoch, True).
+    for bad in (True, (0, False), np.True_):
+        with pytest.raises(TypeError, match="a dataset index is an int"):
+            ds[bad]
+        with pytest.raises(TypeError, match="a dataset index is an int"):
+            ds.__getitems__([0, bad])
+    with pytest.raises(TypeError, match="sampler must be an integer"):
+        EpochSampler(True)  # (was range(1))
+    assert list(EpochSampler(np.int64(2))) == [(0, 0), (0, 1)]
 
 
 def test_epochs_and_max_length_must_be_integers(model):
