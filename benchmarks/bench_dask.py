@@ -122,7 +122,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--json", help="write all measurements here")
     args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench_dask.") as tmp:  # (models and shards: removed after)
+        return run(args, tmp)
 
+
+def run(args, tmp: str) -> int:
     from distributed import Client, LocalCluster
 
     from bytepiece import Tokenizer
@@ -138,7 +142,6 @@ def main(argv=None) -> int:
     )
     options = {"max_vocab_size": args.vocab_size, "verbose": False}
     results = {"machine": info, "corpus_bytes": size, "runs": []}
-    tmp = tempfile.mkdtemp(prefix="bench_dask.")
 
     base_times = []
     for _ in range(args.repeats):

@@ -30,6 +30,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -522,6 +523,7 @@ def main(argv=None) -> int:
     finally:
         if bp is not None:
             bp.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
     speed = {c.name: mb / statistics.median(c.samples) for c in contenders}
     cpu_speed = {c.name: mb / max(statistics.median(c.cpu), 1e-9) for c in contenders}
