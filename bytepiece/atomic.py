@@ -95,13 +95,16 @@ def output_kind(path: PathLike) -> str:
 
 def check_output(path: PathLike) -> None:
     """Raise, before any work, the OSError naming ``path`` that :func:`atomic_write` would
-    raise for where the path points: a directory, socket or block device there, or no
-    folder to hold it. (What only the write can tell, a full disk, is still the write's.)"""
+    raise for where the path points: a directory, socket or block device there, no folder
+    to hold it, or one this process cannot write to. (What only the write can tell, a
+    full disk, is still the write's.)"""
     if output_kind(path) == STREAM:
         return
     folder = os.path.dirname(os.path.abspath(output_target(path)))
     if not os.path.isdir(folder):
         raise FileNotFoundError(errno.ENOENT, f"the folder {folder} does not exist", os.fspath(path))
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(errno.EACCES, f"the folder {folder} is not writable", os.fspath(path))
 
 
 def output_target(path: PathLike) -> str:

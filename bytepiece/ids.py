@@ -104,7 +104,7 @@ class IdTable:
             raise self._unknown_id(next(i for i in ids if i not in table)) from None
 
     def _unknown_id(self, i) -> UnknownIdError:
-        return UnknownIdError(f"id {i!r} is not in the vocabulary (0 .. {len(self.id_bytes) - 1})")
+        return unknown_id(i, len(self.id_bytes))
 
     @staticmethod
     def _unknown_piece(piece) -> UnknownPieceError:
@@ -128,6 +128,11 @@ class IdTable:
         mapping.update(enumerate(self.pieces, FIRST_PIECE_ID))
         mapping.update({i: name for name, i in self.special_ids.items()})
         return mapping
+
+
+def unknown_id(i, size: int) -> UnknownIdError:
+    """The error for ``i``, which is not an id of a vocabulary of ``size`` ids."""
+    return UnknownIdError(f"id {i!r} is not in the vocabulary (0 .. {size - 1})")
 
 
 def _is_id(i, size: int) -> bool:

@@ -30,7 +30,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 
 from ._numpy import is_array, is_integer, np
-from .ids import UnknownIdError
+from .ids import unknown_id
 from .keys import exact_integer
 
 #: Mixed into the random state so these draws never coincide with a segmentation's.
@@ -130,10 +130,10 @@ class TokenSplitter:
         for at, token in enumerate(tokens):
             if type(token) is not int:
                 if isinstance(token, bool) or not is_integer(token):
-                    raise UnknownIdError(f"id {token!r} is not in the vocabulary (0 .. {size - 1})")
+                    raise unknown_id(token, size)
                 tokens[at] = token = int(token)
             if not 0 <= token < size:
-                raise UnknownIdError(f"id {token} is not in the vocabulary (0 .. {size - 1})")
+                raise unknown_id(token, size)
         return tokens
 
     def _expand(self, tokens: list[int], p: float, max_splits, seed_word: int, key_word: int) -> list[int]:

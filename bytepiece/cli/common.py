@@ -489,21 +489,16 @@ def refuse_existing(path: str, force: bool) -> None:
     folder. A character device, a FIFO or /dev/stdout is written into (nothing is
     replaced, so no --force is needed); a symbolic link's target is what gets replaced;
     a directory, socket or block device is refused."""
-    from ..atomic import STREAM, output_kind, output_target
+    from ..atomic import STREAM, check_output, output_kind
 
     try:
-        kind = output_kind(path)
+        if output_kind(path) == STREAM:
+            return
+        if not force and os.path.lexists(path):
+            raise CliError(f"{path}: already exists; use --force to overwrite it")
+        check_output(path)  # (the folder: there, and writable)
     except OSError as error:
         raise CliError(f"{path}: {error.strerror}") from None
-    if kind == STREAM:
-        return
-    if not force and os.path.lexists(path):
-        raise CliError(f"{path}: already exists; use --force to overwrite it")
-    folder = os.path.dirname(os.path.abspath(output_target(path)))
-    if not os.path.isdir(folder):
-        raise CliError(f"{path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise CliError(f"{path}: the folder {folder} is not writable")
 
 
 def refuse_output_folder(path: str, force: bool = False) -> None:

@@ -66,8 +66,7 @@ def _check_flag(name: str, value: Any) -> None:
 
 def checked_workers(workers: Any) -> int:
     """``workers`` as an int: any integer type (numpy's too) >= 1, not a bool."""
-    if not _is_int(workers) or workers < 1:
-        raise TrainerError(f"workers must be an integer >= 1, not {workers!r}")
+    _check_integer("workers", workers, 1)
     return int(workers)
 
 
@@ -234,8 +233,7 @@ class TrainerOptions:
 
     def __post_init__(self) -> None:
         order = self.order
-        if not _is_int(order) or order < 1:
-            raise TrainerError(f"order must be an integer >= 1, not {order!r}")
+        _check_integer("order", order, 1)
         if order > kernels.MAX_ORDER:
             raise TrainerError(
                 f"order must be at most {kernels.MAX_ORDER} (n-grams are packed in 64 bits), not {order}"
